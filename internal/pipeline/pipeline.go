@@ -1,0 +1,82 @@
+// Package pipeline holds the contracts between receivers and the components that
+// consume what they decode: stores, forwarders and the span-metrics generator.
+// Receivers depend on these interfaces only, never on a concrete store.
+package pipeline
+
+import (
+	"context"
+	"errors"
+
+	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+)
+
+// Traces consumes decoded OTLP traces. ConsumeTraces returns only once the data is
+// durable (it survives kill -9) or with an error; the caller must not keep td.
+type Traces interface {
+	ConsumeTraces(ctx context.Context, td ptrace.Traces) error
+}
+
+// Metrics consumes decoded OTLP metrics, with the same durability promise as Traces.
+type Metrics interface {
+	ConsumeMetrics(ctx context.Context, md pmetric.Metrics) error
+}
+
+// TracesFunc adapts a function to Traces.
+type TracesFunc func(ctx context.Context, td ptrace.Traces) error
+
+// ConsumeTraces calls f.
+func (f TracesFunc) ConsumeTraces(ctx context.Context, td ptrace.Traces) error { return f(ctx, td) }
+
+// ErrOverloaded is returned (possibly wrapped) when a consumer sheds load. Receivers
+// answer it with HTTP 429 / gRPC RESOURCE_EXHAUSTED and a Retry-After hint.
+var ErrOverloaded = errors.New("overloaded, retry later")
+
+// InvalidError marks input that can never succeed: receivers answer it with HTTP 400 /
+// gRPC INVALID_ARGUMENT so that clients do not retry.
+type InvalidError struct{ Err error }
+
+func (e *InvalidError) Error() string { return e.Err.Error() }
+func (e *InvalidError) Unwrap() error { return e.Err }
+
+// Invalid wraps err as an InvalidError.
+func Invalid(err error) error { return &InvalidError{Err: err} }
+
+// IsInvalid reports whether err is, or wraps, an InvalidError.
+func IsInvalid(err error) bool {
+	var ie *InvalidError
+	return errors.As(err, &ie)
+}
+
+// FanOutTraces sends every batch to each consumer in order and returns the first error.
+// The first consumer should be the durable store: later ones (the generator) see only
+// data that was accepted.
+type FanOutTraces []Traces
+
+// ConsumeTraces implements Traces.
+func (f FanOutTraces) ConsumeTraces(ctx context.Context, td ptrace.Traces) error {
+	for _, c := range f {
+		if err := c.ConsumeTraces(ctx, td); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+type tenantKey struct{}
+
+// DefaultTenant is used when a request carries no X-Scope-OrgID.
+const DefaultTenant = "single-tenant"
+
+// WithTenant returns ctx carrying the tenant ID taken from X-Scope-OrgID.
+func WithTenant(ctx context.Context, tenant string) context.Context {
+	return context.WithValue(ctx, tenantKey{}, tenant)
+}
+
+// Tenant returns the tenant in ctx, or DefaultTenant.
+func Tenant(ctx context.Context) string {
+	if t, ok := ctx.Value(tenantKey{}).(string); ok && t != "" {
+		return t
+	}
+	return DefaultTenant
+}
