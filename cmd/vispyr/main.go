@@ -1,0 +1,71 @@
+// Command vispyr is the whole telemetry backend in one binary: `vispyr serve`
+// runs it with embedded storage; `vispyr version` prints the build.
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/vispyr/vispyr/internal/config"
+	"github.com/vispyr/vispyr/internal/server"
+	"github.com/vispyr/vispyr/internal/version"
+)
+
+const usage = `Usage: vispyr <command> [flags]
+
+Commands:
+  serve     run Vispyr with embedded storage (flags: vispyr serve --help)
+  version   print the version
+`
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(2)
+	}
+	switch os.Args[1] {
+	case "serve":
+		os.Exit(serve(os.Args[2:]))
+	case "version", "--version", "-version":
+		fmt.Printf("vispyr %s (revision %s, %s)\n", version.Version, version.Revision, version.GoVersion)
+	case "help", "--help", "-h", "-help":
+		fmt.Print(usage)
+	default:
+		fmt.Fprintf(os.Stderr, "unknown command %q\n\n%s", os.Args[1], usage)
+		os.Exit(2)
+	}
+}
+
+func serve(args []string) int {
+	for _, a := range args {
+		if a == "-h" || a == "--help" || a == "-help" {
+			fmt.Println("Usage: vispyr serve [flags]\n\nEvery flag can also be set as VISPYR_<FLAG> (dots and dashes as underscores).")
+			config.Usage("serve")
+			return 0
+		}
+	}
+	cfg, err := config.Load("serve", args, os.Getenv)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "vispyr:", err)
+		return 2
+	}
+	logger := newLogger(cfg.LogLevel)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := server.Run(ctx, cfg, logger); err != nil {
+		logger.Error("vispyr stopped", "err", err)
+		return 1
+	}
+	logger.Info("vispyr stopped cleanly")
+	return 0
+}
+
+func newLogger(level string) *slog.Logger {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(level)) // validated by config
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
+}

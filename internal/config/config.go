@@ -1,0 +1,166 @@
+// Package config holds Vispyr's one configuration struct: defaults, the YAML file,
+// environment variables and flags, applied in that order, then validated.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is everything `vispyr serve` can be told.
+type Config struct {
+	// DataDir holds every embedded store, one sub-directory each.
+	DataDir string `yaml:"data_dir"`
+	// LogLevel is debug, info, warn or error.
+	LogLevel string `yaml:"log_level"`
+
+	Listen  Listen  `yaml:"listen"`
+	Metrics Metrics `yaml:"metrics"`
+	Limits  Limits  `yaml:"limits"`
+}
+
+// Listen holds every listen address. An empty address turns that listener off.
+type Listen struct {
+	OTLPGRPC        string `yaml:"otlp_grpc"`        // 4317
+	OTLPHTTP        string `yaml:"otlp_http"`        // 4318
+	Prometheus      string `yaml:"prometheus"`       // 9090: remote write in, PromQL out
+	PyroscopeIngest string `yaml:"pyroscope_ingest"` // 9999
+	Pyroscope       string `yaml:"pyroscope"`        // 4040
+	Tempo           string `yaml:"tempo"`            // 3200
+	UI              string `yaml:"ui"`               // 3000
+	Admin           string `yaml:"admin"`            // 12345
+	Health          string `yaml:"health"`           // 13133
+}
+
+// Metrics configures the embedded Prometheus TSDB and the PromQL engine.
+type Metrics struct {
+	Retention          time.Duration `yaml:"retention"`
+	RetentionSize      int64         `yaml:"retention_size_bytes"` // 0: no size limit
+	OutOfOrderWindow   time.Duration `yaml:"out_of_order_window"`
+	MaxExemplars       int64         `yaml:"max_exemplars"`
+	QueryTimeout       time.Duration `yaml:"query_timeout"`
+	QueryMaxSamples    int           `yaml:"query_max_samples"`
+	QueryMaxConcurrent int           `yaml:"query_max_concurrent"`
+	LookbackDelta      time.Duration `yaml:"lookback_delta"`
+}
+
+// Limits protect the process from oversized or overwhelming input.
+type Limits struct {
+	// MaxRequestBytes caps a request body after decompression; larger gets 413.
+	MaxRequestBytes int64 `yaml:"max_request_bytes"`
+	// MaxSeriesPerRequest caps the series of one remote-write or OTLP request; more gets 400.
+	MaxSeriesPerRequest int `yaml:"max_series_per_request"`
+	// MaxInflightBytes caps the decoded bytes being ingested at once; more gets 429.
+	MaxInflightBytes int64 `yaml:"max_inflight_bytes"`
+}
+
+// Default returns the embedded defaults: every port of DESIGN.md, data in ./data.
+func Default() Config {
+	return Config{
+		DataDir:  "data",
+		LogLevel: "info",
+		Listen: Listen{
+			OTLPGRPC:        ":4317",
+			OTLPHTTP:        ":4318",
+			Prometheus:      ":9090",
+			PyroscopeIngest: ":9999",
+			Pyroscope:       ":4040",
+			Tempo:           ":3200",
+			UI:              ":3000",
+			Admin:           ":12345",
+			Health:          ":13133",
+		},
+		Metrics: Metrics{
+			Retention:          15 * 24 * time.Hour,
+			OutOfOrderWindow:   10 * time.Minute,
+			MaxExemplars:       100_000,
+			QueryTimeout:       2 * time.Minute,
+			QueryMaxSamples:    50_000_000,
+			QueryMaxConcurrent: 20,
+			LookbackDelta:      5 * time.Minute,
+		},
+		Limits: Limits{
+			MaxRequestBytes:     64 << 20,
+			MaxSeriesPerRequest: 100_000,
+			MaxInflightBytes:    1 << 30,
+		},
+	}
+}
+
+// LoadFile applies the YAML file at path over c. Unknown fields are errors, so a
+// typo does not silently fall back to a default.
+func (c *Config) LoadFile(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("open config: %w", err)
+	}
+	defer f.Close()
+	dec := yaml.NewDecoder(f)
+	dec.KnownFields(true)
+	// An empty file (io.EOF) means "no overrides".
+	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("parse config %s: %w", path, err)
+	}
+	return nil
+}
+
+// Validate names the first bad field.
+func (c Config) Validate() error {
+	if c.DataDir == "" {
+		return errors.New("data_dir: must not be empty")
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("log_level: %q is not one of debug, info, warn, error", c.LogLevel)
+	}
+	for name, addr := range c.Listen.byName() {
+		if addr == "" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			return fmt.Errorf("listen.%s: %q is not host:port: %w", name, addr, err)
+		}
+	}
+	m := c.Metrics
+	switch {
+	case m.Retention <= 0:
+		return errors.New("metrics.retention: must be positive")
+	case m.RetentionSize < 0:
+		return errors.New("metrics.retention_size_bytes: must not be negative")
+	case m.OutOfOrderWindow < 0:
+		return errors.New("metrics.out_of_order_window: must not be negative")
+	case m.QueryTimeout <= 0:
+		return errors.New("metrics.query_timeout: must be positive")
+	case m.QueryMaxSamples <= 0:
+		return errors.New("metrics.query_max_samples: must be positive")
+	case m.QueryMaxConcurrent <= 0:
+		return errors.New("metrics.query_max_concurrent: must be positive")
+	case m.LookbackDelta <= 0:
+		return errors.New("metrics.lookback_delta: must be positive")
+	}
+	l := c.Limits
+	switch {
+	case l.MaxRequestBytes <= 0:
+		return errors.New("limits.max_request_bytes: must be positive")
+	case l.MaxSeriesPerRequest <= 0:
+		return errors.New("limits.max_series_per_request: must be positive")
+	case l.MaxInflightBytes < l.MaxRequestBytes:
+		return errors.New("limits.max_inflight_bytes: must be at least limits.max_request_bytes")
+	}
+	return nil
+}
+
+func (l Listen) byName() map[string]string {
+	return map[string]string{
+		"otlp_grpc": l.OTLPGRPC, "otlp_http": l.OTLPHTTP, "prometheus": l.Prometheus,
+		"pyroscope_ingest": l.PyroscopeIngest, "pyroscope": l.Pyroscope, "tempo": l.Tempo,
+		"ui": l.UI, "admin": l.Admin, "health": l.Health,
+	}
+}

@@ -1,0 +1,107 @@
+package config
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+)
+
+// EnvPrefix starts the environment variable of every flag: --metrics.retention is
+// VISPYR_METRICS_RETENTION.
+const EnvPrefix = "VISPYR_"
+
+// bind registers one flag per configurable field, each writing into c.
+func bind(fs *flag.FlagSet, c *Config) {
+	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "directory for all embedded storage")
+	fs.StringVar(&c.LogLevel, "log.level", c.LogLevel, "debug, info, warn or error")
+
+	l := &c.Listen
+	fs.StringVar(&l.OTLPGRPC, "otlp.grpc-address", l.OTLPGRPC, "OTLP gRPC listen address (empty: off)")
+	fs.StringVar(&l.OTLPHTTP, "otlp.http-address", l.OTLPHTTP, "OTLP HTTP listen address (empty: off)")
+	fs.StringVar(&l.Prometheus, "metrics.listen-address", l.Prometheus, "Prometheus API and remote-write listen address")
+	fs.StringVar(&l.PyroscopeIngest, "pyroscope.ingest-address", l.PyroscopeIngest, "Pyroscope ingest-only listen address")
+	fs.StringVar(&l.Pyroscope, "pyroscope.listen-address", l.Pyroscope, "Pyroscope query and ingest listen address")
+	fs.StringVar(&l.Tempo, "tempo.listen-address", l.Tempo, "Tempo query API listen address")
+	fs.StringVar(&l.UI, "ui.listen-address", l.UI, "built-in UI listen address")
+	fs.StringVar(&l.Admin, "admin.listen-address", l.Admin, "admin listen address: /metrics, /-/ready, /debug/pprof")
+	fs.StringVar(&l.Health, "health.listen-address", l.Health, "health-check listen address (/health/status)")
+
+	m := &c.Metrics
+	fs.DurationVar(&m.Retention, "metrics.retention", m.Retention, "how long samples are kept")
+	fs.Int64Var(&m.RetentionSize, "metrics.retention-size-bytes", m.RetentionSize, "largest TSDB size before the oldest blocks go (0: no limit)")
+	fs.DurationVar(&m.OutOfOrderWindow, "metrics.out-of-order-window", m.OutOfOrderWindow, "how far back out-of-order samples are accepted")
+	fs.Int64Var(&m.MaxExemplars, "metrics.max-exemplars", m.MaxExemplars, "exemplars kept in memory")
+	fs.DurationVar(&m.QueryTimeout, "metrics.query-timeout", m.QueryTimeout, "longest a PromQL query may run")
+	fs.IntVar(&m.QueryMaxSamples, "metrics.query-max-samples", m.QueryMaxSamples, "most samples one PromQL query may load")
+	fs.IntVar(&m.QueryMaxConcurrent, "metrics.query-max-concurrent", m.QueryMaxConcurrent, "PromQL queries run at once")
+	fs.DurationVar(&m.LookbackDelta, "metrics.lookback-delta", m.LookbackDelta, "PromQL lookback delta")
+
+	lim := &c.Limits
+	fs.Int64Var(&lim.MaxRequestBytes, "limits.max-request-bytes", lim.MaxRequestBytes, "largest decompressed request body")
+	fs.IntVar(&lim.MaxSeriesPerRequest, "limits.max-series-per-request", lim.MaxSeriesPerRequest, "most series in one write request")
+	fs.Int64Var(&lim.MaxInflightBytes, "limits.max-inflight-bytes", lim.MaxInflightBytes, "most request bytes being ingested at once before 429")
+}
+
+// Load builds the configuration for args (without the program and command name):
+// defaults, then the --config YAML file, then VISPYR_* environment variables, then
+// flags, then validation.
+func Load(name string, args []string, getenv func(string) string) (Config, error) {
+	// First pass: learn --config and which flags were given, on a scratch config.
+	scratch := Default()
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	configFile := fs.String("config", "", "YAML configuration file")
+	bind(fs, &scratch)
+	if err := fs.Parse(args); err != nil {
+		return Config{}, err
+	}
+	if fs.NArg() > 0 {
+		return Config{}, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+
+	cfg := Default()
+	if *configFile != "" {
+		if err := cfg.LoadFile(*configFile); err != nil {
+			return Config{}, err
+		}
+	}
+	// Second pass: apply env and explicit flags over the file.
+	final := flag.NewFlagSet(name, flag.ContinueOnError)
+	bind(final, &cfg)
+	var err error
+	final.VisitAll(func(f *flag.Flag) {
+		if v := getenv(EnvName(f.Name)); v != "" && err == nil {
+			if e := final.Set(f.Name, v); e != nil {
+				err = fmt.Errorf("env %s: %w", EnvName(f.Name), e)
+			}
+		}
+	})
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name != "config" && err == nil {
+			err = final.Set(f.Name, f.Value.String())
+		}
+	})
+	if err != nil {
+		return Config{}, err
+	}
+	if err := cfg.Validate(); err != nil {
+		return Config{}, fmt.Errorf("invalid configuration: %w", err)
+	}
+	return cfg, nil
+}
+
+// EnvName is the environment variable that sets the flag called flagName.
+func EnvName(flagName string) string {
+	r := strings.NewReplacer(".", "_", "-", "_")
+	return EnvPrefix + strings.ToUpper(r.Replace(flagName))
+}
+
+// Usage prints every flag with its default, for `vispyr serve --help`.
+func Usage(name string) {
+	c := Default()
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.String("config", "", "YAML configuration file")
+	bind(fs, &c)
+	fs.SetOutput(os.Stdout)
+	fs.PrintDefaults()
+}

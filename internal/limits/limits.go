@@ -1,0 +1,74 @@
+// Package limits holds the guards every receiver shares: request body size and the
+// bytes being ingested at once, so that overload is refused with 413/429 before
+// memory runs out.
+package limits
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"sync/atomic"
+	"time"
+)
+
+// RetryAfter is what overloaded receivers ask clients to wait.
+const RetryAfter = 5 * time.Second
+
+// ErrTooLarge is returned when a body exceeds its limit.
+var ErrTooLarge = errors.New("request body too large")
+
+// Inflight caps the bytes of requests being decoded and stored at once.
+type Inflight struct {
+	max int64
+	cur atomic.Int64
+}
+
+// NewInflight returns a limiter admitting at most max bytes at once.
+func NewInflight(max int64) *Inflight { return &Inflight{max: max} }
+
+// Acquire reserves n bytes and reports whether they fit. A true result must be
+// paired with Release(n).
+func (l *Inflight) Acquire(n int64) bool {
+	if l == nil {
+		return true
+	}
+	if l.cur.Add(n) > l.max {
+		l.cur.Add(-n)
+		return false
+	}
+	return true
+}
+
+// Release returns n bytes reserved by Acquire.
+func (l *Inflight) Release(n int64) {
+	if l != nil {
+		l.cur.Add(-n)
+	}
+}
+
+// InUse is the number of bytes currently reserved.
+func (l *Inflight) InUse() int64 { return l.cur.Load() }
+
+// ReadBody reads at most max bytes of r.Body; ErrTooLarge when there is more.
+func ReadBody(r *http.Request, max int64) ([]byte, error) {
+	if r.ContentLength > max {
+		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, r.ContentLength, max)
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, max+1))
+	if err != nil {
+		return nil, fmt.Errorf("read body: %w", err)
+	}
+	if int64(len(body)) > max {
+		return nil, fmt.Errorf("%w: limit %d bytes", ErrTooLarge, max)
+	}
+	return body, nil
+}
+
+// WriteOverloaded answers 429 with Retry-After, the code OTLP and remote-write
+// clients retry on.
+func WriteOverloaded(w http.ResponseWriter, msg string) {
+	w.Header().Set("Retry-After", strconv.Itoa(int(RetryAfter.Seconds())))
+	http.Error(w, msg, http.StatusTooManyRequests)
+}

@@ -1,0 +1,159 @@
+package metrics
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"runtime"
+	"time"
+
+	remoteapi "github.com/prometheus/client_golang/exp/api/remote"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/route"
+	promconfig "github.com/prometheus/prometheus/config"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/rules"
+	"github.com/prometheus/prometheus/scrape"
+	"github.com/prometheus/prometheus/tsdb"
+	"github.com/prometheus/prometheus/util/features"
+	apiv1 "github.com/prometheus/prometheus/web/api/v1"
+
+	"github.com/vispyr/vispyr/internal/config"
+	"github.com/vispyr/vispyr/internal/limits"
+	"github.com/vispyr/vispyr/internal/version"
+)
+
+// APIOptions configures the Prometheus-compatible HTTP API.
+type APIOptions struct {
+	Metrics config.Metrics
+	Limits  config.Limits
+	// OTLP serves /api/v1/otlp/v1/metrics; the OTLP receiver owns that decoding.
+	OTLP http.Handler
+	// Inflight is the ingest memory budget shared with the other receivers.
+	Inflight *limits.Inflight
+}
+
+// NewAPI returns the handler for the Prometheus port: Prometheus's own v1 API
+// (queries, labels, series, exemplars, metadata, rules, buildinfo, remote write v1
+// and v2) over the embedded TSDB, with Vispyr's limits in front of remote write.
+func (s *Storage) NewAPI(opts APIOptions, logger *slog.Logger, reg prometheus.Registerer) http.Handler {
+	engine := promql.NewEngine(promql.EngineOpts{
+		Logger:                   logger.With("component", "promql"),
+		Reg:                      reg,
+		MaxSamples:               opts.Metrics.QueryMaxSamples,
+		Timeout:                  opts.Metrics.QueryTimeout,
+		ActiveQueryTracker:       newQueryLimiter(opts.Metrics.QueryMaxConcurrent),
+		LookbackDelta:            opts.Metrics.LookbackDelta,
+		EnableAtModifier:         true,
+		EnableNegativeOffset:     true,
+		EnableDelayedNameRemoval: true,
+	})
+	start := time.Now()
+	cfg := promconfig.DefaultConfig
+	api := apiv1.NewAPI(
+		engine, s.db, s.db, s.db,
+		func(context.Context) apiv1.ScrapePoolsRetriever { return noScrape{} },
+		func(context.Context) apiv1.TargetRetriever { return noScrape{} },
+		func(context.Context) apiv1.AlertmanagerRetriever { return noScrape{} },
+		func() promconfig.Config { return cfg },
+		map[string]string{},
+		apiv1.GlobalURLOptions{ListenAddress: "", Host: "", Scheme: "http"},
+		func(f http.HandlerFunc) http.HandlerFunc { return f },
+		adminStats{s.db}, s.dir,
+		false, // admin endpoints (delete series, snapshot) stay off
+		false, 0,
+		logger.With("component", "api"),
+		func(context.Context) apiv1.RulesRetriever { return noScrape{} },
+		0, 1, 1<<20, // remote read: not offered beyond Prometheus's defaults
+		false, nil,
+		func() (apiv1.RuntimeInfo, error) { return runtimeInfo(start, opts.Metrics.Retention), nil },
+		&apiv1.PrometheusVersion{
+			Version: version.Version, Revision: version.Revision, Branch: version.Branch,
+			BuildUser: version.BuildUser, BuildDate: version.BuildDate, GoVersion: version.GoVersion,
+		},
+		nil, nil,
+		prometheus.NewRegistry(), reg, nil,
+		true, remoteapi.MessageTypes{remoteapi.WriteV1MessageType, remoteapi.WriteV2MessageType},
+		false, false, false, // OTLP is served by Vispyr's receiver (opts.OTLP)
+		opts.Metrics.LookbackDelta,
+		false, false, nil,
+		features.NewRegistry(),
+		apiv1.OpenAPIOptions{},
+		nil, false, opts.Metrics.QueryTimeout,
+	)
+	router := route.New()
+	api.Register(router.WithPrefix("/api/v1"))
+
+	rw := newRemoteWriteGuard(router, opts.Limits, opts.Inflight, reg)
+	mux := http.NewServeMux()
+	mux.Handle("/", router)
+	mux.Handle("POST /api/v1/write", rw)
+	// The original Vispyr agent's Alloy pushes to prometheus.receive_http's path.
+	mux.Handle("POST /api/v1/metrics/write", http.StripPrefix("/api/v1/metrics", pathPrefix("/api/v1", rw)))
+	// Grafana takes a server answering /status/flags for Thanos: stay Prometheus.
+	mux.Handle("/api/v1/status/flags", http.NotFoundHandler())
+	if opts.OTLP != nil {
+		mux.Handle("POST /api/v1/otlp/v1/metrics", opts.OTLP)
+	}
+	return mux
+}
+
+// pathPrefix adds prefix back to the path, so an alias reaches the router's route.
+func pathPrefix(prefix string, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r2 := r.Clone(r.Context())
+		r2.URL = &url.URL{Path: prefix + r.URL.Path, RawQuery: r.URL.RawQuery}
+		h.ServeHTTP(w, r2)
+	})
+}
+
+func runtimeInfo(start time.Time, retention time.Duration) apiv1.RuntimeInfo {
+	host, _ := os.Hostname()
+	cwd, _ := os.Getwd()
+	return apiv1.RuntimeInfo{
+		StartTime: start, CWD: cwd, Hostname: host, ServerTime: time.Now(),
+		ReloadConfigSuccess: true, LastConfigTime: start,
+		GoroutineCount: runtime.NumGoroutine(), GOMAXPROCS: runtime.GOMAXPROCS(0),
+		GOGC: os.Getenv("GOGC"), GODEBUG: os.Getenv("GODEBUG"),
+		StorageRetention: retention.String(),
+	}
+}
+
+// noScrape answers the API's questions about scrape targets, alertmanagers and rules:
+// Vispyr scrapes nothing and evaluates no rules, so every list is empty.
+type noScrape struct{}
+
+func (noScrape) ScrapePools() []string                                     { return nil }
+func (noScrape) TargetsActive() map[string][]*scrape.Target                { return nil }
+func (noScrape) TargetsDropped() map[string][]*scrape.Target               { return nil }
+func (noScrape) TargetsDroppedCounts() map[string]int                      { return nil }
+func (noScrape) ScrapePoolConfig(string) (*promconfig.ScrapeConfig, error) { return nil, errNoScrape }
+func (noScrape) Alertmanagers() []*url.URL                                 { return nil }
+func (noScrape) DroppedAlertmanagers() []*url.URL                          { return nil }
+func (noScrape) RuleGroups() []*rules.Group                                { return nil }
+func (noScrape) AlertingRules() []*rules.AlertingRule                      { return nil }
+
+// adminStats exposes the TSDB's head statistics to /api/v1/status/tsdb.
+type adminStats struct{ db *tsdb.DB }
+
+func (a adminStats) CleanTombstones() error { return a.db.CleanTombstones() }
+func (a adminStats) Delete(ctx context.Context, mint, maxt int64, ms ...*labels.Matcher) error {
+	return a.db.Delete(ctx, mint, maxt, ms...)
+}
+func (a adminStats) Snapshot(dir string, withHead bool) error { return a.db.Snapshot(dir, withHead) }
+func (a adminStats) Stats(name string, limit int) (*tsdb.Stats, error) {
+	return a.db.Head().Stats(name, limit), nil
+}
+func (a adminStats) WALReplayStatus() (tsdb.WALReplayStatus, error) {
+	return tsdb.WALReplayStatus{}, nil
+}
+func (a adminStats) BlockMetas() ([]tsdb.BlockMeta, error) {
+	var metas []tsdb.BlockMeta
+	for _, b := range a.db.Blocks() {
+		metas = append(metas, b.Meta())
+	}
+	return metas, nil
+}

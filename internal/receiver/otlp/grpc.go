@@ -1,0 +1,77 @@
+package otlp
+
+import (
+	"context"
+
+	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
+	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
+
+	"github.com/vispyr/vispyr/internal/limits"
+	"github.com/vispyr/vispyr/internal/pipeline"
+)
+
+// bytesPerItem estimates the memory one decoded span or data point holds, to
+// charge gRPC requests (whose wire size the handler does not see) to the
+// in-flight budget.
+const bytesPerItem = 512
+
+// RegisterGRPC registers the OTLP trace and metric services on srv. A nil
+// consumer leaves its service unregistered, so clients get UNIMPLEMENTED.
+func RegisterGRPC(srv *grpc.Server, traces pipeline.Traces, metrics pipeline.Metrics, inflight *limits.Inflight) {
+	if traces != nil {
+		ptraceotlp.RegisterGRPCServer(srv, &grpcTraces{next: traces, inflight: inflight})
+	}
+	if metrics != nil {
+		pmetricotlp.RegisterGRPCServer(srv, &grpcMetrics{next: metrics, inflight: inflight})
+	}
+}
+
+type grpcTraces struct {
+	ptraceotlp.UnimplementedGRPCServer
+	next     pipeline.Traces
+	inflight *limits.Inflight
+}
+
+func (g *grpcTraces) Export(ctx context.Context, req ptraceotlp.ExportRequest) (ptraceotlp.ExportResponse, error) {
+	td := req.Traces()
+	cost := int64(td.SpanCount()) * bytesPerItem
+	if !g.inflight.Acquire(cost) {
+		return ptraceotlp.NewExportResponse(), overloadedStatus("too much data being ingested at once; retry later")
+	}
+	defer g.inflight.Release(cost)
+	if err := g.next.ConsumeTraces(tenantContext(ctx), td); err != nil {
+		return ptraceotlp.NewExportResponse(), grpcStatus(err)
+	}
+	return ptraceotlp.NewExportResponse(), nil
+}
+
+type grpcMetrics struct {
+	pmetricotlp.UnimplementedGRPCServer
+	next     pipeline.Metrics
+	inflight *limits.Inflight
+}
+
+func (g *grpcMetrics) Export(ctx context.Context, req pmetricotlp.ExportRequest) (pmetricotlp.ExportResponse, error) {
+	md := req.Metrics()
+	cost := int64(md.DataPointCount()) * bytesPerItem
+	if !g.inflight.Acquire(cost) {
+		return pmetricotlp.NewExportResponse(), overloadedStatus("too much data being ingested at once; retry later")
+	}
+	defer g.inflight.Release(cost)
+	if err := g.next.ConsumeMetrics(tenantContext(ctx), md); err != nil {
+		return pmetricotlp.NewExportResponse(), grpcStatus(err)
+	}
+	return pmetricotlp.NewExportResponse(), nil
+}
+
+// tenantContext carries the X-Scope-OrgID metadata into the pipeline context.
+func tenantContext(ctx context.Context) context.Context {
+	if md, ok := metadata.FromIncomingContext(ctx); ok {
+		if v := md.Get("x-scope-orgid"); len(v) > 0 {
+			return pipeline.WithTenant(ctx, v[0])
+		}
+	}
+	return ctx
+}

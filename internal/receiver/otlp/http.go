@@ -1,0 +1,239 @@
+package otlp
+
+import (
+	"bytes"
+	"compress/gzip"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+
+	"github.com/klauspost/compress/zstd"
+	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
+	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
+	spb "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/vispyr/vispyr/internal/limits"
+	"github.com/vispyr/vispyr/internal/pipeline"
+)
+
+// HTTP serves OTLP/HTTP: POST /v1/traces and /v1/metrics.
+type HTTP struct {
+	traces   pipeline.Traces
+	metrics  pipeline.Metrics
+	maxBytes int64
+	inflight *limits.Inflight
+	logger   *slog.Logger
+}
+
+// NewHTTP returns the OTLP/HTTP receiver. A nil consumer makes its path answer 404.
+func NewHTTP(traces pipeline.Traces, metrics pipeline.Metrics, maxBytes int64, inflight *limits.Inflight, logger *slog.Logger) *HTTP {
+	return &HTTP{traces: traces, metrics: metrics, maxBytes: maxBytes, inflight: inflight, logger: logger}
+}
+
+// Handler routes the standard OTLP/HTTP paths.
+func (h *HTTP) Handler() http.Handler {
+	mux := http.NewServeMux()
+	if h.traces != nil {
+		mux.HandleFunc("POST /v1/traces", h.serveTraces)
+	}
+	if h.metrics != nil {
+		mux.Handle("POST /v1/metrics", h.MetricsHandler())
+	}
+	return mux
+}
+
+// MetricsHandler serves one OTLP metrics export, whatever path it is mounted on
+// (Prometheus also takes them on /api/v1/otlp/v1/metrics).
+func (h *HTTP) MetricsHandler() http.Handler { return http.HandlerFunc(h.serveMetrics) }
+
+type encoding int
+
+const (
+	encProto encoding = iota
+	encJSON
+)
+
+func (h *HTTP) serveTraces(w http.ResponseWriter, r *http.Request) {
+	enc, body, ok := h.readRequest(w, r)
+	if !ok {
+		return
+	}
+	defer h.inflight.Release(int64(cap(body)))
+	req := ptraceotlp.NewExportRequest()
+	if err := unmarshal(enc, body, req.UnmarshalProto, req.UnmarshalJSON); err != nil {
+		writeStatus(w, enc, http.StatusBadRequest, fmt.Sprintf("decode OTLP traces: %v", err))
+		return
+	}
+	ctx := pipeline.WithTenant(r.Context(), r.Header.Get("X-Scope-OrgID"))
+	if err := h.traces.ConsumeTraces(ctx, req.Traces()); err != nil {
+		writeConsumerError(w, enc, err)
+		return
+	}
+	resp := ptraceotlp.NewExportResponse()
+	writeResponse(w, enc, resp.MarshalProto, resp.MarshalJSON)
+}
+
+func (h *HTTP) serveMetrics(w http.ResponseWriter, r *http.Request) {
+	enc, body, ok := h.readRequest(w, r)
+	if !ok {
+		return
+	}
+	defer h.inflight.Release(int64(cap(body)))
+	req := pmetricotlp.NewExportRequest()
+	if err := unmarshal(enc, body, req.UnmarshalProto, req.UnmarshalJSON); err != nil {
+		writeStatus(w, enc, http.StatusBadRequest, fmt.Sprintf("decode OTLP metrics: %v", err))
+		return
+	}
+	ctx := pipeline.WithTenant(r.Context(), r.Header.Get("X-Scope-OrgID"))
+	if err := h.metrics.ConsumeMetrics(ctx, req.Metrics()); err != nil {
+		writeConsumerError(w, enc, err)
+		return
+	}
+	resp := pmetricotlp.NewExportResponse()
+	writeResponse(w, enc, resp.MarshalProto, resp.MarshalJSON)
+}
+
+// readRequest checks the content type, decompresses within the size limit and
+// reserves the body's bytes in the in-flight budget. On false it has answered.
+func (h *HTTP) readRequest(w http.ResponseWriter, r *http.Request) (encoding, []byte, bool) {
+	enc, err := requestEncoding(r.Header.Get("Content-Type"))
+	if err != nil {
+		writeStatus(w, encProto, http.StatusUnsupportedMediaType, err.Error())
+		return enc, nil, false
+	}
+	raw, err := limits.ReadBody(r, h.maxBytes)
+	if err != nil {
+		writeStatus(w, enc, http.StatusRequestEntityTooLarge, err.Error())
+		return enc, nil, false
+	}
+	body, err := decompress(r.Header.Get("Content-Encoding"), raw, h.maxBytes)
+	switch {
+	case errors.Is(err, limits.ErrTooLarge):
+		writeStatus(w, enc, http.StatusRequestEntityTooLarge, err.Error())
+		return enc, nil, false
+	case errors.Is(err, errUnsupportedEncoding):
+		writeStatus(w, enc, http.StatusUnsupportedMediaType, err.Error())
+		return enc, nil, false
+	case err != nil:
+		writeStatus(w, enc, http.StatusBadRequest, err.Error())
+		return enc, nil, false
+	}
+	if !h.inflight.Acquire(int64(cap(body))) {
+		w.Header().Set("Retry-After", "5")
+		writeStatus(w, enc, http.StatusTooManyRequests, "too much data being ingested at once; retry later")
+		return enc, nil, false
+	}
+	return enc, body, true
+}
+
+func requestEncoding(contentType string) (encoding, error) {
+	mt, _, err := mime.ParseMediaType(contentType)
+	if err != nil {
+		return encProto, fmt.Errorf("unsupported Content-Type %q: use application/x-protobuf or application/json", contentType)
+	}
+	switch mt {
+	case "application/x-protobuf", "application/protobuf":
+		return encProto, nil
+	case "application/json":
+		return encJSON, nil
+	}
+	return encProto, fmt.Errorf("unsupported Content-Type %q: use application/x-protobuf or application/json", mt)
+}
+
+var errUnsupportedEncoding = errors.New("unsupported Content-Encoding")
+
+func decompress(contentEncoding string, raw []byte, max int64) ([]byte, error) {
+	var rd io.Reader
+	switch contentEncoding {
+	case "", "identity":
+		return raw, nil
+	case "gzip":
+		zr, err := gzip.NewReader(bytes.NewReader(raw))
+		if err != nil {
+			return nil, fmt.Errorf("decode gzip body: %w", err)
+		}
+		rd = zr
+	case "zstd":
+		zr, err := zstd.NewReader(bytes.NewReader(raw), zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(uint64(max)))
+		if err != nil {
+			return nil, fmt.Errorf("decode zstd body: %w", err)
+		}
+		defer zr.Close()
+		rd = zr
+	default:
+		return nil, fmt.Errorf("%w %q: use gzip, zstd or none", errUnsupportedEncoding, contentEncoding)
+	}
+	out, err := io.ReadAll(io.LimitReader(rd, max+1))
+	if err != nil {
+		return nil, fmt.Errorf("decompress %s body: %w", contentEncoding, err)
+	}
+	if int64(len(out)) > max {
+		return nil, fmt.Errorf("%w: decompressed body over %d bytes", limits.ErrTooLarge, max)
+	}
+	return out, nil
+}
+
+func unmarshal(enc encoding, body []byte, fromProto, fromJSON func([]byte) error) error {
+	if enc == encJSON {
+		return fromJSON(body)
+	}
+	return fromProto(body)
+}
+
+func writeResponse(w http.ResponseWriter, enc encoding, toProto, toJSON func() ([]byte, error)) {
+	marshal, ct := toProto, "application/x-protobuf"
+	if enc == encJSON {
+		marshal, ct = toJSON, "application/json"
+	}
+	b, err := marshal()
+	if err != nil {
+		writeStatus(w, enc, http.StatusInternalServerError, "encode response: "+err.Error())
+		return
+	}
+	w.Header().Set("Content-Type", ct)
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(b)
+}
+
+func writeConsumerError(w http.ResponseWriter, enc encoding, err error) {
+	code := httpStatus(err)
+	setRetryAfter(w, code)
+	writeStatus(w, enc, code, err.Error())
+}
+
+// writeStatus answers with a google.rpc.Status body, as the OTLP/HTTP spec asks.
+func writeStatus(w http.ResponseWriter, enc encoding, code int, msg string) {
+	st := &spb.Status{Code: int32(grpcCodeFor(code)), Message: msg}
+	var (
+		b  []byte
+		ct string
+	)
+	if enc == encJSON {
+		b, _ = protojson.Marshal(st)
+		ct = "application/json"
+	} else {
+		b, _ = proto.Marshal(st)
+		ct = "application/x-protobuf"
+	}
+	w.Header().Set("Content-Type", ct)
+	w.WriteHeader(code)
+	_, _ = w.Write(b)
+}
+
+func grpcCodeFor(httpCode int) codes.Code {
+	switch httpCode {
+	case http.StatusBadRequest, http.StatusRequestEntityTooLarge, http.StatusUnsupportedMediaType:
+		return codes.InvalidArgument
+	case http.StatusTooManyRequests:
+		return codes.ResourceExhausted
+	case http.StatusServiceUnavailable:
+		return codes.Unavailable
+	}
+	return codes.Internal
+}
