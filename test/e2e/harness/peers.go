@@ -1,0 +1,60 @@
+package harness
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/vispyr/vispyr/internal/testpeer"
+)
+
+// Peer is a running real peer program listening on a loopback port.
+type Peer struct {
+	*Process
+	Addr string // host:port it serves HTTP on
+}
+
+// URL returns the peer's base URL plus path.
+func (p *Peer) URL(path string) string { return "http://" + p.Addr + path }
+
+func loopback(t testing.TB) string {
+	return "127.0.0.1:" + strconv.Itoa(testpeer.FreePort(t))
+}
+
+// StartNodeExporter runs Debian's prometheus-node-exporter with a few cheap
+// collectors (cpu, meminfo, loadavg) and waits until it serves /metrics.
+func StartNodeExporter(t testing.TB) *Peer {
+	t.Helper()
+	bin := testpeer.Binary(t, "prometheus-node-exporter")
+	addr := loopback(t)
+	p := StartProcess(t, "node-exporter", bin,
+		"--web.listen-address="+addr,
+		"--collector.disable-defaults",
+		"--collector.cpu", "--collector.meminfo", "--collector.loadavg",
+	)
+	testpeer.WaitHTTP(t, "http://"+addr+"/metrics", 30*time.Second)
+	return &Peer{Process: p, Addr: addr}
+}
+
+// StartPrometheus runs Debian's prometheus with config (YAML) on a temp
+// storage dir and waits until /-/ready. extra flags are appended.
+func StartPrometheus(t testing.TB, config string, extra ...string) *Peer {
+	t.Helper()
+	bin := testpeer.Binary(t, "prometheus")
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "prometheus.yml")
+	if err := os.WriteFile(cfg, []byte(config), 0o644); err != nil {
+		t.Fatalf("write prometheus config: %v", err)
+	}
+	addr := loopback(t)
+	args := append([]string{
+		"--config.file=" + cfg,
+		"--storage.tsdb.path=" + filepath.Join(dir, "data"),
+		"--web.listen-address=" + addr,
+	}, extra...)
+	p := StartProcess(t, "prometheus", bin, args...)
+	testpeer.WaitHTTP(t, "http://"+addr+"/-/ready", 60*time.Second)
+	return &Peer{Process: p, Addr: addr}
+}
