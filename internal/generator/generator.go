@@ -1,0 +1,263 @@
+// Package generator derives metrics from spans, as Tempo's metrics-generator
+// does: span metrics (RED per operation) and a service graph. Spans are
+// aggregated in memory as they are consumed; Run writes all current series,
+// with exemplars, to a Prometheus storage every collection interval.
+package generator
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/prometheus/storage"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/vispyr/vispyr/internal/generator/series"
+	"github.com/vispyr/vispyr/internal/generator/servicegraph"
+	"github.com/vispyr/vispyr/internal/generator/spanmetrics"
+	"github.com/vispyr/vispyr/internal/pipeline"
+)
+
+// Config configures the generator.
+type Config struct {
+	SpanMetrics  spanmetrics.Config  `yaml:"span_metrics"`
+	ServiceGraph servicegraph.Config `yaml:"service_graph"`
+	// CollectionInterval is how often series are written to storage.
+	CollectionInterval time.Duration `yaml:"collection_interval"`
+	// StaleDuration drops series from memory (and so stops writing them)
+	// when no span has updated them for this long.
+	StaleDuration time.Duration `yaml:"stale_duration"`
+	// DisableSpanMetrics and DisableServiceGraph turn a processor off.
+	DisableSpanMetrics  bool `yaml:"disable_span_metrics"`
+	DisableServiceGraph bool `yaml:"disable_service_graph"`
+}
+
+// Defaults sets every field to its default (Tempo's). Call it before
+// unmarshalling YAML so that only the fields a user writes change.
+func (c *Config) Defaults() {
+	*c = Config{CollectionInterval: 15 * time.Second, StaleDuration: 15 * time.Minute}
+	c.SpanMetrics.Defaults()
+	c.ServiceGraph.Defaults()
+}
+
+// Validate reports the first invalid field.
+func (c *Config) Validate() error {
+	if c.CollectionInterval <= 0 {
+		return fmt.Errorf("collection_interval: %v must be positive", c.CollectionInterval)
+	}
+	if c.StaleDuration < c.CollectionInterval {
+		return fmt.Errorf("stale_duration: %v is shorter than collection_interval %v", c.StaleDuration, c.CollectionInterval)
+	}
+	if !c.DisableSpanMetrics {
+		if err := c.SpanMetrics.Validate(); err != nil {
+			return fmt.Errorf("span_metrics: %w", err)
+		}
+	}
+	if !c.DisableServiceGraph {
+		if err := c.ServiceGraph.Validate(); err != nil {
+			return fmt.Errorf("service_graph: %w", err)
+		}
+	}
+	return nil
+}
+
+// expireEvery is how often unpaired service-graph edges are checked, so an
+// edge expires at most this long after its wait.
+const expireEvery = time.Second
+
+// Generator consumes spans and writes the metrics derived from them.
+type Generator struct {
+	cfg    Config
+	app    storage.Appendable
+	logger *slog.Logger
+	now    func() time.Time
+
+	spans *spanmetrics.Processor  // nil when disabled
+	graph *servicegraph.Processor // nil when disabled
+
+	flushMu   sync.Mutex // one collection at a time; guards batch and lastFlush
+	batch     series.Batch
+	lastFlush int64 // ms; a new series' zero sample goes here
+
+	collections, failures prometheus.Counter
+	samples, exemplars    prometheus.Counter
+}
+
+var _ pipeline.Traces = (*Generator)(nil)
+
+// New returns a generator writing to app. cfg should have passed Validate;
+// fields left at zero take their defaults.
+func New(cfg Config, app storage.Appendable, logger *slog.Logger, reg prometheus.Registerer) *Generator {
+	return newGenerator(cfg, app, logger, reg, time.Now)
+}
+
+// newGenerator is New with a clock, for tests.
+func newGenerator(cfg Config, app storage.Appendable, logger *slog.Logger, reg prometheus.Registerer, now func() time.Time) *Generator {
+	fillZero(&cfg)
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	logger = logger.With("component", "generator")
+	m := series.NewSelfMetrics(reg)
+	g := &Generator{
+		cfg:    cfg,
+		app:    app,
+		logger: logger,
+		now:    now,
+		collections: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "vispyr_generator_collections_total",
+			Help: "Collections that wrote the generated series to storage.",
+		}),
+		failures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "vispyr_generator_collection_failures_total",
+			Help: "Collections that failed to commit, or in which storage refused samples.",
+		}),
+		samples: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "vispyr_generator_samples_written_total",
+			Help: "Samples the generator appended to storage.",
+		}),
+		exemplars: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "vispyr_generator_exemplars_written_total",
+			Help: "Exemplars the generator appended to storage.",
+		}),
+	}
+	if reg != nil {
+		reg.MustRegister(g.collections, g.failures, g.samples, g.exemplars)
+	}
+	if !cfg.DisableSpanMetrics {
+		g.spans = spanmetrics.New(cfg.SpanMetrics, cfg.StaleDuration, m, logger)
+	}
+	if !cfg.DisableServiceGraph {
+		g.graph = servicegraph.New(cfg.ServiceGraph, cfg.StaleDuration, m, logger)
+	}
+	g.lastFlush = g.now().UnixMilli()
+	return g
+}
+
+// fillZero gives zero fields their defaults, so a Config built in code
+// without Defaults still works.
+func fillZero(c *Config) {
+	var d Config
+	d.Defaults()
+	if c.CollectionInterval <= 0 {
+		c.CollectionInterval = d.CollectionInterval
+	}
+	if c.StaleDuration <= 0 {
+		c.StaleDuration = d.StaleDuration
+	}
+	sm, sg := &c.SpanMetrics, &c.ServiceGraph
+	if len(sm.HistogramBuckets) == 0 {
+		sm.HistogramBuckets = d.SpanMetrics.HistogramBuckets
+	}
+	if sm.IntrinsicDimensions == (spanmetrics.IntrinsicDimensions{}) {
+		sm.IntrinsicDimensions = d.SpanMetrics.IntrinsicDimensions
+	}
+	if sm.MaxActiveSeries <= 0 {
+		sm.MaxActiveSeries = d.SpanMetrics.MaxActiveSeries
+	}
+	if sg.Wait <= 0 {
+		sg.Wait = d.ServiceGraph.Wait
+	}
+	if sg.MaxItems <= 0 {
+		sg.MaxItems = d.ServiceGraph.MaxItems
+	}
+	if len(sg.HistogramBuckets) == 0 {
+		sg.HistogramBuckets = d.ServiceGraph.HistogramBuckets
+	}
+	if sg.PeerAttributes == nil {
+		sg.PeerAttributes = d.ServiceGraph.PeerAttributes
+	}
+	if sg.DatabaseNameAttributes == nil {
+		sg.DatabaseNameAttributes = d.ServiceGraph.DatabaseNameAttributes
+	}
+	if sg.MaxActiveSeries <= 0 {
+		sg.MaxActiveSeries = d.ServiceGraph.MaxActiveSeries
+	}
+}
+
+// ConsumeTraces aggregates td into the in-memory series. It does no I/O and
+// never waits on storage; it keeps nothing that aliases td.
+func (g *Generator) ConsumeTraces(_ context.Context, td ptrace.Traces) error {
+	now := g.now().UnixMilli()
+	if g.spans != nil {
+		g.spans.Consume(td, now)
+	}
+	if g.graph != nil {
+		g.graph.Consume(td, now)
+	}
+	return nil
+}
+
+// Run writes the series every collection interval and expires unpaired
+// edges, until ctx is done; then it writes once more and returns.
+func (g *Generator) Run(ctx context.Context) error {
+	collect := time.NewTicker(g.cfg.CollectionInterval)
+	defer collect.Stop()
+	expire := time.NewTicker(expireEvery)
+	defer expire.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			g.expire()
+			if err := g.Flush(context.WithoutCancel(ctx)); err != nil {
+				return fmt.Errorf("final flush: %w", err)
+			}
+			return nil
+		case <-expire.C:
+			g.expire()
+		case <-collect.C:
+			if err := g.Flush(ctx); err != nil {
+				g.logger.Error("write generated metrics", "err", err)
+			}
+		}
+	}
+}
+
+func (g *Generator) expire() {
+	if g.graph != nil {
+		g.graph.Expire(g.now().UnixMilli())
+	}
+}
+
+// Flush writes every current series to storage at the current time and
+// commits. Samples the storage refuses are skipped and reported in the
+// error; the others are still committed.
+func (g *Generator) Flush(ctx context.Context) error {
+	g.flushMu.Lock()
+	defer g.flushMu.Unlock()
+	now := g.now().UnixMilli()
+	g.batch.Reset()
+	if g.spans != nil {
+		g.spans.Collect(&g.batch, now)
+	}
+	if g.graph != nil {
+		g.graph.Collect(&g.batch, now)
+	}
+	if g.batch.Len() == 0 {
+		g.lastFlush = now
+		return nil
+	}
+	app := g.app.Appender(ctx)
+	st := g.batch.Append(app, now, g.lastFlush)
+	g.batch.Reset()
+	if err := app.Commit(); err != nil {
+		g.failures.Inc()
+		return fmt.Errorf("commit generated metrics: %w", err)
+	}
+	g.lastFlush = now
+	g.collections.Inc()
+	g.samples.Add(float64(st.Samples))
+	g.exemplars.Add(float64(st.Exemplars))
+	if st.FailedExemplars > 0 {
+		// Exemplars are best effort: the samples they annotate were written.
+		g.logger.Debug("storage refused exemplars", "count", st.FailedExemplars, "first", st.FirstExErr)
+	}
+	if st.FailedSamples > 0 {
+		g.failures.Inc()
+		return fmt.Errorf("storage refused %d of %d samples: %w", st.FailedSamples, st.FailedSamples+st.Samples, st.FirstSampleErr)
+	}
+	return nil
+}

@@ -1,0 +1,426 @@
+// Package servicegraph pairs the client and server (or producer and
+// consumer) spans of each request across services and writes Tempo's
+// service-graph metrics, which Grafana's service map queries.
+package servicegraph
+
+import (
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/prometheus/model/labels"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/vispyr/vispyr/internal/generator/series"
+)
+
+// Metric names written by the processor (Tempo's).
+const (
+	MetricRequestTotal   = "traces_service_graph_request_total"
+	MetricRequestFailed  = "traces_service_graph_request_failed_total"
+	MetricServerSeconds  = "traces_service_graph_request_server_seconds"
+	MetricClientSeconds  = "traces_service_graph_request_client_seconds"
+	MetricUnpairedSpans  = "traces_service_graph_unpaired_spans_total"
+	MetricDroppedSpans   = "traces_service_graph_dropped_spans_total"
+	LabelClient          = "client"
+	LabelServer          = "server"
+	LabelConnectionType  = "connection_type"
+	LabelVirtualNode     = "virtual_node"
+	ConnMessagingSystem  = "messaging_system"
+	ConnDatabase         = "database"
+	ConnVirtualNode      = "virtual_node"
+	unknownClientService = "user" // Tempo's name for whoever called a root span
+)
+
+// Name identifies the processor in self-metrics and logs.
+const Name = "service_graph"
+
+// Processor pairs spans into edges and keeps the edges' series in memory.
+type Processor struct {
+	cfg        Config
+	dimLabels  []string // per value slot of the edge series tuple after the fixed ones
+	perEdge    int      // Prometheus series per edge series entry
+	staleAfter int64    // ms
+
+	mu       sync.Mutex
+	store    *store
+	edges    *series.Table[edgeSeries]
+	counters *series.Table[counter] // unpaired and dropped spans
+	limit    *series.Limit
+	vals     []string // scratch for series lookups, under mu
+}
+
+type edgeSeries struct {
+	lastUpdated   int64
+	isNew         bool
+	total, failed float64
+	server        series.Histogram
+	client        series.Histogram
+
+	totalLbls, failedLbls  labels.Labels
+	serverLbls, clientLbls series.HistogramLabels
+}
+
+type counter struct {
+	lastUpdated int64
+	isNew       bool
+	v           float64
+	lbls        labels.Labels
+}
+
+// fixed labels at the start of an edge series tuple
+var edgeLabels = [...]string{LabelClient, LabelServer, LabelConnectionType, LabelVirtualNode}
+
+// New returns a processor for a validated cfg.
+func New(cfg Config, staleAfter time.Duration, m *series.SelfMetrics, logger *slog.Logger) *Processor {
+	p := &Processor{
+		cfg:        cfg,
+		perEdge:    seriesPerEdge(cfg.HistogramBuckets),
+		staleAfter: staleAfter.Milliseconds(),
+		store:      newStore(cfg.Wait.Milliseconds(), cfg.MaxItems, len(cfg.Dimensions)),
+		edges:      series.NewTable[edgeSeries](),
+		counters:   series.NewTable[counter](),
+		limit:      series.NewLimit(cfg.MaxActiveSeries, Name, m, logger),
+	}
+	for _, d := range cfg.Dimensions {
+		p.dimLabels = append(p.dimLabels, dimensionLabels(d, cfg.EnableClientServerPrefix)...)
+	}
+	p.vals = make([]string, 0, len(edgeLabels)+len(p.dimLabels))
+	return p
+}
+
+// seriesPerEdge is request and failed totals plus two histograms.
+func seriesPerEdge(bounds []float64) int { return 2 + 2*series.Series(bounds) }
+
+// Consume pairs the client/server and producer/consumer spans of td, as seen
+// at nowMs (unix ms). Spans of resources without service.name are ignored,
+// as Tempo does: they cannot name a node.
+func (p *Processor) Consume(td ptrace.Traces, nowMs int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	rss := td.ResourceSpans()
+	for i := 0; i < rss.Len(); i++ {
+		rs := rss.At(i)
+		res := rs.Resource().Attributes()
+		sv, ok := res.Get("service.name")
+		if !ok {
+			continue
+		}
+		service := ""
+		sss := rs.ScopeSpans()
+		for j := 0; j < sss.Len(); j++ {
+			spans := sss.At(j).Spans()
+			for s := 0; s < spans.Len(); s++ {
+				span := spans.At(s)
+				switch span.Kind() {
+				case ptrace.SpanKindClient, ptrace.SpanKindProducer,
+					ptrace.SpanKindServer, ptrace.SpanKindConsumer:
+				default:
+					continue
+				}
+				if service == "" {
+					// Copied once per resource, only if it has edge spans.
+					service = strings.Clone(attrString(sv))
+				}
+				p.consumeSpan(service, res, span, nowMs)
+			}
+		}
+	}
+}
+
+func (p *Processor) consumeSpan(service string, res pcommon.Map, span ptrace.Span, nowMs int64) {
+	kind := span.Kind()
+	isClient := kind == ptrace.SpanKindClient || kind == ptrace.SpanKindProducer
+	key := edgeKey{trace: span.TraceID()}
+	if isClient {
+		key.span = span.SpanID()
+	} else {
+		key.span = span.ParentSpanID()
+	}
+	e, stored := p.store.m[key]
+	if !stored {
+		e = p.store.newEdge(key, nowMs)
+	}
+	if isClient {
+		p.updateClient(e, service, res, span)
+	} else {
+		p.updateServer(e, service, res, span)
+	}
+	switch {
+	case e.complete():
+		p.record(e, nowMs)
+		if stored {
+			p.store.remove(e)
+		} else {
+			p.store.release(e)
+		}
+	case stored:
+	case p.store.full():
+		p.count(MetricDroppedSpans, e.client, e.server, e.connType, nowMs)
+		p.store.release(e)
+	default:
+		p.store.insert(e)
+	}
+}
+
+func (p *Processor) updateClient(e *edge, service string, res pcommon.Map, span ptrace.Span) {
+	// As in Tempo, the side seen last sets the connection type.
+	e.kind = span.Kind()
+	e.connType = ""
+	if e.kind == ptrace.SpanKindProducer {
+		e.connType = ConnMessagingSystem
+	}
+	e.client = service
+	e.clientLatency = durationSeconds(span)
+	e.failed = e.failed || span.Status().Code() == ptrace.StatusCodeError
+	e.traceID = span.TraceID()
+	e.spanID = span.SpanID()
+	attrs := span.Attributes()
+	p.fillDims(e.clientDims, res, attrs)
+	for _, k := range p.cfg.PeerAttributes {
+		if v, ok := attrs.Get(k); ok {
+			e.peer = strings.Clone(attrString(v))
+			break
+		}
+	}
+	p.detectDatabase(e, res, attrs)
+}
+
+func (p *Processor) updateServer(e *edge, service string, res pcommon.Map, span ptrace.Span) {
+	e.kind = span.Kind()
+	e.connType = ""
+	if e.kind == ptrace.SpanKindConsumer {
+		e.connType = ConnMessagingSystem
+	}
+	e.server = service
+	e.serverLatency = durationSeconds(span)
+	e.failed = e.failed || span.Status().Code() == ptrace.StatusCodeError
+	e.root = span.ParentSpanID().IsEmpty()
+	e.traceID = span.TraceID()
+	if e.spanID == ([8]byte{}) {
+		e.spanID = span.SpanID()
+	}
+	attrs := span.Attributes()
+	p.fillDims(e.serverDims, res, attrs)
+	for _, k := range p.cfg.PeerAttributes {
+		if v, ok := attrs.Get(k); ok {
+			e.peer = strings.Clone(attrString(v))
+			break
+		}
+	}
+}
+
+// detectDatabase turns a client span with a database attribute into a
+// complete edge to the database node, named as Tempo names it: peer.service,
+// server.address, network.peer.address[:port], else the database attribute.
+func (p *Processor) detectDatabase(e *edge, res, attrs pcommon.Map) {
+	dbName, ok := "", false
+	for _, k := range p.cfg.DatabaseNameAttributes {
+		if dbName, ok = lookup(k, res, attrs); ok {
+			break
+		}
+	}
+	if !ok {
+		return
+	}
+	e.connType = ConnDatabase
+	e.serverLatency = e.clientLatency
+	if v, ok := lookup("peer.service", res, attrs); ok {
+		e.server = strings.Clone(v)
+	} else if v, ok := lookup("server.address", res, attrs); ok {
+		e.server = strings.Clone(v)
+	} else if host, ok := lookup("network.peer.address", res, attrs); ok {
+		if port, ok := lookup("network.peer.port", res, attrs); ok {
+			e.server = host + ":" + port
+		} else {
+			e.server = strings.Clone(host)
+		}
+	} else {
+		e.server = strings.Clone(dbName)
+	}
+}
+
+func (p *Processor) fillDims(dst []string, res, attrs pcommon.Map) {
+	for i, d := range p.cfg.Dimensions {
+		if v, ok := lookup(d, res, attrs); ok {
+			dst[i] = strings.Clone(v)
+		}
+	}
+}
+
+// lookup finds key among the resource attributes, then the span's.
+func lookup(key string, res, attrs pcommon.Map) (string, bool) {
+	if v, ok := res.Get(key); ok {
+		return attrString(v), true
+	}
+	if v, ok := attrs.Get(key); ok {
+		return attrString(v), true
+	}
+	return "", false
+}
+
+// Expire ends the wait of edges older than the configured wait at nowMs. An
+// edge missing its client becomes a call from a virtual node if its server
+// span is a root; one missing its server becomes a call to a virtual node if
+// the client span names a peer; the rest count as unpaired spans.
+func (p *Processor) Expire(nowMs int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.store.expire(nowMs, func(e *edge) {
+		switch {
+		case e.client == "" && e.root:
+			e.client = e.peer
+			if e.client == "" {
+				e.client = unknownClientService
+			}
+			e.connType = ConnVirtualNode
+			p.recordVirtual(e, "client", nowMs)
+		case e.server == "" && e.peer != "":
+			e.server = e.peer
+			e.connType = ConnVirtualNode
+			p.recordVirtual(e, "server", nowMs)
+		default:
+			p.count(MetricUnpairedSpans, e.client, e.server, e.connType, nowMs)
+		}
+	})
+}
+
+func (p *Processor) recordVirtual(e *edge, side string, nowMs int64) {
+	if !p.cfg.EnableVirtualNodeLabel {
+		side = ""
+	}
+	p.recordAs(e, side, nowMs)
+}
+
+func (p *Processor) record(e *edge, nowMs int64) { p.recordAs(e, "", nowMs) }
+
+// recordAs updates the series of a completed edge.
+func (p *Processor) recordAs(e *edge, virtualNode string, nowMs int64) {
+	vals := append(p.vals[:0], e.client, e.server, e.connType, virtualNode)
+	for i := range p.cfg.Dimensions {
+		if p.cfg.EnableClientServerPrefix {
+			vals = append(vals, e.clientDims[i], e.serverDims[i])
+		} else if e.serverDims[i] != "" {
+			vals = append(vals, e.serverDims[i])
+		} else {
+			vals = append(vals, e.clientDims[i])
+		}
+	}
+	p.vals = vals
+	h := p.edges.Hash(vals)
+	s := p.edges.Get(h, vals)
+	if s == nil {
+		if !p.limit.TryAdd(p.perEdge, nowMs) {
+			return
+		}
+		s = p.edges.Insert(h, vals)
+		p.initEdgeSeries(s, vals)
+	}
+	s.lastUpdated = nowMs
+	s.total++
+	if e.failed {
+		s.failed++
+	}
+	s.server.Observe(p.cfg.HistogramBuckets, e.serverLatency, e.traceID, e.spanID)
+	s.client.Observe(p.cfg.HistogramBuckets, e.clientLatency, e.traceID, e.spanID)
+}
+
+func (p *Processor) initEdgeSeries(s *edgeSeries, vals []string) {
+	b := labels.NewBuilder(labels.EmptyLabels())
+	for i, name := range edgeLabels {
+		b.Set(name, series.CleanValue(vals[i]))
+	}
+	for i, name := range p.dimLabels {
+		b.Set(name, series.CleanValue(vals[len(edgeLabels)+i]))
+	}
+	b.Set(labels.MetricName, MetricRequestTotal)
+	s.totalLbls = b.Labels()
+	b.Set(labels.MetricName, MetricRequestFailed)
+	s.failedLbls = b.Labels()
+	s.serverLbls = series.NewHistogramLabels(b, MetricServerSeconds, p.cfg.HistogramBuckets)
+	s.clientLbls = series.NewHistogramLabels(b, MetricClientSeconds, p.cfg.HistogramBuckets)
+	s.server = series.NewHistogram(p.cfg.HistogramBuckets)
+	s.client = series.NewHistogram(p.cfg.HistogramBuckets)
+	s.isNew = true
+}
+
+// count increments the unpaired or dropped spans counter of an edge's nodes.
+func (p *Processor) count(metric, client, server, connType string, nowMs int64) {
+	vals := append(p.vals[:0], metric, client, server, connType)
+	p.vals = vals
+	h := p.counters.Hash(vals)
+	c := p.counters.Get(h, vals)
+	if c == nil {
+		if !p.limit.TryAdd(1, nowMs) {
+			return
+		}
+		c = p.counters.Insert(h, vals)
+		c.lbls = labels.New(
+			labels.Label{Name: labels.MetricName, Value: metric},
+			labels.Label{Name: LabelClient, Value: series.CleanValue(client)},
+			labels.Label{Name: LabelServer, Value: series.CleanValue(server)},
+			labels.Label{Name: LabelConnectionType, Value: connType},
+		).WithoutEmpty()
+		c.isNew = true
+	}
+	c.lastUpdated = nowMs
+	c.v++
+}
+
+// Collect adds every live series to b and forgets those not updated for the
+// stale duration.
+func (p *Processor) Collect(b *series.Batch, nowMs int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	staleBefore := nowMs - p.staleAfter
+	p.edges.Range(func(_ []string, s *edgeSeries) bool {
+		if s.lastUpdated < staleBefore {
+			p.limit.Remove(p.perEdge)
+			return false
+		}
+		b.AddCounter(s.totalLbls, s.total, s.isNew)
+		b.AddCounter(s.failedLbls, s.failed, s.isNew)
+		b.AddHistogram(&s.serverLbls, &s.server, s.isNew)
+		b.AddHistogram(&s.clientLbls, &s.client, s.isNew)
+		s.isNew = false
+		return true
+	})
+	p.counters.Range(func(_ []string, c *counter) bool {
+		if c.lastUpdated < staleBefore {
+			p.limit.Remove(1)
+			return false
+		}
+		b.AddCounter(c.lbls, c.v, c.isNew)
+		c.isNew = false
+		return true
+	})
+	p.limit.Report()
+}
+
+// Pending returns the number of edges waiting for their other side.
+func (p *Processor) Pending() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.store.m)
+}
+
+func durationSeconds(span ptrace.Span) float64 {
+	if start, end := span.StartTimestamp(), span.EndTimestamp(); end > start {
+		return float64(end-start) / 1e9
+	}
+	return 0
+}
+
+func attrString(v pcommon.Value) string {
+	switch v.Type() {
+	case pcommon.ValueTypeStr:
+		return v.Str()
+	case pcommon.ValueTypeInt:
+		return strconv.FormatInt(v.Int(), 10)
+	default:
+		return v.AsString()
+	}
+}
