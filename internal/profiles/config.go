@@ -1,0 +1,68 @@
+package profiles
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Config controls the profile store. Zero values are replaced by Defaults.
+type Config struct {
+	// Retention deletes blocks whose newest profile is older than this.
+	Retention time.Duration `yaml:"retention"`
+	// MaxDiskBytes deletes the oldest blocks while the store uses more; 0 = no limit.
+	MaxDiskBytes int64 `yaml:"max_disk_bytes"`
+	// BlockDuration is how long the head collects profiles before it is written as
+	// an immutable block (Pyroscope cuts at one hour too).
+	BlockDuration time.Duration `yaml:"block_duration"`
+	// MaxHeadSamples cuts the head early so memory stays bounded under heavy load.
+	MaxHeadSamples int `yaml:"max_head_samples"`
+	// MaxPendingBytes bounds encoded batches waiting for the WAL fsync; beyond it
+	// Append sheds load with pipeline.ErrOverloaded.
+	MaxPendingBytes int64 `yaml:"max_pending_bytes"`
+	// BlockCacheSize is how many decoded blocks queries keep in memory.
+	BlockCacheSize int `yaml:"block_cache_size"`
+}
+
+// Defaults fills zero fields. Retention of 30 days matches the rest of Vispyr.
+func (c *Config) Defaults() {
+	if c.Retention == 0 {
+		c.Retention = 30 * 24 * time.Hour
+	}
+	if c.BlockDuration == 0 {
+		c.BlockDuration = time.Hour
+	}
+	if c.MaxHeadSamples == 0 {
+		c.MaxHeadSamples = 20_000_000
+	}
+	if c.MaxPendingBytes == 0 {
+		c.MaxPendingBytes = 256 << 20
+	}
+	if c.BlockCacheSize == 0 {
+		c.BlockCacheSize = 8
+	}
+}
+
+// Validate names the first bad field.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Retention < time.Minute {
+		errs = append(errs, fmt.Errorf("profiles.retention: %s is below 1m", c.Retention))
+	}
+	if c.MaxDiskBytes < 0 {
+		errs = append(errs, fmt.Errorf("profiles.max_disk_bytes: %d is negative", c.MaxDiskBytes))
+	}
+	if c.BlockDuration < time.Second || c.BlockDuration > 24*time.Hour {
+		errs = append(errs, fmt.Errorf("profiles.block_duration: %s is outside 1s..24h", c.BlockDuration))
+	}
+	if c.MaxHeadSamples < 1000 {
+		errs = append(errs, fmt.Errorf("profiles.max_head_samples: %d is below 1000", c.MaxHeadSamples))
+	}
+	if c.MaxPendingBytes < 1<<20 {
+		errs = append(errs, fmt.Errorf("profiles.max_pending_bytes: %d is below 1MiB", c.MaxPendingBytes))
+	}
+	if c.BlockCacheSize < 1 {
+		errs = append(errs, fmt.Errorf("profiles.block_cache_size: %d is below 1", c.BlockCacheSize))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,334 @@
+package profiles
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/promql/parser"
+)
+
+// Selector picks series and a time range. Times are Unix nanoseconds, inclusive.
+type Selector struct {
+	Tenant     string
+	Start, End int64
+	// TypeID restricts to one profile type; "" means all.
+	TypeID   string
+	Matchers []*labels.Matcher
+}
+
+var selectorParser = parser.NewParser(parser.Options{EnableUnquotedUTF8Names: true})
+
+// ParseSelector parses a label selector such as `{service_name="x"}`; "" and "{}"
+// select everything.
+func ParseSelector(s string) ([]*labels.Matcher, error) {
+	s = strings.TrimSpace(s)
+	if s == "" || strings.ReplaceAll(s, " ", "") == "{}" {
+		return nil, nil
+	}
+	ms, err := selectorParser.ParseMetricSelector(s)
+	if err != nil {
+		return nil, fmt.Errorf("parse label selector %q: %w", s, err)
+	}
+	return ms, nil
+}
+
+func (sel *Selector) matches(ls labels.Labels, minT, maxT int64) bool {
+	if maxT < sel.Start || minT > sel.End {
+		return false
+	}
+	if ls.Get(labelTenant) != sel.Tenant {
+		return false
+	}
+	if sel.TypeID != "" && ls.Get(LabelProfileType) != sel.TypeID {
+		return false
+	}
+	for _, m := range sel.Matchers {
+		if !m.Matches(ls.Get(m.Name)) {
+			return false
+		}
+	}
+	return true
+}
+
+// publicLabels drops the hidden tenant label.
+func publicLabels(ls labels.Labels) labels.Labels {
+	return labels.NewBuilder(ls).Del(labelTenant).Labels()
+}
+
+// forEachSeriesLabels calls fn with the public labels of every matching series, from
+// the head and from block metadata (no block data is decoded).
+func (s *Store) forEachSeriesLabels(sel *Selector, fn func(labels.Labels)) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for _, t := range s.memTables() {
+		for _, sr := range t.series {
+			if sel.matches(sr.labels, sr.minT, sr.maxT) {
+				fn(publicLabels(sr.labels))
+			}
+		}
+	}
+	for _, b := range s.blocks {
+		if b.meta.MaxT < sel.Start || b.meta.MinT > sel.End {
+			continue
+		}
+		for _, sr := range b.meta.Series {
+			if sel.matches(sr.ls, sr.MinT, sr.MaxT) {
+				fn(publicLabels(sr.ls))
+			}
+		}
+	}
+}
+
+// memTables returns the head and heads being flushed; callers hold s.mu.
+func (s *Store) memTables() []*table {
+	return append([]*table{s.head}, s.flushing...)
+}
+
+// forEachTable calls fn for the head and every block overlapping the selector's time
+// range, decoding blocks through the cache.
+func (s *Store) forEachTable(ctx context.Context, sel *Selector, fn func(*table) error) error {
+	s.mu.RLock()
+	mem := s.memTables()
+	var blocks []*block
+	for _, b := range s.blocks {
+		if b.meta.MaxT >= sel.Start && b.meta.MinT <= sel.End {
+			blocks = append(blocks, b)
+		}
+	}
+	// The head is read under the lock (appends mutate it); blocks are immutable.
+	for _, t := range mem {
+		if err := fn(t); err != nil {
+			s.mu.RUnlock()
+			return err
+		}
+	}
+	s.mu.RUnlock()
+	for _, b := range blocks {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		t, ok := s.cache.get(b.dir)
+		if !ok {
+			var err error
+			if t, err = b.load(); err != nil {
+				return err
+			}
+			s.cache.put(b.dir, t)
+		}
+		if err := fn(t); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ProfileTypes lists the profile type IDs with data in the selector's range.
+func (s *Store) ProfileTypes(sel Selector) []ProfileType {
+	seen := map[string]struct{}{}
+	s.forEachSeriesLabels(&sel, func(ls labels.Labels) { seen[ls.Get(LabelProfileType)] = struct{}{} })
+	var out []ProfileType
+	for id := range seen {
+		if pt, err := ParseProfileType(id); err == nil {
+			out = append(out, pt)
+		}
+	}
+	slices.SortFunc(out, func(a, b ProfileType) int { return compareStrings(a.ID(), b.ID()) })
+	return out
+}
+
+// LabelNames lists the label names of matching series, sorted.
+func (s *Store) LabelNames(sel Selector) []string {
+	seen := map[string]struct{}{}
+	s.forEachSeriesLabels(&sel, func(ls labels.Labels) {
+		ls.Range(func(l labels.Label) { seen[l.Name] = struct{}{} })
+	})
+	return sortedKeys(seen)
+}
+
+// LabelValues lists the values of label name over matching series, sorted.
+func (s *Store) LabelValues(sel Selector, name string) []string {
+	seen := map[string]struct{}{}
+	s.forEachSeriesLabels(&sel, func(ls labels.Labels) {
+		if v := ls.Get(name); v != "" {
+			seen[v] = struct{}{}
+		}
+	})
+	return sortedKeys(seen)
+}
+
+// Series returns the distinct label sets of matching series, reduced to names when
+// names is not empty.
+func (s *Store) Series(sel Selector, names []string) []labels.Labels {
+	seen := map[uint64]labels.Labels{}
+	s.forEachSeriesLabels(&sel, func(ls labels.Labels) {
+		if len(names) > 0 {
+			ls = labels.NewBuilder(ls).Keep(names...).Labels()
+		}
+		seen[ls.Hash()] = ls
+	})
+	out := make([]labels.Labels, 0, len(seen))
+	for _, ls := range seen {
+		out = append(out, ls)
+	}
+	slices.SortFunc(out, labels.Compare)
+	return out
+}
+
+// SampleFilter restricts merged samples to spans or traces; nil keeps all.
+type SampleFilter struct {
+	SpanIDs  map[uint64]struct{}
+	TraceIDs map[string]struct{}
+}
+
+// MergeTree merges every matching sample into one call tree.
+func (s *Store) MergeTree(ctx context.Context, sel Selector, filter *SampleFilter) (*Tree, error) {
+	tree := NewTree()
+	err := s.forEachTable(ctx, &sel, func(t *table) error {
+		m := newTableMerger(tree, t)
+		var traces map[uint32]bool
+		if filter != nil && len(filter.TraceIDs) > 0 {
+			traces = map[uint32]bool{}
+			for i, n := range t.names {
+				if _, ok := filter.TraceIDs[n]; ok {
+					traces[uint32(i)] = true
+				}
+			}
+		}
+		for _, sr := range t.series {
+			if !sel.matches(sr.labels, sr.minT, sr.maxT) {
+				continue
+			}
+			for i := range sr.profiles {
+				p := &sr.profiles[i]
+				if p.t < sel.Start || p.t > sel.End {
+					continue
+				}
+				for _, x := range p.samples {
+					if filter != nil && !filter.keep(x, traces) {
+						continue
+					}
+					m.add(x.node, x.value)
+				}
+			}
+		}
+		m.flush()
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	tree.sum()
+	return tree, nil
+}
+
+func (f *SampleFilter) keep(x sampleRec, traces map[uint32]bool) bool {
+	if len(f.SpanIDs) > 0 {
+		if _, ok := f.SpanIDs[x.span]; !ok {
+			return false
+		}
+	}
+	if traces != nil && !traces[x.trace] {
+		return false
+	}
+	return true
+}
+
+// Aggregation of points that fall in one step.
+type Aggregation int
+
+// Aggregations SelectSeries supports, as Pyroscope names them.
+const (
+	AggregateSum Aggregation = iota
+	AggregateAvg
+)
+
+// Point is a value at a step-aligned time (nanoseconds).
+type Point struct {
+	T int64
+	V float64
+}
+
+// SeriesPoints is one output series of SelectSeries.
+type SeriesPoints struct {
+	Labels labels.Labels
+	Points []Point
+}
+
+// SelectSeries sums the total of every matching profile into step-aligned buckets,
+// one output series per distinct value of groupBy.
+func (s *Store) SelectSeries(ctx context.Context, sel Selector, step int64, groupBy []string, agg Aggregation) ([]SeriesPoints, error) {
+	if step <= 0 {
+		return nil, fmt.Errorf("step must be positive")
+	}
+	type acc struct {
+		ls     labels.Labels
+		sum    map[int64]float64
+		counts map[int64]int
+	}
+	groups := map[uint64]*acc{}
+	err := s.forEachTable(ctx, &sel, func(t *table) error {
+		for _, sr := range t.series {
+			if !sel.matches(sr.labels, sr.minT, sr.maxT) {
+				continue
+			}
+			ls := labels.NewBuilder(sr.labels).Keep(groupBy...).Labels()
+			g := groups[ls.Hash()]
+			if g == nil {
+				g = &acc{ls: ls, sum: map[int64]float64{}, counts: map[int64]int{}}
+				groups[ls.Hash()] = g
+			}
+			for _, p := range sr.profiles {
+				if p.t < sel.Start || p.t > sel.End {
+					continue
+				}
+				ts := p.t - (p.t-sel.Start)%step
+				g.sum[ts] += float64(p.total)
+				g.counts[ts]++
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]SeriesPoints, 0, len(groups))
+	for _, g := range groups {
+		if len(g.sum) == 0 {
+			continue
+		}
+		sp := SeriesPoints{Labels: g.ls}
+		for ts, v := range g.sum {
+			if agg == AggregateAvg {
+				v /= float64(g.counts[ts])
+			}
+			sp.Points = append(sp.Points, Point{T: ts, V: v})
+		}
+		sort.Slice(sp.Points, func(i, j int) bool { return sp.Points[i].T < sp.Points[j].T })
+		out = append(out, sp)
+	}
+	slices.SortFunc(out, func(a, b SeriesPoints) int { return labels.Compare(a.Labels, b.Labels) })
+	return out, nil
+}
+
+func sortedKeys(m map[string]struct{}) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func compareStrings(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}

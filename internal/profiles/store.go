@@ -1,0 +1,409 @@
+package profiles
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/prometheus/model/labels"
+
+	"github.com/vispyr/vispyr/internal/pipeline"
+	"github.com/vispyr/vispyr/internal/profiles/wal"
+)
+
+// Store is the profile store. Append is durable when it returns; queries see data as
+// soon as Append returns.
+type Store struct {
+	cfg       Config
+	dir       string
+	blocksDir string
+	logger    *slog.Logger
+	m         *storeMetrics
+	wal       *wal.WAL
+	now       func() time.Time
+
+	// appendMu is held shared by Append across its WAL write and head insert, and
+	// exclusively by a head cut, so no record can land in a WAL segment that is
+	// truncated after its head was flushed without it.
+	appendMu sync.RWMutex
+
+	mu        sync.RWMutex // guards everything below
+	head      *table
+	headStart time.Time
+	flushing  []*table
+	blocks    []*block // ascending MinT
+
+	cache   *blockCache
+	pending atomic.Int64
+	cutReq  chan struct{}
+	cutMu   sync.Mutex // one cut at a time
+	closed  atomic.Bool
+}
+
+// Open opens the store in dataDir, replaying its WAL into the head.
+func Open(cfg Config, dataDir string, logger *slog.Logger, reg prometheus.Registerer) (*Store, error) {
+	cfg.Defaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	s := &Store{
+		cfg:       cfg,
+		dir:       dataDir,
+		blocksDir: filepath.Join(dataDir, "blocks"),
+		logger:    logger,
+		m:         newStoreMetrics(reg),
+		now:       time.Now,
+		head:      newTable(),
+		headStart: time.Now(),
+		cache:     newBlockCache(cfg.BlockCacheSize),
+		cutReq:    make(chan struct{}, 1),
+	}
+	if err := os.MkdirAll(s.blocksDir, 0o755); err != nil {
+		return nil, fmt.Errorf("create blocks dir: %w", err)
+	}
+	walSeq, err := s.openBlocks()
+	if err != nil {
+		return nil, err
+	}
+	walDir := filepath.Join(dataDir, "wal")
+	if err := s.replay(walDir, walSeq); err != nil {
+		return nil, err
+	}
+	if s.wal, err = wal.Open(walDir, logger); err != nil {
+		return nil, err
+	}
+	s.updateDiskMetrics()
+	return s, nil
+}
+
+// openBlocks loads every block's meta and returns the WAL segment below which all
+// data is already in blocks.
+func (s *Store) openBlocks() (int, error) {
+	ents, err := os.ReadDir(s.blocksDir)
+	if err != nil {
+		return 0, fmt.Errorf("list blocks: %w", err)
+	}
+	walSeq := 0
+	for _, e := range ents {
+		path := filepath.Join(s.blocksDir, e.Name())
+		if strings.HasSuffix(e.Name(), ".tmp") {
+			// A flush that crashed half-way: its data is still in the WAL.
+			if err := os.RemoveAll(path); err != nil {
+				return 0, fmt.Errorf("remove partial block: %w", err)
+			}
+			continue
+		}
+		b, err := openBlock(path)
+		if err != nil {
+			return 0, err
+		}
+		s.blocks = append(s.blocks, b)
+		walSeq = max(walSeq, b.meta.WALSeq)
+	}
+	slices.SortFunc(s.blocks, func(a, b *block) int { return cmpI64(a.meta.MinT, b.meta.MinT) })
+	s.logger.Info("opened profile blocks", "blocks", len(s.blocks))
+	return walSeq, nil
+}
+
+func (s *Store) replay(walDir string, flushedSeq int) error {
+	segs, err := wal.Segments(walDir)
+	if err != nil {
+		return err
+	}
+	for _, seq := range segs {
+		if seq < flushedSeq {
+			// Flushed into a block before a crash that came before truncation.
+			if err := os.Remove(filepath.Join(walDir, fmt.Sprintf("%08d.wal", seq))); err != nil {
+				return fmt.Errorf("remove flushed wal segment: %w", err)
+			}
+		}
+	}
+	start := time.Now()
+	n := 0
+	err = wal.Replay(walDir, s.logger, func(_ int, rec []byte) error {
+		b, err := DecodeBatch(rec)
+		if err != nil {
+			s.logger.Warn("skipping undecodable profiles wal record", "err", err)
+			return nil
+		}
+		withTenant(b)
+		s.head.append(b)
+		n++
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("replay wal: %w", err)
+	}
+	if n > 0 {
+		s.logger.Info("replayed profiles wal", "batches", n, "samples", s.head.samples, "duration", time.Since(start))
+	}
+	return nil
+}
+
+// Append stores b durably. It returns pipeline.ErrOverloaded when too much data is
+// waiting for the disk, and an invalid-input error when b is inconsistent.
+func (s *Store) Append(ctx context.Context, b *Batch) error {
+	if err := b.Validate(); err != nil {
+		return pipeline.Invalid(err)
+	}
+	if len(b.Profiles) == 0 {
+		return nil
+	}
+	if s.closed.Load() {
+		return errClosed
+	}
+	if b.Tenant == "" {
+		b.Tenant = pipeline.Tenant(ctx)
+	}
+	rec := EncodeBatch(nil, b)
+	size := int64(len(rec))
+	if s.pending.Add(size) > s.cfg.MaxPendingBytes {
+		s.pending.Add(-size)
+		s.m.rejected.Inc()
+		return pipeline.ErrOverloaded
+	}
+	defer s.pending.Add(-size)
+	withTenant(b)
+
+	s.appendMu.RLock()
+	defer s.appendMu.RUnlock()
+	if _, err := s.wal.Append(rec); err != nil {
+		return fmt.Errorf("write profiles wal: %w", err)
+	}
+	s.mu.Lock()
+	s.head.append(b)
+	full := s.head.samples >= s.cfg.MaxHeadSamples
+	s.mu.Unlock()
+	if full {
+		select {
+		case s.cutReq <- struct{}{}:
+		default:
+		}
+	}
+	s.m.profiles.Add(float64(len(b.Profiles)))
+	s.m.samples.Add(float64(b.NumSamples()))
+	return nil
+}
+
+// withTenant adds the hidden tenant label to every profile.
+func withTenant(b *Batch) {
+	for i := range b.Profiles {
+		p := &b.Profiles[i]
+		lb := labels.NewBuilder(p.Labels)
+		lb.Set(labelTenant, b.Tenant)
+		p.Labels = lb.Labels()
+	}
+}
+
+// Run cuts the head into blocks and applies retention until ctx ends.
+func (s *Store) Run(ctx context.Context) error {
+	tick := time.NewTicker(min(s.cfg.BlockDuration/4, 10*time.Second))
+	defer tick.Stop()
+	retention := time.NewTicker(time.Minute)
+	defer retention.Stop()
+	s.applyRetention()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-s.cutReq:
+			s.cutAndLog()
+		case <-tick.C:
+			s.mu.RLock()
+			due := !s.head.empty() && s.now().Sub(s.headStart) >= s.cfg.BlockDuration
+			s.mu.RUnlock()
+			if due {
+				s.cutAndLog()
+			}
+		case <-retention.C:
+			s.applyRetention()
+		}
+	}
+}
+
+func (s *Store) cutAndLog() {
+	if err := s.CutHead(); err != nil {
+		s.logger.Error("flush profiles head", "err", err)
+	}
+}
+
+// CutHead writes the current head as a block and starts a new one. The head stays
+// queryable (from memory) until its block is on disk.
+func (s *Store) CutHead() error {
+	s.cutMu.Lock()
+	defer s.cutMu.Unlock()
+	s.appendMu.Lock()
+	s.mu.RLock()
+	empty := s.head.empty()
+	s.mu.RUnlock()
+	if empty {
+		s.appendMu.Unlock()
+		return nil
+	}
+	seq, err := s.wal.Cut()
+	if err != nil {
+		s.appendMu.Unlock()
+		return fmt.Errorf("cut wal: %w", err)
+	}
+	s.mu.Lock()
+	old := s.head
+	s.head, s.headStart = newTable(), s.now()
+	s.flushing = append(s.flushing, old)
+	s.mu.Unlock()
+	s.appendMu.Unlock()
+
+	start := time.Now()
+	name := fmt.Sprintf("%019d-%08d", old.minT, seq)
+	b, err := writeBlock(s.blocksDir, name, old, seq)
+	if err != nil {
+		return fmt.Errorf("write block: %w", err)
+	}
+	s.mu.Lock()
+	s.flushing = slices.DeleteFunc(s.flushing, func(t *table) bool { return t == old })
+	s.blocks = append(s.blocks, b)
+	slices.SortFunc(s.blocks, func(a, b *block) int { return cmpI64(a.meta.MinT, b.meta.MinT) })
+	s.mu.Unlock()
+	s.cache.put(b.dir, old)
+	old.nameIdx, old.nodeIdx, old.seriesIdx = nil, nil, nil
+
+	if err := s.wal.Truncate(seq); err != nil {
+		return fmt.Errorf("truncate wal: %w", err)
+	}
+	s.m.blocksWritten.Inc()
+	s.logger.Info("flushed profiles head", "block", name, "series", len(b.meta.Series),
+		"profiles", b.meta.Profiles, "bytes", b.size, "duration", time.Since(start))
+	s.updateDiskMetrics()
+	return nil
+}
+
+// applyRetention deletes blocks past the retention time, then the oldest blocks
+// while the store is larger than MaxDiskBytes.
+func (s *Store) applyRetention() {
+	cutoff := s.now().Add(-s.cfg.Retention).UnixNano()
+	var drop []*block
+	s.mu.Lock()
+	total := s.wal.Size()
+	for _, b := range s.blocks {
+		total += b.size
+	}
+	keep := s.blocks[:0]
+	for _, b := range s.blocks {
+		switch {
+		case b.meta.MaxT < cutoff:
+			drop = append(drop, b)
+			total -= b.size
+		case s.cfg.MaxDiskBytes > 0 && total > s.cfg.MaxDiskBytes:
+			drop = append(drop, b)
+			total -= b.size
+		default:
+			keep = append(keep, b)
+		}
+	}
+	s.blocks = keep
+	s.mu.Unlock()
+	for _, b := range drop {
+		s.cache.remove(b.dir)
+		if err := os.RemoveAll(b.dir); err != nil {
+			s.logger.Error("delete profile block", "block", b.dir, "err", err)
+			continue
+		}
+		s.m.blocksDeleted.Inc()
+		s.logger.Info("deleted profile block by retention", "block", filepath.Base(b.dir), "bytes", b.size)
+	}
+	s.updateDiskMetrics()
+}
+
+// DiskBytes returns the bytes the store holds on disk (blocks and WAL).
+func (s *Store) DiskBytes() int64 {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	n := s.wal.Size()
+	for _, b := range s.blocks {
+		n += b.size
+	}
+	return n
+}
+
+func (s *Store) updateDiskMetrics() {
+	s.m.diskBytes.Set(float64(s.DiskBytes()))
+	s.mu.RLock()
+	s.m.blocks.Set(float64(len(s.blocks)))
+	s.mu.RUnlock()
+}
+
+// Close stops accepting data. The WAL already holds everything acknowledged, so
+// the head is not flushed: the next Open replays it.
+func (s *Store) Close() error {
+	if s.closed.Swap(true) {
+		return nil
+	}
+	s.appendMu.Lock()
+	defer s.appendMu.Unlock()
+	return s.wal.Close()
+}
+
+func cmpI64(a, b int64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// blockCache keeps the most recently used decoded blocks.
+type blockCache struct {
+	mu    sync.Mutex
+	size  int
+	order []string
+	items map[string]*table
+}
+
+func newBlockCache(size int) *blockCache {
+	return &blockCache{size: size, items: map[string]*table{}}
+}
+
+func (c *blockCache) get(dir string) (*table, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t, ok := c.items[dir]
+	if ok {
+		c.touch(dir)
+	}
+	return t, ok
+}
+
+func (c *blockCache) touch(dir string) {
+	c.order = slices.DeleteFunc(c.order, func(d string) bool { return d == dir })
+	c.order = append(c.order, dir)
+}
+
+func (c *blockCache) put(dir string, t *table) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.items[dir] = t
+	c.touch(dir)
+	for len(c.order) > c.size {
+		delete(c.items, c.order[0])
+		c.order = c.order[1:]
+	}
+}
+
+func (c *blockCache) remove(dir string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.items, dir)
+	c.order = slices.DeleteFunc(c.order, func(d string) bool { return d == dir })
+}
+
+var errClosed = errors.New("profile store closed")

@@ -1,0 +1,329 @@
+// Package pyroscope receives profiles the way Pyroscope does: the legacy /ingest
+// endpoint every Pyroscope SDK uses, and the connect push API.
+package pyroscope
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"mime/multipart"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"connectrpc.com/connect"
+	"github.com/grafana/pyroscope/api/gen/proto/go/push/v1/pushv1connect"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/vispyr/vispyr/internal/pipeline"
+	"github.com/vispyr/vispyr/internal/profiles"
+	"github.com/vispyr/vispyr/internal/profiles/convert"
+)
+
+// Appender stores a batch durably; *profiles.Store implements it.
+type Appender interface {
+	Append(ctx context.Context, b *profiles.Batch) error
+}
+
+// MaxBodyBytes bounds one request body (compressed), like Pyroscope's request limit.
+const MaxBodyBytes = 32 << 20
+
+// retryAfterSeconds is what overloaded answers tell clients to wait.
+const retryAfterSeconds = "5"
+
+type handler struct {
+	store    Appender
+	logger   *slog.Logger
+	requests *prometheus.CounterVec
+}
+
+// NewHandler serves /ingest, /pyroscope/ingest and /push.v1.PusherService/Push.
+func NewHandler(store Appender, logger *slog.Logger, reg prometheus.Registerer) http.Handler {
+	h := &handler{
+		store:  store,
+		logger: logger,
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vispyr_pyroscope_ingest_requests_total",
+			Help: "Pyroscope ingest requests by endpoint, format and HTTP status.",
+		}, []string{"endpoint", "format", "code"}),
+	}
+	if reg != nil {
+		reg.MustRegister(h.requests)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/ingest", h.ingest)
+	mux.HandleFunc("/pyroscope/ingest", h.ingest)
+	path, push := pushv1connect.NewPusherServiceHandler(&pushService{h: h}, connect.WithReadMaxBytes(MaxBodyBytes))
+	mux.Handle(path, withTenant(push))
+	return mux
+}
+
+func withTenant(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if t := r.Header.Get("X-Scope-OrgID"); t != "" {
+			r = r.WithContext(pipeline.WithTenant(r.Context(), t))
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// httpError carries the status an ingest failure is answered with.
+type httpError struct {
+	code int
+	err  error
+}
+
+func (e *httpError) Error() string { return e.err.Error() }
+func (e *httpError) Unwrap() error { return e.err }
+
+func errorf(code int, format string, args ...any) error {
+	return &httpError{code: code, err: fmt.Errorf(format, args...)}
+}
+
+func (h *handler) ingest(w http.ResponseWriter, r *http.Request) {
+	format := r.URL.Query().Get("format")
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		h.fail(w, "ingest", format, errorf(http.StatusMethodNotAllowed, "method %s not allowed, use POST", r.Method))
+		return
+	}
+	ctx := r.Context()
+	if t := r.Header.Get("X-Scope-OrgID"); t != "" {
+		ctx = pipeline.WithTenant(ctx, t)
+	}
+	b, err := h.decodeIngest(r)
+	if err == nil {
+		err = h.append(ctx, b)
+	}
+	if err != nil {
+		h.fail(w, "ingest", format, err)
+		return
+	}
+	h.requests.WithLabelValues("ingest", formatLabel(format), "200").Inc()
+	w.WriteHeader(http.StatusOK)
+}
+
+func (h *handler) append(ctx context.Context, b *profiles.Batch) error {
+	if b == nil || len(b.Profiles) == 0 {
+		return nil
+	}
+	err := h.store.Append(ctx, b)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, pipeline.ErrOverloaded):
+		return &httpError{code: http.StatusTooManyRequests, err: err}
+	case pipeline.IsInvalid(err):
+		return &httpError{code: http.StatusBadRequest, err: err}
+	default:
+		return &httpError{code: http.StatusInternalServerError, err: fmt.Errorf("store profile: %w", err)}
+	}
+}
+
+func (h *handler) fail(w http.ResponseWriter, endpoint, format string, err error) {
+	code := http.StatusBadRequest
+	var he *httpError
+	if errors.As(err, &he) {
+		code = he.code
+	}
+	if code == http.StatusTooManyRequests {
+		w.Header().Set("Retry-After", retryAfterSeconds)
+	}
+	if code >= 500 {
+		h.logger.Error("profile ingest failed", "err", err)
+	}
+	h.requests.WithLabelValues(endpoint, formatLabel(format), strconv.Itoa(code)).Inc()
+	http.Error(w, err.Error(), code)
+}
+
+func formatLabel(f string) string {
+	switch f {
+	case "", "pprof", "jfr", "lines", "trie", "tree", "speedscope", "groups":
+		return f
+	}
+	return "other"
+}
+
+// params are the /ingest query parameters.
+type params struct {
+	app        string
+	labels     map[string]string
+	start      time.Time
+	spyName    string
+	sampleRate uint32
+}
+
+func parseParams(r *http.Request) (params, error) {
+	q := r.URL.Query()
+	var p params
+	var err error
+	p.app, p.labels, err = convert.ParseAppName(q.Get("name"))
+	if err != nil {
+		return p, errorf(http.StatusBadRequest, "name: %w", err)
+	}
+	if p.app == "" && p.labels[profiles.LabelServiceName] == "" {
+		return p, errorf(http.StatusBadRequest, "name: missing application name (name=app{labels})")
+	}
+	p.start = time.Now()
+	if s := q.Get("from"); s != "" {
+		if p.start, err = convert.ParseTime(s); err != nil {
+			return p, errorf(http.StatusBadRequest, "from: %w", err)
+		}
+	}
+	if s := q.Get("until"); s != "" {
+		if _, err := convert.ParseTime(s); err != nil {
+			return p, errorf(http.StatusBadRequest, "until: %w", err)
+		}
+	}
+	p.sampleRate = 100
+	if s := q.Get("sampleRate"); s != "" {
+		// Pyroscope falls back to 100 on a bad rate instead of rejecting the data.
+		if n, err := strconv.ParseUint(s, 10, 32); err == nil && n > 0 {
+			p.sampleRate = uint32(n)
+		}
+	}
+	p.spyName = q.Get("spyName")
+	return p, nil
+}
+
+func (h *handler) decodeIngest(r *http.Request) (*profiles.Batch, error) {
+	p, err := parseParams(r)
+	if err != nil {
+		return nil, err
+	}
+	body, err := readBody(r)
+	if err != nil {
+		return nil, err
+	}
+	format := r.URL.Query().Get("format")
+	ct := r.Header.Get("Content-Type")
+	switch {
+	case format == "pprof":
+		return pprofBatch(body, nil, p)
+	case format == "jfr":
+		return nil, errorf(http.StatusUnprocessableEntity, "format=jfr is not supported by Vispyr (no JFR parser); send pprof")
+	case format == "trie" || format == "tree" || format == "speedscope" ||
+		ct == "binary/octet-stream+trie" || ct == "binary/octet-stream+tree":
+		return nil, errorf(http.StatusUnprocessableEntity, "format %q is not supported; send pprof or folded lines", format)
+	case format == "lines":
+		return foldedBatch(body, p, true)
+	case format == "" && strings.Contains(ct, "multipart/form-data"):
+		return multipartBatch(body, ct, p)
+	case format == "" || format == "groups" || format == "folded":
+		return foldedBatch(body, p, false)
+	default:
+		return nil, errorf(http.StatusUnprocessableEntity, "unknown format %q", format)
+	}
+}
+
+func readBody(r *http.Request) ([]byte, error) {
+	var rd io.Reader = http.MaxBytesReader(nil, r.Body, MaxBodyBytes)
+	if strings.EqualFold(r.Header.Get("Content-Encoding"), "gzip") {
+		zr, err := gzip.NewReader(rd)
+		if err != nil {
+			return nil, errorf(http.StatusBadRequest, "gunzip body: %w", err)
+		}
+		rd = io.LimitReader(zr, convert.MaxDecompressedBytes+1)
+	}
+	body, err := io.ReadAll(rd)
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &mbe):
+		return nil, errorf(http.StatusRequestEntityTooLarge, "request body exceeds %d bytes", MaxBodyBytes)
+	case err != nil:
+		return nil, errorf(http.StatusBadRequest, "read body: %w", err)
+	case len(body) > convert.MaxDecompressedBytes:
+		return nil, errorf(http.StatusRequestEntityTooLarge, "decompressed body exceeds %d bytes", convert.MaxDecompressedBytes)
+	}
+	return body, nil
+}
+
+func seriesLabels(p params) map[string]string {
+	ls := make(map[string]string, len(p.labels)+1)
+	for k, v := range p.labels {
+		ls[k] = v
+	}
+	if ls[profiles.LabelServiceName] == "" {
+		ls[profiles.LabelServiceName] = p.app
+	}
+	return ls
+}
+
+func pprofBatch(data []byte, stc map[string]convert.SampleTypeConfig, p params) (*profiles.Batch, error) {
+	if len(data) == 0 {
+		return nil, nil
+	}
+	prof, err := convert.ParsePprof(data)
+	if err != nil {
+		if errors.Is(err, convert.ErrTooLarge) {
+			return nil, &httpError{code: http.StatusRequestEntityTooLarge, err: err}
+		}
+		return nil, &httpError{code: http.StatusBadRequest, err: fmt.Errorf("bad pprof: %w", err)}
+	}
+	b, err := convert.FromPprof(prof, convert.Input{
+		Labels: seriesLabels(p), SpyName: p.spyName, StartNanos: p.start.UnixNano(), SampleTypeConfig: stc,
+	})
+	if err != nil {
+		return nil, &httpError{code: http.StatusBadRequest, err: fmt.Errorf("bad pprof: %w", err)}
+	}
+	return b, nil
+}
+
+func foldedBatch(data []byte, p params, lines bool) (*profiles.Batch, error) {
+	b, err := convert.FromFolded(data, convert.FoldedInput{
+		AppName: p.app, Labels: p.labels, SpyName: p.spyName, SampleRate: p.sampleRate,
+		StartNanos: p.start.UnixNano(), Lines: lines,
+	})
+	if err != nil {
+		return nil, &httpError{code: http.StatusBadRequest, err: fmt.Errorf("bad folded profile: %w", err)}
+	}
+	return b, nil
+}
+
+// multipartBatch reads pyroscope-go's and @pyroscope/nodejs's form: a `profile` part
+// with a (gzipped) pprof and an optional `sample_type_config` JSON part.
+func multipartBatch(body []byte, contentType string, p params) (*profiles.Batch, error) {
+	_, mp, err := mime.ParseMediaType(contentType)
+	if err != nil || mp["boundary"] == "" {
+		return nil, errorf(http.StatusBadRequest, "multipart: bad content type %q", contentType)
+	}
+	mr := multipart.NewReader(bytes.NewReader(body), mp["boundary"])
+	var profile []byte
+	var stc map[string]convert.SampleTypeConfig
+	for {
+		part, err := mr.NextPart()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, errorf(http.StatusBadRequest, "multipart: %w", err)
+		}
+		data, err := io.ReadAll(part)
+		if err != nil {
+			return nil, errorf(http.StatusBadRequest, "multipart part %q: %w", part.FormName(), err)
+		}
+		switch part.FormName() {
+		case "profile":
+			profile = data
+		case "prev_profile":
+			if len(data) > 0 {
+				return nil, errorf(http.StatusBadRequest, "prev_profile is not supported: update the Pyroscope client")
+			}
+		case "sample_type_config":
+			if err := json.Unmarshal(data, &stc); err != nil {
+				return nil, errorf(http.StatusBadRequest, "sample_type_config: %w", err)
+			}
+		}
+	}
+	if profile == nil {
+		return nil, errorf(http.StatusBadRequest, "multipart: missing `profile` part")
+	}
+	return pprofBatch(profile, stc, p)
+}
