@@ -1,0 +1,243 @@
+package spanrow
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+)
+
+// The attribute codec is a compact, self-describing binary form of a pcommon.Map.
+// Blocks and the head keep attributes in it instead of OTLP protobuf because it is
+// smaller (no field tags) and because identical maps encode to identical bytes, which
+// lets Parquet's dictionary encoding store a repeated resource once.
+//
+//	map   = uvarint(count) { string(key) value }
+//	value = type-byte payload
+//	string = uvarint(len) bytes
+
+const (
+	tEmpty byte = iota
+	tStr
+	tInt
+	tDouble
+	tBool
+	tBytes
+	tSlice
+	tMap
+)
+
+// maxDepth bounds nesting so that a hostile blob cannot exhaust the stack.
+const maxDepth = 64
+
+var errShort = errors.New("truncated attribute data")
+
+// AppendMap appends the encoding of m to dst.
+func AppendMap(dst []byte, m pcommon.Map) []byte {
+	dst = binary.AppendUvarint(dst, uint64(m.Len()))
+	m.Range(func(k string, v pcommon.Value) bool {
+		dst = appendString(dst, k)
+		dst = appendValue(dst, v)
+		return true
+	})
+	return dst
+}
+
+func appendString(dst []byte, s string) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(s)))
+	return append(dst, s...)
+}
+
+func appendValue(dst []byte, v pcommon.Value) []byte {
+	switch v.Type() {
+	case pcommon.ValueTypeStr:
+		dst = append(dst, tStr)
+		return appendString(dst, v.Str())
+	case pcommon.ValueTypeInt:
+		dst = append(dst, tInt)
+		return binary.AppendVarint(dst, v.Int())
+	case pcommon.ValueTypeDouble:
+		dst = append(dst, tDouble)
+		return binary.LittleEndian.AppendUint64(dst, math.Float64bits(v.Double()))
+	case pcommon.ValueTypeBool:
+		b := byte(0)
+		if v.Bool() {
+			b = 1
+		}
+		return append(dst, tBool, b)
+	case pcommon.ValueTypeBytes:
+		dst = append(dst, tBytes)
+		raw := v.Bytes().AsRaw()
+		dst = binary.AppendUvarint(dst, uint64(len(raw)))
+		return append(dst, raw...)
+	case pcommon.ValueTypeSlice:
+		dst = append(dst, tSlice)
+		s := v.Slice()
+		dst = binary.AppendUvarint(dst, uint64(s.Len()))
+		for i := 0; i < s.Len(); i++ {
+			dst = appendValue(dst, s.At(i))
+		}
+		return dst
+	case pcommon.ValueTypeMap:
+		dst = append(dst, tMap)
+		return AppendMap(dst, v.Map())
+	default:
+		return append(dst, tEmpty)
+	}
+}
+
+// decoder reads the codec from a byte slice, remembering the first error.
+type decoder struct {
+	b   []byte
+	err error
+}
+
+func (d *decoder) fail(err error) {
+	if d.err == nil {
+		d.err = err
+	}
+	d.b = nil
+}
+
+func (d *decoder) uvarint() uint64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.fail(errShort)
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) varint() int64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Varint(d.b)
+	if n <= 0 {
+		d.fail(errShort)
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) bytes() []byte {
+	n := d.uvarint()
+	if d.err != nil {
+		return nil
+	}
+	if n > uint64(len(d.b)) {
+		d.fail(errShort)
+		return nil
+	}
+	out := d.b[:n:n]
+	d.b = d.b[n:]
+	return out
+}
+
+func (d *decoder) string() string { return string(d.bytes()) }
+
+func (d *decoder) byte1() byte {
+	if d.err != nil {
+		return 0
+	}
+	if len(d.b) == 0 {
+		d.fail(errShort)
+		return 0
+	}
+	c := d.b[0]
+	d.b = d.b[1:]
+	return c
+}
+
+func (d *decoder) fixed(n int) []byte {
+	if d.err != nil {
+		return nil
+	}
+	if len(d.b) < n {
+		d.fail(errShort)
+		return nil
+	}
+	out := d.b[:n]
+	d.b = d.b[n:]
+	return out
+}
+
+// count reads an element count and rejects counts that cannot fit in the rest of the
+// input (every element takes at least one byte), so corrupt data cannot make us allocate.
+func (d *decoder) count() int {
+	n := d.uvarint()
+	if n > uint64(len(d.b)) {
+		d.fail(fmt.Errorf("attribute count %d exceeds remaining %d bytes", n, len(d.b)))
+		return 0
+	}
+	return int(n)
+}
+
+func (d *decoder) mapInto(m pcommon.Map, depth int) {
+	if depth > maxDepth {
+		d.fail(errors.New("attributes nested too deeply"))
+		return
+	}
+	n := d.count()
+	m.EnsureCapacity(n)
+	for i := 0; i < n && d.err == nil; i++ {
+		k := d.string()
+		d.valueInto(m.PutEmpty(k), depth)
+	}
+}
+
+func (d *decoder) valueInto(v pcommon.Value, depth int) {
+	switch t := d.byte1(); t {
+	case tEmpty:
+	case tStr:
+		v.SetStr(d.string())
+	case tInt:
+		v.SetInt(d.varint())
+	case tDouble:
+		if b := d.fixed(8); b != nil {
+			v.SetDouble(math.Float64frombits(binary.LittleEndian.Uint64(b)))
+		}
+	case tBool:
+		v.SetBool(d.byte1() != 0)
+	case tBytes:
+		v.SetEmptyBytes().FromRaw(d.bytes())
+	case tSlice:
+		if depth+1 > maxDepth {
+			d.fail(errors.New("attributes nested too deeply"))
+			return
+		}
+		s := v.SetEmptySlice()
+		n := d.count()
+		s.EnsureCapacity(n)
+		for i := 0; i < n && d.err == nil; i++ {
+			d.valueInto(s.AppendEmpty(), depth+1)
+		}
+	case tMap:
+		d.mapInto(v.SetEmptyMap(), depth+1)
+	default:
+		if d.err == nil {
+			d.fail(fmt.Errorf("unknown attribute value type %d", t))
+		}
+	}
+}
+
+// DecodeMap decodes b (as written by AppendMap) into m, which it clears first.
+func DecodeMap(b []byte, m pcommon.Map) error {
+	m.Clear()
+	d := decoder{b: b}
+	d.mapInto(m, 0)
+	if d.err == nil && len(d.b) != 0 {
+		d.err = fmt.Errorf("%d trailing bytes after attributes", len(d.b))
+	}
+	if d.err != nil {
+		return fmt.Errorf("decode attributes: %w", d.err)
+	}
+	return nil
+}

@@ -1,0 +1,125 @@
+package spanrow
+
+import (
+	"testing"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+)
+
+// sampleTraces builds a trace that uses every part of OTLP the row form must keep.
+func sampleTraces() ptrace.Traces {
+	td := ptrace.NewTraces()
+	rs := td.ResourceSpans().AppendEmpty()
+	rs.SetSchemaUrl("https://opentelemetry.io/schemas/1.21.0")
+	rs.Resource().Attributes().PutStr("service.name", "checkout")
+	rs.Resource().Attributes().PutInt("pid", 42)
+	rs.Resource().SetDroppedAttributesCount(2)
+	ss := rs.ScopeSpans().AppendEmpty()
+	ss.Scope().SetName("lib")
+	ss.Scope().SetVersion("1.0")
+	ss.Scope().Attributes().PutBool("x", true)
+	sp := ss.Spans().AppendEmpty()
+	sp.SetTraceID(pcommon.TraceID{1, 2, 3})
+	sp.SetSpanID(pcommon.SpanID{4, 5})
+	sp.SetParentSpanID(pcommon.SpanID{6})
+	sp.SetName("GET /cart")
+	sp.SetKind(ptrace.SpanKindServer)
+	sp.SetStartTimestamp(1_700_000_000_000_000_000)
+	sp.SetEndTimestamp(1_700_000_000_250_000_000)
+	sp.Status().SetCode(ptrace.StatusCodeError)
+	sp.Status().SetMessage("boom")
+	sp.TraceState().FromRaw("a=b")
+	sp.SetFlags(1)
+	a := sp.Attributes()
+	a.PutStr("http.method", "GET")
+	a.PutInt("http.status_code", 500)
+	a.PutDouble("ratio", 0.25)
+	a.PutEmptyBytes("raw").FromRaw([]byte{0, 1, 2})
+	sl := a.PutEmptySlice("list")
+	sl.AppendEmpty().SetStr("x")
+	sl.AppendEmpty().SetInt(-7)
+	a.PutEmptyMap("nested").PutEmptyMap("deeper").PutStr("k", "v")
+	a.PutEmpty("nothing")
+	sp.SetDroppedAttributesCount(1)
+	ev := sp.Events().AppendEmpty()
+	ev.SetName("exception")
+	ev.SetTimestamp(1_700_000_000_100_000_000)
+	ev.Attributes().PutStr("exception.message", "nil pointer")
+	ln := sp.Links().AppendEmpty()
+	ln.SetTraceID(pcommon.TraceID{9})
+	ln.SetSpanID(pcommon.SpanID{8})
+	ln.Attributes().PutStr("l", "v")
+	sp.SetDroppedLinksCount(3)
+	// a second span of the same trace in the same scope, with no extras
+	sp2 := ss.Spans().AppendEmpty()
+	sp2.SetTraceID(pcommon.TraceID{1, 2, 3})
+	sp2.SetSpanID(pcommon.SpanID{6})
+	sp2.SetName("root")
+	sp2.SetStartTimestamp(1_699_999_999_000_000_000)
+	sp2.SetEndTimestamp(1_700_000_001_000_000_000)
+	return td
+}
+
+func TestRoundTripKeepsEverything(t *testing.T) {
+	td := sampleTraces()
+	rows, err := FromTraces(td, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 2 || rows[0].Service != "checkout" || rows[0].Duration != 250_000_000 {
+		t.Fatalf("unexpected rows: %+v", rows)
+	}
+	back, err := ToTraces(rows)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := (&ptrace.JSONMarshaler{}).MarshalTraces(td)
+	got, _ := (&ptrace.JSONMarshaler{}).MarshalTraces(back)
+	if string(want) != string(got) {
+		t.Fatalf("round trip changed the trace\nwant %s\ngot  %s", want, got)
+	}
+}
+
+func TestFromTracesRejectsEmptyIDs(t *testing.T) {
+	td := ptrace.NewTraces()
+	td.ResourceSpans().AppendEmpty().ScopeSpans().AppendEmpty().Spans().AppendEmpty().SetName("x")
+	if _, err := FromTraces(td, nil); err == nil {
+		t.Fatal("span without IDs was accepted")
+	}
+}
+
+func TestDedupeDropsRepeatedSpans(t *testing.T) {
+	rows, _ := FromTraces(sampleTraces(), nil)
+	rows = append(rows, rows...)
+	Sort(rows)
+	if got := len(Dedupe(rows)); got != 2 {
+		t.Fatalf("dedupe kept %d spans, want 2", got)
+	}
+}
+
+func FuzzDecodeMap(f *testing.F) {
+	rows, _ := FromTraces(sampleTraces(), nil)
+	for _, r := range rows {
+		f.Add(r.Attrs)
+		f.Add(r.Extra)
+		f.Add(r.Resource)
+	}
+	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0x0f})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m := pcommon.NewMap()
+		if err := DecodeMap(b, m); err != nil {
+			return
+		}
+		// whatever decodes must encode back to the same bytes
+		if again := AppendMap(nil, m); string(again) != string(b) {
+			// maps with duplicate keys legitimately collapse; only check lengths shrink
+			if len(again) > len(b) {
+				t.Fatalf("re-encoding grew: %x -> %x", b, again)
+			}
+		}
+		td := ptrace.NewTraces()
+		sp := td.ResourceSpans().AppendEmpty().ScopeSpans().AppendEmpty().Spans().AppendEmpty()
+		_ = decodeExtra(b, sp)
+	})
+}
