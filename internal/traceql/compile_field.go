@@ -267,7 +267,10 @@ func compileIntrinsic(i IntrinsicRef) (compiledField, error) {
 	case "traceDuration":
 		f = func(c *traceCtx, _ *spanRow) value { c.ensureTraceInfo(); return c.traceDur }
 	case "trace:id":
-		f = func(_ *traceCtx, r *spanRow) value { id := r.span.TraceID(); return strValue(hex.EncodeToString(id[:])) }
+		f = func(_ *traceCtx, r *spanRow) value {
+			id := r.span.TraceID()
+			return strValue(hex.EncodeToString(id[:]))
+		}
 	case "span:id":
 		f = func(_ *traceCtx, r *spanRow) value { id := r.span.SpanID(); return strValue(hex.EncodeToString(id[:])) }
 	case "span:parentID":

@@ -683,4 +683,3 @@ func (p *parser) parseHints() error {
 		}
 	}
 }
-
