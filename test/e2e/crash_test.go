@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,10 +16,10 @@ import (
 const crashSeries = 10
 
 // crashRequest is request i: one sample for each of crashSeries series at
-// base + i*100ms, with a value that encodes (i, series).
+// base + i*10ms, with a value that encodes (i, series).
 func crashRequest(base time.Time, i int) *prompb.WriteRequest {
 	req := &prompb.WriteRequest{}
-	ts := base.Add(time.Duration(i) * 100 * time.Millisecond).UnixMilli()
+	ts := base.Add(time.Duration(i) * 10 * time.Millisecond).UnixMilli()
 	for s := 0; s < crashSeries; s++ {
 		req.Timeseries = append(req.Timeseries, prompb.TimeSeries{
 			Labels:  harness.Labels("__name__", "e2e_crash", "s", strconv.Itoa(s)),
@@ -31,8 +30,9 @@ func crashRequest(base time.Time, i int) *prompb.WriteRequest {
 }
 
 // writeUntilError sends requests from..to-1 in order and returns the
-// indexes Vispyr acknowledged (2xx) before the first failure.
-func writeUntilError(v *harness.Vispyr, base time.Time, from, to int) (acked []int, lastErr error) {
+// indexes Vispyr acknowledged (2xx) before the first failure. progress, if
+// not nil, is called after each acknowledged request.
+func writeUntilError(v *harness.Vispyr, base time.Time, from, to int, progress func(n int)) (acked []int, lastErr error) {
 	client := &http.Client{Timeout: 10 * time.Second}
 	for i := from; i < to; i++ {
 		res, err := harness.RemoteWrite(client, v.MetricsURL("/api/v1/write"), crashRequest(base, i))
@@ -43,6 +43,9 @@ func writeUntilError(v *harness.Vispyr, base time.Time, from, to int) (acked []i
 			return acked, fmt.Errorf("request %d: status %d: %s", i, res.Status, res.Body)
 		}
 		acked = append(acked, i)
+		if progress != nil {
+			progress(len(acked))
+		}
 	}
 	return acked, nil
 }
@@ -98,40 +101,40 @@ func TestCrashSafetyKill9(t *testing.T) {
 	v := harness.Start(t, harness.Options{})
 	base := time.Now().Add(-5 * time.Minute).Truncate(time.Second)
 
+	// Writes span base .. base+200s; the kill lands after 300 of them.
+	const target, killAfter = 20000, 300
 	var (
-		mu     sync.Mutex
-		acked  []int
-		werr   error
-		done   = make(chan struct{})
-		target = 2000
+		acked   []int
+		werr    error
+		done    = make(chan struct{})
+		reached = make(chan struct{})
 	)
 	go func() {
 		defer close(done)
-		a, err := writeUntilError(v, base, 0, target)
-		mu.Lock()
-		acked, werr = a, err
-		mu.Unlock()
+		acked, werr = writeUntilError(v, base, 0, target, func(n int) {
+			if n == killAfter {
+				close(reached)
+			}
+		})
 	}()
-	// Kill while writes are in flight: wait for some progress first.
-	time.Sleep(1500 * time.Millisecond)
+	select {
+	case <-reached:
+	case <-done:
+		t.Fatalf("writes stopped before the kill after %d acknowledged: %v", len(acked), werr)
+	}
 	v.Kill9()
 	<-done
-	mu.Lock()
-	defer mu.Unlock()
-	if len(acked) == 0 {
-		t.Fatalf("no write acknowledged before the kill: %v", werr)
-	}
 	if werr == nil {
-		t.Logf("all %d requests were acknowledged before kill -9 (server faster than expected)", len(acked))
+		t.Fatalf("all %d writes finished before kill -9 landed: the test proved nothing", len(acked))
 	}
-	t.Logf("%d requests (%d samples) acknowledged before kill -9", len(acked), len(acked)*crashSeries)
+	t.Logf("%d requests (%d samples) acknowledged before kill -9; the next failed: %v", len(acked), len(acked)*crashSeries, werr)
 
 	v.Restart()
 	checkAcked(t, storedCrashSamples(t, v, base), base, acked)
 
 	// After recovery the series keep accepting newer samples.
 	next := acked[len(acked)-1] + 2
-	more, err := writeUntilError(v, base, next, next+20)
+	more, err := writeUntilError(v, base, next, next+20, nil)
 	if err != nil {
 		t.Fatalf("write after restart: %v", err)
 	}

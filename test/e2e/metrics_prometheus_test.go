@@ -36,6 +36,7 @@ remote_write:
 
 	api := harness.NewAPI(v.MetricsURL(""))
 	start := time.Now().Add(-time.Minute)
+	var lastScrape time.Time
 
 	// Wait until a few scrapes have arrived through both paths, so rate() has
 	// points to work with.
@@ -54,6 +55,7 @@ remote_write:
 			if s[0].Metric["instance"] != ne.Addr {
 				return false, fmt.Sprintf("%s instance=%q, want %q", q, s[0].Metric["instance"], ne.Addr)
 			}
+			lastScrape = time.UnixMilli(s[0].Values[len(s[0].Values)-1].Millis())
 		}
 		return true, ""
 	})
@@ -88,8 +90,8 @@ remote_write:
 	}
 
 	// What Vispyr stored is what Prometheus scraped: compare a sample value
-	// at the same instant in both.
-	at := time.Now().Add(-5 * time.Second)
+	// at the same instant in both, one Vispyr has surely received.
+	at := lastScrape
 	promAPI := harness.NewAPI(prom.URL(""))
 	_, want, _ := promAPI.Instant(t, `node_memory_MemTotal_bytes`, at)
 	_, got, _ := api.Instant(t, `node_memory_MemTotal_bytes{via=""}`, at)
