@@ -75,17 +75,16 @@ func compileFilter(f *SpansetFilter) (stageFn, error) {
 	if f.Expr == nil {
 		return func(_ *traceCtx, in []sset) []sset { return in }, nil
 	}
-	cf, err := compileField(f.Expr)
+	pred, err := compilePred(f.Expr)
 	if err != nil {
 		return nil, err
 	}
-	pred := cf.eval
 	return func(c *traceCtx, in []sset) []sset {
 		var out []sset
 		for _, s := range in {
 			var keep []int32
 			for _, i := range s.spans {
-				if pred(c, &c.rows[i]).truthy() {
+				if pred(c, &c.rows[i]) {
 					keep = append(keep, i)
 				}
 			}

@@ -92,11 +92,7 @@ func (q *Query) EvalTrace(td ptrace.Traces) []Spanset {
 	if len(c.rows) == 0 {
 		return nil
 	}
-	all := make([]int32, len(c.rows))
-	for i := range all {
-		all[i] = int32(i)
-	}
-	res := q.run(c, []sset{{spans: all}})
+	res := q.run(c, c.allSpans())
 	if len(res) == 0 {
 		return nil
 	}

@@ -41,9 +41,23 @@ type traceCtx struct {
 	parentsDone bool
 	byID        map[pcommon.SpanID]int32
 
-	// scratch space for spanset operators, len(rows) long when in use.
-	marks  []bool
-	counts []int32
+	all  []int32 // 0..len(rows)-1
+	root [1]sset // the initial spanset: every span of the trace
+}
+
+// allSpans returns the pipeline input: one spanset holding every span. Both
+// the index list and the spanset live in the pooled context, so a trace that
+// does not match costs no allocation.
+func (c *traceCtx) allSpans() []sset {
+	if cap(c.all) < len(c.rows) {
+		c.all = make([]int32, len(c.rows))
+	}
+	c.all = c.all[:len(c.rows)]
+	for i := range c.all {
+		c.all[i] = int32(i)
+	}
+	c.root[0] = sset{spans: c.all}
+	return c.root[:]
 }
 
 var ctxPool = sync.Pool{New: func() any { return &traceCtx{} }}
@@ -139,14 +153,4 @@ func (c *traceCtx) ensureParents() {
 			c.rows[p].children++
 		}
 	}
-}
-
-// scratchMarks returns a cleared bool slice with one entry per span.
-func (c *traceCtx) scratchMarks() []bool {
-	if cap(c.marks) < len(c.rows) {
-		c.marks = make([]bool, len(c.rows))
-	}
-	m := c.marks[:len(c.rows)]
-	clear(m)
-	return m
 }
