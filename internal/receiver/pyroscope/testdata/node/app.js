@@ -1,0 +1,39 @@
+// Runs a real @pyroscope/nodejs client against a Vispyr ingest URL.
+// usage: node app.js <module> <serverAddress> <appName>
+const mod = require(process.argv[2]);
+const Pyroscope = mod.default || mod;
+
+Pyroscope.init({
+  serverAddress: process.argv[3],
+  appName: process.argv[4],
+  tags: { env: 'nodetest' },
+  flushIntervalMs: 1000,
+  wall: { samplingDurationMs: 1000 },
+  heap: { samplingIntervalBytes: 4096 },
+});
+Pyroscope.start();
+
+const keep = [];
+function vispyrNodeBusy(ms) {
+  let x = 0;
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    for (let i = 0; i < 10000; i++) x = (x * 31 + i) % 1000003;
+    keep.push(new Array(64).fill(x));
+    if (keep.length > 20000) keep.splice(0, 10000);
+  }
+  return x;
+}
+
+function loop(rounds) {
+  vispyrNodeBusy(300);
+  if (rounds > 0) {
+    setTimeout(() => loop(rounds - 1), 10);
+    return;
+  }
+  Pyroscope.stop().then(() => process.exit(0), (err) => {
+    console.error(err);
+    process.exit(1);
+  });
+}
+loop(7);
