@@ -50,7 +50,8 @@ type Processor struct {
 	edges    *series.Table[edgeSeries]
 	counters *series.Table[counter] // unpaired and dropped spans
 	limit    *series.Limit
-	vals     []string // scratch for series lookups, under mu
+	vals     []string          // scratch for series lookups, under mu
+	names    map[string]string // interned node names, under mu
 }
 
 type edgeSeries struct {
@@ -89,7 +90,37 @@ func New(cfg Config, staleAfter time.Duration, m *series.SelfMetrics, logger *sl
 		p.dimLabels = append(p.dimLabels, dimensionLabels(d, cfg.EnableClientServerPrefix)...)
 	}
 	p.vals = make([]string, 0, len(edgeLabels)+len(p.dimLabels))
+	p.names = make(map[string]string)
 	return p
+}
+
+// maxNames bounds the interned node names; past it names are copied.
+const maxNames = 10_000
+
+// own replaces every string of e with one it owns. Node names repeat across
+// edges, so they are interned and a waiting edge usually costs no copy.
+func (p *Processor) own(e *edge) {
+	e.client = p.intern(e.client)
+	e.server = p.intern(e.server)
+	e.peer = p.intern(e.peer)
+	for i := range e.clientDims {
+		e.clientDims[i] = strings.Clone(e.clientDims[i])
+		e.serverDims[i] = strings.Clone(e.serverDims[i])
+	}
+}
+
+func (p *Processor) intern(s string) string {
+	if s == "" {
+		return ""
+	}
+	if owned, ok := p.names[s]; ok {
+		return owned
+	}
+	owned := strings.Clone(s)
+	if len(p.names) < maxNames {
+		p.names[owned] = owned
+	}
+	return owned
 }
 
 // seriesPerEdge is request and failed totals plus two histograms.
@@ -122,8 +153,7 @@ func (p *Processor) Consume(td ptrace.Traces, nowMs int64) {
 					continue
 				}
 				if service == "" {
-					// Copied once per resource, only if it has edge spans.
-					service = strings.Clone(attrString(sv))
+					service = attrString(sv)
 				}
 				p.consumeSpan(service, res, span, nowMs)
 			}
@@ -158,10 +188,12 @@ func (p *Processor) consumeSpan(service string, res pcommon.Map, span ptrace.Spa
 			p.store.release(e)
 		}
 	case stored:
+		p.own(e)
 	case p.store.full():
 		p.count(MetricDroppedSpans, e.client, e.server, e.connType, nowMs)
 		p.store.release(e)
 	default:
+		p.own(e)
 		p.store.insert(e)
 	}
 }
@@ -182,7 +214,7 @@ func (p *Processor) updateClient(e *edge, service string, res pcommon.Map, span 
 	p.fillDims(e.clientDims, res, attrs)
 	for _, k := range p.cfg.PeerAttributes {
 		if v, ok := attrs.Get(k); ok {
-			e.peer = strings.Clone(attrString(v))
+			e.peer = attrString(v)
 			break
 		}
 	}
@@ -207,7 +239,7 @@ func (p *Processor) updateServer(e *edge, service string, res pcommon.Map, span 
 	p.fillDims(e.serverDims, res, attrs)
 	for _, k := range p.cfg.PeerAttributes {
 		if v, ok := attrs.Get(k); ok {
-			e.peer = strings.Clone(attrString(v))
+			e.peer = attrString(v)
 			break
 		}
 	}
@@ -229,24 +261,24 @@ func (p *Processor) detectDatabase(e *edge, res, attrs pcommon.Map) {
 	e.connType = ConnDatabase
 	e.serverLatency = e.clientLatency
 	if v, ok := lookup("peer.service", res, attrs); ok {
-		e.server = strings.Clone(v)
+		e.server = v
 	} else if v, ok := lookup("server.address", res, attrs); ok {
-		e.server = strings.Clone(v)
+		e.server = v
 	} else if host, ok := lookup("network.peer.address", res, attrs); ok {
 		if port, ok := lookup("network.peer.port", res, attrs); ok {
 			e.server = host + ":" + port
 		} else {
-			e.server = strings.Clone(host)
+			e.server = host
 		}
 	} else {
-		e.server = strings.Clone(dbName)
+		e.server = dbName
 	}
 }
 
 func (p *Processor) fillDims(dst []string, res, attrs pcommon.Map) {
 	for i, d := range p.cfg.Dimensions {
 		if v, ok := lookup(d, res, attrs); ok {
-			dst[i] = strings.Clone(v)
+			dst[i] = v
 		}
 	}
 }

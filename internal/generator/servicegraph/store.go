@@ -9,8 +9,9 @@ type edgeKey struct {
 	span  [8]byte
 }
 
-// edge is one request, half or fully seen. Strings are owned copies: spans'
-// strings may alias a request buffer that is reused after ConsumeTraces.
+// edge is one request, half or fully seen. While a span updates it, its
+// strings alias the span's; own copies them before the edge is kept, since
+// a request buffer may be reused after ConsumeTraces returns.
 type edge struct {
 	key        edgeKey
 	expiresAt  int64 // unix ms
