@@ -50,6 +50,9 @@ type Limit struct {
 
 // NewLimit returns a limit of max series for processor.
 func NewLimit(max int, processor string, m *SelfMetrics, logger *slog.Logger) *Limit {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
 	return &Limit{
 		max:       max,
 		processor: processor,
