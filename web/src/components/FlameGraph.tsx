@@ -81,6 +81,7 @@ export function FlameCanvas({ fg, unit, search = '', height }: Props) {
     const zw = widthOf(fg, z) || 1;
     const scale = width / zw;
     const out: typeof rects.current = [];
+    const labels: string[] = [];
     for (let i = 0; i < fg.nodes.length; i++) {
       const n = fg.nodes[i];
       const nw = widthOf(fg, n);
@@ -121,10 +122,14 @@ export function FlameCanvas({ fg, unit, search = '', height }: Props) {
         ctx.clip();
         ctx.fillText(label, x + 3, y + ROW / 2);
         ctx.restore();
+        if (labels.length < 500) labels.push(label);
       }
       out.push({ idx: i, x, y, w });
     }
     rects.current = out;
+    // The drawn labels, for tests and accessibility tools that cannot read pixels.
+    c.dataset.labels = labels.join('\n');
+    c.setAttribute('aria-label', 'flame graph: ' + labels.slice(0, 20).join(', '));
   }, [fg, zoom, width, needle, dark, levels]);
 
   const hit = (ev: MouseEvent): number => {

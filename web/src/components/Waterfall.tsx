@@ -87,11 +87,15 @@ export function Waterfall({ trace, initialSpan }: { trace: Trace; initialSpan?: 
                   {s.name}
                 </span>
                 {s.error && <span class="err-icon" title={s.statusMessage || 'error'}>!</span>}
-                {profileSpanID(s) && <span class="prof-icon" title="has a span profile">🔥</span>}
+                {profileSpanID(s) && (
+                  <span class="prof-icon" title="has a span profile">
+                    <FlameIcon />
+                  </span>
+                )}
               </div>
               <div class="wf-time">
                 <div class="wf-bar" style={{ left: left + '%', width: width + '%', background: s.error ? 'var(--err)' : color }} />
-                <span class="wf-dur" style={left + width > 80 ? { right: 100 - left + 0.5 + '%' } : { left: left + width + 0.5 + '%' }}>
+                <span class={'wf-dur' + (left + width > 85 && width > 15 ? ' inside' : '')} style={durStyle(left, width)}>
                   {fmtMs(s.duration)}
                 </span>
               </div>
@@ -101,6 +105,22 @@ export function Waterfall({ trace, initialSpan }: { trace: Trace; initialSpan?: 
       </div>
       {selected && <SpanDetails span={selected} trace={trace} />}
     </div>
+  );
+}
+
+/** durStyle puts the duration label right of the bar, or inside/left of it near the end. */
+function durStyle(left: number, width: number) {
+  if (left + width <= 85) return { left: left + width + 0.5 + '%' };
+  if (width > 15) return { right: 100 - left - width + 0.5 + '%' };
+  return { right: 100 - left + 0.5 + '%' };
+}
+
+export function FlameIcon() {
+  return (
+    <svg width="11" height="12" viewBox="0 0 12 14" aria-hidden="true">
+      <path d="M6 0c1 3 5 4.5 5 8.5A5 5 0 0 1 1 8.5C1 6 3 5 3 3c1.2 1 1.6 2 1.6 3C5.8 4.5 6 2.5 6 0z" fill="#ff7a45" />
+      <path d="M6 7c.6 1.4 2.4 2 2.4 3.6a2.4 2.4 0 0 1-4.8 0C3.6 9.3 5.4 8.6 6 7z" fill="#ffd591" />
+    </svg>
   );
 }
 
@@ -147,7 +167,7 @@ export function SpanDetails({ span: s, trace }: { span: Span; trace: Trace }) {
         <span class="muted">at +{fmtMs(s.start - trace.start)} ({fmtTime(s.start)})</span>
         {pid && (
           <a class="btn" href={link('/profiles', { span: pid, service: s.service, from: String(from), to: String(to) })} data-testid="span-profile-link">
-            🔥 Profile for this span
+            <FlameIcon /> Profile for this span
           </a>
         )}
       </div>

@@ -1,0 +1,163 @@
+// Browser end-to-end test of the Vispyr UI, driven by e2e_test.go against a real
+// `vispyr serve`. Usage:
+//   node e2e.mjs <phase: empty|full> <base URL> <screenshot dir> [json expectations]
+// Exits non-zero, naming the failed step, when the UI does not show what a user must see.
+import { chromium } from 'playwright-core';
+import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const [phase, base, shots, expectJSON] = process.argv.slice(2);
+const want = JSON.parse(expectJSON || '{}');
+mkdirSync(shots, { recursive: true });
+const profileDir = mkdtempSync(join(tmpdir(), 'vispyr-chromium-'));
+const errors = [];
+let step = 'launch';
+
+const ctx = await chromium.launchPersistentContext(profileDir, {
+  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+  headless: true,
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-quic', '--no-first-run', '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage'],
+  viewport: { width: 1440, height: 900 },
+  colorScheme: 'light',
+});
+const page = ctx.pages()[0] ?? (await ctx.newPage());
+page.setDefaultTimeout(20000);
+page.on('pageerror', (e) => errors.push(`page error: ${e.message}`));
+page.on('console', (m) => {
+  // Failed loads are judged by their status in the response handler, not here.
+  if (m.type() === 'error' && !m.text().startsWith('Failed to load resource')) errors.push(`console error: ${m.text()}`);
+});
+page.on('response', (r) => {
+  if (r.status() >= 500) errors.push(`HTTP ${r.status()} from ${r.url()}`);
+});
+
+const shot = async (name) => page.screenshot({ path: join(shots, `${name}.png`), fullPage: true });
+const log = (...a) => console.log(`[e2e ${phase}]`, ...a);
+
+async function run() {
+  if (phase === 'empty') {
+    step = 'empty state';
+    await page.goto(base + '/');
+    await page.getByTestId('onboarding').waitFor();
+    const text = await page.getByTestId('onboarding').innerText();
+    for (const s of ['4317', '4318', 'OTEL_EXPORTER_OTLP_ENDPOINT', 'OTEL_SERVICE_NAME', '/api/v1/write', '4040', 'telemetrygen']) {
+      if (!text.includes(s)) throw new Error(`onboarding does not mention ${s}`);
+    }
+    await shot('00-empty-state');
+    log('onboarding shown');
+    return;
+  }
+
+  step = 'home lists the services';
+  await page.goto(base + '/?from=15m');
+  const table = page.getByTestId('services-table');
+  for (const svc of want.services ?? []) {
+    await table.getByText(svc, { exact: true }).waitFor();
+  }
+  step = 'home shows recent traces';
+  await page.getByTestId('recent-traces').getByTestId('trace-row').first().waitFor();
+  step = 'home shows a flame graph';
+  await page.getByTestId('home-profile').getByTestId('flamegraph').waitFor();
+  step = 'home shows a trace waterfall';
+  await page.getByTestId('home-waterfall').locator('.wf-row').first().waitFor();
+  await page.waitForTimeout(500);
+  await shot('01-home');
+  log('home ok');
+
+  step = 'a trace opens in the waterfall';
+  await page.goto(base + '/traces');
+  const rows = page.getByTestId('search-results').getByTestId('trace-row');
+  await rows.first().waitFor();
+  await rows.first().click();
+  const wf = page.getByTestId('waterfall');
+  await wf.waitFor();
+  const spanRows = wf.locator('.wf-row');
+  await spanRows.first().waitFor();
+  const n = await spanRows.count();
+  if (n < (want.minSpans ?? 2)) throw new Error(`waterfall shows ${n} spans, want at least ${want.minSpans ?? 2}`);
+  await spanRows.nth(n - 1).click();
+  await page.getByTestId('span-details').waitFor();
+  const details = await page.getByTestId('span-details').innerText();
+  if (!/Span attributes|Resource/.test(details)) throw new Error('span details show no attributes');
+  await shot('02-trace-waterfall');
+  log(`waterfall ok: ${n} spans`);
+
+  step = 'TraceQL autocomplete suggests tags';
+  const box = page.getByTestId('traceql');
+  await box.fill('');
+  await box.pressSequentially('{ resource.serv');
+  await page.getByTestId('suggestions').getByText('resource.service.name').waitFor();
+  await box.press('Tab');
+  await box.pressSequentially(' = ');
+  const sugg = page.getByTestId('suggestions');
+  await sugg.getByText(want.services?.[0] ?? '', { exact: false }).first().waitFor();
+  await shot('03-traceql-autocomplete');
+  await box.press('Tab');
+  await box.pressSequentially(' }');
+  await box.press('Enter');
+  await page.getByTestId('search-results').getByTestId('trace-row').first().waitFor();
+  log('autocomplete ok');
+
+  if (want.hotService) {
+    step = 'a flame graph renders the known hot function';
+    await page.goto(base + `/profiles?service=${encodeURIComponent(want.hotService)}`);
+    const canvas = page.getByTestId('profile-panel').getByTestId('flamegraph');
+    await canvas.waitFor();
+    // The canvas lists the frame labels it drew, so the test checks pixels that carry text.
+    await page.waitForFunction(
+      ([fn]) => [...document.querySelectorAll('[data-testid=flamegraph]')].some((c) => (c.dataset.labels ?? '').includes(fn)),
+      [want.hotFunction],
+    );
+    await page.getByTestId('profile-panel').getByText(want.hotFunction, { exact: false }).first().waitFor();
+    await shot('04-profile-flamegraph');
+    log('flame graph ok');
+
+    step = 'profile diff renders';
+    await page.getByTestId('diff-mode').click();
+    await page.getByTestId('profile-panel').getByTestId('flamegraph').waitFor();
+    await shot('05-profile-diff');
+  }
+
+  step = 'service page';
+  await page.goto(base + '/');
+  await page.getByTestId('services-table').getByText(want.services[0], { exact: true }).click();
+  await page.getByTestId('service-name').getByText(want.services[0]).waitFor();
+  await page.getByTestId('duration-panel').locator('canvas').first().waitFor();
+  await page.waitForTimeout(800);
+  await shot('06-service');
+  log('service ok');
+
+  step = 'metrics explorer';
+  await page.goto(base + '/explore');
+  await page.getByTestId('promql').fill('sum by (service) (rate(traces_spanmetrics_calls_total[1m]))');
+  await page.getByTestId('run-query').click();
+  await page.getByTestId('explore-chart').locator('canvas').first().waitFor();
+  await shot('07-explore');
+  log('explore ok');
+
+  step = 'dark theme';
+  await page.emulateMedia({ colorScheme: 'dark' });
+  await page.goto(base + '/');
+  await page.getByTestId('services-table').waitFor();
+  await page.waitForTimeout(800);
+  await shot('08-home-dark');
+}
+
+let code = 0;
+try {
+  await run();
+} catch (e) {
+  console.error(`FAIL at step "${step}": ${e.message}`);
+  await shot('failure-' + phase).catch(() => {});
+  code = 1;
+}
+// Backend errors and script errors fail the run even when every element showed up.
+const bad = errors.filter((e) => !e.includes('favicon'));
+if (bad.length) {
+  console.error('errors seen by the browser:\n  ' + bad.join('\n  '));
+  code = 1;
+}
+await ctx.close();
+rmSync(profileDir, { recursive: true, force: true });
+process.exit(code);

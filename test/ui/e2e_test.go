@@ -1,0 +1,247 @@
+// Package uie2e drives the built-in UI in headless Chromium against a real `vispyr serve`
+// fed by real clients: telemetrygen for traces (and so span metrics) and pyroscope-go for
+// CPU profiles of a known hot function.
+package uie2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/grafana/pyroscope-go"
+
+	"github.com/vispyr/vispyr/internal/testpeer"
+)
+
+// hotService and the hot function's name are what the flame graph must show.
+const (
+	hotService  = "ui-e2e-hot"
+	hotFunction = "vispyrE2EHotLoop"
+)
+
+var services = []string{"ui-e2e-checkout", "ui-e2e-payments"}
+
+func repoRoot(t *testing.T) string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
+}
+
+// server is a running vispyr serve with every port on loopback.
+type server struct {
+	ui, otlpGRPC, pyroscope, admin string
+}
+
+func startVispyr(t *testing.T, root string) server {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "vispyr")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/vispyr")
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build vispyr: %v\n%s", err, out)
+	}
+	addr := func() string { return fmt.Sprintf("127.0.0.1:%d", testpeer.FreePort(t)) }
+	s := server{ui: addr(), otlpGRPC: addr(), pyroscope: addr(), admin: addr()}
+	args := []string{"serve",
+		"-data-dir", t.TempDir(),
+		"-ui.listen-address", s.ui,
+		"-otlp.grpc-address", s.otlpGRPC,
+		"-otlp.http-address", addr(),
+		"-metrics.listen-address", addr(),
+		"-tempo.listen-address", addr(),
+		"-pyroscope.listen-address", s.pyroscope,
+		"-pyroscope.ingest-address", addr(),
+		"-admin.listen-address", s.admin,
+		"-health.listen-address", addr(),
+	}
+	var logs bytes.Buffer
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start vispyr: %v", err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+		if t.Failed() {
+			t.Logf("vispyr output:\n%s", logs.String())
+		}
+	})
+	testpeer.WaitHTTP(t, "http://"+s.admin+"/-/ready", 30*time.Second)
+	testpeer.WaitHTTP(t, "http://"+s.ui+"/", 10*time.Second)
+	return s
+}
+
+// buildUI runs web/build.sh so that the binary embeds the current UI.
+func buildUI(t *testing.T, root string) {
+	t.Helper()
+	testpeer.Binary(t, "npm")
+	cmd := exec.Command("bash", filepath.Join(root, "web", "build.sh"))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build web UI: %v\n%s", err, out)
+	}
+}
+
+// sendTraces runs telemetrygen: each trace has a server root span and child spans.
+func sendTraces(t *testing.T, endpoint string) {
+	t.Helper()
+	tg := testpeer.Binary(t, "telemetrygen")
+	for i, svc := range services {
+		status := "Unset"
+		if i == 1 {
+			status = "Error" // one service with errors, so the error column has something to show
+		}
+		cmd := exec.Command(tg, "traces", "--otlp-insecure", "--otlp-endpoint", endpoint,
+			"--service", svc, "--traces", "40", "--rate", "40", "--child-spans", "3",
+			"--span-duration", fmt.Sprintf("%dms", 20+30*i), "--status-code", status)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("telemetrygen: %v\n%s", err, out)
+		}
+	}
+}
+
+//go:noinline
+func vispyrE2EHotLoop(stop *atomic.Bool) float64 {
+	x := 1.0
+	for !stop.Load() {
+		for i := 0; i < 1_000_000; i++ {
+			x = x*1.0000001 + 1e-9
+		}
+	}
+	return x
+}
+
+// profileHotLoop runs pyroscope-go in this process while a goroutine burns CPU in the hot
+// function, and stops (flushing the last upload) before returning.
+func profileHotLoop(t *testing.T, serverURL string, d time.Duration) {
+	t.Helper()
+	p, err := pyroscope.Start(pyroscope.Config{
+		ApplicationName: hotService,
+		ServerAddress:   serverURL,
+		UploadRate:      2 * time.Second,
+		ProfileTypes:    []pyroscope.ProfileType{pyroscope.ProfileCPU},
+	})
+	if err != nil {
+		t.Fatalf("start pyroscope-go: %v", err)
+	}
+	var stop atomic.Bool
+	done := make(chan float64)
+	go func() { done <- vispyrE2EHotLoop(&stop) }()
+	time.Sleep(d)
+	stop.Store(true)
+	<-done
+	if err := p.Stop(); err != nil {
+		t.Fatalf("stop pyroscope-go: %v", err)
+	}
+}
+
+// waitFor polls an API of the UI's own origin until check accepts its body.
+func waitFor(t *testing.T, what string, timeout time.Duration, req func() (*http.Response, error), check func([]byte) bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var last string
+	for time.Now().Before(deadline) {
+		resp, err := req()
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == 200 && check(b) {
+				return
+			}
+			last = fmt.Sprintf("HTTP %d: %.300s", resp.StatusCode, b)
+		} else {
+			last = err.Error()
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	t.Fatalf("%s did not show up within %s; last answer: %s", what, timeout, last)
+}
+
+func runNode(t *testing.T, script string, args ...string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, testpeer.Binary(t, "node"), append([]string{script}, args...)...)
+	cmd.Dir = filepath.Dir(script)
+	cmd.Env = append(os.Environ(), "CHROMIUM="+testpeer.Binary(t, "chromium"))
+	out, err := cmd.CombinedOutput()
+	t.Logf("%s", out)
+	if err != nil {
+		t.Fatalf("browser test %v failed: %v", args[:1], err)
+	}
+}
+
+func TestUIEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("browser end-to-end test skipped in -short mode")
+	}
+	testpeer.Binary(t, "chromium")
+	root := repoRoot(t)
+	if _, err := os.Stat(filepath.Join(root, "test", "ui", "node_modules", "playwright-core")); err != nil {
+		msg := "playwright-core not installed: run `npm ci` in test/ui (.ci/install.d/60-ui.sh does)"
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	buildUI(t, root)
+	s := startVispyr(t, root)
+	shots := filepath.Join(root, "artifacts", "screenshots")
+	script := filepath.Join(root, "test", "ui", "e2e.mjs")
+	base := "http://" + s.ui
+
+	// A fresh server has no data: the home page must explain how to send some.
+	runNode(t, script, "empty", base, shots)
+
+	profiled := make(chan struct{})
+	go func() { defer close(profiled); profileHotLoop(t, "http://"+s.pyroscope, 8*time.Second) }()
+	sendTraces(t, s.otlpGRPC)
+	<-profiled
+
+	// Wait until every signal is queryable through the UI's own API prefixes.
+	now := func() int64 { return time.Now().Unix() }
+	waitFor(t, "traces in search", 60*time.Second, func() (*http.Response, error) {
+		return http.Get(fmt.Sprintf("%s/tempo/api/search?q=%%7B%%7D&start=%d&end=%d", base, now()-900, now()+60))
+	}, func(b []byte) bool { return bytes.Contains(b, []byte(services[0])) })
+	waitFor(t, "span metrics", 60*time.Second, func() (*http.Response, error) {
+		return http.Get(base + "/prom/api/v1/query?query=" + "sum+by+(service,service_name)(traces_spanmetrics_calls_total)")
+	}, func(b []byte) bool { return bytes.Contains(b, []byte(services[1])) })
+	waitFor(t, "the hot function's profile", 60*time.Second, func() (*http.Response, error) {
+		body, _ := json.Marshal(map[string]any{
+			"profileTypeID": "process_cpu:cpu:nanoseconds:cpu:nanoseconds", "labelSelector": `{service_name="` + hotService + `"}`,
+			"start": fmt.Sprint((now() - 900) * 1000), "end": fmt.Sprint((now() + 60) * 1000), "maxNodes": "2048",
+		})
+		req, _ := http.NewRequest("POST", base+"/pyroscope/querier.v1.QuerierService/SelectMergeStacktraces", bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Connect-Protocol-Version", "1")
+		return http.DefaultClient.Do(req)
+	}, func(b []byte) bool { return bytes.Contains(b, []byte(hotFunction)) })
+
+	want, _ := json.Marshal(map[string]any{
+		"services": services, "minSpans": 4, "hotService": hotService, "hotFunction": hotFunction,
+	})
+	runNode(t, script, "full", base, shots, string(want))
+	entries, _ := os.ReadDir(shots)
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	t.Logf("screenshots in %s: %s", shots, strings.Join(names, " "))
+}
