@@ -589,6 +589,9 @@ func (p *parser) parseMetrics() (Stage, error) {
 			if err != nil {
 				return nil, err
 			}
+			if n < 1 || n > 1000 {
+				return nil, p.errAt(p.toks[p.pos-1], "compare() top number of values must be between 1 and 1000")
+			}
 			m.TopN = int(n)
 			if p.isPunct(",") {
 				p.next()
@@ -600,6 +603,9 @@ func (p *parser) parseMetrics() (Stage, error) {
 				}
 				if m.CompareEnd, err = p.expectInt(); err != nil {
 					return nil, err
+				}
+				if m.CompareStart <= 0 || m.CompareEnd <= m.CompareStart {
+					return nil, p.errAt(p.toks[p.pos-1], "compare() timestamps must be unix nanoseconds with start < end")
 				}
 			}
 		}
