@@ -204,8 +204,8 @@ type compiledBy struct {
 // seriesAcc is the state of one output series (before quantile expansion).
 type seriesAcc struct {
 	labels    []Attribute
-	vals      []float64            // count, sum, min or max per slot
-	counts    []float64            // avg_over_time: number of values per slot
+	vals      []float64             // count, sum, min or max per slot
+	counts    []float64             // avg_over_time: number of values per slot
 	hist      []map[float64]float64 // quantile_over_time: bucket -> count per slot
 	exemplars []Exemplar
 	exSlots   map[int]bool
