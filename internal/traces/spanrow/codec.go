@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strconv"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 )
@@ -240,4 +241,51 @@ func DecodeMap(b []byte, m pcommon.Map) error {
 		return fmt.Errorf("decode attributes: %w", d.err)
 	}
 	return nil
+}
+
+// ScanScalars calls fn for every top-level attribute in b (encoded by AppendMap) with
+// its TraceQL type ("string", "int", "float", "bool") and value as text, without
+// building a pcommon.Map. Non-scalar values are reported with an empty type.
+func ScanScalars(b []byte, fn func(key, typ, value string)) error {
+	d := decoder{b: b}
+	n := d.count()
+	for i := 0; i < n && d.err == nil; i++ {
+		key := d.bytes()
+		typ, val := d.scalar()
+		if d.err == nil {
+			fn(string(key), typ, val)
+		}
+	}
+	return d.err
+}
+
+// scalar reads one value, returning its type and text, or "" for non-scalars
+// (which it skips).
+func (d *decoder) scalar() (typ, val string) {
+	switch t := d.byte1(); t {
+	case tStr:
+		return "string", string(d.bytes())
+	case tInt:
+		return "int", strconv.FormatInt(d.varint(), 10)
+	case tDouble:
+		if b := d.fixed(8); b != nil {
+			return "float", strconv.FormatFloat(math.Float64frombits(binary.LittleEndian.Uint64(b)), 'g', -1, 64)
+		}
+		return "", ""
+	case tBool:
+		return "bool", strconv.FormatBool(d.byte1() != 0)
+	default:
+		// Skip by decoding into a throwaway value; rare enough not to matter.
+		d.b = append([]byte{t}, d.b...)
+		d.valueInto(pcommon.NewValueEmpty(), 0)
+		return "", ""
+	}
+}
+
+// ResourceAttrs returns the attribute part of a resource blob.
+func ResourceAttrs(res []byte) ([]byte, bool) {
+	d := decoder{b: res}
+	d.bytes()
+	d.uvarint()
+	return d.b, d.err == nil
 }

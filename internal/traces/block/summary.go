@@ -1,0 +1,111 @@
+package block
+
+import (
+	"github.com/vispyr/vispyr/internal/traces/spanrow"
+)
+
+// Caps keep meta.json small however wild the data is.
+const (
+	maxServices     = 1000
+	maxSpanNames    = 1000
+	maxTagKeys      = 500
+	maxValuesPerKey = 100
+)
+
+// summarizer accumulates a Summary over spans.
+type summarizer struct {
+	s        Summary
+	services map[string]bool
+	names    map[string]bool
+	seenRes  map[string]bool
+	values   map[string]map[string]bool // "s\x00key" or "r\x00key" -> values
+}
+
+func newSummarizer() *summarizer {
+	return &summarizer{
+		s: Summary{ServicesComplete: true, NamesComplete: true, SpanTagsComplete: true, ResTagsComplete: true,
+			SpanTags: map[string]*TagValues{}, ResourceTags: map[string]*TagValues{}},
+		services: map[string]bool{}, names: map[string]bool{}, seenRes: map[string]bool{},
+		values: map[string]map[string]bool{},
+	}
+}
+
+func addCapped(set map[string]bool, list *[]string, complete *bool, v string, limit int) {
+	if set[v] {
+		return
+	}
+	if len(set) >= limit {
+		*complete = false
+		return
+	}
+	set[v] = true
+	*list = append(*list, v)
+}
+
+// addTrace adds the spans of one trace.
+func (z *summarizer) addTrace(spans []spanrow.Span) {
+	minStart, maxEnd := spans[0].Start, spans[0].End()
+	for i := range spans {
+		sp := &spans[i]
+		minStart, maxEnd = min(minStart, sp.Start), max(maxEnd, sp.End())
+		addCapped(z.services, &z.s.Services, &z.s.ServicesComplete, sp.Service, maxServices)
+		addCapped(z.names, &z.s.SpanNames, &z.s.NamesComplete, sp.Name, maxSpanNames)
+		z.s.MaxSpanDuration = max(z.s.MaxSpanDuration, sp.Duration)
+		if sp.StatusCode == 2 {
+			z.s.HasErrors = true
+		}
+		z.addAttrs('s', z.s.SpanTags, &z.s.SpanTagsComplete, sp.Attrs)
+		if !z.seenRes[string(sp.Resource)] {
+			z.seenRes[string(sp.Resource)] = true
+			if attrs, ok := spanrow.ResourceAttrs(sp.Resource); ok {
+				z.addAttrs('r', z.s.ResourceTags, &z.s.ResTagsComplete, attrs)
+			} else {
+				z.s.ResTagsComplete = false
+			}
+		}
+	}
+	z.s.MaxTraceDuration = max(z.s.MaxTraceDuration, maxEnd-minStart)
+}
+
+func (z *summarizer) addAttrs(scope byte, tags map[string]*TagValues, complete *bool, attrs []byte) {
+	err := spanrow.ScanScalars(attrs, func(key, typ, value string) {
+		tv := tags[key]
+		if tv == nil {
+			if len(tags) >= maxTagKeys {
+				*complete = false
+				return
+			}
+			tv = &TagValues{Complete: true}
+			tags[key] = tv
+		}
+		if !tv.Complete {
+			return
+		}
+		if typ == "" { // not a scalar: the value list can no longer rule anything out
+			tv.Complete = false
+			return
+		}
+		vk := string(scope) + "\x00" + key
+		set := z.values[vk]
+		if set == nil {
+			set = map[string]bool{}
+			z.values[vk] = set
+		}
+		if set[value] {
+			return
+		}
+		if len(set) >= maxValuesPerKey {
+			tv.Complete = false
+			return
+		}
+		set[value] = true
+		tv.Values = append(tv.Values, TagValue{Type: typ, Value: value})
+	})
+	if err != nil {
+		*complete = false
+	}
+}
+
+// MergeSummaries combines block summaries (for compaction's output meta is recomputed
+// from rows, so this serves queries that span blocks).
+func (z *summarizer) summary() Summary { return z.s }
