@@ -31,13 +31,20 @@ type IntrinsicRef struct{ Name string }
 type BinaryExpr struct {
 	Op   string
 	L, R FieldExpr
+	pos  position // of the operator, for validation errors
 }
 
 // UnaryExpr is "!" (boolean not) or "-" (negation).
 type UnaryExpr struct {
-	Op string
-	X  FieldExpr
+	Op  string
+	X   FieldExpr
+	pos position
 }
+
+// position is a 1-based line and column in the query text.
+type position struct{ line, col int }
+
+func posOf(t token) position { return position{t.line, t.col} }
 
 func (Literal) fieldExpr()      {}
 func (AttrRef) fieldExpr()      {}
@@ -63,7 +70,10 @@ type SpansetExpr interface {
 type Pipeline struct{ Stages []Stage }
 
 // SpansetFilter is {expr}; a nil Expr is {} and matches every span.
-type SpansetFilter struct{ Expr FieldExpr }
+type SpansetFilter struct {
+	Expr FieldExpr
+	pos  position
+}
 
 // SpansetOp combines two spanset expressions: && || and the structural operators.
 type SpansetOp struct {
@@ -78,7 +88,10 @@ type ScalarFilter struct {
 }
 
 // ByStage groups spans by the value of an expression.
-type ByStage struct{ X FieldExpr }
+type ByStage struct {
+	X   FieldExpr
+	pos position
+}
 
 // SelectStage asks for extra attributes in the results.
 type SelectStage struct{ Fields []FieldExpr }
@@ -106,8 +119,9 @@ type ScalarExpr interface {
 
 // Aggregate is count() avg(x) min(x) max(x) sum(x).
 type Aggregate struct {
-	Fn string
-	X  FieldExpr // nil for count()
+	Fn  string
+	X   FieldExpr // nil for count()
+	pos position
 }
 
 // ScalarLiteral is a number or duration constant in a scalar filter.

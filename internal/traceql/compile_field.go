@@ -84,7 +84,12 @@ func compileBinary(e *BinaryExpr) (compiledField, error) {
 	if !ok {
 		return compiledField{}, fmt.Errorf("unsupported operator %s", e.Op)
 	}
-	// nil comparisons test existence: .foo != nil, .foo = nil.
+	// nil comparisons test existence: .foo != nil, .foo = nil. Like Tempo,
+	// nil compared with nil is false.
+	lnil, rnil := isNilLit(e.L), isNilLit(e.R)
+	if lnil && rnil {
+		return compiledField{eval: func(*traceCtx, *spanRow) value { return falseValue }}, nil
+	}
 	if lit, ok := e.R.(Literal); ok && lit.V.t == vNil {
 		return compileExists(l, op)
 	}
@@ -99,6 +104,11 @@ func compileBinary(e *BinaryExpr) (compiledField, error) {
 		return compiledField{eval: func(c *traceCtx, s *spanRow) value { return boolValue(compare(op, lf(c, s), k)) }}, nil
 	}
 	return compiledField{eval: func(c *traceCtx, s *spanRow) value { return boolValue(compare(op, lf(c, s), rf(c, s))) }}, nil
+}
+
+func isNilLit(e FieldExpr) bool {
+	l, ok := e.(Literal)
+	return ok && l.V.t == vNil
 }
 
 func compileExists(f compiledField, op cmpOp) (compiledField, error) {

@@ -48,6 +48,9 @@ func Parse(query string) (*Query, error) {
 	if p.peek().kind != tEOF {
 		return nil, p.errExpected(`"|", "&&", "||", a structural operator or the end of the query`)
 	}
+	if err := validatePipeline(pl); err != nil {
+		return nil, err
+	}
 	return compileQuery(query, pl)
 }
 
@@ -106,8 +109,11 @@ func (p *parser) parsePipeline(top bool) (*Pipeline, error) {
 		if err != nil {
 			return nil, err
 		}
-		if _, ok := st.(*MetricsStage); ok && len(pl.Stages) == 0 {
-			return nil, p.errAt(t, "expected a spanset filter before %s", t.text)
+		switch st.(type) {
+		case *MetricsStage, *CoalesceStage:
+			if len(pl.Stages) == 0 {
+				return nil, p.errAt(t, "expected a spanset filter before %s", t.text)
+			}
 		}
 		pl.Stages = append(pl.Stages, st)
 		if !p.isPunct("|") {
@@ -225,12 +231,13 @@ func (p *parser) parseSpansetPrimary() (SpansetExpr, error) {
 }
 
 func (p *parser) parseFilter() (*SpansetFilter, error) {
+	open := p.peek()
 	if err := p.expectPunct("{"); err != nil {
 		return nil, err
 	}
 	if p.isPunct("}") {
 		p.next()
-		return &SpansetFilter{}, nil
+		return &SpansetFilter{pos: posOf(open)}, nil
 	}
 	e, err := p.parseField(0)
 	if err != nil {
@@ -240,7 +247,7 @@ func (p *parser) parseFilter() (*SpansetFilter, error) {
 		return nil, p.errExpected(`"}" or an operator`)
 	}
 	p.next()
-	return &SpansetFilter{Expr: e}, nil
+	return &SpansetFilter{Expr: e, pos: posOf(open)}, nil
 }
 
 // Field expression precedence, lowest first. Like Tempo, && and || share one
@@ -292,7 +299,7 @@ func (p *parser) parseField(minPrec int) (FieldExpr, error) {
 				return nil, p.errAt(rtok, "invalid regular expression: %v", err)
 			}
 		}
-		left = &BinaryExpr{Op: t.text, L: left, R: right}
+		left = &BinaryExpr{Op: t.text, L: left, R: right, pos: posOf(t)}
 	}
 }
 
@@ -304,14 +311,14 @@ func isStringLit(e FieldExpr) bool {
 func (p *parser) parseFieldUnary() (FieldExpr, error) {
 	switch {
 	case p.isPunct("!"):
-		p.next()
+		t := p.next()
 		x, err := p.parseField(precNot + 1)
 		if err != nil {
 			return nil, err
 		}
-		return &UnaryExpr{Op: "!", X: x}, nil
+		return &UnaryExpr{Op: "!", X: x, pos: posOf(t)}, nil
 	case p.isPunct("-"):
-		p.next()
+		t := p.next()
 		x, err := p.parseField(precAdd + 1)
 		if err != nil {
 			return nil, err
@@ -319,7 +326,7 @@ func (p *parser) parseFieldUnary() (FieldExpr, error) {
 		if l, ok := x.(Literal); ok && l.V.isNumeric() {
 			return Literal{V: negate(l.V)}, nil
 		}
-		return &UnaryExpr{Op: "-", X: x}, nil
+		return &UnaryExpr{Op: "-", X: x, pos: posOf(t)}, nil
 	}
 	return p.parseFieldPrimary()
 }
@@ -399,7 +406,7 @@ func (p *parser) parseFieldPrimary() (FieldExpr, error) {
 }
 
 func (p *parser) parseBy() (Stage, error) {
-	p.next()
+	byTok := p.next()
 	if err := p.expectPunct("("); err != nil {
 		return nil, err
 	}
@@ -410,7 +417,7 @@ func (p *parser) parseBy() (Stage, error) {
 	if err := p.expectPunct(")"); err != nil {
 		return nil, err
 	}
-	return &ByStage{X: e}, nil
+	return &ByStage{X: e, pos: posOf(byTok)}, nil
 }
 
 func (p *parser) parseSelect() (Stage, error) {
@@ -547,7 +554,7 @@ func (p *parser) parseScalarPrimary() (ScalarExpr, error) {
 		if err := p.expectPunct("("); err != nil {
 			return nil, err
 		}
-		a := &Aggregate{Fn: t.text}
+		a := &Aggregate{Fn: t.text, pos: posOf(t)}
 		if t.text == "count" {
 			if err := p.expectPunct(")"); err != nil {
 				return nil, err
