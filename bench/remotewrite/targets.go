@@ -1,0 +1,157 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+)
+
+// target knows how to start one remote-write receiver and where it keeps
+// its data.
+type target struct {
+	name string
+	bin  string
+	// start runs the target on a fresh dir; it returns the remote-write URL,
+	// the readiness URL and the query API base URL.
+	start func(bin, dir string) (srv *server, writeURL, readyURL, apiURL string, err error)
+	// flush makes everything ingested durable and queryable before
+	// measurement; it may report an extra figure (e.g. a compacted snapshot).
+	flush func(apiURL, dataDir string) (note string, compacted int64)
+	// afterStop, if set, measures the compacted size offline.
+	afterStop func(dataDir string) (compacted int64, err error)
+	stop      syscall.Signal
+	// skip are top-level data dirs not counted as storage (caches).
+	skip []string
+}
+
+func vispyrTarget(bin string) target {
+	return target{name: "vispyr", bin: bin, stop: syscall.SIGTERM,
+		start: func(bin, dir string) (*server, string, string, string, error) {
+			addrs := map[string]string{}
+			for _, f := range []string{"metrics.listen-address", "otlp.grpc-address", "otlp.http-address",
+				"admin.listen-address", "health.listen-address", "tempo.listen-address",
+				"pyroscope.listen-address", "pyroscope.ingest-address", "ui.listen-address"} {
+				a, err := freeAddr()
+				if err != nil {
+					return nil, "", "", "", err
+				}
+				addrs[f] = a
+			}
+			args := []string{"serve", "--data-dir=" + filepath.Join(dir, "data")}
+			for f, a := range addrs {
+				args = append(args, "--"+f+"="+a)
+			}
+			srv, err := startServer(filepath.Join(dir, "vispyr.log"), bin, args...)
+			m := "http://" + addrs["metrics.listen-address"]
+			return srv, m + "/api/v1/write", "http://" + addrs["admin.listen-address"] + "/-/ready", m, err
+		},
+		flush: func(string, string) (string, int64) { return "graceful stop (TSDB close)", 0 },
+		afterStop: func(dataDir string) (int64, error) {
+			return snapshotTSDB(filepath.Join(dataDir, "metrics"))
+		},
+	}
+}
+
+func prometheusTarget(bin string) target {
+	return target{name: "prometheus", bin: bin, stop: syscall.SIGTERM,
+		start: func(bin, dir string) (*server, string, string, string, error) {
+			addr, err := freeAddr()
+			if err != nil {
+				return nil, "", "", "", err
+			}
+			cfg := filepath.Join(dir, "prometheus.yml")
+			if err := os.WriteFile(cfg, []byte("global: {}\n"), 0o644); err != nil {
+				return nil, "", "", "", err
+			}
+			srv, err := startServer(filepath.Join(dir, "prometheus.log"), bin,
+				"--config.file="+cfg, "--storage.tsdb.path="+filepath.Join(dir, "data"),
+				"--web.listen-address="+addr, "--web.enable-remote-write-receiver", "--web.enable-admin-api")
+			u := "http://" + addr
+			return srv, u + "/api/v1/write", u + "/-/ready", u, err
+		},
+		// A snapshot with the head writes the head as a compacted block: what
+		// the same samples take once Prometheus compacts them (after ~3h).
+		flush: func(apiURL, dataDir string) (string, int64) {
+			resp, err := http.Post(apiURL+"/api/v1/admin/tsdb/snapshot?skip_head=false", "", nil)
+			if err != nil {
+				return "snapshot failed: " + err.Error(), 0
+			}
+			defer resp.Body.Close()
+			var r struct {
+				Data struct {
+					Name string `json:"name"`
+				} `json:"data"`
+			}
+			if err := json.NewDecoder(resp.Body).Decode(&r); err != nil || r.Data.Name == "" {
+				return fmt.Sprintf("snapshot failed: %d %v", resp.StatusCode, err), 0
+			}
+			snap := filepath.Join(dataDir, "snapshots", r.Data.Name)
+			size, _ := diskUsage(snap)
+			os.RemoveAll(filepath.Join(dataDir, "snapshots"))
+			return "admin snapshot (head as block), then graceful stop", size
+		},
+	}
+}
+
+func victoriaMetricsTarget(bin string) target {
+	return target{name: "victoria-metrics", bin: bin, stop: syscall.SIGINT, skip: []string{"cache"},
+		start: func(bin, dir string) (*server, string, string, string, error) {
+			addr, err := freeAddr()
+			if err != nil {
+				return nil, "", "", "", err
+			}
+			srv, err := startServer(filepath.Join(dir, "victoria-metrics.log"), bin,
+				"-storageDataPath="+filepath.Join(dir, "data"), "-httpListenAddr="+addr, "-retentionPeriod=100y")
+			u := "http://" + addr
+			return srv, u + "/api/v1/write", u + "/health", u, err
+		},
+		flush: func(apiURL, dataDir string) (string, int64) {
+			resp, err := http.Get(apiURL + "/internal/force_flush")
+			if err != nil {
+				return "force_flush failed: " + err.Error(), 0
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			return fmt.Sprintf("/internal/force_flush (%d), then graceful stop", resp.StatusCode), 0
+		},
+	}
+}
+
+// storedSamples asks the target how many samples of the load it holds:
+// sum(count_over_time({job="bench"}[span])) at the last round's time.
+func storedSamples(apiURL string, l *Load) (int64, error) {
+	end := l.Start.Add(time.Duration(l.Rounds-1) * l.Interval)
+	span := time.Duration(l.Rounds) * l.Interval
+	q := fmt.Sprintf(`sum(count_over_time({job="bench"}[%ds]))`, int(span.Seconds()))
+	resp, err := http.Get(apiURL + "/api/v1/query?" + url.Values{
+		"query": {q}, "time": {strconv.FormatInt(end.Unix(), 10)}}.Encode())
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	var r struct {
+		Status string `json:"status"`
+		Error  string `json:"error"`
+		Data   struct {
+			Result []struct {
+				Value [2]any `json:"value"`
+			} `json:"result"`
+		} `json:"data"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
+		return 0, fmt.Errorf("decode query answer: %w", err)
+	}
+	if r.Status != "success" || len(r.Data.Result) != 1 {
+		return 0, fmt.Errorf("query %s: %s %s", q, r.Status, r.Error)
+	}
+	s, _ := r.Data.Result[0].Value[1].(string)
+	f, err := strconv.ParseFloat(s, 64)
+	return int64(f), err
+}
