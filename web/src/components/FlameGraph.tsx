@@ -13,7 +13,7 @@ function hue(name: string): number {
   return Math.abs(h) % 360;
 }
 
-const widthOf = (fg: Flamegraph, n: FlameNode) => (fg.diff ? Math.max(n.total, n.baseTotal ?? 0) : n.total);
+const widthOf = (_fg: Flamegraph, n: FlameNode) => n.width ?? n.total;
 
 function diffColor(n: FlameNode, dark: boolean): string {
   const base = n.baseTotal ?? 0;

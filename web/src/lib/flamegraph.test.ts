@@ -93,5 +93,12 @@ describe('diffGraphs', () => {
     expect(b.baseTotal).toBe(0);
     expect(b.total).toBe(50);
     expect(d.diff).toEqual({ baseTotal: 50, compTotal: 100 });
+    // children never overflow their parent's box, even when one side is larger
+    for (const n of d.nodes) {
+      if (n.parent < 0) continue;
+      const p = d.nodes[n.parent];
+      expect(n.x).toBeGreaterThanOrEqual(p.x);
+      expect(n.x + (n.width ?? n.total)).toBeLessThanOrEqual(p.x + (p.width ?? p.total));
+    }
   });
 });

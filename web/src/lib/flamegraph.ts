@@ -24,6 +24,8 @@ export interface FlameNode {
   // diff graphs only: the baseline's total/self for the same frame
   baseTotal?: number;
   baseSelf?: number;
+  // diff graphs only: layout width, wide enough for both sides and all children
+  width?: number;
 }
 
 export interface Flamegraph {
@@ -170,6 +172,16 @@ export function fromTree(root: TreeNode): Flamegraph {
     return i;
   };
   nameIdx('total');
+  // Layout width: in a diff a frame must fit both periods and its children's boxes.
+  const widths = new Map<TreeNode, number>();
+  const measure = (t: TreeNode): number => {
+    let sum = 0;
+    for (const c of t.children) sum += measure(c);
+    const w = Math.max(t.total, t.base ?? 0, sum);
+    widths.set(t, w);
+    return w;
+  };
+  measure(root);
   const nodes: FlameNode[] = [];
   const levelStart: number[] = [];
   let maxSelf = 0;
@@ -189,18 +201,19 @@ export function fromTree(root: TreeNode): Flamegraph {
         parent: it.parent,
         baseTotal: it.t.base,
         baseSelf: it.t.baseSelf,
+        width: widths.get(it.t),
       });
       maxSelf = Math.max(maxSelf, it.t.self);
       let x = it.x;
       const kids = [...it.t.children].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
       for (const c of kids) {
         next.push({ t: c, x, parent: idx });
-        x += Math.max(c.total, c.base ?? 0);
+        x += widths.get(c)!;
       }
     }
     level = next;
   }
-  return { names, nodes, levelStart, total: Math.max(root.total, root.base ?? 0), maxSelf };
+  return { names, nodes, levelStart, total: root.total, maxSelf };
 }
 
 /**
