@@ -28,11 +28,11 @@ type WAL struct {
 	quit chan struct{}
 	done chan struct{}
 
-	mu      sync.Mutex // guards the fields below; held by the writer during a write+fsync
-	f       *os.File
-	seg     int
-	size    int64
-	closed  bool
+	mu     sync.Mutex // guards the fields below; held by the writer during a write+fsync
+	f      *os.File
+	seg    int
+	size   int64
+	closed bool
 
 	fsyncs   prometheus.Counter
 	bytesOut prometheus.Counter

@@ -2,6 +2,7 @@
 package miniotest
 
 import (
+	"context"
 	"fmt"
 	"os/exec"
 	"testing"
@@ -30,9 +31,22 @@ func Start(t testing.TB) backend.S3Config {
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
 	})
-	testpeer.WaitHTTP(t, "http://"+addr+"/minio/health/live", 30*time.Second)
-	return backend.S3Config{
+	testpeer.WaitHTTP(t, "http://"+addr+"/minio/health/ready", 30*time.Second)
+	cfg := backend.S3Config{
 		Endpoint: addr, Bucket: "vispyr-test", AccessKey: "vispyrtest", SecretKey: "vispyrtestsecret",
 		Insecure: true, Prefix: "traces",
+	}
+	// "ready" can come before the object layer accepts requests; retry the first
+	// call (which creates the bucket) until it does.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, err := backend.NewS3(context.Background(), cfg)
+		if err == nil {
+			return cfg
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("minio did not become usable: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }

@@ -1,0 +1,86 @@
+// Package traces is Vispyr's trace store: a write-ahead log for durability, an
+// in-memory head indexed by trace ID for recent spans, and immutable Parquet blocks
+// behind an object store, with compaction and retention. It serves trace lookup by
+// ID, TraceQL search and tag autocomplete to the Tempo-compatible API in tempoapi.
+package traces
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/vispyr/vispyr/internal/traces/backend"
+)
+
+// Config configures the store. Zero values are replaced by Defaults.
+type Config struct {
+	// BlockCutInterval is the longest time spans stay in the head (and WAL) before
+	// they are written to a block.
+	BlockCutInterval time.Duration `yaml:"block_cut_interval"`
+	// MaxBlockSpans cuts the head to a block early when it holds this many spans.
+	MaxBlockSpans int `yaml:"max_block_spans"`
+	// Retention deletes blocks whose newest span ended longer ago than this.
+	Retention time.Duration `yaml:"retention"`
+	// CompactionInterval is how often small blocks are merged.
+	CompactionInterval time.Duration `yaml:"compaction_interval"`
+	// CompactionMaxSpans bounds the size of a compacted block (and the memory a
+	// compaction needs: about 300 bytes per span).
+	CompactionMaxSpans int `yaml:"compaction_max_block_spans"`
+	// MaxHeadBytes is the memory budget of spans not yet in blocks; over it
+	// ConsumeTraces answers pipeline.ErrOverloaded so clients back off.
+	MaxHeadBytes int64 `yaml:"max_head_bytes"`
+	// WALSegmentSize is when a WAL segment file is closed and a new one started.
+	WALSegmentSize int64 `yaml:"wal_segment_size"`
+	// Storage is where blocks live.
+	Storage backend.Config `yaml:"storage"`
+}
+
+// Defaults fills every unset field: the one place defaults are defined.
+func (c *Config) Defaults() {
+	if c.BlockCutInterval == 0 {
+		c.BlockCutInterval = 5 * time.Minute
+	}
+	if c.MaxBlockSpans == 0 {
+		c.MaxBlockSpans = 500_000
+	}
+	if c.Retention == 0 {
+		c.Retention = 720 * time.Hour
+	}
+	if c.CompactionInterval == 0 {
+		c.CompactionInterval = 5 * time.Minute
+	}
+	if c.CompactionMaxSpans == 0 {
+		c.CompactionMaxSpans = 1_000_000
+	}
+	if c.MaxHeadBytes == 0 {
+		c.MaxHeadBytes = 384 << 20
+	}
+	if c.WALSegmentSize == 0 {
+		c.WALSegmentSize = 128 << 20
+	}
+	c.Storage.Defaults()
+}
+
+// Validate names the first bad field.
+func (c Config) Validate() error {
+	switch {
+	case c.BlockCutInterval < time.Second:
+		return fmt.Errorf("traces.block_cut_interval: %v is below 1s", c.BlockCutInterval)
+	case c.MaxBlockSpans < 1:
+		return errors.New("traces.max_block_spans: must be positive")
+	case c.Retention < time.Minute:
+		return fmt.Errorf("traces.retention: %v is below 1m", c.Retention)
+	case c.CompactionInterval < time.Second:
+		return fmt.Errorf("traces.compaction_interval: %v is below 1s", c.CompactionInterval)
+	case c.CompactionMaxSpans < c.MaxBlockSpans:
+		return fmt.Errorf("traces.compaction_max_block_spans: %d is below max_block_spans %d", c.CompactionMaxSpans, c.MaxBlockSpans)
+	case c.MaxHeadBytes < 1<<20:
+		return fmt.Errorf("traces.max_head_bytes: %d is below 1MiB", c.MaxHeadBytes)
+	case c.WALSegmentSize < 1<<20:
+		return fmt.Errorf("traces.wal_segment_size: %d is below 1MiB", c.WALSegmentSize)
+	}
+	if err := c.Storage.Validate(); err != nil {
+		return fmt.Errorf("traces.%w", err)
+	}
+	return nil
+}

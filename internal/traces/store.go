@@ -1,0 +1,391 @@
+package traces
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/vispyr/vispyr/internal/pipeline"
+	"github.com/vispyr/vispyr/internal/traces/backend"
+	"github.com/vispyr/vispyr/internal/traces/block"
+	"github.com/vispyr/vispyr/internal/traces/spanrow"
+	"github.com/vispyr/vispyr/internal/traces/wal"
+)
+
+// Store is the trace store. It is safe for concurrent use.
+type Store struct {
+	cfg    Config
+	logger *slog.Logger
+	be     backend.Raw
+	wal    *wal.WAL
+
+	// appendMu is held shared by writers from WAL append to head insert, and
+	// exclusively by a cut, so that a cut's WAL boundary matches the head it swaps out.
+	appendMu sync.RWMutex
+
+	mu       sync.RWMutex // guards the three fields below
+	head     *head
+	flushing []*head                    // cut, being written to blocks; still queried
+	blocks   map[string][]*block.Reader // by tenant dir name
+
+	memBytes atomic.Int64 // head + flushing
+	cutNow   chan struct{}
+	closed   atomic.Bool
+
+	m metrics
+}
+
+type metrics struct {
+	spans       prometheus.Counter
+	overloaded  prometheus.Counter
+	blocksCut   prometheus.Counter
+	compactions prometheus.Counter
+	deleted     prometheus.Counter
+	headBytes   prometheus.GaugeFunc
+	blocks      prometheus.GaugeFunc
+}
+
+// Open opens (or creates) the store in dataDir: the WAL in dataDir/traces/wal and,
+// for the local backend, blocks in dataDir/traces/blocks. It replays the WAL into
+// the head before returning, logging progress.
+func Open(cfg Config, dataDir string, logger *slog.Logger, reg prometheus.Registerer) (*Store, error) {
+	cfg.Defaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	root := filepath.Join(dataDir, "traces")
+	ctx := context.Background()
+	be, err := backend.New(ctx, cfg.Storage, filepath.Join(root, "blocks"))
+	if err != nil {
+		return nil, fmt.Errorf("open block storage: %w", err)
+	}
+	s := &Store{cfg: cfg, logger: logger, be: be, head: newHead(), blocks: map[string][]*block.Reader{},
+		cutNow: make(chan struct{}, 1)}
+	s.initMetrics(reg)
+	if err := s.loadBlocks(ctx); err != nil {
+		return nil, err
+	}
+	w, err := wal.Open(filepath.Join(root, "wal"), cfg.WALSegmentSize, logger, reg)
+	if err != nil {
+		return nil, fmt.Errorf("open trace wal: %w", err)
+	}
+	spans := 0
+	err = w.Replay(func(p []byte) error {
+		tenant, td, err := decodeWALRecord(p)
+		if err != nil {
+			return err
+		}
+		rows, err := spanrow.FromTraces(td, nil)
+		if err != nil {
+			return err
+		}
+		spans += len(rows)
+		s.memBytes.Add(s.head.add(tenant, rows))
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("replay trace wal: %w", err)
+	}
+	s.wal = w
+	logger.Info("trace store opened", "replayed_spans", spans, "blocks", s.blockCount(), "backend", cfg.Storage.Backend)
+	return s, nil
+}
+
+func (s *Store) initMetrics(reg prometheus.Registerer) {
+	s.m = metrics{
+		spans:       prometheus.NewCounter(prometheus.CounterOpts{Name: "vispyr_traces_spans_ingested_total", Help: "Spans made durable by the trace store."}),
+		overloaded:  prometheus.NewCounter(prometheus.CounterOpts{Name: "vispyr_traces_overloaded_total", Help: "Requests refused because the head was over its memory budget."}),
+		blocksCut:   prometheus.NewCounter(prometheus.CounterOpts{Name: "vispyr_traces_blocks_cut_total", Help: "Blocks written from the head."}),
+		compactions: prometheus.NewCounter(prometheus.CounterOpts{Name: "vispyr_traces_compactions_total", Help: "Compactions finished."}),
+		deleted:     prometheus.NewCounter(prometheus.CounterOpts{Name: "vispyr_traces_blocks_deleted_total", Help: "Blocks deleted by retention."}),
+		headBytes: prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "vispyr_traces_head_bytes", Help: "Estimated memory of spans not yet in blocks."},
+			func() float64 { return float64(s.memBytes.Load()) }),
+		blocks: prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "vispyr_traces_blocks", Help: "Blocks in the store."},
+			func() float64 { return float64(s.blockCount()) }),
+	}
+	if reg != nil {
+		for _, c := range []prometheus.Collector{s.m.spans, s.m.overloaded, s.m.blocksCut, s.m.compactions, s.m.deleted, s.m.headBytes, s.m.blocks} {
+			_ = reg.Register(c)
+		}
+	}
+}
+
+// tenantDir maps a tenant ID to a safe object-name component.
+func tenantDir(tenant string) string {
+	d := url.PathEscape(tenant)
+	return strings.ReplaceAll(d, ".", "%2E")
+}
+
+// loadBlocks opens every complete block and removes the leftovers of blocks whose
+// write a crash interrupted (objects without a meta.json).
+func (s *Store) loadBlocks(ctx context.Context) error {
+	names, err := s.be.List(ctx, "")
+	if err != nil {
+		return fmt.Errorf("list blocks: %w", err)
+	}
+	dirs := map[string][]string{}
+	for _, n := range names {
+		if i := strings.LastIndexByte(n, '/'); i > 0 {
+			dirs[n[:i]] = append(dirs[n[:i]], n[i+1:])
+		}
+	}
+	for dir, files := range dirs {
+		parts := strings.Split(dir, "/")
+		if len(parts) != 2 {
+			continue
+		}
+		if !contains(files, block.MetaName) {
+			s.logger.Warn("removing incomplete trace block", "block", dir)
+			for _, f := range files {
+				if err := s.be.Delete(ctx, dir+"/"+f); err != nil {
+					return err
+				}
+			}
+			continue
+		}
+		r, err := block.Open(ctx, s.be, parts[0], parts[1])
+		if err != nil {
+			return fmt.Errorf("open block %s: %w", dir, err)
+		}
+		s.blocks[parts[0]] = append(s.blocks[parts[0]], r)
+	}
+	for t := range s.blocks {
+		sortBlocks(s.blocks[t])
+	}
+	return nil
+}
+
+func contains(list []string, v string) bool {
+	for _, x := range list {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+func sortBlocks(bs []*block.Reader) {
+	sort.Slice(bs, func(i, j int) bool { return bs[i].Meta.MinStart < bs[j].Meta.MinStart })
+}
+
+func (s *Store) blockCount() int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	n := 0
+	for _, bs := range s.blocks {
+		n += len(bs)
+	}
+	return n
+}
+
+// ConsumeTraces implements pipeline.Traces: it returns nil only once the spans are
+// fsync'd in the WAL, and they are visible to queries from then on.
+func (s *Store) ConsumeTraces(ctx context.Context, td ptrace.Traces) error {
+	if s.closed.Load() {
+		return errors.New("trace store closed")
+	}
+	if s.memBytes.Load() > s.cfg.MaxHeadBytes {
+		s.m.overloaded.Inc()
+		s.requestCut()
+		return fmt.Errorf("trace head over its %d byte budget: %w", s.cfg.MaxHeadBytes, pipeline.ErrOverloaded)
+	}
+	rows, err := spanrow.FromTraces(td, nil)
+	if err != nil {
+		return pipeline.Invalid(err)
+	}
+	if len(rows) == 0 {
+		return nil
+	}
+	tenant := pipeline.Tenant(ctx)
+	rec, err := encodeWALRecord(tenant, td)
+	if err != nil {
+		return pipeline.Invalid(err)
+	}
+	s.appendMu.RLock()
+	defer s.appendMu.RUnlock()
+	if err := s.wal.Append(ctx, rec); err != nil {
+		return fmt.Errorf("append trace wal: %w", err)
+	}
+	s.mu.RLock()
+	h := s.head
+	s.mu.RUnlock()
+	s.memBytes.Add(h.add(tenant, rows))
+	s.m.spans.Add(float64(len(rows)))
+	if n, _ := h.size(); n >= s.cfg.MaxBlockSpans {
+		s.requestCut()
+	}
+	return nil
+}
+
+func (s *Store) requestCut() {
+	select {
+	case s.cutNow <- struct{}{}:
+	default:
+	}
+}
+
+// Run cuts the head into blocks, compacts and applies retention until ctx ends.
+func (s *Store) Run(ctx context.Context) error {
+	tick := time.NewTicker(min(time.Second, s.cfg.BlockCutInterval))
+	defer tick.Stop()
+	lastMaint := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-s.cutNow:
+			s.cutAndFlush(ctx)
+		case <-tick.C:
+			s.mu.RLock()
+			h := s.head
+			s.mu.RUnlock()
+			if n, _ := h.size(); n > 0 && time.Since(h.created) >= s.cfg.BlockCutInterval {
+				s.cutAndFlush(ctx)
+			} else {
+				s.flushPending(ctx) // retry earlier failures
+			}
+			if time.Since(lastMaint) >= s.cfg.CompactionInterval {
+				lastMaint = time.Now()
+				s.applyRetention(ctx, time.Now())
+				s.compact(ctx)
+			}
+		}
+	}
+}
+
+// cutAndFlush swaps in an empty head and writes the old one to blocks.
+func (s *Store) cutAndFlush(ctx context.Context) {
+	if err := s.cut(); err != nil {
+		s.logger.Error("cut trace head", "err", err)
+		return
+	}
+	s.flushPending(ctx)
+}
+
+func (s *Store) cut() error {
+	s.appendMu.Lock()
+	defer s.appendMu.Unlock()
+	s.mu.RLock()
+	h := s.head
+	s.mu.RUnlock()
+	if n, _ := h.size(); n == 0 {
+		return nil
+	}
+	seg, err := s.wal.Rotate()
+	if err != nil {
+		return err
+	}
+	h.walSeg = seg
+	s.mu.Lock()
+	s.head = newHead()
+	s.flushing = append(s.flushing, h)
+	s.mu.Unlock()
+	return nil
+}
+
+// flushPending writes cut heads to blocks, oldest first, and truncates the WAL
+// behind each one written. A failure leaves the head queued (and queryable) for retry.
+func (s *Store) flushPending(ctx context.Context) {
+	for {
+		s.mu.RLock()
+		if len(s.flushing) == 0 {
+			s.mu.RUnlock()
+			return
+		}
+		h := s.flushing[0]
+		s.mu.RUnlock()
+		if err := s.flush(ctx, h); err != nil {
+			s.logger.Error("write trace block; will retry", "err", err)
+			return
+		}
+		s.mu.Lock()
+		s.flushing = s.flushing[1:]
+		s.mu.Unlock()
+		_, bytes := h.size()
+		s.memBytes.Add(-bytes)
+		if err := s.wal.TruncateBefore(h.walSeg); err != nil {
+			s.logger.Error("truncate trace wal", "err", err)
+		}
+	}
+}
+
+func (s *Store) flush(ctx context.Context, h *head) error {
+	for _, tenant := range h.tenantNames() {
+		start := time.Now()
+		rows := h.rows(tenant)
+		if len(rows) == 0 {
+			continue
+		}
+		r, err := s.writeBlock(ctx, tenant, 0, rows)
+		if err != nil {
+			return err
+		}
+		s.m.blocksCut.Inc()
+		s.logger.Info("cut trace block", "tenant", tenant, "block", r.Meta.ID, "spans", r.Meta.Spans,
+			"traces", r.Meta.Traces, "bytes", r.Meta.DataBytes, "duration", time.Since(start))
+	}
+	return nil
+}
+
+// writeBlock writes rows as a block and makes it visible to queries.
+func (s *Store) writeBlock(ctx context.Context, tenant string, level int, rows []spanrow.Span) (*block.Reader, error) {
+	dir := tenantDir(tenant)
+	meta, err := block.Write(ctx, s.be, dir, newBlockID(), level, rows)
+	if err != nil {
+		return nil, err
+	}
+	r, err := block.OpenMeta(ctx, s.be, meta)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	s.blocks[dir] = append(s.blocks[dir], r)
+	sortBlocks(s.blocks[dir])
+	s.mu.Unlock()
+	return r, nil
+}
+
+// newBlockID is time-ordered (hex nanoseconds) with a random suffix.
+func newBlockID() string {
+	var rnd [4]byte
+	_, _ = rand.Read(rnd[:])
+	return fmt.Sprintf("%016x%s", time.Now().UnixNano(), hex.EncodeToString(rnd[:]))
+}
+
+// Flush cuts the head and writes it to blocks now (tests, shutdown).
+func (s *Store) Flush(ctx context.Context) error {
+	if err := s.cut(); err != nil {
+		return err
+	}
+	s.flushPending(ctx)
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if len(s.flushing) > 0 {
+		return errors.New("flush trace head: block write failed (see log)")
+	}
+	return nil
+}
+
+// Close stops accepting writes and closes the WAL. Spans still in the head stay in the
+// WAL and are replayed on the next Open.
+func (s *Store) Close() error {
+	if s.closed.Swap(true) {
+		return nil
+	}
+	s.appendMu.Lock()
+	defer s.appendMu.Unlock()
+	return s.wal.Close()
+}
