@@ -46,7 +46,8 @@ function App() {
   const rangeKey = `${query.get('from')}|${query.get('to')}`;
   // The range is re-resolved on every tick so relative ranges slide forward.
   const [range, setRange] = useState(() => timeRange(query));
-  useEffect(() => setRange(timeRange(new URLSearchParams(location.search))), [rangeKey, tick]);
+  // Navigating re-resolves it too, so a page opened later does not show a stale window.
+  useEffect(() => setRange(timeRange(new URLSearchParams(location.search))), [rangeKey, tick, path]);
 
   useEffect(() => {
     const sec = parseDuration(refresh);

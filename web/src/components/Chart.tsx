@@ -42,6 +42,15 @@ export function Chart(p: Props) {
   const plot = useRef<uPlot | null>(null);
   const props = useRef(p);
   props.current = p;
+  // Rebuild the plot only when the data itself changes, not on every parent render
+  // (callers often map their series into fresh arrays).
+  const version = useRef(0);
+  const prev = useRef<Series[]>([]);
+  const cur = p.series.map((s) => s.series);
+  if (cur.length !== prev.current.length || cur.some((s, i) => s !== prev.current[i])) {
+    prev.current = cur;
+    version.current++;
+  }
 
   useEffect(() => {
     const el = box.current!;
@@ -165,7 +174,7 @@ export function Chart(p: Props) {
       plot.current = null;
     };
     // Re-create on any data change; uPlot creation is cheap for dashboard-sized data.
-  }, [p.series, p.exemplars, p.height, p.range?.[0], p.range?.[1]]);
+  }, [version.current, p.exemplars, p.height, p.range?.[0], p.range?.[1]]);
 
   return <div class="chart" ref={box} />;
 }
