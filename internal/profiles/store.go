@@ -407,3 +407,12 @@ func (c *blockCache) remove(dir string) {
 }
 
 var errClosed = errors.New("profile store closed")
+
+// DropBlockCache forgets decoded blocks, so the next query reads them from disk
+// (for benchmarks and memory pressure).
+func (s *Store) DropBlockCache() {
+	s.cache.mu.Lock()
+	defer s.cache.mu.Unlock()
+	clear(s.cache.items)
+	s.cache.order = nil
+}

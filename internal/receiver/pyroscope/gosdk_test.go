@@ -25,7 +25,7 @@ import (
 const cpuType = "process_cpu:cpu:nanoseconds:cpu:nanoseconds"
 
 // server runs the ingest and query handlers on one port, as :4040 does.
-func server(t *testing.T, store *profiles.Store) *httptest.Server {
+func server(t testing.TB, store *profiles.Store) *httptest.Server {
 	t.Helper()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	ingest := pyroscope.NewHandler(store, logger, nil)
@@ -40,7 +40,7 @@ func server(t *testing.T, store *profiles.Store) *httptest.Server {
 	return srv
 }
 
-func openStore(t *testing.T, dir string) *profiles.Store {
+func openStore(t testing.TB, dir string) *profiles.Store {
 	t.Helper()
 	s, err := profiles.Open(profiles.Config{}, dir, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
 	if err != nil {
