@@ -113,10 +113,25 @@ async function run() {
     await shot('04-profile-flamegraph');
     log('flame graph ok');
 
+    if (want.hotTrace) {
+      step = 'a span with a profile links to its flame graph';
+      await page.goto(base + `/traces?trace=${want.hotTrace}&span=${want.hotSpan}`);
+      await page.getByTestId('span-details').waitFor();
+      await page.getByTestId('span-profile-link').click();
+      await page.waitForFunction(
+        ([fn]) => [...document.querySelectorAll('[data-testid=flamegraph]')].some((c) => (c.dataset.labels ?? '').includes(fn)),
+        [want.hotFunction],
+      );
+      await shot('05-span-profile');
+      log('span profile ok');
+      await page.goto(base + `/profiles?service=${encodeURIComponent(want.hotService)}`);
+    }
+
     step = 'profile diff renders';
     await page.getByTestId('diff-mode').click();
     await page.getByTestId('profile-panel').getByTestId('flamegraph').waitFor();
-    await shot('05-profile-diff');
+    await shot('06-profile-diff');
+    log('diff ok');
   }
 
   step = 'service page';
@@ -125,7 +140,7 @@ async function run() {
   await page.getByTestId('service-name').getByText(want.services[0]).waitFor();
   await page.getByTestId('duration-panel').locator('canvas').first().waitFor();
   await page.waitForTimeout(800);
-  await shot('06-service');
+  await shot('07-service');
   log('service ok');
 
   step = 'metrics explorer';
@@ -133,7 +148,7 @@ async function run() {
   await page.getByTestId('promql').fill('sum by (service) (rate(traces_spanmetrics_calls_total[1m]))');
   await page.getByTestId('run-query').click();
   await page.getByTestId('explore-chart').locator('canvas').first().waitFor();
-  await shot('07-explore');
+  await shot('08-explore');
   log('explore ok');
 
   step = 'dark theme';
@@ -141,7 +156,7 @@ async function run() {
   await page.goto(base + '/');
   await page.getByTestId('services-table').waitFor();
   await page.waitForTimeout(800);
-  await shot('08-home-dark');
+  await shot('09-home-dark');
 }
 
 let code = 0;

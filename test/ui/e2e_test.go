@@ -20,6 +20,11 @@ import (
 	"time"
 
 	"github.com/grafana/pyroscope-go"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
+	"go.opentelemetry.io/otel/sdk/resource"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/vispyr/vispyr/internal/testpeer"
 )
@@ -129,9 +134,18 @@ func vispyrE2EHotLoop(stop *atomic.Bool) float64 {
 }
 
 // profileHotLoop runs pyroscope-go in this process while a goroutine burns CPU in the hot
-// function, and stops (flushing the last upload) before returning.
-func profileHotLoop(t *testing.T, serverURL string, d time.Duration) {
+// function inside a traced span, as an instrumented app with span profiles does: the span
+// carries pyroscope.profile.id and the CPU samples carry its span_id label. It stops (flushing
+// the last uploads) before returning the span's trace and span IDs.
+func profileHotLoop(t *testing.T, serverURL, otlpGRPC string, d time.Duration) (traceID, spanID string) {
 	t.Helper()
+	ctx := context.Background()
+	exp, err := otlptracegrpc.New(ctx, otlptracegrpc.WithEndpoint(otlpGRPC), otlptracegrpc.WithInsecure())
+	if err != nil {
+		t.Fatalf("otlp exporter: %v", err)
+	}
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp),
+		sdktrace.WithResource(resource.NewSchemaless(attribute.String("service.name", hotService))))
 	p, err := pyroscope.Start(pyroscope.Config{
 		ApplicationName: hotService,
 		ServerAddress:   serverURL,
@@ -141,15 +155,24 @@ func profileHotLoop(t *testing.T, serverURL string, d time.Duration) {
 	if err != nil {
 		t.Fatalf("start pyroscope-go: %v", err)
 	}
+	ctx, span := tp.Tracer("ui-e2e").Start(ctx, "hot request", trace.WithSpanKind(trace.SpanKindServer))
+	sc := span.SpanContext()
+	traceID, spanID = sc.TraceID().String(), sc.SpanID().String()
+	span.SetAttributes(attribute.String("pyroscope.profile.id", spanID))
 	var stop atomic.Bool
 	done := make(chan float64)
-	go func() { done <- vispyrE2EHotLoop(&stop) }()
+	go pyroscope.TagWrapper(ctx, pyroscope.Labels("span_id", spanID), func(context.Context) { done <- vispyrE2EHotLoop(&stop) })
 	time.Sleep(d)
 	stop.Store(true)
 	<-done
+	span.End()
 	if err := p.Stop(); err != nil {
 		t.Fatalf("stop pyroscope-go: %v", err)
 	}
+	if err := tp.Shutdown(context.Background()); err != nil {
+		t.Fatalf("flush spans: %v", err)
+	}
+	return traceID, spanID
 }
 
 // waitFor polls an API of the UI's own origin until check accepts its body.
@@ -210,8 +233,12 @@ func TestUIEndToEnd(t *testing.T) {
 	// A fresh server has no data: the home page must explain how to send some.
 	runNode(t, script, "empty", base, shots)
 
+	var hotTrace, hotSpan string
 	profiled := make(chan struct{})
-	go func() { defer close(profiled); profileHotLoop(t, "http://"+s.pyroscope, 8*time.Second) }()
+	go func() {
+		defer close(profiled)
+		hotTrace, hotSpan = profileHotLoop(t, "http://"+s.pyroscope, s.otlpGRPC, 8*time.Second)
+	}()
 	sendTraces(t, s.otlpGRPC)
 	<-profiled
 
@@ -236,6 +263,7 @@ func TestUIEndToEnd(t *testing.T) {
 
 	want, _ := json.Marshal(map[string]any{
 		"services": services, "minSpans": 4, "hotService": hotService, "hotFunction": hotFunction,
+		"hotTrace": hotTrace, "hotSpan": hotSpan,
 	})
 	runNode(t, script, "full", base, shots, string(want))
 	entries, _ := os.ReadDir(shots)
