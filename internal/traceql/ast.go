@@ -109,6 +109,18 @@ type MetricsStage struct {
 	Selection                *SpansetFilter
 	TopN                     int
 	CompareStart, CompareEnd int64 // unix nanoseconds, 0 = whole range
+	// Second holds the stages applied to the resulting series, in order:
+	// | topk(n), | bottomk(n), and sample filters such as > 10.
+	Second []SecondStage
+}
+
+// SecondStage post-processes metrics series: Op is "topk" or "bottomk" (N
+// series per timestamp) or a comparison that keeps samples against Value
+// (durations are converted to seconds).
+type SecondStage struct {
+	Op    string
+	N     int
+	Value float64
 }
 
 // ScalarExpr is an expression over a spanset: aggregates, literals, arithmetic.

@@ -194,6 +194,7 @@ type metricsAgg struct {
 	series    map[string]*seriesAcc
 	keyBuf    []byte
 	compare   *compareAcc
+	second    []SecondStage
 }
 
 type compiledBy struct {
@@ -212,7 +213,7 @@ type seriesAcc struct {
 }
 
 func newMetricsAgg(ms *MetricsStage, iv intervals, exemplars int) (*metricsAgg, error) {
-	a := &metricsAgg{fn: ms.Fn, iv: iv, quantiles: ms.Quantiles, exemplars: exemplars, series: map[string]*seriesAcc{}}
+	a := &metricsAgg{fn: ms.Fn, iv: iv, quantiles: ms.Quantiles, exemplars: exemplars, series: map[string]*seriesAcc{}, second: ms.Second}
 	for _, b := range ms.By {
 		cf, err := compileField(b)
 		if err != nil {
@@ -449,14 +450,21 @@ func (s *seriesAcc) addExemplar(r *spanRow, slot int, v float64, limit int, iv i
 	})
 }
 
+// rawSeries is a series before NaN slots are dropped.
+type rawSeries struct {
+	labels    []Attribute
+	vals      []float64
+	exemplars []Exemplar
+}
+
 func (a *metricsAgg) result() *MetricsResult {
 	if a.compare != nil {
 		return a.compare.result()
 	}
-	out := &MetricsResult{}
+	var raw []rawSeries
 	for _, s := range a.series {
 		if a.fn == "quantile_over_time" {
-			out.Series = append(out.Series, a.quantileSeries(s)...)
+			raw = append(raw, a.quantileSeries(s)...)
 			continue
 		}
 		vals := s.vals
@@ -470,12 +478,83 @@ func (a *metricsAgg) result() *MetricsResult {
 				vals[i] /= s.counts[i] // NaN when there was no value
 			}
 		}
-		if ser, ok := a.finish(s.labels, vals, s.exemplars); ok {
+		raw = append(raw, rawSeries{labels: s.labels, vals: vals, exemplars: s.exemplars})
+	}
+	for _, st := range a.second {
+		raw = applySecondStage(st, raw, a.iv.n)
+	}
+	out := &MetricsResult{}
+	for _, r := range raw {
+		if ser, ok := a.finish(r.labels, r.vals, r.exemplars); ok {
 			out.Series = append(out.Series, ser)
 		}
 	}
 	sortSeries(out.Series)
 	return out
+}
+
+// applySecondStage runs topk/bottomk (per timestamp, like Tempo and
+// Prometheus: series outside the top N at a timestamp get no sample there) or
+// a sample filter (failing samples are dropped).
+func applySecondStage(st SecondStage, in []rawSeries, n int) []rawSeries {
+	if st.Op != "topk" && st.Op != "bottomk" {
+		op := cmpOps[st.Op]
+		for _, r := range in {
+			for i, v := range r.vals {
+				if !math.IsNaN(v) && !compare(op, floatValue(v), floatValue(st.Value)) {
+					r.vals[i] = math.NaN()
+				}
+			}
+		}
+		return in
+	}
+	if len(in) <= st.N {
+		return in
+	}
+	out := make([]rawSeries, len(in))
+	for i, r := range in {
+		out[i] = rawSeries{labels: r.labels, vals: make([]float64, len(r.vals)), exemplars: r.exemplars}
+		for j := range out[i].vals {
+			out[i].vals[j] = math.NaN()
+		}
+	}
+	keys := make([]string, len(in))
+	for i, r := range in {
+		keys[i] = labelKey(r.labels)
+	}
+	idx := make([]int, 0, len(in))
+	for slot := 0; slot < n; slot++ {
+		idx = idx[:0]
+		for i, r := range in {
+			if !math.IsNaN(r.vals[slot]) {
+				idx = append(idx, i)
+			}
+		}
+		slices.SortFunc(idx, func(x, y int) int {
+			c := cmpFloat(in[y].vals[slot], in[x].vals[slot]) // descending for topk
+			if st.Op == "bottomk" {
+				c = -c
+			}
+			if c != 0 {
+				return c
+			}
+			return strings.Compare(keys[x], keys[y])
+		})
+		for _, i := range idx[:min(st.N, len(idx))] {
+			out[i].vals[slot] = in[i].vals[slot]
+		}
+	}
+	return out
+}
+
+func cmpFloat(a, b float64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
 }
 
 // finish turns slot values into samples (skipping NaN), fills placeholder
@@ -506,8 +585,8 @@ func (a *metricsAgg) finish(labels []Attribute, vals []float64, exemplars []Exem
 
 // quantileSeries expands one series into one per requested quantile, labelled
 // p=<quantile>; slots without data are 0, as in Tempo.
-func (a *metricsAgg) quantileSeries(s *seriesAcc) []Series {
-	var out []Series
+func (a *metricsAgg) quantileSeries(s *seriesAcc) []rawSeries {
+	var out []rawSeries
 	// Overall distribution, to give each exemplar to the nearest quantile series.
 	total := map[float64]float64{}
 	for _, h := range s.hist {
@@ -531,9 +610,7 @@ func (a *metricsAgg) quantileSeries(s *seriesAcc) []Series {
 				ex = append(ex, e)
 			}
 		}
-		if ser, ok := a.finish(labels, vals, ex); ok {
-			out = append(out, ser)
-		}
+		out = append(out, rawSeries{labels: labels, vals: vals, exemplars: ex})
 	}
 	return out
 }
@@ -589,15 +666,16 @@ func log2Quantile(p float64, hist map[float64]float64) float64 {
 
 // sortSeries orders series by their labels so results are stable.
 func sortSeries(ss []Series) {
-	key := func(s Series) string {
-		var sb strings.Builder
-		for _, l := range s.Labels {
-			sb.WriteString(l.Key)
-			sb.WriteByte(0)
-			sb.WriteString(l.Value.AsString())
-			sb.WriteByte(0)
-		}
-		return sb.String()
+	slices.SortStableFunc(ss, func(a, b Series) int { return strings.Compare(labelKey(a.Labels), labelKey(b.Labels)) })
+}
+
+func labelKey(ls []Attribute) string {
+	var sb strings.Builder
+	for _, l := range ls {
+		sb.WriteString(l.Key)
+		sb.WriteByte(0)
+		sb.WriteString(l.Value.AsString())
+		sb.WriteByte(0)
 	}
-	slices.SortStableFunc(ss, func(a, b Series) int { return strings.Compare(key(a), key(b)) })
+	return sb.String()
 }

@@ -91,6 +91,26 @@ func TestEvalMetrics(t *testing.T) {
 			`{__bucket=0.033554432}: 0@0 2@10 0@20 0@30`,
 			`{__bucket=0.134217728}: 1@0 1@10 0@20 0@30`,
 		}, "\n")},
+		// second stages
+		{`{} | count_over_time() by(resource.service.name) | topk(1)`, strings.Join([]string{
+			`{resource.service.name=api}: 2@10 1@20 0@30`,
+			`{resource.service.name=frontend}: 1@0`,
+		}, "\n")},
+		{`{} | count_over_time() by(resource.service.name) | bottomk(1)`, strings.Join([]string{
+			`{resource.service.name=api}: 0@0 0@30`,
+			`{resource.service.name=db}: 0@20`,
+			`{resource.service.name=frontend}: 1@10`,
+		}, "\n")},
+		{`{} | count_over_time() by(resource.service.name) > 1`, strings.Join([]string{
+			`{resource.service.name=api}: 2@10`,
+			`{resource.service.name=db}: 2@10`,
+		}, "\n")},
+		{`{} | rate() >= 0.2`, `{__name__=rate}: 0.5@10 0.2@20`},
+		{`{} | max_over_time(duration) < 90ms`, `{__name__=max_over_time}: 0.08@10`},
+		{`{} | count_over_time() by(resource.service.name) > 0 | topk(1)`, strings.Join([]string{
+			`{resource.service.name=api}: 2@10 1@20`,
+			`{resource.service.name=frontend}: 1@0`,
+		}, "\n")},
 		{`{ resource.service.name = "api" } | compare({ status = error })`, strings.Join([]string{
 			`{__meta_type=baseline,kind=consumer}: 0@0 1@10 0@20 0@30`,
 			`{__meta_type=baseline,kind=internal}: 0@0 0@10 1@20 0@30`,

@@ -658,7 +658,81 @@ func (p *parser) parseMetrics() (Stage, error) {
 		}
 		m.By = by
 	}
+	if err := p.parseSecondStages(m); err != nil {
+		return nil, err
+	}
 	return m, nil
+}
+
+// parseSecondStages parses "| topk(n)", "| bottomk(n)" and sample filters
+// such as "> 10" after a metrics function.
+func (p *parser) parseSecondStages(m *MetricsStage) error {
+	for {
+		t := p.peek()
+		var st SecondStage
+		switch {
+		case t.kind == tPunct && t.text == "|" && p.toks[p.pos+1].kind == tIdent &&
+			(p.toks[p.pos+1].text == "topk" || p.toks[p.pos+1].text == "bottomk"):
+			p.next()
+			st.Op = p.next().text
+			if err := p.expectPunct("("); err != nil {
+				return err
+			}
+			n, err := p.expectInt()
+			if err != nil {
+				return err
+			}
+			if n < 1 || n > MaxSeries {
+				return p.errAt(p.toks[p.pos-1], "%s() needs a limit between 1 and %d", st.Op, MaxSeries)
+			}
+			st.N = int(n)
+			if err := p.expectPunct(")"); err != nil {
+				return err
+			}
+		case t.kind == tPunct && cmpOpOK(t.text):
+			p.next()
+			v, err := p.parseScalar(0)
+			if err != nil {
+				return err
+			}
+			lit, ok := foldScalar(v)
+			if !ok {
+				return p.errAt(t, "a metrics filter compares with a number, such as > 10")
+			}
+			st.Op, st.Value = t.text, lit
+		default:
+			return nil
+		}
+		if m.Fn == "compare" {
+			return p.errAt(t, "compare() cannot be followed by topk, bottomk or a filter")
+		}
+		m.Second = append(m.Second, st)
+	}
+}
+
+func cmpOpOK(s string) bool {
+	_, ok := cmpOps[s]
+	return ok
+}
+
+// foldScalar evaluates a constant scalar expression; durations become seconds.
+func foldScalar(e ScalarExpr) (float64, bool) {
+	switch e := e.(type) {
+	case ScalarLiteral:
+		if e.V.t == vDur {
+			return float64(e.V.n) / 1e9, true
+		}
+		return e.V.float(), e.V.isNumeric()
+	case *ScalarBinary:
+		l, ok1 := foldScalar(e.L)
+		r, ok2 := foldScalar(e.R)
+		if !ok1 || !ok2 {
+			return 0, false
+		}
+		v := arith(e.Op[0], floatValue(l), floatValue(r))
+		return v.f, v.t == vFloat
+	}
+	return 0, false
 }
 
 func (p *parser) expectInt() (int64, error) {

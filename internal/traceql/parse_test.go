@@ -5,6 +5,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -134,7 +135,12 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("round trip of %q: %q -> %q", query, s, again.String())
 		}
 		h := q.Hints()
-		if !q.IsMetrics() {
+		if q.IsMetrics() {
+			req := MetricsRequest{Start: t0, End: t0.Add(30 * time.Second), Step: 10 * time.Second, Exemplars: 3}
+			if _, err := q.EvalMetrics(req, fixtureSeq()); err != nil && !errors.Is(err, ErrTooManySeries) {
+				t.Fatalf("EvalMetrics(%q): %v", query, err)
+			}
+		} else {
 			for _, td := range traces {
 				if len(q.EvalTrace(td)) > 0 && !h.MayMatch(Summarize(td)) {
 					t.Fatalf("hints %+v of %q skip a matching trace", h, query)

@@ -135,5 +135,12 @@ func (m *MetricsStage) String() string {
 	if len(m.By) > 0 {
 		sb.WriteString(" by(" + joinFields(m.By) + ")")
 	}
+	for _, s := range m.Second {
+		if s.Op == "topk" || s.Op == "bottomk" {
+			sb.WriteString(" | " + s.Op + "(" + strconv.Itoa(s.N) + ")")
+		} else {
+			sb.WriteString(" " + s.Op + " " + formatFloat(s.Value))
+		}
+	}
 	return sb.String()
 }
