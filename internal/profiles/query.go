@@ -178,10 +178,13 @@ func (s *Store) Series(sel Selector, names []string) []labels.Labels {
 	return out
 }
 
-// SampleFilter restricts merged samples to spans or traces; nil keeps all.
+// SampleFilter restricts merged samples to spans, traces or a call site; nil keeps
+// all.
 type SampleFilter struct {
 	SpanIDs  map[uint64]struct{}
 	TraceIDs map[string]struct{}
+	// CallSite keeps only stacks that start (root first) with these function names.
+	CallSite []string
 }
 
 // MergeTree merges every matching sample into one call tree.
@@ -189,6 +192,12 @@ func (s *Store) MergeTree(ctx context.Context, sel Selector, filter *SampleFilte
 	tree := NewTree()
 	err := s.forEachTable(ctx, &sel, func(t *table) error {
 		m := newTableMerger(tree, t)
+		var site *callSite
+		if filter != nil && len(filter.CallSite) > 0 {
+			if site = newCallSite(t, filter.CallSite); site == nil {
+				return nil // this table never saw that call site
+			}
+		}
 		var traces map[uint32]bool
 		if filter != nil && len(filter.TraceIDs) > 0 {
 			traces = map[uint32]bool{}
@@ -211,6 +220,9 @@ func (s *Store) MergeTree(ctx context.Context, sel Selector, filter *SampleFilte
 					if filter != nil && !filter.keep(x, traces) {
 						continue
 					}
+					if site != nil && !site.contains(x.node) {
+						continue
+					}
 					m.add(x.node, x.value)
 				}
 			}
@@ -223,6 +235,59 @@ func (s *Store) MergeTree(ctx context.Context, sel Selector, filter *SampleFilte
 	}
 	tree.sum()
 	return tree, nil
+}
+
+// callSite answers "is this node at or below the call site's node" with a memo,
+// walking parents at most once per node.
+type callSite struct {
+	t    *table
+	node uint32
+	memo map[uint32]bool
+}
+
+// newCallSite finds the node of the root-first names in t, or nil if t has none.
+func newCallSite(t *table, names []string) *callSite {
+	ids := map[string]uint32{}
+	for i, n := range t.names {
+		ids[n] = uint32(i)
+	}
+	// Children are not indexed in blocks, so find each level by scanning nodes in
+	// ID order: a child always comes after its parent.
+	cur := uint32(0)
+	for _, n := range names {
+		want, ok := ids[n]
+		if !ok {
+			return nil
+		}
+		found := false
+		for id := cur + 1; id < uint32(len(t.nodes)); id++ {
+			if t.nodes[id].parent == cur && t.nodes[id].name == want {
+				cur, found = id, true
+				break
+			}
+		}
+		if !found {
+			return nil
+		}
+	}
+	return &callSite{t: t, node: cur, memo: map[uint32]bool{cur: true, 0: false}}
+}
+
+func (c *callSite) contains(id uint32) bool {
+	var path []uint32
+	res := false
+	for {
+		if v, ok := c.memo[id]; ok {
+			res = v
+			break
+		}
+		path = append(path, id)
+		id = c.t.nodes[id].parent
+	}
+	for _, p := range path {
+		c.memo[p] = res
+	}
+	return res
 }
 
 func (f *SampleFilter) keep(x sampleRec, traces map[uint32]bool) bool {
@@ -312,6 +377,34 @@ func (s *Store) SelectSeries(ctx context.Context, sel Selector, step int64, grou
 	}
 	slices.SortFunc(out, func(a, b SeriesPoints) int { return labels.Compare(a.Labels, b.Labels) })
 	return out, nil
+}
+
+// Stats reports whether the tenant has any data and its time span (nanoseconds).
+func (s *Store) Stats(tenant string) (ingested bool, oldest, newest int64) {
+	sel := Selector{Tenant: tenant, Start: 0, End: 1<<63 - 1}
+	oldest, newest = 1<<63-1, -1<<63
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	visit := func(ls labels.Labels, minT, maxT int64) {
+		if sel.matches(ls, minT, maxT) {
+			ingested = true
+			oldest, newest = min(oldest, minT), max(newest, maxT)
+		}
+	}
+	for _, t := range s.memTables() {
+		for _, sr := range t.series {
+			visit(sr.labels, sr.minT, sr.maxT)
+		}
+	}
+	for _, b := range s.blocks {
+		for _, sr := range b.meta.Series {
+			visit(sr.ls, sr.MinT, sr.MaxT)
+		}
+	}
+	if !ingested {
+		return false, 0, 0
+	}
+	return true, oldest, newest
 }
 
 func sortedKeys(m map[string]struct{}) []string {

@@ -36,6 +36,13 @@ func NewHandler(store *profiles.Store, logger *slog.Logger) http.Handler {
 		if t := r.Header.Get("X-Scope-OrgID"); t != "" {
 			r = r.WithContext(pipeline.WithTenant(r.Context(), t))
 		}
+		// Grafana datasources pointed at https://host/pyroscope call the same
+		// procedures under that prefix.
+		if p, ok := strings.CutPrefix(r.URL.Path, "/pyroscope/"); ok {
+			r = r.Clone(r.Context())
+			r.URL.Path = "/" + p
+			r.URL.RawPath = ""
+		}
 		mux.ServeHTTP(w, r)
 	})
 }
@@ -167,12 +174,18 @@ func maxNodes(n *int64) (int64, error) {
 	return *n, nil
 }
 
-// filter builds the span/trace sample filter; nil when neither is given.
-func filter(spans, traces []string) (*profiles.SampleFilter, error) {
-	if len(spans) == 0 && len(traces) == 0 {
+// filter builds the span/trace/call-site sample filter; nil when none is given.
+func filter(spans, traces []string, sts *typesv1.StackTraceSelector) (*profiles.SampleFilter, error) {
+	var site []string
+	if sts != nil {
+		for _, l := range sts.CallSite {
+			site = append(site, l.GetName())
+		}
+	}
+	if len(spans) == 0 && len(traces) == 0 && len(site) == 0 {
 		return nil, nil
 	}
-	f := &profiles.SampleFilter{SpanIDs: map[uint64]struct{}{}, TraceIDs: map[string]struct{}{}}
+	f := &profiles.SampleFilter{SpanIDs: map[uint64]struct{}{}, TraceIDs: map[string]struct{}{}, CallSite: site}
 	for _, s := range spans {
 		b, err := hex.DecodeString(s)
 		if err != nil || len(b) != 8 {
@@ -212,7 +225,7 @@ func (q *querier) SelectMergeStacktraces(ctx context.Context, req *connect.Reque
 	if err != nil {
 		return nil, err
 	}
-	f, err := filter(m.SpanSelector, m.TraceIdSelector)
+	f, err := filter(m.SpanSelector, m.TraceIdSelector, m.StackTraceSelector)
 	if err != nil {
 		return nil, err
 	}
@@ -236,7 +249,7 @@ func (q *querier) SelectMergeSpanProfile(ctx context.Context, req *connect.Reque
 	if err != nil {
 		return nil, err
 	}
-	f, err := filter(m.SpanSelector, nil)
+	f, err := filter(m.SpanSelector, nil, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -253,7 +266,7 @@ func (q *querier) SelectMergeSpanProfile(ctx context.Context, req *connect.Reque
 
 func (q *querier) SelectMergeProfile(ctx context.Context, req *connect.Request[querierv1.SelectMergeProfileRequest]) (*connect.Response[googlev1.Profile], error) {
 	m := req.Msg
-	f, err := filter(nil, m.TraceIdSelector)
+	f, err := filter(nil, m.TraceIdSelector, m.StackTraceSelector)
 	if err != nil {
 		return nil, err
 	}
@@ -311,15 +324,33 @@ func (q *querier) Diff(ctx context.Context, req *connect.Request[querierv1.DiffR
 	if err != nil {
 		return nil, err
 	}
-	lt, _, err := q.mergeTree(ctx, l.ProfileTypeID, l.LabelSelector, l.Start, l.End, nil)
+	lf, err := filter(nil, nil, l.StackTraceSelector)
 	if err != nil {
 		return nil, err
 	}
-	rt, _, err := q.mergeTree(ctx, r.ProfileTypeID, r.LabelSelector, r.Start, r.End, nil)
+	rf, err := filter(nil, nil, r.StackTraceSelector)
+	if err != nil {
+		return nil, err
+	}
+	lt, _, err := q.mergeTree(ctx, l.ProfileTypeID, l.LabelSelector, l.Start, l.End, lf)
+	if err != nil {
+		return nil, err
+	}
+	rt, _, err := q.mergeTree(ctx, r.ProfileTypeID, r.LabelSelector, r.Start, r.End, rf)
 	if err != nil {
 		return nil, err
 	}
 	return connect.NewResponse(&querierv1.DiffResponse{Flamegraph: profiles.Diff(lt, rt, n)}), nil
+}
+
+// GetProfileStats tells the Explore Profiles app whether any data arrived yet.
+func (q *querier) GetProfileStats(ctx context.Context, _ *connect.Request[typesv1.GetProfileStatsRequest]) (*connect.Response[typesv1.GetProfileStatsResponse], error) {
+	ok, oldest, newest := q.store.Stats(pipeline.Tenant(ctx))
+	resp := &typesv1.GetProfileStatsResponse{DataIngested: ok}
+	if ok {
+		resp.OldestProfileTime, resp.NewestProfileTime = oldest/1e6, newest/1e6
+	}
+	return connect.NewResponse(resp), nil
 }
 
 func labelPairs(ls labels.Labels) []*typesv1.LabelPair {
