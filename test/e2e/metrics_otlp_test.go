@@ -107,6 +107,11 @@ func TestOTelSDKHistogramWithExemplar(t *testing.T) {
 	mp := sdkmetric.NewMeterProvider(
 		sdkmetric.WithResource(res),
 		sdkmetric.WithReader(sdkmetric.NewPeriodicReader(exp, sdkmetric.WithInterval(time.Hour))),
+		// An exponential histogram becomes a Prometheus native histogram.
+		sdkmetric.WithView(sdkmetric.NewView(
+			sdkmetric.Instrument{Name: "e2e.exp.duration"},
+			sdkmetric.Stream{Aggregation: sdkmetric.AggregationBase2ExponentialHistogram{MaxSize: 160, MaxScale: 20}},
+		)),
 	)
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample()))
 	defer tp.Shutdown(ctx)
@@ -116,8 +121,15 @@ func TestOTelSDKHistogramWithExemplar(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	expHist, err := mp.Meter("e2e").Float64Histogram("e2e.exp.duration", metric.WithUnit("s"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	spanCtx, span := tp.Tracer("e2e").Start(ctx, "checkout")
 	hist.Record(spanCtx, 0.3, metric.WithAttributes(attribute.String("route", "/checkout")))
+	for _, d := range []float64{0.01, 0.02, 0.04, 0.08, 1.5} {
+		expHist.Record(spanCtx, d)
+	}
 	span.End()
 	traceID := span.SpanContext().TraceID().String()
 	// Shutdown exports everything recorded and reports export errors.
@@ -139,6 +151,20 @@ func TestOTelSDKHistogramWithExemplar(t *testing.T) {
 	_, q, _ := api.Instant(t, `histogram_quantile(0.5, e2e_request_duration_seconds_bucket`+sel+`)`, time.Now())
 	if len(q) != 1 || q[0].Value.Float() <= 0.1 || q[0].Value.Float() > 0.5 {
 		t.Errorf("histogram_quantile(0.5) = %+v, want in (0.1, 0.5]", q)
+	}
+
+	// The exponential histogram is a native histogram: no _bucket series.
+	var native []harness.Series
+	harness.Eventually(t, 10*time.Second, func() (bool, string) {
+		_, native, _ = api.Instant(t, `histogram_count(e2e_exp_duration_seconds{job="e2e-sdk"})`, time.Now())
+		return len(native) == 1, fmt.Sprintf("histogram_count(e2e_exp_duration_seconds) = %+v", native)
+	})
+	if native[0].Value.V != "5" {
+		t.Errorf("histogram_count(e2e_exp_duration_seconds) = %s, want 5", native[0].Value.V)
+	}
+	_, med, _ := api.Instant(t, `histogram_quantile(0.5, e2e_exp_duration_seconds{job="e2e-sdk"})`, time.Now())
+	if len(med) != 1 || med[0].Value.Float() < 0.03 || med[0].Value.Float() > 0.05 {
+		t.Errorf("native histogram median = %+v, want about 0.04", med)
 	}
 
 	// The exemplar links the bucket to the trace.

@@ -25,8 +25,16 @@ var (
 	buildErr  error
 )
 
-// Main builds ./cmd/vispyr, runs the tests and removes the build.
+// Main builds ./cmd/vispyr, runs the tests and removes the build. Building
+// up front keeps the build's time out of the first test's.
 func Main(m *testing.M) {
+	buildOnce.Do(func() {
+		if p := os.Getenv("VISPYR_BINARY"); p != "" {
+			buildPath = p
+			return
+		}
+		buildPath, buildErr = build()
+	})
 	code := m.Run()
 	if buildDir != "" {
 		os.RemoveAll(buildDir)
