@@ -240,3 +240,31 @@ func TestConfigValidate(t *testing.T) {
 func containsStr(s, sub string) bool {
 	return len(sub) == 0 || (len(s) >= len(sub) && (s[:len(sub)] == sub || containsStr(s[1:], sub)))
 }
+
+// TestRunCutsHead runs the background loop with a short block duration and waits
+// for the head to become a block, still answering queries.
+func TestRunCutsHead(t *testing.T) {
+	dir := t.TempDir()
+	s := mustOpen(t, Config{BlockDuration: time.Second}, dir)
+	defer s.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- s.Run(ctx) }()
+	if err := s.Append(context.Background(), testBatch("api", time.Now(), map[string]int64{"a": 7}, 0)); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for countBlocks(t, dir) == 0 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if countBlocks(t, dir) != 1 {
+		t.Fatal("head was not cut into a block within 10s")
+	}
+	if got := total(t, s, "api"); got != 7 {
+		t.Fatalf("total after cut = %d, want 7", got)
+	}
+}

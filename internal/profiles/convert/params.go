@@ -64,9 +64,18 @@ func ParseAppName(s string) (string, map[string]string, error) {
 			app = v // the app name may also be given as a label
 			continue
 		}
-		ls[k] = v
+		if AllowedLabel(k) {
+			ls[k] = v
+		}
 	}
 	return app, ls, nil
+}
+
+// AllowedLabel reports whether a client may set label name: like Pyroscope, no
+// reserved `__x__` names except __session_id__, so nobody can forge the profile
+// type or the tenant.
+func AllowedLabel(name string) bool {
+	return !strings.HasPrefix(name, "__") || name == "__session_id__"
 }
 
 // ParseTime reads from/until: Unix time whose unit follows from the number of digits

@@ -22,6 +22,7 @@ func TestParseAppName(t *testing.T) {
 	f("shop{env=prod, region=eu}", "shop", map[string]string{"env": "prod", "region": "eu"}, false)
 	f(`shop{msg="a,b=c"}`, "shop", map[string]string{"msg": "a,b=c"}, false)
 	f("shop{otel.scope.name=com.grafana/go}", "shop", map[string]string{"otel.scope.name": "com.grafana/go"}, false)
+	f("shop{__tenant__=x,__profile_type__=y,__session_id__=s}", "shop", map[string]string{"__session_id__": "s"}, false)
 	f("shop{env=prod", "", nil, true)
 	f("shop{=x}", "", nil, true)
 }

@@ -28,7 +28,9 @@ func (s *pushService) Push(ctx context.Context, req *connect.Request[pushv1.Push
 				name = l.Value
 				continue
 			}
-			ls[l.Name] = l.Value
+			if convert.AllowedLabel(l.Name) {
+				ls[l.Name] = l.Value
+			}
 		}
 		if ls[profiles.LabelServiceName] == "" {
 			ls[profiles.LabelServiceName] = "unknown_service"
