@@ -12,8 +12,8 @@ const (
 	maxValuesPerKey = 100
 )
 
-// summarizer accumulates a Summary over spans.
-type summarizer struct {
+// Summarizer accumulates a Summary over spans.
+type Summarizer struct {
 	s        Summary
 	services map[string]bool
 	names    map[string]bool
@@ -21,8 +21,8 @@ type summarizer struct {
 	values   map[string]map[string]bool // "s\x00key" or "r\x00key" -> values
 }
 
-func newSummarizer() *summarizer {
-	return &summarizer{
+func NewSummarizer() *Summarizer {
+	return &Summarizer{
 		s: Summary{ServicesComplete: true, NamesComplete: true, SpanTagsComplete: true, ResTagsComplete: true,
 			SpanTags: map[string]*TagValues{}, ResourceTags: map[string]*TagValues{}},
 		services: map[string]bool{}, names: map[string]bool{}, seenRes: map[string]bool{},
@@ -43,7 +43,7 @@ func addCapped(set map[string]bool, list *[]string, complete *bool, v string, li
 }
 
 // addTrace adds the spans of one trace.
-func (z *summarizer) addTrace(spans []spanrow.Span) {
+func (z *Summarizer) AddTrace(spans []spanrow.Span) {
 	minStart, maxEnd := spans[0].Start, spans[0].End()
 	for i := range spans {
 		sp := &spans[i]
@@ -67,7 +67,7 @@ func (z *summarizer) addTrace(spans []spanrow.Span) {
 	z.s.MaxTraceDuration = max(z.s.MaxTraceDuration, maxEnd-minStart)
 }
 
-func (z *summarizer) addAttrs(scope byte, tags map[string]*TagValues, complete *bool, attrs []byte) {
+func (z *Summarizer) addAttrs(scope byte, tags map[string]*TagValues, complete *bool, attrs []byte) {
 	err := spanrow.ScanScalars(attrs, func(key, typ, value string) {
 		tv := tags[key]
 		if tv == nil {
@@ -106,6 +106,5 @@ func (z *summarizer) addAttrs(scope byte, tags map[string]*TagValues, complete *
 	}
 }
 
-// MergeSummaries combines block summaries (for compaction's output meta is recomputed
-// from rows, so this serves queries that span blocks).
-func (z *summarizer) summary() Summary { return z.s }
+// Summary returns what was accumulated.
+func (z *Summarizer) Summary() Summary { return z.s }

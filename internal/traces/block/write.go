@@ -45,7 +45,7 @@ func Write(ctx context.Context, be backend.Raw, tenant, id string, level int, ro
 	}
 
 	var index []byte
-	z := newSummarizer()
+	z := NewSummarizer()
 	nTraces := countTraces(rows)
 	filter := bloom.NewWithEstimates(uint(nTraces), bloomFPR)
 	meta := &Meta{Format: FormatVersion, ID: id, Tenant: tenant, Level: level, Created: time.Now().UTC(),
@@ -61,14 +61,14 @@ func Write(ctx context.Context, be backend.Raw, tenant, id string, level int, ro
 		index = append(index, id[:]...)
 		index = binary.LittleEndian.AppendUint32(index, uint32(start))
 		index = binary.LittleEndian.AppendUint32(index, uint32(end-start))
-		z.addTrace(rows[start:end])
+		z.AddTrace(rows[start:end])
 		for i := start; i < end; i++ {
 			meta.MinStart = min(meta.MinStart, rows[i].Start)
 			meta.MaxEnd = max(meta.MaxEnd, rows[i].End())
 		}
 		start = end
 	}
-	meta.Summary = z.summary()
+	meta.Summary = z.Summary()
 	bloomBytes, err := filter.MarshalBinary()
 	if err != nil {
 		return nil, fmt.Errorf("encode bloom filter: %w", err)
