@@ -2,9 +2,11 @@ package traceql
 
 import (
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 )
 
@@ -67,3 +69,47 @@ func BenchmarkParse(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkEvalMetrics feeds 1000 ten-span traces spread over an hour.
+func BenchmarkEvalMetrics(b *testing.B) {
+	base := benchTrace()
+	traces := make([]ptrace.Traces, 1000)
+	for i := range traces {
+		td := ptrace.NewTraces()
+		base.CopyTo(td)
+		shift := time.Duration(i) * 3600 * time.Second / 1000
+		rss := td.ResourceSpans()
+		for r := 0; r < rss.Len(); r++ {
+			spans := rss.At(r).ScopeSpans().At(0).Spans()
+			for s := 0; s < spans.Len(); s++ {
+				sp := spans.At(s)
+				sp.SetStartTimestamp(sp.StartTimestamp() + pcommonTS(shift))
+				sp.SetEndTimestamp(sp.EndTimestamp() + pcommonTS(shift))
+			}
+		}
+		traces[i] = td
+	}
+	req := MetricsRequest{Start: t0, End: t0.Add(time.Hour), Step: time.Minute, Exemplars: 100}
+	for _, bc := range []struct{ name, q string }{
+		{"rate_by_service", `{} | rate() by(resource.service.name)`},
+		{"errors_rate", `{ status = error } | rate()`},
+		{"quantile_by_name", `{} | quantile_over_time(duration, .5, .9, .99) by(name)`},
+		{"compare", `{} | compare({ status = error })`},
+	} {
+		q, err := Parse(bc.q)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := q.EvalMetrics(req, slices.Values(traces)); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/10000, "ns/span")
+		})
+	}
+}
+
+func pcommonTS(d time.Duration) pcommon.Timestamp { return pcommon.Timestamp(d) }

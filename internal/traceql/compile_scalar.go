@@ -125,11 +125,19 @@ func compileScalarFilter(f *ScalarFilter) (stageFn, error) {
 // groupKey identifies a by() value; typed so that 1 and "1" are different groups.
 type groupKey struct {
 	t vtype
+	n int64
+	f float64
 	s string
 }
 
 func keyOf(v value) groupKey {
-	return groupKey{t: v.t, s: v.text()}
+	switch v.t {
+	case vStr:
+		return groupKey{t: vStr, s: v.s}
+	case vArr:
+		return groupKey{t: vArr, s: v.text()}
+	}
+	return groupKey{t: v.t, n: v.n, f: v.f}
 }
 
 func compileBy(b *ByStage) (stageFn, error) {

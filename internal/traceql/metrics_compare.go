@@ -25,6 +25,17 @@ type compareAcc struct {
 	base, selection map[string]map[groupKey]*cmpCounts
 	baseTot, selTot map[string][]float64
 	baseEx, selEx   []cmpExemplar
+	// label names for raw attribute keys, so the hot loop does not build strings.
+	spanKeys, resKeys map[string]string
+}
+
+func cachedKey(cache map[string]string, scope, k string) string {
+	if s, ok := cache[k]; ok {
+		return s
+	}
+	s := attrText(scope, k)
+	cache[k] = s
+	return s
 }
 
 type cmpCounts struct {
@@ -42,6 +53,7 @@ func newCompareAcc(iv intervals, sel predFn, ms *MetricsStage, exemplars int) *c
 		iv: iv, sel: sel, topN: ms.TopN, start: ms.CompareStart, end: ms.CompareEnd, exemplars: exemplars,
 		base: map[string]map[groupKey]*cmpCounts{}, selection: map[string]map[groupKey]*cmpCounts{},
 		baseTot: map[string][]float64{}, selTot: map[string][]float64{},
+		spanKeys: map[string]string{}, resKeys: map[string]string{},
 	}
 }
 
@@ -80,10 +92,10 @@ func (a *compareAcc) observe(c *traceCtx, r *spanRow, slot int) {
 		}
 	}
 	for k, v := range r.span.Attributes().All() {
-		add(attrText("span", k), fromPcommon(v))
+		add(cachedKey(a.spanKeys, "span", k), fromPcommon(v))
 	}
 	for k, v := range r.res.Attributes().All() {
-		add(attrText("resource", k), fromPcommon(v))
+		add(cachedKey(a.resKeys, "resource", k), fromPcommon(v))
 	}
 	add("name", strValue(r.span.Name()))
 	add("status", statusValue(r.span.Status().Code()))
