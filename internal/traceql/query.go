@@ -6,6 +6,27 @@
 // A Query is compiled once by Parse into closures and is safe for concurrent
 // use. The trace store calls EvalTrace for each candidate trace (after using
 // Hints to skip data that cannot match) and EvalMetrics for metrics queries.
+//
+// Entry points for a store:
+//
+//   - Parse: a *ParseError (line, column, what was expected) is a 400.
+//   - Query.IsMetrics: metrics queries go to EvalMetrics, others to EvalTrace.
+//   - Query.Hints and Hints.MayMatch with a TraceSummary (Summarize builds one
+//     per trace, TraceSummary.Merge one per block): skip data cheaply.
+//   - Query.EvalTrace: pass one whole trace, get the matching spansets with
+//     the attributes Tempo puts in search results.
+//   - Query.EvalMetrics: stream the traces of the time range, get series
+//     with Tempo's labels, alignment and exemplars.
+//
+// Semantics follow Tempo: regexes are fully anchored RE2; comparisons between
+// mismatched types are false (and rejected at parse time when both types are
+// known, e.g. status = "error"); && and || share one precedence level and
+// associate left, inside filters and between spansets; structural operators
+// bind tighter than && and || and return the right-hand spans (union forms
+// both sides, negated forms the right-hand spans without such a relative).
+//
+// The AST types (Pipeline, SpansetFilter, BinaryExpr, ...) are exported for
+// inspection; stores do not need them.
 package traceql
 
 import (
