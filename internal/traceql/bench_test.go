@@ -113,3 +113,33 @@ func BenchmarkEvalMetrics(b *testing.B) {
 }
 
 func pcommonTS(d time.Duration) pcommon.Timestamp { return pcommon.Timestamp(d) }
+
+// chainTrace is a pathological trace: n spans, each the child of the previous one.
+func chainTrace(n int) ptrace.Traces {
+	td := ptrace.NewTraces()
+	spans := td.ResourceSpans().AppendEmpty().ScopeSpans().AppendEmpty().Spans()
+	for i := 0; i < n; i++ {
+		sp := spans.AppendEmpty()
+		sp.SetSpanID(pcommon.SpanID{byte(i >> 24), byte(i >> 16), byte(i >> 8), byte(i), 1})
+		if i > 0 {
+			sp.SetParentSpanID(pcommon.SpanID{byte((i - 1) >> 24), byte((i - 1) >> 16), byte((i - 1) >> 8), byte(i - 1), 1})
+		}
+		sp.SetName(fmt.Sprintf("s%d", i%7))
+	}
+	return td
+}
+
+func BenchmarkStructuralDeepTrace(b *testing.B) {
+	td := chainTrace(10000)
+	for _, q := range []string{`{ name = "s1" } >> { name = "s2" }`, `{ name = "s1" } << { name = "s2" }`, `{ name = "s1" } ~ { }`, `{ } !>> { name = "s3" }`} {
+		parsed, err := Parse(q)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(q, func(b *testing.B) {
+			for b.Loop() {
+				parsed.EvalTrace(td)
+			}
+		})
+	}
+}

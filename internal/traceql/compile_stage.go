@@ -242,16 +242,48 @@ func relParent(c *traceCtx, xs, ys []int32) []int32 {
 	return selectMarked(ys, m, true)
 }
 
-// relDescendant: ys with an ancestor in xs ({x} >> {y}).
+// relDescendant: ys with an ancestor in xs ({x} >> {y}). Whether a span has
+// an ancestor in xs is memoised along each walk up, so deep traces stay linear.
 func relDescendant(c *traceCtx, xs, ys []int32) []int32 {
 	in := markSet(c, xs)
-	var out []int32
-	for _, y := range ys {
-		for p, steps := c.rows[y].parent, 0; p >= 0 && steps < len(c.rows); p, steps = c.rows[p].parent, steps+1 {
-			if in[p] {
-				out = append(out, y)
+	const unknown, no, yes = 0, 1, 2
+	memo := make([]uint8, len(c.rows)) // does row i have an ancestor in xs?
+	var path []int32
+	has := func(y int32) bool {
+		path = path[:0]
+		result := false
+		for i, steps := y, 0; ; steps++ {
+			if memo[i] != unknown {
+				result = memo[i] == yes
 				break
 			}
+			p := c.rows[i].parent
+			if p < 0 || steps >= len(c.rows) {
+				break
+			}
+			path = append(path, i)
+			if in[p] {
+				result = true
+				break
+			}
+			i = p
+		}
+		state := uint8(no)
+		if result {
+			state = yes
+		}
+		for _, i := range path {
+			memo[i] = state
+		}
+		if len(path) == 0 && memo[y] == unknown {
+			memo[y] = state
+		}
+		return result
+	}
+	var out []int32
+	for _, y := range ys {
+		if has(y) {
+			out = append(out, y)
 		}
 	}
 	return out

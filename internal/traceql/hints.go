@@ -19,6 +19,13 @@ import (
 //
 // Typical use: build a TraceSummary per block (or per trace) and skip it when
 // !q.Hints().MayMatch(summary).
+//
+// Hints are about whole traces: different hints may be satisfied by different
+// spans of a trace. A summary must therefore cover every span of each trace
+// it describes. If a trace can be split across blocks (spans arriving after a
+// block cut), a block holding only part of a trace may fail MayMatch although
+// the whole trace matches: either summarize such blocks together with the
+// other parts of their traces, or do not skip blocks that hold partial traces.
 type Hints struct {
 	// ServiceNames: the trace has a span whose resource attribute service.name
 	// is one of these. From resource.service.name = "x", =~ "x|y",
