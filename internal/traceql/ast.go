@@ -165,6 +165,8 @@ func (*ScalarBinary) scalarExpr() {}
 var unscopedIntrinsics = map[string]bool{
 	"duration": true, "name": true, "status": true, "statusMessage": true, "kind": true,
 	"rootName": true, "rootServiceName": true, "traceDuration": true,
+	// Grafana's Traces Drilldown selects root spans with nestedSetParent < 0.
+	"nestedSetLeft": true, "nestedSetRight": true, "nestedSetParent": true,
 }
 
 var scopedIntrinsics = map[string]string{

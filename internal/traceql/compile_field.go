@@ -293,6 +293,12 @@ func compileIntrinsic(i IntrinsicRef) (compiledField, error) {
 		}
 	case "span:childCount":
 		f = func(c *traceCtx, r *spanRow) value { c.ensureParents(); return intValue(int64(r.children)) }
+	case "nestedSetLeft":
+		f = func(c *traceCtx, r *spanRow) value { c.ensureNestedSet(); return intValue(int64(r.nsLeft)) }
+	case "nestedSetRight":
+		f = func(c *traceCtx, r *spanRow) value { c.ensureNestedSet(); return intValue(int64(r.nsRight)) }
+	case "nestedSetParent":
+		f = func(c *traceCtx, r *spanRow) value { c.ensureNestedSet(); return intValue(int64(r.nsParent)) }
 	case "instrumentation:name":
 		f = func(_ *traceCtx, r *spanRow) value { return strValue(r.scope.Name()) }
 	case "instrumentation:version":

@@ -93,6 +93,11 @@ var evalCases = []evalCase{
 	{`{ span:id = "0404040404040404" }`, result{"A": one("SELECT")}},
 	{`{ span:parentID = "0303030303030303" }`, result{"A": one("SELECT", "INSERT")}},
 	{`{ span:childCount = 2 }`, result{"A": one("handle")}},
+	// nested set numbers: A is GET /(1,10) > call api(2,9) > handle(3,8) > SELECT(4,5), INSERT(6,7)
+	{`{ nestedSetParent < 0 }`, result{"A": one("GET /"), "B": one("consume"), "C": one(allC...)}},
+	{`{ nestedSetParent < 0 && true } | select(nestedSetLeft, nestedSetRight)`, result{"A": one("GET /"), "B": one("consume"), "C": one(allC...)}},
+	{`{ nestedSetLeft = 6 && nestedSetRight = 7 && nestedSetParent = 3 }`, result{"A": one("INSERT")}},
+	{`{ nestedSetRight - nestedSetLeft = 9 }`, result{"A": one("GET /")}},
 	// attributes: scoped, unscoped, quoted, typed
 	{`{ resource.service.name = "db" }`, result{"A": one("SELECT", "INSERT")}},
 	{`{ .service.name = "db" }`, result{"A": one("SELECT", "INSERT")}},
@@ -234,6 +239,8 @@ func TestSelectedAttributes(t *testing.T) {
 			map[string]string{"kind": "Str:server", "http.method": "Str:GET"}},
 		{`{ event:name = "exception" } | select(span.tags, statusMessage)`, "A", "handle",
 			map[string]string{"event:name": "Str:exception", "tags": `Slice:["a","b"]`, "statusMessage": "Str:boom"}},
+		{`{ nestedSetParent < 0 && kind = server }`, "A", "GET /", map[string]string{"kind": "Str:server"}},
+		{`{ nestedSetParent < 0 } | select(nestedSetRight)`, "A", "GET /", map[string]string{"nestedSetRight": "Int:10"}},
 		{`{ .service.name = "api" && rootServiceName = "api" } | select(instrumentation:name)`, "B", "consume",
 			map[string]string{"service.name": "Str:api", "instrumentation:name": "Str:kafka-lib"}},
 	}

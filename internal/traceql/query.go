@@ -146,11 +146,33 @@ var unreportedIntrinsics = map[string]bool{
 	"rootName": true, "trace:id": true, "span:id": true,
 }
 
+// internalIntrinsics are reported only when select()ed: Grafana filters on
+// nestedSetParent < 0 and does not expect it back as a span attribute.
+var internalIntrinsics = map[string]bool{"nestedSetLeft": true, "nestedSetRight": true, "nestedSetParent": true}
+
 // collectSelected lists, in query order and without duplicates, the fields
 // whose values are returned with each span.
 func collectSelected(pl *Pipeline) ([]selectedField, error) {
 	var out []selectedField
 	seen := map[string]bool{}
+	explicit := map[string]bool{} // fields named in select()
+	var findSelects func(st Stage)
+	findSelects = func(st Stage) {
+		switch st := st.(type) {
+		case *SelectStage:
+			for _, f := range st.Fields {
+				explicit[f.String()] = true
+			}
+		case *Pipeline:
+			for _, s := range st.Stages {
+				findSelects(s)
+			}
+		case *SpansetOp:
+			findSelects(st.L)
+			findSelects(st.R)
+		}
+	}
+	findSelects(pl)
 	var err error
 	add := func(e FieldExpr) {
 		var key string
@@ -158,7 +180,7 @@ func collectSelected(pl *Pipeline) ([]selectedField, error) {
 		case AttrRef:
 			key = e.Name
 		case IntrinsicRef:
-			if unreportedIntrinsics[e.Name] {
+			if unreportedIntrinsics[e.Name] || internalIntrinsics[e.Name] && !explicit[e.Name] {
 				return
 			}
 			key = e.Name

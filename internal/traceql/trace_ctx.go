@@ -1,6 +1,7 @@
 package traceql
 
 import (
+	"slices"
 	"sync"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -17,6 +18,11 @@ type spanRow struct {
 	end      uint64
 	parent   int32 // index of the parent row, -1 for roots and orphans; valid after ensureParents
 	children int32 // number of child rows; valid after ensureParents
+	// Nested set numbers as Tempo assigns them (valid after ensureNestedSet):
+	// a depth-first walk from each root numbers left on entry and right on
+	// exit; nsParent is the parent's left, -1 for roots. Spans not connected
+	// to a root keep 0.
+	nsLeft, nsRight, nsParent int32
 }
 
 func (r *spanRow) duration() int64 {
@@ -40,6 +46,7 @@ type traceCtx struct {
 
 	parentsDone bool
 	byID        map[pcommon.SpanID]int32
+	nestedDone  bool
 
 	all  []int32 // 0..len(rows)-1
 	root [1]sset // the initial spanset: every span of the trace
@@ -90,7 +97,7 @@ func newTraceCtx(td ptrace.Traces) *traceCtx {
 func (c *traceCtx) release() {
 	clear(c.rows)
 	c.rows = c.rows[:0]
-	c.infoDone, c.parentsDone = false, false
+	c.infoDone, c.parentsDone, c.nestedDone = false, false, false
 	c.rootName, c.rootService, c.traceDur = nilValue, nilValue, nilValue
 	clear(c.byID)
 	if cap(c.rows) > 1<<16 {
@@ -151,6 +158,65 @@ func (c *traceCtx) ensureParents() {
 		if p, ok := c.byID[pid]; ok && p != int32(i) {
 			r.parent = p
 			c.rows[p].children++
+		}
+	}
+}
+
+// ensureNestedSet assigns nested set numbers (nestedSetLeft/Right/Parent).
+func (c *traceCtx) ensureNestedSet() {
+	if c.nestedDone {
+		return
+	}
+	c.nestedDone = true
+	c.ensureParents()
+	n := len(c.rows)
+	// children lists in row order, as offsets into one flat slice
+	start := make([]int32, n+1)
+	for i := range c.rows {
+		c.rows[i].nsLeft, c.rows[i].nsRight, c.rows[i].nsParent = 0, 0, 0
+		if p := c.rows[i].parent; p >= 0 {
+			start[p+1]++
+		}
+	}
+	for i := 0; i < n; i++ {
+		start[i+1] += start[i]
+	}
+	kids := make([]int32, start[n])
+	fill := slices.Clone(start[:n])
+	for i := range c.rows {
+		if p := c.rows[i].parent; p >= 0 {
+			kids[fill[p]] = int32(i)
+			fill[p]++
+		}
+	}
+	counter := int32(1)
+	type frame struct{ row, next int32 }
+	var stack []frame
+	for i := range c.rows {
+		if !c.rows[i].span.ParentSpanID().IsEmpty() {
+			continue
+		}
+		c.rows[i].nsParent = -1
+		c.rows[i].nsLeft = counter
+		counter++
+		stack = append(stack[:0], frame{row: int32(i), next: start[i]})
+		for len(stack) > 0 {
+			top := &stack[len(stack)-1]
+			if top.next < start[top.row+1] {
+				child := kids[top.next]
+				top.next++
+				if c.rows[child].nsLeft != 0 { // cycle guard
+					continue
+				}
+				c.rows[child].nsLeft = counter
+				c.rows[child].nsParent = c.rows[top.row].nsLeft
+				counter++
+				stack = append(stack, frame{row: child, next: start[child]})
+				continue
+			}
+			c.rows[top.row].nsRight = counter
+			counter++
+			stack = stack[:len(stack)-1]
 		}
 	}
 }

@@ -57,6 +57,7 @@ var intrinsicTypes = map[string]stype{
 	"trace:id": sStr, "span:id": sStr, "span:parentID": sStr, "span:childCount": sInt,
 	"event:name": sStr, "event:timeSinceStart": sDur, "link:traceID": sStr, "link:spanID": sStr,
 	"instrumentation:name": sStr, "instrumentation:version": sStr,
+	"nestedSetLeft": sInt, "nestedSetRight": sInt, "nestedSetParent": sInt,
 }
 
 func validatePipeline(pl *Pipeline) error {
