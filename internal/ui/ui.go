@@ -61,7 +61,20 @@ func mount(mux *http.ServeMux, prefix, signal string, h http.Handler) {
 			_, _ = w.Write([]byte(`{"status":"error","errorType":"unavailable","error":"the ` + signal + ` backend is not enabled in this Vispyr","code":"unavailable","message":"the ` + signal + ` backend is not enabled in this Vispyr"}`))
 		})
 	}
-	mux.Handle(prefix, http.StripPrefix(strings.TrimSuffix(prefix, "/"), h))
+	mux.Handle(prefix, http.StripPrefix(strings.TrimSuffix(prefix, "/"), sameOrigin(h)))
+}
+
+// sameOrigin drops the browser's Origin header: the UI and its APIs share one origin, so
+// CORS handling in a backend has nothing to decide (and Prometheus's API handler
+// dereferences a nil CORS pattern when it sees an Origin it was not configured for).
+func sameOrigin(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Origin") != "" {
+			r = r.Clone(r.Context())
+			r.Header.Del("Origin")
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 func securityHeaders(h http.Handler) http.Handler {

@@ -66,6 +66,16 @@ func TestBackendsMountedUnderPrefixes(t *testing.T) {
 	}
 }
 
+func TestBrowserOriginNotForwarded(t *testing.T) {
+	var origin string
+	prom := http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) { origin = r.Header.Get("Origin") })
+	h := newHandler(Backends{Prometheus: prom}, built, nil)
+	get(t, h, "POST", "/prom/api/v1/query", "Origin", "http://localhost:3000")
+	if origin != "" {
+		t.Errorf("backend saw Origin %q; same-origin UI calls must not trigger backend CORS handling", origin)
+	}
+}
+
 func TestMissingBackendAnswers503WithReason(t *testing.T) {
 	h := newHandler(Backends{}, built, nil)
 	r := get(t, h, "GET", "/tempo/api/search")

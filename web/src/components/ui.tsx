@@ -18,7 +18,11 @@ export function Panel({ title, right, children, class: cls = '', testid }: { tit
 
 /** Load renders loading, error or the data of an async state. */
 export function Load<T>({ state, children, empty }: { state: Async<T>; children: (d: T) => ComponentChildren; empty?: (d: T) => boolean | ComponentChildren }) {
-  if (state.error && state.data === undefined) return <div class="error-box">{state.error}</div>;
+  if (state.error && state.data === undefined) {
+    // A backend switched off in the config is a fact to state, not an error to shout.
+    if (state.error.includes('backend is not enabled')) return <div class="empty-inline">{state.error.replace(/^[^:]*: /, '')}.</div>;
+    return <div class="error-box">{state.error}</div>;
+  }
   if (state.data === undefined) return <div class="loading">Loading…</div>;
   const e = empty?.(state.data);
   if (e) return typeof e === 'boolean' ? <div class="empty-inline">No data in this time range.</div> : <>{e}</>;
