@@ -1,0 +1,397 @@
+package promwrite
+
+import (
+	"fmt"
+	"unsafe"
+
+	"github.com/prometheus/prometheus/prompb"
+	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
+)
+
+// request is one decoded write request (v1 or v2). Strings point into the
+// decompressed body and the slices are reused across requests, so decoding a
+// request of known shape allocates nothing; anything kept beyond the request
+// (labels of new series, exemplar labels) is copied by labels.ScratchBuilder.
+type request struct {
+	v2      bool
+	symbols []string // v2 symbol table
+	series  []series
+	labels  []rawLabel // v1 labels of every series
+	refs    []uint32   // v2 label refs of every series
+	samples []sample
+
+	// Rarely used parts are decoded with the generated gogo code, whose
+	// conversions to model types the stock handler uses too.
+	hists1 []prompb.Histogram
+	exs1   []prompb.Exemplar
+	hists2 []writev2.Histogram
+	exs2   []writev2.Exemplar
+}
+
+type rawLabel struct{ name, value string }
+
+type sample struct {
+	v     float64
+	t, st int64
+}
+
+// series holds index ranges into the request's arenas.
+type series struct {
+	key                []byte // raw v1 label fields, the cache key; nil when not contiguous
+	lbl, lblEnd        int    // labels (v1) or refs (v2)
+	smp, smpEnd        int
+	hist, histEnd      int
+	ex, exEnd          int
+	meta               writev2.Metadata
+	labelsInterrupted  bool
+	lastLabelFieldEnd  int
+	firstLabelFieldPre int
+}
+
+func (r *request) reset(v2 bool) {
+	r.v2 = v2
+	r.symbols = r.symbols[:0]
+	r.series = r.series[:0]
+	r.labels = r.labels[:0]
+	r.refs = r.refs[:0]
+	r.samples = r.samples[:0]
+	r.hists1 = r.hists1[:0]
+	r.exs1 = r.exs1[:0]
+	r.hists2 = r.hists2[:0]
+	r.exs2 = r.exs2[:0]
+}
+
+// numSamples counts float and histogram samples.
+func (r *request) numSamples() int {
+	return len(r.samples) + len(r.hists1) + len(r.hists2)
+}
+
+func str(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(&b[0], len(b))
+}
+
+// decodeV1 decodes a prometheus.WriteRequest. Metadata is checked for validity
+// and dropped, as the stock handler does.
+func (r *request) decodeV1(b []byte) error {
+	r.reset(false)
+	for i := 0; i < len(b); {
+		pre := i
+		num, wt, next, err := tag(b, i)
+		if err != nil {
+			return err
+		}
+		i = next
+		switch num {
+		case 1:
+			if wt != 2 {
+				return wrongType("Timeseries", wt)
+			}
+			start, end, err := bytesField(b, i)
+			if err != nil {
+				return err
+			}
+			if err := r.decodeSeriesV1(b[start:end]); err != nil {
+				return err
+			}
+			i = end
+		case 3:
+			if wt != 2 {
+				return wrongType("Metadata", wt)
+			}
+			start, end, err := bytesField(b, i)
+			if err != nil {
+				return err
+			}
+			var md prompb.MetricMetadata
+			if err := md.Unmarshal(b[start:end]); err != nil {
+				return err
+			}
+			i = end
+		default:
+			if i, err = skipField(b, pre); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (r *request) decodeSeriesV1(b []byte) error {
+	s := series{lbl: len(r.labels), smp: len(r.samples), hist: len(r.hists1), ex: len(r.exs1), firstLabelFieldPre: -1}
+	for i := 0; i < len(b); {
+		pre := i
+		num, wt, next, err := tag(b, i)
+		if err != nil {
+			return err
+		}
+		i = next
+		if num < 1 || num > 4 {
+			if i, err = skipField(b, pre); err != nil {
+				return err
+			}
+			continue
+		}
+		if wt != 2 {
+			return wrongType([...]string{"Labels", "Samples", "Exemplars", "Histograms"}[num-1], wt)
+		}
+		start, end, err := bytesField(b, i)
+		if err != nil {
+			return err
+		}
+		field := b[start:end]
+		i = end
+		switch num {
+		case 1:
+			l, err := decodeLabel(field)
+			if err != nil {
+				return err
+			}
+			r.labels = append(r.labels, l)
+			// Label fields that are not interrupted by others form the cache key.
+			if s.firstLabelFieldPre < 0 {
+				s.firstLabelFieldPre = pre
+			} else if pre != s.lastLabelFieldEnd {
+				s.labelsInterrupted = true
+			}
+			s.lastLabelFieldEnd = end
+		case 2:
+			smp, err := decodeSample(field, false)
+			if err != nil {
+				return err
+			}
+			r.samples = append(r.samples, smp)
+		case 3:
+			r.exs1 = append(r.exs1, prompb.Exemplar{})
+			if err := r.exs1[len(r.exs1)-1].Unmarshal(field); err != nil {
+				return err
+			}
+		case 4:
+			r.hists1 = append(r.hists1, prompb.Histogram{})
+			if err := r.hists1[len(r.hists1)-1].Unmarshal(field); err != nil {
+				return err
+			}
+		}
+	}
+	if s.firstLabelFieldPre >= 0 && !s.labelsInterrupted {
+		s.key = b[s.firstLabelFieldPre:s.lastLabelFieldEnd]
+	}
+	s.lblEnd, s.smpEnd, s.histEnd, s.exEnd = len(r.labels), len(r.samples), len(r.hists1), len(r.exs1)
+	r.series = append(r.series, s)
+	return nil
+}
+
+func decodeLabel(b []byte) (rawLabel, error) {
+	var l rawLabel
+	for i := 0; i < len(b); {
+		pre := i
+		num, wt, next, err := tag(b, i)
+		if err != nil {
+			return l, err
+		}
+		i = next
+		switch num {
+		case 1, 2:
+			if wt != 2 {
+				return l, wrongType([...]string{"Name", "Value"}[num-1], wt)
+			}
+			start, end, err := bytesField(b, i)
+			if err != nil {
+				return l, err
+			}
+			if num == 1 {
+				l.name = str(b[start:end])
+			} else {
+				l.value = str(b[start:end])
+			}
+			i = end
+		default:
+			if i, err = skipField(b, pre); err != nil {
+				return l, err
+			}
+		}
+	}
+	return l, nil
+}
+
+// decodeSample decodes a v1 Sample or, with v2, a v2 Sample (which adds
+// start_timestamp as field 3).
+func decodeSample(b []byte, v2 bool) (sample, error) {
+	var s sample
+	for i := 0; i < len(b); {
+		pre := i
+		num, wt, next, err := tag(b, i)
+		if err != nil {
+			return s, err
+		}
+		i = next
+		switch {
+		case num == 1:
+			if wt != 1 {
+				return s, wrongType("Value", wt)
+			}
+			var bits uint64
+			if bits, i, err = fixed64(b, i); err != nil {
+				return s, err
+			}
+			s.v = float(bits)
+		case num == 2 || (num == 3 && v2):
+			if wt != 0 {
+				return s, wrongType("Timestamp", wt)
+			}
+			var x uint64
+			if x, i, err = varint(b, i); err != nil {
+				return s, err
+			}
+			if num == 2 {
+				s.t = int64(x)
+			} else {
+				s.st = int64(x)
+			}
+		default:
+			if i, err = skipField(b, pre); err != nil {
+				return s, err
+			}
+		}
+	}
+	return s, nil
+}
+
+// decodeV2 decodes an io.prometheus.write.v2.Request. Label refs are resolved
+// later, because symbols may follow the series on the wire.
+func (r *request) decodeV2(b []byte) error {
+	r.reset(true)
+	for i := 0; i < len(b); {
+		pre := i
+		num, wt, next, err := tag(b, i)
+		if err != nil {
+			return err
+		}
+		i = next
+		switch num {
+		case 4, 5:
+			if wt != 2 {
+				return wrongType([...]string{"Symbols", "Timeseries"}[num-4], wt)
+			}
+			start, end, err := bytesField(b, i)
+			if err != nil {
+				return err
+			}
+			if num == 4 {
+				r.symbols = append(r.symbols, str(b[start:end]))
+			} else if err := r.decodeSeriesV2(b[start:end]); err != nil {
+				return err
+			}
+			i = end
+		default:
+			if i, err = skipField(b, pre); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (r *request) decodeSeriesV2(b []byte) error {
+	s := series{lbl: len(r.refs), smp: len(r.samples), hist: len(r.hists2), ex: len(r.exs2)}
+	for i := 0; i < len(b); {
+		pre := i
+		num, wt, next, err := tag(b, i)
+		if err != nil {
+			return err
+		}
+		i = next
+		if num == 1 {
+			if i, err = r.decodeRefs(b, i, wt); err != nil {
+				return err
+			}
+			continue
+		}
+		if num < 1 || num > 5 {
+			if i, err = skipField(b, pre); err != nil {
+				return err
+			}
+			continue
+		}
+		if wt != 2 {
+			return wrongType([...]string{"", "Samples", "Histograms", "Exemplars", "Metadata"}[num-1], wt)
+		}
+		start, end, err := bytesField(b, i)
+		if err != nil {
+			return err
+		}
+		field := b[start:end]
+		i = end
+		switch num {
+		case 2:
+			smp, err := decodeSample(field, true)
+			if err != nil {
+				return err
+			}
+			r.samples = append(r.samples, smp)
+		case 3:
+			r.hists2 = append(r.hists2, writev2.Histogram{})
+			if err := r.hists2[len(r.hists2)-1].Unmarshal(field); err != nil {
+				return err
+			}
+		case 4:
+			r.exs2 = append(r.exs2, writev2.Exemplar{})
+			if err := r.exs2[len(r.exs2)-1].Unmarshal(field); err != nil {
+				return err
+			}
+		case 5:
+			// A message field seen twice is merged, field by field.
+			if err := s.meta.Unmarshal(field); err != nil {
+				return err
+			}
+		}
+	}
+	s.lblEnd, s.smpEnd, s.histEnd, s.exEnd = len(r.refs), len(r.samples), len(r.hists2), len(r.exs2)
+	r.series = append(r.series, s)
+	return nil
+}
+
+// decodeRefs reads labels_refs, packed or not. Like gogo, a packed varint is
+// bounded by the series message, not by the packed field.
+func (r *request) decodeRefs(b []byte, i, wt int) (int, error) {
+	switch wt {
+	case 0:
+		x, i, err := varint(b, i)
+		if err != nil {
+			return i, err
+		}
+		r.refs = append(r.refs, uint32(x))
+		return i, nil
+	case 2:
+		start, end, err := bytesField(b, i)
+		if err != nil {
+			return i, err
+		}
+		for i = start; i < end; {
+			var x uint64
+			if x, i, err = varint(b, i); err != nil {
+				return i, err
+			}
+			r.refs = append(r.refs, uint32(x))
+		}
+		return i, nil
+	default:
+		return i, wrongType("LabelsRefs", wt)
+	}
+}
+
+// decode decodes b as a v1 or v2 request.
+func (r *request) decode(b []byte, v2 bool) error {
+	var err error
+	if v2 {
+		err = r.decodeV2(b)
+	} else {
+		err = r.decodeV1(b)
+	}
+	if err != nil {
+		return fmt.Errorf("decode protobuf: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,269 @@
+// Package promwrite receives Prometheus remote write (v1 and v2) into an
+// appendable store (the embedded TSDB). It answers exactly as Prometheus's own
+// receiver behind Vispyr's request guard does (same status codes, v2 headers and
+// partial-write rules) but decodes without allocating per sample and remembers
+// each series' head reference, so a known series skips label construction,
+// validation and the head's hash lookup.
+package promwrite
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/klauspost/compress/snappy"
+	remoteapi "github.com/prometheus/client_golang/exp/api/remote"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	"github.com/prometheus/prometheus/storage"
+	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/vispyr/vispyr/internal/limits"
+)
+
+// Options are the guards applied before anything is decoded.
+type Options struct {
+	// MaxRequestBytes caps the body, before and after snappy (413 above it).
+	MaxRequestBytes int64
+	// MaxSeriesPerRequest caps the time series of one request (400 above it).
+	MaxSeriesPerRequest int
+	// Inflight is the ingest memory budget shared with the other receivers (429
+	// when spent). Nil admits everything.
+	Inflight *limits.Inflight
+}
+
+// stockMaxDecoded is the stock handler's own fixed cap on a body, before and
+// after snappy, which applies on top of MaxRequestBytes.
+const stockMaxDecoded = 32 << 20
+
+type handler struct {
+	app    storage.AppendableV2
+	opts   Options
+	logger *slog.Logger
+	cache1 *seriesCache // v1: keyed by the raw label fields
+	cache2 *seriesCache // v2: keyed by the resolved label strings
+
+	rejected      *prometheus.CounterVec
+	invalidLabels prometheus.Counter
+	samples       *prometheus.CounterVec
+	pool          sync.Pool
+}
+
+// NewHandler returns the remote-write handler for POST /api/v1/write. app
+// (a *tsdb.DB) must hand out appenders that implement storage.ExemplarAppenderV2.
+func NewHandler(app storage.AppendableV2, opts Options, logger *slog.Logger, reg prometheus.Registerer) http.Handler {
+	h := &handler{
+		app: app, opts: opts, logger: logger,
+		cache1: newSeriesCache(), cache2: newSeriesCache(),
+		rejected: promauto.With(reg).NewCounterVec(prometheus.CounterOpts{
+			Name: "vispyr_remote_write_rejected_requests_total",
+			Help: "Remote-write requests refused before reaching storage, by reason.",
+		}, []string{"reason"}),
+		invalidLabels: promauto.With(reg).NewCounter(prometheus.CounterOpts{
+			Name: "vispyr_remote_write_invalid_labels_samples_total",
+			Help: "Remote-write samples and histograms dropped because their series labels were invalid.",
+		}),
+		samples: promauto.With(reg).NewCounterVec(prometheus.CounterOpts{
+			Name: "vispyr_remote_write_appended_total",
+			Help: "Samples, histograms and exemplars appended from remote write, by kind.",
+		}, []string{"kind"}),
+	}
+	promauto.With(reg).NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "vispyr_remote_write_series_cache_series",
+		Help: "Series whose head reference the remote-write receiver remembers.",
+	}, func() float64 { return float64(h.cache1.len() + h.cache2.len()) })
+	h.pool.New = func() any { return new(state) }
+	return h
+}
+
+func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	st := h.pool.Get().(*state)
+	defer h.put(st)
+
+	// The guard's checks first, in its order, so a request that breaks several
+	// rules gets the same answer as before.
+	body, err := st.readBody(r, h.opts.MaxRequestBytes)
+	if err != nil {
+		h.reject(w, "too_large", http.StatusRequestEntityTooLarge, err.Error())
+		return
+	}
+	enc := r.Header.Get("Content-Encoding")
+	if enc != "" && !strings.EqualFold(enc, "snappy") {
+		h.reject(w, "encoding", http.StatusUnsupportedMediaType,
+			fmt.Sprintf("unsupported Content-Encoding %q: remote write uses snappy", enc))
+		return
+	}
+	n, err := snappy.DecodedLen(body)
+	if err != nil {
+		h.reject(w, "bad_snappy", http.StatusBadRequest, "decode snappy: "+err.Error())
+		return
+	}
+	if int64(n) > h.opts.MaxRequestBytes {
+		h.reject(w, "too_large", http.StatusRequestEntityTooLarge,
+			fmt.Sprintf("decompressed body of %d bytes is over the limit of %d", n, h.opts.MaxRequestBytes))
+		return
+	}
+	cost := int64(len(body) + n)
+	if !h.opts.Inflight.Acquire(cost) {
+		h.rejected.WithLabelValues("overloaded").Inc()
+		limits.WriteOverloaded(w, "too many bytes being ingested at once; retry later")
+		return
+	}
+	defer h.opts.Inflight.Release(cost)
+
+	raw, err := st.decompress(body, n)
+	if err != nil {
+		h.reject(w, "bad_snappy", http.StatusBadRequest, "decode snappy: "+err.Error())
+		return
+	}
+	contentType := r.Header.Get("Content-Type")
+	if series, err := countSeries(raw, strings.Contains(contentType, string(remoteapi.WriteV2MessageType))); err != nil {
+		h.reject(w, "bad_protobuf", http.StatusBadRequest, err.Error())
+		return
+	} else if series > h.opts.MaxSeriesPerRequest {
+		h.reject(w, "too_many_series", http.StatusBadRequest,
+			fmt.Sprintf("request has %d series, over the limit of %d", series, h.opts.MaxSeriesPerRequest))
+		return
+	}
+
+	// Then the stock handler's own checks.
+	if enc != "" && enc != string(remoteapi.SnappyBlockCompression) {
+		http.Error(w, fmt.Sprintf("%v encoding (compression) is not accepted by this server; only %v is acceptable",
+			enc, remoteapi.SnappyBlockCompression), http.StatusUnsupportedMediaType)
+		return
+	}
+	if len(body) > stockMaxDecoded {
+		http.Error(w, fmt.Sprintf("request body exceeds the %v bytes limit", stockMaxDecoded), http.StatusRequestEntityTooLarge)
+		return
+	}
+	if n > stockMaxDecoded {
+		http.Error(w, fmt.Sprintf("decoded size exceeds the %v bytes limit", stockMaxDecoded), http.StatusBadRequest)
+		return
+	}
+	if contentType == "" {
+		contentType = "application/x-protobuf"
+	}
+	msgType, err := remoteapi.ParseProtoMsg(contentType)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusUnsupportedMediaType)
+		return
+	}
+	v2 := msgType == remoteapi.WriteV2MessageType
+	res := h.store(r, st, raw, v2)
+	if v2 {
+		hd := w.Header()
+		hd.Set("X-Prometheus-Remote-Write-Samples-Written", itoa(res.samples))
+		hd.Set("X-Prometheus-Remote-Write-Histograms-Written", itoa(res.histograms))
+		hd.Set("X-Prometheus-Remote-Write-Exemplars-Written", itoa(res.exemplars))
+	}
+	if res.err != nil {
+		if res.code/100 == 5 {
+			h.logger.Error("storing remote write request", "err", res.err)
+		}
+		http.Error(w, res.err.Error(), res.code)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (h *handler) reject(w http.ResponseWriter, reason string, code int, msg string) {
+	h.rejected.WithLabelValues(reason).Inc()
+	http.Error(w, msg, code)
+}
+
+// state is what one request needs, pooled: the body, its decompressed form,
+// the decoded request and the per-series scratch of appending.
+type state struct {
+	body, raw []byte
+	req       request
+	app       appendScratch
+}
+
+// maxPooled keeps one huge request from pinning its buffers in the pool.
+const maxPooled = 8 << 20
+
+func (h *handler) put(st *state) {
+	if cap(st.body) > maxPooled || cap(st.raw) > maxPooled {
+		return
+	}
+	st.app.release()
+	h.pool.Put(st)
+}
+
+// readBody reads at most max bytes of the body into the pooled buffer, with the
+// same errors as limits.ReadBody.
+func (st *state) readBody(r *http.Request, max int64) ([]byte, error) {
+	if r.ContentLength > max {
+		return nil, fmt.Errorf("%w: %d bytes, limit %d", limits.ErrTooLarge, r.ContentLength, max)
+	}
+	buf := st.body[:0]
+	if r.ContentLength > 0 && int64(cap(buf)) < r.ContentLength+1 {
+		buf = make([]byte, 0, r.ContentLength+1)
+	}
+	lr := io.LimitReader(r.Body, max+1)
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := lr.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			st.body = buf
+			return nil, fmt.Errorf("read body: %w", err)
+		}
+	}
+	st.body = buf
+	if int64(len(buf)) > max {
+		return nil, fmt.Errorf("%w: limit %d bytes", limits.ErrTooLarge, max)
+	}
+	return buf, nil
+}
+
+// decompress decodes the snappy body into the pooled buffer.
+func (st *state) decompress(body []byte, n int) ([]byte, error) {
+	if cap(st.raw) < n {
+		st.raw = make([]byte, n)
+	}
+	raw, err := snappy.Decode(st.raw[:cap(st.raw)], body)
+	if err != nil {
+		return nil, err
+	}
+	return raw, nil
+}
+
+// countSeries counts the top-level time series (field 1 of v1, field 5 of v2)
+// by walking the outer fields only, exactly as the guard in front of the stock
+// handler did.
+func countSeries(raw []byte, v2 bool) (int, error) {
+	field := protowire.Number(1)
+	if v2 {
+		field = 5
+	}
+	n := 0
+	for len(raw) > 0 {
+		num, typ, l := protowire.ConsumeTag(raw)
+		if l < 0 {
+			return 0, errors.New("decode protobuf: malformed field tag")
+		}
+		raw = raw[l:]
+		l = protowire.ConsumeFieldValue(num, typ, raw)
+		if l < 0 {
+			return 0, fmt.Errorf("decode protobuf: malformed field %d", num)
+		}
+		if num == field && typ == protowire.BytesType {
+			n++
+		}
+		raw = raw[l:]
+	}
+	return n, nil
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
