@@ -11,6 +11,10 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/vispyr/vispyr/internal/generator"
+	"github.com/vispyr/vispyr/internal/profiles"
+	"github.com/vispyr/vispyr/internal/traces"
 )
 
 // Config is everything `vispyr serve` can be told.
@@ -20,9 +24,12 @@ type Config struct {
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `yaml:"log_level"`
 
-	Listen  Listen  `yaml:"listen"`
-	Metrics Metrics `yaml:"metrics"`
-	Limits  Limits  `yaml:"limits"`
+	Listen    Listen           `yaml:"listen"`
+	Metrics   Metrics          `yaml:"metrics"`
+	Traces    traces.Config    `yaml:"traces"`
+	Profiles  profiles.Config  `yaml:"profiles"`
+	Generator generator.Config `yaml:"generator"`
+	Limits    Limits           `yaml:"limits"`
 }
 
 // Listen holds every listen address. An empty address turns that listener off.
@@ -62,7 +69,7 @@ type Limits struct {
 
 // Default returns the embedded defaults: every port of DESIGN.md, data in ./data.
 func Default() Config {
-	return Config{
+	c := Config{
 		DataDir:  "data",
 		LogLevel: "info",
 		Listen: Listen{
@@ -91,6 +98,10 @@ func Default() Config {
 			MaxInflightBytes:    1 << 30,
 		},
 	}
+	c.Traces.Defaults()
+	c.Profiles.Defaults()
+	c.Generator.Defaults()
+	return c
 }
 
 // LoadFile applies the YAML file at path over c. Unknown fields are errors, so a
@@ -153,6 +164,15 @@ func (c Config) Validate() error {
 		return errors.New("limits.max_series_per_request: must be positive")
 	case l.MaxInflightBytes < l.MaxRequestBytes:
 		return errors.New("limits.max_inflight_bytes: must be at least limits.max_request_bytes")
+	}
+	if err := c.Traces.Validate(); err != nil {
+		return fmt.Errorf("traces: %w", err)
+	}
+	if err := c.Profiles.Validate(); err != nil {
+		return fmt.Errorf("profiles: %w", err)
+	}
+	if err := c.Generator.Validate(); err != nil {
+		return fmt.Errorf("generator: %w", err)
 	}
 	return nil
 }
