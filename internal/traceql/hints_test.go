@@ -38,6 +38,8 @@ func TestHints(t *testing.T) {
 		{`{ status = error } | count() > 2`, Hints{RequireError: true}},
 		{`{ } | by(name) | { status = error }`, Hints{RequireError: true}},
 		{`{ status = error } | rate() by(name)`, Hints{RequireError: true}},
+		{`({ status = error } | rate()) / ({ } | rate())`, Hints{}},
+		{`({ status = error } | rate()) * ({ status = error && name = "x" } | rate())`, Hints{RequireError: true}},
 	}
 	for _, tc := range cases {
 		q, err := Parse(tc.q)

@@ -66,6 +66,9 @@ const MaxSeries = 10000
 // Tempo from power-of-two buckets, so they are approximations within a factor
 // of two, interpolated exponentially inside the bucket.
 func (q *Query) EvalMetrics(req MetricsRequest, traces iter.Seq[ptrace.Traces]) (*MetricsResult, error) {
+	if q.math != nil {
+		return q.evalMath(req, traces)
+	}
 	if q.metrics == nil {
 		return nil, errors.New("not a metrics query: add a metrics function such as | rate()")
 	}
@@ -455,12 +458,18 @@ type rawSeries struct {
 	labels    []Attribute
 	vals      []float64
 	exemplars []Exemplar
+	scalar    bool // a number in metrics arithmetic, not a series
 }
 
 func (a *metricsAgg) result() *MetricsResult {
 	if a.compare != nil {
 		return a.compare.result()
 	}
+	return a.finishAll(a.rawResult())
+}
+
+// rawResult returns the series with this function's own second stages applied.
+func (a *metricsAgg) rawResult() []rawSeries {
 	var raw []rawSeries
 	for _, s := range a.series {
 		if a.fn == "quantile_over_time" {
@@ -483,6 +492,10 @@ func (a *metricsAgg) result() *MetricsResult {
 	for _, st := range a.second {
 		raw = applySecondStage(st, raw, a.iv.n)
 	}
+	return raw
+}
+
+func (a *metricsAgg) finishAll(raw []rawSeries) *MetricsResult {
 	out := &MetricsResult{}
 	for _, r := range raw {
 		if ser, ok := a.finish(r.labels, r.vals, r.exemplars); ok {

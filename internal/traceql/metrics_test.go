@@ -242,3 +242,50 @@ func TestEvalMetricsErrors(t *testing.T) {
 		t.Errorf("default step gave %d samples, want 241", n)
 	}
 }
+
+func TestEvalMetricsMath(t *testing.T) {
+	rng := MetricsRequest{Start: t0, End: t0.Add(30 * time.Second), Step: 10 * time.Second}
+	cases := []struct{ q, want string }{
+		// error ratio; 0/0 in the last slot drops the sample
+		{`({ status = error } | count_over_time()) / ({} | count_over_time())`,
+			`{__name__=(count_over_time / count_over_time)}: 0@0 0.2@10 0@20`},
+		// an ungrouped side applies to every series of the other side
+		{`({} | count_over_time() by(resource.service.name)) / ({} | count_over_time())`, strings.Join([]string{
+			`{resource.service.name=api}: 0@0 0.4@10 0.5@20`,
+			`{resource.service.name=db}: 0@0 0.4@10 0@20`,
+			`{resource.service.name=frontend}: 1@0 0.2@10 0.5@20`,
+		}, "\n")},
+		{`({} | rate()) * 100`, `{__name__=rate}: 10@0 50@10 20@20 0@30`},
+		{`100 - ({} | count_over_time())`, `{__name__=count_over_time}: 99@0 95@10 98@20 100@30`},
+		{`(2 + 3) * ({} | count_over_time())`, `{__name__=count_over_time}: 5@0 25@10 10@20 0@30`},
+		{`({} | count_over_time()) > 1`, `{__name__=count_over_time}: 5@10 2@20`},
+		{`({} | count_over_time() > 1) * 2`, `{__name__=count_over_time}: 10@10 4@20`},
+		{`({} | count_over_time() by(resource.service.name)) + ({ kind = server } | count_over_time() by(resource.service.name)) | topk(1)`, strings.Join([]string{
+			`{resource.service.name=api}: 3@10 0@30`,
+			`{resource.service.name=frontend}: 2@0 2@20`,
+		}, "\n")},
+		{`({} | count_over_time() by(kind)) + ({} | count_over_time() by(resource.service.name))`, ``},
+	}
+	for _, tc := range cases {
+		t.Run(tc.q, func(t *testing.T) {
+			q, err := Parse(tc.q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !q.IsMetrics() || q.EvalTrace(fixtureTraces()["A"]) != nil {
+				t.Fatal("metrics arithmetic must be a metrics query")
+			}
+			again, err := Parse(q.String())
+			if err != nil || again.String() != q.String() {
+				t.Fatalf("round trip %q: %v", q.String(), err)
+			}
+			res, err := q.EvalMetrics(rng, fixtureSeq())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := seriesText(res); got != tc.want {
+				t.Errorf("got:\n%s\nwant:\n%s", got, tc.want)
+			}
+		})
+	}
+}

@@ -1,6 +1,7 @@
 package traceql
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"regexp"
@@ -24,6 +25,9 @@ func (e *ParseError) after(o *ParseError) bool {
 type parser struct {
 	toks []token
 	pos  int
+	// sawLeaf is set once a parenthesised metrics query was parsed: the
+	// query is then certainly metrics arithmetic, so its errors win.
+	sawLeaf bool
 }
 
 // Parse parses a TraceQL query: a spanset pipeline such as
@@ -38,6 +42,18 @@ func Parse(query string) (*Query, error) {
 	p := &parser{toks: toks}
 	pl, err := p.parsePipeline(true)
 	if err != nil {
+		// Arithmetic between metrics queries starts like a grouped pipeline
+		// or a number: try it, and report whichever attempt got further.
+		if t := toks[0]; t.kind == tPunct && (t.text == "(" || t.text == "-") || t.kind == tInt || t.kind == tFloat || t.kind == tDuration {
+			q, committed, merr := parseMathQuery(query, toks)
+			if merr == nil {
+				return q, nil
+			}
+			var pe1, pe2 *ParseError
+			if committed || errors.As(err, &pe1) && errors.As(merr, &pe2) && pe2.after(pe1) {
+				return nil, merr
+			}
+		}
 		return nil, err
 	}
 	if p.isIdent("with") {
@@ -658,15 +674,18 @@ func (p *parser) parseMetrics() (Stage, error) {
 		}
 		m.By = by
 	}
-	if err := p.parseSecondStages(m); err != nil {
+	second, err := p.parseSecondStages(m.Fn == "compare")
+	if err != nil {
 		return nil, err
 	}
+	m.Second = second
 	return m, nil
 }
 
 // parseSecondStages parses "| topk(n)", "| bottomk(n)" and sample filters
 // such as "> 10" after a metrics function.
-func (p *parser) parseSecondStages(m *MetricsStage) error {
+func (p *parser) parseSecondStages(isCompare bool) ([]SecondStage, error) {
+	var out []SecondStage
 	for {
 		t := p.peek()
 		var st SecondStage
@@ -676,37 +695,37 @@ func (p *parser) parseSecondStages(m *MetricsStage) error {
 			p.next()
 			st.Op = p.next().text
 			if err := p.expectPunct("("); err != nil {
-				return err
+				return nil, err
 			}
 			n, err := p.expectInt()
 			if err != nil {
-				return err
+				return nil, err
 			}
 			if n < 1 || n > MaxSeries {
-				return p.errAt(p.toks[p.pos-1], "%s() needs a limit between 1 and %d", st.Op, MaxSeries)
+				return nil, p.errAt(p.toks[p.pos-1], "%s() needs a limit between 1 and %d", st.Op, MaxSeries)
 			}
 			st.N = int(n)
 			if err := p.expectPunct(")"); err != nil {
-				return err
+				return nil, err
 			}
 		case t.kind == tPunct && cmpOpOK(t.text):
 			p.next()
 			v, err := p.parseScalar(0)
 			if err != nil {
-				return err
+				return nil, err
 			}
 			lit, ok := foldScalar(v)
 			if !ok {
-				return p.errAt(t, "a metrics filter compares with a number, such as > 10")
+				return nil, p.errAt(t, "a metrics filter compares with a number, such as > 10")
 			}
 			st.Op, st.Value = t.text, lit
 		default:
-			return nil
+			return out, nil
 		}
-		if m.Fn == "compare" {
-			return p.errAt(t, "compare() cannot be followed by topk, bottomk or a filter")
+		if isCompare {
+			return nil, p.errAt(t, "compare() cannot be followed by topk, bottomk or a filter")
 		}
-		m.Second = append(m.Second, st)
+		out = append(out, st)
 	}
 }
 
@@ -769,4 +788,32 @@ func (p *parser) parseHints() error {
 			return err
 		}
 	}
+}
+
+// parseMathQuery parses arithmetic between metrics queries. committed reports
+// whether the text is certainly meant as such, so that its error is the one to show.
+func parseMathQuery(query string, toks []token) (q *Query, committed bool, err error) {
+	p := &parser{toks: toks}
+	m, err := p.parseMetricsMath(0)
+	if err != nil {
+		return nil, p.sawLeaf, err
+	}
+	second, err := p.parseSecondStages(false)
+	if err != nil {
+		return nil, p.sawLeaf, err
+	}
+	m.Second = append(m.Second, second...)
+	if p.isIdent("with") {
+		if err := p.parseHints(); err != nil {
+			return nil, p.sawLeaf, err
+		}
+	}
+	if p.peek().kind != tEOF {
+		return nil, p.sawLeaf, p.errExpected(`an arithmetic operator, "|" or the end of the query`)
+	}
+	if err := validateMath(m, toks[0], p); err != nil {
+		return nil, true, err
+	}
+	q, err = compileMath(query, m)
+	return q, true, err
 }

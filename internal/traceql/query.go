@@ -38,6 +38,7 @@ import (
 type Query struct {
 	text     string
 	pipeline *Pipeline
+	math     *MetricsMath // arithmetic between metrics queries, instead of pipeline
 	metrics  *MetricsStage // last stage of a metrics query, else nil
 	run      stageFn
 	selected []selectedField
@@ -78,11 +79,16 @@ type Attribute struct {
 }
 
 // String returns the canonical TraceQL text of the query.
-func (q *Query) String() string { return q.pipeline.String() }
+func (q *Query) String() string {
+	if q.math != nil {
+		return q.math.String()
+	}
+	return q.pipeline.String()
+}
 
 // IsMetrics reports whether the query ends in a metrics function (rate() ...);
 // such queries run through EvalMetrics, not EvalTrace.
-func (q *Query) IsMetrics() bool { return q.metrics != nil }
+func (q *Query) IsMetrics() bool { return q.metrics != nil || q.math != nil }
 
 // Hints returns conditions every matching trace satisfies; see Hints.MayMatch.
 func (q *Query) Hints() Hints { return q.hints }
@@ -108,6 +114,9 @@ func compileQuery(text string, pl *Pipeline) (*Query, error) {
 // from any number of ResourceSpans) and returns the matching spansets, or nil
 // when the trace does not match. The returned spans alias td.
 func (q *Query) EvalTrace(td ptrace.Traces) []Spanset {
+	if q.run == nil {
+		return nil // arithmetic between metrics queries selects no spans by itself
+	}
 	c := newTraceCtx(td)
 	defer c.release()
 	if len(c.rows) == 0 {
