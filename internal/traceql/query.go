@@ -38,7 +38,7 @@ import (
 type Query struct {
 	text     string
 	pipeline *Pipeline
-	math     *MetricsMath // arithmetic between metrics queries, instead of pipeline
+	math     *MetricsMath  // arithmetic between metrics queries, instead of pipeline
 	metrics  *MetricsStage // last stage of a metrics query, else nil
 	run      stageFn
 	selected []selectedField
