@@ -19,9 +19,17 @@ import (
 
 	"github.com/vispyr/vispyr/internal/admin"
 	"github.com/vispyr/vispyr/internal/config"
+	"github.com/vispyr/vispyr/internal/generator"
 	"github.com/vispyr/vispyr/internal/limits"
 	"github.com/vispyr/vispyr/internal/metrics"
+	"github.com/vispyr/vispyr/internal/pipeline"
+	"github.com/vispyr/vispyr/internal/profiles"
+	"github.com/vispyr/vispyr/internal/profiles/profilesapi"
 	"github.com/vispyr/vispyr/internal/receiver/otlp"
+	"github.com/vispyr/vispyr/internal/receiver/pyroscope"
+	"github.com/vispyr/vispyr/internal/traces"
+	"github.com/vispyr/vispyr/internal/traces/tempoapi"
+	"github.com/vispyr/vispyr/internal/ui"
 )
 
 // Run serves until ctx is cancelled, then stops listeners first and closes the
@@ -44,23 +52,69 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		}
 	}()
 
-	// Receivers and APIs.
-	otlpHTTP := otlp.NewHTTP(nil, metricStore, cfg.Limits.MaxRequestBytes, inflight, logger.With("component", "otlp"))
+	traceStore, err := traces.Open(cfg.Traces, cfg.DataDir, logger.With("component", "traces"), reg)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := traceStore.Close(); err != nil {
+			logger.Error("close trace store", "err", err)
+		}
+	}()
+	profileStore, err := profiles.Open(cfg.Profiles, cfg.DataDir, logger.With("component", "profiles"), reg)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := profileStore.Close(); err != nil {
+			logger.Error("close profile store", "err", err)
+		}
+	}()
+	// Span metrics and the service graph land in the metrics store.
+	gen := generator.New(cfg.Generator, metricStore.DB(), logger.With("component", "generator"), reg)
+
+	// Receivers: the trace store acknowledges first, so the generator only counts
+	// spans that were durably accepted.
+	traceSink := pipeline.FanOutTraces{traceStore, gen}
+	otlpHTTP := otlp.NewHTTP(traceSink, metricStore, cfg.Limits.MaxRequestBytes, inflight, logger.With("component", "otlp"))
+	grpcServer := grpc.NewServer(grpc.MaxRecvMsgSize(int(cfg.Limits.MaxRequestBytes)))
+	otlp.RegisterGRPC(grpcServer, traceSink, metricStore, inflight)
+	profileIngest := pyroscope.NewHandler(profileStore, logger.With("component", "pyroscope-ingest"), reg)
+
+	// Query APIs, and the UI on top of the very same handlers.
 	promAPI := metricStore.NewAPI(metrics.APIOptions{
 		Metrics: cfg.Metrics, Limits: cfg.Limits, OTLP: otlpHTTP.MetricsHandler(), Inflight: inflight,
 	}, logger, reg)
-
-	grpcServer := grpc.NewServer(grpc.MaxRecvMsgSize(int(cfg.Limits.MaxRequestBytes)))
-	otlp.RegisterGRPC(grpcServer, nil, metricStore, inflight)
+	tempoAPI := tempoapi.NewHandler(traceStore, logger.With("component", "tempo-api"))
+	profileAPI := profilesapi.NewHandler(profileStore, logger.With("component", "pyroscope-api"))
+	webUI := ui.NewHandler(ui.Backends{Prometheus: promAPI, Tempo: tempoAPI, Pyroscope: profileAPI}, logger.With("component", "ui"))
 
 	servers := []httpServer{
 		{"otlp_http", cfg.Listen.OTLPHTTP, otlpHTTP.Handler()},
 		{"prometheus", cfg.Listen.Prometheus, promAPI},
+		{"tempo", cfg.Listen.Tempo, tempoAPI},
+		{"pyroscope", cfg.Listen.Pyroscope, pyroscopePort(profileIngest, profileAPI)},
+		{"pyroscope_ingest", cfg.Listen.PyroscopeIngest, profileIngest},
+		{"ui", cfg.Listen.UI, webUI},
 		{"admin", cfg.Listen.Admin, admin.NewHandler(reg, ready)},
 		{"health", cfg.Listen.Health, admin.NewHealthHandler(ready, started)},
 	}
 
 	var g run.Group
+	// Background work of the stores and the generator; the generator writes once
+	// more when stopped, before the deferred closes above run.
+	bg, stopBG := context.WithCancel(context.Background())
+	defer stopBG()
+	for name, fn := range map[string]func(context.Context) error{
+		"traces": traceStore.Run, "profiles": profileStore.Run, "generator": gen.Run,
+	} {
+		g.Add(func() error {
+			if err := fn(bg); err != nil && !errors.Is(err, context.Canceled) {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+			return nil
+		}, func(error) { stopBG() })
+	}
 	// Listen on every port before declaring ready, so a taken port fails start-up.
 	for _, s := range servers {
 		if err := s.add(&g, logger); err != nil {
@@ -79,6 +133,17 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	err = g.Run()
 	ready.SetReady(false)
 	return err
+}
+
+// pyroscopePort serves Pyroscope's query API and its ingest paths on one port, as
+// a Pyroscope server does.
+func pyroscopePort(ingest, query http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/ingest", ingest)
+	mux.Handle("/pyroscope/ingest", ingest)
+	mux.Handle("/push.v1.PusherService/", ingest)
+	mux.Handle("/", query)
+	return mux
 }
 
 type httpServer struct {
