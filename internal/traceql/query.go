@@ -14,7 +14,8 @@
 //   - Query.Hints and Hints.MayMatch with a TraceSummary (Summarize builds one
 //     per trace, TraceSummary.Merge one per block): skip data cheaply.
 //   - Query.EvalTrace: pass one whole trace, get the matching spansets with
-//     the attributes Tempo puts in search results.
+//     the attributes Tempo puts in search results. Query.SpanLocal tells when
+//     parts of a trace may be evaluated separately instead.
 //   - Query.EvalMetrics: stream the traces of the time range, get series
 //     with Tempo's labels, alignment and exemplars.
 //
