@@ -25,7 +25,8 @@ import (
 const cpuType = "process_cpu:cpu:nanoseconds:cpu:nanoseconds"
 
 // server runs the ingest and query handlers on one port, as :4040 does.
-func server(t testing.TB, store *profiles.Store) *httptest.Server {
+// wrap, if given, sees every request first (to record what clients send).
+func server(t testing.TB, store *profiles.Store, wrap ...func(http.Handler) http.Handler) *httptest.Server {
 	t.Helper()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	ingest := pyroscope.NewHandler(store, logger, nil)
@@ -35,7 +36,11 @@ func server(t testing.TB, store *profiles.Store) *httptest.Server {
 	mux.Handle("/pyroscope/ingest", ingest)
 	mux.Handle("/push.v1.PusherService/", ingest)
 	mux.Handle("/", query)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { mux.ServeHTTP(w, r) }))
+	var h http.Handler = mux
+	for _, w := range wrap {
+		h = w(h)
+	}
+	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	return srv
 }

@@ -52,17 +52,17 @@ func TestNodeSDK(t *testing.T) {
 		t.Run(tc.module, func(t *testing.T) {
 			store := openStore(t, t.TempDir())
 			defer store.Close()
-			srv := server(t, store)
 			var mu sync.Mutex
 			var queries []string
-			inner := srv.Config.Handler
-			srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				if strings.Contains(r.URL.Path, "ingest") {
-					mu.Lock()
-					queries = append(queries, r.URL.RawQuery+" "+r.Header.Get("Content-Type"))
-					mu.Unlock()
-				}
-				inner.ServeHTTP(w, r)
+			srv := server(t, store, func(next http.Handler) http.Handler {
+				return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					if strings.Contains(r.URL.Path, "ingest") {
+						mu.Lock()
+						queries = append(queries, r.URL.RawQuery+" "+r.Header.Get("Content-Type"))
+						mu.Unlock()
+					}
+					next.ServeHTTP(w, r)
+				})
 			})
 			start := time.Now().Add(-time.Minute)
 			cmd := exec.Command(node, "app.js", tc.module, srv.URL, tc.app)
