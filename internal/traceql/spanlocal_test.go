@@ -60,7 +60,7 @@ func TestSpanLocal(t *testing.T) {
 	for q, want := range map[string]bool{
 		`{ name = "a" }`: true, `{ .a = 1 } || { .b = 2 }`: true, `{ .a = 1 } | select(.b)`: true,
 		`{ status = error } | rate() by(resource.service.name)`: true,
-		`{ .a = 1 } && { .b = 2 }`: false, `{ } > { }`: false, `{ rootName = "x" }`: false,
+		`{ .a = 1 } && { .b = 2 }`:                              false, `{ } > { }`: false, `{ rootName = "x" }`: false,
 		`{ } | count() > 1`: false, `{ } | by(name)`: false, `{ } | rate() by(rootServiceName)`: false,
 		`{ } | compare({ status = error })`: false, `({} | rate()) / ({ traceDuration > 1s } | rate())`: false,
 	} {
