@@ -47,13 +47,16 @@ export async function loadServices(start: number, end: number, signal: AbortSign
   };
   const [mRate, mErr, m50, m95, m99, mRateR, m99R] = [rate, err, p50, p95, p99, rateR, p99R].map(idx);
   const names = [...new Set([...mRate.keys(), ...mRateR.keys()])].sort();
-  // Sparklines are drawn on the full step grid so gaps show as gaps.
-  const grid: number[] = [];
-  for (let t = Math.ceil(start / step) * step; t <= end; t += step) grid.push(t);
+  // Sparklines are drawn on the query's full step grid (start + k·step), so gaps show as gaps.
+  const points = Math.floor((end - start) / step) + 1;
   const onGrid = (s?: Series) => {
+    const out: number[] = new Array(points).fill(NaN);
     if (!s) return [];
-    const m = new Map(s.t.map((t, i) => [Math.round(t), s.v[i]]));
-    return grid.map((t) => m.get(Math.round(t)) ?? NaN);
+    s.t.forEach((t, i) => {
+      const k = Math.round((t - start) / step);
+      if (k >= 0 && k < points) out[k] = s.v[i];
+    });
+    return out;
   };
   return names.map((name) => ({
     name,
@@ -73,7 +76,7 @@ export function ServiceTable({ rows }: { rows: ServiceRow[] }) {
       <thead>
         <tr>
           <th>Service</th>
-          <th class="num">Requests</th>
+          <th class="num" title="average over the selected range">Requests</th>
           <th />
           <th class="num">Errors</th>
           <th class="num">p50</th>

@@ -175,12 +175,11 @@ function ServiceProfile({ name }: { name: string }) {
   const { range, tick } = useApp();
   const types = useAsync(async (s) => {
     const all = await api.profileTypes(range.start * 1000, range.end * 1000, s);
-    // Only the types this service actually has.
-    const mine: api.ProfileType[] = [];
-    for (const t of all) {
-      const svcs: string[] = await api.profileLabelValues('service_name', t.id, range.start * 1000, range.end * 1000, s).catch(() => [] as string[]);
-      if (svcs.includes(name)) mine.push(t);
-    }
+    // Only the types this service actually has (asked in parallel: one call per type).
+    const has = await Promise.all(
+      all.map((t) => api.profileLabelValues('service_name', t.id, range.start * 1000, range.end * 1000, s).then((v) => v.includes(name), () => false)),
+    );
+    const mine = all.filter((_, i) => has[i]);
     return mine;
   }, [name, Math.floor(range.start / 60), tick]);
   const [pick, setPick] = useState('');
@@ -191,7 +190,7 @@ function ServiceProfile({ name }: { name: string }) {
   );
   return (
     <Panel
-      title={`${t?.name === 'process_cpu' ? 'CPU' : t?.name ?? ''} profile`}
+      title={t ? `${t.name === 'process_cpu' ? 'CPU' : t.name} profile` : 'Profile'}
       testid="service-profile"
       right={types.data && types.data.length > 0 && <Select value={t?.id ?? ''} options={types.data.map((x) => ({ value: x.id, label: `${x.name} · ${x.sampleType}` }))} onChange={setPick} />}
     >
