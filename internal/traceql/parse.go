@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"regexp"
+	"strings"
 )
 
 // ParseError reports where a query stopped making sense and why.
@@ -28,18 +29,44 @@ type parser struct {
 	// sawLeaf is set once a parenthesised metrics query was parsed: the
 	// query is then certainly metrics arithmetic, so its errors win.
 	sawLeaf bool
+	// lenient accepts the half-typed queries Grafana sends while
+	// autocompleting (see ParseLenient).
+	lenient bool
 }
 
 // Parse parses a TraceQL query: a spanset pipeline such as
 // `{resource.service.name="api" && duration > 100ms} | count() > 2`, or a
 // metrics query such as `{status=error} | rate() by (resource.service.name)`.
 // Errors are *ParseError values carrying the line and column.
-func Parse(query string) (*Query, error) {
+func Parse(query string) (*Query, error) { return parse(query, false) }
+
+// ParseLenient parses a query that is still being typed, as Grafana sends in
+// the q parameter of tag-value requests while autocompleting: a comparison
+// missing its right-hand side (`.http.method = }`) counts as true, and a
+// missing closing "}" is supplied. Like Tempo's lenient parser it lets the
+// complete conditions narrow the values offered. An empty query is {}.
+func ParseLenient(query string) (*Query, error) {
+	if strings.TrimSpace(query) == "" {
+		query = "{}"
+	}
+	return parse(query, true)
+}
+
+func parse(query string, lenient bool) (*Query, error) {
 	toks, err := lex(query)
 	if err != nil {
+		if lenient {
+			// An unterminated string or attribute at the cursor: drop from there.
+			var pe *ParseError
+			if errors.As(err, &pe) {
+				if cut := offsetOf(query, pe.Line, pe.Col); cut > 0 && cut < len(query) {
+					return parse(query[:cut], true)
+				}
+			}
+		}
 		return nil, err
 	}
-	p := &parser{toks: toks}
+	p := &parser{toks: toks, lenient: lenient}
 	pl, err := p.parsePipeline(true)
 	if err != nil {
 		// Arithmetic between metrics queries starts like a grouped pipeline
@@ -260,6 +287,9 @@ func (p *parser) parseFilter() (*SpansetFilter, error) {
 		return nil, err
 	}
 	if !p.isPunct("}") {
+		if p.lenient && p.peek().kind == tEOF {
+			return &SpansetFilter{Expr: e, pos: posOf(open)}, nil
+		}
 		return nil, p.errExpected(`"}" or an operator`)
 	}
 	p.next()
@@ -303,6 +333,13 @@ func (p *parser) parseField(minPrec int) (FieldExpr, error) {
 			nextMin = prec // right associative
 		}
 		rtok := p.peek()
+		if p.lenient && missingOperand(rtok) {
+			// Half-typed: `a && <cursor>` keeps a, anything else constrains nothing.
+			if t.text != "&&" {
+				left = Literal{V: trueValue}
+			}
+			continue
+		}
 		right, err := p.parseField(nextMin)
 		if err != nil {
 			return nil, err
@@ -816,4 +853,28 @@ func parseMathQuery(query string, toks []token) (q *Query, committed bool, err e
 	}
 	q, err = compileMath(query, m)
 	return q, true, err
+}
+
+// missingOperand reports whether t cannot start the right side of a comparison.
+func missingOperand(t token) bool {
+	if t.kind == tEOF {
+		return true
+	}
+	return t.kind == tPunct && (t.text == "}" || t.text == ")" || t.text == "&&" || t.text == "||")
+}
+
+// offsetOf converts a 1-based line and rune column to a byte offset.
+func offsetOf(s string, line, col int) int {
+	l, c := 1, 1
+	for i, r := range s {
+		if l == line && c == col {
+			return i
+		}
+		if r == '\n' {
+			l, c = l+1, 1
+		} else {
+			c++
+		}
+	}
+	return -1
 }

@@ -118,6 +118,11 @@ func FuzzParse(f *testing.F) {
 	}
 	traces := fixtureTraces()
 	f.Fuzz(func(t *testing.T, query string) {
+		if lq, err := ParseLenient(query); err == nil && !lq.IsMetrics() {
+			for _, td := range traces {
+				lq.EvalTrace(td)
+			}
+		}
 		q, err := Parse(query)
 		if err != nil {
 			var pe *ParseError
