@@ -33,7 +33,7 @@ func (c *Config) Defaults() {
 		c.BlockDuration = time.Hour
 	}
 	if c.MaxHeadSamples == 0 {
-		c.MaxHeadSamples = 20_000_000
+		c.MaxHeadSamples = 5_000_000
 	}
 	if c.MaxPendingBytes == 0 {
 		c.MaxPendingBytes = 256 << 20

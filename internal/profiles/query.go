@@ -323,8 +323,8 @@ type SeriesPoints struct {
 	Points []Point
 }
 
-// SelectSeries sums the total of every matching profile into step-aligned buckets,
-// one output series per distinct value of groupBy.
+// SelectSeries sums the total of every matching profile into buckets at
+// sel.Start + k*step, one output series per distinct value of groupBy.
 func (s *Store) SelectSeries(ctx context.Context, sel Selector, step int64, groupBy []string, agg Aggregation) ([]SeriesPoints, error) {
 	if step <= 0 {
 		return nil, fmt.Errorf("step must be positive")
@@ -350,7 +350,13 @@ func (s *Store) SelectSeries(ctx context.Context, sel Selector, step int64, grou
 				if p.t < sel.Start || p.t > sel.End {
 					continue
 				}
-				ts := p.t - (p.t-sel.Start)%step
+				// Like Pyroscope, a profile counts towards the first step boundary
+				// at or after it (millisecond precision), so points close their step.
+				tms := p.t / 1e6 * 1e6
+				ts := tms
+				if rem := (tms - sel.Start) % step; rem != 0 {
+					ts += step - rem
+				}
 				g.sum[ts] += float64(p.total)
 				g.counts[ts]++
 			}

@@ -177,7 +177,7 @@ func TestFlameGraphQueries(t *testing.T) {
 
 func TestSelectSeries(t *testing.T) {
 	_, c := fixture(t)
-	start := t0.UnixMilli()
+	start := t0.Add(-time.Second).UnixMilli() // profiles at start+1s and start+21s
 	f := func(agg *typesv1.TimeSeriesAggregationType, step float64, groupBy []string, want map[string][]float64) {
 		t.Helper()
 		r, err := c.SelectSeries(context.Background(), connect.NewRequest(&querierv1.SelectSeriesRequest{
@@ -212,6 +212,13 @@ func TestSelectSeries(t *testing.T) {
 	f(nil, 10, []string{"pod"}, map[string][]float64{"a": {6}, "b": {4}})
 	f(nil, 10, nil, map[string][]float64{"": {6, 4}})
 	f(nil, 60, nil, map[string][]float64{"": {10}})
+	// Points close their step: a profile at start+1s belongs to start+10s.
+	r, err := c.SelectSeries(context.Background(), connect.NewRequest(&querierv1.SelectSeriesRequest{
+		ProfileTypeID: cpuType, LabelSelector: `{service_name="shop"}`, Start: start, End: start + 60_000, Step: 10,
+	}))
+	if err != nil || len(r.Msg.Series) != 1 || r.Msg.Series[0].Points[0].Timestamp != start+10_000 || r.Msg.Series[0].Points[1].Timestamp != start+30_000 {
+		t.Errorf("step timestamps: %v %v, want start+10s and start+30s", r, err)
+	}
 	avg := typesv1.TimeSeriesAggregationType_TIME_SERIES_AGGREGATION_TYPE_AVERAGE
 	f(&avg, 60, nil, map[string][]float64{"": {5}})
 }
