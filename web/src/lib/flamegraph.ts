@@ -45,14 +45,14 @@ export const num = (v: number | string | undefined | null): number => {
 
 /** decodeFlamegraph turns the wire format into absolute nodes with parent links. */
 export function decodeFlamegraph(fg: WireFlamegraph | undefined | null): Flamegraph {
-  const names = fg?.names ?? [];
-  const levels = fg?.levels ?? [];
+  const names = (Array.isArray(fg?.names) ? fg!.names : []).map(String);
+  const levels = Array.isArray(fg?.levels) ? fg!.levels : [];
   const nodes: FlameNode[] = [];
   const levelStart: number[] = [];
   let prevStart = 0;
   let prevEnd = 0;
   for (let l = 0; l < levels.length; l++) {
-    const vals = levels[l].values ?? [];
+    const vals = Array.isArray(levels[l]?.values) ? levels[l].values! : [];
     levelStart.push(nodes.length);
     const start = nodes.length;
     let x = 0;

@@ -41,6 +41,8 @@ export function promValue(s: unknown): number {
   return Number(s);
 }
 
+const arr = (v: unknown): any[] => (Array.isArray(v) ? v : []);
+
 function envelope(body: any): any {
   if (!body || typeof body !== 'object') throw new PromError('empty response from the metrics API');
   if (body.status === 'error') throw new PromError(body.error || 'query failed', body.errorType);
@@ -50,26 +52,32 @@ function envelope(body: any): any {
 /** parseMatrix reads a query_range answer; an instant vector or scalar also becomes series. */
 export function parseMatrix(body: any): Series[] {
   const data = envelope(body);
-  if (!data) return [];
+  if (!data || typeof data !== 'object') return [];
   switch (data.resultType) {
     case 'matrix':
-      return (data.result ?? []).map((r: any) => ({
-        labels: r.metric ?? {},
-        t: (r.values ?? []).map((p: any) => Number(p[0])),
-        v: (r.values ?? []).map((p: any) => promValue(p[1])),
+      return arr(data.result).map((r: any) => ({
+        labels: labelsOf(r?.metric),
+        t: arr(r?.values).map((p: any) => Number(arr(p)[0])),
+        v: arr(r?.values).map((p: any) => promValue(arr(p)[1])),
       }));
     case 'vector':
-      return (data.result ?? []).map((r: any) => ({
-        labels: r.metric ?? {},
-        t: [Number(r.value?.[0])],
-        v: [promValue(r.value?.[1])],
+      return arr(data.result).map((r: any) => ({
+        labels: labelsOf(r?.metric),
+        t: [Number(arr(r?.value)[0])],
+        v: [promValue(arr(r?.value)[1])],
       }));
     case 'scalar':
     case 'string':
-      return [{ labels: {}, t: [Number(data.result?.[0])], v: [promValue(data.result?.[1])] }];
+      return [{ labels: {}, t: [Number(arr(data.result)[0])], v: [promValue(arr(data.result)[1])] }];
     default:
       return [];
   }
+}
+
+function labelsOf(v: unknown): Labels {
+  const out: Labels = {};
+  if (v && typeof v === 'object' && !Array.isArray(v)) for (const [k, x] of Object.entries(v)) out[k] = String(x);
+  return out;
 }
 
 /** parseVector reads an instant query answer as one sample per series. */
@@ -81,14 +89,14 @@ export function parseVector(body: any): Sample[] {
 export function parseExemplars(body: any): Exemplar[] {
   const data = envelope(body);
   const out: Exemplar[] = [];
-  for (const group of data ?? []) {
-    for (const e of group.exemplars ?? []) {
-      const labels: Labels = e.labels ?? {};
+  for (const group of arr(data)) {
+    for (const e of arr(group?.exemplars)) {
+      const labels = labelsOf(e?.labels);
       out.push({
-        seriesLabels: group.seriesLabels ?? {},
+        seriesLabels: labelsOf(group?.seriesLabels),
         labels,
-        value: promValue(e.value),
-        t: Number(e.timestamp),
+        value: promValue(e?.value),
+        t: Number(e?.timestamp),
         traceId: labels.trace_id ?? labels.traceID ?? labels.traceId ?? '',
       });
     }

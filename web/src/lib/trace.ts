@@ -41,6 +41,9 @@ export interface Trace {
   errorCount: number;
 }
 
+/** arr returns v when it is an array: wire data is untrusted and may have any shape. */
+export const arr = (v: unknown): any[] => (Array.isArray(v) ? v : []);
+
 const KINDS = ['unspecified', 'internal', 'server', 'client', 'producer', 'consumer'];
 
 /** normID turns a hex or base64 ID into lowercase hex; empty stays empty. */
@@ -78,7 +81,7 @@ export function attrValue(v: any): AttrValue {
   if ('doubleValue' in v) return Number(v.doubleValue);
   if ('boolValue' in v) return Boolean(v.boolValue);
   if ('bytesValue' in v) return String(v.bytesValue);
-  if ('arrayValue' in v) return (v.arrayValue?.values ?? []).map(attrValue);
+  if ('arrayValue' in v) return arr(v.arrayValue?.values).map(attrValue);
   if ('kvlistValue' in v) return attrs(v.kvlistValue?.values);
   return null;
 }
@@ -86,7 +89,7 @@ export function attrValue(v: any): AttrValue {
 export function attrs(list: any): Record<string, AttrValue> {
   const out: Record<string, AttrValue> = {};
   if (!Array.isArray(list)) return out;
-  for (const kv of list) if (kv && typeof kv.key === 'string') out[kv.key] = attrValue(kv.value);
+  for (const kv of list) if (kv && typeof kv === 'object' && typeof kv.key === 'string') out[kv.key] = attrValue(kv.value);
   return out;
 }
 
@@ -108,37 +111,38 @@ function isError(status: any): boolean {
 /** parseTrace accepts any of the JSON shapes of /api/v2/traces/<id> and /api/traces/<id>. */
 export function parseTrace(body: any): Trace {
   const t = body?.trace ?? body ?? {};
-  const batches: any[] = t.resourceSpans ?? t.batches ?? [];
+  const batches = arr(t.resourceSpans ?? t.batches);
   const spans: Span[] = [];
   for (const rs of batches) {
     const resource = attrs(rs?.resource?.attributes);
     const service = typeof resource['service.name'] === 'string' ? (resource['service.name'] as string) : 'unknown';
-    const scopes: any[] = rs?.scopeSpans ?? rs?.instrumentationLibrarySpans ?? [];
+    const scopes = arr(rs?.scopeSpans ?? rs?.instrumentationLibrarySpans);
     for (const ss of scopes) {
       const scope = ss?.scope?.name ?? ss?.instrumentationLibrary?.name ?? '';
-      for (const s of ss?.spans ?? []) {
+      for (const s of arr(ss?.spans)) {
+        if (!s || typeof s !== 'object') continue;
         const start = nanoToMs(s.startTimeUnixNano);
         const end = Math.max(start, nanoToMs(s.endTimeUnixNano));
         spans.push({
           traceId: normID(s.traceId),
           spanId: normID(s.spanId),
           parentSpanId: normID(s.parentSpanId),
-          name: s.name ?? '',
+          name: String(s.name ?? ''),
           service,
           kind: kindName(s.kind),
           start,
           end,
           duration: end - start,
           error: isError(s.status),
-          statusMessage: s.status?.message ?? '',
+          statusMessage: String(s.status?.message ?? ''),
           attributes: attrs(s.attributes),
           resource,
-          events: (s.events ?? []).map((e: any) => ({
-            time: nanoToMs(e.timeUnixNano),
-            name: e.name ?? '',
-            attributes: attrs(e.attributes),
+          events: arr(s.events).map((e: any) => ({
+            time: nanoToMs(e?.timeUnixNano),
+            name: String(e?.name ?? ''),
+            attributes: attrs(e?.attributes),
           })),
-          scope,
+          scope: String(scope),
         });
       }
     }
@@ -212,20 +216,21 @@ export interface SearchHit {
 /** parseSearch reads Tempo's /api/search response. */
 export function parseSearch(body: any): SearchHit[] {
   const out: SearchHit[] = [];
-  for (const t of body?.traces ?? []) {
+  for (const t of arr(body?.traces)) {
+    if (!t || typeof t !== 'object') continue;
     let spanCount = 0;
     let errorCount = 0;
-    for (const st of Object.values<any>(t.serviceStats ?? {})) {
+    for (const st of Object.values<any>(t.serviceStats && typeof t.serviceStats === 'object' ? t.serviceStats : {})) {
       spanCount += Number(st?.spanCount ?? 0);
       errorCount += Number(st?.errorCount ?? 0);
     }
-    if (!spanCount) for (const ss of t.spanSets ?? (t.spanSet ? [t.spanSet] : [])) spanCount = Math.max(spanCount, Number(ss.matched ?? 0));
+    if (!spanCount) for (const ss of arr(t.spanSets ?? (t.spanSet ? [t.spanSet] : []))) spanCount = Math.max(spanCount, Number(ss?.matched ?? 0) || 0);
     out.push({
       traceID: normID(t.traceID) || String(t.traceID ?? ''),
-      rootServiceName: t.rootServiceName ?? '<root span not yet received>',
-      rootTraceName: t.rootTraceName ?? '',
+      rootServiceName: String(t.rootServiceName ?? '<root span not yet received>'),
+      rootTraceName: String(t.rootTraceName ?? ''),
       start: nanoToMs(t.startTimeUnixNano),
-      durationMs: Number(t.durationMs ?? 0),
+      durationMs: Number(t.durationMs ?? 0) || 0,
       spanCount,
       errorCount,
     });
