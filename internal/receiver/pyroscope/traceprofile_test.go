@@ -16,7 +16,7 @@ import (
 )
 
 //go:noinline
-func vispyrTracedWork(d time.Duration) uint64 { return vispyrSpanWork(d) }
+func vispyrTracedWork(units int) uint64 { return vispyrSpanWork(units) }
 
 // TestTraceToProfile follows Grafana's "Related profile" link: otel-profiling-go tags
 // the root span with pyroscope.profile.id and the goroutine with span_id;
@@ -36,10 +36,10 @@ func TestTraceToProfile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sink += vispyrBusyChecksum(500 * time.Millisecond) // outside any span
+	sink += vispyrBusyChecksum(2) // outside any span
 	ctx, span := tp.Tracer("test").Start(context.Background(), "checkout")
 	_ = ctx
-	sink += vispyrTracedWork(800 * time.Millisecond)
+	sink += vispyrTracedWork(4)
 	span.End()
 	prof.Flush(true)
 	prof.Stop()
