@@ -37,15 +37,12 @@ type sample struct {
 
 // series holds index ranges into the request's arenas.
 type series struct {
-	key                []byte // raw v1 label fields, the cache key; nil when not contiguous
-	lbl, lblEnd        int    // labels (v1) or refs (v2)
-	smp, smpEnd        int
-	hist, histEnd      int
-	ex, exEnd          int
-	meta               writev2.Metadata
-	labelsInterrupted  bool
-	lastLabelFieldEnd  int
-	firstLabelFieldPre int
+	key           []byte // raw v1 label fields, the cache key; nil when not contiguous
+	lbl, lblEnd   int    // labels (v1) or refs (v2)
+	smp, smpEnd   int
+	hist, histEnd int
+	ex, exEnd     int
+	meta          writev2.Metadata
 }
 
 func (r *request) reset(v2 bool) {
@@ -120,7 +117,9 @@ func (r *request) decodeV1(b []byte) error {
 }
 
 func (r *request) decodeSeriesV1(b []byte) error {
-	s := series{lbl: len(r.labels), smp: len(r.samples), hist: len(r.hists1), ex: len(r.exs1), firstLabelFieldPre: -1}
+	s := series{lbl: len(r.labels), smp: len(r.samples), hist: len(r.hists1), ex: len(r.exs1)}
+	// Label fields not interrupted by other fields form the cache key.
+	firstLabel, lastLabelEnd, interrupted := -1, 0, false
 	for i := 0; i < len(b); {
 		pre := i
 		num, wt, next, err := tag(b, i)
@@ -150,13 +149,12 @@ func (r *request) decodeSeriesV1(b []byte) error {
 				return err
 			}
 			r.labels = append(r.labels, l)
-			// Label fields that are not interrupted by others form the cache key.
-			if s.firstLabelFieldPre < 0 {
-				s.firstLabelFieldPre = pre
-			} else if pre != s.lastLabelFieldEnd {
-				s.labelsInterrupted = true
+			if firstLabel < 0 {
+				firstLabel = pre
+			} else if pre != lastLabelEnd {
+				interrupted = true
 			}
-			s.lastLabelFieldEnd = end
+			lastLabelEnd = end
 		case 2:
 			smp, err := decodeSample(field, false)
 			if err != nil {
@@ -175,8 +173,8 @@ func (r *request) decodeSeriesV1(b []byte) error {
 			}
 		}
 	}
-	if s.firstLabelFieldPre >= 0 && !s.labelsInterrupted {
-		s.key = b[s.firstLabelFieldPre:s.lastLabelFieldEnd]
+	if firstLabel >= 0 && !interrupted {
+		s.key = b[firstLabel:lastLabelEnd]
 	}
 	s.lblEnd, s.smpEnd, s.histEnd, s.exEnd = len(r.labels), len(r.samples), len(r.hists1), len(r.exs1)
 	r.series = append(r.series, s)

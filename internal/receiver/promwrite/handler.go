@@ -12,9 +12,9 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 
 	"github.com/klauspost/compress/snappy"
 	remoteapi "github.com/prometheus/client_golang/exp/api/remote"
@@ -51,7 +51,10 @@ type handler struct {
 	rejected      *prometheus.CounterVec
 	invalidLabels prometheus.Counter
 	samples       *prometheus.CounterVec
-	pool          sync.Pool
+	// states is a free list rather than a sync.Pool: a pool is emptied by
+	// every GC, and regrowing the arenas of a 2k-series request costs more
+	// than keeping a few of them.
+	states chan *state
 }
 
 // NewHandler returns the remote-write handler for POST /api/v1/write. app
@@ -77,12 +80,12 @@ func NewHandler(app storage.AppendableV2, opts Options, logger *slog.Logger, reg
 		Name: "vispyr_remote_write_series_cache_series",
 		Help: "Series whose head reference the remote-write receiver remembers.",
 	}, func() float64 { return float64(h.cache1.len() + h.cache2.len()) })
-	h.pool.New = func() any { return new(state) }
+	h.states = make(chan *state, 2*runtime.GOMAXPROCS(0))
 	return h
 }
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	st := h.pool.Get().(*state)
+	st := h.get()
 	defer h.put(st)
 
 	// The guard's checks first, in its order, so a request that breaks several
@@ -187,12 +190,24 @@ type state struct {
 // maxPooled keeps one huge request from pinning its buffers in the pool.
 const maxPooled = 8 << 20
 
+func (h *handler) get() *state {
+	select {
+	case st := <-h.states:
+		return st
+	default:
+		return new(state)
+	}
+}
+
 func (h *handler) put(st *state) {
 	if cap(st.body) > maxPooled || cap(st.raw) > maxPooled {
 		return
 	}
 	st.app.release()
-	h.pool.Put(st)
+	select {
+	case h.states <- st:
+	default:
+	}
 }
 
 // readBody reads at most max bytes of the body into the pooled buffer, with the

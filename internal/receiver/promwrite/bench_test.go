@@ -1,0 +1,208 @@
+package promwrite
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/klauspost/compress/snappy"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/prompb"
+	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
+)
+
+// The load of bench/remotewrite: 20k series of 5 labels, requests of 2k
+// samples (one per series), 4 senders each owning a quarter of the series so
+// every series' samples arrive in order.
+const (
+	benchSeries  = 20000
+	benchBatch   = 2000
+	benchSenders = 4
+)
+
+// BenchmarkHandler compares this handler with Prometheus's stock handler
+// behind Vispyr's former guard, each over a fresh TSDB, on the same
+// pre-encoded requests. b.N is the number of requests; samples/s is the figure
+// to compare.
+func BenchmarkHandler(b *testing.B) {
+	for _, c := range []struct {
+		name     string
+		v2, http bool
+	}{
+		{name: "v1"}, {name: "v2", v2: true}, {name: "v1-http", http: true},
+	} {
+		for _, impl := range []string{"vispyr", "stock"} {
+			b.Run(c.name+"/"+impl, func(b *testing.B) {
+				benchHandler(b, impl == "vispyr", c.v2, c.http)
+			})
+		}
+	}
+}
+
+func benchHandler(b *testing.B, ours, v2, overHTTP bool) {
+	bodies := benchLoad(b.N, v2)
+	db := openDB(b, 0)
+	opts := Options{MaxRequestBytes: 64 << 20, MaxSeriesPerRequest: 100000}
+	var h http.Handler
+	if ours {
+		h = NewHandler(db, opts, discard, prometheus.NewRegistry())
+	} else {
+		h = newStock(db, opts)
+	}
+	contentType := ctV1
+	if v2 {
+		contentType = ctV2
+	}
+	send := func(w *nopWriter, body []byte) int {
+		req, _ := http.NewRequest(http.MethodPost, "/api/v1/write", bytes.NewReader(body))
+		req.ContentLength = int64(len(body))
+		req.Header.Set("Content-Type", contentType)
+		req.Header.Set("Content-Encoding", "snappy")
+		w.code = 0
+		h.ServeHTTP(w, req)
+		return w.code
+	}
+	if overHTTP {
+		srv := httptest.NewServer(h)
+		defer srv.Close()
+		client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: benchSenders, DisableCompression: true}}
+		send = func(_ *nopWriter, body []byte) int {
+			req, _ := http.NewRequest(http.MethodPost, srv.URL+"/api/v1/write", bytes.NewReader(body))
+			req.Header.Set("Content-Type", contentType)
+			req.Header.Set("Content-Encoding", "snappy")
+			resp, err := client.Do(req)
+			if err != nil {
+				return 0
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			_ = resp.Body.Close()
+			return resp.StatusCode
+		}
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	cpu0 := cpuTime()
+	start := time.Now()
+	var wg sync.WaitGroup
+	errs := make(chan error, benchSenders)
+	for k := range bodies {
+		wg.Add(1)
+		go func(bodies [][]byte) {
+			defer wg.Done()
+			w := &nopWriter{h: http.Header{}}
+			for _, body := range bodies {
+				if code := send(w, body); code != http.StatusNoContent {
+					errs <- fmt.Errorf("status %d", code)
+					return
+				}
+			}
+		}(bodies[k])
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	cpu := cpuTime() - cpu0
+	b.StopTimer()
+	close(errs)
+	for err := range errs {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(b.N*benchBatch)/elapsed.Seconds(), "samples/s")
+	// Other processes share the machine: samples per CPU-second of this
+	// process is the steadier figure.
+	b.ReportMetric(float64(b.N*benchBatch)/cpu.Seconds(), "samples/cpu-s")
+}
+
+type nopWriter struct {
+	h    http.Header
+	code int
+}
+
+func (w *nopWriter) Header() http.Header { return w.h }
+func (w *nopWriter) Write(p []byte) (int, error) {
+	if w.code == 0 {
+		w.code = http.StatusOK
+	}
+	return len(p), nil
+}
+func (w *nopWriter) WriteHeader(code int) { w.code = code }
+
+// benchLoad encodes n requests (v1 or v2), dealt to the senders in turn.
+func benchLoad(n int, v2 bool) [][][]byte {
+	out := make([][][]byte, benchSenders)
+	ls := make([][]prompb.Label, benchSeries)
+	for s := range ls {
+		ls[s] = []prompb.Label{
+			{Name: "__name__", Value: "bench_metric_" + strconv.Itoa(s%200)},
+			{Name: "instance", Value: fmt.Sprintf("host-%02d:9100", s/1000)},
+			{Name: "job", Value: "bench"},
+			{Name: "mode", Value: [...]string{"idle", "user", "system", "iowait"}[s%4]},
+			{Name: "series", Value: strconv.Itoa(s)},
+		}
+	}
+	start := time.Now().Add(-2 * time.Hour).UnixMilli()
+	per := (n + benchSenders - 1) / benchSenders
+	for k := 0; k < benchSenders && k < n; k++ {
+		rng := rand.New(rand.NewPCG(uint64(k), 42))
+		var own []int
+		for s := k; s < benchSeries; s += benchSenders {
+			own = append(own, s)
+		}
+		var req prompb.WriteRequest
+		smp := make([]prompb.Sample, benchBatch)
+		for r, i := 0, 0; len(out[k]) < per && len(out[k])+k*per < n; r++ {
+			for _, s := range own {
+				smp[i] = prompb.Sample{Timestamp: start + int64(r)*15000, Value: float64(rng.IntN(100000)) / 100}
+				req.Timeseries = append(req.Timeseries, prompb.TimeSeries{Labels: ls[s], Samples: smp[i : i+1]})
+				if i++; i == benchBatch {
+					out[k] = append(out[k], encodeBench(&req, v2))
+					req.Timeseries, i = req.Timeseries[:0], 0
+					if len(out[k]) == per || len(out[k])+k*per >= n {
+						break
+					}
+				}
+			}
+		}
+	}
+	return out
+}
+
+// cpuTime is the user and system CPU this process has used.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func encodeBench(req *prompb.WriteRequest, v2 bool) []byte {
+	var m interface{ Marshal() ([]byte, error) } = req
+	if v2 {
+		syms := writev2.NewSymbolTable()
+		r2 := &writev2.Request{}
+		var sb labels.ScratchBuilder
+		for _, ts := range req.Timeseries {
+			r2.Timeseries = append(r2.Timeseries, writev2.TimeSeries{
+				LabelsRefs: syms.SymbolizeLabels(ts.ToLabels(&sb, nil), nil),
+				Samples:    []writev2.Sample{{Value: ts.Samples[0].Value, Timestamp: ts.Samples[0].Timestamp}},
+				Metadata:   writev2.Metadata{Type: writev2.Metadata_METRIC_TYPE_GAUGE},
+			})
+		}
+		r2.Symbols = syms.Symbols()
+		m = r2
+	}
+	raw, err := m.Marshal()
+	if err != nil {
+		panic(err)
+	}
+	return snappy.Encode(nil, raw)
+}
