@@ -137,4 +137,3 @@ func BenchmarkConvertPprof(b *testing.B) {
 		}
 	}
 }
-

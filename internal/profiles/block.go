@@ -19,30 +19,42 @@ const (
 )
 
 // blockMeta is kept in memory for every block: enough to answer label and
-// profile-type queries and to pick blocks by time without decoding their data.
+// profile-type queries and to pick blocks by time without reading their data.
 type blockMeta struct {
+	Version  int          `json:"version"`
 	MinT     int64        `json:"min_time_ns"`
 	MaxT     int64        `json:"max_time_ns"`
 	WALSeq   int          `json:"wal_seq"` // WAL segments below this are in a block
 	Profiles int          `json:"profiles"`
 	Samples  int          `json:"samples"`
+	Symbols  section      `json:"symbols"`
 	Series   []seriesMeta `json:"series"`
+}
+
+// section locates one zstd frame in the block's data file.
+type section struct {
+	Off int64 `json:"off"`
+	Len int64 `json:"len"`
 }
 
 type seriesMeta struct {
 	Labels map[string]string `json:"labels"`
 	MinT   int64             `json:"min_time_ns"`
 	MaxT   int64             `json:"max_time_ns"`
+	Data   section           `json:"data"`
 
 	ls labels.Labels
 }
 
-// block is an immutable table on disk.
+// block is an immutable table on disk: one compressed section with the names and
+// the stack tree, then one per series, so a query reads only the series it selects.
 type block struct {
 	dir  string
 	meta blockMeta
 	size int64
 }
+
+const blockVersion = 2
 
 var (
 	zstdEncOnce sync.Once
@@ -61,13 +73,17 @@ func zstdCodecs() (*zstd.Encoder, *zstd.Decoder) {
 // writeBlock writes t into a new block directory under parent, atomically: into a
 // temporary directory that is synced and renamed.
 func writeBlock(parent, name string, t *table, walSeq int) (*block, error) {
-	meta := blockMeta{MinT: t.minT, MaxT: t.maxT, WALSeq: walSeq, Samples: t.samples}
+	meta := blockMeta{Version: blockVersion, MinT: t.minT, MaxT: t.maxT, WALSeq: walSeq, Samples: t.samples}
+	enc, _ := zstdCodecs()
+	data := enc.EncodeAll(encodeSymbols(t), nil)
+	meta.Symbols = section{Off: 0, Len: int64(len(data))}
 	for _, s := range t.series {
 		meta.Profiles += len(s.profiles)
-		meta.Series = append(meta.Series, seriesMeta{Labels: s.labels.Map(), MinT: s.minT, MaxT: s.maxT, ls: s.labels})
+		off := int64(len(data))
+		data = enc.EncodeAll(encodeProfiles(s.profiles), data)
+		meta.Series = append(meta.Series, seriesMeta{Labels: s.labels.Map(), MinT: s.minT, MaxT: s.maxT,
+			Data: section{Off: off, Len: int64(len(data)) - off}, ls: s.labels})
 	}
-	enc, _ := zstdCodecs()
-	data := enc.EncodeAll(encodeTable(t), nil)
 	metaJSON, err := json.Marshal(meta)
 	if err != nil {
 		return nil, fmt.Errorf("encode block meta: %w", err)
@@ -98,7 +114,7 @@ func writeBlock(parent, name string, t *table, walSeq int) (*block, error) {
 	return &block{dir: dir, meta: meta, size: int64(len(data) + len(metaJSON))}, nil
 }
 
-// openBlock reads a block's meta; its data is decoded on demand.
+// openBlock reads a block's meta; its data is read on demand.
 func openBlock(dir string) (*block, error) {
 	raw, err := os.ReadFile(filepath.Join(dir, blockMetaFile))
 	if err != nil {
@@ -107,6 +123,9 @@ func openBlock(dir string) (*block, error) {
 	b := &block{dir: dir}
 	if err := json.Unmarshal(raw, &b.meta); err != nil {
 		return nil, fmt.Errorf("parse block meta %s: %w", dir, err)
+	}
+	if b.meta.Version != blockVersion {
+		return nil, fmt.Errorf("block %s: unsupported version %d", dir, b.meta.Version)
 	}
 	for i := range b.meta.Series {
 		s := &b.meta.Series[i]
@@ -120,19 +139,61 @@ func openBlock(dir string) (*block, error) {
 	return b, nil
 }
 
-func (b *block) load() (*table, error) {
-	raw, err := os.ReadFile(filepath.Join(b.dir, blockDataFile))
-	if err != nil {
-		return nil, fmt.Errorf("read block data: %w", err)
+// readSection reads and decompresses one section of the data file.
+func (b *block) readSection(f *os.File, sec section) ([]byte, error) {
+	if sec.Len < 0 || sec.Len > 1<<31 {
+		return nil, fmt.Errorf("block %s: bad section length %d", b.dir, sec.Len)
+	}
+	raw := make([]byte, sec.Len)
+	if _, err := f.ReadAt(raw, sec.Off); err != nil {
+		return nil, fmt.Errorf("read block %s: %w", b.dir, err)
 	}
 	_, dec := zstdCodecs()
 	buf, err := dec.DecodeAll(raw, nil)
 	if err != nil {
 		return nil, fmt.Errorf("decompress block %s: %w", b.dir, err)
 	}
-	t, err := decodeTable(buf)
+	return buf, nil
+}
+
+// load returns a table with the block's symbols (from cache when possible) and
+// only the series sel selects.
+func (b *block) load(sel *Selector, cache *blockCache) (*table, error) {
+	f, err := os.Open(filepath.Join(b.dir, blockDataFile))
 	if err != nil {
-		return nil, fmt.Errorf("decode block %s: %w", b.dir, err)
+		return nil, fmt.Errorf("open block data: %w", err)
+	}
+	defer f.Close()
+	syms, ok := cache.get(b.dir)
+	if !ok {
+		buf, err := b.readSection(f, b.meta.Symbols)
+		if err != nil {
+			return nil, err
+		}
+		if syms, err = decodeSymbols(buf); err != nil {
+			return nil, fmt.Errorf("decode block %s: %w", b.dir, err)
+		}
+		cache.put(b.dir, syms)
+	}
+	t := &table{names: syms.names, nodes: syms.nodes, minT: 1<<63 - 1, maxT: -1 << 63}
+	for i := range b.meta.Series {
+		sm := &b.meta.Series[i]
+		if !sel.matches(sm.ls, sm.MinT, sm.MaxT) {
+			continue
+		}
+		buf, err := b.readSection(f, sm.Data)
+		if err != nil {
+			return nil, err
+		}
+		profiles, err := decodeProfiles(buf, len(t.nodes), len(t.names))
+		if err != nil {
+			return nil, fmt.Errorf("decode block %s: %w", b.dir, err)
+		}
+		s := &series{labels: sm.ls, typeID: sm.ls.Get(LabelProfileType), minT: 1<<63 - 1, maxT: -1 << 63}
+		for _, p := range profiles {
+			t.addProfile(s, p)
+		}
+		t.series = append(t.series, s)
 	}
 	return t, nil
 }
@@ -165,9 +226,8 @@ func syncPath(path string) error {
 	return nil
 }
 
-// encodeTable writes names, the stack tree, then series with their profiles;
-// sample nodes are delta-encoded (they are sorted) and times per series too.
-func encodeTable(t *table) []byte {
+// encodeSymbols writes the names and the stack tree.
+func encodeSymbols(t *table) []byte {
 	dst := []byte{blockCodecVerson}
 	dst = binary.AppendUvarint(dst, uint64(len(t.names)))
 	for _, n := range t.names {
@@ -178,41 +238,18 @@ func encodeTable(t *table) []byte {
 		dst = binary.AppendUvarint(dst, uint64(n.parent))
 		dst = binary.AppendUvarint(dst, uint64(n.name))
 	}
-	dst = binary.AppendUvarint(dst, uint64(len(t.series)))
-	for _, s := range t.series {
-		dst = binary.AppendUvarint(dst, uint64(s.labels.Len()))
-		s.labels.Range(func(l labels.Label) {
-			dst = appendString(dst, l.Name)
-			dst = appendString(dst, l.Value)
-		})
-		dst = binary.AppendUvarint(dst, uint64(len(s.profiles)))
-		var prevT int64
-		for _, p := range s.profiles {
-			dst = binary.AppendVarint(dst, p.t-prevT)
-			prevT = p.t
-			dst = binary.AppendUvarint(dst, uint64(len(p.samples)))
-			var prevNode uint32
-			for _, x := range p.samples {
-				dst = binary.AppendUvarint(dst, uint64(x.node-prevNode))
-				prevNode = x.node
-				dst = binary.AppendVarint(dst, x.value)
-				dst = binary.AppendUvarint(dst, x.span)
-				dst = binary.AppendUvarint(dst, uint64(x.trace))
-			}
-		}
-	}
 	return dst
 }
 
-func decodeTable(buf []byte) (*table, error) {
+func decodeSymbols(buf []byte) (*table, error) {
 	d := decoder{buf: buf}
 	if v := d.byte(); v != blockCodecVerson {
 		if d.err != nil {
 			return nil, d.err
 		}
-		return nil, fmt.Errorf("unknown block version %d", v)
+		return nil, fmt.Errorf("unknown symbols version %d", v)
 	}
-	t := &table{minT: 1<<63 - 1, maxT: -1 << 63}
+	t := &table{}
 	t.names = make([]string, d.count(1))
 	for i := range t.names {
 		t.names[i] = d.string()
@@ -225,46 +262,63 @@ func decodeTable(buf []byte) (*table, error) {
 		}
 		t.nodes[i] = n
 	}
-	if len(t.nodes) == 0 {
+	if d.err != nil {
+		return nil, d.err
+	}
+	if len(t.nodes) == 0 || len(t.names) == 0 {
 		return nil, fmt.Errorf("no root node")
 	}
-	nSeries := d.count(2)
-	lb := labels.NewScratchBuilder(8)
-	for range nSeries {
-		lb.Reset()
-		for range d.count(2) {
-			name := d.string()
-			lb.Add(name, d.string())
+	if len(d.buf) != 0 {
+		return nil, fmt.Errorf("%d trailing bytes", len(d.buf))
+	}
+	return t, nil
+}
+
+// encodeProfiles writes one series' profiles: times delta-encoded, sample nodes
+// delta-encoded (they are sorted).
+func encodeProfiles(ps []profileRec) []byte {
+	dst := binary.AppendUvarint(nil, uint64(len(ps)))
+	var prevT int64
+	for _, p := range ps {
+		dst = binary.AppendVarint(dst, p.t-prevT)
+		prevT = p.t
+		dst = binary.AppendUvarint(dst, uint64(len(p.samples)))
+		var prevNode uint32
+		for _, x := range p.samples {
+			dst = binary.AppendUvarint(dst, uint64(x.node-prevNode))
+			prevNode = x.node
+			dst = binary.AppendVarint(dst, x.value)
+			dst = binary.AppendUvarint(dst, x.span)
+			dst = binary.AppendUvarint(dst, uint64(x.trace))
 		}
-		lb.Sort()
-		ls := lb.Labels()
-		s := &series{labels: ls, typeID: ls.Get(LabelProfileType), minT: 1<<63 - 1, maxT: -1 << 63}
-		profiles := make([]profileRec, d.count(2))
-		var prevT int64
-		for i := range profiles {
-			p := &profiles[i]
-			p.t = prevT + d.varint()
-			prevT = p.t
-			p.samples = make([]sampleRec, d.count(4))
-			var prevNode uint32
-			for j := range p.samples {
-				x := &p.samples[j]
-				x.node = prevNode + d.uint32()
-				prevNode = x.node
-				x.value = d.varint()
-				x.span = d.uvarint()
-				x.trace = d.uint32()
-				if int(x.node) >= len(t.nodes) || int(x.trace) >= len(t.names) {
-					return nil, fmt.Errorf("sample refers to node %d / name %d out of range", x.node, x.trace)
-				}
-				p.total += x.value
+	}
+	return dst
+}
+
+// decodeProfiles reads encodeProfiles' output, checking node and name references
+// against the block's symbol counts.
+func decodeProfiles(buf []byte, nodes, names int) ([]profileRec, error) {
+	d := decoder{buf: buf}
+	profiles := make([]profileRec, d.count(2))
+	var prevT int64
+	for i := range profiles {
+		p := &profiles[i]
+		p.t = prevT + d.varint()
+		prevT = p.t
+		p.samples = make([]sampleRec, d.count(4))
+		var prevNode uint32
+		for j := range p.samples {
+			x := &p.samples[j]
+			x.node = prevNode + d.uint32()
+			prevNode = x.node
+			x.value = d.varint()
+			x.span = d.uvarint()
+			x.trace = d.uint32()
+			if int(x.node) >= nodes || int(x.trace) >= names {
+				return nil, fmt.Errorf("sample refers to node %d / name %d out of range", x.node, x.trace)
 			}
+			p.total += x.value
 		}
-		s.profiles = nil
-		for _, p := range profiles {
-			t.addProfile(s, p)
-		}
-		t.series = append(t.series, s)
 	}
 	if d.err != nil {
 		return nil, d.err
@@ -272,5 +326,5 @@ func decodeTable(buf []byte) (*table, error) {
 	if len(d.buf) != 0 {
 		return nil, fmt.Errorf("%d trailing bytes", len(d.buf))
 	}
-	return t, nil
+	return profiles, nil
 }

@@ -27,23 +27,25 @@ func FuzzDecodeBatch(f *testing.F) {
 	})
 }
 
-// FuzzDecodeTable checks the block decoder: corrupt blocks give errors, not panics,
-// and decoded tables can be merged without indexing out of range.
-func FuzzDecodeTable(f *testing.F) {
+// FuzzDecodeBlock checks the block section decoders: corrupt blocks give errors,
+// not panics, and decoded data can be merged without indexing out of range.
+func FuzzDecodeBlock(f *testing.F) {
 	tb := newTable()
 	tb.append(testBatch("svc", time.Unix(1700000000, 0), map[string]int64{"a;b": 3, "a;c": 1}, 7))
-	f.Add(encodeTable(tb))
-	f.Fuzz(func(t *testing.T, data []byte) {
-		tb, err := decodeTable(data)
+	f.Add(encodeSymbols(tb), encodeProfiles(tb.series[0].profiles))
+	f.Fuzz(func(t *testing.T, syms, profs []byte) {
+		tb, err := decodeSymbols(syms)
+		if err != nil {
+			return
+		}
+		ps, err := decodeProfiles(profs, len(tb.nodes), len(tb.names))
 		if err != nil {
 			return
 		}
 		m := newTableMerger(NewTree(), tb)
-		for _, s := range tb.series {
-			for _, p := range s.profiles {
-				for _, x := range p.samples {
-					m.add(x.node, x.value)
-				}
+		for _, p := range ps {
+			for _, x := range p.samples {
+				m.add(x.node, x.value)
 			}
 		}
 		m.flush()

@@ -2,6 +2,8 @@ package profiles
 
 import (
 	"context"
+	"errors"
+	"io/fs"
 	"fmt"
 	"slices"
 	"sort"
@@ -111,13 +113,12 @@ func (s *Store) forEachTable(ctx context.Context, sel *Selector, fn func(*table)
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		t, ok := s.cache.get(b.dir)
-		if !ok {
-			var err error
-			if t, err = b.load(); err != nil {
-				return err
-			}
-			s.cache.put(b.dir, t)
+		t, err := b.load(sel, s.cache)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // deleted by retention while we were queued
+		}
+		if err != nil {
+			return err
 		}
 		if err := fn(t); err != nil {
 			return err

@@ -272,7 +272,7 @@ func (s *Store) CutHead() error {
 	s.blocks = append(s.blocks, b)
 	slices.SortFunc(s.blocks, func(a, b *block) int { return cmpI64(a.meta.MinT, b.meta.MinT) })
 	s.mu.Unlock()
-	s.cache.put(b.dir, old)
+	s.cache.put(b.dir, &table{names: old.names, nodes: old.nodes})
 	old.nameIdx, old.nodeIdx, old.seriesIdx = nil, nil, nil
 
 	if err := s.wal.Truncate(seq); err != nil {

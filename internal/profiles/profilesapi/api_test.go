@@ -60,7 +60,9 @@ func fixture(t *testing.T) (*httptest.Server, querierv1connect.QuerierServiceCli
 
 const ms = int64(10_000_000) // one sample at 100 Hz
 
-func rangeMs() (int64, int64) { return t0.Add(-time.Minute).UnixMilli(), t0.Add(time.Minute).UnixMilli() }
+func rangeMs() (int64, int64) {
+	return t0.Add(-time.Minute).UnixMilli(), t0.Add(time.Minute).UnixMilli()
+}
 
 func TestLabelsAndTypes(t *testing.T) {
 	_, c := fixture(t)
