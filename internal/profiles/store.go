@@ -145,6 +145,13 @@ func (s *Store) replay(walDir string, flushedSeq int) error {
 	}
 	if n > 0 {
 		s.logger.Info("replayed profiles wal", "batches", n, "samples", s.head.samples, "duration", time.Since(start))
+		// The head is as old as its oldest WAL segment, so frequent restarts do not
+		// postpone the cut (and let the WAL grow) forever.
+		if segs, _ := wal.Segments(walDir); len(segs) > 0 {
+			if fi, err := os.Stat(filepath.Join(walDir, fmt.Sprintf("%08d.wal", segs[0]))); err == nil && fi.ModTime().Before(s.headStart) {
+				s.headStart = fi.ModTime()
+			}
+		}
 	}
 	return nil
 }
