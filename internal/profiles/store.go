@@ -49,12 +49,14 @@ type Store struct {
 	closed  atomic.Bool
 }
 
-// Open opens the store in dataDir, replaying its WAL into the head.
+// Open opens (or creates) the store under dataDir/profiles (wal/ and blocks/),
+// replaying its WAL into the head.
 func Open(cfg Config, dataDir string, logger *slog.Logger, reg prometheus.Registerer) (*Store, error) {
 	cfg.Defaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	dataDir = filepath.Join(dataDir, "profiles")
 	s := &Store{
 		cfg:       cfg,
 		dir:       dataDir,

@@ -168,7 +168,7 @@ func TestRetentionFreesDisk(t *testing.T) {
 }
 
 func countBlocks(t *testing.T, dir string) int {
-	ents, err := os.ReadDir(filepath.Join(dir, "blocks"))
+	ents, err := os.ReadDir(filepath.Join(dir, "profiles", "blocks"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,7 +184,7 @@ func TestTornWALTail(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Close()
-	segs, _ := filepath.Glob(filepath.Join(dir, "wal", "*.wal"))
+	segs, _ := filepath.Glob(filepath.Join(dir, "profiles", "wal", "*.wal"))
 	f, err := os.OpenFile(segs[len(segs)-1], os.O_APPEND|os.O_WRONLY, 0)
 	if err != nil {
 		t.Fatal(err)
