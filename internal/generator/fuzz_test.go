@@ -19,7 +19,7 @@ import (
 // series written must be one Prometheus accepts and queries correctly.
 func FuzzConsumeTraces(f *testing.F) {
 	var m ptrace.ProtoMarshaler
-	for _, td := range []ptrace.Traces{build(checkout(0, t0)...), benchBatch(2), ptrace.NewTraces()} {
+	for _, td := range []ptrace.Traces{build(checkout(0, t0)...), benchBatch(0, 2), ptrace.NewTraces()} {
 		b, err := m.MarshalTraces(td)
 		if err != nil {
 			f.Fatal(err)

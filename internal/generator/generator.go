@@ -6,6 +6,7 @@ package generator
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -100,7 +101,6 @@ func newGenerator(cfg Config, app storage.Appendable, logger *slog.Logger, reg p
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	logger = logger.With("component", "generator")
 	m := series.NewSelfMetrics(reg)
 	g := &Generator{
 		cfg:    cfg,
@@ -239,6 +239,10 @@ func (g *Generator) Flush(ctx context.Context) error {
 	if g.batch.Len() == 0 {
 		g.lastFlush = now
 		return nil
+	}
+	if g.app == nil {
+		g.batch.Reset()
+		return errors.New("no storage to write generated metrics to")
 	}
 	app := g.app.Appender(ctx)
 	st := g.batch.Append(app, now, g.lastFlush)
