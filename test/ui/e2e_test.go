@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -244,9 +245,12 @@ func TestUIEndToEnd(t *testing.T) {
 
 	// Wait until every signal is queryable through the UI's own API prefixes.
 	now := func() int64 { return time.Now().Unix() }
-	waitFor(t, "traces in search", 60*time.Second, func() (*http.Response, error) {
-		return http.Get(fmt.Sprintf("%s/tempo/api/search?q=%%7B%%7D&start=%d&end=%d", base, now()-900, now()+60))
-	}, func(b []byte) bool { return bytes.Contains(b, []byte(services[0])) })
+	for _, svc := range append(services, hotService) {
+		q := url.QueryEscape(`{ resource.service.name = "` + svc + `" }`)
+		waitFor(t, "traces of "+svc+" in search", 60*time.Second, func() (*http.Response, error) {
+			return http.Get(fmt.Sprintf("%s/tempo/api/search?q=%s&start=%d&end=%d", base, q, now()-900, now()+60))
+		}, func(b []byte) bool { return bytes.Contains(b, []byte(svc)) })
+	}
 	waitFor(t, "span metrics", 60*time.Second, func() (*http.Response, error) {
 		return http.Get(base + "/prom/api/v1/query?query=" + "sum+by+(service,service_name)(traces_spanmetrics_calls_total)")
 	}, func(b []byte) bool { return bytes.Contains(b, []byte(services[1])) })
