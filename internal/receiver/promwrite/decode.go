@@ -43,6 +43,7 @@ type series struct {
 	hist, histEnd int
 	ex, exEnd     int
 	meta          writev2.Metadata
+	decoded       bool // v1: labels are in r.labels[lbl:lblEnd]
 }
 
 func (r *request) reset(v2 bool) {
@@ -117,7 +118,7 @@ func (r *request) decodeV1(b []byte) error {
 }
 
 func (r *request) decodeSeriesV1(b []byte) error {
-	s := series{lbl: len(r.labels), smp: len(r.samples), hist: len(r.hists1), ex: len(r.exs1)}
+	s := series{smp: len(r.samples), hist: len(r.hists1), ex: len(r.exs1)}
 	// Label fields not interrupted by other fields form the cache key.
 	firstLabel, lastLabelEnd, interrupted := -1, 0, false
 	for i := 0; i < len(b); {
@@ -144,11 +145,8 @@ func (r *request) decodeSeriesV1(b []byte) error {
 		i = end
 		switch num {
 		case 1:
-			l, err := decodeLabel(field)
-			if err != nil {
-				return err
-			}
-			r.labels = append(r.labels, l)
+			// Labels are decoded later, and only for series the cache does
+			// not know: the bytes of a known series decoded fine before.
 			if firstLabel < 0 {
 				firstLabel = pre
 			} else if pre != lastLabelEnd {
@@ -173,12 +171,63 @@ func (r *request) decodeSeriesV1(b []byte) error {
 			}
 		}
 	}
-	if firstLabel >= 0 && !interrupted {
+	switch {
+	case firstLabel < 0:
+		s.decoded = true
+	case !interrupted:
 		s.key = b[firstLabel:lastLabelEnd]
+	default:
+		// Other fields between the labels: decode them now, and leave this
+		// series out of the cache.
+		if err := r.decodeLabels(&s, b); err != nil {
+			return err
+		}
 	}
-	s.lblEnd, s.smpEnd, s.histEnd, s.exEnd = len(r.labels), len(r.samples), len(r.hists1), len(r.exs1)
+	s.smpEnd, s.histEnd, s.exEnd = len(r.samples), len(r.hists1), len(r.exs1)
 	r.series = append(r.series, s)
 	return nil
+}
+
+// decodeLabels decodes the label fields (field 1) among the fields in b into
+// r.labels.
+func (r *request) decodeLabels(s *series, b []byte) error {
+	s.lbl = len(r.labels)
+	for i := 0; i < len(b); {
+		pre := i
+		num, wt, next, err := tag(b, i)
+		if err != nil {
+			return err
+		}
+		i = next
+		if num != 1 || wt != 2 {
+			if i, err = skipField(b, pre); err != nil {
+				return err
+			}
+			continue
+		}
+		start, end, err := bytesField(b, i)
+		if err != nil {
+			return err
+		}
+		l, err := decodeLabel(b[start:end])
+		if err != nil {
+			return err
+		}
+		r.labels = append(r.labels, l)
+		i = end
+	}
+	s.lblEnd, s.decoded = len(r.labels), true
+	return nil
+}
+
+// labelsOf returns the labels of a v1 series, decoding them on first use.
+func (r *request) labelsOf(s *series) ([]rawLabel, error) {
+	if !s.decoded {
+		if err := r.decodeLabels(s, s.key); err != nil {
+			return nil, fmt.Errorf("decode protobuf: %w", err)
+		}
+	}
+	return r.labels[s.lbl:s.lblEnd], nil
 }
 
 func decodeLabel(b []byte) (rawLabel, error) {

@@ -22,6 +22,13 @@ func FuzzDecode(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte, v2 bool) {
 		var r request
 		err := r.decode(data, v2)
+		if err == nil && !v2 {
+			for i := range r.series {
+				if _, err = r.labelsOf(&r.series[i]); err != nil {
+					break
+				}
+			}
+		}
 		if v2 {
 			var want writev2.Request
 			wantErr := want.Unmarshal(data)
@@ -106,7 +113,8 @@ func renderV1(r *request) string {
 	var b bytes.Buffer
 	for _, s := range r.series {
 		var ls []prompb.Label
-		for _, l := range r.labels[s.lbl:s.lblEnd] {
+		raw, _ := r.labelsOf(&s)
+		for _, l := range raw {
 			ls = append(ls, prompb.Label{Name: l.name, Value: l.value})
 		}
 		fmt.Fprintf(&b, "series %s samples", renderLabelsV1(ls))
@@ -203,7 +211,12 @@ func TestDecodeAllocs(t *testing.T) {
 	if err := r.decode(raw, false); err != nil {
 		t.Fatal(err)
 	}
-	if n := testing.AllocsPerRun(20, func() { _ = r.decode(raw, false) }); n != 0 {
+	if n := testing.AllocsPerRun(20, func() {
+		_ = r.decode(raw, false)
+		for i := range r.series {
+			_, _ = r.labelsOf(&r.series[i])
+		}
+	}); n != 0 {
 		t.Fatalf("decoding allocates %v times per request", n)
 	}
 }

@@ -63,6 +63,18 @@ func (h *handler) store(r *http.Request, st *state, raw []byte, v2 bool) result 
 	if cache.lookup(sc.keys, sc.entries) > 0 {
 		cache.promote(sc.keys, sc.entries)
 	}
+	if !v2 {
+		// Labels of series the cache does not know, before anything is
+		// appended: malformed ones refuse the whole request.
+		for i := range req.series {
+			if sc.entries[i] == nil {
+				if _, err := req.labelsOf(&req.series[i]); err != nil {
+					h.logger.Error("decoding remote write request", "v2", v2, "err", err)
+					return result{code: http.StatusBadRequest, err: err}
+				}
+			}
+		}
+	}
 
 	app := h.app.AppenderV2(r.Context())
 	exApp, ok := app.(storage.ExemplarAppenderV2)
@@ -199,7 +211,8 @@ func (h *handler) appendV1(la limitedAppender, req *request, sc *appendScratch) 
 		e := sc.entries[i]
 		if e == nil {
 			sc.sb.Reset()
-			for _, l := range req.labels[s.lbl:s.lblEnd] {
+			raw, _ := req.labelsOf(s) // decoded, without error, by store
+			for _, l := range raw {
 				sc.sb.Add(l.name, l.value)
 			}
 			sc.sb.Sort()
