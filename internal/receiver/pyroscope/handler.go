@@ -22,6 +22,7 @@ import (
 	"github.com/grafana/pyroscope/api/gen/proto/go/push/v1/pushv1connect"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/vispyr/vispyr/internal/limits"
 	"github.com/vispyr/vispyr/internal/pipeline"
 	"github.com/vispyr/vispyr/internal/profiles"
 	"github.com/vispyr/vispyr/internal/profiles/convert"
@@ -41,27 +42,47 @@ const retryAfterSeconds = "5"
 type handler struct {
 	store    Appender
 	logger   *slog.Logger
+	inflight *limits.Inflight
 	requests *prometheus.CounterVec
 }
 
+// Option adjusts the handler.
+type Option func(*handler)
+
+// WithInflight shares the server-wide limit on bytes being ingested at once; without
+// it the handler keeps its own limit of DefaultMaxInflightBytes.
+func WithInflight(l *limits.Inflight) Option { return func(h *handler) { h.inflight = l } }
+
+// DefaultMaxInflightBytes bounds the memory of requests being decoded at once.
+const DefaultMaxInflightBytes = 256 << 20
+
+// inflightFactor is how much a profile body grows while decoded (gunzip and
+// structs), the memory a request is charged for.
+const inflightFactor = 6
+
 // NewHandler serves /ingest, /pyroscope/ingest and /push.v1.PusherService/Push.
-func NewHandler(store Appender, logger *slog.Logger, reg prometheus.Registerer) http.Handler {
+func NewHandler(store Appender, logger *slog.Logger, reg prometheus.Registerer, opts ...Option) http.Handler {
 	h := &handler{
-		store:  store,
-		logger: logger,
+		store:    store,
+		logger:   logger,
+		inflight: limits.NewInflight(DefaultMaxInflightBytes),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "vispyr_pyroscope_ingest_requests_total",
 			Help: "Pyroscope ingest requests by endpoint, format and HTTP status.",
 		}, []string{"endpoint", "format", "code"}),
 	}
+	for _, o := range opts {
+		o(h)
+	}
 	if reg != nil {
 		reg.MustRegister(h.requests)
 	}
 	mux := http.NewServeMux()
-	mux.HandleFunc("/ingest", h.ingest)
-	mux.HandleFunc("/pyroscope/ingest", h.ingest)
+	ingest := h.limit("ingest", http.HandlerFunc(h.ingest))
+	mux.Handle("/ingest", ingest)
+	mux.Handle("/pyroscope/ingest", ingest)
 	path, push := pushv1connect.NewPusherServiceHandler(&pushService{h: h}, connect.WithReadMaxBytes(MaxBodyBytes))
-	mux.Handle(path, withTenant(push))
+	mux.Handle(path, h.limit("push", withTenant(push)))
 	return mux
 }
 
@@ -70,6 +91,25 @@ func withTenant(next http.Handler) http.Handler {
 		if t := r.Header.Get("X-Scope-OrgID"); t != "" {
 			r = r.WithContext(pipeline.WithTenant(r.Context(), t))
 		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// limit charges a request's expected decoded size against the in-flight limit and
+// answers 429 with Retry-After when it does not fit, before reading the body.
+func (h *handler) limit(endpoint string, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := r.ContentLength
+		if n <= 0 || n > MaxBodyBytes {
+			n = 1 << 20 // unknown length: charge a typical profile upload
+		}
+		n *= inflightFactor
+		if !h.inflight.Acquire(n) {
+			h.fail(w, endpoint, r.URL.Query().Get("format"),
+				&httpError{code: http.StatusTooManyRequests, err: fmt.Errorf("too many profiles being ingested at once: %w", pipeline.ErrOverloaded)})
+			return
+		}
+		defer h.inflight.Release(n)
 		next.ServeHTTP(w, r)
 	})
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/grafana/pyroscope/api/gen/proto/go/querier/v1/querierv1connect"
 	typesv1 "github.com/grafana/pyroscope/api/gen/proto/go/types/v1"
 
+	"github.com/vispyr/vispyr/internal/limits"
 	"github.com/vispyr/vispyr/internal/pipeline"
 	"github.com/vispyr/vispyr/internal/profiles"
 	"github.com/vispyr/vispyr/internal/receiver/pyroscope"
@@ -230,6 +231,31 @@ func TestIngestOverloadIs429(t *testing.T) {
 	var ce *connect.Error
 	if !errors.As(err, &ce) || ce.Code() != connect.CodeResourceExhausted {
 		t.Errorf("push overload: %v, want resource_exhausted", err)
+	}
+}
+
+// TestIngestInflightLimit: with the shared in-flight budget used up, ingest is
+// refused with 429 and Retry-After before the body is read.
+func TestIngestInflightLimit(t *testing.T) {
+	store := openStore(t, t.TempDir())
+	defer store.Close()
+	budget := limits.NewInflight(1 << 20)
+	h := pyroscope.NewHandler(store, slog.New(slog.NewTextHandler(io.Discard, nil)), nil, pyroscope.WithInflight(budget))
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	if code, body := post(t, srv, "name=small", "", []byte("a;b 1")); code != 200 {
+		t.Fatalf("small request with budget free: %d %s", code, body)
+	}
+	if !budget.Acquire(1 << 20) {
+		t.Fatal("budget should be free again after the request")
+	}
+	resp, err := http.Post(srv.URL+"/ingest?name=x", "", strings.NewReader("a;b 1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 429 || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("over budget: %d Retry-After %q, want 429", resp.StatusCode, resp.Header.Get("Retry-After"))
 	}
 }
 
