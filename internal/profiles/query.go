@@ -3,8 +3,8 @@ package profiles
 import (
 	"context"
 	"errors"
-	"io/fs"
 	"fmt"
+	"io/fs"
 	"slices"
 	"sort"
 	"strings"

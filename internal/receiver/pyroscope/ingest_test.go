@@ -261,7 +261,7 @@ func TestIngestInflightLimit(t *testing.T) {
 
 func pushRequest(t *testing.T, app string) *pushv1.PushRequest {
 	return &pushv1.PushRequest{Series: []*pushv1.RawProfileSeries{{
-		Labels: []*typesv1.LabelPair{{Name: "__name__", Value: "process_cpu"}, {Name: "service_name", Value: app}, {Name: "region", Value: "eu"}},
+		Labels:  []*typesv1.LabelPair{{Name: "__name__", Value: "process_cpu"}, {Name: "service_name", Value: app}, {Name: "region", Value: "eu"}},
 		Samples: []*pushv1.RawSample{{RawProfile: testPprof(t, true), ID: "x"}},
 	}}}
 }
@@ -298,4 +298,3 @@ func TestPushAPI(t *testing.T) {
 		t.Errorf("bad push: %v, want invalid_argument naming pprof", err)
 	}
 }
-
