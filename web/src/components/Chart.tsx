@@ -142,7 +142,8 @@ export function Chart(p: Props) {
             stroke: c,
             width: 1.5,
             fill: s.fill ? c + '22' : undefined,
-            points: { show: false },
+            // uPlot shows points only where data is sparse enough, so short bursts stay visible.
+            points: { size: 4 },
             spanGaps: false,
             value: (_u: uPlot, v: number | null) => (v === null || v === undefined ? '–' : fmt(v)),
           };
@@ -187,20 +188,29 @@ export function openTrace(id: string) {
 /** Sparkline is a dependency-free SVG line for table cells. */
 export function Sparkline({ values, color = 'var(--accent)', width = 96, height = 22 }: { values: number[]; color?: string; width?: number; height?: number }) {
   const vs = values.filter((v) => Number.isFinite(v));
-  if (vs.length < 2) return <svg class="spark" width={width} height={height} />;
+  if (vs.length === 0) return <svg class="spark" width={width} height={height} />;
   const max = Math.max(...vs);
   const min = Math.min(0, ...vs);
   const span = max - min || 1;
   const pts: string[] = [];
   values.forEach((v, i) => {
     if (!Number.isFinite(v)) return;
-    const x = (i / (values.length - 1)) * (width - 2) + 1;
+    const x = (i / Math.max(1, values.length - 1)) * (width - 4) + 2;
     const y = height - 1 - ((v - min) / span) * (height - 2);
     pts.push(`${x.toFixed(1)},${y.toFixed(1)}`);
   });
+  // Too few points for a line (a burst of traffic just arrived): draw dots instead.
+  const sparse = vs.length < 3;
   return (
     <svg class="spark" width={width} height={height} viewBox={`0 0 ${width} ${height}`}>
-      <polyline points={pts.join(' ')} fill="none" stroke={color} stroke-width="1.5" stroke-linejoin="round" />
+      {sparse ? (
+        pts.map((p) => {
+          const [x, y] = p.split(',');
+          return <circle key={p} cx={x} cy={y} r="2" fill={color} />;
+        })
+      ) : (
+        <polyline points={pts.join(' ')} fill="none" stroke={color} stroke-width="1.5" stroke-linejoin="round" />
+      )}
     </svg>
   );
 }

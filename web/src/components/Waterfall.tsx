@@ -32,6 +32,7 @@ export function Waterfall({ trace, initialSpan }: { trace: Trace; initialSpan?: 
   }, [trace, collapsed]);
 
   const selected = trace.spans.find((s) => s.spanId === sel);
+  const byId = useMemo(() => new Map(trace.spans.map((s) => [s.spanId, s])), [trace]);
   const toggle = (id: string) => {
     const n = new Set(collapsed);
     if (n.has(id)) n.delete(id);
@@ -62,6 +63,9 @@ export function Waterfall({ trace, initialSpan }: { trace: Trace; initialSpan?: 
       <div class="wf-body">
         {rows.map((r) => {
           const s = r.span;
+          // The service is named where it changes along the tree, as a trace crosses services.
+          const parent = r.depth > 0 ? byId.get(s.parentSpanId) : undefined;
+          const showSvc = !parent || parent.service !== s.service;
           const left = ((s.start - trace.start) / dur) * 100;
           const width = Math.max((s.duration / dur) * 100, 0.15);
           const color = serviceColor(trace.services, s.service);
@@ -82,7 +86,7 @@ export function Waterfall({ trace, initialSpan }: { trace: Trace; initialSpan?: 
                   <span class="twisty" />
                 )}
                 <i class="dot" style={{ background: color }} />
-                <span class="svc">{s.service}</span>
+                {showSvc && <span class="svc">{s.service}</span>}
                 <span class="op" title={s.name}>
                   {s.name}
                 </span>

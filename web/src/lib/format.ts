@@ -11,7 +11,7 @@ export function fmtNum(v: number, digits = 3): string {
     x /= 1000;
     i++;
   }
-  if (i === 0 && a < 0.01) return v.toExponential(1);
+  if (i === 0 && a < 0.01) return a < 1e-6 ? v.toExponential(1) : String(Number(v.toPrecision(2)));
   return trim(x.toPrecision(digits)) + units[i];
 }
 

@@ -122,7 +122,7 @@ export function Service({ name }: { name: string }) {
         </Panel>
       </div>
       <div class="row2">
-        <Panel title="Top operations">
+        <Panel title="Top operations" right={<span class="muted small">averages over the range</span>}>
           <Load state={ops} empty={(d) => d.length === 0}>
             {(d) => <OpsTable ops={d} service={name} />}
           </Load>
