@@ -190,6 +190,7 @@ export function FunctionTable({ fg, unit, selected, onSelect, search = '' }: { f
             <th>Function</th>
             <th class="num">Self</th>
             <th class="num">Total</th>
+            {fg.diff && <th class="num" title="change of the self share against the baseline">Δ self</th>}
           </tr>
         </thead>
         <tbody>
@@ -206,12 +207,19 @@ export function FunctionTable({ fg, unit, selected, onSelect, search = '' }: { f
                 <span class="bar alt" style={{ width: (r.total / total) * 100 + '%' }} />
                 {fmtProfileValue(r.total, unit)}
               </td>
+              {fg.diff && <DeltaCell now={r.self} base={r.baseSelf ?? 0} total={total} />}
             </tr>
           ))}
         </tbody>
       </table>
     </div>
   );
+}
+
+function DeltaCell({ now, base, total }: { now: number; base: number; total: number }) {
+  const d = ((now - base) / total) * 100;
+  const cls = Math.abs(d) < 0.5 ? 'muted' : d > 0 ? 'bad' : 'good';
+  return <td class={'num ' + cls}>{(d > 0 ? '+' : '') + d.toFixed(1)} pp</td>;
 }
 
 export type FlameView = 'flame' | 'table' | 'both' | 'sandwich';
@@ -242,6 +250,8 @@ export function FlameGraph({ fg, unit, compact, view: initialView = 'flame' }: {
           </span>
         )}
       </div>
+      {fg.diff && fg.diff.baseTotal === 0 && <div class="banner">The baseline range has no samples, so every frame shows as new. Pick ranges that both have data.</div>}
+      {fg.diff && fg.diff.compTotal === 0 && <div class="banner">The comparison range has no samples.</div>}
       {view === 'sandwich' ? (
         <div class="split">
           <FunctionTable fg={fg} unit={unit} selected={fn} onSelect={setFn} search={search} />

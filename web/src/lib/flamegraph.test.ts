@@ -93,6 +93,9 @@ describe('diffGraphs', () => {
     expect(b.baseTotal).toBe(0);
     expect(b.total).toBe(50);
     expect(d.diff).toEqual({ baseTotal: 50, compTotal: 100 });
+    const rows = functionTable(d);
+    expect(rows.find((r) => r.name === 'a')).toMatchObject({ self: 50, baseSelf: 100 });
+    expect(rows.find((r) => r.name === 'b')).toMatchObject({ self: 50, baseSelf: 0 });
     // children never overflow their parent's box, even when one side is larger
     for (const n of d.nodes) {
       if (n.parent < 0) continue;

@@ -91,6 +91,7 @@ export interface FunctionRow {
   name: string;
   self: number;
   total: number;
+  baseSelf?: number; // diff graphs: the baseline's (normalised) self
 }
 
 /**
@@ -99,11 +100,13 @@ export interface FunctionRow {
  */
 export function functionTable(fg: Flamegraph): FunctionRow[] {
   const self = new Map<number, number>();
+  const baseSelf = new Map<number, number>();
   const total = new Map<number, number>();
   for (let i = 0; i < fg.nodes.length; i++) {
     const n = fg.nodes[i];
     if (n.level === 0) continue;
     self.set(n.name, (self.get(n.name) ?? 0) + n.self);
+    if (n.baseSelf !== undefined) baseSelf.set(n.name, (baseSelf.get(n.name) ?? 0) + n.baseSelf);
     let recursive = false;
     for (let p = n.parent; p >= 0; p = fg.nodes[p].parent) {
       if (fg.nodes[p].name === n.name && fg.nodes[p].level > 0) {
@@ -114,7 +117,7 @@ export function functionTable(fg: Flamegraph): FunctionRow[] {
     if (!recursive) total.set(n.name, (total.get(n.name) ?? 0) + n.total);
   }
   const rows: FunctionRow[] = [];
-  for (const [name, t] of total) rows.push({ name: fg.names[name], self: self.get(name) ?? 0, total: t });
+  for (const [name, t] of total) rows.push({ name: fg.names[name], self: self.get(name) ?? 0, total: t, baseSelf: fg.diff ? baseSelf.get(name) ?? 0 : undefined });
   rows.sort((a, b) => b.self - a.self || b.total - a.total);
   return rows;
 }
