@@ -87,7 +87,11 @@ func (s *Store) forEachSeriesLabels(sel *Selector, fn func(labels.Labels)) {
 
 // memTables returns the head and heads being flushed; callers hold s.mu.
 func (s *Store) memTables() []*table {
-	return append([]*table{s.head}, s.flushing...)
+	out := []*table{s.head}
+	for _, f := range s.flushing {
+		out = append(out, f.t)
+	}
+	return out
 }
 
 // forEachTable calls fn for the head and every block overlapping the selector's time

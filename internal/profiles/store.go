@@ -39,7 +39,7 @@ type Store struct {
 	mu        sync.RWMutex // guards everything below
 	head      *table
 	headStart time.Time
-	flushing  []*table
+	flushing  []flushItem // cut heads not yet in a block, oldest first
 	blocks    []*block // ascending MinT
 
 	cache   *blockCache
@@ -228,7 +228,7 @@ func (s *Store) Run(ctx context.Context) error {
 			s.cutAndLog()
 		case <-tick.C:
 			s.mu.RLock()
-			due := !s.head.empty() && s.now().Sub(s.headStart) >= s.cfg.BlockDuration
+			due := (!s.head.empty() && s.now().Sub(s.headStart) >= s.cfg.BlockDuration) || len(s.flushing) > 0
 			s.mu.RUnlock()
 			if due {
 				s.cutAndLog()
@@ -245,53 +245,78 @@ func (s *Store) cutAndLog() {
 	}
 }
 
+// flushItem is a cut head waiting to become a block; WAL segments below seq hold
+// its data until then.
+type flushItem struct {
+	t   *table
+	seq int
+}
+
 // CutHead writes the current head as a block and starts a new one. The head stays
-// queryable (from memory) until its block is on disk.
+// queryable (from memory) until its block is on disk. A head whose block could not
+// be written (disk full) stays in memory and in the WAL, and is retried first.
 func (s *Store) CutHead() error {
 	s.cutMu.Lock()
 	defer s.cutMu.Unlock()
+	if err := s.swapHead(); err != nil {
+		return err
+	}
+	return s.flushPending()
+}
+
+func (s *Store) swapHead() error {
 	s.appendMu.Lock()
+	defer s.appendMu.Unlock()
 	s.mu.RLock()
 	empty := s.head.empty()
 	s.mu.RUnlock()
 	if empty {
-		s.appendMu.Unlock()
 		return nil
 	}
 	seq, err := s.wal.Cut()
 	if err != nil {
-		s.appendMu.Unlock()
 		return fmt.Errorf("cut wal: %w", err)
 	}
 	s.mu.Lock()
-	old := s.head
+	s.flushing = append(s.flushing, flushItem{t: s.head, seq: seq})
 	s.head, s.headStart = newTable(), s.now()
-	s.flushing = append(s.flushing, old)
 	s.mu.Unlock()
-	s.appendMu.Unlock()
-
-	start := time.Now()
-	name := fmt.Sprintf("%019d-%08d", old.minT, seq)
-	b, err := writeBlock(s.blocksDir, name, old, seq)
-	if err != nil {
-		return fmt.Errorf("write block: %w", err)
-	}
-	s.mu.Lock()
-	s.flushing = slices.DeleteFunc(s.flushing, func(t *table) bool { return t == old })
-	s.blocks = append(s.blocks, b)
-	slices.SortFunc(s.blocks, func(a, b *block) int { return cmpI64(a.meta.MinT, b.meta.MinT) })
-	s.mu.Unlock()
-	s.cache.put(b.dir, &table{names: old.names, nodes: old.nodes})
-	old.nameIdx, old.nodeIdx, old.seriesIdx = nil, nil, nil
-
-	if err := s.wal.Truncate(seq); err != nil {
-		return fmt.Errorf("truncate wal: %w", err)
-	}
-	s.m.blocksWritten.Inc()
-	s.logger.Info("flushed profiles head", "block", name, "series", len(b.meta.Series),
-		"profiles", b.meta.Profiles, "bytes", b.size, "duration", time.Since(start))
-	s.updateDiskMetrics()
 	return nil
+}
+
+// flushPending writes cut heads oldest first, truncating the WAL after each, and
+// stops at the first failure so no WAL segment is dropped before its block exists.
+func (s *Store) flushPending() error {
+	for {
+		s.mu.RLock()
+		if len(s.flushing) == 0 {
+			s.mu.RUnlock()
+			return nil
+		}
+		item := s.flushing[0]
+		s.mu.RUnlock()
+
+		start := time.Now()
+		name := fmt.Sprintf("%019d-%08d", item.t.minT, item.seq)
+		b, err := writeBlock(s.blocksDir, name, item.t, item.seq)
+		if err != nil {
+			return fmt.Errorf("write block: %w", err)
+		}
+		s.mu.Lock()
+		s.flushing = s.flushing[1:]
+		s.blocks = append(s.blocks, b)
+		slices.SortFunc(s.blocks, func(a, b *block) int { return cmpI64(a.meta.MinT, b.meta.MinT) })
+		s.mu.Unlock()
+		s.cache.put(b.dir, &table{names: item.t.names, nodes: item.t.nodes})
+
+		if err := s.wal.Truncate(item.seq); err != nil {
+			return fmt.Errorf("truncate wal: %w", err)
+		}
+		s.m.blocksWritten.Inc()
+		s.logger.Info("flushed profiles head", "block", name, "series", len(b.meta.Series),
+			"profiles", b.meta.Profiles, "bytes", b.size, "duration", time.Since(start))
+		s.updateDiskMetrics()
+	}
 }
 
 // applyRetention deletes blocks past the retention time, then the oldest blocks
