@@ -465,3 +465,27 @@ func countSeries(t *testing.T, db *tsdb.DB, name string) int {
 	}
 	return n
 }
+
+func TestRestartKeepsRatesRight(t *testing.T) {
+	e := newEnv(t, defaultConfig())
+	e.clock.Add(5 * time.Second)
+	e.feedCheckouts(0, 10)
+	e.clock.Set(t0.Add(15 * time.Second))
+	e.flush()
+
+	// A new process starts from zero on the same TSDB: its first collection
+	// writes a zero at its start, so PromQL sees a counter reset, not a drop.
+	e.clock.Set(t0.Add(20 * time.Second))
+	e.gen = newGenerator(defaultConfig(), e.db, nil, prometheus.NewRegistry(), e.clock.Now)
+	e.clock.Add(5 * time.Second)
+	e.feedCheckouts(10, 5)
+	e.clock.Set(t0.Add(35 * time.Second))
+	e.flush()
+	e.expectRows(`sum(traces_spanmetrics_calls_total{service="notifier"})`, map[string]float64{`{}`: 5})
+	// 10 then 5 more calls; increase() over the samples from t0 to t0+35s
+	// sees 15, extrapolated by Prometheus to the whole 40s window.
+	got := e.query(`sum(increase(traces_spanmetrics_calls_total{service="notifier"}[40s]))`)
+	if v := got[`{}`]; v < 15 || v > 15*40.0/35 {
+		t.Errorf("increase across the restart = %v, want 15 extrapolated to at most %v", v, 15*40.0/35)
+	}
+}
