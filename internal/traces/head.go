@@ -1,118 +1,157 @@
 package traces
 
 import (
+	"bytes"
+	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/vispyr/vispyr/internal/traces/spanrow"
 )
 
+// headShards spreads traces over independently locked maps so that concurrent
+// writers (and the allocations they make under the lock) do not queue on one mutex.
+const headShards = 16
+
 // head holds spans not yet in a block, by tenant and trace ID, so that a trace whose
 // spans arrive minutes apart from several services is found in one place.
 type head struct {
-	mu      sync.RWMutex
-	tenants map[string]map[[16]byte]*headTrace
-	spans   int
-	bytes   int64
-	created time.Time
+	shards  [headShards]headShard
+	spans   atomic.Int64
+	bytes   atomic.Int64
+	created atomic.Int64 // Unix ns of the first span added
 	// walSeg is set when the head is cut: its data lives in WAL segments below it.
 	walSeg int
 }
 
-type headTrace struct {
-	spans []spanrow.Span
+type headShard struct {
+	mu      sync.RWMutex
+	tenants map[string]map[[16]byte][]spanrow.Span
 }
 
 func newHead() *head {
-	return &head{tenants: map[string]map[[16]byte]*headTrace{}, created: time.Now()}
+	h := &head{}
+	for i := range h.shards {
+		h.shards[i].tenants = map[string]map[[16]byte][]spanrow.Span{}
+	}
+	return h
 }
 
-// add appends rows and returns how many bytes they added.
+func shardOf(id [16]byte) int { return int(id[15]) % headShards }
+
+// add inserts rows and returns how many bytes they added. It sorts rows by trace so
+// that each trace's spans are appended in one step.
 func (h *head) add(tenant string, rows []spanrow.Span) int64 {
 	var added int64
 	for i := range rows {
 		added += int64(rows[i].MemSize())
 	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	traces := h.tenants[tenant]
-	if traces == nil {
-		traces = map[[16]byte]*headTrace{}
-		h.tenants[tenant] = traces
-	}
-	if h.spans == 0 {
-		h.created = time.Now()
-	}
-	for i := range rows {
-		t := traces[rows[i].TraceID]
-		if t == nil {
-			t = &headTrace{}
-			traces[rows[i].TraceID] = t
+	sort.SliceStable(rows, func(i, j int) bool { return bytes.Compare(rows[i].TraceID[:], rows[j].TraceID[:]) < 0 })
+	h.created.CompareAndSwap(0, time.Now().UnixNano())
+	for start := 0; start < len(rows); {
+		end := start + 1
+		for end < len(rows) && rows[end].TraceID == rows[start].TraceID {
+			end++
 		}
-		t.spans = append(t.spans, rows[i])
+		id := rows[start].TraceID
+		sh := &h.shards[shardOf(id)]
+		sh.mu.Lock()
+		traces := sh.tenants[tenant]
+		if traces == nil {
+			traces = map[[16]byte][]spanrow.Span{}
+			sh.tenants[tenant] = traces
+		}
+		traces[id] = append(traces[id], rows[start:end]...)
+		sh.mu.Unlock()
+		start = end
 	}
-	h.spans += len(rows)
-	h.bytes += added
+	h.spans.Add(int64(len(rows)))
+	h.bytes.Add(added)
 	return added
 }
 
 // trace returns a copy of the spans of one trace.
 func (h *head) trace(tenant string, id [16]byte) []spanrow.Span {
-	h.mu.RLock()
-	defer h.mu.RUnlock()
-	if t := h.tenants[tenant][id]; t != nil {
-		return append([]spanrow.Span(nil), t.spans...)
+	sh := &h.shards[shardOf(id)]
+	sh.mu.RLock()
+	defer sh.mu.RUnlock()
+	if t := sh.tenants[tenant][id]; t != nil {
+		return append([]spanrow.Span(nil), t...)
 	}
 	return nil
 }
 
 // size returns the span count and byte estimate.
-func (h *head) size() (int, int64) {
-	h.mu.RLock()
-	defer h.mu.RUnlock()
-	return h.spans, h.bytes
+func (h *head) size() (int, int64) { return int(h.spans.Load()), h.bytes.Load() }
+
+// age is how long ago the first span arrived (0 for an empty head).
+func (h *head) age() time.Duration {
+	c := h.created.Load()
+	if c == 0 {
+		return 0
+	}
+	return time.Since(time.Unix(0, c))
 }
 
 // rows returns all spans of a tenant sorted in block order. Only called on a head that
 // no longer receives writes.
 func (h *head) rows(tenant string) []spanrow.Span {
-	h.mu.RLock()
 	n := 0
-	for _, t := range h.tenants[tenant] {
-		n += len(t.spans)
+	for i := range h.shards {
+		sh := &h.shards[i]
+		sh.mu.RLock()
+		for _, t := range sh.tenants[tenant] {
+			n += len(t)
+		}
+		sh.mu.RUnlock()
 	}
 	rows := make([]spanrow.Span, 0, n)
-	for _, t := range h.tenants[tenant] {
-		rows = append(rows, t.spans...)
+	for i := range h.shards {
+		sh := &h.shards[i]
+		sh.mu.RLock()
+		for _, t := range sh.tenants[tenant] {
+			rows = append(rows, t...)
+		}
+		sh.mu.RUnlock()
 	}
-	h.mu.RUnlock()
 	spanrow.Sort(rows)
 	return spanrow.Dedupe(rows)
 }
 
 // tenantNames lists the tenants present.
 func (h *head) tenantNames() []string {
-	h.mu.RLock()
-	defer h.mu.RUnlock()
-	out := make([]string, 0, len(h.tenants))
-	for t := range h.tenants {
-		out = append(out, t)
+	seen := map[string]bool{}
+	var out []string
+	for i := range h.shards {
+		sh := &h.shards[i]
+		sh.mu.RLock()
+		for t := range sh.tenants {
+			if !seen[t] {
+				seen[t] = true
+				out = append(out, t)
+			}
+		}
+		sh.mu.RUnlock()
 	}
 	return out
 }
 
 // each calls fn with a copy of every trace of the tenant until fn returns false.
-// Copies are made in small batches so that the lock is not held during fn.
+// Copies are made one at a time so that no lock is held during fn.
 func (h *head) each(tenant string, fn func(spans []spanrow.Span) bool) {
-	h.mu.RLock()
-	ids := make([][16]byte, 0, len(h.tenants[tenant]))
-	for id := range h.tenants[tenant] {
-		ids = append(ids, id)
-	}
-	h.mu.RUnlock()
-	for _, id := range ids {
-		if spans := h.trace(tenant, id); spans != nil && !fn(spans) {
-			return
+	for i := range h.shards {
+		sh := &h.shards[i]
+		sh.mu.RLock()
+		ids := make([][16]byte, 0, len(sh.tenants[tenant]))
+		for id := range sh.tenants[tenant] {
+			ids = append(ids, id)
+		}
+		sh.mu.RUnlock()
+		for _, id := range ids {
+			if spans := h.trace(tenant, id); spans != nil && !fn(spans) {
+				return
+			}
 		}
 	}
 }

@@ -27,6 +27,7 @@ func (s *Store) applyRetention(ctx context.Context, now time.Time) {
 	}
 	s.mu.Unlock()
 	for _, b := range doomed {
+		b.Close()
 		if err := block.Delete(ctx, s.be, b.Meta.Tenant, b.Meta.ID); err != nil {
 			s.logger.Error("delete expired trace block", "block", b.Meta.ID, "err", err)
 			continue
@@ -114,6 +115,7 @@ func (s *Store) compactGroup(ctx context.Context, g []*block.Reader) error {
 	s.blocks[tenant] = kept
 	s.mu.Unlock()
 	for _, b := range g {
+		b.Close()
 		if err := block.Delete(ctx, s.be, tenant, b.Meta.ID); err != nil {
 			return err
 		}

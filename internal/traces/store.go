@@ -252,7 +252,7 @@ func (s *Store) Run(ctx context.Context) error {
 			s.mu.RLock()
 			h := s.head
 			s.mu.RUnlock()
-			if n, _ := h.size(); n > 0 && time.Since(h.created) >= s.cfg.BlockCutInterval {
+			if n, _ := h.size(); n > 0 && h.age() >= s.cfg.BlockCutInterval {
 				s.cutAndFlush(ctx)
 			} else {
 				s.flushPending(ctx) // retry earlier failures

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 )
 
@@ -30,6 +31,18 @@ type Raw interface {
 	Write(ctx context.Context, name string, data []byte) error
 	// Delete removes an object; deleting a missing object is not an error.
 	Delete(ctx context.Context, name string) error
+}
+
+// ReaderAtCloser is an open object for random access.
+type ReaderAtCloser interface {
+	io.ReaderAt
+	io.Closer
+}
+
+// ReaderAtOpener is an optional capability of a Raw backend (checked by type
+// assertion): keeping an object open for many ranged reads, as local files allow.
+type ReaderAtOpener interface {
+	OpenReaderAt(name string) (ReaderAtCloser, error)
 }
 
 // Config selects and configures the backend.

@@ -30,6 +30,16 @@ type Reader struct {
 	err   error
 	index []byte // n × (16-byte ID, u32 first row, u32 rows) after the count
 	file  *parquet.File
+	close func() error
+}
+
+// Close releases the open data file, if any. Call it after the block is deleted or
+// no longer used; on Linux the disk space of a deleted file is freed only then.
+func (r *Reader) Close() error {
+	if r.close != nil {
+		return r.close()
+	}
+	return nil
 }
 
 // Open reads a block's meta and bloom filter.
@@ -76,9 +86,16 @@ func (r *Reader) load(ctx context.Context) error {
 			r.err = err
 			return
 		}
-		// A background context: the file outlives the request that opened it.
-		ra := &objectReaderAt{be: r.be, name: r.dir + DataName, size: r.Meta.DataBytes}
-		f, err := parquet.OpenFile(ra, r.Meta.DataBytes, parquet.SkipBloomFilters(true), parquet.ReadBufferSize(64<<10))
+		var ra io.ReaderAt = &objectReaderAt{be: r.be, name: r.dir + DataName, size: r.Meta.DataBytes}
+		if o, ok := r.be.(backend.ReaderAtOpener); ok {
+			f, err := o.OpenReaderAt(r.dir + DataName)
+			if err != nil {
+				r.err = fmt.Errorf("open block data: %w", err)
+				return
+			}
+			ra, r.close = f, f.Close
+		}
+		f, err := parquet.OpenFile(ra, r.Meta.DataBytes, parquet.SkipBloomFilters(true), parquet.ReadBufferSize(8<<10))
 		if err != nil {
 			r.err = fmt.Errorf("open block data: %w", err)
 			return

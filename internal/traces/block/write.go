@@ -35,7 +35,7 @@ func Write(ctx context.Context, be backend.Raw, tenant, id string, level int, ro
 	var data bytes.Buffer
 	w := parquet.NewGenericWriter[spanrow.Span](&data,
 		parquet.MaxRowsPerRowGroup(RowsPerGroup),
-		parquet.PageBufferSize(64<<10),
+		parquet.PageBufferSize(16<<10),
 	)
 	if _, err := w.Write(rows); err != nil {
 		return nil, fmt.Errorf("encode block rows: %w", err)

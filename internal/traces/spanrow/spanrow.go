@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -54,6 +55,11 @@ var ErrEmptyID = errors.New("span has an empty trace or span ID")
 
 // FromTraces appends one row per span of td to dst.
 func FromTraces(td ptrace.Traces, dst []Span) ([]Span, error) {
+	dst = slices.Grow(dst, td.SpanCount())
+	// One arena for all attribute blobs of the batch: one allocation instead of one
+	// per span. Blobs are cut from it with a capped capacity so none can grow into
+	// its neighbour.
+	var arena []byte
 	rss := td.ResourceSpans()
 	for i := 0; i < rss.Len(); i++ {
 		rs := rss.At(i)
@@ -74,6 +80,12 @@ func FromTraces(td ptrace.Traces, dst []Span) ([]Span, error) {
 					return dst, fmt.Errorf("resource %d scope %d span %d (%q): %w", i, j, k, sp.Name(), ErrEmptyID)
 				}
 				start := int64(sp.StartTimestamp())
+				if cap(arena)-len(arena) < 4096 {
+					arena = make([]byte, 0, 64<<10)
+				}
+				n := len(arena)
+				arena = AppendMap(arena, sp.Attributes())
+				attrs := arena[n:len(arena):len(arena)]
 				dst = append(dst, Span{
 					TraceID:       sp.TraceID(),
 					SpanID:        sp.SpanID(),
@@ -89,7 +101,7 @@ func FromTraces(td ptrace.Traces, dst []Span) ([]Span, error) {
 					Flags:         sp.Flags(),
 					Resource:      resBlob,
 					Scope:         scopeBlob,
-					Attrs:         AppendMap(nil, sp.Attributes()),
+					Attrs:         attrs,
 					Extra:         encodeExtra(sp),
 				})
 			}

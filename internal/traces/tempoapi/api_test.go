@@ -220,7 +220,9 @@ func TestSearchExactShape(t *testing.T) {
 		"metrics":{"inspectedTraces":2,"inspectedSpans":"3","completedJobs":1,"totalJobs":1}}`)
 }
 
-func urlq(s string) string { return strings.NewReplacer(" ", "%20", "&", "%26", "=", "%3D", "\"", "%22", "{", "%7B", "}", "%7D", "|", "%7C", ">", "%3E").Replace(s) }
+func urlq(s string) string {
+	return strings.NewReplacer(" ", "%20", "&", "%26", "=", "%3D", "\"", "%22", "{", "%7B", "}", "%7D", "|", "%7C", ">", "%3E").Replace(s)
+}
 
 type searchResult struct {
 	Traces []struct {
@@ -271,14 +273,14 @@ func TestSearchParameters(t *testing.T) {
 	f("maxDuration=10ms", "b")
 	f("start=1795413650&end=1795413700", "b")
 	f("start=1795413500&end=1795413620", "a")
-	f("q="+urlq(`{resource.service.name="nope"}`))
+	f("q=" + urlq(`{resource.service.name="nope"}`))
 	// the same results once the head is cut to a block
 	if err := s.Flush(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	f("", "b", "a")
 	f("q="+urlq(`{span.http.status_code >= 500}`), "a")
-	f("q="+urlq(`{resource.service.name="nope"}`))
+	f("q=" + urlq(`{resource.service.name="nope"}`))
 	f("start=1795413650&end=1795413700", "b")
 }
 

@@ -1,0 +1,213 @@
+package traces
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/vispyr/vispyr/internal/pipeline"
+)
+
+// genBatch builds one OTLP request like a load generator's: nTraces traces of
+// spansPer spans with random IDs, spread over 5 services, with typical HTTP attributes.
+func genBatch(rng *rand.Rand, nTraces, spansPer int, now time.Time) ptrace.Traces {
+	td := ptrace.NewTraces()
+	services := make([]ptrace.SpanSlice, 5)
+	for i := range services {
+		rs := td.ResourceSpans().AppendEmpty()
+		rs.Resource().Attributes().PutStr("service.name", fmt.Sprintf("svc-%d", i))
+		rs.Resource().Attributes().PutStr("host.name", "node-1")
+		rs.Resource().Attributes().PutStr("telemetry.sdk.language", "go")
+		ss := rs.ScopeSpans().AppendEmpty()
+		ss.Scope().SetName("go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp")
+		services[i] = ss.Spans()
+	}
+	routes := []string{"/api/cart", "/api/checkout", "/api/user/{id}", "/health", "/api/search"}
+	for t := 0; t < nTraces; t++ {
+		var tid pcommon.TraceID
+		binaryRand(rng, tid[:])
+		start := now.Add(-time.Duration(rng.IntN(1000)) * time.Millisecond)
+		var parent pcommon.SpanID
+		for s := 0; s < spansPer; s++ {
+			sp := services[(t+s)%5].AppendEmpty()
+			sp.SetTraceID(tid)
+			var sid pcommon.SpanID
+			binaryRand(rng, sid[:])
+			sp.SetSpanID(sid)
+			sp.SetParentSpanID(parent)
+			if s == 0 {
+				parent = sid
+				sp.SetKind(ptrace.SpanKindServer)
+			} else {
+				sp.SetKind(ptrace.SpanKindClient)
+			}
+			route := routes[rng.IntN(len(routes))]
+			sp.SetName("GET " + route)
+			st := start.Add(time.Duration(s) * time.Millisecond)
+			sp.SetStartTimestamp(pcommon.NewTimestampFromTime(st))
+			sp.SetEndTimestamp(pcommon.NewTimestampFromTime(st.Add(time.Duration(1+rng.IntN(200_000)) * time.Microsecond)))
+			a := sp.Attributes()
+			a.PutStr("http.method", "GET")
+			a.PutStr("http.route", route)
+			code := 200
+			if rng.IntN(50) == 0 {
+				code = 500
+				sp.Status().SetCode(ptrace.StatusCodeError)
+			}
+			a.PutInt("http.status_code", int64(code))
+		}
+	}
+	return td
+}
+
+func binaryRand(rng *rand.Rand, b []byte) {
+	for i := range b {
+		b[i] = byte(rng.Uint32())
+	}
+}
+
+// BenchmarkIngest measures durable ingest through ConsumeTraces with 4 concurrent
+// writers sending 100 traces × 10 spans per request (the load shape).
+func BenchmarkIngest(b *testing.B) {
+	dir := b.TempDir()
+	s, err := Open(Config{}, dir, quiet, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	runDone := make(chan struct{})
+	go func() { s.Run(ctx); close(runDone) }() // cuts blocks as it would in production
+	defer func() { cancel(); <-runDone }()
+	const writers = 4
+	batches := make([]ptrace.Traces, 16)
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range batches {
+		batches[i] = genBatch(rng, 100, 10, time.Now())
+	}
+	var next atomic.Int64
+	b.ResetTimer()
+	start := time.Now()
+	cpu0 := cpuTime()
+	var wg sync.WaitGroup
+	for w := 0; w < writers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := next.Add(1)
+				if i > int64(b.N) {
+					return
+				}
+				for {
+					err := s.ConsumeTraces(ctx, batches[i%int64(len(batches))])
+					if err == nil {
+						break
+					}
+					if !isOverloaded(err) {
+						b.Error(err)
+						return
+					}
+					time.Sleep(10 * time.Millisecond) // back off as a client would
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	b.ReportMetric(float64(b.N)*1000/time.Since(start).Seconds(), "spans/s")
+	// CPU per span does not depend on what else the machine runs: on 2 idle cores
+	// the ceiling is about 2e6/cpu-µs spans/s.
+	b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(b.N*1000), "cpu-µs/span")
+}
+
+// cpuTime is the user+system CPU this process has used.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func isOverloaded(err error) bool { return err != nil && errorsIs(err, pipeline.ErrOverloaded) }
+
+// BenchmarkBytesPerSpan reports block bytes per span (data + index + bloom) after a cut.
+func BenchmarkBytesPerSpan(b *testing.B) {
+	for i := 0; i < b.N; i++ {
+		s, err := Open(Config{MaxBlockSpans: 1_000_000}, b.TempDir(), quiet, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		rng := rand.New(rand.NewPCG(3, 4))
+		for j := 0; j < 200; j++ {
+			if err := s.ConsumeTraces(context.Background(), genBatch(rng, 100, 10, time.Now())); err != nil {
+				b.Fatal(err)
+			}
+		}
+		t0 := time.Now()
+		if err := s.Flush(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(float64(time.Since(t0).Microseconds())/200_000, "flush-µs/span")
+		var bytes, spans int64
+		for _, bs := range s.blocks {
+			for _, blk := range bs {
+				bytes += blk.Meta.DataBytes + blk.Meta.IndexBytes + blk.Meta.BloomBytes
+				spans += int64(blk.Meta.Spans)
+			}
+		}
+		b.ReportMetric(float64(bytes)/float64(spans), "bytes/span")
+		s.Close()
+	}
+}
+
+// BenchmarkTraceByID looks up random stored traces among 20 blocks of 20k spans
+// and reports p50/p99 latency alongside the mean. Every lookup consults all 20
+// bloom filters; about one in five blocks then reads its index and rows.
+func BenchmarkTraceByID(b *testing.B) {
+	s, err := Open(Config{MaxBlockSpans: 1_000_000}, b.TempDir(), quiet, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	rng := rand.New(rand.NewPCG(5, 6))
+	var ids [][16]byte
+	for blk := 0; blk < 20; blk++ {
+		for j := 0; j < 20; j++ {
+			td := genBatch(rng, 100, 10, time.Now())
+			rss := td.ResourceSpans()
+			sp := rss.At(0).ScopeSpans().At(0).Spans()
+			for k := 0; k < sp.Len(); k += 7 {
+				ids = append(ids, sp.At(k).TraceID())
+			}
+			if err := s.ConsumeTraces(context.Background(), td); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := s.Flush(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+	}
+	ctx := context.Background()
+	lat := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		t0 := time.Now()
+		td, ok, err := s.FindTrace(ctx, pipeline.DefaultTenant, ids[rng.IntN(len(ids))], 0, 0)
+		if err != nil || !ok || td.SpanCount() != 10 {
+			b.Fatalf("lookup: ok=%v spans=%d err=%v", ok, td.SpanCount(), err)
+		}
+		lat = append(lat, time.Since(t0))
+	}
+	b.StopTimer()
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+}
