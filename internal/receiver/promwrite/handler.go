@@ -148,6 +148,10 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, fmt.Sprintf("decoded size exceeds the %v bytes limit", stockMaxDecoded), http.StatusBadRequest)
 		return
 	}
+	if r.Method != http.MethodPost {
+		http.Error(w, "Method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
 	if contentType == "" {
 		contentType = "application/x-protobuf"
 	}

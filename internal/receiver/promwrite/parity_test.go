@@ -1,19 +1,26 @@
 package promwrite
 
 import (
+	"bytes"
+	"fmt"
 	"math"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/klauspost/compress/snappy"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
 	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
 	"github.com/prometheus/prometheus/tsdb"
+	"google.golang.org/protobuf/encoding/protowire"
 )
 
 var base = time.Now().Add(-time.Hour).UnixMilli()
@@ -294,4 +301,133 @@ func TestNaNAndStaleMarkers(t *testing.T) {
 		t.Fatalf("NaN write: %+v", r)
 	}
 	p.sameData(t)
+}
+
+func TestMoreParity(t *testing.T) {
+	p := newPair(t, defaultOpts(), 0, 0)
+	good := encode(t, &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{{Labels: lbls("__name__", "up"), Samples: samples(base)}}})
+
+	// A GET is refused once the body has been checked, as upstream does.
+	for _, h := range []http.Handler{p.mine, p.stock} {
+		req := httptest.NewRequest(http.MethodGet, "/api/v1/write", bytes.NewReader(good))
+		req.Header.Set("Content-Encoding", "snappy")
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != http.StatusMethodNotAllowed {
+			t.Fatalf("GET: %d, want 405", rec.Code)
+		}
+	}
+	// The explicit v1 proto parameter is v1.
+	if r := p.send(t, good, "application/x-protobuf;proto=prometheus.WriteRequest", "snappy"); r.code != 204 || r.headers != "" {
+		t.Fatalf("explicit v1 content type: %+v", r)
+	}
+
+	// Labels interrupted by samples on the wire: decoded all the same, twice
+	// (the second time such a series is still not served from the cache).
+	for i, ts := range []int64{base + 1000, base + 2000} {
+		var raw []byte
+		raw = protowire.AppendTag(raw, 1, protowire.BytesType)
+		var series []byte
+		lab := func(name, value string) []byte {
+			var l []byte
+			l = protowire.AppendTag(l, 1, protowire.BytesType)
+			l = protowire.AppendString(l, name)
+			l = protowire.AppendTag(l, 2, protowire.BytesType)
+			return protowire.AppendString(l, value)
+		}
+		smp, _ := (&prompb.Sample{Timestamp: ts, Value: float64(i)}).Marshal()
+		series = protowire.AppendTag(series, 1, protowire.BytesType)
+		series = protowire.AppendBytes(series, lab("job", "split"))
+		series = protowire.AppendTag(series, 2, protowire.BytesType)
+		series = protowire.AppendBytes(series, smp)
+		series = protowire.AppendTag(series, 1, protowire.BytesType)
+		series = protowire.AppendBytes(series, lab("__name__", "split_labels"))
+		raw = protowire.AppendBytes(raw, series)
+		if r := p.send(t, snappy.Encode(nil, raw), ctV1, "snappy"); r.code != 204 {
+			t.Fatalf("interrupted labels: %+v", r)
+		}
+	}
+	if data := p.sameData(t); !strings.Contains(data, `{__name__="split_labels", job="split"}: `+strconv.FormatInt(base+1000, 10)) {
+		t.Fatalf("interrupted labels not stored:\n%s", data)
+	}
+
+	// v2: the same series under different symbol tables hits the cache; an
+	// out-of-order exemplar is a partial 400 with the sample still written.
+	for i, order := range [][]string{{"__name__", "v2_cached", "job", "a"}, {"job", "a", "__name__", "v2_cached"}} {
+		b := newV2()
+		b.syms.Symbolize("padding" + strconv.Itoa(i))
+		ex := b.exemplar("trace_id", "e"+strconv.Itoa(i))
+		ex.Value, ex.Timestamp = 1, base+int64(10-i*5)*1000
+		b.series(labels.FromStrings(order...), writev2.TimeSeries{
+			Samples:   []writev2.Sample{{Value: float64(i), Timestamp: base + int64(i+1)*1000}},
+			Exemplars: []writev2.Exemplar{ex},
+		})
+		r := p.send(t, b.body(t), ctV2, "snappy")
+		if i == 0 && r.code != 204 {
+			t.Fatalf("v2 cached series: %+v", r)
+		}
+		if i == 1 && (r.code != 400 || !strings.Contains(r.headers, "Samples-Written=1")) {
+			t.Fatalf("v2 out-of-order exemplar: %+v, want 400 with one sample written", r)
+		}
+	}
+	p.sameData(t)
+}
+
+// TestConcurrentWriters sends disjoint series from several goroutines to our
+// handler and the same requests one by one to the stock one: same data.
+func TestConcurrentWriters(t *testing.T) {
+	p := newPair(t, defaultOpts(), 0, 0)
+	const writers, rounds = 4, 20
+	bodies := make([][][]byte, writers)
+	for w := range bodies {
+		for r := 0; r < rounds; r++ {
+			req := &prompb.WriteRequest{}
+			for s := 0; s < 50; s++ {
+				req.Timeseries = append(req.Timeseries, prompb.TimeSeries{
+					Labels:  lbls("__name__", "conc", "s", strconv.Itoa(s), "w", strconv.Itoa(w)),
+					Samples: samples(base + int64(r)*1000)})
+			}
+			bodies[w] = append(bodies[w], encode(t, req))
+		}
+	}
+	var wg sync.WaitGroup
+	fail := make(chan string, writers)
+	for w := range bodies {
+		wg.Add(1)
+		go func(bodies [][]byte) {
+			defer wg.Done()
+			for _, body := range bodies {
+				if r := post(p.mine, body, ctV1, "snappy"); r.code != 204 {
+					fail <- fmt.Sprint(r)
+					return
+				}
+			}
+		}(bodies[w])
+	}
+	wg.Wait()
+	close(fail)
+	for f := range fail {
+		t.Fatalf("concurrent write: %s", f)
+	}
+	for w := range bodies {
+		for _, body := range bodies[w] {
+			if r := post(p.stock, body, ctV1, "snappy"); r.code != 204 {
+				t.Fatalf("stock write: %+v", r)
+			}
+		}
+	}
+	if data := p.sameData(t); strings.Count(data, "{__name__=\"conc\"") != writers*50 {
+		t.Fatalf("want %d series:\n%s", writers*50, data)
+	}
+}
+
+func TestRejectedMetric(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	h := NewHandler(openDB(t, 0), Options{MaxRequestBytes: 10, MaxSeriesPerRequest: 1}, discard, reg)
+	if r := post(h, bytes.Repeat([]byte{1}, 11), ctV1, "snappy"); r.code != 413 {
+		t.Fatalf("oversized: %+v", r)
+	}
+	if got := testutil.ToFloat64(h.(*handler).rejected.WithLabelValues("too_large")); got != 1 {
+		t.Fatalf("rejected{reason=too_large} = %v, want 1", got)
+	}
 }

@@ -182,7 +182,7 @@ func (a *appendScratch) remember(key []byte, e *seriesEntry) {
 // the whole request (rolled back, 400), invalid series are skipped, exemplar
 // errors are only logged.
 func (h *handler) writeV1(la limitedAppender, req *request, sc *appendScratch) result {
-	err := h.appendV1(la, req, sc)
+	res, err := h.appendV1(la, req, sc)
 	if err != nil {
 		_ = la.app.Rollback()
 	} else {
@@ -190,7 +190,7 @@ func (h *handler) writeV1(la limitedAppender, req *request, sc *appendScratch) r
 	}
 	switch {
 	case err == nil:
-		return result{samples: len(req.samples), histograms: len(req.hists1)}
+		return res
 	case isRejectedSample(err), isHistogramValidationError(err):
 		return result{code: http.StatusBadRequest, err: err}
 	default:
@@ -198,7 +198,8 @@ func (h *handler) writeV1(la limitedAppender, req *request, sc *appendScratch) r
 	}
 }
 
-func (h *handler) appendV1(la limitedAppender, req *request, sc *appendScratch) error {
+// appendV1 appends every valid series and counts what was appended.
+func (h *handler) appendV1(la limitedAppender, req *request, sc *appendScratch) (res result, _ error) {
 	var invalid, oooExemplars int
 	defer func() {
 		if oooExemplars > 0 {
@@ -233,7 +234,7 @@ func (h *handler) appendV1(la limitedAppender, req *request, sc *appendScratch) 
 				if isRejectedSample(err) {
 					h.logger.Error("Out of order sample from remote write", "err", err.Error(), "series", ls.String(), "timestamp", smp.t)
 				}
-				return err
+				return res, err
 			}
 		}
 		for _, hp := range req.hists1[s.hist:s.histEnd] {
@@ -246,9 +247,11 @@ func (h *handler) appendV1(la limitedAppender, req *request, sc *appendScratch) 
 				if isRejectedSample(err) {
 					h.logger.Error("Out of order histogram from remote write", "err", err.Error(), "series", ls.String(), "timestamp", hp.Timestamp)
 				}
-				return err
+				return res, err
 			}
 		}
+		res.samples += s.smpEnd - s.smp
+		res.histograms += s.histEnd - s.hist
 		e.update(ref)
 		if s.ex == s.exEnd {
 			continue
@@ -259,7 +262,10 @@ func (h *handler) appendV1(la limitedAppender, req *request, sc *appendScratch) 
 		}
 		sc.exemplars = exs
 		slices.SortFunc(exs, exemplar.Compare)
-		if _, err := la.appendExemplars(ref, ls, exs); err != nil {
+		_, err = la.appendExemplars(ref, ls, exs)
+		if err == nil {
+			res.exemplars += len(exs)
+		} else {
 			if pErr, ok := errors.AsType[*storage.AppendPartialError](err); ok {
 				for _, eErr := range pErr.ExemplarErrors {
 					if errors.Is(eErr, storage.ErrOutOfOrderExemplar) {
@@ -270,7 +276,7 @@ func (h *handler) appendV1(la limitedAppender, req *request, sc *appendScratch) 
 			h.logger.Debug("Error while adding exemplars", "series", ls.String(), "err", err)
 		}
 	}
-	return nil
+	return res, nil
 }
 
 // writeV2 appends a v2 request. As in Prometheus, refused samples and invalid
