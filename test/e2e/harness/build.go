@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 )
 
@@ -70,6 +71,14 @@ func build() (string, error) {
 		return "", fmt.Errorf("make build dir: %w", err)
 	}
 	out := filepath.Join(buildDir, "vispyr")
+	// Several e2e packages build at once under `go test ./...`: take turns,
+	// so the later builds are link-only cache hits instead of competing
+	// compiles of the same packages.
+	if lock, err := os.OpenFile(filepath.Join(os.TempDir(), "vispyr-e2e-build.lock"), os.O_CREATE|os.O_RDWR, 0o666); err == nil {
+		defer lock.Close()
+		syscall.Flock(int(lock.Fd()), syscall.LOCK_EX)
+		defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
+	}
 	cmd := exec.Command("go", "build", "-o", out, "./cmd/vispyr")
 	cmd.Dir = root
 	if b, err := cmd.CombinedOutput(); err != nil {
