@@ -47,22 +47,22 @@ func (c *Config) Defaults() {
 func (c Config) Validate() error {
 	var errs []error
 	if c.Retention < time.Minute {
-		errs = append(errs, fmt.Errorf("profiles.retention: %s is below 1m", c.Retention))
+		errs = append(errs, fmt.Errorf("retention: %s is below 1m", c.Retention))
 	}
 	if c.MaxDiskBytes < 0 {
-		errs = append(errs, fmt.Errorf("profiles.max_disk_bytes: %d is negative", c.MaxDiskBytes))
+		errs = append(errs, fmt.Errorf("max_disk_bytes: %d is negative", c.MaxDiskBytes))
 	}
 	if c.BlockDuration < time.Second || c.BlockDuration > 24*time.Hour {
-		errs = append(errs, fmt.Errorf("profiles.block_duration: %s is outside 1s..24h", c.BlockDuration))
+		errs = append(errs, fmt.Errorf("block_duration: %s is outside 1s..24h", c.BlockDuration))
 	}
 	if c.MaxHeadSamples < 1000 {
-		errs = append(errs, fmt.Errorf("profiles.max_head_samples: %d is below 1000", c.MaxHeadSamples))
+		errs = append(errs, fmt.Errorf("max_head_samples: %d is below 1000", c.MaxHeadSamples))
 	}
 	if c.MaxPendingBytes < 1<<20 {
-		errs = append(errs, fmt.Errorf("profiles.max_pending_bytes: %d is below 1MiB", c.MaxPendingBytes))
+		errs = append(errs, fmt.Errorf("max_pending_bytes: %d is below 1MiB", c.MaxPendingBytes))
 	}
 	if c.BlockCacheSize < 1 {
-		errs = append(errs, fmt.Errorf("profiles.block_cache_size: %d is below 1", c.BlockCacheSize))
+		errs = append(errs, fmt.Errorf("block_cache_size: %d is below 1", c.BlockCacheSize))
 	}
 	return errors.Join(errs...)
 }

@@ -6,9 +6,10 @@ type storeMetrics struct {
 	profiles, samples, rejected  prometheus.Counter
 	blocksWritten, blocksDeleted prometheus.Counter
 	diskBytes, blocks            prometheus.Gauge
+	headSamples, headSeries      prometheus.GaugeFunc
 }
 
-func newStoreMetrics(reg prometheus.Registerer) *storeMetrics {
+func newStoreMetrics(reg prometheus.Registerer, head func() (samples, series int)) *storeMetrics {
 	m := &storeMetrics{
 		profiles: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "vispyr_profiles_ingested_profiles_total", Help: "Profiles (one per series and sample type) stored.",
@@ -32,8 +33,15 @@ func newStoreMetrics(reg prometheus.Registerer) *storeMetrics {
 			Name: "vispyr_profiles_blocks", Help: "Profile blocks on disk.",
 		}),
 	}
+	m.headSamples = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "vispyr_profiles_head_samples", Help: "Samples held in memory by the profile head.",
+	}, func() float64 { n, _ := head(); return float64(n) })
+	m.headSeries = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "vispyr_profiles_head_series", Help: "Series held in memory by the profile head.",
+	}, func() float64 { _, n := head(); return float64(n) })
 	if reg != nil {
-		reg.MustRegister(m.profiles, m.samples, m.rejected, m.blocksWritten, m.blocksDeleted, m.diskBytes, m.blocks)
+		reg.MustRegister(m.profiles, m.samples, m.rejected, m.blocksWritten, m.blocksDeleted, m.diskBytes, m.blocks,
+			m.headSamples, m.headSeries)
 	}
 	return m
 }

@@ -62,13 +62,13 @@ func Open(cfg Config, dataDir string, logger *slog.Logger, reg prometheus.Regist
 		dir:       dataDir,
 		blocksDir: filepath.Join(dataDir, "blocks"),
 		logger:    logger,
-		m:         newStoreMetrics(reg),
 		now:       time.Now,
 		head:      newTable(),
 		headStart: time.Now(),
 		cache:     newBlockCache(cfg.BlockCacheSize),
 		cutReq:    make(chan struct{}, 1),
 	}
+	s.m = newStoreMetrics(reg, s.headSize)
 	if err := os.MkdirAll(s.blocksDir, 0o755); err != nil {
 		return nil, fmt.Errorf("create blocks dir: %w", err)
 	}
@@ -354,6 +354,12 @@ func (s *Store) applyRetention() {
 		s.logger.Info("deleted profile block by retention", "block", filepath.Base(b.dir), "bytes", b.size)
 	}
 	s.updateDiskMetrics()
+}
+
+func (s *Store) headSize() (samples, series int) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.head.samples, len(s.head.series)
 }
 
 // DiskBytes returns the bytes the store holds on disk (blocks and WAL).

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/model/labels"
 )
 
@@ -232,8 +233,8 @@ func TestConfigValidate(t *testing.T) {
 		t.Fatalf("defaults invalid: %v", err)
 	}
 	c.Retention = time.Second
-	if err := c.Validate(); err == nil || !containsStr(err.Error(), "profiles.retention") {
-		t.Fatalf("want error naming profiles.retention, got %v", err)
+	if err := c.Validate(); err == nil || !containsStr(err.Error(), "retention:") {
+		t.Fatalf("want error naming retention, got %v", err)
 	}
 }
 
@@ -308,5 +309,29 @@ func TestFailedFlushKeepsWAL(t *testing.T) {
 	defer s2.Close()
 	if got := total(t, s2, "api"); got != 7 {
 		t.Fatalf("after restart total = %d, want 7", got)
+	}
+}
+
+func TestMetricsExported(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	s, err := Open(Config{}, t.TempDir(), discard(), reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Append(context.Background(), testBatch("api", time.Now(), map[string]int64{"a": 1, "b": 1}, 0)); err != nil {
+		t.Fatal(err)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		m := mf.GetMetric()[0]
+		got[mf.GetName()] = m.GetCounter().GetValue() + m.GetGauge().GetValue()
+	}
+	if got["vispyr_profiles_ingested_samples_total"] != 2 || got["vispyr_profiles_head_samples"] != 2 {
+		t.Errorf("metrics = %v", got)
 	}
 }
