@@ -372,9 +372,71 @@ func TestTags(t *testing.T) {
 	_ = pipeline.DefaultTenant
 }
 
-func TestMetricsNotImplemented(t *testing.T) {
-	_, srv := fixture(t)
-	if code, _, _ := get(t, srv.URL+"/api/metrics/query_range?q="+urlq(`{} | rate()`)); code != 501 {
-		t.Fatalf("metrics query_range: %d", code)
+type rangeResp struct {
+	Series []struct {
+		Labels []struct {
+			Key   string
+			Value struct{ StringValue string }
+		}
+		Samples []struct {
+			TimestampMs string
+			Value       float64
+		}
+		Exemplars []struct {
+			Labels []struct {
+				Key   string
+				Value struct{ StringValue string }
+			}
+		}
 	}
+	Status string
+}
+
+func TestMetricsQueryRange(t *testing.T) {
+	s, srv := fixture(t)
+	for _, flushed := range []bool{false, true} {
+		if flushed {
+			s.Flush(context.Background())
+		}
+		code, body, _ := get(t, srv.URL+"/api/metrics/query_range?start=1795413590&end=1795413670&step=30s&exemplars=5&q="+
+			urlq(`{} | count_over_time() by (resource.service.name)`))
+		if code != 200 {
+			t.Fatalf("query_range: %d %s", code, body)
+		}
+		var r rangeResp
+		if err := json.Unmarshal([]byte(body), &r); err != nil {
+			t.Fatal(err)
+		}
+		totals := map[string]float64{}
+		exemplars := 0
+		for _, se := range r.Series {
+			if len(se.Labels) != 1 || se.Labels[0].Key != "resource.service.name" {
+				t.Fatalf("labels %+v", se.Labels)
+			}
+			for _, smp := range se.Samples {
+				totals[se.Labels[0].Value.StringValue] += smp.Value
+			}
+			for _, ex := range se.Exemplars {
+				if ex.Labels[0].Key == "trace:id" {
+					exemplars++
+				}
+			}
+		}
+		if r.Status != "COMPLETE" || totals["frontend"] != 2 || totals["backend"] != 1 || exemplars == 0 {
+			t.Fatalf("flushed=%v: totals %v, %d exemplars, body %s", flushed, totals, exemplars, body)
+		}
+		expectJSON(t, srv, "/api/metrics/query?start=1795413590&end=1795413670&q="+urlq(`{status=error} | count_over_time()`),
+			`{"series":[{"labels":[{"key":"__name__","value":{"stringValue":"count_over_time"}}],"value":1}]}`)
+	}
+	f := func(params, want string) {
+		t.Helper()
+		code, body, _ := get(t, srv.URL+"/api/metrics/query_range?"+params)
+		if code != 400 || !strings.Contains(body, want) {
+			t.Errorf("query_range %s = %d %q, want 400 containing %q", params, code, body, want)
+		}
+	}
+	f("q="+urlq(`{}`), "no metrics function")
+	f("", "missing q")
+	f("q="+urlq(`{} | rate()`)+"&step=often", "invalid step")
+	f("q="+urlq(`{} | rate()`)+"&start=soon", "invalid start")
 }

@@ -41,11 +41,8 @@ func NewHandler(store *traces.Store, logger *slog.Logger) http.Handler {
 	mux.HandleFunc("GET /api/v2/search/tags", a.tagsV2)
 	mux.HandleFunc("GET /api/search/tag/{tag}/values", a.tagValuesV1)
 	mux.HandleFunc("GET /api/v2/search/tag/{tag}/values", a.tagValuesV2)
-	notYet := func(w http.ResponseWriter, r *http.Request) {
-		http.Error(w, "TraceQL metrics queries are not implemented yet", http.StatusNotImplemented)
-	}
-	mux.HandleFunc("GET /api/metrics/query_range", notYet)
-	mux.HandleFunc("GET /api/metrics/query", notYet)
+	mux.HandleFunc("GET /api/metrics/query_range", a.queryRange)
+	mux.HandleFunc("GET /api/metrics/query", a.queryInstant)
 	return mux
 }
 

@@ -237,7 +237,8 @@ func scopeMaps(s block.Summary, scope string) []map[string]*block.TagValues {
 
 // tagValuesMatching collects the attribute's values from spans matching q.
 func (a *api) tagValuesMatching(r *http.Request, k traceql.ScopedKey, q string, limit int) ([]typedValue, error) {
-	query, err := traceql.Parse(q)
+	// Grafana sends the query being typed: parse it leniently, as Tempo does.
+	query, err := traceql.ParseLenient(q)
 	if err != nil {
 		return nil, badf("invalid TraceQL query: %v", err)
 	}
