@@ -155,3 +155,12 @@ func (h *head) each(tenant string, fn func(spans []spanrow.Span) bool) {
 		}
 	}
 }
+
+// has reports whether the head holds spans of the trace.
+func (h *head) has(tenant string, id [16]byte) bool {
+	sh := &h.shards[shardOf(id)]
+	sh.mu.RLock()
+	defer sh.mu.RUnlock()
+	_, ok := sh.tenants[tenant][id]
+	return ok
+}

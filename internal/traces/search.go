@@ -52,8 +52,9 @@ type candidate struct {
 // Blocks are visited newest first and the scan stops once no older block can hold
 // a trace more recent than the ones found.
 //
-// A trace whose spans straddle block cuts is evaluated per stored piece to find it;
-// the returned spansets come from evaluating the whole trace.
+// A trace whose spans straddle block cuts is evaluated whole unless the query is
+// span-local (then each piece decides for its own spans); either way the returned
+// spansets come from evaluating the whole trace.
 func (s *Store) Search(ctx context.Context, req SearchRequest) ([]Match, SearchMetrics, error) {
 	if req.Limit <= 0 {
 		req.Limit = 20
@@ -62,12 +63,23 @@ func (s *Store) Search(ctx context.Context, req SearchRequest) ([]Match, SearchM
 	heads, blocks := s.sources(req.Tenant)
 	var m SearchMetrics
 	found := map[[16]byte]int64{} // trace -> latest piece start seen
-	consider := func(rows []spanrow.Span) {
+	local := req.Query.SpanLocal()
+	// consider evaluates one stored piece of a trace (from source src). Queries that
+	// are not span-local must see the whole trace, so a piece of a trace that also
+	// has spans elsewhere is replaced by the merged trace.
+	consider := func(rows []spanrow.Span, src any) {
 		m.InspectedTraces++
 		m.InspectedSpans += int64(len(rows))
 		start, end := traceBounds(rows)
 		if (req.End > 0 && start > req.End) || (req.Start > 0 && end < req.Start) {
 			return
+		}
+		if !local && s.storedElsewhere(req.Tenant, rows[0].TraceID, src, heads, blocks) {
+			whole, err := s.traceRows(ctx, req.Tenant, rows[0].TraceID, 0, 0)
+			if err != nil || len(whole) == 0 {
+				return
+			}
+			rows = whole
 		}
 		if !hints.Unconstrained() && !hints.MayMatch(rowSummary(rows)) {
 			return
@@ -86,7 +98,7 @@ func (s *Store) Search(ctx context.Context, req SearchRequest) ([]Match, SearchM
 	m.TotalJobs = int64(len(blocks) + 1)
 	for _, h := range heads {
 		h.each(req.Tenant, func(rows []spanrow.Span) bool {
-			consider(rows)
+			consider(rows, h)
 			return ctx.Err() == nil
 		})
 	}
@@ -109,7 +121,7 @@ func (s *Store) Search(ctx context.Context, req SearchRequest) ([]Match, SearchM
 		}
 		m.InspectedBytes += b.Meta.DataBytes
 		err := b.Scan(ctx, func(rows []spanrow.Span) bool {
-			consider(rows)
+			consider(rows, b)
 			return true
 		})
 		if err != nil {
@@ -118,6 +130,22 @@ func (s *Store) Search(ctx context.Context, req SearchRequest) ([]Match, SearchM
 		m.CompletedJobs++
 	}
 	return s.assemble(ctx, req, found, m)
+}
+
+// storedElsewhere reports whether sources other than src may hold spans of the trace:
+// a map lookup per head and a bloom test per block.
+func (s *Store) storedElsewhere(tenant string, id [16]byte, src any, heads []*head, blocks []*block.Reader) bool {
+	for _, h := range heads {
+		if any(h) != src && h.has(tenant, id) {
+			return true
+		}
+	}
+	for _, b := range blocks {
+		if any(b) != src && b.MayContain(id) {
+			return true
+		}
+	}
+	return false
 }
 
 // assemble picks the most recent traces and evaluates each whole trace.

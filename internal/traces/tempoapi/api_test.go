@@ -440,3 +440,26 @@ func TestMetricsQueryRange(t *testing.T) {
 	f("q="+urlq(`{} | rate()`)+"&step=often", "invalid step")
 	f("q="+urlq(`{} | rate()`)+"&start=soon", "invalid start")
 }
+
+func TestStructuralQueryOverTraceSplitAcrossCut(t *testing.T) {
+	s, srv := fixture(t)
+	// trace a's frontend root and backend child are in a block; a grandchild in the
+	// head. A structural query needs both pieces at once.
+	if err := s.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	td := ptrace.NewTraces()
+	addSpan(service(td, "payments"), 0x0a, 9, 2, "charge", ptrace.SpanKindClient, 20, 30)
+	if err := s.ConsumeTraces(context.Background(), td); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`{resource.service.name="backend"} > {resource.service.name="payments"}`,
+		`{resource.service.name="frontend"} && {resource.service.name="payments"}`,
+		`{} | count() = 3`,
+	} {
+		if got := searchIDs(t, srv, "q="+urlq(q)); len(got) != 1 || got[0] != "a" {
+			t.Errorf("%s over a split trace = %v, want [a]", q, got)
+		}
+	}
+}
