@@ -43,17 +43,20 @@ func main() {
 		vmBin     = flag.String("victoria-metrics", "victoria-metrics", "victoria-metrics binary")
 		startups  = flag.Int("startup-runs", 3, "extra empty start-ups of vispyr to time (median reported)")
 		keep      = flag.Bool("keep", false, "keep the data dirs")
+		repeat    = flag.Int("repeat", 1, "runs per target, interleaved; the median run by samples/s is reported")
+		extra     = flag.String("vispyr-args", "", "extra flags for vispyr serve, space-separated")
 	)
 	flag.Parse()
+	vispyrExtraArgs = strings.Fields(*extra)
 	if err := run(*series, *batch, *senders, *rounds, *interval, strings.Split(*targets, ","),
-		*vispyrBin, *promBin, *vmBin, *startups, *keep); err != nil {
+		*vispyrBin, *promBin, *vmBin, *startups, *keep, max(*repeat, 1)); err != nil {
 		fmt.Fprintln(os.Stderr, "remotewrite:", err)
 		os.Exit(1)
 	}
 }
 
 func run(series, batch, senders, rounds int, interval time.Duration, names []string,
-	vispyrBin, promBin, vmBin string, startups int, keep bool) error {
+	vispyrBin, promBin, vmBin string, startups int, keep bool, repeat int) error {
 	work, err := os.MkdirTemp("", "vispyr-bench-")
 	if err != nil {
 		return err
@@ -79,25 +82,40 @@ func run(series, batch, senders, rounds int, interval time.Duration, names []str
 	fmt.Printf("load: %d series × %d rounds = %d samples, %d-sample requests, %d senders, %d requests, %.1f MB snappy (encoded in %v)\n",
 		series, rounds, load.Samples, batch, senders, countBodies(load), float64(load.EncodedBytes)/1e6, time.Since(t0).Round(time.Millisecond))
 
+	runs := map[string][]*result{}
+	for i := 0; i < repeat; i++ {
+		for _, name := range names {
+			var tg target
+			switch name {
+			case "vispyr":
+				tg = vispyrTarget(vispyrBin)
+			case "prometheus":
+				tg = prometheusTarget(lookPath(promBin))
+			case "victoria-metrics":
+				tg = victoriaMetricsTarget(lookPath(vmBin))
+			default:
+				return fmt.Errorf("unknown target %q", name)
+			}
+			fmt.Printf("running %s (%s), run %d of %d…\n", name, tg.bin, i+1, repeat)
+			r, err := runTarget(tg, filepath.Join(work, fmt.Sprintf("%s-%d", name, i)), load)
+			if err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+			fmt.Printf("  %.0f samples/s\n", r.samplesPerSec)
+			runs[name] = append(runs[name], r)
+			if !keep {
+				os.RemoveAll(filepath.Join(work, fmt.Sprintf("%s-%d", name, i)))
+			}
+		}
+	}
 	var results []*result
 	for _, name := range names {
-		var tg target
-		switch name {
-		case "vispyr":
-			tg = vispyrTarget(vispyrBin)
-		case "prometheus":
-			tg = prometheusTarget(lookPath(promBin))
-		case "victoria-metrics":
-			tg = victoriaMetricsTarget(lookPath(vmBin))
-		default:
-			return fmt.Errorf("unknown target %q", name)
-		}
-		fmt.Printf("running %s (%s)…\n", name, tg.bin)
-		r, err := runTarget(tg, filepath.Join(work, name), load)
-		if err != nil {
-			return fmt.Errorf("%s: %w", name, err)
-		}
-		results = append(results, r)
+		rs := runs[name]
+		slices.SortFunc(rs, func(a, b *result) int { return int(a.samplesPerSec - b.samplesPerSec) })
+		results = append(results, rs[len(rs)/2])
+	}
+	if repeat > 1 {
+		fmt.Printf("\nmedian run of %d per target:\n", repeat)
 	}
 	report(load, results)
 	if slices.Contains(names, "vispyr") && startups > 0 {

@@ -13,6 +13,9 @@ import (
 	"time"
 )
 
+// vispyrExtraArgs are appended to `vispyr serve`'s flags (-vispyr-args).
+var vispyrExtraArgs []string
+
 // target knows how to start one remote-write receiver and where it keeps
 // its data.
 type target struct {
@@ -48,6 +51,7 @@ func vispyrTarget(bin string) target {
 			for f, a := range addrs {
 				args = append(args, "--"+f+"="+a)
 			}
+			args = append(args, vispyrExtraArgs...)
 			srv, err := startServer(filepath.Join(dir, "vispyr.log"), bin, args...)
 			m := "http://" + addrs["metrics.listen-address"]
 			return srv, m + "/api/v1/write", "http://" + addrs["admin.listen-address"] + "/-/ready", m, err
