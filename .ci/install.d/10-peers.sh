@@ -10,6 +10,8 @@
 set -euo pipefail
 
 export DEBIAN_FRONTEND=noninteractive
+# go may not be on a non-login root shell's PATH.
+command -v go >/dev/null || export PATH="$PATH:/usr/local/go/bin"
 TELEMETRYGEN_VERSION=v0.161.0
 APT_PACKAGES=(prometheus prometheus-node-exporter victoria-metrics)
 STAMP=/var/lib/vispyr-ci/apt-updated

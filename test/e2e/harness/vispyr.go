@@ -152,11 +152,17 @@ func (v *Vispyr) Kill9() { v.proc.Kill9() }
 func (v *Vispyr) Stop() error { return v.proc.Stop(30 * time.Second) }
 
 // Restart starts vispyr again on the same data dir and ports (killing it
-// first if it still runs) and waits until it is ready.
+// first if it still runs) and waits until it is ready. Should another
+// process have taken one of the ports meanwhile, it moves to new ones.
 func (v *Vispyr) Restart() {
 	v.t.Helper()
 	v.proc.Kill9()
-	if err := v.start(); err != nil {
+	err := v.start()
+	if err != nil && strings.Contains(v.Tail(4<<10), "address already in use") {
+		v.pickPorts()
+		err = v.start()
+	}
+	if err != nil {
 		v.t.Fatalf("restart vispyr: %v", err)
 	}
 }
