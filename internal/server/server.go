@@ -76,10 +76,10 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	// Receivers: the trace store acknowledges first, so the generator only counts
 	// spans that were durably accepted.
 	traceSink := pipeline.FanOutTraces{traceStore, gen}
-	otlpHTTP := otlp.NewHTTP(traceSink, metricStore, cfg.Limits.MaxRequestBytes, inflight, logger.With("component", "otlp"))
+	otlpHTTP := otlp.NewHTTP(traceSink, metricStore, cfg.Limits.MaxRequestBytes, inflight, logger.With("component", "otlp"), otlp.WithRegisterer(prometheus.WrapRegistererWith(prometheus.Labels{"transport": "http"}, reg)))
 	grpcServer := grpc.NewServer(grpc.MaxRecvMsgSize(int(cfg.Limits.MaxRequestBytes)))
-	otlp.RegisterGRPC(grpcServer, traceSink, metricStore, inflight)
-	profileIngest := pyroscope.NewHandler(profileStore, logger.With("component", "pyroscope-ingest"), reg)
+	otlp.RegisterGRPC(grpcServer, traceSink, metricStore, inflight, otlp.WithRegisterer(prometheus.WrapRegistererWith(prometheus.Labels{"transport": "grpc"}, reg)))
+	profileIngest := pyroscope.NewHandler(profileStore, logger.With("component", "pyroscope-ingest"), reg, pyroscope.WithInflight(inflight))
 
 	// Query APIs, and the UI on top of the very same handlers.
 	promAPI := metricStore.NewAPI(metrics.APIOptions{

@@ -19,12 +19,13 @@ const bytesPerItem = 512
 
 // RegisterGRPC registers the OTLP trace and metric services on srv. A nil
 // consumer leaves its service unregistered, so clients get UNIMPLEMENTED.
-func RegisterGRPC(srv *grpc.Server, traces pipeline.Traces, metrics pipeline.Metrics, inflight *limits.Inflight) {
+func RegisterGRPC(srv *grpc.Server, traces pipeline.Traces, metrics pipeline.Metrics, inflight *limits.Inflight, opts ...Option) {
+	tel := newTelemetry(opts)
 	if traces != nil {
-		ptraceotlp.RegisterGRPCServer(srv, &grpcTraces{next: traces, inflight: inflight})
+		ptraceotlp.RegisterGRPCServer(srv, &grpcTraces{next: traces, inflight: inflight, tel: tel})
 	}
 	if metrics != nil {
-		pmetricotlp.RegisterGRPCServer(srv, &grpcMetrics{next: metrics, inflight: inflight})
+		pmetricotlp.RegisterGRPCServer(srv, &grpcMetrics{next: metrics, inflight: inflight, tel: tel})
 	}
 }
 
@@ -32,18 +33,22 @@ type grpcTraces struct {
 	ptraceotlp.UnimplementedGRPCServer
 	next     pipeline.Traces
 	inflight *limits.Inflight
+	tel      *telemetry
 }
 
 func (g *grpcTraces) Export(ctx context.Context, req ptraceotlp.ExportRequest) (ptraceotlp.ExportResponse, error) {
 	td := req.Traces()
 	cost := int64(td.SpanCount()) * bytesPerItem
 	if !g.inflight.Acquire(cost) {
+		g.tel.reject("traces", "overloaded")
 		return ptraceotlp.NewExportResponse(), overloadedStatus("too much data being ingested at once; retry later")
 	}
 	defer g.inflight.Release(cost)
 	if err := g.next.ConsumeTraces(tenantContext(ctx), td); err != nil {
+		g.tel.reject("traces", reason(err))
 		return ptraceotlp.NewExportResponse(), grpcStatus(err)
 	}
+	g.tel.accept("traces", td.SpanCount())
 	return ptraceotlp.NewExportResponse(), nil
 }
 
@@ -51,18 +56,22 @@ type grpcMetrics struct {
 	pmetricotlp.UnimplementedGRPCServer
 	next     pipeline.Metrics
 	inflight *limits.Inflight
+	tel      *telemetry
 }
 
 func (g *grpcMetrics) Export(ctx context.Context, req pmetricotlp.ExportRequest) (pmetricotlp.ExportResponse, error) {
 	md := req.Metrics()
 	cost := int64(md.DataPointCount()) * bytesPerItem
 	if !g.inflight.Acquire(cost) {
+		g.tel.reject("metrics", "overloaded")
 		return pmetricotlp.NewExportResponse(), overloadedStatus("too much data being ingested at once; retry later")
 	}
 	defer g.inflight.Release(cost)
 	if err := g.next.ConsumeMetrics(tenantContext(ctx), md); err != nil {
+		g.tel.reject("metrics", reason(err))
 		return pmetricotlp.NewExportResponse(), grpcStatus(err)
 	}
+	g.tel.accept("metrics", md.DataPointCount())
 	return pmetricotlp.NewExportResponse(), nil
 }
 

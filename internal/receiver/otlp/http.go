@@ -29,11 +29,12 @@ type HTTP struct {
 	maxBytes int64
 	inflight *limits.Inflight
 	logger   *slog.Logger
+	tel      *telemetry
 }
 
 // NewHTTP returns the OTLP/HTTP receiver. A nil consumer makes its path answer 404.
-func NewHTTP(traces pipeline.Traces, metrics pipeline.Metrics, maxBytes int64, inflight *limits.Inflight, logger *slog.Logger) *HTTP {
-	return &HTTP{traces: traces, metrics: metrics, maxBytes: maxBytes, inflight: inflight, logger: logger}
+func NewHTTP(traces pipeline.Traces, metrics pipeline.Metrics, maxBytes int64, inflight *limits.Inflight, logger *slog.Logger, opts ...Option) *HTTP {
+	return &HTTP{traces: traces, metrics: metrics, maxBytes: maxBytes, inflight: inflight, logger: logger, tel: newTelemetry(opts)}
 }
 
 // Handler routes the standard OTLP/HTTP paths.
@@ -60,76 +61,90 @@ const (
 )
 
 func (h *HTTP) serveTraces(w http.ResponseWriter, r *http.Request) {
-	enc, body, ok := h.readRequest(w, r)
+	enc, body, ok := h.readRequest(w, r, "traces")
 	if !ok {
 		return
 	}
 	defer h.inflight.Release(int64(cap(body)))
 	req := ptraceotlp.NewExportRequest()
 	if err := unmarshal(enc, body, req.UnmarshalProto, req.UnmarshalJSON); err != nil {
+		h.tel.reject("traces", "decode")
 		writeStatus(w, enc, http.StatusBadRequest, fmt.Sprintf("decode OTLP traces: %v", err))
 		return
 	}
 	ctx := pipeline.WithTenant(r.Context(), r.Header.Get("X-Scope-OrgID"))
 	if err := h.traces.ConsumeTraces(ctx, req.Traces()); err != nil {
+		h.tel.reject("traces", reason(err))
 		writeConsumerError(w, enc, err)
 		return
 	}
+	h.tel.accept("traces", req.Traces().SpanCount())
 	resp := ptraceotlp.NewExportResponse()
 	writeResponse(w, enc, resp.MarshalProto, resp.MarshalJSON)
 }
 
 func (h *HTTP) serveMetrics(w http.ResponseWriter, r *http.Request) {
-	enc, body, ok := h.readRequest(w, r)
+	enc, body, ok := h.readRequest(w, r, "metrics")
 	if !ok {
 		return
 	}
 	defer h.inflight.Release(int64(cap(body)))
 	req := pmetricotlp.NewExportRequest()
 	if err := unmarshal(enc, body, req.UnmarshalProto, req.UnmarshalJSON); err != nil {
+		h.tel.reject("metrics", "decode")
 		writeStatus(w, enc, http.StatusBadRequest, fmt.Sprintf("decode OTLP metrics: %v", err))
 		return
 	}
 	ctx := pipeline.WithTenant(r.Context(), r.Header.Get("X-Scope-OrgID"))
 	if err := h.metrics.ConsumeMetrics(ctx, req.Metrics()); err != nil {
+		h.tel.reject("metrics", reason(err))
 		writeConsumerError(w, enc, err)
 		return
 	}
+	h.tel.accept("metrics", req.Metrics().DataPointCount())
 	resp := pmetricotlp.NewExportResponse()
 	writeResponse(w, enc, resp.MarshalProto, resp.MarshalJSON)
 }
 
 // readRequest checks the content type, decompresses within the size limit and
 // reserves the body's bytes in the in-flight budget. On false it has answered.
-func (h *HTTP) readRequest(w http.ResponseWriter, r *http.Request) (encoding, []byte, bool) {
+func (h *HTTP) readRequest(w http.ResponseWriter, r *http.Request, signal string) (encoding, []byte, bool) {
+	enc, body, reason, ok := h.read(w, r)
+	if !ok {
+		h.tel.reject(signal, reason)
+	}
+	return enc, body, ok
+}
+
+func (h *HTTP) read(w http.ResponseWriter, r *http.Request) (encoding, []byte, string, bool) {
 	enc, err := requestEncoding(r.Header.Get("Content-Type"))
 	if err != nil {
 		writeStatus(w, encProto, http.StatusUnsupportedMediaType, err.Error())
-		return enc, nil, false
+		return enc, nil, "content_type", false
 	}
 	raw, err := limits.ReadBody(r, h.maxBytes)
 	if err != nil {
 		writeStatus(w, enc, http.StatusRequestEntityTooLarge, err.Error())
-		return enc, nil, false
+		return enc, nil, "too_large", false
 	}
 	body, err := decompress(r.Header.Get("Content-Encoding"), raw, h.maxBytes)
 	switch {
 	case errors.Is(err, limits.ErrTooLarge):
 		writeStatus(w, enc, http.StatusRequestEntityTooLarge, err.Error())
-		return enc, nil, false
+		return enc, nil, "too_large", false
 	case errors.Is(err, errUnsupportedEncoding):
 		writeStatus(w, enc, http.StatusUnsupportedMediaType, err.Error())
-		return enc, nil, false
+		return enc, nil, "content_encoding", false
 	case err != nil:
 		writeStatus(w, enc, http.StatusBadRequest, err.Error())
-		return enc, nil, false
+		return enc, nil, "decode", false
 	}
 	if !h.inflight.Acquire(int64(cap(body))) {
 		w.Header().Set("Retry-After", "5")
 		writeStatus(w, enc, http.StatusTooManyRequests, "too much data being ingested at once; retry later")
-		return enc, nil, false
+		return enc, nil, "overloaded", false
 	}
-	return enc, body, true
+	return enc, body, "", true
 }
 
 func requestEncoding(contentType string) (encoding, error) {
