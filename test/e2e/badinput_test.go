@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/json"
 	"io"
 	"net/http"
 	"strings"
@@ -54,6 +55,7 @@ func TestBadInputIsRejectedClearly(t *testing.T) {
 		size        int64
 		wantStatus  []int
 		wantText    []string // the body must contain one of these (case-insensitive)
+		apiError    bool     // a Prometheus API error envelope with errorType bad_data
 	}
 	rw := v.MetricsURL("/api/v1/write")
 	cases := []request{
@@ -71,6 +73,8 @@ func TestBadInputIsRejectedClearly(t *testing.T) {
 			wantStatus: []int{415, 400}, wantText: []string{"encoding", "gzip", "snappy"}},
 		{name: "oversized body", url: rw, body: io.LimitReader(zeros{}, 1<<30), size: 1 << 30,
 			wantStatus: []int{413}, wantText: []string{"too large", "limit", "size"}},
+		{name: "oversized chunked body", url: rw, body: io.LimitReader(zeros{}, 100<<20),
+			wantStatus: []int{413}, wantText: []string{"too large", "limit", "size"}},
 		{name: "alias path garbage", url: v.MetricsURL("/api/v1/metrics/write"), body: bytes.NewReader(snappy.Encode(nil, garbage)),
 			wantStatus: []int{400}, wantText: []string{"proto", "unmarshal", "decode"}},
 		{name: "otlp http garbage", url: v.OTLPHTTPURL("/v1/metrics"), contentType: "application/x-protobuf", encoding: "-",
@@ -78,11 +82,11 @@ func TestBadInputIsRejectedClearly(t *testing.T) {
 		{name: "otlp http bad json", url: v.OTLPHTTPURL("/v1/metrics"), contentType: "application/json", encoding: "-",
 			body: strings.NewReader(`{"resourceMetrics": [`), wantStatus: []int{400}, wantText: []string{"json", "unmarshal", "decode", "parse", "eof"}},
 		{name: "invalid promql", method: http.MethodGet, url: v.MetricsURL("/api/v1/query?query=sum(rate(x[5m])"),
-			wantStatus: []int{400}, wantText: []string{"parse", "unclosed", "unexpected"}},
+			wantStatus: []int{400}, wantText: []string{"parse", "unclosed", "unexpected"}, apiError: true},
 		{name: "invalid time", method: http.MethodGet, url: v.MetricsURL("/api/v1/query?query=up&time=yesterday"),
-			wantStatus: []int{400}, wantText: []string{"time", "parse"}},
+			wantStatus: []int{400}, wantText: []string{"time", "parse"}, apiError: true},
 		{name: "query_range step zero", method: http.MethodGet, url: v.MetricsURL("/api/v1/query_range?query=up&start=1&end=100&step=0"),
-			wantStatus: []int{400}, wantText: []string{"step", "positive", "zero"}},
+			wantStatus: []int{400}, wantText: []string{"step", "positive", "zero"}, apiError: true},
 		{name: "unknown endpoint", method: http.MethodGet, url: v.MetricsURL("/api/v1/no_such_endpoint"),
 			wantStatus: []int{404}, wantText: []string{"not found", "404", "unknown"}},
 	}
@@ -132,6 +136,13 @@ func TestBadInputIsRejectedClearly(t *testing.T) {
 			}
 			if !textOK {
 				t.Errorf("%s: body %q does not say what is wrong (want one of %q)", c.name, body, c.wantText)
+			}
+
+			if c.apiError {
+				var env struct{ Status, ErrorType, Error string }
+				if err := json.Unmarshal(body, &env); err != nil || env.Status != "error" || env.ErrorType != "bad_data" {
+					t.Errorf("%s: body %q, want a JSON error envelope with errorType bad_data", c.name, body)
+				}
 			}
 
 			// Still serving: a valid write is acknowledged.
