@@ -4,11 +4,17 @@ import (
 	"bytes"
 	"fmt"
 	"math"
+	"os"
+	"path/filepath"
 	"testing"
+
+	"github.com/klauspost/compress/snappy"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
 	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
+	"github.com/prometheus/prometheus/tsdb"
 )
 
 // FuzzDecode checks the hand-written decoder against the generated one the
@@ -219,4 +225,58 @@ func TestDecodeAllocs(t *testing.T) {
 	}); n != 0 {
 		t.Fatalf("decoding allocates %v times per request", n)
 	}
+}
+
+// FuzzHandlerParity sends the same fuzzed request bodies to our handler and to
+// the stock one, each over a TSDB kept for the whole fuzzing run: every answer
+// and everything stored must be the same.
+func FuzzHandlerParity(f *testing.F) {
+	for _, seed := range decodeSeeds(f) {
+		f.Add(seed, false)
+		f.Add(seed, true)
+	}
+	now := prompb.WriteRequest{Timeseries: []prompb.TimeSeries{{Labels: lbls("__name__", "up", "job", "x"), Samples: samples(base)}}}
+	raw, _ := now.Marshal()
+	f.Add(raw, false)
+	// One pair for the whole run, so that inputs meet the data of earlier ones.
+	p := newFuzzPair(f)
+	f.Fuzz(func(t *testing.T, data []byte, v2 bool) {
+		ct := ctV1
+		if v2 {
+			ct = ctV2
+		}
+		body := snappy.Encode(nil, data)
+		mine, stock := post(p.mine, body, ct, "snappy"), post(p.stock, body, ct, "snappy")
+		if mine != stock {
+			t.Fatalf("answers differ: vispyr %+v, stock %+v", mine, stock)
+		}
+		if a, b := dump(t, p.mineDB), dump(t, p.stockDB); a != b {
+			t.Fatalf("stored data differs:\nvispyr:\n%s\nstock:\n%s", a, b)
+		}
+	})
+}
+
+func newFuzzPair(f *testing.F) *pair {
+	dir, err := os.MkdirTemp("", "promwrite-fuzz-")
+	if err != nil {
+		f.Fatal(err)
+	}
+	open := func(name string) *tsdb.DB {
+		opts := tsdb.DefaultOptions()
+		opts.EnableExemplarStorage, opts.MaxExemplars = true, 10000
+		db, err := tsdb.Open(filepath.Join(dir, name), discard, nil, opts, nil)
+		if err != nil {
+			f.Fatal(err)
+		}
+		return db
+	}
+	p := &pair{mineDB: open("mine"), stockDB: open("stock")}
+	p.mine = NewHandler(p.mineDB, defaultOpts(), discard, prometheus.NewRegistry())
+	p.stock = newStock(p.stockDB, defaultOpts())
+	f.Cleanup(func() {
+		_ = p.mineDB.Close()
+		_ = p.stockDB.Close()
+		_ = os.RemoveAll(dir)
+	})
+	return p
 }
