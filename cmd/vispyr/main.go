@@ -6,9 +6,11 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/vispyr/vispyr/internal/config"
 	"github.com/vispyr/vispyr/internal/server"
@@ -20,6 +22,8 @@ const usage = `Usage: vispyr <command> [flags]
 Commands:
   serve     run Vispyr with embedded storage (flags: vispyr serve --help)
   version   print the version
+  healthcheck URL
+            exit 0 when URL answers 200 (for container health checks)
 `
 
 func main() {
@@ -30,6 +34,8 @@ func main() {
 	switch os.Args[1] {
 	case "serve":
 		os.Exit(serve(os.Args[2:]))
+	case "healthcheck":
+		os.Exit(healthcheck(os.Args[2:]))
 	case "version", "--version", "-version":
 		fmt.Printf("vispyr %s (revision %s, %s)\n", version.Version, version.Revision, version.GoVersion)
 	case "help", "--help", "-h", "-help":
@@ -61,6 +67,26 @@ func serve(args []string) int {
 		return 1
 	}
 	logger.Info("vispyr stopped cleanly")
+	return 0
+}
+
+// healthcheck lets a distroless container probe itself without curl.
+func healthcheck(args []string) int {
+	url := "http://127.0.0.1:13133/health/status"
+	if len(args) > 0 {
+		url = args[0]
+	}
+	client := &http.Client{Timeout: 3 * time.Second}
+	resp, err := client.Get(url)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "vispyr healthcheck:", err)
+		return 1
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		fmt.Fprintln(os.Stderr, "vispyr healthcheck:", resp.Status)
+		return 1
+	}
 	return 0
 }
 
