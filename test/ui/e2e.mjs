@@ -127,9 +127,17 @@ async function run() {
       await page.goto(base + `/profiles?service=${encodeURIComponent(want.hotService)}`);
     }
 
-    step = 'profile diff renders';
-    await page.getByTestId('diff-mode').click();
+    step = 'profile diff shows the frame that grew';
+    await page.goto(base + `/profiles?service=${encodeURIComponent(want.hotService)}&mode=diff&from=${want.diffFrom}&to=${want.diffTo}`);
     await page.getByTestId('profile-panel').getByTestId('flamegraph').waitFor();
+    await page.waitForFunction(
+      ([fn]) => [...document.querySelectorAll('[data-testid=flamegraph]')].some((c) => (c.dataset.labels ?? '').includes(fn)),
+      [want.lateFunction],
+    );
+    // The late phase only exists in the comparison half: its row must show a positive change.
+    const row = page.getByTestId('profile-panel').locator('tr', { hasText: want.lateFunction }).first();
+    const delta = await row.getByTestId('delta-total').innerText();
+    if (!delta.startsWith('+') || delta.startsWith('+0.0')) throw new Error(`diff shows ${delta} for ${want.lateFunction}, want a growth`);
     await shot('06-profile-diff');
     log('diff ok');
   }

@@ -134,11 +134,17 @@ func vispyrE2EHotLoop(stop *atomic.Bool) float64 {
 	return x
 }
 
+//go:noinline
+func vispyrE2ELatePhase(stop *atomic.Bool) float64 { return vispyrE2EHotLoop(stop) + 1 }
+
 // profileHotLoop runs pyroscope-go in this process while a goroutine burns CPU in the hot
 // function inside a traced span, as an instrumented app with span profiles does: the span
-// carries pyroscope.profile.id and the CPU samples carry its span_id label. It stops (flushing
-// the last uploads) before returning the span's trace and span IDs.
-func profileHotLoop(t *testing.T, serverURL, otlpGRPC string, d time.Duration) (traceID, spanID string) {
+// carries pyroscope.profile.id and the CPU samples carry its span_id label.
+//
+// The run has two profiling sessions. In the second, a late-phase function burns CPU too, so
+// that a diff split at lateStart has a frame that grew. (A profile is stamped with the start
+// of its upload interval, so only a session boundary puts a clean line between the phases.)
+func profileHotLoop(t *testing.T, serverURL, otlpGRPC string, d time.Duration) (traceID, spanID string, lateStart time.Time) {
 	t.Helper()
 	ctx := context.Background()
 	exp, err := otlptracegrpc.New(ctx, otlptracegrpc.WithEndpoint(otlpGRPC), otlptracegrpc.WithInsecure())
@@ -147,15 +153,25 @@ func profileHotLoop(t *testing.T, serverURL, otlpGRPC string, d time.Duration) (
 	}
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp),
 		sdktrace.WithResource(resource.NewSchemaless(attribute.String("service.name", hotService))))
-	p, err := pyroscope.Start(pyroscope.Config{
-		ApplicationName: hotService,
-		ServerAddress:   serverURL,
-		UploadRate:      2 * time.Second,
-		ProfileTypes:    []pyroscope.ProfileType{pyroscope.ProfileCPU},
-	})
-	if err != nil {
-		t.Fatalf("start pyroscope-go: %v", err)
+	session := func() *pyroscope.Profiler {
+		p, err := pyroscope.Start(pyroscope.Config{
+			ApplicationName: hotService,
+			ServerAddress:   serverURL,
+			UploadRate:      2 * time.Second,
+			ProfileTypes:    []pyroscope.ProfileType{pyroscope.ProfileCPU},
+		})
+		if err != nil {
+			t.Fatalf("start pyroscope-go: %v", err)
+		}
+		return p
 	}
+	stopSession := func(p *pyroscope.Profiler) {
+		if err := p.Stop(); err != nil {
+			t.Fatalf("stop pyroscope-go: %v", err)
+		}
+	}
+
+	p := session()
 	ctx, span := tp.Tracer("ui-e2e").Start(ctx, "hot request", trace.WithSpanKind(trace.SpanKindServer))
 	sc := span.SpanContext()
 	traceID, spanID = sc.TraceID().String(), sc.SpanID().String()
@@ -163,17 +179,23 @@ func profileHotLoop(t *testing.T, serverURL, otlpGRPC string, d time.Duration) (
 	var stop atomic.Bool
 	done := make(chan float64)
 	go pyroscope.TagWrapper(ctx, pyroscope.Labels("span_id", spanID), func(context.Context) { done <- vispyrE2EHotLoop(&stop) })
-	time.Sleep(d)
+	time.Sleep(d / 2)
+	stopSession(p)
+
+	lateStart = time.Now()
+	p = session()
+	late := make(chan float64)
+	go func() { late <- vispyrE2ELatePhase(&stop) }()
+	time.Sleep(d / 2)
 	stop.Store(true)
 	<-done
+	<-late
 	span.End()
-	if err := p.Stop(); err != nil {
-		t.Fatalf("stop pyroscope-go: %v", err)
-	}
+	stopSession(p)
 	if err := tp.Shutdown(context.Background()); err != nil {
 		t.Fatalf("flush spans: %v", err)
 	}
-	return traceID, spanID
+	return traceID, spanID, lateStart
 }
 
 // waitFor polls an API of the UI's own origin until check accepts its body.
@@ -228,6 +250,10 @@ func TestUIEndToEnd(t *testing.T) {
 	buildUI(t, root)
 	s := startVispyr(t, root)
 	shots := filepath.Join(root, "artifacts", "screenshots")
+	// Screenshots of an earlier run (a failure shot especially) must not pass for this one's.
+	if err := os.RemoveAll(shots); err != nil {
+		t.Fatalf("clear screenshots: %v", err)
+	}
 	script := filepath.Join(root, "test", "ui", "e2e.mjs")
 	base := "http://" + s.ui
 
@@ -235,13 +261,16 @@ func TestUIEndToEnd(t *testing.T) {
 	runNode(t, script, "empty", base, shots)
 
 	var hotTrace, hotSpan string
+	var lateStart time.Time
+	profStart := time.Now()
 	profiled := make(chan struct{})
 	go func() {
 		defer close(profiled)
-		hotTrace, hotSpan = profileHotLoop(t, "http://"+s.pyroscope, s.otlpGRPC, 8*time.Second)
+		hotTrace, hotSpan, lateStart = profileHotLoop(t, "http://"+s.pyroscope, s.otlpGRPC, 8*time.Second)
 	}()
 	sendTraces(t, s.otlpGRPC)
 	<-profiled
+	profEnd := time.Now()
 
 	// Wait until every signal is queryable through the UI's own API prefixes.
 	now := func() int64 { return time.Now().Unix() }
@@ -265,9 +294,26 @@ func TestUIEndToEnd(t *testing.T) {
 		return http.DefaultClient.Do(req)
 	}, func(b []byte) bool { return bytes.Contains(b, []byte(hotFunction)) })
 
+	// When the profile part fails, where the samples landed in time is the first thing to know.
+	if body, err := json.Marshal(map[string]any{
+		"profileTypeID": "process_cpu:cpu:nanoseconds:cpu:nanoseconds", "labelSelector": `{service_name="` + hotService + `"}`,
+		"start": fmt.Sprint(profStart.Add(-time.Minute).UnixMilli()), "end": fmt.Sprint(time.Now().UnixMilli()), "step": 1,
+	}); err == nil {
+		req, _ := http.NewRequest("POST", base+"/pyroscope/querier.v1.QuerierService/SelectSeries", bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Connect-Protocol-Version", "1")
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			t.Logf("profiled %s .. %s; CPU series: %.600s", profStart.Format(time.StampMilli), profEnd.Format(time.StampMilli), b)
+		}
+	}
 	want, _ := json.Marshal(map[string]any{
 		"services": services, "minSpans": 4, "hotService": hotService, "hotFunction": hotFunction,
-		"hotTrace": hotTrace, "hotSpan": hotSpan,
+		"hotTrace": hotTrace, "hotSpan": hotSpan, "lateFunction": "vispyrE2ELatePhase",
+		// A diff window whose halves meet where the second profiling session began.
+		"diffFrom": lateStart.Add(-30 * time.Second).UnixMilli(),
+		"diffTo":   lateStart.Add(30 * time.Second).UnixMilli(),
 	})
 	runNode(t, script, "full", base, shots, string(want))
 	entries, _ := os.ReadDir(shots)

@@ -190,7 +190,8 @@ export function FunctionTable({ fg, unit, selected, onSelect, search = '' }: { f
             <th>Function</th>
             <th class="num">Self</th>
             <th class="num">Total</th>
-            {fg.diff && <th class="num" title="change of the self share against the baseline">Δ self</th>}
+            {fg.diff && <th class="num" title="change of the self share against the baseline, in percentage points">Δ self</th>}
+            {fg.diff && <th class="num" title="change of the total share against the baseline, in percentage points">Δ total</th>}
           </tr>
         </thead>
         <tbody>
@@ -208,6 +209,7 @@ export function FunctionTable({ fg, unit, selected, onSelect, search = '' }: { f
                 {fmtProfileValue(r.total, unit)}
               </td>
               {fg.diff && <DeltaCell now={r.self} base={r.baseSelf ?? 0} total={total} />}
+              {fg.diff && <DeltaCell now={r.total} base={r.baseTotal ?? 0} total={total} testid="delta-total" />}
             </tr>
           ))}
         </tbody>
@@ -216,10 +218,10 @@ export function FunctionTable({ fg, unit, selected, onSelect, search = '' }: { f
   );
 }
 
-function DeltaCell({ now, base, total }: { now: number; base: number; total: number }) {
+function DeltaCell({ now, base, total, testid }: { now: number; base: number; total: number; testid?: string }) {
   const d = ((now - base) / total) * 100;
   const cls = Math.abs(d) < 0.5 ? 'muted' : d > 0 ? 'bad' : 'good';
-  return <td class={'num ' + cls}>{(d > 0 ? '+' : '') + d.toFixed(1)} pp</td>;
+  return <td class={'num ' + cls} data-testid={testid}>{(d > 0 ? '+' : '') + d.toFixed(1)} pp</td>;
 }
 
 export type FlameView = 'flame' | 'table' | 'both' | 'sandwich';

@@ -95,7 +95,7 @@ describe('diffGraphs', () => {
     expect(d.diff).toEqual({ baseTotal: 50, compTotal: 100 });
     const rows = functionTable(d);
     expect(rows.find((r) => r.name === 'a')).toMatchObject({ self: 50, baseSelf: 100 });
-    expect(rows.find((r) => r.name === 'b')).toMatchObject({ self: 50, baseSelf: 0 });
+    expect(rows.find((r) => r.name === 'b')).toMatchObject({ self: 50, baseSelf: 0, total: 50, baseTotal: 0 });
     // children never overflow their parent's box, even when one side is larger
     for (const n of d.nodes) {
       if (n.parent < 0) continue;

@@ -92,6 +92,7 @@ export interface FunctionRow {
   self: number;
   total: number;
   baseSelf?: number; // diff graphs: the baseline's (normalised) self
+  baseTotal?: number; // diff graphs: the baseline's (normalised) total
 }
 
 /**
@@ -102,6 +103,7 @@ export function functionTable(fg: Flamegraph): FunctionRow[] {
   const self = new Map<number, number>();
   const baseSelf = new Map<number, number>();
   const total = new Map<number, number>();
+  const baseTotal = new Map<number, number>();
   for (let i = 0; i < fg.nodes.length; i++) {
     const n = fg.nodes[i];
     if (n.level === 0) continue;
@@ -114,10 +116,13 @@ export function functionTable(fg: Flamegraph): FunctionRow[] {
         break;
       }
     }
-    if (!recursive) total.set(n.name, (total.get(n.name) ?? 0) + n.total);
+    if (!recursive) {
+      total.set(n.name, (total.get(n.name) ?? 0) + n.total);
+      if (n.baseTotal !== undefined) baseTotal.set(n.name, (baseTotal.get(n.name) ?? 0) + n.baseTotal);
+    }
   }
   const rows: FunctionRow[] = [];
-  for (const [name, t] of total) rows.push({ name: fg.names[name], self: self.get(name) ?? 0, total: t, baseSelf: fg.diff ? baseSelf.get(name) ?? 0 : undefined });
+  for (const [name, t] of total) rows.push({ name: fg.names[name], self: self.get(name) ?? 0, total: t, baseSelf: fg.diff ? baseSelf.get(name) ?? 0 : undefined, baseTotal: fg.diff ? baseTotal.get(name) ?? 0 : undefined });
   rows.sort((a, b) => b.self - a.self || b.total - a.total);
   return rows;
 }

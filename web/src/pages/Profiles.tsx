@@ -12,7 +12,7 @@ type Mode = 'single' | 'diff';
 /** diffRanges splits or shifts the window into a baseline and a comparison range (ms). */
 export function diffRanges(start: number, end: number, how: string): { base: [number, number]; comp: [number, number] } {
   if (how === 'previous') return { base: [2 * start - end, start], comp: [start, end] };
-  const mid = (start + end) / 2;
+  const mid = Math.round((start + end) / 2); // the API takes whole milliseconds
   return { base: [start, mid], comp: [mid, end] };
 }
 
