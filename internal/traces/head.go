@@ -2,7 +2,7 @@ package traces
 
 import (
 	"bytes"
-	"sort"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -27,42 +27,50 @@ type head struct {
 
 type headShard struct {
 	mu      sync.RWMutex
-	tenants map[string]map[[16]byte][]spanrow.Span
+	tenants map[string]map[[16]byte][]*spanrow.Span
 }
 
 func newHead() *head {
 	h := &head{}
 	for i := range h.shards {
-		h.shards[i].tenants = map[string]map[[16]byte][]spanrow.Span{}
+		h.shards[i].tenants = map[string]map[[16]byte][]*spanrow.Span{}
 	}
 	return h
 }
 
 func shardOf(id [16]byte) int { return int(id[15]) % headShards }
 
-// add inserts rows and returns how many bytes they added. It sorts rows by trace so
-// that each trace's spans are appended in one step.
+// add inserts rows and returns how many bytes they added. The head keeps pointers
+// into rows (the batch slice), so spans are not copied; rows must not be reused.
+// Spans are grouped by trace through a sorted index so that each trace takes its
+// shard lock once per batch.
 func (h *head) add(tenant string, rows []spanrow.Span) int64 {
 	var added int64
+	idx := make([]int32, len(rows))
 	for i := range rows {
 		added += int64(rows[i].MemSize())
+		idx[i] = int32(i)
 	}
-	sort.SliceStable(rows, func(i, j int) bool { return bytes.Compare(rows[i].TraceID[:], rows[j].TraceID[:]) < 0 })
+	slices.SortStableFunc(idx, func(a, b int32) int { return bytes.Compare(rows[a].TraceID[:], rows[b].TraceID[:]) })
 	h.created.CompareAndSwap(0, time.Now().UnixNano())
-	for start := 0; start < len(rows); {
+	for start := 0; start < len(idx); {
+		id := rows[idx[start]].TraceID
 		end := start + 1
-		for end < len(rows) && rows[end].TraceID == rows[start].TraceID {
+		for end < len(idx) && rows[idx[end]].TraceID == id {
 			end++
 		}
-		id := rows[start].TraceID
 		sh := &h.shards[shardOf(id)]
 		sh.mu.Lock()
 		traces := sh.tenants[tenant]
 		if traces == nil {
-			traces = map[[16]byte][]spanrow.Span{}
+			traces = map[[16]byte][]*spanrow.Span{}
 			sh.tenants[tenant] = traces
 		}
-		traces[id] = append(traces[id], rows[start:end]...)
+		t := traces[id]
+		for _, i := range idx[start:end] {
+			t = append(t, &rows[i])
+		}
+		traces[id] = t
 		sh.mu.Unlock()
 		start = end
 	}
@@ -76,10 +84,7 @@ func (h *head) trace(tenant string, id [16]byte) []spanrow.Span {
 	sh := &h.shards[shardOf(id)]
 	sh.mu.RLock()
 	defer sh.mu.RUnlock()
-	if t := sh.tenants[tenant][id]; t != nil {
-		return append([]spanrow.Span(nil), t...)
-	}
-	return nil
+	return copyRows(nil, sh.tenants[tenant][id])
 }
 
 // size returns the span count and byte estimate.
@@ -111,7 +116,7 @@ func (h *head) rows(tenant string) []spanrow.Span {
 		sh := &h.shards[i]
 		sh.mu.RLock()
 		for _, t := range sh.tenants[tenant] {
-			rows = append(rows, t...)
+			rows = copyRows(rows, t)
 		}
 		sh.mu.RUnlock()
 	}
@@ -163,4 +168,15 @@ func (h *head) has(tenant string, id [16]byte) bool {
 	defer sh.mu.RUnlock()
 	_, ok := sh.tenants[tenant][id]
 	return ok
+}
+
+func copyRows(dst []spanrow.Span, src []*spanrow.Span) []spanrow.Span {
+	if len(src) == 0 {
+		return dst
+	}
+	dst = slices.Grow(dst, len(src))
+	for _, r := range src {
+		dst = append(dst, *r)
+	}
+	return dst
 }

@@ -84,11 +84,7 @@ func Open(cfg Config, dataDir string, logger *slog.Logger, reg prometheus.Regist
 	}
 	spans := 0
 	err = w.Replay(func(p []byte) error {
-		tenant, td, err := decodeWALRecord(p)
-		if err != nil {
-			return err
-		}
-		rows, err := spanrow.FromTraces(td, nil)
+		tenant, rows, err := decodeWALRecord(p)
 		if err != nil {
 			return err
 		}
@@ -210,10 +206,7 @@ func (s *Store) ConsumeTraces(ctx context.Context, td ptrace.Traces) error {
 		return nil
 	}
 	tenant := pipeline.Tenant(ctx)
-	rec, err := encodeWALRecord(tenant, td)
-	if err != nil {
-		return pipeline.Invalid(err)
-	}
+	rec := encodeWALRecord(tenant, rows)
 	s.appendMu.RLock()
 	defer s.appendMu.RUnlock()
 	if err := s.wal.Append(ctx, rec); err != nil {
