@@ -198,7 +198,7 @@ export function FunctionTable({ fg, unit, selected, onSelect, search = '' }: { f
           {shown.map((r) => (
             <tr key={r.name} class={r.name === selected ? 'sel' : ''} onClick={() => onSelect(r.name)}>
               <td class="mono ellipsis" title={r.name}>
-                {r.name}
+                {shortName(r.name)}
               </td>
               <td class="num bar-cell">
                 <span class="bar" style={{ width: (r.self / total) * 100 + '%' }} />
@@ -222,6 +222,14 @@ function DeltaCell({ now, base, total, testid }: { now: number; base: number; to
   const d = ((now - base) / total) * 100;
   const cls = Math.abs(d) < 0.5 ? 'muted' : d > 0 ? 'bad' : 'good';
   return <td class={'num ' + cls} data-testid={testid}>{(d > 0 ? '+' : '') + d.toFixed(1)} pp</td>;
+}
+
+/** shortName drops a Go-style import path ("github.com/a/b/pkg.Func" → "pkg.Func"). */
+export function shortName(name: string): string {
+  const paren = name.indexOf('(');
+  const head = paren >= 0 ? name.slice(0, paren) : name;
+  const slash = head.lastIndexOf('/');
+  return slash >= 0 && slash < head.length - 1 ? name.slice(slash + 1) : name;
 }
 
 export type FlameView = 'flame' | 'table' | 'both' | 'sandwich';
@@ -272,7 +280,7 @@ export function FlameGraph({ fg, unit, compact, view: initialView = 'flame' }: {
       ) : view === 'table' ? (
         <FunctionTable fg={fg} unit={unit} selected={fn} onSelect={(n) => setSearch(n)} search={search} />
       ) : view === 'both' ? (
-        <div class="split">
+        <div class={'split' + (fg.diff ? ' even' : '')}>
           <FunctionTable fg={fg} unit={unit} selected={search} onSelect={(n) => setSearch(n === search ? '' : n)} />
           <FlameCanvas fg={fg} unit={unit} search={search} />
         </div>
