@@ -100,6 +100,8 @@ func buildUI(t *testing.T, root string) {
 	t.Helper()
 	testpeer.Binary(t, "npm")
 	cmd := exec.Command("bash", filepath.Join(root, "web", "build.sh"))
+	// Other packages' builds may embed internal/ui concurrently: add, never remove.
+	cmd.Env = append(os.Environ(), "VISPYR_UI_PRUNE=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("build web UI: %v\n%s", err, out)
 	}
