@@ -37,10 +37,11 @@ func (e *seriesEntry) update(ref storage.SeriesRef) {
 type seriesCache struct {
 	mu       sync.RWMutex
 	cur, old map[string]*seriesEntry
+	max      int // series per generation
 }
 
-func newSeriesCache() *seriesCache {
-	return &seriesCache{cur: map[string]*seriesEntry{}, old: map[string]*seriesEntry{}}
+func newSeriesCache(max int) *seriesCache {
+	return &seriesCache{cur: map[string]*seriesEntry{}, old: map[string]*seriesEntry{}, max: max}
 }
 
 // lookup fills entries[i] for every key found; keys[i] == nil never matches.
@@ -70,7 +71,7 @@ func (c *seriesCache) add(keys [][]byte, entries []*seriesEntry) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for i, k := range keys {
-		if len(c.cur) >= cacheGeneration {
+		if len(c.cur) >= c.max {
 			c.old, c.cur = c.cur, make(map[string]*seriesEntry, len(c.cur))
 		}
 		c.cur[string(k)] = entries[i]
@@ -88,7 +89,7 @@ func (c *seriesCache) promote(keys [][]byte, entries []*seriesEntry) {
 		if _, ok := c.cur[string(k)]; ok {
 			continue
 		}
-		if len(c.cur) >= cacheGeneration {
+		if len(c.cur) >= c.max {
 			c.old, c.cur = c.cur, make(map[string]*seriesEntry, len(c.cur))
 		}
 		c.cur[string(k)] = entries[i]

@@ -62,7 +62,7 @@ type handler struct {
 func NewHandler(app storage.AppendableV2, opts Options, logger *slog.Logger, reg prometheus.Registerer) http.Handler {
 	h := &handler{
 		app: app, opts: opts, logger: logger,
-		cache1: newSeriesCache(), cache2: newSeriesCache(),
+		cache1: newSeriesCache(cacheGeneration), cache2: newSeriesCache(cacheGeneration),
 		rejected: promauto.With(reg).NewCounterVec(prometheus.CounterOpts{
 			Name: "vispyr_remote_write_rejected_requests_total",
 			Help: "Remote-write requests refused before reaching storage, by reason.",
