@@ -94,14 +94,3 @@ func TestWriteThenFindEveryTrace(t *testing.T) {
 		t.Fatalf("objects left after delete: %q", left)
 	}
 }
-
-func TestBytesPerSpan(t *testing.T) {
-	ctx := context.Background()
-	be, _ := backend.NewLocal(t.TempDir())
-	rows := genRows(t, 5000, 10)
-	meta, err := Write(ctx, be, "t", "b1", 0, rows)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("%.1f bytes/span (data %d, index %d, bloom %d)", float64(meta.DataBytes+meta.IndexBytes+meta.BloomBytes)/float64(meta.Spans), meta.DataBytes, meta.IndexBytes, meta.BloomBytes)
-}

@@ -143,4 +143,3 @@ func DecodeRows(b []byte) ([]Span, error) {
 	}
 	return rows, nil
 }
-
