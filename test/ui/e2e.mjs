@@ -151,6 +151,18 @@ async function run() {
   await shot('07-service');
   log('service ok');
 
+  step = 'clicking an exemplar opens its trace';
+  const plot = page.getByTestId('duration-panel').locator('.uplot').first();
+  await page.waitForFunction(() => {
+    const el = document.querySelector('[data-testid=duration-panel] .uplot');
+    return el && JSON.parse(el.getAttribute('data-exemplars') || '[]').length > 0;
+  });
+  const [ex] = JSON.parse(await plot.getAttribute('data-exemplars'));
+  await plot.locator('.u-over').click({ position: { x: ex.x, y: ex.y } });
+  await page.waitForURL((u) => u.pathname === '/traces' && u.searchParams.get('trace') === ex.traceId);
+  await page.getByTestId('waterfall').locator('.wf-row').first().waitFor();
+  log('exemplar ok');
+
   step = 'metrics explorer';
   await page.goto(base + '/explore');
   await page.getByTestId('promql').fill('sum by (service) (rate(traces_spanmetrics_calls_total[1m]))');

@@ -69,6 +69,8 @@ export function Chart(p: Props) {
           ctx.strokeStyle = cssVar('--bg');
           ctx.lineWidth = 1;
           const r = 4 * devicePixelRatio;
+          // Drawn exemplars in CSS pixels of the plot area, for tests and tooling.
+          const shown: { x: number; y: number; traceId: string }[] = [];
           for (const e of ex) {
             const cx = u.valToPos(e.t, 'x', true);
             const cy = u.valToPos(e.v, 'y', true);
@@ -81,8 +83,10 @@ export function Chart(p: Props) {
             ctx.closePath();
             ctx.fill();
             ctx.stroke();
+            if (shown.length < 50) shown.push({ x: Math.round(u.valToPos(e.t, 'x')), y: Math.round(u.valToPos(e.v, 'y')), traceId: e.traceId });
           }
           ctx.restore();
+          u.root.dataset.exemplars = JSON.stringify(shown);
         },
         ready: (u) => {
           // Exemplars are found by distance in CSS pixels from the pointer.
@@ -127,7 +131,14 @@ export function Chart(p: Props) {
       select: { show: !!p.onZoom, left: 0, top: 0, width: 0, height: 0 },
       scales: {
         x: { time: true, range: p.range ? () => p.range! : undefined },
-        y: { range: (_u, min, max) => [p.yMin ?? Math.min(0, min ?? 0), p.yMax ?? (max && max > 0 ? max * 1.1 : 1)] },
+        y: {
+          range: (_u, min, max) => {
+            // Exemplars above every quantile line must still be on the chart.
+            const exMax = Math.max(0, ...(props.current.exemplars ?? []).map((e) => e.v).filter(Number.isFinite));
+            const top = Math.max(max ?? 0, exMax);
+            return [p.yMin ?? Math.min(0, min ?? 0), p.yMax ?? (top > 0 ? top * 1.1 : 1)];
+          },
+        },
       },
       axes: [
         { stroke: axisColor, grid: { stroke: gridColor, width: 1 }, ticks: { stroke: gridColor }, font: '11px system-ui' },
