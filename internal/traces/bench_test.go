@@ -15,6 +15,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/vispyr/vispyr/internal/pipeline"
+	"github.com/vispyr/vispyr/internal/traceql"
 )
 
 // genBatch builds one OTLP request like a load generator's: nTraces traces of
@@ -127,6 +128,9 @@ func BenchmarkIngest(b *testing.B) {
 	// CPU per span does not depend on what else the machine runs: on 2 idle cores
 	// the ceiling is about 2e6/cpu-µs spans/s.
 	b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(b.N*1000), "cpu-µs/span")
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	b.ReportMetric(float64(ru.Maxrss)/1024, "maxrss-MB")
 }
 
 // cpuTime is the user+system CPU this process has used.
@@ -210,4 +214,50 @@ func BenchmarkTraceByID(b *testing.B) {
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
 	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+}
+
+// BenchmarkSearch runs a selective and a broad TraceQL search over 10 blocks of 20k
+// spans plus a head of 20k spans.
+func BenchmarkSearch(b *testing.B) {
+	s, err := Open(Config{MaxBlockSpans: 1_000_000}, b.TempDir(), quiet, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	rng := rand.New(rand.NewPCG(7, 8))
+	start := time.Now().Add(-time.Hour)
+	for blk := 0; blk < 11; blk++ {
+		for j := 0; j < 20; j++ {
+			now := start.Add(time.Duration(blk*20+j) * 15 * time.Second)
+			if err := s.ConsumeTraces(context.Background(), genBatch(rng, 100, 10, now)); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if blk < 10 {
+			if err := s.Flush(context.Background()); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	for _, c := range []struct{ name, q string }{
+		{"selective", `{resource.service.name="svc-3" && span.http.route="/api/cart" && duration > 199ms}`},
+		{"broad", `{span.http.status_code = 500}`},
+		{"structural", `{kind=server} >> {status=error}`},
+	} {
+		q, err := traceql.Parse(c.q)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(c.name, func(b *testing.B) {
+			var found int
+			for i := 0; i < b.N; i++ {
+				res, _, err := s.Search(context.Background(), SearchRequest{Tenant: pipeline.DefaultTenant, Query: q, Limit: 20})
+				if err != nil {
+					b.Fatal(err)
+				}
+				found = len(res)
+			}
+			b.ReportMetric(float64(found), "traces")
+		})
+	}
 }
