@@ -174,8 +174,8 @@ export function Home() {
         <Stat label="Requests" value={fmtRate(totals.data?.rate ?? NaN)} sub="entry spans, now" />
         <Stat label="Error rate" value={fmtPct(totals.data?.err ?? NaN)} tone={(totals.data?.err ?? 0) > 5 ? 'bad' : (totals.data?.err ?? 0) > 1 ? 'warn' : undefined} />
         <Stat label="p99 latency" value={fmtMs(totals.data?.p99 ?? NaN)} />
-        <Stat label="CPU" value={fmtPct(totals.data?.cpu ?? NaN)} sub="avg over hosts" tone={(totals.data?.cpu ?? 0) > 90 ? 'bad' : (totals.data?.cpu ?? 0) > 75 ? 'warn' : undefined} testid="stat-cpu" />
-        <Stat label="Memory" value={fmtPct(totals.data?.mem ?? NaN)} sub="used" tone={(totals.data?.mem ?? 0) > 90 ? 'bad' : undefined} testid="stat-mem" />
+        <Stat label="CPU" value={fmtPct(totals.data?.cpu ?? NaN)} sub={Number.isFinite(totals.data?.cpu ?? NaN) ? 'avg over hosts' : 'no node_exporter data'} tone={(totals.data?.cpu ?? 0) > 90 ? 'bad' : (totals.data?.cpu ?? 0) > 75 ? 'warn' : undefined} testid="stat-cpu" />
+        <Stat label="Memory" value={fmtPct(totals.data?.mem ?? NaN)} sub={Number.isFinite(totals.data?.mem ?? NaN) ? 'used' : 'no node_exporter data'} tone={(totals.data?.mem ?? 0) > 90 ? 'bad' : undefined} testid="stat-mem" />
       </div>
 
       <Panel title="Services" testid="services-panel">
