@@ -55,10 +55,6 @@ func (s *store) newEdge(k edgeKey, nowMs int64) *edge {
 	if n := len(s.free); n > 0 {
 		e = s.free[n-1]
 		s.free = s.free[:n-1]
-		cd, sd := e.clientDims, e.serverDims
-		clear(cd)
-		clear(sd)
-		*e = edge{clientDims: cd, serverDims: sd}
 	} else {
 		e = &edge{clientDims: make([]string, s.nDims), serverDims: make([]string, s.nDims)}
 	}
@@ -67,9 +63,14 @@ func (s *store) newEdge(k edgeKey, nowMs int64) *edge {
 	return e
 }
 
-// release recycles an edge that is not in the store. The free list is
-// bounded by max, as is the store, so it cannot grow without limit.
+// release blanks and recycles an edge that is not in the store; blanking
+// drops strings that may alias a request buffer. The free list is bounded by
+// max, as is the store, so it cannot grow without limit.
 func (s *store) release(e *edge) {
+	cd, sd := e.clientDims, e.serverDims
+	clear(cd)
+	clear(sd)
+	*e = edge{clientDims: cd, serverDims: sd}
 	if len(s.free) < s.max {
 		s.free = append(s.free, e)
 	}
