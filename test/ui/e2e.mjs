@@ -61,6 +61,11 @@ async function run() {
   await page.getByTestId('home-profile').getByTestId('flamegraph').waitFor();
   step = 'home shows a trace waterfall';
   await page.getByTestId('home-waterfall').locator('.wf-row').first().waitFor();
+  step = 'home answers CPU and memory from node_exporter';
+  for (const id of ['stat-cpu', 'stat-mem']) {
+    await page.waitForFunction((id) => /\d%$/.test(document.querySelector(`[data-testid=${id}] .stat-value`)?.textContent ?? ''), id);
+  }
+  await page.getByTestId('host-panel').locator('.uplot').first().waitFor();
   await page.waitForTimeout(500);
   await shot('01-home');
   log('home ok');

@@ -45,7 +45,7 @@ func repoRoot(t *testing.T) string {
 
 // server is a running vispyr serve with every port on loopback.
 type server struct {
-	ui, otlpGRPC, pyroscope, admin string
+	ui, otlpGRPC, pyroscope, admin, prom string
 }
 
 func startVispyr(t *testing.T, root string) server {
@@ -57,13 +57,13 @@ func startVispyr(t *testing.T, root string) server {
 		t.Fatalf("build vispyr: %v\n%s", err, out)
 	}
 	addr := func() string { return fmt.Sprintf("127.0.0.1:%d", testpeer.FreePort(t)) }
-	s := server{ui: addr(), otlpGRPC: addr(), pyroscope: addr(), admin: addr()}
+	s := server{ui: addr(), otlpGRPC: addr(), pyroscope: addr(), admin: addr(), prom: addr()}
 	args := []string{"serve",
 		"-data-dir", t.TempDir(),
 		"-ui.listen-address", s.ui,
 		"-otlp.grpc-address", s.otlpGRPC,
 		"-otlp.http-address", addr(),
-		"-metrics.listen-address", addr(),
+		"-metrics.listen-address", s.prom,
 		"-tempo.listen-address", addr(),
 		"-pyroscope.listen-address", s.pyroscope,
 		"-pyroscope.ingest-address", addr(),
@@ -200,6 +200,44 @@ func profileHotLoop(t *testing.T, serverURL, otlpGRPC string, d time.Duration) (
 	return traceID, spanID, lateStart
 }
 
+// startHostMetrics runs Debian's node_exporter and a Prometheus that scrapes it and
+// remote-writes to Vispyr, as the original Vispyr agent's Alloy does, for the host panels.
+func startHostMetrics(t *testing.T, promAddr string) {
+	t.Helper()
+	start := func(name string, args ...string) {
+		cmd := exec.Command(testpeer.Binary(t, name), args...)
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatalf("start %s: %v", name, err)
+		}
+		t.Cleanup(func() {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+			if t.Failed() {
+				t.Logf("%s output:\n%.3000s", name, out.String())
+			}
+		})
+	}
+	nodeAddr := fmt.Sprintf("127.0.0.1:%d", testpeer.FreePort(t))
+	start("prometheus-node-exporter", "--web.listen-address="+nodeAddr)
+	dir := t.TempDir()
+	cfg := fmt.Sprintf(`global: { scrape_interval: 1s }
+scrape_configs:
+  - job_name: node
+    static_configs: [{ targets: ['%s'] }]
+remote_write:
+  - url: http://%s/api/v1/write
+    queue_config: { batch_send_deadline: 1s }
+`, nodeAddr, promAddr)
+	if err := os.WriteFile(filepath.Join(dir, "prometheus.yml"), []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	start("prometheus", "--config.file="+filepath.Join(dir, "prometheus.yml"),
+		"--storage.tsdb.path="+filepath.Join(dir, "data"),
+		fmt.Sprintf("--web.listen-address=127.0.0.1:%d", testpeer.FreePort(t)))
+}
+
 // waitFor polls an API of the UI's own origin until check accepts its body.
 func waitFor(t *testing.T, what string, timeout time.Duration, req func() (*http.Response, error), check func([]byte) bool) {
 	t.Helper()
@@ -262,6 +300,7 @@ func TestUIEndToEnd(t *testing.T) {
 	// A fresh server has no data: the home page must explain how to send some.
 	runNode(t, script, "empty", base, shots)
 
+	startHostMetrics(t, s.prom)
 	var hotTrace, hotSpan string
 	var lateStart time.Time
 	profStart := time.Now()
@@ -285,6 +324,9 @@ func TestUIEndToEnd(t *testing.T) {
 	waitFor(t, "span metrics", 60*time.Second, func() (*http.Response, error) {
 		return http.Get(base + "/prom/api/v1/query?query=" + "sum+by+(service,service_name)(traces_spanmetrics_calls_total)")
 	}, func(b []byte) bool { return bytes.Contains(b, []byte(services[1])) })
+	waitFor(t, "host CPU from node_exporter", 60*time.Second, func() (*http.Response, error) {
+		return http.Get(base + "/prom/api/v1/query?query=" + url.QueryEscape(`100 - (avg(rate(node_cpu_seconds_total{mode="idle"}[1m])) * 100)`))
+	}, func(b []byte) bool { return bytes.Contains(b, []byte(`"value"`)) })
 	waitFor(t, "the hot function's profile", 60*time.Second, func() (*http.Response, error) {
 		body, _ := json.Marshal(map[string]any{
 			"profileTypeID": "process_cpu:cpu:nanoseconds:cpu:nanoseconds", "labelSelector": `{service_name="` + hotService + `"}`,
