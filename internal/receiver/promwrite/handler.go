@@ -87,80 +87,15 @@ func NewHandler(app storage.AppendableV2, opts Options, logger *slog.Logger, reg
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st := h.get()
 	defer h.put(st)
-
-	// The guard's checks first, in its order, so a request that breaks several
-	// rules gets the same answer as before.
-	body, err := st.readBody(r, h.opts.MaxRequestBytes)
-	if err != nil {
-		h.reject(w, "too_large", http.StatusRequestEntityTooLarge, err.Error())
-		return
-	}
-	enc := r.Header.Get("Content-Encoding")
-	if enc != "" && !strings.EqualFold(enc, "snappy") {
-		h.reject(w, "encoding", http.StatusUnsupportedMediaType,
-			fmt.Sprintf("unsupported Content-Encoding %q: remote write uses snappy", enc))
-		return
-	}
-	n, err := snappy.DecodedLen(body)
-	if err != nil {
-		h.reject(w, "bad_snappy", http.StatusBadRequest, "decode snappy: "+err.Error())
-		return
-	}
-	if int64(n) > h.opts.MaxRequestBytes {
-		h.reject(w, "too_large", http.StatusRequestEntityTooLarge,
-			fmt.Sprintf("decompressed body of %d bytes is over the limit of %d", n, h.opts.MaxRequestBytes))
-		return
-	}
-	cost := int64(len(body) + n)
-	if !h.opts.Inflight.Acquire(cost) {
-		h.rejected.WithLabelValues("overloaded").Inc()
-		limits.WriteOverloaded(w, "too many bytes being ingested at once; retry later")
+	raw, cost, ok := h.guard(w, r, st)
+	if !ok {
 		return
 	}
 	defer h.opts.Inflight.Release(cost)
-
-	raw, err := st.decompress(body, n)
-	if err != nil {
-		h.reject(w, "bad_snappy", http.StatusBadRequest, "decode snappy: "+err.Error())
+	v2, ok := stockChecks(w, r, len(st.body), len(raw))
+	if !ok {
 		return
 	}
-	contentType := r.Header.Get("Content-Type")
-	if series, err := countSeries(raw, strings.Contains(contentType, string(remoteapi.WriteV2MessageType))); err != nil {
-		h.reject(w, "bad_protobuf", http.StatusBadRequest, err.Error())
-		return
-	} else if series > h.opts.MaxSeriesPerRequest {
-		h.reject(w, "too_many_series", http.StatusBadRequest,
-			fmt.Sprintf("request has %d series, over the limit of %d", series, h.opts.MaxSeriesPerRequest))
-		return
-	}
-
-	// Then the stock handler's own checks.
-	if enc != "" && enc != string(remoteapi.SnappyBlockCompression) {
-		http.Error(w, fmt.Sprintf("%v encoding (compression) is not accepted by this server; only %v is acceptable",
-			enc, remoteapi.SnappyBlockCompression), http.StatusUnsupportedMediaType)
-		return
-	}
-	if len(body) > stockMaxDecoded {
-		http.Error(w, fmt.Sprintf("request body exceeds the %v bytes limit", stockMaxDecoded), http.StatusRequestEntityTooLarge)
-		return
-	}
-	if n > stockMaxDecoded {
-		http.Error(w, fmt.Sprintf("decoded size exceeds the %v bytes limit", stockMaxDecoded), http.StatusBadRequest)
-		return
-	}
-	if r.Method != http.MethodPost {
-		http.Error(w, "Method not allowed", http.StatusMethodNotAllowed)
-		return
-	}
-	if contentType == "" {
-		contentType = "application/x-protobuf"
-	}
-	msgType, err := remoteapi.ParseProtoMsg(contentType)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusUnsupportedMediaType)
-		return
-	}
-	v2 := msgType == remoteapi.WriteV2MessageType
 	res := h.store(r, st, raw, v2)
 	if v2 {
 		hd := w.Header()
@@ -176,6 +111,90 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// guard applies Vispyr's limits, in the order the guard in front of the stock
+// handler did, so a request breaking several rules gets the same answer: body
+// size, encoding, decoded size, bytes in flight, series count. It returns the
+// decompressed body and the in-flight bytes to release.
+func (h *handler) guard(w http.ResponseWriter, r *http.Request, st *state) (raw []byte, cost int64, ok bool) {
+	body, err := st.readBody(r, h.opts.MaxRequestBytes)
+	if err != nil {
+		h.reject(w, "too_large", http.StatusRequestEntityTooLarge, err.Error())
+		return nil, 0, false
+	}
+	if enc := r.Header.Get("Content-Encoding"); enc != "" && !strings.EqualFold(enc, "snappy") {
+		h.reject(w, "encoding", http.StatusUnsupportedMediaType,
+			fmt.Sprintf("unsupported Content-Encoding %q: remote write uses snappy", enc))
+		return nil, 0, false
+	}
+	n, err := snappy.DecodedLen(body)
+	if err != nil {
+		h.reject(w, "bad_snappy", http.StatusBadRequest, "decode snappy: "+err.Error())
+		return nil, 0, false
+	}
+	if int64(n) > h.opts.MaxRequestBytes {
+		h.reject(w, "too_large", http.StatusRequestEntityTooLarge,
+			fmt.Sprintf("decompressed body of %d bytes is over the limit of %d", n, h.opts.MaxRequestBytes))
+		return nil, 0, false
+	}
+	cost = int64(len(body) + n)
+	if !h.opts.Inflight.Acquire(cost) {
+		h.rejected.WithLabelValues("overloaded").Inc()
+		limits.WriteOverloaded(w, "too many bytes being ingested at once; retry later")
+		return nil, 0, false
+	}
+	raw, err = st.decompress(body, n)
+	if err != nil {
+		h.opts.Inflight.Release(cost)
+		h.reject(w, "bad_snappy", http.StatusBadRequest, "decode snappy: "+err.Error())
+		return nil, 0, false
+	}
+	v2 := strings.Contains(r.Header.Get("Content-Type"), string(remoteapi.WriteV2MessageType))
+	if series, err := countSeries(raw, v2); err != nil {
+		h.opts.Inflight.Release(cost)
+		h.reject(w, "bad_protobuf", http.StatusBadRequest, err.Error())
+		return nil, 0, false
+	} else if series > h.opts.MaxSeriesPerRequest {
+		h.opts.Inflight.Release(cost)
+		h.reject(w, "too_many_series", http.StatusBadRequest,
+			fmt.Sprintf("request has %d series, over the limit of %d", series, h.opts.MaxSeriesPerRequest))
+		return nil, 0, false
+	}
+	return raw, cost, true
+}
+
+// stockChecks applies, in order, the checks of Prometheus's handler that the
+// guard does not make stricter: exact encoding name, its own 32 MiB cap, the
+// method and the content type, which says v1 or v2.
+func stockChecks(w http.ResponseWriter, r *http.Request, bodyLen, decodedLen int) (v2, ok bool) {
+	if enc := r.Header.Get("Content-Encoding"); enc != "" && enc != string(remoteapi.SnappyBlockCompression) {
+		http.Error(w, fmt.Sprintf("%v encoding (compression) is not accepted by this server; only %v is acceptable",
+			enc, remoteapi.SnappyBlockCompression), http.StatusUnsupportedMediaType)
+		return false, false
+	}
+	if bodyLen > stockMaxDecoded {
+		http.Error(w, fmt.Sprintf("request body exceeds the %v bytes limit", stockMaxDecoded), http.StatusRequestEntityTooLarge)
+		return false, false
+	}
+	if decodedLen > stockMaxDecoded {
+		http.Error(w, fmt.Sprintf("decoded size exceeds the %v bytes limit", stockMaxDecoded), http.StatusBadRequest)
+		return false, false
+	}
+	if r.Method != http.MethodPost {
+		http.Error(w, "Method not allowed", http.StatusMethodNotAllowed)
+		return false, false
+	}
+	contentType := r.Header.Get("Content-Type")
+	if contentType == "" {
+		contentType = "application/x-protobuf"
+	}
+	msgType, err := remoteapi.ParseProtoMsg(contentType)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusUnsupportedMediaType)
+		return false, false
+	}
+	return msgType == remoteapi.WriteV2MessageType, true
 }
 
 func (h *handler) reject(w http.ResponseWriter, reason string, code int, msg string) {

@@ -243,6 +243,8 @@ func TestBadRequestsParity(t *testing.T) {
 		{name: "too many series", body: encode(t, many), contentType: ctV1, want: 400, opts: Options{MaxRequestBytes: 1 << 20, MaxSeriesPerRequest: 10}},
 		{name: "overloaded", body: good, contentType: ctV1, want: 429, inflight: int64(len(good))},
 		{name: "empty body", body: nil, contentType: ctV1, want: 400},
+		{name: "over the stock 32 MiB cap", body: snappy.Encode(nil, protowire.AppendBytes(protowire.AppendTag(nil, 15, protowire.BytesType), make([]byte, 33<<20))),
+			contentType: ctV1, want: 400, opts: Options{MaxRequestBytes: 64 << 20, MaxSeriesPerRequest: 10}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
