@@ -174,8 +174,8 @@ func runTarget(tg target, dir string, load *Load) (*result, error) {
 
 func report(load *Load, results []*result) {
 	fmt.Println()
-	fmt.Printf("%-17s %12s %9s %9s %9s %9s %10s %8s %10s %12s\n",
-		"target", "samples/s", "peak RSS", "idle RSS", "ready", "CPU s", "disk MB", "B/sample", "compact B/s", "stored")
+	fmt.Printf("%-17s %12s %12s %9s %9s %9s %9s %10s %8s %10s %12s\n",
+		"target", "samples/s", "samples/CPUs", "peak RSS", "idle RSS", "ready", "CPU s", "disk MB", "B/sample", "compact B/s", "stored")
 	for _, r := range results {
 		compact := "-"
 		if r.compacted > 0 {
@@ -185,8 +185,8 @@ func report(load *Load, results []*result) {
 		if r.storedErr != nil {
 			stored = "err"
 		}
-		fmt.Printf("%-17s %12.0f %8.0fM %8.0fM %9v %9.1f %10.1f %8.3f %10s %12s\n",
-			r.name, r.samplesPerSec, mb(r.peakRSS), mb(r.idleRSS), r.ready.Round(time.Millisecond),
+		fmt.Printf("%-17s %12.0f %12.0f %8.0fM %8.0fM %9v %9.1f %10.1f %8.3f %10s %12s\n",
+			r.name, r.samplesPerSec, float64(load.Samples)/r.cpu.Seconds(), mb(r.peakRSS), mb(r.idleRSS), r.ready.Round(time.Millisecond),
 			r.cpu.Seconds(), float64(r.disk)/1e6, float64(r.disk)/float64(load.Samples), compact, stored)
 	}
 	fmt.Println()
@@ -225,9 +225,13 @@ func report(load *Load, results []*result) {
 		if o == v {
 			continue
 		}
-		fmt.Printf("vispyr / %-16s samples/s ×%.2f   peak RSS ×%.2f   bytes/sample ×%.2f   CPU ×%.2f\n", o.name,
-			v.samplesPerSec/o.samplesPerSec, float64(v.peakRSS)/float64(o.peakRSS),
-			float64(v.disk)/float64(o.disk), v.cpu.Seconds()/o.cpu.Seconds())
+		compact := "-"
+		if v.compacted > 0 && o.compacted > 0 {
+			compact = fmt.Sprintf("×%.2f", float64(v.compacted)/float64(o.compacted))
+		}
+		fmt.Printf("vispyr / %-16s samples/s ×%.2f   samples/CPU-s ×%.2f   peak RSS ×%.2f   bytes/sample ×%.2f (compacted %s)\n", o.name,
+			v.samplesPerSec/o.samplesPerSec, o.cpu.Seconds()/v.cpu.Seconds(), float64(v.peakRSS)/float64(o.peakRSS),
+			float64(v.disk)/float64(o.disk), compact)
 	}
 }
 
