@@ -22,7 +22,7 @@ const ctx = await chromium.launchPersistentContext(profileDir, {
   colorScheme: 'light',
 });
 const page = ctx.pages()[0] ?? (await ctx.newPage());
-page.setDefaultTimeout(20000);
+page.setDefaultTimeout(45000); // generous: CI runs other packages' tests on the same 2 cores
 page.on('pageerror', (e) => errors.push(`page error: ${e.message}`));
 page.on('console', (m) => {
   // Failed loads are judged by their status in the response handler, not here.

@@ -262,7 +262,7 @@ func waitFor(t *testing.T, what string, timeout time.Duration, req func() (*http
 
 func runNode(t *testing.T, script string, args ...string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, testpeer.Binary(t, "node"), append([]string{script}, args...)...)
 	cmd.Dir = filepath.Dir(script)
@@ -317,17 +317,17 @@ func TestUIEndToEnd(t *testing.T) {
 	now := func() int64 { return time.Now().Unix() }
 	for _, svc := range append(services, hotService) {
 		q := url.QueryEscape(`{ resource.service.name = "` + svc + `" }`)
-		waitFor(t, "traces of "+svc+" in search", 60*time.Second, func() (*http.Response, error) {
+		waitFor(t, "traces of "+svc+" in search", 120*time.Second, func() (*http.Response, error) {
 			return http.Get(fmt.Sprintf("%s/tempo/api/search?q=%s&start=%d&end=%d", base, q, now()-900, now()+60))
 		}, func(b []byte) bool { return bytes.Contains(b, []byte(svc)) })
 	}
-	waitFor(t, "span metrics", 60*time.Second, func() (*http.Response, error) {
+	waitFor(t, "span metrics", 120*time.Second, func() (*http.Response, error) {
 		return http.Get(base + "/prom/api/v1/query?query=" + "sum+by+(service,service_name)(traces_spanmetrics_calls_total)")
 	}, func(b []byte) bool { return bytes.Contains(b, []byte(services[1])) })
-	waitFor(t, "host CPU from node_exporter", 60*time.Second, func() (*http.Response, error) {
+	waitFor(t, "host CPU from node_exporter", 120*time.Second, func() (*http.Response, error) {
 		return http.Get(base + "/prom/api/v1/query?query=" + url.QueryEscape(`100 - (avg(rate(node_cpu_seconds_total{mode="idle"}[1m])) * 100)`))
 	}, func(b []byte) bool { return bytes.Contains(b, []byte(`"value"`)) })
-	waitFor(t, "the hot function's profile", 60*time.Second, func() (*http.Response, error) {
+	waitFor(t, "the hot function's profile", 120*time.Second, func() (*http.Response, error) {
 		body, _ := json.Marshal(map[string]any{
 			"profileTypeID": "process_cpu:cpu:nanoseconds:cpu:nanoseconds", "labelSelector": `{service_name="` + hotService + `"}`,
 			"start": fmt.Sprint((now() - 900) * 1000), "end": fmt.Sprint((now() + 60) * 1000), "maxNodes": "2048",
