@@ -143,6 +143,14 @@ export function FlameCanvas({ fg, unit, search = '', height }: Props) {
   const hn = hover ? fg.nodes[hover.idx] : undefined;
   return (
     <div class="flame" ref={wrap} style={height ? { maxHeight: height + 'px', overflowY: 'auto' } : undefined}>
+      {zoom > 0 && z && (
+        <div class="zoombar">
+          zoomed into <span class="mono">{fg.names[z.name]}</span> ({fmtPct((widthOf(fg, z) / (fg.nodes[0] ? widthOf(fg, fg.nodes[0]) : 1)) * 100)}){' '}
+          <button class="link" onClick={() => setZoom(0)}>
+            reset zoom
+          </button>
+        </div>
+      )}
       <canvas
         ref={canvas}
         data-testid="flamegraph"

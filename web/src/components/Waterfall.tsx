@@ -164,7 +164,9 @@ export function SpanDetails({ span: s, trace }: { span: Span; trace: Trace }) {
     <div class="span-details" data-testid="span-details">
       <div class="sd-head">
         <h3>{s.name}</h3>
-        <span class="pill">{s.service}</span>
+        <a class="pill" href={link('/service/' + encodeURIComponent(s.service))} title="open the service page">
+          {s.service}
+        </a>
         <span class="pill">{s.kind}</span>
         <span class={'pill' + (s.error ? ' pill-err' : '')}>{s.error ? 'error' : 'ok'}</span>
         <span>{fmtMs(s.duration)}</span>
