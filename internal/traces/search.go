@@ -120,16 +120,61 @@ func (s *Store) Search(ctx context.Context, req SearchRequest) ([]Match, SearchM
 			continue
 		}
 		m.InspectedBytes += b.Meta.DataBytes
-		err := b.Scan(ctx, func(rows []spanrow.Span) bool {
-			consider(rows, b)
-			return true
-		})
+		var err error
+		if hints.Unconstrained() {
+			err = b.Scan(ctx, func(rows []spanrow.Span) bool {
+				consider(rows, b)
+				return true
+			})
+		} else {
+			err = s.scanPrefiltered(ctx, req, b, hints, heads, blocks, func(rows []spanrow.Span) { consider(rows, b) })
+		}
 		if err != nil {
 			return nil, m, err
 		}
 		m.CompletedJobs++
 	}
 	return s.assemble(ctx, req, found, m)
+}
+
+// scanPrefiltered reads a block's filter columns (IDs, service, name, status, start,
+// duration) first and the full rows only of traces whose column summary may match
+// the hints, so a selective query skips decoding the attribute blobs of most traces.
+func (s *Store) scanPrefiltered(ctx context.Context, req SearchRequest, b *block.Reader, hints traceql.Hints,
+	heads []*head, blocks []*block.Reader, fn func([]spanrow.Span)) error {
+	local := req.Query.SpanLocal()
+	var ranges []block.RowRange
+	err := b.ScanBriefs(ctx, func(spans []block.Brief, first int) bool {
+		// A piece of a split trace cannot speak for the whole trace unless the
+		// query is span-local; keep such pieces for consider to merge.
+		if hints.MayMatch(briefSummary(spans)) || (!local && s.storedElsewhere(req.Tenant, spans[0].TraceID, b, heads, blocks)) {
+			ranges = append(ranges, block.RowRange{First: first, Count: len(spans)})
+		}
+		return true
+	})
+	if err != nil {
+		return err
+	}
+	return b.ReadRanges(ctx, ranges, fn)
+}
+
+func briefSummary(spans []block.Brief) traceql.TraceSummary {
+	sum := traceql.TraceSummary{
+		ServiceNames: make(map[string]struct{}, 2),
+		SpanNames:    make(map[string]struct{}, len(spans)),
+		NoErrors:     true,
+	}
+	for i := range spans {
+		sp := &spans[i]
+		sum.ServiceNames[sp.Service] = struct{}{}
+		sum.SpanNames[sp.Name] = struct{}{}
+		sum.MaxSpanDuration = max(sum.MaxSpanDuration, time.Duration(sp.Duration))
+		if sp.StatusCode == int32(ptrace.StatusCodeError) {
+			sum.NoErrors = false
+		}
+	}
+	// MaxTraceDuration stays unknown: a block may hold only a piece of a trace.
+	return sum
 }
 
 // storedElsewhere reports whether sources other than src may hold spans of the trace:

@@ -240,3 +240,81 @@ func (o *objectReaderAt) ReadAt(p []byte, off int64) (int, error) {
 	}
 	return len(p), eof
 }
+
+// Brief is the projection of a span that search pre-filters on: reading only these
+// columns skips the attribute blobs, which are most of a block's bytes.
+type Brief struct {
+	TraceID    [16]byte `parquet:"trace_id"`
+	Service    string   `parquet:"service"`
+	Name       string   `parquet:"name"`
+	StatusCode int32    `parquet:"status_code"`
+	Start      int64    `parquet:"start"`
+	Duration   int64    `parquet:"duration"`
+}
+
+// ScanBriefs calls fn with the brief spans of each trace and the row number of its
+// first span, in trace order, until fn returns false.
+func (r *Reader) ScanBriefs(ctx context.Context, fn func(spans []Brief, firstRow int) bool) error {
+	if err := r.load(ctx); err != nil {
+		return err
+	}
+	rd := parquet.NewGenericReader[Brief](r.file)
+	defer rd.Close()
+	buf := make([]Brief, 4096)
+	var cur []Brief
+	row, first := 0, 0
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		n, err := rd.Read(buf)
+		for i := 0; i < n; i++ {
+			if len(cur) > 0 && cur[0].TraceID != buf[i].TraceID {
+				if !fn(cur, first) {
+					return nil
+				}
+				cur, first = cur[:0], row
+			}
+			cur = append(cur, buf[i])
+			row++
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("scan block columns: %w", err)
+		}
+	}
+	if len(cur) > 0 {
+		fn(cur, first)
+	}
+	return nil
+}
+
+// RowRange is a run of rows: the spans of one trace.
+type RowRange struct{ First, Count int }
+
+// ReadRanges calls fn with the full rows of each range, which must be in ascending
+// order; one reader serves all of them, so neighbouring ranges share decoded pages.
+func (r *Reader) ReadRanges(ctx context.Context, ranges []RowRange, fn func([]spanrow.Span)) error {
+	if err := r.load(ctx); err != nil {
+		return err
+	}
+	rd := parquet.NewGenericReader[spanrow.Span](r.file)
+	defer rd.Close()
+	var rows []spanrow.Span
+	for _, rg := range ranges {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := rd.SeekToRow(int64(rg.First)); err != nil {
+			return fmt.Errorf("seek block rows: %w", err)
+		}
+		rows = append(rows[:0], make([]spanrow.Span, rg.Count)...)
+		if err := readFull(rd, rows); err != nil {
+			return err
+		}
+		fn(rows)
+	}
+	return nil
+}
