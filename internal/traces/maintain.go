@@ -11,6 +11,8 @@ import (
 // applyRetention deletes every block whose newest span ended before now-Retention.
 // Whole blocks go, so the disk (or bucket) really shrinks.
 func (s *Store) applyRetention(ctx context.Context, now time.Time) {
+	s.maintMu.Lock()
+	defer s.maintMu.Unlock()
 	cutoff := now.Add(-s.cfg.Retention).UnixNano()
 	var doomed []*block.Reader
 	s.mu.Lock()
@@ -42,6 +44,8 @@ func (s *Store) applyRetention(ctx context.Context, now time.Time) {
 // to CompactionMaxSpans spans, dropping duplicate spans. Fewer, larger blocks mean
 // fewer bloom checks per lookup and better compression.
 func (s *Store) compact(ctx context.Context) {
+	s.maintMu.Lock()
+	defer s.maintMu.Unlock()
 	s.mu.RLock()
 	var groups [][]*block.Reader
 	for _, bs := range s.blocks {

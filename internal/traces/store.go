@@ -41,6 +41,9 @@ type Store struct {
 	flushing []*head                    // cut, being written to blocks; still queried
 	blocks   map[string][]*block.Reader // by tenant dir name
 
+	flushMu sync.Mutex // one flusher at a time (Run, or Flush from tests/shutdown)
+	maintMu sync.Mutex // one compaction or retention pass at a time
+
 	memBytes atomic.Int64 // head + flushing
 	cutNow   chan struct{}
 	closed   atomic.Bool
@@ -292,6 +295,8 @@ func (s *Store) cut() error {
 // flushPending writes cut heads to blocks, oldest first, and truncates the WAL
 // behind each one written. A failure leaves the head queued (and queryable) for retry.
 func (s *Store) flushPending(ctx context.Context) {
+	s.flushMu.Lock()
+	defer s.flushMu.Unlock()
 	for {
 		s.mu.RLock()
 		if len(s.flushing) == 0 {
