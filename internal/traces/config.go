@@ -65,22 +65,22 @@ func (c *Config) Defaults() {
 func (c Config) Validate() error {
 	switch {
 	case c.BlockCutInterval < time.Second:
-		return fmt.Errorf("traces.block_cut_interval: %v is below 1s", c.BlockCutInterval)
+		return fmt.Errorf("block_cut_interval: %v is below 1s", c.BlockCutInterval)
 	case c.MaxBlockSpans < 1:
-		return errors.New("traces.max_block_spans: must be positive")
+		return errors.New("max_block_spans: must be positive")
 	case c.Retention < time.Minute:
-		return fmt.Errorf("traces.retention: %v is below 1m", c.Retention)
+		return fmt.Errorf("retention: %v is below 1m", c.Retention)
 	case c.CompactionInterval < time.Second:
-		return fmt.Errorf("traces.compaction_interval: %v is below 1s", c.CompactionInterval)
+		return fmt.Errorf("compaction_interval: %v is below 1s", c.CompactionInterval)
 	case c.CompactionMaxSpans < c.MaxBlockSpans:
-		return fmt.Errorf("traces.compaction_max_block_spans: %d is below max_block_spans %d", c.CompactionMaxSpans, c.MaxBlockSpans)
+		return fmt.Errorf("compaction_max_block_spans: %d is below max_block_spans %d", c.CompactionMaxSpans, c.MaxBlockSpans)
 	case c.MaxHeadBytes < 1<<20:
-		return fmt.Errorf("traces.max_head_bytes: %d is below 1MiB", c.MaxHeadBytes)
+		return fmt.Errorf("max_head_bytes: %d is below 1MiB", c.MaxHeadBytes)
 	case c.WALSegmentSize < 1<<20:
-		return fmt.Errorf("traces.wal_segment_size: %d is below 1MiB", c.WALSegmentSize)
+		return fmt.Errorf("wal_segment_size: %d is below 1MiB", c.WALSegmentSize)
 	}
 	if err := c.Storage.Validate(); err != nil {
-		return fmt.Errorf("traces.%w", err)
+		return err
 	}
 	return nil
 }

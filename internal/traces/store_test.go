@@ -267,8 +267,8 @@ func TestConfigValidateNamesField(t *testing.T) {
 		}
 	}
 	f(func(c *Config) {}, "<nil>")
-	f(func(c *Config) { c.Retention = time.Second }, "traces.retention: 1s is below 1m")
-	f(func(c *Config) { c.Storage.Backend = "s4" }, `traces.storage.backend: "s4" is not one of local, s3`)
+	f(func(c *Config) { c.Retention = time.Second }, "retention: 1s is below 1m")
+	f(func(c *Config) { c.Storage.Backend = "s4" }, `storage.backend: "s4" is not one of local, s3`)
 }
 
 func FuzzDecodeWALRecord(f *testing.F) {
