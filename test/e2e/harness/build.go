@@ -20,6 +20,7 @@ import (
 )
 
 var (
+	touchOnce sync.Once
 	buildOnce sync.Once
 	buildDir  string
 	buildPath string
@@ -57,6 +58,12 @@ func VispyrBinary(t testing.TB) string {
 	if buildErr != nil {
 		t.Fatalf("build vispyr: %v", buildErr)
 	}
+	// Stat the sources from inside a test, where go test logs them.
+	touchOnce.Do(func() {
+		if root, err := ModuleRoot(); err == nil {
+			touchSources(root)
+		}
+	})
 	return buildPath
 }
 
@@ -65,7 +72,6 @@ func build() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	touchSources(root)
 	buildDir, err = os.MkdirTemp("", "vispyr-e2e-bin-")
 	if err != nil {
 		return "", fmt.Errorf("make build dir: %w", err)
@@ -102,18 +108,19 @@ func ModuleRoot() (string, error) {
 
 // touchSources stats every source file of the module. The test binary does
 // not import cmd/vispyr, so without this `go test` would cache e2e results
-// across changes to the server; files the test process stats become part of
-// the cache key.
+// across changes to the server; files a test stats (once m.Run has begun)
+// become part of go test's cache key.
 func touchSources(root string) {
 	filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return nil
 		}
 		if d.IsDir() {
-			// data/ and tmp/ at the root are run-time state, not sources.
+			// data/, tmp/ and bin/ at the root are run-time state, not sources.
 			switch {
 			case d.Name() == ".git", d.Name() == "node_modules",
-				path == filepath.Join(root, "data"), path == filepath.Join(root, "tmp"):
+				path == filepath.Join(root, "data"), path == filepath.Join(root, "tmp"),
+				path == filepath.Join(root, "bin"):
 				return filepath.SkipDir
 			}
 			return nil
