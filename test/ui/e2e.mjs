@@ -118,6 +118,22 @@ async function run() {
     await shot('04-profile-flamegraph');
     log('flame graph ok');
 
+    step = 'flame graph zoom and search';
+    const panel = page.getByTestId('profile-panel');
+    await canvas.click({ position: { x: 4, y: 18 + 9 } }); // first frame below the root
+    await panel.locator('.zoombar').waitFor();
+    await panel.getByText('reset zoom').click();
+    await panel.locator('.zoombar').waitFor({ state: 'detached' });
+    await panel.getByPlaceholder('Search frames…').fill(want.hotFunction);
+    await page.waitForFunction(
+      ([fn]) => {
+        const rows = [...document.querySelectorAll('[data-testid=profile-panel] .ftable tbody tr')];
+        return rows.length > 0 && rows.every((r) => r.textContent.includes(fn));
+      },
+      [want.hotFunction],
+    );
+    log('zoom and search ok');
+
     if (want.hotTrace) {
       step = 'a span with a profile links to its flame graph';
       await page.goto(base + `/traces?trace=${want.hotTrace}&span=${want.hotSpan}`);

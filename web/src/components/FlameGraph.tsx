@@ -289,7 +289,7 @@ export function FlameGraph({ fg, unit, compact, view: initialView = 'flame' }: {
         <FunctionTable fg={fg} unit={unit} selected={fn} onSelect={(n) => setSearch(n)} search={search} />
       ) : view === 'both' ? (
         <div class={'split' + (fg.diff ? ' even' : '')}>
-          <FunctionTable fg={fg} unit={unit} selected={search} onSelect={(n) => setSearch(n === search ? '' : n)} />
+          <FunctionTable fg={fg} unit={unit} selected={search} onSelect={(n) => setSearch(n === search ? '' : n)} search={search} />
           <FlameCanvas fg={fg} unit={unit} search={search} />
         </div>
       ) : (
