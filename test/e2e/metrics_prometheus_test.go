@@ -14,13 +14,15 @@ import (
 )
 
 // Debian's Prometheus scrapes Debian's node_exporter and remote-writes to
-// Vispyr, once to /api/v1/write and once to the Alloy path
-// /api/v1/metrics/write (the original Vispyr agent's); the data comes back
-// from Vispyr's query_range with the values Prometheus itself has.
+// Vispyr's /api/v1/write; a second Prometheus in agent mode (scrape and
+// forward only, as the original Vispyr agent's Alloy does) writes to the
+// Alloy path /api/v1/metrics/write. The data comes back from Vispyr's
+// query_range with the values Prometheus itself has.
 func TestPrometheusRemoteWritesNodeExporter(t *testing.T) {
 	t.Parallel()
 	v := harness.Start(t, harness.Options{})
 	ne := harness.StartNodeExporter(t)
+	const queue = `queue_config: {batch_send_deadline: 500ms, min_backoff: 100ms, max_backoff: 1s}`
 	prom := harness.StartPrometheus(t, fmt.Sprintf(`
 global:
   scrape_interval: 1s
@@ -30,13 +32,20 @@ scrape_configs:
       - targets: [%q]
 remote_write:
   - url: %s
-    queue_config: {batch_send_deadline: 500ms, min_backoff: 100ms, max_backoff: 1s}
+    %s
+`, ne.Addr, v.MetricsURL("/api/v1/write"), queue))
+	harness.StartPrometheus(t, fmt.Sprintf(`
+global:
+  scrape_interval: 1s
+  external_labels: {via: alloy-path}
+scrape_configs:
+  - job_name: node
+    static_configs:
+      - targets: [%q]
+remote_write:
   - url: %s
-    write_relabel_configs:
-      - target_label: via
-        replacement: alloy-path
-    queue_config: {batch_send_deadline: 500ms, min_backoff: 100ms, max_backoff: 1s}
-`, ne.Addr, v.MetricsURL("/api/v1/write"), v.MetricsURL("/api/v1/metrics/write")))
+    %s
+`, ne.Addr, v.MetricsURL("/api/v1/metrics/write"), queue), "--enable-feature=agent")
 
 	api := harness.NewAPI(v.MetricsURL(""))
 	start := time.Now().Add(-time.Minute)

@@ -3,6 +3,7 @@ package harness
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -39,7 +40,9 @@ func StartNodeExporter(t testing.TB) *Peer {
 }
 
 // StartPrometheus runs Debian's prometheus with config (YAML) on a temp
-// storage dir and waits until /-/ready. extra flags are appended.
+// storage dir and waits until /-/ready. extra flags are appended; with
+// "--enable-feature=agent" it runs in agent mode (scrape and remote-write
+// only, like Grafana Alloy).
 func StartPrometheus(t testing.TB, config string, extra ...string) *Peer {
 	t.Helper()
 	bin := testpeer.Binary(t, "prometheus")
@@ -49,9 +52,13 @@ func StartPrometheus(t testing.TB, config string, extra ...string) *Peer {
 		t.Fatalf("write prometheus config: %v", err)
 	}
 	addr := loopback(t)
+	storage := "--storage.tsdb.path="
+	if slices.Contains(extra, "--enable-feature=agent") {
+		storage = "--storage.agent.path="
+	}
 	args := append([]string{
 		"--config.file=" + cfg,
-		"--storage.tsdb.path=" + filepath.Join(dir, "data"),
+		storage + filepath.Join(dir, "data"),
 		"--web.listen-address=" + addr,
 	}, extra...)
 	p := StartProcess(t, "prometheus", bin, args...)
