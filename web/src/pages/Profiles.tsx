@@ -81,7 +81,7 @@ export function Profiles() {
         {span && (
           <div class="banner">
             Span profile of span <span class="mono">{span}</span> — only the samples taken while this span ran.{' '}
-            <button class="link" onClick={() => setQuery({ span: null })}>
+            <button class="link" onClick={() => setQuery({ span: null, from: null, to: null })}>
               Show the whole service
             </button>
           </div>
