@@ -138,4 +138,16 @@ func TestGrafanaHealthCheck(t *testing.T) {
 	if r := api.Get(t, "/api/v1/label/__name__/values", window).MustSucceed(t); !strings.Contains(string(r.Data), `"e2e_grafana"`) {
 		t.Errorf("GET /api/v1/label/__name__/values = %s, want e2e_grafana", r.Body)
 	}
+	series := url.Values{"match[]": {`{__name__="e2e_grafana"}`}}
+	for k, v := range window {
+		series[k] = v
+	}
+	sr := api.PostForm(t, "/api/v1/series", series).MustSucceed(t)
+	var got []map[string]string
+	if err := json.Unmarshal(sr.Data, &got); err != nil || len(got) != 1 || got[0]["env"] != "prod" {
+		t.Errorf("POST /api/v1/series match[]=e2e_grafana = %s, want one series with env=prod", sr.Body)
+	}
+	if r := api.Get(t, "/api/v1/label/env/values", url.Values{"match[]": {"e2e_grafana"}}).MustSucceed(t); string(r.Data) != `["prod"]` {
+		t.Errorf("GET /api/v1/label/env/values?match[]=e2e_grafana = %s, want [\"prod\"]", r.Data)
+	}
 }
