@@ -4,10 +4,17 @@ import { fmtPct, fmtProfileValue } from '../lib/format';
 
 const ROW = 18;
 
-/** hue derives a stable colour from a frame's package/module part, as profilers do. */
+/** hue derives a stable colour from a frame's package or file, as profilers do. */
+export function hueKey(name: string): string {
+  const n = name.replace(/^[(*]+/, '');
+  const slash = n.lastIndexOf('/', n.indexOf('(') >= 0 ? n.indexOf('(') : n.length);
+  const rest = n.slice(slash + 1);
+  const m = /^[^.:]*(\.(js|ts|mjs|cjs|py|rb|php))?/.exec(rest);
+  return n.slice(0, slash + 1) + (m ? m[0] : rest);
+}
+
 function hue(name: string): number {
-  const m = /^(.*?)[./:]/.exec(name.replace(/^\(|\*/g, ''));
-  const key = m ? m[1] : name;
+  const key = hueKey(name);
   let h = 0;
   for (let i = 0; i < key.length; i++) h = (h * 31 + key.charCodeAt(i)) | 0;
   return Math.abs(h) % 360;

@@ -105,3 +105,18 @@ describe('diffGraphs', () => {
     }
   });
 });
+
+import { hueKey, shortName } from '../components/FlameGraph';
+
+describe('frame names', () => {
+  it('colours by package and shortens import paths', () => {
+    expect(hueKey('github.com/vispyr/vispyr/test/ui.vispyrE2EHotLoop')).toBe('github.com/vispyr/vispyr/test/ui');
+    expect(hueKey('github.com/grafana/pyroscope-go.TagWrapper')).toBe('github.com/grafana/pyroscope-go');
+    expect(hueKey('runtime.main')).toBe('runtime');
+    expect(hueKey('net/http.(*conn).serve')).toBe('net/http');
+    expect(hueKey('./app.js:computeCheckoutTotal:27')).toBe('./app.js');
+    expect(shortName('github.com/vispyr/vispyr/test/ui.vispyrE2EHotLoop')).toBe('ui.vispyrE2EHotLoop');
+    expect(shortName('net/http.(*conn).serve')).toBe('http.(*conn).serve');
+    expect(shortName('main')).toBe('main');
+  });
+});
