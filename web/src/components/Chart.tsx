@@ -2,7 +2,7 @@ import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
 import { useEffect, useRef } from 'preact/hooks';
 import { align, type Series } from '../lib/prom';
-import { navigate } from '../router';
+import { link, navigate } from '../router';
 
 export const PALETTE = ['#5b8ff9', '#f6903d', '#5ad8a6', '#e8684a', '#9270ca', '#f7c122', '#6dc8ec', '#ff9da7', '#269a99', '#ff99c3', '#a6a6a6', '#1e9493'];
 
@@ -193,7 +193,7 @@ export function Chart(p: Props) {
 
 /** openTrace is the default exemplar action: the trace view of that trace. */
 export function openTrace(id: string) {
-  navigate(`/traces?trace=${encodeURIComponent(id)}` + (location.search ? '&' + location.search.slice(1).replace(/(^|&)trace=[^&]*/g, '') : ''));
+  navigate(link('/traces', { trace: id }));
 }
 
 /** Sparkline is a dependency-free SVG line for table cells. */

@@ -201,7 +201,7 @@ export function Home() {
         </Panel>
         <Panel title="Profile" testid="home-profile">
           <Load state={prof} empty={(d) => (d.length === 0 ? <div class="empty-inline">No profiles yet. Point a Pyroscope SDK at port 4040.</div> : false)}>
-            {(types) => <ProfilePanel types={types} services={(services.data ?? []).map((r) => r.name)} />}
+            {(types) => <ProfilePanel types={types} />}
           </Load>
         </Panel>
       </div>
@@ -272,7 +272,7 @@ function HostPanels({ state, range }: { state: Async<any>; range: [number, numbe
   );
 }
 
-function ProfilePanel({ types, services }: { types: api.ProfileType[]; services: string[] }) {
+function ProfilePanel({ types }: { types: api.ProfileType[] }) {
   const { range, tick } = useApp();
   const [typeID, setType] = useState(() => api.pickProfileType(types, 'wall')?.id ?? '');
   const [svc, setSvc] = useState('');
@@ -282,7 +282,6 @@ function ProfilePanel({ types, services }: { types: api.ProfileType[]; services:
     (s) => api.mergeStacktraces(t.id, svc ? `{service_name="${esc(svc)}"}` : '{}', Math.floor(range.start * 1000), Math.ceil(range.end * 1000), s),
     [t.id, svc, range.start, range.end, tick],
   );
-  void services;
   return (
     <>
       <div class="toolbar">
