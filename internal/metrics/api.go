@@ -23,6 +23,7 @@ import (
 
 	"github.com/vispyr/vispyr/internal/config"
 	"github.com/vispyr/vispyr/internal/limits"
+	"github.com/vispyr/vispyr/internal/receiver/promwrite"
 	"github.com/vispyr/vispyr/internal/version"
 )
 
@@ -87,27 +88,23 @@ func (s *Storage) NewAPI(opts APIOptions, logger *slog.Logger, reg prometheus.Re
 	router := route.New()
 	api.Register(router.WithPrefix("/api/v1"))
 
-	rw := newRemoteWriteGuard(router, opts.Limits, opts.Inflight, reg)
+	// Remote write takes Vispyr's own decoder and append path: the same answers as
+	// Prometheus's handler, several times faster (see internal/receiver/promwrite).
+	rw := promwrite.NewHandler(s.db, promwrite.Options{
+		MaxRequestBytes: opts.Limits.MaxRequestBytes, MaxSeriesPerRequest: opts.Limits.MaxSeriesPerRequest,
+		Inflight: opts.Inflight,
+	}, logger.With("component", "remote-write"), reg)
 	mux := http.NewServeMux()
 	mux.Handle("/", router)
 	mux.Handle("POST /api/v1/write", rw)
 	// The original Vispyr agent's Alloy pushes to prometheus.receive_http's path.
-	mux.Handle("POST /api/v1/metrics/write", http.StripPrefix("/api/v1/metrics", pathPrefix("/api/v1", rw)))
+	mux.Handle("POST /api/v1/metrics/write", rw)
 	// Grafana takes a server answering /status/flags for Thanos: stay Prometheus.
 	mux.Handle("/api/v1/status/flags", http.NotFoundHandler())
 	if opts.OTLP != nil {
 		mux.Handle("POST /api/v1/otlp/v1/metrics", opts.OTLP)
 	}
 	return mux
-}
-
-// pathPrefix adds prefix back to the path, so an alias reaches the router's route.
-func pathPrefix(prefix string, h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		r2 := r.Clone(r.Context())
-		r2.URL = &url.URL{Path: prefix + r.URL.Path, RawQuery: r.URL.RawQuery}
-		h.ServeHTTP(w, r2)
-	})
 }
 
 func runtimeInfo(start time.Time, retention time.Duration) apiv1.RuntimeInfo {

@@ -227,15 +227,3 @@ func TestQueryAPIShapesForGrafana(t *testing.T) {
 	}
 }
 
-// FuzzCountSeries: the guard's cheap walk over untrusted protobuf never panics.
-func FuzzCountSeries(f *testing.F) {
-	f.Add(snappy.Encode(nil, []byte{0x0a, 0x02, 0x08, 0x01}), false)
-	f.Add([]byte("\xff\xff"), true)
-	f.Fuzz(func(t *testing.T, body []byte, v2 bool) {
-		ct := "application/x-protobuf"
-		if v2 {
-			ct += ";proto=io.prometheus.write.v2.Request"
-		}
-		_, _ = countSeries(body, ct)
-	})
-}

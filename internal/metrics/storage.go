@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/prometheus/storage"
 	otlptranslator "github.com/prometheus/prometheus/storage/remote/otlptranslator/prometheusremotewrite"
 	"github.com/prometheus/prometheus/tsdb"
+	"github.com/prometheus/prometheus/util/compression"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 
 	"github.com/vispyr/vispyr/internal/config"
@@ -43,6 +44,8 @@ func Open(cfg config.Metrics, dataDir string, logger *slog.Logger, reg prometheu
 	opts.OutOfOrderTimeWindow = cfg.OutOfOrderWindow.Milliseconds()
 	opts.EnableExemplarStorage = cfg.MaxExemplars > 0
 	opts.MaxExemplars = cfg.MaxExemplars
+	// As the Prometheus binary does: snappy roughly halves the WAL's bytes per sample.
+	opts.WALCompression = compression.Snappy
 
 	start := time.Now()
 	logger.Info("opening metrics store; replaying WAL", "dir", dir)
