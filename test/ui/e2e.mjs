@@ -29,7 +29,9 @@ page.on('console', (m) => {
   if (m.type() === 'error' && !m.text().startsWith('Failed to load resource')) errors.push(`console error: ${m.text()}`);
 });
 page.on('response', (r) => {
-  if (r.status() >= 500) errors.push(`HTTP ${r.status()} from ${r.url()}`);
+  // A 400/422 from an API means the UI sent a query the backend refused: a UI bug.
+  const api = /\/(prom|tempo|pyroscope)\//.test(new URL(r.url()).pathname);
+  if (r.status() >= 500 || (api && (r.status() === 400 || r.status() === 422))) errors.push(`HTTP ${r.status()} from ${r.url()}`);
 });
 
 const shot = async (name) => page.screenshot({ path: join(shots, `${name}.png`), fullPage: true });
