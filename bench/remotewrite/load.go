@@ -31,9 +31,11 @@ type Load struct {
 }
 
 // NewLoad builds series×rounds samples: series s gets one sample per
-// round, timestamped start + round*interval. Half the series are counters
-// that grow by random steps, half gauges with random two-decimal values,
-// roughly what node_exporter-style scrapes look like.
+// round, timestamped start + round*interval. Values mix what node_exporter
+// scrapes look like, a quarter each: integer counters growing by random
+// steps (bytes, packets), float counters growing by random two-decimal steps
+// (CPU seconds), gauges with random two-decimal values, and gauges that
+// rarely change (memory totals, up).
 func NewLoad(series, batch, senders, rounds int, interval time.Duration, start time.Time) (*Load, error) {
 	l := &Load{Series: series, Batch: batch, Senders: senders, Rounds: rounds, Interval: interval, Start: start,
 		Bodies: make([][][]byte, senders)}
@@ -72,6 +74,23 @@ func seriesLabels(s int) []prompb.Label {
 		{Name: "job", Value: "bench"},
 		{Name: "mode", Value: [...]string{"idle", "user", "system", "iowait"}[s%4]},
 		{Name: "series", Value: strconv.Itoa(s)},
+	}
+}
+
+// nextValue is series s's next sample after v.
+func nextValue(s int, v float64, rng *rand.Rand) float64 {
+	switch s % 4 {
+	case 0:
+		return v + float64(rng.IntN(1000))
+	case 1:
+		return v + float64(rng.IntN(1500))/100
+	case 2:
+		return float64(rng.IntN(100000)) / 100
+	default:
+		if v == 0 || rng.IntN(100) == 0 {
+			return float64(rng.IntN(1 << 30))
+		}
+		return v
 	}
 }
 
@@ -115,11 +134,7 @@ func (l *Load) encodeSender(k int, labels [][]prompb.Label) ([][]byte, int64, er
 	for r := 0; r < l.Rounds; r++ {
 		ts := l.Start.Add(time.Duration(r) * l.Interval).UnixMilli()
 		for i, s := range own {
-			if s%2 == 0 {
-				values[i] += float64(rngs[i].IntN(1000))
-			} else {
-				values[i] = float64(rngs[i].IntN(100000)) / 100
-			}
+			values[i] = nextValue(s, values[i], rngs[i])
 			j := len(req.Timeseries)
 			samples[j] = prompb.Sample{Timestamp: ts, Value: values[i]}
 			req.Timeseries = append(req.Timeseries, prompb.TimeSeries{Labels: labels[s], Samples: samples[j : j+1]})
