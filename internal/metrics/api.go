@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"time"
 
+	"github.com/grafana/regexp"
 	remoteapi "github.com/prometheus/client_golang/exp/api/remote"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/route"
@@ -69,7 +70,7 @@ func (s *Storage) NewAPI(opts APIOptions, logger *slog.Logger, reg prometheus.Re
 		logger.With("component", "api"),
 		func(context.Context) apiv1.RulesRetriever { return noScrape{} },
 		0, 1, 1<<20, // remote read: not offered beyond Prometheus's defaults
-		false, nil,
+		false, corsAnyOrigin,
 		func() (apiv1.RuntimeInfo, error) { return runtimeInfo(start, opts.Metrics.Retention), nil },
 		&apiv1.PrometheusVersion{
 			Version: version.Version, Revision: version.Revision, Branch: version.Branch,
@@ -118,6 +119,10 @@ func runtimeInfo(start time.Time, retention time.Duration) apiv1.RuntimeInfo {
 		StorageRetention: retention.String(),
 	}
 }
+
+// corsAnyOrigin is Prometheus's default --web.cors.origin: browsers may query
+// from any page, as they can query Prometheus.
+var corsAnyOrigin = regexp.MustCompile(".*")
 
 // noScrape answers the API's questions about scrape targets, alertmanagers and rules:
 // Vispyr scrapes nothing and evaluates no rules, so every list is empty.

@@ -220,6 +220,18 @@ func TestQueryAPIShapesForGrafana(t *testing.T) {
 	if bad := get(t, srv.URL+"/api/v1/query?query="+url.QueryEscape("sum(")); bad.Status != "error" || bad.ErrorType != "bad_data" {
 		t.Errorf("invalid PromQL: %+v", bad)
 	}
+	// Browsers send Origin on every POST; Grafana in the browser and Vispyr's UI do.
+	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/api/v1/query", strings.NewReader("query=1%2B1&time=4"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", "http://localhost:3000")
+	cors, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("query with Origin: %v", err)
+	}
+	cors.Body.Close()
+	if cors.StatusCode != http.StatusOK || cors.Header.Get("Access-Control-Allow-Origin") == "" {
+		t.Errorf("query with Origin: %d, CORS header %q", cors.StatusCode, cors.Header.Get("Access-Control-Allow-Origin"))
+	}
 	flags, _ := http.Get(srv.URL + "/api/v1/status/flags")
 	flags.Body.Close()
 	if flags.StatusCode != http.StatusNotFound {
