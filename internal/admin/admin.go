@@ -28,9 +28,11 @@ func (r *Readiness) SetReady(v bool) {
 // Ready reports whether the process serves.
 func (r *Readiness) Ready() bool { return r.ready.Load() }
 
-// NewHandler serves :12345: /metrics, /-/ready, /-/healthy and /debug/pprof.
-func NewHandler(g prometheus.Gatherer, r *Readiness) http.Handler {
+// NewHandler serves :12345: a status page, /metrics, /-/ready, /-/healthy and
+// /debug/pprof.
+func NewHandler(g prometheus.Gatherer, r *Readiness, s Status) http.Handler {
 	mux := http.NewServeMux()
+	mux.HandleFunc("/", statusHandler(s, r))
 	mux.Handle("/metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write([]byte("Vispyr is Healthy.\n"))

@@ -96,9 +96,15 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		{"pyroscope", cfg.Listen.Pyroscope, pyroscopePort(profileIngest, profileAPI)},
 		{"pyroscope_ingest", cfg.Listen.PyroscopeIngest, profileIngest},
 		{"ui", cfg.Listen.UI, webUI},
-		{"admin", cfg.Listen.Admin, admin.NewHandler(reg, ready)},
 		{"health", cfg.Listen.Health, admin.NewHealthHandler(ready, started)},
 	}
+	status := admin.Status{Started: started, DataDir: cfg.DataDir}
+	for _, s := range append(servers, httpServer{name: "otlp_grpc", addr: cfg.Listen.OTLPGRPC}) {
+		if s.addr != "" {
+			status.Listeners = append(status.Listeners, [2]string{s.name, s.addr})
+		}
+	}
+	servers = append(servers, httpServer{"admin", cfg.Listen.Admin, admin.NewHandler(reg, ready, status)})
 
 	var g run.Group
 	// Background work of the stores and the generator; the generator writes once
