@@ -1,10 +1,13 @@
 package e2e
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -13,16 +16,19 @@ import (
 	"github.com/vispyr/vispyr/test/e2e/harness"
 )
 
-const crashSeries = 10
+const (
+	crashSeries  = 10
+	crashWriters = 4
+)
 
-// crashRequest is request i: one sample for each of crashSeries series at
-// base + i*10ms, with a value that encodes (i, series).
-func crashRequest(base time.Time, i int) *prompb.WriteRequest {
+// crashRequest is writer w's request i: one sample for each of its
+// crashSeries series at base + i*10ms, with a value that encodes (i, series).
+func crashRequest(base time.Time, w, i int) *prompb.WriteRequest {
 	req := &prompb.WriteRequest{}
 	ts := base.Add(time.Duration(i) * 10 * time.Millisecond).UnixMilli()
 	for s := 0; s < crashSeries; s++ {
 		req.Timeseries = append(req.Timeseries, prompb.TimeSeries{
-			Labels:  harness.Labels("__name__", "e2e_crash", "s", strconv.Itoa(s)),
+			Labels:  harness.Labels("__name__", "e2e_crash", "s", strconv.Itoa(s), "w", strconv.Itoa(w)),
 			Samples: []prompb.Sample{{Timestamp: ts, Value: float64(i*crashSeries + s)}},
 		})
 	}
@@ -32,10 +38,10 @@ func crashRequest(base time.Time, i int) *prompb.WriteRequest {
 // writeUntilError sends requests from..to-1 in order and returns the
 // indexes Vispyr acknowledged (2xx) before the first failure. progress, if
 // not nil, is called after each acknowledged request.
-func writeUntilError(v *harness.Vispyr, base time.Time, from, to int, progress func(n int)) (acked []int, lastErr error) {
+func writeUntilError(v *harness.Vispyr, base time.Time, w, from, to int, progress func()) (acked []int, lastErr error) {
 	client := &http.Client{Timeout: 10 * time.Second}
 	for i := from; i < to; i++ {
-		res, err := harness.RemoteWrite(client, v.MetricsURL("/api/v1/write"), crashRequest(base, i))
+		res, err := harness.RemoteWrite(client, v.MetricsURL("/api/v1/write"), crashRequest(base, w, i))
 		if err != nil {
 			return acked, err
 		}
@@ -44,14 +50,14 @@ func writeUntilError(v *harness.Vispyr, base time.Time, from, to int, progress f
 		}
 		acked = append(acked, i)
 		if progress != nil {
-			progress(len(acked))
+			progress()
 		}
 	}
 	return acked, nil
 }
 
 // storedCrashSamples returns every stored e2e_crash sample as
-// timestamp(ms) -> series -> value.
+// timestamp(ms) -> "w/s" -> value.
 func storedCrashSamples(t *testing.T, v *harness.Vispyr, base time.Time) map[int64]map[string]float64 {
 	t.Helper()
 	api := harness.NewAPI(v.MetricsURL(""))
@@ -67,19 +73,31 @@ func storedCrashSamples(t *testing.T, v *harness.Vispyr, base time.Time) map[int
 			if got[p.Millis()] == nil {
 				got[p.Millis()] = map[string]float64{}
 			}
-			got[p.Millis()][s.Metric["s"]] = p.Float()
+			got[p.Millis()][s.Metric["w"]+"/"+s.Metric["s"]] = p.Float()
 		}
 	}
 	return got
 }
 
-func checkAcked(t *testing.T, got map[int64]map[string]float64, base time.Time, acked []int) {
+func checkAcked(t *testing.T, got map[int64]map[string]float64, base time.Time, acked [][]int) {
+	t.Helper()
+	missing, total := 0, 0
+	for w, indexes := range acked {
+		missing += checkWriterAcked(t, got, base, w, indexes)
+		total += len(indexes) * crashSeries
+	}
+	if missing > 0 {
+		t.Fatalf("%d of %d acknowledged samples missing", missing, total)
+	}
+}
+
+func checkWriterAcked(t *testing.T, got map[int64]map[string]float64, base time.Time, w int, acked []int) int {
 	t.Helper()
 	missing := 0
 	for _, i := range acked {
-		want := crashRequest(base, i)
+		want := crashRequest(base, w, i)
 		for _, ts := range want.Timeseries {
-			s := ts.Labels[1].Value
+			s := strconv.Itoa(w) + "/" + ts.Labels[1].Value
 			v, ok := got[ts.Samples[0].Timestamp][s]
 			if !ok || v != ts.Samples[0].Value {
 				if missing < 5 {
@@ -89,58 +107,73 @@ func checkAcked(t *testing.T, got map[int64]map[string]float64, base time.Time, 
 			}
 		}
 	}
-	if missing > 0 {
-		t.Fatalf("%d of %d acknowledged samples missing", missing, len(acked)*crashSeries)
-	}
+	return missing
 }
 
-// Every sample Vispyr acknowledged survives kill -9 in the middle of a
-// stream of writes, and a later graceful restart.
+// Every sample Vispyr acknowledged survives kill -9 in the middle of
+// concurrent streams of writes, and a later graceful restart.
 func TestCrashSafetyKill9(t *testing.T) {
 	t.Parallel()
 	v := harness.Start(t, harness.Options{})
 	base := time.Now().Add(-5 * time.Minute).Truncate(time.Second)
 
-	// Writes span base .. base+200s; the kill lands after 300 of them.
+	// Each writer's samples span base .. base+200s; the kill lands once 300
+	// requests in all have been acknowledged, while all writers are busy.
 	const target, killAfter = 20000, 300
 	var (
-		acked   []int
-		werr    error
-		done    = make(chan struct{})
+		acked   = make([][]int, crashWriters)
+		errs    = make([]error, crashWriters)
+		total   atomic.Int64
+		wg      sync.WaitGroup
 		reached = make(chan struct{})
+		once    sync.Once
 	)
-	go func() {
-		defer close(done)
-		acked, werr = writeUntilError(v, base, 0, target, func(n int) {
-			if n == killAfter {
-				close(reached)
-			}
-		})
-	}()
+	for w := 0; w < crashWriters; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			acked[w], errs[w] = writeUntilError(v, base, w, 0, target, func() {
+				if total.Add(1) == killAfter {
+					once.Do(func() { close(reached) })
+				}
+			})
+		}(w)
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
 	select {
 	case <-reached:
 	case <-done:
-		t.Fatalf("writes stopped before the kill after %d acknowledged: %v", len(acked), werr)
+		t.Fatalf("writes stopped before the kill after %d acknowledged: %v", total.Load(), errors.Join(errs...))
 	}
 	v.Kill9()
 	<-done
-	if werr == nil {
-		t.Fatalf("all %d writes finished before kill -9 landed: the test proved nothing", len(acked))
+	for w, err := range errs {
+		if err == nil {
+			t.Fatalf("writer %d finished all %d writes before kill -9 landed: the test proved nothing", w, len(acked[w]))
+		}
 	}
-	t.Logf("%d requests (%d samples) acknowledged before kill -9; the next failed: %v", len(acked), len(acked)*crashSeries, werr)
+	t.Logf("%d requests (%d samples) acknowledged before kill -9; writer 0's next failed: %v",
+		total.Load(), total.Load()*crashSeries, errs[0])
 
 	v.Restart()
 	checkAcked(t, storedCrashSamples(t, v, base), base, acked)
 
 	// After recovery the series keep accepting newer samples.
-	next := acked[len(acked)-1] + 2
-	more, err := writeUntilError(v, base, next, next+20, nil)
-	if err != nil {
-		t.Fatalf("write after restart: %v", err)
+	for w := range acked {
+		next := target + 1
+		if n := len(acked[w]); n > 0 {
+			next = acked[w][n-1] + 2
+		}
+		more, err := writeUntilError(v, base, w, next, next+5, nil)
+		if err != nil {
+			t.Fatalf("writer %d: write after restart: %v", w, err)
+		}
+		acked[w] = append(acked[w], more...)
 	}
 	if err := v.Stop(); err != nil {
 		t.Errorf("graceful stop: %v", err)
 	}
 	v.Restart()
-	checkAcked(t, storedCrashSamples(t, v, base), base, append(acked, more...))
+	checkAcked(t, storedCrashSamples(t, v, base), base, acked)
 }
