@@ -83,7 +83,9 @@ func (a *api) fail(w http.ResponseWriter, r *http.Request, err error) {
 
 func writeJSON(w http.ResponseWriter, v any) {
 	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(v)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false) // "<root span not yet received>" stays readable
+	_ = enc.Encode(v)
 }
 
 // timeRange reads start and end (Unix seconds) into Unix nanoseconds; 0 means open.
