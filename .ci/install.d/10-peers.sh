@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the real peers the metrics tests and bench/ run against:
 # Debian prometheus (+ promtool), prometheus-node-exporter, victoria-metrics,
-# and telemetrygen (go install). Idempotent, non-interactive, run as root.
+# strace (to see WAL fsyncs), and telemetrygen (go install). Idempotent, non-interactive, run as root.
 #
 # The Debian packages would normally start system daemons on :9090/:9100/
 # :8428; tests bind free loopback ports, but a stray daemon would still waste
@@ -13,7 +13,7 @@ export DEBIAN_FRONTEND=noninteractive
 # go may not be on a non-login root shell's PATH.
 command -v go >/dev/null || export PATH="$PATH:/usr/local/go/bin"
 TELEMETRYGEN_VERSION=v0.161.0
-APT_PACKAGES=(prometheus prometheus-node-exporter victoria-metrics)
+APT_PACKAGES=(prometheus prometheus-node-exporter victoria-metrics strace)
 STAMP=/var/lib/vispyr-ci/apt-updated
 
 need_apt=0
@@ -68,7 +68,7 @@ if [ "$have_tg" != "$TELEMETRYGEN_VERSION" ]; then
 	(cd / && GOFLAGS=-mod=mod go install "github.com/open-telemetry/opentelemetry-collector-contrib/cmd/telemetrygen@${TELEMETRYGEN_VERSION}")
 fi
 
-for b in prometheus promtool prometheus-node-exporter victoria-metrics; do
+for b in prometheus promtool prometheus-node-exporter victoria-metrics strace; do
 	command -v "$b" >/dev/null || { echo "10-peers.sh: $b missing after install" >&2; exit 1; }
 done
 "$GOBIN_DIR/telemetrygen" --help >/dev/null

@@ -30,6 +30,7 @@ var installHints = map[string]string{
 	"chromium":                 "apt-get install -y chromium",
 	"node":                     "apt-get install -y nodejs",
 	"nginx":                    "apt-get install -y nginx",
+	"strace":                   "apt-get install -y strace",
 }
 
 // Binary returns the absolute path of the peer program name, looked up on

@@ -25,6 +25,9 @@ type Options struct {
 	Env []string
 	// ReadyTimeout bounds the wait for /-/ready (default 60s: WAL replay).
 	ReadyTimeout time.Duration
+	// Wrapper, when set, runs vispyr under another program (e.g. strace):
+	// the command becomes Wrapper[0] Wrapper[1:]... vispyr args...
+	Wrapper []string
 }
 
 // Vispyr is a running `vispyr serve` child process.
@@ -115,7 +118,11 @@ func (v *Vispyr) start() error {
 			return fmt.Errorf("write config: %w", err)
 		}
 	}
-	p, err := startProcess(v.logDir, "vispyr", v.bin, v.Args(), v.opts.Env)
+	bin, args := v.bin, v.Args()
+	if len(v.opts.Wrapper) > 0 {
+		bin, args = v.opts.Wrapper[0], append(append(v.opts.Wrapper[1:len(v.opts.Wrapper):len(v.opts.Wrapper)], v.bin), args...)
+	}
+	p, err := startProcess(v.logDir, "vispyr", bin, args, v.opts.Env)
 	if err != nil {
 		return err
 	}
