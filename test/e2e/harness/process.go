@@ -53,8 +53,10 @@ func startProcess(logDir, name, bin string, args, env []string) (*Process, error
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.Env = append(os.Environ(), env...)
-	// Die with the test binary even if it is killed before its cleanups run.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	// Die with the test binary even if it is killed before its cleanups run,
+	// and lead a process group so that Kill9 also reaches its children (a
+	// wrapper such as strace leaves its tracee running when killed).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		logFile.Close()
 		return nil, err
@@ -94,7 +96,7 @@ func (p *Process) Kill9() {
 	if exited, _ := p.Exited(); exited {
 		return
 	}
-	p.Cmd.Process.Signal(syscall.SIGKILL)
+	syscall.Kill(-p.Cmd.Process.Pid, syscall.SIGKILL)
 	<-p.done
 }
 
@@ -104,7 +106,7 @@ func (p *Process) Stop(timeout time.Duration) error {
 	if exited, err := p.Exited(); exited {
 		return err
 	}
-	p.Cmd.Process.Signal(syscall.SIGTERM)
+	syscall.Kill(-p.Cmd.Process.Pid, syscall.SIGTERM)
 	select {
 	case <-p.done:
 		_, err := p.Exited()
