@@ -2,5 +2,5 @@
 # Peers for the trace store's tests: MinIO (S3 backend) and telemetrygen (load).
 set -euo pipefail
 export PATH="$PATH:$(go env GOPATH)/bin"
-command -v minio >/dev/null || go install github.com/minio/minio@latest
-command -v telemetrygen >/dev/null || go install github.com/open-telemetry/opentelemetry-collector-contrib/cmd/telemetrygen@latest
+command -v minio >/dev/null || (cd / && go install github.com/minio/minio@v0.0.0-20260212201848-7aac2a2c5b7c)
+command -v telemetrygen >/dev/null || (cd / && go install github.com/open-telemetry/opentelemetry-collector-contrib/cmd/telemetrygen@v0.161.0)
