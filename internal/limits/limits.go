@@ -66,9 +66,17 @@ func ReadBody(r *http.Request, max int64) ([]byte, error) {
 	return body, nil
 }
 
-// WriteOverloaded answers 429 with Retry-After, the code OTLP and remote-write
+// WriteOverloaded answers 429 with Retry-After, the code OTLP and Pyroscope
 // clients retry on.
 func WriteOverloaded(w http.ResponseWriter, msg string) {
 	w.Header().Set("Retry-After", strconv.Itoa(int(RetryAfter.Seconds())))
 	http.Error(w, msg, http.StatusTooManyRequests)
+}
+
+// WriteUnavailable answers 503 with Retry-After. Remote write uses it for
+// overload: Prometheus drops a batch answered 429 unless its queue sets
+// retry_on_http_429, but always retries a 5xx.
+func WriteUnavailable(w http.ResponseWriter, msg string) {
+	w.Header().Set("Retry-After", strconv.Itoa(int(RetryAfter.Seconds())))
+	http.Error(w, msg, http.StatusServiceUnavailable)
 }

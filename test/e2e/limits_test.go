@@ -53,7 +53,8 @@ func TestRequestLimits(t *testing.T) {
 }
 
 // When more bytes are being ingested than the in-flight budget allows,
-// remote write answers 429 with Retry-After, which senders retry on.
+// remote write answers 503 with Retry-After: Prometheus retries every 5xx, but
+// drops a batch answered 429 unless retry_on_http_429 is set.
 func TestOverloadAnswersRetryable(t *testing.T) {
 	t.Parallel()
 	// The budget counts a request's compressed plus decompressed bytes. Make
@@ -66,8 +67,8 @@ func TestOverloadAnswersRetryable(t *testing.T) {
 		"--limits.max-request-bytes=" + limit, "--limits.max-inflight-bytes=" + limit}})
 
 	res, err := harness.RemoteWrite(nil, v.MetricsURL("/api/v1/write"), req)
-	if err != nil || res.Status != http.StatusTooManyRequests || res.Header.Get("Retry-After") == "" {
-		t.Errorf("remote write over budget: %v %d Retry-After=%q, want 429 with Retry-After", err, res.Status, res.Header.Get("Retry-After"))
+	if err != nil || res.Status != http.StatusServiceUnavailable || res.Header.Get("Retry-After") == "" {
+		t.Errorf("remote write over budget: %v %d Retry-After=%q, want 503 with Retry-After", err, res.Status, res.Header.Get("Retry-After"))
 	}
 
 	v.CheckServing(t)

@@ -32,8 +32,8 @@ type Options struct {
 	MaxRequestBytes int64
 	// MaxSeriesPerRequest caps the time series of one request (400 above it).
 	MaxSeriesPerRequest int
-	// Inflight is the ingest memory budget shared with the other receivers (429
-	// when spent). Nil admits everything.
+	// Inflight is the ingest memory budget shared with the other receivers (503
+	// with Retry-After when spent, which Prometheus retries). Nil admits everything.
 	Inflight *limits.Inflight
 }
 
@@ -141,7 +141,7 @@ func (h *handler) guard(w http.ResponseWriter, r *http.Request, st *state) (raw 
 	cost = int64(len(body) + n)
 	if !h.opts.Inflight.Acquire(cost) {
 		h.rejected.WithLabelValues("overloaded").Inc()
-		limits.WriteOverloaded(w, "too many bytes being ingested at once; retry later")
+		limits.WriteUnavailable(w, "too many bytes being ingested at once; retry later")
 		return nil, 0, false
 	}
 	raw, err = st.decompress(body, n)

@@ -76,7 +76,7 @@ func (g stockGuard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	cost := int64(len(body) + n)
 	if !g.opts.Inflight.Acquire(cost) {
-		limits.WriteOverloaded(w, "overloaded")
+		limits.WriteUnavailable(w, "overloaded")
 		return
 	}
 	defer g.opts.Inflight.Release(cost)

@@ -241,7 +241,7 @@ func TestBadRequestsParity(t *testing.T) {
 		{name: "body too large", body: good, contentType: ctV1, want: 413, opts: Options{MaxRequestBytes: int64(len(good) - 1), MaxSeriesPerRequest: 10}},
 		{name: "decoded too large", body: good, contentType: ctV1, want: 413, opts: Options{MaxRequestBytes: int64(len(raw) - 1), MaxSeriesPerRequest: 10}},
 		{name: "too many series", body: encode(t, many), contentType: ctV1, want: 400, opts: Options{MaxRequestBytes: 1 << 20, MaxSeriesPerRequest: 10}},
-		{name: "overloaded", body: good, contentType: ctV1, want: 429, inflight: int64(len(good))},
+		{name: "overloaded", body: good, contentType: ctV1, want: 503, inflight: int64(len(good))},
 		{name: "empty body", body: nil, contentType: ctV1, want: 400},
 		{name: "over the stock 32 MiB cap", body: snappy.Encode(nil, protowire.AppendBytes(protowire.AppendTag(nil, 15, protowire.BytesType), make([]byte, 33<<20))),
 			contentType: ctV1, want: 400, opts: Options{MaxRequestBytes: 64 << 20, MaxSeriesPerRequest: 10}},
@@ -257,8 +257,8 @@ func TestBadRequestsParity(t *testing.T) {
 			if r.code != c.want {
 				t.Fatalf("got %+v, want %d", r, c.want)
 			}
-			if c.want == 429 && r.headers != "Retry-After=5" {
-				t.Fatalf("429 without Retry-After: %+v", r)
+			if c.want == 503 && r.headers != "Retry-After=5" {
+				t.Fatalf("503 without Retry-After: %+v", r)
 			}
 			p.sameData(t)
 			// Both keep serving.
