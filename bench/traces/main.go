@@ -1,0 +1,323 @@
+// Command traces measures Vispyr's trace ingest end to end: it starts
+// `vispyr serve` on free loopback ports, sends pre-built OTLP gRPC requests
+// from concurrent senders, and prints spans/s, CPU, peak RSS, bytes per span
+// on disk, trace-by-ID and TraceQL search latency, and whether a trace is
+// readable as soon as it is acknowledged. See bench/README.md.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+)
+
+const cutInterval = 5 * time.Second
+
+type result struct {
+	name             string
+	run              *RunResult
+	spansPerSec      float64
+	cpu              time.Duration
+	idleRSS, peakRSS int64
+	cutWait          time.Duration
+	disk             int64
+	diskParts        map[string]int64
+	byID             []time.Duration
+	selective, broad []time.Duration
+	selFound         int
+	rawFirst, rawN   int
+	rawMax           time.Duration
+}
+
+func main() {
+	var (
+		requests  = flag.Int("requests", 2000, "OTLP requests of 100 traces × 10 spans")
+		senders   = flag.Int("senders", 4, "concurrent senders, one gRPC connection each")
+		vispyrBin = flag.String("vispyr", "", "vispyr binary (default: go build ./cmd/vispyr)")
+		generator = flag.Bool("generator", false, "run twice: span-metrics/service-graph generator on, then off")
+		lookups   = flag.Int("lookups", 1000, "trace-by-ID requests for random known IDs")
+		searches  = flag.Int("searches", 20, "runs of each TraceQL query")
+		probes    = flag.Int("probes", 20, "read-after-write probes")
+		keep      = flag.Bool("keep", false, "keep the data dirs")
+	)
+	flag.Parse()
+	if err := run(*requests, *senders, *vispyrBin, *generator, *lookups, *searches, *probes, *keep); err != nil {
+		fmt.Fprintln(os.Stderr, "traces:", err)
+		os.Exit(1)
+	}
+}
+
+func run(requests, senders int, vispyrBin string, generator bool, lookups, searches, probes int, keep bool) error {
+	work, err := os.MkdirTemp("", "vispyr-bench-traces-")
+	if err != nil {
+		return err
+	}
+	if keep {
+		fmt.Println("data kept in", work)
+	} else {
+		defer os.RemoveAll(work)
+	}
+	if vispyrBin == "" {
+		if vispyrBin, err = buildVispyr(work); err != nil {
+			return err
+		}
+	}
+	t0 := time.Now()
+	prefix := rand.Uint64()
+	load, err := NewLoad(requests, prefix)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("load: %d requests × %d traces × %d spans = %d spans, %d senders, %.1f MB protobuf (built in %v)\n",
+		requests, tracesPerRequest, spansPerTrace, load.Spans, senders, float64(load.EncodedBytes)/1e6, time.Since(t0).Round(time.Millisecond))
+
+	modes := []string{"generator-on"}
+	if generator {
+		modes = append(modes, "generator-off")
+	}
+	var results []*result
+	for i, mode := range modes {
+		fmt.Printf("running vispyr (%s), %s…\n", vispyrBin, mode)
+		dir := filepath.Join(work, mode)
+		r, err := runOnce(vispyrBin, dir, mode, load, senders, lookups, searches, probes, prefix^uint64(i+1))
+		if err != nil {
+			return fmt.Errorf("%s: %w", mode, err)
+		}
+		fmt.Printf("  %.0f spans/s\n", r.spansPerSec)
+		results = append(results, r)
+		if !keep {
+			os.RemoveAll(dir)
+		}
+	}
+	report(load, results)
+	return nil
+}
+
+type endpoints struct{ otlp, tempo, admin string }
+
+func startVispyr(bin, dir string, generatorOff bool) (*server, endpoints, error) {
+	var ep endpoints
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, ep, err
+	}
+	cfg := fmt.Sprintf("traces:\n  block_cut_interval: %s\n", cutInterval)
+	if generatorOff {
+		cfg += "generator:\n  disable_span_metrics: true\n  disable_service_graph: true\n"
+	}
+	cfgPath := filepath.Join(dir, "vispyr.yaml")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+		return nil, ep, err
+	}
+	args := []string{"serve", "--config=" + cfgPath, "--data-dir=" + filepath.Join(dir, "data")}
+	addrs := map[string]string{}
+	for _, f := range []string{"otlp.grpc-address", "otlp.http-address", "metrics.listen-address",
+		"tempo.listen-address", "pyroscope.listen-address", "pyroscope.ingest-address",
+		"ui.listen-address", "admin.listen-address", "health.listen-address"} {
+		a, err := freeAddr()
+		if err != nil {
+			return nil, ep, err
+		}
+		addrs[f] = a
+		args = append(args, "--"+f+"="+a)
+	}
+	srv, err := startServer(filepath.Join(dir, "vispyr.log"), bin, args...)
+	if err != nil {
+		return nil, ep, err
+	}
+	ep = endpoints{otlp: addrs["otlp.grpc-address"], tempo: "http://" + addrs["tempo.listen-address"],
+		admin: "http://" + addrs["admin.listen-address"]}
+	if err := srv.waitReady(ep.admin+"/-/ready", time.Minute); err != nil {
+		srv.stop(syscall.SIGKILL)
+		return nil, ep, err
+	}
+	return srv, ep, nil
+}
+
+func runOnce(bin, dir, mode string, load *Load, senders, lookups, searches, probes int, probePrefix uint64) (*result, error) {
+	srv, ep, err := startVispyr(bin, dir, mode == "generator-off")
+	if err != nil {
+		return nil, err
+	}
+	defer srv.stop(syscall.SIGTERM)
+	r := &result{name: mode}
+	time.Sleep(2 * time.Second)
+	r.idleRSS, _ = memory(srv.pid())
+
+	cpu0 := cpuTime(srv.pid())
+	if r.run, err = load.Run(ep.otlp, senders); err != nil {
+		return nil, err
+	}
+	r.cpu = cpuTime(srv.pid()) - cpu0
+	r.spansPerSec = float64(load.Spans) / r.run.Wall.Seconds()
+
+	// Read-after-write while the head is full, as a user would see it.
+	if r.rawFirst, r.rawN, r.rawMax, err = readAfterWrite(ep, probes, probePrefix); err != nil {
+		return nil, err
+	}
+	if r.cutWait, err = waitHeadCut(ep.admin, 3*time.Minute); err != nil {
+		return nil, err
+	}
+	_, r.peakRSS = memory(srv.pid())
+	r.disk, r.diskParts = diskUsage(filepath.Join(dir, "data", "traces"))
+
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range lookups {
+		id := load.IDs[rng.IntN(len(load.IDs))]
+		t := time.Now()
+		n, err := traceSpans(ep.tempo, id)
+		if err != nil {
+			return nil, err
+		}
+		r.byID = append(r.byID, time.Since(t))
+		if n != spansPerTrace {
+			return nil, fmt.Errorf("trace %x: %d spans, want %d", id, n, spansPerTrace)
+		}
+	}
+	end := time.Now().Add(time.Minute)
+	start := end.Add(-2 * time.Hour)
+	for range searches {
+		t := time.Now()
+		ids, err := search(ep.tempo, `{resource.service.name="svc-b" && span.http.status_code=500}`, load.Errors+10, start, end)
+		if err != nil {
+			return nil, err
+		}
+		r.selective = append(r.selective, time.Since(t))
+		r.selFound = len(ids)
+		t = time.Now()
+		ids, err = search(ep.tempo, `{}`, 20, start, end)
+		if err != nil {
+			return nil, err
+		}
+		r.broad = append(r.broad, time.Since(t))
+		if len(ids) != 20 {
+			return nil, fmt.Errorf("search {} limit 20: %d traces", len(ids))
+		}
+	}
+	if r.selFound != load.Errors {
+		return nil, fmt.Errorf("selective search found %d traces, want %d", r.selFound, load.Errors)
+	}
+	return r, nil
+}
+
+// readAfterWrite exports one tagged trace at a time and, right after the
+// acknowledgement, fetches it by ID and searches for its tag. It counts the
+// probes visible to both on the first try, and the longest wait for the others.
+func readAfterWrite(ep endpoints, probes int, prefix uint64) (first, n int, worst time.Duration, err error) {
+	conn, err := grpc.NewClient(ep.otlp, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	defer conn.Close()
+	client := ptraceotlp.NewGRPCClient(conn)
+	for i := range probes {
+		td := ptrace.NewTraces()
+		a, b := newService(td, "svc-a"), newService(td, "svc-b")
+		id := traceID(prefix, uint64(i))
+		addTrace(a, b, id, time.Now().Add(-time.Second), i, false)
+		tag := fmt.Sprintf("probe-%x", id[8:])
+		a.At(0).Attributes().PutStr("bench.probe", tag)
+		if _, err := client.Export(context.Background(), ptraceotlp.NewExportRequestFromTraces(td)); err != nil {
+			return 0, 0, 0, fmt.Errorf("export probe: %w", err)
+		}
+		acked := time.Now()
+		for try := 0; ; try++ {
+			spans, err := traceSpans(ep.tempo, id)
+			if err != nil {
+				return 0, 0, 0, err
+			}
+			ids, err := search(ep.tempo, fmt.Sprintf(`{span.bench.probe=%q}`, tag), 20, time.Now().Add(-time.Hour), time.Now().Add(time.Minute))
+			if err != nil {
+				return 0, 0, 0, err
+			}
+			if spans == spansPerTrace && len(ids) == 1 {
+				if try == 0 {
+					first++
+				}
+				worst = max(worst, time.Since(acked))
+				break
+			}
+			if time.Since(acked) > time.Minute {
+				return 0, 0, 0, fmt.Errorf("probe trace %x not readable a minute after its ack", id)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		n++
+	}
+	return first, n, worst, nil
+}
+
+func report(load *Load, rs []*result) {
+	fmt.Println()
+	row := func(label string, f func(r *result) string) {
+		fmt.Printf("%-28s", label)
+		for _, r := range rs {
+			fmt.Printf(" %18s", f(r))
+		}
+		fmt.Println()
+	}
+	ms := func(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d)/1e6) }
+	row("", func(r *result) string { return r.name })
+	row("spans/s", func(r *result) string { return fmt.Sprintf("%.0f", r.spansPerSec) })
+	row("wall", func(r *result) string { return r.run.Wall.Round(time.Millisecond).String() })
+	row("request p50 / p99", func(r *result) string {
+		return fmt.Sprintf("%.0f / %.0f ms", float64(percentile(r.run.Latencies, .5))/1e6, float64(percentile(r.run.Latencies, .99))/1e6)
+	})
+	row("retries", func(r *result) string { return fmt.Sprint(r.run.Retries) })
+	row("CPU s (load)", func(r *result) string { return fmt.Sprintf("%.1f", r.cpu.Seconds()) })
+	row("spans/CPU-s", func(r *result) string { return fmt.Sprintf("%.0f", float64(load.Spans)/r.cpu.Seconds()) })
+	row("idle RSS", func(r *result) string { return fmt.Sprintf("%.0f MB", float64(r.idleRSS)/1e6) })
+	row("peak RSS", func(r *result) string { return fmt.Sprintf("%.0f MB", float64(r.peakRSS)/1e6) })
+	row("traces/ on disk", func(r *result) string { return fmt.Sprintf("%.1f MB", float64(r.disk)/1e6) })
+	row("bytes/span", func(r *result) string { return fmt.Sprintf("%.1f", float64(r.disk)/float64(load.Spans)) })
+	row("head cut wait", func(r *result) string { return r.cutWait.Round(100 * time.Millisecond).String() })
+	row("trace by ID p50", func(r *result) string { return ms(percentile(r.byID, .5)) })
+	row("trace by ID p99", func(r *result) string { return ms(percentile(r.byID, .99)) })
+	row("selective search p50", func(r *result) string { return ms(percentile(r.selective, .5)) })
+	row("broad {} limit 20 p50", func(r *result) string { return ms(percentile(r.broad, .5)) })
+	row("read-after-write 1st try", func(r *result) string { return fmt.Sprintf("%d/%d", r.rawFirst, r.rawN) })
+	row("read-after-write worst", func(r *result) string { return ms(r.rawMax) })
+
+	for _, r := range rs {
+		var dirs []string
+		for d := range r.diskParts {
+			dirs = append(dirs, d)
+		}
+		slices.Sort(dirs)
+		var parts []string
+		for _, d := range dirs {
+			parts = append(parts, fmt.Sprintf("%s %.1f MB", d, float64(r.diskParts[d])/1e6))
+		}
+		fmt.Printf("\n%s: data/traces after the head was cut: %s; selective search matched %d of %d traces\n",
+			r.name, strings.Join(parts, ", "), r.selFound, len(load.IDs))
+	}
+	if len(rs) == 2 {
+		on, off := rs[0], rs[1]
+		fmt.Printf("\ngenerator on/off: spans/s %.2f×, CPU s %.2f×, peak RSS %.2f×\n",
+			on.spansPerSec/off.spansPerSec, on.cpu.Seconds()/off.cpu.Seconds(), float64(on.peakRSS)/float64(off.peakRSS))
+	}
+}
+
+func buildVispyr(work string) (string, error) {
+	out := filepath.Join(work, "bin", "vispyr")
+	cmd := exec.Command("go", "build", "-o", out, "./cmd/vispyr")
+	if root, err := exec.Command("go", "env", "GOMOD").Output(); err == nil {
+		cmd.Dir = filepath.Dir(strings.TrimSpace(string(root)))
+	}
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("build vispyr: %w\n%s", err, b)
+	}
+	return out, nil
+}
