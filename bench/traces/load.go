@@ -103,14 +103,19 @@ func addTrace(a, b ptrace.SpanSlice, id [16]byte, start time.Time, n int, isErr 
 	if n%4 == 0 {
 		method = "POST"
 	}
-	spanID := func(i int) pcommon.SpanID {
-		var s [8]byte
-		copy(s[:], id[8:])
-		s[7] ^= byte(i + 1)
-		s[0] ^= byte(i + 1)
-		return s
+	// Span IDs are random and timings jittered at microsecond precision, as
+	// SDKs produce them, so the store cannot compress them better than real data.
+	rng := rand.New(rand.NewPCG(uint64(n), 0x5eed))
+	var ids [spansPerTrace]pcommon.SpanID
+	for i := range ids {
+		binary.LittleEndian.PutUint64(ids[i][:], rng.Uint64())
+	}
+	spanID := func(i int) pcommon.SpanID { return ids[i] }
+	jitter := func(d time.Duration) time.Duration {
+		return (d/2 + time.Duration(rng.Int64N(int64(d)))).Truncate(time.Microsecond)
 	}
 	ts := func(off, dur time.Duration) (pcommon.Timestamp, pcommon.Timestamp) {
+		off, dur = jitter(off+time.Millisecond), jitter(dur)
 		return pcommon.NewTimestampFromTime(start.Add(off)), pcommon.NewTimestampFromTime(start.Add(off + dur))
 	}
 	add := func(ss ptrace.SpanSlice, i, parent int, name string, kind ptrace.SpanKind, off, dur time.Duration) ptrace.Span {
@@ -167,9 +172,9 @@ func httpAttrs(s ptrace.Span, method, route string, code int64) {
 // bytes are exactly what ptraceotlp's gRPC client would send.
 type rawCodec struct{}
 
-func (rawCodec) Marshal(v any) ([]byte, error)    { return v.([]byte), nil }
+func (rawCodec) Marshal(v any) ([]byte, error)   { return v.([]byte), nil }
 func (rawCodec) Unmarshal(b []byte, v any) error { *(v.(*[]byte)) = b; return nil }
-func (rawCodec) Name() string                     { return "proto" }
+func (rawCodec) Name() string                    { return "proto" }
 
 // RunResult is what the senders saw.
 type RunResult struct {

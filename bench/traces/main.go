@@ -39,7 +39,9 @@ type result struct {
 	selective, broad []time.Duration
 	selFound         int
 	rawFirst, rawN   int
-	rawMax           time.Duration
+	rawFetch         time.Duration // longest trace-by-ID right after an ack
+	rawSearch        time.Duration // longest search right after an ack
+	endRSS           int64
 }
 
 func main() {
@@ -164,7 +166,7 @@ func runOnce(bin, dir, mode string, load *Load, senders, lookups, searches, prob
 	r.spansPerSec = float64(load.Spans) / r.run.Wall.Seconds()
 
 	// Read-after-write while the head is full, as a user would see it.
-	if r.rawFirst, r.rawN, r.rawMax, err = readAfterWrite(ep, probes, probePrefix); err != nil {
+	if r.rawFirst, r.rawN, r.rawFetch, r.rawSearch, err = readAfterWrite(ep, probes, probePrefix); err != nil {
 		return nil, err
 	}
 	if r.cutWait, err = waitHeadCut(ep.admin, 3*time.Minute); err != nil {
@@ -206,6 +208,7 @@ func runOnce(bin, dir, mode string, load *Load, senders, lookups, searches, prob
 			return nil, fmt.Errorf("search {} limit 20: %d traces", len(ids))
 		}
 	}
+	_, r.endRSS = memory(srv.pid())
 	if r.selFound != load.Errors {
 		return nil, fmt.Errorf("selective search found %d traces, want %d", r.selFound, load.Errors)
 	}
@@ -215,10 +218,10 @@ func runOnce(bin, dir, mode string, load *Load, senders, lookups, searches, prob
 // readAfterWrite exports one tagged trace at a time and, right after the
 // acknowledgement, fetches it by ID and searches for its tag. It counts the
 // probes visible to both on the first try, and the longest wait for the others.
-func readAfterWrite(ep endpoints, probes int, prefix uint64) (first, n int, worst time.Duration, err error) {
+func readAfterWrite(ep endpoints, probes int, prefix uint64) (first, n int, fetch, find time.Duration, err error) {
 	conn, err := grpc.NewClient(ep.otlp, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
-		return 0, 0, 0, err
+		return 0, 0, 0, 0, err
 	}
 	defer conn.Close()
 	client := ptraceotlp.NewGRPCClient(conn)
@@ -230,33 +233,36 @@ func readAfterWrite(ep endpoints, probes int, prefix uint64) (first, n int, wors
 		tag := fmt.Sprintf("probe-%x", id[8:])
 		a.At(0).Attributes().PutStr("bench.probe", tag)
 		if _, err := client.Export(context.Background(), ptraceotlp.NewExportRequestFromTraces(td)); err != nil {
-			return 0, 0, 0, fmt.Errorf("export probe: %w", err)
+			return 0, 0, 0, 0, fmt.Errorf("export probe: %w", err)
 		}
 		acked := time.Now()
 		for try := 0; ; try++ {
+			t := time.Now()
 			spans, err := traceSpans(ep.tempo, id)
 			if err != nil {
-				return 0, 0, 0, err
+				return 0, 0, 0, 0, err
 			}
+			fetch = max(fetch, time.Since(t))
+			t = time.Now()
 			ids, err := search(ep.tempo, fmt.Sprintf(`{span.bench.probe=%q}`, tag), 20, time.Now().Add(-time.Hour), time.Now().Add(time.Minute))
 			if err != nil {
-				return 0, 0, 0, err
+				return 0, 0, 0, 0, err
 			}
+			find = max(find, time.Since(t))
 			if spans == spansPerTrace && len(ids) == 1 {
 				if try == 0 {
 					first++
 				}
-				worst = max(worst, time.Since(acked))
 				break
 			}
 			if time.Since(acked) > time.Minute {
-				return 0, 0, 0, fmt.Errorf("probe trace %x not readable a minute after its ack", id)
+				return 0, 0, 0, 0, fmt.Errorf("probe trace %x not readable a minute after its ack", id)
 			}
 			time.Sleep(10 * time.Millisecond)
 		}
 		n++
 	}
-	return first, n, worst, nil
+	return first, n, fetch, find, nil
 }
 
 func report(load *Load, rs []*result) {
@@ -279,7 +285,7 @@ func report(load *Load, rs []*result) {
 	row("CPU s (load)", func(r *result) string { return fmt.Sprintf("%.1f", r.cpu.Seconds()) })
 	row("spans/CPU-s", func(r *result) string { return fmt.Sprintf("%.0f", float64(load.Spans)/r.cpu.Seconds()) })
 	row("idle RSS", func(r *result) string { return fmt.Sprintf("%.0f MB", float64(r.idleRSS)/1e6) })
-	row("peak RSS", func(r *result) string { return fmt.Sprintf("%.0f MB", float64(r.peakRSS)/1e6) })
+	row("peak RSS (ingest)", func(r *result) string { return fmt.Sprintf("%.0f MB", float64(r.peakRSS)/1e6) })
 	row("traces/ on disk", func(r *result) string { return fmt.Sprintf("%.1f MB", float64(r.disk)/1e6) })
 	row("bytes/span", func(r *result) string { return fmt.Sprintf("%.1f", float64(r.disk)/float64(load.Spans)) })
 	row("head cut wait", func(r *result) string { return r.cutWait.Round(100 * time.Millisecond).String() })
@@ -288,7 +294,9 @@ func report(load *Load, rs []*result) {
 	row("selective search p50", func(r *result) string { return ms(percentile(r.selective, .5)) })
 	row("broad {} limit 20 p50", func(r *result) string { return ms(percentile(r.broad, .5)) })
 	row("read-after-write 1st try", func(r *result) string { return fmt.Sprintf("%d/%d", r.rawFirst, r.rawN) })
-	row("read-after-write worst", func(r *result) string { return ms(r.rawMax) })
+	row("  worst fetch after ack", func(r *result) string { return ms(r.rawFetch) })
+	row("  worst search after ack", func(r *result) string { return ms(r.rawSearch) })
+	row("peak RSS (end, queries)", func(r *result) string { return fmt.Sprintf("%.0f MB", float64(r.endRSS)/1e6) })
 
 	for _, r := range rs {
 		var dirs []string

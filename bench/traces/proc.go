@@ -114,7 +114,6 @@ func cpuTime(pid int) time.Duration {
 	return time.Duration(ut+st) * time.Second / clkTck
 }
 
-
 // diskUsage is the space files under dir take on disk (allocated blocks,
 // like du), split by the directory one level under dir they are in.
 func diskUsage(dir string) (total int64, parts map[string]int64) {
