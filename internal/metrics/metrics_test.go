@@ -238,4 +238,3 @@ func TestQueryAPIShapesForGrafana(t *testing.T) {
 		t.Errorf("/status/flags = %d, want 404 (Grafana would take Vispyr for Thanos)", flags.StatusCode)
 	}
 }
-

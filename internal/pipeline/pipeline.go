@@ -48,19 +48,42 @@ func IsInvalid(err error) bool {
 	return errors.As(err, &ie)
 }
 
+// PartialError reports that a consumer stored part of a batch and refused
+// Rejected items for the reason in Err. Receivers answer it as OTLP partial
+// success: a 2xx whose body names what was refused, never a silent drop.
+type PartialError struct {
+	Rejected int64
+	Err      error
+}
+
+func (e *PartialError) Error() string { return e.Err.Error() }
+func (e *PartialError) Unwrap() error { return e.Err }
+
+// AsPartial returns the PartialError in err's chain, if any.
+func AsPartial(err error) (*PartialError, bool) {
+	var pe *PartialError
+	ok := errors.As(err, &pe)
+	return pe, ok
+}
+
 // FanOutTraces sends every batch to each consumer in order and returns the first error.
 // The first consumer should be the durable store: later ones (the generator) see only
 // data that was accepted.
 type FanOutTraces []Traces
 
-// ConsumeTraces implements Traces.
+// A partial success of the first consumer still reaches the later ones (with
+// what was accepted) and is returned at the end.
 func (f FanOutTraces) ConsumeTraces(ctx context.Context, td ptrace.Traces) error {
+	var partial error
 	for _, c := range f {
 		if err := c.ConsumeTraces(ctx, td); err != nil {
-			return err
+			if _, ok := AsPartial(err); !ok {
+				return err
+			}
+			partial = err
 		}
 	}
-	return nil
+	return partial
 }
 
 type tenantKey struct{}

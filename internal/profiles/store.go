@@ -40,7 +40,7 @@ type Store struct {
 	head      *table
 	headStart time.Time
 	flushing  []flushItem // cut heads not yet in a block, oldest first
-	blocks    []*block // ascending MinT
+	blocks    []*block    // ascending MinT
 
 	cache   *blockCache
 	pending atomic.Int64

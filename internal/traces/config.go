@@ -31,6 +31,13 @@ type Config struct {
 	MaxHeadBytes int64 `yaml:"max_head_bytes"`
 	// WALSegmentSize is when a WAL segment file is closed and a new one started.
 	WALSegmentSize int64 `yaml:"wal_segment_size"`
+	// MaxSpansPerTrace caps the spans the head keeps for one trace; more are
+	// refused and reported as partial success, so one runaway trace cannot eat
+	// the head.
+	MaxSpansPerTrace int `yaml:"max_spans_per_trace"`
+	// MaxAttributeBytes truncates longer string attribute values, as Tempo's
+	// max_attribute_bytes does.
+	MaxAttributeBytes int `yaml:"max_attribute_bytes"`
 	// Storage is where blocks live.
 	Storage backend.Config `yaml:"storage"`
 }
@@ -58,6 +65,12 @@ func (c *Config) Defaults() {
 	if c.WALSegmentSize == 0 {
 		c.WALSegmentSize = 128 << 20
 	}
+	if c.MaxSpansPerTrace == 0 {
+		c.MaxSpansPerTrace = 50_000
+	}
+	if c.MaxAttributeBytes == 0 {
+		c.MaxAttributeBytes = 2048
+	}
 	c.Storage.Defaults()
 }
 
@@ -78,6 +91,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("max_head_bytes: %d is below 1MiB", c.MaxHeadBytes)
 	case c.WALSegmentSize < 1<<20:
 		return fmt.Errorf("wal_segment_size: %d is below 1MiB", c.WALSegmentSize)
+	case c.MaxSpansPerTrace < 1:
+		return errors.New("max_spans_per_trace: must be positive")
+	case c.MaxAttributeBytes < 64:
+		return fmt.Errorf("max_attribute_bytes: %d is below 64", c.MaxAttributeBytes)
 	}
 	if err := c.Storage.Validate(); err != nil {
 		return err

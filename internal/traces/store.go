@@ -52,13 +52,15 @@ type Store struct {
 }
 
 type metrics struct {
-	spans       prometheus.Counter
-	overloaded  prometheus.Counter
-	blocksCut   prometheus.Counter
-	compactions prometheus.Counter
-	deleted     prometheus.Counter
-	headBytes   prometheus.GaugeFunc
-	blocks      prometheus.GaugeFunc
+	spans          prometheus.Counter
+	overloaded     prometheus.Counter
+	refusedSpans   prometheus.Counter
+	truncatedAttrs prometheus.Counter
+	blocksCut      prometheus.Counter
+	compactions    prometheus.Counter
+	deleted        prometheus.Counter
+	headBytes      prometheus.GaugeFunc
+	blocks         prometheus.GaugeFunc
 }
 
 // Open opens (or creates) the store in dataDir: the WAL in dataDir/traces/wal and,
@@ -105,8 +107,12 @@ func Open(cfg Config, dataDir string, logger *slog.Logger, reg prometheus.Regist
 
 func (s *Store) initMetrics(reg prometheus.Registerer) {
 	s.m = metrics{
-		spans:       prometheus.NewCounter(prometheus.CounterOpts{Name: "vispyr_traces_spans_ingested_total", Help: "Spans made durable by the trace store."}),
-		overloaded:  prometheus.NewCounter(prometheus.CounterOpts{Name: "vispyr_traces_overloaded_total", Help: "Requests refused because the head was over its memory budget."}),
+		spans:      prometheus.NewCounter(prometheus.CounterOpts{Name: "vispyr_traces_spans_ingested_total", Help: "Spans made durable by the trace store."}),
+		overloaded: prometheus.NewCounter(prometheus.CounterOpts{Name: "vispyr_traces_overloaded_total", Help: "Requests refused because the head was over its memory budget."}),
+		refusedSpans: prometheus.NewCounter(prometheus.CounterOpts{Name: "vispyr_traces_refused_spans_total",
+			Help: "Spans refused because their trace was over max_spans_per_trace."}),
+		truncatedAttrs: prometheus.NewCounter(prometheus.CounterOpts{Name: "vispyr_traces_truncated_attributes_total",
+			Help: "String attribute values cut to max_attribute_bytes."}),
 		blocksCut:   prometheus.NewCounter(prometheus.CounterOpts{Name: "vispyr_traces_blocks_cut_total", Help: "Blocks written from the head."}),
 		compactions: prometheus.NewCounter(prometheus.CounterOpts{Name: "vispyr_traces_compactions_total", Help: "Compactions finished."}),
 		deleted:     prometheus.NewCounter(prometheus.CounterOpts{Name: "vispyr_traces_blocks_deleted_total", Help: "Blocks deleted by retention."}),
@@ -116,7 +122,7 @@ func (s *Store) initMetrics(reg prometheus.Registerer) {
 			func() float64 { return float64(s.blockCount()) }),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{s.m.spans, s.m.overloaded, s.m.blocksCut, s.m.compactions, s.m.deleted, s.m.headBytes, s.m.blocks} {
+		for _, c := range []prometheus.Collector{s.m.spans, s.m.overloaded, s.m.refusedSpans, s.m.truncatedAttrs, s.m.blocksCut, s.m.compactions, s.m.deleted, s.m.headBytes, s.m.blocks} {
 			_ = reg.Register(c)
 		}
 	}
@@ -201,6 +207,26 @@ func (s *Store) ConsumeTraces(ctx context.Context, td ptrace.Traces) error {
 		s.requestCut()
 		return fmt.Errorf("trace head over its %d byte budget: %w", s.cfg.MaxHeadBytes, pipeline.ErrOverloaded)
 	}
+	tenant := pipeline.Tenant(ctx)
+	if n := truncateAttributes(td, s.cfg.MaxAttributeBytes); n > 0 {
+		s.m.truncatedAttrs.Add(float64(n))
+	}
+	s.mu.RLock()
+	refused := limitSpansPerTrace(s.head, tenant, td, s.cfg.MaxSpansPerTrace)
+	s.mu.RUnlock()
+	if err := s.append(ctx, tenant, td); err != nil {
+		return err
+	}
+	if refused > 0 {
+		s.m.refusedSpans.Add(float64(refused))
+		return &pipeline.PartialError{Rejected: refused, Err: fmt.Errorf(
+			"%d spans refused: their traces already hold max_spans_per_trace (%d) spans", refused, s.cfg.MaxSpansPerTrace)}
+	}
+	return nil
+}
+
+// append makes td durable in the WAL, then visible in the head.
+func (s *Store) append(ctx context.Context, tenant string, td ptrace.Traces) error {
 	rows, err := spanrow.FromTraces(td, nil)
 	if err != nil {
 		return pipeline.Invalid(err)
@@ -208,7 +234,6 @@ func (s *Store) ConsumeTraces(ctx context.Context, td ptrace.Traces) error {
 	if len(rows) == 0 {
 		return nil
 	}
-	tenant := pipeline.Tenant(ctx)
 	rec := encodeWALRecord(tenant, rows)
 	s.appendMu.RLock()
 	defer s.appendMu.RUnlock()

@@ -44,12 +44,20 @@ func (g *grpcTraces) Export(ctx context.Context, req ptraceotlp.ExportRequest) (
 		return ptraceotlp.NewExportResponse(), overloadedStatus("too much data being ingested at once; retry later")
 	}
 	defer g.inflight.Release(cost)
+	spans := td.SpanCount()
+	resp := ptraceotlp.NewExportResponse()
 	if err := g.next.ConsumeTraces(tenantContext(ctx), td); err != nil {
-		g.tel.reject("traces", reason(err))
-		return ptraceotlp.NewExportResponse(), grpcStatus(err)
+		pe, ok := pipeline.AsPartial(err)
+		if !ok {
+			g.tel.reject("traces", reason(err))
+			return resp, grpcStatus(err)
+		}
+		resp.PartialSuccess().SetRejectedSpans(pe.Rejected)
+		resp.PartialSuccess().SetErrorMessage(pe.Error())
+		spans -= int(pe.Rejected)
 	}
-	g.tel.accept("traces", td.SpanCount())
-	return ptraceotlp.NewExportResponse(), nil
+	g.tel.accept("traces", spans)
+	return resp, nil
 }
 
 type grpcMetrics struct {
@@ -67,12 +75,20 @@ func (g *grpcMetrics) Export(ctx context.Context, req pmetricotlp.ExportRequest)
 		return pmetricotlp.NewExportResponse(), overloadedStatus("too much data being ingested at once; retry later")
 	}
 	defer g.inflight.Release(cost)
+	points := md.DataPointCount()
+	resp := pmetricotlp.NewExportResponse()
 	if err := g.next.ConsumeMetrics(tenantContext(ctx), md); err != nil {
-		g.tel.reject("metrics", reason(err))
-		return pmetricotlp.NewExportResponse(), grpcStatus(err)
+		pe, ok := pipeline.AsPartial(err)
+		if !ok {
+			g.tel.reject("metrics", reason(err))
+			return resp, grpcStatus(err)
+		}
+		resp.PartialSuccess().SetRejectedDataPoints(pe.Rejected)
+		resp.PartialSuccess().SetErrorMessage(pe.Error())
+		points -= int(pe.Rejected)
 	}
-	g.tel.accept("metrics", md.DataPointCount())
-	return pmetricotlp.NewExportResponse(), nil
+	g.tel.accept("metrics", points)
+	return resp, nil
 }
 
 // tenantContext carries the X-Scope-OrgID metadata into the pipeline context.

@@ -73,13 +73,20 @@ func (h *HTTP) serveTraces(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := pipeline.WithTenant(r.Context(), r.Header.Get("X-Scope-OrgID"))
-	if err := h.traces.ConsumeTraces(ctx, req.Traces()); err != nil {
-		h.tel.reject("traces", reason(err))
-		writeConsumerError(w, enc, err)
-		return
-	}
-	h.tel.accept("traces", req.Traces().SpanCount())
+	spans := req.Traces().SpanCount()
 	resp := ptraceotlp.NewExportResponse()
+	if err := h.traces.ConsumeTraces(ctx, req.Traces()); err != nil {
+		pe, ok := pipeline.AsPartial(err)
+		if !ok {
+			h.tel.reject("traces", reason(err))
+			writeConsumerError(w, enc, err)
+			return
+		}
+		resp.PartialSuccess().SetRejectedSpans(pe.Rejected)
+		resp.PartialSuccess().SetErrorMessage(pe.Error())
+		spans -= int(pe.Rejected)
+	}
+	h.tel.accept("traces", spans)
 	writeResponse(w, enc, resp.MarshalProto, resp.MarshalJSON)
 }
 
@@ -96,13 +103,20 @@ func (h *HTTP) serveMetrics(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := pipeline.WithTenant(r.Context(), r.Header.Get("X-Scope-OrgID"))
-	if err := h.metrics.ConsumeMetrics(ctx, req.Metrics()); err != nil {
-		h.tel.reject("metrics", reason(err))
-		writeConsumerError(w, enc, err)
-		return
-	}
-	h.tel.accept("metrics", req.Metrics().DataPointCount())
+	points := req.Metrics().DataPointCount()
 	resp := pmetricotlp.NewExportResponse()
+	if err := h.metrics.ConsumeMetrics(ctx, req.Metrics()); err != nil {
+		pe, ok := pipeline.AsPartial(err)
+		if !ok {
+			h.tel.reject("metrics", reason(err))
+			writeConsumerError(w, enc, err)
+			return
+		}
+		resp.PartialSuccess().SetRejectedDataPoints(pe.Rejected)
+		resp.PartialSuccess().SetErrorMessage(pe.Error())
+		points -= int(pe.Rejected)
+	}
+	h.tel.accept("metrics", points)
 	writeResponse(w, enc, resp.MarshalProto, resp.MarshalJSON)
 }
 

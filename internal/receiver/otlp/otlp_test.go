@@ -273,3 +273,39 @@ func FuzzHTTPTraces(f *testing.F) {
 		}
 	})
 }
+
+// A consumer that keeps part of a batch is answered as OTLP partial success:
+// 200 with the refused count and reason, over HTTP and gRPC alike.
+func TestPartialSuccessIsReported(t *testing.T) {
+	partial := &pipeline.PartialError{Rejected: 2, Err: errors.New("2 spans refused: trace too long")}
+	rec := &recorder{err: partial}
+	srv := newTestHTTP(t, rec, 1<<20, limits.NewInflight(1<<30))
+	body, _ := ptraceotlp.NewExportRequestFromTraces(sampleTraces(3)).MarshalProto()
+	resp := post(t, srv.URL+"/v1/traces", "application/x-protobuf", "", body)
+	b, _ := io.ReadAll(resp.Body)
+	got := ptraceotlp.NewExportResponse()
+	if err := got.UnmarshalProto(b); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("HTTP: %d %v", resp.StatusCode, err)
+	}
+	if got.PartialSuccess().RejectedSpans() != 2 || !strings.Contains(got.PartialSuccess().ErrorMessage(), "trace too long") {
+		t.Errorf("HTTP partial success = %d %q", got.PartialSuccess().RejectedSpans(), got.PartialSuccess().ErrorMessage())
+	}
+
+	gs := grpc.NewServer()
+	RegisterGRPC(gs, rec, rec, limits.NewInflight(1<<30))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = gs.Serve(ln) }()
+	t.Cleanup(gs.Stop)
+	conn, err := grpc.NewClient(ln.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	gresp, err := ptraceotlp.NewGRPCClient(conn).Export(context.Background(), ptraceotlp.NewExportRequestFromTraces(sampleTraces(3)))
+	if err != nil || gresp.PartialSuccess().RejectedSpans() != 2 {
+		t.Errorf("gRPC partial success: %v rejected=%d", err, gresp.PartialSuccess().RejectedSpans())
+	}
+}

@@ -1,0 +1,88 @@
+package traces
+
+import (
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+)
+
+// spanCount is how many spans of one trace the head holds.
+func (h *head) spanCount(tenant string, id [16]byte) int {
+	sh := &h.shards[shardOf(id)]
+	sh.mu.RLock()
+	defer sh.mu.RUnlock()
+	return len(sh.tenants[tenant][id])
+}
+
+// limitSpansPerTrace removes from td the spans of traces that would hold more
+// than max spans in h, and returns how many it removed. Concurrent batches of the
+// same trace may each pass the check, so the cap is approximate by at most one
+// batch.
+func limitSpansPerTrace(h *head, tenant string, td ptrace.Traces, max int) int64 {
+	var seen map[[16]byte]int
+	var removed int64
+	rss := td.ResourceSpans()
+	for i := range rss.Len() {
+		sss := rss.At(i).ScopeSpans()
+		for j := range sss.Len() {
+			sss.At(j).Spans().RemoveIf(func(s ptrace.Span) bool {
+				id := [16]byte(s.TraceID())
+				if seen == nil {
+					seen = map[[16]byte]int{}
+				}
+				n, ok := seen[id]
+				if !ok {
+					n = h.spanCount(tenant, id)
+				}
+				if n >= max {
+					removed++
+					return true
+				}
+				seen[id] = n + 1
+				return false
+			})
+		}
+	}
+	return removed
+}
+
+// truncateAttributes cuts string attribute values (resource, span, event and
+// link) to max bytes, and returns how many it cut.
+func truncateAttributes(td ptrace.Traces, max int) int {
+	cut := 0
+	trunc := func(m pcommon.Map) {
+		for _, v := range m.All() {
+			if v.Type() == pcommon.ValueTypeStr && len(v.Str()) > max {
+				v.SetStr(truncateUTF8(v.Str(), max))
+				cut++
+			}
+		}
+	}
+	rss := td.ResourceSpans()
+	for i := range rss.Len() {
+		rs := rss.At(i)
+		trunc(rs.Resource().Attributes())
+		sss := rs.ScopeSpans()
+		for j := range sss.Len() {
+			spans := sss.At(j).Spans()
+			for k := range spans.Len() {
+				s := spans.At(k)
+				trunc(s.Attributes())
+				for e := range s.Events().Len() {
+					trunc(s.Events().At(e).Attributes())
+				}
+				for l := range s.Links().Len() {
+					trunc(s.Links().At(l).Attributes())
+				}
+			}
+		}
+	}
+	return cut
+}
+
+// truncateUTF8 cuts s to at most max bytes without splitting a UTF-8 sequence.
+func truncateUTF8(s string, max int) string {
+	for max > 0 && max < len(s) && s[max]&0xC0 == 0x80 {
+		max--
+	}
+	return s[:max]
+}
