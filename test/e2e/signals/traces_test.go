@@ -2,10 +2,10 @@ package signals
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"net/http"
 	"os/exec"
+	"sync"
 	"testing"
 	"time"
 
@@ -59,40 +59,53 @@ func TestTelemetrygenTraces(t *testing.T) {
 	}
 }
 
-// TestTracesSurviveKill9 acknowledges traces one request at a time, kills the
-// process without warning, and expects every acknowledged trace back.
+// TestTracesSurviveKill9 kills the process without warning while four senders
+// are mid-stream, and expects every acknowledged trace back after restart.
 func TestTracesSurviveKill9(t *testing.T) {
 	v := harness.Start(t, harness.Options{})
-	var ids []pcommon.TraceID
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	for i := 0; ctx.Err() == nil && i < 200; i++ {
-		id := pcommon.TraceID{0xc0, 0xde, byte(i >> 8), byte(i), 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}
-		body, _ := ptraceotlp.NewExportRequestFromTraces(oneSpanTrace(id, "crash-svc")).MarshalProto()
-		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, v.OTLPHTTPURL("/v1/traces"), bytes.NewReader(body))
-		req.Header.Set("Content-Type", "application/x-protobuf")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			break
-		}
-		resp.Body.Close()
-		if resp.StatusCode == http.StatusOK {
-			ids = append(ids, id)
-		}
+	var (
+		mu    sync.Mutex
+		acked []pcommon.TraceID
+		wg    sync.WaitGroup
+	)
+	client := &http.Client{Timeout: 5 * time.Second}
+	deadline := time.Now().Add(20 * time.Second)
+	for sender := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; time.Now().Before(deadline); i++ {
+				id := pcommon.TraceID{0xc0, 0xde, byte(sender), byte(i >> 16), byte(i >> 8), byte(i), 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}
+				body, _ := ptraceotlp.NewExportRequestFromTraces(oneSpanTrace(id, "crash-svc")).MarshalProto()
+				resp, err := client.Post(v.OTLPHTTPURL("/v1/traces"), "application/x-protobuf", bytes.NewReader(body))
+				if err != nil {
+					return // the process is gone
+				}
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusOK {
+					mu.Lock()
+					acked = append(acked, id)
+					mu.Unlock()
+				}
+			}
+		}()
 	}
-	if len(ids) < 20 {
-		t.Fatalf("only %d traces acknowledged before the deadline", len(ids))
-	}
-	v.Kill9()
+	harness.Eventually(t, 15*time.Second, func() (bool, string) {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(acked) >= 200, fmt.Sprintf("%d traces acknowledged", len(acked))
+	})
+	v.Kill9() // mid-stream: the senders are still sending
+	wg.Wait()
 	v.Restart()
 	api := tempo{"http://" + v.TempoAddr}
-	for _, id := range ids {
+	for _, id := range acked {
 		td, code, err := api.traceV1(id.String())
 		if err != nil || td.SpanCount() != 1 {
 			t.Fatalf("acknowledged trace %s lost after kill -9: %d %v", id, code, err)
 		}
 	}
-	t.Logf("%d acknowledged traces all survived kill -9", len(ids))
+	t.Logf("%d acknowledged traces all survived kill -9 mid-stream", len(acked))
 }
 
 func oneSpanTrace(id pcommon.TraceID, service string) ptrace.Traces {
