@@ -27,5 +27,7 @@ fuzz:
 	  done; \
 	done
 
+# Side-by-side benchmarks against real peers (see bench/README.md).
 bench:
-	@echo "see bench/README.md"
+	$(GO) run ./bench/remotewrite
+	@if [ -d bench/traces ]; then $(GO) run ./bench/traces; fi
