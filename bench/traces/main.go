@@ -6,6 +6,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"flag"
 	"fmt"
@@ -54,15 +55,16 @@ func main() {
 		searches  = flag.Int("searches", 20, "runs of each TraceQL query")
 		probes    = flag.Int("probes", 20, "read-after-write probes")
 		keep      = flag.Bool("keep", false, "keep the data dirs")
+		repeat    = flag.Int("repeat", 1, "runs per mode, interleaved; the median run by spans/s is reported")
 	)
 	flag.Parse()
-	if err := run(*requests, *senders, *vispyrBin, *generator, *lookups, *searches, *probes, *keep); err != nil {
+	if err := run(*requests, *senders, *vispyrBin, *generator, *lookups, *searches, *probes, *keep, max(*repeat, 1)); err != nil {
 		fmt.Fprintln(os.Stderr, "traces:", err)
 		os.Exit(1)
 	}
 }
 
-func run(requests, senders int, vispyrBin string, generator bool, lookups, searches, probes int, keep bool) error {
+func run(requests, senders int, vispyrBin string, generator bool, lookups, searches, probes int, keep bool, repeat int) error {
 	work, err := os.MkdirTemp("", "vispyr-bench-traces-")
 	if err != nil {
 		return err
@@ -90,19 +92,30 @@ func run(requests, senders int, vispyrBin string, generator bool, lookups, searc
 	if generator {
 		modes = append(modes, "generator-off")
 	}
+	runs := map[string][]*result{}
+	for k := range repeat {
+		for i, mode := range modes {
+			fmt.Printf("running vispyr (%s), %s, run %d of %d…\n", vispyrBin, mode, k+1, repeat)
+			dir := filepath.Join(work, fmt.Sprintf("%s-%d", mode, k))
+			r, err := runOnce(vispyrBin, dir, mode, load, senders, lookups, searches, probes, prefix^uint64(k*len(modes)+i+1))
+			if err != nil {
+				return fmt.Errorf("%s: %w", mode, err)
+			}
+			fmt.Printf("  %.0f spans/s, %.1f CPU s\n", r.spansPerSec, r.cpu.Seconds())
+			runs[mode] = append(runs[mode], r)
+			if !keep {
+				os.RemoveAll(dir)
+			}
+		}
+	}
 	var results []*result
-	for i, mode := range modes {
-		fmt.Printf("running vispyr (%s), %s…\n", vispyrBin, mode)
-		dir := filepath.Join(work, mode)
-		r, err := runOnce(vispyrBin, dir, mode, load, senders, lookups, searches, probes, prefix^uint64(i+1))
-		if err != nil {
-			return fmt.Errorf("%s: %w", mode, err)
-		}
-		fmt.Printf("  %.0f spans/s\n", r.spansPerSec)
-		results = append(results, r)
-		if !keep {
-			os.RemoveAll(dir)
-		}
+	for _, mode := range modes {
+		rs := runs[mode]
+		slices.SortFunc(rs, func(a, b *result) int { return cmp.Compare(a.spansPerSec, b.spansPerSec) })
+		results = append(results, rs[len(rs)/2])
+	}
+	if repeat > 1 {
+		fmt.Printf("\nmedian run of %d per mode (by spans/s):\n", repeat)
 	}
 	report(load, results)
 	return nil
@@ -313,8 +326,8 @@ func report(load *Load, rs []*result) {
 	}
 	if len(rs) == 2 {
 		on, off := rs[0], rs[1]
-		fmt.Printf("\ngenerator on/off: spans/s %.2f×, CPU s %.2f×, peak RSS %.2f×\n",
-			on.spansPerSec/off.spansPerSec, on.cpu.Seconds()/off.cpu.Seconds(), float64(on.peakRSS)/float64(off.peakRSS))
+		fmt.Printf("\ngenerator on/off: spans/s %.2f×, CPU s %.2f×, spans/CPU-s %.2f×, peak RSS %.2f×\n",
+			on.spansPerSec/off.spansPerSec, on.cpu.Seconds()/off.cpu.Seconds(), off.cpu.Seconds()/on.cpu.Seconds(), float64(on.peakRSS)/float64(off.peakRSS))
 	}
 }
 
