@@ -7,6 +7,7 @@ package main
 import (
 	"flag"
 	"fmt"
+	"github.com/vispyr/vispyr/bench/internal/proc"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -134,25 +135,25 @@ func runTarget(tg target, dir string, load *Load) (*result, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer srv.cmd.Process.Kill()
-	if err := srv.waitReady(readyURL, 2*time.Minute); err != nil {
+	defer srv.Kill()
+	if err := srv.WaitReady(readyURL, 2*time.Minute); err != nil {
 		return nil, err
 	}
 	r.ready = time.Since(t0)
 	time.Sleep(2 * time.Second) // let start-up work settle before idle RSS
-	r.idleRSS, _ = memory(srv.pid())
-	cpu0 := cpuTime(srv.pid())
+	r.idleRSS, _ = proc.Memory(srv.Pid())
+	cpu0 := proc.CPUTime(srv.Pid())
 
 	r.run = load.Run(writeURL)
 	r.samplesPerSec = float64(load.Samples) / r.run.Elapsed.Seconds()
-	r.cpu = cpuTime(srv.pid()) - cpu0
+	r.cpu = proc.CPUTime(srv.Pid()) - cpu0
 	r.flushNote, r.compacted = tg.flush(apiURL, filepath.Join(dir, "data"))
 	r.stored, r.storedErr = storedSamples(apiURL, load)
-	_, r.peakRSS = memory(srv.pid())
-	if err := srv.stop(tg.stop); err != nil {
+	_, r.peakRSS = proc.Memory(srv.Pid())
+	if err := srv.Stop(tg.stop); err != nil {
 		r.runErr = "stop: " + err.Error()
 	}
-	r.disk, r.diskParts = diskUsage(filepath.Join(dir, "data"))
+	r.disk, r.diskParts = proc.DiskUsage(filepath.Join(dir, "data"), diskGroup)
 	for k, n := range r.diskParts {
 		for _, skip := range tg.skip {
 			if k == skip+"/" || strings.HasPrefix(k, skip+"/") {
@@ -248,16 +249,16 @@ func reportStartup(bin, dir string, n int) {
 			fmt.Println("startup:", err)
 			return
 		}
-		if err := srv.waitReady(readyURL, time.Minute); err != nil {
+		if err := srv.WaitReady(readyURL, time.Minute); err != nil {
 			fmt.Println("startup:", err)
-			srv.cmd.Process.Kill()
+			srv.Kill()
 			return
 		}
 		readies = append(readies, time.Since(t0))
 		time.Sleep(2 * time.Second)
-		rss, _ := memory(srv.pid())
+		rss, _ := proc.Memory(srv.Pid())
 		rsss = append(rsss, rss)
-		srv.stop(vispyrTarget(bin).stop)
+		srv.Stop(vispyrTarget(bin).stop)
 	}
 	slices.Sort(readies)
 	slices.Sort(rsss)

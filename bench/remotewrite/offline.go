@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"github.com/vispyr/vispyr/bench/internal/proc"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -29,6 +30,6 @@ func snapshotTSDB(dir string) (int64, error) {
 	if err := db.Snapshot(snap, true); err != nil {
 		return 0, fmt.Errorf("snapshot: %w", err)
 	}
-	size, _ := diskUsage(snap)
+	size, _ := proc.DiskUsage(snap, diskGroup)
 	return size, nil
 }

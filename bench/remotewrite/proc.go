@@ -1,157 +1,19 @@
 package main
 
 import (
-	"fmt"
-	"io/fs"
-	"net"
-	"net/http"
-	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"syscall"
-	"time"
 )
 
-// server is a target process started by the benchmark.
-type server struct {
-	cmd  *exec.Cmd
-	done chan error
-	log  *os.File
-}
-
-func startServer(logPath, bin string, args ...string) (*server, error) {
-	logFile, err := os.Create(logPath)
-	if err != nil {
-		return nil, err
+// diskGroup names the directory (two levels deep) a data file is under, with
+// Prometheus's ULID block directories counted together.
+func diskGroup(rel string) string {
+	top := filepath.Dir(rel)
+	if el := strings.Split(top, string(filepath.Separator)); len(el) > 2 {
+		top = filepath.Join(el[:2]...)
 	}
-	cmd := exec.Command(bin, args...)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		logFile.Close()
-		return nil, fmt.Errorf("start %s: %w", bin, err)
+	if b := filepath.Base(top); len(b) == 26 && strings.ToUpper(b) == b {
+		top = filepath.Join(filepath.Dir(top), "<blocks>")
 	}
-	s := &server{cmd: cmd, done: make(chan error, 1), log: logFile}
-	go func() { s.done <- cmd.Wait(); logFile.Close() }()
-	return s, nil
-}
-
-func (s *server) pid() int { return s.cmd.Process.Pid }
-
-// waitReady polls url until 200, failing early if the process exits.
-func (s *server) waitReady(url string, timeout time.Duration) error {
-	client := &http.Client{Timeout: time.Second}
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		select {
-		case err := <-s.done:
-			s.done <- err
-			return fmt.Errorf("exited before ready: %v (log %s)", err, s.log.Name())
-		default:
-		}
-		if resp, err := client.Get(url); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	return fmt.Errorf("not ready after %v (log %s)", timeout, s.log.Name())
-}
-
-// stop sends sig and waits up to a minute for a clean exit.
-func (s *server) stop(sig syscall.Signal) error {
-	s.cmd.Process.Signal(sig)
-	select {
-	case err := <-s.done:
-		return err
-	case <-time.After(time.Minute):
-		s.cmd.Process.Kill()
-		return fmt.Errorf("did not exit within a minute of %v", sig)
-	}
-}
-
-// memory reads VmRSS and VmHWM (peak RSS) of pid in bytes.
-func memory(pid int) (rss, hwm int64) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 2 {
-			continue
-		}
-		kb, _ := strconv.ParseInt(f[1], 10, 64)
-		switch f[0] {
-		case "VmRSS:":
-			rss = kb << 10
-		case "VmHWM:":
-			hwm = kb << 10
-		}
-	}
-	return rss, hwm
-}
-
-// cpuTime returns the user+system CPU time pid has used.
-func cpuTime(pid int) time.Duration {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	// Fields after the parenthesised command name; utime, stime are 14, 15.
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-	if len(f) < 13 {
-		return 0
-	}
-	ut, _ := strconv.ParseInt(f[11], 10, 64)
-	st, _ := strconv.ParseInt(f[12], 10, 64)
-	const clkTck = 100 // USER_HZ on Linux
-	return time.Duration(ut+st) * time.Second / clkTck
-}
-
-// diskUsage is the space files under dir take on disk (allocated blocks,
-// like du), split by the directory (two levels deep) they are under.
-func diskUsage(dir string) (total int64, parts map[string]int64) {
-	parts = map[string]int64{}
-	filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return nil
-		}
-		info, err := d.Info()
-		if err != nil {
-			return nil
-		}
-		n := info.Size()
-		if st, ok := info.Sys().(*syscall.Stat_t); ok {
-			n = st.Blocks * 512
-		}
-		rel, _ := filepath.Rel(dir, path)
-		top := filepath.Dir(rel)
-		if el := strings.Split(top, string(filepath.Separator)); len(el) > 2 {
-			top = filepath.Join(el[:2]...)
-		}
-		// Prometheus block dirs are ULIDs: group them.
-		if b := filepath.Base(top); len(b) == 26 && strings.ToUpper(b) == b {
-			top = filepath.Join(filepath.Dir(top), "<blocks>")
-		}
-		top += "/"
-		parts[top] += n
-		total += n
-		return nil
-	})
-	return total, parts
-}
-
-func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
+	return top + "/"
 }

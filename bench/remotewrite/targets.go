@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/vispyr/vispyr/bench/internal/proc"
 	"io"
 	"net/http"
 	"net/url"
@@ -23,7 +24,7 @@ type target struct {
 	bin  string
 	// start runs the target on a fresh dir; it returns the remote-write URL,
 	// the readiness URL and the query API base URL.
-	start func(bin, dir string) (srv *server, writeURL, readyURL, apiURL string, err error)
+	start func(bin, dir string) (srv *proc.Server, writeURL, readyURL, apiURL string, err error)
 	// flush makes everything ingested durable and queryable before
 	// measurement; it may report an extra figure (e.g. a compacted snapshot).
 	flush func(apiURL, dataDir string) (note string, compacted int64)
@@ -36,12 +37,12 @@ type target struct {
 
 func vispyrTarget(bin string) target {
 	return target{name: "vispyr", bin: bin, stop: syscall.SIGTERM,
-		start: func(bin, dir string) (*server, string, string, string, error) {
+		start: func(bin, dir string) (*proc.Server, string, string, string, error) {
 			addrs := map[string]string{}
 			for _, f := range []string{"metrics.listen-address", "otlp.grpc-address", "otlp.http-address",
 				"admin.listen-address", "health.listen-address", "tempo.listen-address",
 				"pyroscope.listen-address", "pyroscope.ingest-address", "ui.listen-address"} {
-				a, err := freeAddr()
+				a, err := proc.FreeAddr()
 				if err != nil {
 					return nil, "", "", "", err
 				}
@@ -52,7 +53,7 @@ func vispyrTarget(bin string) target {
 				args = append(args, "--"+f+"="+a)
 			}
 			args = append(args, vispyrExtraArgs...)
-			srv, err := startServer(filepath.Join(dir, "vispyr.log"), bin, args...)
+			srv, err := proc.Start(filepath.Join(dir, "vispyr.log"), bin, args...)
 			m := "http://" + addrs["metrics.listen-address"]
 			return srv, m + "/api/v1/write", "http://" + addrs["admin.listen-address"] + "/-/ready", m, err
 		},
@@ -65,8 +66,8 @@ func vispyrTarget(bin string) target {
 
 func prometheusTarget(bin string) target {
 	return target{name: "prometheus", bin: bin, stop: syscall.SIGTERM,
-		start: func(bin, dir string) (*server, string, string, string, error) {
-			addr, err := freeAddr()
+		start: func(bin, dir string) (*proc.Server, string, string, string, error) {
+			addr, err := proc.FreeAddr()
 			if err != nil {
 				return nil, "", "", "", err
 			}
@@ -74,7 +75,7 @@ func prometheusTarget(bin string) target {
 			if err := os.WriteFile(cfg, []byte("global: {}\n"), 0o644); err != nil {
 				return nil, "", "", "", err
 			}
-			srv, err := startServer(filepath.Join(dir, "prometheus.log"), bin,
+			srv, err := proc.Start(filepath.Join(dir, "prometheus.log"), bin,
 				"--config.file="+cfg, "--storage.tsdb.path="+filepath.Join(dir, "data"),
 				"--web.listen-address="+addr, "--web.enable-remote-write-receiver", "--web.enable-admin-api")
 			u := "http://" + addr
@@ -97,7 +98,7 @@ func prometheusTarget(bin string) target {
 				return fmt.Sprintf("snapshot failed: %d %v", resp.StatusCode, err), 0
 			}
 			snap := filepath.Join(dataDir, "snapshots", r.Data.Name)
-			size, _ := diskUsage(snap)
+			size, _ := proc.DiskUsage(snap, diskGroup)
 			os.RemoveAll(filepath.Join(dataDir, "snapshots"))
 			return "admin snapshot (head as block), then graceful stop", size
 		},
@@ -106,12 +107,12 @@ func prometheusTarget(bin string) target {
 
 func victoriaMetricsTarget(bin string) target {
 	return target{name: "victoria-metrics", bin: bin, stop: syscall.SIGINT, skip: []string{"cache"},
-		start: func(bin, dir string) (*server, string, string, string, error) {
-			addr, err := freeAddr()
+		start: func(bin, dir string) (*proc.Server, string, string, string, error) {
+			addr, err := proc.FreeAddr()
 			if err != nil {
 				return nil, "", "", "", err
 			}
-			srv, err := startServer(filepath.Join(dir, "victoria-metrics.log"), bin,
+			srv, err := proc.Start(filepath.Join(dir, "victoria-metrics.log"), bin,
 				"-storageDataPath="+filepath.Join(dir, "data"), "-httpListenAddr="+addr, "-retentionPeriod=100y")
 			u := "http://" + addr
 			return srv, u + "/api/v1/write", u + "/health", u, err

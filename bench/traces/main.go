@@ -10,6 +10,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"github.com/vispyr/vispyr/bench/internal/proc"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -123,7 +124,7 @@ func run(requests, senders int, vispyrBin string, generator bool, lookups, searc
 
 type endpoints struct{ otlp, tempo, admin string }
 
-func startVispyr(bin, dir string, generatorOff bool) (*server, endpoints, error) {
+func startVispyr(bin, dir string, generatorOff bool) (*proc.Server, endpoints, error) {
 	var ep endpoints
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, ep, err
@@ -141,21 +142,21 @@ func startVispyr(bin, dir string, generatorOff bool) (*server, endpoints, error)
 	for _, f := range []string{"otlp.grpc-address", "otlp.http-address", "metrics.listen-address",
 		"tempo.listen-address", "pyroscope.listen-address", "pyroscope.ingest-address",
 		"ui.listen-address", "admin.listen-address", "health.listen-address"} {
-		a, err := freeAddr()
+		a, err := proc.FreeAddr()
 		if err != nil {
 			return nil, ep, err
 		}
 		addrs[f] = a
 		args = append(args, "--"+f+"="+a)
 	}
-	srv, err := startServer(filepath.Join(dir, "vispyr.log"), bin, args...)
+	srv, err := proc.Start(filepath.Join(dir, "vispyr.log"), bin, args...)
 	if err != nil {
 		return nil, ep, err
 	}
 	ep = endpoints{otlp: addrs["otlp.grpc-address"], tempo: "http://" + addrs["tempo.listen-address"],
 		admin: "http://" + addrs["admin.listen-address"]}
-	if err := srv.waitReady(ep.admin+"/-/ready", time.Minute); err != nil {
-		srv.stop(syscall.SIGKILL)
+	if err := srv.WaitReady(ep.admin+"/-/ready", time.Minute); err != nil {
+		srv.Stop(syscall.SIGKILL)
 		return nil, ep, err
 	}
 	return srv, ep, nil
@@ -166,16 +167,16 @@ func runOnce(bin, dir, mode string, load *Load, senders, lookups, searches, prob
 	if err != nil {
 		return nil, err
 	}
-	defer srv.stop(syscall.SIGTERM)
+	defer srv.Stop(syscall.SIGTERM)
 	r := &result{name: mode}
 	time.Sleep(2 * time.Second)
-	r.idleRSS, _ = memory(srv.pid())
+	r.idleRSS, _ = proc.Memory(srv.Pid())
 
-	cpu0 := cpuTime(srv.pid())
+	cpu0 := proc.CPUTime(srv.Pid())
 	if r.run, err = load.Run(ep.otlp, senders); err != nil {
 		return nil, err
 	}
-	r.cpu = cpuTime(srv.pid()) - cpu0
+	r.cpu = proc.CPUTime(srv.Pid()) - cpu0
 	r.spansPerSec = float64(load.Spans) / r.run.Wall.Seconds()
 
 	// Read-after-write while the head is full, as a user would see it.
@@ -185,8 +186,8 @@ func runOnce(bin, dir, mode string, load *Load, senders, lookups, searches, prob
 	if r.cutWait, err = waitHeadCut(ep.admin, 3*time.Minute); err != nil {
 		return nil, err
 	}
-	_, r.peakRSS = memory(srv.pid())
-	r.disk, r.diskParts = diskUsage(filepath.Join(dir, "data", "traces"))
+	_, r.peakRSS = proc.Memory(srv.Pid())
+	r.disk, r.diskParts = proc.DiskUsage(filepath.Join(dir, "data", "traces"), diskGroup)
 
 	rng := rand.New(rand.NewPCG(1, 2))
 	for range lookups {
@@ -221,7 +222,7 @@ func runOnce(bin, dir, mode string, load *Load, senders, lookups, searches, prob
 			return nil, fmt.Errorf("search {} limit 20: %d traces", len(ids))
 		}
 	}
-	_, r.endRSS = memory(srv.pid())
+	_, r.endRSS = proc.Memory(srv.Pid())
 	if r.selFound != load.Errors {
 		return nil, fmt.Errorf("selective search found %d traces, want %d", r.selFound, load.Errors)
 	}
