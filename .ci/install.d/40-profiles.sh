@@ -10,4 +10,10 @@ if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
 fi
 cd internal/receiver/pyroscope/testdata/node
 # npm ci is idempotent: it reinstalls exactly the lockfile's versions.
-npm ci --no-audit --no-fund --loglevel=error
+# Retried: a registry that stalls once (EIDLETIMEOUT) must not fail CI.
+for attempt in 1 2 3 4; do
+	npm ci --no-audit --no-fund --loglevel=error --fetch-timeout=60000 --fetch-retries=4 && exit 0
+	echo "40-profiles.sh: npm ci failed (attempt $attempt); retrying" >&2
+	sleep $((attempt * 5))
+done
+exit 1

@@ -23,10 +23,20 @@ if ! command -v npm >/dev/null 2>&1; then
 	apt_install nodejs npm
 fi
 
+# npm ci with retries: a registry that stalls once (EIDLETIMEOUT) must not fail CI.
+npm_ci() {
+	for attempt in 1 2 3 4; do
+		(cd "$1" && npm ci --no-audit --no-fund --loglevel=error --fetch-timeout=60000 --fetch-retries=4) && return 0
+		echo "60-ui.sh: npm ci in $1 failed (attempt $attempt); retrying" >&2
+		sleep $((attempt * 5))
+	done
+	return 1
+}
+
 for dir in web test/ui; do
 	# npm ci is skipped when node_modules was installed after the lockfile last changed.
 	if [ ! "$dir/node_modules/.package-lock.json" -nt "$dir/package-lock.json" ]; then
-		(cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+		npm_ci "$dir"
 	fi
 done
 chromium --version
