@@ -66,6 +66,22 @@ func (t *Table[T]) Insert(hash uint64, values []string) *T {
 	return &n.entry
 }
 
+// GetOrInsert returns the entry for values, inserting it when the limit admits
+// cost more series (init then fills it in). It returns nil when the limit
+// refuses: the caller drops the observation, which the limit has counted.
+func (t *Table[T]) GetOrInsert(values []string, limit *Limit, cost int, nowMs int64, init func(e *T, values []string)) *T {
+	h := t.Hash(values)
+	if e := t.Get(h, values); e != nil {
+		return e
+	}
+	if !limit.TryAdd(cost, nowMs) {
+		return nil
+	}
+	e := t.Insert(h, values)
+	init(e, values)
+	return e
+}
+
 // Len returns the number of entries.
 func (t *Table[T]) Len() int { return t.n }
 

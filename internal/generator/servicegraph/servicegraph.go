@@ -342,14 +342,9 @@ func (p *Processor) recordAs(e *edge, virtualNode string, nowMs int64) {
 		}
 	}
 	p.vals = vals
-	h := p.edges.Hash(vals)
-	s := p.edges.Get(h, vals)
+	s := p.edges.GetOrInsert(vals, p.limit, p.perEdge, nowMs, p.initEdgeSeries)
 	if s == nil {
-		if !p.limit.TryAdd(p.perEdge, nowMs) {
-			return
-		}
-		s = p.edges.Insert(h, vals)
-		p.initEdgeSeries(s, vals)
+		return
 	}
 	s.lastUpdated = nowMs
 	s.total++
@@ -383,13 +378,7 @@ func (p *Processor) initEdgeSeries(s *edgeSeries, vals []string) {
 func (p *Processor) count(metric, client, server, connType string, nowMs int64) {
 	vals := append(p.vals[:0], metric, client, server, connType)
 	p.vals = vals
-	h := p.counters.Hash(vals)
-	c := p.counters.Get(h, vals)
-	if c == nil {
-		if !p.limit.TryAdd(1, nowMs) {
-			return
-		}
-		c = p.counters.Insert(h, vals)
+	c := p.counters.GetOrInsert(vals, p.limit, 1, nowMs, func(c *counter, _ []string) {
 		c.lbls = labels.New(
 			labels.Label{Name: labels.MetricName, Value: metric},
 			labels.Label{Name: LabelClient, Value: series.CleanValue(client)},
@@ -397,6 +386,9 @@ func (p *Processor) count(metric, client, server, connType string, nowMs int64) 
 			labels.Label{Name: LabelConnectionType, Value: connType},
 		).WithoutEmpty()
 		c.isNew = true
+	})
+	if c == nil {
+		return
 	}
 	c.lastUpdated = nowMs
 	c.v++

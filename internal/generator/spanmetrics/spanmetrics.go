@@ -152,14 +152,9 @@ func (p *Processor) consumeSpan(service string, span ptrace.Span, nowMs int64) {
 	}
 	p.vals = vals
 
-	h := p.tbl.Hash(vals)
-	e := p.tbl.Get(h, vals)
+	e := p.tbl.GetOrInsert(vals, p.limit, p.perEntry, nowMs, p.initEntry)
 	if e == nil {
-		if !p.limit.TryAdd(p.perEntry, nowMs) {
-			return
-		}
-		e = p.tbl.Insert(h, vals)
-		p.initEntry(e, vals)
+		return
 	}
 	e.lastUpdated = nowMs
 	e.calls++
