@@ -1,8 +1,10 @@
 package traceql
 
 import (
+	"regexp"
 	"regexp/syntax"
 	"slices"
+	"strconv"
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/ptrace"
@@ -48,6 +50,73 @@ type Hints struct {
 	// string value (compared exactly, case sensitive), either as the whole
 	// value or as one element of an array value.
 	AttrValues []KeyValue
+	// AttrCmps: for each entry, the trace has that attribute with a scalar value
+	// for which the comparison holds. From attr <op> literal with any comparison
+	// or =~. A store that indexes attribute values tests them with Holds.
+	AttrCmps []AttrCmp
+}
+
+// AttrCmp is one attribute comparison: attribute Op literal.
+type AttrCmp struct {
+	ScopedKey
+	Op  string
+	lit value
+	re  *regexp.Regexp // for =~
+}
+
+// Holds reports whether a stored scalar value satisfies the comparison, by
+// TraceQL's rules (ints and floats compare as numbers; other mismatched types
+// never match). typ is "string", "int", "float" or "bool", text its canonical
+// text form; a value it cannot read is assumed to match.
+func (c AttrCmp) Holds(typ, text string) bool {
+	v, ok := parseScalar(typ, text)
+	if !ok {
+		return true
+	}
+	if c.Op == "=~" {
+		return v.t == vStr && c.re.MatchString(v.s)
+	}
+	return compare(cmpOps[c.Op], v, c.lit)
+}
+
+func parseScalar(typ, text string) (value, bool) {
+	switch typ {
+	case "string":
+		return strValue(text), true
+	case "int":
+		n, err := strconv.ParseInt(text, 10, 64)
+		return intValue(n), err == nil
+	case "float":
+		f, err := strconv.ParseFloat(text, 64)
+		return floatValue(f), err == nil
+	case "bool":
+		b, err := strconv.ParseBool(text)
+		return boolValue(b), err == nil
+	}
+	return value{}, false
+}
+
+// attrCmp builds the comparison hint for attr op lit, if the store can test it.
+func attrCmp(key ScopedKey, op string, lit value) (AttrCmp, bool) {
+	switch lit.t {
+	case vInt, vFloat, vStr, vBool:
+	default:
+		return AttrCmp{}, false
+	}
+	if op == "=~" {
+		if lit.t != vStr {
+			return AttrCmp{}, false
+		}
+		re, err := regexp.Compile("^(?:" + lit.s + ")$")
+		if err != nil {
+			return AttrCmp{}, false
+		}
+		return AttrCmp{ScopedKey: key, Op: op, lit: lit, re: re}, true
+	}
+	if _, ok := cmpOps[op]; !ok {
+		return AttrCmp{}, false
+	}
+	return AttrCmp{ScopedKey: key, Op: op, lit: lit}, true
 }
 
 // ScopedKey names an attribute. Scope is "span", "resource", "event", "link",
@@ -120,7 +189,8 @@ func (h Hints) MayMatch(s TraceSummary) bool {
 // Unconstrained reports whether the hints cannot rule anything out.
 func (h Hints) Unconstrained() bool {
 	return h.ServiceNames == nil && h.SpanNames == nil && h.MinSpanDuration == 0 &&
-		h.MinTraceDuration == 0 && !h.RequireError && len(h.AttrKeys) == 0 && len(h.AttrValues) == 0
+		h.MinTraceDuration == 0 && !h.RequireError && len(h.AttrKeys) == 0 && len(h.AttrValues) == 0 &&
+		len(h.AttrCmps) == 0
 }
 
 func anyIn(want []string, have map[string]struct{}) bool {
@@ -165,6 +235,7 @@ func andHints(a, b Hints) Hints {
 		RequireError:     a.RequireError || b.RequireError,
 		AttrKeys:         append(slices.Clip(a.AttrKeys), b.AttrKeys...),
 		AttrValues:       append(slices.Clip(a.AttrValues), b.AttrValues...),
+		AttrCmps:         append(slices.Clip(a.AttrCmps), b.AttrCmps...),
 	}
 	return out
 }
@@ -278,6 +349,8 @@ func fieldHints(e FieldExpr) Hints {
 		if op == "=" && lit.V.t == vStr {
 			h.AttrValues = []KeyValue{{ScopedKey: key, Value: lit.V.s}}
 			h.AttrKeys = nil
+		} else if c, ok := attrCmp(key, op, lit.V); ok {
+			h.AttrCmps = []AttrCmp{c}
 		}
 		if r.Scope == "resource" && r.Name == "service.name" {
 			h.ServiceNames = stringSetFor(op, lit.V)

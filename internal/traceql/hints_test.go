@@ -28,7 +28,12 @@ func TestHints(t *testing.T) {
 		{`{ status = error || status = ok }`, Hints{}},
 		{`{ !(status = error) }`, Hints{}},
 		{`{ span.http.method = "GET" }`, Hints{AttrValues: []KeyValue{{ScopedKey{"span", "http.method"}, "GET"}}}},
-		{`{ .http.status_code >= 500 }`, Hints{AttrKeys: []ScopedKey{{"", "http.status_code"}}}},
+		{`{ .http.status_code >= 500 }`, Hints{AttrKeys: []ScopedKey{{"", "http.status_code"}},
+			AttrCmps: []AttrCmp{{ScopedKey: ScopedKey{"", "http.status_code"}, Op: ">=", lit: intValue(500)}}}},
+		{`{ span.http.status_code = 500 && .ok = true }`, Hints{
+			AttrKeys: []ScopedKey{{"span", "http.status_code"}, {"", "ok"}},
+			AttrCmps: []AttrCmp{{ScopedKey: ScopedKey{"span", "http.status_code"}, Op: "=", lit: intValue(500)},
+				{ScopedKey: ScopedKey{"", "ok"}, Op: "=", lit: trueValue}}}},
 		{`{ .foo != nil }`, Hints{AttrKeys: []ScopedKey{{"", "foo"}}}},
 		{`{ .foo = nil }`, Hints{}},
 		{`{ name = "a" } && { name = "b" }`, Hints{SpanNames: []string{"a"}}},
@@ -48,6 +53,46 @@ func TestHints(t *testing.T) {
 		}
 		if got := q.Hints(); !reflect.DeepEqual(got, tc.want) {
 			t.Errorf("%s:\n got %+v\nwant %+v", tc.q, got, tc.want)
+		}
+	}
+}
+
+// TestAttrCmpHolds checks comparisons against stored values as TraceQL
+// evaluates them: numbers across int and float, strings by order, anchored
+// regexes, and no match across unrelated types.
+func TestAttrCmpHolds(t *testing.T) {
+	cases := []struct {
+		q         string
+		typ, text string
+		want      bool
+	}{
+		{`{ .c = 500 }`, "int", "500", true},
+		{`{ .c = 500 }`, "int", "200", false},
+		{`{ .c = 500 }`, "float", "500", true},
+		{`{ .c = 500 }`, "string", "500", false},
+		{`{ .c >= 500 }`, "int", "503", true},
+		{`{ .c >= 500 }`, "int", "499", false},
+		{`{ .c < 1.5 }`, "int", "1", true},
+		{`{ .c != 500 }`, "int", "200", true},
+		{`{ .c != 500 }`, "int", "500", false},
+		{`{ .s > "m" }`, "string", "n", true},
+		{`{ .s =~ "GET|POST" }`, "string", "POST", true},
+		{`{ .s =~ "GET|POST" }`, "string", "XPOST", false},
+		{`{ .b = true }`, "bool", "true", true},
+		{`{ .b = true }`, "bool", "false", false},
+		{`{ .c = 500 }`, "int", "garbage", true}, // unreadable: cannot rule out
+	}
+	for _, tc := range cases {
+		q, err := Parse(tc.q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := q.Hints()
+		if len(h.AttrCmps) != 1 {
+			t.Fatalf("%s: %d comparisons in hints", tc.q, len(h.AttrCmps))
+		}
+		if got := h.AttrCmps[0].Holds(tc.typ, tc.text); got != tc.want {
+			t.Errorf("%s on %s %q: got %v", tc.q, tc.typ, tc.text, got)
 		}
 	}
 }

@@ -27,63 +27,36 @@ func (s *Store) QueryMetrics(ctx context.Context, tenant string, q *traceql.Quer
 }
 
 // eachPiece feeds yield the traces (or, for span-local queries, trace pieces) that
-// may match and overlap [start, end].
+// may match and overlap [start, end], found as Search finds its candidates.
 func (s *Store) eachPiece(ctx context.Context, tenant string, q *traceql.Query, start, end int64, yield func(ptrace.Traces) bool) error {
-	hints := q.Hints()
-	local := q.SpanLocal()
+	var m SearchMetrics
+	g := s.newGatherer(tenant, q, start, end, &m)
+	cands, err := g.all(ctx)
+	if err != nil {
+		return err
+	}
 	seen := map[[16]byte]bool{}
 	stopped := false
-	visit := func(rows []spanrow.Span) bool {
+	err = s.readCandidates(ctx, g, cands, func(i int, rows []spanrow.Span) {
+		c := cands[i]
 		if stopped || ctx.Err() != nil {
-			return false
+			return
 		}
-		st, en := traceBounds(rows)
-		if st > end || en < start {
-			return true
-		}
-		if !hints.Unconstrained() && local && !hints.MayMatch(rowSummary(rows)) {
-			return true
-		}
-		if !local {
-			// Evaluate whole traces, each once.
-			id := rows[0].TraceID
-			if seen[id] {
-				return true
+		if !g.local {
+			if seen[c.id] {
+				return
 			}
-			seen[id] = true
-			whole, err := s.traceRows(ctx, tenant, id, 0, 0)
-			if err != nil || len(whole) == 0 {
-				return true
-			}
-			rows = whole
-			if !hints.Unconstrained() && !hints.MayMatch(rowSummary(rows)) {
-				return true
-			}
+			seen[c.id] = true
+			rows = s.wholeTrace(ctx, g, c, rows)
 		}
 		td, err := spanrow.ToTraces(rows)
 		if err != nil {
-			return true
+			return
 		}
-		if !yield(td) {
-			stopped = true
-			return false
-		}
-		return true
-	}
-	heads, blocks := s.sources(tenant)
-	for _, h := range heads {
-		h.each(tenant, visit)
-	}
-	for _, b := range blocks {
-		if stopped {
-			break
-		}
-		if !b.Meta.Overlaps(start, end) || !hints.MayMatch(blockSummary(&b.Meta.Summary)) {
-			continue
-		}
-		if err := b.Scan(ctx, visit); err != nil {
-			return err
-		}
+		stopped = !yield(td)
+	})
+	if err != nil {
+		return err
 	}
 	return ctx.Err()
 }

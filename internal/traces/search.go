@@ -1,7 +1,10 @@
 package traces
 
 import (
+	"cmp"
 	"context"
+	"fmt"
+	"slices"
 	"sort"
 	"time"
 
@@ -38,203 +41,124 @@ type Match struct {
 	Start, End int64
 }
 
-type candidate struct {
-	id    [16]byte
-	start int64
-}
-
 // Search returns up to req.Limit matching traces, most recent first. The head and cut
 // heads are searched too, so a trace is found as soon as its spans are acknowledged.
 //
-// Push-down: blocks outside the time range, or whose summary rules the query out
-// (services, span names, attributes, durations, errors), are never read; inside a
-// block, each trace's cheap row summary is checked before it is rebuilt and evaluated.
-// Blocks are visited newest first and the scan stops once no older block can hold
-// a trace more recent than the ones found.
+// Push-down: candidates come from what is cheap to read (head rows, block summaries,
+// tag postings and trace indexes; see gatherer), then are read and evaluated most
+// recent first until the limit is reached, so neither a selective query nor a broad
+// one with a small limit decodes more spans than it returns.
 //
-// A trace whose spans straddle block cuts is evaluated whole unless the query is
-// span-local (then each piece decides for its own spans); either way the returned
-// spansets come from evaluating the whole trace.
+// A trace whose spans straddle block cuts is always evaluated whole.
 func (s *Store) Search(ctx context.Context, req SearchRequest) ([]Match, SearchMetrics, error) {
 	if req.Limit <= 0 {
 		req.Limit = 20
 	}
-	hints := req.Query.Hints()
-	heads, blocks := s.sources(req.Tenant)
 	var m SearchMetrics
-	found := map[[16]byte]int64{} // trace -> latest piece start seen
-	local := req.Query.SpanLocal()
-	// consider evaluates one stored piece of a trace (from source src). Queries that
-	// are not span-local must see the whole trace, so a piece of a trace that also
-	// has spans elsewhere is replaced by the merged trace.
-	consider := func(rows []spanrow.Span, src any) {
-		m.InspectedTraces++
-		m.InspectedSpans += int64(len(rows))
-		start, end := traceBounds(rows)
-		if (req.End > 0 && start > req.End) || (req.Start > 0 && end < req.Start) {
-			return
-		}
-		if !local && s.storedElsewhere(req.Tenant, rows[0].TraceID, src, heads, blocks) {
-			whole, err := s.traceRows(ctx, req.Tenant, rows[0].TraceID, 0, 0)
-			if err != nil || len(whole) == 0 {
-				return
-			}
-			rows = whole
-		}
-		if !hints.Unconstrained() && !hints.MayMatch(rowSummary(rows)) {
-			return
-		}
-		td, err := spanrow.ToTraces(rows)
-		if err != nil {
-			return
-		}
-		if len(req.Query.EvalTrace(td)) == 0 {
-			return
-		}
-		if prev, ok := found[rows[0].TraceID]; !ok || start > prev {
-			found[rows[0].TraceID] = start
-		}
-	}
-	m.TotalJobs = int64(len(blocks) + 1)
-	for _, h := range heads {
-		h.each(req.Tenant, func(rows []spanrow.Span) bool {
-			consider(rows, h)
-			return ctx.Err() == nil
-		})
-	}
-	m.CompletedJobs++
-	sort.Slice(blocks, func(i, j int) bool { return blocks[i].Meta.MaxEnd > blocks[j].Meta.MaxEnd })
-	for _, b := range blocks {
-		m.TotalBlocks++
-		m.TotalBlockBytes += b.Meta.DataBytes
-	}
-	for _, b := range blocks {
-		if err := ctx.Err(); err != nil {
-			return nil, m, err
-		}
-		if len(found) >= req.Limit && b.Meta.MaxEnd < kthStart(found, req.Limit) {
-			break // every trace in this and older blocks starts before what we have
-		}
-		if !b.Meta.Overlaps(req.Start, req.End) || !hints.MayMatch(blockSummary(&b.Meta.Summary)) {
-			m.CompletedJobs++
-			continue
-		}
-		m.InspectedBytes += b.Meta.DataBytes
-		var err error
-		if hints.Unconstrained() {
-			err = b.Scan(ctx, func(rows []spanrow.Span) bool {
-				consider(rows, b)
-				return true
-			})
-		} else {
-			err = s.scanPrefiltered(ctx, req, b, hints, heads, blocks, func(rows []spanrow.Span) { consider(rows, b) })
-		}
-		if err != nil {
-			return nil, m, err
-		}
-		m.CompletedJobs++
-	}
-	return s.assemble(ctx, req, found, m)
-}
-
-// scanPrefiltered reads a block's filter columns (IDs, service, name, status, start,
-// duration) first and the full rows only of traces whose column summary may match
-// the hints, so a selective query skips decoding the attribute blobs of most traces.
-func (s *Store) scanPrefiltered(ctx context.Context, req SearchRequest, b *block.Reader, hints traceql.Hints,
-	heads []*head, blocks []*block.Reader, fn func([]spanrow.Span)) error {
-	local := req.Query.SpanLocal()
-	var ranges []block.RowRange
-	err := b.ScanBriefs(ctx, func(spans []block.Brief, first int) bool {
-		// A piece of a split trace cannot speak for the whole trace unless the
-		// query is span-local; keep such pieces for consider to merge.
-		if hints.MayMatch(briefSummary(spans)) || (!local && s.storedElsewhere(req.Tenant, spans[0].TraceID, b, heads, blocks)) {
-			ranges = append(ranges, block.RowRange{First: first, Count: len(spans)})
-		}
-		return true
-	})
+	g := s.newGatherer(req.Tenant, req.Query, req.Start, req.End, &m)
+	cands, err := g.all(ctx)
 	if err != nil {
-		return err
+		return nil, m, err
 	}
-	return b.ReadRanges(ctx, ranges, fn)
-}
-
-func briefSummary(spans []block.Brief) traceql.TraceSummary {
-	sum := traceql.TraceSummary{
-		ServiceNames: make(map[string]struct{}, 2),
-		SpanNames:    make(map[string]struct{}, len(spans)),
-		NoErrors:     true,
-	}
-	for i := range spans {
-		sp := &spans[i]
-		sum.ServiceNames[sp.Service] = struct{}{}
-		sum.SpanNames[sp.Name] = struct{}{}
-		sum.MaxSpanDuration = max(sum.MaxSpanDuration, time.Duration(sp.Duration))
-		if sp.StatusCode == int32(ptrace.StatusCodeError) {
-			sum.NoErrors = false
-		}
-	}
-	// MaxTraceDuration stays unknown: a block may hold only a piece of a trace.
-	return sum
-}
-
-// storedElsewhere reports whether sources other than src may hold spans of the trace:
-// a map lookup per head and a bloom test per block.
-func (s *Store) storedElsewhere(tenant string, id [16]byte, src any, heads []*head, blocks []*block.Reader) bool {
-	for _, h := range heads {
-		if any(h) != src && h.has(tenant, id) {
-			return true
-		}
-	}
-	for _, b := range blocks {
-		if any(b) != src && b.MayContain(id) {
-			return true
-		}
-	}
-	return false
-}
-
-// assemble picks the most recent traces and evaluates each whole trace.
-func (s *Store) assemble(ctx context.Context, req SearchRequest, found map[[16]byte]int64, m SearchMetrics) ([]Match, SearchMetrics, error) {
-	cands := make([]candidate, 0, len(found))
-	for id, st := range found {
-		cands = append(cands, candidate{id, st})
-	}
-	sort.Slice(cands, func(i, j int) bool { return cands[i].start > cands[j].start })
+	slices.SortFunc(cands, func(a, b candidate) int { return cmp.Compare(b.start, a.start) })
 	var out []Match
-	for _, c := range cands {
-		if len(out) == req.Limit {
-			break
-		}
-		rows, err := s.traceRows(ctx, req.Tenant, c.id, 0, 0)
+	seen := map[[16]byte]bool{}
+	batch := 32
+	for len(cands) > 0 && len(out) < req.Limit {
+		n := min(len(cands), max(batch, 2*(req.Limit-len(out))))
+		found := make([]*Match, n)
+		err := s.readCandidates(ctx, g, cands[:n], func(i int, rows []spanrow.Span) {
+			found[i] = s.evalCandidate(ctx, g, cands[i], rows, seen, req.Query, &m)
+		})
 		if err != nil {
 			return nil, m, err
 		}
-		if len(rows) == 0 {
-			continue // deleted meanwhile
+		for _, f := range found {
+			if f != nil && len(out) < req.Limit {
+				out = append(out, *f)
+			}
 		}
-		td, err := spanrow.ToTraces(rows)
-		if err != nil {
-			continue
-		}
-		sets := req.Query.EvalTrace(td)
-		if len(sets) == 0 {
-			continue
-		}
-		start, end := traceBounds(rows)
-		out = append(out, Match{TraceID: c.id, Trace: td, Spansets: sets, Start: start, End: end})
+		cands = cands[n:]
+		batch = min(2*batch, 8192)
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Start > out[j].Start })
 	return out, m, nil
 }
 
-// kthStart is the k-th latest start among found traces.
-func kthStart(found map[[16]byte]int64, k int) int64 {
-	starts := make([]int64, 0, len(found))
-	for _, st := range found {
-		starts = append(starts, st)
+// readCandidates reads the rows of each candidate and calls fn with its position in
+// cands. Block reads go in row order, one reader per block, so that neighbouring
+// traces share decoded pages.
+func (s *Store) readCandidates(ctx context.Context, g *gatherer, cands []candidate, fn func(i int, rows []spanrow.Span)) error {
+	byBlock := map[*block.Reader][]int{}
+	for i, c := range cands {
+		if c.head != nil {
+			if rows := c.head.trace(g.tenant, c.id); len(rows) > 0 {
+				fn(i, rows)
+			}
+			continue
+		}
+		byBlock[c.block] = append(byBlock[c.block], i)
 	}
-	sort.Slice(starts, func(i, j int) bool { return starts[i] > starts[j] })
-	return starts[k-1]
+	for b, list := range byBlock {
+		slices.SortFunc(list, func(x, y int) int { return cmp.Compare(cands[x].entry.First, cands[y].entry.First) })
+		entries := make([]block.TraceEntry, len(list))
+		spans := 0
+		for k, i := range list {
+			entries[k] = cands[i].entry
+			spans += entries[k].Count
+		}
+		g.m.InspectedBytes += b.Meta.DataBytes * int64(spans) / int64(max(b.Meta.Spans, 1))
+		k := 0
+		err := b.ReadTraces(ctx, entries, func(_ block.TraceEntry, rows []spanrow.Span) bool {
+			fn(list[k], rows)
+			k++
+			return true
+		})
+		if err != nil {
+			return fmt.Errorf("read block %s: %w", b.Meta.ID, err)
+		}
+	}
+	return nil
+}
+
+// wholeTrace returns the rows of the trace a piece belongs to: the piece itself
+// unless other sources may hold spans of the same trace.
+func (s *Store) wholeTrace(ctx context.Context, g *gatherer, c candidate, piece []spanrow.Span) []spanrow.Span {
+	var src any = c.block
+	if c.head != nil {
+		src = c.head
+	}
+	if !s.storedElsewhere(g.tenant, c.id, src, g.heads, g.blocks) {
+		return piece
+	}
+	whole, err := s.traceRows(ctx, g.tenant, c.id, 0, 0)
+	if err != nil || len(whole) == 0 {
+		return piece
+	}
+	return whole
+}
+
+// evalCandidate evaluates the whole trace of a candidate once, returning its match
+// or nil.
+func (s *Store) evalCandidate(ctx context.Context, g *gatherer, c candidate, piece []spanrow.Span,
+	seen map[[16]byte]bool, q *traceql.Query, m *SearchMetrics) *Match {
+	if seen[c.id] {
+		return nil
+	}
+	seen[c.id] = true
+	rows := s.wholeTrace(ctx, g, c, piece)
+	m.InspectedTraces++
+	m.InspectedSpans += int64(len(rows))
+	td, err := spanrow.ToTraces(rows)
+	if err != nil {
+		return nil
+	}
+	sets := q.EvalTrace(td)
+	if len(sets) == 0 {
+		return nil
+	}
+	start, end := traceBounds(rows)
+	return &Match{TraceID: c.id, Trace: td, Spansets: sets, Start: start, End: end}
 }
 
 func traceBounds(rows []spanrow.Span) (start, end int64) {

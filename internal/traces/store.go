@@ -165,6 +165,11 @@ func (s *Store) loadBlocks(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("open block %s: %w", dir, err)
 		}
+		if r.Meta.Format != block.FormatVersion {
+			if r, err = s.upgradeBlock(ctx, r); err != nil {
+				return err
+			}
+		}
 		s.blocks[parts[0]] = append(s.blocks[parts[0]], r)
 	}
 	for t := range s.blocks {

@@ -10,8 +10,10 @@ import (
 	"time"
 )
 
-// FormatVersion is bumped when the block layout changes incompatibly.
-const FormatVersion = 1
+// FormatVersion is bumped when the block layout changes incompatibly. Version 1
+// blocks (no tags object, a shorter index) are still opened so that the store can
+// rewrite them as version 2.
+const FormatVersion = 2
 
 // Object names inside a block's directory. meta.json is written last and deleted first,
 // so a block is visible only when complete.
@@ -20,6 +22,7 @@ const (
 	DataName  = "data.parquet"
 	IndexName = "index"
 	BloomName = "bloom"
+	TagsName  = "tags"
 )
 
 // Meta describes a block.
@@ -35,6 +38,7 @@ type Meta struct {
 	DataBytes  int64 `json:"dataBytes"`
 	IndexBytes int64 `json:"indexBytes"`
 	BloomBytes int64 `json:"bloomBytes"`
+	TagsBytes  int64 `json:"tagsBytes,omitempty"`
 	// Level is 0 for a block cut from the head, and one more than its inputs' maximum
 	// for a compacted block.
 	Level   int       `json:"compactionLevel"`
@@ -103,7 +107,7 @@ func DecodeMeta(b []byte) (*Meta, error) {
 	if err := json.Unmarshal(b, &m); err != nil {
 		return nil, fmt.Errorf("decode block meta: %w", err)
 	}
-	if m.Format != FormatVersion {
+	if m.Format != FormatVersion && m.Format != 1 {
 		return nil, fmt.Errorf("block %s has format %d, this version reads %d", m.ID, m.Format, FormatVersion)
 	}
 	return &m, nil

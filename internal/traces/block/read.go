@@ -1,13 +1,10 @@
 package block
 
 import (
-	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
-	"sort"
 	"sync"
 
 	"github.com/bits-and-blooms/bloom/v3"
@@ -28,7 +25,8 @@ type Reader struct {
 
 	once  sync.Once
 	err   error
-	index []byte // n × (16-byte ID, u32 first row, u32 rows) after the count
+	index Index
+	tags  *TagIndex
 	file  *parquet.File
 	close func() error
 }
@@ -73,18 +71,14 @@ func OpenMeta(ctx context.Context, be backend.Raw, meta *Meta) (*Reader, error) 
 // MayContain consults the bloom filter.
 func (r *Reader) MayContain(id [16]byte) bool { return r.bloom.Test(id[:]) }
 
-const indexEntry = 24
-
+// load reads the index, the tags and the Parquet footer once. A version 1 block
+// has neither index nor tags in this form: only its rows can be read (to upgrade it).
 func (r *Reader) load(ctx context.Context) error {
 	r.once.Do(func() {
-		idx, err := r.be.Read(ctx, r.dir+IndexName)
-		if err != nil {
-			r.err = fmt.Errorf("read block index: %w", err)
-			return
-		}
-		if err := checkIndex(idx); err != nil {
-			r.err = err
-			return
+		if r.Meta.Format == FormatVersion {
+			if r.err = r.loadIndexes(ctx); r.err != nil {
+				return
+			}
 		}
 		var ra io.ReaderAt = &objectReaderAt{be: r.be, name: r.dir + DataName, size: r.Meta.DataBytes}
 		if o, ok := r.be.(backend.ReaderAtOpener); ok {
@@ -100,35 +94,55 @@ func (r *Reader) load(ctx context.Context) error {
 			r.err = fmt.Errorf("open block data: %w", err)
 			return
 		}
-		r.index, r.file = idx, f
+		r.file = f
 	})
 	return r.err
 }
 
-// checkIndex validates an index read back from storage.
-func checkIndex(idx []byte) error {
-	if len(idx) < 4 {
-		return errors.New("decode block index: too short")
+func (r *Reader) loadIndexes(ctx context.Context) error {
+	raw, err := r.be.Read(ctx, r.dir+IndexName)
+	if err != nil {
+		return fmt.Errorf("read block index: %w", err)
 	}
-	n := binary.LittleEndian.Uint32(idx)
-	if uint64(len(idx)-4) != uint64(n)*indexEntry {
-		return fmt.Errorf("decode block index: %d bytes for %d traces", len(idx)-4, n)
+	idx, err := checkIndex(raw)
+	if err != nil {
+		return err
 	}
+	if idx.Len() != r.Meta.Traces {
+		return fmt.Errorf("decode block index: %d traces, meta says %d", idx.Len(), r.Meta.Traces)
+	}
+	raw, err = r.be.Read(ctx, r.dir+TagsName)
+	if err != nil {
+		return fmt.Errorf("read block tags: %w", err)
+	}
+	tags, err := decodeTags(raw, idx.Len())
+	if err != nil {
+		return err
+	}
+	r.index, r.tags = idx, tags
 	return nil
 }
 
-// lookup finds a trace's rows in the index.
-func lookup(idx []byte, id [16]byte) (first, count int, ok bool) {
-	n := int(binary.LittleEndian.Uint32(idx))
-	body := idx[4:]
-	i := sort.Search(n, func(i int) bool {
-		return bytes.Compare(body[i*indexEntry:i*indexEntry+16], id[:]) >= 0
-	})
-	if i == n || !bytes.Equal(body[i*indexEntry:i*indexEntry+16], id[:]) {
-		return 0, 0, false
+// errOldFormat is returned for lookups in a version 1 block awaiting its upgrade.
+var errOldFormat = errors.New("block has the old format 1; it is rewritten on start")
+
+// Index returns the block's trace index.
+func (r *Reader) Index(ctx context.Context) (Index, error) {
+	if err := r.load(ctx); err != nil {
+		return nil, err
 	}
-	e := body[i*indexEntry+16:]
-	return int(binary.LittleEndian.Uint32(e)), int(binary.LittleEndian.Uint32(e[4:])), true
+	if r.index == nil {
+		return nil, errOldFormat
+	}
+	return r.index, nil
+}
+
+// Tags returns the block's tag postings.
+func (r *Reader) Tags(ctx context.Context) (*TagIndex, error) {
+	if _, err := r.Index(ctx); err != nil {
+		return nil, err
+	}
+	return r.tags, nil
 }
 
 // Trace returns the spans of a trace, or nil when the block does not hold it.
@@ -136,13 +150,15 @@ func (r *Reader) Trace(ctx context.Context, id [16]byte) ([]spanrow.Span, error)
 	if !r.MayContain(id) {
 		return nil, nil
 	}
-	if err := r.load(ctx); err != nil {
+	idx, err := r.Index(ctx)
+	if err != nil {
 		return nil, err
 	}
-	first, count, ok := lookup(r.index, id)
+	e, ok := idx.Lookup(id)
 	if !ok {
 		return nil, nil
 	}
+	first, count := e.First, e.Count
 	rd := parquet.NewGenericReader[spanrow.Span](r.file)
 	defer rd.Close()
 	if err := rd.SeekToRow(int64(first)); err != nil {
@@ -241,80 +257,30 @@ func (o *objectReaderAt) ReadAt(p []byte, off int64) (int, error) {
 	return len(p), eof
 }
 
-// Brief is the projection of a span that search pre-filters on: reading only these
-// columns skips the attribute blobs, which are most of a block's bytes.
-type Brief struct {
-	TraceID    [16]byte `parquet:"trace_id"`
-	Service    string   `parquet:"service"`
-	Name       string   `parquet:"name"`
-	StatusCode int32    `parquet:"status_code"`
-	Start      int64    `parquet:"start"`
-	Duration   int64    `parquet:"duration"`
-}
-
-// ScanBriefs calls fn with the brief spans of each trace and the row number of its
-// first span, in trace order, until fn returns false.
-func (r *Reader) ScanBriefs(ctx context.Context, fn func(spans []Brief, firstRow int) bool) error {
-	if err := r.load(ctx); err != nil {
-		return err
-	}
-	rd := parquet.NewGenericReader[Brief](r.file)
-	defer rd.Close()
-	buf := make([]Brief, 4096)
-	var cur []Brief
-	row, first := 0, 0
-	for {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		n, err := rd.Read(buf)
-		for i := 0; i < n; i++ {
-			if len(cur) > 0 && cur[0].TraceID != buf[i].TraceID {
-				if !fn(cur, first) {
-					return nil
-				}
-				cur, first = cur[:0], row
-			}
-			cur = append(cur, buf[i])
-			row++
-		}
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return fmt.Errorf("scan block columns: %w", err)
-		}
-	}
-	if len(cur) > 0 {
-		fn(cur, first)
-	}
-	return nil
-}
-
-// RowRange is a run of rows: the spans of one trace.
-type RowRange struct{ First, Count int }
-
-// ReadRanges calls fn with the full rows of each range, which must be in ascending
-// order; one reader serves all of them, so neighbouring ranges share decoded pages.
-func (r *Reader) ReadRanges(ctx context.Context, ranges []RowRange, fn func([]spanrow.Span)) error {
+// ReadTraces calls fn with the rows of each trace, which must be in ascending row
+// order, until fn returns false; one reader serves all of them, so neighbouring
+// traces share decoded pages. The slice is reused between calls.
+func (r *Reader) ReadTraces(ctx context.Context, traces []TraceEntry, fn func(TraceEntry, []spanrow.Span) bool) error {
 	if err := r.load(ctx); err != nil {
 		return err
 	}
 	rd := parquet.NewGenericReader[spanrow.Span](r.file)
 	defer rd.Close()
 	var rows []spanrow.Span
-	for _, rg := range ranges {
+	for _, t := range traces {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if err := rd.SeekToRow(int64(rg.First)); err != nil {
+		if err := rd.SeekToRow(int64(t.First)); err != nil {
 			return fmt.Errorf("seek block rows: %w", err)
 		}
-		rows = append(rows[:0], make([]spanrow.Span, rg.Count)...)
+		rows = append(rows[:0], make([]spanrow.Span, t.Count)...)
 		if err := readFull(rd, rows); err != nil {
 			return err
 		}
-		fn(rows)
+		if !fn(t, rows) {
+			return nil
+		}
 	}
 	return nil
 }

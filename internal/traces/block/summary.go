@@ -1,6 +1,8 @@
 package block
 
 import (
+	"strings"
+
 	"github.com/vispyr/vispyr/internal/traces/spanrow"
 )
 
@@ -38,6 +40,7 @@ func addCapped(set map[string]bool, list *[]string, complete *bool, v string, li
 		*complete = false
 		return
 	}
+	v = strings.Clone(v) // v may alias a reader's reused buffer
 	set[v] = true
 	*list = append(*list, v)
 }
@@ -56,7 +59,7 @@ func (z *Summarizer) AddTrace(spans []spanrow.Span) {
 		}
 		z.addAttrs('s', z.s.SpanTags, &z.s.SpanTagsComplete, sp.Attrs)
 		if !z.seenRes[string(sp.Resource)] {
-			z.seenRes[string(sp.Resource)] = true
+			z.seenRes[string(sp.Resource)] = true // string(bytes) copies
 			if attrs, ok := spanrow.ResourceAttrs(sp.Resource); ok {
 				z.addAttrs('r', z.s.ResourceTags, &z.s.ResTagsComplete, attrs)
 			} else {
@@ -76,7 +79,7 @@ func (z *Summarizer) addAttrs(scope byte, tags map[string]*TagValues, complete *
 				return
 			}
 			tv = &TagValues{Complete: true}
-			tags[key] = tv
+			tags[strings.Clone(key)] = tv
 		}
 		if !tv.Complete {
 			return
@@ -98,6 +101,7 @@ func (z *Summarizer) addAttrs(scope byte, tags map[string]*TagValues, complete *
 			tv.Complete = false
 			return
 		}
+		value = strings.Clone(value)
 		set[value] = true
 		tv.Values = append(tv.Values, TagValue{Type: typ, Value: value})
 	})

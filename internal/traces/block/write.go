@@ -26,63 +26,101 @@ const bloomFPR = 0.01
 // Dir is the object prefix of a block.
 func Dir(tenant, id string) string { return tenant + "/" + id + "/" }
 
-// Write stores rows (sorted by spanrow.Sort and deduplicated) as a new block and
-// returns its meta. The meta is written last, so a crash leaves no visible half block.
-func Write(ctx context.Context, be backend.Raw, tenant, id string, level int, rows []spanrow.Span) (*Meta, error) {
-	if len(rows) == 0 {
-		return nil, fmt.Errorf("write block: no spans")
-	}
-	var data bytes.Buffer
-	w := parquet.NewGenericWriter[spanrow.Span](&data,
+// Writer builds a block one trace at a time, so that a head cut or a compaction
+// never holds a second copy of all its spans: only the encoded Parquet file, the
+// index and the tag postings grow with the block.
+type Writer struct {
+	pw    *parquet.GenericWriter[spanrow.Span]
+	data  bytes.Buffer
+	index []byte
+	z     *Summarizer
+	tags  *tagIndexer
+	meta  Meta
+}
+
+// NewWriter starts a block.
+func NewWriter(tenant, id string, level int) *Writer {
+	w := &Writer{z: NewSummarizer(), tags: newTagIndexer(),
+		meta: Meta{Format: FormatVersion, ID: id, Tenant: tenant, Level: level}}
+	w.pw = parquet.NewGenericWriter[spanrow.Span](&w.data,
 		parquet.MaxRowsPerRowGroup(RowsPerGroup),
 		parquet.PageBufferSize(16<<10),
 	)
-	if _, err := w.Write(rows); err != nil {
-		return nil, fmt.Errorf("encode block rows: %w", err)
+	w.index = binary.LittleEndian.AppendUint32(w.index, 0) // trace count, set by Finish
+	return w
+}
+
+// AddTrace appends the spans of one trace, sorted and deduplicated (spanrow.Sort,
+// spanrow.Dedupe). Traces must come in ascending trace ID order.
+func (w *Writer) AddTrace(rows []spanrow.Span) error {
+	if len(rows) == 0 {
+		return nil
 	}
-	if err := w.Close(); err != nil {
+	id := rows[0].TraceID
+	if n := w.meta.Traces; n > 0 {
+		prev := w.index[4+(n-1)*indexEntry:]
+		if bytes.Compare(prev[:16], id[:]) >= 0 {
+			return fmt.Errorf("write block: trace %x out of order", id)
+		}
+	}
+	if _, err := w.pw.Write(rows); err != nil {
+		return fmt.Errorf("encode block rows: %w", err)
+	}
+	start, end := rows[0].Start, rows[0].End()
+	var maxSpan int64
+	for i := range rows {
+		start, end = min(start, rows[i].Start), max(end, rows[i].End())
+		maxSpan = max(maxSpan, rows[i].Duration)
+	}
+	w.index = appendIndexEntry(w.index, indexRecord{ID: id, First: w.meta.Spans, Count: len(rows),
+		Start: start, Duration: end - start, MaxSpan: maxSpan})
+	w.z.AddTrace(rows)
+	w.tags.addTrace(uint32(w.meta.Traces), rows)
+	if w.meta.Spans == 0 {
+		w.meta.MinStart, w.meta.MaxEnd = start, end
+	}
+	w.meta.MinStart, w.meta.MaxEnd = min(w.meta.MinStart, start), max(w.meta.MaxEnd, end)
+	w.meta.Spans += len(rows)
+	w.meta.Traces++
+	return nil
+}
+
+// Spans is how many spans were added so far.
+func (w *Writer) Spans() int { return w.meta.Spans }
+
+// Finish writes the block's objects and returns its meta. The meta is written last,
+// so a crash leaves no visible half block.
+func (w *Writer) Finish(ctx context.Context, be backend.Raw) (*Meta, error) {
+	if w.meta.Spans == 0 {
+		return nil, fmt.Errorf("write block: no spans")
+	}
+	if err := w.pw.Close(); err != nil {
 		return nil, fmt.Errorf("finish block file: %w", err)
 	}
-
-	var index []byte
-	z := NewSummarizer()
-	nTraces := countTraces(rows)
-	filter := bloom.NewWithEstimates(uint(nTraces), bloomFPR)
-	meta := &Meta{Format: FormatVersion, ID: id, Tenant: tenant, Level: level, Created: time.Now().UTC(),
-		Spans: len(rows), Traces: nTraces, MinStart: rows[0].Start, MaxEnd: rows[0].End()}
-	index = binary.LittleEndian.AppendUint32(index, uint32(nTraces))
-	for start := 0; start < len(rows); {
-		end := start + 1
-		for end < len(rows) && rows[end].TraceID == rows[start].TraceID {
-			end++
-		}
-		id := rows[start].TraceID
-		filter.Add(id[:])
-		index = append(index, id[:]...)
-		index = binary.LittleEndian.AppendUint32(index, uint32(start))
-		index = binary.LittleEndian.AppendUint32(index, uint32(end-start))
-		z.AddTrace(rows[start:end])
-		for i := start; i < end; i++ {
-			meta.MinStart = min(meta.MinStart, rows[i].Start)
-			meta.MaxEnd = max(meta.MaxEnd, rows[i].End())
-		}
-		start = end
+	binary.LittleEndian.PutUint32(w.index, uint32(w.meta.Traces))
+	filter := bloom.NewWithEstimates(uint(w.meta.Traces), bloomFPR)
+	for i := range w.meta.Traces {
+		filter.Add(w.index[4+i*indexEntry : 4+i*indexEntry+16])
 	}
-	meta.Summary = z.Summary()
 	bloomBytes, err := filter.MarshalBinary()
 	if err != nil {
 		return nil, fmt.Errorf("encode bloom filter: %w", err)
 	}
-	meta.DataBytes, meta.IndexBytes, meta.BloomBytes = int64(data.Len()), int64(len(index)), int64(len(bloomBytes))
+	tagBytes := w.tags.encode()
+	meta := &w.meta
+	meta.Created = time.Now().UTC()
+	meta.Summary = w.z.Summary()
+	meta.DataBytes, meta.IndexBytes, meta.BloomBytes = int64(w.data.Len()), int64(len(w.index)), int64(len(bloomBytes))
+	meta.TagsBytes = int64(len(tagBytes))
 	metaBytes, err := json.Marshal(meta)
 	if err != nil {
 		return nil, fmt.Errorf("encode block meta: %w", err)
 	}
-	dir := Dir(tenant, id)
+	dir := Dir(meta.Tenant, meta.ID)
 	for _, o := range []struct {
 		name string
 		b    []byte
-	}{{DataName, data.Bytes()}, {IndexName, index}, {BloomName, bloomBytes}, {MetaName, metaBytes}} {
+	}{{DataName, w.data.Bytes()}, {IndexName, w.index}, {BloomName, bloomBytes}, {TagsName, tagBytes}, {MetaName, metaBytes}} {
 		if err := be.Write(ctx, dir+o.name, o.b); err != nil {
 			return nil, fmt.Errorf("write block %s: %w", o.name, err)
 		}
@@ -90,20 +128,27 @@ func Write(ctx context.Context, be backend.Raw, tenant, id string, level int, ro
 	return meta, nil
 }
 
-func countTraces(rows []spanrow.Span) int {
-	n := 0
-	for i := range rows {
-		if i == 0 || rows[i].TraceID != rows[i-1].TraceID {
-			n++
+// Write stores rows (sorted by spanrow.Sort and deduplicated) as a new block and
+// returns its meta.
+func Write(ctx context.Context, be backend.Raw, tenant, id string, level int, rows []spanrow.Span) (*Meta, error) {
+	w := NewWriter(tenant, id, level)
+	for start := 0; start < len(rows); {
+		end := start + 1
+		for end < len(rows) && rows[end].TraceID == rows[start].TraceID {
+			end++
 		}
+		if err := w.AddTrace(rows[start:end]); err != nil {
+			return nil, err
+		}
+		start = end
 	}
-	return n
+	return w.Finish(ctx, be)
 }
 
 // Delete removes a block, meta first so that it disappears atomically for readers.
 func Delete(ctx context.Context, be backend.Raw, tenant, id string) error {
 	dir := Dir(tenant, id)
-	for _, name := range []string{MetaName, BloomName, IndexName, DataName} {
+	for _, name := range []string{MetaName, TagsName, BloomName, IndexName, DataName} {
 		if err := be.Delete(ctx, dir+name); err != nil {
 			return fmt.Errorf("delete block %s: %w", id, err)
 		}

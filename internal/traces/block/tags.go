@@ -1,0 +1,408 @@
+package block
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/vispyr/vispyr/internal/traces/spanrow"
+)
+
+// The tags object is an inverted index of a block: for every attribute key, span
+// name and status, each distinct scalar value with the ordinals (index positions)
+// of the traces that hold it. A search intersects these lists to find the few traces
+// worth reading instead of decoding every span, the way a Prometheus index finds
+// series by label.
+//
+//	tags  = zstd( "VTG1" uvarint(keys) { scope key-string complete-byte uvarint(values) { value } } )
+//	value = type-string text-string uvarint(traces) uvarint(len) delta-uvarint-ordinals
+//
+// A key with too many distinct values, a too-long value or a non-scalar value is kept
+// only as "incomplete": its values are dropped and searches on it read the spans.
+
+// Tag scopes.
+const (
+	ScopeSpan     byte = 's'
+	ScopeResource byte = 'r'
+	ScopeName     byte = 'n' // span name, key ""
+	ScopeStatus   byte = 'x' // span status ("unset", "ok", "error"), key ""
+)
+
+// Caps keep the index small and its build cheap whatever the data; what they cut
+// is searched by reading spans instead.
+const (
+	maxIndexedKeys   = 2000
+	maxIndexedValues = 10000
+	maxIndexedValue  = 256
+)
+
+const tagsMagic = "VTG1"
+
+type tagKey struct {
+	scope byte
+	key   string
+}
+
+type tagValueKey struct{ typ, text string }
+
+type keyBuild struct {
+	complete bool
+	values   map[tagValueKey][]uint32
+}
+
+// tagIndexer accumulates postings while a block is written.
+type tagIndexer struct {
+	keys         map[tagKey]*keyBuild
+	keysComplete bool
+	// resources caches the scalars of resource blobs, which repeat across a batch.
+	resources map[string][]scalar
+}
+
+type scalar struct{ key, typ, text string }
+
+func newTagIndexer() *tagIndexer {
+	return &tagIndexer{keys: map[tagKey]*keyBuild{}, keysComplete: true, resources: map[string][]scalar{}}
+}
+
+var statusText = [...]string{"unset", "ok", "error"}
+
+// StatusText is the tags value of a span status code.
+func StatusText(code int32) string {
+	if code >= 0 && int(code) < len(statusText) {
+		return statusText[code]
+	}
+	return "unset"
+}
+
+func (x *tagIndexer) addTrace(ord uint32, rows []spanrow.Span) {
+	var lastRes []byte
+	for i := range rows {
+		r := &rows[i]
+		x.add(ord, ScopeName, "", "string", r.Name)
+		x.add(ord, ScopeStatus, "", "string", StatusText(r.StatusCode))
+		err := spanrow.ScanScalars(r.Attrs, func(key, typ, text string) {
+			x.add(ord, ScopeSpan, key, typ, text)
+		})
+		if err != nil {
+			x.keysComplete = false
+		}
+		if i > 0 && string(r.Resource) == string(lastRes) {
+			continue
+		}
+		lastRes = r.Resource
+		for _, s := range x.resourceScalars(r.Resource) {
+			x.add(ord, ScopeResource, s.key, s.typ, s.text)
+		}
+	}
+}
+
+func (x *tagIndexer) resourceScalars(blob []byte) []scalar {
+	if s, ok := x.resources[string(blob)]; ok {
+		return s
+	}
+	var out []scalar
+	attrs, ok := spanrow.ResourceAttrs(blob)
+	if !ok || spanrow.ScanScalars(attrs, func(key, typ, text string) { out = append(out, scalar{key, typ, text}) }) != nil {
+		x.keysComplete = false
+	}
+	if len(x.resources) > 10000 {
+		clear(x.resources)
+	}
+	x.resources[string(blob)] = out
+	return out
+}
+
+// add records that trace ord holds the value. typ "" marks a non-scalar value.
+func (x *tagIndexer) add(ord uint32, scope byte, key, typ, text string) {
+	k := tagKey{scope, key}
+	kb := x.keys[k]
+	if kb == nil {
+		if len(x.keys) >= maxIndexedKeys {
+			x.keysComplete = false
+			return
+		}
+		kb = &keyBuild{complete: true, values: map[tagValueKey][]uint32{}}
+		k.key = strings.Clone(key) // key may alias a reader's reused buffer
+		x.keys[k] = kb
+	}
+	if !kb.complete {
+		return
+	}
+	if typ == "" || len(text) > maxIndexedValue {
+		kb.drop()
+		return
+	}
+	vk := tagValueKey{typ, text}
+	post, ok := kb.values[vk]
+	if !ok && len(kb.values) >= maxIndexedValues {
+		kb.drop()
+		return
+	}
+	if !ok {
+		vk = tagValueKey{strings.Clone(typ), strings.Clone(text)}
+	}
+	if n := len(post); n == 0 || post[n-1] != ord {
+		kb.values[vk] = append(post, ord)
+	}
+}
+
+func (kb *keyBuild) drop() {
+	kb.complete = false
+	kb.values = nil
+}
+
+func appendTagString(dst []byte, s string) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(s)))
+	return append(dst, s...)
+}
+
+// encode serialises the index, keys and values sorted so that equal blocks encode
+// equally.
+func (x *tagIndexer) encode() []byte {
+	keys := make([]tagKey, 0, len(x.keys))
+	for k := range x.keys {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b tagKey) int {
+		if a.scope != b.scope {
+			return int(a.scope) - int(b.scope)
+		}
+		return strings.Compare(a.key, b.key)
+	})
+	b := []byte(tagsMagic)
+	b = binary.AppendUvarint(b, uint64(len(keys)))
+	b = append(b, boolByte(x.keysComplete))
+	var post []byte
+	for _, k := range keys {
+		kb := x.keys[k]
+		b = append(b, k.scope)
+		b = appendTagString(b, k.key)
+		b = append(b, boolByte(kb.complete))
+		vals := make([]tagValueKey, 0, len(kb.values))
+		for v := range kb.values {
+			vals = append(vals, v)
+		}
+		slices.SortFunc(vals, func(a, b tagValueKey) int {
+			if c := strings.Compare(a.typ, b.typ); c != 0 {
+				return c
+			}
+			return strings.Compare(a.text, b.text)
+		})
+		b = binary.AppendUvarint(b, uint64(len(vals)))
+		for _, v := range vals {
+			ords := kb.values[v]
+			b = appendTagString(b, v.typ)
+			b = appendTagString(b, v.text)
+			b = binary.AppendUvarint(b, uint64(len(ords)))
+			post = post[:0]
+			prev := uint32(0)
+			for _, o := range ords {
+				post = binary.AppendUvarint(post, uint64(o-prev))
+				prev = o
+			}
+			b = binary.AppendUvarint(b, uint64(len(post)))
+			b = append(b, post...)
+		}
+	}
+	return zstdEncoder.EncodeAll(b, nil)
+}
+
+func boolByte(v bool) byte {
+	if v {
+		return 1
+	}
+	return 0
+}
+
+var (
+	zstdEncoder, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault))
+	zstdDecoder, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(1<<30))
+)
+
+// TagIndex is a decoded tags object.
+type TagIndex struct {
+	keys         map[tagKey]*keyPostings
+	keysComplete bool
+	traces       int
+}
+
+type keyPostings struct {
+	complete bool
+	values   []valuePostings
+}
+
+type valuePostings struct {
+	typ, text string
+	n         int
+	post      []byte // delta-uvarint ordinals
+}
+
+var errTags = errors.New("corrupt tags object")
+
+// decodeTags parses a tags object of a block holding traces traces.
+func decodeTags(z []byte, traces int) (*TagIndex, error) {
+	b, err := zstdDecoder.DecodeAll(z, nil)
+	if err != nil {
+		return nil, fmt.Errorf("decompress block tags: %w", err)
+	}
+	if !strings.HasPrefix(string(b), tagsMagic) {
+		return nil, fmt.Errorf("decode block tags: %w: bad magic", errTags)
+	}
+	d := tagDecoder{b: b[len(tagsMagic):]}
+	nkeys := d.count()
+	ti := &TagIndex{keys: make(map[tagKey]*keyPostings, nkeys), keysComplete: d.byte1() == 1, traces: traces}
+	for range nkeys {
+		k := tagKey{scope: d.byte1(), key: d.string()}
+		kp := &keyPostings{complete: d.byte1() == 1}
+		nvals := d.count()
+		for range nvals {
+			v := valuePostings{typ: d.string(), text: d.string(), n: d.count()}
+			v.post = d.bytes()
+			if v.n > traces {
+				d.err = errTags
+			}
+			kp.values = append(kp.values, v)
+		}
+		if d.err != nil {
+			return nil, fmt.Errorf("decode block tags: %w", d.err)
+		}
+		ti.keys[k] = kp
+	}
+	if d.err == nil && len(d.b) != 0 {
+		d.err = errTags
+	}
+	if d.err != nil {
+		return nil, fmt.Errorf("decode block tags: %w", d.err)
+	}
+	return ti, nil
+}
+
+type tagDecoder struct {
+	b   []byte
+	err error
+}
+
+func (d *tagDecoder) uvarint() uint64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.err, d.b = errTags, nil
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+// count reads a length that must fit in what is left (each item takes a byte).
+func (d *tagDecoder) count() int {
+	n := d.uvarint()
+	if n > uint64(len(d.b)) {
+		d.err, d.b = errTags, nil
+		return 0
+	}
+	return int(n)
+}
+
+func (d *tagDecoder) bytes() []byte {
+	n := d.count()
+	if d.err != nil {
+		return nil
+	}
+	out := d.b[:n:n]
+	d.b = d.b[n:]
+	return out
+}
+
+func (d *tagDecoder) string() string { return string(d.bytes()) }
+
+func (d *tagDecoder) byte1() byte {
+	if d.err != nil || len(d.b) == 0 {
+		d.err, d.b = errTags, nil
+		return 0
+	}
+	c := d.b[0]
+	d.b = d.b[1:]
+	return c
+}
+
+// Postings returns the sorted ordinals of the traces that hold key (in scope) with a
+// value for which match is true (match nil: any value). ok is false when the index
+// cannot tell, and then every trace must be considered.
+func (t *TagIndex) Postings(scope byte, key string, match func(typ, text string) bool) (ords []uint32, ok bool) {
+	kp := t.keys[tagKey{scope, key}]
+	if kp == nil {
+		return nil, t.keysComplete // absent: no trace has it, if no key was dropped
+	}
+	if !kp.complete {
+		return nil, false
+	}
+	var lists [][]uint32
+	for i := range kp.values {
+		v := &kp.values[i]
+		if match == nil || match(v.typ, v.text) {
+			lists = append(lists, v.ordinals(t.traces))
+		}
+	}
+	return Union(lists...), true
+}
+
+// ordinals decodes a posting list, stopping at the first ordinal out of range so that
+// a damaged object cannot point outside the block.
+func (v *valuePostings) ordinals(traces int) []uint32 {
+	out := make([]uint32, 0, v.n)
+	b, prev := v.post, uint64(0)
+	for len(b) > 0 {
+		d, n := binary.Uvarint(b)
+		if n <= 0 || prev+d >= uint64(traces) {
+			break
+		}
+		prev += d
+		out = append(out, uint32(prev))
+		b = b[n:]
+	}
+	return out
+}
+
+// Union merges sorted ordinal lists.
+func Union(lists ...[]uint32) []uint32 {
+	switch len(lists) {
+	case 0:
+		return []uint32{}
+	case 1:
+		return lists[0]
+	}
+	n := 0
+	for _, l := range lists {
+		n += len(l)
+	}
+	out := make([]uint32, 0, n)
+	for _, l := range lists {
+		out = append(out, l...)
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// Intersect returns the ordinals in both sorted lists.
+func Intersect(a, b []uint32) []uint32 {
+	out := make([]uint32, 0, min(len(a), len(b)))
+	for i, j := 0, 0; i < len(a) && j < len(b); {
+		switch {
+		case a[i] < b[j]:
+			i++
+		case a[i] > b[j]:
+			j++
+		default:
+			out = append(out, a[i])
+			i++
+			j++
+		}
+	}
+	return out
+}

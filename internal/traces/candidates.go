@@ -1,0 +1,307 @@
+package traces
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/vispyr/vispyr/internal/traceql"
+	"github.com/vispyr/vispyr/internal/traces/block"
+	"github.com/vispyr/vispyr/internal/traces/spanrow"
+)
+
+// candidate is one stored piece of a trace that may match a query: either a trace in
+// a head or an entry of a block's index. Nothing of it is read until it is evaluated.
+type candidate struct {
+	id         [16]byte
+	start, end int64
+	head       *head
+	block      *block.Reader
+	entry      block.TraceEntry
+}
+
+// gatherer finds the candidates of one query. It works from what is cheap to read:
+// head rows in memory, and for blocks the meta summary, the tag postings and the
+// trace index, never the spans.
+type gatherer struct {
+	s          *Store
+	tenant     string
+	hints      traceql.Hints
+	local      bool
+	start, end int64 // Unix ns, 0 = open
+	heads      []*head
+	blocks     []*block.Reader
+	m          *SearchMetrics
+}
+
+func (s *Store) newGatherer(tenant string, q *traceql.Query, start, end int64, m *SearchMetrics) *gatherer {
+	heads, blocks := s.sources(tenant)
+	return &gatherer{s: s, tenant: tenant, hints: q.Hints(), local: q.SpanLocal(), start: start, end: end,
+		heads: heads, blocks: blocks, m: m}
+}
+
+// all returns every candidate of the heads and blocks.
+func (g *gatherer) all(ctx context.Context) ([]candidate, error) {
+	var out []candidate
+	for _, h := range g.heads {
+		out = g.fromHead(out, h)
+	}
+	g.m.TotalJobs = int64(len(g.blocks) + 1)
+	g.m.CompletedJobs++
+	for _, b := range g.blocks {
+		g.m.TotalBlocks++
+		g.m.TotalBlockBytes += b.Meta.DataBytes
+	}
+	for _, b := range g.blocks {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		var err error
+		if out, err = g.fromBlock(ctx, out, b); err != nil {
+			return nil, fmt.Errorf("search block %s: %w", b.Meta.ID, err)
+		}
+		g.m.CompletedJobs++
+	}
+	return out, nil
+}
+
+// outside reports whether a piece lies outside the searched time range. A trace
+// overlaps the range only if one of its pieces does, so this never loses a trace.
+func (g *gatherer) outside(start, end int64) bool {
+	return (g.end > 0 && start > g.end) || (g.start > 0 && end < g.start)
+}
+
+// keepFailed decides about a piece that fails the hints: a query that is not
+// span-local may still match through the trace's other pieces, wherever they are.
+func (g *gatherer) keepFailed(id [16]byte, src any) bool {
+	return !g.local && g.s.storedElsewhere(g.tenant, id, src, g.heads, g.blocks)
+}
+
+func (g *gatherer) fromHead(out []candidate, h *head) []candidate {
+	constrained := !g.hints.Unconstrained()
+	h.each(g.tenant, func(rows []spanrow.Span) bool {
+		start, end := traceBounds(rows)
+		if g.outside(start, end) {
+			return true
+		}
+		if constrained && !rowsMayMatch(g.hints, rows) && !g.keepFailed(rows[0].TraceID, h) {
+			return true
+		}
+		out = append(out, candidate{id: rows[0].TraceID, start: start, end: end, head: h})
+		return true
+	})
+	return out
+}
+
+func (g *gatherer) fromBlock(ctx context.Context, out []candidate, b *block.Reader) ([]candidate, error) {
+	if !b.Meta.Overlaps(g.start, g.end) {
+		return out, nil
+	}
+	// A block whose summary rules the query out can still hold pieces of traces
+	// that match as a whole, if the query is not span-local.
+	summaryOK := g.hints.MayMatch(blockSummary(&b.Meta.Summary))
+	if !summaryOK && (g.local || !g.s.sharesTraces(b, g.heads, g.blocks)) {
+		return out, nil
+	}
+	idx, err := b.Index(ctx)
+	if err != nil {
+		return nil, err
+	}
+	tags, err := b.Tags(ctx)
+	if err != nil {
+		return nil, err
+	}
+	g.m.InspectedBytes += b.Meta.IndexBytes + b.Meta.TagsBytes
+	ords, constrained := tagCandidates(tags, g.hints)
+	next := 0 // the next ordinal in ords
+	for i := range idx.Len() {
+		e := idx.At(i)
+		end := e.Start + int64(e.Duration)
+		if g.outside(e.Start, end) {
+			continue
+		}
+		pass := summaryOK
+		if pass && constrained {
+			for next < len(ords) && int(ords[next]) < i {
+				next++
+			}
+			pass = next < len(ords) && int(ords[next]) == i
+		}
+		pass = pass && durationsMayMatch(g.hints, e.MaxSpan, e.Duration)
+		if !pass && !g.keepFailed(e.ID, b) {
+			continue
+		}
+		out = append(out, candidate{id: e.ID, start: e.Start, end: end, block: b, entry: e})
+	}
+	return out, nil
+}
+
+// sharesTraces reports whether any trace of b may also have spans elsewhere, which
+// only its bloom filter and index can tell: checked per trace, so used only to skip
+// whole blocks whose summary rules them out.
+func (s *Store) sharesTraces(b *block.Reader, heads []*head, blocks []*block.Reader) bool {
+	idx, err := b.Index(context.Background())
+	if err != nil {
+		return true
+	}
+	for i := range idx.Len() {
+		if s.storedElsewhere(b.Meta.Tenant, idx.At(i).ID, b, heads, blocks) {
+			return true
+		}
+	}
+	return false
+}
+
+// durationsMayMatch tests the duration hints against a trace's longest span and
+// length as the index records them (rounded up, so never too short).
+func durationsMayMatch(h traceql.Hints, maxSpan, traceDur time.Duration) bool {
+	return (h.MinSpanDuration == 0 || maxSpan >= h.MinSpanDuration) &&
+		(h.MinTraceDuration == 0 || traceDur >= h.MinTraceDuration)
+}
+
+// tagCandidates intersects the postings that the hints select. constrained is false
+// when the postings cannot narrow the block down (every trace is a candidate).
+func tagCandidates(t *block.TagIndex, h traceql.Hints) (ords []uint32, constrained bool) {
+	var sets [][]uint32
+	use := func(l []uint32, ok bool) {
+		if ok {
+			sets = append(sets, l)
+		}
+	}
+	if h.ServiceNames != nil {
+		use(t.Postings(block.ScopeResource, "service.name", isString(h.ServiceNames)))
+	}
+	if h.SpanNames != nil {
+		use(t.Postings(block.ScopeName, "", isString(h.SpanNames)))
+	}
+	if h.RequireError {
+		use(t.Postings(block.ScopeStatus, "", isString([]string{"error"})))
+	}
+	for _, k := range h.AttrKeys {
+		use(attrPostings(t, k, nil))
+	}
+	for _, kv := range h.AttrValues {
+		use(attrPostings(t, kv.ScopedKey, isString([]string{kv.Value})))
+	}
+	for _, c := range h.AttrCmps {
+		use(attrPostings(t, c.ScopedKey, c.Holds))
+	}
+	if len(sets) == 0 {
+		return nil, false
+	}
+	slices.SortFunc(sets, func(a, b []uint32) int { return len(a) - len(b) })
+	ords = sets[0]
+	for _, s := range sets[1:] {
+		if len(ords) == 0 {
+			break
+		}
+		ords = block.Intersect(ords, s)
+	}
+	return ords, true
+}
+
+func isString(vals []string) func(typ, text string) bool {
+	return func(typ, text string) bool { return typ == "string" && slices.Contains(vals, text) }
+}
+
+// attrPostings is Postings for a scoped attribute key; an unscoped key may be on
+// the span or the resource. Other scopes (events, links, scope) are not indexed.
+func attrPostings(t *block.TagIndex, k traceql.ScopedKey, match func(typ, text string) bool) ([]uint32, bool) {
+	switch k.Scope {
+	case "span":
+		return t.Postings(block.ScopeSpan, k.Key, match)
+	case "resource":
+		return t.Postings(block.ScopeResource, k.Key, match)
+	case "":
+		s, ok1 := t.Postings(block.ScopeSpan, k.Key, match)
+		r, ok2 := t.Postings(block.ScopeResource, k.Key, match)
+		if !ok1 || !ok2 {
+			return nil, false
+		}
+		return block.Union(s, r), true
+	}
+	return nil, false
+}
+
+// rowsMayMatch checks the hints against a head trace's rows: the intrinsics from
+// the row fields, the attribute hints by scanning the encoded attributes.
+func rowsMayMatch(h traceql.Hints, rows []spanrow.Span) bool {
+	if !h.MayMatch(rowSummary(rows)) {
+		return false
+	}
+	n := len(h.AttrKeys) + len(h.AttrValues) + len(h.AttrCmps)
+	if n == 0 {
+		return true
+	}
+	met := make([]bool, n)
+	left := n
+	check := func(scope string) func(key, typ, text string) {
+		return func(key, typ, text string) {
+			for i := range met {
+				if met[i] {
+					continue
+				}
+				k, match := attrHint(h, i)
+				if k.Key != key || (k.Scope != "" && k.Scope != scope) {
+					continue
+				}
+				if typ == "" || match == nil || match(typ, text) { // non-scalars: cannot tell
+					met[i] = true
+					left--
+				}
+			}
+		}
+	}
+	var lastRes []byte
+	for i := range rows {
+		if left == 0 {
+			return true
+		}
+		spanrow.ScanScalars(rows[i].Attrs, check("span")) //nolint:errcheck // a bad blob just matches nothing
+		if i == 0 || string(rows[i].Resource) != string(lastRes) {
+			lastRes = rows[i].Resource
+			if attrs, ok := spanrow.ResourceAttrs(lastRes); ok {
+				spanrow.ScanScalars(attrs, check("resource")) //nolint:errcheck
+			}
+		}
+	}
+	for i := range met {
+		if k, _ := attrHint(h, i); !met[i] && k.Scope != "span" && k.Scope != "resource" && k.Scope != "" {
+			met[i] = true // events, links, scope attributes: not checked here
+			left--
+		}
+	}
+	return left == 0
+}
+
+// attrHint returns the i-th attribute hint of h (keys, then values, then
+// comparisons) with its value test (nil: any value).
+func attrHint(h traceql.Hints, i int) (traceql.ScopedKey, func(typ, text string) bool) {
+	if i < len(h.AttrKeys) {
+		return h.AttrKeys[i], nil
+	}
+	i -= len(h.AttrKeys)
+	if i < len(h.AttrValues) {
+		kv := h.AttrValues[i]
+		return kv.ScopedKey, isString([]string{kv.Value})
+	}
+	c := h.AttrCmps[i-len(h.AttrValues)]
+	return c.ScopedKey, c.Holds
+}
+
+// storedElsewhere reports whether sources other than src may hold spans of the trace:
+// a map lookup per head and a bloom test per block.
+func (s *Store) storedElsewhere(tenant string, id [16]byte, src any, heads []*head, blocks []*block.Reader) bool {
+	for _, h := range heads {
+		if any(h) != src && h.has(tenant, id) {
+			return true
+		}
+	}
+	for _, b := range blocks {
+		if any(b) != src && b.MayContain(id) {
+			return true
+		}
+	}
+	return false
+}
