@@ -1,0 +1,184 @@
+package traces
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/vispyr/vispyr/internal/pipeline"
+	"github.com/vispyr/vispyr/internal/traceql"
+)
+
+// searchPiece appends the spans of trace i that service svc sends: a server
+// span and a client child, with attributes that vary per trace.
+func searchPiece(td ptrace.Traces, i int, svc string, base time.Time) {
+	rs := td.ResourceSpans().AppendEmpty()
+	rs.Resource().Attributes().PutStr("service.name", svc)
+	rs.Resource().Attributes().PutStr("region", []string{"eu", "us"}[i%2])
+	spans := rs.ScopeSpans().AppendEmpty().Spans()
+	for j := range 2 {
+		sp := spans.AppendEmpty()
+		sp.SetTraceID(tid(i))
+		sp.SetSpanID(pcommon.SpanID{byte(i >> 8), byte(i), svc[0], byte(j)})
+		if svc != "frontend" || j == 1 {
+			sp.SetParentSpanID(pcommon.SpanID{byte(i >> 8), byte(i), 'f', 0})
+		}
+		sp.SetName(fmt.Sprintf("%s-op-%d", svc, j))
+		start := base.Add(time.Duration(i)*time.Second + time.Duration(len(svc))*time.Millisecond)
+		sp.SetStartTimestamp(pcommon.NewTimestampFromTime(start))
+		sp.SetEndTimestamp(pcommon.NewTimestampFromTime(start.Add(time.Duration(5+i%40) * time.Millisecond)))
+		if svc == "backend" {
+			sp.Attributes().PutInt("http.status_code", int64([]int{200, 404, 500}[i%3]))
+			sp.Attributes().PutStr("http.method", []string{"GET", "POST"}[i%2])
+			sp.Attributes().PutStr("user.tier", []string{"gold", "platinum", "silver", "bronze", "free"}[i%5])
+		}
+		if svc == "db" && i%6 == 0 {
+			sp.Status().SetCode(ptrace.StatusCodeError)
+		}
+	}
+}
+
+// searchFixture stores n traces in three blocks and the head. Every fourth
+// trace is split: its db spans arrive one block cut after the rest.
+func searchFixture(t *testing.T, n int) (*Store, [][16]byte) {
+	t.Helper()
+	ctx := context.Background()
+	s := openStore(t, t.TempDir(), Config{})
+	t.Cleanup(func() { s.Close() })
+	base := time.Now().Add(-time.Hour)
+	var ids [][16]byte
+	late := ptrace.NewTraces()
+	for part := range 4 {
+		td := ptrace.NewTraces()
+		late.ResourceSpans().MoveAndAppendTo(td.ResourceSpans())
+		for i := part * n / 4; i < (part+1)*n/4; i++ {
+			ids = append(ids, tid(i))
+			searchPiece(td, i, "frontend", base)
+			searchPiece(td, i, "backend", base)
+			if i%4 == 0 {
+				searchPiece(late, i, "db", base)
+			} else {
+				searchPiece(td, i, "db", base)
+			}
+		}
+		if err := s.ConsumeTraces(ctx, td); err != nil {
+			t.Fatal(err)
+		}
+		if part < 3 {
+			if err := s.Flush(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := s.ConsumeTraces(ctx, late); err != nil {
+		t.Fatal(err)
+	}
+	return s, ids
+}
+
+// TestSearchFindsExactlyWhatEvaluationFinds compares every search with
+// evaluating the query on every whole trace: push-down may skip work, never
+// a match.
+func TestSearchFindsExactlyWhatEvaluationFinds(t *testing.T) {
+	ctx := context.Background()
+	s, ids := searchFixture(t, 400)
+	queries := []string{
+		`{}`,
+		`{span.http.status_code = 500}`,
+		`{span.http.status_code >= 404}`,
+		`{.http.status_code != 200}`,
+		`{span.http.status_code = 500.0}`,
+		`{resource.service.name = "backend" && span.http.method = "POST"}`,
+		`{resource.region = "eu" && span.http.status_code = 404}`,
+		`{.region = "us"}`,
+		`{span.user.tier =~ "gold|plat.*"}`,
+		`{status = error}`,
+		`{name = "db-op-1"}`,
+		`{duration > 30ms}`,
+		`{traceDuration > 40ms}`,
+		`{span.no.such.key = "x"}`,
+		`{span.http.method = "DELETE"}`,
+		`{resource.service.name = "frontend"} && {status = error}`,
+		`{span.http.status_code = 500} >> {resource.service.name = "db"}`,
+		`{span.http.status_code = 500} && {name = "db-op-0"}`,
+		`{resource.service.name = "db"} | count() > 1`,
+		`{span.http.status_code = 200 || span.user.tier = "free"}`,
+	}
+	for _, src := range queries {
+		q, err := traceql.Parse(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want [][16]byte
+		for _, id := range ids {
+			td, ok, err := s.FindTrace(ctx, pipeline.DefaultTenant, id, 0, 0)
+			if err != nil || !ok {
+				t.Fatalf("trace %x: %v %v", id, ok, err)
+			}
+			if len(q.EvalTrace(td)) > 0 {
+				want = append(want, id)
+			}
+		}
+		res, m, err := s.Search(ctx, SearchRequest{Tenant: pipeline.DefaultTenant, Query: q, Limit: 1000})
+		if err != nil {
+			t.Fatalf("%s: %v", src, err)
+		}
+		var got [][16]byte
+		for _, r := range res {
+			got = append(got, r.TraceID)
+			if r.Trace.SpanCount() != 6 {
+				t.Errorf("%s: trace %x returned with %d spans, want all 6", src, r.TraceID, r.Trace.SpanCount())
+			}
+		}
+		sortIDs(got)
+		sortIDs(want)
+		if !slices.Equal(got, want) {
+			t.Errorf("%s: search found %d traces, evaluating every trace finds %d", src, len(got), len(want))
+		}
+		t.Logf("%-70s %3d matches, %3d traces inspected", src, len(got), m.InspectedTraces)
+	}
+}
+
+func sortIDs(ids [][16]byte) {
+	slices.SortFunc(ids, func(a, b [16]byte) int { return slices.Compare(a[:], b[:]) })
+}
+
+// TestSelectiveSearchReadsOnlyMatchingTraces checks the push-down itself: an
+// attribute comparison that the postings answer inspects no trace that does
+// not match, and a small limit reads no more traces than it returns.
+func TestSelectiveSearchReadsOnlyMatchingTraces(t *testing.T) {
+	ctx := context.Background()
+	s, _ := searchFixture(t, 400)
+	search := func(src string, limit int) ([]Match, SearchMetrics) {
+		q, err := traceql.Parse(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, m, err := s.Search(ctx, SearchRequest{Tenant: pipeline.DefaultTenant, Query: q, Limit: limit})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res, m
+	}
+	res, m := search(`{resource.service.name = "backend" && span.http.status_code = 500}`, 1000)
+	if len(res) != 133 || m.InspectedTraces != int64(len(res)) {
+		t.Errorf("status 500: %d matches, %d traces inspected; want 133 and 133", len(res), m.InspectedTraces)
+	}
+	res, m = search(`{}`, 5)
+	if len(res) != 5 || m.InspectedTraces > 32 {
+		t.Errorf("{} limit 5: %d matches, %d traces inspected", len(res), m.InspectedTraces)
+	}
+	for i := 1; i < len(res); i++ {
+		if res[i].Start > res[i-1].Start {
+			t.Fatalf("results not most recent first")
+		}
+	}
+	if want := tid(399); res[0].TraceID != want {
+		t.Errorf("most recent trace %x, want %x", res[0].TraceID, want)
+	}
+}
