@@ -73,6 +73,16 @@ func (c AttrCmp) Holds(typ, text string) bool {
 	if !ok {
 		return true
 	}
+	return c.holds(v)
+}
+
+// HoldsString, HoldsInt, HoldsFloat and HoldsBool test a typed value.
+func (c AttrCmp) HoldsString(s string) bool { return c.holds(strValue(s)) }
+func (c AttrCmp) HoldsInt(n int64) bool     { return c.holds(intValue(n)) }
+func (c AttrCmp) HoldsFloat(f float64) bool { return c.holds(floatValue(f)) }
+func (c AttrCmp) HoldsBool(b bool) bool     { return c.holds(boolValue(b)) }
+
+func (c AttrCmp) holds(v value) bool {
 	if c.Op == "=~" {
 		return v.t == vStr && c.re.MatchString(v.s)
 	}

@@ -80,17 +80,28 @@ func (g *gatherer) keepFailed(id [16]byte, src any) bool {
 
 func (g *gatherer) fromHead(out []candidate, h *head) []candidate {
 	constrained := !g.hints.Unconstrained()
-	h.each(g.tenant, func(rows []spanrow.Span) bool {
-		start, end := traceBounds(rows)
+	var failed [][16]byte
+	h.scanRefs(g.tenant, func(spans []*spanrow.Span) bool {
+		start, end := refBounds(spans)
 		if g.outside(start, end) {
 			return true
 		}
-		if constrained && !rowsMayMatch(g.hints, rows) && !g.keepFailed(rows[0].TraceID, h) {
+		id := spans[0].TraceID
+		if constrained && !headMayMatch(g.hints, spans) {
+			failed = append(failed, id) // checked below, outside the head's lock
 			return true
 		}
-		out = append(out, candidate{id: rows[0].TraceID, start: start, end: end, head: h})
+		out = append(out, candidate{id: id, start: start, end: end, head: h})
 		return true
 	})
+	for _, id := range failed {
+		if g.keepFailed(id, h) {
+			if rows := h.trace(g.tenant, id); len(rows) > 0 {
+				start, end := traceBounds(rows)
+				out = append(out, candidate{id: id, start: start, end: end, head: h})
+			}
+		}
+	}
 	return out
 }
 
@@ -222,72 +233,6 @@ func attrPostings(t *block.TagIndex, k traceql.ScopedKey, match func(typ, text s
 		return block.Union(s, r), true
 	}
 	return nil, false
-}
-
-// rowsMayMatch checks the hints against a head trace's rows: the intrinsics from
-// the row fields, the attribute hints by scanning the encoded attributes.
-func rowsMayMatch(h traceql.Hints, rows []spanrow.Span) bool {
-	if !h.MayMatch(rowSummary(rows)) {
-		return false
-	}
-	n := len(h.AttrKeys) + len(h.AttrValues) + len(h.AttrCmps)
-	if n == 0 {
-		return true
-	}
-	met := make([]bool, n)
-	left := n
-	check := func(scope string) func(key, typ, text string) {
-		return func(key, typ, text string) {
-			for i := range met {
-				if met[i] {
-					continue
-				}
-				k, match := attrHint(h, i)
-				if k.Key != key || (k.Scope != "" && k.Scope != scope) {
-					continue
-				}
-				if typ == "" || match == nil || match(typ, text) { // non-scalars: cannot tell
-					met[i] = true
-					left--
-				}
-			}
-		}
-	}
-	var lastRes []byte
-	for i := range rows {
-		if left == 0 {
-			return true
-		}
-		spanrow.ScanScalars(rows[i].Attrs, check("span")) //nolint:errcheck // a bad blob just matches nothing
-		if i == 0 || string(rows[i].Resource) != string(lastRes) {
-			lastRes = rows[i].Resource
-			if attrs, ok := spanrow.ResourceAttrs(lastRes); ok {
-				spanrow.ScanScalars(attrs, check("resource")) //nolint:errcheck
-			}
-		}
-	}
-	for i := range met {
-		if k, _ := attrHint(h, i); !met[i] && k.Scope != "span" && k.Scope != "resource" && k.Scope != "" {
-			met[i] = true // events, links, scope attributes: not checked here
-			left--
-		}
-	}
-	return left == 0
-}
-
-// attrHint returns the i-th attribute hint of h (keys, then values, then
-// comparisons) with its value test (nil: any value).
-func attrHint(h traceql.Hints, i int) (traceql.ScopedKey, func(typ, text string) bool) {
-	if i < len(h.AttrKeys) {
-		return h.AttrKeys[i], nil
-	}
-	i -= len(h.AttrKeys)
-	if i < len(h.AttrValues) {
-		kv := h.AttrValues[i]
-		return kv.ScopedKey, isString([]string{kv.Value})
-	}
-	c := h.AttrCmps[i-len(h.AttrValues)]
-	return c.ScopedKey, c.Holds
 }
 
 // storedElsewhere reports whether sources other than src may hold spans of the trace:

@@ -289,3 +289,54 @@ func ResourceAttrs(res []byte) ([]byte, bool) {
 	d.uvarint()
 	return d.b, d.err == nil
 }
+
+// Scalar is one attribute value as EachScalar reports it. Str aliases the encoded
+// input and must not be kept.
+type Scalar struct {
+	Kind  ScalarKind
+	Str   []byte
+	Int   int64
+	Float float64
+	Bool  bool
+}
+
+// ScalarKind is the type of a Scalar.
+type ScalarKind uint8
+
+const (
+	KindOther ScalarKind = iota // arrays, maps, bytes, empty
+	KindString
+	KindInt
+	KindFloat
+	KindBool
+)
+
+// EachScalar is ScanScalars without allocating: keys and strings alias b. It is
+// for hot loops that test attributes (search over the head).
+func EachScalar(b []byte, fn func(key []byte, v Scalar)) error {
+	d := decoder{b: b}
+	n := d.count()
+	for i := 0; i < n && d.err == nil; i++ {
+		key := d.bytes()
+		var v Scalar
+		switch t := d.byte1(); t {
+		case tStr:
+			v = Scalar{Kind: KindString, Str: d.bytes()}
+		case tInt:
+			v = Scalar{Kind: KindInt, Int: d.varint()}
+		case tDouble:
+			if b := d.fixed(8); b != nil {
+				v = Scalar{Kind: KindFloat, Float: math.Float64frombits(binary.LittleEndian.Uint64(b))}
+			}
+		case tBool:
+			v = Scalar{Kind: KindBool, Bool: d.byte1() != 0}
+		default:
+			d.b = append([]byte{t}, d.b...)
+			d.valueInto(pcommon.NewValueEmpty(), 0)
+		}
+		if d.err == nil {
+			fn(key, v)
+		}
+	}
+	return d.err
+}

@@ -1,6 +1,8 @@
 package spanrow
 
 import (
+	"slices"
+	"strconv"
 	"testing"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -121,5 +123,41 @@ func FuzzDecodeMap(f *testing.F) {
 		td := ptrace.NewTraces()
 		sp := td.ResourceSpans().AppendEmpty().ScopeSpans().AppendEmpty().Spans().AppendEmpty()
 		_ = decodeExtra(b, sp)
+		checkEachScalarAgrees(t, b)
 	})
+}
+
+// checkEachScalarAgrees checks that the allocation-free walk sees what ScanScalars
+// sees: the same keys, types and values, and the same error.
+func checkEachScalarAgrees(t *testing.T, b []byte) {
+	var want, got []string
+	errWant := ScanScalars(b, func(k, typ, v string) { want = append(want, k+"|"+typ+"|"+v) })
+	errGot := EachScalar(b, func(k []byte, v Scalar) {
+		var s string
+		switch v.Kind {
+		case KindString:
+			s = "string|" + string(v.Str)
+		case KindInt:
+			s = "int|" + strconv.FormatInt(v.Int, 10)
+		case KindFloat:
+			s = "float|" + strconv.FormatFloat(v.Float, 'g', -1, 64)
+		case KindBool:
+			s = "bool|" + strconv.FormatBool(v.Bool)
+		default:
+			s = "|"
+		}
+		got = append(got, string(k)+"|"+s)
+	})
+	if (errWant == nil) != (errGot == nil) || !slices.Equal(want, got) {
+		t.Fatalf("EachScalar saw %q (%v), ScanScalars %q (%v)", got, errGot, want, errWant)
+	}
+}
+
+func TestEachScalarAgreesWithScanScalars(t *testing.T) {
+	rows, _ := FromTraces(sampleTraces(), nil)
+	for _, r := range rows {
+		checkEachScalarAgrees(t, r.Attrs)
+		attrs, _ := ResourceAttrs(r.Resource)
+		checkEachScalarAgrees(t, attrs)
+	}
 }
