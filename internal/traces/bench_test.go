@@ -261,3 +261,41 @@ func BenchmarkSearch(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkSearchHead searches 300k spans that are all still in the head, as a
+// search right after ingest does: nothing is in blocks to narrow it down.
+func BenchmarkSearchHead(b *testing.B) {
+	s, err := Open(Config{MaxBlockSpans: 1_000_000, MaxHeadBytes: 4 << 30}, b.TempDir(), quiet, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	rng := rand.New(rand.NewPCG(7, 8))
+	now := time.Now()
+	for range 300 {
+		if err := s.ConsumeTraces(context.Background(), genBatch(rng, 100, 10, now)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for _, c := range []struct{ name, q string }{
+		{"no-match", `{span.bench.probe = "nope"}`},
+		{"selective", `{span.http.status_code = 500 && resource.service.name = "svc-3"}`},
+		{"broad", `{}`},
+	} {
+		q, err := traceql.Parse(c.q)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(c.name, func(b *testing.B) {
+			var found int
+			for i := 0; i < b.N; i++ {
+				res, _, err := s.Search(context.Background(), SearchRequest{Tenant: pipeline.DefaultTenant, Query: q, Limit: 20})
+				if err != nil {
+					b.Fatal(err)
+				}
+				found = len(res)
+			}
+			b.ReportMetric(float64(found), "traces")
+		})
+	}
+}
