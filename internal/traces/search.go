@@ -121,21 +121,34 @@ func (s *Store) readCandidates(ctx context.Context, g *gatherer, cands []candida
 	return nil
 }
 
-// wholeTrace returns the rows of the trace a piece belongs to: the piece itself
-// unless other sources may hold spans of the same trace.
+// wholeTrace returns the rows of the trace a piece belongs to: the piece plus the
+// spans of the trace in other sources (heads, and blocks whose bloom filter and index
+// hold it), merged in block order without duplicates. The piece's own source is not
+// read again.
 func (s *Store) wholeTrace(ctx context.Context, g *gatherer, c candidate, piece []spanrow.Span) []spanrow.Span {
-	var src any = c.block
-	if c.head != nil {
-		src = c.head
+	var rows []spanrow.Span
+	for _, h := range g.heads {
+		if h != c.head {
+			rows = append(rows, h.trace(g.tenant, c.id)...)
+		}
 	}
-	if !s.storedElsewhere(g.tenant, c.id, src, g.heads, g.blocks) {
+	for _, b := range g.blocks {
+		if b == c.block || !b.MayContain(c.id) {
+			continue
+		}
+		r, err := b.Trace(ctx, c.id)
+		if err != nil {
+			s.logger.Warn("read trace piece for search", "block", b.Meta.ID, "err", err)
+			continue
+		}
+		rows = append(rows, r...)
+	}
+	if len(rows) == 0 {
 		return piece
 	}
-	whole, err := s.traceRows(ctx, g.tenant, c.id, 0, 0)
-	if err != nil || len(whole) == 0 {
-		return piece
-	}
-	return whole
+	rows = append(rows, piece...)
+	spanrow.Sort(rows)
+	return spanrow.Dedupe(rows)
 }
 
 // evalCandidate evaluates the whole trace of a candidate once, returning its match
