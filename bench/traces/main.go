@@ -3,6 +3,17 @@
 // from concurrent senders, and prints spans/s, CPU, peak RSS, bytes per span
 // on disk, trace-by-ID and TraceQL search latency, and whether a trace is
 // readable as soon as it is acknowledged. See bench/README.md.
+//
+// With -tempo /path/to/tempo (build it from Tempo's source: go build
+// ./cmd/tempo in a checkout of Tempo 3), every run also starts Grafana Tempo
+// as a single binary (-target=all) with local storage in the run's dir and
+// every listener on a free loopback port, sends it the same pre-built load
+// and the same queries, and prints a column per system. Tempo's config is in
+// tempo.go: ingest limits raised, blocks cut every 5 s and flushed to the
+// local backend, the last minute searched in its live-store, older data in
+// backend blocks. For Tempo, "head cut wait" is the wait until the backend
+// blocks' meta.json count every trace sent, and the run fails if Tempo
+// counted any span as discarded after acknowledging it.
 package main
 
 import (
@@ -30,6 +41,7 @@ const cutInterval = 5 * time.Second
 
 type result struct {
 	name             string
+	system           *system
 	run              *RunResult
 	spansPerSec      float64
 	cpu              time.Duration
@@ -41,6 +53,7 @@ type result struct {
 	selective, broad []time.Duration
 	selFound         int
 	rawFirst, rawN   int
+	rawWait          time.Duration // longest from an ack until both reads saw the probe
 	rawFetch         time.Duration // longest trace-by-ID right after an ack
 	rawSearch        time.Duration // longest search right after an ack
 	endRSS           int64
@@ -57,15 +70,52 @@ func main() {
 		probes    = flag.Int("probes", 20, "read-after-write probes")
 		keep      = flag.Bool("keep", false, "keep the data dirs")
 		repeat    = flag.Int("repeat", 1, "runs per mode, interleaved; the median run by spans/s is reported")
+		tempoBin  = flag.String("tempo", "", "also run this Grafana Tempo binary (-target=all) on the same load, side by side")
 	)
 	flag.Parse()
-	if err := run(*requests, *senders, *vispyrBin, *generator, *lookups, *searches, *probes, *keep, max(*repeat, 1)); err != nil {
+	systems := []*system{vispyrSystem(*vispyrBin)}
+	if *tempoBin != "" {
+		systems = append(systems, tempoSystem(*tempoBin))
+	}
+	if err := run(*requests, *senders, systems, *generator, *lookups, *searches, *probes, *keep, max(*repeat, 1)); err != nil {
 		fmt.Fprintln(os.Stderr, "traces:", err)
 		os.Exit(1)
 	}
 }
 
-func run(requests, senders int, vispyrBin string, generator bool, lookups, searches, probes int, keep bool, repeat int) error {
+// system is one trace store under test: how to start it, how to tell that
+// every trace it acknowledged is in a block on disk, and where those are.
+type system struct {
+	name, bin string
+	start     func(bin, dir string, generatorOff bool) (*proc.Server, endpoints, error)
+	// flushed waits until want traces are in blocks on disk.
+	flushed func(ep endpoints, dir string, want int) (time.Duration, error)
+	// disk is the trace storage under the run's dir, split by part.
+	disk      func(dir string) (int64, map[string]int64)
+	diskLabel string
+}
+
+func vispyrSystem(bin string) *system {
+	return &system{name: "vispyr", bin: bin, start: startVispyr,
+		flushed: func(ep endpoints, _ string, _ int) (time.Duration, error) {
+			return waitHeadCut(ep.admin, 3*time.Minute)
+		},
+		disk: func(dir string) (int64, map[string]int64) {
+			return proc.DiskUsage(filepath.Join(dir, "data", "traces"), diskGroup)
+		},
+		diskLabel: "data/traces after the head was cut"}
+}
+
+func tempoSystem(bin string) *system {
+	return &system{name: "tempo", bin: bin, start: startTempo,
+		flushed: func(ep endpoints, dir string, want int) (time.Duration, error) {
+			return waitTempoFlushed(ep, dir, want, 5*time.Minute)
+		},
+		disk:      tempoDisk,
+		diskLabel: "traces/ once every trace was in a backend block"}
+}
+
+func run(requests, senders int, systems []*system, generator bool, lookups, searches, probes int, keep bool, repeat int) error {
 	work, err := os.MkdirTemp("", "vispyr-bench-traces-")
 	if err != nil {
 		return err
@@ -75,8 +125,8 @@ func run(requests, senders int, vispyrBin string, generator bool, lookups, searc
 	} else {
 		defer os.RemoveAll(work)
 	}
-	if vispyrBin == "" {
-		if vispyrBin, err = buildVispyr(work); err != nil {
+	if systems[0].bin == "" {
+		if systems[0].bin, err = buildVispyr(work); err != nil {
 			return err
 		}
 	}
@@ -93,32 +143,47 @@ func run(requests, senders int, vispyrBin string, generator bool, lookups, searc
 	if generator {
 		modes = append(modes, "generator-off")
 	}
+	// A column is one system in one mode; with Vispyr alone it is named
+	// after the mode, as it always was.
+	label := func(sys *system, mode string) string {
+		if len(systems) == 1 {
+			return mode
+		}
+		return sys.name + "/" + mode
+	}
 	runs := map[string][]*result{}
+	n := 0
 	for k := range repeat {
-		for i, mode := range modes {
-			fmt.Printf("running vispyr (%s), %s, run %d of %d…\n", vispyrBin, mode, k+1, repeat)
-			dir := filepath.Join(work, fmt.Sprintf("%s-%d", mode, k))
-			r, err := runOnce(vispyrBin, dir, mode, load, senders, lookups, searches, probes, prefix^uint64(k*len(modes)+i+1))
-			if err != nil {
-				return fmt.Errorf("%s: %w", mode, err)
-			}
-			fmt.Printf("  %.0f spans/s, %.1f CPU s\n", r.spansPerSec, r.cpu.Seconds())
-			runs[mode] = append(runs[mode], r)
-			if !keep {
-				os.RemoveAll(dir)
+		for _, mode := range modes {
+			for _, sys := range systems {
+				fmt.Printf("running %s (%s), %s, run %d of %d…\n", sys.name, sys.bin, mode, k+1, repeat)
+				dir := filepath.Join(work, fmt.Sprintf("%s-%s-%d", sys.name, mode, k))
+				n++
+				r, err := runOnce(sys, dir, mode, load, senders, lookups, searches, probes, prefix^uint64(n))
+				if err != nil {
+					return fmt.Errorf("%s %s: %w", sys.name, mode, err)
+				}
+				r.name, r.system = label(sys, mode), sys
+				fmt.Printf("  %.0f spans/s, %.1f CPU s, %d retries\n", r.spansPerSec, r.cpu.Seconds(), r.run.Retries)
+				runs[r.name] = append(runs[r.name], r)
+				if !keep {
+					os.RemoveAll(dir)
+				}
 			}
 		}
 	}
 	var results []*result
 	for _, mode := range modes {
-		rs := runs[mode]
-		slices.SortFunc(rs, func(a, b *result) int { return cmp.Compare(a.spansPerSec, b.spansPerSec) })
-		results = append(results, rs[len(rs)/2])
+		for _, sys := range systems {
+			rs := runs[label(sys, mode)]
+			slices.SortFunc(rs, func(a, b *result) int { return cmp.Compare(a.spansPerSec, b.spansPerSec) })
+			results = append(results, rs[len(rs)/2])
+		}
 	}
 	if repeat > 1 {
-		fmt.Printf("\nmedian run of %d per mode (by spans/s):\n", repeat)
+		fmt.Printf("\nmedian run of %d per column (by spans/s):\n", repeat)
 	}
-	report(load, results)
+	report(load, results, generator)
 	return nil
 }
 
@@ -162,8 +227,8 @@ func startVispyr(bin, dir string, generatorOff bool) (*proc.Server, endpoints, e
 	return srv, ep, nil
 }
 
-func runOnce(bin, dir, mode string, load *Load, senders, lookups, searches, probes int, probePrefix uint64) (*result, error) {
-	srv, ep, err := startVispyr(bin, dir, mode == "generator-off")
+func runOnce(sys *system, dir, mode string, load *Load, senders, lookups, searches, probes int, probePrefix uint64) (*result, error) {
+	srv, ep, err := sys.start(sys.bin, dir, mode == "generator-off")
 	if err != nil {
 		return nil, err
 	}
@@ -180,14 +245,14 @@ func runOnce(bin, dir, mode string, load *Load, senders, lookups, searches, prob
 	r.spansPerSec = float64(load.Spans) / r.run.Wall.Seconds()
 
 	// Read-after-write while the head is full, as a user would see it.
-	if r.rawFirst, r.rawN, r.rawFetch, r.rawSearch, err = readAfterWrite(ep, probes, probePrefix); err != nil {
+	if r.rawFirst, r.rawN, r.rawWait, r.rawFetch, r.rawSearch, err = readAfterWrite(ep, probes, probePrefix); err != nil {
 		return nil, err
 	}
-	if r.cutWait, err = waitHeadCut(ep.admin, 3*time.Minute); err != nil {
+	if r.cutWait, err = sys.flushed(ep, dir, len(load.IDs)+probes); err != nil {
 		return nil, err
 	}
 	_, r.peakRSS = proc.Memory(srv.Pid())
-	r.disk, r.diskParts = proc.DiskUsage(filepath.Join(dir, "data", "traces"), diskGroup)
+	r.disk, r.diskParts = sys.disk(dir)
 
 	rng := rand.New(rand.NewPCG(1, 2))
 	for range lookups {
@@ -231,11 +296,12 @@ func runOnce(bin, dir, mode string, load *Load, senders, lookups, searches, prob
 
 // readAfterWrite exports one tagged trace at a time and, right after the
 // acknowledgement, fetches it by ID and searches for its tag. It counts the
-// probes visible to both on the first try, and the longest wait for the others.
-func readAfterWrite(ep endpoints, probes int, prefix uint64) (first, n int, fetch, find time.Duration, err error) {
+// probes visible to both on the first try, the longest wait from an ack
+// until both saw the probe, and the slowest single read.
+func readAfterWrite(ep endpoints, probes int, prefix uint64) (first, n int, wait, fetch, find time.Duration, err error) {
 	conn, err := grpc.NewClient(ep.otlp, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
-		return 0, 0, 0, 0, err
+		return 0, 0, 0, 0, 0, err
 	}
 	defer conn.Close()
 	client := ptraceotlp.NewGRPCClient(conn)
@@ -247,44 +313,49 @@ func readAfterWrite(ep endpoints, probes int, prefix uint64) (first, n int, fetc
 		tag := fmt.Sprintf("probe-%x", id[8:])
 		a.At(0).Attributes().PutStr("bench.probe", tag)
 		if _, err := client.Export(context.Background(), ptraceotlp.NewExportRequestFromTraces(td)); err != nil {
-			return 0, 0, 0, 0, fmt.Errorf("export probe: %w", err)
+			return 0, 0, 0, 0, 0, fmt.Errorf("export probe: %w", err)
 		}
 		acked := time.Now()
 		for try := 0; ; try++ {
 			t := time.Now()
 			spans, err := traceSpans(ep.tempo, id)
 			if err != nil {
-				return 0, 0, 0, 0, err
+				return 0, 0, 0, 0, 0, err
 			}
 			fetch = max(fetch, time.Since(t))
 			t = time.Now()
 			ids, err := search(ep.tempo, fmt.Sprintf(`{span.bench.probe=%q}`, tag), 20, time.Now().Add(-time.Hour), time.Now().Add(time.Minute))
 			if err != nil {
-				return 0, 0, 0, 0, err
+				return 0, 0, 0, 0, 0, err
 			}
 			find = max(find, time.Since(t))
 			if spans == spansPerTrace && len(ids) == 1 {
 				if try == 0 {
 					first++
 				}
+				wait = max(wait, time.Since(acked))
 				break
 			}
 			if time.Since(acked) > time.Minute {
-				return 0, 0, 0, 0, fmt.Errorf("probe trace %x not readable a minute after its ack", id)
+				return 0, 0, 0, 0, 0, fmt.Errorf("probe trace %x not readable a minute after its ack", id)
 			}
 			time.Sleep(10 * time.Millisecond)
 		}
 		n++
 	}
-	return first, n, fetch, find, nil
+	return first, n, wait, fetch, find, nil
 }
 
-func report(load *Load, rs []*result) {
+func report(load *Load, rs []*result, generator bool) {
 	fmt.Println()
+	width := 18
+	for _, r := range rs {
+		width = max(width, len(r.name))
+	}
 	row := func(label string, f func(r *result) string) {
 		fmt.Printf("%-28s", label)
 		for _, r := range rs {
-			fmt.Printf(" %18s", f(r))
+			fmt.Printf(" %*s", width, f(r))
 		}
 		fmt.Println()
 	}
@@ -302,12 +373,16 @@ func report(load *Load, rs []*result) {
 	row("peak RSS (ingest)", func(r *result) string { return fmt.Sprintf("%.0f MB", float64(r.peakRSS)/1e6) })
 	row("traces/ on disk", func(r *result) string { return fmt.Sprintf("%.1f MB", float64(r.disk)/1e6) })
 	row("bytes/span", func(r *result) string { return fmt.Sprintf("%.1f", float64(r.disk)/float64(load.Spans)) })
+	row("  blocks/ only", func(r *result) string {
+		return fmt.Sprintf("%.1f", float64(r.diskParts["blocks/"])/float64(load.Spans))
+	})
 	row("head cut wait", func(r *result) string { return r.cutWait.Round(100 * time.Millisecond).String() })
 	row("trace by ID p50", func(r *result) string { return ms(percentile(r.byID, .5)) })
 	row("trace by ID p99", func(r *result) string { return ms(percentile(r.byID, .99)) })
 	row("selective search p50", func(r *result) string { return ms(percentile(r.selective, .5)) })
 	row("broad {} limit 20 p50", func(r *result) string { return ms(percentile(r.broad, .5)) })
 	row("read-after-write 1st try", func(r *result) string { return fmt.Sprintf("%d/%d", r.rawFirst, r.rawN) })
+	row("  longest wait after ack", func(r *result) string { return ms(r.rawWait) })
 	row("  worst fetch after ack", func(r *result) string { return ms(r.rawFetch) })
 	row("  worst search after ack", func(r *result) string { return ms(r.rawSearch) })
 	row("peak RSS (end, queries)", func(r *result) string { return fmt.Sprintf("%.0f MB", float64(r.endRSS)/1e6) })
@@ -322,12 +397,22 @@ func report(load *Load, rs []*result) {
 		for _, d := range dirs {
 			parts = append(parts, fmt.Sprintf("%s %.1f MB", d, float64(r.diskParts[d])/1e6))
 		}
-		fmt.Printf("\n%s: data/traces after the head was cut: %s; selective search matched %d of %d traces\n",
-			r.name, strings.Join(parts, ", "), r.selFound, len(load.IDs))
+		fmt.Printf("\n%s: %s: %s; selective search matched %d of %d traces\n",
+			r.name, r.system.diskLabel, strings.Join(parts, ", "), r.selFound, len(load.IDs))
 	}
-	if len(rs) == 2 {
-		on, off := rs[0], rs[1]
-		fmt.Printf("\ngenerator on/off: spans/s %.2f×, CPU s %.2f×, spans/CPU-s %.2f×, peak RSS %.2f×\n",
+	if !generator {
+		return
+	}
+	// rs holds every system generator-on, then every system generator-off.
+	fmt.Println()
+	half := len(rs) / 2
+	for i, on := range rs[:half] {
+		off := rs[half+i]
+		name := "generator"
+		if half > 1 {
+			name = on.system.name + " generator"
+		}
+		fmt.Printf("%s on/off: spans/s %.2f×, CPU s %.2f×, spans/CPU-s %.2f×, peak RSS %.2f×\n", name,
 			on.spansPerSec/off.spansPerSec, on.cpu.Seconds()/off.cpu.Seconds(), off.cpu.Seconds()/on.cpu.Seconds(), float64(on.peakRSS)/float64(off.peakRSS))
 	}
 }
