@@ -1,6 +1,7 @@
 package block
 
 import (
+	"strconv"
 	"strings"
 
 	"github.com/vispyr/vispyr/internal/traces/spanrow"
@@ -20,7 +21,9 @@ type Summarizer struct {
 	services map[string]bool
 	names    map[string]bool
 	seenRes  map[string]bool
-	values   map[string]map[string]bool // "s\x00key" or "r\x00key" -> values
+	values   map[string]bool // scope, key, 0, value
+	text     []byte
+	vkey     []byte
 }
 
 func NewSummarizer() *Summarizer {
@@ -28,7 +31,7 @@ func NewSummarizer() *Summarizer {
 		s: Summary{ServicesComplete: true, NamesComplete: true, SpanTagsComplete: true, ResTagsComplete: true,
 			SpanTags: map[string]*TagValues{}, ResourceTags: map[string]*TagValues{}},
 		services: map[string]bool{}, names: map[string]bool{}, seenRes: map[string]bool{},
-		values: map[string]map[string]bool{},
+		values: map[string]bool{},
 	}
 }
 
@@ -71,43 +74,57 @@ func (z *Summarizer) AddTrace(spans []spanrow.Span) {
 }
 
 func (z *Summarizer) addAttrs(scope byte, tags map[string]*TagValues, complete *bool, attrs []byte) {
-	err := spanrow.ScanScalars(attrs, func(key, typ, value string) {
-		tv := tags[key]
+	err := spanrow.EachScalar(attrs, func(key []byte, v spanrow.Scalar) {
+		tv := tags[string(key)]
 		if tv == nil {
 			if len(tags) >= maxTagKeys {
 				*complete = false
 				return
 			}
 			tv = &TagValues{Complete: true}
-			tags[strings.Clone(key)] = tv
+			tags[string(key)] = tv
 		}
 		if !tv.Complete {
 			return
 		}
+		typ, text := scalarText(z.text[:0], v)
+		z.text = text
 		if typ == "" { // not a scalar: the value list can no longer rule anything out
 			tv.Complete = false
 			return
 		}
-		vk := string(scope) + "\x00" + key
-		set := z.values[vk]
-		if set == nil {
-			set = map[string]bool{}
-			z.values[vk] = set
-		}
-		if set[value] {
+		// One set for all keys, keyed by scope, key and value, built in a reused
+		// buffer so that a value already seen costs no allocation.
+		z.vkey = append(append(append(append(z.vkey[:0], scope), key...), 0), text...)
+		if z.values[string(z.vkey)] {
 			return
 		}
-		if len(set) >= maxValuesPerKey {
+		if len(tv.Values) >= maxValuesPerKey {
 			tv.Complete = false
 			return
 		}
-		value = strings.Clone(value)
-		set[value] = true
-		tv.Values = append(tv.Values, TagValue{Type: typ, Value: value})
+		z.values[string(z.vkey)] = true
+		tv.Values = append(tv.Values, TagValue{Type: typ, Value: string(text)})
 	})
 	if err != nil {
 		*complete = false
 	}
+}
+
+// scalarText renders a scalar as its TraceQL type and canonical text, appending
+// to buf; the type is "" for non-scalars.
+func scalarText(buf []byte, v spanrow.Scalar) (string, []byte) {
+	switch v.Kind {
+	case spanrow.KindString:
+		return "string", append(buf, v.Str...)
+	case spanrow.KindInt:
+		return "int", strconv.AppendInt(buf, v.Int, 10)
+	case spanrow.KindFloat:
+		return "float", strconv.AppendFloat(buf, v.Float, 'g', -1, 64)
+	case spanrow.KindBool:
+		return "bool", strconv.AppendBool(buf, v.Bool)
+	}
+	return "", buf
 }
 
 // Summary returns what was accumulated.

@@ -4,7 +4,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/klauspost/compress/zstd"
@@ -47,25 +49,39 @@ type tagKey struct {
 	key   string
 }
 
-type tagValueKey struct{ typ, text string }
+// Value kinds as the builder keys them: one byte in front of the value's text.
+const (
+	kindString byte = 's'
+	kindInt    byte = 'i'
+	kindFloat  byte = 'f'
+	kindBool   byte = 'b'
+)
+
+var kindNames = map[byte]string{kindString: "string", kindInt: "int", kindFloat: "float", kindBool: "bool"}
 
 type keyBuild struct {
 	complete bool
-	values   map[tagValueKey][]uint32
+	values   map[string][]uint32 // kind byte + text -> trace ordinals
 }
 
-// tagIndexer accumulates postings while a block is written.
+// tagIndexer accumulates postings while a block is written. It runs for every span
+// of every block, so lookups go through maps keyed by plain strings built in a
+// reused buffer, which Go looks up without allocating.
 type tagIndexer struct {
-	keys         map[tagKey]*keyBuild
+	keys         [256]map[string]*keyBuild // by scope byte
+	nkeys        int
 	keysComplete bool
-	// resources caches the scalars of resource blobs, which repeat across a batch.
-	resources map[string][]scalar
+	buf          []byte
+	lastRes      []byte
+	lastSpanKeys [][]byte
 }
-
-type scalar struct{ key, typ, text string }
 
 func newTagIndexer() *tagIndexer {
-	return &tagIndexer{keys: map[tagKey]*keyBuild{}, keysComplete: true, resources: map[string][]scalar{}}
+	x := &tagIndexer{keysComplete: true}
+	for _, sc := range []byte{ScopeSpan, ScopeResource, ScopeName, ScopeStatus} {
+		x.keys[sc] = map[string]*keyBuild{}
+	}
+	return x
 }
 
 var statusText = [...]string{"unset", "ok", "error"}
@@ -79,74 +95,72 @@ func StatusText(code int32) string {
 }
 
 func (x *tagIndexer) addTrace(ord uint32, rows []spanrow.Span) {
-	var lastRes []byte
+	onSpan := func(key []byte, v spanrow.Scalar) { x.addScalar(ord, ScopeSpan, key, v) }
+	onRes := func(key []byte, v spanrow.Scalar) { x.addScalar(ord, ScopeResource, key, v) }
+	x.lastRes = nil
 	for i := range rows {
 		r := &rows[i]
-		x.add(ord, ScopeName, "", "string", r.Name)
-		x.add(ord, ScopeStatus, "", "string", StatusText(r.StatusCode))
-		err := spanrow.ScanScalars(r.Attrs, func(key, typ, text string) {
-			x.add(ord, ScopeSpan, key, typ, text)
-		})
-		if err != nil {
+		x.add(ord, ScopeName, nil, kindString, []byte(r.Name))
+		x.add(ord, ScopeStatus, nil, kindString, []byte(StatusText(r.StatusCode)))
+		if spanrow.EachScalar(r.Attrs, onSpan) != nil {
 			x.keysComplete = false
 		}
-		if i > 0 && string(r.Resource) == string(lastRes) {
-			continue
+		if i > 0 && string(r.Resource) == string(x.lastRes) {
+			continue // the trace's spans of one resource share it
 		}
-		lastRes = r.Resource
-		for _, s := range x.resourceScalars(r.Resource) {
-			x.add(ord, ScopeResource, s.key, s.typ, s.text)
+		x.lastRes = r.Resource
+		attrs, ok := spanrow.ResourceAttrs(r.Resource)
+		if !ok || spanrow.EachScalar(attrs, onRes) != nil {
+			x.keysComplete = false
 		}
 	}
 }
 
-func (x *tagIndexer) resourceScalars(blob []byte) []scalar {
-	if s, ok := x.resources[string(blob)]; ok {
-		return s
+func (x *tagIndexer) addScalar(ord uint32, scope byte, key []byte, v spanrow.Scalar) {
+	var num [32]byte
+	switch v.Kind {
+	case spanrow.KindString:
+		x.add(ord, scope, key, kindString, v.Str)
+	case spanrow.KindInt:
+		x.add(ord, scope, key, kindInt, strconv.AppendInt(num[:0], v.Int, 10))
+	case spanrow.KindFloat:
+		x.add(ord, scope, key, kindFloat, strconv.AppendFloat(num[:0], v.Float, 'g', -1, 64))
+	case spanrow.KindBool:
+		x.add(ord, scope, key, kindBool, strconv.AppendBool(num[:0], v.Bool))
+	default:
+		x.add(ord, scope, key, 0, nil)
 	}
-	var out []scalar
-	attrs, ok := spanrow.ResourceAttrs(blob)
-	if !ok || spanrow.ScanScalars(attrs, func(key, typ, text string) { out = append(out, scalar{key, typ, text}) }) != nil {
-		x.keysComplete = false
-	}
-	if len(x.resources) > 10000 {
-		clear(x.resources)
-	}
-	x.resources[string(blob)] = out
-	return out
 }
 
-// add records that trace ord holds the value. typ "" marks a non-scalar value.
-func (x *tagIndexer) add(ord uint32, scope byte, key, typ, text string) {
-	k := tagKey{scope, key}
-	kb := x.keys[k]
+// add records that trace ord holds the value. kind 0 marks a non-scalar value.
+// Keys and values are copied only when first seen: they alias span data.
+func (x *tagIndexer) add(ord uint32, scope byte, key []byte, kind byte, text []byte) {
+	keys := x.keys[scope]
+	kb := keys[string(key)]
 	if kb == nil {
-		if len(x.keys) >= maxIndexedKeys {
+		if x.nkeys >= maxIndexedKeys {
 			x.keysComplete = false
 			return
 		}
-		kb = &keyBuild{complete: true, values: map[tagValueKey][]uint32{}}
-		k.key = strings.Clone(key) // key may alias a reader's reused buffer
-		x.keys[k] = kb
+		kb = &keyBuild{complete: true, values: map[string][]uint32{}}
+		keys[string(key)] = kb
+		x.nkeys++
 	}
 	if !kb.complete {
 		return
 	}
-	if typ == "" || len(text) > maxIndexedValue {
+	if kind == 0 || len(text) > maxIndexedValue {
 		kb.drop()
 		return
 	}
-	vk := tagValueKey{typ, text}
-	post, ok := kb.values[vk]
+	x.buf = append(append(x.buf[:0], kind), text...)
+	post, ok := kb.values[string(x.buf)]
 	if !ok && len(kb.values) >= maxIndexedValues {
 		kb.drop()
 		return
 	}
-	if !ok {
-		vk = tagValueKey{strings.Clone(typ), strings.Clone(text)}
-	}
 	if n := len(post); n == 0 || post[n-1] != ord {
-		kb.values[vk] = append(post, ord)
+		kb.values[string(x.buf)] = append(post, ord)
 	}
 }
 
@@ -163,9 +177,11 @@ func appendTagString(dst []byte, s string) []byte {
 // encode serialises the index, keys and values sorted so that equal blocks encode
 // equally.
 func (x *tagIndexer) encode() []byte {
-	keys := make([]tagKey, 0, len(x.keys))
-	for k := range x.keys {
-		keys = append(keys, k)
+	var keys []tagKey
+	for sc, m := range x.keys {
+		for k := range m {
+			keys = append(keys, tagKey{byte(sc), k})
+		}
 	}
 	slices.SortFunc(keys, func(a, b tagKey) int {
 		if a.scope != b.scope {
@@ -178,25 +194,16 @@ func (x *tagIndexer) encode() []byte {
 	b = append(b, boolByte(x.keysComplete))
 	var post []byte
 	for _, k := range keys {
-		kb := x.keys[k]
+		kb := x.keys[k.scope][k.key]
 		b = append(b, k.scope)
 		b = appendTagString(b, k.key)
 		b = append(b, boolByte(kb.complete))
-		vals := make([]tagValueKey, 0, len(kb.values))
-		for v := range kb.values {
-			vals = append(vals, v)
-		}
-		slices.SortFunc(vals, func(a, b tagValueKey) int {
-			if c := strings.Compare(a.typ, b.typ); c != 0 {
-				return c
-			}
-			return strings.Compare(a.text, b.text)
-		})
+		vals := slices.Sorted(maps.Keys(kb.values))
 		b = binary.AppendUvarint(b, uint64(len(vals)))
 		for _, v := range vals {
 			ords := kb.values[v]
-			b = appendTagString(b, v.typ)
-			b = appendTagString(b, v.text)
+			b = appendTagString(b, kindNames[v[0]])
+			b = appendTagString(b, v[1:])
 			b = binary.AppendUvarint(b, uint64(len(ords)))
 			post = post[:0]
 			prev := uint32(0)

@@ -290,6 +290,38 @@ func ResourceAttrs(res []byte) ([]byte, bool) {
 	return d.b, d.err == nil
 }
 
+// skip passes over a value of type t without building it.
+func (d *decoder) skip(t byte, depth int) {
+	if depth > maxDepth {
+		d.fail(errors.New("attributes nested too deeply"))
+		return
+	}
+	switch t {
+	case tEmpty:
+	case tStr, tBytes:
+		d.bytes()
+	case tInt:
+		d.varint()
+	case tDouble:
+		d.fixed(8)
+	case tBool:
+		d.byte1()
+	case tSlice:
+		n := d.count()
+		for i := 0; i < n && d.err == nil; i++ {
+			d.skip(d.byte1(), depth+1)
+		}
+	case tMap:
+		n := d.count()
+		for i := 0; i < n && d.err == nil; i++ {
+			d.bytes()
+			d.skip(d.byte1(), depth+1)
+		}
+	default:
+		d.fail(fmt.Errorf("unknown attribute value type %d", t))
+	}
+}
+
 // Scalar is one attribute value as EachScalar reports it. Str aliases the encoded
 // input and must not be kept.
 type Scalar struct {
@@ -331,8 +363,7 @@ func EachScalar(b []byte, fn func(key []byte, v Scalar)) error {
 		case tBool:
 			v = Scalar{Kind: KindBool, Bool: d.byte1() != 0}
 		default:
-			d.b = append([]byte{t}, d.b...)
-			d.valueInto(pcommon.NewValueEmpty(), 0)
+			d.skip(t, 0)
 		}
 		if d.err == nil {
 			fn(key, v)
