@@ -299,3 +299,24 @@ func BenchmarkSearchHead(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkHeadSummary is tag autocomplete's cost over a 300k-span head.
+func BenchmarkHeadSummary(b *testing.B) {
+	s, err := Open(Config{MaxBlockSpans: 1_000_000, MaxHeadBytes: 4 << 30}, b.TempDir(), quiet, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	rng := rand.New(rand.NewPCG(7, 8))
+	for range 300 {
+		if err := s.ConsumeTraces(context.Background(), genBatch(rng, 100, 10, time.Now())); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for b.Loop() {
+		sums := s.Summaries(context.Background(), pipeline.DefaultTenant, 0, 0)
+		if len(sums) != 1 || len(sums[0].SpanTags) != 3 {
+			b.Fatalf("summaries %+v", sums)
+		}
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/vispyr/vispyr/internal/traceql"
+	"github.com/vispyr/vispyr/internal/traces/block"
 	"github.com/vispyr/vispyr/internal/traces/spanrow"
 )
 
@@ -143,4 +144,20 @@ func hintHolds(h traceql.Hints, i int, v spanrow.Scalar) bool {
 		return c.HoldsBool(v.Bool)
 	}
 	return true // arrays and maps: cannot tell here
+}
+
+// summarize summarizes a head's spans of the tenant, in place; false if it has none.
+func (h *head) summarize(tenant string) (block.Summary, bool) {
+	z := block.NewSummarizer()
+	n := 0
+	h.scanRefs(tenant, func(t []*spanrow.Span) bool {
+		start, end := refBounds(t)
+		for _, sp := range t {
+			z.AddSpan(sp)
+		}
+		z.AddTraceDuration(end - start)
+		n++
+		return true
+	})
+	return z.Summary(), n > 0
 }

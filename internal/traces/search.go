@@ -265,17 +265,10 @@ func keys[V any](m map[string]V) map[string]struct{} {
 func (s *Store) Summaries(ctx context.Context, tenant string, start, end int64) []block.Summary {
 	heads, blocks := s.sources(tenant)
 	var out []block.Summary
-	z := block.NewSummarizer()
-	n := 0
 	for _, h := range heads {
-		h.each(tenant, func(rows []spanrow.Span) bool {
-			n++
-			z.AddTrace(rows)
-			return ctx.Err() == nil
-		})
-	}
-	if n > 0 {
-		out = append(out, z.Summary())
+		if sum, ok := h.summarize(tenant); ok {
+			out = append(out, sum)
+		}
 	}
 	for _, b := range blocks {
 		if b.Meta.Overlaps(start, end) {

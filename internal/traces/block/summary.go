@@ -48,29 +48,38 @@ func addCapped(set map[string]bool, list *[]string, complete *bool, v string, li
 	*list = append(*list, v)
 }
 
-// addTrace adds the spans of one trace.
+// AddTrace adds the spans of one trace.
 func (z *Summarizer) AddTrace(spans []spanrow.Span) {
 	minStart, maxEnd := spans[0].Start, spans[0].End()
 	for i := range spans {
-		sp := &spans[i]
-		minStart, maxEnd = min(minStart, sp.Start), max(maxEnd, sp.End())
-		addCapped(z.services, &z.s.Services, &z.s.ServicesComplete, sp.Service, maxServices)
-		addCapped(z.names, &z.s.SpanNames, &z.s.NamesComplete, sp.Name, maxSpanNames)
-		z.s.MaxSpanDuration = max(z.s.MaxSpanDuration, sp.Duration)
-		if sp.StatusCode == 2 {
-			z.s.HasErrors = true
-		}
-		z.addAttrs('s', z.s.SpanTags, &z.s.SpanTagsComplete, sp.Attrs)
-		if !z.seenRes[string(sp.Resource)] {
-			z.seenRes[string(sp.Resource)] = true // string(bytes) copies
-			if attrs, ok := spanrow.ResourceAttrs(sp.Resource); ok {
-				z.addAttrs('r', z.s.ResourceTags, &z.s.ResTagsComplete, attrs)
-			} else {
-				z.s.ResTagsComplete = false
-			}
+		minStart, maxEnd = min(minStart, spans[i].Start), max(maxEnd, spans[i].End())
+		z.AddSpan(&spans[i])
+	}
+	z.AddTraceDuration(maxEnd - minStart)
+}
+
+// AddTraceDuration records the length of a trace whose spans were added by AddSpan.
+func (z *Summarizer) AddTraceDuration(d int64) {
+	z.s.MaxTraceDuration = max(z.s.MaxTraceDuration, d)
+}
+
+// AddSpan adds one span.
+func (z *Summarizer) AddSpan(sp *spanrow.Span) {
+	addCapped(z.services, &z.s.Services, &z.s.ServicesComplete, sp.Service, maxServices)
+	addCapped(z.names, &z.s.SpanNames, &z.s.NamesComplete, sp.Name, maxSpanNames)
+	z.s.MaxSpanDuration = max(z.s.MaxSpanDuration, sp.Duration)
+	if sp.StatusCode == 2 {
+		z.s.HasErrors = true
+	}
+	z.addAttrs('s', z.s.SpanTags, &z.s.SpanTagsComplete, sp.Attrs)
+	if !z.seenRes[string(sp.Resource)] {
+		z.seenRes[string(sp.Resource)] = true // string(bytes) copies
+		if attrs, ok := spanrow.ResourceAttrs(sp.Resource); ok {
+			z.addAttrs('r', z.s.ResourceTags, &z.s.ResTagsComplete, attrs)
+		} else {
+			z.s.ResTagsComplete = false
 		}
 	}
-	z.s.MaxTraceDuration = max(z.s.MaxTraceDuration, maxEnd-minStart)
 }
 
 func (z *Summarizer) addAttrs(scope byte, tags map[string]*TagValues, complete *bool, attrs []byte) {
