@@ -18,16 +18,21 @@ type Config struct {
 	// they are written to a block.
 	BlockCutInterval time.Duration `yaml:"block_cut_interval"`
 	// MaxBlockSpans cuts the head to a block early when it holds this many spans.
+	// While a cut head is written the next one fills, so under sustained load the
+	// store holds about twice this many spans (~350 bytes each) in memory.
 	MaxBlockSpans int `yaml:"max_block_spans"`
 	// Retention deletes blocks whose newest span ended longer ago than this.
 	Retention time.Duration `yaml:"retention"`
 	// CompactionInterval is how often small blocks are merged.
 	CompactionInterval time.Duration `yaml:"compaction_interval"`
-	// CompactionMaxSpans bounds the size of a compacted block (and the memory a
-	// compaction needs: about 300 bytes per span).
+	// CompactionMaxSpans bounds the size of a compacted block. Compaction streams
+	// its inputs, so its memory is the encoded output (~60 bytes per span), not
+	// the spans.
 	CompactionMaxSpans int `yaml:"compaction_max_block_spans"`
-	// MaxHeadBytes is the memory budget of spans not yet in blocks; over it
-	// ConsumeTraces answers pipeline.ErrOverloaded so clients back off.
+	// MaxHeadBytes is the memory budget of spans not yet in blocks (the head and
+	// cut heads still being written), counted as the heap they really hold; over
+	// it ConsumeTraces answers pipeline.ErrOverloaded so clients back off. The Go
+	// runtime needs about as much again as headroom between collections.
 	MaxHeadBytes int64 `yaml:"max_head_bytes"`
 	// WALSegmentSize is when a WAL segment file is closed and a new one started.
 	WALSegmentSize int64 `yaml:"wal_segment_size"`
@@ -47,8 +52,10 @@ func (c *Config) Defaults() {
 	if c.BlockCutInterval == 0 {
 		c.BlockCutInterval = 5 * time.Minute
 	}
+	// 250k spans (~90 MB) per cut keeps head + cut head well inside MaxHeadBytes at
+	// 300k spans/s, and a cut takes under a second to write.
 	if c.MaxBlockSpans == 0 {
-		c.MaxBlockSpans = 500_000
+		c.MaxBlockSpans = 250_000
 	}
 	if c.Retention == 0 {
 		c.Retention = 720 * time.Hour
@@ -59,8 +66,9 @@ func (c *Config) Defaults() {
 	if c.CompactionMaxSpans == 0 {
 		c.CompactionMaxSpans = 1_000_000
 	}
+	// 256 MiB of spans plus the GC's headroom keeps the trace store near half a GB.
 	if c.MaxHeadBytes == 0 {
-		c.MaxHeadBytes = 384 << 20
+		c.MaxHeadBytes = 256 << 20
 	}
 	if c.WALSegmentSize == 0 {
 		c.WALSegmentSize = 128 << 20

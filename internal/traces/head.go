@@ -6,6 +6,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/vispyr/vispyr/internal/traces/spanrow"
 )
@@ -40,15 +41,23 @@ func newHead() *head {
 
 func shardOf(id [16]byte) int { return int(id[15]) % headShards }
 
+// Index costs the head pays on top of the spans themselves, so that the byte
+// budget tracks the real heap. A trace's map entry (16-byte key, 24-byte slice
+// header, control byte) in a Swiss table kept between 7/16 and 7/8 full averages
+// about 64 bytes; each span adds one pointer to its trace's slice.
+const (
+	traceEntryBytes = 64
+	spanPtrBytes    = 8
+)
+
 // add inserts rows and returns how many bytes they added. The head keeps pointers
 // into rows (the batch slice), so spans are not copied; rows must not be reused.
 // Spans are grouped by trace through a sorted index so that each trace takes its
 // shard lock once per batch.
 func (h *head) add(tenant string, rows []spanrow.Span) int64 {
-	var added int64
+	added := batchMemSize(rows)
 	idx := make([]int32, len(rows))
 	for i := range rows {
-		added += int64(rows[i].MemSize())
 		idx[i] = int32(i)
 	}
 	slices.SortStableFunc(idx, func(a, b int32) int { return bytes.Compare(rows[a].TraceID[:], rows[b].TraceID[:]) })
@@ -66,10 +75,16 @@ func (h *head) add(tenant string, rows []spanrow.Span) int64 {
 			traces = map[[16]byte][]*spanrow.Span{}
 			sh.tenants[tenant] = traces
 		}
-		t := traces[id]
+		t, ok := traces[id]
+		if !ok {
+			added += traceEntryBytes
+		}
+		oldCap := cap(t)
+		t = slices.Grow(t, end-start) // exact for a trace's first batch, the usual case
 		for _, i := range idx[start:end] {
 			t = append(t, &rows[i])
 		}
+		added += int64(cap(t)-oldCap) * spanPtrBytes
 		traces[id] = t
 		sh.mu.Unlock()
 		start = end
@@ -77,6 +92,26 @@ func (h *head) add(tenant string, rows []spanrow.Span) int64 {
 	h.spans.Add(int64(len(rows)))
 	h.bytes.Add(added)
 	return added
+}
+
+// batchMemSize is the heap a batch of rows holds: every span's own cost, plus each
+// distinct resource and scope blob once (neighbouring rows of one batch share them).
+func batchMemSize(rows []spanrow.Span) int64 {
+	var n int64
+	var lastRes, lastScope *byte
+	for i := range rows {
+		r := &rows[i]
+		n += int64(r.MemSize())
+		if p := unsafe.SliceData(r.Resource); p != lastRes {
+			n += int64(len(r.Resource))
+			lastRes = p
+		}
+		if p := unsafe.SliceData(r.Scope); p != lastScope {
+			n += int64(len(r.Scope))
+			lastScope = p
+		}
+	}
+	return n
 }
 
 // trace returns a copy of the spans of one trace.
@@ -99,29 +134,43 @@ func (h *head) age() time.Duration {
 	return time.Since(time.Unix(0, c))
 }
 
-// rows returns all spans of a tenant sorted in block order. Only called on a head that
-// no longer receives writes.
-func (h *head) rows(tenant string) []spanrow.Span {
-	n := 0
+// traceIDs returns the IDs of a tenant's traces in ascending order, so that a cut
+// head can be written one trace at a time (see eachSorted) instead of as one sorted
+// copy of all its spans.
+func (h *head) traceIDs(tenant string) [][16]byte {
+	var ids [][16]byte
 	for i := range h.shards {
 		sh := &h.shards[i]
 		sh.mu.RLock()
-		for _, t := range sh.tenants[tenant] {
-			n += len(t)
+		for id := range sh.tenants[tenant] {
+			ids = append(ids, id)
 		}
 		sh.mu.RUnlock()
 	}
-	rows := make([]spanrow.Span, 0, n)
-	for i := range h.shards {
-		sh := &h.shards[i]
+	slices.SortFunc(ids, func(a, b [16]byte) int { return bytes.Compare(a[:], b[:]) })
+	return ids
+}
+
+// eachSorted calls fn with every trace of the tenant in ascending trace ID order,
+// its spans in block order (spanrow.Sort) and deduplicated, until fn returns an
+// error. The slice is reused between calls, so memory stays at one trace. Only
+// called on a head that no longer receives writes.
+func (h *head) eachSorted(tenant string, fn func(spans []spanrow.Span) error) error {
+	var buf []spanrow.Span
+	for _, id := range h.traceIDs(tenant) {
+		sh := &h.shards[shardOf(id)]
 		sh.mu.RLock()
-		for _, t := range sh.tenants[tenant] {
-			rows = copyRows(rows, t)
-		}
+		buf = copyRows(buf[:0], sh.tenants[tenant][id])
 		sh.mu.RUnlock()
+		if len(buf) == 0 {
+			continue
+		}
+		spanrow.Sort(buf)
+		if err := fn(spanrow.Dedupe(buf)); err != nil {
+			return err
+		}
 	}
-	spanrow.Sort(rows)
-	return spanrow.Dedupe(rows)
+	return nil
 }
 
 // tenantNames lists the tenants present.

@@ -1,7 +1,12 @@
 package traces
 
 import (
+	"bytes"
+	"container/heap"
 	"context"
+	"fmt"
+	"iter"
+	"slices"
 	"time"
 
 	"github.com/vispyr/vispyr/internal/traces/block"
@@ -79,23 +84,35 @@ func (s *Store) compact(ctx context.Context) {
 	}
 }
 
+// compactGroup merges the blocks of g into one. The inputs are read as streams of
+// traces in trace ID order and merged like sorted files (mergeBlocks), so memory
+// holds one trace per input plus the encoded output, not all the spans of the group.
 func (s *Store) compactGroup(ctx context.Context, g []*block.Reader) error {
 	start := time.Now()
 	tenant := g[0].Meta.Tenant
-	var rows []spanrow.Span
-	level := 0
-	for i, b := range g {
-		r, err := b.ReadAll(ctx)
-		if err != nil {
+	level, inSpans := 0, 0
+	for _, b := range g {
+		level = max(level, b.Meta.Level+1)
+		inSpans += b.Meta.Spans
+	}
+	s.logger.Info("compacting trace blocks", "tenant", tenant, "inputs", len(g), "spans", inSpans, "level", level)
+	w := block.NewWriter(tenant, newBlockID(), level)
+	lastLog := time.Now()
+	err := mergeBlocks(ctx, g, func(spans []spanrow.Span) error {
+		if err := w.AddTrace(spans); err != nil {
 			return err
 		}
-		rows = append(rows, r...)
-		level = max(level, b.Meta.Level+1)
-		s.logger.Debug("compaction progress", "tenant", tenant, "read_blocks", i+1, "of", len(g), "spans", len(rows))
+		if time.Since(lastLog) >= compactionLogEvery {
+			lastLog = time.Now()
+			s.logger.Info("compaction progress", "tenant", tenant, "spans_written", w.Spans(), "of", inSpans,
+				"elapsed", time.Since(start).Round(time.Second))
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("merge blocks: %w", err)
 	}
-	spanrow.Sort(rows)
-	rows = spanrow.Dedupe(rows)
-	meta, err := block.Write(ctx, s.be, tenant, newBlockID(), level, rows)
+	meta, err := w.Finish(ctx, s.be)
 	if err != nil {
 		return err
 	}
@@ -126,6 +143,101 @@ func (s *Store) compactGroup(ctx context.Context, g []*block.Reader) error {
 	}
 	s.m.compactions.Inc()
 	s.logger.Info("compacted trace blocks", "tenant", tenant, "inputs", len(g), "block", meta.ID,
-		"spans", meta.Spans, "level", level, "duration", time.Since(start))
+		"spans", meta.Spans, "dropped_duplicates", inSpans-meta.Spans, "level", level, "duration", time.Since(start))
 	return nil
+}
+
+// compactionLogEvery spaces compaction progress logs.
+const compactionLogEvery = 10 * time.Second
+
+// mergeBlocks calls fn with every trace of the blocks in ascending trace ID order:
+// the pieces of a trace found in several blocks are joined, sorted (spanrow.Sort)
+// and deduplicated. The slice is reused between calls.
+func mergeBlocks(ctx context.Context, bs []*block.Reader, fn func(spans []spanrow.Span) error) error {
+	ins := make([]*mergeInput, 0, len(bs))
+	defer func() {
+		for _, in := range ins {
+			in.stop()
+		}
+	}()
+	for _, b := range bs {
+		in := newMergeInput(ctx, b)
+		ins = append(ins, in)
+		if err := in.advance(); err != nil {
+			return err
+		}
+	}
+	h := mergeHeap(slices.DeleteFunc(slices.Clone(ins), func(in *mergeInput) bool { return in.cur == nil }))
+	heap.Init(&h)
+	var buf []spanrow.Span
+	for len(h) > 0 {
+		id := h[0].cur[0].TraceID
+		buf = buf[:0]
+		// Take the trace from every input that holds it; each input holds a trace once.
+		for len(h) > 0 && h[0].cur[0].TraceID == id {
+			in := h[0]
+			buf = append(buf, in.cur...)
+			if err := in.advance(); err != nil {
+				return err
+			}
+			if in.cur == nil {
+				heap.Pop(&h)
+			} else {
+				heap.Fix(&h, 0)
+			}
+		}
+		spanrow.Sort(buf)
+		if err := fn(spanrow.Dedupe(buf)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// mergeInput pulls the traces of one block one at a time from its Scan.
+type mergeInput struct {
+	next func() ([]spanrow.Span, bool)
+	stop func()
+	err  *error
+	cur  []spanrow.Span // current trace; nil once the block is exhausted
+}
+
+func newMergeInput(ctx context.Context, b *block.Reader) *mergeInput {
+	var scanErr error
+	seq := func(yield func([]spanrow.Span) bool) {
+		scanErr = b.Scan(ctx, yield)
+		if scanErr != nil {
+			scanErr = fmt.Errorf("read block %s: %w", b.Meta.ID, scanErr)
+		}
+	}
+	next, stop := iter.Pull(seq)
+	return &mergeInput{next: next, stop: stop, err: &scanErr}
+}
+
+// advance moves to the input's next trace. The previous one's slice is reused by
+// the block reader, so callers copy what they keep before advancing.
+func (in *mergeInput) advance() error {
+	spans, ok := in.next()
+	if !ok {
+		in.cur = nil
+		return *in.err
+	}
+	in.cur = spans
+	return nil
+}
+
+// mergeHeap orders inputs by their current trace ID.
+type mergeHeap []*mergeInput
+
+func (h mergeHeap) Len() int { return len(h) }
+func (h mergeHeap) Less(i, j int) bool {
+	return bytes.Compare(h[i].cur[0].TraceID[:], h[j].cur[0].TraceID[:]) < 0
+}
+func (h mergeHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *mergeHeap) Push(x any)   { *h = append(*h, x.(*mergeInput)) }
+func (h *mergeHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
 }

@@ -353,11 +353,17 @@ func (s *Store) flushPending(ctx context.Context) {
 func (s *Store) flush(ctx context.Context, h *head) error {
 	for _, tenant := range h.tenantNames() {
 		start := time.Now()
-		rows := h.rows(tenant)
-		if len(rows) == 0 {
+		dir := tenantDir(tenant)
+		w := block.NewWriter(dir, newBlockID(), 0)
+		// One trace at a time: the head is already sorted into traces, so the block
+		// costs only its encoded form on top of the head, not a second copy of it.
+		if err := h.eachSorted(tenant, w.AddTrace); err != nil {
+			return fmt.Errorf("write block from head: %w", err)
+		}
+		if w.Spans() == 0 {
 			continue
 		}
-		r, err := s.writeBlock(ctx, tenant, 0, rows)
+		r, err := s.finishBlock(ctx, w)
 		if err != nil {
 			return err
 		}
@@ -368,10 +374,9 @@ func (s *Store) flush(ctx context.Context, h *head) error {
 	return nil
 }
 
-// writeBlock writes rows as a block and makes it visible to queries.
-func (s *Store) writeBlock(ctx context.Context, tenant string, level int, rows []spanrow.Span) (*block.Reader, error) {
-	dir := tenantDir(tenant)
-	meta, err := block.Write(ctx, s.be, dir, newBlockID(), level, rows)
+// finishBlock stores a block and makes it visible to queries.
+func (s *Store) finishBlock(ctx context.Context, w *block.Writer) (*block.Reader, error) {
+	meta, err := w.Finish(ctx, s.be)
 	if err != nil {
 		return nil, err
 	}
@@ -380,8 +385,8 @@ func (s *Store) writeBlock(ctx context.Context, tenant string, level int, rows [
 		return nil, err
 	}
 	s.mu.Lock()
-	s.blocks[dir] = append(s.blocks[dir], r)
-	sortBlocks(s.blocks[dir])
+	s.blocks[meta.Tenant] = append(s.blocks[meta.Tenant], r)
+	sortBlocks(s.blocks[meta.Tenant])
 	s.mu.Unlock()
 	return r, nil
 }

@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"sync"
+	"unsafe"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
@@ -44,22 +46,45 @@ func (s *Span) End() int64 { return s.Start + s.Duration }
 // IsRoot reports whether the span has no parent.
 func (s *Span) IsRoot() bool { return s.ParentSpanID == [8]byte{} }
 
-// MemSize approximates the bytes the span holds in memory. Resource and scope blobs are
-// shared by every span of a batch and so are not counted.
+// MemSize is the heap the span holds on its own: the row struct (in its batch
+// slice), its attribute bytes (a share of its batch's arena) and the strings and
+// blobs allocated for it alone. Resource and scope blobs and the service name are
+// shared by every span of a resource or scope and are not counted here.
 func (s *Span) MemSize() int {
-	return 160 + len(s.Service) + len(s.Name) + len(s.StatusMessage) + len(s.TraceState) + len(s.Attrs) + len(s.Extra)
+	return int(unsafe.Sizeof(*s)) + len(s.Attrs) + allocSize(len(s.Name)) +
+		allocSize(len(s.StatusMessage)) + allocSize(len(s.TraceState)) + allocSize(len(s.Extra))
+}
+
+// allocSize approximates the heap a separate allocation of n bytes takes: Go
+// rounds small objects up to its size classes, 16 bytes apart at these sizes.
+func allocSize(n int) int {
+	if n == 0 {
+		return 0
+	}
+	return (n + 15) &^ 15
 }
 
 // ErrEmptyID reports a span without a trace or span ID, which OTLP forbids.
 var ErrEmptyID = errors.New("span has an empty trace or span ID")
 
+// attrScratch holds FromTraces' attribute encoding between requests.
+var attrScratch = sync.Pool{New: func() any { return new(attrBuf) }}
+
+type attrBuf struct {
+	b   []byte
+	off []int32
+}
+
 // FromTraces appends one row per span of td to dst.
 func FromTraces(td ptrace.Traces, dst []Span) ([]Span, error) {
 	dst = slices.Grow(dst, td.SpanCount())
-	// One arena for all attribute blobs of the batch: one allocation instead of one
-	// per span. Blobs are cut from it with a capped capacity so none can grow into
-	// its neighbour.
-	var arena []byte
+	first := len(dst)
+	// Attribute blobs are encoded into a reused scratch buffer, then copied into one
+	// exactly sized arena for the batch: one allocation instead of one per span, and
+	// no arena tail left empty (the head keeps the arena as long as the batch).
+	scratch := attrScratch.Get().(*attrBuf)
+	defer attrScratch.Put(scratch)
+	scratch.b, scratch.off = scratch.b[:0], scratch.off[:0]
 	rss := td.ResourceSpans()
 	for i := 0; i < rss.Len(); i++ {
 		rs := rss.At(i)
@@ -77,15 +102,11 @@ func FromTraces(td ptrace.Traces, dst []Span) ([]Span, error) {
 			for k := 0; k < spans.Len(); k++ {
 				sp := spans.At(k)
 				if sp.TraceID().IsEmpty() || sp.SpanID().IsEmpty() {
-					return dst, fmt.Errorf("resource %d scope %d span %d (%q): %w", i, j, k, sp.Name(), ErrEmptyID)
+					return dst[:first], fmt.Errorf("resource %d scope %d span %d (%q): %w", i, j, k, sp.Name(), ErrEmptyID)
 				}
 				start := int64(sp.StartTimestamp())
-				if cap(arena)-len(arena) < 4096 {
-					arena = make([]byte, 0, 64<<10)
-				}
-				n := len(arena)
-				arena = AppendMap(arena, sp.Attributes())
-				attrs := arena[n:len(arena):len(arena)]
+				scratch.off = append(scratch.off, int32(len(scratch.b)))
+				scratch.b = AppendMap(scratch.b, sp.Attributes())
 				dst = append(dst, Span{
 					TraceID:       sp.TraceID(),
 					SpanID:        sp.SpanID(),
@@ -101,11 +122,21 @@ func FromTraces(td ptrace.Traces, dst []Span) ([]Span, error) {
 					Flags:         sp.Flags(),
 					Resource:      resBlob,
 					Scope:         scopeBlob,
-					Attrs:         attrs,
 					Extra:         encodeExtra(sp),
 				})
 			}
 		}
+	}
+	// Blobs are cut from the arena with a capped capacity so none can grow into its
+	// neighbour.
+	arena := slices.Clone(scratch.b)
+	scratch.off = append(scratch.off, int32(len(arena)))
+	for i := range dst[first:] {
+		lo, hi := scratch.off[i], scratch.off[i+1]
+		dst[first+i].Attrs = arena[lo:hi:hi]
+	}
+	if cap(scratch.b) > 4<<20 {
+		scratch.b = nil // do not keep a rare huge request's buffer
 	}
 	return dst, nil
 }

@@ -1,0 +1,60 @@
+package traces
+
+import (
+	"math/rand/v2"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/vispyr/vispyr/internal/traces/spanrow"
+)
+
+// heapInUse is the live heap after a full collection.
+func heapInUse() int64 {
+	runtime.GC()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return int64(ms.HeapAlloc)
+}
+
+// The head's byte estimate is what max_head_bytes limits and what
+// vispyr_traces_head_bytes shows: it must track the heap the head really holds, or
+// the budget never pushes back before the process runs out of memory.
+func TestHeadBytesTrackRealHeap(t *testing.T) {
+	if testing.Short() {
+		t.Skip("allocates ~100 MB")
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	now := time.Now()
+	for _, tc := range []struct {
+		name            string
+		batches, traces int
+		spansPer        int
+	}{
+		{"100 traces of 10 spans per request", 150, 100, 10},
+		{"1000 single-span traces per request", 100, 1000, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHead()
+			before := heapInUse()
+			for range tc.batches {
+				rows, err := spanrow.FromTraces(genBatch(rng, tc.traces, tc.spansPer, now), nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				h.add("t", rows)
+			}
+			real := heapInUse() - before
+			_, est := h.size()
+			runtime.KeepAlive(h)
+			ratio := float64(est) / float64(real)
+			t.Logf("%d spans: estimate %.1f MB, heap %.1f MB (%.0f B/span real), ratio %.2f",
+				tc.batches*tc.traces*tc.spansPer, float64(est)/1e6, float64(real)/1e6,
+				float64(real)/float64(tc.batches*tc.traces*tc.spansPer), ratio)
+			if ratio < 0.85 || ratio > 1.15 {
+				t.Errorf("head estimate %d bytes is %.2f× the %d bytes it really holds", est, ratio, real)
+			}
+		})
+	}
+}
