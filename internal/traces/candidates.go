@@ -43,16 +43,8 @@ func (s *Store) newGatherer(tenant string, q *traceql.Query, start, end int64, m
 
 // all returns every candidate of the heads and blocks.
 func (g *gatherer) all(ctx context.Context) ([]candidate, error) {
-	var out []candidate
-	for _, h := range g.heads {
-		out = g.fromHead(out, h)
-	}
-	g.m.TotalJobs = int64(len(g.blocks) + 1)
-	g.m.CompletedJobs++
-	for _, b := range g.blocks {
-		g.m.TotalBlocks++
-		g.m.TotalBlockBytes += b.Meta.DataBytes
-	}
+	g.countJobs()
+	out := g.fromHeads(nil)
 	for _, b := range g.blocks {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -64,6 +56,25 @@ func (g *gatherer) all(ctx context.Context) ([]candidate, error) {
 		g.m.CompletedJobs++
 	}
 	return out, nil
+}
+
+// countJobs fills the totals of the search metrics: one job per block and one for
+// the heads, which fromHeads completes.
+func (g *gatherer) countJobs() {
+	g.m.TotalJobs = int64(len(g.blocks) + 1)
+	for _, b := range g.blocks {
+		g.m.TotalBlocks++
+		g.m.TotalBlockBytes += b.Meta.DataBytes
+	}
+}
+
+// fromHeads appends the candidates of every head.
+func (g *gatherer) fromHeads(out []candidate) []candidate {
+	for _, h := range g.heads {
+		out = g.fromHead(out, h)
+	}
+	g.m.CompletedJobs++
+	return out
 }
 
 // outside reports whether a piece lies outside the searched time range. A trace

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"math"
 	"slices"
 	"sort"
 	"time"
@@ -47,7 +48,9 @@ type Match struct {
 // Push-down: candidates come from what is cheap to read (head rows, block summaries,
 // tag postings and trace indexes; see gatherer), then are read and evaluated most
 // recent first until the limit is reached, so neither a selective query nor a broad
-// one with a small limit decodes more spans than it returns.
+// one with a small limit decodes more spans than it returns. Blocks are visited
+// newest first, and one is opened only when the candidates so far cannot fill the
+// limit with traces more recent than anything it holds.
 //
 // A trace whose spans straddle block cuts is always evaluated whole.
 func (s *Store) Search(ctx context.Context, req SearchRequest) ([]Match, SearchMetrics, error) {
@@ -56,33 +59,74 @@ func (s *Store) Search(ctx context.Context, req SearchRequest) ([]Match, SearchM
 	}
 	var m SearchMetrics
 	g := s.newGatherer(req.Tenant, req.Query, req.Start, req.End, &m)
-	cands, err := g.all(ctx)
-	if err != nil {
-		return nil, m, err
-	}
-	slices.SortFunc(cands, func(a, b candidate) int { return cmp.Compare(b.start, a.start) })
-	var out []Match
-	seen := map[[16]byte]bool{}
-	batch := 32
-	for len(cands) > 0 && len(out) < req.Limit {
-		n := min(len(cands), max(batch, 2*(req.Limit-len(out))))
-		found := make([]*Match, n)
-		err := s.readCandidates(ctx, g, cands[:n], func(i int, rows []spanrow.Span) {
-			found[i] = s.evalCandidate(ctx, g, cands[i], rows, seen, req.Query, &m)
-		})
-		if err != nil {
+	blocks := slices.Clone(g.blocks)
+	slices.SortFunc(blocks, func(a, b *block.Reader) int { return cmp.Compare(b.Meta.MaxEnd, a.Meta.MaxEnd) })
+	g.countJobs()
+	e := &evaluator{s: s, g: g, q: req.Query, limit: req.Limit, seen: map[[16]byte]bool{}, batch: 32}
+	e.pending = g.fromHeads(nil)
+	for next := 0; len(e.out) < req.Limit; next++ {
+		// Every piece in a block starts no later than the block's newest span end.
+		frontier := int64(math.MinInt64)
+		if next < len(blocks) {
+			frontier = blocks[next].Meta.MaxEnd
+		}
+		if err := e.evaluateNewerThan(ctx, frontier); err != nil {
 			return nil, m, err
 		}
+		if next == len(blocks) || len(e.out) >= req.Limit {
+			break
+		}
+		var err error
+		if e.pending, err = g.fromBlock(ctx, e.pending, blocks[next]); err != nil {
+			return nil, m, fmt.Errorf("search block %s: %w", blocks[next].Meta.ID, err)
+		}
+		m.CompletedJobs++
+	}
+	sort.SliceStable(e.out, func(i, j int) bool { return e.out[i].Start > e.out[j].Start })
+	return e.out, m, nil
+}
+
+// evaluator reads and evaluates candidates most recent first.
+type evaluator struct {
+	s       *Store
+	g       *gatherer
+	q       *traceql.Query
+	limit   int
+	pending []candidate // not yet evaluated
+	seen    map[[16]byte]bool
+	out     []Match
+	batch   int
+}
+
+// evaluateNewerThan evaluates pending candidates that start after frontier, most
+// recent first, until the limit is reached.
+func (e *evaluator) evaluateNewerThan(ctx context.Context, frontier int64) error {
+	slices.SortFunc(e.pending, func(a, b candidate) int { return cmp.Compare(b.start, a.start) })
+	ready := 0
+	for ready < len(e.pending) && e.pending[ready].start > frontier {
+		ready++
+	}
+	done := 0
+	for done < ready && len(e.out) < e.limit {
+		n := min(ready-done, max(e.batch, 2*(e.limit-len(e.out))))
+		cands := e.pending[done : done+n]
+		found := make([]*Match, n)
+		err := e.s.readCandidates(ctx, e.g, cands, func(i int, rows []spanrow.Span) {
+			found[i] = e.s.evalCandidate(ctx, e.g, cands[i], rows, e.seen, e.q, e.g.m)
+		})
+		if err != nil {
+			return err
+		}
 		for _, f := range found {
-			if f != nil && len(out) < req.Limit {
-				out = append(out, *f)
+			if f != nil && len(e.out) < e.limit {
+				e.out = append(e.out, *f)
 			}
 		}
-		cands = cands[n:]
-		batch = min(2*batch, 8192)
+		done += n
+		e.batch = min(2*e.batch, 8192)
 	}
-	sort.SliceStable(out, func(i, j int) bool { return out[i].Start > out[j].Start })
-	return out, m, nil
+	e.pending = e.pending[done:]
+	return nil
 }
 
 // readCandidates reads the rows of each candidate and calls fn with its position in
