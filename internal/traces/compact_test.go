@@ -1,0 +1,184 @@
+package traces
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	rtmetrics "runtime/metrics"
+	"sync"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/vispyr/vispyr/internal/pipeline"
+	"github.com/vispyr/vispyr/internal/traces/spanrow"
+)
+
+// Traces whose spans are spread over several blocks (and partly sent twice) come out
+// of a compaction whole and without duplicates, from one block that answers a
+// lookup of every one of them.
+func TestCompactionMergesTracesAcrossBlocks(t *testing.T) {
+	ctx := context.Background()
+	s := openStore(t, t.TempDir(), Config{})
+	defer s.Close()
+	const traces, cuts = 300, 4
+	base := time.Now()
+	want := map[[16]byte]map[pcommon.SpanID]bool{}
+	for cut := range cuts {
+		td := ptrace.NewTraces()
+		for i := range traces {
+			// Trace i has spans in every block when i%4 == 0, otherwise in block
+			// i%cuts only; every trace also repeats span 0 in each of its blocks, as a
+			// retrying client or a WAL replayed after a cut would.
+			if i%4 != 0 && i%cuts != cut {
+				continue
+			}
+			spansOf(td, i, "svc", 0, 1, base)
+			spansOf(td, i, "svc", 1+cut*3, 3, base)
+		}
+		if err := s.ConsumeTraces(ctx, td); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+		collectSpanIDs(td, want)
+	}
+	if n := s.blockCount(); n != cuts {
+		t.Fatalf("%d blocks before compaction, want %d", n, cuts)
+	}
+	s.compact(ctx)
+	s.mu.RLock()
+	blocks := s.blocks[tenantDir(pipeline.DefaultTenant)]
+	s.mu.RUnlock()
+	if len(blocks) != 1 {
+		t.Fatalf("%d blocks after compaction, want 1", len(blocks))
+	}
+	b := blocks[0]
+	total := 0
+	for _, ids := range want {
+		total += len(ids)
+	}
+	if b.Meta.Spans != total || b.Meta.Traces != len(want) || b.Meta.Level != 1 {
+		t.Fatalf("compacted block has %d spans in %d traces at level %d, want %d in %d at level 1",
+			b.Meta.Spans, b.Meta.Traces, b.Meta.Level, total, len(want))
+	}
+	for i := range traces {
+		id := tid(i)
+		rows, err := b.Trace(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := sameSpans(rows, want[id]); err != "" {
+			t.Fatalf("trace %d in the compacted block: %s", i, err)
+		}
+		mustFind(t, s, pipeline.DefaultTenant, i, len(want[id]))
+	}
+	var prev []byte
+	err := b.Scan(ctx, func(spans []spanrow.Span) bool {
+		if prev != nil && string(spans[0].TraceID[:]) <= string(prev) {
+			t.Errorf("trace %x follows %x", spans[0].TraceID, prev)
+		}
+		prev = append(prev[:0], spans[0].TraceID[:]...)
+		return true
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func collectSpanIDs(td ptrace.Traces, into map[[16]byte]map[pcommon.SpanID]bool) {
+	rss := td.ResourceSpans()
+	for i := range rss.Len() {
+		sss := rss.At(i).ScopeSpans()
+		for j := range sss.Len() {
+			spans := sss.At(j).Spans()
+			for k := range spans.Len() {
+				sp := spans.At(k)
+				id := [16]byte(sp.TraceID())
+				if into[id] == nil {
+					into[id] = map[pcommon.SpanID]bool{}
+				}
+				into[id][sp.SpanID()] = true
+			}
+		}
+	}
+}
+
+// sameSpans describes how rows differ from the wanted span set, or returns "".
+func sameSpans(rows []spanrow.Span, want map[pcommon.SpanID]bool) string {
+	if len(rows) != len(want) {
+		return fmt.Sprintf("has %d spans, want %d", len(rows), len(want))
+	}
+	for i := range rows {
+		if !want[pcommon.SpanID(rows[i].SpanID)] {
+			return "holds an unknown span"
+		}
+		if i > 0 && !spanrow.Less(&rows[i-1], &rows[i]) {
+			return "spans are not in block order or repeat"
+		}
+	}
+	return ""
+}
+
+// BenchmarkCompaction merges four blocks of 100k spans (traces split across all of
+// them) and reports the live heap the merge added at its peak: with streaming it is
+// the encoded output, not the 400k spans.
+func BenchmarkCompaction(b *testing.B) {
+	ctx := context.Background()
+	rng := rand.New(rand.NewPCG(5, 6))
+	var peakMB, spansPerSec float64
+	for range b.N {
+		b.StopTimer()
+		s := openStore(b, b.TempDir(), Config{})
+		for range 4 {
+			for range 100 {
+				if err := s.ConsumeTraces(ctx, genBatch(rng, 100, 10, time.Now())); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if err := s.Flush(ctx); err != nil {
+				b.Fatal(err)
+			}
+		}
+		before := liveHeap()
+		stop := make(chan struct{})
+		var peak uint64
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() { // the live heap as of each collection during the merge
+			defer wg.Done()
+			for {
+				peak = max(peak, liveHeap())
+				select {
+				case <-stop:
+					return
+				case <-time.After(time.Millisecond):
+				}
+			}
+		}()
+		b.StartTimer()
+		start := time.Now()
+		s.compact(ctx)
+		elapsed := time.Since(start)
+		b.StopTimer()
+		close(stop)
+		wg.Wait()
+		if n := s.blockCount(); n != 1 {
+			b.Fatalf("%d blocks after compaction", n)
+		}
+		peakMB = max(peakMB, float64(peak-min(peak, before))/1e6)
+		spansPerSec = 400_000 / elapsed.Seconds()
+		s.Close()
+	}
+	b.ReportMetric(peakMB, "peak-live-MB")
+	b.ReportMetric(spansPerSec, "spans/s")
+}
+
+func liveHeap() uint64 {
+	sample := []rtmetrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	rtmetrics.Read(sample)
+	return sample[0].Value.Uint64()
+}
