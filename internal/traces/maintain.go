@@ -116,7 +116,7 @@ func (s *Store) compactGroup(ctx context.Context, g []*block.Reader) error {
 	if err != nil {
 		return err
 	}
-	nb, err := block.OpenMeta(ctx, s.be, meta)
+	nb, err := block.OpenMeta(ctx, s.be, detachMeta(meta))
 	if err != nil {
 		return err
 	}

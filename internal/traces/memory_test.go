@@ -1,6 +1,7 @@
 package traces
 
 import (
+	"context"
 	"math/rand/v2"
 	"runtime"
 	"testing"
@@ -56,5 +57,45 @@ func TestHeadBytesTrackRealHeap(t *testing.T) {
 				t.Errorf("head estimate %d bytes is %.2f× the %d bytes it really holds", est, ratio, real)
 			}
 		})
+	}
+}
+
+// Once a head is written to blocks its memory is returned: a block in the store
+// costs its bloom filter and meta, not its spans or the buffers it was encoded in.
+func TestFlushedBlocksDoNotHoldMemory(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes 200k spans")
+	}
+	ctx := context.Background()
+	s := openStore(t, t.TempDir(), Config{})
+	defer s.Close()
+	rng := rand.New(rand.NewPCG(7, 8))
+	const blocks, batches = 5, 40
+	start := heapInUse()
+	var first, headBytes int64 // after the first block, once encoders and pools exist
+	for i := range blocks {
+		for range batches {
+			if err := s.ConsumeTraces(ctx, genBatch(rng, 100, 10, time.Now())); err != nil {
+				t.Fatal(err)
+			}
+		}
+		headBytes = s.memBytes.Load()
+		if err := s.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			first = heapInUse()
+		}
+	}
+	end := heapInUse()
+	perBlock := (end - first) / (blocks - 1)
+	runtime.KeepAlive(s)
+	t.Logf("each block of %d spans holds %d KB once written; %.1f MB in all, a head was %.1f MB",
+		batches*1000, perBlock>>10, float64(end-start)/1e6, float64(headBytes)/1e6)
+	if end-start > headBytes/2 {
+		t.Errorf("%d blocks written from heads of %d bytes hold %d bytes of heap", blocks, headBytes, end-start)
+	}
+	if perBlock > 256<<10 {
+		t.Errorf("each written block of %d spans holds %d KB of heap", batches*1000, perBlock>>10)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -340,7 +341,9 @@ func (s *Store) flushPending(ctx context.Context) {
 			return
 		}
 		s.mu.Lock()
-		s.flushing = s.flushing[1:]
+		// Delete rather than reslice: s.flushing[1:] of a one-element slice still
+		// points at the written head and would keep all its spans in memory.
+		s.flushing = slices.Delete(s.flushing, 0, 1)
 		s.mu.Unlock()
 		_, bytes := h.size()
 		s.memBytes.Add(-bytes)
@@ -380,7 +383,7 @@ func (s *Store) finishBlock(ctx context.Context, w *block.Writer) (*block.Reader
 	if err != nil {
 		return nil, err
 	}
-	r, err := block.OpenMeta(ctx, s.be, meta)
+	r, err := block.OpenMeta(ctx, s.be, detachMeta(meta))
 	if err != nil {
 		return nil, err
 	}
@@ -389,6 +392,14 @@ func (s *Store) finishBlock(ctx context.Context, w *block.Writer) (*block.Reader
 	sortBlocks(s.blocks[meta.Tenant])
 	s.mu.Unlock()
 	return r, nil
+}
+
+// detachMeta copies a meta returned by (*block.Writer).Finish, which points into the
+// writer: kept by the block's reader for the life of the block, it would keep the
+// writer's encode buffers (several MB per block) alive with it.
+func detachMeta(m *block.Meta) *block.Meta {
+	c := *m
+	return &c
 }
 
 // newBlockID is time-ordered (hex nanoseconds) with a random suffix.
