@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"runtime"
+	"runtime/debug"
 	rtmetrics "runtime/metrics"
 	"sync"
 	"testing"
@@ -136,7 +137,7 @@ func BenchmarkCompaction(b *testing.B) {
 func benchmarkCompaction(b *testing.B, inputs int) {
 	ctx := context.Background()
 	rng := rand.New(rand.NewPCG(5, 6))
-	var peakMB, spansPerSec float64
+	var peakMB float64
 	for range b.N {
 		b.StopTimer()
 		s := openStore(b, b.TempDir(), Config{})
@@ -152,41 +153,82 @@ func benchmarkCompaction(b *testing.B, inputs int) {
 		}
 		runtime.GC()
 		before := liveHeap()
-		stop := make(chan struct{})
-		var peak uint64
-		var wg sync.WaitGroup
-		wg.Add(1)
-		go func() { // the live heap as of each collection during the merge
-			defer wg.Done()
-			for {
-				peak = max(peak, liveHeap())
-				select {
-				case <-stop:
-					return
-				case <-time.After(time.Millisecond):
-				}
-			}
-		}()
+		stop := watchLiveHeap()
 		b.StartTimer()
-		start := time.Now()
 		s.compact(ctx)
-		elapsed := time.Since(start)
 		b.StopTimer()
-		close(stop)
-		wg.Wait()
+		peak := stop()
 		if n := s.blockCount(); n != 1 {
 			b.Fatalf("%d blocks after compaction", n)
 		}
 		peakMB = max(peakMB, float64(peak-min(peak, before))/1e6)
-		spansPerSec = float64(inputs*100_000) / elapsed.Seconds()
 		s.Close()
 	}
 	b.ReportMetric(peakMB, "peak-live-MB")
-	b.ReportMetric(spansPerSec, "spans/s")
+}
+
+// watchLiveHeap samples the live heap until stop, which returns the highest value
+// seen. The GC runs after every 5% of growth meanwhile, so that the live heap (known
+// only as of each collection) is sampled often.
+func watchLiveHeap() (stop func() uint64) {
+	gcPercent := debug.SetGCPercent(5)
+	done := make(chan struct{})
+	var peak uint64
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			peak = max(peak, liveHeap())
+			select {
+			case <-done:
+				return
+			case <-time.After(time.Millisecond):
+			}
+		}
+	}()
+	return func() uint64 {
+		close(done)
+		wg.Wait()
+		debug.SetGCPercent(gcPercent)
+		return peak
+	}
 }
 
 func liveHeap() uint64 {
 	sample := []rtmetrics.Sample{{Name: "/gc/heap/live:bytes"}}
 	rtmetrics.Read(sample)
 	return sample[0].Value.Uint64()
+}
+
+// BenchmarkHeadCut writes a head of 500k spans to a block and reports the live heap
+// the write added on top of the head at its peak: the head is written one trace at
+// a time, so this is the encoded block, not a sorted copy of the spans.
+func BenchmarkHeadCut(b *testing.B) {
+	ctx := context.Background()
+	rng := rand.New(rand.NewPCG(9, 10))
+	var peakMB, headMB float64
+	for range b.N {
+		b.StopTimer()
+		s := openStore(b, b.TempDir(), Config{MaxBlockSpans: 1_000_000, MaxHeadBytes: 1 << 30})
+		for range 500 {
+			if err := s.ConsumeTraces(ctx, genBatch(rng, 100, 10, time.Now())); err != nil {
+				b.Fatal(err)
+			}
+		}
+		runtime.GC()
+		before := liveHeap()
+		headMB = float64(s.memBytes.Load()) / 1e6
+		stop := watchLiveHeap()
+		b.StartTimer()
+		if err := s.Flush(ctx); err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		peak := stop()
+		peakMB = max(peakMB, float64(peak-min(peak, before))/1e6)
+		s.Close()
+	}
+	b.ReportMetric(headMB, "head-MB")
+	b.ReportMetric(peakMB, "peak-added-live-MB")
 }
