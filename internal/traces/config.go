@@ -43,6 +43,10 @@ type Config struct {
 	// MaxAttributeBytes truncates longer string attribute values, as Tempo's
 	// max_attribute_bytes does.
 	MaxAttributeBytes int `yaml:"max_attribute_bytes"`
+	// IndexCacheBytes bounds the memory that blocks' trace indexes and tag postings
+	// take once read (about 45 bytes per trace); the least recently used are read
+	// again when needed.
+	IndexCacheBytes int64 `yaml:"index_cache_bytes"`
 	// Storage is where blocks live.
 	Storage backend.Config `yaml:"storage"`
 }
@@ -82,6 +86,9 @@ func (c *Config) Defaults() {
 	if c.MaxAttributeBytes == 0 {
 		c.MaxAttributeBytes = 2048
 	}
+	if c.IndexCacheBytes == 0 {
+		c.IndexCacheBytes = 128 << 20
+	}
 	c.Storage.Defaults()
 }
 
@@ -104,6 +111,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("wal_segment_size: %d is below 1MiB", c.WALSegmentSize)
 	case c.MaxSpansPerTrace < 1:
 		return errors.New("max_spans_per_trace: must be positive")
+	case c.IndexCacheBytes < 1<<20:
+		return fmt.Errorf("index_cache_bytes: %d is below 1MiB", c.IndexCacheBytes)
 	case c.MaxAttributeBytes < 64:
 		return fmt.Errorf("max_attribute_bytes: %d is below 64", c.MaxAttributeBytes)
 	}

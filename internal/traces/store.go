@@ -42,6 +42,8 @@ type Store struct {
 	flushing []*head                    // cut, being written to blocks; still queried
 	blocks   map[string][]*block.Reader // by tenant dir name
 
+	indexes *block.IndexCache // bounds the blocks' indexes and postings held in memory
+
 	flushMu sync.Mutex // one flusher at a time (Run, or Flush from tests/shutdown)
 	maintMu sync.Mutex // one compaction or retention pass at a time
 
@@ -79,7 +81,7 @@ func Open(cfg Config, dataDir string, logger *slog.Logger, reg prometheus.Regist
 		return nil, fmt.Errorf("open block storage: %w", err)
 	}
 	s := &Store{cfg: cfg, logger: logger, be: be, head: newHead(), blocks: map[string][]*block.Reader{},
-		cutNow: make(chan struct{}, 1)}
+		indexes: block.NewIndexCache(cfg.IndexCacheBytes), cutNow: make(chan struct{}, 1)}
 	s.initMetrics(reg)
 	if err := s.loadBlocks(ctx); err != nil {
 		return nil, err
@@ -162,7 +164,7 @@ func (s *Store) loadBlocks(ctx context.Context) error {
 			}
 			continue
 		}
-		r, err := block.Open(ctx, s.be, parts[0], parts[1])
+		r, err := block.Open(ctx, s.be, s.indexes, parts[0], parts[1])
 		if err != nil {
 			return fmt.Errorf("open block %s: %w", dir, err)
 		}
@@ -383,7 +385,7 @@ func (s *Store) finishBlock(ctx context.Context, w *block.Writer) (*block.Reader
 	if err != nil {
 		return nil, err
 	}
-	r, err := block.OpenMeta(ctx, s.be, detachMeta(meta))
+	r, err := block.OpenMeta(ctx, s.be, s.indexes, detachMeta(meta))
 	if err != nil {
 		return nil, err
 	}

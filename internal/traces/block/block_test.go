@@ -61,7 +61,7 @@ func TestWriteThenFindEveryTrace(t *testing.T) {
 		meta.Summary.ResourceTags["host.name"] == nil {
 		t.Fatalf("summary %+v", meta.Summary)
 	}
-	r, err := Open(ctx, be, "t", "b1")
+	r, err := Open(ctx, be, nil, "t", "b1")
 	if err != nil {
 		t.Fatal(err)
 	}

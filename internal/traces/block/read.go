@@ -1,11 +1,13 @@
 package block
 
 import (
+	"container/list"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 
 	"github.com/bits-and-blooms/bloom/v3"
 	"github.com/parquet-go/parquet-go"
@@ -14,8 +16,9 @@ import (
 	"github.com/vispyr/vispyr/internal/traces/spanrow"
 )
 
-// Reader reads one block. The bloom filter is loaded on open; the index and the Parquet
-// footer on first use, then kept, so repeated trace lookups cost one ranged read.
+// Reader reads one block. The bloom filter is loaded on open; the Parquet footer on
+// first use, then kept; the trace index and tag postings on first use, then kept
+// while the IndexCache has room. A failed read is retried by the next use.
 type Reader struct {
 	be   backend.Raw
 	Meta *Meta
@@ -23,25 +26,45 @@ type Reader struct {
 
 	bloom *bloom.BloomFilter
 
-	once  sync.Once
-	err   error
-	index Index
-	tags  *TagIndex
-	file  *parquet.File
-	close func() error
+	fileMu sync.Mutex
+	file   *parquet.File
+	close  func() error
+
+	cache *IndexCache
+	elem  *list.Element // the cache's entry; guarded by cache.mu
+	idxMu sync.Mutex    // serialises loading
+	idx   atomic.Pointer[indexes]
 }
 
-// Close releases the open data file, if any. Call it after the block is deleted or
-// no longer used; on Linux the disk space of a deleted file is freed only then.
+// indexes are the parts of a block search and lookups need before any span.
+type indexes struct {
+	index Index
+	tags  *TagIndex
+}
+
+func (x *indexes) size() int64 { return int64(len(x.index)) + x.tags.size }
+
+// Close releases the open data file, if any, and the cached indexes. Call it after
+// the block is deleted or no longer used; on Linux the disk space of a deleted file
+// is freed only then.
 func (r *Reader) Close() error {
+	if r.cache != nil {
+		r.cache.forget(r)
+	}
+	r.idx.Store(nil)
+	r.fileMu.Lock()
+	defer r.fileMu.Unlock()
 	if r.close != nil {
-		return r.close()
+		err := r.close()
+		r.close, r.file = nil, nil
+		return err
 	}
 	return nil
 }
 
-// Open reads a block's meta and bloom filter.
-func Open(ctx context.Context, be backend.Raw, tenant, id string) (*Reader, error) {
+// Open reads a block's meta and bloom filter. cache (may be nil: no bound) holds its
+// indexes once read.
+func Open(ctx context.Context, be backend.Raw, cache *IndexCache, tenant, id string) (*Reader, error) {
 	dir := Dir(tenant, id)
 	mb, err := be.Read(ctx, dir+MetaName)
 	if err != nil {
@@ -51,11 +74,11 @@ func Open(ctx context.Context, be backend.Raw, tenant, id string) (*Reader, erro
 	if err != nil {
 		return nil, err
 	}
-	return OpenMeta(ctx, be, meta)
+	return OpenMeta(ctx, be, cache, meta)
 }
 
 // OpenMeta is Open for a block whose meta is already known (just written).
-func OpenMeta(ctx context.Context, be backend.Raw, meta *Meta) (*Reader, error) {
+func OpenMeta(ctx context.Context, be backend.Raw, cache *IndexCache, meta *Meta) (*Reader, error) {
 	dir := Dir(meta.Tenant, meta.ID)
 	bb, err := be.Read(ctx, dir+BloomName)
 	if err != nil {
@@ -65,62 +88,88 @@ func OpenMeta(ctx context.Context, be backend.Raw, meta *Meta) (*Reader, error) 
 	if err := f.UnmarshalBinary(bb); err != nil {
 		return nil, fmt.Errorf("decode block bloom: %w", err)
 	}
-	return &Reader{be: be, Meta: meta, dir: dir, bloom: &f}, nil
+	return &Reader{be: be, Meta: meta, dir: dir, bloom: &f, cache: cache}, nil
 }
 
 // MayContain consults the bloom filter.
 func (r *Reader) MayContain(id [16]byte) bool { return r.bloom.Test(id[:]) }
 
-// load reads the index, the tags and the Parquet footer once. A version 1 block
-// has neither index nor tags in this form: only its rows can be read (to upgrade it).
-func (r *Reader) load(ctx context.Context) error {
-	r.once.Do(func() {
-		if r.Meta.Format == FormatVersion {
-			if r.err = r.loadIndexes(ctx); r.err != nil {
-				return
-			}
-		}
-		var ra io.ReaderAt = &objectReaderAt{be: r.be, name: r.dir + DataName, size: r.Meta.DataBytes}
-		if o, ok := r.be.(backend.ReaderAtOpener); ok {
-			f, err := o.OpenReaderAt(r.dir + DataName)
-			if err != nil {
-				r.err = fmt.Errorf("open block data: %w", err)
-				return
-			}
-			ra, r.close = f, f.Close
-		}
-		f, err := parquet.OpenFile(ra, r.Meta.DataBytes, parquet.SkipBloomFilters(true), parquet.ReadBufferSize(8<<10))
+// load opens the Parquet file and reads its footer, once.
+func (r *Reader) load(ctx context.Context) (*parquet.File, error) {
+	r.fileMu.Lock()
+	defer r.fileMu.Unlock()
+	if r.file != nil {
+		return r.file, nil
+	}
+	var ra io.ReaderAt = &objectReaderAt{be: r.be, name: r.dir + DataName, size: r.Meta.DataBytes}
+	var closeFn func() error
+	if o, ok := r.be.(backend.ReaderAtOpener); ok {
+		f, err := o.OpenReaderAt(r.dir + DataName)
 		if err != nil {
-			r.err = fmt.Errorf("open block data: %w", err)
-			return
+			return nil, fmt.Errorf("open block data: %w", err)
 		}
-		r.file = f
-	})
-	return r.err
+		ra, closeFn = f, f.Close
+	}
+	f, err := parquet.OpenFile(ra, r.Meta.DataBytes, parquet.SkipBloomFilters(true), parquet.ReadBufferSize(8<<10))
+	if err != nil {
+		if closeFn != nil {
+			closeFn()
+		}
+		return nil, fmt.Errorf("open block data: %w", err)
+	}
+	r.file, r.close = f, closeFn
+	return f, nil
 }
 
-func (r *Reader) loadIndexes(ctx context.Context) error {
+// indexes returns the block's index and tags, reading them if not cached. A version
+// 1 block has neither in this form: only its rows can be read (to upgrade it).
+func (r *Reader) indexes(ctx context.Context) (*indexes, error) {
+	if r.Meta.Format != FormatVersion {
+		return nil, errOldFormat
+	}
+	x := r.idx.Load()
+	if x == nil {
+		r.idxMu.Lock()
+		if x = r.idx.Load(); x == nil {
+			var err error
+			if x, err = r.loadIndexes(ctx); err != nil {
+				r.idxMu.Unlock()
+				return nil, err
+			}
+			r.idx.Store(x)
+		}
+		r.idxMu.Unlock()
+	}
+	if r.cache != nil {
+		r.cache.touch(r, x.size())
+	}
+	return x, nil
+}
+
+// dropIndexes forgets the cached indexes; users holding them keep them until done.
+func (r *Reader) dropIndexes() { r.idx.Store(nil) }
+
+func (r *Reader) loadIndexes(ctx context.Context) (*indexes, error) {
 	raw, err := r.be.Read(ctx, r.dir+IndexName)
 	if err != nil {
-		return fmt.Errorf("read block index: %w", err)
+		return nil, fmt.Errorf("read block index: %w", err)
 	}
 	idx, err := checkIndex(raw)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if idx.Len() != r.Meta.Traces {
-		return fmt.Errorf("decode block index: %d traces, meta says %d", idx.Len(), r.Meta.Traces)
+		return nil, fmt.Errorf("decode block index: %d traces, meta says %d", idx.Len(), r.Meta.Traces)
 	}
 	raw, err = r.be.Read(ctx, r.dir+TagsName)
 	if err != nil {
-		return fmt.Errorf("read block tags: %w", err)
+		return nil, fmt.Errorf("read block tags: %w", err)
 	}
 	tags, err := decodeTags(raw, idx.Len())
 	if err != nil {
-		return err
+		return nil, err
 	}
-	r.index, r.tags = idx, tags
-	return nil
+	return &indexes{index: idx, tags: tags}, nil
 }
 
 // errOldFormat is returned for lookups in a version 1 block awaiting its upgrade.
@@ -128,21 +177,20 @@ var errOldFormat = errors.New("block has the old format 1; it is rewritten on st
 
 // Index returns the block's trace index.
 func (r *Reader) Index(ctx context.Context) (Index, error) {
-	if err := r.load(ctx); err != nil {
+	x, err := r.indexes(ctx)
+	if err != nil {
 		return nil, err
 	}
-	if r.index == nil {
-		return nil, errOldFormat
-	}
-	return r.index, nil
+	return x.index, nil
 }
 
 // Tags returns the block's tag postings.
 func (r *Reader) Tags(ctx context.Context) (*TagIndex, error) {
-	if _, err := r.Index(ctx); err != nil {
+	x, err := r.indexes(ctx)
+	if err != nil {
 		return nil, err
 	}
-	return r.tags, nil
+	return x.tags, nil
 }
 
 // Trace returns the spans of a trace, or nil when the block does not hold it.
@@ -158,8 +206,12 @@ func (r *Reader) Trace(ctx context.Context, id [16]byte) ([]spanrow.Span, error)
 	if !ok {
 		return nil, nil
 	}
+	file, err := r.load(ctx)
+	if err != nil {
+		return nil, err
+	}
 	first, count := e.First, e.Count
-	rd := parquet.NewGenericReader[spanrow.Span](r.file)
+	rd := parquet.NewGenericReader[spanrow.Span](file)
 	defer rd.Close()
 	if err := rd.SeekToRow(int64(first)); err != nil {
 		return nil, fmt.Errorf("seek block rows: %w", err)
@@ -188,10 +240,11 @@ func readFull(rd *parquet.GenericReader[spanrow.Span], rows []spanrow.Span) erro
 // Scan calls fn with the spans of each trace in the block, in trace ID order, until fn
 // returns false. The slice is reused between calls.
 func (r *Reader) Scan(ctx context.Context, fn func(spans []spanrow.Span) bool) error {
-	if err := r.load(ctx); err != nil {
+	file, err := r.load(ctx)
+	if err != nil {
 		return err
 	}
-	rd := parquet.NewGenericReader[spanrow.Span](r.file)
+	rd := parquet.NewGenericReader[spanrow.Span](file)
 	defer rd.Close()
 	buf := make([]spanrow.Span, 1024)
 	var cur []spanrow.Span
@@ -224,11 +277,12 @@ func (r *Reader) Scan(ctx context.Context, fn func(spans []spanrow.Span) bool) e
 
 // ReadAll returns every span of the block, for compaction.
 func (r *Reader) ReadAll(ctx context.Context) ([]spanrow.Span, error) {
-	if err := r.load(ctx); err != nil {
+	file, err := r.load(ctx)
+	if err != nil {
 		return nil, err
 	}
 	rows := make([]spanrow.Span, r.Meta.Spans)
-	rd := parquet.NewGenericReader[spanrow.Span](r.file)
+	rd := parquet.NewGenericReader[spanrow.Span](file)
 	defer rd.Close()
 	if err := readFull(rd, rows); err != nil {
 		return nil, err
@@ -261,10 +315,11 @@ func (o *objectReaderAt) ReadAt(p []byte, off int64) (int, error) {
 // order, until fn returns false; one reader serves all of them, so neighbouring
 // traces share decoded pages. The slice is reused between calls.
 func (r *Reader) ReadTraces(ctx context.Context, traces []TraceEntry, fn func(TraceEntry, []spanrow.Span) bool) error {
-	if err := r.load(ctx); err != nil {
+	file, err := r.load(ctx)
+	if err != nil {
 		return err
 	}
-	rd := parquet.NewGenericReader[spanrow.Span](r.file)
+	rd := parquet.NewGenericReader[spanrow.Span](file)
 	defer rd.Close()
 	var rows []spanrow.Span
 	for _, t := range traces {

@@ -235,6 +235,7 @@ type TagIndex struct {
 	keys         map[tagKey]*keyPostings
 	keysComplete bool
 	traces       int
+	size         int64 // bytes held, roughly
 }
 
 type keyPostings struct {
@@ -261,7 +262,10 @@ func decodeTags(z []byte, traces int) (*TagIndex, error) {
 	}
 	d := tagDecoder{b: b[len(tagsMagic):]}
 	nkeys := d.count()
-	ti := &TagIndex{keys: make(map[tagKey]*keyPostings, nkeys), keysComplete: d.byte1() == 1, traces: traces}
+	// The postings alias b; strings are copies. Each value and key costs about
+	// 80 bytes of headers on top.
+	ti := &TagIndex{keys: make(map[tagKey]*keyPostings, nkeys), keysComplete: d.byte1() == 1, traces: traces,
+		size: int64(len(b)) + int64(nkeys)*80}
 	for range nkeys {
 		k := tagKey{scope: d.byte1(), key: d.string()}
 		kp := &keyPostings{complete: d.byte1() == 1}
@@ -273,6 +277,7 @@ func decodeTags(z []byte, traces int) (*TagIndex, error) {
 				d.err = errTags
 			}
 			kp.values = append(kp.values, v)
+			ti.size += int64(len(v.typ)+len(v.text)) + 80
 		}
 		if d.err != nil {
 			return nil, fmt.Errorf("decode block tags: %w", d.err)

@@ -81,7 +81,7 @@ func TestTagPostingsMatchTheSpans(t *testing.T) {
 	if _, err := Write(ctx, be, "t", "b1", 0, rows); err != nil {
 		t.Fatal(err)
 	}
-	r, err := Open(ctx, be, "t", "b1")
+	r, err := Open(ctx, be, nil, "t", "b1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,7 +165,7 @@ func TestIndexRecordsTraceTimes(t *testing.T) {
 	if _, err := Write(ctx, be, "t", "b1", 0, rows); err != nil {
 		t.Fatal(err)
 	}
-	r, _ := Open(ctx, be, "t", "b1")
+	r, _ := Open(ctx, be, nil, "t", "b1")
 	defer r.Close()
 	idx, err := r.Index(ctx)
 	if err != nil {
