@@ -134,34 +134,29 @@ func (h *head) age() time.Duration {
 	return time.Since(time.Unix(0, c))
 }
 
-// traceIDs returns the IDs of a tenant's traces in ascending order, so that a cut
-// head can be written one trace at a time (see eachSorted) instead of as one sorted
-// copy of all its spans.
-func (h *head) traceIDs(tenant string) [][16]byte {
-	var ids [][16]byte
+// eachSorted calls fn with every trace of the tenant in ascending trace ID order,
+// its spans in block order (spanrow.Sort) and deduplicated, until fn returns an
+// error. Traces are copied one at a time into a reused slice, so a cut head is
+// written without a second copy of all its spans. Only called on a head that no
+// longer receives writes.
+func (h *head) eachSorted(tenant string, fn func(spans []spanrow.Span) error) error {
+	type trace struct {
+		id    [16]byte
+		spans []*spanrow.Span
+	}
+	var traces []trace
 	for i := range h.shards {
 		sh := &h.shards[i]
 		sh.mu.RLock()
-		for id := range sh.tenants[tenant] {
-			ids = append(ids, id)
+		for id, spans := range sh.tenants[tenant] {
+			traces = append(traces, trace{id, spans})
 		}
 		sh.mu.RUnlock()
 	}
-	slices.SortFunc(ids, func(a, b [16]byte) int { return bytes.Compare(a[:], b[:]) })
-	return ids
-}
-
-// eachSorted calls fn with every trace of the tenant in ascending trace ID order,
-// its spans in block order (spanrow.Sort) and deduplicated, until fn returns an
-// error. The slice is reused between calls, so memory stays at one trace. Only
-// called on a head that no longer receives writes.
-func (h *head) eachSorted(tenant string, fn func(spans []spanrow.Span) error) error {
+	slices.SortFunc(traces, func(a, b trace) int { return bytes.Compare(a.id[:], b.id[:]) })
 	var buf []spanrow.Span
-	for _, id := range h.traceIDs(tenant) {
-		sh := &h.shards[shardOf(id)]
-		sh.mu.RLock()
-		buf = copyRows(buf[:0], sh.tenants[tenant][id])
-		sh.mu.RUnlock()
+	for i := range traces {
+		buf = copyRows(buf[:0], traces[i].spans)
 		if len(buf) == 0 {
 			continue
 		}
