@@ -385,7 +385,7 @@ func (s *Store) finishBlock(ctx context.Context, w *block.Writer) (*block.Reader
 	if err != nil {
 		return nil, err
 	}
-	r, err := block.OpenMeta(ctx, s.be, s.indexes, detachMeta(meta))
+	r, err := block.OpenMeta(ctx, s.be, s.indexes, meta)
 	if err != nil {
 		return nil, err
 	}
@@ -394,14 +394,6 @@ func (s *Store) finishBlock(ctx context.Context, w *block.Writer) (*block.Reader
 	sortBlocks(s.blocks[meta.Tenant])
 	s.mu.Unlock()
 	return r, nil
-}
-
-// detachMeta copies a meta returned by (*block.Writer).Finish, which points into the
-// writer: kept by the block's reader for the life of the block, it would keep the
-// writer's encode buffers (several MB per block) alive with it.
-func detachMeta(m *block.Meta) *block.Meta {
-	c := *m
-	return &c
 }
 
 // newBlockID is time-ordered (hex nanoseconds) with a random suffix.
