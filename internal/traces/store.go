@@ -245,7 +245,9 @@ func (s *Store) append(ctx context.Context, tenant string, td ptrace.Traces) err
 	rec := encodeWALRecord(tenant, rows)
 	s.appendMu.RLock()
 	defer s.appendMu.RUnlock()
-	if err := s.wal.Append(ctx, rec); err != nil {
+	err = s.wal.Append(ctx, rec) // copies rec
+	putBuf(rec)
+	if err != nil {
 		return fmt.Errorf("append trace wal: %w", err)
 	}
 	s.mu.RLock()

@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
+	"sync"
 
 	"github.com/klauspost/compress/s2"
 
@@ -17,13 +19,34 @@ import (
 // and cuts the bytes each fsync must push several-fold.
 const walRecordV1 = 1
 
+// recordBufs recycles the encode buffers of WAL records (a few hundred KB per
+// request): allocating them fresh made the runtime zero them on every request.
+var recordBufs sync.Pool
+
+func getBuf() []byte {
+	if b, ok := recordBufs.Get().(*[]byte); ok {
+		return (*b)[:0]
+	}
+	return nil
+}
+
+func putBuf(b []byte) {
+	if cap(b) <= 4<<20 { // an outsized request's buffer is left to the GC
+		recordBufs.Put(&b)
+	}
+}
+
+// encodeWALRecord encodes a record into a pooled buffer; release it with putBuf once
+// the WAL has taken the record.
 func encodeWALRecord(tenant string, rows []spanrow.Span) []byte {
-	raw := spanrow.AppendRows(nil, rows)
-	b := make([]byte, 0, 1+binary.MaxVarintLen64+len(tenant)+s2.MaxEncodedLen(len(raw)))
+	raw := spanrow.AppendRows(getBuf(), rows)
+	b := slices.Grow(getBuf(), 1+binary.MaxVarintLen64+len(tenant)+s2.MaxEncodedLen(len(raw)))
 	b = append(b, walRecordV1)
 	b = binary.AppendUvarint(b, uint64(len(tenant)))
 	b = append(b, tenant...)
-	return append(b, s2.Encode(b[len(b):cap(b)], raw)...)
+	b = append(b, s2.Encode(b[len(b):cap(b)], raw)...)
+	putBuf(raw)
+	return b
 }
 
 func decodeWALRecord(b []byte) (string, []spanrow.Span, error) {
