@@ -3,7 +3,9 @@ package traces
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -239,18 +241,23 @@ func BenchmarkSearch(b *testing.B) {
 			}
 		}
 	}
-	for _, c := range []struct{ name, q string }{
-		{"selective", `{resource.service.name="svc-3" && span.http.route="/api/cart" && duration > 199ms}`},
-		{"broad", `{span.http.status_code = 500}`},
-		{"structural", `{kind=server} >> {status=error}`},
-	} {
-		q, err := traceql.Parse(c.q)
+	benchQueries(b, s, map[string]string{
+		"selective":  `{resource.service.name="svc-3" && span.http.route="/api/cart" && duration > 199ms}`,
+		"broad":      `{span.http.status_code = 500}`,
+		"structural": `{kind=server} >> {status=error}`,
+	})
+}
+
+// benchQueries runs each named TraceQL search (limit 20) as a sub-benchmark.
+func benchQueries(b *testing.B, s *Store, queries map[string]string) {
+	for _, name := range slices.Sorted(maps.Keys(queries)) {
+		q, err := traceql.Parse(queries[name])
 		if err != nil {
 			b.Fatal(err)
 		}
-		b.Run(c.name, func(b *testing.B) {
+		b.Run(name, func(b *testing.B) {
 			var found int
-			for i := 0; i < b.N; i++ {
+			for b.Loop() {
 				res, _, err := s.Search(context.Background(), SearchRequest{Tenant: pipeline.DefaultTenant, Query: q, Limit: 20})
 				if err != nil {
 					b.Fatal(err)
@@ -277,27 +284,11 @@ func BenchmarkSearchHead(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	for _, c := range []struct{ name, q string }{
-		{"no-match", `{span.bench.probe = "nope"}`},
-		{"selective", `{span.http.status_code = 500 && resource.service.name = "svc-3"}`},
-		{"broad", `{}`},
-	} {
-		q, err := traceql.Parse(c.q)
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Run(c.name, func(b *testing.B) {
-			var found int
-			for i := 0; i < b.N; i++ {
-				res, _, err := s.Search(context.Background(), SearchRequest{Tenant: pipeline.DefaultTenant, Query: q, Limit: 20})
-				if err != nil {
-					b.Fatal(err)
-				}
-				found = len(res)
-			}
-			b.ReportMetric(float64(found), "traces")
-		})
-	}
+	benchQueries(b, s, map[string]string{
+		"no-match":  `{span.bench.probe = "nope"}`,
+		"selective": `{span.http.status_code = 500 && resource.service.name = "svc-3"}`,
+		"broad":     `{}`,
+	})
 }
 
 // BenchmarkHeadSummary is tag autocomplete's cost over a 300k-span head.
