@@ -116,7 +116,7 @@ func (s *Store) compactGroup(ctx context.Context, g []*block.Reader) error {
 	if err != nil {
 		return err
 	}
-	nb, err := block.OpenMeta(ctx, s.be, s.indexes, meta)
+	nb, err := s.openWritten(ctx, meta)
 	if err != nil {
 		return err
 	}

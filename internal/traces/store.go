@@ -387,7 +387,7 @@ func (s *Store) finishBlock(ctx context.Context, w *block.Writer) (*block.Reader
 	if err != nil {
 		return nil, err
 	}
-	r, err := block.OpenMeta(ctx, s.be, s.indexes, meta)
+	r, err := s.openWritten(ctx, meta)
 	if err != nil {
 		return nil, err
 	}
@@ -395,6 +395,19 @@ func (s *Store) finishBlock(ctx context.Context, w *block.Writer) (*block.Reader
 	s.blocks[meta.Tenant] = append(s.blocks[meta.Tenant], r)
 	sortBlocks(s.blocks[meta.Tenant])
 	s.mu.Unlock()
+	return r, nil
+}
+
+// openWritten opens a block just written and reads its indexes and footer at once:
+// the first lookup after a cut or compaction should not pay for them.
+func (s *Store) openWritten(ctx context.Context, meta *block.Meta) (*block.Reader, error) {
+	r, err := block.OpenMeta(ctx, s.be, s.indexes, meta)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.Warm(ctx); err != nil {
+		s.logger.Warn("read new trace block's indexes; will retry on use", "block", meta.ID, "err", err)
+	}
 	return r, nil
 }
 

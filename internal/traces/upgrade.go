@@ -34,7 +34,7 @@ func (s *Store) upgradeBlock(ctx context.Context, old *block.Reader) (*block.Rea
 	if err != nil {
 		return nil, fmt.Errorf("upgrade block %s: %w", old.Meta.ID, err)
 	}
-	nb, err := block.OpenMeta(ctx, s.be, s.indexes, meta)
+	nb, err := s.openWritten(ctx, meta)
 	if err != nil {
 		return nil, err
 	}

@@ -146,6 +146,16 @@ func (r *Reader) indexes(ctx context.Context) (*indexes, error) {
 	return x, nil
 }
 
+// Warm reads what lookups and searches need (index, tags, Parquet footer) now, so
+// that the first query after a block is written does not pay for it.
+func (r *Reader) Warm(ctx context.Context) error {
+	if _, err := r.indexes(ctx); err != nil {
+		return err
+	}
+	_, err := r.load(ctx)
+	return err
+}
+
 // dropIndexes forgets the cached indexes; users holding them keep them until done.
 func (r *Reader) dropIndexes() { r.idx.Store(nil) }
 
