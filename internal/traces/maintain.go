@@ -116,7 +116,7 @@ func (s *Store) compactGroup(ctx context.Context, g []*block.Reader) error {
 	if err != nil {
 		return err
 	}
-	nb, err := s.openWritten(ctx, meta)
+	nb, err := s.openWritten(ctx, w, meta)
 	if err != nil {
 		return err
 	}

@@ -387,7 +387,7 @@ func (s *Store) finishBlock(ctx context.Context, w *block.Writer) (*block.Reader
 	if err != nil {
 		return nil, err
 	}
-	r, err := s.openWritten(ctx, meta)
+	r, err := s.openWritten(ctx, w, meta)
 	if err != nil {
 		return nil, err
 	}
@@ -398,13 +398,15 @@ func (s *Store) finishBlock(ctx context.Context, w *block.Writer) (*block.Reader
 	return r, nil
 }
 
-// openWritten opens a block just written and reads its indexes and footer at once:
-// the first lookup after a cut or compaction should not pay for them.
-func (s *Store) openWritten(ctx context.Context, meta *block.Meta) (*block.Reader, error) {
+// openWritten opens a block just written by w, with the index w built and its
+// Parquet footer read: the first lookup after a cut or compaction should not pay for
+// them. (Its tags are read by the first search that needs them.)
+func (s *Store) openWritten(ctx context.Context, w *block.Writer, meta *block.Meta) (*block.Reader, error) {
 	r, err := block.OpenMeta(ctx, s.be, s.indexes, meta)
 	if err != nil {
 		return nil, err
 	}
+	r.SeedIndex(w.Index())
 	if err := r.Warm(ctx); err != nil {
 		s.logger.Warn("read new trace block's indexes; will retry on use", "block", meta.ID, "err", err)
 	}

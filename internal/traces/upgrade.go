@@ -34,7 +34,7 @@ func (s *Store) upgradeBlock(ctx context.Context, old *block.Reader) (*block.Rea
 	if err != nil {
 		return nil, fmt.Errorf("upgrade block %s: %w", old.Meta.ID, err)
 	}
-	nb, err := s.openWritten(ctx, meta)
+	nb, err := s.openWritten(ctx, w, meta)
 	if err != nil {
 		return nil, err
 	}

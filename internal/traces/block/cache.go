@@ -41,6 +41,9 @@ func (c *IndexCache) touch(r *Reader, size int64) {
 	defer c.mu.Unlock()
 	if r.elem != nil {
 		c.lru.MoveToFront(r.elem)
+		e := r.elem.Value.(*cacheEntry)
+		c.used += size - e.size // the tags may have been added
+		e.size = size
 	} else {
 		r.elem = c.lru.PushFront(&cacheEntry{r: r, size: size})
 		c.used += size

@@ -38,7 +38,7 @@ func TestIndexCacheKeepsMemoryBoundedAndLookupsRight(t *testing.T) {
 	}
 	// Room for about two blocks' indexes.
 	probe, _ := Open(ctx, be, nil, "t", "b0")
-	x, err := probe.indexes(ctx)
+	x, err := probe.indexes(ctx, false)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -36,13 +36,20 @@ type Reader struct {
 	idx   atomic.Pointer[indexes]
 }
 
-// indexes are the parts of a block search and lookups need before any span.
+// indexes are the parts of a block lookups and searches need before any span. The
+// tags are read only once a search needs them: a lookup by ID needs only the index.
 type indexes struct {
 	index Index
 	tags  *TagIndex
 }
 
-func (x *indexes) size() int64 { return int64(len(x.index)) + x.tags.size }
+func (x *indexes) size() int64 {
+	n := int64(len(x.index))
+	if x.tags != nil {
+		n += x.tags.size
+	}
+	return n
+}
 
 // Close releases the open data file, if any, and the cached indexes. Call it after
 // the block is deleted or no longer used; on Linux the disk space of a deleted file
@@ -121,22 +128,25 @@ func (r *Reader) load(ctx context.Context) (*parquet.File, error) {
 	return f, nil
 }
 
-// indexes returns the block's index and tags, reading them if not cached. A version
-// 1 block has neither in this form: only its rows can be read (to upgrade it).
-func (r *Reader) indexes(ctx context.Context) (*indexes, error) {
+// indexes returns the block's index, and its tags if withTags, reading what is not
+// cached. A version 1 block has neither in this form: only its rows can be read (to
+// upgrade it).
+func (r *Reader) indexes(ctx context.Context, withTags bool) (*indexes, error) {
 	if r.Meta.Format != FormatVersion {
 		return nil, errOldFormat
 	}
+	missing := func(x *indexes) bool { return x == nil || (withTags && x.tags == nil) }
 	x := r.idx.Load()
-	if x == nil {
+	if missing(x) {
 		r.idxMu.Lock()
-		if x = r.idx.Load(); x == nil {
-			var err error
-			if x, err = r.loadIndexes(ctx); err != nil {
+		if x = r.idx.Load(); missing(x) {
+			nx, err := r.loadIndexes(ctx, x, withTags)
+			if err != nil {
 				r.idxMu.Unlock()
 				return nil, err
 			}
-			r.idx.Store(x)
+			r.idx.Store(nx)
+			x = nx
 		}
 		r.idxMu.Unlock()
 	}
@@ -146,12 +156,23 @@ func (r *Reader) indexes(ctx context.Context) (*indexes, error) {
 	return x, nil
 }
 
-// Warm reads what lookups and searches need (index, tags, Parquet footer) now, so
-// that the first query after a block is written does not pay for it.
-func (r *Reader) Warm(ctx context.Context) error {
-	if _, err := r.indexes(ctx); err != nil {
-		return err
+// SeedIndex gives a just-written block the index its writer built (Writer.Index),
+// so that lookups need not read it back.
+func (r *Reader) SeedIndex(idx Index) {
+	r.idxMu.Lock()
+	defer r.idxMu.Unlock()
+	if r.idx.Load() == nil {
+		x := &indexes{index: idx}
+		r.idx.Store(x)
+		if r.cache != nil {
+			r.cache.touch(r, x.size())
+		}
 	}
+}
+
+// Warm opens the Parquet footer now, so that the first lookup after a block is
+// written does not pay for it.
+func (r *Reader) Warm(ctx context.Context) error {
 	_, err := r.load(ctx)
 	return err
 }
@@ -159,27 +180,36 @@ func (r *Reader) Warm(ctx context.Context) error {
 // dropIndexes forgets the cached indexes; users holding them keep them until done.
 func (r *Reader) dropIndexes() { r.idx.Store(nil) }
 
-func (r *Reader) loadIndexes(ctx context.Context) (*indexes, error) {
-	raw, err := r.be.Read(ctx, r.dir+IndexName)
-	if err != nil {
-		return nil, fmt.Errorf("read block index: %w", err)
+// loadIndexes reads what have lacks: the index, and the tags if withTags.
+func (r *Reader) loadIndexes(ctx context.Context, have *indexes, withTags bool) (*indexes, error) {
+	x := &indexes{}
+	if have != nil {
+		*x = *have
 	}
-	idx, err := checkIndex(raw)
-	if err != nil {
-		return nil, err
+	if x.index == nil {
+		raw, err := r.be.Read(ctx, r.dir+IndexName)
+		if err != nil {
+			return nil, fmt.Errorf("read block index: %w", err)
+		}
+		idx, err := checkIndex(raw)
+		if err != nil {
+			return nil, err
+		}
+		if idx.Len() != r.Meta.Traces {
+			return nil, fmt.Errorf("decode block index: %d traces, meta says %d", idx.Len(), r.Meta.Traces)
+		}
+		x.index = idx
 	}
-	if idx.Len() != r.Meta.Traces {
-		return nil, fmt.Errorf("decode block index: %d traces, meta says %d", idx.Len(), r.Meta.Traces)
+	if withTags && x.tags == nil {
+		raw, err := r.be.Read(ctx, r.dir+TagsName)
+		if err != nil {
+			return nil, fmt.Errorf("read block tags: %w", err)
+		}
+		if x.tags, err = decodeTags(raw, x.index.Len()); err != nil {
+			return nil, err
+		}
 	}
-	raw, err = r.be.Read(ctx, r.dir+TagsName)
-	if err != nil {
-		return nil, fmt.Errorf("read block tags: %w", err)
-	}
-	tags, err := decodeTags(raw, idx.Len())
-	if err != nil {
-		return nil, err
-	}
-	return &indexes{index: idx, tags: tags}, nil
+	return x, nil
 }
 
 // errOldFormat is returned for lookups in a version 1 block awaiting its upgrade.
@@ -187,7 +217,7 @@ var errOldFormat = errors.New("block has the old format 1; it is rewritten on st
 
 // Index returns the block's trace index.
 func (r *Reader) Index(ctx context.Context) (Index, error) {
-	x, err := r.indexes(ctx)
+	x, err := r.indexes(ctx, false)
 	if err != nil {
 		return nil, err
 	}
@@ -196,7 +226,7 @@ func (r *Reader) Index(ctx context.Context) (Index, error) {
 
 // Tags returns the block's tag postings.
 func (r *Reader) Tags(ctx context.Context) (*TagIndex, error) {
-	x, err := r.indexes(ctx)
+	x, err := r.indexes(ctx, true)
 	if err != nil {
 		return nil, err
 	}

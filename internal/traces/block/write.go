@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/bits-and-blooms/bloom/v3"
@@ -106,6 +107,9 @@ func (w *Writer) flushRows() error {
 	w.rows = w.rows[:0]
 	return nil
 }
+
+// Index is the trace index of a finished block, for Reader.SeedIndex.
+func (w *Writer) Index() Index { return Index(slices.Clip(w.index)) }
 
 // Spans is how many spans were added so far.
 func (w *Writer) Spans() int { return w.meta.Spans }
