@@ -21,7 +21,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"github.com/vispyr/vispyr/bench/internal/proc"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -35,6 +34,8 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/vispyr/vispyr/bench/internal/proc"
 )
 
 const cutInterval = 5 * time.Second
