@@ -123,7 +123,7 @@ func (g *gatherer) fromBlock(ctx context.Context, out []candidate, b *block.Read
 	// A block whose summary rules the query out can still hold pieces of traces
 	// that match as a whole, if the query is not span-local.
 	summaryOK := g.hints.MayMatch(blockSummary(&b.Meta.Summary))
-	if !summaryOK && (g.local || !g.s.sharesTraces(b, g.heads, g.blocks)) {
+	if !summaryOK && (g.local || b.Meta.SplitTraces == 0) {
 		return out, nil
 	}
 	idx, err := b.Index(ctx)
@@ -151,28 +151,15 @@ func (g *gatherer) fromBlock(ctx context.Context, out []candidate, b *block.Read
 			pass = next < len(ords) && int(ords[next]) == i
 		}
 		pass = pass && durationsMayMatch(g.hints, e.MaxSpan, e.Duration)
-		if !pass && !g.keepFailed(e.ID, b) {
+		// A split trace is whole only with its other pieces; its newest piece is
+		// marked, so keeping marked pieces finds every split trace (see
+		// block.TraceEntry.Split) without testing each trace against every block.
+		if !pass && (g.local || !e.Split) {
 			continue
 		}
 		out = append(out, candidate{id: e.ID, start: e.Start, end: end, block: b, entry: e})
 	}
 	return out, nil
-}
-
-// sharesTraces reports whether any trace of b may also have spans elsewhere, which
-// only its bloom filter and index can tell: checked per trace, so used only to skip
-// whole blocks whose summary rules them out.
-func (s *Store) sharesTraces(b *block.Reader, heads []*head, blocks []*block.Reader) bool {
-	idx, err := b.Index(context.Background())
-	if err != nil {
-		return true
-	}
-	for i := range idx.Len() {
-		if s.storedElsewhere(b.Meta.Tenant, idx.At(i).ID, b, heads, blocks) {
-			return true
-		}
-	}
-	return false
 }
 
 // durationsMayMatch tests the duration hints against a trace's longest span and
@@ -244,6 +231,28 @@ func attrPostings(t *block.TagIndex, k traceql.ScopedKey, match func(typ, text s
 		return block.Union(s, r), true
 	}
 	return nil, false
+}
+
+// sharedTest returns a test of whether the tenant's sources other than exclude (heads
+// and blocks as they are now, plus later writes to the current head) may hold spans
+// of a trace: a map lookup per head and a bloom test per block.
+func (s *Store) sharedTest(tenant string, exclude ...any) func(id [16]byte) bool {
+	heads, blocks := s.sources(tenant)
+	heads = slices.DeleteFunc(heads, func(h *head) bool { return slices.Contains(exclude, any(h)) })
+	blocks = slices.DeleteFunc(blocks, func(b *block.Reader) bool { return slices.Contains(exclude, any(b)) })
+	return func(id [16]byte) bool {
+		for _, h := range heads {
+			if h.has(tenant, id) {
+				return true
+			}
+		}
+		for _, b := range blocks {
+			if b.MayContain(id) {
+				return true
+			}
+		}
+		return false
+	}
 }
 
 // storedElsewhere reports whether sources other than src may hold spans of the trace:

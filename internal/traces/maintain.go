@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"iter"
+	"net/url"
 	"slices"
 	"time"
 
@@ -97,6 +98,15 @@ func (s *Store) compactGroup(ctx context.Context, g []*block.Reader) error {
 	}
 	s.logger.Info("compacting trace blocks", "tenant", tenant, "inputs", len(g), "spans", inSpans, "level", level)
 	w := block.NewWriter(tenant, newBlockID(), level)
+	exclude := make([]any, len(g))
+	for i, b := range g {
+		exclude[i] = b
+	}
+	if raw, err := url.PathUnescape(tenant); err == nil {
+		w.Shared = s.sharedTest(raw, exclude...)
+	} else {
+		w.Shared = func([16]byte) bool { return true } // cannot tell: mark every trace
+	}
 	lastLog := time.Now()
 	err := mergeBlocks(ctx, g, func(spans []spanrow.Span) error {
 		if err := w.AddTrace(spans); err != nil {

@@ -182,3 +182,48 @@ func TestSelectiveSearchReadsOnlyMatchingTraces(t *testing.T) {
 		t.Errorf("most recent trace %x, want %x", res[0].TraceID, want)
 	}
 }
+
+// TestTraceSplitAcrossBlocksThatEachLackAHalfIsFound covers the case block
+// summaries cannot see: a query needing two attributes that only the two pieces
+// of one trace hold together, each in a block that lacks the other entirely.
+func TestTraceSplitAcrossBlocksThatEachLackAHalfIsFound(t *testing.T) {
+	ctx := context.Background()
+	s := openStore(t, t.TempDir(), Config{})
+	defer s.Close()
+	send := func(i int, key string, spanByte byte) {
+		td := ptrace.NewTraces()
+		sp := td.ResourceSpans().AppendEmpty().ScopeSpans().AppendEmpty().Spans().AppendEmpty()
+		sp.SetTraceID(tid(i))
+		sp.SetSpanID(pcommon.SpanID{spanByte, byte(i)})
+		sp.SetName("op")
+		now := time.Now()
+		sp.SetStartTimestamp(pcommon.NewTimestampFromTime(now))
+		sp.SetEndTimestamp(pcommon.NewTimestampFromTime(now.Add(time.Millisecond)))
+		sp.Attributes().PutStr(key, "yes")
+		if err := s.ConsumeTraces(ctx, td); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 50 {
+		send(i, "first.half", 1)
+	}
+	if err := s.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	send(7, "second.half", 2) // trace 7's second piece, in the next block only
+	send(1000, "second.half", 2)
+	if err := s.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	q, err := traceql.Parse(`{span.first.half = "yes"} && {span.second.half = "yes"}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, _, err := s.Search(ctx, SearchRequest{Tenant: pipeline.DefaultTenant, Query: q, Limit: 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res) != 1 || res[0].TraceID != tid(7) || res[0].Trace.SpanCount() != 2 {
+		t.Fatalf("found %d traces, want trace 7 whole", len(res))
+	}
+}

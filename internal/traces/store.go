@@ -168,14 +168,24 @@ func (s *Store) loadBlocks(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("open block %s: %w", dir, err)
 		}
-		if r.Meta.Format != block.FormatVersion {
-			if r, err = s.upgradeBlock(ctx, r); err != nil {
-				return err
-			}
-		}
 		s.blocks[parts[0]] = append(s.blocks[parts[0]], r)
 	}
 	for t := range s.blocks {
+		sortBlocks(s.blocks[t])
+	}
+	// Upgrade once every block is known, so that the rewritten blocks' split marks
+	// see all the others.
+	for t, bs := range s.blocks {
+		for i, r := range bs {
+			if r.Meta.Format == block.FormatVersion {
+				continue
+			}
+			nb, err := s.upgradeBlock(ctx, r)
+			if err != nil {
+				return err
+			}
+			s.blocks[t][i] = nb
+		}
 		sortBlocks(s.blocks[t])
 	}
 	return nil
@@ -362,6 +372,7 @@ func (s *Store) flush(ctx context.Context, h *head) error {
 		start := time.Now()
 		dir := tenantDir(tenant)
 		w := block.NewWriter(dir, newBlockID(), 0)
+		w.Shared = s.sharedTest(tenant, h)
 		// One trace at a time: the head is already sorted into traces, so the block
 		// costs only its encoded form on top of the head, not a second copy of it.
 		if err := h.eachSorted(tenant, w.AddTrace); err != nil {

@@ -3,6 +3,7 @@ package traces
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"time"
 
 	"github.com/vispyr/vispyr/internal/traces/block"
@@ -16,6 +17,11 @@ import (
 func (s *Store) upgradeBlock(ctx context.Context, old *block.Reader) (*block.Reader, error) {
 	start := time.Now()
 	w := block.NewWriter(old.Meta.Tenant, newBlockID(), old.Meta.Level)
+	if raw, err := url.PathUnescape(old.Meta.Tenant); err == nil {
+		w.Shared = s.sharedTest(raw, old)
+	} else {
+		w.Shared = func([16]byte) bool { return true } // cannot tell: mark every trace
+	}
 	var trace []spanrow.Span
 	var addErr error
 	err := old.Scan(ctx, func(rows []spanrow.Span) bool {

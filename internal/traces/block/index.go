@@ -11,7 +11,7 @@ import (
 
 // The index object lists a block's traces in ID order, after a u32 count:
 //
-//	entry = trace ID (16) | first row u32 | rows u32 | start i64 | duration µs u32 | longest span µs u32
+//	entry = trace ID (16) | first row u32 | split bit + rows u31 | start i64 | duration µs u32 | longest span µs u32
 //
 // Besides locating a trace's rows, it lets search order candidates by start time and
 // drop them by time range and duration without reading any span. Durations are kept
@@ -21,6 +21,7 @@ const indexEntry = 40
 type indexRecord struct {
 	ID           [16]byte
 	First, Count int
+	Split        bool
 	Start        int64
 	// Duration and MaxSpan are the trace's and its longest span's duration (ns).
 	Duration, MaxSpan int64
@@ -29,11 +30,19 @@ type indexRecord struct {
 func appendIndexEntry(dst []byte, r indexRecord) []byte {
 	dst = append(dst, r.ID[:]...)
 	dst = binary.LittleEndian.AppendUint32(dst, uint32(r.First))
-	dst = binary.LittleEndian.AppendUint32(dst, uint32(r.Count))
+	count := uint32(r.Count)
+	if r.Split {
+		count |= splitBit
+	}
+	dst = binary.LittleEndian.AppendUint32(dst, count)
 	dst = binary.LittleEndian.AppendUint64(dst, uint64(r.Start))
 	dst = binary.LittleEndian.AppendUint32(dst, ceilMicros(r.Duration))
 	return binary.LittleEndian.AppendUint32(dst, ceilMicros(r.MaxSpan))
 }
+
+// splitBit marks, in an entry's row count, a trace that had spans in other blocks or
+// heads when this block was written.
+const splitBit = 1 << 31
 
 func ceilMicros(ns int64) uint32 {
 	us := (max(ns, 0) + 999) / 1000
@@ -68,7 +77,11 @@ type TraceEntry struct {
 	Ordinal      int
 	ID           [16]byte
 	First, Count int
-	Start        int64
+	// Split is set when other blocks or heads held spans of the trace as this block
+	// was written. The newest piece of a split trace always carries it, which is
+	// what lets a search that needs whole traces skip the others' blocks.
+	Split bool
+	Start int64
 	// Duration and MaxSpan are rounded up to whole microseconds.
 	Duration, MaxSpan time.Duration
 }
@@ -78,7 +91,8 @@ func (x Index) At(i int) TraceEntry {
 	e := x.entry(i)
 	t := TraceEntry{Ordinal: i,
 		First:    int(binary.LittleEndian.Uint32(e[16:])),
-		Count:    int(binary.LittleEndian.Uint32(e[20:])),
+		Count:    int(binary.LittleEndian.Uint32(e[20:]) &^ splitBit),
+		Split:    binary.LittleEndian.Uint32(e[20:])&splitBit != 0,
 		Start:    int64(binary.LittleEndian.Uint64(e[24:])),
 		Duration: time.Duration(binary.LittleEndian.Uint32(e[32:])) * time.Microsecond,
 		MaxSpan:  time.Duration(binary.LittleEndian.Uint32(e[36:])) * time.Microsecond,

@@ -34,6 +34,8 @@ type Meta struct {
 	MaxEnd   int64  `json:"maxEndUnixNano"`
 	Spans    int    `json:"spans"`
 	Traces   int    `json:"traces"`
+	// SplitTraces counts traces that had spans elsewhere when the block was written.
+	SplitTraces int `json:"splitTraces"`
 	// Bytes of each object, for size-based decisions and the search metrics.
 	DataBytes  int64 `json:"dataBytes"`
 	IndexBytes int64 `json:"indexBytes"`

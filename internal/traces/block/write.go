@@ -31,6 +31,10 @@ func Dir(tenant, id string) string { return tenant + "/" + id + "/" }
 // never holds a second copy of all its spans: only the encoded Parquet file, the
 // index and the tag postings grow with the block.
 type Writer struct {
+	// Shared, if set, reports whether other blocks or heads hold spans of a trace;
+	// such traces are marked split in the index (see TraceEntry.Split).
+	Shared func(id [16]byte) bool
+
 	pw    *parquet.GenericWriter[spanrow.Span]
 	data  bytes.Buffer
 	rows  []spanrow.Span // buffered for pw: it encodes large batches far faster
@@ -83,7 +87,11 @@ func (w *Writer) AddTrace(rows []spanrow.Span) error {
 		start, end = min(start, rows[i].Start), max(end, rows[i].End())
 		maxSpan = max(maxSpan, rows[i].Duration)
 	}
-	w.index = appendIndexEntry(w.index, indexRecord{ID: id, First: w.meta.Spans, Count: len(rows),
+	split := w.Shared != nil && w.Shared(id)
+	if split {
+		w.meta.SplitTraces++
+	}
+	w.index = appendIndexEntry(w.index, indexRecord{ID: id, First: w.meta.Spans, Count: len(rows), Split: split,
 		Start: start, Duration: end - start, MaxSpan: maxSpan})
 	w.z.AddTrace(rows)
 	w.tags.addTrace(uint32(w.meta.Traces), rows)
