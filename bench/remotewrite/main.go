@@ -68,7 +68,7 @@ func run(series, batch, senders, rounds int, interval time.Duration, names []str
 		defer os.RemoveAll(work)
 	}
 	if slices.Contains(names, "vispyr") && vispyrBin == "" {
-		if vispyrBin, err = buildVispyr(work); err != nil {
+		if vispyrBin, err = proc.BuildVispyr(work); err != nil {
 			return err
 		}
 	}
@@ -266,17 +266,6 @@ func reportStartup(bin, dir string, n int) {
 		readies[n/2].Round(time.Millisecond), readies[0].Round(time.Millisecond), readies[n-1].Round(time.Millisecond), n, mb(rsss[n/2]))
 }
 
-func buildVispyr(work string) (string, error) {
-	out := filepath.Join(work, "bin", "vispyr")
-	cmd := exec.Command("go", "build", "-o", out, "./cmd/vispyr")
-	if root, err := exec.Command("go", "env", "GOMOD").Output(); err == nil {
-		cmd.Dir = filepath.Dir(strings.TrimSpace(string(root)))
-	}
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("build vispyr: %w\n%s", err, b)
-	}
-	return out, nil
-}
 
 func lookPath(bin string) string {
 	if p, err := exec.LookPath(bin); err == nil {

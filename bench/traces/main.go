@@ -23,7 +23,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -125,7 +124,7 @@ func run(requests, senders int, systems []*system, generator bool, lookups, sear
 		defer os.RemoveAll(work)
 	}
 	if systems[0].bin == "" {
-		if systems[0].bin, err = buildVispyr(work); err != nil {
+		if systems[0].bin, err = proc.BuildVispyr(work); err != nil {
 			return err
 		}
 	}
@@ -433,14 +432,3 @@ func report(load *Load, rs []*result, generator bool) {
 	}
 }
 
-func buildVispyr(work string) (string, error) {
-	out := filepath.Join(work, "bin", "vispyr")
-	cmd := exec.Command("go", "build", "-o", out, "./cmd/vispyr")
-	if root, err := exec.Command("go", "env", "GOMOD").Output(); err == nil {
-		cmd.Dir = filepath.Dir(strings.TrimSpace(string(root)))
-	}
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("build vispyr: %w\n%s", err, b)
-	}
-	return out, nil
-}

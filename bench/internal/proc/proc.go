@@ -153,3 +153,16 @@ func FreeAddr() (string, error) {
 	defer l.Close()
 	return l.Addr().String(), nil
 }
+
+// BuildVispyr builds ./cmd/vispyr of the module the benchmark runs in into work/bin.
+func BuildVispyr(work string) (string, error) {
+	out := filepath.Join(work, "bin", "vispyr")
+	cmd := exec.Command("go", "build", "-o", out, "./cmd/vispyr")
+	if root, err := exec.Command("go", "env", "GOMOD").Output(); err == nil {
+		cmd.Dir = filepath.Dir(strings.TrimSpace(string(root)))
+	}
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("build vispyr: %w\n%s", err, b)
+	}
+	return out, nil
+}
