@@ -266,7 +266,6 @@ func reportStartup(bin, dir string, n int) {
 		readies[n/2].Round(time.Millisecond), readies[0].Round(time.Millisecond), readies[n-1].Round(time.Millisecond), n, mb(rsss[n/2]))
 }
 
-
 func lookPath(bin string) string {
 	if p, err := exec.LookPath(bin); err == nil {
 		return p

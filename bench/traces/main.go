@@ -431,4 +431,3 @@ func report(load *Load, rs []*result, generator bool) {
 			on.spansPerSec/off.spansPerSec, on.cpu.Seconds()/off.cpu.Seconds(), off.cpu.Seconds()/on.cpu.Seconds(), float64(on.peakRSS)/float64(off.peakRSS))
 	}
 }
-
