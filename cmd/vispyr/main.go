@@ -21,6 +21,8 @@ const usage = `Usage: vispyr <command> [flags]
 
 Commands:
   serve     run Vispyr with embedded storage (flags: vispyr serve --help)
+  gateway   receive like serve, forward to other backends instead of storing
+            (flags: vispyr gateway --help)
   version   print the version
   healthcheck URL
             exit 0 when URL answers 200 (for container health checks)
@@ -34,6 +36,8 @@ func main() {
 	switch os.Args[1] {
 	case "serve":
 		os.Exit(serve(os.Args[2:]))
+	case "gateway":
+		os.Exit(gateway(os.Args[2:]))
 	case "healthcheck":
 		os.Exit(healthcheck(os.Args[2:]))
 	case "version", "--version", "-version":
@@ -67,6 +71,30 @@ func serve(args []string) int {
 		return 1
 	}
 	logger.Info("vispyr stopped cleanly")
+	return 0
+}
+
+func gateway(args []string) int {
+	for _, a := range args {
+		if a == "-h" || a == "--help" || a == "-help" {
+			fmt.Println("Usage: vispyr gateway [flags]\n\nReceives like serve and forwards through durable queues under --data-dir.\nEvery flag can also be set as VISPYR_<FLAG> (dots and dashes as underscores).")
+			config.Usage("gateway")
+			return 0
+		}
+	}
+	cfg, err := config.Load("gateway", args, os.Getenv)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "vispyr:", err)
+		return 2
+	}
+	logger := newLogger(cfg.LogLevel)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := server.RunGateway(ctx, cfg, logger); err != nil {
+		logger.Error("vispyr gateway stopped", "err", err)
+		return 1
+	}
+	logger.Info("vispyr gateway stopped cleanly")
 	return 0
 }
 

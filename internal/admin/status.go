@@ -14,6 +14,16 @@ type Status struct {
 	DataDir string
 	// Listeners are name → address, in display order.
 	Listeners [][2]string
+	// Destinations, when set, lists the forward destinations (gateway, or
+	// serve with forward:).
+	Destinations func() []Destination
+}
+
+// Destination is one forward destination's health and backlog.
+type Destination struct {
+	Signal, Name, URL, Health string
+	QueueBytes, QueueRecords  int64
+	LastSuccess               time.Time
 }
 
 var statusPage = template.Must(template.New("status").Parse(`<!doctype html>
@@ -28,6 +38,10 @@ th{color:#666;font-weight:normal}h1{font-size:1.4em}</style></head>
 <tr><th>revision</th><td>{{.Revision}} ({{.GoVersion}})</td></tr>
 </table>
 <h2>Listeners</h2><table>{{range .Listeners}}<tr><th>{{index . 0}}</th><td>{{index . 1}}</td></tr>{{end}}</table>
+{{with .Destinations}}<h2>Forward destinations</h2><table>
+<tr><th>signal</th><th>name</th><th>url</th><th>health</th><th>backlog</th><th>last delivered</th></tr>
+{{range .}}<tr><td>{{.Signal}}</td><td>{{.Name}}</td><td>{{.URL}}</td><td>{{.Health}}</td><td>{{.QueueRecords}} requests, {{.QueueBytes}} bytes</td><td>{{if .LastSuccess.IsZero}}never{{else}}{{.LastSuccess.UTC.Format "15:04:05"}}{{end}}</td></tr>{{end}}
+</table>{{end}}
 <p><a href="/metrics">/metrics</a> · <a href="/-/ready">/-/ready</a> · <a href="/-/healthy">/-/healthy</a> · <a href="/debug/pprof/">/debug/pprof</a></p>
 </body></html>`))
 
@@ -41,7 +55,14 @@ func statusHandler(s Status, r *Readiness) http.HandlerFunc {
 		_ = statusPage.Execute(w, map[string]any{
 			"Version": version.Version, "Revision": version.Revision, "GoVersion": version.GoVersion,
 			"Ready": r.Ready(), "Started": s.Started, "Uptime": time.Since(s.Started).Round(time.Second),
-			"DataDir": s.DataDir, "Listeners": s.Listeners,
+			"DataDir": s.DataDir, "Listeners": s.Listeners, "Destinations": destinations(s),
 		})
 	}
+}
+
+func destinations(s Status) []Destination {
+	if s.Destinations == nil {
+		return nil
+	}
+	return s.Destinations()
 }

@@ -12,6 +12,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/vispyr/vispyr/internal/forward"
 	"github.com/vispyr/vispyr/internal/generator"
 	"github.com/vispyr/vispyr/internal/profiles"
 	"github.com/vispyr/vispyr/internal/traces"
@@ -30,6 +31,8 @@ type Config struct {
 	Profiles  profiles.Config  `yaml:"profiles"`
 	Generator generator.Config `yaml:"generator"`
 	Limits    Limits           `yaml:"limits"`
+	// Forward sends a copy of what serve stores on, or, for gateway, everything.
+	Forward forward.Config `yaml:"forward"`
 }
 
 // Listen holds every listen address. An empty address turns that listener off.
@@ -173,6 +176,9 @@ func (c Config) Validate() error {
 	}
 	if err := c.Generator.Validate(); err != nil {
 		return fmt.Errorf("generator: %w", err)
+	}
+	if err := c.Forward.Validate(); err != nil {
+		return fmt.Errorf("forward.%w", err)
 	}
 	return nil
 }

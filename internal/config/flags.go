@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"strings"
+
+	"github.com/vispyr/vispyr/internal/forward"
 )
 
 // EnvPrefix starts the environment variable of every flag: --metrics.retention is
@@ -41,6 +43,30 @@ func bind(fs *flag.FlagSet, c *Config) {
 	fs.Int64Var(&lim.MaxRequestBytes, "limits.max-request-bytes", lim.MaxRequestBytes, "largest decompressed request body")
 	fs.IntVar(&lim.MaxSeriesPerRequest, "limits.max-series-per-request", lim.MaxSeriesPerRequest, "most series in one write request")
 	fs.Int64Var(&lim.MaxInflightBytes, "limits.max-inflight-bytes", lim.MaxInflightBytes, "most request bytes being ingested at once before 429")
+
+	fw := &c.Forward
+	fs.Var(destinationFlag{&fw.Metrics}, "forward.metrics.url", "remote-write URL to forward metrics to (more destinations: forward.metrics in YAML)")
+	fs.Var(destinationFlag{&fw.Traces}, "forward.traces.url", "OTLP URL to forward traces to: http://host:4318 or grpc://host:4317")
+	fs.Var(destinationFlag{&fw.Profiles}, "forward.profiles.url", "Pyroscope URL to forward profiles to")
+}
+
+// destinationFlag sets the URL of a signal's first forward destination,
+// adding it when the YAML has none.
+type destinationFlag struct{ dests *[]forward.Destination }
+
+func (f destinationFlag) String() string {
+	if f.dests == nil || len(*f.dests) == 0 {
+		return ""
+	}
+	return (*f.dests)[0].URL
+}
+
+func (f destinationFlag) Set(v string) error {
+	if len(*f.dests) == 0 {
+		*f.dests = append(*f.dests, forward.Destination{})
+	}
+	(*f.dests)[0].URL = v
+	return nil
 }
 
 // Load builds the configuration for args (without the program and command name):

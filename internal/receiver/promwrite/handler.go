@@ -104,6 +104,11 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		hd.Set("X-Prometheus-Remote-Write-Exemplars-Written", itoa(res.exemplars))
 	}
 	if res.err != nil {
+		if res.code == http.StatusServiceUnavailable {
+			// A full forward queue: Prometheus retries 5xx after Retry-After.
+			limits.WriteUnavailable(w, res.err.Error())
+			return
+		}
 		if res.code/100 == 5 {
 			h.logger.Error("storing remote write request", "err", res.err)
 		}

@@ -14,6 +14,8 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
 	"github.com/prometheus/prometheus/storage"
+
+	"github.com/vispyr/vispyr/internal/pipeline"
 )
 
 // result is the outcome of storing one request: v2's written counts, and the
@@ -193,6 +195,8 @@ func (h *handler) writeV1(la limitedAppender, req *request, sc *appendScratch) r
 		return res
 	case isRejectedSample(err), isHistogramValidationError(err):
 		return result{code: http.StatusBadRequest, err: err}
+	case errors.Is(err, pipeline.ErrOverloaded):
+		return result{code: http.StatusServiceUnavailable, err: err}
 	default:
 		return result{code: http.StatusInternalServerError, err: err}
 	}
@@ -289,6 +293,9 @@ func (h *handler) writeV2(la limitedAppender, req *request, sc *appendScratch) r
 		return result{code: http.StatusInternalServerError, err: err}
 	}
 	if err := la.app.Commit(); err != nil {
+		if errors.Is(err, pipeline.ErrOverloaded) {
+			return result{code: http.StatusServiceUnavailable, err: err}
+		}
 		return result{code: http.StatusInternalServerError, err: err}
 	}
 	if len(bad) > 0 {

@@ -65,3 +65,22 @@ func StartPrometheus(t testing.TB, config string, extra ...string) *Peer {
 	testpeer.WaitHTTP(t, "http://"+addr+"/-/ready", 60*time.Second)
 	return &Peer{Process: p, Addr: addr}
 }
+
+// StartVictoriaMetrics runs Debian's single-node victoria-metrics on a temp
+// storage dir, with the query cache off and no latency offset so that what
+// was just written is answered, and waits until /health answers.
+func StartVictoriaMetrics(t testing.TB, extra ...string) *Peer {
+	t.Helper()
+	bin := testpeer.Binary(t, "victoria-metrics")
+	addr := loopback(t)
+	args := append([]string{
+		"-httpListenAddr=" + addr,
+		"-storageDataPath=" + filepath.Join(t.TempDir(), "vm"),
+		"-retentionPeriod=1",
+		"-search.disableCache",
+		"-search.latencyOffset=0s",
+	}, extra...)
+	p := StartProcess(t, "victoria-metrics", bin, args...)
+	testpeer.WaitHTTP(t, "http://"+addr+"/health", 60*time.Second)
+	return &Peer{Process: p, Addr: addr}
+}

@@ -25,6 +25,8 @@ type Options struct {
 	Env []string
 	// ReadyTimeout bounds the wait for /-/ready (default 60s: WAL replay).
 	ReadyTimeout time.Duration
+	// Command is the vispyr command to run: "serve" (default) or "gateway".
+	Command string
 	// Wrapper, when set, runs vispyr under another program (e.g. strace):
 	// the command becomes Wrapper[0] Wrapper[1:]... vispyr args...
 	Wrapper []string
@@ -94,7 +96,11 @@ func (v *Vispyr) pickPorts() {
 
 // Args returns the command line the harness passes to `vispyr`.
 func (v *Vispyr) Args() []string {
-	args := []string{"serve",
+	cmd := v.opts.Command
+	if cmd == "" {
+		cmd = "serve"
+	}
+	args := []string{cmd,
 		"--data-dir=" + v.DataDir,
 		"--metrics.listen-address=" + v.MetricsAddr,
 		"--otlp.grpc-address=" + v.OTLPGRPCAddr,

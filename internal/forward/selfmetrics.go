@@ -1,0 +1,70 @@
+package forward
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// selfMetrics are named after Prometheus's prometheus_remote_storage_* ones;
+// an item is a sample (metrics), a span (traces) or a profile (profiles).
+type selfMetrics struct {
+	items, failed, retried *prometheus.CounterVec
+	dropped                *prometheus.CounterVec
+	bytes                  *prometheus.CounterVec
+	duration               *prometheus.HistogramVec
+	highestSent            *prometheus.GaugeVec
+	queueBytes, queueRecs  *prometheus.GaugeVec
+	shards                 *prometheus.GaugeVec
+}
+
+var destLabels = []string{"signal", "destination"}
+
+func newSelfMetrics(reg prometheus.Registerer) *selfMetrics {
+	m := &selfMetrics{
+		items: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vispyr_forward_items_total",
+			Help: "Items (samples, spans, profiles) delivered to the destination.",
+		}, destLabels),
+		failed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vispyr_forward_items_failed_total",
+			Help: "Items in sends that failed (retried or dropped).",
+		}, destLabels),
+		retried: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vispyr_forward_items_retried_total",
+			Help: "Items sent again after a retryable failure.",
+		}, destLabels),
+		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vispyr_forward_items_dropped_total",
+			Help: "Items dropped for good, by reason (the destination's status, or a corrupt queue record).",
+		}, append(destLabels, "reason")),
+		bytes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vispyr_forward_sent_bytes_total",
+			Help: "Request bytes sent, including retries.",
+		}, destLabels),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "vispyr_forward_sent_batch_duration_seconds",
+			Help:    "Duration of send calls to the destination.",
+			Buckets: append(prometheus.DefBuckets, 25, 60),
+		}, destLabels),
+		highestSent: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "vispyr_forward_queue_highest_sent_timestamp_seconds",
+			Help: "Newest sample timestamp delivered to the destination (metrics only).",
+		}, destLabels),
+		queueBytes: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "vispyr_forward_queue_bytes",
+			Help: "Bytes in the destination's durable queue not yet delivered.",
+		}, destLabels),
+		queueRecs: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "vispyr_forward_queue_records",
+			Help: "Records (accepted requests) in the destination's durable queue not yet delivered.",
+		}, destLabels),
+		shards: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "vispyr_forward_shards",
+			Help: "Parallel senders of the destination.",
+		}, destLabels),
+	}
+	if reg != nil {
+		reg.MustRegister(m.items, m.failed, m.retried, m.dropped, m.bytes, m.duration,
+			m.highestSent, m.queueBytes, m.queueRecs, m.shards)
+	}
+	return m
+}
