@@ -159,4 +159,3 @@ func grpcError(err error) error {
 	}
 	return e
 }
-
