@@ -187,6 +187,10 @@ func (d *decoder) mapInto(m pcommon.Map, depth int) {
 		return
 	}
 	n := d.count()
+	if n > bigMap {
+		d.bigMapInto(m, n, depth)
+		return
+	}
 	m.EnsureCapacity(n)
 	for i := 0; i < n && d.err == nil; i++ {
 		k := d.string()

@@ -108,6 +108,14 @@ func FuzzDecodeMap(f *testing.F) {
 		f.Add(r.Resource)
 	}
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0x0f})
+	// A map large enough for the linear path, with a duplicate key.
+	big := pcommon.NewMap()
+	for i := range bigMap + 2 {
+		big.PutStr("k"+strconv.Itoa(i), "v")
+	}
+	bb := AppendMap(nil, big)
+	f.Add(bb)
+	f.Add(append(bb[:len(bb)-8:len(bb)-8], 2, 'k', '0', tStr, 1, 'w'))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m := pcommon.NewMap()
 		if err := DecodeMap(b, m); err != nil {
@@ -159,5 +167,47 @@ func TestEachScalarAgreesWithScanScalars(t *testing.T) {
 		checkEachScalarAgrees(t, r.Attrs)
 		attrs, _ := ResourceAttrs(r.Resource)
 		checkEachScalarAgrees(t, attrs)
+	}
+}
+
+// A map over bigMap entries decodes through the linear path: every type,
+// nesting and the order of keys survive, the same as the small path.
+func TestBigMapRoundTrip(t *testing.T) {
+	m := pcommon.NewMap()
+	for i := range 3 * bigMap {
+		k := "k" + strconv.Itoa(i)
+		switch i % 7 {
+		case 0:
+			m.PutStr(k, "v\xff"+strconv.Itoa(i))
+		case 1:
+			m.PutInt(k, -int64(i))
+		case 2:
+			m.PutDouble(k, float64(i)/3)
+		case 3:
+			m.PutBool(k, i%2 == 0)
+		case 4:
+			m.PutEmptyBytes(k).FromRaw([]byte{byte(i), 0})
+		case 5:
+			s := m.PutEmptySlice(k)
+			s.AppendEmpty().SetStr("a")
+			s.AppendEmpty()
+			inner := s.AppendEmpty().SetEmptyMap()
+			for j := range bigMap + 1 {
+				inner.PutInt("n"+strconv.Itoa(j), int64(j))
+			}
+		case 6:
+			m.PutEmpty(k)
+		}
+	}
+	b := AppendMap(nil, m)
+	got := pcommon.NewMap()
+	if err := DecodeMap(b, got); err != nil {
+		t.Fatal(err)
+	}
+	if !got.Equal(m) {
+		t.Fatal("big map changed in the round trip")
+	}
+	if again := AppendMap(nil, got); string(again) != string(b) {
+		t.Fatal("big map re-encodes differently (order lost?)")
 	}
 }
