@@ -38,6 +38,9 @@ type walQueue struct {
 	segMax    map[int]uint64 // segment → highest sequence in it
 	segBytes  int64          // bytes appended to the current segment
 	closed    bool
+	// full is set when an append is refused and cleared once delivery has
+	// freed a tenth of the bound, so readiness does not flap per request.
+	full bool
 }
 
 type readRec struct {
@@ -119,6 +122,7 @@ func (q *walQueue) Append(rec []byte) error {
 		return wal.ErrClosed
 	}
 	if q.bytes+int64(len(rec)) > q.maxSize && q.bytes > 0 {
+		q.full = true
 		q.mu.Unlock()
 		return ErrQueueFull
 	}
@@ -218,6 +222,9 @@ func (q *walQueue) Commit(pos uint64) error {
 		q.records--
 		q.read = q.read[1:]
 	}
+	if q.full && q.bytes < q.maxSize-q.maxSize/10 {
+		q.full = false
+	}
 	// Every segment older than the oldest holding an undelivered record goes.
 	keep, newest := -1, -1
 	for seg, m := range q.segMax {
@@ -252,7 +259,7 @@ func (q *walQueue) Size() (int64, int64) {
 func (q *walQueue) Full() bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return q.bytes >= q.maxSize
+	return q.full || q.bytes >= q.maxSize
 }
 
 func (q *walQueue) Close() error {

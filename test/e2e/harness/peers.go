@@ -71,11 +71,17 @@ func StartPrometheus(t testing.TB, config string, extra ...string) *Peer {
 // was just written is answered, and waits until /health answers.
 func StartVictoriaMetrics(t testing.TB, extra ...string) *Peer {
 	t.Helper()
+	return StartVictoriaMetricsAt(t, loopback(t), filepath.Join(t.TempDir(), "vm"), extra...)
+}
+
+// StartVictoriaMetricsAt is StartVictoriaMetrics on a given address and
+// storage dir, to start it again after stopping it.
+func StartVictoriaMetricsAt(t testing.TB, addr, dir string, extra ...string) *Peer {
+	t.Helper()
 	bin := testpeer.Binary(t, "victoria-metrics")
-	addr := loopback(t)
 	args := append([]string{
 		"-httpListenAddr=" + addr,
-		"-storageDataPath=" + filepath.Join(t.TempDir(), "vm"),
+		"-storageDataPath=" + dir,
 		"-retentionPeriod=1",
 		"-search.disableCache",
 		"-search.latencyOffset=0s",
