@@ -1,0 +1,146 @@
+package sshdeploy
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/pem"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/knownhosts"
+
+	"github.com/vispyr/vispyr/internal/testpeer"
+)
+
+// sandbox is a loopback-only host for the tests: a network namespace joined to
+// this one by a veth pair, running Debian's sshd on port 22 of its own address.
+// It shares this machine's filesystem, so deploys into it use a root prefix.
+type sandbox struct {
+	ns         string
+	hostIP     string // the namespace's address, where sshd listens
+	peerIP     string // this side of the veth pair
+	subnet     string
+	identity   string // client private key file
+	knownHosts string
+}
+
+func run(t testing.TB, name string, args ...string) {
+	t.Helper()
+	if out, err := exec.Command(name, args...).CombinedOutput(); err != nil {
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+	}
+}
+
+// newSandbox creates the namespace and starts sshd in it; everything goes when
+// the test ends. It skips where namespaces cannot be made (not root, no ip).
+func newSandbox(t *testing.T) *sandbox {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("the SSH deploy test creates a network namespace (ip netns add): run it as root")
+	}
+	if _, err := exec.LookPath("ip"); err != nil {
+		t.Skip("the SSH deploy test needs iproute2's ip to create a network namespace")
+	}
+	sshd := testpeer.Binary(t, "sshd")
+	id := fmt.Sprintf("%d%d", os.Getpid()%1000, time.Now().UnixNano()%1000)
+	s := &sandbox{ns: "vsp-deploy-" + id}
+	octet := os.Getpid()%200 + 20
+	s.subnet = fmt.Sprintf("10.231.%d.0/30", octet)
+	s.peerIP, s.hostIP = fmt.Sprintf("10.231.%d.1", octet), fmt.Sprintf("10.231.%d.2", octet)
+	va, vb := "vspa"+id, "vspb"+id
+	if out, err := exec.Command("ip", "netns", "add", s.ns).CombinedOutput(); err != nil {
+		t.Skipf("cannot create a network namespace here (%v: %s)", err, out)
+	}
+	t.Cleanup(func() {
+		// Every process still in the namespace was started by this test (sshd,
+		// or Vispyr through a deploy): stop them before the namespace goes.
+		if out, err := exec.Command("ip", "netns", "pids", s.ns).Output(); err == nil {
+			for _, pid := range strings.Fields(string(out)) {
+				_ = exec.Command("kill", "-9", pid).Run()
+			}
+		}
+		_ = exec.Command("ip", "link", "del", va).Run()
+		_ = exec.Command("ip", "netns", "del", s.ns).Run()
+	})
+	run(t, "ip", "link", "add", va, "type", "veth", "peer", "name", vb)
+	run(t, "ip", "link", "set", vb, "netns", s.ns)
+	run(t, "ip", "addr", "add", s.peerIP+"/30", "dev", va)
+	run(t, "ip", "link", "set", va, "up")
+	run(t, "ip", "-n", s.ns, "addr", "add", s.hostIP+"/30", "dev", vb)
+	run(t, "ip", "-n", s.ns, "link", "set", vb, "up")
+	run(t, "ip", "-n", s.ns, "link", "set", "lo", "up")
+
+	dir := t.TempDir()
+	hostKey := filepath.Join(dir, "ssh_host_ed25519_key")
+	run(t, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", hostKey)
+	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
+	block, err := ssh.MarshalPrivateKey(priv, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.identity = filepath.Join(dir, "id_ed25519")
+	must(t, os.WriteFile(s.identity, pem.EncodeToMemory(block), 0o600))
+	sshPub, _ := ssh.NewPublicKey(pub)
+	must(t, os.WriteFile(filepath.Join(dir, "authorized_keys"), ssh.MarshalAuthorizedKey(sshPub), 0o600))
+	hostPubText, err := os.ReadFile(hostKey + ".pub")
+	must(t, err)
+	hostPub, _, _, _, err := ssh.ParseAuthorizedKey(hostPubText)
+	must(t, err)
+	s.knownHosts = filepath.Join(dir, "known_hosts")
+	must(t, os.WriteFile(s.knownHosts, []byte(knownhosts.Line([]string{s.hostIP}, hostPub)+"\n"), 0o600))
+	cfg := fmt.Sprintf(`Port 22
+ListenAddress %s
+HostKey %s
+AuthorizedKeysFile %s
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+StrictModes no
+PidFile %s
+`, s.hostIP, hostKey, filepath.Join(dir, "authorized_keys"), filepath.Join(dir, "sshd.pid"))
+	cfgFile := filepath.Join(dir, "sshd_config")
+	must(t, os.WriteFile(cfgFile, []byte(cfg), 0o600))
+	// sshd refuses to start without its privilege separation directory.
+	must(t, os.MkdirAll("/run/sshd", 0o755))
+	cmd := exec.Command("ip", "netns", "exec", s.ns, sshd, "-D", "-e", "-f", cfgFile)
+	var log strings.Builder
+	cmd.Stdout, cmd.Stderr = &log, &log
+	must(t, cmd.Start())
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("sshd log:\n%s", log.String())
+		}
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := dial("root@"+s.hostIP, s.sshOptions())
+		if err == nil {
+			c.close()
+			return s
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("sshd in the namespace did not answer: %v\n%s", err, log.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func (s *sandbox) sshOptions() SSHOptions {
+	return SSHOptions{IdentityFiles: []string{s.identity}, KnownHosts: s.knownHosts, Timeout: 5 * time.Second}
+}
+
+func must(t testing.TB, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
