@@ -15,7 +15,9 @@ import (
 // drops, so a host that already filters keeps its own rules for 443. With neither,
 // the plan says that nothing restricts the ports.
 
-func restrictedPorts() []int { return append(append([]int{}, deploy.QueryPorts...), deploy.IngestPorts...) }
+func restrictedPorts() []int {
+	return append(append([]int{}, deploy.QueryPorts...), deploy.IngestPorts...)
+}
 
 func ufwRules(cidrs []string) []string {
 	rules := []string{fmt.Sprintf("allow proto tcp to any port %d", deploy.UIPort)}
