@@ -12,6 +12,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/vispyr/vispyr/internal/auth"
 	"github.com/vispyr/vispyr/internal/forward"
 	"github.com/vispyr/vispyr/internal/generator"
 	"github.com/vispyr/vispyr/internal/profiles"
@@ -33,6 +34,8 @@ type Config struct {
 	Limits    Limits           `yaml:"limits"`
 	// Forward sends a copy of what serve stores on, or, for gateway, everything.
 	Forward forward.Config `yaml:"forward"`
+	// TLS, when set, serves every listener but health over TLS.
+	TLS auth.TLSConfig `yaml:"tls"`
 }
 
 // Listen holds every listen address. An empty address turns that listener off.
@@ -179,6 +182,9 @@ func (c Config) Validate() error {
 	}
 	if err := c.Forward.Validate(); err != nil {
 		return fmt.Errorf("forward.%w", err)
+	}
+	if err := auth.ValidateTLS(c.TLS); err != nil {
+		return fmt.Errorf("tls: %w", err)
 	}
 	return nil
 }

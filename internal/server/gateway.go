@@ -15,8 +15,10 @@ import (
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 
 	"github.com/vispyr/vispyr/internal/admin"
+	"github.com/vispyr/vispyr/internal/auth"
 	"github.com/vispyr/vispyr/internal/config"
 	"github.com/vispyr/vispyr/internal/forward"
 	"github.com/vispyr/vispyr/internal/generator"
@@ -38,6 +40,10 @@ func RunGateway(ctx context.Context, cfg config.Config, logger *slog.Logger) err
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	ready := &admin.Readiness{}
 	inflight := limits.NewInflight(cfg.Limits.MaxInflightBytes)
+	serverTLS, err := auth.NewServerTLS(cfg.TLS, nil, logger.With("component", "tls"))
+	if err != nil {
+		return err
+	}
 
 	// The queues first: nothing listens before they are replayed.
 	fwd, err := openForwarder(cfg, logger, reg)
@@ -75,7 +81,11 @@ func RunGateway(ctx context.Context, cfg config.Config, logger *slog.Logger) err
 	}
 	traceSink, metricSink = refuseMissing(traceSink, metricSink)
 	otlpHTTP := otlp.NewHTTP(traceSink, metricSink, cfg.Limits.MaxRequestBytes, inflight, logger.With("component", "otlp"), otlp.WithRegisterer(prometheus.WrapRegistererWith(prometheus.Labels{"transport": "http"}, reg)))
-	grpcServer := grpc.NewServer(grpc.MaxRecvMsgSize(int(cfg.Limits.MaxRequestBytes)))
+	grpcOpts := []grpc.ServerOption{grpc.MaxRecvMsgSize(int(cfg.Limits.MaxRequestBytes))}
+	if serverTLS != nil {
+		grpcOpts = append(grpcOpts, grpc.Creds(credentials.NewTLS(serverTLS.Config("h2"))))
+	}
+	grpcServer := grpc.NewServer(grpcOpts...)
 	otlp.RegisterGRPC(grpcServer, traceSink, metricSink, inflight, otlp.WithRegisterer(prometheus.WrapRegistererWith(prometheus.Labels{"transport": "grpc"}, reg)))
 
 	promPort := http.NewServeMux()
@@ -113,7 +123,7 @@ func RunGateway(ctx context.Context, cfg config.Config, logger *slog.Logger) err
 		}, func(error) { stopBG() })
 	}
 	for _, s := range servers {
-		if err := s.add(&g, logger); err != nil {
+		if err := s.add(&g, serverTLS, logger); err != nil {
 			return err
 		}
 	}

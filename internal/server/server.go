@@ -16,8 +16,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 
 	"github.com/vispyr/vispyr/internal/admin"
+	"github.com/vispyr/vispyr/internal/auth"
 	"github.com/vispyr/vispyr/internal/config"
 	"github.com/vispyr/vispyr/internal/generator"
 	"github.com/vispyr/vispyr/internal/limits"
@@ -40,6 +42,11 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	ready := &admin.Readiness{}
 	inflight := limits.NewInflight(cfg.Limits.MaxInflightBytes)
+	// TLS for every listener but health (nil: plain); a bad certificate fails start-up.
+	serverTLS, err := auth.NewServerTLS(cfg.TLS, nil, logger.With("component", "tls"))
+	if err != nil {
+		return err
+	}
 
 	// Stores first: nothing listens before the WALs are replayed.
 	metricStore, err := metrics.Open(cfg.Metrics, cfg.DataDir, logger.With("component", "metrics"), reg)
@@ -77,7 +84,11 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	// spans that were durably accepted.
 	traceSink := pipeline.FanOutTraces{traceStore, gen}
 	otlpHTTP := otlp.NewHTTP(traceSink, metricStore, cfg.Limits.MaxRequestBytes, inflight, logger.With("component", "otlp"), otlp.WithRegisterer(prometheus.WrapRegistererWith(prometheus.Labels{"transport": "http"}, reg)))
-	grpcServer := grpc.NewServer(grpc.MaxRecvMsgSize(int(cfg.Limits.MaxRequestBytes)))
+	grpcOpts := []grpc.ServerOption{grpc.MaxRecvMsgSize(int(cfg.Limits.MaxRequestBytes))}
+	if serverTLS != nil {
+		grpcOpts = append(grpcOpts, grpc.Creds(credentials.NewTLS(serverTLS.Config("h2"))))
+	}
+	grpcServer := grpc.NewServer(grpcOpts...)
 	otlp.RegisterGRPC(grpcServer, traceSink, metricStore, inflight, otlp.WithRegisterer(prometheus.WrapRegistererWith(prometheus.Labels{"transport": "grpc"}, reg)))
 	profileIngest := pyroscope.NewHandler(profileStore, logger.With("component", "pyroscope-ingest"), reg, pyroscope.WithInflight(inflight))
 
@@ -96,6 +107,8 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		{"pyroscope", cfg.Listen.Pyroscope, pyroscopePort(profileIngest, profileAPI)},
 		{"pyroscope_ingest", cfg.Listen.PyroscopeIngest, profileIngest},
 		{"ui", cfg.Listen.UI, webUI},
+		// Health stays plain HTTP: it tells only up or down, and container
+		// and load-balancer probes (`vispyr healthcheck`) speak plain HTTP.
 		{"health", cfg.Listen.Health, admin.NewHealthHandler(ready, started)},
 	}
 	status := admin.Status{Started: started, DataDir: cfg.DataDir}
@@ -123,7 +136,7 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	}
 	// Listen on every port before declaring ready, so a taken port fails start-up.
 	for _, s := range servers {
-		if err := s.add(&g, logger); err != nil {
+		if err := s.add(&g, serverTLS, logger); err != nil {
 			return err
 		}
 	}
@@ -158,7 +171,7 @@ type httpServer struct {
 	handler http.Handler
 }
 
-func (s httpServer) add(g *run.Group, logger *slog.Logger) error {
+func (s httpServer) add(g *run.Group, serverTLS *auth.ServerTLS, logger *slog.Logger) error {
 	if s.addr == "" || s.handler == nil {
 		return nil
 	}
@@ -167,9 +180,14 @@ func (s httpServer) add(g *run.Group, logger *slog.Logger) error {
 		return fmt.Errorf("listen %s on %s: %w", s.name, s.addr, err)
 	}
 	srv := &http.Server{Handler: s.handler, ReadHeaderTimeout: 10 * time.Second}
-	logger.Info("listening", "server", s.name, "address", ln.Addr().String())
+	serve := func() error { return srv.Serve(ln) }
+	if serverTLS != nil && s.name != "health" {
+		srv.TLSConfig = serverTLS.Config("h2", "http/1.1")
+		serve = func() error { return srv.ServeTLS(ln, "", "") }
+	}
+	logger.Info("listening", "server", s.name, "address", ln.Addr().String(), "tls", srv.TLSConfig != nil)
 	g.Add(func() error {
-		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		if err := serve(); !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("serve %s: %w", s.name, err)
 		}
 		return nil

@@ -2,6 +2,7 @@ package harness
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"net/http"
@@ -30,6 +31,10 @@ type Options struct {
 	// Wrapper, when set, runs vispyr under another program (e.g. strace):
 	// the command becomes Wrapper[0] Wrapper[1:]... vispyr args...
 	Wrapper []string
+	// TLS, when set, is the client side of a Vispyr started with a `tls:`
+	// section: URLs are https and HTTPClient uses it. Readiness is then
+	// polled on the (plain) health port.
+	TLS *tls.Config
 }
 
 // Vispyr is a running `vispyr serve` child process.
@@ -148,7 +153,11 @@ func (v *Vispyr) waitReady() error {
 		case <-ctx.Done():
 		}
 	}()
-	err := testpeer.PollHTTP(ctx, v.AdminURL("/-/ready"), v.opts.ReadyTimeout)
+	readyURL := v.AdminURL("/-/ready")
+	if v.opts.TLS != nil {
+		readyURL = "http://" + v.HealthAddr + "/health/status"
+	}
+	err := testpeer.PollHTTP(ctx, readyURL, v.opts.ReadyTimeout)
 	if exited, werr := v.proc.Exited(); exited {
 		return fmt.Errorf("vispyr exited before ready (%v); last log lines:\n%s", werr, v.Tail(4<<10))
 	}
@@ -201,13 +210,32 @@ func (v *Vispyr) Tail(n int) string {
 }
 
 // MetricsURL is the Prometheus API / remote-write base URL plus path.
-func (v *Vispyr) MetricsURL(path string) string { return "http://" + v.MetricsAddr + path }
+func (v *Vispyr) MetricsURL(path string) string { return v.scheme() + v.MetricsAddr + path }
 
 // AdminURL is the admin server's URL plus path.
-func (v *Vispyr) AdminURL(path string) string { return "http://" + v.AdminAddr + path }
+func (v *Vispyr) AdminURL(path string) string { return v.scheme() + v.AdminAddr + path }
 
 // OTLPHTTPURL is the OTLP/HTTP receiver's URL plus path.
-func (v *Vispyr) OTLPHTTPURL(path string) string { return "http://" + v.OTLPHTTPAddr + path }
+func (v *Vispyr) OTLPHTTPURL(path string) string { return v.scheme() + v.OTLPHTTPAddr + path }
+
+// URL is addr's base URL (http:// or https://) plus path.
+func (v *Vispyr) URL(addr, path string) string { return v.scheme() + addr + path }
+
+func (v *Vispyr) scheme() string {
+	if v.opts.TLS != nil {
+		return "https://"
+	}
+	return "http://"
+}
+
+// HTTPClient speaks to every listener (with Options.TLS when set).
+func (v *Vispyr) HTTPClient() *http.Client {
+	c := &http.Client{Timeout: 30 * time.Second}
+	if v.opts.TLS != nil {
+		c.Transport = &http.Transport{TLSClientConfig: v.opts.TLS.Clone(), ForceAttemptHTTP2: true}
+	}
+	return c
+}
 
 // CheckServing fails the test unless vispyr is alive and answers /-/ready.
 func (v *Vispyr) CheckServing(t testing.TB) {
@@ -216,7 +244,7 @@ func (v *Vispyr) CheckServing(t testing.TB) {
 		_, err := v.proc.Exited()
 		t.Fatalf("vispyr exited: %v", err)
 	}
-	resp, err := http.Get(v.AdminURL("/-/ready"))
+	resp, err := v.HTTPClient().Get(v.AdminURL("/-/ready"))
 	if err != nil {
 		t.Fatalf("vispyr not serving: %v", err)
 	}
