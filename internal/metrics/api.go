@@ -105,6 +105,9 @@ func (s *Storage) NewAPI(opts APIOptions, logger *slog.Logger, reg prometheus.Re
 	if opts.OTLP != nil {
 		mux.Handle("POST /api/v1/otlp/v1/metrics", opts.OTLP)
 	}
+	// Prometheus's federation endpoint, so an existing Prometheus can scrape
+	// span metrics and the service graph.
+	mux.Handle("GET /federate", federateHandler(s.db, opts.Metrics.LookbackDelta))
 	return mux
 }
 
