@@ -23,24 +23,22 @@ import (
 	apiv1 "github.com/prometheus/prometheus/web/api/v1"
 
 	"github.com/vispyr/vispyr/internal/config"
-	"github.com/vispyr/vispyr/internal/limits"
-	"github.com/vispyr/vispyr/internal/receiver/promwrite"
 	"github.com/vispyr/vispyr/internal/version"
 )
 
 // APIOptions configures the Prometheus-compatible HTTP API.
 type APIOptions struct {
 	Metrics config.Metrics
-	Limits  config.Limits
 	// OTLP serves /api/v1/otlp/v1/metrics; the OTLP receiver owns that decoding.
 	OTLP http.Handler
-	// Inflight is the ingest memory budget shared with the other receivers.
-	Inflight *limits.Inflight
+	// RemoteWrite serves /api/v1/write and its alias /api/v1/metrics/write; the
+	// remote-write receiver (internal/receiver/promwrite) owns that decoding.
+	RemoteWrite http.Handler
 }
 
 // NewAPI returns the handler for the Prometheus port: Prometheus's own v1 API
 // (queries, labels, series, exemplars, metadata, rules, buildinfo, remote write v1
-// and v2) over the embedded TSDB, with Vispyr's limits in front of remote write.
+// and v2, served by opts.RemoteWrite) over the embedded TSDB.
 func (s *Storage) NewAPI(opts APIOptions, logger *slog.Logger, reg prometheus.Registerer) http.Handler {
 	engine := promql.NewEngine(promql.EngineOpts{
 		Logger:                   logger.With("component", "promql"),
@@ -89,17 +87,15 @@ func (s *Storage) NewAPI(opts APIOptions, logger *slog.Logger, reg prometheus.Re
 	router := route.New()
 	api.Register(router.WithPrefix("/api/v1"))
 
-	// Remote write takes Vispyr's own decoder and append path: the same answers as
-	// Prometheus's handler, several times faster (see internal/receiver/promwrite).
-	rw := promwrite.NewHandler(s.db, promwrite.Options{
-		MaxRequestBytes: opts.Limits.MaxRequestBytes, MaxSeriesPerRequest: opts.Limits.MaxSeriesPerRequest,
-		Inflight: opts.Inflight,
-	}, logger.With("component", "remote-write"), reg)
 	mux := http.NewServeMux()
 	mux.Handle("/", router)
-	mux.Handle("POST /api/v1/write", rw)
-	// The original Vispyr agent's Alloy pushes to prometheus.receive_http's path.
-	mux.Handle("POST /api/v1/metrics/write", rw)
+	if rw := opts.RemoteWrite; rw != nil {
+		// Remote write takes Vispyr's own decoder and append path: the same answers
+		// as Prometheus's handler, several times faster.
+		mux.Handle("POST /api/v1/write", rw)
+		// The original Vispyr agent's Alloy pushes to prometheus.receive_http's path.
+		mux.Handle("POST /api/v1/metrics/write", rw)
+	}
 	// Grafana takes a server answering /status/flags for Thanos: stay Prometheus.
 	mux.Handle("/api/v1/status/flags", http.NotFoundHandler())
 	if opts.OTLP != nil {

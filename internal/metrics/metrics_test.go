@@ -21,6 +21,7 @@ import (
 
 	"github.com/vispyr/vispyr/internal/config"
 	"github.com/vispyr/vispyr/internal/limits"
+	"github.com/vispyr/vispyr/internal/receiver/promwrite"
 )
 
 func openTest(t *testing.T, lim config.Limits) (*Storage, *httptest.Server) {
@@ -33,7 +34,11 @@ func openTest(t *testing.T, lim config.Limits) (*Storage, *httptest.Server) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
-	srv := httptest.NewServer(s.NewAPI(APIOptions{Metrics: cfg.Metrics, Limits: lim, Inflight: limits.NewInflight(lim.MaxInflightBytes)}, logger, reg))
+	rw := promwrite.NewHandler(s.RemoteWriteAppender(reg), promwrite.Options{
+		MaxRequestBytes: lim.MaxRequestBytes, MaxSeriesPerRequest: lim.MaxSeriesPerRequest,
+		Inflight: limits.NewInflight(lim.MaxInflightBytes),
+	}, logger, reg)
+	srv := httptest.NewServer(s.NewAPI(APIOptions{Metrics: cfg.Metrics, RemoteWrite: rw}, logger, reg))
 	t.Cleanup(srv.Close)
 	return s, srv
 }

@@ -79,6 +79,12 @@ func Open(cfg config.Metrics, dataDir string, logger *slog.Logger, reg prometheu
 	return s, nil
 }
 
+// RemoteWriteAppender returns the remote-write append path into this store (its
+// metrics are registered with reg: call it once).
+func (s *Storage) RemoteWriteAppender(reg prometheus.Registerer) *RemoteWriteAppender {
+	return NewRemoteWriteAppender(s.db, s.logger.With("component", "remote-write"), reg)
+}
+
 // DB is the underlying TSDB, for components that append or query directly.
 func (s *Storage) DB() *tsdb.DB { return s.db }
 

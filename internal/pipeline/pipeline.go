@@ -9,6 +9,9 @@ import (
 
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/vispyr/vispyr/internal/pipeline/profile"
+	"github.com/vispyr/vispyr/internal/pipeline/remotewrite"
 )
 
 // Traces consumes decoded OTLP traces. ConsumeTraces returns only once the data is
@@ -20,6 +23,35 @@ type Traces interface {
 // Metrics consumes decoded OTLP metrics, with the same durability promise as Traces.
 type Metrics interface {
 	ConsumeMetrics(ctx context.Context, md pmetric.Metrics) error
+}
+
+// Samples consumes decoded Prometheus remote-write requests (v1 and v2: series,
+// float samples, native histograms, exemplars, v2 metadata). The metrics store
+// (metrics.RemoteWriteAppender) and a metrics forwarder implement it.
+//
+// Ownership: req and every string and slice reached from it (they alias the
+// request body) belong to the caller and are reused once the call returns; a
+// consumer that keeps anything copies it first (labels.ScratchBuilder, bytes.Clone
+// of req.Raw()). Durability: what Written counts is durable when the call returns
+// (in the TSDB's WAL, or fsync'd in a forwarder's queue). Errors, answered as
+// Prometheus's receiver answers them: Invalid (400; v1 then stored nothing, v2
+// stored what Written counts), ErrOverloaded (503 with Retry-After, which
+// Prometheus retries), anything else 500 (retried).
+type Samples interface {
+	ConsumeSamples(ctx context.Context, req *remotewrite.Request) (remotewrite.Written, error)
+}
+
+// Profiles consumes decoded profiles (Pyroscope /ingest and push). The profile
+// store and a profile forwarder implement it.
+//
+// Ownership: b belongs to the consumer once the call starts (it may keep it, modify
+// its labels or hand it to another goroutine); the caller must not use b afterwards.
+// Durability: a nil return means b is durable (it survives kill -9): in the store's
+// WAL, or fsync'd in a forwarder's queue. Errors: Invalid input (400), ErrOverloaded
+// (429 with Retry-After: the store's pending bytes or a forwarder's queue is full),
+// anything else is a server error (500) the client retries.
+type Profiles interface {
+	ConsumeProfiles(ctx context.Context, b *profile.Batch) error
 }
 
 // TracesFunc adapts a function to Traces.

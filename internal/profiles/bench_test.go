@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/vispyr/vispyr/internal/profiles"
-	"github.com/vispyr/vispyr/internal/profiles/convert"
+	"github.com/vispyr/vispyr/internal/receiver/pyroscope/convert"
 )
 
 const cpuType = "process_cpu:cpu:nanoseconds:cpu:nanoseconds"

@@ -203,6 +203,11 @@ func (s *Store) Append(ctx context.Context, b *Batch) error {
 	return nil
 }
 
+// ConsumeProfiles is Append: the store is the pipeline's profile consumer.
+func (s *Store) ConsumeProfiles(ctx context.Context, b *Batch) error { return s.Append(ctx, b) }
+
+var _ pipeline.Profiles = (*Store)(nil)
+
 // withTenant adds the hidden tenant label to every profile.
 func withTenant(b *Batch) {
 	for i := range b.Profiles {

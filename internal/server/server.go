@@ -28,6 +28,7 @@ import (
 	"github.com/vispyr/vispyr/internal/profiles"
 	"github.com/vispyr/vispyr/internal/profiles/profilesapi"
 	"github.com/vispyr/vispyr/internal/receiver/otlp"
+	"github.com/vispyr/vispyr/internal/receiver/promwrite"
 	"github.com/vispyr/vispyr/internal/receiver/pyroscope"
 	"github.com/vispyr/vispyr/internal/traces"
 	"github.com/vispyr/vispyr/internal/traces/tempoapi"
@@ -93,8 +94,12 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	profileIngest := pyroscope.NewHandler(profileStore, logger.With("component", "pyroscope-ingest"), reg, pyroscope.WithInflight(inflight))
 
 	// Query APIs, and the UI on top of the very same handlers.
+	remoteWrite := promwrite.NewHandler(metricStore.RemoteWriteAppender(reg), promwrite.Options{
+		MaxRequestBytes: cfg.Limits.MaxRequestBytes, MaxSeriesPerRequest: cfg.Limits.MaxSeriesPerRequest,
+		Inflight: inflight,
+	}, logger.With("component", "remote-write"), reg)
 	promAPI := metricStore.NewAPI(metrics.APIOptions{
-		Metrics: cfg.Metrics, Limits: cfg.Limits, OTLP: otlpHTTP.MetricsHandler(), Inflight: inflight,
+		Metrics: cfg.Metrics, OTLP: otlpHTTP.MetricsHandler(), RemoteWrite: remoteWrite,
 	}, logger, reg)
 	tempoAPI := tempoapi.NewHandler(traceStore, logger.With("component", "tempo-api"))
 	profileAPI := profilesapi.NewHandler(profileStore, logger.With("component", "pyroscope-api"))

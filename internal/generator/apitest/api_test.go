@@ -25,7 +25,6 @@ import (
 
 	"github.com/vispyr/vispyr/internal/config"
 	"github.com/vispyr/vispyr/internal/generator"
-	"github.com/vispyr/vispyr/internal/limits"
 	"github.com/vispyr/vispyr/internal/metrics"
 )
 
@@ -38,9 +37,7 @@ func TestGrafanaSeesGeneratedMetricsThroughPrometheusAPI(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer store.Close()
-	srv := httptest.NewServer(store.NewAPI(metrics.APIOptions{
-		Metrics: cfg.Metrics, Limits: cfg.Limits, Inflight: limits.NewInflight(cfg.Limits.MaxInflightBytes),
-	}, logger, reg))
+	srv := httptest.NewServer(store.NewAPI(metrics.APIOptions{Metrics: cfg.Metrics}, logger, reg))
 	defer srv.Close()
 
 	gen := generator.New(cfg.Generator, store.DB(), logger, reg)

@@ -23,8 +23,8 @@ import (
 
 	"github.com/vispyr/vispyr/internal/pipeline"
 	"github.com/vispyr/vispyr/internal/profiles"
-	"github.com/vispyr/vispyr/internal/profiles/convert"
 	"github.com/vispyr/vispyr/internal/profiles/profilesapi"
+	"github.com/vispyr/vispyr/internal/receiver/pyroscope/convert"
 )
 
 const cpuType = "process_cpu:cpu:nanoseconds:cpu:nanoseconds"

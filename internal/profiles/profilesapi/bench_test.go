@@ -15,8 +15,8 @@ import (
 	"github.com/grafana/pyroscope/api/gen/proto/go/querier/v1/querierv1connect"
 
 	"github.com/vispyr/vispyr/internal/profiles"
-	"github.com/vispyr/vispyr/internal/profiles/convert"
 	"github.com/vispyr/vispyr/internal/profiles/profilesapi"
+	"github.com/vispyr/vispyr/internal/receiver/pyroscope/convert"
 )
 
 // BenchmarkSelectMergeStacktracesAPI is what Grafana waits for: one hour (360

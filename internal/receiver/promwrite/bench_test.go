@@ -54,7 +54,7 @@ func benchHandler(b *testing.B, ours, v2, overHTTP bool) {
 	opts := Options{MaxRequestBytes: 64 << 20, MaxSeriesPerRequest: 100000}
 	var h http.Handler
 	if ours {
-		h = NewHandler(db, opts, discard, prometheus.NewRegistry())
+		h = newHandler(db, opts, discard, prometheus.NewRegistry())
 	} else {
 		h = newStock(db, opts)
 	}

@@ -1,9 +1,8 @@
-// Package promwrite receives Prometheus remote write (v1 and v2) into an
-// appendable store (the embedded TSDB). It answers exactly as Prometheus's own
-// receiver behind Vispyr's request guard does (same status codes, v2 headers and
-// partial-write rules) but decodes without allocating per sample and remembers
-// each series' head reference, so a known series skips label construction,
-// validation and the head's hash lookup.
+// Package promwrite receives Prometheus remote write (v1 and v2) and hands the
+// decoded requests to a pipeline.Samples (the metrics store, or a forwarder). It
+// answers exactly as Prometheus's own receiver behind Vispyr's request guard does
+// (same status codes, v2 headers and partial-write rules) but decodes without
+// allocating per sample (internal/pipeline/remotewrite).
 package promwrite
 
 import (
@@ -20,10 +19,11 @@ import (
 	remoteapi "github.com/prometheus/client_golang/exp/api/remote"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
-	"github.com/prometheus/prometheus/storage"
 	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/vispyr/vispyr/internal/limits"
+	"github.com/vispyr/vispyr/internal/pipeline"
+	"github.com/vispyr/vispyr/internal/pipeline/remotewrite"
 )
 
 // Options are the guards applied before anything is decoded.
@@ -42,44 +42,27 @@ type Options struct {
 const stockMaxDecoded = 32 << 20
 
 type handler struct {
-	app    storage.AppendableV2
+	sink   pipeline.Samples
 	opts   Options
 	logger *slog.Logger
-	cache1 *seriesCache // v1: keyed by the raw label fields
-	cache2 *seriesCache // v2: keyed by the resolved label strings
 
-	rejected      *prometheus.CounterVec
-	invalidLabels prometheus.Counter
-	samples       *prometheus.CounterVec
+	rejected *prometheus.CounterVec
 	// states is a free list rather than a sync.Pool: a pool is emptied by
 	// every GC, and regrowing the arenas of a 2k-series request costs more
 	// than keeping a few of them.
 	states chan *state
 }
 
-// NewHandler returns the remote-write handler for POST /api/v1/write. app
-// (a *tsdb.DB) must hand out appenders that implement storage.ExemplarAppenderV2.
-func NewHandler(app storage.AppendableV2, opts Options, logger *slog.Logger, reg prometheus.Registerer) http.Handler {
+// NewHandler returns the remote-write handler for POST /api/v1/write, which hands
+// every decoded request to sink.
+func NewHandler(sink pipeline.Samples, opts Options, logger *slog.Logger, reg prometheus.Registerer) http.Handler {
 	h := &handler{
-		app: app, opts: opts, logger: logger,
-		cache1: newSeriesCache(cacheGeneration), cache2: newSeriesCache(cacheGeneration),
+		sink: sink, opts: opts, logger: logger,
 		rejected: promauto.With(reg).NewCounterVec(prometheus.CounterOpts{
 			Name: "vispyr_remote_write_rejected_requests_total",
 			Help: "Remote-write requests refused before reaching storage, by reason.",
 		}, []string{"reason"}),
-		invalidLabels: promauto.With(reg).NewCounter(prometheus.CounterOpts{
-			Name: "vispyr_remote_write_invalid_labels_samples_total",
-			Help: "Remote-write samples and histograms dropped because their series labels were invalid.",
-		}),
-		samples: promauto.With(reg).NewCounterVec(prometheus.CounterOpts{
-			Name: "vispyr_remote_write_appended_total",
-			Help: "Samples, histograms and exemplars appended from remote write, by kind.",
-		}, []string{"kind"}),
 	}
-	promauto.With(reg).NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "vispyr_remote_write_series_cache_series",
-		Help: "Series whose head reference the remote-write receiver remembers.",
-	}, func() float64 { return float64(h.cache1.len() + h.cache2.len()) })
 	h.states = make(chan *state, 2*runtime.GOMAXPROCS(0))
 	return h
 }
@@ -96,26 +79,31 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	res := h.store(r, st, raw, v2)
+	var written remotewrite.Written
+	err := st.req.Decode(raw, v2)
+	if err != nil {
+		h.logger.Error("decoding remote write request", "v2", v2, "err", err)
+		err = pipeline.Invalid(err)
+	} else {
+		written, err = h.sink.ConsumeSamples(r.Context(), &st.req)
+	}
 	if v2 {
 		hd := w.Header()
-		hd.Set("X-Prometheus-Remote-Write-Samples-Written", itoa(res.samples))
-		hd.Set("X-Prometheus-Remote-Write-Histograms-Written", itoa(res.histograms))
-		hd.Set("X-Prometheus-Remote-Write-Exemplars-Written", itoa(res.exemplars))
+		hd.Set("X-Prometheus-Remote-Write-Samples-Written", itoa(written.Samples))
+		hd.Set("X-Prometheus-Remote-Write-Histograms-Written", itoa(written.Histograms))
+		hd.Set("X-Prometheus-Remote-Write-Exemplars-Written", itoa(written.Exemplars))
 	}
-	if res.err != nil {
-		if res.code == http.StatusServiceUnavailable {
-			// A full forward queue: Prometheus retries 5xx after Retry-After.
-			limits.WriteUnavailable(w, res.err.Error())
-			return
-		}
-		if res.code/100 == 5 {
-			h.logger.Error("storing remote write request", "err", res.err)
-		}
-		http.Error(w, res.err.Error(), res.code)
-		return
+	switch {
+	case err == nil:
+		w.WriteHeader(http.StatusNoContent)
+	case pipeline.IsInvalid(err):
+		http.Error(w, err.Error(), http.StatusBadRequest)
+	case errors.Is(err, pipeline.ErrOverloaded):
+		limits.WriteUnavailable(w, err.Error())
+	default:
+		h.logger.Error("storing remote write request", "err", err)
+		http.Error(w, err.Error(), http.StatusInternalServerError)
 	}
-	w.WriteHeader(http.StatusNoContent)
 }
 
 // guard applies Vispyr's limits, in the order the guard in front of the stock
@@ -207,12 +195,11 @@ func (h *handler) reject(w http.ResponseWriter, reason string, code int, msg str
 	http.Error(w, msg, code)
 }
 
-// state is what one request needs, pooled: the body, its decompressed form,
-// the decoded request and the per-series scratch of appending.
+// state is what one request needs, pooled: the body, its decompressed form and
+// the decoded request.
 type state struct {
 	body, raw []byte
-	req       request
-	app       appendScratch
+	req       remotewrite.Request
 }
 
 // maxPooled keeps one huge request from pinning its buffers in the pool.
@@ -231,7 +218,6 @@ func (h *handler) put(st *state) {
 	if cap(st.body) > maxPooled || cap(st.raw) > maxPooled {
 		return
 	}
-	st.app.release()
 	select {
 	case h.states <- st:
 	default:

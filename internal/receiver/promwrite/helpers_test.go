@@ -24,6 +24,7 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/vispyr/vispyr/internal/limits"
+	"github.com/vispyr/vispyr/internal/metrics"
 )
 
 const (
@@ -141,7 +142,7 @@ func newPair(t *testing.T, opts Options, oooWindow, inflight int64) *pair {
 		mineOpts.Inflight = limits.NewInflight(inflight)
 		stockOpts.Inflight = limits.NewInflight(inflight)
 	}
-	p.mine = NewHandler(p.mineDB, mineOpts, discard, prometheus.NewRegistry())
+	p.mine = newHandler(p.mineDB, mineOpts, discard, prometheus.NewRegistry())
 	p.stock = newStock(p.stockDB, stockOpts)
 	return p
 }
@@ -255,4 +256,10 @@ func encode(tb testing.TB, m interface{ Marshal() ([]byte, error) }) []byte {
 		tb.Fatalf("marshal: %v", err)
 	}
 	return snappy.Encode(nil, raw)
+}
+
+// newHandler is the receiver in front of the metrics store's append path, as
+// the server wires it.
+func newHandler(db storage.AppendableV2, opts Options, logger *slog.Logger, reg prometheus.Registerer) http.Handler {
+	return NewHandler(metrics.NewRemoteWriteAppender(db, logger, reg), opts, logger, reg)
 }

@@ -6,6 +6,8 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -425,11 +427,42 @@ func TestConcurrentWriters(t *testing.T) {
 
 func TestRejectedMetric(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	h := NewHandler(openDB(t, 0), Options{MaxRequestBytes: 10, MaxSeriesPerRequest: 1}, discard, reg)
+	h := newHandler(openDB(t, 0), Options{MaxRequestBytes: 10, MaxSeriesPerRequest: 1}, discard, reg)
 	if r := post(h, bytes.Repeat([]byte{1}, 11), ctV1, "snappy"); r.code != 413 {
 		t.Fatalf("oversized: %+v", r)
 	}
 	if got := testutil.ToFloat64(h.(*handler).rejected.WithLabelValues("too_large")); got != 1 {
 		t.Fatalf("rejected{reason=too_large} = %v, want 1", got)
+	}
+}
+
+// TestAcknowledgedIsInWAL checks a 204 means the samples are in the WAL: a
+// copy of the data dir taken right after (as a kill -9 would leave it) opens
+// with them.
+func TestAcknowledgedIsInWAL(t *testing.T) {
+	dir := t.TempDir()
+	db, err := tsdb.Open(dir, discard, nil, tsdb.DefaultOptions(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	h := newHandler(db, defaultOpts(), discard, nil)
+	req := &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{{Labels: lbls("__name__", "durable", "job", "x"), Samples: samples(base, base+1000)}}}
+	if r := post(h, encode(t, req), ctV1, "snappy"); r.code != 204 {
+		t.Fatalf("write: %+v", r)
+	}
+	crashed := t.TempDir()
+	if err := os.CopyFS(crashed, os.DirFS(dir)); err != nil {
+		t.Fatalf("copy data dir: %v", err)
+	}
+	_ = os.Remove(filepath.Join(crashed, "lock"))
+	reopened, err := tsdb.Open(crashed, discard, nil, tsdb.DefaultOptions(), nil)
+	if err != nil {
+		t.Fatalf("reopen: %v", err)
+	}
+	defer reopened.Close()
+	data := dump(t, reopened)
+	if !strings.Contains(data, fmt.Sprintf(`{__name__="durable", job="x"}: %d=`, base)) || !strings.Contains(data, fmt.Sprintf(" %d=", base+1000)) {
+		t.Fatalf("acknowledged samples missing after a crash:\n%s", data)
 	}
 }

@@ -10,12 +10,12 @@ import (
 	"net/url"
 	"testing"
 
-	"github.com/vispyr/vispyr/internal/profiles"
+	"github.com/vispyr/vispyr/internal/pipeline/profile"
 )
 
 type sinkStore struct{}
 
-func (sinkStore) Append(_ context.Context, b *profiles.Batch) error { return b.Validate() }
+func (sinkStore) ConsumeProfiles(_ context.Context, b *profile.Batch) error { return b.Validate() }
 
 // FuzzIngest drives the whole /ingest decoder (query parameters, formats, multipart,
 // pprof) with arbitrary input: it must answer, never panic, and never 5xx.

@@ -24,14 +24,9 @@ import (
 
 	"github.com/vispyr/vispyr/internal/limits"
 	"github.com/vispyr/vispyr/internal/pipeline"
-	"github.com/vispyr/vispyr/internal/profiles"
-	"github.com/vispyr/vispyr/internal/profiles/convert"
+	"github.com/vispyr/vispyr/internal/pipeline/profile"
+	"github.com/vispyr/vispyr/internal/receiver/pyroscope/convert"
 )
-
-// Appender stores a batch durably; *profiles.Store implements it.
-type Appender interface {
-	Append(ctx context.Context, b *profiles.Batch) error
-}
 
 // MaxBodyBytes bounds one request body (compressed), like Pyroscope's request limit.
 const MaxBodyBytes = 32 << 20
@@ -40,7 +35,7 @@ const MaxBodyBytes = 32 << 20
 const retryAfterSeconds = "5"
 
 type handler struct {
-	store    Appender
+	store    pipeline.Profiles
 	logger   *slog.Logger
 	inflight *limits.Inflight
 	requests *prometheus.CounterVec
@@ -61,7 +56,7 @@ const DefaultMaxInflightBytes = 256 << 20
 const inflightFactor = 6
 
 // NewHandler serves /ingest, /pyroscope/ingest and /push.v1.PusherService/Push.
-func NewHandler(store Appender, logger *slog.Logger, reg prometheus.Registerer, opts ...Option) http.Handler {
+func NewHandler(store pipeline.Profiles, logger *slog.Logger, reg prometheus.Registerer, opts ...Option) http.Handler {
 	h := &handler{
 		store:    store,
 		logger:   logger,
@@ -150,11 +145,11 @@ func (h *handler) ingest(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 }
 
-func (h *handler) append(ctx context.Context, b *profiles.Batch) error {
+func (h *handler) append(ctx context.Context, b *profile.Batch) error {
 	if b == nil || len(b.Profiles) == 0 {
 		return nil
 	}
-	err := h.store.Append(ctx, b)
+	err := h.store.ConsumeProfiles(ctx, b)
 	switch {
 	case err == nil:
 		return nil
@@ -208,7 +203,7 @@ func parseParams(r *http.Request) (params, error) {
 	if err != nil {
 		return p, errorf(http.StatusBadRequest, "name: %w", err)
 	}
-	if p.app == "" && p.labels[profiles.LabelServiceName] == "" {
+	if p.app == "" && p.labels[profile.LabelServiceName] == "" {
 		return p, errorf(http.StatusBadRequest, "name: missing application name (name=app{labels})")
 	}
 	p.start = time.Now()
@@ -233,7 +228,7 @@ func parseParams(r *http.Request) (params, error) {
 	return p, nil
 }
 
-func (h *handler) decodeIngest(r *http.Request) (*profiles.Batch, error) {
+func (h *handler) decodeIngest(r *http.Request) (*profile.Batch, error) {
 	p, err := parseParams(r)
 	if err != nil {
 		return nil, err
@@ -290,13 +285,13 @@ func seriesLabels(p params) map[string]string {
 	for k, v := range p.labels {
 		ls[k] = v
 	}
-	if ls[profiles.LabelServiceName] == "" {
-		ls[profiles.LabelServiceName] = p.app
+	if ls[profile.LabelServiceName] == "" {
+		ls[profile.LabelServiceName] = p.app
 	}
 	return ls
 }
 
-func pprofBatch(data []byte, stc map[string]convert.SampleTypeConfig, p params) (*profiles.Batch, error) {
+func pprofBatch(data []byte, stc map[string]convert.SampleTypeConfig, p params) (*profile.Batch, error) {
 	if len(data) == 0 {
 		return nil, nil
 	}
@@ -316,7 +311,7 @@ func pprofBatch(data []byte, stc map[string]convert.SampleTypeConfig, p params) 
 	return b, nil
 }
 
-func foldedBatch(data []byte, p params, lines bool) (*profiles.Batch, error) {
+func foldedBatch(data []byte, p params, lines bool) (*profile.Batch, error) {
 	b, err := convert.FromFolded(data, convert.FoldedInput{
 		AppName: p.app, Labels: p.labels, SpyName: p.spyName, SampleRate: p.sampleRate,
 		StartNanos: p.start.UnixNano(), Lines: lines,
@@ -329,7 +324,7 @@ func foldedBatch(data []byte, p params, lines bool) (*profiles.Batch, error) {
 
 // multipartBatch reads pyroscope-go's and @pyroscope/nodejs's form: a `profile` part
 // with a (gzipped) pprof and an optional `sample_type_config` JSON part.
-func multipartBatch(body []byte, contentType string, p params) (*profiles.Batch, error) {
+func multipartBatch(body []byte, contentType string, p params) (*profile.Batch, error) {
 	_, mp, err := mime.ParseMediaType(contentType)
 	if err != nil || mp["boundary"] == "" {
 		return nil, errorf(http.StatusBadRequest, "multipart: bad content type %q", contentType)

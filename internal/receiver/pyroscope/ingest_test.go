@@ -213,7 +213,9 @@ func TestIngestErrors(t *testing.T) {
 // overloaded is a store that sheds load, to check the 429 mapping.
 type overloaded struct{}
 
-func (overloaded) Append(context.Context, *profiles.Batch) error { return pipeline.ErrOverloaded }
+func (overloaded) ConsumeProfiles(context.Context, *profiles.Batch) error {
+	return pipeline.ErrOverloaded
+}
 
 func TestIngestOverloadIs429(t *testing.T) {
 	srv := httptest.NewServer(pyroscope.NewHandler(overloaded{}, slog.New(slog.NewTextHandler(io.Discard, nil)), nil))

@@ -9,8 +9,8 @@ import (
 	"connectrpc.com/connect"
 	pushv1 "github.com/grafana/pyroscope/api/gen/proto/go/push/v1"
 
-	"github.com/vispyr/vispyr/internal/profiles"
-	"github.com/vispyr/vispyr/internal/profiles/convert"
+	"github.com/vispyr/vispyr/internal/pipeline/profile"
+	"github.com/vispyr/vispyr/internal/receiver/pyroscope/convert"
 )
 
 // pushService implements push.v1.PusherService over connect (proto and JSON).
@@ -24,7 +24,7 @@ func (s *pushService) Push(ctx context.Context, req *connect.Request[pushv1.Push
 			if l == nil {
 				continue
 			}
-			if l.Name == profiles.LabelMetricName {
+			if l.Name == profile.LabelMetricName {
 				name = l.Value
 				continue
 			}
@@ -32,8 +32,8 @@ func (s *pushService) Push(ctx context.Context, req *connect.Request[pushv1.Push
 				ls[l.Name] = l.Value
 			}
 		}
-		if ls[profiles.LabelServiceName] == "" {
-			ls[profiles.LabelServiceName] = "unknown_service"
+		if ls[profile.LabelServiceName] == "" {
+			ls[profile.LabelServiceName] = "unknown_service"
 		}
 		for j, smp := range sr.Samples {
 			if smp == nil || len(smp.RawProfile) == 0 {

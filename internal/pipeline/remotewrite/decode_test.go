@@ -1,20 +1,15 @@
-package promwrite
+package remotewrite
 
 import (
 	"bytes"
 	"fmt"
 	"math"
-	"os"
-	"path/filepath"
 	"testing"
 
-	"github.com/klauspost/compress/snappy"
-	"github.com/prometheus/client_golang/prometheus"
-
+	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
 	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
-	"github.com/prometheus/prometheus/tsdb"
 )
 
 // FuzzDecode checks the hand-written decoder against the generated one the
@@ -26,11 +21,11 @@ func FuzzDecode(f *testing.F) {
 		f.Add(seed, true)
 	}
 	f.Fuzz(func(t *testing.T, data []byte, v2 bool) {
-		var r request
-		err := r.decode(data, v2)
+		var r Request
+		err := r.Decode(data, v2)
 		if err == nil && !v2 {
-			for i := range r.series {
-				if _, err = r.labelsOf(&r.series[i]); err != nil {
+			for i := range r.Len() {
+				if _, err = r.Labels(i); err != nil {
 					break
 				}
 			}
@@ -115,23 +110,23 @@ func marshalled(m interface{ Marshal() ([]byte, error) }) string {
 	return fmt.Sprintf("%x", raw)
 }
 
-func renderV1(r *request) string {
+func renderV1(r *Request) string {
 	var b bytes.Buffer
-	for _, s := range r.series {
+	for i := range r.Len() {
 		var ls []prompb.Label
-		raw, _ := r.labelsOf(&s)
+		raw, _ := r.Labels(i)
 		for _, l := range raw {
-			ls = append(ls, prompb.Label{Name: l.name, Value: l.value})
+			ls = append(ls, prompb.Label{Name: l.Name, Value: l.Value})
 		}
 		fmt.Fprintf(&b, "series %s samples", renderLabelsV1(ls))
-		for _, smp := range r.samples[s.smp:s.smpEnd] {
-			fmt.Fprintf(&b, " %d/%x", smp.t, math.Float64bits(smp.v))
+		for _, smp := range r.Samples(i) {
+			fmt.Fprintf(&b, " %d/%x", smp.T, math.Float64bits(smp.V))
 		}
-		for i := s.ex; i < s.exEnd; i++ {
-			fmt.Fprintf(&b, " ex %s", marshalled(&r.exs1[i]))
+		for _, ex := range r.ExemplarsV1(i) {
+			fmt.Fprintf(&b, " ex %s", marshalled(&ex))
 		}
-		for i := s.hist; i < s.histEnd; i++ {
-			fmt.Fprintf(&b, " hist %s", marshalled(&r.hists1[i]))
+		for _, h := range r.HistogramsV1(i) {
+			fmt.Fprintf(&b, " hist %s", marshalled(&h))
 		}
 		b.WriteString("\n")
 	}
@@ -156,21 +151,22 @@ func renderGogoV1(req *prompb.WriteRequest) string {
 	return b.String()
 }
 
-func renderV2(r *request) string {
+func renderV2(r *Request) string {
 	var b bytes.Buffer
-	fmt.Fprintf(&b, "symbols %q\n", r.symbols)
-	for _, s := range r.series {
-		fmt.Fprintf(&b, "series %v samples", r.refs[s.lbl:s.lblEnd])
-		for _, smp := range r.samples[s.smp:s.smpEnd] {
-			fmt.Fprintf(&b, " %d/%d/%x", smp.st, smp.t, math.Float64bits(smp.v))
+	fmt.Fprintf(&b, "symbols %q\n", r.Symbols())
+	for i := range r.Len() {
+		fmt.Fprintf(&b, "series %v samples", r.LabelRefs(i))
+		for _, smp := range r.Samples(i) {
+			fmt.Fprintf(&b, " %d/%d/%x", smp.ST, smp.T, math.Float64bits(smp.V))
 		}
-		for i := s.ex; i < s.exEnd; i++ {
-			fmt.Fprintf(&b, " ex %s", marshalled(&r.exs2[i]))
+		for _, ex := range r.ExemplarsV2(i) {
+			fmt.Fprintf(&b, " ex %s", marshalled(&ex))
 		}
-		for i := s.hist; i < s.histEnd; i++ {
-			fmt.Fprintf(&b, " hist %s", marshalled(&r.hists2[i]))
+		for _, h := range r.HistogramsV2(i) {
+			fmt.Fprintf(&b, " hist %s", marshalled(&h))
 		}
-		fmt.Fprintf(&b, " meta %d/%d/%d\n", s.meta.Type, s.meta.HelpRef, s.meta.UnitRef)
+		m := r.Metadata(i)
+		fmt.Fprintf(&b, " meta %d/%d/%d\n", m.Type, m.HelpRef, m.UnitRef)
 	}
 	return b.String()
 }
@@ -213,70 +209,56 @@ func TestDecodeAllocs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var r request
-	if err := r.decode(raw, false); err != nil {
+	var r Request
+	if err := r.Decode(raw, false); err != nil {
 		t.Fatal(err)
 	}
 	if n := testing.AllocsPerRun(20, func() {
-		_ = r.decode(raw, false)
-		for i := range r.series {
-			_, _ = r.labelsOf(&r.series[i])
+		_ = r.Decode(raw, false)
+		for i := range r.Len() {
+			_, _ = r.Labels(i)
 		}
 	}); n != 0 {
 		t.Fatalf("decoding allocates %v times per request", n)
 	}
 }
 
-// FuzzHandlerParity sends the same fuzzed request bodies to our handler and to
-// the stock one, each over a TSDB kept for the whole fuzzing run: every answer
-// and everything stored must be the same.
-func FuzzHandlerParity(f *testing.F) {
-	for _, seed := range decodeSeeds(f) {
-		f.Add(seed, false)
-		f.Add(seed, true)
+func lbls(kv ...string) []prompb.Label {
+	var out []prompb.Label
+	for i := 0; i < len(kv); i += 2 {
+		out = append(out, prompb.Label{Name: kv[i], Value: kv[i+1]})
 	}
-	now := prompb.WriteRequest{Timeseries: []prompb.TimeSeries{{Labels: lbls("__name__", "up", "job", "x"), Samples: samples(base)}}}
-	raw, _ := now.Marshal()
-	f.Add(raw, false)
-	// One pair for the whole run, so that inputs meet the data of earlier ones.
-	p := newFuzzPair(f)
-	f.Fuzz(func(t *testing.T, data []byte, v2 bool) {
-		ct := ctV1
-		if v2 {
-			ct = ctV2
-		}
-		body := snappy.Encode(nil, data)
-		mine, stock := post(p.mine, body, ct, "snappy"), post(p.stock, body, ct, "snappy")
-		if mine != stock {
-			t.Fatalf("answers differ: vispyr %+v, stock %+v", mine, stock)
-		}
-		if a, b := dump(t, p.mineDB), dump(t, p.stockDB); a != b {
-			t.Fatalf("stored data differs:\nvispyr:\n%s\nstock:\n%s", a, b)
-		}
-	})
+	return out
 }
 
-func newFuzzPair(f *testing.F) *pair {
-	dir, err := os.MkdirTemp("", "promwrite-fuzz-")
-	if err != nil {
-		f.Fatal(err)
+func samples(ts ...int64) []prompb.Sample {
+	var out []prompb.Sample
+	for _, t := range ts {
+		out = append(out, prompb.Sample{Timestamp: t, Value: float64(t%1000) / 10})
 	}
-	open := func(name string) *tsdb.DB {
-		opts := tsdb.DefaultOptions()
-		opts.EnableExemplarStorage, opts.MaxExemplars = true, 10000
-		db, err := tsdb.Open(filepath.Join(dir, name), discard, nil, opts, nil)
-		if err != nil {
-			f.Fatal(err)
-		}
-		return db
+	return out
+}
+
+func testHistogram(i int) *histogram.Histogram {
+	return &histogram.Histogram{
+		Schema: 1, Count: uint64(7 + i), Sum: 18.4 * float64(i+1), ZeroThreshold: 0.001, ZeroCount: 2,
+		PositiveSpans:   []histogram.Span{{Offset: 0, Length: 2}, {Offset: 1, Length: 2}},
+		PositiveBuckets: []int64{1, 1, -1, int64(i)},
 	}
-	p := &pair{mineDB: open("mine"), stockDB: open("stock")}
-	p.mine = NewHandler(p.mineDB, defaultOpts(), discard, prometheus.NewRegistry())
-	p.stock = newStock(p.stockDB, defaultOpts())
-	f.Cleanup(func() {
-		_ = p.mineDB.Close()
-		_ = p.stockDB.Close()
-		_ = os.RemoveAll(dir)
-	})
-	return p
+}
+
+type v2Builder struct {
+	syms writev2.SymbolsTable
+	req  writev2.Request
+}
+
+func newV2() *v2Builder { return &v2Builder{syms: writev2.NewSymbolTable()} }
+
+func (b *v2Builder) series(ls labels.Labels, ts writev2.TimeSeries) {
+	ts.LabelsRefs = b.syms.SymbolizeLabels(ls, nil)
+	b.req.Timeseries = append(b.req.Timeseries, ts)
+}
+
+func (b *v2Builder) exemplar(kv ...string) writev2.Exemplar {
+	return writev2.Exemplar{LabelsRefs: b.syms.SymbolizeLabels(labels.FromStrings(kv...), nil)}
 }

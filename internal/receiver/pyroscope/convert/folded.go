@@ -9,7 +9,7 @@ import (
 
 	"github.com/prometheus/prometheus/model/labels"
 
-	"github.com/vispyr/vispyr/internal/profiles"
+	"github.com/vispyr/vispyr/internal/pipeline/profile"
 )
 
 // foldedType is what an app-name suffix (`myapp.cpu`) means for folded input, after
@@ -54,7 +54,7 @@ type FoldedInput struct {
 }
 
 // FromFolded parses `a;b;c 42` lines (or bare stacks with Lines) into a batch.
-func FromFolded(data []byte, in FoldedInput) (*profiles.Batch, error) {
+func FromFolded(data []byte, in FoldedInput) (*profile.Batch, error) {
 	app, ft := splitAppType(in.AppName)
 	if app == "" {
 		return nil, fmt.Errorf("name: missing application name")
@@ -70,18 +70,18 @@ func FromFolded(data []byte, in FoldedInput) (*profiles.Batch, error) {
 		periodType, periodUnit = "cpu", "nanoseconds"
 	}
 	lb := labels.NewBuilder(labels.FromMap(in.Labels))
-	if lb.Get(profiles.LabelServiceName) == "" {
-		lb.Set(profiles.LabelServiceName, app)
+	if lb.Get(profile.LabelServiceName) == "" {
+		lb.Set(profile.LabelServiceName, app)
 	}
-	lb.Set(profiles.LabelMetricName, ft.name)
+	lb.Set(profile.LabelMetricName, ft.name)
 	if in.SpyName != "" {
 		lb.Set("pyroscope_spy", in.SpyName)
 	}
-	lb.Set(profiles.LabelProfileType, profiles.ProfileType{Name: ft.name, SampleType: ft.sampleType, SampleUnit: ft.unit,
+	lb.Set(profile.LabelProfileType, profile.ProfileType{Name: ft.name, SampleType: ft.sampleType, SampleUnit: ft.unit,
 		PeriodType: periodType, PeriodUnit: periodUnit}.ID())
 
-	b := &profiles.Batch{}
-	p := profiles.Profile{Labels: lb.Labels(), TimeNanos: in.StartNanos}
+	b := &profile.Batch{}
+	p := profile.Profile{Labels: lb.Labels(), TimeNanos: in.StartNanos}
 	names := map[string]uint32{}
 	stacks := map[string]uint32{}
 	sc := bufio.NewScanner(bytes.NewReader(data))
@@ -124,7 +124,7 @@ func FromFolded(data []byte, in FoldedInput) (*profiles.Batch, error) {
 			b.Stacks = append(b.Stacks, frames)
 			stacks[stack] = id
 		}
-		p.Samples = append(p.Samples, profiles.Sample{Stack: id, Value: value * scale})
+		p.Samples = append(p.Samples, profile.Sample{Stack: id, Value: value * scale})
 	}
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("read folded profile: %w", err)

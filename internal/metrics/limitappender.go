@@ -1,4 +1,4 @@
-package promwrite
+package metrics
 
 import (
 	"fmt"

@@ -1,4 +1,4 @@
-package promwrite
+package remotewrite
 
 import (
 	"fmt"
@@ -8,17 +8,21 @@ import (
 	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
 )
 
-// request is one decoded write request (v1 or v2). Strings point into the
+// Request is one decoded remote-write request (v1 or v2). Strings point into the
 // decompressed body and the slices are reused across requests, so decoding a
 // request of known shape allocates nothing; anything kept beyond the request
 // (labels of new series, exemplar labels) is copied by labels.ScratchBuilder.
-type request struct {
+//
+// Series are addressed by index, 0 ≤ i < Len(). A Request is not safe for
+// concurrent use (v1 labels are decoded lazily, into the request).
+type Request struct {
 	v2      bool
+	raw     []byte
 	symbols []string // v2 symbol table
 	series  []series
-	labels  []rawLabel // v1 labels of every series
-	refs    []uint32   // v2 label refs of every series
-	samples []sample
+	labels  []Label  // v1 labels of every series
+	refs    []uint32 // v2 label refs of every series
+	samples []Sample
 
 	// Rarely used parts are decoded with the generated gogo code, whose
 	// conversions to model types the stock handler uses too.
@@ -28,11 +32,13 @@ type request struct {
 	exs2   []writev2.Exemplar
 }
 
-type rawLabel struct{ name, value string }
+// Label is one v1 label as it came on the wire (not validated, not sorted).
+type Label struct{ Name, Value string }
 
-type sample struct {
-	v     float64
-	t, st int64
+// Sample is one float sample; ST (start timestamp) is set by v2 only.
+type Sample struct {
+	V     float64
+	T, ST int64
 }
 
 // series holds index ranges into the request's arenas.
@@ -46,8 +52,9 @@ type series struct {
 	decoded       bool // v1: labels are in r.labels[lbl:lblEnd]
 }
 
-func (r *request) reset(v2 bool) {
+func (r *Request) reset(v2 bool) {
 	r.v2 = v2
+	r.raw = nil
 	r.symbols = r.symbols[:0]
 	r.series = r.series[:0]
 	r.labels = r.labels[:0]
@@ -59,8 +66,8 @@ func (r *request) reset(v2 bool) {
 	r.exs2 = r.exs2[:0]
 }
 
-// numSamples counts float and histogram samples.
-func (r *request) numSamples() int {
+// NumSamples counts float and histogram samples over all series.
+func (r *Request) NumSamples() int {
 	return len(r.samples) + len(r.hists1) + len(r.hists2)
 }
 
@@ -73,7 +80,7 @@ func str(b []byte) string {
 
 // decodeV1 decodes a prometheus.WriteRequest. Metadata is checked for validity
 // and dropped, as the stock handler does.
-func (r *request) decodeV1(b []byte) error {
+func (r *Request) decodeV1(b []byte) error {
 	r.reset(false)
 	for i := 0; i < len(b); {
 		pre := i
@@ -117,7 +124,7 @@ func (r *request) decodeV1(b []byte) error {
 	return nil
 }
 
-func (r *request) decodeSeriesV1(b []byte) error {
+func (r *Request) decodeSeriesV1(b []byte) error {
 	s := series{smp: len(r.samples), hist: len(r.hists1), ex: len(r.exs1)}
 	// Label fields not interrupted by other fields form the cache key.
 	firstLabel, lastLabelEnd, interrupted := -1, 0, false
@@ -190,7 +197,7 @@ func (r *request) decodeSeriesV1(b []byte) error {
 
 // decodeLabels decodes the label fields (field 1) among the fields in b into
 // r.labels.
-func (r *request) decodeLabels(s *series, b []byte) error {
+func (r *Request) decodeLabels(s *series, b []byte) error {
 	s.lbl = len(r.labels)
 	for i := 0; i < len(b); {
 		pre := i
@@ -221,7 +228,7 @@ func (r *request) decodeLabels(s *series, b []byte) error {
 }
 
 // labelsOf returns the labels of a v1 series, decoding them on first use.
-func (r *request) labelsOf(s *series) ([]rawLabel, error) {
+func (r *Request) labelsOf(s *series) ([]Label, error) {
 	if !s.decoded {
 		if err := r.decodeLabels(s, s.key); err != nil {
 			return nil, fmt.Errorf("decode protobuf: %w", err)
@@ -230,8 +237,8 @@ func (r *request) labelsOf(s *series) ([]rawLabel, error) {
 	return r.labels[s.lbl:s.lblEnd], nil
 }
 
-func decodeLabel(b []byte) (rawLabel, error) {
-	var l rawLabel
+func decodeLabel(b []byte) (Label, error) {
+	var l Label
 	for i := 0; i < len(b); {
 		pre := i
 		num, wt, next, err := tag(b, i)
@@ -249,9 +256,9 @@ func decodeLabel(b []byte) (rawLabel, error) {
 				return l, err
 			}
 			if num == 1 {
-				l.name = str(b[start:end])
+				l.Name = str(b[start:end])
 			} else {
-				l.value = str(b[start:end])
+				l.Value = str(b[start:end])
 			}
 			i = end
 		default:
@@ -265,8 +272,8 @@ func decodeLabel(b []byte) (rawLabel, error) {
 
 // decodeSample decodes a v1 Sample or, with v2, a v2 Sample (which adds
 // start_timestamp as field 3).
-func decodeSample(b []byte, v2 bool) (sample, error) {
-	var s sample
+func decodeSample(b []byte, v2 bool) (Sample, error) {
+	var s Sample
 	for i := 0; i < len(b); {
 		pre := i
 		num, wt, next, err := tag(b, i)
@@ -283,7 +290,7 @@ func decodeSample(b []byte, v2 bool) (sample, error) {
 			if bits, i, err = fixed64(b, i); err != nil {
 				return s, err
 			}
-			s.v = float(bits)
+			s.V = float(bits)
 		case num == 2 || (num == 3 && v2):
 			if wt != 0 {
 				return s, wrongType("Timestamp", wt)
@@ -293,9 +300,9 @@ func decodeSample(b []byte, v2 bool) (sample, error) {
 				return s, err
 			}
 			if num == 2 {
-				s.t = int64(x)
+				s.T = int64(x)
 			} else {
-				s.st = int64(x)
+				s.ST = int64(x)
 			}
 		default:
 			if i, err = skipField(b, pre); err != nil {
@@ -308,7 +315,7 @@ func decodeSample(b []byte, v2 bool) (sample, error) {
 
 // decodeV2 decodes an io.prometheus.write.v2.Request. Label refs are resolved
 // later, because symbols may follow the series on the wire.
-func (r *request) decodeV2(b []byte) error {
+func (r *Request) decodeV2(b []byte) error {
 	r.reset(true)
 	for i := 0; i < len(b); {
 		pre := i
@@ -341,7 +348,7 @@ func (r *request) decodeV2(b []byte) error {
 	return nil
 }
 
-func (r *request) decodeSeriesV2(b []byte) error {
+func (r *Request) decodeSeriesV2(b []byte) error {
 	s := series{lbl: len(r.refs), smp: len(r.samples), hist: len(r.hists2), ex: len(r.exs2)}
 	for i := 0; i < len(b); {
 		pre := i
@@ -402,7 +409,7 @@ func (r *request) decodeSeriesV2(b []byte) error {
 
 // decodeRefs reads labels_refs, packed or not. Like gogo, a packed varint is
 // bounded by the series message, not by the packed field.
-func (r *request) decodeRefs(b []byte, i, wt int) (int, error) {
+func (r *Request) decodeRefs(b []byte, i, wt int) (int, error) {
 	switch wt {
 	case 0:
 		x, i, err := varint(b, i)
@@ -429,8 +436,10 @@ func (r *request) decodeRefs(b []byte, i, wt int) (int, error) {
 	}
 }
 
-// decode decodes b as a v1 or v2 request.
-func (r *request) decode(b []byte, v2 bool) error {
+// Decode decodes b, the snappy-decompressed body, as a v1 (prometheus.WriteRequest)
+// or v2 (io.prometheus.write.v2.Request) request. It accepts and refuses exactly
+// the bytes the generated gogo code does. r keeps pointing into b.
+func (r *Request) Decode(b []byte, v2 bool) error {
 	var err error
 	if v2 {
 		err = r.decodeV2(b)
@@ -440,5 +449,6 @@ func (r *request) decode(b []byte, v2 bool) error {
 	if err != nil {
 		return fmt.Errorf("decode protobuf: %w", err)
 	}
+	r.raw = b
 	return nil
 }

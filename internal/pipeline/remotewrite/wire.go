@@ -1,4 +1,4 @@
-package promwrite
+package remotewrite
 
 import (
 	"encoding/binary"

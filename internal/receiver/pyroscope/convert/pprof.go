@@ -1,5 +1,5 @@
 // Package convert turns what profilers send (pprof, folded stacks) into
-// profiles.Batch, naming profile types the way Pyroscope does.
+// profile.Batch, naming profile types the way Pyroscope does.
 package convert
 
 import (
@@ -19,7 +19,7 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 
-	"github.com/vispyr/vispyr/internal/profiles"
+	"github.com/vispyr/vispyr/internal/pipeline/profile"
 )
 
 // MaxDecompressedBytes bounds a gunzipped pprof so a small zip bomb cannot exhaust
@@ -165,7 +165,7 @@ func checkPprof(p *googlev1.Profile) error {
 
 // FromPprof converts a decoded pprof into one profile per sample type and distinct
 // set of sample labels.
-func FromPprof(p *googlev1.Profile, in Input) (*profiles.Batch, error) {
+func FromPprof(p *googlev1.Profile, in Input) (*profile.Batch, error) {
 	c := newConverter(p)
 	name := in.Name
 	if name == "" {
@@ -179,7 +179,7 @@ func FromPprof(p *googlev1.Profile, in Input) (*profiles.Batch, error) {
 		t = time.Now().UnixNano()
 	}
 	base := labels.NewBuilder(labels.FromMap(in.Labels))
-	base.Set(profiles.LabelMetricName, name)
+	base.Set(profile.LabelMetricName, name)
 	if in.SpyName != "" && in.Labels["pyroscope_spy"] == "" {
 		base.Set("pyroscope_spy", in.SpyName)
 	}
@@ -189,7 +189,7 @@ func FromPprof(p *googlev1.Profile, in Input) (*profiles.Batch, error) {
 	}
 	typeIDs := make([]string, len(p.SampleType))
 	for i, st := range p.SampleType {
-		typeIDs[i] = profiles.ProfileType{Name: name, SampleType: p.StringTable[st.Type], SampleUnit: p.StringTable[st.Unit],
+		typeIDs[i] = profile.ProfileType{Name: name, SampleType: p.StringTable[st.Type], SampleUnit: p.StringTable[st.Unit],
 			PeriodType: periodType, PeriodUnit: periodUnit}.ID()
 	}
 
@@ -209,9 +209,9 @@ func FromPprof(p *googlev1.Profile, in Input) (*profiles.Batch, error) {
 				lb.Set(l.Name, l.Value)
 			}
 			for i := range p.SampleType {
-				lb.Set(profiles.LabelProfileType, typeIDs[i])
+				lb.Set(profile.LabelProfileType, typeIDs[i])
 				idx[i] = len(c.batch.Profiles)
-				c.batch.Profiles = append(c.batch.Profiles, profiles.Profile{Labels: lb.Labels(), TimeNanos: t})
+				c.batch.Profiles = append(c.batch.Profiles, profile.Profile{Labels: lb.Labels(), TimeNanos: t})
 			}
 			groups[key] = idx
 		}
@@ -220,11 +220,11 @@ func FromPprof(p *googlev1.Profile, in Input) (*profiles.Batch, error) {
 				continue
 			}
 			pr := &c.batch.Profiles[idx[i]]
-			pr.Samples = append(pr.Samples, profiles.Sample{Stack: stack, Value: v, SpanID: span, TraceID: trace})
+			pr.Samples = append(pr.Samples, profile.Sample{Stack: stack, Value: v, SpanID: span, TraceID: trace})
 		}
 	}
-	if lbls := labels.FromMap(in.Labels); lbls.Get(profiles.LabelServiceName) == "" {
-		return nil, fmt.Errorf("missing %s label", profiles.LabelServiceName)
+	if lbls := labels.FromMap(in.Labels); lbls.Get(profile.LabelServiceName) == "" {
+		return nil, fmt.Errorf("missing %s label", profile.LabelServiceName)
 	}
 	return &c.batch, nil
 }
@@ -264,7 +264,7 @@ func metricName(p *googlev1.Profile, cfg map[string]SampleTypeConfig) string {
 // location's frames and de-duplicating identical stacks.
 type converter struct {
 	p        *googlev1.Profile
-	batch    profiles.Batch
+	batch    profile.Batch
 	names    map[string]uint32
 	funcs    map[uint64]*googlev1.Function
 	locs     map[uint64]*googlev1.Location

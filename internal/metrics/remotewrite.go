@@ -1,13 +1,17 @@
-package promwrite
+package metrics
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"net/http"
+	"log/slog"
+	"runtime"
 	"slices"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/exemplar"
 	"github.com/prometheus/prometheus/model/histogram"
@@ -16,14 +20,58 @@ import (
 	"github.com/prometheus/prometheus/storage"
 
 	"github.com/vispyr/vispyr/internal/pipeline"
+	"github.com/vispyr/vispyr/internal/pipeline/remotewrite"
 )
 
+// RemoteWriteAppender appends decoded remote-write requests to the TSDB exactly as
+// Prometheus's own receiver does (same partial-write rules, same errors), but
+// remembers each series' head reference, so a known series skips label
+// construction, validation and the head's hash lookup. It is the metrics store's
+// pipeline.Samples.
+type RemoteWriteAppender struct {
+	app    storage.AppendableV2
+	logger *slog.Logger
+	cache1 *seriesCache // v1: keyed by the raw label fields
+	cache2 *seriesCache // v2: keyed by the resolved label strings
+
+	invalidLabels prometheus.Counter
+	samples       *prometheus.CounterVec
+	// scratch is a free list rather than a sync.Pool: a pool is emptied by every
+	// GC, and regrowing the arenas of a 2k-series request costs more than keeping
+	// a few of them.
+	scratch chan *appendScratch
+}
+
+var _ pipeline.Samples = (*RemoteWriteAppender)(nil)
+
+// NewRemoteWriteAppender returns the remote-write append path over app (a
+// *tsdb.DB), whose appenders must implement storage.ExemplarAppenderV2.
+func NewRemoteWriteAppender(app storage.AppendableV2, logger *slog.Logger, reg prometheus.Registerer) *RemoteWriteAppender {
+	a := &RemoteWriteAppender{
+		app: app, logger: logger,
+		cache1: newSeriesCache(cacheGeneration), cache2: newSeriesCache(cacheGeneration),
+		invalidLabels: promauto.With(reg).NewCounter(prometheus.CounterOpts{
+			Name: "vispyr_remote_write_invalid_labels_samples_total",
+			Help: "Remote-write samples and histograms dropped because their series labels were invalid.",
+		}),
+		samples: promauto.With(reg).NewCounterVec(prometheus.CounterOpts{
+			Name: "vispyr_remote_write_appended_total",
+			Help: "Samples, histograms and exemplars appended from remote write, by kind.",
+		}, []string{"kind"}),
+		scratch: make(chan *appendScratch, 2*runtime.GOMAXPROCS(0)),
+	}
+	promauto.With(reg).NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "vispyr_remote_write_series_cache_series",
+		Help: "Series whose head reference the remote-write receiver remembers.",
+	}, func() float64 { return float64(a.cache1.len() + a.cache2.len()) })
+	return a
+}
+
 // result is the outcome of storing one request: v2's written counts, and the
-// status and error when it failed.
+// error when it failed (invalid: the client's fault, 400; else 500).
 type result struct {
-	samples, histograms, exemplars int
-	code                           int
-	err                            error
+	remotewrite.Written
+	err error
 }
 
 // appendScratch is the per-series bookkeeping of one request, reused.
@@ -38,7 +86,7 @@ type appendScratch struct {
 	sb         labels.ScratchBuilder
 }
 
-// release drops references to entries and request bytes kept in the pool.
+// release drops references to entries and request bytes kept in the free list.
 func (a *appendScratch) release() {
 	clear(a.keys)
 	clear(a.entries)
@@ -49,83 +97,98 @@ func (a *appendScratch) release() {
 	a.newKeys, a.newEntries, a.exemplars = a.newKeys[:0], a.newEntries[:0], a.exemplars[:0]
 }
 
-// store decodes raw and appends it in one transaction, committed (written to
-// the WAL) before it returns success.
-func (h *handler) store(r *http.Request, st *state, raw []byte, v2 bool) result {
-	req, sc := &st.req, &st.app
-	if err := req.decode(raw, v2); err != nil {
-		h.logger.Error("decoding remote write request", "v2", v2, "err", err)
-		return result{code: http.StatusBadRequest, err: err}
+func (h *RemoteWriteAppender) getScratch() *appendScratch {
+	select {
+	case sc := <-h.scratch:
+		return sc
+	default:
+		return new(appendScratch)
 	}
+}
+
+func (h *RemoteWriteAppender) putScratch(sc *appendScratch) {
+	sc.release()
+	select {
+	case h.scratch <- sc:
+	default:
+	}
+}
+
+// ConsumeSamples appends req in one transaction, committed (written to the TSDB's
+// WAL) before it returns. As Prometheus: v1 refuses the whole request for any
+// refused sample; v2 commits the valid series and reports the rest. Refused input
+// is a pipeline.Invalid error; Written counts what was committed.
+func (h *RemoteWriteAppender) ConsumeSamples(ctx context.Context, req *remotewrite.Request) (remotewrite.Written, error) {
+	sc := h.getScratch()
+	defer h.putScratch(sc)
 	cache := h.cache1
-	if v2 {
+	if req.V2() {
 		cache = h.cache2
 	}
 	sc.prepareKeys(req)
 	if cache.lookup(sc.keys, sc.entries) > 0 {
 		cache.promote(sc.keys, sc.entries)
 	}
-	if !v2 {
+	if !req.V2() {
 		// Labels of series the cache does not know, before anything is
 		// appended: malformed ones refuse the whole request.
-		for i := range req.series {
+		for i := range req.Len() {
 			if sc.entries[i] == nil {
-				if _, err := req.labelsOf(&req.series[i]); err != nil {
-					h.logger.Error("decoding remote write request", "v2", v2, "err", err)
-					return result{code: http.StatusBadRequest, err: err}
+				if _, err := req.Labels(i); err != nil {
+					h.logger.Error("decoding remote write request", "v2", false, "err", err)
+					return remotewrite.Written{}, pipeline.Invalid(err)
 				}
 			}
 		}
 	}
 
-	app := h.app.AppenderV2(r.Context())
+	app := h.app.AppenderV2(ctx)
 	exApp, ok := app.(storage.ExemplarAppenderV2)
 	if !ok {
 		_ = app.Rollback()
-		return result{code: http.StatusInternalServerError,
-			err: fmt.Errorf("remote write receiver requires a storage.ExemplarAppenderV2, got %T", app)}
+		return remotewrite.Written{}, fmt.Errorf("remote write receiver requires a storage.ExemplarAppenderV2, got %T", app)
 	}
 	la := newLimitedAppender(exApp, time.Now())
 	var res result
-	if v2 {
+	if req.V2() {
 		res = h.writeV2(la, req, sc)
 	} else {
 		res = h.writeV1(la, req, sc)
 	}
-	if res.err == nil || res.code/100 == 4 {
-		h.samples.WithLabelValues("sample").Add(float64(res.samples))
-		h.samples.WithLabelValues("histogram").Add(float64(res.histograms))
-		h.samples.WithLabelValues("exemplar").Add(float64(res.exemplars))
+	if res.err == nil || pipeline.IsInvalid(res.err) {
+		h.samples.WithLabelValues("sample").Add(float64(res.Samples))
+		h.samples.WithLabelValues("histogram").Add(float64(res.Histograms))
+		h.samples.WithLabelValues("exemplar").Add(float64(res.Exemplars))
 		cache.add(sc.newKeys, sc.newEntries)
 	}
-	return res
+	return res.Written, res.err
 }
 
 // prepareKeys computes each series' cache key: the raw label fields for v1,
 // the length-prefixed label strings for v2 (nil when the refs are invalid, so
 // the slow path reports the error).
-func (a *appendScratch) prepareKeys(req *request) {
-	n := len(req.series)
+func (a *appendScratch) prepareKeys(req *remotewrite.Request) {
+	n := req.Len()
 	a.keys = slices.Grow(a.keys[:0], n)[:n]
 	a.entries = slices.Grow(a.entries[:0], n)[:n]
-	if !req.v2 {
-		for i := range req.series {
-			a.keys[i] = req.series[i].key
+	if !req.V2() {
+		for i := range n {
+			a.keys[i] = req.Key(i)
 		}
 		return
 	}
 	a.keyBuf, a.keyStarts = a.keyBuf[:0], a.keyStarts[:0]
-	for i := range req.series {
-		s := &req.series[i]
-		refs := req.refs[s.lbl:s.lblEnd]
+	symbols := req.Symbols()
+	for i := range n {
+		refs := req.LabelRefs(i)
 		start := len(a.keyBuf)
 		ok := len(refs) > 0 && len(refs)%2 == 0
 		for _, ref := range refs {
-			if int(ref) >= len(req.symbols) {
+			if int(ref) >= len(symbols) {
 				ok = false
 				break
 			}
-			sym := req.symbols[ref]
+			sym := symbols[ref]
 			a.keyBuf = binary.AppendUvarint(a.keyBuf, uint64(len(sym)))
 			a.keyBuf = append(a.keyBuf, sym...)
 		}
@@ -183,7 +246,7 @@ func (a *appendScratch) remember(key []byte, e *seriesEntry) {
 // writeV1 appends a v1 request. As in Prometheus, any refused sample refuses
 // the whole request (rolled back, 400), invalid series are skipped, exemplar
 // errors are only logged.
-func (h *handler) writeV1(la limitedAppender, req *request, sc *appendScratch) result {
+func (h *RemoteWriteAppender) writeV1(la limitedAppender, req *remotewrite.Request, sc *appendScratch) result {
 	res, err := h.appendV1(la, req, sc)
 	if err != nil {
 		_ = la.app.Rollback()
@@ -194,16 +257,14 @@ func (h *handler) writeV1(la limitedAppender, req *request, sc *appendScratch) r
 	case err == nil:
 		return res
 	case isRejectedSample(err), isHistogramValidationError(err):
-		return result{code: http.StatusBadRequest, err: err}
-	case errors.Is(err, pipeline.ErrOverloaded):
-		return result{code: http.StatusServiceUnavailable, err: err}
+		return result{err: pipeline.Invalid(err)}
 	default:
-		return result{code: http.StatusInternalServerError, err: err}
+		return result{err: err}
 	}
 }
 
 // appendV1 appends every valid series and counts what was appended.
-func (h *handler) appendV1(la limitedAppender, req *request, sc *appendScratch) (res result, _ error) {
+func (h *RemoteWriteAppender) appendV1(la limitedAppender, req *remotewrite.Request, sc *appendScratch) (res result, _ error) {
 	var invalid, oooExemplars int
 	defer func() {
 		if oooExemplars > 0 {
@@ -211,37 +272,31 @@ func (h *handler) appendV1(la limitedAppender, req *request, sc *appendScratch) 
 		}
 		h.invalidLabels.Add(float64(invalid))
 	}()
-	for i := range req.series {
-		s := &req.series[i]
+	for i := range req.Len() {
 		e := sc.entries[i]
 		if e == nil {
-			sc.sb.Reset()
-			raw, _ := req.labelsOf(s) // decoded, without error, by store
-			for _, l := range raw {
-				sc.sb.Add(l.name, l.value)
-			}
-			sc.sb.Sort()
-			ls := sc.sb.Labels()
+			ls, _ := req.LabelSet(i, &sc.sb) // decoded, without error, by ConsumeSamples
 			if err := validLabels(ls); err != nil {
 				h.logger.Warn("Invalid metric names or labels", "err", err)
 				invalid++
 				continue
 			}
 			e = &seriesEntry{lset: ls}
-			sc.remember(s.key, e)
+			sc.remember(req.Key(i), e)
 		}
 		ls, ref := e.lset, e.seriesRef()
 		var err error
-		for _, smp := range req.samples[s.smp:s.smpEnd] {
-			ref, err = la.appendFloat(ref, ls, 0, smp.t, smp.v)
+		smps, hists := req.Samples(i), req.HistogramsV1(i)
+		for _, smp := range smps {
+			ref, err = la.appendFloat(ref, ls, 0, smp.T, smp.V)
 			if err != nil && !isPartial(err) {
 				if isRejectedSample(err) {
-					h.logger.Error("Out of order sample from remote write", "err", err.Error(), "series", ls.String(), "timestamp", smp.t)
+					h.logger.Error("Out of order sample from remote write", "err", err.Error(), "series", ls.String(), "timestamp", smp.T)
 				}
 				return res, err
 			}
 		}
-		for _, hp := range req.hists1[s.hist:s.histEnd] {
+		for _, hp := range hists {
 			if hp.IsFloatHistogram() {
 				ref, err = la.appendHistogram(ref, ls, 0, hp.Timestamp, nil, hp.ToFloatHistogram())
 			} else {
@@ -254,21 +309,22 @@ func (h *handler) appendV1(la limitedAppender, req *request, sc *appendScratch) 
 				return res, err
 			}
 		}
-		res.samples += s.smpEnd - s.smp
-		res.histograms += s.histEnd - s.hist
+		res.Samples += len(smps)
+		res.Histograms += len(hists)
 		e.update(ref)
-		if s.ex == s.exEnd {
+		exs1 := req.ExemplarsV1(i)
+		if len(exs1) == 0 {
 			continue
 		}
 		exs := sc.exemplars[:0]
-		for _, ep := range req.exs1[s.ex:s.exEnd] {
+		for _, ep := range exs1 {
 			exs = append(exs, ep.ToExemplar(&sc.sb, nil))
 		}
 		sc.exemplars = exs
 		slices.SortFunc(exs, exemplar.Compare)
 		_, err = la.appendExemplars(ref, ls, exs)
 		if err == nil {
-			res.exemplars += len(exs)
+			res.Exemplars += len(exs)
 		} else {
 			if pErr, ok := errors.AsType[*storage.AppendPartialError](err); ok {
 				for _, eErr := range pErr.ExemplarErrors {
@@ -286,25 +342,22 @@ func (h *handler) appendV1(la limitedAppender, req *request, sc *appendScratch) 
 // writeV2 appends a v2 request. As in Prometheus, refused samples and invalid
 // series are reported (400) while the rest is committed; any other error rolls
 // everything back (500) for the sender to retry.
-func (h *handler) writeV2(la limitedAppender, req *request, sc *appendScratch) result {
+func (h *RemoteWriteAppender) writeV2(la limitedAppender, req *remotewrite.Request, sc *appendScratch) result {
 	res, bad, err := h.appendV2(la, req, sc)
 	if err != nil {
 		_ = la.app.Rollback()
-		return result{code: http.StatusInternalServerError, err: err}
+		return result{err: err}
 	}
 	if err := la.app.Commit(); err != nil {
-		if errors.Is(err, pipeline.ErrOverloaded) {
-			return result{code: http.StatusServiceUnavailable, err: err}
-		}
-		return result{code: http.StatusInternalServerError, err: err}
+		return result{err: err}
 	}
 	if len(bad) > 0 {
-		res.code, res.err = http.StatusBadRequest, errors.Join(bad...)
+		res.err = pipeline.Invalid(errors.Join(bad...))
 	}
 	return res
 }
 
-func (h *handler) appendV2(la limitedAppender, req *request, sc *appendScratch) (res result, bad []error, _ error) {
+func (h *RemoteWriteAppender) appendV2(la limitedAppender, req *remotewrite.Request, sc *appendScratch) (res result, bad []error, _ error) {
 	var invalid, oooExemplars int
 	defer func() {
 		if oooExemplars > 0 {
@@ -332,24 +385,25 @@ func (h *handler) appendV2(la limitedAppender, req *request, sc *appendScratch) 
 		return len(pErr.ExemplarErrors), nil
 	}
 
-	for i := range req.series {
-		s := &req.series[i]
-		refs := req.refs[s.lbl:s.lblEnd]
-		nSamples := (s.smpEnd - s.smp) + (s.histEnd - s.hist)
+	symbols := req.Symbols()
+	for i := range req.Len() {
+		refs := req.LabelRefs(i)
+		smps, hists := req.Samples(i), req.HistogramsV2(i)
+		nSamples := len(smps) + len(hists)
 		e := sc.entries[i]
 		var ls labels.Labels
 		if e != nil {
 			ls = e.lset
 		} else {
 			var err error
-			ls, err = writev2.TimeSeries{LabelsRefs: refs}.ToLabels(&sc.sb, req.symbols)
+			ls, err = writev2.TimeSeries{LabelsRefs: refs}.ToLabels(&sc.sb, symbols)
 			if err != nil {
 				bad = append(bad, fmt.Errorf("parsing labels for series %v: %w", refs, err))
 				invalid += nSamples
 				continue
 			}
 		}
-		if _, err := (writev2.TimeSeries{Metadata: s.meta}).ToMetadata(req.symbols); err != nil {
+		if _, err := (writev2.TimeSeries{Metadata: req.Metadata(i)}).ToMetadata(symbols); err != nil {
 			bad = append(bad, fmt.Errorf("parsing metadata for series %v: %w", refs, err))
 			continue
 		}
@@ -371,27 +425,27 @@ func (h *handler) appendV2(la limitedAppender, req *request, sc *appendScratch) 
 
 		ref := e.seriesRef()
 		var err error
-		for _, smp := range req.samples[s.smp:s.smpEnd] {
-			ref, err = la.appendFloat(ref, ls, smp.st, smp.t, smp.v)
+		for _, smp := range smps {
+			ref, err = la.appendFloat(ref, ls, smp.ST, smp.T, smp.V)
 			if _, err = handlePartial(err, ls); err == nil {
-				res.samples++
+				res.Samples++
 				continue
 			}
 			if isRejectedSample(err) {
-				h.logger.Error("Out of order sample from remote write", "err", err.Error(), "series", ls.String(), "timestamp", smp.t)
+				h.logger.Error("Out of order sample from remote write", "err", err.Error(), "series", ls.String(), "timestamp", smp.T)
 				bad = append(bad, fmt.Errorf("%w for series %v", err, ls.String()))
 				continue
 			}
 			return result{}, nil, err
 		}
-		for _, hp := range req.hists2[s.hist:s.histEnd] {
+		for _, hp := range hists {
 			if hp.IsFloatHistogram() {
 				ref, err = la.appendHistogram(ref, ls, hp.StartTimestamp, hp.Timestamp, nil, hp.ToFloatHistogram())
 			} else {
 				ref, err = la.appendHistogram(ref, ls, hp.StartTimestamp, hp.Timestamp, hp.ToIntHistogram(), nil)
 			}
 			if _, err = handlePartial(err, ls); err == nil {
-				res.histograms++
+				res.Histograms++
 				continue
 			}
 			if isRejectedSample(err) {
@@ -408,12 +462,13 @@ func (h *handler) appendV2(la limitedAppender, req *request, sc *appendScratch) 
 		}
 		e.update(ref)
 
-		if s.ex == s.exEnd {
+		exs2 := req.ExemplarsV2(i)
+		if len(exs2) == 0 {
 			continue
 		}
 		exs := sc.exemplars[:0]
-		for _, ep := range req.exs2[s.ex:s.exEnd] {
-			ex, err := ep.ToExemplar(&sc.sb, req.symbols)
+		for _, ep := range exs2 {
+			ex, err := ep.ToExemplar(&sc.sb, symbols)
 			if err != nil {
 				bad = append(bad, fmt.Errorf("parsing exemplar for series %v: %w", ls.String(), err))
 				continue
@@ -430,7 +485,7 @@ func (h *handler) appendV2(la limitedAppender, req *request, sc *appendScratch) 
 		if err != nil {
 			h.logger.Error("failed to ingest exemplars, emitting error log, but no error for PRW caller", "err", err.Error(), "series", ls.String())
 		} else {
-			res.exemplars += max(0, len(exs)-failed)
+			res.Exemplars += max(0, len(exs)-failed)
 		}
 	}
 	return res, bad, nil
