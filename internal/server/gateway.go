@@ -23,6 +23,7 @@ import (
 	"github.com/vispyr/vispyr/internal/forward"
 	"github.com/vispyr/vispyr/internal/generator"
 	"github.com/vispyr/vispyr/internal/limits"
+	"github.com/vispyr/vispyr/internal/metrics"
 	"github.com/vispyr/vispyr/internal/pipeline"
 	"github.com/vispyr/vispyr/internal/receiver/otlp"
 	"github.com/vispyr/vispyr/internal/receiver/promwrite"
@@ -75,7 +76,10 @@ func RunGateway(ctx context.Context, cfg config.Config, logger *slog.Logger) err
 	var rw http.Handler
 	if fwd.Metrics != nil {
 		metricSink = forward.NewOTLPMetrics(fwd.Metrics, cfg.Metrics.LookbackDelta, logger.With("component", "otlp-metrics"))
-		rw = promwrite.NewHandler(fwd.Metrics, promwrite.Options{
+		// The remote-write rules (validation, partial writes) are the metrics
+		// store's; the forwarder stands behind them as the appendable.
+		rwSink := metrics.NewRemoteWriteAppender(fwd.Metrics, logger.With("component", "remote-write"), reg)
+		rw = promwrite.NewHandler(rwSink, promwrite.Options{
 			MaxRequestBytes: cfg.Limits.MaxRequestBytes, MaxSeriesPerRequest: cfg.Limits.MaxSeriesPerRequest, Inflight: inflight,
 		}, logger.With("component", "remote-write"), reg)
 	}
