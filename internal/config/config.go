@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"os"
 	"time"
 
@@ -36,6 +37,15 @@ type Config struct {
 	Forward forward.Config `yaml:"forward"`
 	// TLS, when set, serves every listener but health over TLS.
 	TLS auth.TLSConfig `yaml:"tls"`
+	UI  UI             `yaml:"ui"`
+}
+
+// UI configures the built-in UI beyond its listen address.
+type UI struct {
+	// ExternalURL is where people open the UI (https://vispyr.example.com/), for
+	// when a proxy sits in front of it. Browsers that open the Prometheus, Tempo
+	// or Pyroscope port are sent there. Empty: the UI port on the host they asked.
+	ExternalURL string `yaml:"external_url"`
 }
 
 // Listen holds every listen address. An empty address turns that listener off.
@@ -170,6 +180,11 @@ func (c Config) Validate() error {
 		return errors.New("limits.max_series_per_request: must be positive")
 	case l.MaxInflightBytes < l.MaxRequestBytes:
 		return errors.New("limits.max_inflight_bytes: must be at least limits.max_request_bytes")
+	}
+	if u := c.UI.ExternalURL; u != "" {
+		if p, err := url.Parse(u); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
+			return fmt.Errorf("ui.external_url: %q is not an http(s) URL such as https://vispyr.example.com/", u)
+		}
 	}
 	if err := c.Traces.Validate(); err != nil {
 		return fmt.Errorf("traces: %w", err)

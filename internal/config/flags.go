@@ -3,6 +3,7 @@ package config
 import (
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 
@@ -80,6 +81,7 @@ func Load(name string, args []string, getenv func(string) string) (Config, error
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	configFile := fs.String("config", "", "YAML configuration file")
 	bind(fs, &scratch)
+	bindAll(fs, &scratch)
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
 	}
@@ -96,11 +98,12 @@ func Load(name string, args []string, getenv func(string) string) (Config, error
 	// Second pass: apply env and explicit flags over the file.
 	final := flag.NewFlagSet(name, flag.ContinueOnError)
 	bind(final, &cfg)
+	bindAll(final, &cfg)
 	var err error
 	final.VisitAll(func(f *flag.Flag) {
 		if v := getenv(EnvName(f.Name)); v != "" && err == nil {
 			if e := final.Set(f.Name, v); e != nil {
-				err = fmt.Errorf("env %s: %w", EnvName(f.Name), e)
+				err = envError(f, v)
 			}
 		}
 	})
@@ -125,11 +128,14 @@ func EnvName(flagName string) string {
 }
 
 // Usage prints every flag with its default, for `vispyr serve --help`.
-func Usage(name string) {
+func Usage(name string) { usage(os.Stdout, name) }
+
+func usage(w io.Writer, name string) {
 	c := Default()
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.String("config", "", "YAML configuration file")
 	bind(fs, &c)
-	fs.SetOutput(os.Stdout)
+	bindAll(fs, &c)
+	fs.SetOutput(w)
 	fs.PrintDefaults()
 }

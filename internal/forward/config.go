@@ -14,9 +14,9 @@ import (
 // Config is the forward: section of the configuration: where each signal is
 // sent on, besides (serve) or instead of (gateway) the local stores.
 type Config struct {
-	Metrics  []Destination `yaml:"metrics"`
-	Traces   []Destination `yaml:"traces"`
-	Profiles []Destination `yaml:"profiles"`
+	Metrics  []Destination `yaml:"metrics"`  // Remote-write destinations of every sample
+	Traces   []Destination `yaml:"traces"`   // OTLP destinations of every span
+	Profiles []Destination `yaml:"profiles"` // Pyroscope destinations of every profile
 }
 
 // Destination is one place a signal is forwarded to, with its own durable queue.

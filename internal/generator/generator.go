@@ -31,8 +31,9 @@ type Config struct {
 	// StaleDuration drops series from memory (and so stops writing them)
 	// when no span has updated them for this long.
 	StaleDuration time.Duration `yaml:"stale_duration"`
-	// DisableSpanMetrics and DisableServiceGraph turn a processor off.
-	DisableSpanMetrics  bool `yaml:"disable_span_metrics"`
+	// DisableSpanMetrics turns the span-metrics processor off.
+	DisableSpanMetrics bool `yaml:"disable_span_metrics"`
+	// DisableServiceGraph turns the service-graph processor off.
 	DisableServiceGraph bool `yaml:"disable_service_graph"`
 }
 

@@ -49,6 +49,9 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		return err
 	}
 
+	if err := checkDataDir(cfg.DataDir); err != nil {
+		return err
+	}
 	// Stores first: nothing listens before the WALs are replayed.
 	metricStore, err := metrics.Open(cfg.Metrics, cfg.DataDir, logger.With("component", "metrics"), reg)
 	if err != nil {

@@ -30,11 +30,11 @@ type Config struct {
 
 // IntrinsicDimensions switches the labels taken from fixed span fields.
 type IntrinsicDimensions struct {
-	Service       bool `yaml:"service"`
-	SpanName      bool `yaml:"span_name"`
-	SpanKind      bool `yaml:"span_kind"`
-	StatusCode    bool `yaml:"status_code"`
-	StatusMessage bool `yaml:"status_message"`
+	Service       bool `yaml:"service"`        // Labels series with service (the resource's service.name)
+	SpanName      bool `yaml:"span_name"`      // Labels series with span_name
+	SpanKind      bool `yaml:"span_kind"`      // Labels series with span_kind (SPAN_KIND_SERVER, ...)
+	StatusCode    bool `yaml:"status_code"`    // Labels series with status_code (STATUS_CODE_ERROR, ...)
+	StatusMessage bool `yaml:"status_message"` // Labels series with status_message (off by default: unbounded)
 }
 
 // Label names of the intrinsic dimensions (Tempo's).

@@ -54,11 +54,16 @@ type Config struct {
 
 // S3Config addresses an S3-compatible bucket (AWS, MinIO, ...).
 type S3Config struct {
-	Endpoint  string `yaml:"endpoint"`
-	Bucket    string `yaml:"bucket"`
+	// Endpoint is the S3 API's host:port, without a scheme (s3.amazonaws.com, minio:9000).
+	Endpoint string `yaml:"endpoint"`
+	// Bucket holds the blocks; it is created when missing.
+	Bucket string `yaml:"bucket"`
+	// AccessKey is the access key ID of the static credentials blocks are written with.
 	AccessKey string `yaml:"access_key"`
+	// SecretKey is the secret of AccessKey.
 	SecretKey string `yaml:"secret_key"`
-	Region    string `yaml:"region"`
+	// Region is the bucket's region (empty: the endpoint's default).
+	Region string `yaml:"region"`
 	// Insecure uses plain HTTP instead of HTTPS.
 	Insecure bool `yaml:"insecure"`
 	// Prefix is prepended to every object name, so several stores can share a bucket.

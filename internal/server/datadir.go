@@ -1,0 +1,41 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"syscall"
+)
+
+// checkDataDir creates dir if needed and proves this process can write there,
+// before any store tries. A container whose volume was created root-owned would
+// otherwise stop with a store's "mkdir …/metrics: permission denied", which
+// names neither the directory's owner nor the way out.
+func checkDataDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return dataDirError(dir, err)
+	}
+	f, err := os.CreateTemp(dir, ".write-check-*")
+	if err != nil {
+		return dataDirError(dir, err)
+	}
+	name := f.Name()
+	f.Close()
+	return os.Remove(name)
+}
+
+func dataDirError(dir string, err error) error {
+	if !errors.Is(err, fs.ErrPermission) && !errors.Is(err, syscall.EROFS) {
+		return fmt.Errorf("prepare data dir %s: %w", dir, err)
+	}
+	owner := ""
+	if fi, serr := os.Stat(dir); serr == nil {
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+			owner = fmt.Sprintf(" (owned by uid %d, mode %s)", st.Uid, fi.Mode())
+		}
+	}
+	return fmt.Errorf("data dir %s is not writable by this process (uid %d)%s: "+
+		"give it to uid %d (chown -R %d %s) or choose another with --data-dir, VISPYR_DATA_DIR or data_dir: %w",
+		dir, os.Getuid(), owner, os.Getuid(), os.Getuid(), dir, err)
+}
