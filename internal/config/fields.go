@@ -170,6 +170,13 @@ func formatValue(v reflect.Value) string {
 		}
 		return strings.Join(parts, ",")
 	}
+	switch v.Kind() {
+	case reflect.Struct, reflect.Pointer, reflect.Map:
+		if v.IsZero() || (v.Kind() == reflect.Map && v.Len() == 0) {
+			return ""
+		}
+		return "(set)"
+	}
 	if v.Kind() == reflect.Float64 || v.Kind() == reflect.Float32 {
 		return strconv.FormatFloat(v.Float(), 'g', -1, 64)
 	}
