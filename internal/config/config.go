@@ -17,6 +17,7 @@ import (
 	"github.com/vispyr/vispyr/internal/forward"
 	"github.com/vispyr/vispyr/internal/generator"
 	"github.com/vispyr/vispyr/internal/profiles"
+	"github.com/vispyr/vispyr/internal/prommgr"
 	"github.com/vispyr/vispyr/internal/traces"
 )
 
@@ -37,7 +38,9 @@ type Config struct {
 	Forward forward.Config `yaml:"forward"`
 	// TLS, when set, serves every listener but health over TLS.
 	TLS auth.TLSConfig `yaml:"tls"`
-	UI  UI             `yaml:"ui"`
+	// Prometheus is scraping, rules and alerting: a prometheus.yml and its rule files.
+	Prometheus prommgr.Config `yaml:"prometheus"`
+	UI         UI             `yaml:"ui"`
 }
 
 // UI configures the built-in UI beyond its listen address.
@@ -117,6 +120,7 @@ func Default() Config {
 	c.Traces.Defaults()
 	c.Profiles.Defaults()
 	c.Generator.Defaults()
+	c.Prometheus.Defaults()
 	return c
 }
 
@@ -200,6 +204,9 @@ func (c Config) Validate() error {
 	}
 	if err := auth.ValidateTLS(c.TLS); err != nil {
 		return fmt.Errorf("tls: %w", err)
+	}
+	if err := c.Prometheus.Validate(); err != nil {
+		return fmt.Errorf("prometheus: %w", err)
 	}
 	return nil
 }

@@ -40,6 +40,18 @@ func bind(fs *flag.FlagSet, c *Config) {
 	fs.IntVar(&m.QueryMaxConcurrent, "metrics.query-max-concurrent", m.QueryMaxConcurrent, "PromQL queries run at once")
 	fs.DurationVar(&m.LookbackDelta, "metrics.lookback-delta", m.LookbackDelta, "PromQL lookback delta")
 
+	p := &c.Prometheus
+	fs.StringVar(&p.ConfigFile, "prometheus.config.file", p.ConfigFile, "Prometheus configuration file (prometheus.yml: global, scrape_configs, rule_files, alerting)")
+	fs.StringVar(&p.ExternalURL, "prometheus.external-url", p.ExternalURL, "URL users reach the UI at, for alert links (empty: http://<hostname>:<UI port>)")
+	fs.BoolVar(&p.SelfScrape.Enabled, "prometheus.self-scrape", p.SelfScrape.Enabled, "scrape Vispyr's own /metrics into its store as job=\"vispyr\"")
+	fs.DurationVar(&p.SelfScrape.Interval, "prometheus.self-scrape-interval", p.SelfScrape.Interval, "self-scrape interval")
+	fs.BoolVar(&p.DefaultRules.Enabled, "prometheus.default-rules", p.DefaultRules.Enabled, "evaluate the shipped service (span metrics) and host (node_exporter) alert rules")
+	fs.DurationVar(&p.DefaultRules.Interval, "prometheus.default-rules.interval", p.DefaultRules.Interval, "evaluation interval of the shipped rules")
+	fs.DurationVar(&p.DefaultRules.For, "prometheus.default-rules.for", p.DefaultRules.For, "how long a shipped alert's condition must hold before it fires")
+	fs.DurationVar(&p.DefaultRules.RateWindow, "prometheus.default-rules.rate-window", p.DefaultRules.RateWindow, "rate() window of the shipped alerts")
+	fs.Float64Var(&p.DefaultRules.ErrorRatio, "prometheus.default-rules.error-ratio", p.DefaultRules.ErrorRatio, "error ratio (0..1) of a service's server spans above which it alerts")
+	fs.DurationVar(&p.DefaultRules.P99Latency, "prometheus.default-rules.p99-latency", p.DefaultRules.P99Latency, "p99 server-span latency above which a service alerts")
+
 	lim := &c.Limits
 	fs.Int64Var(&lim.MaxRequestBytes, "limits.max-request-bytes", lim.MaxRequestBytes, "largest decompressed request body")
 	fs.IntVar(&lim.MaxSeriesPerRequest, "limits.max-series-per-request", lim.MaxSeriesPerRequest, "most series in one write request")

@@ -34,6 +34,8 @@ type APIOptions struct {
 	// RemoteWrite serves /api/v1/write and its alias /api/v1/metrics/write; the
 	// remote-write receiver (internal/receiver/promwrite) owns that decoding.
 	RemoteWrite http.Handler
+	// Managers answer targets, rules, alerts and Alertmanagers; nil: empty lists.
+	Managers Managers
 }
 
 // NewAPI returns the handler for the Prometheus port: Prometheus's own v1 API
@@ -52,21 +54,21 @@ func (s *Storage) NewAPI(opts APIOptions, logger *slog.Logger, reg prometheus.Re
 		EnableDelayedNameRemoval: true,
 	})
 	start := time.Now()
-	cfg := promconfig.DefaultConfig
+	mgr := managersOrEmpty(opts.Managers)
 	api := apiv1.NewAPI(
 		engine, s.db, s.db, s.db,
-		func(context.Context) apiv1.ScrapePoolsRetriever { return noScrape{} },
-		func(context.Context) apiv1.TargetRetriever { return noScrape{} },
-		func(context.Context) apiv1.AlertmanagerRetriever { return noScrape{} },
-		func() promconfig.Config { return cfg },
+		func(context.Context) apiv1.ScrapePoolsRetriever { return mgr },
+		func(context.Context) apiv1.TargetRetriever { return mgr },
+		func(context.Context) apiv1.AlertmanagerRetriever { return mgr },
+		mgr.Config,
 		map[string]string{},
-		apiv1.GlobalURLOptions{ListenAddress: "", Host: "", Scheme: "http"},
+		mgr.GlobalURLOptions(),
 		func(f http.HandlerFunc) http.HandlerFunc { return f },
 		adminStats{s.db}, s.dir,
 		false, // admin endpoints (delete series, snapshot) stay off
 		false, 0,
 		logger.With("component", "api"),
-		func(context.Context) apiv1.RulesRetriever { return noScrape{} },
+		func(context.Context) apiv1.RulesRetriever { return mgr },
 		0, 1, 1<<20, // remote read: not offered beyond Prometheus's defaults
 		false, corsAnyOrigin,
 		func() (apiv1.RuntimeInfo, error) { return runtimeInfo(start, opts.Metrics.Retention), nil },

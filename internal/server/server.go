@@ -10,6 +10,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/oklog/run"
@@ -27,6 +30,7 @@ import (
 	"github.com/vispyr/vispyr/internal/pipeline"
 	"github.com/vispyr/vispyr/internal/profiles"
 	"github.com/vispyr/vispyr/internal/profiles/profilesapi"
+	"github.com/vispyr/vispyr/internal/prommgr"
 	"github.com/vispyr/vispyr/internal/receiver/otlp"
 	"github.com/vispyr/vispyr/internal/receiver/promwrite"
 	"github.com/vispyr/vispyr/internal/receiver/pyroscope"
@@ -84,6 +88,16 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	// Span metrics and the service graph land in the metrics store.
 	gen := generator.New(cfg.Generator, metricStore.DB(), logger.With("component", "generator"), reg)
 
+	// Scraping, rules and alerting over the metrics store, from a prometheus.yml.
+	promMgr, err := prommgr.New(prommgr.Options{
+		Config: cfg.Prometheus, DataDir: cfg.DataDir, AdminAddr: cfg.Listen.Admin, UIAddr: cfg.Listen.UI,
+		PrometheusAddr: cfg.Listen.Prometheus,
+		LookbackDelta:  cfg.Metrics.LookbackDelta, QueryTimeout: cfg.Metrics.QueryTimeout,
+	}, metricStore.DB(), logger.With("component", "prometheus"), reg)
+	if err != nil {
+		return err
+	}
+
 	// Receivers: the trace store acknowledges first, so the generator only counts
 	// spans that were durably accepted.
 	traceSink := pipeline.FanOutTraces{traceStore, gen}
@@ -103,6 +117,7 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	}, logger.With("component", "remote-write"), reg)
 	promAPI := metricStore.NewAPI(metrics.APIOptions{
 		Metrics: cfg.Metrics, OTLP: otlpHTTP.MetricsHandler(), RemoteWrite: remoteWrite,
+		Managers: promMgr,
 	}, logger, reg)
 	tempoAPI := tempoapi.NewHandler(traceStore, logger.With("component", "tempo-api"))
 	profileAPI := profilesapi.NewHandler(profileStore, logger.With("component", "pyroscope-api"))
@@ -110,7 +125,7 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 
 	servers := []httpServer{
 		{"otlp_http", cfg.Listen.OTLPHTTP, otlpHTTP.Handler()},
-		{"prometheus", cfg.Listen.Prometheus, promAPI},
+		{"prometheus", cfg.Listen.Prometheus, withReload(promAPI, promMgr)},
 		{"tempo", cfg.Listen.Tempo, tempoAPI},
 		{"pyroscope", cfg.Listen.Pyroscope, pyroscopePort(profileIngest, profileAPI)},
 		{"pyroscope_ingest", cfg.Listen.PyroscopeIngest, profileIngest},
@@ -125,7 +140,7 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 			status.Listeners = append(status.Listeners, [2]string{s.name, s.addr})
 		}
 	}
-	servers = append(servers, httpServer{"admin", cfg.Listen.Admin, admin.NewHandler(reg, ready, status)})
+	servers = append(servers, httpServer{"admin", cfg.Listen.Admin, withReload(admin.NewHandler(reg, ready, status), promMgr)})
 
 	var g run.Group
 	// Background work of the stores and the generator; the generator writes once
@@ -134,6 +149,7 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	defer stopBG()
 	for name, fn := range map[string]func(context.Context) error{
 		"traces": traceStore.Run, "profiles": profileStore.Run, "generator": gen.Run,
+		"prometheus": promMgr.Run, "sighup": reloadOnSIGHUP(promMgr, logger),
 	} {
 		g.Add(func() error {
 			if err := fn(bg); err != nil && !errors.Is(err, context.Canceled) {
@@ -160,6 +176,34 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	err = g.Run()
 	ready.SetReady(false)
 	return err
+}
+
+// withReload adds Prometheus's POST /-/reload to h.
+func withReload(h http.Handler, m *prommgr.Manager) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/-/reload", m.ReloadHandler())
+	mux.Handle("/", h)
+	return mux
+}
+
+// reloadOnSIGHUP reloads the Prometheus configuration and rule files on
+// SIGHUP, as Prometheus does.
+func reloadOnSIGHUP(m *prommgr.Manager, logger *slog.Logger) func(context.Context) error {
+	return func(ctx context.Context) error {
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
+		for {
+			select {
+			case <-hup:
+				if err := m.Reload(); err == nil {
+					logger.Info("reloaded on SIGHUP")
+				}
+			case <-ctx.Done():
+				return nil
+			}
+		}
+	}
 }
 
 // pyroscopePort serves Pyroscope's query API and its ingest paths on one port, as
