@@ -84,6 +84,16 @@ type Limits struct {
 	MaxSeriesPerRequest int `yaml:"max_series_per_request"`
 	// MaxInflightBytes caps the decoded bytes being ingested at once; more gets 429.
 	MaxInflightBytes int64 `yaml:"max_inflight_bytes"`
+	// MaxConnectionsPerClient caps the connections one client IP holds open on
+	// each port; more are answered 429 and closed. 0: no limit.
+	MaxConnectionsPerClient int `yaml:"max_connections_per_client"`
+	// MaxProfileSamples refuses a profile with more samples with 400, as
+	// Pyroscope's max_profile_stacktrace_samples does. 0: no limit.
+	MaxProfileSamples int `yaml:"max_profile_samples"`
+	// MaxMemoryBytes is the process's memory ceiling (the Go runtime's soft
+	// limit: it collects garbage harder as the heap nears it). 0: 70% of the
+	// machine's or cgroup's memory.
+	MaxMemoryBytes int64 `yaml:"max_memory_bytes"`
 }
 
 // Default returns the embedded defaults: every port of DESIGN.md, data in ./data.
@@ -115,6 +125,9 @@ func Default() Config {
 			MaxRequestBytes:     64 << 20,
 			MaxSeriesPerRequest: 100_000,
 			MaxInflightBytes:    1 << 30,
+
+			MaxConnectionsPerClient: 1000,
+			MaxProfileSamples:       16000,
 		},
 	}
 	c.Traces.Defaults()
@@ -184,6 +197,12 @@ func (c Config) Validate() error {
 		return errors.New("limits.max_series_per_request: must be positive")
 	case l.MaxInflightBytes < l.MaxRequestBytes:
 		return errors.New("limits.max_inflight_bytes: must be at least limits.max_request_bytes")
+	case l.MaxConnectionsPerClient < 0:
+		return errors.New("limits.max_connections_per_client: must not be negative")
+	case l.MaxMemoryBytes < 0:
+		return errors.New("limits.max_memory_bytes: must not be negative")
+	case l.MaxProfileSamples < 0:
+		return errors.New("limits.max_profile_samples: must not be negative")
 	}
 	if u := c.UI.ExternalURL; u != "" {
 		if p, err := url.Parse(u); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {

@@ -56,6 +56,9 @@ func bind(fs *flag.FlagSet, c *Config) {
 	fs.Int64Var(&lim.MaxRequestBytes, "limits.max-request-bytes", lim.MaxRequestBytes, "largest decompressed request body")
 	fs.IntVar(&lim.MaxSeriesPerRequest, "limits.max-series-per-request", lim.MaxSeriesPerRequest, "most series in one write request")
 	fs.Int64Var(&lim.MaxInflightBytes, "limits.max-inflight-bytes", lim.MaxInflightBytes, "most request bytes being ingested at once before 429")
+	fs.IntVar(&lim.MaxConnectionsPerClient, "limits.max-connections-per-client", lim.MaxConnectionsPerClient, "most connections one client IP holds open per port (0: no limit)")
+	fs.Int64Var(&lim.MaxMemoryBytes, "limits.max-memory-bytes", lim.MaxMemoryBytes, "memory ceiling of the process (0: 70% of the machine's or cgroup's memory)")
+	fs.IntVar(&lim.MaxProfileSamples, "limits.max-profile-samples", lim.MaxProfileSamples, "most samples in one profile before 400 (0: no limit)")
 
 	fw := &c.Forward
 	fs.Var(destinationFlag{&fw.Metrics}, "forward.metrics.url", "remote-write URL to forward metrics to (more destinations: forward.metrics in YAML)")

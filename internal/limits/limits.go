@@ -5,8 +5,6 @@ package limits
 
 import (
 	"errors"
-	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 	"sync/atomic"
@@ -52,18 +50,10 @@ func (l *Inflight) Release(n int64) {
 func (l *Inflight) InUse() int64 { return l.cur.Load() }
 
 // ReadBody reads at most max bytes of r.Body; ErrTooLarge when there is more.
+// It charges nothing: receivers use ReadRequest with their budget.
 func ReadBody(r *http.Request, max int64) ([]byte, error) {
-	if r.ContentLength > max {
-		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, r.ContentLength, max)
-	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, max+1))
-	if err != nil {
-		return nil, fmt.Errorf("read body: %w", err)
-	}
-	if int64(len(body)) > max {
-		return nil, fmt.Errorf("%w: limit %d bytes", ErrTooLarge, max)
-	}
-	return body, nil
+	body, _, err := ReadRequest(r, max, nil, nil)
+	return body, err
 }
 
 // WriteOverloaded answers 429 with Retry-After, the code OTLP and Pyroscope

@@ -41,6 +41,7 @@ func RunGateway(ctx context.Context, cfg config.Config, logger *slog.Logger) err
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	ready := &admin.Readiness{}
 	inflight := limits.NewInflight(cfg.Limits.MaxInflightBytes)
+	setMemoryLimit(cfg.Limits, logger)
 	serverTLS, err := auth.NewServerTLS(cfg.TLS, nil, logger.With("component", "tls"))
 	if err != nil {
 		return err
@@ -85,7 +86,7 @@ func RunGateway(ctx context.Context, cfg config.Config, logger *slog.Logger) err
 	}
 	traceSink, metricSink = refuseMissing(traceSink, metricSink)
 	otlpHTTP := otlp.NewHTTP(traceSink, metricSink, cfg.Limits.MaxRequestBytes, inflight, logger.With("component", "otlp"), otlp.WithRegisterer(prometheus.WrapRegistererWith(prometheus.Labels{"transport": "http"}, reg)))
-	grpcOpts := []grpc.ServerOption{grpc.MaxRecvMsgSize(int(cfg.Limits.MaxRequestBytes))}
+	grpcOpts := grpcOptions(cfg.Limits)
 	if serverTLS != nil {
 		grpcOpts = append(grpcOpts, grpc.Creds(credentials.NewTLS(serverTLS.Config("h2"))))
 	}
@@ -127,11 +128,11 @@ func RunGateway(ctx context.Context, cfg config.Config, logger *slog.Logger) err
 		}, func(error) { stopBG() })
 	}
 	for _, s := range servers {
-		if err := s.add(&g, serverTLS, logger); err != nil {
+		if err := s.add(&g, cfg, serverTLS, logger); err != nil {
 			return err
 		}
 	}
-	if err := addGRPC(&g, "otlp_grpc", cfg.Listen.OTLPGRPC, grpcServer, logger); err != nil {
+	if err := addGRPC(&g, "otlp_grpc", cfg.Listen.OTLPGRPC, cfg.Limits, grpcServer, logger); err != nil {
 		return err
 	}
 	runCtx, cancel := context.WithCancel(ctx)

@@ -52,6 +52,7 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	setMemoryLimit(cfg.Limits, logger)
 
 	if err := checkDataDir(cfg.DataDir); err != nil {
 		return err
@@ -102,13 +103,14 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	// spans that were durably accepted.
 	traceSink := pipeline.FanOutTraces{traceStore, gen}
 	otlpHTTP := otlp.NewHTTP(traceSink, metricStore, cfg.Limits.MaxRequestBytes, inflight, logger.With("component", "otlp"), otlp.WithRegisterer(prometheus.WrapRegistererWith(prometheus.Labels{"transport": "http"}, reg)))
-	grpcOpts := []grpc.ServerOption{grpc.MaxRecvMsgSize(int(cfg.Limits.MaxRequestBytes))}
+	grpcOpts := grpcOptions(cfg.Limits)
 	if serverTLS != nil {
 		grpcOpts = append(grpcOpts, grpc.Creds(credentials.NewTLS(serverTLS.Config("h2"))))
 	}
 	grpcServer := grpc.NewServer(grpcOpts...)
 	otlp.RegisterGRPC(grpcServer, traceSink, metricStore, inflight, otlp.WithRegisterer(prometheus.WrapRegistererWith(prometheus.Labels{"transport": "grpc"}, reg)))
-	profileIngest := pyroscope.NewHandler(profileStore, logger.With("component", "pyroscope-ingest"), reg, pyroscope.WithInflight(inflight))
+	profileIngest := pyroscope.NewHandler(profileStore, logger.With("component", "pyroscope-ingest"), reg,
+		pyroscope.WithInflight(inflight), pyroscope.WithMaxSamples(cfg.Limits.MaxProfileSamples))
 
 	// Query APIs, and the UI on top of the very same handlers.
 	remoteWrite := promwrite.NewHandler(metricStore.RemoteWriteAppender(reg), promwrite.Options{
@@ -160,11 +162,11 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	}
 	// Listen on every port before declaring ready, so a taken port fails start-up.
 	for _, s := range servers {
-		if err := s.add(&g, serverTLS, logger); err != nil {
+		if err := s.add(&g, cfg, serverTLS, logger); err != nil {
 			return err
 		}
 	}
-	if err := addGRPC(&g, "otlp_grpc", cfg.Listen.OTLPGRPC, grpcServer, logger); err != nil {
+	if err := addGRPC(&g, "otlp_grpc", cfg.Listen.OTLPGRPC, cfg.Limits, grpcServer, logger); err != nil {
 		return err
 	}
 	// Cancellation: the first actor to return stops the rest, listeners first.
@@ -223,7 +225,7 @@ type httpServer struct {
 	handler http.Handler
 }
 
-func (s httpServer) add(g *run.Group, serverTLS *auth.ServerTLS, logger *slog.Logger) error {
+func (s httpServer) add(g *run.Group, cfg config.Config, serverTLS *auth.ServerTLS, logger *slog.Logger) error {
 	if s.addr == "" || s.handler == nil {
 		return nil
 	}
@@ -231,9 +233,11 @@ func (s httpServer) add(g *run.Group, serverTLS *auth.ServerTLS, logger *slog.Lo
 	if err != nil {
 		return fmt.Errorf("listen %s on %s: %w", s.name, s.addr, err)
 	}
-	srv := &http.Server{Handler: s.handler, ReadHeaderTimeout: 10 * time.Second}
+	tlsOn := serverTLS != nil && s.name != "health"
+	ln = limitHTTP(ln, cfg.Limits, tlsOn)
+	srv := newHTTPServer(s.handler, serverTimeouts(s.name, cfg))
 	serve := func() error { return srv.Serve(ln) }
-	if serverTLS != nil && s.name != "health" {
+	if tlsOn {
 		srv.TLSConfig = serverTLS.Config("h2", "http/1.1")
 		serve = func() error { return srv.ServeTLS(ln, "", "") }
 	}
@@ -251,7 +255,7 @@ func (s httpServer) add(g *run.Group, serverTLS *auth.ServerTLS, logger *slog.Lo
 	return nil
 }
 
-func addGRPC(g *run.Group, name, addr string, srv *grpc.Server, logger *slog.Logger) error {
+func addGRPC(g *run.Group, name, addr string, lim config.Limits, srv *grpc.Server, logger *slog.Logger) error {
 	if addr == "" {
 		return nil
 	}
@@ -259,6 +263,7 @@ func addGRPC(g *run.Group, name, addr string, srv *grpc.Server, logger *slog.Log
 	if err != nil {
 		return fmt.Errorf("listen %s on %s: %w", name, addr, err)
 	}
+	ln = limits.LimitPerClient(ln, lim.MaxConnectionsPerClient, nil)
 	logger.Info("listening", "server", name, "address", ln.Addr().String())
 	g.Add(func() error { return srv.Serve(ln) }, func(error) {
 		done := make(chan struct{})

@@ -61,11 +61,11 @@ const (
 )
 
 func (h *HTTP) serveTraces(w http.ResponseWriter, r *http.Request) {
-	enc, body, ok := h.readRequest(w, r, "traces")
+	enc, body, cost, ok := h.readRequest(w, r, "traces")
 	if !ok {
 		return
 	}
-	defer h.inflight.Release(int64(cap(body)))
+	defer h.inflight.Release(cost)
 	req := ptraceotlp.NewExportRequest()
 	if err := unmarshal(enc, body, req.UnmarshalProto, req.UnmarshalJSON); err != nil {
 		h.tel.reject("traces", "decode")
@@ -91,11 +91,11 @@ func (h *HTTP) serveTraces(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *HTTP) serveMetrics(w http.ResponseWriter, r *http.Request) {
-	enc, body, ok := h.readRequest(w, r, "metrics")
+	enc, body, cost, ok := h.readRequest(w, r, "metrics")
 	if !ok {
 		return
 	}
-	defer h.inflight.Release(int64(cap(body)))
+	defer h.inflight.Release(cost)
 	req := pmetricotlp.NewExportRequest()
 	if err := unmarshal(enc, body, req.UnmarshalProto, req.UnmarshalJSON); err != nil {
 		h.tel.reject("metrics", "decode")
@@ -120,45 +120,52 @@ func (h *HTTP) serveMetrics(w http.ResponseWriter, r *http.Request) {
 	writeResponse(w, enc, resp.MarshalProto, resp.MarshalJSON)
 }
 
-// readRequest checks the content type, decompresses within the size limit and
-// reserves the body's bytes in the in-flight budget. On false it has answered.
-func (h *HTTP) readRequest(w http.ResponseWriter, r *http.Request, signal string) (encoding, []byte, bool) {
-	enc, body, reason, ok := h.read(w, r)
+// readRequest checks the content type and reads and decompresses the body
+// within the size limit, charging it to the in-flight budget as it arrives. On
+// false it has answered; otherwise the caller releases cost.
+func (h *HTTP) readRequest(w http.ResponseWriter, r *http.Request, signal string) (encoding, []byte, int64, bool) {
+	enc, body, cost, reason, ok := h.read(w, r)
 	if !ok {
 		h.tel.reject(signal, reason)
 	}
-	return enc, body, ok
+	return enc, body, cost, ok
 }
 
-func (h *HTTP) read(w http.ResponseWriter, r *http.Request) (encoding, []byte, string, bool) {
+func (h *HTTP) read(w http.ResponseWriter, r *http.Request) (enc encoding, body []byte, cost int64, reason string, ok bool) {
 	enc, err := requestEncoding(r.Header.Get("Content-Type"))
 	if err != nil {
 		writeStatus(w, encProto, http.StatusUnsupportedMediaType, err.Error())
-		return enc, nil, "content_type", false
+		return enc, nil, 0, "content_type", false
 	}
-	raw, err := limits.ReadBody(r, h.maxBytes)
+	raw, rawCost, err := limits.ReadRequest(r, h.maxBytes, h.inflight, nil)
+	if err == nil {
+		var bodyCost int64
+		body, bodyCost, err = decompress(r.Header.Get("Content-Encoding"), raw, h.maxBytes, h.inflight)
+		if bodyCost > 0 { // a decompressed copy: the wire bytes can go
+			h.inflight.Release(rawCost)
+			rawCost = bodyCost
+		}
+	}
 	if err != nil {
-		writeStatus(w, enc, http.StatusRequestEntityTooLarge, err.Error())
-		return enc, nil, "too_large", false
+		h.inflight.Release(rawCost)
 	}
-	body, err := decompress(r.Header.Get("Content-Encoding"), raw, h.maxBytes)
 	switch {
+	case err == nil:
+		return enc, body, rawCost, "", true
+	case errors.Is(err, limits.ErrOverloaded):
+		setRetryAfter(w, http.StatusTooManyRequests)
+		writeStatus(w, enc, http.StatusTooManyRequests, err.Error())
+		return enc, nil, 0, "overloaded", false
 	case errors.Is(err, limits.ErrTooLarge):
 		writeStatus(w, enc, http.StatusRequestEntityTooLarge, err.Error())
-		return enc, nil, "too_large", false
+		return enc, nil, 0, "too_large", false
 	case errors.Is(err, errUnsupportedEncoding):
 		writeStatus(w, enc, http.StatusUnsupportedMediaType, err.Error())
-		return enc, nil, "content_encoding", false
-	case err != nil:
+		return enc, nil, 0, "content_encoding", false
+	default:
 		writeStatus(w, enc, http.StatusBadRequest, err.Error())
-		return enc, nil, "decode", false
+		return enc, nil, 0, "decode", false
 	}
-	if !h.inflight.Acquire(int64(cap(body))) {
-		w.Header().Set("Retry-After", "5")
-		writeStatus(w, enc, http.StatusTooManyRequests, "too much data being ingested at once; retry later")
-		return enc, nil, "overloaded", false
-	}
-	return enc, body, "", true
 }
 
 func requestEncoding(contentType string) (encoding, error) {
@@ -177,35 +184,39 @@ func requestEncoding(contentType string) (encoding, error) {
 
 var errUnsupportedEncoding = errors.New("unsupported Content-Encoding")
 
-func decompress(contentEncoding string, raw []byte, max int64) ([]byte, error) {
+// decompress returns raw itself (cost 0) when it is not compressed, else its
+// decompressed copy, charged to budget as it grows.
+func decompress(contentEncoding string, raw []byte, max int64, budget *limits.Inflight) ([]byte, int64, error) {
 	var rd io.Reader
 	switch contentEncoding {
 	case "", "identity":
-		return raw, nil
+		return raw, 0, nil
 	case "gzip":
 		zr, err := gzip.NewReader(bytes.NewReader(raw))
 		if err != nil {
-			return nil, fmt.Errorf("decode gzip body: %w", err)
+			return nil, 0, fmt.Errorf("decode gzip body: %w", err)
 		}
 		rd = zr
 	case "zstd":
 		zr, err := zstd.NewReader(bytes.NewReader(raw), zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(uint64(max)))
 		if err != nil {
-			return nil, fmt.Errorf("decode zstd body: %w", err)
+			return nil, 0, fmt.Errorf("decode zstd body: %w", err)
 		}
 		defer zr.Close()
 		rd = zr
 	default:
-		return nil, fmt.Errorf("%w %q: use gzip, zstd or none", errUnsupportedEncoding, contentEncoding)
+		return nil, 0, fmt.Errorf("%w %q: use gzip, zstd or none", errUnsupportedEncoding, contentEncoding)
 	}
-	out, err := io.ReadAll(io.LimitReader(rd, max+1))
-	if err != nil {
-		return nil, fmt.Errorf("decompress %s body: %w", contentEncoding, err)
+	out, cost, err := limits.ReadAll(rd, max, budget, nil)
+	switch {
+	case errors.Is(err, limits.ErrTooLarge):
+		return nil, cost, fmt.Errorf("%w: decompressed body over %d bytes", limits.ErrTooLarge, max)
+	case errors.Is(err, limits.ErrOverloaded):
+		return nil, cost, err
+	case err != nil:
+		return nil, cost, fmt.Errorf("decompress %s body: %w", contentEncoding, err)
 	}
-	if int64(len(out)) > max {
-		return nil, fmt.Errorf("%w: decompressed body over %d bytes", limits.ErrTooLarge, max)
-	}
-	return out, nil
+	return out, cost, nil
 }
 
 func unmarshal(enc encoding, body []byte, fromProto, fromJSON func([]byte) error) error {

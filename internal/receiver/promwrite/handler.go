@@ -8,7 +8,6 @@ package promwrite
 import (
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"runtime"
@@ -111,32 +110,48 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // size, encoding, decoded size, bytes in flight, series count. It returns the
 // decompressed body and the in-flight bytes to release.
 func (h *handler) guard(w http.ResponseWriter, r *http.Request, st *state) (raw []byte, cost int64, ok bool) {
-	body, err := st.readBody(r, h.opts.MaxRequestBytes)
+	// The body is charged to the in-flight budget as it arrives, so neither a
+	// declared length nor thousands of slow senders make memory the budget
+	// does not see.
+	body, cost, err := st.readBody(r, h.opts.MaxRequestBytes, h.opts.Inflight)
 	if err != nil {
-		h.reject(w, "too_large", http.StatusRequestEntityTooLarge, err.Error())
+		h.opts.Inflight.Release(cost)
+		switch {
+		case errors.Is(err, limits.ErrOverloaded):
+			h.rejected.WithLabelValues("overloaded").Inc()
+			limits.WriteUnavailable(w, err.Error())
+		case errors.Is(err, limits.ErrTooLarge):
+			h.reject(w, "too_large", http.StatusRequestEntityTooLarge, err.Error())
+		default:
+			h.reject(w, "read", http.StatusBadRequest, err.Error())
+		}
+		return nil, 0, false
+	}
+	fail := func() ([]byte, int64, bool) {
+		h.opts.Inflight.Release(cost)
 		return nil, 0, false
 	}
 	if enc := r.Header.Get("Content-Encoding"); enc != "" && !strings.EqualFold(enc, "snappy") {
 		h.reject(w, "encoding", http.StatusUnsupportedMediaType,
 			fmt.Sprintf("unsupported Content-Encoding %q: remote write uses snappy", enc))
-		return nil, 0, false
+		return fail()
 	}
 	n, err := snappy.DecodedLen(body)
 	if err != nil {
 		h.reject(w, "bad_snappy", http.StatusBadRequest, "decode snappy: "+err.Error())
-		return nil, 0, false
+		return fail()
 	}
 	if int64(n) > h.opts.MaxRequestBytes {
 		h.reject(w, "too_large", http.StatusRequestEntityTooLarge,
 			fmt.Sprintf("decompressed body of %d bytes is over the limit of %d", n, h.opts.MaxRequestBytes))
-		return nil, 0, false
+		return fail()
 	}
-	cost = int64(len(body) + n)
-	if !h.opts.Inflight.Acquire(cost) {
+	if !h.opts.Inflight.Acquire(int64(n)) {
 		h.rejected.WithLabelValues("overloaded").Inc()
-		limits.WriteUnavailable(w, "too many bytes being ingested at once; retry later")
-		return nil, 0, false
+		limits.WriteUnavailable(w, limits.ErrOverloaded.Error())
+		return fail()
 	}
+	cost += int64(n)
 	raw, err = st.decompress(body, n)
 	if err != nil {
 		h.opts.Inflight.Release(cost)
@@ -224,36 +239,14 @@ func (h *handler) put(st *state) {
 	}
 }
 
-// readBody reads at most max bytes of the body into the pooled buffer, with the
-// same errors as limits.ReadBody.
-func (st *state) readBody(r *http.Request, max int64) ([]byte, error) {
-	if r.ContentLength > max {
-		return nil, fmt.Errorf("%w: %d bytes, limit %d", limits.ErrTooLarge, r.ContentLength, max)
+// readBody reads the body into the pooled buffer, charging it to budget as it
+// arrives (limits.ReadRequest). The charged bytes are returned also on error.
+func (st *state) readBody(r *http.Request, max int64, budget *limits.Inflight) ([]byte, int64, error) {
+	buf, charged, err := limits.ReadRequest(r, max, budget, st.body)
+	if buf != nil {
+		st.body = buf
 	}
-	buf := st.body[:0]
-	if r.ContentLength > 0 && int64(cap(buf)) < r.ContentLength+1 {
-		buf = make([]byte, 0, r.ContentLength+1)
-	}
-	lr := io.LimitReader(r.Body, max+1)
-	for {
-		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)]
-		}
-		n, err := lr.Read(buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+n]
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			st.body = buf
-			return nil, fmt.Errorf("read body: %w", err)
-		}
-	}
-	st.body = buf
-	if int64(len(buf)) > max {
-		return nil, fmt.Errorf("%w: limit %d bytes", limits.ErrTooLarge, max)
-	}
-	return buf, nil
+	return buf, charged, err
 }
 
 // decompress decodes the snappy body into the pooled buffer.

@@ -4,7 +4,6 @@ package pyroscope
 
 import (
 	"bytes"
-	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
@@ -39,6 +38,8 @@ type handler struct {
 	logger   *slog.Logger
 	inflight *limits.Inflight
 	requests *prometheus.CounterVec
+	// maxSamples refuses larger profiles before they are decoded.
+	maxSamples int
 }
 
 // Option adjusts the handler.
@@ -51,16 +52,13 @@ func WithInflight(l *limits.Inflight) Option { return func(h *handler) { h.infli
 // DefaultMaxInflightBytes bounds the memory of requests being decoded at once.
 const DefaultMaxInflightBytes = 256 << 20
 
-// inflightFactor is how much a profile body grows while decoded (gunzip and
-// structs), the memory a request is charged for.
-const inflightFactor = 6
-
 // NewHandler serves /ingest, /pyroscope/ingest and /push.v1.PusherService/Push.
 func NewHandler(store pipeline.Profiles, logger *slog.Logger, reg prometheus.Registerer, opts ...Option) http.Handler {
 	h := &handler{
-		store:    store,
-		logger:   logger,
-		inflight: limits.NewInflight(DefaultMaxInflightBytes),
+		store:      store,
+		logger:     logger,
+		inflight:   limits.NewInflight(DefaultMaxInflightBytes),
+		maxSamples: convert.DefaultMaxSamples,
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "vispyr_pyroscope_ingest_requests_total",
 			Help: "Pyroscope ingest requests by endpoint, format and HTTP status.",
@@ -73,11 +71,25 @@ func NewHandler(store pipeline.Profiles, logger *slog.Logger, reg prometheus.Reg
 		reg.MustRegister(h.requests)
 	}
 	mux := http.NewServeMux()
-	ingest := h.limit("ingest", http.HandlerFunc(h.ingest))
+	ingest := h.limit("ingest", h.ingest)
 	mux.Handle("/ingest", ingest)
 	mux.Handle("/pyroscope/ingest", ingest)
 	path, push := pushv1connect.NewPusherServiceHandler(&pushService{h: h}, connect.WithReadMaxBytes(MaxBodyBytes))
-	mux.Handle(path, h.limit("push", withTenant(push)))
+	push = withTenant(push)
+	mux.Handle(path, h.limit("push", func(w http.ResponseWriter, r *http.Request, c *charge, body []byte) {
+		// connect reads the body once more into its own buffer, and gunzips
+		// it: charge that copy.
+		n := int64(len(body))
+		if strings.EqualFold(r.Header.Get("Content-Encoding"), "gzip") {
+			n = min(max(n, convert.GzipSize(body)), MaxBodyBytes)
+		}
+		if err := c.add(n); err != nil {
+			h.fail(w, "push", "pprof", err)
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		push.ServeHTTP(w, r.WithContext(withCharge(r.Context(), c)))
+	}))
 	return mux
 }
 
@@ -90,22 +102,26 @@ func withTenant(next http.Handler) http.Handler {
 	})
 }
 
-// limit charges a request's expected decoded size against the in-flight limit and
-// answers 429 with Retry-After when it does not fit, before reading the body.
-func (h *handler) limit(endpoint string, next http.Handler) http.Handler {
+// limit reads the request body, charging it to the in-flight budget as it
+// arrives (never by its declared length), and hands it to next; profiles are
+// charged their decoded size as they are decoded. Over budget is 429 with
+// Retry-After.
+func (h *handler) limit(endpoint string, next func(http.ResponseWriter, *http.Request, *charge, []byte)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		n := r.ContentLength
-		if n <= 0 || n > MaxBodyBytes {
-			n = 1 << 20 // unknown length: charge a typical profile upload
-		}
-		n *= inflightFactor
-		if !h.inflight.Acquire(n) {
-			h.fail(w, endpoint, r.URL.Query().Get("format"),
-				&httpError{code: http.StatusTooManyRequests, err: fmt.Errorf("too many profiles being ingested at once: %w", pipeline.ErrOverloaded)})
+		c := &charge{budget: h.inflight}
+		defer c.release()
+		format := r.URL.Query().Get("format")
+		if endpoint == "ingest" && r.Method != http.MethodPost {
+			w.Header().Set("Allow", http.MethodPost)
+			h.fail(w, endpoint, format, errorf(http.StatusMethodNotAllowed, "method %s not allowed, use POST", r.Method))
 			return
 		}
-		defer h.inflight.Release(n)
-		next.ServeHTTP(w, r)
+		body, err := c.readBody(r, endpoint == "ingest")
+		if err != nil {
+			h.fail(w, endpoint, format, err)
+			return
+		}
+		next(w, r, c, body)
 	})
 }
 
@@ -122,18 +138,13 @@ func errorf(code int, format string, args ...any) error {
 	return &httpError{code: code, err: fmt.Errorf(format, args...)}
 }
 
-func (h *handler) ingest(w http.ResponseWriter, r *http.Request) {
+func (h *handler) ingest(w http.ResponseWriter, r *http.Request, c *charge, body []byte) {
 	format := r.URL.Query().Get("format")
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", http.MethodPost)
-		h.fail(w, "ingest", format, errorf(http.StatusMethodNotAllowed, "method %s not allowed, use POST", r.Method))
-		return
-	}
 	ctx := r.Context()
 	if t := r.Header.Get("X-Scope-OrgID"); t != "" {
 		ctx = pipeline.WithTenant(ctx, t)
 	}
-	b, err := h.decodeIngest(r)
+	b, err := h.decodeIngest(r, c, body)
 	if err == nil {
 		err = h.append(ctx, b)
 	}
@@ -228,12 +239,8 @@ func parseParams(r *http.Request) (params, error) {
 	return p, nil
 }
 
-func (h *handler) decodeIngest(r *http.Request) (*profile.Batch, error) {
+func (h *handler) decodeIngest(r *http.Request, c *charge, body []byte) (*profile.Batch, error) {
 	p, err := parseParams(r)
-	if err != nil {
-		return nil, err
-	}
-	body, err := readBody(r)
 	if err != nil {
 		return nil, err
 	}
@@ -241,7 +248,7 @@ func (h *handler) decodeIngest(r *http.Request) (*profile.Batch, error) {
 	ct := r.Header.Get("Content-Type")
 	switch {
 	case format == "pprof":
-		return pprofBatch(body, nil, p)
+		return h.pprofBatch(c, body, nil, p)
 	case format == "jfr":
 		return nil, errorf(http.StatusUnprocessableEntity, "format=jfr is not supported by Vispyr (no JFR parser); send pprof")
 	case format == "trie" || format == "tree" || format == "speedscope" ||
@@ -250,34 +257,12 @@ func (h *handler) decodeIngest(r *http.Request) (*profile.Batch, error) {
 	case format == "lines":
 		return foldedBatch(body, p, true)
 	case format == "" && strings.Contains(ct, "multipart/form-data"):
-		return multipartBatch(body, ct, p)
+		return h.multipartBatch(c, body, ct, p)
 	case format == "" || format == "groups" || format == "folded":
 		return foldedBatch(body, p, false)
 	default:
 		return nil, errorf(http.StatusUnprocessableEntity, "unknown format %q", format)
 	}
-}
-
-func readBody(r *http.Request) ([]byte, error) {
-	var rd io.Reader = http.MaxBytesReader(nil, r.Body, MaxBodyBytes)
-	if strings.EqualFold(r.Header.Get("Content-Encoding"), "gzip") {
-		zr, err := gzip.NewReader(rd)
-		if err != nil {
-			return nil, errorf(http.StatusBadRequest, "gunzip body: %w", err)
-		}
-		rd = io.LimitReader(zr, convert.MaxDecompressedBytes+1)
-	}
-	body, err := io.ReadAll(rd)
-	var mbe *http.MaxBytesError
-	switch {
-	case errors.As(err, &mbe):
-		return nil, errorf(http.StatusRequestEntityTooLarge, "request body exceeds %d bytes", MaxBodyBytes)
-	case err != nil:
-		return nil, errorf(http.StatusBadRequest, "read body: %w", err)
-	case len(body) > convert.MaxDecompressedBytes:
-		return nil, errorf(http.StatusRequestEntityTooLarge, "decompressed body exceeds %d bytes", convert.MaxDecompressedBytes)
-	}
-	return body, nil
 }
 
 func seriesLabels(p params) map[string]string {
@@ -291,16 +276,13 @@ func seriesLabels(p params) map[string]string {
 	return ls
 }
 
-func pprofBatch(data []byte, stc map[string]convert.SampleTypeConfig, p params) (*profile.Batch, error) {
+func (h *handler) pprofBatch(c *charge, data []byte, stc map[string]convert.SampleTypeConfig, p params) (*profile.Batch, error) {
 	if len(data) == 0 {
 		return nil, nil
 	}
-	prof, err := convert.ParsePprof(data)
+	prof, err := c.parsePprof(data, h.maxSamples, func() string { return labelString(seriesLabels(p)) })
 	if err != nil {
-		if errors.Is(err, convert.ErrTooLarge) {
-			return nil, &httpError{code: http.StatusRequestEntityTooLarge, err: err}
-		}
-		return nil, &httpError{code: http.StatusBadRequest, err: fmt.Errorf("bad pprof: %w", err)}
+		return nil, err
 	}
 	b, err := convert.FromPprof(prof, convert.Input{
 		Labels: seriesLabels(p), SpyName: p.spyName, StartNanos: p.start.UnixNano(), SampleTypeConfig: stc,
@@ -324,7 +306,7 @@ func foldedBatch(data []byte, p params, lines bool) (*profile.Batch, error) {
 
 // multipartBatch reads pyroscope-go's and @pyroscope/nodejs's form: a `profile` part
 // with a (gzipped) pprof and an optional `sample_type_config` JSON part.
-func multipartBatch(body []byte, contentType string, p params) (*profile.Batch, error) {
+func (h *handler) multipartBatch(c *charge, body []byte, contentType string, p params) (*profile.Batch, error) {
 	_, mp, err := mime.ParseMediaType(contentType)
 	if err != nil || mp["boundary"] == "" {
 		return nil, errorf(http.StatusBadRequest, "multipart: bad content type %q", contentType)
@@ -360,5 +342,5 @@ func multipartBatch(body []byte, contentType string, p params) (*profile.Batch, 
 	if profile == nil {
 		return nil, errorf(http.StatusBadRequest, "multipart: missing `profile` part")
 	}
-	return pprofBatch(profile, stc, p)
+	return h.pprofBatch(c, profile, stc, p)
 }

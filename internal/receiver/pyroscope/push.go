@@ -39,9 +39,9 @@ func (s *pushService) Push(ctx context.Context, req *connect.Request[pushv1.Push
 			if smp == nil || len(smp.RawProfile) == 0 {
 				continue
 			}
-			prof, err := convert.ParsePprof(smp.RawProfile)
+			prof, err := chargeFrom(ctx).parsePprof(smp.RawProfile, s.h.maxSamples, func() string { return labelString(ls) })
 			if err != nil {
-				return nil, s.fail(fmt.Errorf("series %d sample %d: bad pprof: %w", i, j, err))
+				return nil, s.fail(fmt.Errorf("series %d sample %d: %w", i, j, err))
 			}
 			b, err := convert.FromPprof(prof, convert.Input{Labels: ls, Name: name})
 			if err != nil {
