@@ -74,6 +74,11 @@ type Metrics struct {
 	QueryMaxSamples    int           `yaml:"query_max_samples"`
 	QueryMaxConcurrent int           `yaml:"query_max_concurrent"`
 	LookbackDelta      time.Duration `yaml:"lookback_delta"`
+
+	// QueryMaxMemoryBytes caps the points one query may hold (16 bytes each),
+	// estimated before it runs; QueryMemoryBytes caps all running queries.
+	QueryMaxMemoryBytes int64 `yaml:"query_max_memory_bytes"`
+	QueryMemoryBytes    int64 `yaml:"query_memory_bytes"`
 }
 
 // Limits protect the process from oversized or overwhelming input.
@@ -120,6 +125,9 @@ func Default() Config {
 			QueryMaxSamples:    50_000_000,
 			QueryMaxConcurrent: 20,
 			LookbackDelta:      5 * time.Minute,
+
+			QueryMaxMemoryBytes: 1 << 30,
+			QueryMemoryBytes:    4 << 30,
 		},
 		Limits: Limits{
 			MaxRequestBytes:     64 << 20,
@@ -186,6 +194,10 @@ func (c Config) Validate() error {
 		return errors.New("metrics.query_max_samples: must be positive")
 	case m.QueryMaxConcurrent <= 0:
 		return errors.New("metrics.query_max_concurrent: must be positive")
+	case m.QueryMaxMemoryBytes <= 0:
+		return errors.New("metrics.query_max_memory_bytes: must be positive")
+	case m.QueryMemoryBytes < m.QueryMaxMemoryBytes:
+		return errors.New("metrics.query_memory_bytes: must be at least metrics.query_max_memory_bytes")
 	case m.LookbackDelta <= 0:
 		return errors.New("metrics.lookback_delta: must be positive")
 	}

@@ -38,6 +38,8 @@ func bind(fs *flag.FlagSet, c *Config) {
 	fs.DurationVar(&m.QueryTimeout, "metrics.query-timeout", m.QueryTimeout, "longest a PromQL query may run")
 	fs.IntVar(&m.QueryMaxSamples, "metrics.query-max-samples", m.QueryMaxSamples, "most samples one PromQL query may load")
 	fs.IntVar(&m.QueryMaxConcurrent, "metrics.query-max-concurrent", m.QueryMaxConcurrent, "PromQL queries run at once")
+	fs.Int64Var(&m.QueryMaxMemoryBytes, "metrics.query-max-memory-bytes", m.QueryMaxMemoryBytes, "most memory one PromQL query may hold, estimated before it runs")
+	fs.Int64Var(&m.QueryMemoryBytes, "metrics.query-memory-bytes", m.QueryMemoryBytes, "most memory all running PromQL queries may hold together")
 	fs.DurationVar(&m.LookbackDelta, "metrics.lookback-delta", m.LookbackDelta, "PromQL lookback delta")
 
 	p := &c.Prometheus

@@ -16,6 +16,7 @@ import (
 	promconfig "github.com/prometheus/prometheus/config"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/prometheus/prometheus/rules"
 	"github.com/prometheus/prometheus/scrape"
 	"github.com/prometheus/prometheus/tsdb"
@@ -23,6 +24,7 @@ import (
 	apiv1 "github.com/prometheus/prometheus/web/api/v1"
 
 	"github.com/vispyr/vispyr/internal/config"
+	"github.com/vispyr/vispyr/internal/limits"
 	"github.com/vispyr/vispyr/internal/version"
 )
 
@@ -52,6 +54,9 @@ func (s *Storage) NewAPI(opts APIOptions, logger *slog.Logger, reg prometheus.Re
 		EnableAtModifier:         true,
 		EnableNegativeOffset:     true,
 		EnableDelayedNameRemoval: true,
+		// A subquery without a step (`[5m:]`) runs at Prometheus's default
+		// global evaluation interval.
+		NoStepSubqueryIntervalFn: func(int64) int64 { return subqueryDefaultStep.Milliseconds() },
 	})
 	start := time.Now()
 	mgr := managersOrEmpty(opts.Managers)
@@ -90,7 +95,12 @@ func (s *Storage) NewAPI(opts APIOptions, logger *slog.Logger, reg prometheus.Re
 	api.Register(router.WithPrefix("/api/v1"))
 
 	mux := http.NewServeMux()
-	mux.Handle("/", router)
+	mux.Handle("/", &queryGuard{
+		next: router, queryable: s.db, parser: parser.NewParser(parser.Options{}),
+		lookback: opts.Metrics.LookbackDelta, maxSamples: int64(opts.Metrics.QueryMaxSamples),
+		maxBytes: opts.Metrics.QueryMaxMemoryBytes, sharedMax: opts.Metrics.QueryMemoryBytes,
+		shared: limits.NewInflight(opts.Metrics.QueryMemoryBytes),
+	})
 	if rw := opts.RemoteWrite; rw != nil {
 		// Remote write takes Vispyr's own decoder and append path: the same answers
 		// as Prometheus's handler, several times faster.
