@@ -19,8 +19,9 @@ import (
 // notRunnable are the README's shell examples this test cannot run, by a
 // substring of the block, with the reason.
 var notRunnable = map[string]string{
-	"make run":          "builds the UI and serves until stopped; this test starts the same `vispyr serve` with embedded defaults itself",
-	"docker compose up": "needs a Docker engine, which this machine does not have (the compose file is checked in compose_test.go)",
+	"make run":                     "builds the UI and serves until stopped; this test starts the same `vispyr serve` with embedded defaults itself",
+	"vispyr gateway --data-dir=gw": "serves until stopped, on the ingest ports of the `vispyr serve` this test runs, and forwards to a VictoriaMetrics the README assumes; test/e2e's gateway tests run it against real destinations",
+	"docker compose up":            "needs a Docker engine, which this machine does not have (the compose file is checked in compose_test.go)",
 }
 
 // wantOutput is what a block must print, beyond exiting 0, so that an example
