@@ -51,38 +51,24 @@ func main() {
 }
 
 func serve(args []string) int {
-	for _, a := range args {
-		if a == "-h" || a == "--help" || a == "-help" {
-			fmt.Println("Usage: vispyr serve [flags]\n\nEvery flag can also be set as VISPYR_<FLAG> (dots and dashes as underscores).")
-			config.Usage("serve")
-			return 0
-		}
-	}
-	cfg, err := config.Load("serve", args, os.Getenv)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "vispyr:", err)
-		return 2
-	}
-	logger := newLogger(cfg.LogLevel)
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := server.Run(ctx, cfg, logger); err != nil {
-		logger.Error("vispyr stopped", "err", err)
-		return 1
-	}
-	logger.Info("vispyr stopped cleanly")
-	return 0
+	return runMode("serve", "", args, server.Run)
 }
 
 func gateway(args []string) int {
+	return runMode("gateway", "Receives like serve and forwards through durable queues under --data-dir.\n", args, server.RunGateway)
+}
+
+// runMode loads the configuration of a mode (serve or gateway) and runs it
+// until SIGINT or SIGTERM.
+func runMode(mode, about string, args []string, run func(context.Context, config.Config, *slog.Logger) error) int {
 	for _, a := range args {
 		if a == "-h" || a == "--help" || a == "-help" {
-			fmt.Println("Usage: vispyr gateway [flags]\n\nReceives like serve and forwards through durable queues under --data-dir.\nEvery flag can also be set as VISPYR_<FLAG> (dots and dashes as underscores).")
-			config.Usage("gateway")
+			fmt.Printf("Usage: vispyr %s [flags]\n\n%sEvery flag can also be set as VISPYR_<FLAG> (dots and dashes as underscores).\n", mode, about)
+			config.Usage(mode)
 			return 0
 		}
 	}
-	cfg, err := config.Load("gateway", args, os.Getenv)
+	cfg, err := config.Load(mode, args, os.Getenv)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "vispyr:", err)
 		return 2
@@ -90,11 +76,11 @@ func gateway(args []string) int {
 	logger := newLogger(cfg.LogLevel)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := server.RunGateway(ctx, cfg, logger); err != nil {
-		logger.Error("vispyr gateway stopped", "err", err)
+	if err := run(ctx, cfg, logger); err != nil {
+		logger.Error("vispyr "+mode+" stopped", "err", err)
 		return 1
 	}
-	logger.Info("vispyr gateway stopped cleanly")
+	logger.Info("vispyr " + mode + " stopped cleanly")
 	return 0
 }
 
