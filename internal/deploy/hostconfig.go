@@ -78,7 +78,7 @@ func (h HostConfig) Render() ([]byte, error) {
 			"health":           "127.0.0.1:13133",
 		},
 	}
-	tlsSec := map[string]any{"min_version": "1.2"}
+	tlsSec := map[string]any{"min_version": "TLS12"}
 	if h.ACME != nil {
 		tlsSec["acme"] = h.ACME
 	} else {

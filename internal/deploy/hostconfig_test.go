@@ -1,0 +1,35 @@
+package deploy
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/vispyr/vispyr/internal/config"
+)
+
+// The file deploy writes must be one that the deployed binary starts with: the
+// real loader, with unknown keys refused, then validation.
+func TestRenderedHostConfigLoads(t *testing.T) {
+	dir := t.TempDir()
+	cert, key := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	h := HostConfig{DataDir: filepath.Join(dir, "data"), CertFile: cert, KeyFile: key}
+	body, err := h.Render()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "vispyr.yaml")
+	if err := os.WriteFile(path, body, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := config.Default()
+	if err := cfg.LoadFile(path); err != nil {
+		t.Fatalf("rendered config:\n%s\nload: %v", body, err)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("rendered config:\n%s\nvalidate: %v", body, err)
+	}
+	if cfg.TLS.TLSCertPath != cert || cfg.TLS.TLSKeyPath != key {
+		t.Fatalf("tls section not loaded: %+v", cfg.TLS)
+	}
+}
