@@ -125,11 +125,20 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	profileAPI := profilesapi.NewHandler(profileStore, logger.With("component", "pyroscope-api"))
 	webUI := ui.NewHandler(ui.Backends{Prometheus: promAPI, Tempo: tempoAPI, Pyroscope: profileAPI}, logger.With("component", "ui"))
 
+	// A browser opening the Prometheus, Tempo or Pyroscope port lands on the
+	// matching UI page, as their own UIs would greet it.
+	landing := ui.Landing{ExternalURL: cfg.UI.ExternalURL, UIAddr: cfg.Listen.UI, TLS: auth.TLSEnabled(cfg.TLS)}
+	toUI := func(h http.Handler, pages map[string]func(*http.Request) string) http.Handler {
+		if cfg.Listen.UI == "" && cfg.UI.ExternalURL == "" {
+			return h
+		}
+		return landing.Wrap(h, pages)
+	}
 	servers := []httpServer{
 		{"otlp_http", cfg.Listen.OTLPHTTP, otlpHTTP.Handler()},
-		{"prometheus", cfg.Listen.Prometheus, withReload(promAPI, promMgr)},
-		{"tempo", cfg.Listen.Tempo, tempoAPI},
-		{"pyroscope", cfg.Listen.Pyroscope, pyroscopePort(profileIngest, profileAPI)},
+		{"prometheus", cfg.Listen.Prometheus, toUI(withReload(promAPI, promMgr), ui.PrometheusPages())},
+		{"tempo", cfg.Listen.Tempo, toUI(tempoAPI, ui.PageAt("/traces"))},
+		{"pyroscope", cfg.Listen.Pyroscope, toUI(pyroscopePort(profileIngest, profileAPI), ui.PageAt("/profiles"))},
 		{"pyroscope_ingest", cfg.Listen.PyroscopeIngest, profileIngest},
 		{"ui", cfg.Listen.UI, webUI},
 		// Health stays plain HTTP: it tells only up or down, and container
