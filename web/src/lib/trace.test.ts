@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { normID, parseSearch, parseTrace, profileSpanID } from './trace';
+import { fmtMs } from './format';
 
 const kv = (key: string, v: string) => ({ key, value: { stringValue: v } });
 
@@ -97,5 +98,18 @@ describe('parseSearch', () => {
     expect(hits[1]).toMatchObject({ start: 1000, durationMs: 5, spanCount: 3, errorCount: 1 });
     expect(hits[0].spanCount).toBe(2);
     expect(hits[0].durationMs).toBe(0);
+  });
+
+  it('keeps sub-millisecond durations that Tempo rounds to 0 ms', () => {
+    const [hit] = parseSearch({
+      traces: [
+        {
+          traceID: '3', startTimeUnixNano: '1000000000',
+          spanSets: [{ spans: [{ startTimeUnixNano: '1000000000', durationNanos: '850000' }, { startTimeUnixNano: '1000100000', durationNanos: '20000' }] }],
+        },
+      ],
+    });
+    expect(hit.durationMs).toBeCloseTo(0.85);
+    expect(fmtMs(hit.durationMs)).toBe('850µs');
   });
 });

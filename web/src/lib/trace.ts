@@ -213,6 +213,18 @@ export interface SearchHit {
   errorCount: number;
 }
 
+/**
+ * subMillisecond estimates a trace's duration when Tempo's whole-millisecond durationMs is 0:
+ * the latest end among its returned spans, from the trace's start (0 when none came back).
+ */
+function subMillisecond(t: any): number {
+  const start = Number(t.startTimeUnixNano ?? 0);
+  let end = start;
+  for (const ss of arr(t.spanSets ?? (t.spanSet ? [t.spanSet] : [])))
+    for (const sp of arr(ss?.spans)) end = Math.max(end, Number(sp?.startTimeUnixNano ?? 0) + Number(sp?.durationNanos ?? 0));
+  return end > start ? (end - start) / 1e6 : 0;
+}
+
 /** parseSearch reads Tempo's /api/search response. */
 export function parseSearch(body: any): SearchHit[] {
   const out: SearchHit[] = [];
@@ -230,7 +242,7 @@ export function parseSearch(body: any): SearchHit[] {
       rootServiceName: String(t.rootServiceName ?? '<root span not yet received>'),
       rootTraceName: String(t.rootTraceName ?? ''),
       start: nanoToMs(t.startTimeUnixNano),
-      durationMs: Number(t.durationMs ?? 0) || 0,
+      durationMs: Number(t.durationMs ?? 0) || subMillisecond(t),
       spanCount,
       errorCount,
     });

@@ -32,7 +32,7 @@ export function TraceTable({ hits, selected, onPick, compact }: { hits: SearchHi
               <td class="num">{h.spanCount || ''}</td>
               <td class="dur-cell">
                 <span class="dur-bar" style={{ width: Math.max(2, (h.durationMs / max) * 100) + '%' }} />
-                <span>{fmtMs(h.durationMs)}</span>
+                <span>{h.durationMs > 0 ? fmtMs(h.durationMs) : "<1ms"}</span>
               </td>
               <td class="num muted" title={new Date(h.start).toLocaleString()}>
                 {fmtAgo(h.start)}
