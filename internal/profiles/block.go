@@ -10,6 +10,8 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/prometheus/prometheus/model/labels"
+
+	"github.com/vispyr/vispyr/internal/pipeline/profile"
 )
 
 const (
@@ -231,7 +233,7 @@ func encodeSymbols(t *table) []byte {
 	dst := []byte{blockCodecVerson}
 	dst = binary.AppendUvarint(dst, uint64(len(t.names)))
 	for _, n := range t.names {
-		dst = appendString(dst, n)
+		dst = profile.AppendString(dst, n)
 	}
 	dst = binary.AppendUvarint(dst, uint64(len(t.nodes)))
 	for _, n := range t.nodes {
@@ -242,34 +244,34 @@ func encodeSymbols(t *table) []byte {
 }
 
 func decodeSymbols(buf []byte) (*table, error) {
-	d := decoder{buf: buf}
-	if v := d.byte(); v != blockCodecVerson {
-		if d.err != nil {
-			return nil, d.err
+	d := profile.NewDecoder(buf)
+	if v := d.Byte(); v != blockCodecVerson {
+		if d.Err() != nil {
+			return nil, d.Err()
 		}
 		return nil, fmt.Errorf("unknown symbols version %d", v)
 	}
 	t := &table{}
-	t.names = make([]string, d.count(1))
+	t.names = make([]string, d.Count(1))
 	for i := range t.names {
-		t.names[i] = d.string()
+		t.names[i] = d.String()
 	}
-	t.nodes = make([]node, d.count(2))
+	t.nodes = make([]node, d.Count(2))
 	for i := range t.nodes {
-		n := node{parent: d.uint32(), name: d.uint32()}
+		n := node{parent: d.Uint32(), name: d.Uint32()}
 		if i > 0 && (int(n.parent) >= i || int(n.name) >= len(t.names)) {
 			return nil, fmt.Errorf("node %d: bad parent %d or name %d", i, n.parent, n.name)
 		}
 		t.nodes[i] = n
 	}
-	if d.err != nil {
-		return nil, d.err
+	if d.Err() != nil {
+		return nil, d.Err()
 	}
 	if len(t.nodes) == 0 || len(t.names) == 0 {
 		return nil, fmt.Errorf("no root node")
 	}
-	if len(d.buf) != 0 {
-		return nil, fmt.Errorf("%d trailing bytes", len(d.buf))
+	if d.Len() != 0 {
+		return nil, fmt.Errorf("%d trailing bytes", d.Len())
 	}
 	return t, nil
 }
@@ -298,33 +300,33 @@ func encodeProfiles(ps []profileRec) []byte {
 // decodeProfiles reads encodeProfiles' output, checking node and name references
 // against the block's symbol counts.
 func decodeProfiles(buf []byte, nodes, names int) ([]profileRec, error) {
-	d := decoder{buf: buf}
-	profiles := make([]profileRec, d.count(2))
+	d := profile.NewDecoder(buf)
+	profiles := make([]profileRec, d.Count(2))
 	var prevT int64
 	for i := range profiles {
 		p := &profiles[i]
-		p.t = prevT + d.varint()
+		p.t = prevT + d.Varint()
 		prevT = p.t
-		p.samples = make([]sampleRec, d.count(4))
+		p.samples = make([]sampleRec, d.Count(4))
 		var prevNode uint32
 		for j := range p.samples {
 			x := &p.samples[j]
-			x.node = prevNode + d.uint32()
+			x.node = prevNode + d.Uint32()
 			prevNode = x.node
-			x.value = d.varint()
-			x.span = d.uvarint()
-			x.trace = d.uint32()
+			x.value = d.Varint()
+			x.span = d.Uvarint()
+			x.trace = d.Uint32()
 			if int(x.node) >= nodes || int(x.trace) >= names {
 				return nil, fmt.Errorf("sample refers to node %d / name %d out of range", x.node, x.trace)
 			}
 			p.total += x.value
 		}
 	}
-	if d.err != nil {
-		return nil, d.err
+	if d.Err() != nil {
+		return nil, d.Err()
 	}
-	if len(d.buf) != 0 {
-		return nil, fmt.Errorf("%d trailing bytes", len(d.buf))
+	if d.Len() != 0 {
+		return nil, fmt.Errorf("%d trailing bytes", d.Len())
 	}
 	return profiles, nil
 }
