@@ -10,6 +10,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
+	"github.com/vispyr/vispyr/internal/pipeline/logpush"
 	"github.com/vispyr/vispyr/internal/pipeline/profile"
 	"github.com/vispyr/vispyr/internal/pipeline/remotewrite"
 )
@@ -52,6 +53,20 @@ type Samples interface {
 // anything else is a server error (500) the client retries.
 type Profiles interface {
 	ConsumeProfiles(ctx context.Context, b *profile.Batch) error
+}
+
+// Logs consumes decoded log pushes (Loki push, OTLP logs converted with
+// logpush.FromOTLP, Faro). The log store and a log forwarder implement it.
+//
+// Ownership: req belongs to the consumer once the call starts; the caller must not
+// use it afterwards. Durability: a nil return means every line is durable (fsync'd
+// in the store's WAL or a forwarder's queue). Errors: Invalid (400: nothing was
+// stored), a PartialError (some lines were stored and Rejected were refused for
+// the reason in Err, as Loki answers a push with some invalid lines: 400 for Loki
+// push, partial success for OTLP), ErrOverloaded (429 with Retry-After), anything
+// else 500 (retried).
+type Logs interface {
+	ConsumeLogs(ctx context.Context, req *logpush.Request) error
 }
 
 // TracesFunc adapts a function to Traces.
