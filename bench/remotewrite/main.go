@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"github.com/vispyr/vispyr/bench/internal/proc"
+	"github.com/vispyr/vispyr/bench/internal/stats"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -44,7 +45,7 @@ func main() {
 		vmBin     = flag.String("victoria-metrics", "victoria-metrics", "victoria-metrics binary")
 		startups  = flag.Int("startup-runs", 3, "extra empty start-ups of vispyr to time (median reported)")
 		keep      = flag.Bool("keep", false, "keep the data dirs")
-		repeat    = flag.Int("repeat", 1, "runs per target, interleaved; the median run by samples/s is reported")
+		repeat    = flag.Int("repeat", 1, "runs per target, interleaved; every figure is reported as median, min and max")
 		extra     = flag.String("vispyr-args", "", "extra flags for vispyr serve, space-separated")
 	)
 	flag.Parse()
@@ -109,16 +110,10 @@ func run(series, batch, senders, rounds int, interval time.Duration, names []str
 			}
 		}
 	}
-	var results []*result
-	for _, name := range names {
-		rs := runs[name]
-		slices.SortFunc(rs, func(a, b *result) int { return int(a.samplesPerSec - b.samplesPerSec) })
-		results = append(results, rs[len(rs)/2])
-	}
 	if repeat > 1 {
-		fmt.Printf("\nmedian run of %d per target:\n", repeat)
+		fmt.Printf("\nmedian, min and max of %d runs per target; a median of an even count is the mean of the middle two:\n", repeat)
 	}
-	report(load, results)
+	report(load, names, runs)
 	if slices.Contains(names, "vispyr") && startups > 0 {
 		reportStartup(vispyrBin, filepath.Join(work, "startup"), startups)
 	}
@@ -173,66 +168,95 @@ func runTarget(tg target, dir string, load *Load) (*result, error) {
 	return r, nil
 }
 
-func report(load *Load, results []*result) {
+// target's runs, summarised figure by figure.
+type summary struct {
+	name                                             string
+	runs                                             []*result
+	sps, spcpu, peak, idle, ready, cpu, disk, bps, c stats.Summary
+}
+
+func summarise(load *Load, name string, runs []*result) summary {
+	f := func(g func(r *result) float64) stats.Summary { return stats.Collect(runs, g) }
+	s := summary{name: name, runs: runs}
+	s.sps = f(func(r *result) float64 { return r.samplesPerSec })
+	s.spcpu = f(func(r *result) float64 { return float64(load.Samples) / r.cpu.Seconds() })
+	s.peak = f(func(r *result) float64 { return mb(r.peakRSS) })
+	s.idle = f(func(r *result) float64 { return mb(r.idleRSS) })
+	s.ready = f(func(r *result) float64 { return r.ready.Seconds() })
+	s.cpu = f(func(r *result) float64 { return r.cpu.Seconds() })
+	s.disk = f(func(r *result) float64 { return float64(r.disk) / 1e6 })
+	s.bps = f(func(r *result) float64 { return float64(r.disk) / float64(load.Samples) })
+	s.c = f(func(r *result) float64 { return float64(r.compacted) / float64(load.Samples) })
+	return s
+}
+
+func report(load *Load, names []string, runs map[string][]*result) {
 	fmt.Println()
-	fmt.Printf("%-17s %12s %12s %9s %9s %9s %9s %10s %8s %10s %12s\n",
-		"target", "samples/s", "samples/CPUs", "peak RSS", "idle RSS", "ready", "CPU s", "disk MB", "B/sample", "compact B/s", "stored")
-	for _, r := range results {
+	fmt.Printf("%-17s %12s %12s %9s %9s %9s %9s %10s %8s %10s\n",
+		"target", "samples/s", "samples/CPUs", "peak RSS", "idle RSS", "ready s", "CPU s", "disk MB", "B/sample", "compact B/s")
+	line := func(label string, s summary, pick func(stats.Summary) float64) {
 		compact := "-"
-		if r.compacted > 0 {
-			compact = fmt.Sprintf("%.3f", float64(r.compacted)/float64(load.Samples))
+		if pick(s.c) > 0 {
+			compact = fmt.Sprintf("%.3f", pick(s.c))
 		}
-		stored := fmt.Sprint(r.stored)
-		if r.storedErr != nil {
-			stored = "err"
+		fmt.Printf("%-17s %12.0f %12.0f %8.0fM %8.0fM %9.3f %9.1f %10.1f %8.3f %10s\n", label,
+			pick(s.sps), pick(s.spcpu), pick(s.peak), pick(s.idle), pick(s.ready), pick(s.cpu), pick(s.disk), pick(s.bps), compact)
+	}
+	var sums []summary
+	for _, name := range names {
+		s := summarise(load, name, runs[name])
+		sums = append(sums, s)
+		line(name, s, func(x stats.Summary) float64 { return x.Median })
+		if len(s.runs) > 1 {
+			line("  min", s, func(x stats.Summary) float64 { return x.Min })
+			line("  max", s, func(x stats.Summary) float64 { return x.Max })
 		}
-		fmt.Printf("%-17s %12.0f %12.0f %8.0fM %8.0fM %9v %9.1f %10.1f %8.3f %10s %12s\n",
-			r.name, r.samplesPerSec, float64(load.Samples)/r.cpu.Seconds(), mb(r.peakRSS), mb(r.idleRSS), r.ready.Round(time.Millisecond),
-			r.cpu.Seconds(), float64(r.disk)/1e6, float64(r.disk)/float64(load.Samples), compact, stored)
 	}
 	fmt.Println()
-	for _, r := range results {
-		slices.SortFunc(r.run.Latency, func(a, b time.Duration) int { return int(a - b) })
-		p := func(q float64) time.Duration {
-			if len(r.run.Latency) == 0 {
-				return 0
-			}
-			return r.run.Latency[int(q*float64(len(r.run.Latency)-1))].Round(time.Microsecond)
-		}
-		fmt.Printf("%s: %v for %d requests (latency p50 %v p99 %v), %d retried, %d refused %s\n",
-			r.name, r.run.Elapsed.Round(time.Millisecond), r.run.Requests, p(0.5), p(0.99), r.run.Retries, r.run.Failures, r.run.FirstErr)
-		fmt.Printf("  disk after %s:\n    %s\n", r.flushNote, parts(r.diskParts))
-		if r.skipped > 0 {
-			fmt.Printf("    (not counted as storage: %.1f MB of caches)\n", float64(r.skipped)/1e6)
-		}
-		if r.stored != load.Samples {
-			fmt.Printf("  WARNING: stored %d of %d samples (%v)\n", r.stored, load.Samples, r.storedErr)
-		}
-		if r.runErr != "" {
-			fmt.Printf("  %s\n", r.runErr)
+	for _, s := range sums {
+		for i, r := range s.runs {
+			reportRun(load, fmt.Sprintf("%s run %d", r.name, i+1), r)
 		}
 	}
-	var v *result
-	for _, r := range results {
-		if r.name == "vispyr" {
-			v = r
-		}
-	}
-	if v == nil {
-		return
-	}
-	fmt.Println()
-	for _, o := range results {
-		if o == v {
+	for _, v := range sums {
+		if v.name != "vispyr" {
 			continue
 		}
-		compact := "-"
-		if v.compacted > 0 && o.compacted > 0 {
-			compact = fmt.Sprintf("×%.2f", float64(v.compacted)/float64(o.compacted))
+		fmt.Println()
+		for _, o := range sums {
+			if o.name == v.name {
+				continue
+			}
+			compact := "-"
+			if v.c.Median > 0 && o.c.Median > 0 {
+				compact = fmt.Sprintf("×%.2f", v.c.Median/o.c.Median)
+			}
+			fmt.Printf("vispyr / %-16s (medians) samples/s ×%.2f   samples/CPU-s ×%.2f   peak RSS ×%.2f   bytes/sample ×%.2f (compacted %s)\n", o.name,
+				v.sps.Median/o.sps.Median, v.spcpu.Median/o.spcpu.Median, v.peak.Median/o.peak.Median, v.bps.Median/o.bps.Median, compact)
 		}
-		fmt.Printf("vispyr / %-16s samples/s ×%.2f   samples/CPU-s ×%.2f   peak RSS ×%.2f   bytes/sample ×%.2f (compacted %s)\n", o.name,
-			v.samplesPerSec/o.samplesPerSec, o.cpu.Seconds()/v.cpu.Seconds(), float64(v.peakRSS)/float64(o.peakRSS),
-			float64(v.disk)/float64(o.disk), compact)
+	}
+}
+
+// reportRun prints what one run's table row does not hold.
+func reportRun(load *Load, label string, r *result) {
+	slices.SortFunc(r.run.Latency, func(a, b time.Duration) int { return int(a - b) })
+	p := func(q float64) time.Duration {
+		if len(r.run.Latency) == 0 {
+			return 0
+		}
+		return r.run.Latency[int(q*float64(len(r.run.Latency)-1))].Round(time.Microsecond)
+	}
+	fmt.Printf("%s: %v for %d requests (latency p50 %v p99 %v), %d retried, %d refused %s\n",
+		label, r.run.Elapsed.Round(time.Millisecond), r.run.Requests, p(0.5), p(0.99), r.run.Retries, r.run.Failures, r.run.FirstErr)
+	fmt.Printf("  disk after %s:\n    %s\n", r.flushNote, parts(r.diskParts))
+	if r.skipped > 0 {
+		fmt.Printf("    (not counted as storage: %.1f MB of caches)\n", float64(r.skipped)/1e6)
+	}
+	if r.stored != load.Samples {
+		fmt.Printf("  WARNING: stored %d of %d samples (%v)\n", r.stored, load.Samples, r.storedErr)
+	}
+	if r.runErr != "" {
+		fmt.Printf("  %s\n", r.runErr)
 	}
 }
 
@@ -260,10 +284,13 @@ func reportStartup(bin, dir string, n int) {
 		rsss = append(rsss, rss)
 		srv.Stop(vispyrTarget(bin).stop)
 	}
-	slices.Sort(readies)
-	slices.Sort(rsss)
-	fmt.Printf("\nvispyr serve start-up to /-/ready on an empty data dir: median %v (min %v, max %v) over %d runs; idle RSS 2s later: median %.0f MB\n",
-		readies[n/2].Round(time.Millisecond), readies[0].Round(time.Millisecond), readies[n-1].Round(time.Millisecond), n, mb(rsss[n/2]))
+	secs := func(d []time.Duration) stats.Summary {
+		return stats.Collect(d, func(x time.Duration) float64 { return x.Seconds() })
+	}
+	rss := stats.Collect(rsss, func(x int64) float64 { return mb(x) })
+	fmt.Printf("\nvispyr serve start-up to /-/ready on an empty data dir over %d runs: %s s; idle RSS 2s later: %s MB\n",
+		n, secs(readies).Format(func(v float64) string { return fmt.Sprintf("%.3f", v) }),
+		rss.Format(func(v float64) string { return fmt.Sprintf("%.0f", v) }))
 }
 
 func lookPath(bin string) string {

@@ -17,7 +17,6 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"flag"
 	"fmt"
@@ -35,6 +34,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/vispyr/vispyr/bench/internal/proc"
+	"github.com/vispyr/vispyr/bench/internal/stats"
 )
 
 const cutInterval = 5 * time.Second
@@ -67,7 +67,7 @@ func main() {
 		searches  = flag.Int("searches", 20, "runs of each TraceQL query")
 		probes    = flag.Int("probes", 20, "read-after-write probes")
 		keep      = flag.Bool("keep", false, "keep the data dirs")
-		repeat    = flag.Int("repeat", 1, "runs per mode, interleaved; the median run by spans/s is reported")
+		repeat    = flag.Int("repeat", 1, "runs per mode, interleaved; every figure is reported as median (min–max)")
 		tempoBin  = flag.String("tempo", "", "also run this Grafana Tempo binary (-target=all) on the same load, side by side")
 	)
 	flag.Parse()
@@ -170,18 +170,16 @@ func run(requests, senders int, systems []*system, generator bool, lookups, sear
 			}
 		}
 	}
-	var results []*result
+	var cols []column
 	for _, mode := range modes {
 		for _, sys := range systems {
-			rs := runs[label(sys, mode)]
-			slices.SortFunc(rs, func(a, b *result) int { return cmp.Compare(a.spansPerSec, b.spansPerSec) })
-			results = append(results, rs[len(rs)/2])
+			cols = append(cols, column{name: label(sys, mode), system: sys, runs: runs[label(sys, mode)]})
 		}
 	}
 	if repeat > 1 {
-		fmt.Printf("\nmedian run of %d per column (by spans/s):\n", repeat)
+		fmt.Printf("\nmedian (min–max) of %d runs per column; a median of an even count is the mean of the middle two:\n", repeat)
 	}
-	report(load, results, generator)
+	report(load, cols, generator)
 	return nil
 }
 
@@ -359,50 +357,65 @@ func readAfterWrite(ep endpoints, probes int, prefix uint64) (rawResult, error) 
 	return r, nil
 }
 
-func report(load *Load, rs []*result, generator bool) {
+// column is one system and mode with every run of it.
+type column struct {
+	name   string
+	system *system
+	runs   []*result
+}
+
+func report(load *Load, cols []column, generator bool) {
 	fmt.Println()
 	width := 18
-	for _, r := range rs {
-		width = max(width, len(r.name))
+	for _, c := range cols {
+		width = max(width, len(c.name))
 	}
-	row := func(label string, f func(r *result) string) {
+	if len(cols) > 0 && len(cols[0].runs) > 1 {
+		width = max(width, 30) // room for "median (min–max)"
+	}
+	row := func(label string, value func(r *result) float64, format func(float64) string) {
 		fmt.Printf("%-28s", label)
-		for _, r := range rs {
-			fmt.Printf(" %*s", width, f(r))
+		for _, c := range cols {
+			fmt.Printf(" %*s", width, stats.Collect(c.runs, value).Format(format))
 		}
 		fmt.Println()
 	}
-	ms := func(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d)/1e6) }
-	row("", func(r *result) string { return r.name })
-	row("spans/s", func(r *result) string { return fmt.Sprintf("%.0f", r.spansPerSec) })
-	row("wall", func(r *result) string { return r.run.Wall.Round(time.Millisecond).String() })
-	row("request p50 / p99", func(r *result) string {
-		return fmt.Sprintf("%.0f / %.0f ms", float64(percentile(r.run.Latencies, .5))/1e6, float64(percentile(r.run.Latencies, .99))/1e6)
-	})
-	row("retries", func(r *result) string { return fmt.Sprint(r.run.Retries) })
-	row("CPU s (load)", func(r *result) string { return fmt.Sprintf("%.1f", r.cpu.Seconds()) })
-	row("spans/CPU-s", func(r *result) string { return fmt.Sprintf("%.0f", float64(load.Spans)/r.cpu.Seconds()) })
-	row("CPU s (load to flushed)", func(r *result) string { return fmt.Sprintf("%.1f", r.cpuFlushed.Seconds()) })
-	row("idle RSS", func(r *result) string { return fmt.Sprintf("%.0f MB", float64(r.idleRSS)/1e6) })
-	row("peak RSS (ingest)", func(r *result) string { return fmt.Sprintf("%.0f MB", float64(r.peakRSS)/1e6) })
-	row("traces/ on disk", func(r *result) string { return fmt.Sprintf("%.1f MB", float64(r.disk)/1e6) })
-	row("bytes/span", func(r *result) string { return fmt.Sprintf("%.1f", float64(r.disk)/float64(load.Spans)) })
-	row("  blocks/ only", func(r *result) string {
-		return fmt.Sprintf("%.1f", float64(r.diskParts["blocks/"])/float64(load.Spans))
-	})
-	row("head cut wait", func(r *result) string { return r.cutWait.Round(100 * time.Millisecond).String() })
-	row("trace by ID p50", func(r *result) string { return ms(percentile(r.byID, .5)) })
-	row("trace by ID p99", func(r *result) string { return ms(percentile(r.byID, .99)) })
-	row("selective search p50", func(r *result) string { return ms(percentile(r.selective, .5)) })
-	row("broad {} limit 20 p50", func(r *result) string { return ms(percentile(r.broad, .5)) })
-	row("read-after-write 1st try", func(r *result) string { return fmt.Sprintf("%d/%d", r.raw.first, r.raw.n) })
-	row("  by ID alone 1st try", func(r *result) string { return fmt.Sprintf("%d/%d", r.raw.fetchFirst, r.raw.n) })
-	row("  longest wait after ack", func(r *result) string { return ms(r.raw.wait) })
-	row("  worst fetch after ack", func(r *result) string { return ms(r.raw.fetch) })
-	row("  worst search after ack", func(r *result) string { return ms(r.raw.find) })
-	row("peak RSS (end, queries)", func(r *result) string { return fmt.Sprintf("%.0f MB", float64(r.endRSS)/1e6) })
+	fmt.Printf("%-28s", "")
+	for _, c := range cols {
+		fmt.Printf(" %*s", width, c.name)
+	}
+	fmt.Println()
+	num := func(f string) func(float64) string { return func(v float64) string { return fmt.Sprintf(f, v) } }
+	ms := func(d time.Duration) float64 { return float64(d) / 1e6 }
+	mb := func(b int64) float64 { return float64(b) / 1e6 }
+	row("spans/s", func(r *result) float64 { return r.spansPerSec }, num("%.0f"))
+	row("wall s", func(r *result) float64 { return r.run.Wall.Seconds() }, num("%.2f"))
+	row("request p50 ms", func(r *result) float64 { return ms(percentile(r.run.Latencies, .5)) }, num("%.0f"))
+	row("request p99 ms", func(r *result) float64 { return ms(percentile(r.run.Latencies, .99)) }, num("%.0f"))
+	row("retries", func(r *result) float64 { return float64(r.run.Retries) }, num("%.0f"))
+	row("CPU s (load)", func(r *result) float64 { return r.cpu.Seconds() }, num("%.1f"))
+	row("spans/CPU-s", func(r *result) float64 { return float64(load.Spans) / r.cpu.Seconds() }, num("%.0f"))
+	row("CPU s (load to flushed)", func(r *result) float64 { return r.cpuFlushed.Seconds() }, num("%.1f"))
+	row("idle RSS MB", func(r *result) float64 { return mb(r.idleRSS) }, num("%.0f"))
+	row("peak RSS (ingest) MB", func(r *result) float64 { return mb(r.peakRSS) }, num("%.0f"))
+	row("traces/ on disk MB", func(r *result) float64 { return mb(r.disk) }, num("%.1f"))
+	row("bytes/span", func(r *result) float64 { return float64(r.disk) / float64(load.Spans) }, num("%.1f"))
+	row("  blocks/ only", func(r *result) float64 { return float64(r.diskParts["blocks/"]) / float64(load.Spans) }, num("%.1f"))
+	row("head cut wait s", func(r *result) float64 { return r.cutWait.Seconds() }, num("%.1f"))
+	row("trace by ID p50 ms", func(r *result) float64 { return ms(percentile(r.byID, .5)) }, num("%.2f"))
+	row("trace by ID p99 ms", func(r *result) float64 { return ms(percentile(r.byID, .99)) }, num("%.2f"))
+	row("selective search p50 ms", func(r *result) float64 { return ms(percentile(r.selective, .5)) }, num("%.2f"))
+	row("broad {} limit 20 p50 ms", func(r *result) float64 { return ms(percentile(r.broad, .5)) }, num("%.2f"))
+	row("read-after-write 1st try", func(r *result) float64 { return float64(r.raw.first) }, num("%.0f"))
+	row("  by ID alone 1st try", func(r *result) float64 { return float64(r.raw.fetchFirst) }, num("%.0f"))
+	row("  longest wait after ack ms", func(r *result) float64 { return ms(r.raw.wait) }, num("%.2f"))
+	row("  worst fetch after ack ms", func(r *result) float64 { return ms(r.raw.fetch) }, num("%.2f"))
+	row("  worst search after ack ms", func(r *result) float64 { return ms(r.raw.find) }, num("%.2f"))
+	row("peak RSS (end, queries) MB", func(r *result) float64 { return mb(r.endRSS) }, num("%.0f"))
+	fmt.Printf("(read-after-write: of %d probes per run)\n", probesOf(cols))
 
-	for _, r := range rs {
+	for _, c := range cols {
+		r := c.runs[0]
 		var dirs []string
 		for d := range r.diskParts {
 			dirs = append(dirs, d)
@@ -412,22 +425,34 @@ func report(load *Load, rs []*result, generator bool) {
 		for _, d := range dirs {
 			parts = append(parts, fmt.Sprintf("%s %.1f MB", d, float64(r.diskParts[d])/1e6))
 		}
-		fmt.Printf("\n%s: %s: %s; selective search matched %d of %d traces\n",
-			r.name, r.system.diskLabel, strings.Join(parts, ", "), r.selFound, len(load.IDs))
+		fmt.Printf("\n%s (first run): %s: %s; selective search matched %d of %d traces\n",
+			c.name, c.system.diskLabel, strings.Join(parts, ", "), r.selFound, len(load.IDs))
 	}
 	if !generator {
 		return
 	}
-	// rs holds every system generator-on, then every system generator-off.
+	// cols holds every system generator-on, then every system generator-off;
+	// the ratios are of the medians.
 	fmt.Println()
-	half := len(rs) / 2
-	for i, on := range rs[:half] {
-		off := rs[half+i]
+	half := len(cols) / 2
+	for i, on := range cols[:half] {
+		off := cols[half+i]
 		name := "generator"
 		if half > 1 {
 			name = on.system.name + " generator"
 		}
-		fmt.Printf("%s on/off: spans/s %.2f×, CPU s %.2f×, spans/CPU-s %.2f×, peak RSS %.2f×\n", name,
-			on.spansPerSec/off.spansPerSec, on.cpu.Seconds()/off.cpu.Seconds(), off.cpu.Seconds()/on.cpu.Seconds(), float64(on.peakRSS)/float64(off.peakRSS))
+		med := func(c column, f func(r *result) float64) float64 { return stats.Collect(c.runs, f).Median }
+		sps := func(r *result) float64 { return r.spansPerSec }
+		cpu := func(r *result) float64 { return r.cpu.Seconds() }
+		rss := func(r *result) float64 { return float64(r.peakRSS) }
+		fmt.Printf("%s on/off (medians): spans/s %.2f×, CPU s %.2f×, spans/CPU-s %.2f×, peak RSS %.2f×\n", name,
+			med(on, sps)/med(off, sps), med(on, cpu)/med(off, cpu), med(off, cpu)/med(on, cpu), med(on, rss)/med(off, rss))
 	}
+}
+
+func probesOf(cols []column) int {
+	if len(cols) == 0 || len(cols[0].runs) == 0 {
+		return 0
+	}
+	return cols[0].runs[0].raw.n
 }
