@@ -103,7 +103,7 @@ var fieldDocs = map[string]string{
 	"prometheus.default_rules.interval":                          "How often the shipped groups are evaluated.",
 	"prometheus.default_rules.p99_latency":                       "The p99 server-span latency above which VispyrServiceLatencyP99High fires.",
 	"prometheus.default_rules.rate_window":                       "The range of the rate() the service alerts take.",
-	"prometheus.external_url":                                    "Where users reach Vispyr's UI; alert links (the generatorURL Alertmanager shows) open its explorer there. Empty: http://<hostname>:<UI port>.",
+	"prometheus.external_url":                                    "Where users reach Vispyr's UI; alert links (the generatorURL Alertmanager shows) open its explorer there. Empty: ui.external_url, or without one http://<hostname>:<UI port>.",
 	"tls":                                                        "TLS, when set, serves every listener but health over TLS.",
 	"traces.block_cut_interval":                                  "The longest time spans stay in the head (and WAL) before they are written to a block.",
 	"traces.compaction_interval":                                 "How often small blocks are merged.",

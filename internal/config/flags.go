@@ -44,7 +44,7 @@ func bind(fs *flag.FlagSet, c *Config) {
 
 	p := &c.Prometheus
 	fs.StringVar(&p.ConfigFile, "prometheus.config.file", p.ConfigFile, "Prometheus configuration file (prometheus.yml: global, scrape_configs, rule_files, alerting)")
-	fs.StringVar(&p.ExternalURL, "prometheus.external-url", p.ExternalURL, "URL users reach the UI at, for alert links (empty: http://<hostname>:<UI port>)")
+	fs.StringVar(&p.ExternalURL, "prometheus.external-url", p.ExternalURL, "URL users reach the UI at, for alert links (empty: ui.external_url, else http://<hostname>:<UI port>)")
 	fs.BoolVar(&p.SelfScrape.Enabled, "prometheus.self-scrape", p.SelfScrape.Enabled, "scrape Vispyr's own /metrics into its store as job=\"vispyr\"")
 	fs.DurationVar(&p.SelfScrape.Interval, "prometheus.self-scrape-interval", p.SelfScrape.Interval, "self-scrape interval")
 	fs.BoolVar(&p.DefaultRules.Enabled, "prometheus.default-rules", p.DefaultRules.Enabled, "evaluate the shipped service (span metrics) and host (node_exporter) alert rules")

@@ -16,7 +16,7 @@ type Config struct {
 	ConfigFile string `yaml:"config_file"`
 	// ExternalURL is where users reach Vispyr's UI; alert links (the
 	// generatorURL Alertmanager shows) open its explorer there. Empty:
-	// http://<hostname>:<UI port>.
+	// ui.external_url, or without one http://<hostname>:<UI port>.
 	ExternalURL string `yaml:"external_url"`
 	// SelfScrape scrapes Vispyr's own admin /metrics into its store, job="vispyr".
 	SelfScrape SelfScrape `yaml:"self_scrape"`

@@ -90,8 +90,13 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	gen := generator.New(cfg.Generator, metricStore.DB(), logger.With("component", "generator"), reg)
 
 	// Scraping, rules and alerting over the metrics store, from a prometheus.yml.
+	// Alert links open the UI where people reach it unless told otherwise.
+	promCfg := cfg.Prometheus
+	if promCfg.ExternalURL == "" {
+		promCfg.ExternalURL = cfg.UI.ExternalURL
+	}
 	promMgr, err := prommgr.New(prommgr.Options{
-		Config: cfg.Prometheus, DataDir: cfg.DataDir, AdminAddr: cfg.Listen.Admin, UIAddr: cfg.Listen.UI,
+		Config: promCfg, DataDir: cfg.DataDir, AdminAddr: cfg.Listen.Admin, UIAddr: cfg.Listen.UI,
 		PrometheusAddr: cfg.Listen.Prometheus,
 		LookbackDelta:  cfg.Metrics.LookbackDelta, QueryTimeout: cfg.Metrics.QueryTimeout,
 	}, metricStore.DB(), logger.With("component", "prometheus"), reg)

@@ -90,3 +90,24 @@ func StartVictoriaMetricsAt(t testing.TB, addr, dir string, extra ...string) *Pe
 	testpeer.WaitHTTP(t, "http://"+addr+"/health", 60*time.Second)
 	return &Peer{Process: p, Addr: addr}
 }
+
+// StartAlertmanager runs Debian's prometheus-alertmanager with config (YAML)
+// on a temp storage dir, without clustering, and waits until /-/ready.
+func StartAlertmanager(t testing.TB, config string) *Peer {
+	t.Helper()
+	bin := testpeer.Binary(t, "prometheus-alertmanager")
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "alertmanager.yml")
+	if err := os.WriteFile(cfg, []byte(config), 0o644); err != nil {
+		t.Fatalf("write alertmanager config: %v", err)
+	}
+	addr := loopback(t)
+	p := StartProcess(t, "alertmanager", bin,
+		"--config.file="+cfg,
+		"--storage.path="+filepath.Join(dir, "data"),
+		"--web.listen-address="+addr,
+		"--cluster.listen-address=",
+	)
+	testpeer.WaitHTTP(t, "http://"+addr+"/-/ready", 30*time.Second)
+	return &Peer{Process: p, Addr: addr}
+}
