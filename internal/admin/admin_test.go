@@ -49,3 +49,27 @@ func TestReadinessFlipsEndpoints(t *testing.T) {
 		t.Errorf("unknown path: %d", code)
 	}
 }
+
+// A condition (a nearly full disk) turns both endpoints to 503 naming why,
+// and clearing it brings them back without a restart.
+func TestConditionsSayWhyNotReady(t *testing.T) {
+	r := &Readiness{}
+	r.SetReady(true)
+	h := NewHandler(prometheus.NewRegistry(), r, Status{Started: time.Now()})
+	health := NewHealthHandler(r, time.Now())
+
+	r.SetCondition("disk", "disk almost full: 10 bytes free")
+	if code, b := body(t, h, "/-/ready"); code != http.StatusServiceUnavailable || !strings.Contains(b, "disk almost full: 10 bytes free") {
+		t.Errorf("/-/ready with a full disk: %d %q", code, b)
+	}
+	if code, b := body(t, health, "/health/status"); code != http.StatusServiceUnavailable || !strings.Contains(b, `"reason":"disk almost full: 10 bytes free"`) {
+		t.Errorf("/health/status with a full disk: %d %s", code, b)
+	}
+	r.SetCondition("disk", "")
+	if code, _ := body(t, h, "/-/ready"); code != http.StatusOK {
+		t.Errorf("/-/ready once space returned: %d", code)
+	}
+	if code, b := body(t, health, "/health/status"); code != http.StatusOK || strings.Contains(b, "reason") {
+		t.Errorf("/health/status once space returned: %d %s", code, b)
+	}
+}

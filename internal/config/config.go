@@ -99,6 +99,14 @@ type Limits struct {
 	// limit: it collects garbage harder as the heap nears it). 0: 70% of the
 	// machine's or cgroup's memory.
 	MaxMemoryBytes int64 `yaml:"max_memory_bytes"`
+	// DiskReserveBytes is the free space kept on the data directory's
+	// filesystem: below it every store refuses writes with 503 and Retry-After
+	// and /-/ready turns false, before a store could hit ENOSPC; both recover
+	// by themselves once space returns. 0: 5% of the filesystem, at least
+	// 64 MiB and at most 1 GiB, which covers what the stores still write after
+	// the last accepted request (head chunks, a trace block cut, a profile
+	// block, WAL segments).
+	DiskReserveBytes int64 `yaml:"disk_reserve_bytes"`
 }
 
 // Default returns the embedded defaults: every port of DESIGN.md, data in ./data.
@@ -215,6 +223,8 @@ func (c Config) Validate() error {
 		return errors.New("limits.max_memory_bytes: must not be negative")
 	case l.MaxProfileSamples < 0:
 		return errors.New("limits.max_profile_samples: must not be negative")
+	case l.DiskReserveBytes < 0:
+		return errors.New("limits.disk_reserve_bytes: must not be negative")
 	}
 	if u := c.UI.ExternalURL; u != "" {
 		if p, err := url.Parse(u); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {

@@ -77,6 +77,7 @@ var fieldDocs = map[string]string{
 	"generator.span_metrics.intrinsic_dimensions.status_message": "Labels series with status_message (off by default: unbounded)",
 	"generator.span_metrics.max_active_series":                   "Caps the Prometheus series this processor keeps; spans that would create more are counted in vispyr_generator_dropped_series_total.",
 	"generator.stale_duration":                                   "Drops series from memory (and so stops writing them) when no span has updated them for this long.",
+	"limits.disk_reserve_bytes":                                  "The free space kept on the data directory's filesystem: below it every store refuses writes with 503 and Retry-After and /-/ready turns false, before a store could hit ENOSPC; both recover by themselves once space returns. 0: 5% of the filesystem, at least 64 MiB and at most 1 GiB, which covers what the stores still write after the last accepted request (head chunks, a trace block cut, a profile block, WAL segments).",
 	"limits.max_connections_per_client":                          "Caps the connections one client IP holds open on each port; more are answered 429 and closed. 0: no limit.",
 	"limits.max_inflight_bytes":                                  "Caps the decoded bytes being ingested at once; more gets 429.",
 	"limits.max_memory_bytes":                                    "The process's memory ceiling (the Go runtime's soft limit: it collects garbage harder as the heap nears it). 0: 70% of the machine's or cgroup's memory.",

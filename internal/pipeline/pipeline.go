@@ -6,6 +6,7 @@ package pipeline
 import (
 	"context"
 	"errors"
+	"syscall"
 
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/pdata/ptrace"
@@ -78,6 +79,19 @@ func (f TracesFunc) ConsumeTraces(ctx context.Context, td ptrace.Traces) error {
 // ErrOverloaded is returned (possibly wrapped) when a consumer sheds load. Receivers
 // answer it with HTTP 429 / gRPC RESOURCE_EXHAUSTED and a Retry-After hint.
 var ErrOverloaded = errors.New("overloaded, retry later")
+
+// ErrDiskFull is returned (wrapped in a message naming the store and the free
+// bytes) when a store refuses writes because its filesystem is nearly full.
+// It is temporary: the write succeeds once space returns. Receivers answer it
+// with HTTP 503 / gRPC RESOURCE_EXHAUSTED and a Retry-After hint, which every
+// client retries (OTLP/HTTP clients do not retry 507).
+var ErrDiskFull = errors.New("disk full")
+
+// IsDiskFull reports whether err is, or wraps, ErrDiskFull or the kernel's
+// ENOSPC/EDQUOT, which a store can hit between two checks of the free space.
+func IsDiskFull(err error) bool {
+	return errors.Is(err, ErrDiskFull) || errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
+}
 
 // InvalidError marks input that can never succeed: receivers answer it with HTTP 400 /
 // gRPC INVALID_ARGUMENT so that clients do not retry.

@@ -166,9 +166,11 @@ func readiness(fwd *forward.Forwarder, ready *admin.Readiness) func(context.Cont
 			case <-ctx.Done():
 				return nil
 			case <-t.C:
-				if full := fwd.Full(); full == ready.Ready() {
-					ready.SetReady(!full)
+				reason := ""
+				if fwd.Full() {
+					reason = "a forward queue is full"
 				}
+				ready.SetCondition("forward", reason)
 			}
 		}
 	}

@@ -18,14 +18,17 @@ import (
 	"github.com/oklog/run"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/prometheus/storage"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 
 	"github.com/vispyr/vispyr/internal/admin"
 	"github.com/vispyr/vispyr/internal/auth"
 	"github.com/vispyr/vispyr/internal/config"
+	"github.com/vispyr/vispyr/internal/diskguard"
 	"github.com/vispyr/vispyr/internal/generator"
 	"github.com/vispyr/vispyr/internal/limits"
+	"github.com/vispyr/vispyr/internal/lograte"
 	"github.com/vispyr/vispyr/internal/metrics"
 	"github.com/vispyr/vispyr/internal/pipeline"
 	"github.com/vispyr/vispyr/internal/profiles"
@@ -57,6 +60,18 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	if err := checkDataDir(cfg.DataDir); err != nil {
 		return err
 	}
+	// The disk guard looks before any store opens; below the reserve every
+	// store refuses writes and readiness says why, until space returns.
+	guard, err := diskguard.New(diskguard.Options{
+		Dir: cfg.DataDir, Reserve: cfg.Limits.DiskReserveBytes,
+		OnChange: func(_ bool, reason string) { ready.SetCondition("disk", reason) },
+	}, logger.With("component", "diskguard"), reg)
+	if err != nil {
+		return err
+	}
+	// Receivers log a line per refused request or sample: at most one of each
+	// kind per 10 s, with a count of the rest.
+	ingestLogger := slog.New(lograte.New(logger.Handler(), 10*time.Second))
 	// Stores first: nothing listens before the WALs are replayed.
 	metricStore, err := metrics.Open(cfg.Metrics, cfg.DataDir, logger.With("component", "metrics"), reg)
 	if err != nil {
@@ -87,7 +102,7 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		}
 	}()
 	// Span metrics and the service graph land in the metrics store.
-	gen := generator.New(cfg.Generator, metricStore.DB(), logger.With("component", "generator"), reg)
+	gen := generator.New(cfg.Generator, guard.Appendable("metrics", metricStore.DB()), logger.With("component", "generator"), reg)
 
 	// Scraping, rules and alerting over the metrics store, from a prometheus.yml.
 	// Alert links open the UI where people reach it unless told otherwise.
@@ -99,29 +114,31 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		Config: promCfg, DataDir: cfg.DataDir, AdminAddr: cfg.Listen.Admin, UIAddr: cfg.Listen.UI,
 		PrometheusAddr: cfg.Listen.Prometheus,
 		LookbackDelta:  cfg.Metrics.LookbackDelta, QueryTimeout: cfg.Metrics.QueryTimeout,
-	}, metricStore.DB(), logger.With("component", "prometheus"), reg)
+	}, guardedTSDB{guard.AppendableV2("metrics", metricStore.DB()), metricStore.DB()}, logger.With("component", "prometheus"), reg)
 	if err != nil {
 		return err
 	}
 
 	// Receivers: the trace store acknowledges first, so the generator only counts
 	// spans that were durably accepted.
-	traceSink := pipeline.FanOutTraces{traceStore, gen}
-	otlpHTTP := otlp.NewHTTP(traceSink, metricStore, cfg.Limits.MaxRequestBytes, inflight, logger.With("component", "otlp"), otlp.WithRegisterer(prometheus.WrapRegistererWith(prometheus.Labels{"transport": "http"}, reg)))
+	traceSink := pipeline.FanOutTraces{guard.Traces("trace", traceStore), gen}
+	metricSink := guard.Metrics("metrics", metricStore)
+	otlpHTTP := otlp.NewHTTP(traceSink, metricSink, cfg.Limits.MaxRequestBytes, inflight, ingestLogger.With("component", "otlp"), otlp.WithRegisterer(prometheus.WrapRegistererWith(prometheus.Labels{"transport": "http"}, reg)))
 	grpcOpts := grpcOptions(cfg.Limits)
 	if serverTLS != nil {
 		grpcOpts = append(grpcOpts, grpc.Creds(credentials.NewTLS(serverTLS.Config("h2"))))
 	}
 	grpcServer := grpc.NewServer(grpcOpts...)
-	otlp.RegisterGRPC(grpcServer, traceSink, metricStore, inflight, otlp.WithRegisterer(prometheus.WrapRegistererWith(prometheus.Labels{"transport": "grpc"}, reg)))
-	profileIngest := pyroscope.NewHandler(profileStore, logger.With("component", "pyroscope-ingest"), reg,
+	otlp.RegisterGRPC(grpcServer, traceSink, metricSink, inflight, otlp.WithRegisterer(prometheus.WrapRegistererWith(prometheus.Labels{"transport": "grpc"}, reg)))
+	profileIngest := pyroscope.NewHandler(guard.Profiles("profile", profileStore), ingestLogger.With("component", "pyroscope-ingest"), reg,
 		pyroscope.WithInflight(inflight), pyroscope.WithMaxSamples(cfg.Limits.MaxProfileSamples))
 
 	// Query APIs, and the UI on top of the very same handlers.
-	remoteWrite := promwrite.NewHandler(metricStore.RemoteWriteAppender(reg), promwrite.Options{
+	rwSink := metrics.NewRemoteWriteAppender(metricStore.DB(), ingestLogger.With("component", "remote-write"), reg)
+	remoteWrite := promwrite.NewHandler(guard.Samples("metrics", rwSink), promwrite.Options{
 		MaxRequestBytes: cfg.Limits.MaxRequestBytes, MaxSeriesPerRequest: cfg.Limits.MaxSeriesPerRequest,
 		Inflight: inflight,
-	}, logger.With("component", "remote-write"), reg)
+	}, ingestLogger.With("component", "remote-write"), reg)
 	promAPI := metricStore.NewAPI(metrics.APIOptions{
 		Metrics: cfg.Metrics, OTLP: otlpHTTP.MetricsHandler(), RemoteWrite: remoteWrite,
 		Managers: promMgr,
@@ -165,7 +182,7 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	defer stopBG()
 	for name, fn := range map[string]func(context.Context) error{
 		"traces": traceStore.Run, "profiles": profileStore.Run, "generator": gen.Run,
-		"prometheus": promMgr.Run, "sighup": reloadOnSIGHUP(promMgr, logger),
+		"prometheus": promMgr.Run, "sighup": reloadOnSIGHUP(promMgr, logger), "diskguard": guard.Run,
 	} {
 		g.Add(func() error {
 			if err := fn(bg); err != nil && !errors.Is(err, context.Canceled) {
@@ -192,6 +209,13 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	err = g.Run()
 	ready.SetReady(false)
 	return err
+}
+
+// guardedTSDB is the metrics store as the Prometheus managers see it: scrapes
+// and rule results are refused while the disk is nearly full, queries are not.
+type guardedTSDB struct {
+	storage.AppendableV2
+	storage.Queryable
 }
 
 // withReload adds Prometheus's POST /-/reload to h.

@@ -24,6 +24,9 @@ func httpStatus(err error) int {
 		return http.StatusBadRequest
 	case errors.Is(err, pipeline.ErrOverloaded):
 		return http.StatusTooManyRequests
+	case pipeline.IsDiskFull(err):
+		// Not 507: OTLP/HTTP clients retry only 429, 502, 503 and 504.
+		return http.StatusServiceUnavailable
 	default:
 		return http.StatusServiceUnavailable
 	}
@@ -36,7 +39,8 @@ func grpcStatus(err error) error {
 	switch {
 	case pipeline.IsInvalid(err):
 		return status.Error(codes.InvalidArgument, err.Error())
-	case errors.Is(err, pipeline.ErrOverloaded):
+	case errors.Is(err, pipeline.ErrOverloaded), pipeline.IsDiskFull(err):
+		// RESOURCE_EXHAUSTED is retried when it carries RetryInfo.
 		return overloadedStatus(err.Error())
 	default:
 		return status.Error(codes.Unavailable, err.Error())

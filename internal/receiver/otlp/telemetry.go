@@ -58,6 +58,8 @@ func reason(err error) string {
 		return "invalid"
 	case errors.Is(err, pipeline.ErrOverloaded):
 		return "overloaded"
+	case pipeline.IsDiskFull(err):
+		return "disk_full"
 	default:
 		return "unavailable"
 	}

@@ -97,7 +97,8 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNoContent)
 	case pipeline.IsInvalid(err):
 		http.Error(w, err.Error(), http.StatusBadRequest)
-	case errors.Is(err, pipeline.ErrOverloaded):
+	case errors.Is(err, pipeline.ErrOverloaded), pipeline.IsDiskFull(err):
+		// Both pass: Prometheus retries a 503 after Retry-After.
 		limits.WriteUnavailable(w, err.Error())
 	default:
 		h.logger.Error("storing remote write request", "err", err)

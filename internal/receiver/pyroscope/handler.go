@@ -166,6 +166,9 @@ func (h *handler) append(ctx context.Context, b *profile.Batch) error {
 		return nil
 	case errors.Is(err, pipeline.ErrOverloaded):
 		return &httpError{code: http.StatusTooManyRequests, err: err}
+	case pipeline.IsDiskFull(err):
+		// Temporary, unlike a 500: the write succeeds once space returns.
+		return &httpError{code: http.StatusServiceUnavailable, err: err}
 	case pipeline.IsInvalid(err):
 		return &httpError{code: http.StatusBadRequest, err: err}
 	default:
@@ -179,7 +182,7 @@ func (h *handler) fail(w http.ResponseWriter, endpoint, format string, err error
 	if errors.As(err, &he) {
 		code = he.code
 	}
-	if code == http.StatusTooManyRequests {
+	if code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", retryAfterSeconds)
 	}
 	if code >= 500 {

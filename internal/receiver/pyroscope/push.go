@@ -71,6 +71,8 @@ func (s *pushService) fail(err error) error {
 			code = connect.CodeResourceExhausted
 		case http.StatusInternalServerError:
 			code = connect.CodeInternal
+		case http.StatusServiceUnavailable:
+			code = connect.CodeUnavailable
 		}
 	}
 	if errors.Is(err, convert.ErrTooLarge) {
@@ -78,7 +80,7 @@ func (s *pushService) fail(err error) error {
 	}
 	s.h.requests.WithLabelValues("push", "pprof", fmt.Sprint(status)).Inc()
 	ce := connect.NewError(code, err)
-	if code == connect.CodeResourceExhausted {
+	if code == connect.CodeResourceExhausted || code == connect.CodeUnavailable {
 		ce.Meta().Set("Retry-After", retryAfterSeconds)
 	}
 	return ce

@@ -31,6 +31,11 @@ type Options struct {
 	// Wrapper, when set, runs vispyr under another program (e.g. strace):
 	// the command becomes Wrapper[0] Wrapper[1:]... vispyr args...
 	Wrapper []string
+	// DataDir, when set, is the data dir (default: a fresh temporary one).
+	DataDir string
+	// Live, when set, waits only until the process serves (/-/healthy), not
+	// until it is ready: for starts where readiness is meant to stay false.
+	Live bool
 	// TLS, when set, is the client side of a Vispyr started with a `tls:`
 	// section: URLs are https and HTTPClient uses it. Readiness is then
 	// polled on the (plain) health port.
@@ -64,7 +69,10 @@ type Vispyr struct {
 // It is killed when the test ends.
 func Start(t testing.TB, opts Options) *Vispyr {
 	t.Helper()
-	v := &Vispyr{t: t, bin: VispyrBinary(t), opts: opts, DataDir: t.TempDir(), logDir: t.TempDir()}
+	v := &Vispyr{t: t, bin: VispyrBinary(t), opts: opts, DataDir: opts.DataDir, logDir: t.TempDir()}
+	if v.DataDir == "" {
+		v.DataDir = t.TempDir()
+	}
 	if v.opts.ReadyTimeout == 0 {
 		v.opts.ReadyTimeout = 60 * time.Second
 	}
@@ -154,6 +162,9 @@ func (v *Vispyr) waitReady() error {
 		}
 	}()
 	readyURL := v.AdminURL("/-/ready")
+	if v.opts.Live {
+		readyURL = v.AdminURL("/-/healthy")
+	}
 	if v.opts.TLS != nil {
 		readyURL = "http://" + v.HealthAddr + "/health/status"
 	}
@@ -187,6 +198,16 @@ func (v *Vispyr) Restart() {
 	if err != nil {
 		v.t.Fatalf("restart vispyr: %v", err)
 	}
+}
+
+// RestartLive restarts like Restart but waits only until the process serves
+// (/-/healthy), for a start where it is meant not to be ready.
+func (v *Vispyr) RestartLive() {
+	v.t.Helper()
+	live := v.opts.Live
+	v.opts.Live = true
+	defer func() { v.opts.Live = live }()
+	v.Restart()
 }
 
 // Alive reports whether the process is still running.

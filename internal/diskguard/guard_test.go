@@ -1,0 +1,59 @@
+package diskguard
+
+import (
+	"errors"
+	"log/slog"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/vispyr/vispyr/internal/pipeline"
+)
+
+// Under the reserve every write is refused with pipeline.ErrDiskFull naming
+// the store and the free bytes; once free space is back over it (plus the
+// margin), writes pass again and OnChange reports each flip.
+func TestRefusesUnderReserveAndRecovers(t *testing.T) {
+	var changes []string
+	g, err := New(Options{Dir: t.TempDir(), Reserve: 1 << 20, OnChange: func(low bool, reason string) {
+		changes = append(changes, reason)
+	}}, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Check("metrics"); err != nil {
+		t.Fatalf("with %d bytes free: %v", g.Free(), err)
+	}
+	g.set(512<<10, false)
+	err = g.Check("metrics")
+	if !errors.Is(err, pipeline.ErrDiskFull) || !pipeline.IsDiskFull(err) ||
+		!strings.Contains(err.Error(), "metrics store") || !strings.Contains(err.Error(), "524288 bytes") {
+		t.Fatalf("under the reserve: %v", err)
+	}
+	// Just over the reserve is not enough to resume: no flapping.
+	g.set(1<<20+1, false)
+	if g.Check("trace") == nil {
+		t.Fatal("resumed within the margin")
+	}
+	g.set(2<<20, false)
+	if err := g.Check("trace"); err != nil {
+		t.Fatalf("space returned: %v", err)
+	}
+	if len(changes) != 3 || changes[0] != "" || !strings.Contains(changes[1], "disk almost full") || changes[2] != "" {
+		t.Errorf("OnChange reasons: %q", changes)
+	}
+}
+
+func TestDefaultReserve(t *testing.T) {
+	for _, c := range []struct{ total, want int64 }{
+		{100 << 20, 50 << 20}, // tiny: at most half
+		{1 << 30, 64 << 20},   // floor
+		{10 << 30, 512 << 20}, // 5%
+		{100 << 30, 1 << 30},  // cap
+	} {
+		if got := DefaultReserve(c.total); got != c.want {
+			t.Errorf("DefaultReserve(%d) = %d, want %d", c.total, got, c.want)
+		}
+	}
+}
