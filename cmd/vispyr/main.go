@@ -23,6 +23,7 @@ Commands:
   serve     run Vispyr with embedded storage (flags: vispyr serve --help)
   gateway   receive like serve, forward to other backends instead of storing
             (flags: vispyr gateway --help)
+  auth      new-token, hash-token, hash-password: the values of the auth: section
   version   print the version
   healthcheck URL
             exit 0 when URL answers 200 (for container health checks)
@@ -40,6 +41,8 @@ func main() {
 		os.Exit(gateway(os.Args[2:]))
 	case "healthcheck":
 		os.Exit(healthcheck(os.Args[2:]))
+	case "auth":
+		os.Exit(authCmd(os.Args[2:], os.Stdin, os.Stdout, os.Stderr))
 	case "version", "--version", "-version":
 		fmt.Printf("vispyr %s (revision %s, %s)\n", version.Version, version.Revision, version.GoVersion)
 	case "help", "--help", "-h", "-help":

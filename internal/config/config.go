@@ -38,6 +38,10 @@ type Config struct {
 	Forward forward.Config `yaml:"forward"`
 	// TLS, when set, serves every listener but health over TLS.
 	TLS auth.TLSConfig `yaml:"tls"`
+	// Auth, when it names tokens or users, asks every listener but health (and
+	// the admin port's /-/ready and /-/healthy) for credentials with a scope
+	// (write, read, admin) and decides each request's tenant.
+	Auth auth.Config `yaml:"auth"`
 	// Prometheus is scraping, rules and alerting: a prometheus.yml and its rule files.
 	Prometheus prommgr.Config `yaml:"prometheus"`
 	UI         UI             `yaml:"ui"`
@@ -245,6 +249,9 @@ func (c Config) Validate() error {
 	}
 	if err := auth.ValidateTLS(c.TLS); err != nil {
 		return fmt.Errorf("tls: %w", err)
+	}
+	if err := c.Auth.Validate(); err != nil {
+		return fmt.Errorf("auth.%w", err)
 	}
 	if err := c.Prometheus.Validate(); err != nil {
 		return fmt.Errorf("prometheus: %w", err)

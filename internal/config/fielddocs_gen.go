@@ -4,6 +4,16 @@ package config
 
 // fieldDocs holds the doc comment of every Config field by YAML key.
 var fieldDocs = map[string]string{
+	"auth.tokens":                                                "Bearer tokens (`Authorization: Bearer <token>`), stored as the hex SHA-256 of the token (`vispyr auth hash-token`).",
+	"auth.tokens[].name":                                         "Identifies the token in logs and refusals.",
+	"auth.tokens[].scopes":                                       "What the token may do: write, read, admin.",
+	"auth.tokens[].sha256":                                       "The hex SHA-256 of the token, never the token itself.",
+	"auth.tokens[].tenant":                                       "The only tenant the token writes or reads as (empty: the default tenant, as requests without X-Scope-OrgID).",
+	"auth.users":                                                 "Basic-auth users; passwords are stored as bcrypt hashes (`vispyr auth hash-password`), as in Prometheus's web config.",
+	"auth.users[].bcrypt":                                        "The bcrypt hash of the password.",
+	"auth.users[].name":                                          "The basic-auth user name.",
+	"auth.users[].scopes":                                        "What the user may do: write, read, admin.",
+	"auth.users[].tenants":                                       "Those the user may act as; X-Scope-OrgID picks one, the first when absent (empty: the default tenant only).",
 	"data_dir":                                                   "Holds every embedded store, one sub-directory each.",
 	"forward.metrics":                                            "Remote-write destinations of every sample",
 	"forward.metrics[].authorization":                            "BasicAuth, Authorization and TLSConfig are Prometheus's own HTTP client settings (the same keys as in remote_write).",

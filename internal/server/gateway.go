@@ -41,6 +41,12 @@ func RunGateway(ctx context.Context, cfg config.Config, logger *slog.Logger) err
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	ready := &admin.Readiness{}
 	inflight := limits.NewInflight(cfg.Limits.MaxInflightBytes)
+	authn, err := auth.New(cfg.Auth)
+	if err != nil {
+		return fmt.Errorf("auth: %w", err)
+	}
+	l := cfg.Listen
+	warnUnauthenticated([]string{l.OTLPGRPC, l.OTLPHTTP, l.Prometheus, l.Admin}, authn, logger)
 	setMemoryLimit(cfg.Limits, logger)
 	serverTLS, err := auth.NewServerTLS(cfg.TLS, nil, logger.With("component", "tls"))
 	if err != nil {
@@ -87,6 +93,9 @@ func RunGateway(ctx context.Context, cfg config.Config, logger *slog.Logger) err
 	traceSink, metricSink = refuseMissing(traceSink, metricSink)
 	otlpHTTP := otlp.NewHTTP(traceSink, metricSink, cfg.Limits.MaxRequestBytes, inflight, logger.With("component", "otlp"), otlp.WithRegisterer(prometheus.WrapRegistererWith(prometheus.Labels{"transport": "http"}, reg)))
 	grpcOpts := grpcOptions(cfg.Limits)
+	if authn != nil {
+		grpcOpts = append(grpcOpts, authn.GRPCOptions(grpcScope)...)
+	}
 	if serverTLS != nil {
 		grpcOpts = append(grpcOpts, grpc.Creds(credentials.NewTLS(serverTLS.Config("h2"))))
 	}
@@ -128,7 +137,7 @@ func RunGateway(ctx context.Context, cfg config.Config, logger *slog.Logger) err
 		}, func(error) { stopBG() })
 	}
 	for _, s := range servers {
-		if err := s.add(&g, cfg, serverTLS, logger); err != nil {
+		if err := s.add(&g, cfg, serverTLS, authn, logger); err != nil {
 			return err
 		}
 	}

@@ -55,6 +55,12 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	authn, err := auth.New(cfg.Auth)
+	if err != nil {
+		return fmt.Errorf("auth: %w", err)
+	}
+	l := cfg.Listen
+	warnUnauthenticated([]string{l.OTLPGRPC, l.OTLPHTTP, l.Prometheus, l.PyroscopeIngest, l.Pyroscope, l.Tempo, l.UI, l.Admin}, authn, logger)
 	setMemoryLimit(cfg.Limits, logger)
 
 	if err := checkDataDir(cfg.DataDir); err != nil {
@@ -125,6 +131,9 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	metricSink := guard.Metrics("metrics", metricStore)
 	otlpHTTP := otlp.NewHTTP(traceSink, metricSink, cfg.Limits.MaxRequestBytes, inflight, ingestLogger.With("component", "otlp"), otlp.WithRegisterer(prometheus.WrapRegistererWith(prometheus.Labels{"transport": "http"}, reg)))
 	grpcOpts := grpcOptions(cfg.Limits)
+	if authn != nil {
+		grpcOpts = append(grpcOpts, authn.GRPCOptions(grpcScope)...)
+	}
 	if serverTLS != nil {
 		grpcOpts = append(grpcOpts, grpc.Creds(credentials.NewTLS(serverTLS.Config("h2"))))
 	}
@@ -145,7 +154,7 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	}, logger, reg)
 	tempoAPI := tempoapi.NewHandler(traceStore, logger.With("component", "tempo-api"))
 	profileAPI := profilesapi.NewHandler(profileStore, logger.With("component", "pyroscope-api"))
-	webUI := ui.NewHandler(ui.Backends{Prometheus: promAPI, Tempo: tempoAPI, Pyroscope: profileAPI}, logger.With("component", "ui"))
+	webUI := ui.NewHandler(ui.Backends{Prometheus: withoutIngest(promAPI), Tempo: tempoAPI, Pyroscope: profileAPI}, logger.With("component", "ui"))
 
 	// A browser opening the Prometheus, Tempo or Pyroscope port lands on the
 	// matching UI page, as their own UIs would greet it.
@@ -193,7 +202,7 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	}
 	// Listen on every port before declaring ready, so a taken port fails start-up.
 	for _, s := range servers {
-		if err := s.add(&g, cfg, serverTLS, logger); err != nil {
+		if err := s.add(&g, cfg, serverTLS, authn, logger); err != nil {
 			return err
 		}
 	}
@@ -263,9 +272,14 @@ type httpServer struct {
 	handler http.Handler
 }
 
-func (s httpServer) add(g *run.Group, cfg config.Config, serverTLS *auth.ServerTLS, logger *slog.Logger) error {
+func (s httpServer) add(g *run.Group, cfg config.Config, serverTLS *auth.ServerTLS, authn *auth.Authenticator, logger *slog.Logger) error {
 	if s.addr == "" || s.handler == nil {
 		return nil
+	}
+	h := s.handler
+	// Health tells only up or down and is probed without credentials.
+	if authn != nil && s.name != "health" {
+		h = authn.HTTP(routeScope(s.name), h)
 	}
 	ln, err := net.Listen("tcp", s.addr)
 	if err != nil {
@@ -273,7 +287,7 @@ func (s httpServer) add(g *run.Group, cfg config.Config, serverTLS *auth.ServerT
 	}
 	tlsOn := serverTLS != nil && s.name != "health"
 	ln = limitHTTP(ln, cfg.Limits, tlsOn)
-	srv := newHTTPServer(s.handler, serverTimeouts(s.name, cfg))
+	srv := newHTTPServer(h, serverTimeouts(s.name, cfg))
 	serve := func() error { return srv.Serve(ln) }
 	if tlsOn {
 		srv.TLSConfig = serverTLS.Config("h2", "http/1.1")

@@ -53,7 +53,7 @@ func normalClients(v *harness.Vispyr) []string {
 	}
 	post("otlp http", v.OTLPHTTPURL("/v1/traces"), "application/x-protobuf", "")
 	post("pyroscope ingest", "http://"+v.PyroscopeIngestAddr+"/ingest?name=slowtest&from=1700000000&until=1700000010",
-		"text/plain", "main;work 10\n")
+		"application/octet-stream", "main;work 10\n")
 	return failed
 }
 

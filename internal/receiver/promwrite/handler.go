@@ -67,6 +67,14 @@ func NewHandler(sink pipeline.Samples, opts Options, logger *slog.Logger, reg pr
 }
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// Prometheus takes a missing Content-Type as v1. Vispyr does not: every
+	// remote-write client sends one, and a request without it (or with
+	// text/plain) is one a web page can send cross-origin without a preflight.
+	// (Other methods get upstream's 405 below, once the body is checked.)
+	if _, err := remoteapi.ParseProtoMsg(r.Header.Get("Content-Type")); err != nil && r.Method == http.MethodPost {
+		h.reject(w, "content_type", http.StatusUnsupportedMediaType, err.Error())
+		return
+	}
 	st := h.get()
 	defer h.put(st)
 	raw, cost, ok := h.guard(w, r, st)
@@ -194,11 +202,7 @@ func stockChecks(w http.ResponseWriter, r *http.Request, bodyLen, decodedLen int
 		http.Error(w, "Method not allowed", http.StatusMethodNotAllowed)
 		return false, false
 	}
-	contentType := r.Header.Get("Content-Type")
-	if contentType == "" {
-		contentType = "application/x-protobuf"
-	}
-	msgType, err := remoteapi.ParseProtoMsg(contentType)
+	msgType, err := remoteapi.ParseProtoMsg(r.Header.Get("Content-Type"))
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusUnsupportedMediaType)
 		return false, false

@@ -82,13 +82,13 @@ func TestV1Parity(t *testing.T) {
 		}
 	}
 
-	// The same series again (now from the series cache), newer samples, empty
-	// content type meaning v1.
+	// The same series again (now from the series cache), newer samples, no
+	// Content-Encoding meaning snappy.
 	req2 := &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{
 		{Labels: lbls("__name__", "up", "instance", "a:9100", "job", "node"), Samples: samples(base + 30000)},
 		{Labels: lbls("job", "node", "__name__", "cpu", "mode", "idle"), Samples: samples(base + 30000)},
 	}}
-	if r := p.send(t, encode(t, req2), "", ""); r.code != http.StatusNoContent {
+	if r := p.send(t, encode(t, req2), ctV1, ""); r.code != http.StatusNoContent {
 		t.Fatalf("second v1 write: %+v", r)
 	}
 	if data := p.sameData(t); strings.Count(data, strconv.FormatInt(base+30000, 10)+"=") != 2 {

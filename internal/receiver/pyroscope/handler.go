@@ -116,6 +116,12 @@ func (h *handler) limit(endpoint string, next func(http.ResponseWriter, *http.Re
 			h.fail(w, endpoint, format, errorf(http.StatusMethodNotAllowed, "method %s not allowed, use POST", r.Method))
 			return
 		}
+		if endpoint == "ingest" {
+			if err := ingestContentType(r.Header.Get("Content-Type")); err != nil {
+				h.fail(w, endpoint, format, err)
+				return
+			}
+		}
 		body, err := c.readBody(r, endpoint == "ingest")
 		if err != nil {
 			h.fail(w, endpoint, format, err)
@@ -123,6 +129,21 @@ func (h *handler) limit(endpoint string, next func(http.ResponseWriter, *http.Re
 		}
 		next(w, r, c, body)
 	})
+}
+
+// ingestContentType refuses the content types a web page may send
+// cross-origin without a CORS preflight, other than the multipart form the
+// Go, Node and .NET SDKs post: without it any page open in a browser on the
+// network could write profiles. Pyroscope itself takes any; the SDKs send
+// multipart/form-data or application/octet-stream (binary/octet-stream for
+// folded lines), which is what Vispyr asks of hand-made requests too.
+func ingestContentType(ct string) error {
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil || mt == "text/plain" || mt == "application/x-www-form-urlencoded" {
+		return errorf(http.StatusUnsupportedMediaType,
+			"unsupported Content-Type %q: send application/octet-stream (pprof, folded lines) or multipart/form-data", ct)
+	}
+	return nil
 }
 
 // httpError carries the status an ingest failure is answered with.

@@ -65,7 +65,7 @@ func TestIngestTimeUnits(t *testing.T) {
 		{"ns", fmt.Sprint(at.UnixNano())},
 	} {
 		q := url.Values{"name": {"units-" + tc.unit}, "from": {tc.from}, "until": {tc.from}}
-		if code, body := post(t, srv, q.Encode(), "text/plain", []byte("main;work 2\n")); code != 200 {
+		if code, body := post(t, srv, q.Encode(), "binary/octet-stream", []byte("main;work 2\n")); code != 200 {
 			t.Fatalf("%s: %d %s", tc.unit, code, body)
 		}
 		sel := `{service_name="units-` + tc.unit + `"}`
@@ -86,7 +86,7 @@ func TestIngestFoldedFormats(t *testing.T) {
 	from := fmt.Sprint(now.Unix())
 	f := func(query, body, typeID, selector string, wantTotal int64) {
 		t.Helper()
-		if code, resp := post(t, srv, query+"&from="+from, "", []byte(body)); code != 200 {
+		if code, resp := post(t, srv, query+"&from="+from, "application/octet-stream", []byte(body)); code != 200 {
 			t.Fatalf("%s: %d %s", query, code, resp)
 		}
 		g := flame(t, srv, typeID, selector, now.Add(-time.Minute), now.Add(time.Minute))
@@ -189,16 +189,21 @@ func TestIngestErrors(t *testing.T) {
 			t.Errorf("%s: got %d %q, want %d mentioning %q", query, code, msg, wantCode, wantMsg)
 		}
 	}
-	f("format=pprof&name=x", "", []byte("not a profile"), 400, "pprof")
-	f("format=pprof&name=x", "", append([]byte{0x1f, 0x8b}, "garbage"...), 400, "gunzip")
-	f("format=pprof", "", testPprof(t, true), 400, "name")
-	f("name=x{a=", "", []byte("a 1"), 400, "name")
-	f("name=x&from=yesterday", "", []byte("a 1"), 400, "from")
-	f("name=x", "", []byte("a;b notanumber"), 400, "line 1")
-	f("name=x&format=jfr", "", []byte("x"), 422, "jfr")
-	f("name=x&format=speedscope", "", []byte("x"), 422, "not supported")
+	f("format=pprof&name=x", "application/octet-stream", []byte("not a profile"), 400, "pprof")
+	f("format=pprof&name=x", "application/octet-stream", append([]byte{0x1f, 0x8b}, "garbage"...), 400, "gunzip")
+	f("format=pprof", "application/octet-stream", testPprof(t, true), 400, "name")
+	f("name=x{a=", "application/octet-stream", []byte("a 1"), 400, "name")
+	f("name=x&from=yesterday", "application/octet-stream", []byte("a 1"), 400, "from")
+	f("name=x", "application/octet-stream", []byte("a;b notanumber"), 400, "line 1")
+	f("name=x&format=jfr", "application/octet-stream", []byte("x"), 422, "jfr")
+	f("name=x&format=speedscope", "application/octet-stream", []byte("x"), 422, "not supported")
 	f("name=x", "multipart/form-data; boundary=zz", []byte("--zz\r\nContent-Disposition: form-data; name=\"other\"\r\n\r\nx\r\n--zz--\r\n"), 400, "profile")
-	f("name=x", "", bytes.Repeat([]byte("a"), pyroscope.MaxBodyBytes+1), 413, "exceeds")
+	// What a web page can send cross-origin without a preflight.
+	for _, ct := range []string{"", "text/plain", "text/plain; charset=utf-8", "application/x-www-form-urlencoded"} {
+		f("name=x", ct, []byte("a;b 1"), 415, "unsupported Content-Type")
+	}
+	f("name=x", "binary/octet-stream", []byte("a;b 1"), 200, "")
+	f("name=x", "application/octet-stream", bytes.Repeat([]byte("a"), pyroscope.MaxBodyBytes+1), 413, "exceeds")
 
 	resp, err := http.Get(srv.URL + "/ingest?name=x")
 	if err != nil {
@@ -220,7 +225,7 @@ func (overloaded) ConsumeProfiles(context.Context, *profiles.Batch) error {
 func TestIngestOverloadIs429(t *testing.T) {
 	srv := httptest.NewServer(pyroscope.NewHandler(overloaded{}, slog.New(slog.NewTextHandler(io.Discard, nil)), nil))
 	defer srv.Close()
-	resp, err := http.Post(srv.URL+"/ingest?name=x", "", strings.NewReader("a;b 1"))
+	resp, err := http.Post(srv.URL+"/ingest?name=x", "application/octet-stream", strings.NewReader("a;b 1"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -245,13 +250,13 @@ func TestIngestInflightLimit(t *testing.T) {
 	h := pyroscope.NewHandler(store, slog.New(slog.NewTextHandler(io.Discard, nil)), nil, pyroscope.WithInflight(budget))
 	srv := httptest.NewServer(h)
 	defer srv.Close()
-	if code, body := post(t, srv, "name=small", "", []byte("a;b 1")); code != 200 {
+	if code, body := post(t, srv, "name=small", "application/octet-stream", []byte("a;b 1")); code != 200 {
 		t.Fatalf("small request with budget free: %d %s", code, body)
 	}
 	if !budget.Acquire(1 << 20) {
 		t.Fatal("budget should be free again after the request")
 	}
-	resp, err := http.Post(srv.URL+"/ingest?name=x", "", strings.NewReader("a;b 1"))
+	resp, err := http.Post(srv.URL+"/ingest?name=x", "application/octet-stream", strings.NewReader("a;b 1"))
 	if err != nil {
 		t.Fatal(err)
 	}
