@@ -1,5 +1,6 @@
 // Command vispyr is the whole telemetry backend in one binary: `vispyr serve`
-// runs it with embedded storage; `vispyr version` prints the build.
+// runs it with embedded storage; `vispyr deploy ssh` installs it on a host;
+// `vispyr version` prints the build.
 package main
 
 import (
@@ -24,6 +25,10 @@ Commands:
   gateway   receive like serve, forward to other backends instead of storing
             (flags: vispyr gateway --help)
   auth      new-token, hash-token, hash-password: the values of the auth: section
+  deploy ssh user@host
+            install or upgrade Vispyr on a Linux host over SSH (vispyr deploy --help)
+  destroy ssh user@host
+            remove what deploy installed (vispyr destroy --help)
   version   print the version
   healthcheck URL
             exit 0 when URL answers 200 (for container health checks)
@@ -39,6 +44,10 @@ func main() {
 		os.Exit(serve(os.Args[2:]))
 	case "gateway":
 		os.Exit(gateway(os.Args[2:]))
+	case "deploy":
+		os.Exit(deployCmd(os.Args[2:], false))
+	case "destroy":
+		os.Exit(deployCmd(os.Args[2:], true))
 	case "healthcheck":
 		os.Exit(healthcheck(os.Args[2:]))
 	case "auth":

@@ -31,6 +31,9 @@ var installHints = map[string]string{
 	"node":                     "apt-get install -y nodejs",
 	"nginx":                    "apt-get install -y nginx",
 	"strace":                   "apt-get install -y strace",
+	"sshd":                     ".ci/install.d/70-deploy.sh (apt-get install -y openssh-server)",
+	"pebble":                   ".ci/install.d/70-deploy.sh",
+	"pebble-challtestsrv":      ".ci/install.d/70-deploy.sh",
 }
 
 // Binary returns the absolute path of the peer program name, looked up on

@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"os"
+	path2 "path"
 	"path/filepath"
 	"strings"
 	"time"
@@ -146,7 +147,8 @@ func (c *conn) run(script string, stdin io.Reader) (string, error) {
 // write puts data at path atomically (a temporary file renamed over it), so a
 // running binary or a reader never sees half a file.
 func (c *conn) write(path string, mode os.FileMode, owner string, data io.Reader) error {
-	script := fmt.Sprintf(`set -e; d=$(dirname %[1]s); mkdir -p "$d"; t="%[1]s.vispyr-tmp"; umask 077; cat > "$t"; chmod %[2]o "$t"`, quote(path), mode)
+	script := fmt.Sprintf(`set -e; mkdir -p %[1]s; t=%[2]s; umask 077; cat > "$t"; chmod %[3]o "$t"`,
+		quote(path2.Dir(path)), quote(path+".vispyr-tmp"), mode)
 	if owner != "" && owner != "root" {
 		script += fmt.Sprintf(`; chown root:%s "$t"`, quote(owner))
 	}

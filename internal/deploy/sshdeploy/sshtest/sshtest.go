@@ -1,4 +1,6 @@
-package sshdeploy
+// Package sshtest gives tests a loopback-only host to deploy to over SSH: a
+// network namespace joined to this one by a veth pair, running Debian's sshd.
+package sshtest
 
 import (
 	"crypto/ed25519"
@@ -18,16 +20,16 @@ import (
 	"github.com/vispyr/vispyr/internal/testpeer"
 )
 
-// sandbox is a loopback-only host for the tests: a network namespace joined to
-// this one by a veth pair, running Debian's sshd on port 22 of its own address.
-// It shares this machine's filesystem, so deploys into it use a root prefix.
-type sandbox struct {
-	ns         string
-	hostIP     string // the namespace's address, where sshd listens
-	peerIP     string // this side of the veth pair
-	subnet     string
-	identity   string // client private key file
-	knownHosts string
+// Sandbox is a host for the tests: a network namespace joined to this one by a
+// veth pair, running sshd on port 22 of its own address. It shares this
+// machine's filesystem, so deploys into it use a root prefix.
+type Sandbox struct {
+	NS         string
+	HostIP     string // the namespace's address, where sshd listens
+	PeerIP     string // this side of the veth pair
+	Subnet     string
+	Identity   string // client private key file
+	KnownHosts string // holds the host's key for HostIP
 }
 
 func run(t testing.TB, name string, args ...string) {
@@ -37,9 +39,9 @@ func run(t testing.TB, name string, args ...string) {
 	}
 }
 
-// newSandbox creates the namespace and starts sshd in it; everything goes when
-// the test ends. It skips where namespaces cannot be made (not root, no ip).
-func newSandbox(t *testing.T) *sandbox {
+// New creates the namespace and starts sshd in it; everything goes when the
+// test ends. It skips where namespaces cannot be made (not root, no ip).
+func New(t *testing.T) *Sandbox {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("the SSH deploy test creates a network namespace (ip netns add): run it as root")
@@ -49,32 +51,32 @@ func newSandbox(t *testing.T) *sandbox {
 	}
 	sshd := testpeer.Binary(t, "sshd")
 	id := fmt.Sprintf("%d%d", os.Getpid()%1000, time.Now().UnixNano()%1000)
-	s := &sandbox{ns: "vsp-deploy-" + id}
+	s := &Sandbox{NS: "vsp-deploy-" + id}
 	octet := os.Getpid()%200 + 20
-	s.subnet = fmt.Sprintf("10.231.%d.0/30", octet)
-	s.peerIP, s.hostIP = fmt.Sprintf("10.231.%d.1", octet), fmt.Sprintf("10.231.%d.2", octet)
+	s.Subnet = fmt.Sprintf("10.231.%d.0/30", octet)
+	s.PeerIP, s.HostIP = fmt.Sprintf("10.231.%d.1", octet), fmt.Sprintf("10.231.%d.2", octet)
 	va, vb := "vspa"+id, "vspb"+id
-	if out, err := exec.Command("ip", "netns", "add", s.ns).CombinedOutput(); err != nil {
+	if out, err := exec.Command("ip", "netns", "add", s.NS).CombinedOutput(); err != nil {
 		t.Skipf("cannot create a network namespace here (%v: %s)", err, out)
 	}
 	t.Cleanup(func() {
 		// Every process still in the namespace was started by this test (sshd,
 		// or Vispyr through a deploy): stop them before the namespace goes.
-		if out, err := exec.Command("ip", "netns", "pids", s.ns).Output(); err == nil {
+		if out, err := exec.Command("ip", "netns", "pids", s.NS).Output(); err == nil {
 			for _, pid := range strings.Fields(string(out)) {
 				_ = exec.Command("kill", "-9", pid).Run()
 			}
 		}
 		_ = exec.Command("ip", "link", "del", va).Run()
-		_ = exec.Command("ip", "netns", "del", s.ns).Run()
+		_ = exec.Command("ip", "netns", "del", s.NS).Run()
 	})
 	run(t, "ip", "link", "add", va, "type", "veth", "peer", "name", vb)
-	run(t, "ip", "link", "set", vb, "netns", s.ns)
-	run(t, "ip", "addr", "add", s.peerIP+"/30", "dev", va)
+	run(t, "ip", "link", "set", vb, "netns", s.NS)
+	run(t, "ip", "addr", "add", s.PeerIP+"/30", "dev", va)
 	run(t, "ip", "link", "set", va, "up")
-	run(t, "ip", "-n", s.ns, "addr", "add", s.hostIP+"/30", "dev", vb)
-	run(t, "ip", "-n", s.ns, "link", "set", vb, "up")
-	run(t, "ip", "-n", s.ns, "link", "set", "lo", "up")
+	run(t, "ip", "-n", s.NS, "addr", "add", s.HostIP+"/30", "dev", vb)
+	run(t, "ip", "-n", s.NS, "link", "set", vb, "up")
+	run(t, "ip", "-n", s.NS, "link", "set", "lo", "up")
 
 	dir := t.TempDir()
 	hostKey := filepath.Join(dir, "ssh_host_ed25519_key")
@@ -84,16 +86,16 @@ func newSandbox(t *testing.T) *sandbox {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.identity = filepath.Join(dir, "id_ed25519")
-	must(t, os.WriteFile(s.identity, pem.EncodeToMemory(block), 0o600))
+	s.Identity = filepath.Join(dir, "id_ed25519")
+	must(t, os.WriteFile(s.Identity, pem.EncodeToMemory(block), 0o600))
 	sshPub, _ := ssh.NewPublicKey(pub)
 	must(t, os.WriteFile(filepath.Join(dir, "authorized_keys"), ssh.MarshalAuthorizedKey(sshPub), 0o600))
 	hostPubText, err := os.ReadFile(hostKey + ".pub")
 	must(t, err)
 	hostPub, _, _, _, err := ssh.ParseAuthorizedKey(hostPubText)
 	must(t, err)
-	s.knownHosts = filepath.Join(dir, "known_hosts")
-	must(t, os.WriteFile(s.knownHosts, []byte(knownhosts.Line([]string{s.hostIP}, hostPub)+"\n"), 0o600))
+	s.KnownHosts = filepath.Join(dir, "known_hosts")
+	must(t, os.WriteFile(s.KnownHosts, []byte(knownhosts.Line([]string{s.HostIP}, hostPub)+"\n"), 0o600))
 	cfg := fmt.Sprintf(`Port 22
 ListenAddress %s
 HostKey %s
@@ -104,14 +106,16 @@ KbdInteractiveAuthentication no
 UsePAM no
 StrictModes no
 PidFile %s
-`, s.hostIP, hostKey, filepath.Join(dir, "authorized_keys"), filepath.Join(dir, "sshd.pid"))
+`, s.HostIP, hostKey, filepath.Join(dir, "authorized_keys"), filepath.Join(dir, "sshd.pid"))
 	cfgFile := filepath.Join(dir, "sshd_config")
 	must(t, os.WriteFile(cfgFile, []byte(cfg), 0o600))
 	// sshd refuses to start without its privilege separation directory.
 	must(t, os.MkdirAll("/run/sshd", 0o755))
-	cmd := exec.Command("ip", "netns", "exec", s.ns, sshd, "-D", "-e", "-f", cfgFile)
+	cmd := exec.Command("ip", "netns", "exec", s.NS, sshd, "-D", "-e", "-f", cfgFile)
 	var log strings.Builder
 	cmd.Stdout, cmd.Stderr = &log, &log
+	// Session processes of connections still open hold the log pipe.
+	cmd.WaitDelay = time.Second
 	must(t, cmd.Start())
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
@@ -120,11 +124,14 @@ PidFile %s
 			t.Logf("sshd log:\n%s", log.String())
 		}
 	})
+	signer, err := ssh.NewSignerFromKey(priv)
+	must(t, err)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		c, err := dial("root@"+s.hostIP, s.sshOptions())
+		c, err := ssh.Dial("tcp", s.HostIP+":22", &ssh.ClientConfig{User: "root",
+			Auth: []ssh.AuthMethod{ssh.PublicKeys(signer)}, HostKeyCallback: ssh.FixedHostKey(hostPub), Timeout: 2 * time.Second})
 		if err == nil {
-			c.close()
+			c.Close()
 			return s
 		}
 		if time.Now().After(deadline) {
@@ -132,10 +139,6 @@ PidFile %s
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-}
-
-func (s *sandbox) sshOptions() SSHOptions {
-	return SSHOptions{IdentityFiles: []string{s.identity}, KnownHosts: s.knownHosts, Timeout: 5 * time.Second}
 }
 
 func must(t testing.TB, err error) {

@@ -1,0 +1,151 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vispyr/vispyr/internal/deploy/sshdeploy/sshtest"
+	"github.com/vispyr/vispyr/internal/testpeer"
+	"github.com/vispyr/vispyr/test/e2e/harness"
+)
+
+// vispyrCLI runs the built binary with stdin and returns its exit code and
+// combined output.
+func vispyrCLI(t *testing.T, stdin string, args ...string) (int, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, harness.VispyrBinary(t), args...)
+	cmd.Stdin = strings.NewReader(stdin)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	if ctx.Err() != nil {
+		t.Fatalf("vispyr %v timed out:\n%s", args, out.String())
+	}
+	if err != nil && cmd.ProcessState == nil {
+		t.Fatalf("vispyr %v: %v", args, err)
+	}
+	t.Logf("vispyr %v:\n%s", args[:2], out.String())
+	return cmd.ProcessState.ExitCode(), out.String()
+}
+
+// `vispyr deploy ssh` against Debian's sshd on a host of its own (a network
+// namespace): "no" at the prompt changes nothing; "yes" installs Vispyr, which
+// telemetrygen then feeds over OTLP/gRPC with TLS and which answers PromQL over
+// HTTPS with the self-signed certificate deploy made; a re-run upgrades in
+// place and keeps the data; destroy removes what deploy installed but the
+// data, which only --purge deletes.
+func TestDeploySSH(t *testing.T) {
+	t.Parallel()
+	sb := sshtest.New(t)
+	root := t.TempDir()
+	target := []string{"ssh", "root@" + sb.HostIP, "--identity", sb.Identity, "--known-hosts", sb.KnownHosts,
+		"--root", root, "--run-as", "root"}
+	deployArgs := append(append([]string{"deploy"}, target...), "--allow", sb.PeerIP+"/32")
+	destroyArgs := append([]string{"destroy"}, target...)
+
+	code, out := vispyrCLI(t, "no\n", deployArgs...)
+	if code == 0 || !strings.Contains(out, "Plan: deploy") || !strings.Contains(out, "nothing was changed") {
+		t.Fatalf("deploy answered no: exit %d\n%s", code, out)
+	}
+	if entries, _ := os.ReadDir(root); len(entries) != 0 {
+		t.Fatalf("deploy answered no left %d entries under the host's root: %v", len(entries), entries)
+	}
+
+	code, out = vispyrCLI(t, "yes\n", deployArgs...)
+	if code != 0 {
+		t.Fatalf("deploy: exit %d\n%s", code, out)
+	}
+	for _, want := range []string{"https://" + sb.HostIP + "/", "https://" + sb.HostIP + ":9090", "[1/"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("deploy output lacks %q:\n%s", want, out)
+		}
+	}
+	certFile := filepath.Join(root, "etc/vispyr/tls/cert.pem")
+	client := httpsClient(t, certFile)
+
+	// A real OTLP client over TLS, trusting only the deployed certificate.
+	tg := testpeer.Binary(t, "telemetrygen")
+	tgOut, err := exec.Command(tg, "metrics", "--otlp-endpoint="+sb.HostIP+":4317", "--ca-cert="+certFile,
+		"--duration=2s", "--rate=5", "--metric-type=Gauge", "--otlp-metric-name=deploy_e2e",
+		"--service=deploy-e2e").CombinedOutput()
+	if err != nil || strings.Contains(string(tgOut), "failed") {
+		t.Fatalf("telemetrygen over TLS: %v\n%s", err, tgOut)
+	}
+	api := harness.NewAPI("https://" + sb.HostIP + ":9090")
+	api.Client = client
+	waitSeries(t, api, `deploy_e2e{job="deploy-e2e"}`, 3)
+	if resp, err := client.Get("https://" + sb.HostIP + "/"); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("UI on 443: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+
+	// Re-running upgrades in place: restarted, same certificate, data kept.
+	code, out = vispyrCLI(t, "", append(deployArgs, "--yes")...)
+	if code != 0 || !strings.Contains(out, "upgrades it in place") || !strings.Contains(out, "restart Vispyr") {
+		t.Fatalf("re-run deploy: exit %d\n%s", code, out)
+	}
+	waitSeries(t, api, `deploy_e2e{job="deploy-e2e"}`, 3)
+
+	code, out = vispyrCLI(t, "n\n", destroyArgs...)
+	if code == 0 || !strings.Contains(out, "nothing was changed") {
+		t.Fatalf("destroy answered no: exit %d\n%s", code, out)
+	}
+	mustExist(t, filepath.Join(root, "usr/local/bin/vispyr"))
+	code, out = vispyrCLI(t, "", append(destroyArgs, "--yes")...)
+	if code != 0 {
+		t.Fatalf("destroy: exit %d\n%s", code, out)
+	}
+	for _, gone := range []string{"usr/local/bin/vispyr", "etc/vispyr"} {
+		if _, err := os.Stat(filepath.Join(root, gone)); !os.IsNotExist(err) {
+			t.Errorf("%s still there after destroy (%v)", gone, err)
+		}
+	}
+	mustExist(t, filepath.Join(root, "var/lib/vispyr/metrics"))
+	if resp, err := client.Get("https://" + sb.HostIP + "/"); err == nil {
+		resp.Body.Close()
+		t.Fatal("Vispyr still answers after destroy")
+	}
+
+	// --purge deletes the data as well.
+	if code, out = vispyrCLI(t, "", append(deployArgs, "--yes")...); code != 0 {
+		t.Fatalf("second deploy: exit %d\n%s", code, out)
+	}
+	if code, out = vispyrCLI(t, "", append(destroyArgs, "--yes", "--purge")...); code != 0 {
+		t.Fatalf("destroy --purge: exit %d\n%s", code, out)
+	}
+	if _, err := os.Stat(filepath.Join(root, "var/lib/vispyr")); !os.IsNotExist(err) {
+		t.Fatalf("data directory still there after destroy --purge (%v)", err)
+	}
+}
+
+func httpsClient(t *testing.T, caFile string) *http.Client {
+	t.Helper()
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		t.Fatalf("deployed certificate: %v", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		t.Fatalf("%s holds no certificate", caFile)
+	}
+	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+}
+
+func mustExist(t *testing.T, path string) {
+	t.Helper()
+	if _, err := os.Stat(path); err != nil {
+		t.Fatalf("%s should exist: %v", path, err)
+	}
+}
