@@ -13,7 +13,12 @@ import (
 func TestRenderedHostConfigLoads(t *testing.T) {
 	dir := t.TempDir()
 	cert, key := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	h := HostConfig{DataDir: filepath.Join(dir, "data"), CertFile: cert, KeyFile: key}
+	creds, err := NewCredentials("admin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := HostConfig{DataDir: filepath.Join(dir, "data"), CertFile: cert, KeyFile: key,
+		TokenSHA256: creds.TokenSHA256, User: creds.User, Bcrypt: creds.Bcrypt}
 	body, err := h.Render()
 	if err != nil {
 		t.Fatal(err)
@@ -31,5 +36,8 @@ func TestRenderedHostConfigLoads(t *testing.T) {
 	}
 	if cfg.TLS.TLSCertPath != cert || cfg.TLS.TLSKeyPath != key {
 		t.Fatalf("tls section not loaded: %+v", cfg.TLS)
+	}
+	if len(cfg.Auth.Tokens) != 1 || cfg.Auth.Tokens[0].SHA256 != creds.TokenSHA256 || len(cfg.Auth.Users) != 1 {
+		t.Fatalf("auth section not loaded: %+v", cfg.Auth)
 	}
 }

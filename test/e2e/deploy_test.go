@@ -41,8 +41,9 @@ func vispyrCLI(t *testing.T, stdin string, args ...string) (int, string) {
 
 // `vispyr deploy ssh` against Debian's sshd on a host of its own (a network
 // namespace): "no" at the prompt changes nothing; "yes" installs Vispyr, which
-// telemetrygen then feeds over OTLP/gRPC with TLS and which answers PromQL over
-// HTTPS with the self-signed certificate deploy made; a re-run upgrades in
+// telemetrygen then feeds over OTLP/gRPC with TLS and the printed token, and
+// which answers PromQL over HTTPS with the self-signed certificate deploy made
+// (401 without credentials) and the UI with the printed login; a re-run upgrades in
 // place and keeps the data; destroy removes what deploy installed but the
 // data, which only --purge deletes.
 func TestDeploySSH(t *testing.T) {
@@ -71,29 +72,40 @@ func TestDeploySSH(t *testing.T) {
 			t.Fatalf("deploy output lacks %q:\n%s", want, out)
 		}
 	}
+	token := printed(t, out, "API token (Bearer):")
+	login := strings.Split(printed(t, out, "UI login:"), " / ")
 	certFile := filepath.Join(root, "etc/vispyr/tls/cert.pem")
-	client := httpsClient(t, certFile)
+	anonymous := httpsClient(t, certFile, nil)
+	client := httpsClient(t, certFile, func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+token) })
 
 	// A real OTLP client over TLS, trusting only the deployed certificate.
 	tg := testpeer.Binary(t, "telemetrygen")
 	tgOut, err := exec.Command(tg, "metrics", "--otlp-endpoint="+sb.HostIP+":4317", "--ca-cert="+certFile,
 		"--duration=2s", "--rate=5", "--metric-type=Gauge", "--otlp-metric-name=deploy_e2e",
-		"--service=deploy-e2e").CombinedOutput()
+		"--service=deploy-e2e", `--otlp-header=Authorization="Bearer `+token+`"`).CombinedOutput()
 	if err != nil || strings.Contains(string(tgOut), "failed") {
 		t.Fatalf("telemetrygen over TLS: %v\n%s", err, tgOut)
 	}
 	api := harness.NewAPI("https://" + sb.HostIP + ":9090")
 	api.Client = client
 	waitSeries(t, api, `deploy_e2e{job="deploy-e2e"}`, 3)
-	if resp, err := client.Get("https://" + sb.HostIP + "/"); err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("UI on 443: %v %v", resp, err)
+	if resp, err := anonymous.Get("https://" + sb.HostIP + ":9090/api/v1/query?query=up"); err != nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("query without credentials: want 401, got %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+	ui := httpsClient(t, certFile, func(r *http.Request) { r.SetBasicAuth(login[0], login[1]) })
+	if resp, err := ui.Get("https://" + sb.HostIP + "/"); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("UI on 443 with the printed login %v: %v %v", login, resp, err)
 	} else {
 		resp.Body.Close()
 	}
 
-	// Re-running upgrades in place: restarted, same certificate, data kept.
+	// Re-running upgrades in place: restarted, same certificate and
+	// credentials (not printed again), data kept.
 	code, out = vispyrCLI(t, "", append(deployArgs, "--yes")...)
-	if code != 0 || !strings.Contains(out, "upgrades it in place") || !strings.Contains(out, "restart Vispyr") {
+	if code != 0 || !strings.Contains(out, "upgrades it in place") || !strings.Contains(out, "restart Vispyr") ||
+		strings.Contains(out, token) {
 		t.Fatalf("re-run deploy: exit %d\n%s", code, out)
 	}
 	waitSeries(t, api, `deploy_e2e{job="deploy-e2e"}`, 3)
@@ -113,7 +125,7 @@ func TestDeploySSH(t *testing.T) {
 		}
 	}
 	mustExist(t, filepath.Join(root, "var/lib/vispyr/metrics"))
-	if resp, err := client.Get("https://" + sb.HostIP + "/"); err == nil {
+	if resp, err := anonymous.Get("https://" + sb.HostIP + "/"); err == nil {
 		resp.Body.Close()
 		t.Fatal("Vispyr still answers after destroy")
 	}
@@ -130,7 +142,31 @@ func TestDeploySSH(t *testing.T) {
 	}
 }
 
-func httpsClient(t *testing.T, caFile string) *http.Client {
+// printed returns the rest of the output line that starts with label.
+func printed(t *testing.T, out, label string) string {
+	t.Helper()
+	for _, line := range strings.Split(out, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), label); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	t.Fatalf("deploy did not print %q:\n%s", label, out)
+	return ""
+}
+
+// headerTransport sets credentials on every request.
+type headerTransport struct {
+	set  func(*http.Request)
+	base http.RoundTripper
+}
+
+func (h headerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	h.set(r)
+	return h.base.RoundTrip(r)
+}
+
+func httpsClient(t *testing.T, caFile string, set func(*http.Request)) *http.Client {
 	t.Helper()
 	pem, err := os.ReadFile(caFile)
 	if err != nil {
@@ -140,7 +176,11 @@ func httpsClient(t *testing.T, caFile string) *http.Client {
 	if !pool.AppendCertsFromPEM(pem) {
 		t.Fatalf("%s holds no certificate", caFile)
 	}
-	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	var rt http.RoundTripper = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}
+	if set != nil {
+		rt = headerTransport{set: set, base: rt}
+	}
+	return &http.Client{Timeout: 10 * time.Second, Transport: rt}
 }
 
 func mustExist(t *testing.T, path string) {
