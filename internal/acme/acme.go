@@ -28,8 +28,9 @@ const ALPNProto = xacme.ALPNProto
 
 // Config is the `acme:` section.
 type Config struct {
-	// Domains the certificate is for; none turns ACME off. The CA checks each
-	// by connecting to it on port 443, which must reach Vispyr's UI listener.
+	// Domains are the DNS names the certificate is for; none turns ACME off.
+	// The CA checks each by connecting to it on port 443, which must reach
+	// Vispyr's UI listener.
 	Domains []string `yaml:"domains"`
 	// Email is given to the CA for expiry notices (optional).
 	Email string `yaml:"email"`

@@ -13,6 +13,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/vispyr/vispyr/internal/acme"
 	"github.com/vispyr/vispyr/internal/auth"
 	"github.com/vispyr/vispyr/internal/forward"
 	"github.com/vispyr/vispyr/internal/generator"
@@ -38,6 +39,10 @@ type Config struct {
 	Forward forward.Config `yaml:"forward"`
 	// TLS, when set, serves every listener but health over TLS.
 	TLS auth.TLSConfig `yaml:"tls"`
+	// ACME, when it names domains, obtains and renews the listeners'
+	// certificate from an ACME CA (Let's Encrypt by default) instead of
+	// tls.cert_file, answering the TLS-ALPN-01 challenge on the UI port.
+	ACME acme.Config `yaml:"acme"`
 	// Auth, when it names tokens or users, asks every listener but health (and
 	// the admin port's /-/ready and /-/healthy) for credentials with a scope
 	// (write, read, admin) and decides each request's tenant.
@@ -249,6 +254,12 @@ func (c Config) Validate() error {
 	}
 	if err := auth.ValidateTLS(c.TLS); err != nil {
 		return fmt.Errorf("tls: %w", err)
+	}
+	if err := c.ACME.Validate(); err != nil {
+		return fmt.Errorf("acme.%w", err)
+	}
+	if c.ACME.Enabled() && c.TLS.TLSCertPath != "" {
+		return errors.New("acme.domains: tls.cert_file is set too: the certificate comes from one or the other")
 	}
 	if err := c.Auth.Validate(); err != nil {
 		return fmt.Errorf("auth.%w", err)

@@ -4,6 +4,11 @@ package config
 
 // fieldDocs holds the doc comment of every Config field by YAML key.
 var fieldDocs = map[string]string{
+	"acme.cache_dir":                                             "Keeps the account key and certificates across restarts (default <data_dir>/acme), so a restart does not ask the CA again.",
+	"acme.directory_ca_file":                                     "Trusts a private CA's HTTPS certificate (a test CA such as Pebble, or step-ca); empty uses the system roots.",
+	"acme.directory_url":                                         "The CA's directory (default Let's Encrypt production).",
+	"acme.domains":                                               "The DNS names the certificate is for; none turns ACME off. The CA checks each by connecting to it on port 443, which must reach Vispyr's UI listener.",
+	"acme.email":                                                 "Given to the CA for expiry notices (optional).",
 	"auth.tokens":                                                "Bearer tokens (`Authorization: Bearer <token>`), stored as the hex SHA-256 of the token (`vispyr auth hash-token`).",
 	"auth.tokens[].name":                                         "Identifies the token in logs and refusals.",
 	"auth.tokens[].scopes":                                       "What the token may do: write, read, admin.",

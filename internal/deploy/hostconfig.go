@@ -80,7 +80,7 @@ func (h HostConfig) Render() ([]byte, error) {
 	}
 	tlsSec := map[string]any{"min_version": "TLS12"}
 	if h.ACME != nil {
-		tlsSec["acme"] = h.ACME
+		doc["acme"] = h.ACME
 	} else {
 		tlsSec["cert_file"], tlsSec["key_file"] = h.CertFile, h.KeyFile
 	}

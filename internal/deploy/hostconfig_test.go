@@ -41,3 +41,28 @@ func TestRenderedHostConfigLoads(t *testing.T) {
 		t.Fatalf("auth section not loaded: %+v", cfg.Auth)
 	}
 }
+
+// With a domain, the host's config asks for ACME instead of certificate files.
+func TestRenderedHostConfigWithACMELoads(t *testing.T) {
+	dir := t.TempDir()
+	h := HostConfig{DataDir: filepath.Join(dir, "data"),
+		ACME: &ACME{Domains: []string{"vispyr.example.com"}, Email: "ops@example.com", CacheDir: filepath.Join(dir, "data/acme")}}
+	body, err := h.Render()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "vispyr.yaml")
+	if err := os.WriteFile(path, body, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := config.Default()
+	if err := cfg.LoadFile(path); err != nil {
+		t.Fatalf("rendered config:\n%s\nload: %v", body, err)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("rendered config:\n%s\nvalidate: %v", body, err)
+	}
+	if !cfg.ACME.Enabled() || cfg.ACME.Domains[0] != "vispyr.example.com" || cfg.TLS.TLSCertPath != "" {
+		t.Fatalf("acme section not loaded: %+v, tls %+v", cfg.ACME, cfg.TLS)
+	}
+}

@@ -48,7 +48,7 @@ func RunGateway(ctx context.Context, cfg config.Config, logger *slog.Logger) err
 	l := cfg.Listen
 	warnUnauthenticated([]string{l.OTLPGRPC, l.OTLPHTTP, l.Prometheus, l.Admin}, authn, logger)
 	setMemoryLimit(cfg.Limits, logger)
-	serverTLS, err := auth.NewServerTLS(cfg.TLS, nil, logger.With("component", "tls"))
+	serverTLS, certs, err := listenerTLS(cfg, logger)
 	if err != nil {
 		return err
 	}
@@ -147,6 +147,10 @@ func RunGateway(ctx context.Context, cfg config.Config, logger *slog.Logger) err
 	runCtx, cancel := context.WithCancel(ctx)
 	g.Add(func() error { <-runCtx.Done(); return nil }, func(error) { cancel() })
 
+	if certs != nil {
+		// The listeners are bound: the CA's challenge connections queue until they serve.
+		go certs.Prefetch()
+	}
 	ready.SetReady(true)
 	logger.Info("vispyr gateway is ready", "took", time.Since(started).Round(time.Millisecond), "data_dir", cfg.DataDir)
 	err = g.Run()

@@ -51,7 +51,7 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	ready := &admin.Readiness{}
 	inflight := limits.NewInflight(cfg.Limits.MaxInflightBytes)
 	// TLS for every listener but health (nil: plain); a bad certificate fails start-up.
-	serverTLS, err := auth.NewServerTLS(cfg.TLS, nil, logger.With("component", "tls"))
+	serverTLS, certs, err := listenerTLS(cfg, logger)
 	if err != nil {
 		return err
 	}
@@ -158,7 +158,7 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 
 	// A browser opening the Prometheus, Tempo or Pyroscope port lands on the
 	// matching UI page, as their own UIs would greet it.
-	landing := ui.Landing{ExternalURL: cfg.UI.ExternalURL, UIAddr: cfg.Listen.UI, TLS: auth.TLSEnabled(cfg.TLS)}
+	landing := ui.Landing{ExternalURL: cfg.UI.ExternalURL, UIAddr: cfg.Listen.UI, TLS: serverTLS != nil}
 	toUI := func(h http.Handler, pages map[string]func(*http.Request) string) http.Handler {
 		if cfg.Listen.UI == "" && cfg.UI.ExternalURL == "" {
 			return h
@@ -213,6 +213,10 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	runCtx, cancel := context.WithCancel(ctx)
 	g.Add(func() error { <-runCtx.Done(); return nil }, func(error) { cancel() })
 
+	if certs != nil {
+		// The listeners are bound: the CA's challenge connections queue until they serve.
+		go certs.Prefetch()
+	}
 	ready.SetReady(true)
 	logger.Info("vispyr is ready", "took", time.Since(started).Round(time.Millisecond), "data_dir", cfg.DataDir)
 	err = g.Run()
@@ -290,7 +294,7 @@ func (s httpServer) add(g *run.Group, cfg config.Config, serverTLS *auth.ServerT
 	srv := newHTTPServer(h, serverTimeouts(s.name, cfg))
 	serve := func() error { return srv.Serve(ln) }
 	if tlsOn {
-		srv.TLSConfig = serverTLS.Config("h2", "http/1.1")
+		srv.TLSConfig = serverTLS.Config(httpProtos(cfg)...)
 		serve = func() error { return srv.ServeTLS(ln, "", "") }
 	}
 	logger.Info("listening", "server", s.name, "address", ln.Addr().String(), "tls", srv.TLSConfig != nil)
