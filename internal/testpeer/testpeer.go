@@ -34,6 +34,7 @@ var installHints = map[string]string{
 	"sshd":                     ".ci/install.d/70-deploy.sh (apt-get install -y openssh-server)",
 	"pebble":                   ".ci/install.d/70-deploy.sh",
 	"pebble-challtestsrv":      ".ci/install.d/70-deploy.sh",
+	"helm":                     ".ci/install.d/75-helm.sh (go install helm.sh/helm/v3/cmd/helm@v3.21.4)",
 }
 
 // Binary returns the absolute path of the peer program name, looked up on
