@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vispyr/vispyr/internal/acme/pebbletest"
 	"github.com/vispyr/vispyr/internal/deploy/sshdeploy/sshtest"
 	"github.com/vispyr/vispyr/internal/testpeer"
 	"github.com/vispyr/vispyr/test/e2e/harness"
@@ -139,6 +140,48 @@ func TestDeploySSH(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(root, "var/lib/vispyr")); !os.IsNotExist(err) {
 		t.Fatalf("data directory still there after destroy --purge (%v)", err)
+	}
+}
+
+// With --domain, the deployed Vispyr obtains its certificate through ACME
+// (Pebble here, validating by TLS-ALPN-01 on the host's port 443) and serves
+// it for that name; a client trusting only the CA's roots reaches the UI and
+// the APIs.
+func TestDeploySSHWithDomain(t *testing.T) {
+	t.Parallel()
+	sb := sshtest.New(t)
+	pebble := pebbletest.StartOn(t, sb.PeerIP, sb.HostIP, 443)
+	root := t.TempDir()
+	target := []string{"ssh", "root@" + sb.HostIP, "--identity", sb.Identity, "--known-hosts", sb.KnownHosts,
+		"--root", root, "--run-as", "root", "--yes"}
+	code, out := vispyrCLI(t, "", append(append([]string{"deploy"}, target...), "--domain", "vispyr.test",
+		"--email", "ops@vispyr.test", "--acme-directory", pebble.DirectoryURL, "--acme-directory-ca-file", pebble.CAFile)...)
+	if code != 0 || !strings.Contains(out, "https://vispyr.test/") || !strings.Contains(out, "ACME") {
+		t.Fatalf("deploy --domain: exit %d\n%s", code, out)
+	}
+	if _, err := os.Stat(filepath.Join(root, "etc/vispyr/tls/cert.pem")); !os.IsNotExist(err) {
+		t.Errorf("deploy --domain wrote a self-signed certificate too (%v)", err)
+	}
+	token := printed(t, out, "API token (Bearer):")
+	client := &http.Client{Timeout: 30 * time.Second, Transport: headerTransport{
+		set:  func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+token) },
+		base: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pebble.Roots(t), ServerName: "vispyr.test"}},
+	}}
+	for _, url := range []string{"https://" + sb.HostIP + "/", "https://" + sb.HostIP + ":9090/api/v1/query?query=1"} {
+		resp, err := client.Get(url)
+		if err != nil {
+			t.Fatalf("GET %s with the certificate from the ACME CA: %v", url, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET %s: %s", url, resp.Status)
+		}
+		if err := resp.TLS.PeerCertificates[0].VerifyHostname("vispyr.test"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if code, out = vispyrCLI(t, "", append(append([]string{"destroy"}, target...), "--purge")...); code != 0 {
+		t.Fatalf("destroy --purge: exit %d\n%s", code, out)
 	}
 }
 

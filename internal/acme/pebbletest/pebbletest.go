@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -39,6 +40,13 @@ type Pebble struct {
 // (failed under CI=true).
 func Start(t testing.TB, tlsIP string, tlsPort int) *Pebble {
 	t.Helper()
+	return StartOn(t, "127.0.0.1", tlsIP, tlsPort)
+}
+
+// StartOn is Start with the ACME directory on listenIP instead of 127.0.0.1,
+// for a client in another network namespace.
+func StartOn(t testing.TB, listenIP, tlsIP string, tlsPort int) *Pebble {
+	t.Helper()
 	pebbleBin := testpeer.Binary(t, "pebble")
 	dnsBin := testpeer.Binary(t, "pebble-challtestsrv")
 	dir := t.TempDir()
@@ -48,7 +56,7 @@ func Start(t testing.TB, tlsIP string, tlsPort int) *Pebble {
 		"-management", fmt.Sprintf("127.0.0.1:%d", testpeer.FreePort(t)))
 	waitDNS(t, dnsAddr, tlsIP)
 
-	certPEM, keyPEM, err := deploy.SelfSigned([]string{"127.0.0.1", "localhost"}, 24*time.Hour, time.Now())
+	certPEM, keyPEM, err := deploy.SelfSigned([]string{"127.0.0.1", "localhost", listenIP}, 24*time.Hour, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +64,7 @@ func Start(t testing.TB, tlsIP string, tlsPort int) *Pebble {
 	keyFile := filepath.Join(dir, "pebble-https.key")
 	write(t, p.CAFile, certPEM)
 	write(t, keyFile, keyPEM)
-	listen := fmt.Sprintf("127.0.0.1:%d", testpeer.FreePort(t))
+	listen := net.JoinHostPort(listenIP, strconv.Itoa(testpeer.FreePort(t)))
 	p.mgmt = fmt.Sprintf("127.0.0.1:%d", testpeer.FreePort(t))
 	cfg, _ := json.Marshal(map[string]any{"pebble": map[string]any{
 		"listenAddress": listen, "managementListenAddress": p.mgmt,
