@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -32,6 +33,9 @@ type Sandbox struct {
 	KnownHosts string // holds the host's key for HostIP
 }
 
+// sandboxes counts the sandboxes this process made, to give each its own subnet.
+var sandboxes atomic.Int64
+
 func run(t testing.TB, name string, args ...string) {
 	t.Helper()
 	if out, err := exec.Command(name, args...).CombinedOutput(); err != nil {
@@ -50,11 +54,15 @@ func New(t *testing.T) *Sandbox {
 		t.Skip("the SSH deploy test needs iproute2's ip to create a network namespace")
 	}
 	sshd := testpeer.Binary(t, "sshd")
-	id := fmt.Sprintf("%d%d", os.Getpid()%1000, time.Now().UnixNano()%1000)
+	k := int(sandboxes.Add(1))
+	id := fmt.Sprintf("%d-%d", os.Getpid()%100000, k)
 	s := &Sandbox{NS: "vsp-deploy-" + id}
-	octet := os.Getpid()%200 + 20
-	s.Subnet = fmt.Sprintf("10.231.%d.0/30", octet)
-	s.PeerIP, s.HostIP = fmt.Sprintf("10.231.%d.1", octet), fmt.Sprintf("10.231.%d.2", octet)
+	// A /30 of its own: sandboxes of one process (parallel tests) differ by
+	// the counter, those of different processes by the pid.
+	n := (os.Getpid()*16 + k) % 16384
+	third, fourth := n/64, n%64*4
+	s.Subnet = fmt.Sprintf("10.231.%d.%d/30", third, fourth)
+	s.PeerIP, s.HostIP = fmt.Sprintf("10.231.%d.%d", third, fourth+1), fmt.Sprintf("10.231.%d.%d", third, fourth+2)
 	va, vb := "vspa"+id, "vspb"+id
 	if out, err := exec.Command("ip", "netns", "add", s.NS).CombinedOutput(); err != nil {
 		t.Skipf("cannot create a network namespace here (%v: %s)", err, out)
