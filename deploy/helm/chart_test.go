@@ -40,6 +40,11 @@ type serviceMonitor struct {
 			Port     string `json:"port"`
 			Path     string `json:"path"`
 			Interval string `json:"interval"`
+			// Authorization is the token /metrics needs with auth on.
+			Authorization *struct {
+				Type        string                   `json:"type"`
+				Credentials corev1.SecretKeySelector `json:"credentials"`
+			} `json:"authorization,omitempty"`
 		} `json:"endpoints"`
 	} `json:"spec"`
 }
@@ -199,7 +204,8 @@ func TestChartServe(t *testing.T) {
 		"--set", "s3.existingSecret=vispyr-s3",
 		"--set-json", `auth.tokens=[{"name":"agents","sha256":"`+sum+`","scopes":["write"]}]`,
 		"--set", "ingress.enabled=true", "--set", "ingress.host=vispyr.example.com",
-		"--set", "serviceMonitor.enabled=true", "--set", "resources.limits.memory=3Gi",
+		"--set", "serviceMonitor.enabled=true", "--set", "serviceMonitor.tokenSecret.name=vispyr-scrape",
+		"--set", "serviceMonitor.tokenSecret.key=token", "--set", "resources.limits.memory=3Gi",
 		"--set", "persistence.size=50Gi")
 	if len(r.statefulSets) != 1 || len(r.deployments) != 0 {
 		t.Fatalf("serve: %d StatefulSets, %d Deployments; want 1 and 0", len(r.statefulSets), len(r.deployments))
@@ -236,6 +242,9 @@ func TestChartServe(t *testing.T) {
 	}
 	if len(r.ingresses) != 1 || len(r.monitors) != 1 {
 		t.Fatalf("%d ingresses, %d ServiceMonitors; want 1 each", len(r.ingresses), len(r.monitors))
+	}
+	if a := r.monitors[0].Spec.Endpoints[0].Authorization; a == nil || a.Type != "Bearer" || a.Credentials.Name != "vispyr-scrape" || a.Credentials.Key != "token" {
+		t.Errorf("ServiceMonitor authorization: %+v", a)
 	}
 	rule := r.ingresses[0].Spec.Rules[0]
 	b := rule.HTTP.Paths[0].Backend.Service

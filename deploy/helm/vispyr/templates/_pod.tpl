@@ -53,9 +53,13 @@ spec:
       volumeMounts:
         - {name: config, mountPath: /etc/vispyr, readOnly: true}
         - {name: data, mountPath: /var/lib/vispyr}
+        - {name: tmp, mountPath: /tmp}
   volumes:
     - name: config
       secret: {secretName: {{ include "vispyr.fullname" . }}}
+    # The root filesystem is read-only; /tmp stays writable.
+    - name: tmp
+      emptyDir: {}
     {{- if eq .Values.mode "gateway" }}
     # The gateway's queues: they outlive container restarts, not the pod.
     - name: data
