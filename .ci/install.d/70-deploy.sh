@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Peers of the deploy tests (internal/deploy): Debian's openssh-server, whose sshd
 # the SSH test runs in a network namespace of its own (the package's daemon is
-# never started here), and Pebble, the ACME test server, for certificate issuance.
+# never started here), nftables, whose rules deploy writes into that namespace,
+# and Pebble, the ACME test server, for certificate issuance.
 # Idempotent, non-interactive, run as root.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
@@ -9,7 +10,7 @@ command -v go >/dev/null || export PATH="$PATH:/usr/local/go/bin"
 PEBBLE_VERSION=v2.10.3
 STAMP=/var/lib/vispyr-ci/apt-updated
 
-if ! dpkg-query -W -f='${Status}' openssh-server 2>/dev/null | grep -q 'install ok installed'; then
+if ! dpkg-query -W -f='${Status}' openssh-server nftables 2>/dev/null | grep -q 'install ok installed.*install ok installed'; then
 	if [ ! -e "$STAMP" ]; then
 		apt-get -o DPkg::Lock::Timeout=600 update -q
 		mkdir -p "$(dirname "$STAMP")" && touch "$STAMP"
@@ -22,7 +23,7 @@ if ! dpkg-query -W -f='${Status}' openssh-server 2>/dev/null | grep -q 'install 
 		own_policy=1
 	fi
 	trap '[ "$own_policy" = 1 ] && rm -f /usr/sbin/policy-rc.d' EXIT
-	apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends openssh-server
+	apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends openssh-server nftables
 fi
 # A daemon started anyway (sysvinit machines) would listen on :22: stop it.
 [ -x /etc/init.d/ssh ] && /etc/init.d/ssh stop >/dev/null 2>&1 || true
@@ -39,4 +40,5 @@ if [ "$have" != "$PEBBLE_VERSION" ]; then
 		"github.com/letsencrypt/pebble/v2/cmd/pebble-challtestsrv@${PEBBLE_VERSION}")
 fi
 test -x /usr/sbin/sshd
+test -x /usr/sbin/nft
 echo "70-deploy.sh: sshd $(dpkg-query -W -f='${Version}' openssh-server), pebble $PEBBLE_VERSION ready"

@@ -246,7 +246,7 @@ func (d *deployment) firewallSteps(p *deploy.Plan) ([]deploy.Step, error) {
 	if d.f.manifest != nil {
 		old = d.f.manifest.UFWRules
 	}
-	ports := fmt.Sprint(restrictedPorts())
+	ports := strings.Trim(strings.Join(strings.Fields(fmt.Sprint(restrictedPorts())), ", "), "[]")
 	switch {
 	case d.f.ufwActive:
 		d.m.Firewall, d.m.UFWRules = "ufw", ufwRules(d.o.AllowCIDRs)
