@@ -156,7 +156,7 @@ func parseLabels(s string) (labels.Labels, error) {
 // jsonPush is Loki's JSON push body.
 type jsonPush struct {
 	Streams []struct {
-		Stream map[string]string `json:"stream"`
+		Stream map[string]string   `json:"stream"`
 		Values [][]json.RawMessage `json:"values"`
 	} `json:"streams"`
 }
