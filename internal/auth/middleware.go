@@ -86,6 +86,12 @@ func (a *Authenticator) GRPCOptions(rule GRPCRule) []grpc.ServerOption {
 			}
 			return h(srv, &stream{ServerStream: ss, ctx: ctx})
 		}),
+		// Unknown services go through the stream interceptor too, so that
+		// without credentials nothing, not even which services exist, is told.
+		grpc.UnknownServiceHandler(func(_ any, ss grpc.ServerStream) error {
+			m, _ := grpc.MethodFromServerStream(ss)
+			return status.Errorf(codes.Unimplemented, "unknown method %s", m)
+		}),
 	}
 }
 

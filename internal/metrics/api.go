@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/prometheus/scrape"
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/prometheus/prometheus/util/features"
+	"github.com/prometheus/prometheus/util/notifications"
 	apiv1 "github.com/prometheus/prometheus/web/api/v1"
 
 	"github.com/vispyr/vispyr/internal/config"
@@ -81,7 +82,10 @@ func (s *Storage) NewAPI(opts APIOptions, logger *slog.Logger, reg prometheus.Re
 			Version: version.Version, Revision: version.Revision, Branch: version.Branch,
 			BuildUser: version.BuildUser, BuildDate: version.BuildDate, GoVersion: version.GoVersion,
 		},
-		nil, nil,
+		// No notifications (nil would panic on /api/v1/notifications): an
+		// empty list, and 204 for the live stream, as Prometheus with none.
+		func() []notifications.Notification { return []notifications.Notification{} },
+		func() (<-chan notifications.Notification, func(), bool) { return nil, nil, false },
 		prometheus.NewRegistry(), reg, nil,
 		true, remoteapi.MessageTypes{remoteapi.WriteV1MessageType, remoteapi.WriteV2MessageType},
 		false, false, false, // OTLP is served by Vispyr's receiver (opts.OTLP)
