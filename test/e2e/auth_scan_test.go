@@ -52,7 +52,7 @@ var (
 		"/prom/api/v1/query?query=1", "/prom/api/v1/labels", "/prom/api/v1/write", "/prom/api/v1/metrics/write",
 		"/prom/api/v1/otlp/v1/metrics", "/tempo/api/search", "/tempo/api/echo",
 		"/pyroscope/querier.v1.QuerierService/ProfileTypes", "/pyroscope/ingest"}
-	pyroscopeExtra = []string{"/ingest", "/pyroscope/ingest", "/render", "/pyroscope/render", "/api/apps", "/ready"}
+	pyroscopeExtra  = []string{"/ingest", "/pyroscope/ingest", "/render", "/pyroscope/render", "/api/apps", "/ready"}
 	otlpGRPCMethods = []string{
 		"/opentelemetry.proto.collector.trace.v1.TraceService/Export",
 		"/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
