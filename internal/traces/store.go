@@ -23,7 +23,7 @@ import (
 	"github.com/vispyr/vispyr/internal/traces/backend"
 	"github.com/vispyr/vispyr/internal/traces/block"
 	"github.com/vispyr/vispyr/internal/traces/spanrow"
-	"github.com/vispyr/vispyr/internal/traces/wal"
+	"github.com/vispyr/vispyr/internal/wal"
 )
 
 // Store is the trace store. It is safe for concurrent use.
@@ -86,12 +86,12 @@ func Open(cfg Config, dataDir string, logger *slog.Logger, reg prometheus.Regist
 	if err := s.loadBlocks(ctx); err != nil {
 		return nil, err
 	}
-	w, err := wal.Open(filepath.Join(root, "wal"), cfg.WALSegmentSize, logger, reg)
+	w, err := wal.Open(filepath.Join(root, "wal"), wal.Options{Name: "traces", SegmentSize: cfg.WALSegmentSize, Logger: logger, Registerer: reg})
 	if err != nil {
 		return nil, fmt.Errorf("open trace wal: %w", err)
 	}
 	spans := 0
-	err = w.Replay(func(p []byte) error {
+	err = w.Replay(func(_ int, p []byte) error {
 		tenant, rows, err := decodeWALRecord(p)
 		if err != nil {
 			return err
@@ -101,6 +101,7 @@ func Open(cfg Config, dataDir string, logger *slog.Logger, reg prometheus.Regist
 		return nil
 	})
 	if err != nil {
+		_ = w.Close()
 		return nil, fmt.Errorf("replay trace wal: %w", err)
 	}
 	s.wal = w
@@ -325,7 +326,7 @@ func (s *Store) cut() error {
 	if n, _ := h.size(); n == 0 {
 		return nil
 	}
-	seg, err := s.wal.Rotate()
+	seg, err := s.wal.Cut()
 	if err != nil {
 		return err
 	}

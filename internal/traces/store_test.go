@@ -316,7 +316,7 @@ func TestTornWALTailIsToleratedOnOpen(t *testing.T) {
 	}
 	defer s2.Close()
 	mustFind(t, s2, pipeline.DefaultTenant, 1, 3)
-	if !strings.Contains(logs.String(), "damaged record") {
+	if !strings.Contains(logs.String(), "WAL segment damaged") {
 		t.Fatalf("torn tail not logged:\n%s", logs.String())
 	}
 }
