@@ -2,16 +2,21 @@ package forward
 
 import (
 	"context"
-	"errors"
+	"log/slog"
+	"path/filepath"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/vispyr/vispyr/internal/wal"
 )
 
 // ErrQueueFull is returned (wrapped) by a Queue whose bytes on disk reached
 // its bound; ingest answers it as overload, with Retry-After.
-var ErrQueueFull = errors.New("forward queue is full")
+var ErrQueueFull = wal.ErrFull
 
-// Queue is one destination's durable queue (internal/wal). Records are read in
-// the order they were appended; Commit moves the read cursor that survives a
-// restart, so records read but not committed are read again after a crash.
+// Queue is one destination's durable queue. Records are read in the order
+// they were appended; Commit moves the read cursor that survives a restart,
+// so records read but not committed are read again after a crash.
 type Queue interface {
 	// Append returns once rec is durable (fsync'd), or with an error wrapping
 	// ErrQueueFull.
@@ -28,6 +33,25 @@ type Queue interface {
 	Close() error
 }
 
-// OpenQueue opens the queue in dir bounded by maxBytes. It is internal/wal's
-// queue once that lands; server wiring passes it in.
+var _ Queue = (*wal.Queue)(nil)
+
+// OpenQueue opens the queue in dir bounded by maxBytes; server wiring passes
+// it in.
 type OpenQueue func(dir string, maxBytes int64) (Queue, error)
+
+// OpenWALQueue opens internal/wal queues: records are read back from disk,
+// so a backlog costs disk, not memory. Each queue's WAL metrics are labelled
+// wal="forward/<signal>/<destination>".
+func OpenWALQueue(logger *slog.Logger, reg prometheus.Registerer) OpenQueue {
+	return func(dir string, maxBytes int64) (Queue, error) {
+		name := "forward/" + filepath.Base(filepath.Dir(dir)) + "/" + filepath.Base(dir)
+		q, err := wal.OpenQueue(dir, wal.QueueOptions{
+			Options:  wal.Options{Name: name, Logger: logger, Registerer: reg},
+			MaxBytes: maxBytes,
+		})
+		if err != nil {
+			return nil, err // not a nil *wal.Queue in a non-nil Queue
+		}
+		return q, nil
+	}
+}

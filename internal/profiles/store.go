@@ -1,6 +1,7 @@
 package profiles
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -17,7 +18,7 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 
 	"github.com/vispyr/vispyr/internal/pipeline"
-	"github.com/vispyr/vispyr/internal/profiles/wal"
+	"github.com/vispyr/vispyr/internal/wal"
 )
 
 // Store is the profile store. Append is durable when it returns; queries see data as
@@ -76,11 +77,12 @@ func Open(cfg Config, dataDir string, logger *slog.Logger, reg prometheus.Regist
 	if err != nil {
 		return nil, err
 	}
-	walDir := filepath.Join(dataDir, "wal")
-	if err := s.replay(walDir, walSeq); err != nil {
-		return nil, err
+	s.wal, err = wal.Open(filepath.Join(dataDir, "wal"), wal.Options{Name: "profiles", Logger: logger, Registerer: reg})
+	if err != nil {
+		return nil, fmt.Errorf("open profiles wal: %w", err)
 	}
-	if s.wal, err = wal.Open(walDir, logger); err != nil {
+	if err := s.replay(walSeq); err != nil {
+		_ = s.wal.Close()
 		return nil, err
 	}
 	s.updateDiskMetrics()
@@ -116,23 +118,16 @@ func (s *Store) openBlocks() (int, error) {
 	return walSeq, nil
 }
 
-func (s *Store) replay(walDir string, flushedSeq int) error {
-	segs, err := wal.Segments(walDir)
-	if err != nil {
-		return err
-	}
-	for _, seq := range segs {
-		if seq < flushedSeq {
-			// Flushed into a block before a crash that came before truncation.
-			if err := os.Remove(filepath.Join(walDir, fmt.Sprintf("%08d.wal", seq))); err != nil {
-				return fmt.Errorf("remove flushed wal segment: %w", err)
-			}
-		}
+func (s *Store) replay(flushedSeq int) error {
+	// Segments below flushedSeq were flushed into a block before a crash that
+	// came before truncation.
+	if err := s.wal.TruncateBefore(flushedSeq); err != nil {
+		return fmt.Errorf("remove flushed wal segments: %w", err)
 	}
 	start := time.Now()
 	n := 0
-	err = wal.Replay(walDir, s.logger, func(_ int, rec []byte) error {
-		b, err := DecodeBatch(rec)
+	err := s.wal.Replay(func(_ int, rec []byte) error {
+		b, err := DecodeBatch(bytes.Clone(rec)) // rec is only valid during the call
 		if err != nil {
 			s.logger.Warn("skipping undecodable profiles wal record", "err", err)
 			return nil
@@ -149,10 +144,8 @@ func (s *Store) replay(walDir string, flushedSeq int) error {
 		s.logger.Info("replayed profiles wal", "batches", n, "samples", s.head.samples, "duration", time.Since(start))
 		// The head is as old as its oldest WAL segment, so frequent restarts do not
 		// postpone the cut (and let the WAL grow) forever.
-		if segs, _ := wal.Segments(walDir); len(segs) > 0 {
-			if fi, err := os.Stat(filepath.Join(walDir, fmt.Sprintf("%08d.wal", segs[0]))); err == nil && fi.ModTime().Before(s.headStart) {
-				s.headStart = fi.ModTime()
-			}
+		if segs, err := s.wal.Segments(); err == nil && len(segs) > 0 && segs[0].ModTime.Before(s.headStart) {
+			s.headStart = segs[0].ModTime
 		}
 	}
 	return nil
@@ -185,7 +178,7 @@ func (s *Store) Append(ctx context.Context, b *Batch) error {
 
 	s.appendMu.RLock()
 	defer s.appendMu.RUnlock()
-	if _, err := s.wal.Append(rec); err != nil {
+	if err := s.wal.Append(ctx, rec); err != nil {
 		return fmt.Errorf("write profiles wal: %w", err)
 	}
 	s.mu.Lock()
@@ -314,7 +307,7 @@ func (s *Store) flushPending() error {
 		s.mu.Unlock()
 		s.cache.put(b.dir, &table{names: item.t.names, nodes: item.t.nodes})
 
-		if err := s.wal.Truncate(item.seq); err != nil {
+		if err := s.wal.TruncateBefore(item.seq); err != nil {
 			return fmt.Errorf("truncate wal: %w", err)
 		}
 		s.m.blocksWritten.Inc()

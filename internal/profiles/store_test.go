@@ -185,7 +185,7 @@ func TestTornWALTail(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Close()
-	segs, _ := filepath.Glob(filepath.Join(dir, "profiles", "wal", "*.wal"))
+	segs, _ := filepath.Glob(filepath.Join(dir, "profiles", "wal", "0*"))
 	f, err := os.OpenFile(segs[len(segs)-1], os.O_APPEND|os.O_WRONLY, 0)
 	if err != nil {
 		t.Fatal(err)

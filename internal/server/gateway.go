@@ -165,7 +165,7 @@ func openForwarder(cfg config.Config, logger *slog.Logger, reg prometheus.Regist
 		return nil, fmt.Errorf("forward.%w", err)
 	}
 	l := logger.With("component", "forward")
-	return forward.New(fc, filepath.Join(cfg.DataDir, "forward"), forward.OpenWALQueue(l), l, reg)
+	return forward.New(fc, filepath.Join(cfg.DataDir, "forward"), forward.OpenWALQueue(l, reg), l, reg)
 }
 
 // readiness reports not ready while a forward queue is full, so a load
