@@ -1,6 +1,7 @@
 package logs
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -17,7 +18,7 @@ import (
 
 	"github.com/vispyr/vispyr/internal/pipeline"
 	"github.com/vispyr/vispyr/internal/pipeline/logpush"
-	"github.com/vispyr/vispyr/internal/profiles/wal"
+	"github.com/vispyr/vispyr/internal/wal"
 )
 
 // activeWindow is how long a stream that got no line still counts as active
@@ -69,12 +70,13 @@ func Open(dir string, cfg Config, logger *slog.Logger) (*Store, error) {
 	if err := s.loadBlocks(); err != nil {
 		return nil, err
 	}
-	if err := wal.Replay(s.walDir(), logger, s.replay); err != nil {
-		return nil, fmt.Errorf("replay logs wal: %w", err)
-	}
-	w, err := wal.Open(s.walDir(), logger)
+	w, err := wal.Open(s.walDir(), wal.Options{Name: "logs", Logger: logger})
 	if err != nil {
 		return nil, fmt.Errorf("open logs wal: %w", err)
+	}
+	if err := w.Replay(s.replay); err != nil {
+		_ = w.Close()
+		return nil, fmt.Errorf("replay logs wal: %w", err)
 	}
 	s.wal = w
 	s.done.Add(1)
@@ -118,7 +120,7 @@ func (s *Store) loadBlocks() error {
 
 // replay re-applies one WAL record: lines acknowledged but not yet in a block.
 func (s *Store) replay(_ int, rec []byte) error {
-	tenant, streams, err := decodeRecord(rec)
+	tenant, streams, err := decodeRecord(bytes.Clone(rec)) // rec is only valid during the call
 	if err != nil {
 		return err
 	}
@@ -158,7 +160,7 @@ func (s *Store) ConsumeLogs(ctx context.Context, req *logpush.Request) error {
 	}
 	if len(streams) > 0 {
 		s.ingest.RLock()
-		_, err := s.wal.Append(encodeRecord(nil, tenantName, streams))
+		err := s.wal.Append(ctx, encodeRecord(nil, tenantName, streams))
 		if err == nil {
 			s.apply(tenantName, streams)
 		}
@@ -308,7 +310,7 @@ func (s *Store) Flush() error {
 			return err
 		}
 	}
-	if err := s.wal.Truncate(seq); err != nil {
+	if err := s.wal.TruncateBefore(seq); err != nil {
 		return fmt.Errorf("truncate logs wal: %w", err)
 	}
 	return nil
