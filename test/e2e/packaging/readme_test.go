@@ -19,11 +19,12 @@ import (
 // notRunnable are the README's shell examples this test cannot run, by a
 // substring of the block, with the reason.
 var notRunnable = map[string]string{
-	"make run":                     "builds the UI and serves until stopped; this test starts the same `vispyr serve` with embedded defaults itself",
-	"vispyr gateway --data-dir=gw": "serves until stopped, on the ingest ports of the `vispyr serve` this test runs, and forwards to a VictoriaMetrics the README assumes; test/e2e's gateway tests run it against real destinations",
-	"docker compose up":            "needs a Docker engine, which this machine does not have (the compose file is checked in compose_test.go)",
-	"vispyr deploy ssh":            "needs an SSH host of the reader's; test/e2e TestDeploySSH runs deploy, re-deploy and destroy against Debian's sshd in a network namespace",
-	"helm install":                 "needs a Kubernetes cluster; deploy/helm renders the chart with helm for both modes and decodes every manifest against the Kubernetes API types",
+	"make run":                              "builds the UI and serves until stopped; this test starts the same `vispyr serve` with embedded defaults itself",
+	"vispyr gateway --data-dir=gw":          "serves until stopped, on the ingest ports of the `vispyr serve` this test runs, and forwards to a VictoriaMetrics the README assumes; test/e2e's gateway tests run it against real destinations",
+	"docker compose up":                     "needs a Docker engine, which this machine does not have (the compose file is checked in compose_test.go)",
+	"vispyr deploy ssh":                     "needs an SSH host of the reader's; test/e2e TestDeploySSH runs deploy, re-deploy and destroy against Debian's sshd in a network namespace",
+	"vispyr serve --prometheus.config.file": "serves until stopped, on the ports of the `vispyr serve` this test runs; test/e2e/alerting runs it with a prometheus.yml, node_exporter and Alertmanager",
+	"helm install":                          "needs a Kubernetes cluster; deploy/helm renders the chart with helm for both modes and decodes every manifest against the Kubernetes API types",
 }
 
 // wantOutput is what a block must print, beyond exiting 0, so that an example
@@ -34,6 +35,7 @@ var wantOutput = map[string][]string{
 	"duration>100us":          {`"rootServiceName":"checkout"`},
 	"api/v2/traces/$TRACE_ID": {`checkout`, `"spans"`},
 	"api/metrics/query_range": {`resource.service.name`, `checkout`},
+	"promtool check config":   {`SUCCESS`, `vispyr`},
 }
 
 type example struct {
