@@ -1,5 +1,5 @@
 # vispyr: one static binary with the UI embedded.
-# docker build -t vispyr . && docker run -p 4317:4317 -p 4318:4318 -p 9090:9090 -p 9999:9999 -p 4040:4040 -p 3200:3200 -p 3000:3000 vispyr
+# docker build -t vispyr . && docker run -p 4317:4317 -p 4318:4318 -p 9090:9090 -p 9999:9999 -p 4040:4040 -p 3200:3200 -p 3100:3100 -p 3000:3000 vispyr
 FROM node:20-bookworm AS ui
 WORKDIR /src
 COPY web/package.json web/package-lock.json web/
@@ -26,7 +26,7 @@ COPY --from=build /vispyr /vispyr
 COPY --from=build --chown=65532:65532 /out/var/lib/vispyr /var/lib/vispyr
 USER 65532:65532
 VOLUME /var/lib/vispyr
-EXPOSE 4317 4318 9090 9999 4040 3200 3000 12345 13133
+EXPOSE 4317 4318 9090 9999 4040 3200 3100 3000 12345 13133
 # No shell or curl in distroless: the binary probes its own health port.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=5 \
   CMD ["/vispyr", "healthcheck", "http://127.0.0.1:13133/health/status"]

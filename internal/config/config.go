@@ -17,6 +17,7 @@ import (
 	"github.com/vispyr/vispyr/internal/auth"
 	"github.com/vispyr/vispyr/internal/forward"
 	"github.com/vispyr/vispyr/internal/generator"
+	"github.com/vispyr/vispyr/internal/logs"
 	"github.com/vispyr/vispyr/internal/profiles"
 	"github.com/vispyr/vispyr/internal/prommgr"
 	"github.com/vispyr/vispyr/internal/traces"
@@ -29,10 +30,12 @@ type Config struct {
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `yaml:"log_level"`
 
-	Listen    Listen           `yaml:"listen"`
-	Metrics   Metrics          `yaml:"metrics"`
-	Traces    traces.Config    `yaml:"traces"`
-	Profiles  profiles.Config  `yaml:"profiles"`
+	Listen   Listen          `yaml:"listen"`
+	Metrics  Metrics         `yaml:"metrics"`
+	Traces   traces.Config   `yaml:"traces"`
+	Profiles profiles.Config `yaml:"profiles"`
+	// Logs is the log store behind Loki push and OTLP logs.
+	Logs      logs.Config      `yaml:"logs"`
 	Generator generator.Config `yaml:"generator"`
 	Limits    Limits           `yaml:"limits"`
 	// Forward sends a copy of what serve stores on, or, for gateway, everything.
@@ -68,6 +71,7 @@ type Listen struct {
 	PyroscopeIngest string `yaml:"pyroscope_ingest"` // 9999
 	Pyroscope       string `yaml:"pyroscope"`        // 4040
 	Tempo           string `yaml:"tempo"`            // 3200
+	Loki            string `yaml:"loki"`             // 3100: Loki push in, Loki queries out
 	UI              string `yaml:"ui"`               // 3000
 	Admin           string `yaml:"admin"`            // 12345
 	Health          string `yaml:"health"`           // 13133
@@ -130,6 +134,7 @@ func Default() Config {
 			PyroscopeIngest: ":9999",
 			Pyroscope:       ":4040",
 			Tempo:           ":3200",
+			Loki:            ":3100",
 			UI:              ":3000",
 			Admin:           ":12345",
 			Health:          ":13133",
@@ -157,6 +162,7 @@ func Default() Config {
 	}
 	c.Traces.Defaults()
 	c.Profiles.Defaults()
+	c.Logs.Defaults()
 	c.Generator.Defaults()
 	c.Prometheus.Defaults()
 	return c
@@ -243,6 +249,9 @@ func (c Config) Validate() error {
 	if err := c.Traces.Validate(); err != nil {
 		return fmt.Errorf("traces: %w", err)
 	}
+	if err := c.Logs.Validate(); err != nil {
+		return err
+	}
 	if err := c.Profiles.Validate(); err != nil {
 		return fmt.Errorf("profiles: %w", err)
 	}
@@ -274,6 +283,7 @@ func (l Listen) byName() map[string]string {
 	return map[string]string{
 		"otlp_grpc": l.OTLPGRPC, "otlp_http": l.OTLPHTTP, "prometheus": l.Prometheus,
 		"pyroscope_ingest": l.PyroscopeIngest, "pyroscope": l.Pyroscope, "tempo": l.Tempo,
-		"ui": l.UI, "admin": l.Admin, "health": l.Health,
+		"loki": l.Loki,
+		"ui":   l.UI, "admin": l.Admin, "health": l.Health,
 	}
 }

@@ -45,7 +45,7 @@ func serverTimeouts(name string, cfg config.Config) timeouts {
 		return timeouts{read: ingestRead, write: ingestRead + 30*time.Second}
 	case "prometheus":
 		return timeouts{read: ingestRead, write: promWrite}
-	case "pyroscope":
+	case "pyroscope", "loki":
 		return timeouts{read: ingestRead, write: queryWrite}
 	case "ui":
 		return timeouts{read: queryRead, write: max(queryWrite, promWrite)}

@@ -40,6 +40,10 @@ func routeScope(listener string) auth.Rule {
 			case p == "/-/reload" || strings.HasPrefix(p, "/api/v1/admin/"):
 				return auth.ScopeAdmin
 			}
+		case "loki":
+			if p == "/loki/api/v1/push" || p == "/api/prom/push" {
+				return auth.ScopeWrite
+			}
 		case "pyroscope":
 			if isPyroscopeIngest(p) {
 				return auth.ScopeWrite

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -29,11 +30,13 @@ import (
 	"github.com/vispyr/vispyr/internal/generator"
 	"github.com/vispyr/vispyr/internal/limits"
 	"github.com/vispyr/vispyr/internal/lograte"
+	"github.com/vispyr/vispyr/internal/logs"
 	"github.com/vispyr/vispyr/internal/metrics"
 	"github.com/vispyr/vispyr/internal/pipeline"
 	"github.com/vispyr/vispyr/internal/profiles"
 	"github.com/vispyr/vispyr/internal/profiles/profilesapi"
 	"github.com/vispyr/vispyr/internal/prommgr"
+	"github.com/vispyr/vispyr/internal/receiver/loki"
 	"github.com/vispyr/vispyr/internal/receiver/otlp"
 	"github.com/vispyr/vispyr/internal/receiver/promwrite"
 	"github.com/vispyr/vispyr/internal/receiver/pyroscope"
@@ -60,7 +63,7 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		return fmt.Errorf("auth: %w", err)
 	}
 	l := cfg.Listen
-	warnUnauthenticated([]string{l.OTLPGRPC, l.OTLPHTTP, l.Prometheus, l.PyroscopeIngest, l.Pyroscope, l.Tempo, l.UI, l.Admin}, authn, logger)
+	warnUnauthenticated([]string{l.OTLPGRPC, l.OTLPHTTP, l.Prometheus, l.PyroscopeIngest, l.Pyroscope, l.Tempo, l.Loki, l.UI, l.Admin}, authn, logger)
 	setMemoryLimit(cfg.Limits, logger)
 
 	if err := checkDataDir(cfg.DataDir); err != nil {
@@ -105,6 +108,15 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	defer func() {
 		if err := profileStore.Close(); err != nil {
 			logger.Error("close profile store", "err", err)
+		}
+	}()
+	logStore, err := logs.Open(filepath.Join(cfg.DataDir, "logs"), cfg.Logs, logger.With("component", "logs"))
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := logStore.Close(); err != nil {
+			logger.Error("close log store", "err", err)
 		}
 	}()
 	// Span metrics and the service graph land in the metrics store.
@@ -171,6 +183,7 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		{"tempo", cfg.Listen.Tempo, toUI(tempoAPI, ui.PageAt("/traces"))},
 		{"pyroscope", cfg.Listen.Pyroscope, toUI(pyroscopePort(profileIngest, profileAPI), ui.PageAt("/profiles"))},
 		{"pyroscope_ingest", cfg.Listen.PyroscopeIngest, profileIngest},
+		{"loki", cfg.Listen.Loki, lokiPort(logStore, cfg.Limits.MaxRequestBytes, ingestLogger.With("component", "loki-push"))},
 		{"ui", cfg.Listen.UI, webUI},
 		// Health stays plain HTTP: it tells only up or down, and container
 		// and load-balancer probes (`vispyr healthcheck`) speak plain HTTP.
@@ -257,6 +270,13 @@ func reloadOnSIGHUP(m *prommgr.Manager, logger *slog.Logger) func(context.Contex
 			}
 		}
 	}
+}
+
+// lokiPort serves Loki's push API, as a Loki server does on 3100.
+func lokiPort(store *logs.Store, maxBytes int64, logger *slog.Logger) http.Handler {
+	mux := http.NewServeMux()
+	loki.NewHandler(store, maxBytes, logger).Register(mux)
+	return mux
 }
 
 // pyroscopePort serves Pyroscope's query API and its ingest paths on one port, as

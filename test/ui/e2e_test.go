@@ -65,6 +65,7 @@ func startVispyr(t *testing.T, root string) server {
 		"-otlp.http-address", addr(),
 		"-metrics.listen-address", s.prom,
 		"-tempo.listen-address", addr(),
+		"-loki.listen-address", addr(),
 		"-pyroscope.listen-address", s.pyroscope,
 		"-pyroscope.ingest-address", addr(),
 		"-admin.listen-address", s.admin,

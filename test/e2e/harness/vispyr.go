@@ -58,6 +58,7 @@ type Vispyr struct {
 	AdminAddr           string // /metrics, /-/ready (:12345)
 	HealthAddr          string // /health/status (:13133)
 	TempoAddr           string // :3200
+	LokiAddr            string // :3100
 	PyroscopeAddr       string // :4040
 	PyroscopeIngestAddr string // :9999
 	UIAddr              string
@@ -105,6 +106,7 @@ func (v *Vispyr) pickPorts() {
 	v.MetricsAddr, v.OTLPGRPCAddr, v.OTLPHTTPAddr = addr(), addr(), addr()
 	v.AdminAddr, v.HealthAddr, v.TempoAddr = addr(), addr(), addr()
 	v.PyroscopeAddr, v.PyroscopeIngestAddr, v.UIAddr = addr(), addr(), addr()
+	v.LokiAddr = addr()
 }
 
 // Args returns the command line the harness passes to `vispyr`.
@@ -121,6 +123,7 @@ func (v *Vispyr) Args() []string {
 		"--admin.listen-address=" + v.AdminAddr,
 		"--health.listen-address=" + v.HealthAddr,
 		"--tempo.listen-address=" + v.TempoAddr,
+		"--loki.listen-address=" + v.LokiAddr,
 		"--pyroscope.listen-address=" + v.PyroscopeAddr,
 		"--pyroscope.ingest-address=" + v.PyroscopeIngestAddr,
 		"--ui.listen-address=" + v.UIAddr,
