@@ -24,6 +24,7 @@ var notRunnable = map[string]string{
 	"docker compose up":                     "needs a Docker engine, which this machine does not have (the compose file is checked in compose_test.go)",
 	"vispyr deploy ssh":                     "needs an SSH host of the reader's; test/e2e TestDeploySSH runs deploy, re-deploy and destroy against Debian's sshd in a network namespace",
 	"vispyr serve --prometheus.config.file": "serves until stopped, on the ports of the `vispyr serve` this test runs; test/e2e/alerting runs it with a prometheus.yml, node_exporter and Alertmanager",
+	"vispyr auth new-token":                 "serves until stopped, with a certificate and secrets of the reader's, on the ports of the `vispyr serve` this test runs; test/e2e TestAuthRealClients and TestAuthRouteScan run the same auth: and tls: sections with real clients",
 	"helm install":                          "needs a Kubernetes cluster; deploy/helm renders the chart with helm for both modes and decodes every manifest against the Kubernetes API types",
 }
 
