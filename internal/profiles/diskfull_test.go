@@ -24,7 +24,7 @@ func TestIngestResumesAfterFullDisk(t *testing.T) {
 	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", dir).CombinedOutput(); err != nil {
 		t.Skipf("cannot mount a tmpfs here (%v: %s); the full-disk test needs one", err, bytes.TrimSpace(out))
 	}
-	t.Cleanup(func() { _ = exec.Command("umount", dir).Run() })
+	t.Cleanup(func() { _ = exec.Command("umount", "-l", dir).Run() })
 	s := mustOpen(t, Config{}, dir)
 	now := time.Now()
 	batch := func(i int) *Batch {
