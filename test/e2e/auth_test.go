@@ -133,3 +133,42 @@ func do(t *testing.T, c *http.Client, method, url, authorization, tenant string)
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 	return answer{resp.StatusCode, string(b)}
 }
+
+// TestNoAuthWarnsAndRefusesSimpleWrites: without an auth: section Vispyr
+// starts as before and logs one warning naming the open ports; even so the
+// UI port takes no writes, and remote write and Pyroscope /ingest refuse the
+// requests a web page could send cross-origin without a preflight.
+func TestNoAuthWarnsAndRefusesSimpleWrites(t *testing.T) {
+	t.Parallel()
+	v := harness.Start(t, harness.Options{})
+	log := v.Tail(64 << 10)
+	if n := strings.Count(log, "no auth: section"); n != 1 || !strings.Contains(log, v.UIAddr) || !strings.Contains(log, v.MetricsAddr) {
+		t.Errorf("want one warning naming the open ports, got %d in:\n%s", n, log)
+	}
+	c := v.HTTPClient()
+	post := func(url, ct string) int {
+		t.Helper()
+		resp, err := c.Post(url, ct, strings.NewReader("main;work 1\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for _, p := range []string{"/prom/api/v1/write", "/prom/api/v1/otlp/v1/metrics"} {
+		if code := post(v.URL(v.UIAddr, p), "application/x-protobuf"); code != http.StatusNotFound {
+			t.Errorf("UI port %s: %d, want 404", p, code)
+		}
+	}
+	for _, ct := range []string{"", "text/plain"} {
+		if code := post(v.MetricsURL("/api/v1/write"), ct); code != http.StatusUnsupportedMediaType {
+			t.Errorf("remote write with Content-Type %q: %d, want 415", ct, code)
+		}
+		if code := post(v.URL(v.PyroscopeIngestAddr, "/ingest?name=x"), ct); code != http.StatusUnsupportedMediaType {
+			t.Errorf("/ingest with Content-Type %q: %d, want 415", ct, code)
+		}
+	}
+	if code := post(v.URL(v.PyroscopeIngestAddr, "/ingest?name=x"), "binary/octet-stream"); code != http.StatusOK {
+		t.Errorf("/ingest folded lines as binary/octet-stream: %d, want 200", code)
+	}
+}
