@@ -141,7 +141,7 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	// spans that were durably accepted.
 	traceSink := pipeline.FanOutTraces{guard.Traces("trace", traceStore), gen}
 	metricSink := guard.Metrics("metrics", metricStore)
-	otlpHTTP := otlp.NewHTTP(traceSink, metricSink, cfg.Limits.MaxRequestBytes, inflight, ingestLogger.With("component", "otlp"), otlp.WithRegisterer(prometheus.WrapRegistererWith(prometheus.Labels{"transport": "http"}, reg)))
+	otlpHTTP := otlp.NewHTTP(traceSink, metricSink, cfg.Limits.MaxRequestBytes, inflight, ingestLogger.With("component", "otlp"), otlp.WithRegisterer(prometheus.WrapRegistererWith(prometheus.Labels{"transport": "http"}, reg)), otlp.WithLogs(logStore))
 	grpcOpts := grpcOptions(cfg.Limits)
 	if authn != nil {
 		grpcOpts = append(grpcOpts, authn.GRPCOptions(grpcScope)...)
@@ -150,7 +150,7 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		grpcOpts = append(grpcOpts, grpc.Creds(credentials.NewTLS(serverTLS.Config("h2"))))
 	}
 	grpcServer := grpc.NewServer(grpcOpts...)
-	otlp.RegisterGRPC(grpcServer, traceSink, metricSink, inflight, otlp.WithRegisterer(prometheus.WrapRegistererWith(prometheus.Labels{"transport": "grpc"}, reg)))
+	otlp.RegisterGRPC(grpcServer, traceSink, metricSink, inflight, otlp.WithRegisterer(prometheus.WrapRegistererWith(prometheus.Labels{"transport": "grpc"}, reg)), otlp.WithLogs(logStore))
 	profileIngest := pyroscope.NewHandler(guard.Profiles("profile", profileStore), ingestLogger.With("component", "pyroscope-ingest"), reg,
 		pyroscope.WithInflight(inflight), pyroscope.WithMaxSamples(cfg.Limits.MaxProfileSamples))
 

@@ -3,6 +3,7 @@ package otlp
 import (
 	"context"
 
+	"go.opentelemetry.io/collector/pdata/plog/plogotlp"
 	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 	"google.golang.org/grpc"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/vispyr/vispyr/internal/limits"
 	"github.com/vispyr/vispyr/internal/pipeline"
+	"github.com/vispyr/vispyr/internal/pipeline/logpush"
 )
 
 // bytesPerItem estimates the memory one decoded span or data point holds, to
@@ -23,6 +25,9 @@ func RegisterGRPC(srv *grpc.Server, traces pipeline.Traces, metrics pipeline.Met
 	tel := newTelemetry(opts)
 	if traces != nil {
 		ptraceotlp.RegisterGRPCServer(srv, &grpcTraces{next: traces, inflight: inflight, tel: tel})
+	}
+	if logs := logsOption(opts); logs != nil {
+		plogotlp.RegisterGRPCServer(srv, &grpcLogs{next: logs, inflight: inflight, tel: tel})
 	}
 	if metrics != nil {
 		pmetricotlp.RegisterGRPCServer(srv, &grpcMetrics{next: metrics, inflight: inflight, tel: tel})
@@ -88,6 +93,37 @@ func (g *grpcMetrics) Export(ctx context.Context, req pmetricotlp.ExportRequest)
 		points -= int(pe.Rejected)
 	}
 	g.tel.accept("metrics", points)
+	return resp, nil
+}
+
+type grpcLogs struct {
+	plogotlp.UnimplementedGRPCServer
+	next     pipeline.Logs
+	inflight *limits.Inflight
+	tel      *telemetry
+}
+
+func (g *grpcLogs) Export(ctx context.Context, req plogotlp.ExportRequest) (plogotlp.ExportResponse, error) {
+	ld := req.Logs()
+	cost := int64(ld.LogRecordCount()) * bytesPerItem
+	if !g.inflight.Acquire(cost) {
+		g.tel.reject("logs", "overloaded")
+		return plogotlp.NewExportResponse(), overloadedStatus("too much data being ingested at once; retry later")
+	}
+	defer g.inflight.Release(cost)
+	records := ld.LogRecordCount()
+	resp := plogotlp.NewExportResponse()
+	if err := g.next.ConsumeLogs(tenantContext(ctx), logpush.FromOTLP(ld)); err != nil {
+		pe, ok := pipeline.AsPartial(err)
+		if !ok {
+			g.tel.reject("logs", reason(err))
+			return resp, grpcStatus(err)
+		}
+		resp.PartialSuccess().SetRejectedLogRecords(pe.Rejected)
+		resp.PartialSuccess().SetErrorMessage(pe.Error())
+		records -= int(pe.Rejected)
+	}
+	g.tel.accept("logs", records)
 	return resp, nil
 }
 

@@ -11,6 +11,7 @@ import (
 	"net/http"
 
 	"github.com/klauspost/compress/zstd"
+	"go.opentelemetry.io/collector/pdata/plog/plogotlp"
 	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 	spb "google.golang.org/genproto/googleapis/rpc/status"
@@ -20,12 +21,14 @@ import (
 
 	"github.com/vispyr/vispyr/internal/limits"
 	"github.com/vispyr/vispyr/internal/pipeline"
+	"github.com/vispyr/vispyr/internal/pipeline/logpush"
 )
 
 // HTTP serves OTLP/HTTP: POST /v1/traces and /v1/metrics.
 type HTTP struct {
 	traces   pipeline.Traces
 	metrics  pipeline.Metrics
+	logs     pipeline.Logs
 	maxBytes int64
 	inflight *limits.Inflight
 	logger   *slog.Logger
@@ -34,7 +37,7 @@ type HTTP struct {
 
 // NewHTTP returns the OTLP/HTTP receiver. A nil consumer makes its path answer 404.
 func NewHTTP(traces pipeline.Traces, metrics pipeline.Metrics, maxBytes int64, inflight *limits.Inflight, logger *slog.Logger, opts ...Option) *HTTP {
-	return &HTTP{traces: traces, metrics: metrics, maxBytes: maxBytes, inflight: inflight, logger: logger, tel: newTelemetry(opts)}
+	return &HTTP{traces: traces, metrics: metrics, logs: logsOption(opts), maxBytes: maxBytes, inflight: inflight, logger: logger, tel: newTelemetry(opts)}
 }
 
 // Handler routes the standard OTLP/HTTP paths.
@@ -45,6 +48,9 @@ func (h *HTTP) Handler() http.Handler {
 	}
 	if h.metrics != nil {
 		mux.Handle("POST /v1/metrics", h.MetricsHandler())
+	}
+	if h.logs != nil {
+		mux.HandleFunc("POST /v1/logs", h.serveLogs)
 	}
 	return mux
 }
@@ -117,6 +123,36 @@ func (h *HTTP) serveMetrics(w http.ResponseWriter, r *http.Request) {
 		points -= int(pe.Rejected)
 	}
 	h.tel.accept("metrics", points)
+	writeResponse(w, enc, resp.MarshalProto, resp.MarshalJSON)
+}
+
+func (h *HTTP) serveLogs(w http.ResponseWriter, r *http.Request) {
+	enc, body, cost, ok := h.readRequest(w, r, "logs")
+	if !ok {
+		return
+	}
+	defer h.inflight.Release(cost)
+	req := plogotlp.NewExportRequest()
+	if err := unmarshal(enc, body, req.UnmarshalProto, req.UnmarshalJSON); err != nil {
+		h.tel.reject("logs", "decode")
+		writeStatus(w, enc, http.StatusBadRequest, fmt.Sprintf("decode OTLP logs: %v", err))
+		return
+	}
+	ctx := pipeline.WithTenant(r.Context(), r.Header.Get("X-Scope-OrgID"))
+	records := req.Logs().LogRecordCount()
+	resp := plogotlp.NewExportResponse()
+	if err := h.logs.ConsumeLogs(ctx, logpush.FromOTLP(req.Logs())); err != nil {
+		pe, ok := pipeline.AsPartial(err)
+		if !ok {
+			h.tel.reject("logs", reason(err))
+			writeConsumerError(w, enc, err)
+			return
+		}
+		resp.PartialSuccess().SetRejectedLogRecords(pe.Rejected)
+		resp.PartialSuccess().SetErrorMessage(pe.Error())
+		records -= int(pe.Rejected)
+	}
+	h.tel.accept("logs", records)
 	writeResponse(w, enc, resp.MarshalProto, resp.MarshalJSON)
 }
 

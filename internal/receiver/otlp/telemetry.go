@@ -12,7 +12,22 @@ import (
 // Option configures a receiver.
 type Option func(*options)
 
-type options struct{ reg prometheus.Registerer }
+type options struct {
+	reg  prometheus.Registerer
+	logs pipeline.Logs
+}
+
+// WithLogs makes the receiver take OTLP logs (gRPC LogsService, POST /v1/logs)
+// and hand them, converted with logpush.FromOTLP, to logs.
+func WithLogs(logs pipeline.Logs) Option { return func(o *options) { o.logs = logs } }
+
+func logsOption(opts []Option) pipeline.Logs {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return o.logs
+}
 
 // WithRegisterer makes the receiver report its counters to reg.
 func WithRegisterer(reg prometheus.Registerer) Option { return func(o *options) { o.reg = reg } }
