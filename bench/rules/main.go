@@ -1,0 +1,216 @@
+// Command rules measures the CPU that evaluating 1,000 Prometheus rules over
+// 100k series every 15 s costs Vispyr, with Debian's Prometheus on the same
+// rule file and the same samples running beside it in the same run.
+//
+//	go run ./bench/rules            # -h for flags
+package main
+
+import (
+	"bufio"
+	"flag"
+	"fmt"
+	"log"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/vispyr/vispyr/bench/internal/proc"
+	"github.com/vispyr/vispyr/bench/internal/stats"
+)
+
+func main() {
+	metricsN := flag.Int("metrics", 100, "metric names; rules are 10 per name")
+	perMetric := flag.Int("series-per-metric", 1000, "series per metric name")
+	rounds := flag.Int("rounds", 4, "measured evaluation rounds (after one warm-up round)")
+	interval := flag.Duration("interval", 15*time.Second, "evaluation interval")
+	promBin := flag.String("prometheus", "/usr/bin/prometheus", "Prometheus binary")
+	flag.Parse()
+	if err := run(*metricsN, *perMetric, *rounds, *interval, *promBin); err != nil {
+		log.Fatal(err)
+	}
+}
+
+type target struct {
+	name       string
+	srv        *proc.Server
+	writeURL   string
+	metricsURL string
+}
+
+func run(metricsN, perMetric, rounds int, interval time.Duration, promBin string) error {
+	work, err := os.MkdirTemp("", "bench-rules-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	vispyrBin, err := proc.BuildVispyr(work)
+	if err != nil {
+		return err
+	}
+	ruleFile := filepath.Join(work, "rules.yml")
+	if err := os.WriteFile(ruleFile, []byte(ruleYAML(metricsN, interval)), 0o644); err != nil {
+		return err
+	}
+	promCfg := filepath.Join(work, "prometheus.yml")
+	cfg := fmt.Sprintf("global:\n  evaluation_interval: %s\nrule_files: [%q]\n", interval, ruleFile)
+	if err := os.WriteFile(promCfg, []byte(cfg), 0o644); err != nil {
+		return err
+	}
+
+	var targets []*target
+	defer func() {
+		for _, t := range targets {
+			t.srv.Stop(syscall.SIGTERM)
+		}
+	}()
+	v, err := startVispyr(vispyrBin, work, promCfg)
+	if err != nil {
+		return err
+	}
+	targets = append(targets, v)
+	p, err := startPrometheus(promBin, work, promCfg)
+	if err != nil {
+		return err
+	}
+	targets = append(targets, p)
+
+	// Samples 15 s apart from 6 min ago to 9 min ahead (the receivers refuse
+	// more than 10 min), so every round's rate() windows are full and nothing
+	// is written while CPU is measured.
+	now := time.Now()
+	load := newLoad(metricsN, perMetric, now.Add(-6*time.Minute), now.Add(9*time.Minute), 15*time.Second)
+	fmt.Printf("load: %d series × %d samples = %d samples; %d rules in %d groups every %s\n",
+		load.series(), load.points, load.series()*load.points, metricsN*rulesPerMetric, metricsN, interval)
+	errs := make(chan error, len(targets))
+	for _, t := range targets {
+		go func() {
+			start := time.Now()
+			if err := load.send(t.writeURL); err != nil {
+				errs <- fmt.Errorf("%s: %w", t.name, err)
+				return
+			}
+			fmt.Printf("%s: loaded in %v\n", t.name, time.Since(start).Round(time.Millisecond))
+			errs <- nil
+		}()
+	}
+	for range targets {
+		if err := <-errs; err != nil {
+			return err
+		}
+	}
+
+	// One warm-up round, then CPU per round for both, side by side.
+	time.Sleep(interval)
+	cpu := map[string][]float64{}
+	last := map[string]time.Duration{}
+	for _, t := range targets {
+		last[t.name] = proc.CPUTime(t.srv.Pid())
+	}
+	for r := 0; r < rounds; r++ {
+		begin := time.Now()
+		time.Sleep(interval)
+		wall := time.Since(begin)
+		for _, t := range targets {
+			c := proc.CPUTime(t.srv.Pid())
+			cpu[t.name] = append(cpu[t.name], 100*(c-last[t.name]).Seconds()/wall.Seconds())
+			last[t.name] = c
+		}
+	}
+
+	fmt.Printf("\n%-11s %-38s %-22s %-6s %-9s %s\n", "target", "CPU % of one core (median [min–max])",
+		"slowest group's last s", "rules", "failures", "missed")
+	for _, t := range targets {
+		sum, max := scrape(t.metricsURL)
+		s := stats.Of(cpu[t.name])
+		fmt.Printf("%-11s %-38s %-22.3f %-6.0f %-9.0f %.0f\n", t.name,
+			fmt.Sprintf("%.1f [%.1f–%.1f] n=%d", s.Median, s.Min, s.Max, s.N),
+			max["prometheus_rule_group_last_duration_seconds"], sum["prometheus_rule_group_rules"],
+			sum["prometheus_rule_evaluation_failures_total"], sum["prometheus_rule_group_iterations_missed_total"])
+	}
+	return nil
+}
+
+func startVispyr(bin, work, promCfg string) (*target, error) {
+	dir := filepath.Join(work, "vispyr")
+	addrs := map[string]string{}
+	args := []string{"serve", "--data-dir=" + dir, "--prometheus.config.file=" + promCfg, "--prometheus.self-scrape=false"}
+	for _, flagName := range []string{"metrics.listen-address", "otlp.grpc-address", "otlp.http-address",
+		"admin.listen-address", "health.listen-address", "tempo.listen-address",
+		"pyroscope.listen-address", "pyroscope.ingest-address", "ui.listen-address"} {
+		a, err := proc.FreeAddr()
+		if err != nil {
+			return nil, err
+		}
+		addrs[flagName] = a
+		args = append(args, "--"+flagName+"="+a)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	srv, err := proc.Start(filepath.Join(work, "vispyr.log"), bin, args...)
+	if err != nil {
+		return nil, err
+	}
+	admin := "http://" + addrs["admin.listen-address"]
+	if err := srv.WaitReady(admin+"/-/ready", time.Minute); err != nil {
+		return nil, fmt.Errorf("vispyr: %w", err)
+	}
+	return &target{name: "vispyr", srv: srv, writeURL: "http://" + addrs["metrics.listen-address"] + "/api/v1/write",
+		metricsURL: admin + "/metrics"}, nil
+}
+
+func startPrometheus(bin, work, promCfg string) (*target, error) {
+	addr, err := proc.FreeAddr()
+	if err != nil {
+		return nil, err
+	}
+	srv, err := proc.Start(filepath.Join(work, "prometheus.log"), bin,
+		"--config.file="+promCfg, "--storage.tsdb.path="+filepath.Join(work, "prometheus"),
+		"--web.listen-address="+addr, "--web.enable-remote-write-receiver")
+	if err != nil {
+		return nil, err
+	}
+	u := "http://" + addr
+	if err := srv.WaitReady(u+"/-/ready", time.Minute); err != nil {
+		return nil, fmt.Errorf("prometheus: %w", err)
+	}
+	return &target{name: "prometheus", srv: srv, writeURL: u + "/api/v1/write", metricsURL: u + "/metrics"}, nil
+}
+
+// scrape sums each metric family of a /metrics page over its series and
+// takes its largest value.
+func scrape(u string) (sum, max map[string]float64) {
+	sum, max = map[string]float64{}, map[string]float64{}
+	resp, err := http.Get(u)
+	if err != nil {
+		return sum, max
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, "#") {
+			continue
+		}
+		name, rest, ok := strings.Cut(line, " ")
+		if i := strings.IndexByte(line, '{'); i >= 0 {
+			name = line[:i]
+			_, rest, ok = strings.Cut(line[strings.LastIndexByte(line, '}')+1:], " ")
+		}
+		if !ok {
+			continue
+		}
+		if v, err := strconv.ParseFloat(strings.Fields(rest)[0], 64); err == nil {
+			sum[name] += v
+			if v > max[name] {
+				max[name] = v
+			}
+		}
+	}
+	return sum, max
+}
