@@ -44,7 +44,9 @@ var (
 		"/api/v2/search/tag/resource.service.name/values", "/api/metrics/query_range", "/api/metrics/query",
 		"/api/overrides", "/flush", "/shutdown",
 	}
-	otlpPaths  = []string{"/v1/traces", "/v1/metrics", "/v1/logs"}
+	otlpPaths = []string{"/v1/traces", "/v1/metrics", "/v1/logs"}
+	lokiPaths = []string{"/loki/api/v1/push", "/api/prom/push", "/loki/api/v1/query", "/loki/api/v1/query_range",
+		"/loki/api/v1/labels", "/loki/api/v1/tail", "/ready"}
 	adminPaths = []string{"/", "/metrics", "/-/ready", "/-/healthy", "/-/reload", "/debug/pprof/",
 		"/debug/pprof/cmdline", "/debug/pprof/heap", "/debug/pprof/goroutine", "/debug/pprof/symbol",
 		"/debug/pprof/profile?seconds=1", "/debug/pprof/trace?seconds=1"}
@@ -98,6 +100,10 @@ func wantScope(port, p string) auth.Scope {
 		case p == "/-/reload" || strings.HasPrefix(p, "/api/v1/admin/"):
 			return auth.ScopeAdmin
 		}
+	case "loki":
+		if p == "/loki/api/v1/push" || p == "/api/prom/push" {
+			return auth.ScopeWrite
+		}
 	case "pyroscope":
 		if p == "/ingest" || p == "/pyroscope/ingest" || strings.HasPrefix(p, "/push.v1.PusherService/") {
 			return auth.ScopeWrite
@@ -120,11 +126,11 @@ func TestAuthRouteScan(t *testing.T) {
 	procs := connectProcedures()
 	native := map[string][]string{
 		"prometheus": prometheusPaths, "tempo": tempoPaths, "otlp_http": otlpPaths, "admin": adminPaths,
-		"ui": uiPaths, "pyroscope": append(slices.Clone(procs), pyroscopeExtra...), "pyroscope_ingest": append(slices.Clone(procs), pyroscopeExtra...),
+		"ui": uiPaths, "loki": lokiPaths, "pyroscope": append(slices.Clone(procs), pyroscopeExtra...), "pyroscope_ingest": append(slices.Clone(procs), pyroscopeExtra...),
 	}
 	addrs := map[string]string{
 		"prometheus": v.MetricsAddr, "tempo": v.TempoAddr, "otlp_http": v.OTLPHTTPAddr, "admin": v.AdminAddr,
-		"ui": v.UIAddr, "pyroscope": v.PyroscopeAddr, "pyroscope_ingest": v.PyroscopeIngestAddr,
+		"ui": v.UIAddr, "loki": v.LokiAddr, "pyroscope": v.PyroscopeAddr, "pyroscope_ingest": v.PyroscopeIngestAddr,
 	}
 	var all []string
 	for _, ps := range native {
