@@ -120,6 +120,90 @@ type Limits struct {
 	// the last accepted request (head chunks, a trace block cut, a profile
 	// block, WAL segments).
 	DiskReserveBytes int64 `yaml:"disk_reserve_bytes"`
+	// Tenant holds the limits every tenant (X-Scope-OrgID) gets, the default
+	// tenant included: Mimir's label limits; rate and series limits are off.
+	Tenant TenantLimits `yaml:"tenant"`
+	// Tenants overrides limits.tenant for the named tenants; in an override a
+	// field left out (or 0) keeps limits.tenant's value and -1 means no limit.
+	Tenants map[string]TenantLimits `yaml:"tenants"`
+}
+
+// TenantLimits are one tenant's limits, named and valued as Mimir's. A
+// refused series or request is answered with Mimir's message, which names
+// the limit: 400 for the label limits, 429 for rate and series limits.
+type TenantLimits struct {
+	// MaxLabelNamesPerSeries refuses a series with more labels (400). 0: no limit.
+	MaxLabelNamesPerSeries int `yaml:"max_label_names_per_series"`
+	// MaxLabelNameLength refuses a series with a longer label name (400). 0: no limit.
+	MaxLabelNameLength int `yaml:"max_label_name_length"`
+	// MaxLabelValueLength refuses a series with a longer label value, metric
+	// name included (400). 0: no limit.
+	MaxLabelValueLength int `yaml:"max_label_value_length"`
+	// IngestionRate is the samples, histograms and exemplars per second a
+	// tenant may write to the metrics store; more gets 429. 0: no limit (as
+	// Prometheus; Mimir's default is 10000).
+	IngestionRate float64 `yaml:"ingestion_rate"`
+	// IngestionBurstSize is how many samples a tenant may write at once above
+	// ingestion_rate.
+	IngestionBurstSize int `yaml:"ingestion_burst_size"`
+	// MaxActiveSeries caps the series in a tenant's in-memory head; samples of
+	// new series beyond it get 429. 0: no limit (as Prometheus; Mimir's default
+	// is 150000).
+	MaxActiveSeries int `yaml:"max_active_series"`
+	// MaxConcurrentQueries caps a tenant's PromQL queries running at once (more
+	// wait, within the query timeout), under metrics.query_max_concurrent. 0: no
+	// limit of its own.
+	MaxConcurrentQueries int `yaml:"max_concurrent_queries"`
+	// QueryTimeout bounds a tenant's metrics queries. 0: metrics.query_timeout.
+	QueryTimeout time.Duration `yaml:"query_timeout"`
+}
+
+func (t TenantLimits) validate() error {
+	switch {
+	case t.MaxLabelNamesPerSeries < 0, t.MaxLabelNameLength < 0, t.MaxLabelValueLength < 0,
+		t.MaxActiveSeries < 0, t.MaxConcurrentQueries < 0, t.QueryTimeout < 0, t.IngestionRate < 0:
+		return errors.New("limits must not be negative (but -1 in an override)")
+	case t.IngestionRate > 0 && t.IngestionBurstSize < 1:
+		return errors.New("ingestion_burst_size: must be positive when ingestion_rate is set")
+	}
+	return nil
+}
+
+// ForTenant returns the limits of tenant: limits.tenant with the tenant's
+// overrides, -1 meaning no limit (0).
+func (l Limits) ForTenant(tenant string) TenantLimits {
+	out := l.Tenant
+	o, ok := l.Tenants[tenant]
+	if !ok {
+		return out
+	}
+	pick := func(dst *int, v int) {
+		switch {
+		case v < 0:
+			*dst = 0
+		case v > 0:
+			*dst = v
+		}
+	}
+	pick(&out.MaxLabelNamesPerSeries, o.MaxLabelNamesPerSeries)
+	pick(&out.MaxLabelNameLength, o.MaxLabelNameLength)
+	pick(&out.MaxLabelValueLength, o.MaxLabelValueLength)
+	pick(&out.IngestionBurstSize, o.IngestionBurstSize)
+	pick(&out.MaxActiveSeries, o.MaxActiveSeries)
+	pick(&out.MaxConcurrentQueries, o.MaxConcurrentQueries)
+	switch {
+	case o.IngestionRate < 0:
+		out.IngestionRate = 0
+	case o.IngestionRate > 0:
+		out.IngestionRate = o.IngestionRate
+	}
+	switch {
+	case o.QueryTimeout < 0:
+		out.QueryTimeout = 0
+	case o.QueryTimeout > 0:
+		out.QueryTimeout = o.QueryTimeout
+	}
+	return out
 }
 
 // Default returns the embedded defaults: every port of DESIGN.md, data in ./data.
@@ -158,6 +242,12 @@ func Default() Config {
 
 			MaxConnectionsPerClient: 1000,
 			MaxProfileSamples:       16000,
+			Tenant: TenantLimits{
+				MaxLabelNamesPerSeries: 30,
+				MaxLabelNameLength:     1024,
+				MaxLabelValueLength:    2048,
+				IngestionBurstSize:     200000,
+			},
 		},
 	}
 	c.Traces.Defaults()
@@ -240,6 +330,17 @@ func (c Config) Validate() error {
 		return errors.New("limits.max_profile_samples: must not be negative")
 	case l.DiskReserveBytes < 0:
 		return errors.New("limits.disk_reserve_bytes: must not be negative")
+	}
+	if err := l.Tenant.validate(); err != nil {
+		return fmt.Errorf("limits.tenant: %w", err)
+	}
+	for id := range l.Tenants {
+		if id == "" {
+			return errors.New("limits.tenants: a tenant needs a name")
+		}
+		if err := l.ForTenant(id).validate(); err != nil {
+			return fmt.Errorf("limits.tenants.%s: %w", id, err)
+		}
 	}
 	if u := c.UI.ExternalURL; u != "" {
 		if p, err := url.Parse(u); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {

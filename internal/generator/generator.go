@@ -77,8 +77,15 @@ type Generator struct {
 	logger *slog.Logger
 	now    func() time.Time
 
-	spans *spanmetrics.Processor  // nil when disabled
-	graph *servicegraph.Processor // nil when disabled
+	// The default tenant's processors; nil when disabled.
+	spans *spanmetrics.Processor
+	graph *servicegraph.Processor
+
+	// Every other tenant's, created on its first spans: as in Tempo's
+	// generator, each tenant's series (and their limits) are its own, and
+	// are written with the tenant in the context, so they land in its TSDB.
+	mu      sync.RWMutex
+	tenants map[string]*tenantProcs
 
 	flushMu   sync.Mutex // one collection at a time; guards batch and lastFlush
 	batch     series.Batch
@@ -128,14 +135,51 @@ func newGenerator(cfg Config, app storage.Appendable, logger *slog.Logger, reg p
 	if reg != nil {
 		reg.MustRegister(g.collections, g.failures, g.samples, g.exemplars)
 	}
-	if !cfg.DisableSpanMetrics {
-		g.spans = spanmetrics.New(cfg.SpanMetrics, cfg.StaleDuration, m, logger)
-	}
-	if !cfg.DisableServiceGraph {
-		g.graph = servicegraph.New(cfg.ServiceGraph, cfg.StaleDuration, m, logger)
-	}
+	g.spans, g.graph = g.newProcessors(m, logger)
 	g.lastFlush = g.now().UnixMilli()
+	g.tenants = map[string]*tenantProcs{}
 	return g
+}
+
+// tenantProcs are the processors of a tenant other than the default one.
+type tenantProcs struct {
+	spans     *spanmetrics.Processor
+	graph     *servicegraph.Processor
+	lastFlush int64
+}
+
+func (g *Generator) newProcessors(m *series.SelfMetrics, logger *slog.Logger) (*spanmetrics.Processor, *servicegraph.Processor) {
+	var sp *spanmetrics.Processor
+	var gr *servicegraph.Processor
+	if !g.cfg.DisableSpanMetrics {
+		sp = spanmetrics.New(g.cfg.SpanMetrics, g.cfg.StaleDuration, m, logger)
+	}
+	if !g.cfg.DisableServiceGraph {
+		gr = servicegraph.New(g.cfg.ServiceGraph, g.cfg.StaleDuration, m, logger)
+	}
+	return sp, gr
+}
+
+// processors returns the tenant's processors, creating them on first use.
+// Only the default tenant's are in the generator's self-metrics: one gauge
+// of active series per processor cannot tell tenants apart.
+func (g *Generator) processors(tenant string) (*spanmetrics.Processor, *servicegraph.Processor) {
+	if tenant == pipeline.DefaultTenant {
+		return g.spans, g.graph
+	}
+	g.mu.RLock()
+	t := g.tenants[tenant]
+	g.mu.RUnlock()
+	if t == nil {
+		g.mu.Lock()
+		if t = g.tenants[tenant]; t == nil {
+			t = &tenantProcs{lastFlush: g.now().UnixMilli()}
+			t.spans, t.graph = g.newProcessors(series.NewSelfMetrics(nil), g.logger.With("tenant", tenant))
+			g.tenants[tenant] = t
+		}
+		g.mu.Unlock()
+	}
+	return t.spans, t.graph
 }
 
 // fillZero gives zero fields their defaults, so a Config built in code
@@ -181,13 +225,14 @@ func fillZero(c *Config) {
 
 // ConsumeTraces aggregates td into the in-memory series. It does no I/O and
 // never waits on storage; it keeps nothing that aliases td.
-func (g *Generator) ConsumeTraces(_ context.Context, td ptrace.Traces) error {
+func (g *Generator) ConsumeTraces(ctx context.Context, td ptrace.Traces) error {
 	now := g.now().UnixMilli()
-	if g.spans != nil {
-		g.spans.Consume(td, now)
+	spans, graph := g.processors(pipeline.Tenant(ctx))
+	if spans != nil {
+		spans.Consume(td, now)
 	}
-	if g.graph != nil {
-		g.graph.Consume(td, now)
+	if graph != nil {
+		graph.Consume(td, now)
 	}
 	return nil
 }
@@ -218,27 +263,52 @@ func (g *Generator) Run(ctx context.Context) error {
 }
 
 func (g *Generator) expire() {
+	now := g.now().UnixMilli()
 	if g.graph != nil {
-		g.graph.Expire(g.now().UnixMilli())
+		g.graph.Expire(now)
+	}
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	for _, t := range g.tenants {
+		if t.graph != nil {
+			t.graph.Expire(now)
+		}
 	}
 }
 
-// Flush writes every current series to storage at the current time and
-// commits. Samples the storage refuses are skipped and reported in the
-// error; the others are still committed.
+// Flush writes every tenant's current series to storage at the current
+// time, each tenant in its own commit with the tenant in the context.
+// Samples the storage refuses are skipped and reported in the error; the
+// others are still committed.
 func (g *Generator) Flush(ctx context.Context) error {
 	g.flushMu.Lock()
 	defer g.flushMu.Unlock()
 	now := g.now().UnixMilli()
-	g.batch.Reset()
-	if g.spans != nil {
-		g.spans.Collect(&g.batch, now)
+	errs := []error{g.flushTenant(ctx, now, g.spans, g.graph, &g.lastFlush)}
+	g.mu.RLock()
+	tenants := make(map[string]*tenantProcs, len(g.tenants))
+	for id, t := range g.tenants {
+		tenants[id] = t
 	}
-	if g.graph != nil {
-		g.graph.Collect(&g.batch, now)
+	g.mu.RUnlock()
+	for id, t := range tenants {
+		if err := g.flushTenant(pipeline.WithTenant(ctx, id), now, t.spans, t.graph, &t.lastFlush); err != nil {
+			errs = append(errs, fmt.Errorf("tenant %s: %w", id, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (g *Generator) flushTenant(ctx context.Context, now int64, spans *spanmetrics.Processor, graph *servicegraph.Processor, lastFlush *int64) error {
+	g.batch.Reset()
+	if spans != nil {
+		spans.Collect(&g.batch, now)
+	}
+	if graph != nil {
+		graph.Collect(&g.batch, now)
 	}
 	if g.batch.Len() == 0 {
-		g.lastFlush = now
+		*lastFlush = now
 		return nil
 	}
 	if g.app == nil {
@@ -246,13 +316,13 @@ func (g *Generator) Flush(ctx context.Context) error {
 		return errors.New("no storage to write generated metrics to")
 	}
 	app := g.app.Appender(ctx)
-	st := g.batch.Append(app, now, g.lastFlush)
+	st := g.batch.Append(app, now, *lastFlush)
 	g.batch.Reset()
 	if err := app.Commit(); err != nil {
 		g.failures.Inc()
 		return fmt.Errorf("commit generated metrics: %w", err)
 	}
-	g.lastFlush = now
+	*lastFlush = now
 	g.collections.Inc()
 	g.samples.Add(float64(st.Samples))
 	g.exemplars.Add(float64(st.Exemplars))

@@ -26,6 +26,7 @@ import (
 
 	"github.com/vispyr/vispyr/internal/config"
 	"github.com/vispyr/vispyr/internal/limits"
+	"github.com/vispyr/vispyr/internal/pipeline"
 	"github.com/vispyr/vispyr/internal/version"
 )
 
@@ -50,7 +51,7 @@ func (s *Storage) NewAPI(opts APIOptions, logger *slog.Logger, reg prometheus.Re
 		Reg:                      reg,
 		MaxSamples:               opts.Metrics.QueryMaxSamples,
 		Timeout:                  opts.Metrics.QueryTimeout,
-		ActiveQueryTracker:       newQueryLimiter(opts.Metrics.QueryMaxConcurrent),
+		ActiveQueryTracker:       newQueryLimiter(opts.Metrics.QueryMaxConcurrent, s.limits),
 		LookbackDelta:            opts.Metrics.LookbackDelta,
 		EnableAtModifier:         true,
 		EnableNegativeOffset:     true,
@@ -61,20 +62,28 @@ func (s *Storage) NewAPI(opts APIOptions, logger *slog.Logger, reg prometheus.Re
 	})
 	start := time.Now()
 	mgr := managersOrEmpty(opts.Managers)
+	// Scraping, rules and alerting live in the default tenant: other tenants
+	// see no targets, rules, alerts or scraped metadata.
+	mgrOf := func(ctx context.Context) Managers {
+		if pipeline.Tenant(ctx) != pipeline.DefaultTenant {
+			return noScrape{}
+		}
+		return mgr
+	}
 	api := apiv1.NewAPI(
-		engine, s.db, s.db, s.db,
-		func(context.Context) apiv1.ScrapePoolsRetriever { return mgr },
-		func(context.Context) apiv1.TargetRetriever { return mgr },
-		func(context.Context) apiv1.AlertmanagerRetriever { return mgr },
+		engine, s, s, s,
+		func(ctx context.Context) apiv1.ScrapePoolsRetriever { return mgrOf(ctx) },
+		func(ctx context.Context) apiv1.TargetRetriever { return mgrOf(ctx) },
+		func(ctx context.Context) apiv1.AlertmanagerRetriever { return mgrOf(ctx) },
 		mgr.Config,
 		map[string]string{},
 		mgr.GlobalURLOptions(),
 		func(f http.HandlerFunc) http.HandlerFunc { return f },
-		adminStats{s.db}, s.dir,
+		adminStats{s.def.db}, s.dir,
 		false, // admin endpoints (delete series, snapshot) stay off
 		false, 0,
 		logger.With("component", "api"),
-		func(context.Context) apiv1.RulesRetriever { return mgr },
+		func(ctx context.Context) apiv1.RulesRetriever { return mgrOf(ctx) },
 		0, 1, 1<<20, // remote read: not offered beyond Prometheus's defaults
 		false, corsAnyOrigin,
 		func() (apiv1.RuntimeInfo, error) { return runtimeInfo(start, opts.Metrics.Retention), nil },
@@ -100,7 +109,7 @@ func (s *Storage) NewAPI(opts APIOptions, logger *slog.Logger, reg prometheus.Re
 
 	mux := http.NewServeMux()
 	mux.Handle("/", &queryGuard{
-		next: router, queryable: s.db, parser: parser.NewParser(parser.Options{}),
+		next: router, queryable: s, parser: parser.NewParser(parser.Options{}),
 		lookback: opts.Metrics.LookbackDelta, maxSamples: int64(opts.Metrics.QueryMaxSamples),
 		maxBytes: opts.Metrics.QueryMaxMemoryBytes, sharedMax: opts.Metrics.QueryMemoryBytes,
 		shared: limits.NewInflight(opts.Metrics.QueryMemoryBytes),
@@ -119,8 +128,9 @@ func (s *Storage) NewAPI(opts APIOptions, logger *slog.Logger, reg prometheus.Re
 	}
 	// Prometheus's federation endpoint, so an existing Prometheus can scrape
 	// span metrics and the service graph.
-	mux.Handle("GET /federate", federateHandler(s.db, opts.Metrics.LookbackDelta))
-	return mux
+	mux.Handle("GET /federate", federateHandler(s, opts.Metrics.LookbackDelta))
+	mux.Handle("GET /api/v1/status/tsdb", s.tsdbStatus(router))
+	return s.withTenant(mux)
 }
 
 func runtimeInfo(start time.Time, retention time.Duration) apiv1.RuntimeInfo {

@@ -29,7 +29,7 @@ func openTest(t *testing.T, lim config.Limits) (*Storage, *httptest.Server) {
 	cfg := config.Default()
 	reg := prometheus.NewRegistry()
 	logger := slog.New(slog.DiscardHandler)
-	s, err := Open(cfg.Metrics, t.TempDir(), logger, reg)
+	s, err := Open(cfg.Metrics, cfg.Limits, t.TempDir(), logger, reg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -58,7 +58,7 @@ func rfc3339(t time.Time) string { return t.UTC().Format(time.RFC3339) }
 func TestSharedQueryMemoryBudget(t *testing.T) {
 	s, srv := openTest(t, config.Limits{MaxRequestBytes: 1 << 20, MaxSeriesPerRequest: 100, MaxInflightBytes: 1 << 30})
 	shared := limits.NewInflight(1 << 20)
-	g := &queryGuard{next: srv.Config.Handler, queryable: s.db, parser: parser.NewParser(parser.Options{}),
+	g := &queryGuard{next: srv.Config.Handler, queryable: s.DB(), parser: parser.NewParser(parser.Options{}),
 		lookback: 5 * time.Minute, maxSamples: 50_000_000, maxBytes: 1 << 20, shared: shared, sharedMax: 1 << 20}
 	q := "/api/v1/query?query=" + url.QueryEscape(`max_over_time(vector(1)[1d:1s])`) // 86401 points, 1.3 MB
 	if !shared.Acquire(1 << 19) {

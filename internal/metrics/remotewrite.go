@@ -33,9 +33,11 @@ type RemoteWriteAppender struct {
 	logger *slog.Logger
 	cache1 *seriesCache // v1: keyed by the raw label fields
 	cache2 *seriesCache // v2: keyed by the resolved label strings
+	// check applies a tenant's label and series limits to a new series
+	// (nil: none); its error refuses the series, not the request.
+	check func(labels.Labels) error
 
-	invalidLabels prometheus.Counter
-	samples       *prometheus.CounterVec
+	*rwMetrics
 	// scratch is a free list rather than a sync.Pool: a pool is emptied by every
 	// GC, and regrowing the arenas of a 2k-series request costs more than keeping
 	// a few of them.
@@ -44,12 +46,14 @@ type RemoteWriteAppender struct {
 
 var _ pipeline.Samples = (*RemoteWriteAppender)(nil)
 
-// NewRemoteWriteAppender returns the remote-write append path over app (a
-// *tsdb.DB), whose appenders must implement storage.ExemplarAppenderV2.
-func NewRemoteWriteAppender(app storage.AppendableV2, logger *slog.Logger, reg prometheus.Registerer) *RemoteWriteAppender {
-	a := &RemoteWriteAppender{
-		app: app, logger: logger,
-		cache1: newSeriesCache(cacheGeneration), cache2: newSeriesCache(cacheGeneration),
+// rwMetrics are the remote-write path's own metrics, shared by every tenant.
+type rwMetrics struct {
+	invalidLabels prometheus.Counter
+	samples       *prometheus.CounterVec
+}
+
+func newRWMetrics(reg prometheus.Registerer) *rwMetrics {
+	return &rwMetrics{
 		invalidLabels: promauto.With(reg).NewCounter(prometheus.CounterOpts{
 			Name: "vispyr_remote_write_invalid_labels_samples_total",
 			Help: "Remote-write samples and histograms dropped because their series labels were invalid.",
@@ -58,14 +62,33 @@ func NewRemoteWriteAppender(app storage.AppendableV2, logger *slog.Logger, reg p
 			Name: "vispyr_remote_write_appended_total",
 			Help: "Samples, histograms and exemplars appended from remote write, by kind.",
 		}, []string{"kind"}),
-		scratch: make(chan *appendScratch, 2*runtime.GOMAXPROCS(0)),
 	}
+}
+
+func registerCacheGauge(reg prometheus.Registerer, n func() int) {
 	promauto.With(reg).NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "vispyr_remote_write_series_cache_series",
 		Help: "Series whose head reference the remote-write receiver remembers.",
-	}, func() float64 { return float64(a.cache1.len() + a.cache2.len()) })
+	}, func() float64 { return float64(n()) })
+}
+
+// NewRemoteWriteAppender returns the remote-write append path over app (a
+// *tsdb.DB), whose appenders must implement storage.ExemplarAppenderV2.
+func NewRemoteWriteAppender(app storage.AppendableV2, logger *slog.Logger, reg prometheus.Registerer) *RemoteWriteAppender {
+	a := newRemoteWriteAppender(app, logger, newRWMetrics(reg), nil)
+	registerCacheGauge(reg, a.cacheLen)
 	return a
 }
+
+func newRemoteWriteAppender(app storage.AppendableV2, logger *slog.Logger, m *rwMetrics, check func(labels.Labels) error) *RemoteWriteAppender {
+	return &RemoteWriteAppender{
+		app: app, logger: logger, check: check, rwMetrics: m,
+		cache1: newSeriesCache(cacheGeneration), cache2: newSeriesCache(cacheGeneration),
+		scratch: make(chan *appendScratch, 2*runtime.GOMAXPROCS(0)),
+	}
+}
+
+func (h *RemoteWriteAppender) cacheLen() int { return h.cache1.len() + h.cache2.len() }
 
 // result is the outcome of storing one request: v2's written counts, and the
 // error when it failed (invalid: the client's fault, 400; else 500).
@@ -155,7 +178,7 @@ func (h *RemoteWriteAppender) ConsumeSamples(ctx context.Context, req *remotewri
 	} else {
 		res = h.writeV1(la, req, sc)
 	}
-	if res.err == nil || pipeline.IsInvalid(res.err) {
+	if res.err == nil || pipeline.IsInvalid(res.err) || pipeline.IsLimit(res.err) {
 		h.samples.WithLabelValues("sample").Add(float64(res.Samples))
 		h.samples.WithLabelValues("histogram").Add(float64(res.Histograms))
 		h.samples.WithLabelValues("exemplar").Add(float64(res.Exemplars))
@@ -255,7 +278,7 @@ func (h *RemoteWriteAppender) writeV1(la limitedAppender, req *remotewrite.Reque
 	}
 	switch {
 	case err == nil:
-		return res
+		return res // res.err: a series refused by a tenant limit
 	case isRejectedSample(err), isHistogramValidationError(err):
 		return result{err: pipeline.Invalid(err)}
 	default:
@@ -280,6 +303,17 @@ func (h *RemoteWriteAppender) appendV1(la limitedAppender, req *remotewrite.Requ
 				h.logger.Warn("Invalid metric names or labels", "err", err)
 				invalid++
 				continue
+			}
+			if h.check != nil {
+				if err := h.check(ls); err != nil {
+					// As Mimir: the series is refused, the others stored,
+					// and the request answered with the first refusal.
+					if res.err == nil {
+						res.err = err
+					}
+					invalid += len(req.Samples(i)) + len(req.HistogramsV1(i))
+					continue
+				}
 			}
 			e = &seriesEntry{lset: ls}
 			sc.remember(req.Key(i), e)
@@ -351,6 +385,13 @@ func (h *RemoteWriteAppender) writeV2(la limitedAppender, req *remotewrite.Reque
 	if err := la.app.Commit(); err != nil {
 		return result{err: err}
 	}
+	for _, err := range bad {
+		if pipeline.IsLimit(err) {
+			// A tenant over its series limit is told so (429), not 400.
+			res.err = err
+			return res
+		}
+	}
 	if len(bad) > 0 {
 		res.err = pipeline.Invalid(errors.Join(bad...))
 	}
@@ -408,7 +449,11 @@ func (h *RemoteWriteAppender) appendV2(la limitedAppender, req *remotewrite.Requ
 			continue
 		}
 		if e == nil {
-			if err := validLabels(ls); err != nil {
+			err := validLabels(ls)
+			if err == nil && h.check != nil {
+				err = h.check(ls)
+			}
+			if err != nil {
 				bad = append(bad, err)
 				invalid += nSamples
 				continue

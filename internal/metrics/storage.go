@@ -14,6 +14,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	promconfig "github.com/prometheus/prometheus/config"
+	"github.com/prometheus/prometheus/model/histogram"
+	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
 	otlptranslator "github.com/prometheus/prometheus/storage/remote/otlptranslator/prometheusremotewrite"
 	"github.com/prometheus/prometheus/tsdb"
@@ -24,80 +26,113 @@ import (
 	"github.com/vispyr/vispyr/internal/pipeline"
 )
 
-// Storage owns the TSDB in <data dir>/metrics.
+// Storage owns the metrics TSDBs: the default tenant's in <data dir>/metrics,
+// every other tenant's beside it (tenants.go). Ingest and queries pick the
+// TSDB of the tenant in their context (pipeline.Tenant).
 type Storage struct {
-	db     *tsdb.DB
-	dir    string
-	logger *slog.Logger
+	cfg     config.Metrics
+	limits  config.Limits
+	dataDir string
+	dir     string
+	logger  *slog.Logger
+
+	def     *tenantDB // the default tenant, read without locking
+	mu      sync.RWMutex
+	tenants map[string]*tenantDB // the others, by ID
+	closed  bool
 
 	otlpSettings otlptranslator.Settings
 	converters   sync.Pool
 	otlpWarnings prometheus.Counter
 }
 
-// Open opens (and replays the WAL of) the TSDB under dataDir.
-func Open(cfg config.Metrics, dataDir string, logger *slog.Logger, reg prometheus.Registerer) (*Storage, error) {
-	dir := filepath.Join(dataDir, "metrics")
-	opts := tsdb.DefaultOptions()
-	opts.RetentionDuration = cfg.Retention.Milliseconds()
-	opts.MaxBytes = cfg.RetentionSize
-	opts.OutOfOrderTimeWindow = cfg.OutOfOrderWindow.Milliseconds()
-	opts.EnableExemplarStorage = cfg.MaxExemplars > 0
-	opts.MaxExemplars = cfg.MaxExemplars
-	// As the Prometheus binary does: snappy roughly halves the WAL's bytes per sample.
-	opts.WALCompression = compression.Snappy
-
+// Open opens (and replays the WAL of) the default tenant's TSDB under dataDir,
+// and those of the other tenants found there; lim holds the per-tenant limits.
+func Open(cfg config.Metrics, lim config.Limits, dataDir string, logger *slog.Logger, reg prometheus.Registerer) (*Storage, error) {
+	s := &Storage{cfg: cfg, limits: lim, dataDir: dataDir, dir: filepath.Join(dataDir, "metrics"), logger: logger,
+		tenants: map[string]*tenantDB{}}
 	start := time.Now()
-	logger.Info("opening metrics store; replaying WAL", "dir", dir)
-	db, err := tsdb.Open(dir, logger.With("component", "tsdb"), reg, opts, nil)
+	logger.Info("opening metrics store; replaying WAL", "dir", s.dir)
+	db, err := tsdb.Open(s.dir, logger.With("component", "tsdb"), reg, s.tsdbOpts(), nil)
 	if err != nil {
 		return nil, fmt.Errorf("open tsdb: %w", err)
 	}
-	logger.Info("metrics store ready", "dir", dir, "took", time.Since(start).Round(time.Millisecond),
-		"series", db.Head().NumSeries())
+	s.def = &tenantDB{id: pipeline.DefaultTenant, db: db, limits: s.newTenantLimiter(pipeline.DefaultTenant)}
+	if err := s.openExistingTenants(); err != nil {
+		_ = s.Close()
+		return nil, err
+	}
+	logger.Info("metrics store ready", "dir", s.dir, "took", time.Since(start).Round(time.Millisecond),
+		"series", db.Head().NumSeries(), "tenants", len(s.tenants)+1)
 
 	otlpCfg := promconfig.DefaultOTLPConfig
-	s := &Storage{
-		db:     db,
-		dir:    dir,
-		logger: logger,
-		otlpSettings: otlptranslator.Settings{
-			AddMetricSuffixes:                    otlpCfg.TranslationStrategy.ShouldAddSuffixes(),
-			AllowUTF8:                            !otlpCfg.TranslationStrategy.ShouldEscape(),
-			PromoteResourceAttributes:            otlptranslator.NewPromoteResourceAttributes(otlpCfg),
-			KeepIdentifyingResourceAttributes:    otlpCfg.KeepIdentifyingResourceAttributes,
-			LookbackDelta:                        cfg.LookbackDelta,
-			LabelNameUnderscoreSanitization:      otlpCfg.LabelNameUnderscoreSanitization,
-			LabelNamePreserveMultipleUnderscores: otlpCfg.LabelNamePreserveMultipleUnderscores,
-		},
-		otlpWarnings: promauto.With(reg).NewCounter(prometheus.CounterOpts{
-			Name: "vispyr_metrics_otlp_translation_warnings_total",
-			Help: "Warnings produced while translating OTLP metrics to the Prometheus model.",
-		}),
+	s.otlpSettings = otlptranslator.Settings{
+		AddMetricSuffixes:                    otlpCfg.TranslationStrategy.ShouldAddSuffixes(),
+		AllowUTF8:                            !otlpCfg.TranslationStrategy.ShouldEscape(),
+		PromoteResourceAttributes:            otlptranslator.NewPromoteResourceAttributes(otlpCfg),
+		KeepIdentifyingResourceAttributes:    otlpCfg.KeepIdentifyingResourceAttributes,
+		LookbackDelta:                        cfg.LookbackDelta,
+		LabelNameUnderscoreSanitization:      otlpCfg.LabelNameUnderscoreSanitization,
+		LabelNamePreserveMultipleUnderscores: otlpCfg.LabelNamePreserveMultipleUnderscores,
 	}
+	s.otlpWarnings = promauto.With(reg).NewCounter(prometheus.CounterOpts{
+		Name: "vispyr_metrics_otlp_translation_warnings_total",
+		Help: "Warnings produced while translating OTLP metrics to the Prometheus model.",
+	})
 	s.converters.New = func() any { return otlptranslator.NewPrometheusConverter(nil) }
 	return s, nil
 }
 
-// RemoteWriteAppender returns the remote-write append path into this store (its
-// metrics are registered with reg: call it once).
-func (s *Storage) RemoteWriteAppender(reg prometheus.Registerer) *RemoteWriteAppender {
-	return NewRemoteWriteAppender(s.db, s.logger.With("component", "remote-write"), reg)
+// tsdbOpts are every tenant's TSDB options: retention by time and size
+// applies to each tenant's TSDB on its own, as in Mimir's ingesters.
+func (s *Storage) tsdbOpts() *tsdb.Options {
+	opts := tsdb.DefaultOptions()
+	opts.RetentionDuration = s.cfg.Retention.Milliseconds()
+	opts.MaxBytes = s.cfg.RetentionSize
+	opts.OutOfOrderTimeWindow = s.cfg.OutOfOrderWindow.Milliseconds()
+	opts.EnableExemplarStorage = s.cfg.MaxExemplars > 0
+	opts.MaxExemplars = s.cfg.MaxExemplars
+	// As the Prometheus binary does: snappy roughly halves the WAL's bytes per sample.
+	opts.WALCompression = compression.Snappy
+	return opts
 }
 
-// DB is the underlying TSDB, for components that append or query directly.
-func (s *Storage) DB() *tsdb.DB { return s.db }
+// DB is the default tenant's TSDB, for the components that stay in it
+// (scraping, rules).
+func (s *Storage) DB() *tsdb.DB { return s.def.db }
 
-// Dir is where the TSDB lives.
+// Dir is where the default tenant's TSDB lives.
 func (s *Storage) Dir() string { return s.dir }
 
-// Close flushes the head's WAL and closes the TSDB.
-func (s *Storage) Close() error { return s.db.Close() }
+// Close flushes every tenant's head WAL and closes the TSDBs.
+func (s *Storage) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+	var errs []error
+	for _, t := range s.allTenants() {
+		if err := t.db.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close tenant %q tsdb: %w", t.id, err))
+		}
+	}
+	return errors.Join(errs...)
+}
 
 // ConsumeMetrics translates OTLP metrics exactly as Prometheus's own OTLP endpoint
-// does and appends them. When it returns nil the samples are in the WAL.
+// does and appends them to the tenant's TSDB. When it returns nil the samples
+// are in the WAL.
 func (s *Storage) ConsumeMetrics(ctx context.Context, md pmetric.Metrics) (err error) {
-	app := s.db.AppenderV2(ctx)
+	if err := checkFuture(md, time.Now()); err != nil {
+		return err
+	}
+	t, err := s.tenant(pipeline.Tenant(ctx))
+	if err != nil {
+		return err
+	}
+	if err := t.limits.admitRate(md.DataPointCount()); err != nil {
+		return err
+	}
+	app := &checkedAppender{AppenderV2: t.db.AppenderV2(ctx), t: t}
 	conv := s.converters.Get().(*otlptranslator.PrometheusConverter)
 	conv.Reset(app)
 	defer func() {
@@ -119,9 +154,26 @@ func (s *Storage) ConsumeMetrics(ctx context.Context, md pmetric.Metrics) (err e
 	return nil
 }
 
+// checkedAppender applies the tenant's label and series limits to every
+// sample the OTLP translation appends.
+type checkedAppender struct {
+	storage.AppenderV2
+	t *tenantDB
+}
+
+func (a *checkedAppender) Append(ref storage.SeriesRef, ls labels.Labels, st, t int64, v float64, h *histogram.Histogram, fh *histogram.FloatHistogram, opts storage.AOptions) (storage.SeriesRef, error) {
+	if err := a.t.check(ls); err != nil {
+		return 0, err
+	}
+	return a.AppenderV2.Append(ref, ls, st, t, v, h, fh, opts)
+}
+
 // classifyAppendError marks errors the client cannot fix by retrying (out of order,
 // too old, duplicate) as invalid input so receivers answer 400, not 5xx.
 func classifyAppendError(err error) error {
+	if pipeline.IsLimit(err) || pipeline.IsInvalid(err) {
+		return err
+	}
 	for _, target := range []error{storage.ErrOutOfOrderSample, storage.ErrOutOfBounds,
 		storage.ErrDuplicateSampleForTimestamp, storage.ErrTooOldSample} {
 		if errors.Is(err, target) {

@@ -164,3 +164,21 @@ func Tenant(ctx context.Context) string {
 	}
 	return DefaultTenant
 }
+
+// LimitError reports that a tenant's limit (ingestion rate, active series)
+// refused data. Receivers answer it as Mimir does, 429 /
+// RESOURCE_EXHAUSTED with its message and a Retry-After, remote write
+// included (a limit is not an outage: Prometheus retries 429 only when told
+// to). It matches ErrOverloaded for receivers that know no more.
+type LimitError struct{ Msg string }
+
+func (e *LimitError) Error() string { return e.Msg }
+
+// Is makes a LimitError match ErrOverloaded.
+func (e *LimitError) Is(target error) bool { return target == ErrOverloaded }
+
+// IsLimit reports whether err is, or wraps, a LimitError.
+func IsLimit(err error) bool {
+	var le *LimitError
+	return errors.As(err, &le)
+}

@@ -82,7 +82,7 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	// kind per 10 s, with a count of the rest.
 	ingestLogger := slog.New(lograte.New(logger.Handler(), 10*time.Second))
 	// Stores first: nothing listens before the WALs are replayed.
-	metricStore, err := metrics.Open(cfg.Metrics, cfg.DataDir, logger.With("component", "metrics"), reg)
+	metricStore, err := metrics.Open(cfg.Metrics, cfg.Limits, cfg.DataDir, logger.With("component", "metrics"), reg)
 	if err != nil {
 		return err
 	}
@@ -120,7 +120,7 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		}
 	}()
 	// Span metrics and the service graph land in the metrics store.
-	gen := generator.New(cfg.Generator, guard.Appendable("metrics", metricStore.DB()), logger.With("component", "generator"), reg)
+	gen := generator.New(cfg.Generator, guard.Appendable("metrics", metricStore), logger.With("component", "generator"), reg)
 
 	// Scraping, rules and alerting over the metrics store, from a prometheus.yml.
 	// Alert links open the UI where people reach it unless told otherwise.

@@ -32,7 +32,7 @@ func TestGrafanaSeesGeneratedMetricsThroughPrometheusAPI(t *testing.T) {
 	cfg := config.Default()
 	logger := slog.New(slog.DiscardHandler)
 	reg := prometheus.NewRegistry()
-	store, err := metrics.Open(cfg.Metrics, t.TempDir(), logger, reg)
+	store, err := metrics.Open(cfg.Metrics, cfg.Limits, t.TempDir(), logger, reg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,7 +40,7 @@ func TestGrafanaSeesGeneratedMetricsThroughPrometheusAPI(t *testing.T) {
 	srv := httptest.NewServer(store.NewAPI(metrics.APIOptions{Metrics: cfg.Metrics}, logger, reg))
 	defer srv.Close()
 
-	gen := generator.New(cfg.Generator, store.DB(), logger, reg)
+	gen := generator.New(cfg.Generator, store, logger, reg)
 	start := time.Now()
 	for i := 0; i < 5; i++ {
 		if err := gen.ConsumeTraces(context.Background(), request(i, start)); err != nil {

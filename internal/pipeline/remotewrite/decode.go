@@ -71,6 +71,9 @@ func (r *Request) NumSamples() int {
 	return len(r.samples) + len(r.hists1) + len(r.hists2)
 }
 
+// NumExemplars counts exemplars over all series.
+func (r *Request) NumExemplars() int { return len(r.exs1) + len(r.exs2) }
+
 func str(b []byte) string {
 	if len(b) == 0 {
 		return ""

@@ -18,6 +18,9 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
 	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
+
+	"github.com/vispyr/vispyr/internal/config"
+	"github.com/vispyr/vispyr/internal/metrics"
 )
 
 // The load of bench/remotewrite: 20k series of 5 labels, requests of 2k
@@ -40,23 +43,36 @@ func BenchmarkHandler(b *testing.B) {
 	}{
 		{name: "v1"}, {name: "v2", v2: true}, {name: "v1-http", http: true},
 	} {
-		for _, impl := range []string{"vispyr", "stock"} {
+		for _, impl := range []string{"vispyr", "store", "stock"} {
 			b.Run(c.name+"/"+impl, func(b *testing.B) {
-				benchHandler(b, impl == "vispyr", c.v2, c.http)
+				benchHandler(b, impl, c.v2, c.http)
 			})
 		}
 	}
 }
 
-func benchHandler(b *testing.B, ours, v2, overHTTP bool) {
+// benchHandler runs impl: "vispyr" (this handler over a bare TSDB),
+// "store" (over the metrics store as served: the default tenant's TSDB
+// reached through the tenant dispatch, with the default tenant limits) or
+// "stock" (Prometheus's handler).
+func benchHandler(b *testing.B, impl string, v2, overHTTP bool) {
 	bodies := benchLoad(b.N, v2)
-	db := openDB(b, 0)
 	opts := Options{MaxRequestBytes: 64 << 20, MaxSeriesPerRequest: 100000}
 	var h http.Handler
-	if ours {
-		h = newHandler(db, opts, discard, prometheus.NewRegistry())
-	} else {
-		h = newStock(db, opts)
+	switch impl {
+	case "vispyr":
+		h = newHandler(openDB(b, 0), opts, discard, prometheus.NewRegistry())
+	case "store":
+		cfg := config.Default()
+		store, err := metrics.Open(cfg.Metrics, cfg.Limits, b.TempDir(), discard, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { _ = store.Close() })
+		reg := prometheus.NewRegistry()
+		h = NewHandler(store.RemoteWriteAppender(reg), opts, discard, reg)
+	default:
+		h = newStock(openDB(b, 0), opts)
 	}
 	contentType := ctV1
 	if v2 {

@@ -92,7 +92,8 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.logger.Error("decoding remote write request", "v2", v2, "err", err)
 		err = pipeline.Invalid(err)
 	} else {
-		written, err = h.sink.ConsumeSamples(r.Context(), &st.req)
+		ctx := pipeline.WithTenant(r.Context(), r.Header.Get("X-Scope-OrgID"))
+		written, err = h.sink.ConsumeSamples(ctx, &st.req)
 	}
 	if v2 {
 		hd := w.Header()
@@ -103,6 +104,9 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case err == nil:
 		w.WriteHeader(http.StatusNoContent)
+	case pipeline.IsLimit(err):
+		// A tenant limit (Mimir's 429), not an outage.
+		limits.WriteOverloaded(w, err.Error())
 	case pipeline.IsInvalid(err):
 		http.Error(w, err.Error(), http.StatusBadRequest)
 	case errors.Is(err, pipeline.ErrOverloaded), pipeline.IsDiskFull(err):

@@ -1,0 +1,189 @@
+package metrics
+
+import (
+	"context"
+	"errors"
+	"sync"
+
+	"github.com/prometheus/prometheus/model/exemplar"
+	"github.com/prometheus/prometheus/model/histogram"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/model/metadata"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/util/annotations"
+
+	"github.com/vispyr/vispyr/internal/pipeline"
+)
+
+// The Storage is itself a Queryable, ChunkQueryable, ExemplarQueryable and
+// Appendable: every call reads or writes the TSDB of the tenant in its
+// context. Queriers are opened lazily, since Prometheus's interfaces hand
+// the context only to Select and the label calls. A tenant that never wrote
+// reads as empty.
+var (
+	_ storage.SampleAndChunkQueryable = (*Storage)(nil)
+	_ storage.ExemplarQueryable       = (*Storage)(nil)
+	_ storage.Appendable              = (*Storage)(nil)
+	_ storage.AppendableV2            = (*Storage)(nil)
+)
+
+// Querier returns a querier over [mint, maxt] of the tenant in each call's context.
+func (s *Storage) Querier(mint, maxt int64) (storage.Querier, error) {
+	return &tenantQuerier{lazy: lazy[storage.Querier]{s: s, open: func(t *tenantDB) (storage.Querier, error) {
+		return t.db.Querier(mint, maxt)
+	}, empty: storage.NoopQuerier}}, nil
+}
+
+// ChunkQuerier is Querier for chunks (remote read).
+func (s *Storage) ChunkQuerier(mint, maxt int64) (storage.ChunkQuerier, error) {
+	return &tenantChunkQuerier{lazy: lazy[storage.ChunkQuerier]{s: s, open: func(t *tenantDB) (storage.ChunkQuerier, error) {
+		return t.db.ChunkQuerier(mint, maxt)
+	}, empty: storage.NoopChunkedQuerier}}, nil
+}
+
+// ExemplarQuerier returns the exemplars of ctx's tenant.
+func (s *Storage) ExemplarQuerier(ctx context.Context) (storage.ExemplarQuerier, error) {
+	t := s.lookup(pipeline.Tenant(ctx))
+	if t == nil {
+		return noExemplars{}, nil
+	}
+	return t.db.ExemplarQuerier(ctx)
+}
+
+// Appender appends to ctx's tenant's TSDB (the generator writes span metrics
+// with the tenant of the spans).
+func (s *Storage) Appender(ctx context.Context) storage.Appender {
+	t, err := s.tenant(pipeline.Tenant(ctx))
+	if err != nil {
+		return errAppender{err}
+	}
+	return t.db.Appender(ctx)
+}
+
+// AppenderV2 is Appender for the V2 interface.
+func (s *Storage) AppenderV2(ctx context.Context) storage.AppenderV2 {
+	t, err := s.tenant(pipeline.Tenant(ctx))
+	if err != nil {
+		return errAppenderV2{err}
+	}
+	return t.db.AppenderV2(ctx)
+}
+
+// lazy opens one querier per tenant on first use and closes them all.
+type lazy[Q storage.LabelQuerier] struct {
+	s     *Storage
+	open  func(*tenantDB) (Q, error)
+	empty func() Q
+
+	mu     sync.Mutex
+	opened map[*tenantDB]Q
+}
+
+func (l *lazy[Q]) get(ctx context.Context) (Q, error) {
+	t := l.s.lookup(pipeline.Tenant(ctx))
+	if t == nil {
+		return l.empty(), nil
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if q, ok := l.opened[t]; ok {
+		return q, nil
+	}
+	q, err := l.open(t)
+	if err != nil {
+		return q, err
+	}
+	if l.opened == nil {
+		l.opened = map[*tenantDB]Q{}
+	}
+	l.opened[t] = q
+	return q, nil
+}
+
+func (l *lazy[Q]) LabelValues(ctx context.Context, name string, hints *storage.LabelHints, ms ...*labels.Matcher) ([]string, annotations.Annotations, error) {
+	q, err := l.get(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	return q.LabelValues(ctx, name, hints, ms...)
+}
+
+func (l *lazy[Q]) LabelNames(ctx context.Context, hints *storage.LabelHints, ms ...*labels.Matcher) ([]string, annotations.Annotations, error) {
+	q, err := l.get(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	return q.LabelNames(ctx, hints, ms...)
+}
+
+func (l *lazy[Q]) Close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var errs []error
+	for _, q := range l.opened {
+		errs = append(errs, q.Close())
+	}
+	l.opened = nil
+	return errors.Join(errs...)
+}
+
+type tenantQuerier struct{ lazy[storage.Querier] }
+
+func (q *tenantQuerier) Select(ctx context.Context, sortSeries bool, hints *storage.SelectHints, ms ...*labels.Matcher) storage.SeriesSet {
+	inner, err := q.get(ctx)
+	if err != nil {
+		return storage.ErrSeriesSet(err)
+	}
+	return inner.Select(ctx, sortSeries, hints, ms...)
+}
+
+type tenantChunkQuerier struct{ lazy[storage.ChunkQuerier] }
+
+func (q *tenantChunkQuerier) Select(ctx context.Context, sortSeries bool, hints *storage.SelectHints, ms ...*labels.Matcher) storage.ChunkSeriesSet {
+	inner, err := q.get(ctx)
+	if err != nil {
+		return storage.ErrChunkSeriesSet(err)
+	}
+	return inner.Select(ctx, sortSeries, hints, ms...)
+}
+
+type noExemplars struct{}
+
+func (noExemplars) Select(int64, int64, ...[]*labels.Matcher) ([]exemplar.QueryResult, error) {
+	return []exemplar.QueryResult{}, nil
+}
+
+// errAppender fails every call with the error that kept the tenant's TSDB
+// from opening (an invalid tenant ID: 400).
+type errAppender struct{ err error }
+
+func (a errAppender) Append(storage.SeriesRef, labels.Labels, int64, float64) (storage.SeriesRef, error) {
+	return 0, a.err
+}
+func (errAppender) SetOptions(*storage.AppendOptions) {}
+func (a errAppender) AppendExemplar(storage.SeriesRef, labels.Labels, exemplar.Exemplar) (storage.SeriesRef, error) {
+	return 0, a.err
+}
+func (a errAppender) AppendHistogram(storage.SeriesRef, labels.Labels, int64, *histogram.Histogram, *histogram.FloatHistogram) (storage.SeriesRef, error) {
+	return 0, a.err
+}
+func (a errAppender) AppendHistogramSTZeroSample(storage.SeriesRef, labels.Labels, int64, int64, *histogram.Histogram, *histogram.FloatHistogram) (storage.SeriesRef, error) {
+	return 0, a.err
+}
+func (a errAppender) UpdateMetadata(storage.SeriesRef, labels.Labels, metadata.Metadata) (storage.SeriesRef, error) {
+	return 0, a.err
+}
+func (a errAppender) AppendSTZeroSample(storage.SeriesRef, labels.Labels, int64, int64) (storage.SeriesRef, error) {
+	return 0, a.err
+}
+func (a errAppender) Commit() error   { return a.err }
+func (a errAppender) Rollback() error { return nil }
+
+// errAppenderV2 is errAppender for the V2 interface.
+type errAppenderV2 struct{ err error }
+
+func (a errAppenderV2) Append(storage.SeriesRef, labels.Labels, int64, int64, float64, *histogram.Histogram, *histogram.FloatHistogram, storage.AOptions) (storage.SeriesRef, error) {
+	return 0, a.err
+}
+func (a errAppenderV2) Commit() error   { return a.err }
+func (a errAppenderV2) Rollback() error { return nil }

@@ -1,0 +1,181 @@
+package metrics
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/prometheus/prometheus/tsdb"
+
+	"github.com/vispyr/vispyr/internal/pipeline"
+)
+
+// Metrics are kept per tenant, as Mimir's ingesters keep them: one TSDB per
+// tenant. The default tenant (no X-Scope-OrgID) keeps <data dir>/metrics, so
+// existing data needs no migration; every other tenant has its own TSDB in
+// <data dir>/metrics-tenants/<escaped tenant>, opened the first time the tenant
+// writes (and at start-up when its directory exists).
+const tenantsDir = "metrics-tenants"
+
+// maxTenantIDLength is Mimir's (dskit's) limit on a tenant ID.
+const maxTenantIDLength = 150
+
+// ValidTenantID applies Mimir's rules to a tenant ID (dskit's tenant
+// package): at most 150 characters from [a-zA-Z0-9!-_.*'()], not "." or "..".
+func ValidTenantID(id string) error {
+	if len(id) > maxTenantIDLength {
+		return fmt.Errorf("tenant ID is too long: max %d characters", maxTenantIDLength)
+	}
+	if id == "." || id == ".." {
+		return errors.New("tenant ID is '.' or '..'")
+	}
+	for _, c := range id {
+		if !tenantIDChar(c) {
+			return fmt.Errorf("tenant ID '%s' contains unsupported character '%c'", id, c)
+		}
+	}
+	return nil
+}
+
+func tenantIDChar(c rune) bool {
+	switch {
+	case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		return true
+	}
+	return strings.ContainsRune("!-_.*'()", c)
+}
+
+// tenantDirName escapes a (valid) tenant ID into one path element that can be
+// neither "." nor "..", nor collide with another tenant's: every byte but
+// [A-Za-z0-9_-] becomes %XX.
+func tenantDirName(id string) string {
+	var b strings.Builder
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' {
+			b.WriteByte(c)
+			continue
+		}
+		fmt.Fprintf(&b, "%%%02X", c)
+	}
+	return b.String()
+}
+
+// tenantFromDirName reverses tenantDirName; ok is false for names it never makes.
+func tenantFromDirName(name string) (id string, ok bool) {
+	var b strings.Builder
+	for i := 0; i < len(name); i++ {
+		if name[i] != '%' {
+			b.WriteByte(name[i])
+			continue
+		}
+		if i+2 >= len(name) {
+			return "", false
+		}
+		c, err := strconv.ParseUint(name[i+1:i+3], 16, 8)
+		if err != nil {
+			return "", false
+		}
+		b.WriteByte(byte(c))
+		i += 2
+	}
+	id = b.String()
+	return id, ValidTenantID(id) == nil && id != "" && tenantDirName(id) == name
+}
+
+// tenantDB is one tenant's TSDB; its ingest limits live beside it.
+type tenantDB struct {
+	id     string
+	db     *tsdb.DB
+	limits *tenantLimiter
+}
+
+// lookup returns the tenant's TSDB, or nil when the tenant never wrote: a read
+// never creates a TSDB.
+func (s *Storage) lookup(id string) *tenantDB {
+	if id == pipeline.DefaultTenant {
+		return s.def
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.tenants[id]
+}
+
+// tenant returns the tenant's TSDB, opening (and creating) it on first use.
+func (s *Storage) tenant(id string) (*tenantDB, error) {
+	if t := s.lookup(id); t != nil {
+		return t, nil
+	}
+	if err := ValidTenantID(id); err != nil {
+		return nil, pipeline.Invalid(err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if t := s.tenants[id]; t != nil {
+		return t, nil
+	}
+	if s.closed {
+		return nil, errors.New("metrics store is closed")
+	}
+	t, err := s.openTenant(id)
+	if err != nil {
+		return nil, err
+	}
+	s.tenants[id] = t
+	return t, nil
+}
+
+// openTenant opens a non-default tenant's TSDB. Its own metrics are not
+// registered: the default tenant's prometheus_tsdb_* series describe the
+// store, and registering one set per tenant would collide.
+func (s *Storage) openTenant(id string) (*tenantDB, error) {
+	dir := filepath.Join(s.dataDir, tenantsDir, tenantDirName(id))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("create tenant %q metrics dir: %w", id, err)
+	}
+	db, err := tsdb.Open(dir, s.logger.With("component", "tsdb", "tenant", id), nil, s.tsdbOpts(), nil)
+	if err != nil {
+		return nil, fmt.Errorf("open tenant %q tsdb: %w", id, err)
+	}
+	s.logger.Info("opened tenant metrics store", "tenant", id, "dir", dir, "series", db.Head().NumSeries())
+	return &tenantDB{id: id, db: db, limits: s.newTenantLimiter(id)}, nil
+}
+
+// openExistingTenants opens every tenant TSDB found under the data dir, so
+// their data is queryable and under retention from the start.
+func (s *Storage) openExistingTenants() error {
+	entries, err := os.ReadDir(filepath.Join(s.dataDir, tenantsDir))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("list tenant metrics dirs: %w", err)
+	}
+	for _, e := range entries {
+		id, ok := tenantFromDirName(e.Name())
+		if !e.IsDir() || !ok || id == pipeline.DefaultTenant {
+			continue
+		}
+		t, err := s.openTenant(id)
+		if err != nil {
+			return err
+		}
+		s.tenants[id] = t
+	}
+	return nil
+}
+
+// allTenants returns every open tenant, the default first.
+func (s *Storage) allTenants() []*tenantDB {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := make([]*tenantDB, 0, len(s.tenants)+1)
+	out = append(out, s.def)
+	for _, t := range s.tenants {
+		out = append(out, t)
+	}
+	return out
+}
