@@ -62,9 +62,13 @@ type Guard struct {
 	onChange func(bool, string)
 	logger   *slog.Logger
 
-	mu   sync.Mutex // serialises update
+	mu   sync.Mutex // serialises update and the ballast's bookkeeping
 	free atomic.Int64
 	low  atomic.Bool
+
+	ballast    ballast
+	hasBallast bool
+	noBallast  bool // taking it failed: not tried again
 
 	refused *prometheus.CounterVec
 }
@@ -83,6 +87,8 @@ func New(opts Options, logger *slog.Logger, reg prometheus.Registerer) (*Guard, 
 	if g.interval <= 0 {
 		g.interval = time.Second
 	}
+	g.ballast = newBallast(opts.Dir, g.reserve)
+	g.hasBallast = g.ballast.present()
 	g.refused = promauto.With(reg).NewCounterVec(prometheus.CounterOpts{
 		Name: "vispyr_disk_full_refused_writes_total",
 		Help: "Writes refused because the data directory's free space was under limits.disk_reserve_bytes, by store.",
@@ -95,7 +101,9 @@ func New(opts Options, logger *slog.Logger, reg prometheus.Registerer) (*Guard, 
 		Name: "vispyr_disk_reserve_bytes",
 		Help: "Free bytes under which every store refuses writes (limits.disk_reserve_bytes).",
 	}, func() float64 { return float64(g.reserve) })
-	g.set(free, true)
+	// Before any store opens: on a disk someone else filled, the ballast's
+	// space lets the TSDB replay its WAL instead of panicking.
+	g.set(g.tendBallast(free), true)
 	return g, nil
 }
 
@@ -120,7 +128,43 @@ func (g *Guard) Update() {
 		g.logger.Warn("look at free disk space", "err", err)
 		return
 	}
-	g.set(free, false)
+	g.set(g.tendBallast(free), false)
+}
+
+// tendBallast releases the ballast when free space is under its size, takes
+// it when there is room for it over the reserve, and returns the free space
+// after.
+func (g *Guard) tendBallast(free int64) int64 {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	b := g.ballast
+	switch {
+	case free < b.size && g.hasBallast:
+		released, err := b.release()
+		if err != nil {
+			g.logger.Warn("disk full", "err", err)
+			return free
+		}
+		g.hasBallast = false
+		if !released {
+			return free
+		}
+		g.logger.Warn("disk full: released the ballast so that the stores can finish their writes",
+			"path", b.path, "bytes", b.size)
+	case !g.hasBallast && !g.noBallast && b.size > 0 && free >= g.reserve+g.reserve/16+b.size:
+		if err := b.take(); err != nil {
+			g.noBallast = true
+			g.logger.Warn("no ballast: a disk filled by another process may keep the metrics store from opening", "err", err)
+			return free
+		}
+		g.hasBallast = true
+	default:
+		return free
+	}
+	if f, _, err := statfs(g.dir); err == nil {
+		free = f
+	}
+	return free
 }
 
 // set records free and reports a change of state. Once low, writes resume

@@ -3,6 +3,8 @@ package diskguard
 import (
 	"errors"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -55,5 +57,27 @@ func TestDefaultReserve(t *testing.T) {
 		if got := DefaultReserve(c.total); got != c.want {
 			t.Errorf("DefaultReserve(%d) = %d, want %d", c.total, got, c.want)
 		}
+	}
+}
+
+// The ballast is taken while there is room and given back when the disk is
+// full, so that a store replaying its WAL finds space.
+func TestBallastReleasedWhenFull(t *testing.T) {
+	dir := t.TempDir()
+	g, err := New(Options{Dir: dir, Reserve: 4 << 20}, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := filepath.Join(dir, BallastName)
+	if fi, err := os.Stat(b); err != nil || fi.Size() != 1<<20 {
+		t.Fatalf("ballast of a quarter of the reserve not taken: %v", err)
+	}
+	g.tendBallast(0)
+	if _, err := os.Stat(b); !os.IsNotExist(err) {
+		t.Fatalf("ballast kept on a full disk: %v", err)
+	}
+	g.Update()
+	if _, err := os.Stat(b); err != nil {
+		t.Fatalf("ballast not taken again once there is room: %v", err)
 	}
 }

@@ -126,14 +126,16 @@ func (w *writer) send(t *testing.T) (refused int) {
 		}
 	}
 
-	// Remote write, as Prometheus sends it: 400 series of one sample.
+	// Remote write, as Prometheus sends it after an outage: 100 series of
+	// 250 samples, two full TSDB chunks each, which a WAL replay m-maps.
 	req := &prompb.WriteRequest{}
-	now := time.Now().UnixMilli()
-	for i := range 400 {
-		req.Timeseries = append(req.Timeseries, prompb.TimeSeries{
-			Labels:  harness.Labels("__name__", "diskfull_test", "round", fmt.Sprint(w.round), "i", fmt.Sprint(i), "pad", randHex(20)),
-			Samples: []prompb.Sample{{Timestamp: now, Value: 1}},
-		})
+	start := time.Now().Add(-250 * time.Second).UnixMilli()
+	for i := range 100 {
+		ts := prompb.TimeSeries{Labels: harness.Labels("__name__", "diskfull_test", "round", fmt.Sprint(w.round), "i", fmt.Sprint(i))}
+		for j := range 250 {
+			ts.Samples = append(ts.Samples, prompb.Sample{Timestamp: start + int64(j)*1000, Value: float64(w.round*j + i)})
+		}
+		req.Timeseries = append(req.Timeseries, ts)
 	}
 	res, err := harness.RemoteWrite(w.client, w.v.MetricsURL("/api/v1/write"), req)
 	if err != nil {
@@ -279,9 +281,14 @@ func TestDiskFull(t *testing.T) {
 	}
 	checkNotReady(t, v)
 
-	// Restart with not one byte free: it must come up and serve reads.
+	// Restart with not one byte free: it must come up and serve reads. The
+	// TSDB's WAL replay m-maps the full chunks written above: the guard's
+	// ballast gives it the room it would otherwise panic without.
 	grow(t, filler, 0)
 	v.RestartLive()
+	if _, err := os.Stat(filepath.Join(data, "disk-reserve.ballast")); err == nil {
+		t.Errorf("the ballast was not released on a full disk")
+	}
 	checkNotReady(t, v)
 	checkReadable(t, v, w)
 	if w.send(t) != 4 {
@@ -300,6 +307,10 @@ func TestDiskFull(t *testing.T) {
 	if code, body := get(t, "http://"+v.HealthAddr+"/health/status"); code != http.StatusOK || strings.Contains(body, "reason") {
 		t.Errorf("/health/status after space returned: %d %s", code, body)
 	}
+	harness.Eventually(t, 5*time.Second, func() (bool, string) {
+		_, err := os.Stat(filepath.Join(data, "disk-reserve.ballast"))
+		return err == nil, fmt.Sprintf("ballast not taken again: %v", err)
+	})
 	w.refused = map[string]refusal{}
 	if n := w.send(t); n != 0 {
 		t.Errorf("after space returned %d writes were refused: %+v", n, w.refused)
