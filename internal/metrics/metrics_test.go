@@ -34,7 +34,7 @@ func openTest(t *testing.T, lim config.Limits) (*Storage, *httptest.Server) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
-	rw := promwrite.NewHandler(s.RemoteWriteAppender(reg), promwrite.Options{
+	rw := promwrite.NewHandler(s.RemoteWriteAppender(slog.New(slog.DiscardHandler), reg), promwrite.Options{
 		MaxRequestBytes: lim.MaxRequestBytes, MaxSeriesPerRequest: lim.MaxSeriesPerRequest,
 		Inflight: limits.NewInflight(lim.MaxInflightBytes),
 	}, logger, reg)

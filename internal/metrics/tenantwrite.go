@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"context"
+	"log/slog"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -14,9 +15,10 @@ import (
 // tenant, since the series cache holds head references of one TSDB. The
 // default tenant's is reached without a lock.
 type tenantSamples struct {
-	s   *Storage
-	m   *rwMetrics
-	def *RemoteWriteAppender
+	s      *Storage
+	m      *rwMetrics
+	logger *slog.Logger
+	def    *RemoteWriteAppender
 
 	mu       sync.RWMutex
 	byTenant map[*tenantDB]*RemoteWriteAppender
@@ -25,16 +27,16 @@ type tenantSamples struct {
 // RemoteWriteAppender returns the remote-write append path into this store,
 // which writes each request to the TSDB of the tenant in its context and
 // applies that tenant's limits (its metrics are registered with reg: call it
-// once).
-func (s *Storage) RemoteWriteAppender(reg prometheus.Registerer) pipeline.Samples {
-	ts := &tenantSamples{s: s, m: newRWMetrics(reg), byTenant: map[*tenantDB]*RemoteWriteAppender{}}
+// once). Refused samples are logged to logger (serve passes a rate-limited one).
+func (s *Storage) RemoteWriteAppender(logger *slog.Logger, reg prometheus.Registerer) pipeline.Samples {
+	ts := &tenantSamples{s: s, m: newRWMetrics(reg), logger: logger, byTenant: map[*tenantDB]*RemoteWriteAppender{}}
 	ts.def = ts.newAppender(s.def)
 	registerCacheGauge(reg, ts.cacheLen)
 	return ts
 }
 
 func (ts *tenantSamples) newAppender(t *tenantDB) *RemoteWriteAppender {
-	return newRemoteWriteAppender(t.db, ts.s.logger.With("component", "remote-write", "tenant", t.id), ts.m, t.check)
+	return newRemoteWriteAppender(t.db, ts.logger.With("tenant", t.id), ts.m, t.check)
 }
 
 // ConsumeSamples checks the tenant's ingestion rate, then appends.

@@ -155,7 +155,7 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		pyroscope.WithInflight(inflight), pyroscope.WithMaxSamples(cfg.Limits.MaxProfileSamples))
 
 	// Query APIs, and the UI on top of the very same handlers.
-	rwSink := metrics.NewRemoteWriteAppender(metricStore.DB(), ingestLogger.With("component", "remote-write"), reg)
+	rwSink := metricStore.RemoteWriteAppender(ingestLogger.With("component", "remote-write"), reg)
 	remoteWrite := promwrite.NewHandler(guard.Samples("metrics", rwSink), promwrite.Options{
 		MaxRequestBytes: cfg.Limits.MaxRequestBytes, MaxSeriesPerRequest: cfg.Limits.MaxSeriesPerRequest,
 		Inflight: inflight,

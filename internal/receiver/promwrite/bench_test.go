@@ -70,7 +70,7 @@ func benchHandler(b *testing.B, impl string, v2, overHTTP bool) {
 		}
 		b.Cleanup(func() { _ = store.Close() })
 		reg := prometheus.NewRegistry()
-		h = NewHandler(store.RemoteWriteAppender(reg), opts, discard, reg)
+		h = NewHandler(store.RemoteWriteAppender(discard, reg), opts, discard, reg)
 	default:
 		h = newStock(openDB(b, 0), opts)
 	}

@@ -181,7 +181,8 @@ func (w *writer) send(t *testing.T) (refused int) {
 	}
 	note("otlp grpc", err == nil, refusal{st.Code().String(), retry, st.Message()})
 
-	// Pyroscope /ingest, folded stacks as the Pyroscope CLI and Ruby agent send.
+	// Pyroscope /ingest, folded stacks (sent as octet-stream: text/plain is a CORS
+	// "simple" type that ingest refuses).
 	svc := fmt.Sprintf("df-%d", w.round)
 	var folded strings.Builder
 	for i := range 300 {
@@ -189,7 +190,7 @@ func (w *writer) send(t *testing.T) (refused int) {
 	}
 	from := time.Now().Add(-10 * time.Second).Unix()
 	url := fmt.Sprintf("http://%s/ingest?name=%s&from=%d&until=%d", w.v.PyroscopeIngestAddr, svc, from, from+10)
-	resp, err = w.client.Post(url, "text/plain", strings.NewReader(folded.String()))
+	resp, err = w.client.Post(url, "application/octet-stream", strings.NewReader(folded.String()))
 	if err != nil {
 		t.Fatalf("pyroscope ingest: %v", err)
 	}
