@@ -195,6 +195,10 @@ func TestIngestErrors(t *testing.T) {
 	f("name=x{a=", "application/octet-stream", []byte("a 1"), 400, "name")
 	f("name=x&from=yesterday", "application/octet-stream", []byte("a 1"), 400, "from")
 	f("name=x", "application/octet-stream", []byte("a;b notanumber"), 400, "line 1")
+	// Values whose scaled sample or total would wrap past int64 (a negative flame graph).
+	f("name=x", "application/octet-stream", []byte("a;b 9223372036854775807"), 400, "line 1: value 9223372036854775807 overflows")
+	f("name=x.alloc_objects", "application/octet-stream", []byte("a;b 9223372036854775807\na;c 1"), 400, "line 2")
+	f("name=x.alloc_objects", "application/octet-stream", []byte("a;b 9223372036854775806\na;c 1"), 200, "")
 	f("name=x&format=jfr", "application/octet-stream", []byte("x"), 422, "jfr")
 	f("name=x&format=speedscope", "application/octet-stream", []byte("x"), 422, "not supported")
 	f("name=x", "multipart/form-data; boundary=zz", []byte("--zz\r\nContent-Disposition: form-data; name=\"other\"\r\n\r\nx\r\n--zz--\r\n"), 400, "profile")

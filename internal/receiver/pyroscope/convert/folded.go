@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 
@@ -87,6 +88,7 @@ func FromFolded(data []byte, in FoldedInput) (*profile.Batch, error) {
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	sc.Buffer(make([]byte, 64<<10), 16<<20)
 	lineNo := 0
+	var total int64
 	for sc.Scan() {
 		lineNo++
 		line := strings.TrimSpace(sc.Text())
@@ -108,6 +110,12 @@ func FromFolded(data []byte, in FoldedInput) (*profile.Batch, error) {
 		if value == 0 || stack == "" {
 			continue
 		}
+		// A value or a total past int64 would wrap and show as a negative flame
+		// graph, so the profile is refused rather than stored wrong.
+		if (scale > 0 && value > math.MaxInt64/scale) || total > math.MaxInt64-value*scale {
+			return nil, fmt.Errorf("line %d: value %d overflows the profile's total", lineNo, value)
+		}
+		total += value * scale
 		id, ok := stacks[stack]
 		if !ok {
 			var frames []uint32
