@@ -55,3 +55,31 @@ func OpenWALQueue(logger *slog.Logger, reg prometheus.Registerer) OpenQueue {
 		return q, nil
 	}
 }
+
+// GuardQueues makes every queue open refuses appends while check(name)
+// returns an error: the gateway passes the disk guard's Check, so that a
+// full disk is answered 503 / RESOURCE_EXHAUSTED naming the queue before a
+// WAL write could fail on ENOSPC. name is forward/<signal>/<destination>.
+func GuardQueues(open OpenQueue, check func(name string) error) OpenQueue {
+	return func(dir string, maxBytes int64) (Queue, error) {
+		q, err := open(dir, maxBytes)
+		if err != nil {
+			return nil, err
+		}
+		name := "forward/" + filepath.Base(filepath.Dir(dir)) + "/" + filepath.Base(dir)
+		return guardedQueue{Queue: q, name: name, check: check}, nil
+	}
+}
+
+type guardedQueue struct {
+	Queue
+	name  string
+	check func(string) error
+}
+
+func (q guardedQueue) Append(rec []byte) error {
+	if err := q.check(q.name); err != nil {
+		return err
+	}
+	return q.Queue.Append(rec)
+}

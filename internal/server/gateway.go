@@ -20,6 +20,7 @@ import (
 	"github.com/vispyr/vispyr/internal/admin"
 	"github.com/vispyr/vispyr/internal/auth"
 	"github.com/vispyr/vispyr/internal/config"
+	"github.com/vispyr/vispyr/internal/diskguard"
 	"github.com/vispyr/vispyr/internal/forward"
 	"github.com/vispyr/vispyr/internal/generator"
 	"github.com/vispyr/vispyr/internal/limits"
@@ -53,8 +54,20 @@ func RunGateway(ctx context.Context, cfg config.Config, logger *slog.Logger) err
 		return err
 	}
 
+	if err := checkDataDir(cfg.DataDir); err != nil {
+		return err
+	}
+	// Below the disk reserve every forward queue refuses appends and
+	// readiness says why, until space returns.
+	guard, err := diskguard.New(diskguard.Options{
+		Dir: cfg.DataDir, Reserve: cfg.Limits.DiskReserveBytes,
+		OnChange: func(_ bool, reason string) { ready.SetCondition("disk", reason) },
+	}, logger.With("component", "diskguard"), reg)
+	if err != nil {
+		return err
+	}
 	// The queues first: nothing listens before they are replayed.
-	fwd, err := openForwarder(cfg, logger, reg)
+	fwd, err := openForwarder(cfg, guard, logger, reg)
 	if err != nil {
 		return err
 	}
@@ -124,7 +137,7 @@ func RunGateway(ctx context.Context, cfg config.Config, logger *slog.Logger) err
 	var g run.Group
 	bg, stopBG := context.WithCancel(context.Background())
 	defer stopBG()
-	actors := map[string]func(context.Context) error{"forward": fwd.Run, "readiness": readiness(fwd, ready)}
+	actors := map[string]func(context.Context) error{"forward": fwd.Run, "readiness": readiness(fwd, ready), "diskguard": guard.Run}
 	if gen != nil {
 		actors["generator"] = gen.Run
 	}
@@ -159,13 +172,14 @@ func RunGateway(ctx context.Context, cfg config.Config, logger *slog.Logger) err
 }
 
 // openForwarder opens the forward queues under <data dir>/forward.
-func openForwarder(cfg config.Config, logger *slog.Logger, reg prometheus.Registerer) (*forward.Forwarder, error) {
+func openForwarder(cfg config.Config, guard *diskguard.Guard, logger *slog.Logger, reg prometheus.Registerer) (*forward.Forwarder, error) {
 	fc := cfg.Forward
 	if err := fc.Validate(); err != nil {
 		return nil, fmt.Errorf("forward.%w", err)
 	}
 	l := logger.With("component", "forward")
-	return forward.New(fc, filepath.Join(cfg.DataDir, "forward"), forward.OpenWALQueue(l, reg), l, reg)
+	open := forward.GuardQueues(forward.OpenWALQueue(l, reg), guard.Check)
+	return forward.New(fc, filepath.Join(cfg.DataDir, "forward"), open, l, reg)
 }
 
 // readiness reports not ready while a forward queue is full, so a load
