@@ -41,7 +41,7 @@ func routeScope(listener string) auth.Rule {
 				return auth.ScopeAdmin
 			}
 		case "loki":
-			if p == "/loki/api/v1/push" || p == "/api/prom/push" {
+			if isLokiPush(p) {
 				return auth.ScopeWrite
 			}
 		case "pyroscope":
@@ -52,6 +52,9 @@ func routeScope(listener string) auth.Rule {
 		return auth.ScopeRead
 	}
 }
+
+// isLokiPush reports the write paths of the Loki port.
+func isLokiPush(p string) bool { return p == "/loki/api/v1/push" || p == "/api/prom/push" }
 
 // grpcScope: the OTLP gRPC port serves only the collector's export services.
 func grpcScope(string) auth.Scope { return auth.ScopeWrite }
@@ -87,4 +90,16 @@ func warnUnauthenticated(addrs []string, authn *auth.Authenticator, logger *slog
 		logger.Warn("no auth: section: anyone who reaches these ports can write, read every tenant and profile this process; see README \"Securing Vispyr\"",
 			"ports", strings.Join(open, ","))
 	}
+}
+
+// withoutLokiPush answers 404 for Loki's push paths, so the UI port serves
+// the Loki port's reads only.
+func withoutLokiPush(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if isLokiPush(path.Clean("/" + r.URL.Path)) {
+			http.NotFound(w, r)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }

@@ -166,7 +166,8 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	}, logger, reg)
 	tempoAPI := tempoapi.NewHandler(traceStore, logger.With("component", "tempo-api"))
 	profileAPI := profilesapi.NewHandler(profileStore, logger.With("component", "pyroscope-api"))
-	webUI := ui.NewHandler(ui.Backends{Prometheus: withoutIngest(promAPI), Tempo: tempoAPI, Pyroscope: profileAPI}, logger.With("component", "ui"))
+	lokiAPI := lokiPort(logStore, cfg.Limits.MaxRequestBytes, ingestLogger.With("component", "loki-push"))
+	webUI := ui.NewHandler(ui.Backends{Prometheus: withoutIngest(promAPI), Tempo: tempoAPI, Pyroscope: profileAPI, Loki: withoutLokiPush(lokiAPI)}, logger.With("component", "ui"))
 
 	// A browser opening the Prometheus, Tempo or Pyroscope port lands on the
 	// matching UI page, as their own UIs would greet it.
@@ -183,7 +184,7 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		{"tempo", cfg.Listen.Tempo, toUI(tempoAPI, ui.PageAt("/traces"))},
 		{"pyroscope", cfg.Listen.Pyroscope, toUI(pyroscopePort(profileIngest, profileAPI), ui.PageAt("/profiles"))},
 		{"pyroscope_ingest", cfg.Listen.PyroscopeIngest, profileIngest},
-		{"loki", cfg.Listen.Loki, lokiPort(logStore, cfg.Limits.MaxRequestBytes, ingestLogger.With("component", "loki-push"))},
+		{"loki", cfg.Listen.Loki, lokiAPI},
 		{"ui", cfg.Listen.UI, webUI},
 		// Health stays plain HTTP: it tells only up or down, and container
 		// and load-balancer probes (`vispyr healthcheck`) speak plain HTTP.

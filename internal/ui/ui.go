@@ -29,10 +29,11 @@ type Backends struct {
 	Prometheus http.Handler // Prometheus HTTP API: /api/v1/query_range, …
 	Tempo      http.Handler // Tempo HTTP API: /api/search, /api/v2/traces/<id>, …
 	Pyroscope  http.Handler // Pyroscope connect API: /querier.v1.QuerierService/<Method>
+	Loki       http.Handler // Loki HTTP API, read paths only: /loki/api/v1/query_range, …, tail
 }
 
 // NewHandler returns the handler for the UI port: the API prefixes /prom/, /tempo/ and
-// /pyroscope/, the hashed assets, and index.html for every other path (client-side routes).
+// /pyroscope/, Loki's own /loki/ paths (the Logs page is /logs), the hashed assets, and index.html for every other path (client-side routes).
 func NewHandler(b Backends, logger *slog.Logger) http.Handler {
 	sub, err := fs.Sub(dist, "dist")
 	if err != nil {
@@ -49,19 +50,26 @@ func newHandler(b Backends, assets fs.FS, logger *slog.Logger) http.Handler {
 	mount(mux, "/prom/", "metrics", b.Prometheus)
 	mount(mux, "/tempo/", "traces", b.Tempo)
 	mount(mux, "/pyroscope/", "profiles", b.Pyroscope)
+	// Loki's paths already start with /loki/, so they are served as they are.
+	mux.Handle("/loki/", sameOrigin(orUnavailable(b.Loki, "logs")))
 	mux.Handle("/", newSPA(assets, logger))
 	return securityHeaders(mux)
 }
 
 func mount(mux *http.ServeMux, prefix, signal string, h http.Handler) {
-	if h == nil {
-		h = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(http.StatusServiceUnavailable)
-			_, _ = w.Write([]byte(`{"status":"error","errorType":"unavailable","error":"the ` + signal + ` backend is not enabled in this Vispyr","code":"unavailable","message":"the ` + signal + ` backend is not enabled in this Vispyr"}`))
-		})
+	mux.Handle(prefix, http.StripPrefix(strings.TrimSuffix(prefix, "/"), sameOrigin(orUnavailable(h, signal))))
+}
+
+// orUnavailable is h, or for a nil h a 503 that names the signal not enabled.
+func orUnavailable(h http.Handler, signal string) http.Handler {
+	if h != nil {
+		return h
 	}
-	mux.Handle(prefix, http.StripPrefix(strings.TrimSuffix(prefix, "/"), sameOrigin(h)))
+	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte(`{"status":"error","errorType":"unavailable","error":"the ` + signal + ` backend is not enabled in this Vispyr","code":"unavailable","message":"the ` + signal + ` backend is not enabled in this Vispyr"}`))
+	})
 }
 
 // sameOrigin drops the browser's Origin header: the UI and its APIs share one origin, so

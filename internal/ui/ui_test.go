@@ -50,8 +50,9 @@ func TestBackendsMountedUnderPrefixes(t *testing.T) {
 			_, _ = io.WriteString(w, name+" "+r.Method+" "+r.URL.Path+"?"+r.URL.RawQuery)
 		})
 	}
-	h := newHandler(Backends{Prometheus: echo("prom"), Tempo: echo("tempo"), Pyroscope: echo("pyro")}, built, nil)
+	h := newHandler(Backends{Prometheus: echo("prom"), Tempo: echo("tempo"), Pyroscope: echo("pyro"), Loki: echo("loki")}, built, nil)
 	for target, want := range map[string]string{
+		"/loki/api/v1/query_range?query=%7Bjob%3D%22a%22%7D":          "loki GET /loki/api/v1/query_range?query=%7Bjob%3D%22a%22%7D",
 		"/prom/api/v1/query_range?query=up":                           "prom GET /api/v1/query_range?query=up",
 		"/tempo/api/v2/traces/abc":                                    "tempo GET /api/v2/traces/abc?",
 		"/pyroscope/querier.v1.QuerierService/SelectMergeStacktraces": "pyro GET /querier.v1.QuerierService/SelectMergeStacktraces?",
@@ -89,7 +90,7 @@ func TestMissingBackendAnswers503WithReason(t *testing.T) {
 
 func TestSPARoutesAssetsAndCaching(t *testing.T) {
 	h := newHandler(Backends{}, built, nil)
-	for _, p := range []string{"/", "/traces", "/service/checkout", "/profiles?type=x"} {
+	for _, p := range []string{"/", "/traces", "/service/checkout", "/profiles?type=x", "/logs", "/logs?q=%7Bjob%3D%22a%22%7D"} {
 		r := get(t, h, "GET", p)
 		if r.StatusCode != 200 || !strings.Contains(body(t, r), `id="app"`) {
 			t.Errorf("%s: want index.html, got %d", p, r.StatusCode)

@@ -155,7 +155,7 @@ func TestNoAuthWarnsAndRefusesSimpleWrites(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode
 	}
-	for _, p := range []string{"/prom/api/v1/write", "/prom/api/v1/otlp/v1/metrics"} {
+	for _, p := range []string{"/prom/api/v1/write", "/prom/api/v1/otlp/v1/metrics", "/loki/api/v1/push"} {
 		if code := post(v.URL(v.UIAddr, p), "application/x-protobuf"); code != http.StatusNotFound {
 			t.Errorf("UI port %s: %d, want 404", p, code)
 		}

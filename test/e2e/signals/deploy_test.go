@@ -14,6 +14,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
 	"gopkg.in/yaml.v3"
 
+	"github.com/vispyr/vispyr/internal/logs/logql"
 	"github.com/vispyr/vispyr/test/e2e/harness"
 )
 
@@ -105,21 +106,86 @@ func TestComposeFileIsConsistent(t *testing.T) {
 	}
 	var ds struct {
 		Datasources []struct {
-			Type string `yaml:"type"`
-			URL  string `yaml:"url"`
+			UID      string         `yaml:"uid"`
+			Type     string         `yaml:"type"`
+			URL      string         `yaml:"url"`
+			JSONData map[string]any `yaml:"jsonData"`
 		} `yaml:"datasources"`
 	}
 	if err := yaml.Unmarshal(repoFile(t, "deploy/grafana/provisioning/datasources/vispyr.yaml"), &ds); err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]string{"prometheus": "http://vispyr:9090", "tempo": "http://vispyr:3200", "grafana-pyroscope-datasource": "http://vispyr:4040"}
+	want := map[string]string{"prometheus": "http://vispyr:9090", "tempo": "http://vispyr:3200",
+		"grafana-pyroscope-datasource": "http://vispyr:4040", "loki": "http://vispyr:3100"}
+	uids := map[string]bool{}
 	for _, d := range ds.Datasources {
 		if want[d.Type] != d.URL {
 			t.Errorf("datasource %s points at %s, want %s", d.Type, d.URL, want[d.Type])
 		}
 		delete(want, d.Type)
+		uids[d.UID] = true
 	}
 	if len(want) > 0 {
 		t.Errorf("datasources missing: %v", want)
 	}
+	// The trace-to-logs query, as Grafana fills it in, is LogQL Vispyr parses.
+	if _, err := logql.ParseExpr(traceToLogsQuery(t, "service_name=\"checkout\"", "ae87dadd90e9935a4bc9660628efd569")); err != nil {
+		t.Errorf("trace-to-logs query: %v", err)
+	}
+	// Every link between datasources names one that is provisioned.
+	for _, d := range ds.Datasources {
+		for _, ref := range datasourceRefs(d.JSONData) {
+			if !uids[ref] {
+				t.Errorf("datasource %s links to uid %q, which is not provisioned", d.UID, ref)
+			}
+		}
+	}
+}
+
+// traceToLogsQuery returns the Tempo datasource's trace-to-logs query as
+// Grafana fills it in for a span with the given tags and trace ID.
+func traceToLogsQuery(t *testing.T, tags, traceID string) string {
+	t.Helper()
+	var ds struct {
+		Datasources []struct {
+			Type     string `yaml:"type"`
+			JSONData struct {
+				TracesToLogs struct {
+					CustomQuery bool   `yaml:"customQuery"`
+					Query       string `yaml:"query"`
+				} `yaml:"tracesToLogsV2"`
+			} `yaml:"jsonData"`
+		} `yaml:"datasources"`
+	}
+	if err := yaml.Unmarshal(repoFile(t, "deploy/grafana/provisioning/datasources/vispyr.yaml"), &ds); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range ds.Datasources {
+		if q := d.JSONData.TracesToLogs; d.Type == "tempo" && q.CustomQuery {
+			// Provisioning reads "$$" as a literal "$".
+			return strings.NewReplacer("$$", "$").Replace(strings.NewReplacer(
+				"$${__tags}", tags, "$${__span.traceId}", traceID).Replace(q.Query))
+		}
+	}
+	t.Fatal("the Tempo datasource has no custom trace-to-logs query")
+	return ""
+}
+
+// datasourceRefs returns every datasourceUid found anywhere under v.
+func datasourceRefs(v any) []string {
+	var out []string
+	switch v := v.(type) {
+	case map[string]any:
+		for k, x := range v {
+			if s, ok := x.(string); ok && k == "datasourceUid" {
+				out = append(out, s)
+			}
+			out = append(out, datasourceRefs(x)...)
+		}
+	case []any:
+		for _, x := range v {
+			out = append(out, datasourceRefs(x)...)
+		}
+	}
+	return out
 }
