@@ -101,6 +101,9 @@ func New(opts Options, logger *slog.Logger, reg prometheus.Registerer) (*Guard, 
 		Name: "vispyr_disk_reserve_bytes",
 		Help: "Free bytes under which every store refuses writes (limits.disk_reserve_bytes).",
 	}, func() float64 { return float64(g.reserve) })
+	if reg != nil {
+		reg.MustRegister(newUsageCollector(opts.Dir))
+	}
 	// Before any store opens: on a disk someone else filled, the ballast's
 	// space lets the TSDB replay its WAL instead of panicking.
 	g.set(g.tendBallast(free), true)

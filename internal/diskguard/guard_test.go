@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/vispyr/vispyr/internal/pipeline"
 )
@@ -79,5 +80,31 @@ func TestBallastReleasedWhenFull(t *testing.T) {
 	g.Update()
 	if _, err := os.Stat(b); err != nil {
 		t.Fatalf("ballast not taken again once there is room: %v", err)
+	}
+}
+
+func TestUsedBytesPerStore(t *testing.T) {
+	dir := t.TempDir()
+	for name, size := range map[string]int{"metrics/wal/00000000": 3000, "metrics/chunks_head/000001": 1000, "traces/blocks/b1/data": 500} {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, make([]byte, size), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reg := prometheus.NewRegistry()
+	if _, err := New(Options{Dir: dir, Reserve: 1}, slog.New(slog.DiscardHandler), reg); err != nil {
+		t.Fatal(err)
+	}
+	want := `
+# HELP vispyr_disk_used_bytes Bytes of the files under each store's directory in the data directory, by store.
+# TYPE vispyr_disk_used_bytes gauge
+vispyr_disk_used_bytes{store="metrics"} 4000
+vispyr_disk_used_bytes{store="traces"} 500
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "vispyr_disk_used_bytes"); err != nil {
+		t.Fatal(err)
 	}
 }

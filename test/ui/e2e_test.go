@@ -48,7 +48,8 @@ type server struct {
 	ui, otlpGRPC, pyroscope, admin, prom string
 }
 
-func startVispyr(t *testing.T, root string) server {
+// extra flags are appended to the serve command line.
+func startVispyr(t *testing.T, root string, extra ...string) server {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "vispyr")
 	build := exec.Command("go", "build", "-o", bin, "./cmd/vispyr")
@@ -71,6 +72,7 @@ func startVispyr(t *testing.T, root string) server {
 		"-admin.listen-address", s.admin,
 		"-health.listen-address", addr(),
 	}
+	args = append(args, extra...)
 	var logs bytes.Buffer
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = &logs, &logs

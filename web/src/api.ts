@@ -3,6 +3,7 @@
 
 import { decodeFlamegraph, type Flamegraph } from './lib/flamegraph';
 import { parseExemplars, parseMatrix, parseVector, type Exemplar, type Series, type Sample } from './lib/prom';
+import { parseRules, parseTargets, type Pool, type RuleGroup } from './lib/promstatus';
 import { parseSearch, parseTrace, type SearchHit, type Trace } from './lib/trace';
 
 export class ApiError extends Error {
@@ -74,6 +75,16 @@ export async function labelValues(name: string, signal?: AbortSignal): Promise<s
 
 export async function metricNames(signal?: AbortSignal): Promise<string[]> {
   return labelValues('__name__', signal);
+}
+
+/** scrapeTargets reads the scrape manager's active targets, grouped by scrape pool. */
+export async function scrapeTargets(signal?: AbortSignal): Promise<Pool[]> {
+  return parseTargets(await getJSON('/prom/api/v1/targets?state=active', 'scrape targets', signal));
+}
+
+/** ruleGroups reads the rules manager's groups, rules and their alerts. */
+export async function ruleGroups(signal?: AbortSignal): Promise<RuleGroup[]> {
+  return parseRules(await getJSON('/prom/api/v1/rules', 'rules', signal));
 }
 
 // --- Tempo ----------------------------------------------------------------------------

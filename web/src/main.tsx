@@ -8,6 +8,9 @@ import { Home } from './pages/Home';
 import { Profiles } from './pages/Profiles';
 import { Service } from './pages/Service';
 import { Traces } from './pages/Traces';
+import { Alerts } from './pages/Alerts';
+import { SelfMonitor } from './pages/SelfMonitor';
+import { Targets } from './pages/Targets';
 import { link, navigate, timeRange, useLocation } from './router';
 import './styles.css';
 
@@ -16,6 +19,9 @@ const NAV: [string, string][] = [
   ['/traces', 'Traces'],
   ['/profiles', 'Profiles'],
   ['/explore', 'Metrics'],
+  ['/targets', 'Targets'],
+  ['/alerts', 'Alerts'],
+  ['/vispyr', 'Vispyr'],
 ];
 
 function Route({ path }: { path: string }) {
@@ -29,6 +35,9 @@ function Route({ path }: { path: string }) {
   }
   if (path.startsWith('/profiles')) return <Profiles />;
   if (path.startsWith('/explore')) return <Explore />;
+  if (path.startsWith('/targets')) return <Targets />;
+  if (path.startsWith('/alerts')) return <Alerts />;
+  if (path.startsWith('/vispyr')) return <SelfMonitor />;
   return (
     <div class="page">
       <div class="empty-inline">

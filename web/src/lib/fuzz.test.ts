@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { decodeFlamegraph, diffGraphs, functionTable, sandwich } from './flamegraph';
 import { parseExemplars, parseMatrix, PromError } from './prom';
+import { activeAlerts, parseRules, parseTargets } from './promstatus';
 import { parseSearch, parseTrace } from './trace';
 
 // Seeded random JSON-ish values: decoders must never throw on garbage from the wire
@@ -28,7 +29,7 @@ function junk(r: () => number, depth = 0): any {
     case 5:
       return Array.from({ length: Math.floor(r() * 6) }, () => junk(r, depth + 1));
     default: {
-      const keys = ['names', 'levels', 'values', 'total', 'maxSelf', 'resourceSpans', 'scopeSpans', 'spans', 'spanId', 'parentSpanId', 'startTimeUnixNano', 'traces', 'status', 'data', 'resultType', 'result', 'values', 'exemplars', 'attributes'];
+      const keys = ['names', 'levels', 'values', 'total', 'maxSelf', 'resourceSpans', 'scopeSpans', 'spans', 'spanId', 'parentSpanId', 'startTimeUnixNano', 'traces', 'status', 'data', 'resultType', 'result', 'values', 'exemplars', 'attributes', 'activeTargets', 'labels', 'health', 'lastScrape', 'groups', 'rules', 'alerts', 'state'];
       const o: Record<string, any> = {};
       for (let i = 0; i < 4; i++) o[keys[Math.floor(r() * keys.length)]] = junk(r, depth + 1);
       if (r() < 0.3) o.resultType = ['matrix', 'vector', 'scalar'][Math.floor(r() * 3)];
@@ -50,7 +51,7 @@ describe('decoders survive garbage', () => {
       }
       parseTrace(v);
       parseSearch(v);
-      for (const f of [parseMatrix, parseExemplars]) {
+      for (const f of [parseMatrix, parseExemplars, parseTargets, (b: any) => activeAlerts(parseRules(b))]) {
         try {
           f({ status: 'success', data: v });
         } catch (e) {

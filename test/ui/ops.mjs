@@ -1,0 +1,149 @@
+// Browser test of the operations pages (Targets, Alerts, Vispyr), driven by ops_test.go
+// against a real `vispyr serve` that scrapes node_exporter and a junk target and evaluates
+// a rule file. Usage:
+//   node ops.mjs ops <base URL> <screenshot dir> <json expectations>
+// Exits non-zero, naming the failed step, when a page does not show what a user must see.
+import { chromium } from 'playwright-core';
+import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const [, base, shots, expectJSON] = process.argv.slice(2);
+const want = JSON.parse(expectJSON || '{}');
+mkdirSync(shots, { recursive: true });
+const profileDir = mkdtempSync(join(tmpdir(), 'vispyr-chromium-'));
+const errors = [];
+let step = 'launch';
+
+const ctx = await chromium.launchPersistentContext(profileDir, {
+  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+  headless: true,
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-quic', '--no-first-run', '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage'],
+  viewport: { width: 1440, height: 900 },
+  colorScheme: 'light',
+});
+const page = ctx.pages()[0] ?? (await ctx.newPage());
+page.setDefaultTimeout(20000);
+page.on('pageerror', (e) => errors.push(`page error: ${e.message}`));
+page.on('console', (m) => {
+  if (m.type() === 'error' && !m.text().startsWith('Failed to load resource')) errors.push(`console error: ${m.text()}`);
+});
+page.on('response', (r) => {
+  // A 400/422 from the API means a page sent a query the backend refused: a UI bug.
+  const api = /\/prom\//.test(new URL(r.url()).pathname);
+  if (r.status() >= 500 || (api && (r.status() === 400 || r.status() === 422))) errors.push(`HTTP ${r.status()} from ${r.url()}`);
+});
+
+const shot = async (name) => page.screenshot({ path: join(shots, `${name}.png`), fullPage: true });
+const log = (...a) => console.log('[ops]', ...a);
+const expect = (cond, msg) => {
+  if (!cond) throw new Error(msg);
+};
+
+async function targets() {
+  step = 'targets page lists node_exporter as up';
+  await page.goto(base + '/targets');
+  const row = (url) => page.getByTestId('target-row').filter({ hasText: url });
+  const node = row(want.nodeURL);
+  await node.waitFor();
+  await page.waitForFunction((url) => [...document.querySelectorAll('[data-testid=target-row]')].some((r) => r.textContent.includes(url) && r.dataset.health === 'up'), want.nodeURL);
+  expect((await node.getByTestId('target-health').innerText()).toLowerCase() === 'up', 'node_exporter row does not say up');
+  expect(/ago$/.test(await node.locator('td').nth(3).innerText()), 'node_exporter row shows no last scrape');
+
+  step = 'the junk target is down with its scrape error';
+  const junk = row(want.junkURL);
+  await page.waitForFunction((url) => [...document.querySelectorAll('[data-testid=target-row]')].some((r) => r.textContent.includes(url) && r.dataset.health === 'down'), want.junkURL);
+  expect((await junk.getByTestId('target-health').innerText()).toLowerCase() === 'down', 'junk row does not say down');
+  const err = await junk.getByTestId('target-error').innerText();
+  expect(err.includes(want.junkError), `junk row's error is ${JSON.stringify(err)}, want it to contain ${JSON.stringify(want.junkError)}`);
+
+  step = 'targets are grouped by scrape pool with their labels';
+  const pools = await page.getByTestId('target-pool').locator('header h2').allInnerTexts();
+  for (const p of ['junk', 'node', 'vispyr']) expect(pools.includes(p), `pools shown: ${pools}, want ${p}`);
+  expect((await node.getByTestId('labels').innerText()).includes('job="node"'), 'node row does not show job="node"');
+  await shot('10-targets');
+
+  step = 'the health filter shows only down targets';
+  await page.getByTestId('health-filter').locator('button[data-health=down]').click();
+  await page.waitForFunction(() => [...document.querySelectorAll('[data-testid=target-row]')].every((r) => r.dataset.health === 'down'));
+  const shown = await page.getByTestId('target-row').allInnerTexts();
+  expect(shown.length === 1 && shown[0].includes(want.junkURL), `down filter shows ${shown.length} rows: ${shown}`);
+  expect(new URL(page.url()).searchParams.get('health') === 'down', 'the filter is not in the URL');
+  log('targets ok');
+}
+
+async function alerts() {
+  step = 'the firing alert shows with its labels and annotations';
+  await page.goto(base + '/alerts');
+  const firing = page.locator('[data-testid=alert][data-state=firing]').filter({ hasText: want.firing });
+  await firing.waitFor();
+  const labels = await firing.getByTestId('labels').innerText();
+  for (const l of want.firingLabels) expect(labels.includes(l), `firing alert's labels are ${labels}, want ${l}`);
+  expect((await firing.innerText()).includes(want.firingSummary), 'firing alert does not show its summary annotation');
+  expect(/active since/.test(await firing.innerText()), 'firing alert does not say since when');
+
+  step = 'the pending alert shows as pending';
+  await page.locator('[data-testid=alert][data-state=pending]').filter({ hasText: want.pending }).waitFor();
+
+  step = 'the broken rule shows its health and last error';
+  const bad = page.getByTestId('rule-row').filter({ hasText: want.badRule });
+  await bad.waitFor();
+  await page.waitForFunction((name) => [...document.querySelectorAll('[data-testid=rule-row]')].some((r) => r.textContent.includes(name) && r.dataset.health === 'err'), want.badRule);
+  const err = await bad.getByTestId('rule-error').innerText();
+  expect(err.includes(want.badRuleError), `rule error is ${JSON.stringify(err)}, want ${JSON.stringify(want.badRuleError)}`);
+  const ok = page.getByTestId('rule-row').filter({ hasText: want.firing });
+  expect((await ok.getByTestId('rule-health').innerText()).toLowerCase() === 'ok', 'the firing rule is not healthy');
+  await shot('11-alerts');
+
+  step = "an alert's Explore link opens its expression";
+  await firing.getByTestId('alert-explore').click();
+  await page.waitForURL((u) => u.pathname === '/explore' && u.searchParams.get('q') === want.firingExpr);
+  await page.getByTestId('explore-chart').locator('canvas').first().waitFor();
+  log('alerts ok');
+}
+
+async function vispyr() {
+  step = 'the Vispyr page says the self-scrape is up';
+  await page.goto(base + '/vispyr?from=5m');
+  await page.getByTestId('stat-self-scrape').getByText('up', { exact: true }).waitFor();
+
+  for (const [id, lines] of Object.entries(want.charts)) {
+    step = `the Vispyr page draws ${id} with ${lines}`;
+    const box = page.getByTestId('vchart-' + id);
+    await box.locator('.uplot').waitFor();
+    // Every named line must have been drawn with a value above zero.
+    await page.waitForFunction(
+      ([id, lines]) => {
+        const d = JSON.parse(document.querySelector(`[data-testid=vchart-${id}] [data-testid=vchart]`)?.dataset.drawn || '{}');
+        return lines.every((l) => d[l] > 0);
+      },
+      [id, lines],
+    );
+    const legend = await box.locator('.u-legend').innerText();
+    for (const l of lines) expect(legend.includes(l), `${id} legend is ${legend}, want ${l}`);
+  }
+  step = 'refusal chart is drawn (flat when nothing is refused)';
+  await page.getByTestId('vchart-refusals').locator('.uplot').waitFor();
+  await page.waitForTimeout(300);
+  await shot('12-vispyr');
+  log('vispyr ok');
+}
+
+let code = 0;
+try {
+  await targets();
+  await alerts();
+  await vispyr();
+} catch (e) {
+  console.error(`FAIL at step "${step}": ${e.message}`);
+  await shot('failure-ops').catch(() => {});
+  code = 1;
+}
+const bad = errors.filter((e) => !e.includes('favicon'));
+if (bad.length) {
+  console.error('errors seen by the browser:\n  ' + bad.join('\n  '));
+  code = 1;
+}
+await ctx.close();
+rmSync(profileDir, { recursive: true, force: true });
+process.exit(code);
