@@ -1,6 +1,7 @@
 // Package forward sends what Vispyr accepts on to other systems: metrics by
-// Prometheus remote write (1.0 or 2.0), traces by OTLP (HTTP or gRPC), each
-// destination behind its own durable queue. A sender's write is acknowledged
+// Prometheus remote write (1.0 or 2.0), traces by OTLP (HTTP or gRPC),
+// profiles by the Pyroscope push API, each destination behind its own
+// durable queue. A sender's write is acknowledged
 // once it is fsync'd in every destination's queue; shards then batch, send
 // and retry it, and move the queue's cursor past what was delivered.
 package forward
@@ -19,9 +20,10 @@ import (
 
 // Forwarder owns every destination of a forward: configuration.
 type Forwarder struct {
-	// Metrics and Traces are nil when no destination takes the signal.
-	Metrics *Metrics
-	Traces  *Traces
+	// Metrics, Traces and Profiles are nil when no destination takes the signal.
+	Metrics  *Metrics
+	Traces   *Traces
+	Profiles *Profiles
 
 	runners []runner
 	queues  []Queue
@@ -87,6 +89,22 @@ func New(cfg Config, dir string, open OpenQueue, logger *slog.Logger, reg promet
 		f.closers = append(f.closers, closeFn)
 		f.Traces.queues = append(f.Traces.queues, q)
 		f.runners = append(f.runners, newPipe[[]byte]("traces", d, q, &concatCodec{}, send, m, logger))
+	}
+	if len(cfg.Profiles) > 0 {
+		f.Profiles = &Profiles{}
+	}
+	for i := range cfg.Profiles {
+		d := &cfg.Profiles[i]
+		q, err := openQ("profiles", d)
+		if err != nil {
+			return nil, err
+		}
+		send, err := newPushSender(d)
+		if err != nil {
+			return nil, err
+		}
+		f.Profiles.queues = append(f.Profiles.queues, q)
+		f.runners = append(f.runners, newPipe[[]byte]("profiles", d, q, &concatCodec{}, send, m, logger))
 	}
 	return f, nil
 }

@@ -26,8 +26,10 @@ import (
 	"github.com/vispyr/vispyr/internal/limits"
 	"github.com/vispyr/vispyr/internal/metrics"
 	"github.com/vispyr/vispyr/internal/pipeline"
+	"github.com/vispyr/vispyr/internal/pipeline/profile"
 	"github.com/vispyr/vispyr/internal/receiver/otlp"
 	"github.com/vispyr/vispyr/internal/receiver/promwrite"
+	"github.com/vispyr/vispyr/internal/receiver/pyroscope"
 )
 
 // RunGateway runs `vispyr gateway`: the receivers, limits and span-metrics
@@ -36,7 +38,7 @@ import (
 func RunGateway(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	started := time.Now()
 	if cfg.Forward.Empty() {
-		return errors.New("gateway: no forward destination: set --forward.metrics.url, --forward.traces.url or forward: in the config")
+		return errors.New("gateway: no forward destination: set --forward.metrics.url, --forward.traces.url, --forward.profiles.url or forward: in the config")
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -47,7 +49,7 @@ func RunGateway(ctx context.Context, cfg config.Config, logger *slog.Logger) err
 		return fmt.Errorf("auth: %w", err)
 	}
 	l := cfg.Listen
-	warnUnauthenticated([]string{l.OTLPGRPC, l.OTLPHTTP, l.Prometheus, l.Admin}, authn, logger)
+	warnUnauthenticated([]string{l.OTLPGRPC, l.OTLPHTTP, l.Prometheus, l.Pyroscope, l.PyroscopeIngest, l.Admin}, authn, logger)
 	setMemoryLimit(cfg.Limits, logger)
 	serverTLS, certs, err := listenerTLS(cfg, logger)
 	if err != nil {
@@ -103,6 +105,12 @@ func RunGateway(ctx context.Context, cfg config.Config, logger *slog.Logger) err
 			MaxRequestBytes: cfg.Limits.MaxRequestBytes, MaxSeriesPerRequest: cfg.Limits.MaxSeriesPerRequest, Inflight: inflight,
 		}, logger.With("component", "remote-write"), reg)
 	}
+	var profileSink pipeline.Profiles = refuseProfiles{}
+	if fwd.Profiles != nil {
+		profileSink = fwd.Profiles
+	}
+	profileIngest := pyroscope.NewHandler(profileSink, logger.With("component", "pyroscope-ingest"), reg,
+		pyroscope.WithInflight(inflight), pyroscope.WithMaxSamples(cfg.Limits.MaxProfileSamples))
 	traceSink, metricSink = refuseMissing(traceSink, metricSink)
 	otlpHTTP := otlp.NewHTTP(traceSink, metricSink, cfg.Limits.MaxRequestBytes, inflight, logger.With("component", "otlp"), otlp.WithRegisterer(prometheus.WrapRegistererWith(prometheus.Labels{"transport": "http"}, reg)))
 	grpcOpts := grpcOptions(cfg.Limits)
@@ -124,6 +132,8 @@ func RunGateway(ctx context.Context, cfg config.Config, logger *slog.Logger) err
 	servers := []httpServer{
 		{"otlp_http", cfg.Listen.OTLPHTTP, otlpHTTP.Handler()},
 		{"prometheus", cfg.Listen.Prometheus, promPort},
+		{"pyroscope", cfg.Listen.Pyroscope, profileIngest},
+		{"pyroscope_ingest", cfg.Listen.PyroscopeIngest, profileIngest},
 		{"health", cfg.Listen.Health, admin.NewHealthHandler(ready, started)},
 	}
 	status := admin.Status{Started: started, DataDir: cfg.DataDir, Destinations: statusRows(fwd)}
@@ -233,6 +243,12 @@ func refuseMissing(t pipeline.Traces, m pipeline.Metrics) (pipeline.Traces, pipe
 		m = refuseMetrics{}
 	}
 	return t, m
+}
+
+type refuseProfiles struct{}
+
+func (refuseProfiles) ConsumeProfiles(context.Context, *profile.Batch) error {
+	return pipeline.Invalid(errors.New("this gateway forwards no profiles"))
 }
 
 type refuseMetrics struct{}

@@ -1,0 +1,152 @@
+package forward
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/google/uuid"
+	googlev1 "github.com/grafana/pyroscope/api/gen/proto/go/google/v1"
+	pushv1 "github.com/grafana/pyroscope/api/gen/proto/go/push/v1"
+	typesv1 "github.com/grafana/pyroscope/api/gen/proto/go/types/v1"
+	"github.com/prometheus/prometheus/model/labels"
+
+	"github.com/vispyr/vispyr/internal/pipeline"
+	"github.com/vispyr/vispyr/internal/pipeline/profile"
+)
+
+// Profiles forwards profiles by the Pyroscope push API to every profiles
+// destination: ConsumeProfiles returns once they are fsync'd in every
+// destination's queue.
+type Profiles struct {
+	queues []Queue
+}
+
+var _ pipeline.Profiles = (*Profiles)(nil)
+
+// ConsumeProfiles queues b as one push request: one series with one pprof per
+// profile, so concatenated records batch into one request without decoding.
+func (p *Profiles) ConsumeProfiles(ctx context.Context, b *profile.Batch) error {
+	if len(b.Profiles) == 0 {
+		return nil
+	}
+	for _, q := range p.queues {
+		if q.Full() {
+			return overloaded(ErrQueueFull)
+		}
+	}
+	req, err := pushRequest(b)
+	if err != nil {
+		return err
+	}
+	raw, err := req.MarshalVT()
+	if err != nil {
+		return fmt.Errorf("marshal forwarded profiles: %w", err)
+	}
+	return appendAll(p.queues, tenantOf(ctx), countedBody(len(b.Profiles), raw))
+}
+
+// pushPath is the connect route of Pyroscope's PusherService.Push.
+const pushPath = "/push.v1.PusherService/Push"
+
+// newPushSender posts push requests to a Pyroscope base URL with the connect
+// protocol (unary, binary protobuf): its errors come back as HTTP statuses
+// (429 resource_exhausted, 503 unavailable, 400 invalid_argument), which
+// httpError classifies like remote write's.
+func newPushSender(d *Destination) (sender, error) {
+	s, err := newHTTPSender(d, strings.TrimSuffix(d.URL, "/")+pushPath, map[string]string{
+		"Content-Type":             "application/proto",
+		"Connect-Protocol-Version": "1",
+	})
+	if err != nil {
+		return nil, err
+	}
+	return s.send, nil
+}
+
+// pushRequest turns a decoded batch back into what a Pyroscope client pushes:
+// per profile, its series labels (without __profile_type__, which the server
+// derives from __name__ and the pprof's sample type) and a pprof holding one
+// sample type, the batch's stacks and each sample's span_id and trace_id.
+func pushRequest(b *profile.Batch) (*pushv1.PushRequest, error) {
+	req := &pushv1.PushRequest{Series: make([]*pushv1.RawProfileSeries, 0, len(b.Profiles))}
+	for i := range b.Profiles {
+		p := &b.Profiles[i]
+		typ, err := profile.ParseProfileType(p.Labels.Get(profile.LabelProfileType))
+		if err != nil {
+			return nil, pipeline.Invalid(fmt.Errorf("profile %d: %w", i, err))
+		}
+		raw, err := toPprof(b, p, typ).MarshalVT()
+		if err != nil {
+			return nil, fmt.Errorf("marshal pprof: %w", err)
+		}
+		var ls []*typesv1.LabelPair
+		p.Labels.Range(func(l labels.Label) {
+			if l.Name != profile.LabelProfileType {
+				ls = append(ls, &typesv1.LabelPair{Name: l.Name, Value: l.Value})
+			}
+		})
+		req.Series = append(req.Series, &pushv1.RawProfileSeries{
+			Labels: ls,
+			// A UUID of the content: a queue replayed after a crash sends the
+			// same ID again, which a destination may use to spot the copy.
+			Samples: []*pushv1.RawSample{{RawProfile: raw, ID: uuid.NewSHA1(uuid.NameSpaceOID, raw).String()}},
+		})
+	}
+	return req, nil
+}
+
+// toPprof builds one profile's pprof: a function and a location per name it
+// uses (pprof stacks are leaf first, the batch's root first).
+func toPprof(b *profile.Batch, p *profile.Profile, typ profile.ProfileType) *googlev1.Profile {
+	pp := &googlev1.Profile{StringTable: []string{""}, TimeNanos: p.TimeNanos}
+	strs := map[string]int64{"": 0}
+	str := func(s string) int64 {
+		if i, ok := strs[s]; ok {
+			return i
+		}
+		i := int64(len(pp.StringTable))
+		pp.StringTable = append(pp.StringTable, s)
+		strs[s] = i
+		return i
+	}
+	pp.SampleType = []*googlev1.ValueType{{Type: str(typ.SampleType), Unit: str(typ.SampleUnit)}}
+	if typ.PeriodType != "" || typ.PeriodUnit != "" {
+		pp.PeriodType = &googlev1.ValueType{Type: str(typ.PeriodType), Unit: str(typ.PeriodUnit)}
+	}
+	locs := map[uint32]uint64{} // batch name index → location (and function) ID
+	loc := func(name uint32) uint64 {
+		if id, ok := locs[name]; ok {
+			return id
+		}
+		id := uint64(len(pp.Location) + 1)
+		n := str(b.Names[name])
+		pp.Function = append(pp.Function, &googlev1.Function{Id: id, Name: n, SystemName: n})
+		pp.Location = append(pp.Location, &googlev1.Location{Id: id, Line: []*googlev1.Line{{FunctionId: id}}})
+		locs[name] = id
+		return id
+	}
+	keySpan, keyTrace := int64(0), int64(0)
+	for _, s := range p.Samples {
+		stack := b.Stacks[s.Stack]
+		ids := make([]uint64, len(stack))
+		for j, name := range stack {
+			ids[len(stack)-1-j] = loc(name)
+		}
+		smp := &googlev1.Sample{LocationId: ids, Value: []int64{s.Value}}
+		if s.SpanID != 0 {
+			if keySpan == 0 {
+				keySpan = str("span_id")
+			}
+			smp.Label = append(smp.Label, &googlev1.Label{Key: keySpan, Str: str(fmt.Sprintf("%016x", s.SpanID))})
+		}
+		if s.TraceID != "" {
+			if keyTrace == 0 {
+				keyTrace = str("trace_id")
+			}
+			smp.Label = append(smp.Label, &googlev1.Label{Key: keyTrace, Str: str(s.TraceID)})
+		}
+		pp.Sample = append(pp.Sample, smp)
+	}
+	return pp
+}
