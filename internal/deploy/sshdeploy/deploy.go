@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"debug/elf"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -99,7 +98,7 @@ func Deploy(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := checkArch(bin, f.arch); err != nil {
+	if err := deploy.CheckArch(bin, f.arch); err != nil {
 		return nil, err
 	}
 	_, addr, _ := ParseTarget(o.Target)
@@ -281,17 +280,4 @@ func cidrText(cidrs []string) string {
 		return "nowhere (pass --allow CIDR)"
 	}
 	return strings.Join(cidrs, ", ")
-}
-
-// checkArch refuses a binary that cannot run on the host.
-func checkArch(bin []byte, unameM string) error {
-	f, err := elf.NewFile(bytes.NewReader(bin))
-	if err != nil {
-		return fmt.Errorf("binary is not a Linux executable: %w", err)
-	}
-	want := map[string]elf.Machine{"x86_64": elf.EM_X86_64, "aarch64": elf.EM_AARCH64, "arm64": elf.EM_AARCH64}[unameM]
-	if want != 0 && f.Machine != want {
-		return fmt.Errorf("binary is for %s, the host is %s: pass --binary built for it (GOARCH)", f.Machine, unameM)
-	}
-	return nil
 }

@@ -9,40 +9,14 @@ import (
 	"github.com/vispyr/vispyr/internal/deploy"
 )
 
-// unit is the systemd service: Vispyr as its own user, allowed to bind 443 and
-// nothing else, with the filesystem read-only but for its data directory.
+// unit is the systemd service, the same on every deploy target.
 func (d *deployment) unit() string {
-	l := d.l
-	var pre string
+	u := deploy.Unit{User: d.o.RunAs, Binary: d.l.binary(), Config: d.l.config(), DataDir: d.l.data()}
 	if d.m.Firewall == "nftables" {
 		// Re-applied at every start, so the rules survive a reboot.
-		pre = fmt.Sprintf("ExecStartPre=+/usr/sbin/nft -f %s\n", l.nft())
+		u.ExecStartPre = "/usr/sbin/nft -f " + d.l.nft()
 	}
-	return fmt.Sprintf(`# Written by vispyr deploy; vispyr destroy removes it.
-[Unit]
-Description=Vispyr: metrics, traces and profiles in one binary
-After=network-online.target
-Wants=network-online.target
-
-[Service]
-User=%[1]s
-Group=%[1]s
-%[2]sExecStart=%[3]s serve --config %[4]s
-Restart=on-failure
-RestartSec=5
-TimeoutStopSec=60
-AmbientCapabilities=CAP_NET_BIND_SERVICE
-CapabilityBoundingSet=CAP_NET_BIND_SERVICE
-NoNewPrivileges=yes
-ProtectSystem=strict
-ProtectHome=yes
-PrivateTmp=yes
-ReadWritePaths=%[5]s
-LimitNOFILE=65536
-
-[Install]
-WantedBy=multi-user.target
-`, d.o.RunAs, pre, l.binary(), l.config(), l.data())
+	return u.Render()
 }
 
 // startScript starts Vispyr, restarting a running one. Without systemd (a
