@@ -7,8 +7,10 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"strings"
+	"time"
 
 	"golang.org/x/crypto/bcrypt"
 
@@ -36,6 +38,13 @@ type Config struct {
 	// Users are basic-auth users; passwords are stored as bcrypt hashes
 	// (`vispyr auth hash-password`), as in Prometheus's web config.
 	Users []User `yaml:"users"`
+	// SessionTTL is how long a UI login lasts (0: 12h).
+	SessionTTL time.Duration `yaml:"session_ttl"`
+	// MaxConcurrentPasswordChecks caps the bcrypt comparisons running at
+	// once, so a flood of wrong passwords cannot take every core; a request
+	// that waits too long for one gets 429 with Retry-After. 0: half the
+	// CPUs, at least 1.
+	MaxConcurrentPasswordChecks int `yaml:"max_concurrent_password_checks"`
 }
 
 // Token is one bearer token.
@@ -69,6 +78,9 @@ func (c Config) Enabled() bool { return len(c.Tokens)+len(c.Users) > 0 }
 
 // Validate names the first bad entry.
 func (c Config) Validate() error {
+	if c.SessionTTL < 0 || c.MaxConcurrentPasswordChecks < 0 {
+		return errors.New("session_ttl, max_concurrent_password_checks: must not be negative")
+	}
 	names := map[string]bool{}
 	for i, t := range c.Tokens {
 		if t.Name == "" {
@@ -128,6 +140,7 @@ type Authenticator struct {
 	tokens []tokenEntry
 	users  map[string]*User
 	cache  *verified
+	checks chan struct{} // one slot per bcrypt comparison allowed at once
 }
 
 type tokenEntry struct {
@@ -143,7 +156,11 @@ func New(c Config) (*Authenticator, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	a := &Authenticator{users: map[string]*User{}, cache: newVerified(4096)}
+	n := c.MaxConcurrentPasswordChecks
+	if n == 0 {
+		n = max(1, runtime.GOMAXPROCS(0)/2)
+	}
+	a := &Authenticator{users: map[string]*User{}, cache: newVerified(4096), checks: make(chan struct{}, n)}
 	for _, t := range c.Tokens {
 		e := tokenEntry{id: Identity{Name: t.Name, Scopes: t.Scopes, Tenants: []string{tenantOrDefault(t.Tenant)}}}
 		b, _ := hex.DecodeString(t.SHA256)
@@ -219,7 +236,11 @@ func (a *Authenticator) basic(user, pass string) (*Identity, error) {
 	key := cacheKey(user, pass, stored)
 	ok, cached := a.cache.get(key)
 	if !cached {
+		if !a.acquireCheck() {
+			return nil, ErrBusy
+		}
 		ok = bcrypt.CompareHashAndPassword(stored, []byte(pass)) == nil && u != nil
+		<-a.checks
 		a.cache.put(key, ok)
 	}
 	if !ok || u == nil {
@@ -230,6 +251,31 @@ func (a *Authenticator) basic(user, pass string) (*Identity, error) {
 		tenants = []string{pipeline.DefaultTenant}
 	}
 	return &Identity{Name: u.Name, Scopes: u.Scopes, Tenants: tenants}, nil
+}
+
+// ErrBusy is returned when every password-check slot stayed taken for
+// checkWait: answered 429 with Retry-After.
+var ErrBusy = errors.New("too many password checks at once, retry later")
+
+// checkWait is how long a password check waits for a slot: long enough for
+// a burst of honest clients to queue through, short enough that a flood is
+// refused instead of piling up.
+const checkWait = 250 * time.Millisecond
+
+func (a *Authenticator) acquireCheck() bool {
+	select {
+	case a.checks <- struct{}{}:
+		return true
+	default:
+	}
+	t := time.NewTimer(checkWait)
+	defer t.Stop()
+	select {
+	case a.checks <- struct{}{}:
+		return true
+	case <-t.C:
+		return false
+	}
 }
 
 func cacheKey(user, pass string, stored []byte) [sha256.Size]byte {

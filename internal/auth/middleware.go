@@ -35,6 +35,10 @@ func (a *Authenticator) HTTP(rule Rule, next http.Handler) http.Handler {
 			return
 		}
 		id, err := a.Authenticate(r.Header.Get("Authorization"))
+		if errors.Is(err, ErrBusy) {
+			writeBusy(w)
+			return
+		}
 		if err != nil {
 			w.Header().Add("WWW-Authenticate", `Basic realm="vispyr", charset="UTF-8"`)
 			w.Header().Add("WWW-Authenticate", `Bearer realm="vispyr"`)
@@ -52,6 +56,13 @@ func (a *Authenticator) HTTP(rule Rule, next http.Handler) http.Handler {
 		r.Header.Del("Authorization")
 		next.ServeHTTP(w, r)
 	})
+}
+
+// writeBusy answers 429 with Retry-After, which every client Vispyr serves
+// retries on.
+func writeBusy(w http.ResponseWriter) {
+	w.Header().Set("Retry-After", "1")
+	http.Error(w, ErrBusy.Error(), http.StatusTooManyRequests)
 }
 
 // setTenant writes the tenant the way an unauthenticated client would have:
@@ -109,6 +120,9 @@ func (a *Authenticator) authorizeGRPC(ctx context.Context, scope Scope) (context
 		tenant = v[0]
 	}
 	id, err := a.Authenticate(authz)
+	if errors.Is(err, ErrBusy) {
+		return nil, status.Error(codes.ResourceExhausted, err.Error())
+	}
 	if err != nil {
 		return nil, status.Error(codes.Unauthenticated, err.Error())
 	}

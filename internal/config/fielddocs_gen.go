@@ -9,6 +9,8 @@ var fieldDocs = map[string]string{
 	"acme.directory_url":                                         "The CA's directory (default Let's Encrypt production).",
 	"acme.domains":                                               "The DNS names the certificate is for; none turns ACME off. The CA checks each by connecting to it on port 443, which must reach Vispyr's UI listener.",
 	"acme.email":                                                 "Given to the CA for expiry notices (optional).",
+	"auth.max_concurrent_password_checks":                        "Caps the bcrypt comparisons running at once, so a flood of wrong passwords cannot take every core; a request that waits too long for one gets 429 with Retry-After. 0: half the CPUs, at least 1.",
+	"auth.session_ttl":                                           "How long a UI login lasts (0: 12h).",
 	"auth.tokens":                                                "Bearer tokens (`Authorization: Bearer <token>`), stored as the hex SHA-256 of the token (`vispyr auth hash-token`).",
 	"auth.tokens[].name":                                         "Identifies the token in logs and refusals.",
 	"auth.tokens[].scopes":                                       "What the token may do: write, read, admin.",

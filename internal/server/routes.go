@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/vispyr/vispyr/internal/auth"
+	"github.com/vispyr/vispyr/internal/ui"
 )
 
 // promIngestPaths are the write paths of the Prometheus port: remote write
@@ -47,6 +48,12 @@ func routeScope(listener string) auth.Rule {
 		case "pyroscope":
 			if isPyroscopeIngest(p) {
 				return auth.ScopeWrite
+			}
+		case "ui":
+			// The app's static shell (the login page is part of it) is
+			// open; its data comes from the API prefixes.
+			if (r.Method == http.MethodGet || r.Method == http.MethodHead) && ui.IsShell(p) {
+				return auth.Open
 			}
 		}
 		return auth.ScopeRead

@@ -303,7 +303,13 @@ func (s httpServer) add(g *run.Group, cfg config.Config, serverTLS *auth.ServerT
 	}
 	h := s.handler
 	// Health tells only up or down and is probed without credentials.
-	if authn != nil && s.name != "health" {
+	switch {
+	case authn == nil || s.name == "health":
+	case s.name == "ui":
+		// Browsers log in once and carry a session cookie; API clients of
+		// the UI port send credentials as on every other port.
+		h = auth.NewSessions(authn, cfg.Auth.SessionTTL, serverTLS != nil).HTTP(routeScope(s.name), h)
+	default:
 		h = authn.HTTP(routeScope(s.name), h)
 	}
 	ln, err := net.Listen("tcp", s.addr)

@@ -12,6 +12,7 @@ import (
 	"mime"
 	"net/http"
 	"path"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -52,11 +53,38 @@ func newHandler(b Backends, assets fs.FS, logger *slog.Logger) http.Handler {
 	mount(mux, "/pyroscope/", "profiles", b.Pyroscope)
 	// Loki's paths already start with /loki/, so they are served as they are.
 	mux.Handle("/loki/", sameOrigin(orUnavailable(b.Loki, "logs")))
+	// With auth on, the session gate in front answers /auth/ itself; reaching
+	// here means auth is off, which the app learns from this 404.
+	mux.HandleFunc("/auth/", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusNotFound)
+		_, _ = w.Write([]byte(`{"status":"error","error":"auth is not enabled in this Vispyr"}`))
+	})
 	mux.Handle("/", newSPA(assets, logger))
 	return securityHeaders(mux)
 }
 
+// apiPrefixes are where the UI port serves data. Every other GET is the app's
+// shell (the same static files for everyone, the login page among them), so
+// with auth on it needs no credentials; a prefix missing here would be
+// served to anyone, so mount refuses it.
+var apiPrefixes = []string{"/prom/", "/tempo/", "/pyroscope/", "/loki/", "/api/"}
+
+// IsShell reports whether a GET of the cleaned path p serves only the app's
+// static shell, never data.
+func IsShell(p string) bool {
+	for _, pre := range apiPrefixes {
+		if strings.HasPrefix(p+"/", pre) {
+			return false
+		}
+	}
+	return true
+}
+
 func mount(mux *http.ServeMux, prefix, signal string, h http.Handler) {
+	if !slices.Contains(apiPrefixes, prefix) {
+		panic("ui: mount " + prefix + ": add it to apiPrefixes so that auth guards it")
+	}
 	mux.Handle(prefix, http.StripPrefix(strings.TrimSuffix(prefix, "/"), sameOrigin(orUnavailable(h, signal))))
 }
 

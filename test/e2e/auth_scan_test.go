@@ -81,11 +81,20 @@ func connectProcedures() []string {
 }
 
 // wantScope is the scope each route needs: ingest writes, admin
-// endpoints are admin, the probes are open, everything else reads.
-func wantScope(port, p string) auth.Scope {
+// endpoints are admin, the probes and the UI's static shell (where the login
+// page is) are open, everything else reads.
+func wantScope(port, method, p string) auth.Scope {
 	p, _, _ = strings.Cut(p, "?")
 	p = path.Clean(p)
 	switch port {
+	case "ui":
+		api := false
+		for _, pre := range []string{"/prom", "/tempo", "/pyroscope", "/loki", "/api"} {
+			api = api || p == pre || strings.HasPrefix(p, pre+"/")
+		}
+		if method == http.MethodGet && !api {
+			return auth.Open
+		}
 	case "otlp_http", "pyroscope_ingest":
 		return auth.ScopeWrite
 	case "admin":
@@ -144,12 +153,15 @@ func TestAuthRouteScan(t *testing.T) {
 	var requests, open2xx int
 	for port, addr := range addrs {
 		for _, p := range all {
-			scope := wantScope(port, p)
 			for _, method := range []string{http.MethodGet, http.MethodPost} {
+				scope := wantScope(port, method, p)
 				url := v.URL(addr, p)
 				requests++
 				a := do(t, c, method, url, "", "")
 				if scope == auth.Open {
+					if port == "ui" && strings.Contains(a.body, `"status":"success"`) {
+						t.Errorf("ui %s %s without credentials answered data: %.200s", method, p, a.body)
+					}
 					continue
 				}
 				if a.code >= 200 && a.code < 300 {

@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -51,12 +52,7 @@ type server struct {
 // extra flags are appended to the serve command line.
 func startVispyr(t *testing.T, root string, extra ...string) server {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "vispyr")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/vispyr")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build vispyr: %v\n%s", err, out)
-	}
+	bin := vispyrBinary(t, root)
 	addr := func() string { return fmt.Sprintf("127.0.0.1:%d", testpeer.FreePort(t)) }
 	s := server{ui: addr(), otlpGRPC: addr(), pyroscope: addr(), admin: addr(), prom: addr()}
 	args := []string{"serve",
@@ -98,16 +94,58 @@ func startVispyr(t *testing.T, root string, extra ...string) server {
 	return s
 }
 
-// buildUI runs web/build.sh so that the binary embeds the current UI.
+// The UI and the binary are built once for every test of the package.
+var (
+	uiOnce, binOnce sync.Once
+	uiErr, binErr   error
+	binDir          string
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		_ = os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
+
+// vispyrBinary builds vispyr (with the UI built before, when a test asked).
+func vispyrBinary(t *testing.T, root string) string {
+	t.Helper()
+	binOnce.Do(func() {
+		if binDir, binErr = os.MkdirTemp("", "vispyr-ui-e2e-"); binErr != nil {
+			return
+		}
+		build := exec.Command("go", "build", "-o", filepath.Join(binDir, "vispyr"), "./cmd/vispyr")
+		build.Dir = root
+		if out, err := build.CombinedOutput(); err != nil {
+			binErr = fmt.Errorf("build vispyr: %v\n%s", err, out)
+		}
+	})
+	if binErr != nil {
+		t.Fatal(binErr)
+	}
+	return filepath.Join(binDir, "vispyr")
+}
+
+// buildUI runs web/build.sh (once per test binary) so that vispyr embeds the current UI.
 func buildUI(t *testing.T, root string) {
 	t.Helper()
 	testpeer.Binary(t, "npm")
+	uiOnce.Do(func() { uiErr = runBuildUI(root) })
+	if uiErr != nil {
+		t.Fatal(uiErr)
+	}
+}
+
+func runBuildUI(root string) error {
 	cmd := exec.Command("bash", filepath.Join(root, "web", "build.sh"))
 	// Other packages' builds may embed internal/ui concurrently: add, never remove.
 	cmd.Env = append(os.Environ(), "VISPYR_UI_PRUNE=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build web UI: %v\n%s", err, out)
+		return fmt.Errorf("build web UI: %v\n%s", err, out)
 	}
+	return nil
 }
 
 // sendTraces runs telemetrygen: each trace has a server root span and child spans.
@@ -277,19 +315,25 @@ func runNode(t *testing.T, script string, args ...string) {
 	}
 }
 
-func TestUIEndToEnd(t *testing.T) {
-	if testing.Short() {
-		t.Skip("browser end-to-end test skipped in -short mode")
-	}
+// requireBrowser skips (fails in CI) when Chromium or playwright-core is missing.
+func requireBrowser(t *testing.T) {
+	t.Helper()
 	testpeer.Binary(t, "chromium")
-	root := repoRoot(t)
-	if _, err := os.Stat(filepath.Join(root, "test", "ui", "node_modules", "playwright-core")); err != nil {
+	if _, err := os.Stat(filepath.Join(repoRoot(t), "test", "ui", "node_modules", "playwright-core")); err != nil {
 		msg := "playwright-core not installed: run `npm ci` in test/ui (.ci/install.d/60-ui.sh does)"
 		if os.Getenv("CI") == "true" {
 			t.Fatal(msg)
 		}
 		t.Skip(msg)
 	}
+}
+
+func TestUIEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("browser end-to-end test skipped in -short mode")
+	}
+	requireBrowser(t)
+	root := repoRoot(t)
 	buildUI(t, root)
 	s := startVispyr(t, root)
 	shots := filepath.Join(root, "artifacts", "screenshots")

@@ -12,6 +12,7 @@ import { Alerts } from './pages/Alerts';
 import { SelfMonitor } from './pages/SelfMonitor';
 import { Targets } from './pages/Targets';
 import { link, navigate, timeRange, useLocation } from './router';
+import { Gate, SessionMenu } from './session';
 import './styles.css';
 
 const NAV: [string, string][] = [
@@ -107,6 +108,7 @@ function App() {
         <button class="icon" title={`theme: ${theme}`} onClick={() => setTheme(theme === 'auto' ? 'dark' : theme === 'dark' ? 'light' : 'auto')}>
           {theme === 'dark' ? '☾' : theme === 'light' ? '☀' : '◐'}
         </button>
+        <SessionMenu />
       </header>
       <main>
         <Route path={path} />
@@ -115,4 +117,4 @@ function App() {
   );
 }
 
-render(<App />, document.getElementById('app')!);
+render(<Gate>{() => <App />}</Gate>, document.getElementById('app')!);
