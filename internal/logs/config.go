@@ -41,6 +41,26 @@ type Config struct {
 	// this in the future.
 	RejectOlderThan     time.Duration `yaml:"reject_older_than"`
 	CreationGracePeriod time.Duration `yaml:"creation_grace_period"`
+	// Query bounds the work of one LogQL query on the Loki query API.
+	Query QueryLimits `yaml:"query"`
+}
+
+// QueryLimits bound what one query may ask of the log store, with Loki's
+// names and defaults.
+type QueryLimits struct {
+	// MaxEntries is the largest `limit` a log query may ask for (Loki's
+	// max_entries_limit_per_query).
+	MaxEntries int `yaml:"max_entries"`
+	// MaxLength is the longest time range a query may cover (Loki's
+	// max_query_length).
+	MaxLength time.Duration `yaml:"max_length"`
+	// MaxSeries caps the series a metric query returns (Loki's max_query_series).
+	MaxSeries int `yaml:"max_series"`
+	// Timeout ends a query that runs longer (Loki's query_timeout).
+	Timeout time.Duration `yaml:"timeout"`
+	// MaxTails caps the live tails open at once per tenant (Loki's
+	// max_concurrent_tail_requests).
+	MaxTails int `yaml:"max_tails"`
 }
 
 // Defaults fills every unset field.
@@ -60,6 +80,11 @@ func (c *Config) Defaults() {
 	setInt(&c.MaxStructuredMetadataEntries, 128)
 	setDur(&c.RejectOlderThan, 7*24*time.Hour)
 	setDur(&c.CreationGracePeriod, 10*time.Minute)
+	setInt(&c.Query.MaxEntries, 5000)
+	setDur(&c.Query.MaxLength, 721*time.Hour)
+	setInt(&c.Query.MaxSeries, 500)
+	setDur(&c.Query.Timeout, time.Minute)
+	setInt(&c.Query.MaxTails, 10)
 }
 
 // Validate refuses settings the store cannot run with.

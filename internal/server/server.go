@@ -31,6 +31,7 @@ import (
 	"github.com/vispyr/vispyr/internal/limits"
 	"github.com/vispyr/vispyr/internal/lograte"
 	"github.com/vispyr/vispyr/internal/logs"
+	"github.com/vispyr/vispyr/internal/logs/lokiapi"
 	"github.com/vispyr/vispyr/internal/metrics"
 	"github.com/vispyr/vispyr/internal/pipeline"
 	"github.com/vispyr/vispyr/internal/profiles"
@@ -166,7 +167,7 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	}, logger, reg)
 	tempoAPI := tempoapi.NewHandler(traceStore, logger.With("component", "tempo-api"))
 	profileAPI := profilesapi.NewHandler(profileStore, logger.With("component", "pyroscope-api"))
-	lokiAPI := lokiPort(logStore, cfg.Limits.MaxRequestBytes, ingestLogger.With("component", "loki-push"))
+	lokiAPI := lokiPort(logStore, cfg, ingestLogger.With("component", "loki-push"), logger.With("component", "loki-api"))
 	webUI := ui.NewHandler(ui.Backends{Prometheus: withoutIngest(promAPI), Tempo: tempoAPI, Pyroscope: profileAPI, Loki: withoutLokiPush(lokiAPI)}, logger.With("component", "ui"))
 
 	// A browser opening the Prometheus, Tempo or Pyroscope port lands on the
@@ -273,10 +274,11 @@ func reloadOnSIGHUP(m *prommgr.Manager, logger *slog.Logger) func(context.Contex
 	}
 }
 
-// lokiPort serves Loki's push API, as a Loki server does on 3100.
-func lokiPort(store *logs.Store, maxBytes int64, logger *slog.Logger) http.Handler {
+// lokiPort serves Loki's push and query APIs, as a Loki server does on 3100.
+func lokiPort(store *logs.Store, cfg config.Config, pushLogger, queryLogger *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
-	loki.NewHandler(store, maxBytes, logger).Register(mux)
+	loki.NewHandler(store, cfg.Limits.MaxRequestBytes, pushLogger).Register(mux)
+	lokiapi.New(store, cfg.Logs.Query, queryLogger).Register(mux)
 	return mux
 }
 
