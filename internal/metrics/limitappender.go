@@ -2,7 +2,10 @@ package metrics
 
 import (
 	"fmt"
+	"math"
 	"time"
+
+	"github.com/prometheus/common/model"
 
 	"github.com/prometheus/prometheus/model/exemplar"
 	"github.com/prometheus/prometheus/model/histogram"
@@ -21,26 +24,52 @@ const maxAhead = 10 * time.Minute
 type limitedAppender struct {
 	app     storage.ExemplarAppenderV2
 	maxTime int64
+	// minTime refuses samples older than the retention: an empty TSDB takes
+	// any timestamp (a sample at -1e12 ms would cut a block dated 1938 that
+	// the next retention pass deletes), so the sender is told instead.
+	minTime   int64
+	retention time.Duration
 }
 
-func newLimitedAppender(app storage.ExemplarAppenderV2, now time.Time) limitedAppender {
-	return limitedAppender{app: app, maxTime: timestamp.FromTime(now.Add(maxAhead))}
+// newLimitedAppender bounds timestamps to (now-retention, now+maxAhead];
+// retention 0 leaves the past open.
+func newLimitedAppender(app storage.ExemplarAppenderV2, now time.Time, retention time.Duration) limitedAppender {
+	a := limitedAppender{app: app, maxTime: timestamp.FromTime(now.Add(maxAhead)), minTime: math.MinInt64, retention: retention}
+	if retention > 0 {
+		a.minTime = timestamp.FromTime(now.Add(-retention))
+	}
+	return a
 }
 
 func errFuture() error {
 	return fmt.Errorf("%w: timestamp is too far in the future", storage.ErrOutOfBounds)
 }
 
+func (a limitedAppender) errPast() error {
+	return fmt.Errorf("%w: timestamp is too far in the past, older than the %s of metrics.retention", storage.ErrOutOfBounds, model.Duration(a.retention))
+}
+
+// checkTime refuses t outside the appender's bounds.
+func (a limitedAppender) checkTime(t int64) error {
+	switch {
+	case t > a.maxTime:
+		return errFuture()
+	case t < a.minTime:
+		return a.errPast()
+	}
+	return nil
+}
+
 func (a limitedAppender) appendFloat(ref storage.SeriesRef, ls labels.Labels, st, t int64, v float64) (storage.SeriesRef, error) {
-	if t > a.maxTime {
-		return 0, errFuture()
+	if err := a.checkTime(t); err != nil {
+		return 0, err
 	}
 	return a.app.Append(ref, ls, st, t, v, nil, nil, storage.AOptions{})
 }
 
 func (a limitedAppender) appendHistogram(ref storage.SeriesRef, ls labels.Labels, st, t int64, h *histogram.Histogram, fh *histogram.FloatHistogram) (storage.SeriesRef, error) {
-	if t > a.maxTime {
-		return 0, errFuture()
+	if err := a.checkTime(t); err != nil {
+		return 0, err
 	}
 	if h != nil && histogram.IsExponentialSchemaReserved(h.Schema) && h.Schema > histogram.ExponentialSchemaMax {
 		if err := h.ReduceResolution(histogram.ExponentialSchemaMax); err != nil {

@@ -36,6 +36,8 @@ type RemoteWriteAppender struct {
 	// check applies a tenant's label and series limits to a new series
 	// (nil: none); its error refuses the series, not the request.
 	check func(labels.Labels) error
+	// retention, when set, refuses samples older than it (the store's).
+	retention time.Duration
 
 	*rwMetrics
 	// scratch is a free list rather than a sync.Pool: a pool is emptied by every
@@ -171,7 +173,7 @@ func (h *RemoteWriteAppender) ConsumeSamples(ctx context.Context, req *remotewri
 		_ = app.Rollback()
 		return remotewrite.Written{}, fmt.Errorf("remote write receiver requires a storage.ExemplarAppenderV2, got %T", app)
 	}
-	la := newLimitedAppender(exApp, time.Now())
+	la := newLimitedAppender(exApp, time.Now(), h.retention)
 	var res result
 	if req.V2() {
 		res = h.writeV2(la, req, sc)

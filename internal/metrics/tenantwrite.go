@@ -36,7 +36,9 @@ func (s *Storage) RemoteWriteAppender(logger *slog.Logger, reg prometheus.Regist
 }
 
 func (ts *tenantSamples) newAppender(t *tenantDB) *RemoteWriteAppender {
-	return newRemoteWriteAppender(t.db, ts.logger.With("tenant", t.id), ts.m, t.check)
+	a := newRemoteWriteAppender(t.db, ts.logger.With("tenant", t.id), ts.m, t.check)
+	a.retention = ts.s.cfg.Retention
+	return a
 }
 
 // ConsumeSamples checks the tenant's ingestion rate, then appends.

@@ -319,7 +319,7 @@ func decodeProfiles(buf []byte, nodes, names int) ([]profileRec, error) {
 			if int(x.node) >= nodes || int(x.trace) >= names {
 				return nil, fmt.Errorf("sample refers to node %d / name %d out of range", x.node, x.trace)
 			}
-			p.total += x.value
+			p.total = addSat(p.total, x.value)
 		}
 	}
 	if d.Err() != nil {

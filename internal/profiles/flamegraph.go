@@ -63,18 +63,18 @@ func (t *Tree) FlameGraph(maxNodes int64) *querierv1.FlameGraph {
 			ends = append(ends, 0)
 		}
 		levels[level] = append(levels[level], x-ends[level], total, self, idx)
-		ends[level] = x + total
+		ends[level] = addSat(x, total)
 		fg.MaxSelf = max(fg.MaxSelf, self)
 
-		cx := x + self
+		cx := addSat(x, self)
 		var other int64
 		for _, c := range children {
 			n := &t.nodes[c]
 			if n.total >= minVal && n.name != otherName {
 				emit(level+1, cx, n.name, n.self, n.total, n.children)
-				cx += n.total
+				cx = addSat(cx, n.total)
 			} else {
-				other += n.total
+				other = addSat(other, n.total)
 			}
 		}
 		if other != 0 {
@@ -146,7 +146,7 @@ func Diff(left, right *Tree, maxNodes int64) *querierv1.FlameGraphDiff {
 
 	res := &querierv1.FlameGraphDiff{
 		Names:      []string{"total"},
-		Total:      root.lTotal + root.rTotal,
+		Total:      addSat(root.lTotal, root.rTotal),
 		LeftTicks:  root.lTotal,
 		RightTicks: root.rTotal,
 	}
@@ -166,17 +166,17 @@ func Diff(left, right *Tree, maxNodes int64) *querierv1.FlameGraphDiff {
 			lEnds, rEnds = append(lEnds, 0), append(rEnds, 0)
 		}
 		levels[level] = append(levels[level], lx-lEnds[level], d.lTotal, d.lSelf, rx-rEnds[level], d.rTotal, d.rSelf, idx)
-		lEnds[level], rEnds[level] = lx+d.lTotal, rx+d.rTotal
+		lEnds[level], rEnds[level] = addSat(lx, d.lTotal), addSat(rx, d.rTotal)
 		res.MaxSelf = max(res.MaxSelf, d.lSelf, d.rSelf)
-		lx, rx = lx+d.lSelf, rx+d.rSelf
+		lx, rx = addSat(lx, d.lSelf), addSat(rx, d.rSelf)
 		other := &diffNode{name: otherName}
 		for _, c := range d.children {
 			if (c.lTotal >= minVal || c.rTotal >= minVal) && c.name != otherName {
 				emit(level+1, lx, rx, c)
-				lx, rx = lx+c.lTotal, rx+c.rTotal
+				lx, rx = addSat(lx, c.lTotal), addSat(rx, c.rTotal)
 			} else {
-				other.lTotal += c.lTotal
-				other.rTotal += c.rTotal
+				other.lTotal = addSat(other.lTotal, c.lTotal)
+				other.rTotal = addSat(other.rTotal, c.rTotal)
 			}
 		}
 		if other.lTotal != 0 || other.rTotal != 0 {

@@ -1,6 +1,7 @@
 package profiles
 
 import (
+	"math"
 	"reflect"
 	"testing"
 
@@ -99,5 +100,30 @@ func TestMergeAcrossTables(t *testing.T) {
 	}
 	if got := tree.Total(); got != 11 {
 		t.Errorf("total = %d, want 11", got)
+	}
+}
+
+// Profiles that are each valid can still sum past int64 when merged: the
+// flame graph then shows full bars, never negative totals.
+func TestFlameGraphSaturatesInsteadOfWrapping(t *testing.T) {
+	big := int64(math.MaxInt64/2 + 1)
+	tr := NewTree()
+	tr.Insert([]string{"main", "a"}, big)
+	tr.Insert([]string{"main", "b"}, big)
+	tr.Insert([]string{"main", "a"}, big)
+	fg := tr.FlameGraph(0)
+	if fg.Total != math.MaxInt64 {
+		t.Errorf("total = %d, want %d (saturated)", fg.Total, int64(math.MaxInt64))
+	}
+	for l, lv := range fg.Levels {
+		for i := 0; i+3 < len(lv.Values); i += 4 {
+			if lv.Values[i] < 0 || lv.Values[i+1] < 0 || lv.Values[i+2] < 0 {
+				t.Errorf("level %d node %d has a negative offset, total or self: %v", l, i/4, lv.Values[i:i+4])
+			}
+		}
+	}
+	d := Diff(tr, tr, 0)
+	if d.Total != math.MaxInt64 || d.LeftTicks != math.MaxInt64 {
+		t.Errorf("diff total %d left %d, want saturated", d.Total, d.LeftTicks)
 	}
 }

@@ -127,7 +127,7 @@ func (t *table) append(b *Batch) {
 		}
 		rec.samples = compactSamples(rec.samples)
 		for _, s := range rec.samples {
-			rec.total += s.value
+			rec.total = addSat(rec.total, s.value)
 		}
 		t.addProfile(t.getSeries(p.Labels), rec)
 	}
@@ -162,7 +162,7 @@ func compactSamples(ss []sampleRec) []sampleRec {
 			continue
 		}
 		if n := len(out); n > 0 && out[n-1].node == s.node && out[n-1].span == s.span && out[n-1].trace == s.trace {
-			out[n-1].value += s.value
+			out[n-1].value = addSat(out[n-1].value, s.value)
 			continue
 		}
 		out = append(out, s)

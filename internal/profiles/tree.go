@@ -48,7 +48,7 @@ func (t *Tree) Insert(stack []string, v int64) {
 	for _, n := range stack {
 		id = t.child(id, n)
 	}
-	t.nodes[id].self += v
+	t.nodes[id].self = addSat(t.nodes[id].self, v)
 	t.summed = false
 }
 
@@ -62,7 +62,8 @@ func (t *Tree) sum() {
 		t.nodes[i].total = t.nodes[i].self
 	}
 	for i := len(t.nodes) - 1; i > 0; i-- {
-		t.nodes[t.nodes[i].parent].total += t.nodes[i].total
+		p := &t.nodes[t.nodes[i].parent]
+		p.total = addSat(p.total, t.nodes[i].total)
 	}
 	for i := range t.nodes {
 		slices.SortFunc(t.nodes[i].children, func(a, b int32) int { return strings.Compare(t.nodes[a].name, t.nodes[b].name) })
@@ -108,7 +109,7 @@ func (t *Tree) FunctionTotal(name string) int64 {
 	visit = func(id int32, inside bool) {
 		n := &t.nodes[id]
 		if !inside && id != 0 && n.name == name {
-			sum += n.total
+			sum = addSat(sum, n.total)
 			inside = true
 		}
 		for _, c := range n.children {
@@ -133,13 +134,14 @@ func newTableMerger(tree *Tree, tb *table) *tableMerger {
 	return &tableMerger{tree: tree, tb: tb, self: map[uint32]int64{}, memo: map[uint32]int32{0: 0}}
 }
 
-func (m *tableMerger) add(node uint32, v int64) { m.self[node] += v }
+func (m *tableMerger) add(node uint32, v int64) { m.self[node] = addSat(m.self[node], v) }
 
 // flush maps each touched table node to a tree node (walking up to the first
 // already-mapped ancestor) and adds its value.
 func (m *tableMerger) flush() {
 	for id, v := range m.self {
-		m.tree.nodes[m.treeNode(id)].self += v
+		n := &m.tree.nodes[m.treeNode(id)]
+		n.self = addSat(n.self, v)
 	}
 	m.tree.summed = false
 	clear(m.self)

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
 	"strings"
 
@@ -59,7 +60,17 @@ func timeRange(start, end int64) (int64, int64) {
 	if start == 0 && end == 0 {
 		return 0, 1<<63 - 1
 	}
-	return start * 1e6, end*1e6 + 999_999
+	return msToNanos(start), msToNanos(end) + 999_999
+}
+
+// maxMillis is the last millisecond whose last nanosecond fits int64 (2262).
+const maxMillis int64 = (math.MaxInt64 - 999_999) / 1_000_000
+
+// msToNanos converts Unix milliseconds to nanoseconds, clamped to what int64
+// holds: a far-future end or a very negative start would otherwise wrap to
+// the opposite end of time and select nothing, or everything.
+func msToNanos(ms int64) int64 {
+	return min(max(ms, -maxMillis), maxMillis) * 1e6
 }
 
 func invalid(format string, args ...any) error {
@@ -294,9 +305,16 @@ func (q *querier) SelectSeries(ctx context.Context, req *connect.Request[querier
 	if m.Aggregation != nil && *m.Aggregation == typesv1.TimeSeriesAggregationType_TIME_SERIES_AGGREGATION_TYPE_AVERAGE {
 		agg = profiles.AggregateAvg
 	}
-	step := int64(m.Step * 1e9)
+	if !(m.Step > 0) { // NaN too
+		return nil, invalid("step: %v must be a positive number of seconds", m.Step)
+	}
+	// A step past int64 nanoseconds is one bucket for all time.
+	step := int64(math.MaxInt64)
+	if m.Step < math.MaxInt64/1e9 {
+		step = int64(m.Step * 1e9)
+	}
 	// Align buckets to whole steps from the request start, in milliseconds.
-	sel.Start = m.Start * 1e6
+	sel.Start = msToNanos(m.Start)
 	series, err := q.store.SelectSeries(ctx, sel, step, m.GroupBy, agg)
 	if err != nil {
 		return nil, fmt.Errorf("select series: %w", err)

@@ -210,7 +210,33 @@ func (h *handler) fail(w http.ResponseWriter, endpoint, format string, err error
 		h.logger.Error("profile ingest failed", "err", err)
 	}
 	h.requests.WithLabelValues(endpoint, formatLabel(format), strconv.Itoa(code)).Inc()
+	if endpoint == "push" {
+		writeConnectError(w, code, err)
+		return
+	}
 	http.Error(w, err.Error(), code)
+}
+
+// writeConnectError answers a push refused before connect decoded it in the
+// connect protocol's error shape, keeping the HTTP status: 413 for a body
+// over the limit (connect itself would say ResourceExhausted, which it
+// answers 429 and clients retry), 429 for overload.
+func writeConnectError(w http.ResponseWriter, status int, err error) {
+	code := connect.CodeInvalidArgument
+	switch status {
+	case http.StatusTooManyRequests:
+		code = connect.CodeResourceExhausted
+	case http.StatusServiceUnavailable:
+		code = connect.CodeUnavailable
+	case http.StatusMethodNotAllowed, http.StatusUnsupportedMediaType:
+		code = connect.CodeUnimplemented
+	}
+	if status >= 500 && status != http.StatusServiceUnavailable {
+		code = connect.CodeInternal
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]string{"code": code.String(), "message": err.Error()})
 }
 
 func formatLabel(f string) string {

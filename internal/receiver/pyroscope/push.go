@@ -68,7 +68,10 @@ func (s *pushService) fail(err error) error {
 		case http.StatusTooManyRequests:
 			code = connect.CodeResourceExhausted
 		case http.StatusRequestEntityTooLarge:
-			code = connect.CodeResourceExhausted
+			// Not ResourceExhausted: connect answers it 429, which clients
+			// retry forever. Pyroscope refuses an oversized profile as
+			// invalid (its distributor's profile size limit).
+			code = connect.CodeInvalidArgument
 		case http.StatusInternalServerError:
 			code = connect.CodeInternal
 		case http.StatusServiceUnavailable:

@@ -105,6 +105,14 @@ func FromTraces(td ptrace.Traces, dst []Span) ([]Span, error) {
 					return dst[:first], fmt.Errorf("resource %d scope %d span %d (%q): %w", i, j, k, sp.Name(), ErrEmptyID)
 				}
 				start := int64(sp.StartTimestamp())
+				// A span that ends before it starts (a skewed clock, a bad
+				// SDK) is kept as an instant at its start. Tempo stores the
+				// unsigned difference: a duration of centuries that tops
+				// every search by duration and stretches its trace.
+				dur := int64(0)
+				if end := sp.EndTimestamp(); end > sp.StartTimestamp() {
+					dur = int64(end - sp.StartTimestamp())
+				}
 				scratch.off = append(scratch.off, int32(len(scratch.b)))
 				scratch.b = AppendMap(scratch.b, sp.Attributes())
 				dst = append(dst, Span{
@@ -117,7 +125,7 @@ func FromTraces(td ptrace.Traces, dst []Span) ([]Span, error) {
 					StatusCode:    int32(sp.Status().Code()),
 					StatusMessage: sp.Status().Message(),
 					Start:         start,
-					Duration:      int64(sp.EndTimestamp()) - start,
+					Duration:      dur,
 					TraceState:    sp.TraceState().AsRaw(),
 					Flags:         sp.Flags(),
 					Resource:      resBlob,

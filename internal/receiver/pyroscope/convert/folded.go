@@ -67,7 +67,10 @@ func FromFolded(data []byte, in FoldedInput) (*profile.Batch, error) {
 		if rate == 0 {
 			rate = 100
 		}
-		scale = 1_000_000_000 / int64(rate)
+		// Pyroscope divides a second by the rate: above 1e9 Hz that period
+		// is 0 and every sample would be stored as zero. One nanosecond is
+		// the finest period there is, so the samples keep their counts.
+		scale = max(1, 1_000_000_000/int64(rate))
 		periodType, periodUnit = "cpu", "nanoseconds"
 	}
 	lb := labels.NewBuilder(labels.FromMap(in.Labels))

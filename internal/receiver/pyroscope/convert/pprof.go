@@ -195,7 +195,8 @@ func FromPprof(p *googlev1.Profile, in Input) (*profile.Batch, error) {
 
 	// groups[labelKey] holds, per sample type, the index of its profile in the batch.
 	groups := map[string][]int{}
-	for _, s := range p.Sample {
+	var totals []int64 // by profile in the batch
+	for si, s := range p.Sample {
 		stack, err := c.stack(s.LocationId)
 		if err != nil {
 			return nil, err
@@ -212,6 +213,7 @@ func FromPprof(p *googlev1.Profile, in Input) (*profile.Batch, error) {
 				lb.Set(profile.LabelProfileType, typeIDs[i])
 				idx[i] = len(c.batch.Profiles)
 				c.batch.Profiles = append(c.batch.Profiles, profile.Profile{Labels: lb.Labels(), TimeNanos: t})
+				totals = append(totals, 0)
 			}
 			groups[key] = idx
 		}
@@ -219,6 +221,13 @@ func FromPprof(p *googlev1.Profile, in Input) (*profile.Batch, error) {
 			if v == 0 {
 				continue
 			}
+			// A total past int64 would wrap and show as a negative flame
+			// graph: the profile is refused rather than stored wrong.
+			tot, ok := addChecked(totals[idx[i]], v)
+			if !ok {
+				return nil, fmt.Errorf("sample %d: value %d of sample type %q overflows the profile's total", si, v, p.StringTable[p.SampleType[i].Type])
+			}
+			totals[idx[i]] = tot
 			pr := &c.batch.Profiles[idx[i]]
 			pr.Samples = append(pr.Samples, profile.Sample{Stack: stack, Value: v, SpanID: span, TraceID: trace})
 		}
@@ -383,4 +392,13 @@ func (c *converter) sampleLabels(s *googlev1.Sample) (key string, extra []labels
 		sb.WriteByte(0)
 	}
 	return sb.String(), extra, span, trace
+}
+
+// addChecked adds a and b, reporting false when the sum leaves int64.
+func addChecked(a, b int64) (int64, bool) {
+	s := a + b
+	if (b > 0 && s < a) || (b < 0 && s > a) {
+		return 0, false
+	}
+	return s, true
 }
