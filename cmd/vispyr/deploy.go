@@ -25,6 +25,8 @@ otherwise), firewall rules (ufw or nftables, when active) and a systemd unit.
 The plan is shown and confirmed before anything changes; the URLs and
 credentials are printed at the end.
 
+On AWS: vispyr deploy aws --help.
+
 Flags:
 `
 
@@ -32,6 +34,7 @@ const destroyUsage = `Usage: vispyr destroy ssh [user@]host[:port] [flags]
 
 Removes what vispyr deploy installed on the host; the data directory stays
 unless --purge is given. The plan is shown and confirmed first.
+On AWS: vispyr destroy aws --help.
 
 Flags:
 `
@@ -75,8 +78,11 @@ func deployCmd(args []string, destroy bool) int {
 		fs.PrintDefaults()
 		return 0
 	}
+	if len(args) > 0 && args[0] == "aws" {
+		return awsCmd(args[1:], destroy)
+	}
 	if len(args) == 0 || args[0] != "ssh" {
-		fmt.Fprintf(os.Stderr, "vispyr %s: the target kind comes first: vispyr %s ssh user@host (only ssh is supported)\n", name, name)
+		fmt.Fprintf(os.Stderr, "vispyr %s: the target kind comes first: vispyr %s ssh user@host, or vispyr %s aws\n", name, name, name)
 		return 2
 	}
 	target, err := parseTargetArgs(fs, args[1:])

@@ -27,7 +27,10 @@ Commands:
   auth      new-token, hash-token, hash-password: the values of the auth: section
   deploy ssh user@host
             install or upgrade Vispyr on a Linux host over SSH (vispyr deploy --help)
-  destroy ssh user@host
+  deploy aws [--region r]
+            run Vispyr on an EC2 instance with an S3 bucket for traces
+            (vispyr deploy aws --help)
+  destroy ssh user@host | destroy aws
             remove what deploy installed (vispyr destroy --help)
   version   print the version
   healthcheck URL

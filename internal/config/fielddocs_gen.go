@@ -162,7 +162,7 @@ var fieldDocs = map[string]string{
 	"traces.max_spans_per_trace":                                 "Caps the spans the head keeps for one trace; more are refused and reported as partial success, so one runaway trace cannot eat the head.",
 	"traces.retention":                                           "Deletes blocks whose newest span ended longer ago than this.",
 	"traces.storage.backend":                                     "\"local\" (default, under the data directory) or \"s3\".",
-	"traces.storage.s3.access_key":                               "The access key ID of the static credentials blocks are written with.",
+	"traces.storage.s3.access_key":                               "The access key ID of the static credentials blocks are written with. Empty: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, ~/.aws/credentials, or the EC2 instance's IAM role, in that order.",
 	"traces.storage.s3.bucket":                                   "Holds the blocks; it is created when missing.",
 	"traces.storage.s3.endpoint":                                 "The S3 API's host:port, without a scheme (s3.amazonaws.com, minio:9000).",
 	"traces.storage.s3.insecure":                                 "Uses plain HTTP instead of HTTPS.",

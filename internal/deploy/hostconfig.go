@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"reflect"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 
@@ -22,6 +23,8 @@ type HostConfig struct {
 	TokenSHA256, User, Bcrypt string
 	// S3 keeps traces in a bucket instead of the data directory.
 	S3 *S3
+	// TracesRetention is traces.retention (0 keeps the default).
+	TracesRetention time.Duration
 }
 
 // ACME asks Vispyr to obtain and renew its certificate itself.
@@ -38,6 +41,8 @@ type ACME struct {
 // S3 is the trace bucket of an AWS deploy; credentials come from the instance role.
 type S3 struct {
 	Endpoint, Bucket, Region string
+	// Prefix is prepended to every object name ("" for none).
+	Prefix string
 }
 
 // Ports the installed Vispyr listens on. The UI takes 443; the APIs Grafana reads
@@ -91,11 +96,19 @@ func (h HostConfig) Render() ([]byte, error) {
 			"users":  []map[string]any{{"name": h.User, "bcrypt": h.Bcrypt, "scopes": []string{"read", "admin"}}},
 		}
 	}
+	traces := map[string]any{}
+	if h.TracesRetention > 0 {
+		traces["retention"] = h.TracesRetention.String()
+	}
 	if h.S3 != nil {
-		doc["traces"] = map[string]any{"storage": map[string]any{
-			"backend": "s3",
-			"s3":      map[string]any{"endpoint": h.S3.Endpoint, "bucket": h.S3.Bucket, "region": h.S3.Region},
-		}}
+		s3 := map[string]any{"endpoint": h.S3.Endpoint, "bucket": h.S3.Bucket, "region": h.S3.Region}
+		if h.S3.Prefix != "" {
+			s3["prefix"] = h.S3.Prefix
+		}
+		traces["storage"] = map[string]any{"backend": "s3", "s3": s3}
+	}
+	if len(traces) > 0 {
+		doc["traces"] = traces
 	}
 	var buf bytes.Buffer
 	buf.WriteString("# Written by `vispyr deploy`; running it again rewrites this file.\n")

@@ -59,6 +59,8 @@ type S3Config struct {
 	// Bucket holds the blocks; it is created when missing.
 	Bucket string `yaml:"bucket"`
 	// AccessKey is the access key ID of the static credentials blocks are written with.
+	// Empty: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, ~/.aws/credentials, or
+	// the EC2 instance's IAM role, in that order.
 	AccessKey string `yaml:"access_key"`
 	// SecretKey is the secret of AccessKey.
 	SecretKey string `yaml:"secret_key"`

@@ -90,6 +90,29 @@ func TestS3ConformanceAgainstMinIO(t *testing.T) {
 	conformance(t, b)
 }
 
+// Without access_key the store takes the standard AWS credentials (here the
+// environment's; on EC2 the instance role's), as a deployed instance does.
+func TestS3CredentialsFromEnvironment(t *testing.T) {
+	cfg := miniotest.Start(t)
+	t.Setenv("AWS_ACCESS_KEY_ID", cfg.AccessKey)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", cfg.SecretKey)
+	cfg.AccessKey, cfg.SecretKey, cfg.Bucket = "", "", "from-env"
+	b, err := backend.NewS3(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("open with environment credentials: %v", err)
+	}
+	if err := b.Write(context.Background(), "t1/b1/meta.json", []byte("{}")); err != nil {
+		t.Fatalf("write with environment credentials: %v", err)
+	}
+	t.Setenv("AWS_ACCESS_KEY_ID", "")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "")
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(t.TempDir(), "none"))
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	if _, err := backend.NewS3(context.Background(), cfg); err == nil {
+		t.Fatal("anonymous access to a private MinIO bucket succeeded: the credentials test proves nothing")
+	}
+}
+
 func TestConfigValidateNamesField(t *testing.T) {
 	f := func(c backend.Config, want string) {
 		t.Helper()

@@ -23,8 +23,16 @@ var _ Raw = (*S3)(nil)
 
 // NewS3 connects to the bucket, creating it when it does not exist.
 func NewS3(ctx context.Context, cfg S3Config) (*S3, error) {
+	creds := credentials.NewStaticV4(cfg.AccessKey, cfg.SecretKey, "")
+	if cfg.AccessKey == "" {
+		// No static keys: the standard AWS sources, ending with the EC2
+		// instance's role (what vispyr deploy aws gives its instance).
+		creds = credentials.NewChainCredentials([]credentials.Provider{
+			&credentials.EnvAWS{}, &credentials.FileAWSCredentials{}, &credentials.IAM{},
+		})
+	}
 	c, err := minio.New(cfg.Endpoint, &minio.Options{
-		Creds:  credentials.NewStaticV4(cfg.AccessKey, cfg.SecretKey, ""),
+		Creds:  creds,
 		Secure: !cfg.Insecure,
 		Region: cfg.Region,
 	})
