@@ -72,6 +72,7 @@ func (a *API) Register(mux *http.ServeMux) {
 		{"/loki/api/v1/index/volume", a.volume},
 		{"/loki/api/v1/index/volume_range", a.volumeRange},
 		{"/loki/api/v1/detected_fields", a.detectedFields},
+		{"/loki/api/v1/detected_field/{name}/values", a.detectedFieldValues},
 		{"/loki/api/v1/detected_labels", a.detectedLabels},
 		{"/loki/api/v1/patterns", a.patterns},
 	} {
