@@ -41,7 +41,7 @@ func vispyrTarget(bin string) target {
 			addrs := map[string]string{}
 			for _, f := range []string{"metrics.listen-address", "otlp.grpc-address", "otlp.http-address",
 				"admin.listen-address", "health.listen-address", "tempo.listen-address",
-				"pyroscope.listen-address", "pyroscope.ingest-address", "loki.listen-address", "ui.listen-address"} {
+				"pyroscope.listen-address", "pyroscope.ingest-address", "loki.listen-address", "faro.listen-address", "ui.listen-address"} {
 				a, err := proc.FreeAddr()
 				if err != nil {
 					return nil, "", "", "", err

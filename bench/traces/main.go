@@ -201,7 +201,7 @@ func startVispyr(bin, dir string, generatorOff bool) (*proc.Server, endpoints, e
 	args := []string{"serve", "--config=" + cfgPath, "--data-dir=" + filepath.Join(dir, "data")}
 	addrs := map[string]string{}
 	for _, f := range []string{"otlp.grpc-address", "otlp.http-address", "metrics.listen-address",
-		"tempo.listen-address", "loki.listen-address", "pyroscope.listen-address", "pyroscope.ingest-address",
+		"tempo.listen-address", "loki.listen-address", "faro.listen-address", "pyroscope.listen-address", "pyroscope.ingest-address",
 		"ui.listen-address", "admin.listen-address", "health.listen-address"} {
 		a, err := proc.FreeAddr()
 		if err != nil {

@@ -20,6 +20,7 @@ import (
 	"github.com/vispyr/vispyr/internal/logs"
 	"github.com/vispyr/vispyr/internal/profiles"
 	"github.com/vispyr/vispyr/internal/prommgr"
+	"github.com/vispyr/vispyr/internal/receiver/faro"
 	"github.com/vispyr/vispyr/internal/traces"
 )
 
@@ -34,8 +35,11 @@ type Config struct {
 	Metrics  Metrics         `yaml:"metrics"`
 	Traces   traces.Config   `yaml:"traces"`
 	Profiles profiles.Config `yaml:"profiles"`
-	// Logs is the log store behind Loki push and OTLP logs.
-	Logs      logs.Config      `yaml:"logs"`
+	// Logs is the log store behind Loki push, OTLP logs and Faro.
+	Logs logs.Config `yaml:"logs"`
+	// Faro is the browser receiver on listen.faro, with the settings of
+	// Alloy's faro.receiver: CORS origins, API key, payload and rate limits.
+	Faro      faro.Config      `yaml:"faro"`
 	Generator generator.Config `yaml:"generator"`
 	Limits    Limits           `yaml:"limits"`
 	// Forward sends a copy of what serve stores on, or, for gateway, everything.
@@ -72,6 +76,7 @@ type Listen struct {
 	Pyroscope       string `yaml:"pyroscope"`        // 4040
 	Tempo           string `yaml:"tempo"`            // 3200
 	Loki            string `yaml:"loki"`             // 3100: Loki push in, Loki queries out
+	Faro            string `yaml:"faro"`             // 12347: Faro browser telemetry (/collect)
 	UI              string `yaml:"ui"`               // 3000
 	Admin           string `yaml:"admin"`            // 12345
 	Health          string `yaml:"health"`           // 13133
@@ -219,6 +224,7 @@ func Default() Config {
 			Pyroscope:       ":4040",
 			Tempo:           ":3200",
 			Loki:            ":3100",
+			Faro:            ":12347",
 			UI:              ":3000",
 			Admin:           ":12345",
 			Health:          ":13133",
@@ -253,6 +259,7 @@ func Default() Config {
 	c.Traces.Defaults()
 	c.Profiles.Defaults()
 	c.Logs.Defaults()
+	c.Faro = faro.Defaults()
 	c.Generator.Defaults()
 	c.Prometheus.Defaults()
 	return c
@@ -353,6 +360,9 @@ func (c Config) Validate() error {
 	if err := c.Logs.Validate(); err != nil {
 		return err
 	}
+	if err := c.Faro.Validate(); err != nil {
+		return fmt.Errorf("faro.%w", err)
+	}
 	if err := c.Profiles.Validate(); err != nil {
 		return fmt.Errorf("profiles: %w", err)
 	}
@@ -384,7 +394,7 @@ func (l Listen) byName() map[string]string {
 	return map[string]string{
 		"otlp_grpc": l.OTLPGRPC, "otlp_http": l.OTLPHTTP, "prometheus": l.Prometheus,
 		"pyroscope_ingest": l.PyroscopeIngest, "pyroscope": l.Pyroscope, "tempo": l.Tempo,
-		"loki": l.Loki,
-		"ui":   l.UI, "admin": l.Admin, "health": l.Health,
+		"loki": l.Loki, "faro": l.Faro,
+		"ui": l.UI, "admin": l.Admin, "health": l.Health,
 	}
 }

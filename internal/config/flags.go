@@ -27,6 +27,7 @@ func bind(fs *flag.FlagSet, c *Config) {
 	fs.StringVar(&l.Pyroscope, "pyroscope.listen-address", l.Pyroscope, "Pyroscope query and ingest listen address")
 	fs.StringVar(&l.Tempo, "tempo.listen-address", l.Tempo, "Tempo query API listen address")
 	fs.StringVar(&l.Loki, "loki.listen-address", l.Loki, "Loki push and query API listen address")
+	fs.StringVar(&l.Faro, "faro.listen-address", l.Faro, "Faro browser receiver listen address (/collect)")
 	fs.StringVar(&l.UI, "ui.listen-address", l.UI, "built-in UI listen address")
 	fs.StringVar(&l.Admin, "admin.listen-address", l.Admin, "admin listen address: /metrics, /-/ready, /debug/pprof")
 	fs.StringVar(&l.Health, "health.listen-address", l.Health, "health-check listen address (/health/status)")

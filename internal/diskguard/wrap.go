@@ -8,6 +8,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/vispyr/vispyr/internal/pipeline"
+	"github.com/vispyr/vispyr/internal/pipeline/logpush"
 	"github.com/vispyr/vispyr/internal/pipeline/profile"
 	"github.com/vispyr/vispyr/internal/pipeline/remotewrite"
 )
@@ -53,6 +54,16 @@ func (g *Guard) Profiles(store string, next pipeline.Profiles) pipeline.Profiles
 			return err
 		}
 		return next.ConsumeProfiles(ctx, b)
+	})
+}
+
+// Logs guards a log consumer (Loki push, OTLP logs, Faro).
+func (g *Guard) Logs(store string, next pipeline.Logs) pipeline.Logs {
+	return logsFunc(func(ctx context.Context, req *logpush.Request) error {
+		if err := g.Check(store); err != nil {
+			return err
+		}
+		return next.ConsumeLogs(ctx, req)
 	})
 }
 
@@ -125,6 +136,10 @@ type samplesFunc func(context.Context, *remotewrite.Request) (remotewrite.Writte
 func (f samplesFunc) ConsumeSamples(ctx context.Context, req *remotewrite.Request) (remotewrite.Written, error) {
 	return f(ctx, req)
 }
+
+type logsFunc func(context.Context, *logpush.Request) error
+
+func (f logsFunc) ConsumeLogs(ctx context.Context, req *logpush.Request) error { return f(ctx, req) }
 
 type profilesFunc func(context.Context, *profile.Batch) error
 

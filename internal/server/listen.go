@@ -41,7 +41,7 @@ const (
 func serverTimeouts(name string, cfg config.Config) timeouts {
 	promWrite := max(cfg.Metrics.QueryTimeout+30*time.Second, ingestRead+30*time.Second)
 	switch name {
-	case "otlp_http", "pyroscope_ingest":
+	case "otlp_http", "pyroscope_ingest", "faro":
 		return timeouts{read: ingestRead, write: ingestRead + 30*time.Second}
 	case "prometheus":
 		return timeouts{read: ingestRead, write: promWrite}

@@ -37,6 +37,7 @@ import (
 	"github.com/vispyr/vispyr/internal/profiles"
 	"github.com/vispyr/vispyr/internal/profiles/profilesapi"
 	"github.com/vispyr/vispyr/internal/prommgr"
+	"github.com/vispyr/vispyr/internal/receiver/faro"
 	"github.com/vispyr/vispyr/internal/receiver/loki"
 	"github.com/vispyr/vispyr/internal/receiver/otlp"
 	"github.com/vispyr/vispyr/internal/receiver/promwrite"
@@ -64,7 +65,7 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		return fmt.Errorf("auth: %w", err)
 	}
 	l := cfg.Listen
-	warnUnauthenticated([]string{l.OTLPGRPC, l.OTLPHTTP, l.Prometheus, l.PyroscopeIngest, l.Pyroscope, l.Tempo, l.Loki, l.UI, l.Admin}, authn, logger)
+	warnUnauthenticated([]string{l.OTLPGRPC, l.OTLPHTTP, l.Prometheus, l.PyroscopeIngest, l.Pyroscope, l.Tempo, l.Loki, l.Faro, l.UI, l.Admin}, authn, logger)
 	setMemoryLimit(cfg.Limits, logger)
 
 	if err := checkDataDir(cfg.DataDir); err != nil {
@@ -142,7 +143,8 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	// spans that were durably accepted.
 	traceSink := pipeline.FanOutTraces{guard.Traces("trace", traceStore), gen}
 	metricSink := guard.Metrics("metrics", metricStore)
-	otlpHTTP := otlp.NewHTTP(traceSink, metricSink, cfg.Limits.MaxRequestBytes, inflight, ingestLogger.With("component", "otlp"), otlp.WithRegisterer(prometheus.WrapRegistererWith(prometheus.Labels{"transport": "http"}, reg)), otlp.WithLogs(logStore))
+	logSink := guard.Logs("logs", logStore)
+	otlpHTTP := otlp.NewHTTP(traceSink, metricSink, cfg.Limits.MaxRequestBytes, inflight, ingestLogger.With("component", "otlp"), otlp.WithRegisterer(prometheus.WrapRegistererWith(prometheus.Labels{"transport": "http"}, reg)), otlp.WithLogs(logSink))
 	grpcOpts := grpcOptions(cfg.Limits)
 	if authn != nil {
 		grpcOpts = append(grpcOpts, authn.GRPCOptions(grpcScope)...)
@@ -151,7 +153,7 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		grpcOpts = append(grpcOpts, grpc.Creds(credentials.NewTLS(serverTLS.Config("h2"))))
 	}
 	grpcServer := grpc.NewServer(grpcOpts...)
-	otlp.RegisterGRPC(grpcServer, traceSink, metricSink, inflight, otlp.WithRegisterer(prometheus.WrapRegistererWith(prometheus.Labels{"transport": "grpc"}, reg)), otlp.WithLogs(logStore))
+	otlp.RegisterGRPC(grpcServer, traceSink, metricSink, inflight, otlp.WithRegisterer(prometheus.WrapRegistererWith(prometheus.Labels{"transport": "grpc"}, reg)), otlp.WithLogs(logSink))
 	profileIngest := pyroscope.NewHandler(guard.Profiles("profile", profileStore), ingestLogger.With("component", "pyroscope-ingest"), reg,
 		pyroscope.WithInflight(inflight), pyroscope.WithMaxSamples(cfg.Limits.MaxProfileSamples))
 
@@ -167,7 +169,7 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	}, logger, reg)
 	tempoAPI := tempoapi.NewHandler(traceStore, logger.With("component", "tempo-api"))
 	profileAPI := profilesapi.NewHandler(profileStore, logger.With("component", "pyroscope-api"))
-	lokiAPI := lokiPort(logStore, cfg, ingestLogger.With("component", "loki-push"), logger.With("component", "loki-api"))
+	lokiAPI := lokiPort(logStore, logSink, cfg, ingestLogger.With("component", "loki-push"), logger.With("component", "loki-api"))
 	webUI := ui.NewHandler(ui.Backends{Prometheus: withoutIngest(promAPI), Tempo: tempoAPI, Pyroscope: profileAPI, Loki: withoutLokiPush(lokiAPI)}, logger.With("component", "ui"))
 
 	// A browser opening the Prometheus, Tempo or Pyroscope port lands on the
@@ -186,6 +188,7 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		{"pyroscope", cfg.Listen.Pyroscope, toUI(pyroscopePort(profileIngest, profileAPI), ui.PageAt("/profiles"))},
 		{"pyroscope_ingest", cfg.Listen.PyroscopeIngest, profileIngest},
 		{"loki", cfg.Listen.Loki, lokiAPI},
+		{"faro", cfg.Listen.Faro, faro.NewHandler(cfg.Faro, faro.Sinks{Logs: logSink, Traces: traceSink, Metrics: metricSink}, ingestLogger.With("component", "faro"))},
 		{"ui", cfg.Listen.UI, webUI},
 		// Health stays plain HTTP: it tells only up or down, and container
 		// and load-balancer probes (`vispyr healthcheck`) speak plain HTTP.
@@ -274,10 +277,11 @@ func reloadOnSIGHUP(m *prommgr.Manager, logger *slog.Logger) func(context.Contex
 	}
 }
 
-// lokiPort serves Loki's push and query APIs, as a Loki server does on 3100.
-func lokiPort(store *logs.Store, cfg config.Config, pushLogger, queryLogger *slog.Logger) http.Handler {
+// lokiPort serves Loki's push and query APIs, as a Loki server does on 3100:
+// pushes go to push (the store behind the disk guard), queries to store.
+func lokiPort(store *logs.Store, push pipeline.Logs, cfg config.Config, pushLogger, queryLogger *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
-	loki.NewHandler(store, cfg.Limits.MaxRequestBytes, pushLogger).Register(mux)
+	loki.NewHandler(push, cfg.Limits.MaxRequestBytes, pushLogger).Register(mux)
 	lokiapi.New(store, cfg.Logs.Query, queryLogger).Register(mux)
 	return mux
 }

@@ -96,7 +96,7 @@ func wantScope(port, method, p string) auth.Scope {
 		if method == http.MethodGet && !api {
 			return auth.Open
 		}
-	case "otlp_http", "pyroscope_ingest":
+	case "otlp_http", "pyroscope_ingest", "faro":
 		return auth.ScopeWrite
 	case "admin":
 		if p == "/-/ready" || p == "/-/healthy" {
@@ -137,10 +137,12 @@ func TestAuthRouteScan(t *testing.T) {
 	native := map[string][]string{
 		"prometheus": prometheusPaths, "tempo": tempoPaths, "otlp_http": otlpPaths, "admin": adminPaths,
 		"ui": uiPaths, "loki": lokiPaths, "pyroscope": append(slices.Clone(procs), pyroscopeExtra...), "pyroscope_ingest": append(slices.Clone(procs), pyroscopeExtra...),
+		"faro": {"/collect"},
 	}
 	addrs := map[string]string{
 		"prometheus": v.MetricsAddr, "tempo": v.TempoAddr, "otlp_http": v.OTLPHTTPAddr, "admin": v.AdminAddr,
 		"ui": v.UIAddr, "loki": v.LokiAddr, "pyroscope": v.PyroscopeAddr, "pyroscope_ingest": v.PyroscopeIngestAddr,
+		"faro": v.FaroAddr,
 	}
 	var all []string
 	for _, ps := range native {

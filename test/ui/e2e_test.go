@@ -63,6 +63,7 @@ func startVispyr(t *testing.T, root string, extra ...string) server {
 		"-metrics.listen-address", s.prom,
 		"-tempo.listen-address", addr(),
 		"-loki.listen-address", addr(),
+		"-faro.listen-address", addr(),
 		"-pyroscope.listen-address", s.pyroscope,
 		"-pyroscope.ingest-address", addr(),
 		"-admin.listen-address", s.admin,

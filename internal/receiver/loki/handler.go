@@ -39,7 +39,8 @@ func (h *Handler) Register(mux *http.ServeMux) {
 
 // ServeHTTP answers as Loki does: 204 when every line is stored, 400 with the
 // reasons when some or all were refused (valid ones are still stored), 429 with
-// Retry-After when overloaded, 500 otherwise.
+// Retry-After when overloaded, 503 with Retry-After while the disk is full,
+// 500 otherwise.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	req, err := h.decode(r)
 	if err != nil {
@@ -63,6 +64,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, pipeline.ErrOverloaded):
 		w.Header().Set("Retry-After", strconv.Itoa(int(limits.RetryAfter.Seconds())))
 		http.Error(w, err.Error(), http.StatusTooManyRequests)
+	case pipeline.IsDiskFull(err):
+		// 503, which Loki clients (Promtail, Alloy) retry, as they do 429.
+		w.Header().Set("Retry-After", strconv.Itoa(int(limits.RetryAfter.Seconds())))
+		http.Error(w, err.Error(), http.StatusServiceUnavailable)
 	default:
 		h.logger.Error("store pushed logs", "err", err)
 		http.Error(w, err.Error(), http.StatusInternalServerError)

@@ -59,6 +59,7 @@ type Vispyr struct {
 	HealthAddr          string // /health/status (:13133)
 	TempoAddr           string // :3200
 	LokiAddr            string // :3100
+	FaroAddr            string // :12347
 	PyroscopeAddr       string // :4040
 	PyroscopeIngestAddr string // :9999
 	UIAddr              string
@@ -106,7 +107,7 @@ func (v *Vispyr) pickPorts() {
 	v.MetricsAddr, v.OTLPGRPCAddr, v.OTLPHTTPAddr = addr(), addr(), addr()
 	v.AdminAddr, v.HealthAddr, v.TempoAddr = addr(), addr(), addr()
 	v.PyroscopeAddr, v.PyroscopeIngestAddr, v.UIAddr = addr(), addr(), addr()
-	v.LokiAddr = addr()
+	v.LokiAddr, v.FaroAddr = addr(), addr()
 }
 
 // Args returns the command line the harness passes to `vispyr`.
@@ -124,6 +125,7 @@ func (v *Vispyr) Args() []string {
 		"--health.listen-address=" + v.HealthAddr,
 		"--tempo.listen-address=" + v.TempoAddr,
 		"--loki.listen-address=" + v.LokiAddr,
+		"--faro.listen-address=" + v.FaroAddr,
 		"--pyroscope.listen-address=" + v.PyroscopeAddr,
 		"--pyroscope.ingest-address=" + v.PyroscopeIngestAddr,
 		"--ui.listen-address=" + v.UIAddr,

@@ -210,7 +210,7 @@ func TestNonWritableDataDirStopsStartupWithAClearMessage(t *testing.T) {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, "serve", "--data-dir", data,
 		"--otlp.grpc-address=127.0.0.1:0", "--otlp.http-address=127.0.0.1:0", "--metrics.listen-address=127.0.0.1:0",
-		"--pyroscope.ingest-address=127.0.0.1:0", "--pyroscope.listen-address=127.0.0.1:0", "--tempo.listen-address=127.0.0.1:0", "--loki.listen-address=127.0.0.1:0",
+		"--pyroscope.ingest-address=127.0.0.1:0", "--pyroscope.listen-address=127.0.0.1:0", "--tempo.listen-address=127.0.0.1:0", "--loki.listen-address=127.0.0.1:0", "--faro.listen-address=127.0.0.1:0",
 		"--ui.listen-address=127.0.0.1:0", "--admin.listen-address=127.0.0.1:0", "--health.listen-address=127.0.0.1:0")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}}
 	out, err := cmd.CombinedOutput()
