@@ -5,6 +5,7 @@ import { Ctx, useLocalStorage } from './hooks';
 import { parseDuration } from './lib/format';
 import { Explore } from './pages/Explore';
 import { Home } from './pages/Home';
+import { Logs } from './pages/Logs';
 import { Profiles } from './pages/Profiles';
 import { Service } from './pages/Service';
 import { Traces } from './pages/Traces';
@@ -19,6 +20,7 @@ const NAV: [string, string][] = [
   ['/', 'Home'],
   ['/traces', 'Traces'],
   ['/profiles', 'Profiles'],
+  ['/logs', 'Logs'],
   ['/explore', 'Metrics'],
   ['/targets', 'Targets'],
   ['/alerts', 'Alerts'],
@@ -39,6 +41,7 @@ function Route({ path }: { path: string }) {
   if (path.startsWith('/targets')) return <Targets />;
   if (path.startsWith('/alerts')) return <Alerts />;
   if (path.startsWith('/vispyr')) return <SelfMonitor />;
+  if (path.startsWith('/logs')) return <Logs />;
   return (
     <div class="page">
       <div class="empty-inline">

@@ -1,5 +1,6 @@
 import { useMemo, useState } from 'preact/hooks';
 import { fmtMs, fmtTime } from '../lib/format';
+import { traceLogsQuery } from '../lib/logs';
 import { profileSpanID, type AttrValue, type Span, type Trace } from '../lib/trace';
 import { link } from '../router';
 import { PALETTE } from './Chart';
@@ -160,6 +161,9 @@ export function SpanDetails({ span: s, trace }: { span: Span; trace: Trace }) {
   // The profile window is the span's own time, widened to whole seconds either side.
   const from = Math.floor(s.start / 1000) * 1000 - 1000;
   const to = Math.ceil(s.end / 1000) * 1000 + 1000;
+  // Logs are looked for around the whole trace, as Grafana's trace-to-logs shifts by minutes.
+  const logsFrom = Math.floor(trace.start) - 5 * 60_000;
+  const logsTo = Math.ceil(trace.end) + 5 * 60_000;
   return (
     <div class="span-details" data-testid="span-details">
       <div class="sd-head">
@@ -176,6 +180,12 @@ export function SpanDetails({ span: s, trace }: { span: Span; trace: Trace }) {
             <FlameIcon /> Profile for this span
           </a>
         )}
+        <a class="btn" href={link('/logs', { q: traceLogsQuery(trace.traceId), from: String(logsFrom), to: String(logsTo) })} data-testid="trace-logs-link">
+          Logs for this trace
+        </a>
+        <a class="btn" href={link('/logs', { q: traceLogsQuery(trace.traceId, s.service, s.spanId), from: String(logsFrom), to: String(logsTo) })} data-testid="span-logs-link">
+          Logs for this span
+        </a>
       </div>
       {s.error && s.statusMessage && <div class="error-box">{s.statusMessage}</div>}
       <div class="mono muted small">

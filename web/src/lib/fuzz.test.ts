@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { decodeFlamegraph, diffGraphs, functionTable, sandwich } from './flamegraph';
 import { parseExemplars, parseMatrix, PromError } from './prom';
 import { activeAlerts, parseRules, parseTargets } from './promstatus';
+import { parseStreams, parseVolume } from './logs';
 import { parseSearch, parseTrace } from './trace';
 
 // Seeded random JSON-ish values: decoders must never throw on garbage from the wire
@@ -51,6 +52,8 @@ describe('decoders survive garbage', () => {
       }
       parseTrace(v);
       parseSearch(v);
+      parseStreams(v);
+      parseVolume(v);
       for (const f of [parseMatrix, parseExemplars, parseTargets, (b: any) => activeAlerts(parseRules(b))]) {
         try {
           f({ status: 'success', data: v });
