@@ -32,6 +32,7 @@ type Store struct {
 	logger *slog.Logger
 	wal    *wal.WAL
 	now    func() time.Time
+	m      *metrics
 
 	// ingest is read-locked by every push (WAL append, then head append) and
 	// write-locked by a flush while it cuts the WAL and seals every head, so each
@@ -57,20 +58,25 @@ var (
 
 // Open opens the store in dir (creating it), loads its blocks, replays its WAL and
 // starts flushing and retention in the background.
-func Open(dir string, cfg Config, logger *slog.Logger) (*Store, error) {
+func Open(dir string, cfg Config, logger *slog.Logger, opts ...Option) (*Store, error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	cfg.Defaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	s := &Store{cfg: cfg, dir: dir, logger: logger, now: time.Now, tenants: map[string]*tenant{},
 		flushReq: make(chan struct{}, 1), stop: make(chan struct{})}
+	s.m = newMetrics(o.reg, s)
 	if err := os.MkdirAll(s.blockDir(), 0o755); err != nil {
 		return nil, fmt.Errorf("create log store dir: %w", err)
 	}
 	if err := s.loadBlocks(); err != nil {
 		return nil, err
 	}
-	w, err := wal.Open(s.walDir(), wal.Options{Name: "logs", Logger: logger})
+	w, err := wal.Open(s.walDir(), wal.Options{Name: "logs", Logger: logger, Registerer: o.reg})
 	if err != nil {
 		return nil, fmt.Errorf("open logs wal: %w", err)
 	}
@@ -150,12 +156,14 @@ func (s *Store) ConsumeLogs(ctx context.Context, req *logpush.Request) error {
 	tenantName := pipeline.Tenant(ctx)
 	if s.headBytes.Load() > 2*s.cfg.MaxHeadBytes {
 		s.requestFlush()
+		s.m.overload.Inc()
 		return fmt.Errorf("log store: %d bytes waiting to be flushed: %w", s.headBytes.Load(), pipeline.ErrOverloaded)
 	}
 	t := s.tenant(tenantName)
 	v := validator{cfg: &s.cfg, now: s.now()}
 	streams, err := s.prepare(tenantName, t, &v, req.Streams)
 	if err != nil {
+		s.m.refused.Add(float64(v.rejected))
 		return err
 	}
 	if len(streams) > 0 {
@@ -168,6 +176,9 @@ func (s *Store) ConsumeLogs(ctx context.Context, req *logpush.Request) error {
 		if err != nil {
 			return fmt.Errorf("append logs wal: %w", err)
 		}
+		for _, st := range streams {
+			s.m.lines.Add(float64(len(st.Entries)))
+		}
 		if s.headBytes.Load() > s.cfg.MaxHeadBytes {
 			s.requestFlush()
 		}
@@ -175,6 +186,7 @@ func (s *Store) ConsumeLogs(ctx context.Context, req *logpush.Request) error {
 	if v.rejected == 0 {
 		return nil
 	}
+	s.m.refused.Add(float64(v.rejected))
 	msg := errors.New(strings.Join(v.errs, "\n"))
 	if len(streams) == 0 {
 		return pipeline.Invalid(msg)

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/prometheus/model/labels"
 
 	"github.com/vispyr/vispyr/internal/pipeline"
@@ -301,5 +303,27 @@ func TestTail(t *testing.T) {
 	}
 	cancel()
 	for range ch {
+	}
+}
+
+// The self-monitoring page charts these: lines stored, lines refused, and the
+// logs WAL beside the other stores'.
+func TestMetricsCountStoredAndRefusedLines(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	s, err := Open(t.TempDir(), Config{MaxLineSize: 10}, discard(), WithRegisterer(reg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	now := time.Now().UnixNano()
+	_ = push(t, s, "t1", labels.FromStrings("app", "a"), Entry{Timestamp: now, Line: "one"}, Entry{Timestamp: now + 1, Line: "two"}, Entry{Timestamp: now + 2, Line: "far too long a line"})
+	if got := testutil.ToFloat64(s.m.lines); got != 2 {
+		t.Errorf("ingested lines = %v, want 2", got)
+	}
+	if got := testutil.ToFloat64(s.m.refused); got != 1 {
+		t.Errorf("refused lines = %v, want 1", got)
+	}
+	if n, err := testutil.GatherAndCount(reg, "vispyr_wal_written_bytes_total"); err != nil || n != 1 {
+		t.Errorf("logs WAL metrics: %d series, %v", n, err)
 	}
 }

@@ -112,7 +112,7 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 			logger.Error("close profile store", "err", err)
 		}
 	}()
-	logStore, err := logs.Open(filepath.Join(cfg.DataDir, "logs"), cfg.Logs, logger.With("component", "logs"))
+	logStore, err := logs.Open(filepath.Join(cfg.DataDir, "logs"), cfg.Logs, logger.With("component", "logs"), logs.WithRegisterer(reg))
 	if err != nil {
 		return err
 	}

@@ -34,7 +34,8 @@ const opsRules = `groups:
 `
 
 // TestUIOpsPages drives the Targets, Alerts and Vispyr pages of a server that scrapes
-// Debian's node_exporter and a target answering junk, evaluates opsRules and ingests spans.
+// Debian's node_exporter and a target answering junk, evaluates opsRules and ingests spans
+// and log records.
 func TestUIOpsPages(t *testing.T) {
 	if testing.Short() {
 		t.Skip("browser test skipped in -short mode")
@@ -94,11 +95,18 @@ scrape_configs:
 		return json.Unmarshal(b, &r) == nil && len(r.Data.Result) > 0
 	}
 
-	// The spans must arrive after the self-scrape has seen the counter at zero, or the
+	// The spans and logs must arrive after the self-scrape has seen the counter at zero, or the
 	// ingest chart's rate has nothing to rise from.
 	waitFor(t, "the self-scrape", 20*time.Second, query(`vispyr_traces_spans_ingested_total{job="vispyr"}`), hasResult)
 	sendTraces(t, s.otlpGRPC)
-	waitFor(t, "the span ingest rate", 20*time.Second, query(`sum(rate(vispyr_traces_spans_ingested_total{job="vispyr"}[1m])) > 0`), hasResult)
+	logs := exec.Command(testpeer.Binary(t, "telemetrygen"), "logs", "--otlp-insecure", "--otlp-endpoint", s.otlpGRPC,
+		"--service", "ui-ops", "--logs", "50", "--rate", "100")
+	if out, err := logs.CombinedOutput(); err != nil {
+		t.Fatalf("telemetrygen logs: %v\n%s", err, out)
+	}
+	for _, c := range []string{"vispyr_traces_spans_ingested_total", "vispyr_logs_ingested_lines_total"} {
+		waitFor(t, c+" rising", 20*time.Second, query(`sum(rate(`+c+`{job="vispyr"}[1m])) > 0`), hasResult)
+	}
 	waitFor(t, "node_exporter up and the junk target down", 20*time.Second, get("/prom/api/v1/targets"), func(b []byte) bool {
 		return bytes.Contains(b, []byte(`"health":"down"`)) && bytes.Count(b, []byte(`"health":"up"`)) == 2
 	})

@@ -39,7 +39,7 @@ export const CHARTS: ChartDef[] = [
       q(`sum(rate(prometheus_tsdb_head_samples_appended_total{${J}}[${w}]))`, fixed('metric samples')),
       q(`sum(rate(vispyr_traces_spans_ingested_total{${J}}[${w}]))`, fixed('spans')),
       q(`sum(rate(vispyr_profiles_ingested_profiles_total{${J}}[${w}]))`, fixed('profiles')),
-      q(`sum(rate(vispyr_otlp_received_items_total{${J}, signal="logs"}[${w}]))`, fixed('log records (OTLP)')),
+      q(`sum(rate(vispyr_logs_ingested_lines_total{${J}}[${w}]))`, fixed('log lines')),
     ],
   },
   {
@@ -54,6 +54,8 @@ export const CHARTS: ChartDef[] = [
       q(`sum(rate(vispyr_traces_overloaded_total{${J}}[${w}]))`, fixed('traces: head over memory budget')),
       q(`sum(rate(vispyr_traces_refused_spans_total{${J}}[${w}]))`, fixed('traces: spans refused')),
       q(`sum(rate(vispyr_profiles_rejected_overload_total{${J}}[${w}]))`, fixed('profiles: WAL behind')),
+      q(`sum(rate(vispyr_logs_refused_lines_total{${J}}[${w}]))`, fixed('logs: lines refused')),
+      q(`sum(rate(vispyr_logs_overloaded_total{${J}}[${w}]))`, fixed('logs: head over memory budget')),
     ],
   },
   {
@@ -83,9 +85,9 @@ export const CHARTS: ChartDef[] = [
   },
   {
     id: 'head-bytes',
-    title: 'Trace head memory',
+    title: 'Head memory (not yet in blocks)',
     fmt: fmtBytes,
-    queries: () => [q(`sum(vispyr_traces_head_bytes{${J}})`, fixed('traces'))],
+    queries: () => [q(`sum(vispyr_traces_head_bytes{${J}})`, fixed('traces')), q(`sum(vispyr_logs_head_bytes{${J}})`, fixed('logs'))],
   },
   {
     id: 'forward',
