@@ -23,6 +23,7 @@ var notRunnable = map[string]string{
 	"vispyr gateway --data-dir=gw":          "serves until stopped, on the ingest ports of the `vispyr serve` this test runs, and forwards to a VictoriaMetrics the README assumes; test/e2e's gateway tests run it against real destinations",
 	"docker compose up":                     "needs a Docker engine, which this machine does not have (the compose file is checked in compose_test.go)",
 	"vispyr deploy ssh":                     "needs an SSH host of the reader's; test/e2e TestDeploySSH runs deploy, re-deploy and destroy against Debian's sshd in a network namespace",
+	"vispyr deploy aws":                     "needs an AWS account; internal/deploy/awsdeploy runs deploy, re-run and destroy with the AWS SDK against MinIO and an EC2/IAM test server",
 	"vispyr serve --prometheus.config.file": "serves until stopped, on the ports of the `vispyr serve` this test runs; test/e2e/alerting runs it with a prometheus.yml, node_exporter and Alertmanager",
 	"vispyr auth new-token":                 "serves until stopped, with a certificate and secrets of the reader's, on the ports of the `vispyr serve` this test runs; test/e2e TestAuthRealClients and TestAuthRouteScan run the same auth: and tls: sections with real clients",
 	"helm install":                          "needs a Kubernetes cluster; deploy/helm renders the chart with helm for both modes and decodes every manifest against the Kubernetes API types",
