@@ -25,6 +25,7 @@ var installHints = map[string]string{
 	"promtool":                 "apt-get install -y prometheus (promtool ships with it)",
 	"prometheus-node-exporter": "apt-get install -y prometheus-node-exporter",
 	"victoria-metrics":         "apt-get install -y victoria-metrics",
+	"victoria-logs":            ".ci/install.d/45-logs.sh (go install of VictoriaLogs' app/victoria-logs)",
 	"telemetrygen":             "go install github.com/open-telemetry/opentelemetry-collector-contrib/cmd/telemetrygen@v0.161.0",
 	"minio":                    "go install github.com/minio/minio@latest",
 	"chromium":                 "apt-get install -y chromium",

@@ -91,6 +91,19 @@ func StartVictoriaMetricsAt(t testing.TB, addr, dir string, extra ...string) *Pe
 	return &Peer{Process: p, Addr: addr}
 }
 
+// StartVictoriaLogs runs VictoriaLogs (.ci/install.d/45-logs.sh) on a temp
+// storage dir and waits until /health answers. It takes Loki pushes at
+// /insert/loki/api/v1/push and answers LogsQL at /select/logsql/.
+func StartVictoriaLogs(t testing.TB) *Peer {
+	t.Helper()
+	bin := testpeer.Binary(t, "victoria-logs")
+	addr := loopback(t)
+	p := StartProcess(t, "victoria-logs", bin, "-httpListenAddr="+addr,
+		"-storageDataPath="+filepath.Join(t.TempDir(), "vlogs"), "-retentionPeriod=30d", "-loggerLevel=WARN")
+	testpeer.WaitHTTP(t, "http://"+addr+"/health", 60*time.Second)
+	return &Peer{Process: p, Addr: addr}
+}
+
 // StartAlertmanager runs Debian's prometheus-alertmanager with config (YAML)
 // on a temp storage dir, without clustering, and waits until /-/ready.
 func StartAlertmanager(t testing.TB, config string) *Peer {
