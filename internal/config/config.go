@@ -125,6 +125,11 @@ type Limits struct {
 	// the last accepted request (head chunks, a trace block cut, a profile
 	// block, WAL segments).
 	DiskReserveBytes int64 `yaml:"disk_reserve_bytes"`
+	// MaxTenants caps the tenants (X-Scope-OrgID values) the metrics store
+	// keeps, the default tenant included: each has a TSDB of its own, and
+	// without auth anyone may name a new one. Data of a tenant beyond it gets
+	// 429. 0: no limit.
+	MaxTenants int `yaml:"max_tenants"`
 	// Tenant holds the limits every tenant (X-Scope-OrgID) gets, the default
 	// tenant included: Mimir's label limits; rate and series limits are off.
 	Tenant TenantLimits `yaml:"tenant"`
@@ -161,12 +166,21 @@ type TenantLimits struct {
 	MaxConcurrentQueries int `yaml:"max_concurrent_queries"`
 	// QueryTimeout bounds a tenant's metrics queries. 0: metrics.query_timeout.
 	QueryTimeout time.Duration `yaml:"query_timeout"`
+	// MaxSpansPerTrace caps the spans one trace of the tenant may hold; more
+	// are refused as partial success with Tempo's TRACE_TOO_LARGE reason.
+	// 0: traces.max_spans_per_trace.
+	MaxSpansPerTrace int `yaml:"max_spans_per_trace"`
+	// MaxProfileSamples refuses the tenant's profiles holding more samples
+	// with 400, in Pyroscope's words (max_profile_stacktrace_samples). 0:
+	// limits.max_profile_samples.
+	MaxProfileSamples int `yaml:"max_profile_samples"`
 }
 
 func (t TenantLimits) validate() error {
 	switch {
 	case t.MaxLabelNamesPerSeries < 0, t.MaxLabelNameLength < 0, t.MaxLabelValueLength < 0,
-		t.MaxActiveSeries < 0, t.MaxConcurrentQueries < 0, t.QueryTimeout < 0, t.IngestionRate < 0:
+		t.MaxActiveSeries < 0, t.MaxConcurrentQueries < 0, t.QueryTimeout < 0, t.IngestionRate < 0,
+		t.MaxSpansPerTrace < 0, t.MaxProfileSamples < 0:
 		return errors.New("limits must not be negative (but -1 in an override)")
 	case t.IngestionRate > 0 && t.IngestionBurstSize < 1:
 		return errors.New("ingestion_burst_size: must be positive when ingestion_rate is set")
@@ -175,7 +189,8 @@ func (t TenantLimits) validate() error {
 }
 
 // ForTenant returns the limits of tenant: limits.tenant with the tenant's
-// overrides, -1 meaning no limit (0).
+// overrides, -1 meaning no limit (0; for the spans and samples limits, the
+// store-wide one).
 func (l Limits) ForTenant(tenant string) TenantLimits {
 	out := l.Tenant
 	o, ok := l.Tenants[tenant]
@@ -196,6 +211,8 @@ func (l Limits) ForTenant(tenant string) TenantLimits {
 	pick(&out.IngestionBurstSize, o.IngestionBurstSize)
 	pick(&out.MaxActiveSeries, o.MaxActiveSeries)
 	pick(&out.MaxConcurrentQueries, o.MaxConcurrentQueries)
+	pick(&out.MaxSpansPerTrace, o.MaxSpansPerTrace)
+	pick(&out.MaxProfileSamples, o.MaxProfileSamples)
 	switch {
 	case o.IngestionRate < 0:
 		out.IngestionRate = 0
@@ -209,6 +226,14 @@ func (l Limits) ForTenant(tenant string) TenantLimits {
 		out.QueryTimeout = o.QueryTimeout
 	}
 	return out
+}
+
+// ProfileSamples is the most samples a profile of tenant may hold (0: no limit).
+func (l Limits) ProfileSamples(tenant string) int {
+	if n := l.ForTenant(tenant).MaxProfileSamples; n > 0 {
+		return n
+	}
+	return l.MaxProfileSamples
 }
 
 // Default returns the embedded defaults: every port of DESIGN.md, data in ./data.
@@ -248,6 +273,7 @@ func Default() Config {
 
 			MaxConnectionsPerClient: 1000,
 			MaxProfileSamples:       16000,
+			MaxTenants:              100,
 			Tenant: TenantLimits{
 				MaxLabelNamesPerSeries: 30,
 				MaxLabelNameLength:     1024,
@@ -335,6 +361,8 @@ func (c Config) Validate() error {
 		return errors.New("limits.max_memory_bytes: must not be negative")
 	case l.MaxProfileSamples < 0:
 		return errors.New("limits.max_profile_samples: must not be negative")
+	case l.MaxTenants < 0:
+		return errors.New("limits.max_tenants: must not be negative")
 	case l.DiskReserveBytes < 0:
 		return errors.New("limits.disk_reserve_bytes: must not be negative")
 	}

@@ -63,6 +63,7 @@ func bind(fs *flag.FlagSet, c *Config) {
 	fs.IntVar(&lim.MaxConnectionsPerClient, "limits.max-connections-per-client", lim.MaxConnectionsPerClient, "most connections one client IP holds open per port (0: no limit)")
 	fs.Int64Var(&lim.MaxMemoryBytes, "limits.max-memory-bytes", lim.MaxMemoryBytes, "memory ceiling of the process (0: 70% of the machine's or cgroup's memory)")
 	fs.Int64Var(&lim.DiskReserveBytes, "limits.disk-reserve-bytes", lim.DiskReserveBytes, "free space kept on the data dir's filesystem: below it writes get 503 and readiness turns false (0: 5% of the filesystem, 64 MiB..1 GiB)")
+	fs.IntVar(&lim.MaxTenants, "limits.max-tenants", lim.MaxTenants, "most tenants the metrics store keeps before 429 (0: no limit)")
 	fs.IntVar(&lim.MaxProfileSamples, "limits.max-profile-samples", lim.MaxProfileSamples, "most samples in one profile before 400 (0: no limit)")
 
 	fw := &c.Forward

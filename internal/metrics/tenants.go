@@ -120,6 +120,10 @@ func (s *Storage) tenant(id string) (*tenantDB, error) {
 	if s.closed {
 		return nil, errors.New("metrics store is closed")
 	}
+	// The default tenant counts: it always has its TSDB.
+	if max := s.limits.MaxTenants; max > 0 && len(s.tenants)+1 >= max {
+		return nil, &pipeline.LimitError{Msg: fmt.Sprintf("too many tenants: tenant '%s' refused, the metrics store already keeps limits.max_tenants (%d) tenants. To adjust the limit, configure limits.max_tenants, or contact your service administrator.", id, max)}
+	}
 	t, err := s.openTenant(id)
 	if err != nil {
 		return nil, err

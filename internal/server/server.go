@@ -98,6 +98,7 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	traceStore.SetTenantSpansPerTrace(func(tenant string) int { return cfg.Limits.ForTenant(tenant).MaxSpansPerTrace })
 	defer func() {
 		if err := traceStore.Close(); err != nil {
 			logger.Error("close trace store", "err", err)
@@ -155,7 +156,7 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	grpcServer := grpc.NewServer(grpcOpts...)
 	otlp.RegisterGRPC(grpcServer, traceSink, metricSink, inflight, otlp.WithRegisterer(prometheus.WrapRegistererWith(prometheus.Labels{"transport": "grpc"}, reg)), otlp.WithLogs(logSink))
 	profileIngest := pyroscope.NewHandler(guard.Profiles("profile", profileStore), ingestLogger.With("component", "pyroscope-ingest"), reg,
-		pyroscope.WithInflight(inflight), pyroscope.WithMaxSamples(cfg.Limits.MaxProfileSamples))
+		pyroscope.WithInflight(inflight), pyroscope.WithTenantMaxSamples(cfg.Limits.ProfileSamples))
 
 	// Query APIs, and the UI on top of the very same handlers.
 	rwSink := metricStore.RemoteWriteAppender(ingestLogger.With("component", "remote-write"), reg)

@@ -14,12 +14,11 @@ func (h *head) spanCount(tenant string, id [16]byte) int {
 }
 
 // limitSpansPerTrace removes from td the spans of traces that would hold more
-// than max spans in h, and returns how many it removed. Concurrent batches of the
-// same trace may each pass the check, so the cap is approximate by at most one
-// batch.
-func limitSpansPerTrace(h *head, tenant string, td ptrace.Traces, max int) int64 {
+// than max spans in h, and returns how many it removed and the first trace
+// they belong to. Concurrent batches of the same trace may each pass the
+// check, so the cap is approximate by at most one batch.
+func limitSpansPerTrace(h *head, tenant string, td ptrace.Traces, max int) (removed int64, first [16]byte) {
 	var seen map[[16]byte]int
-	var removed int64
 	rss := td.ResourceSpans()
 	for i := range rss.Len() {
 		sss := rss.At(i).ScopeSpans()
@@ -34,6 +33,9 @@ func limitSpansPerTrace(h *head, tenant string, td ptrace.Traces, max int) int64
 					n = h.spanCount(tenant, id)
 				}
 				if n >= max {
+					if removed == 0 {
+						first = id
+					}
 					removed++
 					return true
 				}
@@ -42,7 +44,7 @@ func limitSpansPerTrace(h *head, tenant string, td ptrace.Traces, max int) int64
 			})
 		}
 	}
-	return removed
+	return removed, first
 }
 
 // truncateAttributes cuts string attribute values (resource, span, event and

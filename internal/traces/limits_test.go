@@ -27,7 +27,7 @@ func TestSpansOverPerTraceLimitAreReportedAsPartialSuccess(t *testing.T) {
 	spansOf(td, 2, "svc", 0, 2, base) // another trace is unaffected
 	err := s.ConsumeTraces(ctx, td)
 	pe, ok := pipeline.AsPartial(err)
-	if !ok || pe.Rejected != 2 || !strings.Contains(pe.Error(), "max_spans_per_trace") {
+	if !ok || pe.Rejected != 2 || !strings.Contains(pe.Error(), "TRACE_TOO_LARGE: max size of trace (5 spans, max_spans_per_trace) exceeded while adding 2 spans to trace") {
 		t.Fatalf("over the limit: %v, want a partial success refusing 2 spans", err)
 	}
 	if td.SpanCount() != 4 {

@@ -52,6 +52,8 @@ type Store struct {
 	closed   atomic.Bool
 
 	m metrics
+
+	tenantSpans func(tenant string) int // per-tenant max spans per trace; nil: cfg's
 }
 
 type metrics struct {
@@ -230,18 +232,34 @@ func (s *Store) ConsumeTraces(ctx context.Context, td ptrace.Traces) error {
 	if n := truncateAttributes(td, s.cfg.MaxAttributeBytes); n > 0 {
 		s.m.truncatedAttrs.Add(float64(n))
 	}
+	max := s.spansPerTrace(tenant)
 	s.mu.RLock()
-	refused := limitSpansPerTrace(s.head, tenant, td, s.cfg.MaxSpansPerTrace)
+	refused, first := limitSpansPerTrace(s.head, tenant, td, max)
 	s.mu.RUnlock()
 	if err := s.append(ctx, tenant, td); err != nil {
 		return err
 	}
 	if refused > 0 {
 		s.m.refusedSpans.Add(float64(refused))
+		// Tempo's reason and wording, in spans where Tempo counts bytes.
 		return &pipeline.PartialError{Rejected: refused, Err: fmt.Errorf(
-			"%d spans refused: their traces already hold max_spans_per_trace (%d) spans", refused, s.cfg.MaxSpansPerTrace)}
+			"TRACE_TOO_LARGE: max size of trace (%d spans, max_spans_per_trace) exceeded while adding %d spans to trace %s for tenant %s",
+			max, refused, hex.EncodeToString(first[:]), tenant)}
 	}
 	return nil
+}
+
+// SetTenantSpansPerTrace gives each tenant its own spans-per-trace limit;
+// f returning 0 keeps traces.max_spans_per_trace. Call before serving.
+func (s *Store) SetTenantSpansPerTrace(f func(tenant string) int) { s.tenantSpans = f }
+
+func (s *Store) spansPerTrace(tenant string) int {
+	if s.tenantSpans != nil {
+		if n := s.tenantSpans(tenant); n > 0 {
+			return n
+		}
+	}
+	return s.cfg.MaxSpansPerTrace
 }
 
 // append makes td durable in the WAL, then visible in the head.

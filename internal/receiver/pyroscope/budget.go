@@ -23,6 +23,13 @@ import (
 // Pyroscope's max_profile_stacktrace_samples does (0: no limit).
 func WithMaxSamples(n int) Option { return func(h *handler) { h.maxSamples = n } }
 
+// WithTenantMaxSamples gives each tenant (X-Scope-OrgID) its own samples
+// limit, as Pyroscope's per-tenant overrides do; it takes precedence over
+// WithMaxSamples.
+func WithTenantMaxSamples(f func(tenant string) int) Option {
+	return func(h *handler) { h.tenantMaxSamples = f }
+}
+
 // charge is the memory one request holds in the in-flight budget: its body as
 // it arrives, then each profile's decoded size before it is decoded.
 type charge struct {

@@ -38,8 +38,18 @@ type handler struct {
 	logger   *slog.Logger
 	inflight *limits.Inflight
 	requests *prometheus.CounterVec
-	// maxSamples refuses larger profiles before they are decoded.
-	maxSamples int
+	// maxSamples refuses larger profiles before they are decoded;
+	// tenantMaxSamples, when set, gives each tenant's limit instead.
+	maxSamples       int
+	tenantMaxSamples func(tenant string) int
+}
+
+// samplesLimit is the samples limit of the tenant in ctx.
+func (h *handler) samplesLimit(ctx context.Context) int {
+	if h.tenantMaxSamples != nil {
+		return h.tenantMaxSamples(pipeline.Tenant(ctx))
+	}
+	return h.maxSamples
 }
 
 // Option adjusts the handler.
@@ -249,6 +259,7 @@ func formatLabel(f string) string {
 
 // params are the /ingest query parameters.
 type params struct {
+	limit      int // most samples a profile may hold (0: no limit)
 	app        string
 	labels     map[string]string
 	start      time.Time
@@ -294,6 +305,11 @@ func (h *handler) decodeIngest(r *http.Request, c *charge, body []byte) (*profil
 	if err != nil {
 		return nil, err
 	}
+	ctx := r.Context()
+	if t := r.Header.Get("X-Scope-OrgID"); t != "" {
+		ctx = pipeline.WithTenant(ctx, t)
+	}
+	p.limit = h.samplesLimit(ctx)
 	format := r.URL.Query().Get("format")
 	ct := r.Header.Get("Content-Type")
 	switch {
@@ -330,7 +346,7 @@ func (h *handler) pprofBatch(c *charge, data []byte, stc map[string]convert.Samp
 	if len(data) == 0 {
 		return nil, nil
 	}
-	prof, err := c.parsePprof(data, h.maxSamples, func() string { return labelString(seriesLabels(p)) })
+	prof, err := c.parsePprof(data, p.limit, func() string { return labelString(seriesLabels(p)) })
 	if err != nil {
 		return nil, err
 	}
@@ -350,6 +366,12 @@ func foldedBatch(data []byte, p params, lines bool) (*profile.Batch, error) {
 	})
 	if err != nil {
 		return nil, &httpError{code: http.StatusBadRequest, err: fmt.Errorf("bad folded profile: %w", err)}
+	}
+	// A folded line is one sample: the same limit as a pprof's samples.
+	for _, prof := range b.Profiles {
+		if err := convert.CheckSamples(len(prof.Samples), p.limit, prof.Labels.String()); err != nil {
+			return nil, &httpError{code: http.StatusBadRequest, err: err}
+		}
 	}
 	return b, nil
 }

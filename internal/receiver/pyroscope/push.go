@@ -39,7 +39,7 @@ func (s *pushService) Push(ctx context.Context, req *connect.Request[pushv1.Push
 			if smp == nil || len(smp.RawProfile) == 0 {
 				continue
 			}
-			prof, err := chargeFrom(ctx).parsePprof(smp.RawProfile, s.h.maxSamples, func() string { return labelString(ls) })
+			prof, err := chargeFrom(ctx).parsePprof(smp.RawProfile, s.h.samplesLimit(ctx), func() string { return labelString(ls) })
 			if err != nil {
 				return nil, s.fail(fmt.Errorf("series %d sample %d: %w", i, j, err))
 			}
