@@ -25,12 +25,13 @@ function vispyrNodeBusy(ms) {
   return x;
 }
 
-// @pyroscope/nodejs 0.4.x races its own stop(): a wall-profiling round already
-// scheduled with setImmediate throws "Wall profiler is not started" once stop()
-// has begun. That is the client's bug, not the server's; let stop() finish.
+// @pyroscope/nodejs races its own stop(): a profiling round already scheduled
+// with setImmediate throws "Wall profiler is not started" (0.4.x) or "Heap
+// profiler is not enabled" (0.6.x, under load) once stop() has begun. That is
+// the client's bug, not the server's; let stop() finish.
 let stopping = false;
 process.on('uncaughtException', (err) => {
-  if (stopping && /Wall profiler is not started/.test(String(err && err.message))) return;
+  if (stopping && /Wall profiler is not started|Heap profiler is not enabled/.test(String(err && err.message))) return;
   console.error(err);
   process.exit(1);
 });
