@@ -13,7 +13,7 @@ export default defineConfig({
     chunkSizeWarningLimit: 200,
   },
   server: {
-    proxy: { '/prom': target, '/tempo': target, '/pyroscope': target },
+    proxy: { '/prom': target, '/tempo': target, '/pyroscope': target, '/loki': { target, ws: true } },
   },
   test: {
     include: ['src/**/*.test.ts'],
