@@ -45,8 +45,9 @@ describe('queries', () => {
   it('tells log from metric queries and wraps the volume', () => {
     expect(isLogQuery(' {app="a"} |= "x"')).toBe(true);
     expect(isLogQuery('rate({app="a"}[1m])')).toBe(false);
-    expect(volumeQuery('{app="a"} |= "x"', 30)).toBe('sum by (detected_level) (count_over_time({app="a"} |= "x" [30s]))');
-    expect(parseVolume({ result: [{ metric: { detected_level: 'warn' }, values: [[10, '2']] }]})).toEqual([{ level: 'warn', points: [[10, 2]] }]);
+    expect(volumeQuery('{app="a"} |= "x"', 30)).toBe('sum by (detected_level, level) (count_over_time({app="a"} |= "x" [30s]))');
+    expect(parseVolume({ result: [{ metric: { detected_level: 'warn' }, values: [[10, '2']] }] })).toEqual([{ level: 'warn', points: [[10, 2]] }]);
+    expect(parseVolume({ result: [{ metric: { level: 'ERROR' }, values: [] }, { metric: {}, values: [] }] }).map((s) => s.level)).toEqual(['error', 'unknown']);
   });
 });
 

@@ -72,10 +72,11 @@ export function isLogQuery(q: string): boolean {
 
 /**
  * volumeQuery counts a log query's lines per step and level: the histogram over the lines.
- * detected_level is the structured metadata Loki 3 (and Vispyr) sets on ingest.
+ * detected_level is the structured metadata Loki 3 (and Vispyr) sets on ingest, unless the
+ * stream has a level label of its own.
  */
 export function volumeQuery(q: string, stepSec: number): string {
-  return `sum by (detected_level) (count_over_time(${q.trim()} [${stepSec}s]))`;
+  return `sum by (detected_level, level) (count_over_time(${q.trim()} [${stepSec}s]))`;
 }
 
 export function volumeStep(startSec: number, endSec: number, bars = 60): number {
@@ -86,11 +87,11 @@ export function volumeStep(startSec: number, endSec: number, bars = 60): number 
   return raw;
 }
 
-/** parseVolume reads a query_range matrix of volumeQuery into one series per level. */
+/** parseVolume reads a query_range matrix of volumeQuery into series by level. */
 export function parseVolume(data: any): VolumeSeries[] {
   const res = Array.isArray(data?.result) ? data.result : [];
   return res.map((r: any) => ({
-    level: String(r?.metric?.detected_level ?? 'unknown'),
+    level: String(r?.metric?.detected_level ?? r?.metric?.level ?? 'unknown').toLowerCase(),
     points: (Array.isArray(r?.values) ? r.values : []).map((p: any) => [Number(p[0]), Number(p[1])] as [number, number]),
   }));
 }

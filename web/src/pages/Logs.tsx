@@ -139,10 +139,16 @@ function LogQLInput({ value, onSubmit }: { value: string; onSubmit: (q: string) 
 function Volume({ series, start, end, step }: { series: VolumeSeries[]; start: number; end: number; step: number }) {
   const W = 1000;
   const H = 90;
+  // Lines per step, by level (two series may name one level: detected_level and a level label).
   const buckets = new Map<number, { level: string; n: number }[]>();
   for (const s of series) {
     for (const [t, n] of s.points) {
-      if (n > 0) buckets.set(t, [...(buckets.get(t) ?? []), { level: s.level, n }]);
+      if (!(n > 0)) continue;
+      const parts = buckets.get(t) ?? [];
+      const same = parts.find((p) => p.level === s.level);
+      if (same) same.n += n;
+      else parts.push({ level: s.level, n });
+      buckets.set(t, parts);
     }
   }
   const max = Math.max(1, ...[...buckets.values()].map((b) => b.reduce((a, x) => a + x.n, 0)));
