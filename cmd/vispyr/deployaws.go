@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
 
 	"github.com/vispyr/vispyr/internal/deploy"
 	"github.com/vispyr/vispyr/internal/deploy/awsdeploy"
@@ -60,12 +59,12 @@ func awsCmd(args []string, destroy bool) int {
 	if destroy {
 		fs.BoolVar(&o.Purge, "purge", false, "also delete the trace bucket and every trace in it")
 	} else {
-		fs.Var(&allow, "allow", "CIDR allowed to reach the ingest and query ports (repeatable); 443 is open to all")
-		fs.StringVar(&o.Domain, "domain", "", "DNS name for the instance: Vispyr obtains a certificate through ACME (Let's Encrypt) once it resolves to the elastic IP")
+		fs.Var(&allow, "allow", "CIDR allowed to reach the ingest and query ports (repeatable; default: the deployment's); 443 is open to all")
+		fs.StringVar(&o.Domain, "domain", "", "DNS name for the instance (default: the deployment's): Vispyr obtains a certificate through ACME (Let's Encrypt) once it resolves to the elastic IP")
 		fs.StringVar(&o.Email, "email", "", "e-mail address the ACME CA sends expiry notices to")
 		fs.StringVar(&o.InstanceType, "instance-type", "t3.small", "EC2 instance type (x86_64 or arm64; --binary must match)")
 		fs.IntVar(&disk, "disk-gb", 30, "root volume size in GB (metrics, profiles and logs live there)")
-		fs.DurationVar(&o.Retention, "retention", 30*24*time.Hour, "how long traces are kept: the instance's traces.retention and the bucket's lifecycle rule (whole days)")
+		fs.DurationVar(&o.Retention, "retention", 0, "how long traces are kept: the instance's traces.retention and the bucket's lifecycle rule, in whole days (default 720h, or the deployment's)")
 		fs.StringVar(&o.Binary, "binary", "", "Vispyr binary to install (default: this one; build with GOARCH for arm64 instances)")
 	}
 	if err := fs.Parse(args); err != nil {

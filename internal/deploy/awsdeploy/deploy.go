@@ -89,6 +89,7 @@ func (d *deployment) plan(ctx context.Context) (deploy.Plan, error) {
 		p.Steps = append(p.Steps, deploy.Step{Title: "wait until Vispyr answers on the elastic IP's port 443 (first boot: a few minutes)",
 			Run: func(ctx context.Context) error { return d.o.Ready(ctx, d.st.PublicIP) }})
 	}
+	p.Notes = append(p.Notes, d.notes...)
 	if len(p.Steps) > 0 && d.st.Instance == "" {
 		p.Notes = append(p.Notes, "the instance has no SSH key and port 22 stays closed: it is managed by re-running vispyr deploy aws")
 	}

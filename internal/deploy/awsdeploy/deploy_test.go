@@ -173,13 +173,22 @@ func TestDeployAWS(t *testing.T) {
 		t.Fatalf("URL or readiness wait not for the elastic IP %s (waited for %v):\n%s", res.PublicIP, e.ready, out)
 	}
 
-	// A re-run finds everything in place: no change, no prompt.
-	out, res, err = e.run(t, false, "", nil)
+	// A bare re-run (no --allow, no --retention) keeps the deployment's and
+	// finds everything in place: no change, no prompt.
+	out, res, err = e.run(t, false, "", func(o *Options) { o.AllowCIDRs, o.Retention = nil, 0 })
 	if err != nil {
 		t.Fatalf("re-run: %v\n%s", err, out)
 	}
-	if m := mutating(e.q.take()); len(m) > 0 || res.Changed || !strings.Contains(out, "nothing to do") {
+	if m := mutating(e.q.take()); len(m) > 0 || res.Changed || !strings.Contains(out, "nothing to do") || !strings.Contains(out, "the earlier --allow") {
 		t.Fatalf("re-run called %v (changed %v):\n%s", m, res.Changed, out)
+	}
+
+	// Another binary does not touch the running instance; the plan says how to upgrade.
+	other := filepath.Join(t.TempDir(), "vispyr-next")
+	os.WriteFile(other, []byte("another build"), 0o755)
+	out, _, err = e.run(t, false, "", func(o *Options) { o.Binary = other })
+	if m := mutating(e.q.take()); err != nil || len(m) > 0 || !strings.Contains(out, "destroy and deploy again to upgrade") {
+		t.Fatalf("re-run with another binary: %v, called %v:\n%s", err, m, out)
 	}
 
 	// A narrower --allow revokes exactly the dropped rules.

@@ -79,7 +79,7 @@ func (d *deployment) destroyPlan() deploy.Plan {
 			if err := d.waitState(ctx, st.Instance, ec2types.InstanceStateNameTerminated, 10*time.Minute); err != nil {
 				return err
 			}
-			st.Instance, st.Image, st.Domain = "", "", ""
+			st.Instance, st.Image, st.Domain, st.BinarySHA256 = "", "", "", ""
 			st.TokenSHA256, st.AdminUser, st.Bcrypt = "", "", ""
 			if st.Bucket != "" && !d.o.Purge {
 				return d.deletePrefix(ctx, installPrefix)

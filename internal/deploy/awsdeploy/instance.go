@@ -3,6 +3,7 @@ package awsdeploy
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
@@ -115,6 +116,10 @@ func (d *deployment) instanceSteps(ctx context.Context) ([]deploy.Step, error) {
 		}
 		switch s {
 		case ec2types.InstanceStateNamePending, ec2types.InstanceStateNameRunning:
+			if sum := binarySum(d.bin); d.st.BinarySHA256 != "" && d.st.BinarySHA256 != sum {
+				d.notes = append(d.notes, fmt.Sprintf("instance %s runs the binary it installed at first boot (sha256 %.12s), not this one (%.12s): deploy aws does not replace a running instance's binary; destroy and deploy again to upgrade (the bucket and its traces stay)",
+					d.st.Instance, d.st.BinarySHA256, sum))
+			}
 			return nil, nil
 		case ec2types.InstanceStateNameStopping, ec2types.InstanceStateNameStopped:
 			return nil, fmt.Errorf("instance %s is %s: start it (aws ec2 start-instances) or destroy the deployment", d.st.Instance, s)
@@ -194,6 +199,7 @@ func (d *deployment) launch(ctx context.Context, img image) error {
 		return fmt.Errorf("run instance: %w", err)
 	}
 	d.st.Instance, d.st.Image, d.st.Association, d.st.Domain = aws.ToString(out.Instances[0].InstanceId), img.id, "", d.o.Domain
+	d.st.BinarySHA256 = binarySum(d.bin)
 	if d.creds != nil {
 		d.st.TokenSHA256, d.st.AdminUser, d.st.Bcrypt = d.creds.TokenSHA256, d.creds.User, d.creds.Bcrypt
 	}
@@ -237,6 +243,11 @@ func (d *deployment) hostConfig() deploy.HostConfig {
 		h.ACME = &deploy.ACME{Domains: []string{d.o.Domain}, Email: d.o.Email, CacheDir: dataDir + "/acme"}
 	}
 	return h
+}
+
+func binarySum(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
 }
 
 func randomHex(n int) (string, error) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/aws/smithy-go"
 
@@ -19,6 +20,8 @@ type deployment struct {
 	creds *deploy.Credentials
 	// newBucket is the name the plan gives a bucket it creates.
 	newBucket string
+	// notes are added to the plan.
+	notes []string
 }
 
 // open loads the state and the AWS configuration; the state's region wins, so a
@@ -56,7 +59,30 @@ func open(ctx context.Context, o *Options) (*deployment, error) {
 	}
 	st.Region = region
 	d.o, d.st = *o, st
+	d.adopt()
+	if d.o.Domain == "" && d.o.Email != "" {
+		return nil, fmt.Errorf("--email is for ACME: it needs --domain")
+	}
 	return &d, nil
+}
+
+// adopt keeps what an earlier deploy was given when this run does not say
+// otherwise, so a bare re-run changes nothing.
+func (d *deployment) adopt() {
+	o, st := &d.o, d.st
+	if len(o.AllowCIDRs) == 0 && len(st.AllowCIDRs) > 0 {
+		o.AllowCIDRs = st.AllowCIDRs
+		d.notes = append(d.notes, "the ingest and query ports stay open to "+cidrText(st.AllowCIDRs)+" (the earlier --allow; pass --allow to change it)")
+	}
+	if o.Domain == "" && st.Domain != "" && st.Instance != "" {
+		o.Domain = st.Domain
+	}
+	if o.Retention == 0 && st.LifecycleDays > 0 {
+		o.Retention = time.Duration(st.LifecycleDays) * 24 * time.Hour
+	}
+	if o.Retention == 0 {
+		o.Retention = 30 * 24 * time.Hour
+	}
 }
 
 // isCode says whether err is an AWS error with one of the codes.

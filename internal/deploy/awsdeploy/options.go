@@ -20,6 +20,7 @@ type Options struct {
 	Name   string
 	Region string
 	// AllowCIDRs may reach the query and ingest ports; 443 is open to all.
+	// Empty on a re-run keeps the deployment's.
 	AllowCIDRs []string
 	// Domain, when set, makes Vispyr obtain its certificate through ACME; its DNS
 	// A record must point at the elastic IP. Without it a self-signed one is made.
@@ -28,7 +29,8 @@ type Options struct {
 	// DiskGB is the root volume's size: metrics, profiles and logs live there.
 	DiskGB int32
 	// Retention is how long traces are kept: the deployed config's
-	// traces.retention and the bucket's lifecycle rule.
+	// traces.retention and the bucket's lifecycle rule (0: the deployment's,
+	// 30 days for a new one).
 	Retention time.Duration
 	// Binary is the Vispyr binary to install (default: the running one).
 	Binary string
@@ -66,10 +68,7 @@ func (o *Options) defaults() error {
 	if o.DiskGB == 0 {
 		o.DiskGB = 30
 	}
-	if o.Retention == 0 {
-		o.Retention = 30 * 24 * time.Hour
-	}
-	if o.Retention < 24*time.Hour {
+	if o.Retention != 0 && o.Retention < 24*time.Hour {
 		return fmt.Errorf("--retention %s: at least 24h (the bucket's lifecycle counts in days)", o.Retention)
 	}
 	if o.StateDir == "" {
@@ -90,9 +89,6 @@ func (o *Options) defaults() error {
 	}
 	if o.Ready == nil {
 		o.Ready = dialReady
-	}
-	if o.Domain == "" && o.Email != "" {
-		return fmt.Errorf("--email is for ACME: it needs --domain")
 	}
 	for _, c := range o.AllowCIDRs {
 		if _, _, err := net.ParseCIDR(c); err != nil {

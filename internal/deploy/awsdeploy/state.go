@@ -28,6 +28,7 @@ type State struct {
 	PublicIP        string   `json:"public_ip,omitempty"`
 	Instance        string   `json:"instance,omitempty"`
 	Image           string   `json:"image,omitempty"`
+	BinarySHA256    string   `json:"binary_sha256,omitempty"` // what the instance installed at first boot
 	Association     string   `json:"association,omitempty"`
 
 	Domain      string `json:"domain,omitempty"`
