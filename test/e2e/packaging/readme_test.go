@@ -38,6 +38,8 @@ var wantOutput = map[string][]string{
 	"api/v2/traces/$TRACE_ID": {`checkout`, `"spans"`},
 	"api/metrics/query_range": {`resource.service.name`, `checkout`},
 	"promtool check config":   {`SUCCESS`, `vispyr`},
+	"loki/api/v1/query_range": {`"resultType":"streams"`, `payment-failed`, `"status":"502"`},
+	"count_over_time":         {`"resultType":"vector"`, `"app":"checkout"`},
 }
 
 type example struct {
