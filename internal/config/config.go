@@ -107,6 +107,12 @@ type Limits struct {
 	MaxSeriesPerRequest int `yaml:"max_series_per_request"`
 	// MaxInflightBytes caps the decoded bytes being ingested at once; more gets 429.
 	MaxInflightBytes int64 `yaml:"max_inflight_bytes"`
+	// MaxConcurrentAppends caps the remote-write requests appending to the
+	// metrics store at once; one more waits up to half a second for a slot,
+	// then gets 503 with Retry-After, so that a storm of slow appends (out of
+	// order samples, lock contention) is answered before memory runs out.
+	// 0: four per CPU.
+	MaxConcurrentAppends int `yaml:"max_concurrent_appends"`
 	// MaxConnectionsPerClient caps the connections one client IP holds open on
 	// each port; more are answered 429 and closed. 0: no limit.
 	MaxConnectionsPerClient int `yaml:"max_connections_per_client"`
@@ -357,6 +363,8 @@ func (c Config) Validate() error {
 		return errors.New("limits.max_inflight_bytes: must be at least limits.max_request_bytes")
 	case l.MaxConnectionsPerClient < 0:
 		return errors.New("limits.max_connections_per_client: must not be negative")
+	case l.MaxConcurrentAppends < 0:
+		return errors.New("limits.max_concurrent_appends: must not be negative")
 	case l.MaxMemoryBytes < 0:
 		return errors.New("limits.max_memory_bytes: must not be negative")
 	case l.MaxProfileSamples < 0:

@@ -19,6 +19,7 @@ type tenantSamples struct {
 	m      *rwMetrics
 	logger *slog.Logger
 	def    *RemoteWriteAppender
+	gate   *appendGate
 
 	mu       sync.RWMutex
 	byTenant map[*tenantDB]*RemoteWriteAppender
@@ -29,7 +30,8 @@ type tenantSamples struct {
 // applies that tenant's limits (its metrics are registered with reg: call it
 // once). Refused samples are logged to logger (serve passes a rate-limited one).
 func (s *Storage) RemoteWriteAppender(logger *slog.Logger, reg prometheus.Registerer) pipeline.Samples {
-	ts := &tenantSamples{s: s, m: newRWMetrics(reg), logger: logger, byTenant: map[*tenantDB]*RemoteWriteAppender{}}
+	ts := &tenantSamples{s: s, m: newRWMetrics(reg), logger: logger, byTenant: map[*tenantDB]*RemoteWriteAppender{},
+		gate: newAppendGate(s.limits.MaxConcurrentAppends, reg)}
 	ts.def = ts.newAppender(s.def)
 	registerCacheGauge(reg, ts.cacheLen)
 	return ts
@@ -54,6 +56,10 @@ func (ts *tenantSamples) ConsumeSamples(ctx context.Context, req *remotewrite.Re
 	if err := t.limits.admitRate(req.NumSamples() + req.NumExemplars()); err != nil {
 		return remotewrite.Written{}, err
 	}
+	if err := ts.gate.enter(ctx); err != nil {
+		return remotewrite.Written{}, err
+	}
+	defer ts.gate.leave()
 	return a.ConsumeSamples(ctx, req)
 }
 
