@@ -18,7 +18,8 @@ test:
 	$(GO) vet $(PKGS)
 	$(GO) test -timeout 25m $(PKGS)
 
-# Runs every fuzz target for FUZZTIME each (default 20s).
+# Runs every fuzz target for FUZZTIME each (default 20s). CI runs .ci/fuzz.sh instead:
+# a rotating share of the targets within a time budget.
 FUZZTIME ?= 20s
 fuzz:
 	@for pkg in $$($(GO) list ./...); do \
