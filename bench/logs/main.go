@@ -187,7 +187,7 @@ func report(systems []*system, results map[string][]*result, l *Load, queries in
 	}
 	fmt.Printf("\n%-52s", "")
 	for _, s := range systems {
-		fmt.Printf("%-28s", s.name)
+		fmt.Printf("%-34s", s.name)
 	}
 	fmt.Println()
 	for _, row := range rows {
@@ -195,10 +195,10 @@ func report(systems []*system, results map[string][]*result, l *Load, queries in
 		for _, s := range systems {
 			rs := results[s.name]
 			if slices.ContainsFunc(rs, func(r *result) bool { return r.queryErr != nil }) && strings.Contains(row.name, "p50") {
-				fmt.Printf("%-28s", "error")
+				fmt.Printf("%-34s", "error")
 				continue
 			}
-			fmt.Printf("%-28s", stats.Collect(rs, row.f).Format(row.fmt))
+			fmt.Printf("%-34s", stats.Collect(rs, row.f).Format(row.fmt))
 		}
 		fmt.Println()
 	}
