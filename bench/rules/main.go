@@ -9,6 +9,7 @@ import (
 	"bufio"
 	"flag"
 	"fmt"
+	"io"
 	"log"
 	"net/http"
 	"os"
@@ -28,8 +29,9 @@ func main() {
 	rounds := flag.Int("rounds", 4, "measured evaluation rounds (after one warm-up round)")
 	interval := flag.Duration("interval", 15*time.Second, "evaluation interval")
 	promBin := flag.String("prometheus", "/usr/bin/prometheus", "Prometheus binary")
+	cpuProfile := flag.String("cpuprofile", "", "write Vispyr's CPU profile of the measured rounds to this file (go tool pprof)")
 	flag.Parse()
-	if err := run(*metricsN, *perMetric, *rounds, *interval, *promBin); err != nil {
+	if err := run(*metricsN, *perMetric, *rounds, *interval, *promBin, *cpuProfile); err != nil {
 		log.Fatal(err)
 	}
 }
@@ -39,9 +41,10 @@ type target struct {
 	srv        *proc.Server
 	writeURL   string
 	metricsURL string
+	adminURL   string // Vispyr's admin port (/debug/pprof); empty for Prometheus
 }
 
-func run(metricsN, perMetric, rounds int, interval time.Duration, promBin string) error {
+func run(metricsN, perMetric, rounds int, interval time.Duration, promBin, cpuProfile string) error {
 	work, err := os.MkdirTemp("", "bench-rules-")
 	if err != nil {
 		return err
@@ -110,6 +113,12 @@ func run(metricsN, perMetric, rounds int, interval time.Duration, promBin string
 	for _, t := range targets {
 		last[t.name] = proc.CPUTime(t.srv.Pid())
 	}
+	profiled := make(chan error, 1)
+	if cpuProfile != "" {
+		go func() { profiled <- profileCPU(v.adminURL, cpuProfile, time.Duration(rounds)*interval) }()
+	} else {
+		profiled <- nil
+	}
 	for r := 0; r < rounds; r++ {
 		begin := time.Now()
 		time.Sleep(interval)
@@ -121,6 +130,9 @@ func run(metricsN, perMetric, rounds int, interval time.Duration, promBin string
 		}
 	}
 
+	if err := <-profiled; err != nil {
+		return err
+	}
 	fmt.Printf("\n%-11s %-38s %-22s %-6s %-9s %s\n", "target", "CPU % of one core (median [min–max])",
 		"slowest group's last s", "rules", "failures", "missed")
 	for _, t := range targets {
@@ -140,7 +152,7 @@ func startVispyr(bin, work, promCfg string) (*target, error) {
 	args := []string{"serve", "--data-dir=" + dir, "--prometheus.config.file=" + promCfg, "--prometheus.self-scrape=false"}
 	for _, flagName := range []string{"metrics.listen-address", "otlp.grpc-address", "otlp.http-address",
 		"admin.listen-address", "health.listen-address", "tempo.listen-address",
-		"pyroscope.listen-address", "pyroscope.ingest-address", "ui.listen-address"} {
+		"pyroscope.listen-address", "pyroscope.ingest-address", "ui.listen-address", "loki.listen-address"} {
 		a, err := proc.FreeAddr()
 		if err != nil {
 			return nil, err
@@ -160,7 +172,7 @@ func startVispyr(bin, work, promCfg string) (*target, error) {
 		return nil, fmt.Errorf("vispyr: %w", err)
 	}
 	return &target{name: "vispyr", srv: srv, writeURL: "http://" + addrs["metrics.listen-address"] + "/api/v1/write",
-		metricsURL: admin + "/metrics"}, nil
+		metricsURL: admin + "/metrics", adminURL: admin}, nil
 }
 
 func startPrometheus(bin, work, promCfg string) (*target, error) {
@@ -213,4 +225,27 @@ func scrape(u string) (sum, max map[string]float64) {
 		}
 	}
 	return sum, max
+}
+
+// profileCPU saves Vispyr's CPU profile over d (its admin port serves net/http/pprof).
+func profileCPU(admin, file string, d time.Duration) error {
+	client := &http.Client{Timeout: d + time.Minute}
+	resp, err := client.Get(fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", admin, int(d.Seconds())))
+	if err != nil {
+		return fmt.Errorf("cpu profile: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("cpu profile: %s", resp.Status)
+	}
+	f, err := os.Create(file)
+	if err != nil {
+		return fmt.Errorf("cpu profile: %w", err)
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return fmt.Errorf("cpu profile: %w", err)
+	}
+	fmt.Printf("vispyr: CPU profile of the measured rounds in %s\n", file)
+	return f.Close()
 }
