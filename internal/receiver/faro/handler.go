@@ -6,6 +6,7 @@
 package faro
 
 import (
+	"compress/gzip"
 	"context"
 	"crypto/subtle"
 	"errors"
@@ -57,7 +58,9 @@ func NewHandler(cfg Config, sinks Sinks, logger *slog.Logger) *Handler {
 		out = cors.New(cors.Options{
 			AllowedOrigins: cfg.CORSAllowedOrigins,
 			AllowedMethods: []string{http.MethodPost},
-			AllowedHeaders: []string{apiKeyHeader, "content-type", "x-faro-session-id"},
+			// What the Faro SDK 2.x sends: Idempotency-Key always,
+			// Content-Encoding with its requestCompression option.
+			AllowedHeaders: []string{apiKeyHeader, "content-type", "x-faro-session-id", "idempotency-key", "content-encoding"},
 			// Preflights are cached a day: every page view would pay one otherwise.
 			MaxAge: 86400,
 		}).Handler(mux)
@@ -83,11 +86,7 @@ func (h *Handler) collect(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, fmt.Sprintf("payload of %d bytes over faro.max_payload_bytes (%d)", r.ContentLength, limit), http.StatusRequestEntityTooLarge)
 		return
 	}
-	body := io.Reader(r.Body)
-	if limit > 0 {
-		body = http.MaxBytesReader(w, r.Body, limit)
-	}
-	b, err := io.ReadAll(body)
+	b, err := readBody(w, r, limit)
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
@@ -131,6 +130,30 @@ func (h *Handler) answerError(w http.ResponseWriter, err error) {
 		h.logger.Error("store faro payload", "err", err)
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 	}
+}
+
+// readBody reads the body, gunzipped when the SDK's requestCompression sent it
+// so; limit (0: none) applies before and after decompression.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	body := io.Reader(r.Body)
+	if limit > 0 {
+		body = http.MaxBytesReader(w, r.Body, limit)
+	}
+	switch enc := r.Header.Get("Content-Encoding"); enc {
+	case "", "identity":
+	case "gzip":
+		zr, err := gzip.NewReader(body)
+		if err != nil {
+			return nil, fmt.Errorf("gzip: %w", err)
+		}
+		body = zr
+		if limit > 0 {
+			body = http.MaxBytesReader(w, io.NopCloser(zr), limit)
+		}
+	default:
+		return nil, fmt.Errorf("Content-Encoding %q not supported", enc)
+	}
+	return io.ReadAll(body)
 }
 
 func isPartial(err error) bool {

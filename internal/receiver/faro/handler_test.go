@@ -2,6 +2,7 @@ package faro
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"fmt"
 	"io"
@@ -197,7 +198,7 @@ func TestCollectRefusals(t *testing.T) {
 	cfg := Defaults()
 	cfg.APIKey = "s3cret"
 	cfg.MaxPayloadBytes = 4096
-	cfg.RateLimiting.Rate, cfg.RateLimiting.BurstSize = 0.001, 6
+	cfg.RateLimiting.Rate, cfg.RateLimiting.BurstSize = 0.001, 8
 	cfg.CORSAllowedOrigins = []string{"https://shop.example.com"}
 	srv, _, _ := newReceiver(t, cfg)
 	small := []byte(`{"meta":{"app":{"name":"a"}},"logs":[{"message":"hi","level":"info"}]}`)
@@ -214,6 +215,16 @@ func TestCollectRefusals(t *testing.T) {
 	check("wrong key", small, map[string]string{"x-api-key": "nope"}, 401, "API key")
 	check("right key", small, key, 202, "ok")
 	check("too big", bytes.Repeat([]byte(" "), 5000), key, 413, "max_payload_bytes")
+	var zipped bytes.Buffer
+	zw := gzip.NewWriter(&zipped)
+	_, _ = zw.Write(small)
+	zw.Close()
+	check("gzip (requestCompression)", zipped.Bytes(), map[string]string{"x-api-key": "s3cret", "Content-Encoding": "gzip"}, 202, "ok")
+	zipped.Reset()
+	zw = gzip.NewWriter(&zipped)
+	_, _ = zw.Write(bytes.Repeat([]byte(" "), 5000))
+	zw.Close()
+	check("gzip bomb", zipped.Bytes(), map[string]string{"x-api-key": "s3cret", "Content-Encoding": "gzip"}, 413, "max_payload_bytes")
 	check("not json", []byte(`{"logs":[{"message":1}]}`), key, 400, "decode faro payload")
 	check("bad traces", []byte(`{"traces":{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"zz"}]}]}]}}`), key, 400, "traces")
 
@@ -221,7 +232,7 @@ func TestCollectRefusals(t *testing.T) {
 	pre, _ := http.NewRequest("OPTIONS", srv.URL+"/collect", nil)
 	pre.Header.Set("Origin", "https://shop.example.com")
 	pre.Header.Set("Access-Control-Request-Method", "POST")
-	pre.Header.Set("Access-Control-Request-Headers", "content-type,x-api-key,x-faro-session-id")
+	pre.Header.Set("Access-Control-Request-Headers", "content-encoding,content-type,idempotency-key,x-api-key,x-faro-session-id")
 	resp, err := http.DefaultClient.Do(pre)
 	if err != nil {
 		t.Fatal(err)
@@ -241,7 +252,7 @@ func TestCollectRefusals(t *testing.T) {
 		t.Errorf("preflight from another origin allowed: %v", resp.Header)
 	}
 
-	// The burst of 6 is spent by the 6 requests above: the next is refused.
+	// The burst of 8 is spent by the 8 requests above: the next is refused.
 	r := check("rate limited", small, key, 429, "rate_limiting")
 	if r.Header.Get("Retry-After") == "" {
 		t.Error("429 without Retry-After")
