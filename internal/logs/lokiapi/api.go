@@ -75,12 +75,14 @@ func (a *API) Register(mux *http.ServeMux) {
 		{"/loki/api/v1/detected_field/{name}/values", a.detectedFieldValues},
 		{"/loki/api/v1/detected_labels", a.detectedLabels},
 		{"/loki/api/v1/patterns", a.patterns},
+		{"/loki/api/v1/format_query", a.formatQuery},
 	} {
 		h := a.wrap(r.h)
 		mux.Handle("GET "+r.path, h)
 		mux.Handle("POST "+r.path, h)
 	}
 	mux.HandleFunc("GET /loki/api/v1/tail", a.tail)
+	mux.HandleFunc("GET /loki/api/v1/drilldown-limits", a.drilldownLimits)
 }
 
 // Handler returns a mux with the query routes only.

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 
 	"github.com/vispyr/vispyr/internal/logs"
@@ -237,4 +238,38 @@ func (a *API) detectedLabels(r *http.Request) (any, error) {
 	}
 	slices.SortFunc(out, func(a, b detectedLabel) int { return strings.Compare(a.Label, b.Label) })
 	return map[string]any{"detectedLabels": out}, nil
+}
+
+// drilldownLimits serves /loki/api/v1/drilldown-limits, which Logs
+// Drilldown reads to know what this server does: it discovers service_name
+// and levels, answers volume and patterns, and bounds queries so.
+func (a *API) drilldownLimits(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, map[string]any{
+		"limits": map[string]any{
+			"discover_log_levels":         true,
+			"discover_service_name":       logs.ServiceNameSources(),
+			"log_level_fields":            logs.LevelSources(),
+			"max_entries_limit_per_query": a.lim.MaxEntries,
+			"max_query_length":            model.Duration(a.lim.MaxLength).String(),
+			"max_query_series":            a.lim.MaxSeries,
+			"query_timeout":               model.Duration(a.lim.Timeout).String(),
+			"volume_enabled":              true,
+			"pattern_persistence_enabled": false,
+		},
+		"pattern_ingester_enabled": true,
+		"version":                  Version,
+	})
+}
+
+// formatQuery serves /loki/api/v1/format_query (the query editor's "Format
+// query" button): the query as the parser prints it.
+func (a *API) formatQuery(r *http.Request) (any, error) {
+	if err := form(r); err != nil {
+		return nil, err
+	}
+	e, err := logql.ParseExpr(r.Form.Get("query"))
+	if err != nil {
+		return nil, err
+	}
+	return dataResponse{"success", e.String()}, nil
 }

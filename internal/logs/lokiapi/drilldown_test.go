@@ -120,3 +120,32 @@ func TestPatterns(t *testing.T) {
 		t.Fatalf("pattern filter selects %d lines", n)
 	}
 }
+
+func TestDrilldownLimitsAndFormatQuery(t *testing.T) {
+	f := newFixture(t, logs.QueryLimits{MaxEntries: 300})
+	type limitsResp struct {
+		Limits struct {
+			DiscoverServiceName []string `json:"discover_service_name"`
+			MaxEntries          int      `json:"max_entries_limit_per_query"`
+			MaxQueryLength      string   `json:"max_query_length"`
+			VolumeEnabled       bool     `json:"volume_enabled"`
+		} `json:"limits"`
+		Patterns bool `json:"pattern_ingester_enabled"`
+	}
+	lim := decode[limitsResp](t, f.get(t, "/loki/api/v1/drilldown-limits", nil))
+	if lim.Limits.MaxEntries != 300 || lim.Limits.MaxQueryLength != "30d1h" || !lim.Limits.VolumeEnabled || !lim.Patterns ||
+		len(lim.Limits.DiscoverServiceName) == 0 || lim.Limits.DiscoverServiceName[0] != "service" {
+		t.Fatalf("%+v", lim)
+	}
+	type strResp struct {
+		Status string `json:"status"`
+		Data   string `json:"data"`
+	}
+	r := decode[strResp](t, f.get(t, "/loki/api/v1/format_query", url.Values{"query": {`sum by(app)(rate({app="a"}|="x"[5m]))`}}))
+	if !strings.Contains(r.Data, `{app="a"} |= "x"`) || !strings.Contains(r.Data, "[5m]") {
+		t.Fatalf("formatted %q", r.Data)
+	}
+	if rep := f.get(t, "/loki/api/v1/format_query", url.Values{"query": {`{app=`}}); rep.code != 400 || !strings.Contains(rep.body, "parse error") {
+		t.Fatalf("bad query: %+v", rep)
+	}
+}
