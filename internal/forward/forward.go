@@ -54,7 +54,7 @@ func New(cfg Config, dir string, open OpenQueue, logger *slog.Logger, reg promet
 		return q, nil
 	}
 	if len(cfg.Metrics) > 0 {
-		f.Metrics = &Metrics{}
+		f.Metrics = &Metrics{dropFull: m.dropFull("metrics", cfg.Metrics)}
 	}
 	for i := range cfg.Metrics {
 		d := &cfg.Metrics[i]
@@ -111,6 +111,12 @@ func New(cfg Config, dir string, open OpenQueue, logger *slog.Logger, reg promet
 
 // Run delivers every queue until ctx is done.
 func (f *Forwarder) Run(ctx context.Context) error {
+	if len(f.runners) == 0 {
+		// Nothing to deliver (serve without forward:): run until stopped,
+		// like every other actor.
+		<-ctx.Done()
+		return nil
+	}
 	var wg sync.WaitGroup
 	errs := make([]error, len(f.runners))
 	for i, r := range f.runners {

@@ -27,23 +27,30 @@ var _ pipeline.Profiles = (*Profiles)(nil)
 // ConsumeProfiles queues b as one push request: one series with one pprof per
 // profile, so concatenated records batch into one request without decoding.
 func (p *Profiles) ConsumeProfiles(ctx context.Context, b *profile.Batch) error {
-	if len(b.Profiles) == 0 {
-		return nil
+	if p.Full() {
+		return overloaded(ErrQueueFull)
 	}
-	for _, q := range p.queues {
-		if q.Full() {
-			return overloaded(ErrQueueFull)
-		}
+	rec, err := p.record(b)
+	if err != nil || rec == nil {
+		return err
+	}
+	return appendAll(p.queues, tenantOf(ctx), rec)
+}
+
+// record is the queue record body of b, nil when b holds no profile.
+func (p *Profiles) record(b *profile.Batch) ([]byte, error) {
+	if len(b.Profiles) == 0 {
+		return nil, nil
 	}
 	req, err := pushRequest(b)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	raw, err := req.MarshalVT()
 	if err != nil {
-		return fmt.Errorf("marshal forwarded profiles: %w", err)
+		return nil, fmt.Errorf("marshal forwarded profiles: %w", err)
 	}
-	return appendAll(p.queues, tenantOf(ctx), countedBody(len(b.Profiles), raw))
+	return countedBody(len(b.Profiles), raw), nil
 }
 
 // pushPath is the connect route of Pyroscope's PusherService.Push.

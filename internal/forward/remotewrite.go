@@ -121,6 +121,9 @@ func symbolize(st *writev2.SymbolsTable, ls []prompb.Label, buf []uint32) []uint
 // are fsync'd in every destination's queue.
 type Metrics struct {
 	queues []Queue
+	// dropFull counts samples whose copy a full queue refused while the
+	// local store kept them (serve's tee).
+	dropFull func(items int)
 }
 
 var (

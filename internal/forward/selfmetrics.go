@@ -68,3 +68,13 @@ func newSelfMetrics(reg prometheus.Registerer) *selfMetrics {
 	}
 	return m
 }
+
+// dropFull returns a counter of items dropped because a queue of one of
+// dests was full; the queues are found by the destinations' order.
+func (m *selfMetrics) dropFull(signal string, dests []Destination) func(int) {
+	return func(items int) {
+		for _, d := range dests {
+			m.dropped.WithLabelValues(signal, d.Name, "queue_full").Add(float64(items))
+		}
+	}
+}

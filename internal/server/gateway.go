@@ -110,7 +110,7 @@ func RunGateway(ctx context.Context, cfg config.Config, logger *slog.Logger) err
 		profileSink = fwd.Profiles
 	}
 	profileIngest := pyroscope.NewHandler(profileSink, logger.With("component", "pyroscope-ingest"), reg,
-		pyroscope.WithInflight(inflight), pyroscope.WithMaxSamples(cfg.Limits.MaxProfileSamples))
+		pyroscope.WithInflight(inflight), pyroscope.WithTenantMaxSamples(cfg.Limits.ProfileSamples))
 	traceSink, metricSink = refuseMissing(traceSink, metricSink)
 	otlpHTTP := otlp.NewHTTP(traceSink, metricSink, cfg.Limits.MaxRequestBytes, inflight, logger.With("component", "otlp"), otlp.WithRegisterer(prometheus.WrapRegistererWith(prometheus.Labels{"transport": "http"}, reg)))
 	grpcOpts := grpcOptions(cfg.Limits)

@@ -122,8 +122,20 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 			logger.Error("close log store", "err", err)
 		}
 	}()
+	// A forward: section sends a copy of what the stores accept on.
+	fwd, err := openForwarder(cfg, guard, logger, reg)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := fwd.Close(); err != nil {
+			logger.Error("close forward queues", "err", err)
+		}
+	}()
+	tee := serveTee{fwd: fwd, logger: ingestLogger}
+
 	// Span metrics and the service graph land in the metrics store.
-	gen := generator.New(cfg.Generator, guard.Appendable("metrics", metricStore), logger.With("component", "generator"), reg)
+	gen := generator.New(cfg.Generator, tee.appendable(guard.Appendable("metrics", metricStore)), logger.With("component", "generator"), reg)
 
 	// Scraping, rules and alerting over the metrics store, from a prometheus.yml.
 	// Alert links open the UI where people reach it unless told otherwise.
@@ -135,15 +147,15 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		Config: promCfg, DataDir: cfg.DataDir, AdminAddr: cfg.Listen.Admin, UIAddr: cfg.Listen.UI,
 		PrometheusAddr: cfg.Listen.Prometheus,
 		LookbackDelta:  cfg.Metrics.LookbackDelta, QueryTimeout: cfg.Metrics.QueryTimeout,
-	}, guardedTSDB{guard.AppendableV2("metrics", metricStore.DB()), metricStore.DB()}, logger.With("component", "prometheus"), reg)
+	}, guardedTSDB{tee.appendableV2(guard.AppendableV2("metrics", metricStore.DB())), metricStore.DB()}, logger.With("component", "prometheus"), reg)
 	if err != nil {
 		return err
 	}
 
 	// Receivers: the trace store acknowledges first, so the generator only counts
 	// spans that were durably accepted.
-	traceSink := pipeline.FanOutTraces{guard.Traces("trace", traceStore), gen}
-	metricSink := guard.Metrics("metrics", metricStore)
+	traceSink := pipeline.FanOutTraces{tee.traces(guard.Traces("trace", traceStore)), gen}
+	metricSink := tee.metrics(guard.Metrics("metrics", metricStore), cfg.Metrics.LookbackDelta)
 	logSink := guard.Logs("logs", logStore)
 	otlpHTTP := otlp.NewHTTP(traceSink, metricSink, cfg.Limits.MaxRequestBytes, inflight, ingestLogger.With("component", "otlp"), otlp.WithRegisterer(prometheus.WrapRegistererWith(prometheus.Labels{"transport": "http"}, reg)), otlp.WithLogs(logSink))
 	grpcOpts := grpcOptions(cfg.Limits)
@@ -155,12 +167,12 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	}
 	grpcServer := grpc.NewServer(grpcOpts...)
 	otlp.RegisterGRPC(grpcServer, traceSink, metricSink, inflight, otlp.WithRegisterer(prometheus.WrapRegistererWith(prometheus.Labels{"transport": "grpc"}, reg)), otlp.WithLogs(logSink))
-	profileIngest := pyroscope.NewHandler(guard.Profiles("profile", profileStore), ingestLogger.With("component", "pyroscope-ingest"), reg,
+	profileIngest := pyroscope.NewHandler(tee.profiles(guard.Profiles("profile", profileStore)), ingestLogger.With("component", "pyroscope-ingest"), reg,
 		pyroscope.WithInflight(inflight), pyroscope.WithTenantMaxSamples(cfg.Limits.ProfileSamples))
 
 	// Query APIs, and the UI on top of the very same handlers.
 	rwSink := metricStore.RemoteWriteAppender(ingestLogger.With("component", "remote-write"), reg)
-	remoteWrite := promwrite.NewHandler(guard.Samples("metrics", rwSink), promwrite.Options{
+	remoteWrite := promwrite.NewHandler(tee.samples(guard.Samples("metrics", rwSink)), promwrite.Options{
 		MaxRequestBytes: cfg.Limits.MaxRequestBytes, MaxSeriesPerRequest: cfg.Limits.MaxSeriesPerRequest,
 		Inflight: inflight,
 	}, ingestLogger.With("component", "remote-write"), reg)
@@ -195,7 +207,7 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		// and load-balancer probes (`vispyr healthcheck`) speak plain HTTP.
 		{"health", cfg.Listen.Health, admin.NewHealthHandler(ready, started)},
 	}
-	status := admin.Status{Started: started, DataDir: cfg.DataDir}
+	status := admin.Status{Started: started, DataDir: cfg.DataDir, Destinations: statusRows(fwd)}
 	for _, s := range append(servers, httpServer{name: "otlp_grpc", addr: cfg.Listen.OTLPGRPC}) {
 		if s.addr != "" {
 			status.Listeners = append(status.Listeners, [2]string{s.name, s.addr})
@@ -211,6 +223,7 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	for name, fn := range map[string]func(context.Context) error{
 		"traces": traceStore.Run, "profiles": profileStore.Run, "generator": gen.Run,
 		"prometheus": promMgr.Run, "sighup": reloadOnSIGHUP(promMgr, logger), "diskguard": guard.Run,
+		"forward": fwd.Run, "forward-readiness": readiness(fwd, ready),
 	} {
 		g.Add(func() error {
 			if err := fn(bg); err != nil && !errors.Is(err, context.Canceled) {
