@@ -46,7 +46,7 @@ func repoRoot(t *testing.T) string {
 
 // server is a running vispyr serve with every port on loopback.
 type server struct {
-	ui, otlpGRPC, pyroscope, admin, prom string
+	ui, otlpGRPC, pyroscope, admin, prom, tempo string
 }
 
 // extra flags are appended to the serve command line.
@@ -54,14 +54,14 @@ func startVispyr(t *testing.T, root string, extra ...string) server {
 	t.Helper()
 	bin := vispyrBinary(t, root)
 	addr := func() string { return fmt.Sprintf("127.0.0.1:%d", testpeer.FreePort(t)) }
-	s := server{ui: addr(), otlpGRPC: addr(), pyroscope: addr(), admin: addr(), prom: addr()}
+	s := server{ui: addr(), otlpGRPC: addr(), pyroscope: addr(), admin: addr(), prom: addr(), tempo: addr()}
 	args := []string{"serve",
 		"-data-dir", t.TempDir(),
 		"-ui.listen-address", s.ui,
 		"-otlp.grpc-address", s.otlpGRPC,
 		"-otlp.http-address", addr(),
 		"-metrics.listen-address", s.prom,
-		"-tempo.listen-address", addr(),
+		"-tempo.listen-address", s.tempo,
 		"-loki.listen-address", addr(),
 		"-faro.listen-address", addr(),
 		"-pyroscope.listen-address", s.pyroscope,
