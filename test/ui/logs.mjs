@@ -116,6 +116,14 @@ async function run() {
   await page.getByTestId('log-lines').getByText(marker).waitFor();
   await shot('23-live-tail');
   log('live tail ok');
+
+  step = "the service page links to the service's logs";
+  await page.goto(base + `/service/${encodeURIComponent(want.service)}?from=15m`);
+  await page.getByTestId('service-logs-link').click();
+  await page.waitForURL((u) => u.pathname === '/logs' && u.searchParams.get('q') === selector);
+  // Every line pushed so far: the test's and the live one.
+  await page.waitForFunction((n) => document.querySelectorAll('[data-testid=log-lines] [data-testid=log-line]').length === n, want.lines + 1);
+  log('service logs ok');
 }
 
 let code = 0;

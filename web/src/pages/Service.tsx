@@ -6,6 +6,7 @@ import { Load, Panel, Select } from '../components/ui';
 import { useApp, useAsync } from '../hooks';
 import { fmtMs, fmtPct, fmtRate } from '../lib/format';
 import { last, type Series } from '../lib/prom';
+import { escapeValue } from '../lib/logs';
 import { link, navigate, setQuery } from '../router';
 import { ERROR, callsRate, entry, errorPct, esc, forService, latencyMs, rateWindow } from '../queries';
 import { TraceTable } from './Traces';
@@ -97,6 +98,9 @@ export function Service({ name }: { name: string }) {
         </a>
         <a class="btn" href={link('/profiles', { service: name })}>
           Profiles
+        </a>
+        <a class="btn" href={link('/logs', { q: `{service_name="${escapeValue(name)}"}` })} data-testid="service-logs-link">
+          Logs
         </a>
       </div>
       <div class="row3">
