@@ -16,6 +16,8 @@ import (
 	"net/http"
 	"sync"
 
+	"github.com/klauspost/compress/gzhttp"
+
 	"github.com/vispyr/vispyr/internal/logs"
 	"github.com/vispyr/vispyr/internal/logs/logql"
 	"github.com/vispyr/vispyr/internal/pipeline"
@@ -77,7 +79,8 @@ func (a *API) Register(mux *http.ServeMux) {
 		{"/loki/api/v1/patterns", a.patterns},
 		{"/loki/api/v1/format_query", a.formatQuery},
 	} {
-		h := a.wrap(r.h)
+		// Answers are gzipped for clients that accept it, as Loki's are.
+		h := gzhttp.GzipHandler(a.wrap(r.h))
 		mux.Handle("GET "+r.path, h)
 		mux.Handle("POST "+r.path, h)
 	}

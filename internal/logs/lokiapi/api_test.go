@@ -1,6 +1,7 @@
 package lokiapi
 
 import (
+	"compress/gzip"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -447,5 +448,34 @@ func TestIndexStatsAndVolume(t *testing.T) {
 	}
 	if m.Data.Result[0].Values[0][1] != strconv.Itoa(len("level=error msg=empty status=404")) || m.Data.Result[0].Values[1][1] != strconv.Itoa(len("level=info msg=late")) {
 		t.Fatalf("volume_range values %v", m.Data.Result[0].Values)
+	}
+}
+
+func TestAnswersGzipped(t *testing.T) {
+	f := newFixture(t, logs.QueryLimits{})
+	var ls []line
+	for i := range 200 {
+		ls = append(ls, line{`{"app":"shop"}`, time.Duration(i) * time.Millisecond, fmt.Sprintf("level=info msg=request-%d", i), ""})
+	}
+	f.push(t, "", ls...)
+	q := url.Values{"query": {`{app="shop"}`}, "start": {f.ns(0)}, "end": {f.ns(time.Hour)}, "limit": {"1000"}}
+	req, _ := http.NewRequest("GET", f.srv.URL+"/loki/api/v1/query_range?"+q.Encode(), nil)
+	req.Header.Set("Accept-Encoding", "gzip")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Encoding") != "gzip" {
+		t.Fatalf("%d %q", resp.StatusCode, resp.Header.Get("Content-Encoding"))
+	}
+	zr, err := gzip.NewReader(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(zr)
+	r := decode[streamsResp](t, reply{200, string(b)})
+	if n := len(r.lines()); n != 200 {
+		t.Fatalf("%d lines", n)
 	}
 }
