@@ -122,6 +122,12 @@ async function vispyr() {
     const legend = await box.locator('.u-legend').innerText();
     for (const l of lines) expect(legend.includes(l), `${id} legend is ${legend}, want ${l}`);
   }
+  step = "the forward chart shows the gateway's queued traces";
+  await page.getByTestId('vchart-forward').locator('.uplot').waitFor();
+  await page.waitForFunction((line) => {
+    const d = JSON.parse(document.querySelector('[data-testid=vchart-forward] [data-testid=vchart]')?.dataset.drawn || '{}');
+    return Object.entries(d).some(([k, v]) => k.startsWith(line) && v > 0);
+  }, want.forwardLine);
   step = 'refusal chart is drawn (flat when nothing is refused)';
   await page.getByTestId('vchart-refusals').locator('.uplot').waitFor();
   await page.waitForTimeout(300);

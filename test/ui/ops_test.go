@@ -64,6 +64,8 @@ func TestUIOpsPages(t *testing.T) {
 	t.Cleanup(junk.Close)
 	junkAddr := junk.Listener.Addr().String()
 
+	gwOTLP, gwAdmin := startGateway(t, root)
+
 	dir := t.TempDir()
 	rules := filepath.Join(dir, "rules.yml")
 	prom := filepath.Join(dir, "prometheus.yml")
@@ -74,7 +76,9 @@ scrape_configs:
     static_configs: [{ targets: [%q] }]
   - job_name: junk
     static_configs: [{ targets: [%q] }]
-`, rules, nodeAddr, junkAddr)
+  - job_name: gateway
+    static_configs: [{ targets: [%q] }]
+`, rules, nodeAddr, junkAddr, gwAdmin)
 	for p, s := range map[string]string{rules: opsRules, prom: cfg} {
 		if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
 			t.Fatal(err)
@@ -104,11 +108,18 @@ scrape_configs:
 	if out, err := logs.CombinedOutput(); err != nil {
 		t.Fatalf("telemetrygen logs: %v\n%s", err, out)
 	}
+	// The gateway's destination never answers, so what it accepted stays queued.
+	tg := exec.Command(testpeer.Binary(t, "telemetrygen"), "traces", "--otlp-insecure", "--otlp-endpoint", gwOTLP,
+		"--service", "ui-ops-gateway", "--traces", "20", "--rate", "100")
+	if out, err := tg.CombinedOutput(); err != nil {
+		t.Fatalf("telemetrygen to the gateway: %v\n%s", err, out)
+	}
+	waitFor(t, "the gateway's queue backlog", 20*time.Second, query(`vispyr_forward_queue_bytes{job="gateway",signal="traces"} > 0`), hasResult)
 	for _, c := range []string{"vispyr_traces_spans_ingested_total", "vispyr_logs_ingested_lines_total"} {
 		waitFor(t, c+" rising", 20*time.Second, query(`sum(rate(`+c+`{job="vispyr"}[1m])) > 0`), hasResult)
 	}
-	waitFor(t, "node_exporter up and the junk target down", 20*time.Second, get("/prom/api/v1/targets"), func(b []byte) bool {
-		return bytes.Contains(b, []byte(`"health":"down"`)) && bytes.Count(b, []byte(`"health":"up"`)) == 2
+	waitFor(t, "node_exporter and the gateway up, the junk target down", 20*time.Second, get("/prom/api/v1/targets"), func(b []byte) bool {
+		return bytes.Contains(b, []byte(`"health":"down"`)) && bytes.Count(b, []byte(`"health":"up"`)) == 3 // node, gateway, vispyr
 	})
 	waitFor(t, "the firing alert", 20*time.Second, get("/prom/api/v1/alerts"), func(b []byte) bool {
 		return bytes.Contains(b, []byte(`"state":"firing"`))
@@ -128,6 +139,35 @@ scrape_configs:
 			"disk":        {"metrics", "traces"},
 			"head-series": {"metrics"},
 		},
+		// The forward chart names each queue by instance, signal and destination.
+		"forwardLine": gwAdmin + " traces",
 	})
 	runNode(t, filepath.Join(root, "test", "ui", "ops.mjs"), "ops", base, filepath.Join(root, "artifacts", "screenshots"), string(want))
+}
+
+// startGateway runs `vispyr gateway` forwarding traces to a port where nothing listens and
+// returns its OTLP gRPC and admin addresses.
+func startGateway(t *testing.T, root string) (otlpGRPC, admin string) {
+	t.Helper()
+	addr := func() string { return fmt.Sprintf("127.0.0.1:%d", testpeer.FreePort(t)) }
+	otlpGRPC, admin = addr(), addr()
+	cmd := exec.Command(vispyrBinary(t, root), "gateway", "-data-dir", t.TempDir(),
+		"-otlp.grpc-address", otlpGRPC, "-otlp.http-address", addr(), "-admin.listen-address", admin,
+		"-metrics.listen-address", addr(), "-pyroscope.listen-address", addr(), "-pyroscope.ingest-address", addr(),
+		"-loki.listen-address", addr(), "-tempo.listen-address", addr(), "-ui.listen-address", addr(),
+		"-health.listen-address", addr(), "-forward.traces.url", "grpc://"+addr())
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start gateway: %v", err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("gateway output:\n%.3000s", out.String())
+		}
+	})
+	testpeer.WaitHTTP(t, "http://"+admin+"/-/ready", 30*time.Second)
+	return otlpGRPC, admin
 }

@@ -93,8 +93,10 @@ export const CHARTS: ChartDef[] = [
     id: 'forward',
     title: 'Forward queue backlog',
     fmt: fmtBytes,
-    optional: 'Not forwarding: no destination is configured.',
-    queries: () => [q(`sum by (signal, destination) (vispyr_forward_queue_bytes{${J}})`, (l) => `${l.signal} → ${l.destination}`)],
+    // Queues live in gateways (`vispyr gateway`), which store nothing themselves: any job
+    // that scrapes a gateway's admin /metrics counts, not only the self-scrape.
+    optional: 'No forward queues seen: a gateway (vispyr gateway) keeps them; add its admin /metrics to scrape_configs to chart its backlog here.',
+    queries: () => [q(`sum by (instance, signal, destination) (vispyr_forward_queue_bytes)`, (l) => `${l.instance} ${l.signal} → ${l.destination}`)],
   },
 ];
 
