@@ -90,6 +90,9 @@ func (d *deployment) plan(ctx context.Context) (deploy.Plan, error) {
 			Run: func(ctx context.Context) error { return d.o.Ready(ctx, d.st.PublicIP) }})
 	}
 	p.Notes = append(p.Notes, d.notes...)
+	if len(addr) > 0 && len(inst) == 0 && d.o.Domain == "" {
+		p.Notes = append(p.Notes, "the running instance's self-signed certificate names its old address; clients that check the name need a new instance (destroy and deploy again)")
+	}
 	if len(p.Steps) > 0 && d.st.Instance == "" {
 		p.Notes = append(p.Notes, "the instance has no SSH key and port 22 stays closed: it is managed by re-running vispyr deploy aws")
 	}

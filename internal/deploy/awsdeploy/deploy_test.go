@@ -140,13 +140,16 @@ func TestDeployAWS(t *testing.T) {
 	}
 
 	// yes: each resource created once, in dependency order, with its parameters.
+	// EC2 refuses the new instance profile once, as it does until IAM's change
+	// reaches it; the launch is retried.
+	e.q.profileLag = 1
 	out, res, err := e.run(t, false, "yes\n", nil)
 	if err != nil {
 		t.Fatalf("deploy: %v\n%s", err, out)
 	}
 	calls := e.q.take()
 	want := []string{"CreateRole", "PutRolePolicy", "CreateInstanceProfile", "AddRoleToInstanceProfile",
-		"CreateSecurityGroup", "AuthorizeSecurityGroupIngress", "AllocateAddress", "RunInstances", "AssociateAddress"}
+		"CreateSecurityGroup", "AuthorizeSecurityGroupIngress", "AllocateAddress", "RunInstances", "RunInstances", "AssociateAddress"}
 	if got := mutating(calls); !slices.Equal(got, want) {
 		t.Fatalf("deploy calls %v, want %v", got, want)
 	}
@@ -189,6 +192,21 @@ func TestDeployAWS(t *testing.T) {
 	out, _, err = e.run(t, false, "", func(o *Options) { o.Binary = other })
 	if m := mutating(e.q.take()); err != nil || len(m) > 0 || !strings.Contains(out, "destroy and deploy again to upgrade") {
 		t.Fatalf("re-run with another binary: %v, called %v:\n%s", err, m, out)
+	}
+
+	// An elastic IP released behind deploy's back is allocated and attached
+	// again; nothing else is touched.
+	e.q.mu.Lock()
+	for id := range e.q.addresses {
+		delete(e.q.addresses, id)
+	}
+	e.q.mu.Unlock()
+	out, res, err = e.run(t, false, "yes\n", nil)
+	if m := mutating(e.q.take()); err != nil || !slices.Equal(m, []string{"AllocateAddress", "AssociateAddress"}) {
+		t.Fatalf("re-run after the address was released: %v, called %v:\n%s", err, m, out)
+	}
+	if !strings.Contains(out, "https://"+res.PublicIP+"/") {
+		t.Fatalf("re-run does not print the new address %s:\n%s", res.PublicIP, out)
 	}
 
 	// A narrower --allow revokes exactly the dropped rules.

@@ -29,6 +29,9 @@ type queryAPI struct {
 	roles     map[string]bool
 	policies  map[string]string // role/policy -> document
 	profiles  map[string][]string
+	// profileLag is how many RunInstances calls still fail as AWS answers
+	// while a new instance profile has not reached EC2.
+	profileLag int
 }
 
 type apiCall struct {
@@ -227,6 +230,10 @@ func (q *queryAPI) ec2(action string, p url.Values) (string, *apiError) {
 		delete(q.addresses, p.Get("AllocationId"))
 		return `<return>true</return>`, nil
 	case "RunInstances":
+		if q.profileLag > 0 {
+			q.profileLag--
+			return "", &apiError{400, "InvalidParameterValue", "Value (" + p.Get("IamInstanceProfile.Name") + ") for parameter iamInstanceProfile.name is invalid. Invalid IAM Instance Profile name"}
+		}
 		id := q.id("i")
 		q.instances[id] = "pending"
 		return `<reservationId>r-1</reservationId><ownerId>123456789012</ownerId><groupSet/><instancesSet><item><instanceId>` + id +
