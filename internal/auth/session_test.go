@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -10,6 +11,9 @@ import (
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 )
 
 // uiGate is the UI port as server.go builds it: the shell open, the rest read.
@@ -203,5 +207,22 @@ func TestPasswordChecksAreCapped(t *testing.T) {
 	t.Logf("%d wrong passwords at once with 1 check slot: %d checked (401), %d refused busy (429)", n, refused, busy)
 	if busy == 0 || refused == 0 {
 		t.Errorf("want some 401 and some 429, got %d and %d", refused, busy)
+	}
+}
+
+// With every password-check slot taken, gRPC callers get RESOURCE_EXHAUSTED
+// (which OTLP exporters retry) rather than Unauthenticated.
+func TestPasswordChecksBusyOverGRPC(t *testing.T) {
+	a := testAuth(t)
+	for range cap(a.checks) {
+		a.checks <- struct{}{}
+	}
+	ctx := metadata.NewIncomingContext(context.Background(), metadata.Pairs("authorization", basic("alice", "a new guess")))
+	if _, err := a.authorizeGRPC(ctx, ScopeRead); status.Code(err) != codes.ResourceExhausted {
+		t.Errorf("busy over gRPC: %v, want ResourceExhausted", err)
+	}
+	<-a.checks
+	if _, err := a.authorizeGRPC(ctx, ScopeRead); status.Code(err) != codes.Unauthenticated {
+		t.Errorf("a slot free again: %v, want Unauthenticated", err)
 	}
 }
