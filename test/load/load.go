@@ -15,6 +15,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -38,6 +39,12 @@ type Shape struct {
 	SeriesPerWrite int // remote-write series per request (one sample each)
 	SpansPerTrace  int // spans per OTLP request (one trace)
 	StacksPerProf  int // folded lines per profile
+	// Fixed writes every remote-write request to the same SeriesPerWrite
+	// series (a sample each, timestamps increasing) and profiles under ten
+	// service names, as steady clients do: memory then measures the
+	// server, not a growing cardinality. Requests must then be sent one
+	// at a time per signal, or samples arrive out of order.
+	Fixed bool
 }
 
 // DefaultShape is a Prometheus-like remote write, a small trace and a
@@ -58,7 +65,11 @@ type Driver struct {
 	client *http.Client
 	run    string // unique per driver: names its data
 
-	seq atomic.Int64
+	seq   atomic.Int64
+	start time.Time
+
+	tsMu   sync.Mutex
+	lastTS int64 // the last remote-write timestamp, with Fixed
 
 	mu       sync.Mutex
 	writes   map[string]bool // acknowledged remote-write request IDs
@@ -73,7 +84,7 @@ func New(t Target, shape Shape) *Driver {
 	b := make([]byte, 4)
 	_, _ = rand.Read(b)
 	return &Driver{
-		t: t, shape: shape, run: hex.EncodeToString(b),
+		t: t, shape: shape, run: hex.EncodeToString(b), start: time.Now(),
 		client: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}},
 		writes: map[string]bool{}, codes: map[string]map[int]int{},
 	}
@@ -132,13 +143,20 @@ func (d *Driver) post(ctx context.Context, url, contentType string, body []byte,
 func (d *Driver) RemoteWrite(ctx context.Context) bool {
 	id := strconv.FormatInt(d.seq.Add(1), 10)
 	now := time.Now().UnixMilli()
+	if d.shape.Fixed {
+		d.tsMu.Lock()
+		now = max(now, d.lastTS+1)
+		d.lastTS = now
+		d.tsMu.Unlock()
+	}
 	wr := &prompb.WriteRequest{}
 	for i := range d.shape.SeriesPerWrite {
-		wr.Timeseries = append(wr.Timeseries, prompb.TimeSeries{
-			Labels: []prompb.Label{{Name: "__name__", Value: "load_test"}, {Name: "i", Value: strconv.Itoa(i)},
-				{Name: "req", Value: id}, {Name: "run", Value: d.run}},
-			Samples: []prompb.Sample{{Timestamp: now, Value: float64(i)}},
-		})
+		ls := []prompb.Label{{Name: "__name__", Value: "load_test"}, {Name: "i", Value: strconv.Itoa(i)},
+			{Name: "req", Value: id}, {Name: "run", Value: d.run}}
+		if d.shape.Fixed {
+			ls = slices.Delete(ls, 2, 3)
+		}
+		wr.Timeseries = append(wr.Timeseries, prompb.TimeSeries{Labels: ls, Samples: []prompb.Sample{{Timestamp: now, Value: float64(i)}}})
 	}
 	raw, _ := wr.Marshal()
 	code, ra, body, err := d.post(ctx, "http://"+d.t.Metrics+"/api/v1/write", "application/x-protobuf", snappy.Encode(nil, raw),
@@ -198,7 +216,11 @@ func (d *Driver) Trace(ctx context.Context) bool {
 
 // Profile sends one folded CPU profile to /ingest under a new service name.
 func (d *Driver) Profile(ctx context.Context) bool {
-	svc := fmt.Sprintf("load-%s-%d", d.run, d.seq.Add(1))
+	n := d.seq.Add(1)
+	if d.shape.Fixed {
+		n %= 10
+	}
+	svc := fmt.Sprintf("load-%s-%d", d.run, n)
 	var b strings.Builder
 	for i := range d.shape.StacksPerProf {
 		fmt.Fprintf(&b, "main;handler_%d;work_%d %d\n", i%13, i, i+1)
@@ -257,6 +279,16 @@ func (d *Driver) Verify(ctx context.Context) ([]string, error) {
 	d.mu.Unlock()
 
 	var missing []string
+	if d.shape.Fixed {
+		n, err := d.storedSamples(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if want := len(writes) * d.shape.SeriesPerWrite; n != want {
+			missing = append(missing, fmt.Sprintf("remote write: %d samples stored, %d acknowledged", n, want))
+		}
+		writes = nil
+	}
 	got, err := d.storedWrites(ctx)
 	if err != nil {
 		return nil, err
@@ -304,6 +336,32 @@ func (d *Driver) get(ctx context.Context, u string, into any) (int, error) {
 	}
 	_, _ = io.Copy(io.Discard, resp.Body)
 	return resp.StatusCode, nil
+}
+
+// storedSamples counts the samples stored since the driver started, with Fixed.
+func (d *Driver) storedSamples(ctx context.Context) (int, error) {
+	var res struct {
+		Data struct {
+			Result []struct {
+				Value [2]any `json:"value"`
+			} `json:"result"`
+		} `json:"data"`
+	}
+	since := int(time.Since(d.start).Seconds()) + 60
+	q := url.Values{"query": {fmt.Sprintf(`sum(count_over_time(load_test{run=%q}[%ds]))`, d.run, since)}, "time": {strconv.FormatInt(time.Now().Unix()+1, 10)}}
+	code, err := d.get(ctx, "http://"+d.t.Metrics+"/api/v1/query?"+q.Encode(), &res)
+	if err != nil {
+		return 0, err
+	}
+	if code != http.StatusOK {
+		return 0, fmt.Errorf("count stored samples: %d", code)
+	}
+	if len(res.Data.Result) == 0 {
+		return 0, nil
+	}
+	s, _ := res.Data.Result[0].Value[1].(string)
+	n, _ := strconv.Atoi(s)
+	return n, nil
 }
 
 // storedWrites counts the stored series of each request ID.

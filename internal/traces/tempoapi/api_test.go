@@ -300,6 +300,13 @@ func TestSearchRejectsBadInput(t *testing.T) {
 	f("minDuration=fast", "invalid minDuration")
 	f("tags=novalue", "invalid tags")
 	f("start=10&end=5", "end is before start")
+	// Tempo's query-frontend bounds, with its messages.
+	f("start=1000&end=605801", "range specified by start and end exceeds 168h0m0s. received start=1000 end=605801")
+	f("limit=262145", "limit 262145 exceeds max limit 262144")
+	f("spss=101", "spans per span set exceeds 100. received 101")
+	if code, body, _ := get(t, srv.URL+"/api/search?start=1000&end=605800&limit=262144&spss=100"); code != 200 {
+		t.Errorf("search at the bounds: %d %s, want 200", code, body)
+	}
 }
 
 func TestSearchSpansPerSpanset(t *testing.T) {

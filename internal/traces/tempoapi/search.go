@@ -122,6 +122,10 @@ func (a *api) search(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
+	if err := searchBounds(r, start, end, limit, spss); err != nil {
+		a.fail(w, r, err)
+		return
+	}
 	query, err := traceql.Parse(q)
 	if err != nil {
 		a.fail(w, r, badf("invalid TraceQL query: %v", err))
@@ -289,4 +293,30 @@ func parseLogfmt(s string) ([][2]string, error) {
 		out = append(out, [2]string{key, val})
 	}
 	return out, nil
+}
+
+// Tempo's query-frontend defaults bound what one search may ask for; past
+// them it answers 400 with these messages.
+const (
+	searchMaxDuration = 168 * time.Hour
+	searchMaxLimit    = 256 * 1024
+	searchMaxSpss     = 100
+)
+
+// searchBounds refuses a search over more than a week, for more than
+// searchMaxLimit traces or more than searchMaxSpss spans per span set, as
+// Tempo does, so that one request cannot make the store read every block of
+// the retention or hold an unbounded result.
+func searchBounds(r *http.Request, start, end int64, limit, spss int) error {
+	if start > 0 && end > 0 && time.Duration((end-start)/1e9)*time.Second > searchMaxDuration { // whole seconds, as sent
+		q := r.URL.Query()
+		return badf("range specified by start and end exceeds %s. received start=%s end=%s", searchMaxDuration, q.Get("start"), q.Get("end"))
+	}
+	if limit > searchMaxLimit {
+		return badf("limit %d exceeds max limit %d", limit, searchMaxLimit)
+	}
+	if spss > searchMaxSpss {
+		return badf("spans per span set exceeds %d. received %d", searchMaxSpss, spss)
+	}
+	return nil
 }
