@@ -26,6 +26,7 @@ var installHints = map[string]string{
 	"prometheus-node-exporter": "apt-get install -y prometheus-node-exporter",
 	"victoria-metrics":         "apt-get install -y victoria-metrics",
 	"victoria-logs":            ".ci/install.d/45-logs.sh (go install of VictoriaLogs' app/victoria-logs)",
+	"jaeger":                   ".ci/install.d/35-jaeger.sh (cmd/jaeger of the Jaeger module v1.75.0, built as a tool of a scratch module)",
 	"telemetrygen":             "go install github.com/open-telemetry/opentelemetry-collector-contrib/cmd/telemetrygen@v0.161.0",
 	"minio":                    "go install github.com/minio/minio@latest",
 	"chromium":                 "apt-get install -y chromium",
