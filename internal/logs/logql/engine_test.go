@@ -263,3 +263,29 @@ func TestMetricErrors(t *testing.T) {
 	}
 	_ = math.NaN
 }
+
+// TestSumOfRateGroupsLinesDirectly: sum by (level) over a parser that yields a
+// label set per line (msg, latency) answers within a points budget that a
+// series per line would exceed, with the same numbers as grouping afterwards.
+func TestSumOfRateGroupsLinesDirectly(t *testing.T) {
+	m := fixture()
+	p := Params{Query: `sum by (level) (count_over_time({app="api"} | logfmt [10m]))`, Start: t0.Add(10 * time.Minute), End: t0.Add(10 * time.Minute), Step: time.Minute}
+	// 60 distinct label sets × 1 step would exceed 10 points; 2 levels do not.
+	res, err := NewEngine(m, Options{MaxPoints: 10}).Exec(context.Background(), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, s := range res.Matrix {
+		got[s.Metric.Get("level")] = s.Floats[0].F
+	}
+	// (t0, t0+10m] holds lines 1..59: errors are every fourth, from line 4.
+	if got["error"] != 14 || got["info"] != 45 || len(got) != 2 {
+		t.Fatalf("%v", got)
+	}
+	// Not linear: max by needs every series, so the budget still applies.
+	p.Query = `max by (level) (count_over_time({app="api"} | logfmt [10m]))`
+	if _, err := NewEngine(m, Options{MaxPoints: 10}).Exec(context.Background(), p); err == nil || !strings.Contains(err.Error(), "maximum number of series") {
+		t.Fatalf("max by: %v", err)
+	}
+}

@@ -339,8 +339,31 @@ func group(ls labels.Labels, g *Grouping) labels.Labels {
 	return b.Labels()
 }
 
+// linearRangeOps are the range aggregations whose sum over series equals the
+// aggregation over the union of their lines.
+var linearRangeOps = map[string]bool{"count_over_time": true, "rate": true, "bytes_over_time": true,
+	"bytes_rate": true, "sum_over_time": true}
+
+// pushGrouping rewrites sum by (g) (f(log [r])) for a linear f as f grouped by
+// g: lines are counted into their group directly, so a pipeline that yields
+// many label sets (a parser over request IDs) does not build a series per
+// label set only to add them up.
+func pushGrouping(x *VectorAggExpr) SampleExpr {
+	r, ok := x.Inner.(*RangeAggExpr)
+	if x.Op != "sum" || !ok || r.Grouping != nil || !linearRangeOps[r.Op] {
+		return x.Inner
+	}
+	g := x.Grouping
+	if g == nil {
+		g = &Grouping{}
+	}
+	pushed := *r
+	pushed.Grouping = g
+	return &pushed
+}
+
 func (ev *evaluator) evalVectorAgg(x *VectorAggExpr) (*stepMatrix, error) {
-	in, err := ev.eval(x.Inner)
+	in, err := ev.eval(pushGrouping(x))
 	if err != nil {
 		return nil, err
 	}
