@@ -7,9 +7,11 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -100,6 +102,7 @@ type writer struct {
 	series   int      // remote-write series acknowledged (one sample each)
 	traces   []string // trace IDs acknowledged, hex
 	services []string // profiled services acknowledged
+	lines    []string // ids of log lines acknowledged (Loki push, OTLP logs, Faro)
 	refused  map[string]refusal
 }
 
@@ -200,7 +203,52 @@ func (w *writer) send(t *testing.T) (refused int) {
 		w.services = append(w.services, svc)
 	}
 	note("pyroscope", resp.StatusCode == http.StatusOK, refusal{fmt.Sprint(resp.StatusCode), resp.Header.Get("Retry-After"), string(b)})
+
+	// Logs: Loki push (JSON), OTLP/HTTP logs and a Faro payload, each line
+	// starting with an id that checkReadable looks for.
+	w.log(t, note, "loki push", http.StatusNoContent, fmt.Sprintf("loki-%d", w.round), func(id string) (*http.Request, error) {
+		var values []string
+		for i := range 50 {
+			values = append(values, fmt.Sprintf(`["%d", "%s-%d %s"]`, time.Now().UnixNano(), id, i, randHex(1024)))
+		}
+		body := `{"streams":[{"stream":{"service_name":"diskfull-logs"},"values":[` + strings.Join(values, ",") + `]}]}`
+		req, err := http.NewRequest(http.MethodPost, "http://"+w.v.LokiAddr+"/loki/api/v1/push", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		return req, err
+	})
+	w.log(t, note, "otlp logs", http.StatusOK, fmt.Sprintf("otlp-%d", w.round), func(id string) (*http.Request, error) {
+		body := fmt.Sprintf(`{"resourceLogs":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"diskfull-logs"}}]},`+
+			`"scopeLogs":[{"logRecords":[{"timeUnixNano":"%d","body":{"stringValue":"%s %s"}}]}]}]}`, time.Now().UnixNano(), id, randHex(1024))
+		req, err := http.NewRequest(http.MethodPost, w.v.OTLPHTTPURL("/v1/logs"), strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		return req, err
+	})
+	w.log(t, note, "faro", http.StatusAccepted, fmt.Sprintf("faro-%d", w.round), func(id string) (*http.Request, error) {
+		body := fmt.Sprintf(`{"meta":{"app":{"name":"diskfull-logs"}},"logs":[{"message":"%s %s","level":"info"}]}`, id, randHex(1024))
+		return http.NewRequest(http.MethodPost, "http://"+w.v.FaroAddr+"/collect", strings.NewReader(body))
+	})
 	return refused
+}
+
+// log sends one log request and remembers its id when acknowledged with ok.
+func (w *writer) log(t *testing.T, note func(string, bool, refusal), kind string, ok int, id string, build func(string) (*http.Request, error)) {
+	t.Helper()
+	req, err := build(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := w.client.Do(req)
+	if err != nil {
+		t.Fatalf("%s: %v", kind, err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode == ok {
+		w.lines = append(w.lines, id)
+	} else if resp.StatusCode < 500 {
+		t.Fatalf("%s: %d %s", kind, resp.StatusCode, b)
+	}
+	note(kind, resp.StatusCode == ok, refusal{fmt.Sprint(resp.StatusCode), resp.Header.Get("Retry-After"), string(b)})
 }
 
 // traceBatch is one trace of 100 spans with incompressible attributes.
@@ -259,20 +307,23 @@ func TestDiskFull(t *testing.T) {
 	// Write until every store refuses (the guard looks once a second).
 	w := newWriter(t, v)
 	deadline := time.Now().Add(15 * time.Second)
-	for w.send(t) < 4 {
+	for w.send(t) < 7 {
 		if time.Now().After(deadline) {
 			t.Fatalf("after %d rounds (%d bytes free) not every store refuses: %+v", w.round, freeBytes(t, mnt), w.refused)
 		}
 	}
-	if len(w.traces) == 0 || w.series == 0 || len(w.services) == 0 {
-		t.Fatalf("nothing was acknowledged before the disk filled: %d series, %d traces, %d profiles", w.series, len(w.traces), len(w.services))
+	if len(w.traces) == 0 || w.series == 0 || len(w.services) == 0 || len(w.lines) == 0 {
+		t.Fatalf("nothing was acknowledged before the disk filled: %d series, %d traces, %d profiles, %d log requests", w.series, len(w.traces), len(w.services), len(w.lines))
 	}
-	t.Logf("%d rounds: %d series, %d traces, %d profiles acknowledged; %d bytes free", w.round, w.series, len(w.traces), len(w.services), freeBytes(t, mnt))
+	t.Logf("%d rounds: %d series, %d traces, %d profiles, %d log requests acknowledged; %d bytes free", w.round, w.series, len(w.traces), len(w.services), len(w.lines), freeBytes(t, mnt))
 	for kind, want := range map[string]refusal{
 		"remote write": {"503", "5", "metrics store"},
 		"otlp http":    {"503", "5", "trace store"},
 		"otlp grpc":    {"ResourceExhausted", "5s", "trace store"},
 		"pyroscope":    {"503", "5", "profile store"},
+		"loki push":    {"503", "5", "logs store"},
+		"otlp logs":    {"503", "5", "logs store"},
+		"faro":         {"503", "5", "logs store"},
 	} {
 		got := w.refused[kind]
 		if got.status != want.status || got.retryAfter != want.retryAfter || !strings.Contains(got.body, want.body) || !strings.Contains(got.body, "bytes") {
@@ -292,7 +343,7 @@ func TestDiskFull(t *testing.T) {
 	}
 	checkNotReady(t, v)
 	checkReadable(t, v, w)
-	if w.send(t) != 4 {
+	if w.send(t) != 7 {
 		t.Errorf("a write was accepted with no space free")
 	}
 
@@ -364,6 +415,45 @@ func checkReadable(t *testing.T, v *harness.Vispyr, w *writer) {
 	for _, svc := range w.services {
 		if !have[svc] {
 			t.Errorf("acknowledged profile of %s is not readable (services: %v)", svc, resp.Msg.Names)
+		}
+	}
+	checkLogsReadable(t, v, w)
+}
+
+// checkLogsReadable finds every acknowledged log request's id through Loki's
+// query API.
+func checkLogsReadable(t *testing.T, v *harness.Vispyr, w *writer) {
+	t.Helper()
+	q := url.Values{"query": {`{service_name="diskfull-logs"}`}, "limit": {"5000"}, "direction": {"forward"},
+		"start": {fmt.Sprint(time.Now().Add(-time.Hour).UnixNano())}, "end": {fmt.Sprint(time.Now().Add(time.Minute).UnixNano())}}
+	code, body := get(t, "http://"+v.LokiAddr+"/loki/api/v1/query_range?"+q.Encode())
+	if code != http.StatusOK {
+		t.Fatalf("Loki query_range: %d %.300s", code, body)
+	}
+	var res struct {
+		Data struct {
+			Result []struct {
+				Values [][]string `json:"values"`
+			} `json:"result"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal([]byte(body), &res); err != nil {
+		t.Fatalf("Loki query_range answer: %v", err)
+	}
+	seen := map[string]bool{}
+	for _, r := range res.Data.Result {
+		for _, v := range r.Values {
+			line := v[1]
+			if i := strings.Index(line, "message="); i >= 0 { // Faro's logfmt line
+				line = line[i+len("message=")+1:]
+			}
+			id, _, _ := strings.Cut(line, " ")
+			seen[strings.TrimSuffix(id, "-0")] = true
+		}
+	}
+	for _, id := range w.lines {
+		if !seen[id] {
+			t.Errorf("acknowledged log line %s is not readable", id)
 		}
 	}
 }
