@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -79,6 +80,9 @@ func (ev *evaluator) evalRange(x *RangeAggExpr) (*stepMatrix, error) {
 	pl, err := newPipeline(x.Log.Stages)
 	if err != nil {
 		return nil, err
+	}
+	if sq, ok := ev.e.q.(logs.SampleQuerier); ok && countOnly(x, pl) {
+		return ev.evalCounts(sq, x)
 	}
 	rng, off := x.Range.Nanoseconds(), x.Offset.Nanoseconds()
 	first, last := ev.ts[0]*int64(time.Millisecond), ev.ts[len(ev.ts)-1]*int64(time.Millisecond)
@@ -159,7 +163,7 @@ func (ev *evaluator) evalRange(x *RangeAggExpr) (*stepMatrix, error) {
 		}
 		if kind, bad := st.labels.get(ErrorLabel); bad {
 			ls := st.labels.labels(-1)
-			return nil, fmt.Errorf("pipeline error: '%s' for series: '%s'.\nUse a label filter to intentionally skip this error. (e.g | __error__!=\"%s\").\nTo skip all potential errors you can match empty errors.(e.g __error__=\"\")\nThe label filter can also be specified after unwrap. (e.g | unwrap latency | __error__=\"\" )", kind, ls.String(), kind)
+			return nil, errPipeline(kind, ls)
 		}
 		ls := st.labels.labels(-1)
 		if x.Grouping != nil {
@@ -189,7 +193,20 @@ func (ev *evaluator) evalRange(x *RangeAggExpr) (*stepMatrix, error) {
 		ev.windows(rs, rng, off, x, s)
 		out.series = append(out.series, s)
 	}
+	sortByLabels(out.series)
 	return out, nil
+}
+
+// sortByLabels orders a range aggregation's series, so that aggregations over
+// them add up in the same order on every run and give the same last digits.
+func sortByLabels(ss []*stepSeries) {
+	slices.SortFunc(ss, func(a, b *stepSeries) int { return labels.Compare(a.labels, b.labels) })
+}
+
+// errPipeline is Loki's answer when a line of a metric query kept an
+// __error__ label.
+func errPipeline(kind string, ls labels.Labels) error {
+	return fmt.Errorf("pipeline error: '%s' for series: '%s'.\nUse a label filter to intentionally skip this error. (e.g | __error__!=\"%s\").\nTo skip all potential errors you can match empty errors.(e.g __error__=\"\")\nThe label filter can also be specified after unwrap. (e.g | unwrap latency | __error__=\"\" )", kind, ls.String(), kind)
 }
 
 // windows computes x.Op over the window (t-off-rng, t-off] of every step t.

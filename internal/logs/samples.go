@@ -1,0 +1,201 @@
+package logs
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/prometheus/prometheus/model/labels"
+)
+
+// SampleQuerier is a Querier that can hand out just the timestamps and line
+// sizes of entries, for metric queries that only count lines or bytes: no
+// line is copied, no entry is built and nothing is merged in time order.
+type SampleQuerier interface {
+	// SelectSamples calls fn for each chunk or head of every matching stream
+	// and each structured metadata set in it with the timestamps (Unix ns) in
+	// [p.Start, p.End) and their lines' sizes, the two slices of one length
+	// and valid only during the call. Calls come in no particular time order.
+	// p.LineFilters and p.Limit must be unset.
+	SelectSamples(ctx context.Context, tenant string, p SelectParams, fn SampleFunc) error
+}
+
+// SampleFunc receives one run of samples of a stream with metadata meta.
+type SampleFunc func(stream, meta labels.Labels, ts []int64, sizes []int32)
+
+var _ SampleQuerier = (*Store)(nil)
+
+// sampleBufs recycles the decompression buffer and columns between chunks.
+var sampleBufs = sync.Pool{New: func() any { return &sampleBuf{byKey: map[string]int{}} }}
+
+type sampleBuf struct {
+	raw    []byte
+	ts     []int64
+	sizes  []int32
+	groups []sampleGroup
+	byKey  map[string]int // a metadata record's encoding -> its group
+	key    []byte
+	sb     labels.ScratchBuilder
+}
+
+// sampleGroup is the samples of one metadata set within a chunk.
+type sampleGroup struct {
+	meta  labels.Labels
+	ts    []int64
+	sizes []int32
+}
+
+// SelectSamples implements SampleQuerier.
+func (s *Store) SelectSamples(ctx context.Context, tenantName string, p SelectParams, fn SampleFunc) error {
+	if err := checkSelector(p.Matchers); err != nil {
+		return err
+	}
+	if p.End < p.Start {
+		return fmt.Errorf("%w: end is before start", ErrInvalidQuery)
+	}
+	if len(p.LineFilters) > 0 || p.Limit > 0 {
+		return fmt.Errorf("select samples: line filters and limits need entries")
+	}
+	buf := sampleBufs.Get().(*sampleBuf)
+	defer sampleBufs.Put(buf)
+	for _, st := range s.tenant(tenantName).selectStreams(p.Matchers) {
+		chunks, head := st.snapshot(p.Start, p.End)
+		for _, c := range chunks {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			data, err := c.bytes()
+			if err != nil {
+				return err
+			}
+			if err := buf.decode(data, p.Start, p.End); err != nil {
+				return err
+			}
+			buf.emit(st.labels, fn)
+		}
+		buf.reset()
+		for _, e := range head {
+			if e.Timestamp >= p.Start && e.Timestamp < p.End {
+				buf.key = e.Metadata.Bytes(buf.key[:0])
+				g := buf.group(buf.key, func() labels.Labels { return e.Metadata })
+				g.ts = append(g.ts, e.Timestamp)
+				g.sizes = append(g.sizes, int32(len(e.Line)))
+			}
+		}
+		buf.emit(st.labels, fn)
+	}
+	return nil
+}
+
+func (b *sampleBuf) reset() {
+	clear(b.byKey)
+	for i := range b.groups {
+		b.groups[i] = sampleGroup{ts: b.groups[i].ts[:0], sizes: b.groups[i].sizes[:0]}
+	}
+	b.groups = b.groups[:0]
+}
+
+// group returns the group of the metadata encoded as key, calling meta to
+// make its labels the first time.
+func (b *sampleBuf) group(key []byte, meta func() labels.Labels) *sampleGroup {
+	i, ok := b.byKey[string(key)] // no allocation: the compiler looks up in place
+	if !ok {
+		i = len(b.groups)
+		b.byKey[string(key)] = i
+		if i < cap(b.groups) {
+			b.groups = b.groups[:i+1]
+		} else {
+			b.groups = append(b.groups, sampleGroup{})
+		}
+		b.groups[i].meta = meta()
+	}
+	return &b.groups[i]
+}
+
+func (b *sampleBuf) emit(stream labels.Labels, fn SampleFunc) {
+	for _, g := range b.groups {
+		if len(g.ts) > 0 {
+			fn(stream, g.meta, g.ts, g.sizes)
+		}
+	}
+}
+
+// decode groups a chunk's entries in [start, end) by metadata, reading the
+// timestamp, length and metadata columns and skipping the lines.
+func (b *sampleBuf) decode(data []byte, start, end int64) error {
+	b.reset()
+	raw, err := zdec.DecodeAll(data, b.raw[:0])
+	if err != nil {
+		return fmt.Errorf("decompress chunk: %w", err)
+	}
+	b.raw = raw
+	r := reader{b: raw}
+	n := int(r.uvarint())
+	if r.err != nil || n > len(raw) {
+		return errCorruptChunk
+	}
+	b.ts, b.sizes = b.ts[:0], b.sizes[:0]
+	prev := int64(0)
+	for range n {
+		prev += r.varint()
+		b.ts = append(b.ts, prev)
+	}
+	total := 0
+	for range n {
+		l := r.uvarint()
+		if l > uint64(len(raw)) {
+			return errCorruptChunk
+		}
+		b.sizes = append(b.sizes, int32(l))
+		total += int(l)
+	}
+	if r.err != nil || total > len(r.b) {
+		return errCorruptChunk
+	}
+	r.b = r.b[total:]
+	nn := r.uvarint()
+	if r.err != nil || nn > uint64(len(r.b)) {
+		return errCorruptChunk
+	}
+	names := make([]string, nn)
+	for i := range names {
+		names[i] = r.str()
+	}
+	for i := range n {
+		rec := r.b
+		k := int(r.uvarint())
+		if r.err != nil || k > len(r.b) {
+			return errCorruptChunk
+		}
+		for range k {
+			if ni := r.uvarint(); ni >= nn {
+				return errCorruptChunk
+			}
+			r.bytes()
+		}
+		if r.err != nil {
+			return errCorruptChunk
+		}
+		if b.ts[i] < start || b.ts[i] >= end {
+			continue
+		}
+		rec = rec[:len(rec)-len(r.b)]
+		g := b.group(rec, func() labels.Labels { return decodeMeta(rec, names, &b.sb) })
+		g.ts = append(g.ts, b.ts[i])
+		g.sizes = append(g.sizes, b.sizes[i])
+	}
+	return r.err
+}
+
+// decodeMeta decodes one entry's metadata record, already checked by decode.
+func decodeMeta(rec []byte, names []string, sb *labels.ScratchBuilder) labels.Labels {
+	r := reader{b: rec}
+	sb.Reset()
+	for range int(r.uvarint()) {
+		ni := r.uvarint()
+		v := r.str()
+		sb.Add(names[ni], v)
+	}
+	sb.Sort()
+	return sb.Labels()
+}
