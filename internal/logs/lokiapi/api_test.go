@@ -479,3 +479,24 @@ func TestAnswersGzipped(t *testing.T) {
 		t.Fatalf("%d lines", n)
 	}
 }
+
+// TestInterval returns entries at least interval apart, as Loki's interval does.
+func TestInterval(t *testing.T) {
+	f := newFixture(t, logs.QueryLimits{})
+	var ls []line
+	for i := range 10 {
+		ls = append(ls, line{`{"app":"shop"}`, time.Duration(i) * time.Second, fmt.Sprintf("n=%d", i), ""})
+	}
+	f.push(t, "", ls...)
+	q := url.Values{"query": {`{app="shop"}`}, "start": {f.ns(0)}, "end": {f.ns(time.Hour)}, "interval": {"3s"}, "direction": {"forward"}}
+	r := decode[streamsResp](t, f.get(t, "/loki/api/v1/query_range", q))
+	if got := strings.Join(r.lines(), ","); got != "shop:n=0,shop:n=3,shop:n=6,shop:n=9" {
+		t.Fatalf("forward: %s", got)
+	}
+	q.Set("direction", "backward")
+	q.Set("limit", "2")
+	r = decode[streamsResp](t, f.get(t, "/loki/api/v1/query_range", q))
+	if got := strings.Join(r.lines(), ","); got != "shop:n=9,shop:n=6" {
+		t.Fatalf("backward limit 2: %s", got)
+	}
+}
