@@ -73,6 +73,9 @@ func Open(dir string, cfg Config, logger *slog.Logger, opts ...Option) (*Store, 
 	if err := os.MkdirAll(s.blockDir(), 0o755); err != nil {
 		return nil, fmt.Errorf("create log store dir: %w", err)
 	}
+	if err := finishCompactions(s.blockDir()); err != nil {
+		return nil, err
+	}
 	if err := s.loadBlocks(); err != nil {
 		return nil, err
 	}
@@ -294,6 +297,9 @@ func (s *Store) loop() {
 		case <-s.flushReq:
 		case <-retention.C:
 			s.applyRetention()
+			if err := s.Compact(); err != nil {
+				s.logger.Error("compact log blocks", "err", err)
+			}
 			continue
 		}
 		if err := s.Flush(); err != nil {
