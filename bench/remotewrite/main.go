@@ -43,6 +43,7 @@ func main() {
 		vispyrBin = flag.String("vispyr", "", "vispyr binary (default: go build ./cmd/vispyr)")
 		promBin   = flag.String("prometheus", "prometheus", "prometheus binary")
 		vmBin     = flag.String("victoria-metrics", "victoria-metrics", "victoria-metrics binary")
+		vmagent   = flag.String("vmagent", "vmagent", "vmagent binary (for -targets vmagent)")
 		startups  = flag.Int("startup-runs", 3, "extra empty start-ups of vispyr to time (median reported)")
 		keep      = flag.Bool("keep", false, "keep the data dirs")
 		repeat    = flag.Int("repeat", 1, "runs per target, interleaved; every figure is reported as median, min and max")
@@ -50,6 +51,7 @@ func main() {
 	)
 	flag.Parse()
 	vispyrExtraArgs = strings.Fields(*extra)
+	vmagentBin = *vmagent
 	if err := run(*series, *batch, *senders, *rounds, *interval, strings.Split(*targets, ","),
 		*vispyrBin, *promBin, *vmBin, *startups, *keep, max(*repeat, 1)); err != nil {
 		fmt.Fprintln(os.Stderr, "remotewrite:", err)
@@ -68,7 +70,7 @@ func run(series, batch, senders, rounds int, interval time.Duration, names []str
 	} else {
 		defer os.RemoveAll(work)
 	}
-	if slices.Contains(names, "vispyr") && vispyrBin == "" {
+	if (slices.Contains(names, "vispyr") || slices.Contains(names, "vispyr-gateway")) && vispyrBin == "" {
 		if vispyrBin, err = proc.BuildVispyr(work); err != nil {
 			return err
 		}
@@ -95,6 +97,10 @@ func run(series, batch, senders, rounds int, interval time.Duration, names []str
 				tg = prometheusTarget(lookPath(promBin))
 			case "victoria-metrics":
 				tg = victoriaMetricsTarget(lookPath(vmBin))
+			case "vispyr-gateway":
+				tg = gatewayTarget(vispyrBin, lookPath(vmBin), load)
+			case "vmagent":
+				tg = vmagentTarget(lookPath(vmagentBin), lookPath(vmBin), load)
 			default:
 				return fmt.Errorf("unknown target %q", name)
 			}
@@ -125,6 +131,9 @@ func runTarget(tg target, dir string, load *Load) (*result, error) {
 		return nil, err
 	}
 	r := &result{name: tg.name}
+	if tg.cleanup != nil {
+		defer tg.cleanup()
+	}
 	t0 := time.Now()
 	srv, writeURL, readyURL, apiURL, err := tg.start(tg.bin, dir)
 	if err != nil {

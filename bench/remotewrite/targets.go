@@ -33,6 +33,8 @@ type target struct {
 	stop      syscall.Signal
 	// skip are top-level data dirs not counted as storage (caches).
 	skip []string
+	// cleanup, if set, runs once the run is measured (stops helper processes).
+	cleanup func()
 }
 
 func vispyrTarget(bin string) target {
