@@ -1,0 +1,114 @@
+package tempoapi
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/vispyr/vispyr/internal/traces"
+)
+
+// statusRecorder keeps the status a handler answered with.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	r.status = code
+	r.ResponseWriter.WriteHeader(code)
+}
+
+// manyBlocks stores n blocks of many small traces each, so that a search which must
+// read every block takes measurably long.
+func manyBlocks(t *testing.T, n, tracesPerBlock int) *traces.Store {
+	t.Helper()
+	s, err := traces.Open(traces.Config{}, t.TempDir(), slog.New(slog.DiscardHandler), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	for b := range n {
+		td := ptrace.NewTraces()
+		ss := service(td, fmt.Sprintf("svc-%d", b))
+		for i := range tracesPerBlock {
+			sp := addSpan(ss, 0, 1, 0, fmt.Sprintf("op-%d", i), ptrace.SpanKindServer, b*1000+i, 5)
+			id := sp.TraceID()
+			id[0], id[1], id[2], id[15] = byte(b), byte(i>>8), byte(i), 1
+			sp.SetTraceID(id)
+			sp.Attributes().PutStr("http.route", fmt.Sprintf("/item/%d", i))
+		}
+		if err := s.ConsumeTraces(context.Background(), td); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Flush(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return s
+}
+
+// TestClientDisconnectStopsSearch: a Grafana panel closed mid-search ends the
+// search's work on the store rather than leaving it to read every block.
+func TestClientDisconnectStopsSearch(t *testing.T) {
+	s := manyBlocks(t, 30, 1000)
+	entered := make(chan struct{}, 2)
+	finished := make(chan int, 2)
+	h := NewHandler(s, slog.New(slog.DiscardHandler))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		entered <- struct{}{}
+		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		h.ServeHTTP(rec, r)
+		finished <- rec.status
+	}))
+	defer srv.Close()
+	// Every span is a candidate and no trace matches, so the search reads every
+	// span of every block.
+	url := srv.URL + "/api/search?q=" + urlq(`{} | count() > 5`)
+
+	var full time.Duration
+	for range 1 {
+		t0 := time.Now()
+		code, body, _ := get(t, url)
+		full = time.Since(t0)
+		<-entered
+		<-finished
+		if code != 200 {
+			t.Fatalf("uncancelled search = %d %s", code, body)
+		}
+	}
+	t.Logf("a search over every block took %v", full)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, "GET", url, nil)
+	done := make(chan error, 1)
+	go func() {
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		done <- err
+	}()
+	<-entered
+	time.Sleep(full / 10)
+	t1 := time.Now()
+	cancel()
+	<-done
+	select {
+	case status := <-finished:
+		// 499 is answered only when the store gave up on the request's context: a
+		// search that ran to its end would have answered 200.
+		if status != 499 {
+			t.Fatalf("search after the client left answered %d, want the store to stop (499)", status)
+		}
+		t.Logf("the search stopped %v after the client left", time.Since(t1))
+	case <-time.After(10 * time.Second):
+		t.Fatal("the search kept running after the client left")
+	}
+}
