@@ -16,7 +16,7 @@ type SampleQuerier interface {
 	// and each structured metadata set in it with the timestamps (Unix ns) in
 	// [p.Start, p.End) and their lines' sizes, the two slices of one length
 	// and valid only during the call. Calls come in no particular time order.
-	// p.LineFilters and p.Limit must be unset.
+	// Only entries passing p.LineFilters count; p.Limit must be unset.
 	SelectSamples(ctx context.Context, tenant string, p SelectParams, fn SampleFunc) error
 }
 
@@ -53,8 +53,12 @@ func (s *Store) SelectSamples(ctx context.Context, tenantName string, p SelectPa
 	if p.End < p.Start {
 		return fmt.Errorf("%w: end is before start", ErrInvalidQuery)
 	}
-	if len(p.LineFilters) > 0 || p.Limit > 0 {
-		return fmt.Errorf("select samples: line filters and limits need entries")
+	if p.Limit > 0 {
+		return fmt.Errorf("%w: select samples takes no limit", ErrInvalidQuery)
+	}
+	keep, needles, err := compileFilters(p.LineFilters)
+	if err != nil {
+		return err
 	}
 	buf := sampleBufs.Get().(*sampleBuf)
 	defer sampleBufs.Put(buf)
@@ -64,18 +68,21 @@ func (s *Store) SelectSamples(ctx context.Context, tenantName string, p SelectPa
 			if err := ctx.Err(); err != nil {
 				return err
 			}
+			if !mayMatch(c.meta.Filter, needles) {
+				continue
+			}
 			data, err := c.bytes()
 			if err != nil {
 				return err
 			}
-			if err := buf.decode(data, p.Start, p.End); err != nil {
+			if err := buf.decode(data, p.Start, p.End, keep); err != nil {
 				return err
 			}
 			buf.emit(st.labels, fn)
 		}
 		buf.reset()
 		for _, e := range head {
-			if e.Timestamp >= p.Start && e.Timestamp < p.End {
+			if e.Timestamp >= p.Start && e.Timestamp < p.End && (keep == nil || keep(e.Line)) {
 				buf.key = e.Metadata.Bytes(buf.key[:0])
 				g := buf.group(buf.key, func() labels.Labels { return e.Metadata })
 				g.ts = append(g.ts, e.Timestamp)
@@ -120,9 +127,10 @@ func (b *sampleBuf) emit(stream labels.Labels, fn SampleFunc) {
 	}
 }
 
-// decode groups a chunk's entries in [start, end) by metadata, reading the
-// timestamp, length and metadata columns and skipping the lines.
-func (b *sampleBuf) decode(data []byte, start, end int64) error {
+// decode groups a chunk's entries in [start, end) that pass keep (nil keeps
+// all) by metadata, reading the timestamp, length and metadata columns and
+// the lines only when keep needs them.
+func (b *sampleBuf) decode(data []byte, start, end int64, keep func(string) bool) error {
 	b.reset()
 	raw, err := zdec.DecodeAll(data, b.raw[:0])
 	if err != nil {
@@ -152,6 +160,10 @@ func (b *sampleBuf) decode(data []byte, start, end int64) error {
 	if r.err != nil || total > len(r.b) {
 		return errCorruptChunk
 	}
+	var lines string // one allocation per chunk, as decodeChunk does
+	if keep != nil {
+		lines = string(r.b[:total])
+	}
 	r.b = r.b[total:]
 	nn := r.uvarint()
 	if r.err != nil || nn > uint64(len(r.b)) {
@@ -161,7 +173,10 @@ func (b *sampleBuf) decode(data []byte, start, end int64) error {
 	for i := range names {
 		names[i] = r.str()
 	}
+	off := 0
 	for i := range n {
+		line := off
+		off += int(b.sizes[i])
 		rec := r.b
 		k := int(r.uvarint())
 		if r.err != nil || k > len(r.b) {
@@ -176,7 +191,7 @@ func (b *sampleBuf) decode(data []byte, start, end int64) error {
 		if r.err != nil {
 			return errCorruptChunk
 		}
-		if b.ts[i] < start || b.ts[i] >= end {
+		if b.ts[i] < start || b.ts[i] >= end || (keep != nil && !keep(lines[line:off])) {
 			continue
 		}
 		rec = rec[:len(rec)-len(r.b)]

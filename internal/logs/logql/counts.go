@@ -11,14 +11,15 @@ import (
 )
 
 // countOnly reports whether x only counts lines or bytes of the stream's own
-// entries, so it can be answered from timestamps and sizes alone.
+// entries, past the line filters the store applies, so it can be answered
+// from timestamps and sizes alone.
 func countOnly(x *RangeAggExpr, pl *Pipeline) bool {
 	switch x.Op {
 	case "count_over_time", "rate", "bytes_over_time", "bytes_rate":
 	default:
 		return false
 	}
-	return pl.noop && len(pl.pushed) == 0 && x.Unwrap == nil
+	return pl.noop && x.Unwrap == nil
 }
 
 // stepCounter counts a series' lines and bytes between the boundaries that
@@ -33,7 +34,7 @@ type stepCounter struct {
 // evalCounts answers a count-only range aggregation with
 // logs.SampleQuerier: no line is read and each stream's labels are grouped
 // once, not per entry.
-func (ev *evaluator) evalCounts(sq logs.SampleQuerier, x *RangeAggExpr) (*stepMatrix, error) {
+func (ev *evaluator) evalCounts(sq logs.SampleQuerier, x *RangeAggExpr, pl *Pipeline) (*stepMatrix, error) {
 	rng, off := x.Range.Nanoseconds(), x.Offset.Nanoseconds()
 	ends := make([]int64, len(ev.ts))
 	bounds := make([]int64, 0, 2*len(ev.ts))
@@ -51,7 +52,7 @@ func (ev *evaluator) evalCounts(sq logs.SampleQuerier, x *RangeAggExpr) (*stepMa
 	var errLabels labels.Labels
 	var last *stepCounter
 	err := sq.SelectSamples(ev.ctx, ev.p.Tenant, logs.SelectParams{
-		Matchers: x.Log.Matchers, Start: ends[0] - rng + 1, End: ends[len(ends)-1] + 1,
+		Matchers: x.Log.Matchers, Start: ends[0] - rng + 1, End: ends[len(ends)-1] + 1, LineFilters: pl.pushed,
 	}, func(stream, meta labels.Labels, ts []int64, sizes []int32) {
 		if last == nil || !labels.Equal(stream, lastStream) || !labels.Equal(meta, lastMeta) {
 			ls := stream

@@ -66,6 +66,8 @@ func TestCountPathMatchesEntries(t *testing.T) {
 		`sum by (level) (rate({app="api"}[1m]))`,
 		`sum by (trace_id) (count_over_time({app="api", level=~"e.*"}[2m]))`,
 		`sum(rate({app="api"}[5m]))`,
+		`count_over_time({app="api"} |= "level" != "n=1" |~ "n=[0-9]*[02468] "[1m])`,
+		`sum by (level) (bytes_rate({app="api"} |= "error"[30s]))`,
 	}
 	ranges := []struct {
 		start, end time.Duration

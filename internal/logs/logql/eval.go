@@ -82,7 +82,7 @@ func (ev *evaluator) evalRange(x *RangeAggExpr) (*stepMatrix, error) {
 		return nil, err
 	}
 	if sq, ok := ev.e.q.(logs.SampleQuerier); ok && countOnly(x, pl) {
-		return ev.evalCounts(sq, x)
+		return ev.evalCounts(sq, x, pl)
 	}
 	rng, off := x.Range.Nanoseconds(), x.Offset.Nanoseconds()
 	first, last := ev.ts[0]*int64(time.Millisecond), ev.ts[len(ev.ts)-1]*int64(time.Millisecond)
