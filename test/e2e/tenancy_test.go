@@ -48,8 +48,8 @@ func tenantClient(tenant string) *http.Client {
 // Data written as tenant A, by every metrics ingest path and as spans (whose
 // span metrics and service graph the generator derives), as traces and as
 // profiles, is A's alone: tenant B and requests without X-Scope-OrgID see
-// none of it through any query API, label autocomplete included. After a
-// kill -9, A's data is still A's.
+// none of it through any query API, label autocomplete included; the same
+// for log lines pushed as A. After a kill -9, A's data is still A's.
 func TestTenantIsolation(t *testing.T) {
 	t.Parallel()
 	v := harness.Start(t, harness.Options{Config: "generator:\n  collection_interval: 1s\n"})
@@ -81,6 +81,8 @@ func TestTenantIsolation(t *testing.T) {
 	}
 	expectProfiles(t, v, a, true)
 	expectTraces(t, v, a, traceID, true)
+	pushLogs(t, v, a, now)
+	expectLogs(t, v, a, true)
 
 	for _, other := range []string{"team-b", ""} {
 		t.Run("seen as "+map[string]string{"team-b": "tenant B", "": "no header"}[other], func(t *testing.T) {
@@ -121,6 +123,7 @@ func TestTenantIsolation(t *testing.T) {
 			}
 			expectProfiles(t, v, other, false)
 			expectTraces(t, v, other, traceID, false)
+			expectLogs(t, v, other, false)
 		})
 	}
 
@@ -133,6 +136,56 @@ func TestTenantIsolation(t *testing.T) {
 	}
 	if _, res, _ := harness.NewAPI(v.MetricsURL("")).Instant(t, "a_rw_total", time.Now()); len(res) != 0 {
 		t.Error("after restart, the default tenant sees tenant A's series")
+	}
+	expectLogs(t, v, a, true)
+	expectLogs(t, v, "team-b", false)
+}
+
+// pushLogs sends one line as tenant through Loki's push API, as Promtail and
+// Alloy's loki.write do with tenant_id set.
+func pushLogs(t *testing.T, v *harness.Vispyr, tenant string, now time.Time) {
+	t.Helper()
+	body := `{"streams":[{"stream":{"app":"logs-a","only_a":"yes"},"values":[["` +
+		itoa(now.UnixNano()) + `","secret line of svc-a"]]}]}`
+	req, err := http.NewRequest(http.MethodPost, "http://"+v.LokiAddr+"/loki/api/v1/push", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-Scope-OrgID", tenant)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("loki push as %s: %d %s", tenant, resp.StatusCode, b)
+	}
+}
+
+// expectLogs checks whether tenant sees logs-a's line through LogQL and
+// through the label APIs Grafana's Loki datasource autocompletes from.
+func expectLogs(t *testing.T, v *harness.Vispyr, tenant string, want bool) {
+	t.Helper()
+	c := tenantClient(tenant)
+	rng := url.Values{"start": {itoa(time.Now().Add(-time.Hour).UnixNano())}, "end": {itoa(time.Now().Add(time.Minute).UnixNano())}}
+	for _, path := range []string{
+		"/loki/api/v1/query_range?limit=10&query=" + url.QueryEscape(`{app=~".+"} |= "secret"`) + "&" + rng.Encode(),
+		"/loki/api/v1/labels?" + rng.Encode(),
+		"/loki/api/v1/label/app/values?" + rng.Encode(),
+		"/loki/api/v1/series?match[]=" + url.QueryEscape(`{app=~".+"}`) + "&" + rng.Encode(),
+	} {
+		resp, err := c.Get("http://" + v.LokiAddr + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		shown := strings.Contains(string(b), "logs-a") || strings.Contains(string(b), "only_a")
+		if resp.StatusCode != 200 || shown != want {
+			t.Errorf("tenant %q: %s: %d %s; want logs-a shown: %v", tenant, path, resp.StatusCode, b, want)
+		}
 	}
 }
 
