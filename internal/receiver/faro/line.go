@@ -21,7 +21,11 @@ type keyVals struct {
 	pos  map[string]int
 }
 
-func newKeyVals() *keyVals { return &keyVals{pos: map[string]int{}} }
+// newKeyVals is sized for an item merged with its metadata (about 40 keys),
+// so that building a line does not regrow the map.
+func newKeyVals() *keyVals {
+	return &keyVals{pos: make(map[string]int, 48), keys: make([]string, 0, 48), vals: make([]any, 0, 48)}
+}
 
 func (kv *keyVals) set(k string, v any) {
 	if i, ok := kv.pos[k]; ok {
