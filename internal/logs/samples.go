@@ -2,6 +2,7 @@ package logs
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 
@@ -22,6 +23,10 @@ type SampleQuerier interface {
 
 // SampleFunc receives one run of samples of a stream with metadata meta.
 type SampleFunc func(stream, meta labels.Labels, ts []int64, sizes []int32)
+
+// ErrEntriesOnly is SelectSamples's answer from a wrapper whose querier
+// cannot summarise: the caller reads entries instead.
+var ErrEntriesOnly = errors.New("querier reads entries only")
 
 var _ SampleQuerier = (*Store)(nil)
 

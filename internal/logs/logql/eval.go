@@ -2,6 +2,7 @@ package logql
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -82,7 +83,10 @@ func (ev *evaluator) evalRange(x *RangeAggExpr) (*stepMatrix, error) {
 		return nil, err
 	}
 	if sq, ok := ev.e.q.(logs.SampleQuerier); ok && countOnly(x, pl) {
-		return ev.evalCounts(sq, x, pl)
+		m, err := ev.evalCounts(sq, x, pl)
+		if !errors.Is(err, logs.ErrEntriesOnly) {
+			return m, err
+		}
 	}
 	rng, off := x.Range.Nanoseconds(), x.Offset.Nanoseconds()
 	first, last := ev.ts[0]*int64(time.Millisecond), ev.ts[len(ev.ts)-1]*int64(time.Millisecond)
