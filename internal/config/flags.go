@@ -70,6 +70,7 @@ func bind(fs *flag.FlagSet, c *Config) {
 	fs.Var(destinationFlag{&fw.Metrics}, "forward.metrics.url", "remote-write URL to forward metrics to (more destinations: forward.metrics in YAML)")
 	fs.Var(destinationFlag{&fw.Traces}, "forward.traces.url", "OTLP URL to forward traces to: http://host:4318 or grpc://host:4317")
 	fs.Var(destinationFlag{&fw.Profiles}, "forward.profiles.url", "Pyroscope URL to forward profiles to")
+	fs.Var(destinationFlag{&fw.Logs}, "forward.logs.url", "Loki URL to forward log lines to (http://loki:3100)")
 
 	bindTLS(fs, &c.TLS)
 }

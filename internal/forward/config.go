@@ -17,6 +17,7 @@ type Config struct {
 	Metrics  []Destination `yaml:"metrics"`  // Remote-write destinations of every sample
 	Traces   []Destination `yaml:"traces"`   // OTLP destinations of every span
 	Profiles []Destination `yaml:"profiles"` // Pyroscope destinations of every profile
+	Logs     []Destination `yaml:"logs"`     // Loki destinations of every log line (push API)
 }
 
 // Destination is one place a signal is forwarded to, with its own durable queue.
@@ -26,7 +27,8 @@ type Destination struct {
 	Name string `yaml:"name"`
 	// URL is, for metrics, the remote-write URL (http://mimir/api/v1/push); for
 	// traces, the OTLP/HTTP base URL (http://tempo:4318) or grpc://host:4317; for
-	// profiles, the Pyroscope base URL (http://pyroscope:4040).
+	// profiles, the Pyroscope base URL (http://pyroscope:4040); for logs, the
+	// Loki base URL (http://loki:3100).
 	URL string `yaml:"url"`
 	// Protocol is, for metrics, the remote-write version: "1.0" (default) or "2.0".
 	Protocol string `yaml:"protocol"`
@@ -104,14 +106,14 @@ func (q *QueueConfig) fill() {
 
 // Empty reports whether nothing is forwarded.
 func (c Config) Empty() bool {
-	return len(c.Metrics)+len(c.Traces)+len(c.Profiles) == 0
+	return len(c.Metrics)+len(c.Traces)+len(c.Profiles)+len(c.Logs) == 0
 }
 
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
 
 // Validate fills defaults (names, queue settings) and names the first bad field.
 func (c *Config) Validate() error {
-	for signal, dests := range map[string][]Destination{"metrics": c.Metrics, "traces": c.Traces, "profiles": c.Profiles} {
+	for signal, dests := range map[string][]Destination{"metrics": c.Metrics, "traces": c.Traces, "profiles": c.Profiles, "logs": c.Logs} {
 		seen := map[string]bool{}
 		for i := range dests {
 			d := &dests[i]

@@ -24,6 +24,7 @@ type Forwarder struct {
 	Metrics  *Metrics
 	Traces   *Traces
 	Profiles *Profiles
+	Logs     *Logs
 
 	runners []runner
 	queues  []Queue
@@ -105,6 +106,22 @@ func New(cfg Config, dir string, open OpenQueue, logger *slog.Logger, reg promet
 		}
 		f.Profiles.queues = append(f.Profiles.queues, q)
 		f.runners = append(f.runners, newPipe[[]byte]("profiles", d, q, &concatCodec{}, send, m, logger))
+	}
+	if len(cfg.Logs) > 0 {
+		f.Logs = &Logs{}
+	}
+	for i := range cfg.Logs {
+		d := &cfg.Logs[i]
+		q, err := openQ("logs", d)
+		if err != nil {
+			return nil, err
+		}
+		send, err := newLokiSender(d)
+		if err != nil {
+			return nil, err
+		}
+		f.Logs.queues = append(f.Logs.queues, q)
+		f.runners = append(f.runners, newPipe[[]byte]("logs", d, q, &concatCodec{}, send, m, logger))
 	}
 	return f, nil
 }

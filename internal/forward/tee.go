@@ -13,6 +13,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/vispyr/vispyr/internal/pipeline"
+	"github.com/vispyr/vispyr/internal/pipeline/logpush"
 	"github.com/vispyr/vispyr/internal/pipeline/profile"
 	"github.com/vispyr/vispyr/internal/pipeline/remotewrite"
 )
@@ -246,3 +247,30 @@ func (a *teeV2) Rollback() error {
 	a.items = 0
 	return errors.Join(a.store.Rollback(), a.fwd.Rollback())
 }
+
+// TeeLogs stores log lines, then forwards them. A partial success (lines the
+// store refused for its own limits) forwards every line, as TeeTraces does.
+func TeeLogs(store pipeline.Logs, fwd *Logs) pipeline.Logs {
+	return logsFunc(func(ctx context.Context, req *logpush.Request) error {
+		if fwd.Full() {
+			return overloaded(ErrQueueFull)
+		}
+		// The store owns req once called: encode the copy first.
+		n := req.Lines()
+		body := lokiPush(req)
+		err := store.ConsumeLogs(ctx, req)
+		if _, partial := pipeline.AsPartial(err); err != nil && !partial {
+			return err
+		}
+		if n > 0 {
+			if ferr := appendAll(fwd.queues, tenantOf(ctx), countedBody(n, body)); ferr != nil {
+				return ferr
+			}
+		}
+		return err
+	})
+}
+
+type logsFunc func(context.Context, *logpush.Request) error
+
+func (f logsFunc) ConsumeLogs(ctx context.Context, req *logpush.Request) error { return f(ctx, req) }

@@ -26,7 +26,9 @@ import (
 	"github.com/vispyr/vispyr/internal/limits"
 	"github.com/vispyr/vispyr/internal/metrics"
 	"github.com/vispyr/vispyr/internal/pipeline"
+	"github.com/vispyr/vispyr/internal/pipeline/logpush"
 	"github.com/vispyr/vispyr/internal/pipeline/profile"
+	"github.com/vispyr/vispyr/internal/receiver/loki"
 	"github.com/vispyr/vispyr/internal/receiver/otlp"
 	"github.com/vispyr/vispyr/internal/receiver/promwrite"
 	"github.com/vispyr/vispyr/internal/receiver/pyroscope"
@@ -38,7 +40,7 @@ import (
 func RunGateway(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	started := time.Now()
 	if cfg.Forward.Empty() {
-		return errors.New("gateway: no forward destination: set --forward.metrics.url, --forward.traces.url, --forward.profiles.url or forward: in the config")
+		return errors.New("gateway: no forward destination: set --forward.metrics.url, --forward.traces.url, --forward.profiles.url, --forward.logs.url or forward: in the config")
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -49,7 +51,7 @@ func RunGateway(ctx context.Context, cfg config.Config, logger *slog.Logger) err
 		return fmt.Errorf("auth: %w", err)
 	}
 	l := cfg.Listen
-	warnUnauthenticated([]string{l.OTLPGRPC, l.OTLPHTTP, l.Prometheus, l.Pyroscope, l.PyroscopeIngest, l.Admin}, authn, logger)
+	warnUnauthenticated([]string{l.OTLPGRPC, l.OTLPHTTP, l.Prometheus, l.Pyroscope, l.PyroscopeIngest, l.Loki, l.Admin}, authn, logger)
 	setMemoryLimit(cfg.Limits, logger)
 	serverTLS, certs, err := listenerTLS(cfg, logger)
 	if err != nil {
@@ -105,6 +107,12 @@ func RunGateway(ctx context.Context, cfg config.Config, logger *slog.Logger) err
 			MaxRequestBytes: cfg.Limits.MaxRequestBytes, MaxSeriesPerRequest: cfg.Limits.MaxSeriesPerRequest, Inflight: inflight,
 		}, logger.With("component", "remote-write"), reg)
 	}
+	var logSink pipeline.Logs = refuseLogs{}
+	if fwd.Logs != nil {
+		logSink = fwd.Logs
+	}
+	lokiPush := http.NewServeMux()
+	loki.NewHandler(logSink, cfg.Limits.MaxRequestBytes, logger.With("component", "loki-push")).Register(lokiPush)
 	var profileSink pipeline.Profiles = refuseProfiles{}
 	if fwd.Profiles != nil {
 		profileSink = fwd.Profiles
@@ -112,7 +120,7 @@ func RunGateway(ctx context.Context, cfg config.Config, logger *slog.Logger) err
 	profileIngest := pyroscope.NewHandler(profileSink, logger.With("component", "pyroscope-ingest"), reg,
 		pyroscope.WithInflight(inflight), pyroscope.WithTenantMaxSamples(cfg.Limits.ProfileSamples))
 	traceSink, metricSink = refuseMissing(traceSink, metricSink)
-	otlpHTTP := otlp.NewHTTP(traceSink, metricSink, cfg.Limits.MaxRequestBytes, inflight, logger.With("component", "otlp"), otlp.WithRegisterer(prometheus.WrapRegistererWith(prometheus.Labels{"transport": "http"}, reg)))
+	otlpHTTP := otlp.NewHTTP(traceSink, metricSink, cfg.Limits.MaxRequestBytes, inflight, logger.With("component", "otlp"), otlp.WithRegisterer(prometheus.WrapRegistererWith(prometheus.Labels{"transport": "http"}, reg)), otlp.WithLogs(logSink))
 	grpcOpts := grpcOptions(cfg.Limits)
 	if authn != nil {
 		grpcOpts = append(grpcOpts, authn.GRPCOptions(grpcScope)...)
@@ -121,7 +129,7 @@ func RunGateway(ctx context.Context, cfg config.Config, logger *slog.Logger) err
 		grpcOpts = append(grpcOpts, grpc.Creds(credentials.NewTLS(serverTLS.Config("h2"))))
 	}
 	grpcServer := grpc.NewServer(grpcOpts...)
-	otlp.RegisterGRPC(grpcServer, traceSink, metricSink, inflight, otlp.WithRegisterer(prometheus.WrapRegistererWith(prometheus.Labels{"transport": "grpc"}, reg)))
+	otlp.RegisterGRPC(grpcServer, traceSink, metricSink, inflight, otlp.WithRegisterer(prometheus.WrapRegistererWith(prometheus.Labels{"transport": "grpc"}, reg)), otlp.WithLogs(logSink))
 
 	promPort := http.NewServeMux()
 	if rw != nil {
@@ -134,6 +142,7 @@ func RunGateway(ctx context.Context, cfg config.Config, logger *slog.Logger) err
 		{"prometheus", cfg.Listen.Prometheus, promPort},
 		{"pyroscope", cfg.Listen.Pyroscope, profileIngest},
 		{"pyroscope_ingest", cfg.Listen.PyroscopeIngest, profileIngest},
+		{"loki", cfg.Listen.Loki, lokiPush},
 		{"health", cfg.Listen.Health, admin.NewHealthHandler(ready, started)},
 	}
 	status := admin.Status{Started: started, DataDir: cfg.DataDir, Destinations: statusRows(fwd)}
@@ -243,6 +252,12 @@ func refuseMissing(t pipeline.Traces, m pipeline.Metrics) (pipeline.Traces, pipe
 		m = refuseMetrics{}
 	}
 	return t, m
+}
+
+type refuseLogs struct{}
+
+func (refuseLogs) ConsumeLogs(context.Context, *logpush.Request) error {
+	return pipeline.Invalid(errors.New("this gateway forwards no logs"))
 }
 
 type refuseProfiles struct{}

@@ -156,7 +156,7 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	// spans that were durably accepted.
 	traceSink := pipeline.FanOutTraces{tee.traces(guard.Traces("trace", traceStore)), gen}
 	metricSink := tee.metrics(guard.Metrics("metrics", metricStore), cfg.Metrics.LookbackDelta)
-	logSink := guard.Logs("logs", logStore)
+	logSink := tee.logs(guard.Logs("logs", logStore))
 	otlpHTTP := otlp.NewHTTP(traceSink, metricSink, cfg.Limits.MaxRequestBytes, inflight, ingestLogger.With("component", "otlp"), otlp.WithRegisterer(prometheus.WrapRegistererWith(prometheus.Labels{"transport": "http"}, reg)), otlp.WithLogs(logSink))
 	grpcOpts := grpcOptions(cfg.Limits)
 	if authn != nil {

@@ -63,3 +63,10 @@ func (t serveTee) appendableV2(store storage.AppendableV2) storage.AppendableV2 
 	}
 	return forward.TeeAppendableV2(store, t.fwd.Metrics)
 }
+
+func (t serveTee) logs(store pipeline.Logs) pipeline.Logs {
+	if t.fwd.Logs == nil {
+		return store
+	}
+	return forward.TeeLogs(store, t.fwd.Logs)
+}

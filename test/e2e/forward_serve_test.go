@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -165,8 +166,8 @@ func tempoTrace(v *harness.Vispyr) func(pcommon.TraceID) string {
 }
 
 // serve with a forward: section stores everything locally and sends a copy
-// on: remote write and span metrics to VictoriaMetrics, spans and profiles
-// to a second Vispyr.
+// on: remote write and span metrics to VictoriaMetrics, spans, profiles and
+// log lines to a second Vispyr.
 func TestServeStoresAndForwards(t *testing.T) {
 	t.Parallel()
 	vm := harness.StartVictoriaMetrics(t)
@@ -185,7 +186,11 @@ forward:
     - name: peer
       url: http://%s
       queue: {batch_deadline: 100ms}
-`, vm.URL("/api/v1/write"), peer.OTLPHTTPAddr, peer.PyroscopeAddr)})
+  logs:
+    - name: peer
+      url: http://%s
+      queue: {batch_deadline: 100ms}
+`, vm.URL("/api/v1/write"), peer.OTLPHTTPAddr, peer.PyroscopeAddr, peer.LokiAddr)})
 
 	base := time.Now().Add(-30 * time.Minute).Truncate(time.Second)
 	acked, sum := fwSeries(t, v.MetricsURL("/api/v1/write"), 5, 20, 10, base)
@@ -198,7 +203,17 @@ forward:
 		}
 	}
 
+	c := newLogCorpus()
+	pushLoki(t, "http://"+v.LokiAddr+"/loki/api/v1/push", c.body)
+
 	at := base.Add(time.Hour)
+	wantLines := corpusLines(t, c)
+	for name, addr := range map[string]string{"vispyr serve itself": v.LokiAddr, "second vispyr (forwarded)": peer.LokiAddr} {
+		harness.Eventually(t, 20*time.Second, func() (bool, string) {
+			got := vispyrLines(t, "http://"+addr, `{service_name=~"app.+"}`, c)
+			return slices.Equal(got, wantLines), fmt.Sprintf("%s holds %d log lines of %d", name, len(got), len(wantLines))
+		})
+	}
 	holds(t, "vispyr serve itself", v.MetricsURL(""), at, acked, sum)
 	holds(t, "victoria-metrics (forwarded)", vm.URL(""), at, acked, sum)
 	holdsTraces(t, "vispyr serve itself", tempoTrace(v), ids, 4)
