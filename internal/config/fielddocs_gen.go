@@ -191,6 +191,7 @@ var fieldDocs = map[string]string{
 	"traces.max_head_bytes":                                      "The memory budget of spans not yet in blocks (the head and cut heads still being written), counted as the heap they really hold; over it ConsumeTraces answers pipeline.ErrOverloaded so clients back off. The Go runtime needs about as much again as headroom between collections.",
 	"traces.max_spans_per_trace":                                 "Caps the spans the head keeps for one trace; more are refused and reported as partial success, so one runaway trace cannot eat the head.",
 	"traces.retention":                                           "Deletes blocks whose newest span ended longer ago than this.",
+	"traces.search_timeout":                                      "Ends a TraceQL search that runs longer, answered 504 as Tempo's query timeout is, so one broad search over a long retention cannot hold a core and its memory for ever.",
 	"traces.storage.backend":                                     "\"local\" (default, under the data directory) or \"s3\".",
 	"traces.storage.s3.access_key":                               "The access key ID of the static credentials blocks are written with. Empty: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, ~/.aws/credentials, or the EC2 instance's IAM role, in that order.",
 	"traces.storage.s3.bucket":                                   "Holds the blocks; it is created when missing.",

@@ -47,6 +47,10 @@ type Config struct {
 	// take once read (about 45 bytes per trace); the least recently used are read
 	// again when needed.
 	IndexCacheBytes int64 `yaml:"index_cache_bytes"`
+	// SearchTimeout ends a TraceQL search that runs longer, answered 504 as Tempo's
+	// query timeout is, so one broad search over a long retention cannot hold a
+	// core and its memory for ever.
+	SearchTimeout time.Duration `yaml:"search_timeout"`
 	// Storage is where blocks live.
 	Storage backend.Config `yaml:"storage"`
 }
@@ -59,6 +63,9 @@ func (c *Config) Defaults() {
 	// 150k spans (~50 MB) per cut: a cut is written in well under a second, and
 	// since the next cut waits for it, blocks grow by themselves when ingest outruns
 	// the writer (200-300k spans at 300k spans/s on 2 cores).
+	if c.SearchTimeout == 0 {
+		c.SearchTimeout = 30 * time.Second // Tempo's default query timeout
+	}
 	if c.MaxBlockSpans == 0 {
 		c.MaxBlockSpans = 150_000
 	}
@@ -101,6 +108,8 @@ func (c Config) Validate() error {
 		return errors.New("max_block_spans: must be positive")
 	case c.Retention < time.Minute:
 		return fmt.Errorf("retention: %v is below 1m", c.Retention)
+	case c.SearchTimeout < 0:
+		return fmt.Errorf("search_timeout: %v is negative", c.SearchTimeout)
 	case c.CompactionInterval < time.Second:
 		return fmt.Errorf("compaction_interval: %v is below 1s", c.CompactionInterval)
 	case c.CompactionMaxSpans < c.MaxBlockSpans:

@@ -3,6 +3,7 @@ package traces
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -53,7 +54,23 @@ type Match struct {
 // limit with traces more recent than anything it holds.
 //
 // A trace whose spans straddle block cuts is always evaluated whole.
+//
+// A search longer than Config.SearchTimeout ends with an error wrapping
+// ErrSearchTimeout.
 func (s *Store) Search(ctx context.Context, req SearchRequest) ([]Match, SearchMetrics, error) {
+	ctx, cancel := context.WithTimeoutCause(ctx, s.cfg.SearchTimeout, ErrSearchTimeout)
+	defer cancel()
+	matches, m, err := s.search(ctx, req)
+	if err != nil && context.Cause(ctx) == ErrSearchTimeout {
+		return nil, m, fmt.Errorf("%w: search ran longer than %v", ErrSearchTimeout, s.cfg.SearchTimeout)
+	}
+	return matches, m, err
+}
+
+// ErrSearchTimeout ends a search that outran Config.SearchTimeout.
+var ErrSearchTimeout = errors.New("search timed out")
+
+func (s *Store) search(ctx context.Context, req SearchRequest) ([]Match, SearchMetrics, error) {
 	if req.Limit <= 0 {
 		req.Limit = 20
 	}

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -27,9 +28,9 @@ func (r *statusRecorder) WriteHeader(code int) {
 
 // manyBlocks stores n blocks of many small traces each, so that a search which must
 // read every block takes measurably long.
-func manyBlocks(t *testing.T, n, tracesPerBlock int) *traces.Store {
+func manyBlocks(t *testing.T, cfg traces.Config, n, tracesPerBlock int) *traces.Store {
 	t.Helper()
-	s, err := traces.Open(traces.Config{}, t.TempDir(), slog.New(slog.DiscardHandler), nil)
+	s, err := traces.Open(cfg, t.TempDir(), slog.New(slog.DiscardHandler), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +58,7 @@ func manyBlocks(t *testing.T, n, tracesPerBlock int) *traces.Store {
 // TestClientDisconnectStopsSearch: a Grafana panel closed mid-search ends the
 // search's work on the store rather than leaving it to read every block.
 func TestClientDisconnectStopsSearch(t *testing.T) {
-	s := manyBlocks(t, 30, 1000)
+	s := manyBlocks(t, traces.Config{}, 30, 1000)
 	entered := make(chan struct{}, 2)
 	finished := make(chan int, 2)
 	h := NewHandler(s, slog.New(slog.DiscardHandler))
@@ -110,5 +111,17 @@ func TestClientDisconnectStopsSearch(t *testing.T) {
 		t.Logf("the search stopped %v after the client left", time.Since(t1))
 	case <-time.After(10 * time.Second):
 		t.Fatal("the search kept running after the client left")
+	}
+}
+
+// TestSearchTimeout answers 504 naming the bound when a search outlives
+// traces.search_timeout, rather than reading every block however long it takes.
+func TestSearchTimeout(t *testing.T) {
+	s := manyBlocks(t, traces.Config{SearchTimeout: 50 * time.Millisecond}, 30, 1000)
+	srv := httptest.NewServer(NewHandler(s, slog.New(slog.DiscardHandler)))
+	defer srv.Close()
+	code, body, _ := get(t, srv.URL+"/api/search?q="+urlq(`{} | count() > 5`))
+	if code != http.StatusGatewayTimeout || !strings.Contains(body, "longer than 50ms") {
+		t.Fatalf("search past its timeout = %d %q, want 504 naming the 50ms bound", code, body)
 	}
 }

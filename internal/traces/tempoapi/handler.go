@@ -77,6 +77,11 @@ func (a *api) fail(w http.ResponseWriter, r *http.Request, err error) {
 		http.Error(w, "request cancelled", 499)
 		return
 	}
+	if errors.Is(err, traces.ErrSearchTimeout) {
+		a.logger.Warn("tempo search timed out", "query", r.URL.Query().Get("q"), "err", err)
+		http.Error(w, err.Error(), http.StatusGatewayTimeout)
+		return
+	}
 	a.logger.Error("tempo api request failed", "path", r.URL.Path, "err", err)
 	http.Error(w, "internal error: "+err.Error(), http.StatusInternalServerError)
 }
