@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
+	"sync/atomic"
 
 	"github.com/prometheus/prometheus/model/labels"
 )
@@ -65,25 +67,15 @@ func (s *Store) SelectSamples(ctx context.Context, tenantName string, p SelectPa
 	if err != nil {
 		return err
 	}
+	var chunks []sampleChunk
 	buf := sampleBufs.Get().(*sampleBuf)
 	defer sampleBufs.Put(buf)
 	for _, st := range s.tenant(tenantName).selectStreams(p.Matchers) {
-		chunks, head := st.snapshot(p.Start, p.End)
-		for _, c := range chunks {
-			if err := ctx.Err(); err != nil {
-				return err
+		cs, head := st.snapshot(p.Start, p.End)
+		for _, c := range cs {
+			if mayMatch(c.meta.Filter, needles) {
+				chunks = append(chunks, sampleChunk{st.labels, c})
 			}
-			if !mayMatch(c.meta.Filter, needles) {
-				continue
-			}
-			data, err := c.bytes()
-			if err != nil {
-				return err
-			}
-			if err := buf.decode(data, p.Start, p.End, keep); err != nil {
-				return err
-			}
-			buf.emit(st.labels, fn)
 		}
 		buf.reset()
 		for _, e := range head {
@@ -96,7 +88,61 @@ func (s *Store) SelectSamples(ctx context.Context, tenantName string, p SelectPa
 		}
 		buf.emit(st.labels, fn)
 	}
-	return nil
+	return decodeSamples(ctx, chunks, p.Start, p.End, keep, fn)
+}
+
+type sampleChunk struct {
+	labels labels.Labels
+	c      *chunkRef
+}
+
+// decodeSamples decompresses chunks on every core (decompression is most of
+// a count's work), calling fn for one chunk at a time.
+func decodeSamples(ctx context.Context, chunks []sampleChunk, start, end int64, keep func(string) bool, fn SampleFunc) error {
+	var (
+		mu       sync.Mutex // serialises fn and guards firstErr
+		firstErr error
+		next     atomic.Int64
+		wg       sync.WaitGroup
+	)
+	failed := func(err error) {
+		mu.Lock()
+		if firstErr == nil {
+			firstErr = err
+		}
+		mu.Unlock()
+	}
+	for range min(runtime.GOMAXPROCS(0), len(chunks)) {
+		wg.Go(func() {
+			buf := sampleBufs.Get().(*sampleBuf)
+			defer sampleBufs.Put(buf)
+			for i := int(next.Add(1) - 1); i < len(chunks); i = int(next.Add(1) - 1) {
+				if err := ctx.Err(); err != nil {
+					failed(err)
+					return
+				}
+				data, err := chunks[i].c.bytes()
+				if err == nil {
+					err = buf.decode(data, start, end, keep)
+				}
+				if err != nil {
+					failed(err)
+					return
+				}
+				mu.Lock()
+				stop := firstErr != nil
+				if !stop {
+					buf.emit(chunks[i].labels, fn)
+				}
+				mu.Unlock()
+				if stop {
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return firstErr
 }
 
 func (b *sampleBuf) reset() {
