@@ -148,7 +148,9 @@ func keys[V any](m map[string]V) []string {
 
 // checkPod checks what both modes share: the mode's command, the config
 // mounted where the command reads it, the data volume, and every port the
-// configuration listens on declared by the container and the Service.
+// mode listens on (the gateway: every ingest port, logs and profiles too;
+// serve: the query ports, the UI and Faro as well) declared by the container
+// and the Service.
 func checkPod(t *testing.T, r *rendered, pod corev1.PodSpec, mode string, cfg config.Config) {
 	t.Helper()
 	c := pod.Containers[0]
@@ -174,7 +176,12 @@ func checkPod(t *testing.T, r *rendered, pod corev1.PodSpec, mode string, cfg co
 		}
 		svcPorts[p.Name] = true
 	}
-	for _, addr := range []string{cfg.Listen.OTLPGRPC, cfg.Listen.OTLPHTTP, cfg.Listen.Prometheus, cfg.Listen.Admin, cfg.Listen.Health} {
+	addrs := []string{cfg.Listen.OTLPGRPC, cfg.Listen.OTLPHTTP, cfg.Listen.Prometheus, cfg.Listen.Admin, cfg.Listen.Health,
+		cfg.Listen.Pyroscope, cfg.Listen.PyroscopeIngest, cfg.Listen.Loki}
+	if mode == "serve" {
+		addrs = append(addrs, cfg.Listen.Tempo, cfg.Listen.UI, cfg.Listen.Faro)
+	}
+	for _, addr := range addrs {
 		_, p, err := net.SplitHostPort(addr)
 		n, _ := strconv.Atoi(p)
 		if _, ok := ports[int32(n)]; err != nil || !ok {

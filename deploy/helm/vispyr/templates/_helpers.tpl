@@ -19,16 +19,19 @@ app.kubernetes.io/name: {{ .Chart.Name }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 
-{{/* The ports of a mode: name, number. The gateway has no query ports. */}}
+{{/* The ports of a mode: name, number. The gateway takes every signal in
+(it forwards profiles and logs too) but serves no query port, UI or Faro. */}}
 {{- define "vispyr.ports" -}}
 otlp-grpc: 4317
 otlp-http: 4318
 prometheus: 9090
-{{- if eq .Values.mode "serve" }}
-tempo: 3200
 pyroscope: 4040
 pyro-ingest: 9999
+loki: 3100
+{{- if eq .Values.mode "serve" }}
+tempo: 3200
 ui: 3000
+faro: 12347
 {{- end }}
 admin: 12345
 health: 13133
