@@ -103,7 +103,18 @@ func Start(t testing.TB, opts Options) *Vispyr {
 }
 
 func (v *Vispyr) pickPorts() {
-	addr := func() string { return "127.0.0.1:" + strconv.Itoa(testpeer.FreePort(v.t)) }
+	// FreePort closes its probe listener, so the kernel may hand the same
+	// port out twice within one pick; eleven listeners make that likely
+	// enough to fail runs, so a port already taken here is drawn again.
+	taken := map[int]bool{}
+	addr := func() string {
+		p := testpeer.FreePort(v.t)
+		for taken[p] {
+			p = testpeer.FreePort(v.t)
+		}
+		taken[p] = true
+		return "127.0.0.1:" + strconv.Itoa(p)
+	}
 	v.MetricsAddr, v.OTLPGRPCAddr, v.OTLPHTTPAddr = addr(), addr(), addr()
 	v.AdminAddr, v.HealthAddr, v.TempoAddr = addr(), addr(), addr()
 	v.PyroscopeAddr, v.PyroscopeIngestAddr, v.UIAddr = addr(), addr(), addr()

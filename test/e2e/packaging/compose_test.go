@@ -68,6 +68,7 @@ func TestComposePublishesEveryReadmePort(t *testing.T) {
 		port(def.Prometheus): port(got.Prometheus), port(def.PyroscopeIngest): port(got.PyroscopeIngest),
 		port(def.Pyroscope): port(got.Pyroscope), port(def.Tempo): port(got.Tempo), port(def.UI): port(got.UI),
 		port(def.Admin): port(got.Admin), port(def.Health): port(got.Health), port(def.Loki): port(got.Loki),
+		port(def.Faro): port(got.Faro),
 	}
 	for _, p := range readmePorts(t) {
 		inCompose, known := moved[p]
