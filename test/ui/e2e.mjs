@@ -2,39 +2,22 @@
 // `vispyr serve`. Usage:
 //   node e2e.mjs <phase: empty|full> <base URL> <screenshot dir> [json expectations]
 // Exits non-zero, naming the failed step, when the UI does not show what a user must see.
-import { chromium } from 'playwright-core';
-import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { openBrowser, finish } from './browser.mjs';
 
 const [phase, base, shots, expectJSON] = process.argv.slice(2);
 const want = JSON.parse(expectJSON || '{}');
-mkdirSync(shots, { recursive: true });
-const profileDir = mkdtempSync(join(tmpdir(), 'vispyr-chromium-'));
-const errors = [];
 let step = 'launch';
-
-const ctx = await chromium.launchPersistentContext(profileDir, {
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  headless: true,
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-quic', '--no-first-run', '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage'],
-  viewport: { width: 1440, height: 900 },
-  colorScheme: 'light',
+const b = await openBrowser({
+  shots,
+  // generous: CI runs other packages' tests on the same 2 cores
+  timeout: 45000,
+  badResponse: (r) => {
+    // A 400/422 from the API means a page sent a query the backend refused: a UI bug.
+    const api = /\/prom\//.test(new URL(r.url()).pathname);
+    return r.status() >= 500 || (api && (r.status() === 400 || r.status() === 422));
+  },
 });
-const page = ctx.pages()[0] ?? (await ctx.newPage());
-page.setDefaultTimeout(45000); // generous: CI runs other packages' tests on the same 2 cores
-page.on('pageerror', (e) => errors.push(`page error: ${e.message}`));
-page.on('console', (m) => {
-  // Failed loads are judged by their status in the response handler, not here.
-  if (m.type() === 'error' && !m.text().startsWith('Failed to load resource')) errors.push(`console error: ${m.text()}`);
-});
-page.on('response', (r) => {
-  // A 400/422 from an API means the UI sent a query the backend refused: a UI bug.
-  const api = /\/(prom|tempo|pyroscope)\//.test(new URL(r.url()).pathname);
-  if (r.status() >= 500 || (api && (r.status() === 400 || r.status() === 422))) errors.push(`HTTP ${r.status()} from ${r.url()}`);
-});
-
-const shot = async (name) => page.screenshot({ path: join(shots, `${name}.png`), fullPage: true });
+const { page, shot } = b;
 const log = (...a) => console.log(`[e2e ${phase}]`, ...a);
 
 async function run() {
@@ -202,20 +185,6 @@ async function run() {
   await shot('09-home-dark');
 }
 
-let code = 0;
-try {
+await finish(b, 'failure-' + phase, async () => {
   await run();
-} catch (e) {
-  console.error(`FAIL at step "${step}": ${e.message}`);
-  await shot('failure-' + phase).catch(() => {});
-  code = 1;
-}
-// Backend errors and script errors fail the run even when every element showed up.
-const bad = errors.filter((e) => !e.includes('favicon'));
-if (bad.length) {
-  console.error('errors seen by the browser:\n  ' + bad.join('\n  '));
-  code = 1;
-}
-await ctx.close();
-rmSync(profileDir, { recursive: true, force: true });
-process.exit(code);
+}, () => step);

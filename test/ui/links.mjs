@@ -4,36 +4,13 @@
 // durations shown as such in the trace list and waterfall. Usage:
 //   node links.mjs links <UI URL> <Prometheus URL> <Tempo URL> <screenshot dir> <json expectations>
 // Exits non-zero, naming the failed step, when the browser does not land where it must.
-import { chromium } from 'playwright-core';
-import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { openBrowser, finish } from './browser.mjs';
 
 const [, base, prom, tempo, shots, expectJSON] = process.argv.slice(2);
 const want = JSON.parse(expectJSON || '{}');
-mkdirSync(shots, { recursive: true });
-const profileDir = mkdtempSync(join(tmpdir(), 'vispyr-chromium-'));
-const errors = [];
 let step = 'launch';
-
-const ctx = await chromium.launchPersistentContext(profileDir, {
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  headless: true,
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-quic', '--no-first-run', '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage'],
-  viewport: { width: 1440, height: 900 },
-  colorScheme: 'light',
-});
-const page = ctx.pages()[0] ?? (await ctx.newPage());
-page.setDefaultTimeout(20000);
-page.on('pageerror', (e) => errors.push(`page error: ${e.message}`));
-page.on('console', (m) => {
-  if (m.type() === 'error' && !m.text().startsWith('Failed to load resource')) errors.push(`console error: ${m.text()}`);
-});
-page.on('response', (r) => {
-  if (r.status() >= 500) errors.push(`HTTP ${r.status()} from ${r.url()}`);
-});
-
-const shot = async (name) => page.screenshot({ path: join(shots, `${name}.png`), fullPage: true });
+const b = await openBrowser({ shots, timeout: 20000 });
+const { page, shot } = b;
 const log = (...a) => console.log('[links]', ...a);
 const expect = (cond, msg) => {
   if (!cond) throw new Error(msg);
@@ -91,20 +68,7 @@ async function subMillisecond() {
   log('durations ok');
 }
 
-let code = 0;
-try {
+await finish(b, 'failure-links', async () => {
   await prometheusLink();
   await subMillisecond();
-} catch (e) {
-  console.error(`FAIL at step "${step}": ${e.message}`);
-  await shot('failure-links').catch(() => {});
-  code = 1;
-}
-const bad = errors.filter((e) => !e.includes('favicon'));
-if (bad.length) {
-  console.error('errors seen by the browser:\n  ' + bad.join('\n  '));
-  code = 1;
-}
-await ctx.close();
-rmSync(profileDir, { recursive: true, force: true });
-process.exit(code);
+}, () => step);

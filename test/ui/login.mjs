@@ -2,32 +2,13 @@
 // login_test.go against a `vispyr serve` with an auth: section. Usage:
 //   node login.mjs login <base URL> <screenshot dir> <json: user, password, tenants, services>
 // Exits non-zero, naming the failed step, when the UI does not do what a user must see.
-import { chromium } from 'playwright-core';
-import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { openBrowser, finish } from './browser.mjs';
 
 const [, base, shots, wantJSON] = process.argv.slice(2);
 const want = JSON.parse(wantJSON);
-mkdirSync(shots, { recursive: true });
-const profileDir = mkdtempSync(join(tmpdir(), 'vispyr-chromium-'));
-const errors = [];
 let step = 'launch';
-
-const ctx = await chromium.launchPersistentContext(profileDir, {
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  headless: true,
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-quic', '--no-first-run', '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage'],
-  viewport: { width: 1440, height: 900 },
-  colorScheme: 'light',
-});
-const page = ctx.pages()[0] ?? (await ctx.newPage());
-page.setDefaultTimeout(30000);
-page.on('pageerror', (e) => errors.push(`page error: ${e.message}`));
-page.on('response', (r) => {
-  if (r.status() >= 500) errors.push(`HTTP ${r.status()} from ${r.url()}`);
-});
-const shot = async (name) => page.screenshot({ path: join(shots, `login-${name}.png`), fullPage: true });
+const b = await openBrowser({ shots, timeout: 30000, watchConsole: false, shotPrefix: 'login-' });
+const { ctx, page, shot } = b;
 const log = (...a) => console.log('[login]', ...a);
 const [mine, theirs] = want.services;
 
@@ -123,15 +104,7 @@ async function run() {
   if (!page.url().includes('next=%2Ftraces')) throw new Error(`deep link went to ${page.url()}`);
 }
 
-try {
+await finish(b, '99-failure', async () => {
   await run();
-  if (errors.length) throw new Error(errors.join('\n'));
   log('all steps passed');
-} catch (e) {
-  console.error(`[login] FAILED at step "${step}": ${e.message}`);
-  await shot('99-failure').catch(() => {});
-  process.exitCode = 1;
-} finally {
-  await ctx.close();
-  rmSync(profileDir, { recursive: true, force: true });
-}
+}, () => step);

@@ -2,38 +2,21 @@
 // holding a traced request and its service's log lines. Usage:
 //   node logs.mjs logs <base URL> <screenshot dir> <json expectations>
 // Exits non-zero, naming the failed step, when the page does not show what a user must see.
-import { chromium } from 'playwright-core';
-import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { openBrowser, finish } from './browser.mjs';
 
 const [, base, shots, expectJSON] = process.argv.slice(2);
 const want = JSON.parse(expectJSON || '{}');
-mkdirSync(shots, { recursive: true });
-const profileDir = mkdtempSync(join(tmpdir(), 'vispyr-chromium-'));
-const errors = [];
 let step = 'launch';
-
-const ctx = await chromium.launchPersistentContext(profileDir, {
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  headless: true,
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-quic', '--no-first-run', '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage'],
-  viewport: { width: 1440, height: 900 },
-  colorScheme: 'light',
+const b = await openBrowser({
+  shots,
+  timeout: 15000,
+  badResponse: (r) => {
+    // A 4xx from the Loki API means the page sent a query the backend refused: a UI bug.
+    const api = /^\/(loki|tempo)\//.test(new URL(r.url()).pathname);
+    return r.status() >= 500 || (api && r.status() >= 400 && r.status() !== 404);
+  },
 });
-const page = ctx.pages()[0] ?? (await ctx.newPage());
-page.setDefaultTimeout(15000);
-page.on('pageerror', (e) => errors.push(`page error: ${e.message}`));
-page.on('console', (m) => {
-  if (m.type() === 'error' && !m.text().startsWith('Failed to load resource')) errors.push(`console error: ${m.text()}`);
-});
-page.on('response', (r) => {
-  // A 4xx from the Loki API means the page sent a query the backend refused: a UI bug.
-  const api = /^\/(loki|tempo)\//.test(new URL(r.url()).pathname);
-  if (r.status() >= 500 || (api && r.status() >= 400 && r.status() !== 404)) errors.push(`HTTP ${r.status()} from ${r.url()}`);
-});
-
-const shot = async (name) => page.screenshot({ path: join(shots, `${name}.png`), fullPage: true });
+const { page, shot } = b;
 const log = (...a) => console.log('[logs]', ...a);
 const expect = (cond, msg) => {
   if (!cond) throw new Error(msg);
@@ -126,19 +109,6 @@ async function run() {
   log('service logs ok');
 }
 
-let code = 0;
-try {
+await finish(b, 'failure-logs', async () => {
   await run();
-} catch (e) {
-  console.error(`FAIL at step "${step}": ${e.message}`);
-  await shot('failure-logs').catch(() => {});
-  code = 1;
-}
-const bad = errors.filter((e) => !e.includes('favicon'));
-if (bad.length) {
-  console.error('errors seen by the browser:\n  ' + bad.join('\n  '));
-  code = 1;
-}
-await ctx.close();
-rmSync(profileDir, { recursive: true, force: true });
-process.exit(code);
+}, () => step);
