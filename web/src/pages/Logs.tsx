@@ -1,5 +1,6 @@
-import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
+import { useEffect, useMemo, useState } from 'preact/hooks';
 import { Chart } from '../components/Chart';
+import { CompletingInput, type Completion, type Completions } from '../components/CompletingInput';
 import { Load, Panel } from '../components/ui';
 import { useApp, useAsync } from '../hooks';
 import { fmtNum } from '../lib/format';
@@ -17,121 +18,57 @@ const LEVEL_COLORS: Record<string, string> = {
 };
 const levelColor = (l: string) => LEVEL_COLORS[l] ?? LEVEL_COLORS.unknown;
 
-interface Suggestion {
-  text: string;
-  kind: 'label' | 'value' | 'stage';
+const BADGES = { label: 'L', value: 'V', stage: '|' } as const;
+
+/** useLogQLCompletions suggests label names, their values and pipeline stages. */
+function useLogQLCompletions(before: string): Completions {
+  const { range } = useApp();
+  const window5m = Math.floor(range.start / 300);
+  const names = useAsync((s) => loki.labelNames(range.start, range.end, s).catch(() => [] as string[]), [window5m]);
+  const ctx = completionAt(before);
+  const valueLabel = ctx?.kind === 'value' ? ctx.label : '';
+  const values = useAsync(async (s) => (valueLabel ? loki.labelValues(valueLabel, range.start, range.end, s).catch(() => [] as string[]) : []), [valueLabel, window5m]);
+  const items = useMemo(() => {
+    if (!ctx) return [];
+    const all = ctx.kind === 'label' ? names.data ?? [] : ctx.kind === 'stage' ? STAGES.filter((s) => !s.endsWith(' ')) : values.data ?? [];
+    return all
+      .filter((t) => t.toLowerCase().startsWith(ctx.prefix.toLowerCase()) && t !== ctx.prefix)
+      .slice(0, 12)
+      .map((t) => ({ text: t, label: t, badge: BADGES[ctx.kind], badgeClass: ctx.kind === 'value' ? 'value' : '' }));
+  }, [ctx?.kind, ctx?.prefix, valueLabel, names.data, values.data]);
+  return { items, typing: !!ctx?.prefix };
+}
+
+/** insertLogQL completes a label with `=`, a value quoted (closing the string the user opened), a stage with a space. */
+function insertLogQL(text: string, cursor: number, c: Completion): { text: string; cursor: number } {
+  const ctx = completionAt(text.slice(0, cursor));
+  let after = text.slice(cursor);
+  let start = cursor - (ctx?.prefix.length ?? 0);
+  let ins = c.text;
+  if (ctx?.kind === 'label') ins += '=';
+  if (ctx?.kind === 'value') {
+    if (ctx.quoted) start -= 1;
+    ins = `"${escapeValue(c.text)}"`;
+    if (after.startsWith('"')) after = after.slice(1);
+  }
+  if (ctx?.kind === 'stage') ins += ' ';
+  return { text: text.slice(0, start) + ins + after, cursor: start + ins.length };
 }
 
 /** LogQLInput is the query box: Tab or Enter completes label names, their values and pipeline stages. */
 function LogQLInput({ value, onSubmit }: { value: string; onSubmit: (q: string) => void }) {
-  const { range } = useApp();
-  const [text, setText] = useState(value);
-  const [cursor, setCursor] = useState(value.length);
-  const [open, setOpen] = useState(false);
-  const [active, setActive] = useState(0);
-  const input = useRef<HTMLInputElement>(null);
-  useEffect(() => setText(value), [value]);
-
-  const window5m = Math.floor(range.start / 300);
-  const names = useAsync((s) => loki.labelNames(range.start, range.end, s).catch(() => [] as string[]), [window5m]);
-  const ctx = completionAt(text.slice(0, cursor));
-  const valueLabel = ctx?.kind === 'value' ? ctx.label : '';
-  const values = useAsync(async (s) => (valueLabel ? loki.labelValues(valueLabel, range.start, range.end, s).catch(() => [] as string[]) : []), [valueLabel, window5m]);
-
-  const suggestions: Suggestion[] = useMemo(() => {
-    if (!ctx) return [];
-    const pick = (all: string[], kind: Suggestion['kind']) =>
-      all
-        .filter((t) => t.toLowerCase().startsWith(ctx.prefix.toLowerCase()) && t !== ctx.prefix)
-        .slice(0, 12)
-        .map((t) => ({ text: t, kind }));
-    if (ctx.kind === 'label') return pick(names.data ?? [], 'label');
-    if (ctx.kind === 'stage') return pick(STAGES.filter((s) => !s.endsWith(' ')), 'stage');
-    return pick(values.data ?? [], 'value');
-  }, [ctx?.kind, ctx?.prefix, valueLabel, names.data, values.data]);
-
-  const accept = (sg: Suggestion) => {
-    const before = text.slice(0, cursor);
-    let after = text.slice(cursor);
-    let start = cursor - (ctx?.prefix.length ?? 0);
-    let ins = sg.text;
-    if (ctx?.kind === 'label') ins += '=';
-    if (ctx?.kind === 'value') {
-      // A value is always inserted quoted, closing the string the user opened.
-      if (ctx.quoted) start -= 1;
-      ins = `"${escapeValue(sg.text)}"`;
-      if (after.startsWith('"')) after = after.slice(1);
-    }
-    if (ctx?.kind === 'stage') ins += ' ';
-    const next = before.slice(0, start) + ins + after;
-    const pos = start + ins.length;
-    setText(next);
-    setCursor(pos);
-    setActive(0);
-    requestAnimationFrame(() => input.current?.setSelectionRange(pos, pos));
-  };
-
   return (
-    <div class="traceql">
-      <input
-        ref={input}
-        class="query mono"
-        data-testid="logql"
-        spellcheck={false}
-        value={text}
-        placeholder='{service_name="checkout"} |= "error"'
-        onInput={(e) => {
-          const el = e.target as HTMLInputElement;
-          setText(el.value);
-          setCursor(el.selectionStart ?? el.value.length);
-          setOpen(true);
-          setActive(0);
-        }}
-        onClick={(e) => setCursor((e.target as HTMLInputElement).selectionStart ?? 0)}
-        onKeyUp={(e) => {
-          if (['ArrowLeft', 'ArrowRight', 'Home', 'End'].includes(e.key)) setCursor((e.target as HTMLInputElement).selectionStart ?? 0);
-        }}
-        onFocus={() => setOpen(true)}
-        onBlur={() => setTimeout(() => setOpen(false), 150)}
-        onKeyDown={(e) => {
-          const show = open && suggestions.length > 0;
-          if (show && e.key === 'ArrowDown') {
-            setActive((a) => (a + 1) % suggestions.length);
-            e.preventDefault();
-          } else if (show && e.key === 'ArrowUp') {
-            setActive((a) => (a - 1 + suggestions.length) % suggestions.length);
-            e.preventDefault();
-          } else if (show && (e.key === 'Tab' || (e.key === 'Enter' && ctx?.prefix))) {
-            accept(suggestions[Math.min(active, suggestions.length - 1)]);
-            e.preventDefault();
-          } else if (e.key === 'Escape') setOpen(false);
-          else if (e.key === 'Enter') {
-            setOpen(false);
-            onSubmit(text);
-          }
-        }}
-      />
-      <button class="btn primary" data-testid="run-logql" onClick={() => onSubmit(text)}>
-        Run
-      </button>
-      {open && suggestions.length > 0 && (
-        <ul class="suggest" data-testid="logql-suggestions">
-          {suggestions.map((s, i) => (
-            <li
-              key={s.text}
-              class={i === active ? 'on' : ''}
-              onMouseDown={(e) => {
-                e.preventDefault();
-                accept(s);
-              }}
-            >
-              <span class={'kind ' + (s.kind === 'value' ? 'value' : '')}>{s.kind === 'label' ? 'L' : s.kind === 'value' ? 'V' : '|'}</span>
-              <span>{s.text}</span>
-            </li>
-          ))}
-        </ul>
-      )}
-    </div>
+    <CompletingInput
+      value={value}
+      onSubmit={onSubmit}
+      placeholder='{service_name="checkout"} |= "error"'
+      testId="logql"
+      listTestId="logql-suggestions"
+      runTestId="run-logql"
+      runLabel="Run"
+      useCompletions={useLogQLCompletions}
+      insert={insertLogQL}
+    />
   );
 }
 

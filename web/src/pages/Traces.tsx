@@ -1,5 +1,6 @@
-import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
+import { useMemo } from 'preact/hooks';
 import * as api from '../api';
+import { CompletingInput, type Completion, type Completions } from '../components/CompletingInput';
 import { Load, Panel } from '../components/ui';
 import { useApp, useAsync } from '../hooks';
 import { fmtAgo, fmtMs } from '../lib/format';
@@ -51,12 +52,6 @@ const ENUMS: Record<string, string[]> = {
   kind: ['server', 'client', 'producer', 'consumer', 'internal', 'unspecified'],
 };
 
-interface Suggestion {
-  text: string; // inserted text
-  label: string;
-  kind: 'tag' | 'value' | 'op';
-}
-
 /** context finds what is being typed before the cursor: a tag name or the value of a tag. */
 export function completionContext(text: string): { kind: 'tag'; prefix: string } | { kind: 'value'; tag: string; prefix: string; quoted: boolean } | null {
   const v = /([A-Za-z_][\w.:-]*)\s*(=|!=|=~|!~)\s*("?)([^"\s&|)}]*)$/.exec(text);
@@ -66,15 +61,9 @@ export function completionContext(text: string): { kind: 'tag'; prefix: string }
   return null;
 }
 
-export function TraceQLInput({ value, onSubmit }: { value: string; onSubmit: (q: string) => void }) {
+/** useTraceQLCompletions suggests intrinsics and attribute names inside `{ }`, and the values of the tag being compared. */
+function useTraceQLCompletions(before: string): Completions {
   const { range } = useApp();
-  const [text, setText] = useState(value);
-  const [cursor, setCursor] = useState(value.length);
-  const [open, setOpen] = useState(false);
-  const [active, setActive] = useState(0);
-  const input = useRef<HTMLInputElement>(null);
-  useEffect(() => setText(value), [value]);
-
   const tags = useAsync(async (s) => {
     try {
       return await api.searchTags(range.start, range.end, s);
@@ -82,7 +71,7 @@ export function TraceQLInput({ value, onSubmit }: { value: string; onSubmit: (q:
       return [];
     }
   }, [Math.floor(range.start / 300)]);
-  const ctx = completionContext(text.slice(0, cursor));
+  const ctx = completionContext(before);
   const valueTag = ctx?.kind === 'value' ? ctx.tag : '';
   const values = useAsync(async (s) => {
     if (!valueTag || ENUMS[valueTag]) return [];
@@ -93,7 +82,7 @@ export function TraceQLInput({ value, onSubmit }: { value: string; onSubmit: (q:
     }
   }, [valueTag]);
 
-  const suggestions: Suggestion[] = useMemo(() => {
+  const items = useMemo(() => {
     if (!ctx) return [];
     if (ctx.kind === 'tag') {
       const all: string[] = [...INTRINSICS];
@@ -105,92 +94,41 @@ export function TraceQLInput({ value, onSubmit }: { value: string; onSubmit: (q:
       return all
         .filter((t) => t.toLowerCase().includes(p) && t !== ctx.prefix)
         .slice(0, 12)
-        .map((t) => ({ text: t, label: t, kind: 'tag' as const }));
+        .map((t) => ({ text: t, label: t, badge: 'T', badgeClass: '' }));
     }
     const vals = ENUMS[ctx.tag]?.map((v) => ({ value: v, type: 'keyword' })) ?? values.data ?? [];
     return vals
       .filter((v) => v.value.toLowerCase().includes(ctx.prefix.toLowerCase()))
       .slice(0, 12)
-      .map((v) => ({ text: v.type === 'string' ? `"${v.value}"` : v.value, label: v.value, kind: 'value' as const }));
+      .map((v) => ({ text: v.type === 'string' ? `"${v.value}"` : v.value, label: v.value, badge: 'V', badgeClass: 'value' }));
   }, [ctx?.kind, ctx?.prefix, valueTag, tags.data, values.data]);
+  return { items, typing: !!ctx?.prefix };
+}
 
-  const accept = (sg: Suggestion) => {
-    const before = text.slice(0, cursor);
-    const after = text.slice(cursor);
-    let start = cursor;
-    if (ctx?.kind === 'tag') start = cursor - ctx.prefix.length;
-    if (ctx?.kind === 'value') start = cursor - ctx.prefix.length - (ctx.quoted ? 1 : 0);
-    const ins = sg.kind === 'tag' ? sg.text : sg.text;
-    const rest = ctx?.kind === 'value' && ctx.quoted && after.startsWith('"') ? after.slice(1) : after;
-    const next = before.slice(0, start) + ins + rest;
-    setText(next);
-    const pos = start + ins.length;
-    setCursor(pos);
-    setActive(0);
-    requestAnimationFrame(() => input.current?.setSelectionRange(pos, pos));
-  };
+/** insertTraceQL replaces the typed prefix (and an opened quote) with the suggestion. */
+function insertTraceQL(text: string, cursor: number, c: Completion): { text: string; cursor: number } {
+  const ctx = completionContext(text.slice(0, cursor));
+  const after = text.slice(cursor);
+  let start = cursor;
+  if (ctx?.kind === 'tag') start = cursor - ctx.prefix.length;
+  if (ctx?.kind === 'value') start = cursor - ctx.prefix.length - (ctx.quoted ? 1 : 0);
+  const rest = ctx?.kind === 'value' && ctx.quoted && after.startsWith('"') ? after.slice(1) : after;
+  return { text: text.slice(0, start) + c.text + rest, cursor: start + c.text.length };
+}
 
+export function TraceQLInput({ value, onSubmit }: { value: string; onSubmit: (q: string) => void }) {
   return (
-    <div class="traceql">
-      <input
-        ref={input}
-        class="query mono"
-        data-testid="traceql"
-        spellcheck={false}
-        value={text}
-        placeholder='{ resource.service.name = "checkout" && status = error }'
-        onInput={(e) => {
-          const el = e.target as HTMLInputElement;
-          setText(el.value);
-          setCursor(el.selectionStart ?? el.value.length);
-          setOpen(true);
-          setActive(0);
-        }}
-        onClick={(e) => setCursor((e.target as HTMLInputElement).selectionStart ?? 0)}
-        onKeyUp={(e) => {
-          if (['ArrowLeft', 'ArrowRight', 'Home', 'End'].includes(e.key)) setCursor((e.target as HTMLInputElement).selectionStart ?? 0);
-        }}
-        onFocus={() => setOpen(true)}
-        onBlur={() => setTimeout(() => setOpen(false), 150)}
-        onKeyDown={(e) => {
-          const show = open && suggestions.length > 0;
-          if (show && e.key === 'ArrowDown') {
-            setActive((a) => (a + 1) % suggestions.length);
-            e.preventDefault();
-          } else if (show && e.key === 'ArrowUp') {
-            setActive((a) => (a - 1 + suggestions.length) % suggestions.length);
-            e.preventDefault();
-          } else if (show && (e.key === 'Tab' || (e.key === 'Enter' && !e.ctrlKey && !e.metaKey && ctx?.prefix))) {
-            accept(suggestions[active]);
-            e.preventDefault();
-          } else if (e.key === 'Escape') setOpen(false);
-          else if (e.key === 'Enter') {
-            setOpen(false);
-            onSubmit(text);
-          }
-        }}
-      />
-      <button class="btn primary" data-testid="run-search" onClick={() => onSubmit(text)}>
-        Search
-      </button>
-      {open && suggestions.length > 0 && (
-        <ul class="suggest" data-testid="suggestions">
-          {suggestions.map((s, i) => (
-            <li
-              key={s.text}
-              class={i === active ? 'on' : ''}
-              onMouseDown={(e) => {
-                e.preventDefault();
-                accept(s);
-              }}
-            >
-              <span class={'kind ' + s.kind}>{s.kind === 'tag' ? 'T' : 'V'}</span>
-              {s.label}
-            </li>
-          ))}
-        </ul>
-      )}
-    </div>
+    <CompletingInput
+      value={value}
+      onSubmit={onSubmit}
+      placeholder='{ resource.service.name = "checkout" && status = error }'
+      testId="traceql"
+      listTestId="suggestions"
+      runTestId="run-search"
+      runLabel="Search"
+      useCompletions={useTraceQLCompletions}
+      insert={insertTraceQL}
+    />
   );
 }
 
