@@ -103,57 +103,22 @@ func pushRequest(b *profile.Batch) (*pushv1.PushRequest, error) {
 	return req, nil
 }
 
-// toPprof builds one profile's pprof: a function and a location per name it
-// uses (pprof stacks are leaf first, the batch's root first).
+// toPprof builds one profile's pprof, its samples' span and trace IDs as labels.
 func toPprof(b *profile.Batch, p *profile.Profile, typ profile.ProfileType) *googlev1.Profile {
-	pp := &googlev1.Profile{StringTable: []string{""}, TimeNanos: p.TimeNanos}
-	strs := map[string]int64{"": 0}
-	str := func(s string) int64 {
-		if i, ok := strs[s]; ok {
-			return i
-		}
-		i := int64(len(pp.StringTable))
-		pp.StringTable = append(pp.StringTable, s)
-		strs[s] = i
-		return i
-	}
-	pp.SampleType = []*googlev1.ValueType{{Type: str(typ.SampleType), Unit: str(typ.SampleUnit)}}
-	if typ.PeriodType != "" || typ.PeriodUnit != "" {
-		pp.PeriodType = &googlev1.ValueType{Type: str(typ.PeriodType), Unit: str(typ.PeriodUnit)}
-	}
-	locs := map[uint32]uint64{} // batch name index → location (and function) ID
-	loc := func(name uint32) uint64 {
-		if id, ok := locs[name]; ok {
-			return id
-		}
-		id := uint64(len(pp.Location) + 1)
-		n := str(b.Names[name])
-		pp.Function = append(pp.Function, &googlev1.Function{Id: id, Name: n, SystemName: n})
-		pp.Location = append(pp.Location, &googlev1.Location{Id: id, Line: []*googlev1.Line{{FunctionId: id}}})
-		locs[name] = id
-		return id
-	}
-	keySpan, keyTrace := int64(0), int64(0)
+	pb := profile.NewPprofBuilder(typ, p.TimeNanos)
+	stack := []string{}
 	for _, s := range p.Samples {
-		stack := b.Stacks[s.Stack]
-		ids := make([]uint64, len(stack))
-		for j, name := range stack {
-			ids[len(stack)-1-j] = loc(name)
+		stack = stack[:0]
+		for _, name := range b.Stacks[s.Stack] {
+			stack = append(stack, b.Names[name])
 		}
-		smp := &googlev1.Sample{LocationId: ids, Value: []int64{s.Value}}
+		smp := pb.Sample(stack, s.Value)
 		if s.SpanID != 0 {
-			if keySpan == 0 {
-				keySpan = str("span_id")
-			}
-			smp.Label = append(smp.Label, &googlev1.Label{Key: keySpan, Str: str(fmt.Sprintf("%016x", s.SpanID))})
+			smp.Label = append(smp.Label, &googlev1.Label{Key: pb.Str("span_id"), Str: pb.Str(fmt.Sprintf("%016x", s.SpanID))})
 		}
 		if s.TraceID != "" {
-			if keyTrace == 0 {
-				keyTrace = str("trace_id")
-			}
-			smp.Label = append(smp.Label, &googlev1.Label{Key: keyTrace, Str: str(s.TraceID)})
+			smp.Label = append(smp.Label, &googlev1.Label{Key: pb.Str("trace_id"), Str: pb.Str(s.TraceID)})
 		}
-		pp.Sample = append(pp.Sample, smp)
 	}
-	return pp
+	return pb.P
 }
