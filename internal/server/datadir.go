@@ -4,8 +4,15 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"syscall"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/vispyr/vispyr/internal/admin"
+	"github.com/vispyr/vispyr/internal/config"
+	"github.com/vispyr/vispyr/internal/diskguard"
 )
 
 // checkDataDir creates dir if needed and proves this process can write there,
@@ -38,4 +45,17 @@ func dataDirError(dir string, err error) error {
 	return fmt.Errorf("data dir %s is not writable by this process (uid %d)%s: "+
 		"give it to uid %d (chown -R %d %s) or choose another with --data-dir, VISPYR_DATA_DIR or data_dir: %w",
 		dir, os.Getuid(), owner, os.Getuid(), os.Getuid(), dir, err)
+}
+
+// openDataDir checks the data directory and starts the disk guard over it:
+// below the reserve every store and forward queue refuses writes and
+// readiness says why, until space returns.
+func openDataDir(cfg config.Config, ready *admin.Readiness, logger *slog.Logger, reg prometheus.Registerer) (*diskguard.Guard, error) {
+	if err := checkDataDir(cfg.DataDir); err != nil {
+		return nil, err
+	}
+	return diskguard.New(diskguard.Options{
+		Dir: cfg.DataDir, Reserve: cfg.Limits.DiskReserveBytes,
+		OnChange: func(_ bool, reason string) { ready.SetCondition("disk", reason) },
+	}, logger.With("component", "diskguard"), reg)
 }

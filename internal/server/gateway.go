@@ -58,15 +58,8 @@ func RunGateway(ctx context.Context, cfg config.Config, logger *slog.Logger) err
 		return err
 	}
 
-	if err := checkDataDir(cfg.DataDir); err != nil {
-		return err
-	}
-	// Below the disk reserve every forward queue refuses appends and
-	// readiness says why, until space returns.
-	guard, err := diskguard.New(diskguard.Options{
-		Dir: cfg.DataDir, Reserve: cfg.Limits.DiskReserveBytes,
-		OnChange: func(_ bool, reason string) { ready.SetCondition("disk", reason) },
-	}, logger.With("component", "diskguard"), reg)
+	// The disk guard looks before any forward queue opens.
+	guard, err := openDataDir(cfg, ready, logger, reg)
 	if err != nil {
 		return err
 	}

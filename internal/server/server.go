@@ -26,7 +26,6 @@ import (
 	"github.com/vispyr/vispyr/internal/admin"
 	"github.com/vispyr/vispyr/internal/auth"
 	"github.com/vispyr/vispyr/internal/config"
-	"github.com/vispyr/vispyr/internal/diskguard"
 	"github.com/vispyr/vispyr/internal/generator"
 	"github.com/vispyr/vispyr/internal/limits"
 	"github.com/vispyr/vispyr/internal/lograte"
@@ -68,15 +67,8 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	warnUnauthenticated([]string{l.OTLPGRPC, l.OTLPHTTP, l.Prometheus, l.PyroscopeIngest, l.Pyroscope, l.Tempo, l.Loki, l.Faro, l.UI, l.Admin}, authn, logger)
 	setMemoryLimit(cfg.Limits, logger)
 
-	if err := checkDataDir(cfg.DataDir); err != nil {
-		return err
-	}
-	// The disk guard looks before any store opens; below the reserve every
-	// store refuses writes and readiness says why, until space returns.
-	guard, err := diskguard.New(diskguard.Options{
-		Dir: cfg.DataDir, Reserve: cfg.Limits.DiskReserveBytes,
-		OnChange: func(_ bool, reason string) { ready.SetCondition("disk", reason) },
-	}, logger.With("component", "diskguard"), reg)
+	// The disk guard looks before any store opens.
+	guard, err := openDataDir(cfg, ready, logger, reg)
 	if err != nil {
 		return err
 	}
