@@ -101,13 +101,22 @@ func deployCmd(args []string, destroy bool) int {
 	}
 	o.Target, o.SSH.IdentityFiles, o.AllowCIDRs = target, identities, allow
 
+	return runDeployment(name, func(ctx context.Context) error {
+		if destroy {
+			return sshdeploy.Destroy(ctx, o)
+		}
+		_, err := sshdeploy.Deploy(ctx, o)
+		return err
+	})
+}
+
+// runDeployment runs a deploy or destroy until it ends or is interrupted and
+// turns the outcome into an exit code: 1 both when it failed and when the
+// user answered "no" (said as such, not as an error).
+func runDeployment(name string, do func(ctx context.Context) error) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if destroy {
-		err = sshdeploy.Destroy(ctx, o)
-	} else {
-		_, err = sshdeploy.Deploy(ctx, o)
-	}
+	err := do(ctx)
 	if errors.Is(err, deploy.ErrDeclined) {
 		fmt.Fprintln(os.Stderr, err)
 		return 1

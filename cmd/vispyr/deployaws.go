@@ -2,14 +2,10 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"os"
-	"os/signal"
-	"syscall"
 
-	"github.com/vispyr/vispyr/internal/deploy"
 	"github.com/vispyr/vispyr/internal/deploy/awsdeploy"
 )
 
@@ -80,21 +76,11 @@ func awsCmd(args []string, destroy bool) int {
 	}
 	o.AllowCIDRs = allow
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	var err error
-	if destroy {
-		err = awsdeploy.Destroy(ctx, o)
-	} else {
-		_, err = awsdeploy.Deploy(ctx, o)
-	}
-	if errors.Is(err, deploy.ErrDeclined) {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "vispyr %s: %v\n", name, err)
-		return 1
-	}
-	return 0
+	return runDeployment(name, func(ctx context.Context) error {
+		if destroy {
+			return awsdeploy.Destroy(ctx, o)
+		}
+		_, err := awsdeploy.Deploy(ctx, o)
+		return err
+	})
 }
