@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 )
@@ -114,17 +115,38 @@ func (s *Sessions) HTTP(rule Rule, next http.Handler) http.Handler {
 				return
 			}
 		}
-		tenant, err := sess.id.Authorize(scope, r.Header.Get(TenantHeader))
+		r = r.Clone(r.Context())
+		tenant, err := sess.id.Authorize(scope, requestedTenant(r))
 		if err != nil {
 			writeJSONError(w, http.StatusForbidden, "Forbidden: "+err.Error())
 			return
 		}
-		r = r.Clone(r.Context())
 		setTenant(r.Header, tenant)
 		// The cookie stops here too: backends never see it.
 		r.Header.Del("Cookie")
 		next.ServeHTTP(w, r)
 	})
+}
+
+// TenantParam names the tenant of a websocket upgrade (the UI's live tail):
+// a browser cannot set headers on a WebSocket, so the page sends the tenant
+// it switched to in the URL, checked against the user's tenants as the header is.
+const TenantParam = "X-Scope-OrgID"
+
+// requestedTenant is the tenant a session request asks for: the header, or
+// on a websocket upgrade without it the URL parameter, which it removes so
+// backends see the tenant only where they look for it.
+func requestedTenant(r *http.Request) string {
+	if t := r.Header.Get(TenantHeader); t != "" || !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
+		return t
+	}
+	q := r.URL.Query()
+	t := q.Get(TenantParam)
+	if q.Has(TenantParam) {
+		q.Del(TenantParam)
+		r.URL.RawQuery = q.Encode()
+	}
+	return t
 }
 
 func safeMethod(m string) bool {

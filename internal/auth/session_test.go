@@ -30,6 +30,7 @@ func uiGate(t *testing.T, secure bool) (*Sessions, http.Handler) {
 		// What the backend sees: the tenant, never the cookie.
 		w.Header().Set("X-Seen-Tenant", r.Header.Get(TenantHeader))
 		w.Header().Set("X-Seen-Cookie", r.Header.Get("Cookie"))
+		w.Header().Set("X-Seen-Query", r.URL.RawQuery)
 	}))
 	return s, h
 }
@@ -117,6 +118,25 @@ func TestSessionRequests(t *testing.T) {
 	if w := get(map[string]string{TenantHeader: "team-c"}); w.Code != 403 || !strings.Contains(w.Body.String(), "team-c") {
 		t.Errorf("a tenant not the user's: %d %s, want 403 naming it", w.Code, w.Body)
 	}
+	// A websocket (the UI's live tail) cannot carry headers: the tenant comes in the URL,
+	// checked the same way, and the backend sees it only as the header.
+	ws := func(path string) *httptest.ResponseRecorder {
+		w := serve(h, "GET", path, "", map[string]string{"Cookie": cookie, "Upgrade": "websocket", "Connection": "Upgrade"})
+		return w
+	}
+	if w := ws("/prom/api/v1/tail?query=x&X-Scope-OrgID=team-b"); w.Code != 200 || w.Header().Get("X-Seen-Tenant") != "team-b" || w.Header().Get("X-Seen-Query") != "query=x" {
+		t.Errorf("websocket with tenant parameter: %d %q (query %q), want team-b and the parameter removed", w.Code, w.Header().Get("X-Seen-Tenant"), w.Header().Get("X-Seen-Query"))
+	}
+	if w := ws("/prom/api/v1/tail?query=x&X-Scope-OrgID=team-c"); w.Code != 403 || !strings.Contains(w.Body.String(), "team-c") {
+		t.Errorf("websocket as a tenant not the user's: %d %s, want 403 naming it", w.Code, w.Body)
+	}
+	if w := get(map[string]string{}); w.Header().Get("X-Seen-Tenant") != "team-a" {
+		t.Errorf("plain GET after a websocket: tenant %q, want the default team-a", w.Header().Get("X-Seen-Tenant"))
+	}
+	if w := serve(h, "GET", "/prom/api/v1/labels?X-Scope-OrgID=team-b", "", map[string]string{"Cookie": cookie}); w.Header().Get("X-Seen-Tenant") != "team-a" {
+		t.Errorf("tenant parameter on a plain GET: %q, want it ignored (team-a): only websockets need it", w.Header().Get("X-Seen-Tenant"))
+	}
+
 	post := func(hdr map[string]string) int {
 		hdr["Cookie"] = cookie
 		return serve(h, "POST", "/prom/api/v1/query", "query=up", hdr).Code

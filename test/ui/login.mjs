@@ -56,6 +56,25 @@ async function run() {
   await shot('03-home-tenant-b');
   log(`switched to ${want.tenants[1]}: ${theirs} shown, ${mine} not`);
 
+  step = 'live tail streams the switched-to tenant\'s lines (a websocket carries no header)';
+  const sel = `{service_name="${theirs}"}`;
+  await page.goto(base + '/logs?from=15m&live=1&q=' + encodeURIComponent(sel));
+  await page.getByText('Live ·').waitFor();
+  await page.waitForTimeout(500);
+  const marker = `tenant line ${Date.now()}`;
+  const pushed = await fetch(want.pushURL, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${want.pushToken}` },
+    body: JSON.stringify({ streams: [{ stream: { service_name: theirs }, values: [[String(Date.now() * 1e6), marker]] }] }),
+  });
+  if (!pushed.ok) throw new Error(`push as ${want.tenants[1]}: HTTP ${pushed.status}`);
+  await page.getByTestId('log-lines').getByText(marker).waitFor();
+  if (await page.getByText(/live tail closed|Forbidden/).count()) throw new Error('live tail shows an error');
+  await shot('03b-live-tail-tenant-b');
+  log(`live tail as ${want.tenants[1]} got the pushed line`);
+  await page.goto(base + '/');
+  await servicesShow(theirs, mine);
+
   step = 'a POST with the session cookie but without the CSRF token is refused';
   const form = { query: 'up' };
   let r = await ctx.request.post(base + '/prom/api/v1/query', { form, headers: { Origin: 'http://evil.example', 'Sec-Fetch-Site': 'cross-site' } });

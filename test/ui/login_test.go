@@ -20,6 +20,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/vispyr/vispyr/internal/auth"
+	"github.com/vispyr/vispyr/internal/testpeer"
 )
 
 const loginPassword = "correct horse battery staple"
@@ -81,7 +82,8 @@ auth:
 	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s := startVispyr(t, root, "-config", cfgFile)
+	lokiAddr := fmt.Sprintf("127.0.0.1:%d", testpeer.FreePort(t))
+	s := startVispyr(t, root, "-config", cfgFile, "-loki.listen-address", lokiAddr)
 	base := "http://" + s.ui
 	for tenant, svc := range loginTenants {
 		sendTenantSpans(t, s.otlpGRPC, tokens[tenant], svc)
@@ -99,6 +101,8 @@ auth:
 	want, _ := json.Marshal(map[string]any{
 		"user": "alice", "password": loginPassword,
 		"tenants": []string{"team-a", "team-b"}, "services": []string{loginTenants["team-a"], loginTenants["team-b"]},
+		// The live tail of the switched-to tenant gets a line pushed with that tenant's token.
+		"pushURL": "http://" + lokiAddr + "/loki/api/v1/push", "pushToken": tokens["team-b"],
 	})
 	runNode(t, filepath.Join(root, "test", "ui", "login.mjs"), "login", base, filepath.Join(root, "artifacts", "screenshots"), string(want))
 }

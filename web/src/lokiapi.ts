@@ -2,6 +2,7 @@
 // Loki's own /loki/api/v1/ paths (read paths only).
 
 import { ApiError } from './api';
+import { currentTenant } from './session';
 import { parseStreams, parseVolume, type LogLine, type VolumeSeries } from './lib/logs';
 
 const BASE = '/loki/api/v1/';
@@ -60,6 +61,10 @@ export async function labelValues(name: string, start: number, end: number, sign
  */
 export function tail(q: string, startSec: number, onLines: (l: LogLine[]) => void, onEnd: (reason: string) => void): () => void {
   const p = new URLSearchParams({ query: q, start: ns(startSec), limit: '100' });
+  // A WebSocket carries no headers: the tenant the user switched to goes in the URL, which the
+  // UI server checks against the session and turns back into X-Scope-OrgID.
+  const t = currentTenant();
+  if (t) p.set('X-Scope-OrgID', t);
   const ws = new WebSocket(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}${BASE}tail?${p}`);
   let closed = false;
   ws.onmessage = (e) => {

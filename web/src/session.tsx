@@ -33,6 +33,9 @@ let onUnauthorized = () => {};
 
 const TENANT_KEY = 'vispyr.tenant';
 
+/** currentTenant is the tenant the user switched to ('' without sessions), for what fetch does not carry: websockets. */
+export const currentTenant = () => tenant;
+
 /**
  * installFetch makes every same-origin API call of every page carry the session's CSRF token
  * (on anything but GET/HEAD) and the selected tenant (X-Scope-OrgID, which the server checks
