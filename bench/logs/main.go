@@ -220,10 +220,4 @@ func report(systems []*system, results map[string][]*result, l *Load, queries in
 	}
 }
 
-func median(ds []time.Duration) float64 {
-	xs := make([]float64, len(ds))
-	for i, d := range ds {
-		xs[i] = float64(d) / float64(time.Millisecond)
-	}
-	return stats.Of(xs).Median
-}
+func median(ds []time.Duration) float64 { return stats.Of(stats.Ms(ds)).Median }

@@ -248,12 +248,9 @@ func report(load *Load, names []string, runs map[string][]*result) {
 
 // reportRun prints what one run's table row does not hold.
 func reportRun(load *Load, label string, r *result) {
-	slices.SortFunc(r.run.Latency, func(a, b time.Duration) int { return int(a - b) })
+	lat := stats.Ms(r.run.Latency)
 	p := func(q float64) time.Duration {
-		if len(r.run.Latency) == 0 {
-			return 0
-		}
-		return r.run.Latency[int(q*float64(len(r.run.Latency)-1))].Round(time.Microsecond)
+		return time.Duration(stats.Quantile(lat, q) * float64(time.Millisecond)).Round(time.Microsecond)
 	}
 	fmt.Printf("%s: %v for %d requests (latency p50 %v p99 %v), %d retried, %d refused %s\n",
 		label, r.run.Elapsed.Round(time.Millisecond), r.run.Requests, p(0.5), p(0.99), r.run.Retries, r.run.Failures, r.run.FirstErr)

@@ -387,11 +387,13 @@ func report(load *Load, cols []column, generator bool) {
 	fmt.Println()
 	num := func(f string) func(float64) string { return func(v float64) string { return fmt.Sprintf(f, v) } }
 	ms := func(d time.Duration) float64 { return float64(d) / 1e6 }
+	// q is a latency quantile of one run, in ms: p50 is the true median.
+	q := func(ds []time.Duration, p float64) float64 { return stats.Quantile(stats.Ms(ds), p) }
 	mb := func(b int64) float64 { return float64(b) / 1e6 }
 	row("spans/s", func(r *result) float64 { return r.spansPerSec }, num("%.0f"))
 	row("wall s", func(r *result) float64 { return r.run.Wall.Seconds() }, num("%.2f"))
-	row("request p50 ms", func(r *result) float64 { return ms(percentile(r.run.Latencies, .5)) }, num("%.0f"))
-	row("request p99 ms", func(r *result) float64 { return ms(percentile(r.run.Latencies, .99)) }, num("%.0f"))
+	row("request p50 ms", func(r *result) float64 { return q(r.run.Latencies, .5) }, num("%.0f"))
+	row("request p99 ms", func(r *result) float64 { return q(r.run.Latencies, .99) }, num("%.0f"))
 	row("retries", func(r *result) float64 { return float64(r.run.Retries) }, num("%.0f"))
 	row("CPU s (load)", func(r *result) float64 { return r.cpu.Seconds() }, num("%.1f"))
 	row("spans/CPU-s", func(r *result) float64 { return float64(load.Spans) / r.cpu.Seconds() }, num("%.0f"))
@@ -402,10 +404,10 @@ func report(load *Load, cols []column, generator bool) {
 	row("bytes/span", func(r *result) float64 { return float64(r.disk) / float64(load.Spans) }, num("%.1f"))
 	row("  blocks/ only", func(r *result) float64 { return float64(r.diskParts["blocks/"]) / float64(load.Spans) }, num("%.1f"))
 	row("head cut wait s", func(r *result) float64 { return r.cutWait.Seconds() }, num("%.1f"))
-	row("trace by ID p50 ms", func(r *result) float64 { return ms(percentile(r.byID, .5)) }, num("%.2f"))
-	row("trace by ID p99 ms", func(r *result) float64 { return ms(percentile(r.byID, .99)) }, num("%.2f"))
-	row("selective search p50 ms", func(r *result) float64 { return ms(percentile(r.selective, .5)) }, num("%.2f"))
-	row("broad {} limit 20 p50 ms", func(r *result) float64 { return ms(percentile(r.broad, .5)) }, num("%.2f"))
+	row("trace by ID p50 ms", func(r *result) float64 { return q(r.byID, .5) }, num("%.2f"))
+	row("trace by ID p99 ms", func(r *result) float64 { return q(r.byID, .99) }, num("%.2f"))
+	row("selective search p50 ms", func(r *result) float64 { return q(r.selective, .5) }, num("%.2f"))
+	row("broad {} limit 20 p50 ms", func(r *result) float64 { return q(r.broad, .5) }, num("%.2f"))
 	row("read-after-write 1st try", func(r *result) float64 { return float64(r.raw.first) }, num("%.0f"))
 	row("  by ID alone 1st try", func(r *result) float64 { return float64(r.raw.fetchFirst) }, num("%.0f"))
 	row("  longest wait after ack ms", func(r *result) float64 { return ms(r.raw.wait) }, num("%.2f"))

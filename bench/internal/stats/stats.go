@@ -6,6 +6,7 @@ package stats
 import (
 	"fmt"
 	"slices"
+	"time"
 )
 
 // Summary is one figure over N runs.
@@ -21,12 +22,38 @@ func Of(xs []float64) Summary {
 	}
 	s := slices.Clone(xs)
 	slices.Sort(s)
-	n := len(s)
-	med := s[n/2]
-	if n%2 == 0 {
-		med = (s[n/2-1] + s[n/2]) / 2
+	return Summary{Median: quantile(s, .5), Min: s[0], Max: s[len(s)-1], N: len(s)}
+}
+
+// Quantile is the q-quantile (0 ≤ q ≤ 1) of xs, interpolated linearly between
+// the two closest ranks, so Quantile(xs, .5) is the true median, not the
+// upper or lower of the middle two; an empty xs gives 0.
+func Quantile(xs []float64, q float64) float64 {
+	if len(xs) == 0 {
+		return 0
 	}
-	return Summary{Median: med, Min: s[0], Max: s[n-1], N: n}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	return quantile(s, q)
+}
+
+// quantile is Quantile of sorted, non-empty s.
+func quantile(s []float64, q float64) float64 {
+	pos := min(max(q, 0), 1) * float64(len(s)-1)
+	i := int(pos)
+	if i == len(s)-1 {
+		return s[i]
+	}
+	return s[i] + (pos-float64(i))*(s[i+1]-s[i])
+}
+
+// Ms converts latencies to milliseconds, for Of and Quantile.
+func Ms(ds []time.Duration) []float64 {
+	xs := make([]float64, len(ds))
+	for i, d := range ds {
+		xs[i] = float64(d) / float64(time.Millisecond)
+	}
+	return xs
 }
 
 // Collect applies f to every run and summarises the results.
