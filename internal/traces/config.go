@@ -51,6 +51,10 @@ type Config struct {
 	// query timeout is, so one broad search over a long retention cannot hold a
 	// core and its memory for ever.
 	SearchTimeout time.Duration `yaml:"search_timeout"`
+	// IngestionSlack caps a block's newest span end at the time it is cut plus
+	// this, as Tempo's ingestion_time_range_slack does, so a span stamped years
+	// ahead cannot keep its block from retention; the span is stored as sent.
+	IngestionSlack time.Duration `yaml:"ingestion_time_range_slack"`
 	// Storage is where blocks live.
 	Storage backend.Config `yaml:"storage"`
 }
@@ -65,6 +69,9 @@ func (c *Config) Defaults() {
 	// the writer (200-300k spans at 300k spans/s on 2 cores).
 	if c.SearchTimeout == 0 {
 		c.SearchTimeout = 30 * time.Second // Tempo's default query timeout
+	}
+	if c.IngestionSlack == 0 {
+		c.IngestionSlack = 2 * time.Minute // Tempo's default
 	}
 	if c.MaxBlockSpans == 0 {
 		c.MaxBlockSpans = 150_000
@@ -108,6 +115,8 @@ func (c Config) Validate() error {
 		return errors.New("max_block_spans: must be positive")
 	case c.Retention < time.Minute:
 		return fmt.Errorf("retention: %v is below 1m", c.Retention)
+	case c.IngestionSlack < 0:
+		return fmt.Errorf("ingestion_time_range_slack: %v is negative", c.IngestionSlack)
 	case c.SearchTimeout < 0:
 		return fmt.Errorf("search_timeout: %v is negative", c.SearchTimeout)
 	case c.CompactionInterval < time.Second:

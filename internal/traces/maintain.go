@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"iter"
+	"math"
 	"net/url"
 	"slices"
 	"time"
@@ -92,12 +93,17 @@ func (s *Store) compactGroup(ctx context.Context, g []*block.Reader) error {
 	start := time.Now()
 	tenant := g[0].Meta.Tenant
 	level, inSpans := 0, 0
+	latestEnd := int64(math.MinInt64)
 	for _, b := range g {
 		level = max(level, b.Meta.Level+1)
 		inSpans += b.Meta.Spans
+		latestEnd = max(latestEnd, b.Meta.MaxEnd)
 	}
 	s.logger.Info("compacting trace blocks", "tenant", tenant, "inputs", len(g), "spans", inSpans, "level", level)
 	w := block.NewWriter(tenant, newBlockID(), level)
+	// The inputs' ends were clamped when they were cut; blocks cut before the
+	// clamp existed are healed here (every span was acknowledged before now).
+	w.LatestEnd = min(latestEnd, time.Now().Add(s.cfg.IngestionSlack).UnixNano())
 	exclude := make([]any, len(g))
 	for i, b := range g {
 		exclude[i] = b

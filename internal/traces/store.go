@@ -392,6 +392,8 @@ func (s *Store) flush(ctx context.Context, h *head) error {
 		dir := tenantDir(tenant)
 		w := block.NewWriter(dir, newBlockID(), 0)
 		w.Shared = s.sharedTest(tenant, h)
+		// Every span was acknowledged before now, so a later end is a wrong clock.
+		w.LatestEnd = time.Now().Add(s.cfg.IngestionSlack).UnixNano()
 		// One trace at a time: the head is already sorted into traces, so the block
 		// costs only its encoded form on top of the head, not a second copy of it.
 		if err := h.eachSorted(tenant, w.AddTrace); err != nil {

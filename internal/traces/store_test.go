@@ -383,3 +383,45 @@ func TestConcurrentIngestCutsAndQueries(t *testing.T) {
 	defer s.Close()
 	check(s2)
 }
+
+// A span stamped years ahead is kept as sent, but its block's newest end is
+// clamped to the cut time plus the ingestion slack (through compaction too),
+// so retention drops it like any block of that day instead of never.
+func TestFarFutureSpanDoesNotOutliveRetention(t *testing.T) {
+	ctx := context.Background()
+	s := openStore(t, t.TempDir(), Config{Retention: 24 * time.Hour})
+	defer s.Close()
+	future := time.Now().AddDate(5, 0, 0)
+	for i := range 2 { // two blocks, merged by compaction below
+		td := ptrace.NewTraces()
+		spansOf(td, i, "clock-skew", 0, 3, future)
+		if err := s.ConsumeTraces(ctx, td); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.compact(ctx)
+	if n := s.blockCount(); n != 1 {
+		t.Fatalf("%d blocks after compaction, want 1", n)
+	}
+	td, ok, err := s.FindTrace(ctx, pipeline.DefaultTenant, tid(1), 0, 0)
+	if err != nil || !ok {
+		t.Fatalf("far-future trace not found before retention: %v", err)
+	}
+	if got := td.ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0).StartTimestamp().AsTime(); !got.Equal(future) {
+		t.Fatalf("span start stored as %v, want %v as sent", got, future)
+	}
+	s.applyRetention(ctx, time.Now()) // a day within retention: kept
+	if s.blockCount() != 1 {
+		t.Fatal("retention dropped a block younger than the retention")
+	}
+	s.applyRetention(ctx, time.Now().Add(24*time.Hour+s.cfg.IngestionSlack+time.Minute))
+	if n := s.blockCount(); n != 0 {
+		t.Fatalf("a day past retention %d block(s) with far-future spans remain", n)
+	}
+	if _, ok, _ := s.FindTrace(ctx, pipeline.DefaultTenant, tid(1), 0, 0); ok {
+		t.Fatal("far-future trace still found after retention")
+	}
+}

@@ -17,6 +17,7 @@ import (
 func (s *Store) upgradeBlock(ctx context.Context, old *block.Reader) (*block.Reader, error) {
 	start := time.Now()
 	w := block.NewWriter(old.Meta.Tenant, newBlockID(), old.Meta.Level)
+	w.LatestEnd = old.Meta.MaxEnd
 	if raw, err := url.PathUnescape(old.Meta.Tenant); err == nil {
 		w.Shared = s.sharedTest(raw, old)
 	} else {

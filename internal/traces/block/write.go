@@ -34,6 +34,11 @@ type Writer struct {
 	// Shared, if set, reports whether other blocks or heads hold spans of a trace;
 	// such traces are marked split in the index (see TraceEntry.Split).
 	Shared func(id [16]byte) bool
+	// LatestEnd, if set, caps the block's time range (Unix ns): a span stamped
+	// years ahead would otherwise give the block a newest end that retention
+	// never reaches. Tempo clamps the same way to ingestion time plus its
+	// ingestion_time_range_slack. The spans themselves are stored unchanged.
+	LatestEnd int64
 
 	pw    *parquet.GenericWriter[spanrow.Span]
 	data  bytes.Buffer
@@ -95,6 +100,9 @@ func (w *Writer) AddTrace(rows []spanrow.Span) error {
 		Start: start, Duration: end - start, MaxSpan: maxSpan})
 	w.z.AddTrace(rows)
 	w.tags.addTrace(uint32(w.meta.Traces), rows)
+	if w.LatestEnd != 0 {
+		start, end = min(start, w.LatestEnd), min(end, w.LatestEnd)
+	}
 	if w.meta.Spans == 0 {
 		w.meta.MinStart, w.meta.MaxEnd = start, end
 	}
