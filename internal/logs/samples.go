@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 
 	"github.com/prometheus/prometheus/model/labels"
 )
@@ -18,7 +19,8 @@ type SampleQuerier interface {
 	// SelectSamples calls fn for each chunk or head of every matching stream
 	// and each structured metadata set in it with the timestamps (Unix ns) in
 	// [p.Start, p.End) and their lines' sizes, the two slices of one length
-	// and valid only during the call. Calls come in no particular time order.
+	// and valid only during the call. Times within a call ascend; calls come
+	// in no particular time order.
 	// Only entries passing p.LineFilters count; p.Limit must be unset.
 	SelectSamples(ctx context.Context, tenant string, p SelectParams, fn SampleFunc) error
 }
@@ -36,9 +38,7 @@ var _ SampleQuerier = (*Store)(nil)
 var sampleBufs = sync.Pool{New: func() any { return &sampleBuf{byKey: map[string]int{}} }}
 
 type sampleBuf struct {
-	raw    []byte
-	ts     []int64
-	sizes  []int32
+	cols   chunkCols
 	groups []sampleGroup
 	byKey  map[string]int // a metadata record's encoding -> its group
 	key    []byte
@@ -179,89 +179,56 @@ func (b *sampleBuf) emit(stream labels.Labels, fn SampleFunc) {
 }
 
 // decode groups a chunk's entries in [start, end) that pass keep (nil keeps
-// all) by metadata, reading the timestamp, length and metadata columns and
-// the lines only when keep needs them.
+// all) by metadata set, from the timestamp, length and metadata columns; the
+// lines are decompressed only when keep needs them.
 func (b *sampleBuf) decode(data []byte, start, end int64, keep func(string) bool) error {
 	b.reset()
-	raw, err := zdec.DecodeAll(data, b.raw[:0])
-	if err != nil {
-		return fmt.Errorf("decompress chunk: %w", err)
+	c := &b.cols
+	if err := c.parse(data); err != nil {
+		return err
 	}
-	b.raw = raw
-	r := reader{b: raw}
-	n := int(r.uvarint())
-	if r.err != nil || n > len(raw) {
-		return errCorruptChunk
+	lo, hi := c.span(start, end)
+	if lo == hi {
+		return nil
 	}
-	b.ts, b.sizes = b.ts[:0], b.sizes[:0]
-	prev := int64(0)
-	for range n {
-		prev += r.varint()
-		b.ts = append(b.ts, prev)
-	}
-	total := 0
-	for range n {
-		l := r.uvarint()
-		if l > uint64(len(raw)) {
-			return errCorruptChunk
-		}
-		b.sizes = append(b.sizes, int32(l))
-		total += int(l)
-	}
-	if r.err != nil || total > len(r.b) {
-		return errCorruptChunk
-	}
-	var lines string // one allocation per chunk, as decodeChunk does
+	var lines string
 	if keep != nil {
-		lines = string(r.b[:total])
+		raw, err := c.readLines(false)
+		if err != nil {
+			return err
+		}
+		lines = unsafe.String(unsafe.SliceData(raw), len(raw)) // read by keep only, before the next chunk reuses raw
 	}
-	r.b = r.b[total:]
-	nn := r.uvarint()
-	if r.err != nil || nn > uint64(len(r.b)) {
-		return errCorruptChunk
-	}
-	names := make([]string, nn)
-	for i := range names {
-		names[i] = r.str()
+	for range c.sets {
+		i := len(b.groups)
+		if i < cap(b.groups) {
+			b.groups = b.groups[:i+1]
+		} else {
+			b.groups = append(b.groups, sampleGroup{})
+		}
 	}
 	off := 0
-	for i := range n {
-		line := off
-		off += int(b.sizes[i])
-		rec := r.b
-		k := int(r.uvarint())
-		if r.err != nil || k > len(r.b) {
-			return errCorruptChunk
+	if keep != nil {
+		for i := range lo {
+			off += int(c.sizes[i])
 		}
-		for range k {
-			if ni := r.uvarint(); ni >= nn {
-				return errCorruptChunk
+	}
+	for i := lo; i < hi; i++ {
+		if keep != nil {
+			line := lines[off : off+int(c.sizes[i])]
+			off += int(c.sizes[i])
+			if !keep(line) {
+				continue
 			}
-			r.bytes()
 		}
-		if r.err != nil {
-			return errCorruptChunk
-		}
-		if b.ts[i] < start || b.ts[i] >= end || (keep != nil && !keep(lines[line:off])) {
-			continue
-		}
-		rec = rec[:len(rec)-len(r.b)]
-		g := b.group(rec, func() labels.Labels { return decodeMeta(rec, names, &b.sb) })
-		g.ts = append(g.ts, b.ts[i])
-		g.sizes = append(g.sizes, b.sizes[i])
+		g := &b.groups[c.set[i]]
+		g.ts = append(g.ts, c.ts[i])
+		g.sizes = append(g.sizes, c.sizes[i])
 	}
-	return r.err
-}
-
-// decodeMeta decodes one entry's metadata record, already checked by decode.
-func decodeMeta(rec []byte, names []string, sb *labels.ScratchBuilder) labels.Labels {
-	r := reader{b: rec}
-	sb.Reset()
-	for range int(r.uvarint()) {
-		ni := r.uvarint()
-		v := r.str()
-		sb.Add(names[ni], v)
+	for k := range b.groups {
+		if len(b.groups[k].ts) > 0 {
+			b.groups[k].meta = c.meta(uint32(k), &b.sb)
+		}
 	}
-	sb.Sort()
-	return sb.Labels()
+	return nil
 }

@@ -2,6 +2,7 @@ package logql
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"time"
 
@@ -76,8 +77,17 @@ func (ev *evaluator) evalCounts(sq logs.SampleQuerier, x *RangeAggExpr, pl *Pipe
 			}
 			lastStream, lastMeta = stream, meta
 		}
+		// Times come sorted, so the bucket only moves forward: walk it rather
+		// than search for each line.
+		j, prev := 0, int64(math.MinInt64)
 		for k, t := range ts {
-			j, _ := slices.BinarySearch(bounds, t)
+			if t < prev || k == 0 {
+				j, _ = slices.BinarySearch(bounds, t)
+			}
+			for j < len(bounds) && bounds[j] < t {
+				j++
+			}
+			prev = t
 			last.lines[j]++
 			last.bytes[j] += int64(sizes[k])
 			ev.stats.BytesProcessed += int64(sizes[k])
