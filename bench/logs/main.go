@@ -167,23 +167,24 @@ type row struct {
 	name string
 	f    func(*result) float64
 	fmt  func(float64) string
+	pool func(*result) []time.Duration // a latency: every run's timings in one median (min–max)
 }
 
 func report(systems []*system, results map[string][]*result, l *Load, queries int) {
 	ms := func(v float64) string { return fmt.Sprintf("%.1f ms", v) }
 	mb := func(v float64) string { return fmt.Sprintf("%.0f MiB", v/(1<<20)) }
 	rows := []row{
-		{"ingest lines/s", func(r *result) float64 { return r.linesPerSec }, func(v float64) string { return fmt.Sprintf("%.0f", v) }},
-		{"lines per CPU-second", func(r *result) float64 { return float64(l.lines) / max(r.cpu.Seconds(), 0.001) }, func(v float64) string { return fmt.Sprintf("%.0f", v) }},
-		{"peak RSS (ingest)", func(r *result) float64 { return float64(r.peakIngest) }, mb},
-		{"peak RSS (ingest + queries)", func(r *result) float64 { return float64(r.peakEnd) }, mb},
-		{"disk bytes/line", func(r *result) float64 { return float64(r.disk) / float64(l.lines) }, func(v float64) string { return fmt.Sprintf("%.1f", v) }},
-		{"push retries", func(r *result) float64 { return float64(r.retries) }, func(v float64) string { return fmt.Sprintf("%.0f", v) }},
+		{"ingest lines/s", func(r *result) float64 { return r.linesPerSec }, func(v float64) string { return fmt.Sprintf("%.0f", v) }, nil},
+		{"lines per CPU-second", func(r *result) float64 { return float64(l.lines) / max(r.cpu.Seconds(), 0.001) }, func(v float64) string { return fmt.Sprintf("%.0f", v) }, nil},
+		{"peak RSS (ingest)", func(r *result) float64 { return float64(r.peakIngest) }, mb, nil},
+		{"peak RSS (ingest + queries)", func(r *result) float64 { return float64(r.peakEnd) }, mb, nil},
+		{"disk bytes/line", func(r *result) float64 { return float64(r.disk) / float64(l.lines) }, func(v float64) string { return fmt.Sprintf("%.1f", v) }, nil},
+		{"push retries", func(r *result) float64 { return float64(r.retries) }, func(v float64) string { return fmt.Sprintf("%.0f", v) }, nil},
 	}
 	if queries > 0 {
 		rows = append(rows,
-			row{`needle p50 ({service_name="svc-NN"} |= "needle")`, func(r *result) float64 { return median(r.needle) }, ms},
-			row{"sum by (level) (rate([1m])) p50", func(r *result) float64 { return median(r.level) }, ms})
+			row{name: `needle median ({service_name="svc-NN"} |= "needle")`, pool: func(r *result) []time.Duration { return r.needle }, fmt: ms},
+			row{name: "sum by (level) (rate([1m])) median", pool: func(r *result) []time.Duration { return r.level }, fmt: ms})
 	}
 	fmt.Printf("\n%-52s", "")
 	for _, s := range systems {
@@ -194,11 +195,21 @@ func report(systems []*system, results map[string][]*result, l *Load, queries in
 		fmt.Printf("%-52s", row.name)
 		for _, s := range systems {
 			rs := results[s.name]
-			if slices.ContainsFunc(rs, func(r *result) bool { return r.queryErr != nil }) && strings.Contains(row.name, "p50") {
+			if row.pool == nil {
+				fmt.Printf("%-34s", stats.Collect(rs, row.f).Format(row.fmt))
+				continue
+			}
+			if slices.ContainsFunc(rs, func(r *result) bool { return r.queryErr != nil }) {
 				fmt.Printf("%-34s", "error")
 				continue
 			}
-			fmt.Printf("%-34s", stats.Collect(rs, row.f).Format(row.fmt))
+			var ms []float64
+			for _, r := range rs {
+				for _, d := range row.pool(r) {
+					ms = append(ms, float64(d)/float64(time.Millisecond))
+				}
+			}
+			fmt.Printf("%-34s", stats.Of(ms).Format(row.fmt))
 		}
 		fmt.Println()
 	}
@@ -219,5 +230,3 @@ func report(systems []*system, results map[string][]*result, l *Load, queries in
 		fmt.Println()
 	}
 }
-
-func median(ds []time.Duration) float64 { return stats.Of(stats.Ms(ds)).Median }

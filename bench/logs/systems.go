@@ -52,7 +52,7 @@ func startVispyr(bin, dir string) (*proc.Server, string, error) {
 	addrs := map[string]string{}
 	for _, f := range []string{"otlp.grpc-address", "otlp.http-address", "metrics.listen-address",
 		"tempo.listen-address", "loki.listen-address", "pyroscope.listen-address", "pyroscope.ingest-address",
-		"ui.listen-address", "admin.listen-address", "health.listen-address"} {
+		"ui.listen-address", "admin.listen-address", "health.listen-address", "faro.listen-address"} {
 		a, err := proc.FreeAddr()
 		if err != nil {
 			return nil, "", err
