@@ -97,6 +97,15 @@ type Metrics struct {
 	// estimated before it runs; QueryMemoryBytes caps all running queries.
 	QueryMaxMemoryBytes int64 `yaml:"query_max_memory_bytes"`
 	QueryMemoryBytes    int64 `yaml:"query_memory_bytes"`
+
+	// ResultsCacheMaxBytes bounds the cache of range query results (per
+	// step, reused when a dashboard refreshes or a range overlaps); 0 turns
+	// it off.
+	ResultsCacheMaxBytes int64 `yaml:"results_cache_max_bytes"`
+	// ResultsCacheFreshness is how far back from now steps are never cached,
+	// so samples arriving late still show (VictoriaMetrics'
+	// -search.cacheTimestampOffset). Older writes drop what they touch.
+	ResultsCacheFreshness time.Duration `yaml:"results_cache_freshness"`
 }
 
 // Limits protect the process from oversized or overwhelming input.
@@ -271,6 +280,9 @@ func Default() Config {
 
 			QueryMaxMemoryBytes: 1 << 30,
 			QueryMemoryBytes:    4 << 30,
+
+			ResultsCacheMaxBytes:  256 << 20,
+			ResultsCacheFreshness: 5 * time.Minute,
 		},
 		Limits: Limits{
 			MaxRequestBytes:     64 << 20,
@@ -352,6 +364,10 @@ func (c Config) Validate() error {
 		return errors.New("metrics.query_memory_bytes: must be at least metrics.query_max_memory_bytes")
 	case m.LookbackDelta <= 0:
 		return errors.New("metrics.lookback_delta: must be positive")
+	case m.ResultsCacheMaxBytes < 0:
+		return errors.New("metrics.results_cache_max_bytes: must not be negative")
+	case m.ResultsCacheFreshness < 0:
+		return errors.New("metrics.results_cache_freshness: must not be negative")
 	}
 	l := c.Limits
 	switch {

@@ -164,6 +164,8 @@ var fieldDocs = map[string]string{
 	"logs.retention":                                             "Deletes chunks whose newest line is older than this.",
 	"metrics.query_max_memory_bytes":                             "Caps the points one query may hold (16 bytes each), estimated before it runs; QueryMemoryBytes caps all running queries.",
 	"metrics.query_memory_bytes":                                 "QueryMaxMemoryBytes caps the points one query may hold (16 bytes each), estimated before it runs; QueryMemoryBytes caps all running queries.",
+	"metrics.results_cache_freshness":                            "How far back from now steps are never cached, so samples arriving late still show (VictoriaMetrics' -search.cacheTimestampOffset). Older writes drop what they touch.",
+	"metrics.results_cache_max_bytes":                            "Bounds the cache of range query results (per step, reused when a dashboard refreshes or a range overlaps); 0 turns it off.",
 	"metrics.retention_size_bytes":                               "0: no size limit",
 	"profiles.block_cache_size":                                  "How many decoded blocks queries keep in memory.",
 	"profiles.block_duration":                                    "How long the head collects profiles before it is written as an immutable block (Pyroscope cuts at one hour too).",

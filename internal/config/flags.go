@@ -43,6 +43,8 @@ func bind(fs *flag.FlagSet, c *Config) {
 	fs.Int64Var(&m.QueryMaxMemoryBytes, "metrics.query-max-memory-bytes", m.QueryMaxMemoryBytes, "most memory one PromQL query may hold, estimated before it runs")
 	fs.Int64Var(&m.QueryMemoryBytes, "metrics.query-memory-bytes", m.QueryMemoryBytes, "most memory all running PromQL queries may hold together")
 	fs.DurationVar(&m.LookbackDelta, "metrics.lookback-delta", m.LookbackDelta, "PromQL lookback delta")
+	fs.Int64Var(&m.ResultsCacheMaxBytes, "metrics.results-cache-max-bytes", m.ResultsCacheMaxBytes, "memory for cached range query results (0: no cache)")
+	fs.DurationVar(&m.ResultsCacheFreshness, "metrics.results-cache-freshness", m.ResultsCacheFreshness, "steps newer than this are never cached, so late samples show")
 
 	p := &c.Prometheus
 	fs.StringVar(&p.ConfigFile, "prometheus.config.file", p.ConfigFile, "Prometheus configuration file (prometheus.yml: global, scrape_configs, rule_files, alerting)")

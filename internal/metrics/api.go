@@ -26,6 +26,7 @@ import (
 
 	"github.com/vispyr/vispyr/internal/config"
 	"github.com/vispyr/vispyr/internal/limits"
+	"github.com/vispyr/vispyr/internal/metrics/resultscache"
 	"github.com/vispyr/vispyr/internal/pipeline"
 	"github.com/vispyr/vispyr/internal/version"
 )
@@ -60,6 +61,15 @@ func (s *Storage) NewAPI(opts APIOptions, logger *slog.Logger, reg prometheus.Re
 		// global evaluation interval.
 		NoStepSubqueryIntervalFn: func(int64) int64 { return subqueryDefaultStep.Milliseconds() },
 	})
+	var queryEngine promql.QueryEngine = engine
+	if opts.Metrics.ResultsCacheMaxBytes > 0 {
+		cache := resultscache.New(engine, resultscache.Options{
+			MaxBytes: opts.Metrics.ResultsCacheMaxBytes, Freshness: opts.Metrics.ResultsCacheFreshness,
+			LookbackDelta: opts.Metrics.LookbackDelta, Tenant: pipeline.Tenant, MinTime: s.MinTime,
+		}, reg)
+		s.WatchWrites(cache.Invalidate)
+		queryEngine = cache
+	}
 	start := time.Now()
 	mgr := managersOrEmpty(opts.Managers)
 	// Scraping, rules and alerting live in the default tenant: other tenants
@@ -71,7 +81,7 @@ func (s *Storage) NewAPI(opts APIOptions, logger *slog.Logger, reg prometheus.Re
 		return mgr
 	}
 	api := apiv1.NewAPI(
-		engine, s, s, s,
+		queryEngine, s, s, s,
 		func(ctx context.Context) apiv1.ScrapePoolsRetriever { return mgrOf(ctx) },
 		func(ctx context.Context) apiv1.TargetRetriever { return mgrOf(ctx) },
 		func(ctx context.Context) apiv1.AlertmanagerRetriever { return mgrOf(ctx) },

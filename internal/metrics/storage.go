@@ -44,6 +44,8 @@ type Storage struct {
 	otlpSettings otlptranslator.Settings
 	converters   sync.Pool
 	otlpWarnings prometheus.Counter
+
+	watch writeWatch // told the oldest timestamp of every commit (writewatch.go)
 }
 
 // Open opens (and replays the WAL of) the default tenant's TSDB under dataDir,
@@ -132,7 +134,7 @@ func (s *Storage) ConsumeMetrics(ctx context.Context, md pmetric.Metrics) (err e
 	if err := t.limits.admitRate(md.DataPointCount()); err != nil {
 		return err
 	}
-	app := &checkedAppender{AppenderV2: t.db.AppenderV2(ctx), t: t}
+	app := &checkedAppender{AppenderV2: s.watchedAppenderV2(ctx, t), t: t}
 	conv := s.converters.Get().(*otlptranslator.PrometheusConverter)
 	conv.Reset(app)
 	defer func() {

@@ -57,7 +57,7 @@ func (s *Storage) Appender(ctx context.Context) storage.Appender {
 	if err != nil {
 		return errAppender{err}
 	}
-	return t.db.Appender(ctx)
+	return s.watchedAppender(ctx, t)
 }
 
 // AppenderV2 is Appender for the V2 interface.
@@ -66,7 +66,7 @@ func (s *Storage) AppenderV2(ctx context.Context) storage.AppenderV2 {
 	if err != nil {
 		return errAppenderV2{err}
 	}
-	return t.db.AppenderV2(ctx)
+	return s.watchedAppenderV2(ctx, t)
 }
 
 // lazy opens one querier per tenant on first use and closes them all.

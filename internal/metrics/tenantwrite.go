@@ -60,7 +60,11 @@ func (ts *tenantSamples) ConsumeSamples(ctx context.Context, req *remotewrite.Re
 		return remotewrite.Written{}, err
 	}
 	defer ts.gate.leave()
-	return a.ConsumeSamples(ctx, req)
+	w, err := a.ConsumeSamples(ctx, req)
+	if ts.s.watch.Load() != nil {
+		ts.s.wrote(t.id, oldestInRequest(req))
+	}
+	return w, err
 }
 
 func (ts *tenantSamples) appender(t *tenantDB) *RemoteWriteAppender {
