@@ -24,7 +24,10 @@ import (
 
 // Config configures the generator.
 type Config struct {
-	SpanMetrics  spanmetrics.Config  `yaml:"span_metrics"`
+	SpanMetrics spanmetrics.Config `yaml:"span_metrics"`
+	// OTelSpanMetrics are span metrics named as the OpenTelemetry Collector's
+	// spanmetrics connector names them, for dashboards built on that pipeline.
+	OTelSpanMetrics spanmetrics.OTelConfig `yaml:"otel_span_metrics"`
 	ServiceGraph servicegraph.Config `yaml:"service_graph"`
 	// CollectionInterval is how often series are written to storage.
 	CollectionInterval time.Duration `yaml:"collection_interval"`
@@ -42,6 +45,7 @@ type Config struct {
 func (c *Config) Defaults() {
 	*c = Config{CollectionInterval: 15 * time.Second, StaleDuration: 15 * time.Minute}
 	c.SpanMetrics.Defaults()
+	c.OTelSpanMetrics.Defaults()
 	c.ServiceGraph.Defaults()
 }
 
@@ -56,6 +60,11 @@ func (c *Config) Validate() error {
 	if !c.DisableSpanMetrics {
 		if err := c.SpanMetrics.Validate(); err != nil {
 			return fmt.Errorf("span_metrics: %w", err)
+		}
+	}
+	if c.OTelSpanMetrics.Enabled {
+		if err := c.OTelSpanMetrics.Validate(); err != nil {
+			return fmt.Errorf("otel_span_metrics: %w", err)
 		}
 	}
 	if !c.DisableServiceGraph {
@@ -77,9 +86,8 @@ type Generator struct {
 	logger *slog.Logger
 	now    func() time.Time
 
-	// The default tenant's processors; nil when disabled.
-	spans *spanmetrics.Processor
-	graph *servicegraph.Processor
+	// The default tenant's processors; each nil when disabled.
+	procs
 
 	// Every other tenant's, created on its first spans: as in Tempo's
 	// generator, each tenant's series (and their limits) are its own, and
@@ -135,37 +143,44 @@ func newGenerator(cfg Config, app storage.Appendable, logger *slog.Logger, reg p
 	if reg != nil {
 		reg.MustRegister(g.collections, g.failures, g.samples, g.exemplars)
 	}
-	g.spans, g.graph = g.newProcessors(m, logger)
+	g.procs = g.newProcessors(m, logger)
 	g.lastFlush = g.now().UnixMilli()
 	g.tenants = map[string]*tenantProcs{}
 	return g
 }
 
+// procs are one tenant's processors; each is nil when disabled.
+type procs struct {
+	spans, otel *spanmetrics.Processor
+	graph       *servicegraph.Processor
+}
+
 // tenantProcs are the processors of a tenant other than the default one.
 type tenantProcs struct {
-	spans     *spanmetrics.Processor
-	graph     *servicegraph.Processor
+	procs
 	lastFlush int64
 }
 
-func (g *Generator) newProcessors(m *series.SelfMetrics, logger *slog.Logger) (*spanmetrics.Processor, *servicegraph.Processor) {
-	var sp *spanmetrics.Processor
-	var gr *servicegraph.Processor
+func (g *Generator) newProcessors(m *series.SelfMetrics, logger *slog.Logger) procs {
+	var p procs
 	if !g.cfg.DisableSpanMetrics {
-		sp = spanmetrics.New(g.cfg.SpanMetrics, g.cfg.StaleDuration, m, logger)
+		p.spans = spanmetrics.New(g.cfg.SpanMetrics, g.cfg.StaleDuration, m, logger)
+	}
+	if g.cfg.OTelSpanMetrics.Enabled {
+		p.otel = spanmetrics.NewOTel(g.cfg.OTelSpanMetrics, g.cfg.StaleDuration, m, logger)
 	}
 	if !g.cfg.DisableServiceGraph {
-		gr = servicegraph.New(g.cfg.ServiceGraph, g.cfg.StaleDuration, m, logger)
+		p.graph = servicegraph.New(g.cfg.ServiceGraph, g.cfg.StaleDuration, m, logger)
 	}
-	return sp, gr
+	return p
 }
 
 // processors returns the tenant's processors, creating them on first use.
 // Only the default tenant's are in the generator's self-metrics: one gauge
 // of active series per processor cannot tell tenants apart.
-func (g *Generator) processors(tenant string) (*spanmetrics.Processor, *servicegraph.Processor) {
+func (g *Generator) processors(tenant string) procs {
 	if tenant == pipeline.DefaultTenant {
-		return g.spans, g.graph
+		return g.procs
 	}
 	g.mu.RLock()
 	t := g.tenants[tenant]
@@ -174,12 +189,12 @@ func (g *Generator) processors(tenant string) (*spanmetrics.Processor, *serviceg
 		g.mu.Lock()
 		if t = g.tenants[tenant]; t == nil {
 			t = &tenantProcs{lastFlush: g.now().UnixMilli()}
-			t.spans, t.graph = g.newProcessors(series.NewSelfMetrics(nil), g.logger.With("tenant", tenant))
+			t.procs = g.newProcessors(series.NewSelfMetrics(nil), g.logger.With("tenant", tenant))
 			g.tenants[tenant] = t
 		}
 		g.mu.Unlock()
 	}
-	return t.spans, t.graph
+	return t.procs
 }
 
 // fillZero gives zero fields their defaults, so a Config built in code
@@ -218,6 +233,12 @@ func fillZero(c *Config) {
 	if sg.DatabaseNameAttributes == nil {
 		sg.DatabaseNameAttributes = d.ServiceGraph.DatabaseNameAttributes
 	}
+	if c.OTelSpanMetrics.Unit == "" {
+		c.OTelSpanMetrics.Unit = d.OTelSpanMetrics.Unit
+	}
+	if c.OTelSpanMetrics.MaxActiveSeries <= 0 {
+		c.OTelSpanMetrics.MaxActiveSeries = d.OTelSpanMetrics.MaxActiveSeries
+	}
 	if sg.MaxActiveSeries <= 0 {
 		sg.MaxActiveSeries = d.ServiceGraph.MaxActiveSeries
 	}
@@ -227,12 +248,15 @@ func fillZero(c *Config) {
 // never waits on storage; it keeps nothing that aliases td.
 func (g *Generator) ConsumeTraces(ctx context.Context, td ptrace.Traces) error {
 	now := g.now().UnixMilli()
-	spans, graph := g.processors(pipeline.Tenant(ctx))
-	if spans != nil {
-		spans.Consume(td, now)
+	p := g.processors(pipeline.Tenant(ctx))
+	if p.spans != nil {
+		p.spans.Consume(td, now)
 	}
-	if graph != nil {
-		graph.Consume(td, now)
+	if p.otel != nil {
+		p.otel.Consume(td, now)
+	}
+	if p.graph != nil {
+		p.graph.Consume(td, now)
 	}
 	return nil
 }
@@ -284,7 +308,7 @@ func (g *Generator) Flush(ctx context.Context) error {
 	g.flushMu.Lock()
 	defer g.flushMu.Unlock()
 	now := g.now().UnixMilli()
-	errs := []error{g.flushTenant(ctx, now, g.spans, g.graph, &g.lastFlush)}
+	errs := []error{g.flushTenant(ctx, now, g.procs, &g.lastFlush)}
 	g.mu.RLock()
 	tenants := make(map[string]*tenantProcs, len(g.tenants))
 	for id, t := range g.tenants {
@@ -292,20 +316,23 @@ func (g *Generator) Flush(ctx context.Context) error {
 	}
 	g.mu.RUnlock()
 	for id, t := range tenants {
-		if err := g.flushTenant(pipeline.WithTenant(ctx, id), now, t.spans, t.graph, &t.lastFlush); err != nil {
+		if err := g.flushTenant(pipeline.WithTenant(ctx, id), now, t.procs, &t.lastFlush); err != nil {
 			errs = append(errs, fmt.Errorf("tenant %s: %w", id, err))
 		}
 	}
 	return errors.Join(errs...)
 }
 
-func (g *Generator) flushTenant(ctx context.Context, now int64, spans *spanmetrics.Processor, graph *servicegraph.Processor, lastFlush *int64) error {
+func (g *Generator) flushTenant(ctx context.Context, now int64, p procs, lastFlush *int64) error {
 	g.batch.Reset()
-	if spans != nil {
-		spans.Collect(&g.batch, now)
+	if p.spans != nil {
+		p.spans.Collect(&g.batch, now)
 	}
-	if graph != nil {
-		graph.Collect(&g.batch, now)
+	if p.otel != nil {
+		p.otel.Collect(&g.batch, now)
+	}
+	if p.graph != nil {
+		p.graph.Collect(&g.batch, now)
 	}
 	if g.batch.Len() == 0 {
 		*lastFlush = now

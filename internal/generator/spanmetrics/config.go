@@ -84,7 +84,7 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("dimensions: %q would become label %q, which is reserved", d, l)
 		}
 	}
-	if per := seriesPerEntry(c.HistogramBuckets); c.MaxActiveSeries < per {
+	if per := seriesPerEntry(c.HistogramBuckets, true); c.MaxActiveSeries < per {
 		return fmt.Errorf("max_active_series: %d is less than the %d series one operation needs", c.MaxActiveSeries, per)
 	}
 	return nil
