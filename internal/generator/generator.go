@@ -28,7 +28,7 @@ type Config struct {
 	// OTelSpanMetrics are span metrics named as the OpenTelemetry Collector's
 	// spanmetrics connector names them, for dashboards built on that pipeline.
 	OTelSpanMetrics spanmetrics.OTelConfig `yaml:"otel_span_metrics"`
-	ServiceGraph servicegraph.Config `yaml:"service_graph"`
+	ServiceGraph    servicegraph.Config    `yaml:"service_graph"`
 	// CollectionInterval is how often series are written to storage.
 	CollectionInterval time.Duration `yaml:"collection_interval"`
 	// StaleDuration drops series from memory (and so stops writing them)
