@@ -119,13 +119,15 @@ func New(opts Options, db Storage, logger *slog.Logger, reg prometheus.Registere
 		EnableAtModifier:     true,
 		EnableNegativeOffset: true,
 	})
+	// The rules of one group evaluation read what they have in common once.
+	shared := sharingQueryable{db: db}
 	rulesCtx, cancelRules := context.WithCancel(context.Background())
 	m.cancelRules = cancelRules
 	m.rules = rules.NewManager(&rules.ManagerOptions{
 		NameValidationScheme: model.UTF8Validation,
 		AppendableV2:         db,
 		Queryable:            db,
-		QueryFunc:            rules.EngineQueryFunc(engine, db),
+		QueryFunc:            rules.EngineQueryFunc(engine, shared),
 		NotifyFunc:           m.sendAlerts,
 		Context:              rulesCtx,
 		ExternalURL:          ext,
@@ -205,7 +207,7 @@ func (m *Manager) Reload() (err error) {
 	interval := time.Duration(cfg.GlobalConfig.EvaluationInterval)
 	ext := m.externalURL.String()
 	// Load (and so check) every rule file before anything is applied.
-	if _, errs := m.rules.LoadGroups(interval, cfg.GlobalConfig.ExternalLabels, ext, nil, false, files...); len(errs) > 0 {
+	if _, errs := m.rules.LoadGroups(interval, cfg.GlobalConfig.ExternalLabels, ext, shareGroupReads, false, files...); len(errs) > 0 {
 		return fmt.Errorf("load rules: %w", errors.Join(errs...))
 	}
 
@@ -236,7 +238,7 @@ func (m *Manager) Reload() (err error) {
 	if err := m.notifySD.ApplyConfig(nsd); err != nil {
 		errs = append(errs, fmt.Errorf("apply alertmanager discovery: %w", err))
 	}
-	if err := m.rules.Update(interval, files, cfg.GlobalConfig.ExternalLabels, ext, nil); err != nil {
+	if err := m.rules.Update(interval, files, cfg.GlobalConfig.ExternalLabels, ext, shareGroupReads); err != nil {
 		errs = append(errs, fmt.Errorf("update rules: %w", err))
 	}
 	if len(errs) > 0 {

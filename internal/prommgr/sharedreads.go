@@ -1,0 +1,320 @@
+package prommgr
+
+import (
+	"context"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/promql/parser"
+	"github.com/prometheus/prometheus/rules"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
+	"github.com/prometheus/prometheus/util/annotations"
+)
+
+// The rules of a group are evaluated at one timestamp and, as people write
+// them, many read the same series: a rate, a sum of it, a quantile and an
+// alert over one metric. Prometheus's engine decodes those samples once per
+// rule; decoding them is most of the CPU that rule evaluation costs. Reads are
+// shared instead: within one evaluation of one group, a selector that two or
+// more rules use is read from the store once, kept decoded, and served to the
+// other rules from memory. The sharing ends with the evaluation, so the next
+// one reads the store again.
+//
+// A rule only shares when Prometheus's own dependency analysis of the group
+// (rules.Rule.NoDependencyRules) says no earlier rule of the group writes a
+// series it reads: a recording rule's output, or ALERTS of an alerting rule,
+// is then never read from a copy taken before it was written. Groups whose
+// dependencies cannot be told (a selector without a metric name) never share.
+
+// maxSharedSamples bounds what one group evaluation keeps decoded (16 bytes
+// a float sample): reads beyond it go to the store as without sharing.
+const maxSharedSamples = 1 << 20
+
+type groupReadsKey struct{}
+
+// groupReads is the reads one group evaluation shares.
+type groupReads struct {
+	shared map[string]bool // selectors used twice or more by rules that may share
+
+	mu      sync.Mutex
+	reads   map[string][]*sharedRead
+	samples int
+}
+
+// sharedRead is one selector's series over [mint, maxt], decoded. Start
+// timestamps are not kept: the rules' engine does not use them
+// (promql.EngineOpts.UseStartTimestamps is off).
+type sharedRead struct {
+	sorted     bool
+	mint, maxt int64
+	series     []promql.Series
+	warnings   annotations.Annotations
+}
+
+// shareGroupReads evaluates a group as Prometheus does, with the reads its
+// rules have in common shared.
+func shareGroupReads(ctx context.Context, g *rules.Group, ts time.Time) {
+	if shared := sharedSelectors(g.Rules()); len(shared) > 0 {
+		ctx = context.WithValue(ctx, groupReadsKey{}, &groupReads{shared: shared, reads: map[string][]*sharedRead{}})
+	}
+	rules.DefaultEvalIterationFunc(ctx, g, ts)
+}
+
+// sharedSelectors are the selectors (by label matchers) that occur at least
+// twice in the rules that may share; reading a selector used once through
+// the cache would only cost more.
+func sharedSelectors(rs []rules.Rule) map[string]bool {
+	count := map[string]int{}
+	for _, r := range rs {
+		if !r.NoDependencyRules() {
+			continue
+		}
+		parser.Inspect(r.Query(), func(node parser.Node, _ []parser.Node) error {
+			if vs, ok := node.(*parser.VectorSelector); ok {
+				count[selectorKey(vs.LabelMatchers)]++
+			}
+			return nil
+		})
+	}
+	shared := map[string]bool{}
+	for k, n := range count {
+		if n > 1 {
+			shared[k] = true
+		}
+	}
+	return shared
+}
+
+// selectorKey names a set of label matchers whatever their order.
+func selectorKey(ms []*labels.Matcher) string {
+	s := make([]string, len(ms))
+	for i, m := range ms {
+		s[i] = m.String()
+	}
+	slices.Sort(s)
+	return strings.Join(s, ",")
+}
+
+// sharingQueryable is the store as the rules' PromQL engine sees it.
+type sharingQueryable struct {
+	db storage.Queryable
+}
+
+func (s sharingQueryable) Querier(mint, maxt int64) (storage.Querier, error) {
+	return &sharingQuerier{db: s.db, mint: mint, maxt: maxt}, nil
+}
+
+// sharingQuerier answers from the group evaluation's shared reads where it
+// may, and from the store otherwise. Store queriers are opened on first use
+// and closed with it.
+type sharingQuerier struct {
+	db         storage.Queryable
+	mint, maxt int64
+	under      storage.Querier
+	opened     []storage.Querier
+}
+
+func (q *sharingQuerier) store() (storage.Querier, error) {
+	if q.under == nil {
+		u, err := q.db.Querier(q.mint, q.maxt)
+		if err != nil {
+			return nil, err
+		}
+		q.under = u
+		q.opened = append(q.opened, u)
+	}
+	return q.under, nil
+}
+
+func (q *sharingQuerier) Select(ctx context.Context, sortSeries bool, hints *storage.SelectHints, ms ...*labels.Matcher) storage.SeriesSet {
+	under, err := q.store()
+	if err != nil {
+		return storage.ErrSeriesSet(err)
+	}
+	reads, _ := ctx.Value(groupReadsKey{}).(*groupReads)
+	if reads == nil || hints == nil || !rules.FromOriginContext(ctx).NoDependencyRules {
+		return under.Select(ctx, sortSeries, hints, ms...)
+	}
+	key := selectorKey(ms)
+	if !reads.shared[key] {
+		return under.Select(ctx, sortSeries, hints, ms...)
+	}
+	if r := reads.find(key, sortSeries, hints.Start, hints.End); r != nil {
+		return r.slice(hints.Start, hints.End)
+	}
+	r, rest := reads.load(under.Select(ctx, sortSeries, hints, ms...), sortSeries, hints.Start, hints.End)
+	if rest != nil {
+		return rest
+	}
+	reads.add(key, r)
+	return r.slice(hints.Start, hints.End)
+}
+
+func (q *sharingQuerier) LabelValues(ctx context.Context, name string, hints *storage.LabelHints, ms ...*labels.Matcher) ([]string, annotations.Annotations, error) {
+	under, err := q.store()
+	if err != nil {
+		return nil, nil, err
+	}
+	return under.LabelValues(ctx, name, hints, ms...)
+}
+
+func (q *sharingQuerier) LabelNames(ctx context.Context, hints *storage.LabelHints, ms ...*labels.Matcher) ([]string, annotations.Annotations, error) {
+	under, err := q.store()
+	if err != nil {
+		return nil, nil, err
+	}
+	return under.LabelNames(ctx, hints, ms...)
+}
+
+func (q *sharingQuerier) Close() error {
+	var err error
+	for _, u := range q.opened {
+		if e := u.Close(); e != nil && err == nil {
+			err = e
+		}
+	}
+	return err
+}
+
+// find returns a read of key that covers [mint, maxt], if one was made.
+func (g *groupReads) find(key string, sorted bool, mint, maxt int64) *sharedRead {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, r := range g.reads[key] {
+		if r.sorted == sorted && r.mint <= mint && maxt <= r.maxt {
+			return r
+		}
+	}
+	return nil
+}
+
+func (g *groupReads) add(key string, r *sharedRead) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.reads[key] = append(g.reads[key], r)
+}
+
+// reserve takes n samples from the evaluation's budget, if it has them.
+func (g *groupReads) reserve(n int) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.samples+n > maxSharedSamples {
+		g.samples = maxSharedSamples // the budget is spent; no later read tries
+		return false
+	}
+	g.samples += n
+	return true
+}
+
+// load decodes ss. If the budget runs out part way, rest is what the engine
+// reads instead: the series decoded so far, then the rest of ss as the store
+// gives it. A failed read is handed on as rest too, and nothing is kept.
+func (g *groupReads) load(ss storage.SeriesSet, sorted bool, mint, maxt int64) (r *sharedRead, rest storage.SeriesSet) {
+	r = &sharedRead{sorted: sorted, mint: mint, maxt: maxt}
+	var it chunkenc.Iterator
+	for ss.Next() {
+		s := ss.At()
+		it = s.Iterator(it)
+		d := promql.Series{Metric: s.Labels().Copy()}
+		for vt := it.Next(); vt != chunkenc.ValNone; vt = it.Next() {
+			if vt == chunkenc.ValFloat {
+				t, f := it.At()
+				d.Floats = append(d.Floats, promql.FPoint{T: t, F: f})
+				continue
+			}
+			t, h := it.AtFloatHistogram(nil)
+			d.Histograms = append(d.Histograms, promql.HPoint{T: t, H: h})
+		}
+		if err := it.Err(); err != nil {
+			return nil, storage.ErrSeriesSet(err)
+		}
+		r.series = append(r.series, d)
+		if !g.reserve(len(d.Floats) + len(d.Histograms)) {
+			return nil, &chainedSet{head: r.slice(mint, maxt), tail: ss}
+		}
+	}
+	if err := ss.Err(); err != nil {
+		return nil, storage.ErrSeriesSet(err)
+	}
+	r.warnings = ss.Warnings()
+	return r, nil
+}
+
+// slice is the read narrowed to [mint, maxt], as the store would answer a
+// Select over that range: samples outside it trimmed, series without any
+// left out.
+func (r *sharedRead) slice(mint, maxt int64) storage.SeriesSet {
+	set := &decodedSet{warnings: r.warnings, series: make([]promql.Series, 0, len(r.series))}
+	for _, s := range r.series {
+		d := promql.Series{Metric: s.Metric, Floats: within(s.Floats, floatT, mint, maxt), Histograms: within(s.Histograms, histogramT, mint, maxt)}
+		if len(d.Floats)+len(d.Histograms) > 0 {
+			set.series = append(set.series, d)
+		}
+	}
+	return set
+}
+
+// within is the part of points, in time order, from mint to maxt.
+func within[P any](points []P, ts func(P) int64, mint, maxt int64) []P {
+	lo := sort.Search(len(points), func(i int) bool { return ts(points[i]) >= mint })
+	hi := sort.Search(len(points), func(i int) bool { return ts(points[i]) > maxt })
+	if lo >= hi {
+		return nil
+	}
+	return points[lo:hi:hi]
+}
+
+func floatT(p promql.FPoint) int64     { return p.T }
+func histogramT(p promql.HPoint) int64 { return p.T }
+
+// decodedSet is a storage.SeriesSet over decoded series.
+type decodedSet struct {
+	series   []promql.Series
+	i        int
+	warnings annotations.Annotations
+}
+
+func (s *decodedSet) Next() bool {
+	if s.i >= len(s.series) {
+		return false
+	}
+	s.i++
+	return true
+}
+
+func (s *decodedSet) At() storage.Series                { return promql.NewStorageSeries(s.series[s.i-1]) }
+func (s *decodedSet) Err() error                        { return nil }
+func (s *decodedSet) Warnings() annotations.Annotations { return s.warnings }
+
+// chainedSet is head's series, then tail's.
+type chainedSet struct {
+	head   storage.SeriesSet
+	tail   storage.SeriesSet
+	inTail bool
+}
+
+func (c *chainedSet) Next() bool {
+	if !c.inTail {
+		if c.head.Next() {
+			return true
+		}
+		c.inTail = true
+	}
+	return c.tail.Next()
+}
+
+func (c *chainedSet) At() storage.Series {
+	if c.inTail {
+		return c.tail.At()
+	}
+	return c.head.At()
+}
+
+func (c *chainedSet) Err() error                        { return c.tail.Err() }
+func (c *chainedSet) Warnings() annotations.Annotations { return c.tail.Warnings() }

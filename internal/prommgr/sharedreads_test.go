@@ -1,0 +1,275 @@
+package prommgr
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"math/rand"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/prometheus/model/histogram"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/rules"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
+	"github.com/prometheus/prometheus/tsdb/tsdbutil"
+)
+
+// The rules a group records must not change when its reads are shared:
+// counters, native and classic histograms, several windows, offset, @ and a
+// subquery, alerts, and rules reading recording rules of the same group
+// written earlier (this evaluation's value) or later (the last one's).
+const sharedReadsRules = `
+groups:
+  - name: shared
+    interval: 15s
+    rules:
+      - record: job:x:rate5m_before
+        expr: job:x:rate5m
+      - record: job:x:rate5m_before_doubled
+        expr: job:x:rate5m * 2
+      - record: job:x:rate5m
+        expr: sum by (job) (rate(x[5m]))
+      - record: job:x:rate5m_after
+        expr: job:x:rate5m
+      - record: job:x:rate5m_after_doubled
+        expr: job:x:rate5m * 2
+      - record: instance:x:rate1m
+        expr: sum by (instance) (rate(x[1m]))
+      - record: instance:x:max
+        expr: max by (instance) (x)
+      - record: x:offset1m
+        expr: sum(x offset 1m)
+      - record: x:at
+        expr: sum(x @ 1000)
+      - record: x:max_rate_3m
+        expr: max_over_time(sum(rate(x[1m]))[3m:30s])
+      - record: x:top
+        expr: topk(3, rate(x[1m]))
+      - record: h:p90
+        expr: histogram_quantile(0.9, sum(rate(h[5m])))
+      - record: h:p99
+        expr: histogram_quantile(0.99, sum(rate(h[5m])))
+      - record: h:count
+        expr: histogram_count(sum(h))
+      - record: b:p50
+        expr: histogram_quantile(0.5, sum by (le) (rate(b_bucket[5m])))
+      - record: b:p99
+        expr: histogram_quantile(0.99, sum by (le) (rate(b_bucket[5m])))
+      - alert: XFast
+        expr: rate(x[5m]) > 0.5
+        for: 30s
+      - record: alerts:count
+        expr: count(ALERTS)
+`
+
+func TestSharedReadsRecordWhatPrometheusRecords(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "rules.yml")
+	if err := os.WriteFile(file, []byte(sharedReadsRules), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	start := time.UnixMilli(1_000_000)
+	plain, shared := openLoadedTSDB(t, start), openLoadedTSDB(t, start)
+
+	plainReads := evalRules(t, file, plain, start, false)
+	sharedReads := evalRules(t, file, shared, start, true)
+
+	want, got := dump(t, plain), dump(t, shared)
+	for _, name := range []string{"job:x:rate5m_after", "job:x:rate5m_before", "h:p99", "b:p99", "x:top", "ALERTS", "alerts:count"} {
+		if n := countSeries(want, name); n == 0 {
+			t.Fatalf("the rules recorded no %s: the test would compare nothing", name)
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("shared reads recorded %d series, Prometheus's way %d", len(got), len(want))
+	}
+	for series, w := range want {
+		g, ok := got[series]
+		if !ok {
+			t.Errorf("%s: not recorded with shared reads", series)
+			continue
+		}
+		if g != w {
+			t.Errorf("%s:\n shared reads: %s\n     each own: %s", series, g, w)
+		}
+	}
+	// A rule reading an earlier recording rule of its group gets this
+	// evaluation's value.
+	if a, r := samplesOf(want, "job:x:rate5m_after"), samplesOf(want, "job:x:rate5m"); a != r {
+		t.Errorf("job:x:rate5m_after is not job:x:rate5m:\n%s\n%s", a, r)
+	}
+	if sharedReads*3 > plainReads*2 {
+		t.Errorf("the group read the store %d times with sharing, %d without: little shared", sharedReads, plainReads)
+	}
+}
+
+// openLoadedTSDB is a TSDB holding 20 minutes of counters, native
+// histograms and classic histogram buckets, 15 s apart, from start.
+func openLoadedTSDB(t *testing.T, start time.Time) *tsdb.DB {
+	t.Helper()
+	db, err := tsdb.Open(t.TempDir(), nil, nil, tsdb.DefaultOptions(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	rng := rand.New(rand.NewSource(1))
+	app := db.AppenderV2(context.Background())
+	les := []string{"0.1", "0.5", "1", "5", "+Inf"}
+	for i := 0; i < 80; i++ {
+		ts := start.Add(time.Duration(i) * 15 * time.Second).UnixMilli()
+		for s := 0; s < 20; s++ {
+			lset := labels.FromStrings("__name__", "x", "job", "j"+strconv.Itoa(s%3), "instance", "i"+strconv.Itoa(s))
+			v := float64(i*(s+1)) + float64(rng.Intn(10))
+			if s == 7 && i > 40 {
+				v = float64(i - 40) // a counter reset
+			}
+			if _, err := app.Append(0, lset, 0, ts, v, nil, nil, storage.AOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		h := tsdbutil.GenerateTestHistogram(int64(i))
+		if _, err := app.Append(0, labels.FromStrings("__name__", "h", "job", "j0"), 0, ts, 0, h, nil, storage.AOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		for b, le := range les {
+			lset := labels.FromStrings("__name__", "b_bucket", "job", "j0", "le", le)
+			if _, err := app.Append(0, lset, 0, ts, float64(i*(b+1)), nil, nil, storage.AOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := app.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
+// evalRules evaluates the rule file's group every 15 s for 10 minutes from
+// 6 minutes after start, as Prometheus's rules manager does, with or without
+// shared reads, and says how many times the rules read the store.
+func evalRules(t *testing.T, file string, db *tsdb.DB, start time.Time, share bool) int64 {
+	t.Helper()
+	counted := &countingQueryable{Queryable: db}
+	var q storage.Queryable = counted
+	iterate := rules.DefaultEvalIterationFunc
+	if share {
+		q, iterate = sharingQueryable{db: counted}, shareGroupReads
+	}
+	engine := promql.NewEngine(promql.EngineOpts{MaxSamples: 1e7, Timeout: time.Minute, LookbackDelta: 5 * time.Minute,
+		EnableAtModifier: true, EnableNegativeOffset: true})
+	m := rules.NewManager(&rules.ManagerOptions{
+		AppendableV2: db, Queryable: db, QueryFunc: rules.EngineQueryFunc(engine, q),
+		NotifyFunc: func(context.Context, string, ...*rules.Alert) {}, Context: context.Background(),
+		ForGracePeriod: 10 * time.Minute, ResendDelay: time.Minute,
+	})
+	groups, errs := m.LoadGroups(15*time.Second, labels.EmptyLabels(), "", iterate, false, file)
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	g := groups[rules.GroupKey(file, "shared")]
+	for _, r := range g.Rules() {
+		if a, ok := r.(*rules.AlertingRule); ok {
+			a.SetRestored(true) // nothing to restore: a first start
+		}
+	}
+	for ts := start.Add(6 * time.Minute); ts.Before(start.Add(16 * time.Minute)); ts = ts.Add(15 * time.Second) {
+		iterate(context.Background(), g, ts)
+	}
+	for _, r := range g.Rules() {
+		if err := r.LastError(); err != nil {
+			t.Fatalf("rule %s: %v", r.Name(), err)
+		}
+	}
+	return counted.selects.Load()
+}
+
+// dump is every series of db with its samples, as text.
+func dump(t *testing.T, db *tsdb.DB) map[string]string {
+	t.Helper()
+	q, err := db.Querier(math.MinInt64, math.MaxInt64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	ss := q.Select(context.Background(), true, nil, labels.MustNewMatcher(labels.MatchRegexp, "__name__", ".+"))
+	out := map[string]string{}
+	var it chunkenc.Iterator
+	for ss.Next() {
+		s := ss.At()
+		it = s.Iterator(it)
+		var text string
+		for vt := it.Next(); vt != chunkenc.ValNone; vt = it.Next() {
+			switch vt {
+			case chunkenc.ValFloat:
+				ts, v := it.At()
+				text += fmt.Sprintf("%d:%x ", ts, math.Float64bits(v))
+			default:
+				var fh *histogram.FloatHistogram
+				ts, fh := it.AtFloatHistogram(fh)
+				text += fmt.Sprintf("%d:%s ", ts, fh)
+			}
+		}
+		out[s.Labels().String()] = text
+	}
+	if err := ss.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func countSeries(d map[string]string, name string) int {
+	n := 0
+	for series := range d {
+		if labelsName(series) == name {
+			n++
+		}
+	}
+	return n
+}
+
+// samplesOf is the samples of name's series, whatever its other labels, in
+// label order.
+func samplesOf(d map[string]string, name string) string {
+	out := ""
+	for _, job := range []string{"j0", "j1", "j2"} {
+		out += d[fmt.Sprintf(`{__name__=%q, job=%q}`, name, job)] + "\n"
+	}
+	return out
+}
+
+func labelsName(series string) string {
+	var name string
+	fmt.Sscanf(series, `{__name__=%q`, &name)
+	return name
+}
+
+// countingQueryable counts the Selects that reach the store.
+type countingQueryable struct {
+	storage.Queryable
+	selects atomic.Int64
+}
+
+func (c *countingQueryable) Querier(mint, maxt int64) (storage.Querier, error) {
+	q, err := c.Queryable.Querier(mint, maxt)
+	if err != nil {
+		return nil, err
+	}
+	return countingQuerier{Querier: q, selects: &c.selects}, nil
+}
+
+type countingQuerier struct {
+	storage.Querier
+	selects *atomic.Int64
+}
+
+func (c countingQuerier) Select(ctx context.Context, sortSeries bool, hints *storage.SelectHints, ms ...*labels.Matcher) storage.SeriesSet {
+	c.selects.Add(1)
+	return c.Querier.Select(ctx, sortSeries, hints, ms...)
+}
