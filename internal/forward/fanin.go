@@ -27,7 +27,10 @@ func overloaded(err error) error {
 // took the record get it twice; destinations merge such duplicates (same
 // series and timestamp, same span ID).
 func appendAll(queues []Queue, tenant string, body []byte) error {
-	rec := encodeRecord(nil, tenant, body)
+	return appendRecord(queues, encodeRecord(nil, tenant, body))
+}
+
+func appendRecord(queues []Queue, rec []byte) error {
 	for _, q := range queues {
 		if err := q.Append(rec); err != nil {
 			if errors.Is(err, ErrQueueFull) {

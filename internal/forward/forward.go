@@ -15,7 +15,6 @@ import (
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/prometheus/prompb"
 )
 
 // Forwarder owns every destination of a forward: configuration.
@@ -72,7 +71,7 @@ func New(cfg Config, dir string, open OpenQueue, logger *slog.Logger, reg promet
 			return nil, err
 		}
 		f.Metrics.queues = append(f.Metrics.queues, q)
-		f.runners = append(f.runners, newPipe[prompb.TimeSeries]("metrics", d, q, rwCodec{v2: d.Protocol == "2.0"}, s.send, m, logger))
+		f.runners = append(f.runners, newPipe[[]byte]("metrics", d, q, rwCodec{v2: d.Protocol == "2.0"}, s.send, m, logger))
 	}
 	if len(cfg.Traces) > 0 {
 		f.Traces = &Traces{}

@@ -40,8 +40,10 @@ type pipe[U any] struct {
 	send   sender
 	logger *slog.Logger
 
-	tr     *tracker
-	shards []chan unit[U]
+	tr *tracker
+	// shards take a record's units for them in one chunk, so a record of
+	// thousands of series costs a channel send per shard, not per series.
+	shards []chan []unit[U]
 	health health
 
 	items, failed, retried, bytes prometheus.Counter
@@ -65,9 +67,10 @@ func newPipe[U any](signal string, d *Destination, q Queue, c codec[U], send sen
 		queueBytes: m.queueBytes.With(l), queueRecs: m.queueRecs.With(l),
 	}
 	m.shards.With(l).Set(float64(d.Queue.Shards))
-	p.shards = make([]chan unit[U], d.Queue.Shards)
+	p.shards = make([]chan []unit[U], d.Queue.Shards)
 	for i := range p.shards {
-		p.shards[i] = make(chan unit[U], 2*d.Queue.MaxBatchItems)
+		// A few records ahead per shard: a backlog stays on disk.
+		p.shards[i] = make(chan []unit[U], shardChunks)
 	}
 	p.updateQueueGauges()
 	return p
@@ -90,8 +93,12 @@ func (p *pipe[U]) run(ctx context.Context) error {
 	return err
 }
 
+// shardChunks is how many records' chunks a shard's channel holds.
+const shardChunks = 4
+
 func (p *pipe[U]) read(ctx context.Context) error {
 	n := uint64(len(p.shards))
+	chunks := make([][]unit[U], n)
 	for {
 		rec, pos, err := p.q.Next(ctx)
 		if err != nil {
@@ -99,18 +106,29 @@ func (p *pipe[U]) read(ctx context.Context) error {
 		}
 		p.tr.open(pos, 1) // held open until split is done
 		tenant, body, err := decodeRecord(rec)
+		units := 0
 		if err == nil {
 			err = p.codec.split(body, func(key uint64, u U, items int, ts int64) {
-				p.tr.add(pos, 1)
-				select {
-				case p.shards[key%n] <- unit[U]{u: u, pos: pos, items: items, ts: ts, tenant: tenant}:
-				case <-ctx.Done():
-				}
+				chunks[key%n] = append(chunks[key%n], unit[U]{u: u, pos: pos, items: items, ts: ts, tenant: tenant})
+				units++
 			})
 		}
 		if err != nil {
 			// A record that does not decode will never send: count and skip it.
 			p.drop("corrupt_record", 1, err)
+			clear(chunks)
+		} else {
+			p.tr.add(pos, units)
+			for i, c := range chunks {
+				if len(c) == 0 {
+					continue
+				}
+				select {
+				case p.shards[i] <- c:
+				case <-ctx.Done():
+				}
+				chunks[i] = nil // the shard owns it now
+			}
 		}
 		p.tr.finish(pos, 1)
 		if ctx.Err() != nil {
@@ -119,7 +137,7 @@ func (p *pipe[U]) read(ctx context.Context) error {
 	}
 }
 
-func (p *pipe[U]) shard(ctx context.Context, ch chan unit[U]) {
+func (p *pipe[U]) shard(ctx context.Context, ch chan []unit[U]) {
 	var (
 		batch    []unit[U]
 		us       []U
@@ -153,17 +171,19 @@ func (p *pipe[U]) shard(ctx context.Context, ch chan unit[U]) {
 			return
 		case <-deadline:
 			flush()
-		case u := <-ch:
-			if len(batch) > 0 && batch[0].tenant != u.tenant {
-				flush()
-			}
-			if len(batch) == 0 {
-				deadline = time.After(p.dest.Queue.BatchDeadline)
-			}
-			batch = append(batch, u)
-			items += u.items
-			if items >= p.dest.Queue.MaxBatchItems {
-				flush()
+		case chunk := <-ch:
+			for _, u := range chunk {
+				if len(batch) > 0 && batch[0].tenant != u.tenant {
+					flush()
+				}
+				if len(batch) == 0 {
+					deadline = time.After(p.dest.Queue.BatchDeadline)
+				}
+				batch = append(batch, u)
+				items += u.items
+				if items >= p.dest.Queue.MaxBatchItems {
+					flush()
+				}
 			}
 		}
 	}

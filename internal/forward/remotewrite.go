@@ -2,11 +2,13 @@ package forward
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
+	"sync"
 
 	"github.com/cespare/xxhash/v2"
-	"github.com/klauspost/compress/snappy"
+	"github.com/klauspost/compress/s2"
 	"github.com/prometheus/prometheus/model/exemplar"
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
@@ -14,6 +16,7 @@ import (
 	"github.com/prometheus/prometheus/prompb"
 	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
 	"github.com/prometheus/prometheus/storage"
+	"google.golang.org/protobuf/encoding/protowire"
 )
 
 // Remote-write request headers (the specification's).
@@ -30,55 +33,162 @@ var (
 	}
 )
 
-// rwCodec queues v1 WriteRequests (snappy) and sends each series to one
-// shard, keyed by its labels, so a series' samples stay in order.
+// rwCodec reads queue records holding snappy-compressed v1 WriteRequests
+// and sends each series to one shard, keyed by its labels, so a series'
+// samples stay in order. A unit is one series as it is on the wire (its
+// field tag, length and bytes): a batch of them concatenated is a v1
+// WriteRequest, so forwarding v1 neither decodes nor re-encodes a sample.
 type rwCodec struct{ v2 bool }
 
-func (rwCodec) split(body []byte, emit func(uint64, prompb.TimeSeries, int, int64)) error {
-	raw, err := snappy.Decode(nil, body)
+var errBadSeries = errors.New("malformed time series in queue record")
+
+func (rwCodec) split(body []byte, emit func(uint64, []byte, int, int64)) error {
+	raw, err := s2.Decode(nil, body)
 	if err != nil {
 		return fmt.Errorf("decode snappy: %w", err)
 	}
-	var req prompb.WriteRequest
-	if err := req.Unmarshal(raw); err != nil {
-		return fmt.Errorf("decode write request: %w", err)
-	}
-	for _, ts := range req.Timeseries {
-		var newest int64
-		if n := len(ts.Samples); n > 0 {
-			newest = ts.Samples[n-1].Timestamp
+	for b := raw; len(b) > 0; {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return fmt.Errorf("decode write request: %w", protowire.ParseError(n))
 		}
-		if n := len(ts.Histograms); n > 0 {
-			newest = max(newest, ts.Histograms[n-1].Timestamp)
+		m := protowire.ConsumeFieldValue(num, typ, b[n:])
+		if m < 0 {
+			return fmt.Errorf("decode write request: %w", protowire.ParseError(m))
 		}
-		emit(labelsKey(ts.Labels), ts, len(ts.Samples)+len(ts.Histograms), newest)
+		field := b[:n+m:n+m]
+		b = b[n+m:]
+		if num != 1 {
+			continue // metadata: not forwarded
+		}
+		if typ != protowire.BytesType {
+			return errBadSeries
+		}
+		ts, _ := protowire.ConsumeBytes(field[n:])
+		key, items, newest, err := scanSeries(ts)
+		if err != nil {
+			return err
+		}
+		emit(key, field, items, newest)
 	}
 	return nil
 }
 
-func labelsKey(ls []prompb.Label) uint64 {
-	d := xxhash.New()
-	for _, l := range ls {
-		_, _ = d.WriteString(l.Name)
-		_, _ = d.Write([]byte{0xff})
-		_, _ = d.WriteString(l.Value)
-		_, _ = d.Write([]byte{0xff})
+// scanSeries hashes a wire TimeSeries' labels (name, 0xff, value, 0xff each) and counts
+// its samples and histograms, with the newest timestamp, without decoding them.
+func scanSeries(ts []byte) (key uint64, items int, newest int64, err error) {
+	var d xxhash.Digest
+	d.Reset()
+	var lastSample, lastHist []byte
+	for len(ts) > 0 {
+		num, typ, n := protowire.ConsumeTag(ts)
+		if n < 0 {
+			return 0, 0, 0, errBadSeries
+		}
+		ts = ts[n:]
+		if num >= 1 && num <= 4 && typ != protowire.BytesType {
+			return 0, 0, 0, errBadSeries
+		}
+		m := protowire.ConsumeFieldValue(num, typ, ts)
+		if m < 0 {
+			return 0, 0, 0, errBadSeries
+		}
+		v, _ := protowire.ConsumeBytes(ts[:m])
+		switch num {
+		case 1:
+			name, value, ok := scanLabel(v)
+			if !ok {
+				return 0, 0, 0, errBadSeries
+			}
+			_, _ = d.Write(name)
+			_, _ = d.Write(sep)
+			_, _ = d.Write(value)
+			_, _ = d.Write(sep)
+		case 2:
+			items++
+			lastSample = v
+		case 4:
+			items++
+			lastHist = v
+		}
+		ts = ts[m:]
 	}
-	return d.Sum64()
+	// Sample.timestamp is field 2, Histogram.timestamp field 15.
+	newest = max(varintField(lastSample, 2), varintField(lastHist, 15))
+	return d.Sum64(), items, newest, nil
 }
 
-func (c rwCodec) encode(series []prompb.TimeSeries) ([]byte, error) {
-	var raw []byte
-	var err error
+var sep = []byte{0xff}
+
+// scanLabel returns a wire Label's name and value.
+func scanLabel(b []byte) (name, value []byte, ok bool) {
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return nil, nil, false
+		}
+		b = b[n:]
+		m := protowire.ConsumeFieldValue(num, typ, b)
+		if m < 0 || (num == 1 || num == 2) && typ != protowire.BytesType {
+			return nil, nil, false
+		}
+		v, _ := protowire.ConsumeBytes(b[:m])
+		switch num {
+		case 1:
+			name = v
+		case 2:
+			value = v
+		}
+		b = b[m:]
+	}
+	return name, value, true
+}
+
+// varintField returns the last varint field num of message b as int64, 0
+// when there is none.
+func varintField(b []byte, num protowire.Number) int64 {
+	var v int64
+	for len(b) > 0 {
+		n, typ, l := protowire.ConsumeTag(b)
+		if l < 0 {
+			return v
+		}
+		b = b[l:]
+		m := protowire.ConsumeFieldValue(n, typ, b)
+		if m < 0 {
+			return v
+		}
+		if n == num && typ == protowire.VarintType {
+			x, _ := protowire.ConsumeVarint(b)
+			v = int64(x)
+		}
+		b = b[m:]
+	}
+	return v
+}
+
+// rawPool holds the buffers that batches are concatenated in before snappy.
+var rawPool = sync.Pool{New: func() any { return new([]byte) }}
+
+func (c rwCodec) encode(series [][]byte) ([]byte, error) {
+	bp := rawPool.Get().(*[]byte)
+	defer rawPool.Put(bp)
+	raw := (*bp)[:0]
+	for _, s := range series {
+		raw = append(raw, s...)
+	}
+	*bp = raw
 	if c.v2 {
-		raw, err = toV2(series).Marshal()
-	} else {
-		raw, err = (&prompb.WriteRequest{Timeseries: series}).Marshal()
+		var req prompb.WriteRequest
+		if err := req.Unmarshal(raw); err != nil {
+			return nil, fmt.Errorf("decode queued series: %w", err)
+		}
+		var err error
+		if raw, err = toV2(req.Timeseries).Marshal(); err != nil {
+			return nil, fmt.Errorf("marshal write request: %w", err)
+		}
 	}
-	if err != nil {
-		return nil, fmt.Errorf("marshal write request: %w", err)
-	}
-	return snappy.Encode(nil, raw), nil
+	return s2.EncodeSnappy(nil, raw), nil
 }
 
 // toV2 re-encodes v1 series as a remote-write 2.0 request with its symbols table.
@@ -216,8 +326,32 @@ func (t *txn) Commit() error {
 	if err != nil {
 		return fmt.Errorf("marshal forwarded samples: %w", err)
 	}
-	return appendAll(t.m.queues, t.tenant, snappy.Encode(nil, raw))
+	return appendAll(t.m.queues, t.tenant, s2.EncodeSnappy(nil, raw))
 }
+
+// AppendRawV1 queues a v1 WriteRequest's protobuf body as it came (the
+// remote-write receiver checked it: metrics.RawV1Appendable), compressed
+// once, in every destination's queue; it returns once that is fsync'd.
+func (m *Metrics) AppendRawV1(ctx context.Context, raw []byte) error {
+	for _, q := range m.queues {
+		if q.Full() {
+			return overloaded(ErrQueueFull)
+		}
+	}
+	bp := recPool.Get().(*[]byte)
+	defer recPool.Put(bp)
+	tenant := tenantOf(ctx)
+	rec := encodeRecord(*bp, tenant, nil)
+	n := len(rec)
+	rec = slices.Grow(rec, s2.MaxEncodedLen(len(raw)))
+	rec = rec[:n+len(s2.EncodeSnappy(rec[n:cap(rec)], raw))]
+	*bp = rec
+	return appendRecord(m.queues, rec)
+}
+
+// recPool holds queue record buffers: a queue does not keep a record after
+// Append returns.
+var recPool = sync.Pool{New: func() any { return new([]byte) }}
 
 func (t *txn) Rollback() error {
 	t.series = t.series[:0]

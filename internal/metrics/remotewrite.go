@@ -167,6 +167,15 @@ func (h *RemoteWriteAppender) ConsumeSamples(ctx context.Context, req *remotewri
 		}
 	}
 
+	if raw, ok := h.app.(RawV1Appendable); ok && h.passesAsIs(req, sc.entries) {
+		if err := raw.AppendRawV1(ctx, req.Raw()); err != nil {
+			return remotewrite.Written{}, err
+		}
+		h.samples.WithLabelValues("sample").Add(float64(req.NumSamples()))
+		h.samples.WithLabelValues("exemplar").Add(float64(req.NumExemplars()))
+		return remotewrite.Written{Samples: req.NumSamples(), Exemplars: req.NumExemplars()}, nil
+	}
+
 	app := h.app.AppenderV2(ctx)
 	exApp, ok := app.(storage.ExemplarAppenderV2)
 	if !ok {
@@ -187,6 +196,39 @@ func (h *RemoteWriteAppender) ConsumeSamples(ctx context.Context, req *remotewri
 		cache.add(sc.newKeys, sc.newEntries)
 	}
 	return res.Written, res.err
+}
+
+// RawV1Appendable is an appendable that can take a v1 request's protobuf
+// body as it came (a forwarder's queue). ConsumeSamples hands it the requests
+// that the sample-by-sample path would take whole and unchanged: every series
+// already validated (in the cache), no native histogram (whose schema may be
+// reduced), every timestamp in bounds.
+type RawV1Appendable interface {
+	AppendRawV1(ctx context.Context, raw []byte) error
+}
+
+// passesAsIs reports whether v1 req may go to a RawV1Appendable as it came.
+func (h *RemoteWriteAppender) passesAsIs(req *remotewrite.Request, entries []*seriesEntry) bool {
+	if req.V2() {
+		return false
+	}
+	la := newLimitedAppender(nil, time.Now(), h.retention)
+	for i := range req.Len() {
+		if entries[i] == nil || len(req.HistogramsV1(i)) > 0 {
+			return false
+		}
+		for _, smp := range req.Samples(i) {
+			if la.checkTime(smp.T) != nil {
+				return false
+			}
+		}
+		for _, e := range req.ExemplarsV1(i) {
+			if la.checkTime(e.Timestamp) != nil {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // prepareKeys computes each series' cache key: the raw label fields for v1,

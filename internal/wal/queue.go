@@ -21,7 +21,7 @@ type QueueOptions struct {
 	Options
 	// MaxBytes bounds the bytes on disk not yet delivered: Append refuses a
 	// record that would go past it with ErrFull (a first record is always
-	// taken). SegmentSize defaults to a sixteenth of it, within 256 KiB..64 MiB,
+	// taken). SegmentSize defaults to a 64th of it, within 256 KiB..16 MiB,
 	// so that delivered segments are deleted early.
 	MaxBytes int64
 }
@@ -55,7 +55,7 @@ const cursorFile = "cursor"
 // before a restart is read again.
 func OpenQueue(dir string, o QueueOptions) (*Queue, error) {
 	if o.SegmentSize <= 0 {
-		o.SegmentSize = min(max(o.MaxBytes/16, 256<<10), 64<<20)
+		o.SegmentSize = min(max(o.MaxBytes/64, 256<<10), 16<<20)
 	}
 	w, err := Open(dir, o.Options)
 	if err != nil {
@@ -157,6 +157,12 @@ func (q *Queue) Commit(pos uint64) error {
 		return nil
 	}
 	q.mu.Unlock()
+	// Everything delivered: start a new segment so that the drained one is
+	// deleted now rather than once it is full, which may take a long while
+	// under light load. A failed cut (a full disk) only keeps the segment.
+	if seg, ok := q.w.cutAt(p, drainedCut(q.w.opts.SegmentSize)); ok {
+		p = Pos{Segment: seg}
+	}
 	// Deleting first frees space even when the disk is full; a crash before
 	// the cursor is written only reads part of p's segment again.
 	if err := q.w.TruncateBefore(p.Segment); err != nil {
@@ -176,6 +182,26 @@ func (q *Queue) Commit(pos uint64) error {
 		q.full = false
 	}
 	return nil
+}
+
+// drainedCut is how big a drained segment must be for Commit to replace it:
+// smaller ones wait, so that light load does not create a file per commit.
+func drainedCut(segmentSize int64) int64 { return min(segmentSize/4, 1<<20) }
+
+// cutAt starts a new segment when p is the end of the segment being written
+// and that segment holds at least minSize bytes; it returns the new
+// segment's number.
+func (w *WAL) cutAt(p Pos, minSize int64) (int, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed || w.f == nil || p.Segment != w.seg || w.sizes[w.seg] != p.Offset || p.Offset < minSize {
+		return 0, false
+	}
+	if err := w.rotateLocked(); err != nil {
+		w.logger.Warn("could not start a new queue segment; the drained one stays until the next commit", "err", err)
+		return 0, false
+	}
+	return w.seg, true
 }
 
 // Size returns the bytes and records not yet committed.
