@@ -56,7 +56,7 @@ func (rwCodec) split(body []byte, emit func(uint64, []byte, int, int64)) error {
 		if m < 0 {
 			return fmt.Errorf("decode write request: %w", protowire.ParseError(m))
 		}
-		field := b[:n+m:n+m]
+		field := b[: n+m : n+m]
 		b = b[n+m:]
 		if num != 1 {
 			continue // metadata: not forwarded
