@@ -17,8 +17,9 @@ import (
 // The query results cache (internal/metrics/resultscache) must forget what
 // an old sample changes: every write path into the store reports the oldest
 // timestamp each commit carried, per tenant. Scrapes and rule evaluations
-// (prommgr, straight into the default TSDB) write at the current time and
-// are not watched.
+// (prommgr) write through DefaultAppendable: a scraped sample keeps the
+// timestamp its target exposes (honor_timestamps) and a rule with a
+// query_offset records in the past, so they are watched too.
 
 // WatchWrites calls fn after every commit with the commit's oldest sample
 // timestamp (start timestamps included). fn must be cheap: it runs on the
@@ -134,6 +135,16 @@ func (a *watchedAppenderV2) Commit() error {
 	err := a.AppenderV2.Commit()
 	a.s.wrote(a.tenant, a.oldest)
 	return err
+}
+
+// DefaultAppendable is the default tenant's TSDB for scraping and rules:
+// its commits are watched like every other write path's.
+func (s *Storage) DefaultAppendable() storage.AppendableV2 { return defaultAppendable{s} }
+
+type defaultAppendable struct{ s *Storage }
+
+func (d defaultAppendable) AppenderV2(ctx context.Context) storage.AppenderV2 {
+	return d.s.watchedAppenderV2(ctx, d.s.def)
 }
 
 func (s *Storage) watchedAppender(ctx context.Context, t *tenantDB) storage.Appender {

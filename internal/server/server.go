@@ -139,7 +139,7 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		Config: promCfg, DataDir: cfg.DataDir, AdminAddr: cfg.Listen.Admin, UIAddr: cfg.Listen.UI,
 		PrometheusAddr: cfg.Listen.Prometheus,
 		LookbackDelta:  cfg.Metrics.LookbackDelta, QueryTimeout: cfg.Metrics.QueryTimeout,
-	}, guardedTSDB{tee.appendableV2(guard.AppendableV2("metrics", metricStore.DB())), metricStore.DB()}, logger.With("component", "prometheus"), reg)
+	}, guardedTSDB{tee.appendableV2(guard.AppendableV2("metrics", metricStore.DefaultAppendable())), metricStore.DB()}, logger.With("component", "prometheus"), reg)
 	if err != nil {
 		return err
 	}
