@@ -2,12 +2,10 @@ package forward
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"sync"
 
-	"github.com/cespare/xxhash/v2"
 	"github.com/klauspost/compress/s2"
 	"github.com/prometheus/prometheus/model/exemplar"
 	"github.com/prometheus/prometheus/model/histogram"
@@ -16,7 +14,8 @@ import (
 	"github.com/prometheus/prometheus/prompb"
 	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
 	"github.com/prometheus/prometheus/storage"
-	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/vispyr/vispyr/internal/pipeline/remotewrite"
 )
 
 // Remote-write request headers (the specification's).
@@ -40,131 +39,16 @@ var (
 // WriteRequest, so forwarding v1 neither decodes nor re-encodes a sample.
 type rwCodec struct{ v2 bool }
 
-var errBadSeries = errors.New("malformed time series in queue record")
-
 func (rwCodec) split(body []byte, emit func(uint64, []byte, int, int64)) error {
 	raw, err := s2.Decode(nil, body)
 	if err != nil {
 		return fmt.Errorf("decode snappy: %w", err)
 	}
-	for b := raw; len(b) > 0; {
-		num, typ, n := protowire.ConsumeTag(b)
-		if n < 0 {
-			return fmt.Errorf("decode write request: %w", protowire.ParseError(n))
-		}
-		m := protowire.ConsumeFieldValue(num, typ, b[n:])
-		if m < 0 {
-			return fmt.Errorf("decode write request: %w", protowire.ParseError(m))
-		}
-		field := b[: n+m : n+m]
-		b = b[n+m:]
-		if num != 1 {
-			continue // metadata: not forwarded
-		}
-		if typ != protowire.BytesType {
-			return errBadSeries
-		}
-		ts, _ := protowire.ConsumeBytes(field[n:])
-		key, items, newest, err := scanSeries(ts)
-		if err != nil {
-			return err
-		}
-		emit(key, field, items, newest)
+	err = remotewrite.SplitV1(raw, func(s remotewrite.SeriesV1) { emit(s.Hash, s.Field, s.Items, s.Newest) })
+	if err != nil {
+		return fmt.Errorf("decode write request: %w", err)
 	}
 	return nil
-}
-
-// scanSeries hashes a wire TimeSeries' labels (name, 0xff, value, 0xff each) and counts
-// its samples and histograms, with the newest timestamp, without decoding them.
-func scanSeries(ts []byte) (key uint64, items int, newest int64, err error) {
-	var d xxhash.Digest
-	d.Reset()
-	var lastSample, lastHist []byte
-	for len(ts) > 0 {
-		num, typ, n := protowire.ConsumeTag(ts)
-		if n < 0 {
-			return 0, 0, 0, errBadSeries
-		}
-		ts = ts[n:]
-		if num >= 1 && num <= 4 && typ != protowire.BytesType {
-			return 0, 0, 0, errBadSeries
-		}
-		m := protowire.ConsumeFieldValue(num, typ, ts)
-		if m < 0 {
-			return 0, 0, 0, errBadSeries
-		}
-		v, _ := protowire.ConsumeBytes(ts[:m])
-		switch num {
-		case 1:
-			name, value, ok := scanLabel(v)
-			if !ok {
-				return 0, 0, 0, errBadSeries
-			}
-			_, _ = d.Write(name)
-			_, _ = d.Write(sep)
-			_, _ = d.Write(value)
-			_, _ = d.Write(sep)
-		case 2:
-			items++
-			lastSample = v
-		case 4:
-			items++
-			lastHist = v
-		}
-		ts = ts[m:]
-	}
-	// Sample.timestamp is field 2, Histogram.timestamp field 15.
-	newest = max(varintField(lastSample, 2), varintField(lastHist, 15))
-	return d.Sum64(), items, newest, nil
-}
-
-var sep = []byte{0xff}
-
-// scanLabel returns a wire Label's name and value.
-func scanLabel(b []byte) (name, value []byte, ok bool) {
-	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
-		if n < 0 {
-			return nil, nil, false
-		}
-		b = b[n:]
-		m := protowire.ConsumeFieldValue(num, typ, b)
-		if m < 0 || (num == 1 || num == 2) && typ != protowire.BytesType {
-			return nil, nil, false
-		}
-		v, _ := protowire.ConsumeBytes(b[:m])
-		switch num {
-		case 1:
-			name = v
-		case 2:
-			value = v
-		}
-		b = b[m:]
-	}
-	return name, value, true
-}
-
-// varintField returns the last varint field num of message b as int64, 0
-// when there is none.
-func varintField(b []byte, num protowire.Number) int64 {
-	var v int64
-	for len(b) > 0 {
-		n, typ, l := protowire.ConsumeTag(b)
-		if l < 0 {
-			return v
-		}
-		b = b[l:]
-		m := protowire.ConsumeFieldValue(n, typ, b)
-		if m < 0 {
-			return v
-		}
-		if n == num && typ == protowire.VarintType {
-			x, _ := protowire.ConsumeVarint(b)
-			v = int64(x)
-		}
-		b = b[m:]
-	}
-	return v
 }
 
 // rawPool holds the buffers that batches are concatenated in before snappy.
