@@ -18,7 +18,7 @@ function ticks(dur: number): number[] {
 export function Waterfall({ trace, initialSpan }: { trace: Trace; initialSpan?: string }) {
   const [sel, setSel] = useState<string>(initialSpan ?? '');
   const [collapsed, setCollapsed] = useState<Set<string>>(new Set());
-  const dur = Math.max(trace.end - trace.start, 0.001);
+  const dur = Math.max(trace.duration, 0.001);
 
   // Hide the descendants of collapsed spans.
   const rows = useMemo(() => {

@@ -112,4 +112,31 @@ describe('parseSearch', () => {
     expect(hit.durationMs).toBeCloseTo(0.85);
     expect(fmtMs(hit.durationMs)).toBe('850µs');
   });
+
+  it('reads microsecond spans exactly at today\'s timestamps, where float ms are ~0.24µs coarse', () => {
+    // 1796567683123456789 ns: as float ms its last digits are lost, so end − start came out 85.2µs.
+    const t0 = 1796567683123456789n;
+    const ns = (d: bigint) => String(t0 + d);
+    const tr = parseTrace({
+      batches: [
+        {
+          resource: { attributes: [{ key: 'service.name', value: { stringValue: 'fast' } }] },
+          scopeSpans: [
+            {
+              spans: [
+                { traceId: 'AAAAAAAAAAAAAAAAAAAAAQ==', spanId: 'AAAAAAAAAAE=', name: 'root', startTimeUnixNano: ns(0n), endTimeUnixNano: ns(85_000n) },
+                { traceId: 'AAAAAAAAAAAAAAAAAAAAAQ==', spanId: 'AAAAAAAAAAI=', parentSpanId: 'AAAAAAAAAAE=', name: 'child', startTimeUnixNano: ns(100n), endTimeUnixNano: ns(85_100n - 36_000n) },
+              ],
+            },
+          ],
+        },
+      ],
+    });
+    expect(tr.spans.map((s) => fmtMs(s.duration))).toEqual(['85µs', '49µs']);
+    expect(fmtMs(tr.duration)).toBe('85µs');
+    const [hit] = parseSearch({
+      traces: [{ traceID: '4', startTimeUnixNano: ns(0n), spanSets: [{ spans: [{ startTimeUnixNano: ns(100n), durationNanos: '84900' }] }] }],
+    });
+    expect(fmtMs(hit.durationMs)).toBe('85µs');
+  });
 });

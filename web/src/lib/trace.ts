@@ -15,6 +15,9 @@ export interface Span {
   start: number; // unix ms (float)
   end: number; // unix ms (float)
   duration: number; // ms
+  // exact wire times, for durations across spans (float ms of today's time are only ~0.24µs precise)
+  startNs?: bigint;
+  endNs?: bigint;
   error: boolean;
   statusMessage: string;
   attributes: Record<string, AttrValue>;
@@ -37,6 +40,7 @@ export interface Trace {
   rows: WaterfallRow[];
   start: number;
   end: number;
+  duration: number; // ms, from the exact wire times when every span has them
   services: string[];
   errorCount: number;
 }
@@ -71,6 +75,20 @@ export function nanoToMs(v: unknown): number {
   // Split to keep precision: the last 6 digits are sub-millisecond.
   if (v.length > 6) return Number(v.slice(0, -6)) + Number(v.slice(-6)) / 1e6;
   return Number(v) / 1e6;
+}
+
+/** toNanos reads a nanosecond timestamp or duration exactly (a float ms of a 2026 time is only ~0.24µs precise). */
+function toNanos(v: unknown): bigint {
+  if (typeof v === 'bigint') return v;
+  if (typeof v === 'number') return Number.isFinite(v) ? BigInt(Math.trunc(v)) : 0n;
+  if (typeof v === 'string' && /^-?\d+$/.test(v)) return BigInt(v);
+  return 0n;
+}
+
+/** nanoSpanMs is end − start in ms, subtracted in whole nanoseconds so that an 85µs span reads 85µs, not 85.2µs. */
+export function nanoSpanMs(start: unknown, end: unknown): number {
+  const d = toNanos(end) - toNanos(start);
+  return d > 0n ? Number(d) / 1e6 : 0;
 }
 
 export function attrValue(v: any): AttrValue {
@@ -121,8 +139,12 @@ export function parseTrace(body: any): Trace {
       const scope = ss?.scope?.name ?? ss?.instrumentationLibrary?.name ?? '';
       for (const s of arr(ss?.spans)) {
         if (!s || typeof s !== 'object') continue;
+        const startNs = toNanos(s.startTimeUnixNano);
+        const rawEnd = toNanos(s.endTimeUnixNano);
+        const endNs = rawEnd > startNs ? rawEnd : startNs; // an end before the start is an instant
         const start = nanoToMs(s.startTimeUnixNano);
-        const end = Math.max(start, nanoToMs(s.endTimeUnixNano));
+        const duration = nanoSpanMs(startNs, endNs);
+        const end = start + duration;
         spans.push({
           traceId: normID(s.traceId),
           spanId: normID(s.spanId),
@@ -132,7 +154,9 @@ export function parseTrace(body: any): Trace {
           kind: kindName(s.kind),
           start,
           end,
-          duration: end - start,
+          duration,
+          startNs,
+          endNs,
           error: isError(s.status),
           statusMessage: String(s.status?.message ?? ''),
           attributes: attrs(s.attributes),
@@ -187,6 +211,7 @@ export function buildTrace(spans: Span[]): Trace {
   }
   if (!spans.length) start = end = 0;
   return {
+    duration: exactDuration(spans) ?? Math.max(end - start, 0),
     traceId: spans[0]?.traceId ?? '',
     spans,
     rows,
@@ -195,6 +220,18 @@ export function buildTrace(spans: Span[]): Trace {
     services: [...new Set(spans.map((s) => s.service))],
     errorCount: spans.filter((s) => s.error).length,
   };
+}
+
+/** exactDuration is the trace's span in ms from the spans' wire nanoseconds, or undefined without them. */
+function exactDuration(spans: Span[]): number | undefined {
+  let lo: bigint | undefined;
+  let hi: bigint | undefined;
+  for (const s of spans) {
+    if (s.startNs === undefined || s.endNs === undefined) return undefined;
+    if (lo === undefined || s.startNs < lo) lo = s.startNs;
+    if (hi === undefined || s.endNs > hi) hi = s.endNs;
+  }
+  return lo === undefined || hi === undefined ? undefined : nanoSpanMs(lo, hi);
 }
 
 /** profileSpanID returns the span's profile link ID (pyroscope.profile.id), if any. */
@@ -218,11 +255,15 @@ export interface SearchHit {
  * the latest end among its returned spans, from the trace's start (0 when none came back).
  */
 function subMillisecond(t: any): number {
-  const start = Number(t.startTimeUnixNano ?? 0);
+  const start = toNanos(t.startTimeUnixNano);
   let end = start;
-  for (const ss of arr(t.spanSets ?? (t.spanSet ? [t.spanSet] : [])))
-    for (const sp of arr(ss?.spans)) end = Math.max(end, Number(sp?.startTimeUnixNano ?? 0) + Number(sp?.durationNanos ?? 0));
-  return end > start ? (end - start) / 1e6 : 0;
+  for (const ss of arr(t.spanSets ?? (t.spanSet ? [t.spanSet] : []))) {
+    for (const sp of arr(ss?.spans)) {
+      const e = toNanos(sp?.startTimeUnixNano) + toNanos(sp?.durationNanos);
+      if (e > end) end = e;
+    }
+  }
+  return nanoSpanMs(start, end);
 }
 
 /** parseSearch reads Tempo's /api/search response. */
