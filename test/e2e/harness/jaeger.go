@@ -2,6 +2,7 @@ package harness
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"testing"
@@ -86,4 +87,27 @@ exporters:
 	}
 	j.Process = StartProcess(t, "jaeger", bin, "--config", file)
 	testpeer.WaitHTTP(t, "http://"+query+"/api/v3/services", 60*time.Second)
+}
+
+// StartCollector runs Jaeger v2, which is an OpenTelemetry Collector
+// distribution (otlp receiver and exporters, batch, spanmetrics connector,
+// prometheus exporter), on a plain Collector config, without its
+// self-telemetry listener, and waits until it listens on addr.
+func StartCollector(t testing.TB, config, addr string) *Process {
+	t.Helper()
+	bin := testpeer.Binary(t, "jaeger")
+	file := filepath.Join(t.TempDir(), "collector.yaml")
+	if err := os.WriteFile(file, []byte(config), 0o644); err != nil {
+		t.Fatalf("write collector config: %v", err)
+	}
+	p := StartProcess(t, "collector", bin, "--config", file, "--set=service.telemetry.metrics.level=none")
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+			c.Close()
+			return p
+		}
+		if exited, err := p.Exited(); exited || time.Now().After(deadline) {
+			t.Fatalf("collector not listening on %s (exited: %v %v)", addr, exited, err)
+		}
+	}
 }
