@@ -22,7 +22,7 @@ import (
 func forwardTarget(name, bin, vmBin string, load *Load, front func(bin, dir, vmWrite string) (*proc.Server, string, string, error)) target {
 	var vm *proc.Server
 	var began time.Time
-	return target{name: name, bin: bin, stop: syscall.SIGTERM,
+	return target{name: name, bin: bin, stop: syscall.SIGTERM, skip: []string{ballastGroup},
 		start: func(bin, dir string) (*proc.Server, string, string, string, error) {
 			addr, err := proc.FreeAddr()
 			if err != nil {

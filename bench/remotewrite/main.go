@@ -256,7 +256,7 @@ func reportRun(load *Load, label string, r *result) {
 		label, r.run.Elapsed.Round(time.Millisecond), r.run.Requests, p(0.5), p(0.99), r.run.Retries, r.run.Failures, r.run.FirstErr)
 	fmt.Printf("  disk after %s:\n    %s\n", r.flushNote, parts(r.diskParts))
 	if r.skipped > 0 {
-		fmt.Printf("    (not counted as storage: %.1f MB of caches)\n", float64(r.skipped)/1e6)
+		fmt.Printf("    (not counted as storage: %.1f MB of caches and the disk guard's reserve ballast)\n", float64(r.skipped)/1e6)
 	}
 	if r.stored != load.Samples {
 		fmt.Printf("  WARNING: stored %d of %d samples (%v)\n", r.stored, load.Samples, r.storedErr)

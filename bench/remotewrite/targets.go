@@ -31,14 +31,15 @@ type target struct {
 	// afterStop, if set, measures the compacted size offline.
 	afterStop func(dataDir string) (compacted int64, err error)
 	stop      syscall.Signal
-	// skip are top-level data dirs not counted as storage (caches).
+	// skip are top-level data dirs not counted as storage (caches, the
+	// disk guard's ballast).
 	skip []string
 	// cleanup, if set, runs once the run is measured (stops helper processes).
 	cleanup func()
 }
 
 func vispyrTarget(bin string) target {
-	return target{name: "vispyr", bin: bin, stop: syscall.SIGTERM,
+	return target{name: "vispyr", bin: bin, stop: syscall.SIGTERM, skip: []string{ballastGroup},
 		start: func(bin, dir string) (*proc.Server, string, string, string, error) {
 			addrs := map[string]string{}
 			for _, f := range []string{"metrics.listen-address", "otlp.grpc-address", "otlp.http-address",

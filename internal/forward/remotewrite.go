@@ -214,9 +214,10 @@ func (t *txn) Commit() error {
 }
 
 // AppendRawV1 queues a v1 WriteRequest's protobuf body as it came (the
-// remote-write receiver checked it: metrics.RawV1Appendable), compressed
-// once, in every destination's queue; it returns once that is fsync'd.
-func (m *Metrics) AppendRawV1(ctx context.Context, raw []byte) error {
+// remote-write receiver checked it: metrics.RawV1Appendable) in every
+// destination's queue, as the client compressed it when known, else
+// compressed once; it returns once that is fsync'd.
+func (m *Metrics) AppendRawV1(ctx context.Context, raw, compressed []byte) error {
 	for _, q := range m.queues {
 		if q.Full() {
 			return overloaded(ErrQueueFull)
@@ -224,11 +225,12 @@ func (m *Metrics) AppendRawV1(ctx context.Context, raw []byte) error {
 	}
 	bp := recPool.Get().(*[]byte)
 	defer recPool.Put(bp)
-	tenant := tenantOf(ctx)
-	rec := encodeRecord(*bp, tenant, nil)
-	n := len(rec)
-	rec = slices.Grow(rec, s2.MaxEncodedLen(len(raw)))
-	rec = rec[:n+len(s2.EncodeSnappy(rec[n:cap(rec)], raw))]
+	rec := encodeRecord(*bp, tenantOf(ctx), compressed)
+	if compressed == nil {
+		n := len(rec)
+		rec = slices.Grow(rec, s2.MaxEncodedLen(len(raw)))
+		rec = rec[:n+len(s2.EncodeSnappy(rec[n:cap(rec)], raw))]
+	}
 	*bp = rec
 	return appendRecord(m.queues, rec)
 }

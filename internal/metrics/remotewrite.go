@@ -168,7 +168,7 @@ func (h *RemoteWriteAppender) ConsumeSamples(ctx context.Context, req *remotewri
 	}
 
 	if raw, ok := h.app.(RawV1Appendable); ok && h.passesAsIs(req, sc.entries) {
-		if err := raw.AppendRawV1(ctx, req.Raw()); err != nil {
+		if err := raw.AppendRawV1(ctx, req.Raw(), req.Snappy()); err != nil {
 			return remotewrite.Written{}, err
 		}
 		h.samples.WithLabelValues("sample").Add(float64(req.NumSamples()))
@@ -202,9 +202,11 @@ func (h *RemoteWriteAppender) ConsumeSamples(ctx context.Context, req *remotewri
 // body as it came (a forwarder's queue). ConsumeSamples hands it the requests
 // that the sample-by-sample path would take whole and unchanged: every series
 // already validated (in the cache), no native histogram (whose schema may be
-// reduced), every timestamp in bounds.
+// reduced), every timestamp in bounds. compressed is raw snappy-compressed as
+// the client sent it (nil when unknown), so that it need not be compressed
+// again.
 type RawV1Appendable interface {
-	AppendRawV1(ctx context.Context, raw []byte) error
+	AppendRawV1(ctx context.Context, raw, compressed []byte) error
 }
 
 // passesAsIs reports whether v1 req may go to a RawV1Appendable as it came.

@@ -18,6 +18,7 @@ import (
 type Request struct {
 	v2      bool
 	raw     []byte
+	snappy  []byte   // raw compressed, as it came (SetSnappy)
 	symbols []string // v2 symbol table
 	series  []series
 	labels  []Label  // v1 labels of every series
@@ -54,7 +55,7 @@ type series struct {
 
 func (r *Request) reset(v2 bool) {
 	r.v2 = v2
-	r.raw = nil
+	r.raw, r.snappy = nil, nil
 	r.symbols = r.symbols[:0]
 	r.series = r.series[:0]
 	r.labels = r.labels[:0]

@@ -23,6 +23,14 @@ func (r *Request) V2() bool { return r.v2 }
 // a forwarder that passes requests on as they came.
 func (r *Request) Raw() []byte { return r.raw }
 
+// Snappy is the body as it came, snappy-compressed, when the receiver set it
+// (SetSnappy): a forwarder queues it as it is instead of compressing Raw again.
+func (r *Request) Snappy() []byte { return r.snappy }
+
+// SetSnappy records the compressed body that Raw was decoded from; Decode
+// clears it.
+func (r *Request) SetSnappy(b []byte) { r.snappy = b }
+
 // Len is the number of series.
 func (r *Request) Len() int { return len(r.series) }
 

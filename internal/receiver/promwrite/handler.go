@@ -92,6 +92,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.logger.Error("decoding remote write request", "v2", v2, "err", err)
 		err = pipeline.Invalid(err)
 	} else {
+		st.req.SetSnappy(st.body)
 		ctx := pipeline.WithTenant(r.Context(), r.Header.Get("X-Scope-OrgID"))
 		written, err = h.sink.ConsumeSamples(ctx, &st.req)
 	}
