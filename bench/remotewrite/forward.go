@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/vispyr/vispyr/bench/internal/proc"
+	"github.com/vispyr/vispyr/bench/internal/rwload"
 )
 
 // Forwarding targets: a front (vispyr gateway, or vmagent with its
@@ -19,7 +20,7 @@ import (
 
 // forwardTarget runs front (given VictoriaMetrics' write URL) in front of a
 // fresh VictoriaMetrics.
-func forwardTarget(name, bin, vmBin string, load *Load, front func(bin, dir, vmWrite string) (*proc.Server, string, string, error)) target {
+func forwardTarget(name, bin, vmBin string, load *rwload.Load, front func(bin, dir, vmWrite string) (*proc.Server, string, string, error)) target {
 	var vm *proc.Server
 	var began time.Time
 	return target{name: name, bin: bin, stop: syscall.SIGTERM, skip: []string{ballastGroup},
@@ -61,7 +62,7 @@ func forwardTarget(name, bin, vmBin string, load *Load, front func(bin, dir, vmW
 	}
 }
 
-func gatewayTarget(bin, vmBin string, load *Load) target {
+func gatewayTarget(bin, vmBin string, load *rwload.Load) target {
 	return forwardTarget("vispyr-gateway", bin, vmBin, load, func(bin, dir, vmWrite string) (*proc.Server, string, string, error) {
 		addrs := map[string]string{}
 		for _, f := range []string{"metrics.listen-address", "otlp.grpc-address", "otlp.http-address",
@@ -85,7 +86,7 @@ func gatewayTarget(bin, vmBin string, load *Load) target {
 // vmagentTarget runs vmagent with its persistent queue under the data dir
 // (it fsyncs its queue less often than Vispyr, which acknowledges only what
 // is fsync'd).
-func vmagentTarget(bin, vmBin string, load *Load) target {
+func vmagentTarget(bin, vmBin string, load *rwload.Load) target {
 	return forwardTarget("vmagent", bin, vmBin, load, func(bin, dir, vmWrite string) (*proc.Server, string, string, error) {
 		addr, err := proc.FreeAddr()
 		if err != nil {

@@ -7,10 +7,11 @@ package main
 import (
 	"flag"
 	"fmt"
+	"github.com/vispyr/vispyr/bench/internal/peers"
 	"github.com/vispyr/vispyr/bench/internal/proc"
+	"github.com/vispyr/vispyr/bench/internal/rwload"
 	"github.com/vispyr/vispyr/bench/internal/stats"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -22,7 +23,7 @@ type result struct {
 	ready             time.Duration
 	idleRSS, peakRSS  int64
 	cpu               time.Duration
-	run               *RunResult
+	run               *rwload.RunResult
 	samplesPerSec     float64
 	disk, compacted   int64
 	skipped           int64
@@ -79,7 +80,7 @@ func run(series, batch, senders, rounds int, interval time.Duration, names []str
 	// Timestamps end a minute ago, so every target accepts and shows them.
 	start := time.Now().Add(-time.Duration(rounds)*interval - time.Minute).Truncate(time.Second)
 	t0 := time.Now()
-	load, err := NewLoad(series, batch, senders, rounds, interval, start)
+	load, err := rwload.NewLoad(series, batch, senders, rounds, interval, start)
 	if err != nil {
 		return err
 	}
@@ -94,13 +95,13 @@ func run(series, batch, senders, rounds int, interval time.Duration, names []str
 			case "vispyr":
 				tg = vispyrTarget(vispyrBin)
 			case "prometheus":
-				tg = prometheusTarget(lookPath(promBin))
+				tg = prometheusTarget(peers.LookPath(promBin))
 			case "victoria-metrics":
-				tg = victoriaMetricsTarget(lookPath(vmBin))
+				tg = victoriaMetricsTarget(peers.LookPath(vmBin))
 			case "vispyr-gateway":
-				tg = gatewayTarget(vispyrBin, lookPath(vmBin), load)
+				tg = gatewayTarget(vispyrBin, peers.LookPath(vmBin), load)
 			case "vmagent":
-				tg = vmagentTarget(lookPath(vmagentBin), lookPath(vmBin), load)
+				tg = vmagentTarget(peers.LookPath(vmagentBin), peers.LookPath(vmBin), load)
 			default:
 				return fmt.Errorf("unknown target %q", name)
 			}
@@ -126,7 +127,7 @@ func run(series, batch, senders, rounds int, interval time.Duration, names []str
 	return nil
 }
 
-func runTarget(tg target, dir string, load *Load) (*result, error) {
+func runTarget(tg target, dir string, load *rwload.Load) (*result, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -184,7 +185,7 @@ type summary struct {
 	sps, spcpu, peak, idle, ready, cpu, disk, bps, c stats.Summary
 }
 
-func summarise(load *Load, name string, runs []*result) summary {
+func summarise(load *rwload.Load, name string, runs []*result) summary {
 	f := func(g func(r *result) float64) stats.Summary { return stats.Collect(runs, g) }
 	s := summary{name: name, runs: runs}
 	s.sps = f(func(r *result) float64 { return r.samplesPerSec })
@@ -199,7 +200,7 @@ func summarise(load *Load, name string, runs []*result) summary {
 	return s
 }
 
-func report(load *Load, names []string, runs map[string][]*result) {
+func report(load *rwload.Load, names []string, runs map[string][]*result) {
 	fmt.Println()
 	fmt.Printf("%-17s %12s %12s %9s %9s %9s %9s %10s %8s %10s\n",
 		"target", "samples/s", "samples/CPUs", "peak RSS", "idle RSS", "ready s", "CPU s", "disk MB", "B/sample", "compact B/s")
@@ -247,7 +248,7 @@ func report(load *Load, names []string, runs map[string][]*result) {
 }
 
 // reportRun prints what one run's table row does not hold.
-func reportRun(load *Load, label string, r *result) {
+func reportRun(load *rwload.Load, label string, r *result) {
 	lat := stats.Ms(r.run.Latency)
 	p := func(q float64) time.Duration {
 		return time.Duration(stats.Quantile(lat, q) * float64(time.Millisecond)).Round(time.Microsecond)
@@ -299,14 +300,7 @@ func reportStartup(bin, dir string, n int) {
 		rss.Format(func(v float64) string { return fmt.Sprintf("%.0f", v) }))
 }
 
-func lookPath(bin string) string {
-	if p, err := exec.LookPath(bin); err == nil {
-		return p
-	}
-	return bin
-}
-
-func countBodies(l *Load) int {
+func countBodies(l *rwload.Load) int {
 	n := 0
 	for _, b := range l.Bodies {
 		n += len(b)

@@ -3,7 +3,9 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/vispyr/vispyr/bench/internal/peers"
 	"github.com/vispyr/vispyr/bench/internal/proc"
+	"github.com/vispyr/vispyr/bench/internal/rwload"
 	"io"
 	"net/http"
 	"net/url"
@@ -41,24 +43,7 @@ type target struct {
 func vispyrTarget(bin string) target {
 	return target{name: "vispyr", bin: bin, stop: syscall.SIGTERM, skip: []string{ballastGroup},
 		start: func(bin, dir string) (*proc.Server, string, string, string, error) {
-			addrs := map[string]string{}
-			for _, f := range []string{"metrics.listen-address", "otlp.grpc-address", "otlp.http-address",
-				"admin.listen-address", "health.listen-address", "tempo.listen-address",
-				"pyroscope.listen-address", "pyroscope.ingest-address", "loki.listen-address", "faro.listen-address", "ui.listen-address"} {
-				a, err := proc.FreeAddr()
-				if err != nil {
-					return nil, "", "", "", err
-				}
-				addrs[f] = a
-			}
-			args := []string{"serve", "--data-dir=" + filepath.Join(dir, "data")}
-			for f, a := range addrs {
-				args = append(args, "--"+f+"="+a)
-			}
-			args = append(args, vispyrExtraArgs...)
-			srv, err := proc.Start(filepath.Join(dir, "vispyr.log"), bin, args...)
-			m := "http://" + addrs["metrics.listen-address"]
-			return srv, m + "/api/v1/write", "http://" + addrs["admin.listen-address"] + "/-/ready", m, err
+			return started(peers.Vispyr(bin, dir, vispyrExtraArgs...))
 		},
 		flush: func(string, string) (string, int64) { return "graceful stop (TSDB close)", 0 },
 		afterStop: func(dataDir string) (int64, error) {
@@ -70,19 +55,7 @@ func vispyrTarget(bin string) target {
 func prometheusTarget(bin string) target {
 	return target{name: "prometheus", bin: bin, stop: syscall.SIGTERM,
 		start: func(bin, dir string) (*proc.Server, string, string, string, error) {
-			addr, err := proc.FreeAddr()
-			if err != nil {
-				return nil, "", "", "", err
-			}
-			cfg := filepath.Join(dir, "prometheus.yml")
-			if err := os.WriteFile(cfg, []byte("global: {}\n"), 0o644); err != nil {
-				return nil, "", "", "", err
-			}
-			srv, err := proc.Start(filepath.Join(dir, "prometheus.log"), bin,
-				"--config.file="+cfg, "--storage.tsdb.path="+filepath.Join(dir, "data"),
-				"--web.listen-address="+addr, "--web.enable-remote-write-receiver", "--web.enable-admin-api")
-			u := "http://" + addr
-			return srv, u + "/api/v1/write", u + "/-/ready", u, err
+			return started(peers.Prometheus(bin, dir))
 		},
 		// A snapshot with the head writes the head as a compacted block: what
 		// the same samples take once Prometheus compacts them (after ~3h).
@@ -111,14 +84,7 @@ func prometheusTarget(bin string) target {
 func victoriaMetricsTarget(bin string) target {
 	return target{name: "victoria-metrics", bin: bin, stop: syscall.SIGINT, skip: []string{"cache"},
 		start: func(bin, dir string) (*proc.Server, string, string, string, error) {
-			addr, err := proc.FreeAddr()
-			if err != nil {
-				return nil, "", "", "", err
-			}
-			srv, err := proc.Start(filepath.Join(dir, "victoria-metrics.log"), bin,
-				"-storageDataPath="+filepath.Join(dir, "data"), "-httpListenAddr="+addr, "-retentionPeriod=100y")
-			u := "http://" + addr
-			return srv, u + "/api/v1/write", u + "/health", u, err
+			return started(peers.VictoriaMetrics(bin, dir))
 		},
 		flush: func(apiURL, dataDir string) (string, int64) {
 			resp, err := http.Get(apiURL + "/internal/force_flush")
@@ -132,9 +98,17 @@ func victoriaMetricsTarget(bin string) target {
 	}
 }
 
+// started unpacks a peer's start for target.start.
+func started(p *peers.Started, err error) (*proc.Server, string, string, string, error) {
+	if err != nil {
+		return nil, "", "", "", err
+	}
+	return p.Server, p.WriteURL, p.ReadyURL, p.APIURL, nil
+}
+
 // storedSamples asks the target how many samples of the load it holds:
 // sum(count_over_time({job="bench"}[span])) at the last round's time.
-func storedSamples(apiURL string, l *Load) (int64, error) {
+func storedSamples(apiURL string, l *rwload.Load) (int64, error) {
 	end := l.Start.Add(time.Duration(l.Rounds-1) * l.Interval)
 	span := time.Duration(l.Rounds) * l.Interval
 	q := fmt.Sprintf(`sum(count_over_time({job="bench"}[%ds]))`, int(span.Seconds()))

@@ -1,4 +1,7 @@
-package main
+// Package rwload builds a Prometheus remote-write (v1) workload before any
+// target starts and sends it with concurrent senders, each owning a shard of
+// the series so every series' samples arrive in order.
+package rwload
 
 import (
 	"bytes"
@@ -28,7 +31,19 @@ type Load struct {
 	Bodies       [][][]byte
 	Samples      int64
 	EncodedBytes int64
+
+	shape Shape
 }
+
+// Shape names series s and gives its next value after v.
+type Shape struct {
+	Labels func(s int) []prompb.Label // sorted by name, as remote write requires
+	Next   func(s int, v float64, rng *rand.Rand) float64
+}
+
+// NodeShape is node_exporter-like: 200 names, 20 instances per 20,000 series,
+// job "bench"; values as NewLoad says.
+var NodeShape = Shape{Labels: seriesLabels, Next: nextValue}
 
 // NewLoad builds series×rounds samples: series s gets one sample per
 // round, timestamped start + round*interval. Values mix what node_exporter
@@ -37,11 +52,16 @@ type Load struct {
 // (CPU seconds), gauges with random two-decimal values, and gauges that
 // rarely change (memory totals, up).
 func NewLoad(series, batch, senders, rounds int, interval time.Duration, start time.Time) (*Load, error) {
+	return NewShaped(NodeShape, series, batch, senders, rounds, interval, start)
+}
+
+// NewShaped is NewLoad with series named and valued by shape.
+func NewShaped(shape Shape, series, batch, senders, rounds int, interval time.Duration, start time.Time) (*Load, error) {
 	l := &Load{Series: series, Batch: batch, Senders: senders, Rounds: rounds, Interval: interval, Start: start,
-		Bodies: make([][][]byte, senders)}
+		Bodies: make([][][]byte, senders), shape: shape}
 	labels := make([][]prompb.Label, series)
 	for s := range labels {
-		labels[s] = seriesLabels(s)
+		labels[s] = shape.Labels(s)
 	}
 	var wg sync.WaitGroup
 	errs := make([]error, senders)
@@ -134,7 +154,7 @@ func (l *Load) encodeSender(k int, labels [][]prompb.Label) ([][]byte, int64, er
 	for r := 0; r < l.Rounds; r++ {
 		ts := l.Start.Add(time.Duration(r) * l.Interval).UnixMilli()
 		for i, s := range own {
-			values[i] = nextValue(s, values[i], rngs[i])
+			values[i] = l.shape.Next(s, values[i], rngs[i])
 			j := len(req.Timeseries)
 			samples[j] = prompb.Sample{Timestamp: ts, Value: values[i]}
 			req.Timeseries = append(req.Timeseries, prompb.TimeSeries{Labels: labels[s], Samples: samples[j : j+1]})

@@ -1,0 +1,127 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/vispyr/vispyr/bench/internal/stats"
+)
+
+// report prints, per query, each system and configuration's cold and warm
+// latencies, then Vispyr's ratios to VictoriaMetrics.
+func report(ts []*timing, o options) {
+	ms := func(v float64) string { return fmt.Sprintf("%.1f", v) }
+	fmt.Printf("\nlatency in ms: cold = first request after a start-up (median (min–max) of %d start-up(s));\n", o.repeat)
+	fmt.Printf("warm = the next %d × %d: median, p99 and min–max\n", o.runs, o.repeat)
+	for _, q := range dashboardQueries() {
+		fmt.Printf("\n%s\n", q.name)
+		fmt.Printf("  %-36s %22s %9s %9s %18s %8s\n", "system", "cold", "warm p50", "warm p99", "warm min–max", "result")
+		for _, t := range ts {
+			cold, warm := stats.Of(stats.Ms(t.cold[q.name])), stats.Ms(t.warm[q.name])
+			w := stats.Of(warm)
+			fmt.Printf("  %-36s %22s %9.1f %9.1f %18s %8d\n", t.system+", "+t.config, cold.Format(ms), w.Median,
+				stats.Quantile(warm, .99), ms(w.Min)+"–"+ms(w.Max), t.answers[q.name].series)
+		}
+	}
+	ratios(ts)
+	equalAnswers(ts)
+}
+
+// ratios prints Vispyr's warm medians over VictoriaMetrics', cache off to
+// cache off and cache on to cache on (the issue's goals: ≤ 1.5 and ≤ 1.0).
+func ratios(ts []*timing) {
+	find := func(sys, cfg string) *timing {
+		for _, t := range ts {
+			if t.system == sys && t.config == cfg {
+				return t
+			}
+		}
+		return nil
+	}
+	pairs := [][2]*timing{
+		{find("vispyr", "results cache off"), find("victoria-metrics", "cache off")},
+		{find("vispyr", "results cache on"), find("victoria-metrics", "cache on")},
+		{find("vispyr", "results cache off"), find("prometheus", "no cache")},
+	}
+	fmt.Println()
+	for _, p := range pairs {
+		if p[0] == nil || p[1] == nil {
+			continue
+		}
+		fmt.Printf("vispyr (%s) / %s (%s), warm medians:\n", p[0].config, p[1].system, p[1].config)
+		for _, q := range dashboardQueries() {
+			v, o := stats.Of(stats.Ms(p[0].warm[q.name])).Median, stats.Of(stats.Ms(p[1].warm[q.name])).Median
+			fmt.Printf("  ×%-6.2f %s\n", v/o, q.name)
+		}
+	}
+}
+
+// equalAnswers checks that each system answered the same in every
+// configuration: a cache must not change an answer.
+func equalAnswers(ts []*timing) {
+	for i, a := range ts {
+		for _, b := range ts[i+1:] {
+			if a.system != b.system {
+				continue
+			}
+			same := true
+			for name, x := range a.answers {
+				if b.answers[name].digest != x.digest {
+					same = false
+					fmt.Printf("WARNING: %s answers %q differently with %s and %s\n", a.system, name, a.config, b.config)
+				}
+			}
+			if same {
+				fmt.Printf("%s: every answer identical with %s and %s\n", a.system, a.config, b.config)
+			}
+		}
+	}
+}
+
+// instant is the single value of an instant query at t.
+func instant(api, q string, t time.Time) (float64, error) {
+	resp, err := client.Get(api + "/api/v1/query?" + url.Values{"query": {q}, "time": {unix(t)}}.Encode())
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	var r struct {
+		Status string `json:"status"`
+		Error  string `json:"error"`
+		Data   struct {
+			Result []struct {
+				Value [2]any `json:"value"`
+			} `json:"result"`
+		} `json:"data"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
+		return 0, fmt.Errorf("decode: %w", err)
+	}
+	if r.Status != "success" || len(r.Data.Result) != 1 {
+		return 0, fmt.Errorf("%s: %s %s (%d results)", q, r.Status, r.Error, len(r.Data.Result))
+	}
+	s, _ := r.Data.Result[0].Value[1].(string)
+	return strconv.ParseFloat(s, 64)
+}
+
+func saveURL(u, path string) error {
+	resp, err := client.Get(u)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
