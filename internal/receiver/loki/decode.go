@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql/parser"
@@ -194,6 +195,41 @@ func decodeJSON(b []byte) (*logpush.Request, error) {
 				e.Metadata = labels.FromMap(meta)
 			}
 			s.Entries = append(s.Entries, e)
+		}
+		req.Streams = append(req.Streams, s)
+	}
+	return req, nil
+}
+
+// legacyPush is the JSON body of Loki's legacy push path, /api/prom/push:
+// the protobuf message's shape, labels as a string and RFC 3339 timestamps.
+// Clients built on Loki's push types (loki-client-go's JSON mode) send it.
+type legacyPush struct {
+	Streams []struct {
+		Labels  string `json:"labels"`
+		Entries []struct {
+			TS       time.Time         `json:"ts"`
+			Line     string            `json:"line"`
+			Metadata map[string]string `json:"structuredMetadata"`
+		} `json:"entries"`
+	} `json:"streams"`
+}
+
+// decodeLegacyJSON decodes {"streams":[{"labels":"{a=\"b\"}","entries":[{"ts":"<RFC 3339>","line":"..."}]}]}.
+func decodeLegacyJSON(b []byte) (*logpush.Request, error) {
+	var p legacyPush
+	if err := json.Unmarshal(b, &p); err != nil {
+		return nil, err
+	}
+	req := &logpush.Request{Streams: make([]logpush.Stream, 0, len(p.Streams))}
+	for _, js := range p.Streams {
+		ls, err := parseLabels(js.Labels)
+		if err != nil {
+			return nil, err
+		}
+		s := logpush.Stream{Labels: ls, Entries: make([]logpush.Entry, 0, len(js.Entries))}
+		for _, e := range js.Entries {
+			s.Entries = append(s.Entries, logpush.Entry{Timestamp: e.TS.UnixNano(), Line: e.Line, Metadata: labels.FromMap(e.Metadata)})
 		}
 		req.Streams = append(req.Streams, s)
 	}

@@ -23,6 +23,7 @@ type Handler struct {
 	next     pipeline.Logs
 	maxBytes int64
 	logger   *slog.Logger
+	legacy   bool // JSON bodies are the legacy path's shape
 }
 
 // NewHandler returns the push receiver; bodies (decompressed) over maxBytes are
@@ -31,10 +32,13 @@ func NewHandler(next pipeline.Logs, maxBytes int64, logger *slog.Logger) *Handle
 	return &Handler{next: next, maxBytes: maxBytes, logger: logger}
 }
 
-// Register adds the push paths (and Loki's legacy one) to mux.
+// Register adds the push paths to mux: Loki's and its legacy one, which
+// takes the same protobuf but JSON of another shape, as Loki 3 still does.
 func (h *Handler) Register(mux *http.ServeMux) {
 	mux.Handle("POST /loki/api/v1/push", h)
-	mux.Handle("POST /api/prom/push", h)
+	legacy := *h
+	legacy.legacy = true
+	mux.Handle("POST /api/prom/push", &legacy)
 }
 
 // ServeHTTP answers as Loki does: 204 when every line is stored, 400 with the
@@ -100,7 +104,11 @@ func (h *Handler) decode(r *http.Request) (*logpush.Request, error) {
 	}
 	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if ct == "application/json" {
-		req, err := decodeJSON(b)
+		decode := decodeJSON
+		if h.legacy {
+			decode = decodeLegacyJSON
+		}
+		req, err := decode(b)
 		if err != nil {
 			return nil, fmt.Errorf("loghttp push: %w", err)
 		}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -68,7 +69,12 @@ func newServer(t *testing.T, cfg logs.Config) (*httptest.Server, *logs.Store) {
 
 func post(t *testing.T, url, ctype, enc string, body []byte) (int, string) {
 	t.Helper()
-	req, _ := http.NewRequest("POST", url+"/loki/api/v1/push", bytes.NewReader(body))
+	return postPath(t, url+"/loki/api/v1/push", ctype, enc, body)
+}
+
+func postPath(t *testing.T, url, ctype, enc string, body []byte) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", url, bytes.NewReader(body))
 	req.Header.Set("Content-Type", ctype)
 	if enc != "" {
 		req.Header.Set("Content-Encoding", enc)
@@ -131,6 +137,37 @@ func TestPushErrorsAsLoki(t *testing.T) {
 	f("too big", "application/json", bytes.Repeat([]byte(" "), 2<<20), 413, "too large")
 }
 
+// The legacy path takes the protobuf as the v1 path does, and JSON in the
+// legacy shape (labels string, RFC 3339 timestamps), as Loki 3 still does.
+func TestLegacyPushPath(t *testing.T) {
+	srv, st := newServer(t, logs.Config{})
+	now := time.Now().Truncate(time.Microsecond)
+	legacy := `{"streams":[{"labels":"{app=\"legacy\", env=\"dev\"}","entries":[` +
+		`{"ts":"` + now.Format(time.RFC3339Nano) + `","line":"first","structuredMetadata":{"trace_id":"0af7651916cd43dd8448eb211c80319c"}},` +
+		`{"ts":"` + now.Add(time.Millisecond).Format(time.RFC3339Nano) + `","line":"second"}]}]}`
+	if code, msg := postPath(t, srv.URL+"/api/prom/push", "application/json", "", []byte(legacy)); code != http.StatusNoContent {
+		t.Fatalf("legacy json push: %d %s", code, msg)
+	}
+	if code, msg := postPath(t, srv.URL+"/api/prom/push", "application/x-protobuf", "", encodePush(`{app="legacy", env="dev"}`, "third", now.Add(2*time.Millisecond), nil)); code != http.StatusNoContent {
+		t.Fatalf("legacy proto push: %d %s", code, msg)
+	}
+	it, err := st.Select(context.Background(), "team-a", logs.SelectParams{
+		Matchers: []*labels.Matcher{labels.MustNewMatcher(labels.MatchEqual, "app", "legacy")},
+		Start:    now.UnixNano(), End: now.UnixNano() + 1e9, Direction: logs.Forward})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for it.Next() {
+		ls, e := it.At()
+		got = append(got, fmt.Sprintf("%s|%d|%s|%s", ls.Get("env"), e.Timestamp-now.UnixNano(), e.Line, e.Metadata.Get("trace_id")))
+	}
+	want := "dev|0|first|0af7651916cd43dd8448eb211c80319c,dev|1000000|second|,dev|2000000|third|"
+	if strings.Join(got, ",") != want {
+		t.Fatalf("stored:\n%s\nwant:\n%s", strings.Join(got, ","), want)
+	}
+}
+
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 
 func FuzzDecodeProto(f *testing.F) {
@@ -148,4 +185,10 @@ func FuzzDecodeJSON(f *testing.F) {
 	f.Add([]byte(`{"streams":[{"stream":{"a":"b"},"values":[["1","x",{"k":"v"}]]}]}`))
 	f.Add([]byte(`{"streams":[{"values":[[]]}]}`))
 	f.Fuzz(func(t *testing.T, b []byte) { decodeJSON(b) })
+}
+
+func FuzzDecodeLegacyJSON(f *testing.F) {
+	f.Add([]byte(`{"streams":[{"labels":"{a=\"b\"}","entries":[{"ts":"2024-01-02T03:04:05.123456789Z","line":"x","structuredMetadata":{"k":"v"}}]}]}`))
+	f.Add([]byte(`{"streams":[{"labels":"","entries":[{}]}]}`))
+	f.Fuzz(func(t *testing.T, b []byte) { decodeLegacyJSON(b) })
 }
