@@ -453,3 +453,45 @@ func startEnvManual(t *testing.T, url string, q QueueConfig, dir string) manualE
 		_ = fwd.Close()
 	}}
 }
+
+// The health the status page shows reaches /metrics too: healthy while the
+// destination answers, 0 with the error on Status while it fails, healthy
+// again (and a newer last success) once it answers.
+func TestHealthGauges(t *testing.T) {
+	var down atomic.Bool
+	c := &collector{spans: map[string]int{}, answer: func(_ int, _ http.ResponseWriter) int {
+		if down.Load() {
+			return http.StatusServiceUnavailable
+		}
+		return 0
+	}}
+	srv := httptest.NewServer(c)
+	defer srv.Close()
+	e := startEnv(t, srv.URL, fastQueue(), "")
+	gauges := func() (healthy, last float64) {
+		return e.metric(t, "vispyr_forward_destination_healthy", "destination", "dest"),
+			e.metric(t, "vispyr_forward_last_success_timestamp_seconds", "destination", "dest")
+	}
+	e.send(t, "up", 3)
+	e.delivered(t, c, 3)
+	var firstOK float64
+	eventually(t, 5*time.Second, func() (bool, string) {
+		h, l := gauges()
+		firstOK = l
+		return h == 1 && l > 0, fmt.Sprintf("healthy=%v last success=%v after delivery", h, l)
+	})
+	down.Store(true)
+	e.send(t, "down", 3)
+	eventually(t, 5*time.Second, func() (bool, string) {
+		h, _ := gauges()
+		st := e.fwd.Status()[0]
+		return h == 0 && !st.Healthy && strings.Contains(st.LastError, "503"),
+			fmt.Sprintf("healthy=%v, status %+v while the destination answers 503", h, st)
+	})
+	down.Store(false)
+	e.delivered(t, c, 6)
+	eventually(t, 5*time.Second, func() (bool, string) {
+		h, l := gauges()
+		return h == 1 && l > firstOK, fmt.Sprintf("healthy=%v last success=%v (first %v) after recovery", h, l, firstOK)
+	})
+}

@@ -51,6 +51,7 @@ type pipe[U any] struct {
 	duration                      prometheus.Observer
 	highestSent                   prometheus.Gauge
 	queueBytes, queueRecs         prometheus.Gauge
+	healthy, lastSuccess          prometheus.Gauge
 
 	loggedMu sync.Mutex
 	logged   map[string]bool // drop reasons already logged
@@ -65,6 +66,7 @@ func newPipe[U any](signal string, d *Destination, q Queue, c codec[U], send sen
 		items: m.items.With(l), failed: m.failed.With(l), retried: m.retried.With(l), bytes: m.bytes.With(l),
 		dropped: m.dropped.MustCurryWith(l), duration: m.duration.With(l), highestSent: m.highestSent.With(l),
 		queueBytes: m.queueBytes.With(l), queueRecs: m.queueRecs.With(l),
+		healthy: m.healthy.With(l), lastSuccess: m.lastSuccess.With(l),
 	}
 	m.shards.With(l).Set(float64(d.Queue.Shards))
 	p.shards = make([]chan []unit[U], d.Queue.Shards)
@@ -270,9 +272,20 @@ func (p *pipe[U]) commit() {
 }
 
 func (p *pipe[U]) updateQueueGauges() {
-	b, r := p.q.Size()
-	p.queueBytes.Set(float64(b))
-	p.queueRecs.Set(float64(r))
+	s := p.status()
+	p.queueBytes.Set(float64(s.QueueBytes))
+	p.queueRecs.Set(float64(s.QueueRecords))
+	p.healthy.Set(boolFloat(s.Healthy))
+	if !s.LastSuccess.IsZero() {
+		p.lastSuccess.Set(float64(s.LastSuccess.UnixNano()) / 1e9)
+	}
+}
+
+func boolFloat(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // health is what the status page shows of a destination.

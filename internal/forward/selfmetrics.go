@@ -14,6 +14,7 @@ type selfMetrics struct {
 	highestSent            *prometheus.GaugeVec
 	queueBytes, queueRecs  *prometheus.GaugeVec
 	shards                 *prometheus.GaugeVec
+	healthy, lastSuccess   *prometheus.GaugeVec
 }
 
 var destLabels = []string{"signal", "destination"}
@@ -61,10 +62,20 @@ func newSelfMetrics(reg prometheus.Registerer) *selfMetrics {
 			Name: "vispyr_forward_shards",
 			Help: "Parallel senders of the destination.",
 		}, destLabels),
+		// healthy and lastSuccess carry the status page's health to the UI,
+		// which reads every process (serve and scraped gateways) by PromQL.
+		healthy: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "vispyr_forward_destination_healthy",
+			Help: "1 when the destination's last send succeeded (or none was needed) and its queue is not full, else 0.",
+		}, destLabels),
+		lastSuccess: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "vispyr_forward_last_success_timestamp_seconds",
+			Help: "When the destination last accepted a batch (0: never since start).",
+		}, destLabels),
 	}
 	if reg != nil {
 		reg.MustRegister(m.items, m.failed, m.retried, m.dropped, m.bytes, m.duration,
-			m.highestSent, m.queueBytes, m.queueRecs, m.shards)
+			m.highestSent, m.queueBytes, m.queueRecs, m.shards, m.healthy, m.lastSuccess)
 	}
 	return m
 }

@@ -111,6 +111,8 @@ async function vispyr() {
     const d = JSON.parse(document.querySelector('[data-testid=vchart-forward] [data-testid=vchart]')?.dataset.drawn || '{}');
     return Object.entries(d).some(([k, v]) => k.startsWith(line) && v > 0);
   }, want.forwardLine);
+  step = "the gateway's destination, which never answers, is failing with a backlog";
+  await destinationRow(want.gatewayInstance, 'traces', (r) => r.health === 'failing' && r.backlog > 0);
   step = 'refusal chart is drawn (flat when nothing is refused)';
   await page.getByTestId('vchart-refusals').locator('.uplot').waitFor();
   await page.waitForTimeout(300);
@@ -118,8 +120,49 @@ async function vispyr() {
   log('vispyr ok');
 }
 
+// destinationRow waits until the Forward destinations table has a row of the process at
+// instance for signal whose health and backlog (bytes) satisfy ok, and returns the backlog.
+async function destinationRow(instance, signal, ok, timeout) {
+  const h = await page.waitForFunction(
+    ([instance, signal, okSrc]) => {
+      const ok = eval('(' + okSrc + ')');
+      for (const r of document.querySelectorAll('[data-testid=destination-row]')) {
+        const cells = [...r.querySelectorAll('td')].map((td) => td.textContent);
+        const got = { health: r.dataset.health, backlog: Number(r.dataset.backlog) };
+        if (cells[0].endsWith(' ' + instance) && cells[1] === signal && ok(got)) return got.backlog;
+      }
+      return false;
+    },
+    [instance, signal, ok.toString()],
+    { timeout },
+  );
+  return h.jsonValue();
+}
+
+async function destinations() {
+  step = "serve's own destination (VictoriaMetrics) is healthy while it runs";
+  // Refreshed every second, as someone watching an outage would set it.
+  await page.goto(base + '/vispyr?from=5m&refresh=1s');
+  await page.getByTestId('forward-destinations').waitFor();
+  // While healthy, the backlog is what waits for the next batch (5 s of self-scrapes).
+  const healthyBacklog = await destinationRow(want.selfInstance, 'metrics', (r) => r.health === 'healthy');
+  const row = page.getByTestId('destination-row').filter({ hasText: want.selfInstance });
+  expect((await row.getByTestId('destination-health').innerText()).toLowerCase() === 'healthy', 'the VictoriaMetrics row does not say healthy');
+  await shot('13-destinations-healthy');
+
+  step = 'the destination turns failing, its backlog growing, once VictoriaMetrics is killed';
+  process.kill(want.destinationPid, 'SIGKILL');
+  await destinationRow(want.selfInstance, 'metrics', (r) => r.health === 'failing');
+  expect((await row.getByTestId('destination-health').innerText()).toLowerCase() === 'failing', 'the VictoriaMetrics row does not say failing');
+  const grown = 2 * Math.max(healthyBacklog, 1);
+  await destinationRow(want.selfInstance, 'metrics', new Function('r', `return r.health === 'failing' && r.backlog > ${grown}`), 60000);
+  await shot('14-destinations-failing');
+  log('destinations ok');
+}
+
 await finish(b, 'failure-ops', async () => {
   await targets();
   await alerts();
   await vispyr();
+  await destinations();
 }, () => step);

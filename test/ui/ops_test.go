@@ -84,7 +84,18 @@ scrape_configs:
 			t.Fatal(err)
 		}
 	}
-	s := startVispyr(t, root, "-prometheus.config.file", prom, "-prometheus.self-scrape-interval", "1s")
+	// serve forwards its metrics (its self-scrape, every second) to a real VictoriaMetrics that
+	// the browser script kills, to see the destination turn from healthy to failing.
+	vmAddr := fmt.Sprintf("127.0.0.1:%d", testpeer.FreePort(t))
+	vm := exec.Command(testpeer.Binary(t, "victoria-metrics"), "-httpListenAddr="+vmAddr, "-storageDataPath="+filepath.Join(dir, "vm"))
+	if err := vm.Start(); err != nil {
+		t.Fatalf("start victoria-metrics: %v", err)
+	}
+	t.Cleanup(func() { _ = vm.Process.Kill(); _ = vm.Wait() })
+	testpeer.WaitHTTP(t, "http://"+vmAddr+"/health", 30*time.Second)
+
+	s := startVispyr(t, root, "-prometheus.config.file", prom, "-prometheus.self-scrape-interval", "1s",
+		"-forward.metrics.url", "http://"+vmAddr+"/api/v1/write")
 	base := "http://" + s.ui
 	get := func(path string) func() (*http.Response, error) {
 		return func() (*http.Response, error) { return http.Get(base + path) }
@@ -141,6 +152,8 @@ scrape_configs:
 		},
 		// The forward chart names each queue by instance, signal and destination.
 		"forwardLine": gwAdmin + " traces",
+		// The Forward destinations table: the gateway's and serve's own, whose peer the script kills.
+		"gatewayInstance": gwAdmin, "selfInstance": s.admin, "destinationPid": vm.Process.Pid,
 	})
 	runNode(t, filepath.Join(root, "test", "ui", "ops.mjs"), "ops", base, filepath.Join(root, "artifacts", "screenshots"), string(want))
 }

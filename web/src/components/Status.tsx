@@ -3,7 +3,7 @@
 import type { Labels } from '../lib/prom';
 import '../ops.css';
 
-const TONE: Record<string, string> = { up: 'ok', ok: 'ok', down: 'bad', err: 'bad', firing: 'bad', pending: 'warn', inactive: 'muted', unknown: 'muted' };
+const TONE: Record<string, string> = { up: 'ok', ok: 'ok', down: 'bad', err: 'bad', firing: 'bad', pending: 'warn', inactive: 'muted', unknown: 'muted', healthy: 'ok', failing: 'bad' };
 
 /** Badge shows a health or alert state, coloured by how much it needs attention. */
 export function Badge({ state, testid }: { state: string; testid?: string }) {

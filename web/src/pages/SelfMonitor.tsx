@@ -3,6 +3,7 @@
 
 import * as api from '../api';
 import { Chart } from '../components/Chart';
+import { Destinations } from '../components/Destinations';
 import { Load, Panel, Stat } from '../components/ui';
 import { useApp, useAsync } from '../hooks';
 import { fmtBytes, fmtMs, fmtNum, fmtRate } from '../lib/format';
@@ -185,6 +186,7 @@ export function SelfMonitor() {
           )
         }
       </Load>
+      <Destinations />
       <div class="charts">
         {CHARTS.map((c) => (
           <SelfChart key={c.id} def={c} />
