@@ -94,6 +94,18 @@ func (q *Query) IsMetrics() bool { return q.metrics != nil || q.math != nil }
 // Hints returns conditions every matching trace satisfies; see Hints.MayMatch.
 func (q *Query) Hints() Hints { return q.hints }
 
+// MatchesAll reports whether the query is the bare filter {}: every trace with a
+// span matches, with one spanset of all its spans and no attributes. A store may
+// then pick the traces to return from their start times alone and evaluate only
+// those.
+func (q *Query) MatchesAll() bool {
+	if q.pipeline == nil || len(q.pipeline.Stages) != 1 {
+		return false
+	}
+	f, ok := q.pipeline.Stages[0].(*SpansetFilter)
+	return ok && f.Expr == nil
+}
+
 func compileQuery(text string, pl *Pipeline) (*Query, error) {
 	q := &Query{text: text, pipeline: pl}
 	if m, ok := pl.Stages[len(pl.Stages)-1].(*MetricsStage); ok {

@@ -73,3 +73,43 @@ func TestSpanLocal(t *testing.T) {
 		}
 	}
 }
+
+// TestMatchesAll checks the promise MatchesAll makes to the store: such a query
+// matches every trace with one spanset of all its spans, in trace order, without
+// attributes.
+func TestMatchesAll(t *testing.T) {
+	for q, want := range map[string]bool{
+		`{}`: true, `{ }`: true, `{ true }`: false, `{} | select(span.foo)`: false,
+		`{} >> {}`: false, `{} | count() > 0`: false, `{ duration > 0 }`: false,
+	} {
+		pq, err := Parse(q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := pq.MatchesAll(); got != want {
+			t.Errorf("%s: MatchesAll() = %v, want %v", q, got, want)
+		}
+		if !want {
+			continue
+		}
+		for name, td := range fixtureTraces() {
+			sets := pq.EvalTrace(td)
+			if len(sets) != 1 || len(sets[0].Attributes) != 0 || len(sets[0].Spans) != td.SpanCount() {
+				t.Fatalf("%s on trace %s: %d spansets, want 1 of all %d spans", q, name, len(sets), td.SpanCount())
+			}
+			k := 0
+			for _, rs := range td.ResourceSpans().All() {
+				for _, ss := range rs.ScopeSpans().All() {
+					for _, sp := range ss.Spans().All() {
+						got := sets[0].Spans[k]
+						if got.Span != sp || len(got.Selected) != 0 {
+							t.Fatalf("%s on trace %s: span %d is %q with %d attributes, want %q with none",
+								q, name, k, got.Span.Name(), len(got.Selected), sp.Name())
+						}
+						k++
+					}
+				}
+			}
+		}
+	}
+}

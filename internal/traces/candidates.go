@@ -1,6 +1,8 @@
 package traces
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -33,6 +35,11 @@ type gatherer struct {
 	heads      []*head
 	blocks     []*block.Reader
 	m          *SearchMetrics
+	// keep, if above 0, bounds the candidates taken from each head and block to
+	// its keep most recent: enough for a query that matches every trace (see
+	// search). truncated records that some were left out.
+	keep      int
+	truncated bool
 }
 
 func (s *Store) newGatherer(tenant string, q *traceql.Query, start, end int64, m *SearchMetrics) *gatherer {
@@ -92,6 +99,7 @@ func (g *gatherer) keepFailed(id [16]byte, src any) bool {
 func (g *gatherer) fromHead(out []candidate, h *head) []candidate {
 	constrained := !g.hints.Unconstrained()
 	var failed [][16]byte
+	base := len(out)
 	h.scanRefs(g.tenant, func(spans []*spanrow.Span) bool {
 		start, end := refBounds(spans)
 		if g.outside(start, end) {
@@ -102,14 +110,14 @@ func (g *gatherer) fromHead(out []candidate, h *head) []candidate {
 			failed = append(failed, id) // checked below, outside the head's lock
 			return true
 		}
-		out = append(out, candidate{id: id, start: start, end: end, head: h})
+		out = g.add(out, base, candidate{id: id, start: start, end: end, head: h})
 		return true
 	})
 	for _, id := range failed {
 		if g.keepFailed(id, h) {
 			if rows := h.trace(g.tenant, id); len(rows) > 0 {
 				start, end := traceBounds(rows)
-				out = append(out, candidate{id: id, start: start, end: end, head: h})
+				out = g.add(out, base, candidate{id: id, start: start, end: end, head: h})
 			}
 		}
 	}
@@ -137,6 +145,7 @@ func (g *gatherer) fromBlock(ctx context.Context, out []candidate, b *block.Read
 	g.m.InspectedBytes += b.Meta.IndexBytes + b.Meta.TagsBytes
 	ords, constrained := tagCandidates(tags, g.hints)
 	next := 0 // the next ordinal in ords
+	base := len(out)
 	for i := range idx.Len() {
 		e := idx.At(i)
 		end := e.Start + int64(e.Duration)
@@ -157,9 +166,59 @@ func (g *gatherer) fromBlock(ctx context.Context, out []candidate, b *block.Read
 		if !pass && (g.local || !e.Split) {
 			continue
 		}
-		out = append(out, candidate{id: e.ID, start: e.Start, end: end, block: b, entry: e})
+		out = g.add(out, base, candidate{id: e.ID, start: e.Start, end: end, block: b, entry: e})
 	}
 	return out, nil
+}
+
+// add appends a candidate of the source whose candidates start at out[base], or,
+// once the source has g.keep of them, keeps the keep most recent: they are then a
+// heap with the oldest first.
+func (g *gatherer) add(out []candidate, base int, c candidate) []candidate {
+	if g.keep <= 0 || len(out)-base < g.keep {
+		out = append(out, c)
+		if g.keep > 0 && len(out)-base == g.keep {
+			h := out[base:]
+			for i := len(h)/2 - 1; i >= 0; i-- {
+				siftOldest(h, i)
+			}
+		}
+		return out
+	}
+	g.truncated = true
+	if h := out[base:]; newer(&c, &h[0]) {
+		h[0] = c
+		siftOldest(h, 0)
+	}
+	return out
+}
+
+// byRecency orders candidates most recent first, by the start of their piece, then
+// by trace ID so that the order does not depend on where they were found.
+func byRecency(a, b candidate) int {
+	if c := cmp.Compare(b.start, a.start); c != 0 {
+		return c
+	}
+	return bytes.Compare(b.id[:], a.id[:])
+}
+
+func newer(a, b *candidate) bool { return byRecency(*a, *b) < 0 }
+
+// siftOldest moves h[i] down the heap h, whose top is its least recent candidate.
+func siftOldest(h []candidate, i int) {
+	for {
+		least := i
+		for _, c := range []int{2*i + 1, 2*i + 2} {
+			if c < len(h) && newer(&h[least], &h[c]) {
+				least = c
+			}
+		}
+		if least == i {
+			return
+		}
+		h[i], h[least] = h[least], h[i]
+		i = least
+	}
 }
 
 // durationsMayMatch tests the duration hints against a trace's longest span and

@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"runtime"
 	"slices"
 	"sort"
+	"sync"
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/ptrace"
@@ -74,12 +76,30 @@ func (s *Store) search(ctx context.Context, req SearchRequest) ([]Match, SearchM
 	if req.Limit <= 0 {
 		req.Limit = 20
 	}
+	// {} matches every trace: the limit most recent of each head and block are
+	// enough, and each one evaluated is a result. Only when some fail to read is
+	// the search run again over every candidate.
+	matchAll := req.Query.MatchesAll()
+	matches, m, truncated, err := s.searchKeeping(ctx, req, matchAll)
+	if err == nil && truncated && len(matches) < req.Limit {
+		matches, m, _, err = s.searchKeeping(ctx, req, false)
+	}
+	return matches, m, err
+}
+
+// searchKeeping is search, taking only the req.Limit most recent candidates of each
+// source if newestOnly; truncated reports that some were left out.
+func (s *Store) searchKeeping(ctx context.Context, req SearchRequest, newestOnly bool) (_ []Match, _ SearchMetrics, truncated bool, _ error) {
 	var m SearchMetrics
 	g := s.newGatherer(req.Tenant, req.Query, req.Start, req.End, &m)
+	batch := 32
+	if newestOnly {
+		g.keep, batch = req.Limit, 0
+	}
 	blocks := slices.Clone(g.blocks)
 	slices.SortFunc(blocks, func(a, b *block.Reader) int { return cmp.Compare(b.Meta.MaxEnd, a.Meta.MaxEnd) })
 	g.countJobs()
-	e := &evaluator{s: s, g: g, q: req.Query, limit: req.Limit, seen: map[[16]byte]bool{}, batch: 32}
+	e := &evaluator{s: s, g: g, q: req.Query, limit: req.Limit, seen: map[[16]byte]bool{}, batch: batch}
 	e.pending = g.fromHeads(nil)
 	for next := 0; len(e.out) < req.Limit; next++ {
 		// Every piece in a block starts no later than the block's newest span end.
@@ -88,19 +108,19 @@ func (s *Store) search(ctx context.Context, req SearchRequest) ([]Match, SearchM
 			frontier = blocks[next].Meta.MaxEnd
 		}
 		if err := e.evaluateNewerThan(ctx, frontier); err != nil {
-			return nil, m, err
+			return nil, m, false, err
 		}
 		if next == len(blocks) || len(e.out) >= req.Limit {
 			break
 		}
 		var err error
 		if e.pending, err = g.fromBlock(ctx, e.pending, blocks[next]); err != nil {
-			return nil, m, fmt.Errorf("search block %s: %w", blocks[next].Meta.ID, err)
+			return nil, m, false, fmt.Errorf("search block %s: %w", blocks[next].Meta.ID, err)
 		}
 		m.CompletedJobs++
 	}
 	sort.SliceStable(e.out, func(i, j int) bool { return e.out[i].Start > e.out[j].Start })
-	return e.out, m, nil
+	return e.out, m, g.truncated, nil
 }
 
 // evaluator reads and evaluates candidates most recent first.
@@ -112,20 +132,26 @@ type evaluator struct {
 	pending []candidate // not yet evaluated
 	seen    map[[16]byte]bool
 	out     []Match
-	batch   int
+	// batch is how many candidates the next round reads at least, growing as
+	// rounds fall short; 0 reads just as many as results are missing, for a
+	// query where every candidate matches.
+	batch int
 }
 
 // evaluateNewerThan evaluates pending candidates that start after frontier, most
 // recent first, until the limit is reached.
 func (e *evaluator) evaluateNewerThan(ctx context.Context, frontier int64) error {
-	slices.SortFunc(e.pending, func(a, b candidate) int { return cmp.Compare(b.start, a.start) })
+	slices.SortFunc(e.pending, byRecency)
 	ready := 0
 	for ready < len(e.pending) && e.pending[ready].start > frontier {
 		ready++
 	}
 	done := 0
 	for done < ready && len(e.out) < e.limit {
-		n := min(ready-done, max(e.batch, 2*(e.limit-len(e.out))))
+		n := min(ready-done, e.limit-len(e.out))
+		if e.batch > 0 {
+			n = min(ready-done, max(e.batch, 2*(e.limit-len(e.out))))
+		}
 		cands := e.pending[done : done+n]
 		found := make([]*Match, n)
 		err := e.s.readCandidates(ctx, e.g, cands, func(i int, rows []spanrow.Span) {
@@ -140,7 +166,9 @@ func (e *evaluator) evaluateNewerThan(ctx context.Context, frontier int64) error
 			}
 		}
 		done += n
-		e.batch = min(2*e.batch, 8192)
+		if e.batch > 0 {
+			e.batch = min(2*e.batch, 8192)
+		}
 	}
 	e.pending = e.pending[done:]
 	return nil
@@ -148,7 +176,8 @@ func (e *evaluator) evaluateNewerThan(ctx context.Context, frontier int64) error
 
 // readCandidates reads the rows of each candidate and calls fn with its position in
 // cands. Block reads go in row order, one reader per block, so that neighbouring
-// traces share decoded pages.
+// traces share decoded pages. Blocks are read in parallel (decoding pages is most
+// of a search's time) but fn is called for one candidate at a time.
 func (s *Store) readCandidates(ctx context.Context, g *gatherer, cands []candidate, fn func(i int, rows []spanrow.Span)) error {
 	byBlock := map[*block.Reader][]int{}
 	for i, c := range cands {
@@ -160,6 +189,12 @@ func (s *Store) readCandidates(ctx context.Context, g *gatherer, cands []candida
 		}
 		byBlock[c.block] = append(byBlock[c.block], i)
 	}
+	var (
+		mu   sync.Mutex // serialises fn
+		wg   sync.WaitGroup
+		sem  = make(chan struct{}, runtime.GOMAXPROCS(0))
+		errs = make([]error, 0, len(byBlock))
+	)
 	for b, list := range byBlock {
 		slices.SortFunc(list, func(x, y int) int { return cmp.Compare(cands[x].entry.First, cands[y].entry.First) })
 		entries := make([]block.TraceEntry, len(list))
@@ -169,17 +204,26 @@ func (s *Store) readCandidates(ctx context.Context, g *gatherer, cands []candida
 			spans += entries[k].Count
 		}
 		g.m.InspectedBytes += b.Meta.DataBytes * int64(spans) / int64(max(b.Meta.Spans, 1))
-		k := 0
-		err := b.ReadTraces(ctx, entries, func(_ block.TraceEntry, rows []spanrow.Span) bool {
-			fn(list[k], rows)
-			k++
-			return true
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			k := 0
+			err := b.ReadTraces(ctx, entries, func(_ block.TraceEntry, rows []spanrow.Span) bool {
+				mu.Lock()
+				defer mu.Unlock()
+				fn(list[k], rows)
+				k++
+				return true
+			})
+			if err != nil {
+				mu.Lock()
+				errs = append(errs, fmt.Errorf("read block %s: %w", b.Meta.ID, err))
+				mu.Unlock()
+			}
 		})
-		if err != nil {
-			return fmt.Errorf("read block %s: %w", b.Meta.ID, err)
-		}
 	}
-	return nil
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // wholeTrace returns the rows of the trace a piece belongs to: the piece plus the

@@ -1,8 +1,10 @@
 package traces
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"testing"
 	"time"
@@ -47,6 +49,18 @@ func searchPiece(td ptrace.Traces, i int, svc string, base time.Time) {
 // trace is split: its db spans arrive one block cut after the rest.
 func searchFixture(t *testing.T, n int) (*Store, [][16]byte) {
 	t.Helper()
+	order := make([]int, n)
+	for i := range order {
+		order[i] = i
+	}
+	return searchFixtureOrdered(t, order)
+}
+
+// searchFixtureOrdered is searchFixture sending trace order[k] k-th, so that
+// shuffled orders give blocks that overlap in time, as blocks cut by arrival do.
+func searchFixtureOrdered(t *testing.T, order []int) (*Store, [][16]byte) {
+	t.Helper()
+	n := len(order)
 	ctx := context.Background()
 	s := openStore(t, t.TempDir(), Config{})
 	t.Cleanup(func() { s.Close() })
@@ -56,7 +70,7 @@ func searchFixture(t *testing.T, n int) (*Store, [][16]byte) {
 	for part := range 4 {
 		td := ptrace.NewTraces()
 		late.ResourceSpans().MoveAndAppendTo(td.ResourceSpans())
-		for i := part * n / 4; i < (part+1)*n/4; i++ {
+		for _, i := range order[part*n/4 : (part+1)*n/4] {
 			ids = append(ids, tid(i))
 			searchPiece(td, i, "frontend", base)
 			searchPiece(td, i, "backend", base)
@@ -226,4 +240,75 @@ func TestTraceSplitAcrossBlocksThatEachLackAHalfIsFound(t *testing.T) {
 	if len(res) != 1 || res[0].TraceID != tid(7) || res[0].Trace.SpanCount() != 2 {
 		t.Fatalf("found %d traces, want trace 7 whole", len(res))
 	}
+}
+
+// TestSearchAllTakesTheNewestOfEachSource checks {}, which takes only the limit
+// most recent traces of each block and head: over blocks that overlap in time and
+// traces split across them, it returns the same traces in the same order, with the
+// same spans and spansets, as reading every candidate does, and reads no trace it
+// does not return.
+func TestSearchAllTakesTheNewestOfEachSource(t *testing.T) {
+	ctx := context.Background()
+	s, _ := searchFixtureOrdered(t, rand.New(rand.NewPCG(1, 2)).Perm(400))
+	q, err := traceql.Parse(`{}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	all, _, _, err := s.searchKeeping(ctx, SearchRequest{Tenant: pipeline.DefaultTenant, Query: q, Limit: 1000}, false)
+	if err != nil || len(all) != 400 {
+		t.Fatalf("reading every candidate: %d traces, %v; want 400", len(all), err)
+	}
+	for _, r := range []struct{ start, end int64 }{{0, 0}, {all[300].Start, all[100].End}} {
+		for _, limit := range []int{1, 3, 20, 150, 1000} {
+			req := SearchRequest{Tenant: pipeline.DefaultTenant, Query: q, Start: r.start, End: r.end, Limit: limit}
+			got, m, err := s.Search(ctx, req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, _, _, err := s.searchKeeping(ctx, req, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			name := fmt.Sprintf("range %d–%d limit %d", r.start, r.end, limit)
+			if m.InspectedTraces != int64(len(got)) {
+				t.Errorf("%s: inspected %d traces to return %d", name, m.InspectedTraces, len(got))
+			}
+			if len(got) != len(want) {
+				t.Fatalf("%s: %d traces, reading every candidate finds %d", name, len(got), len(want))
+			}
+			for i := range got {
+				if d := matchDiff(got[i], want[i]); d != "" {
+					t.Fatalf("%s: result %d: %s", name, i, d)
+				}
+			}
+		}
+	}
+}
+
+// matchDiff describes how two search results differ, or is empty.
+func matchDiff(a, b Match) string {
+	if a.TraceID != b.TraceID || a.Start != b.Start || a.End != b.End {
+		return fmt.Sprintf("trace %x %d–%d, want %x %d–%d", a.TraceID, a.Start, a.End, b.TraceID, b.Start, b.End)
+	}
+	var m ptrace.ProtoMarshaler
+	pa, err1 := m.MarshalTraces(a.Trace)
+	pb, err2 := m.MarshalTraces(b.Trace)
+	if err1 != nil || err2 != nil || !bytes.Equal(pa, pb) {
+		return fmt.Sprintf("trace %x: stored spans differ", a.TraceID)
+	}
+	if len(a.Spansets) != len(b.Spansets) {
+		return fmt.Sprintf("trace %x: %d spansets, want %d", a.TraceID, len(a.Spansets), len(b.Spansets))
+	}
+	for i, sa := range a.Spansets {
+		sb := b.Spansets[i]
+		if len(sa.Spans) != len(sb.Spans) || len(sa.Attributes) != len(sb.Attributes) {
+			return fmt.Sprintf("trace %x spanset %d: %d spans, want %d", a.TraceID, i, len(sa.Spans), len(sb.Spans))
+		}
+		for j := range sa.Spans {
+			if sa.Spans[j].Span.SpanID() != sb.Spans[j].Span.SpanID() || len(sa.Spans[j].Selected) != len(sb.Spans[j].Selected) {
+				return fmt.Sprintf("trace %x spanset %d: span %d differs", a.TraceID, i, j)
+			}
+		}
+	}
+	return ""
 }
