@@ -126,9 +126,28 @@ type Querier interface {
 	Volume(ctx context.Context, tenant string, p VolumeParams) ([]StreamVolume, error)
 	// Tail delivers the entries pushed from now on to matching streams, one
 	// logpush.Stream per stream per push, until ctx ends (then the channel is
-	// closed). A reader that falls behind loses entries; dropped counts them.
-	Tail(ctx context.Context, tenant string, matchers []*labels.Matcher) (entries <-chan Stream, dropped func() uint64, err error)
+	// closed). A reader that falls behind loses entries: dropped returns
+	// those lost since its last call (up to MaxTailDropped of them), each
+	// under the labels keep gives it; entries keep refuses are not reported.
+	// The store calls keep one call at a time; a nil keep keeps every entry
+	// under its stream's labels.
+	Tail(ctx context.Context, tenant string, matchers []*labels.Matcher, keep TailFilter) (entries <-chan Stream, dropped func() []DroppedEntry, err error)
 }
+
+// TailFilter says whether a live tail wants an entry and under which labels
+// it would show it.
+type TailFilter func(stream labels.Labels, e Entry) (labels.Labels, bool)
+
+// DroppedEntry is an entry a live tail lost because its reader fell behind.
+type DroppedEntry struct {
+	Labels    labels.Labels
+	Timestamp int64
+}
+
+// MaxTailDropped bounds the dropped entries a tail keeps between two reads,
+// as Loki bounds those it sends with the next tail response; further ones
+// are not reported.
+const MaxTailDropped = 1000
 
 // ErrInvalidQuery marks a request that can never succeed (no matcher that
 // excludes the empty string, End before Start, a bad regex).

@@ -290,7 +290,7 @@ func TestTail(t *testing.T) {
 	s := openTest(t, t.TempDir(), Config{})
 	defer s.Close()
 	ctx, cancel := context.WithCancel(context.Background())
-	ch, dropped, err := s.Tail(ctx, "t1", eq(t, "api"))
+	ch, dropped, err := s.Tail(ctx, "t1", eq(t, "api"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -298,11 +298,78 @@ func TestTail(t *testing.T) {
 	push(t, s, "t1", labels.FromStrings("app", "web"), Entry{Timestamp: now, Line: "not me"})
 	push(t, s, "t1", labels.FromStrings("app", "api"), Entry{Timestamp: now, Line: "tailed"})
 	got := <-ch
-	if got.Entries[0].Line != "tailed" || got.Labels.Get("service_name") != "api" || dropped() != 0 {
+	if got.Entries[0].Line != "tailed" || got.Labels.Get("service_name") != "api" || len(dropped()) != 0 {
 		t.Fatalf("tail got %v", got)
 	}
 	cancel()
 	for range ch {
+	}
+}
+
+// A tail whose reader falls behind loses entries; the tail learns each one
+// it wanted (keep's choice, under keep's labels) with its timestamp, up to
+// MaxTailDropped between two reads.
+func TestTailReportsDroppedEntries(t *testing.T) {
+	s := openTest(t, t.TempDir(), Config{})
+	defer s.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	keep := func(ls labels.Labels, e Entry) (labels.Labels, bool) {
+		if strings.HasPrefix(e.Line, "skip") {
+			return ls, false
+		}
+		return labels.NewBuilder(ls).Set("kept", "yes").Labels(), true
+	}
+	ch, dropped, err := s.Tail(ctx, "t1", eq(t, "api"), keep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UnixNano()
+	// Nobody reads ch: one push of tailBuffer streams fills it.
+	var req logpush.Request
+	for i := range tailBuffer {
+		req.Streams = append(req.Streams, Stream{Labels: labels.FromStrings("app", "api", "pod", fmt.Sprint(i)), Entries: []Entry{{Timestamp: now, Line: "buffered"}}})
+	}
+	if err := s.ConsumeLogs(pipeline.WithTenant(ctx, "t1"), &req); err != nil {
+		t.Fatal(err)
+	}
+	if d := dropped(); len(d) != 0 {
+		t.Fatalf("dropped %d entries before the buffer was full", len(d))
+	}
+	req = logpush.Request{}
+	var want []string
+	for i := range 5 {
+		ls := labels.FromStrings("app", "api", "pod", fmt.Sprintf("late%d", i))
+		req.Streams = append(req.Streams, Stream{Labels: ls, Entries: []Entry{{Timestamp: now + int64(i), Line: "lost"}, {Timestamp: now + 100, Line: "skip me"}}})
+		want = append(want, fmt.Sprintf(`{app="api", kept="yes", pod="late%d", service_name="api"}@%d`, i, now+int64(i)))
+	}
+	req.Streams = append(req.Streams, Stream{Labels: labels.FromStrings("app", "web"), Entries: []Entry{{Timestamp: now, Line: "not tailed"}}})
+	if err := s.ConsumeLogs(pipeline.WithTenant(ctx, "t1"), &req); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, d := range dropped() {
+		got = append(got, fmt.Sprintf("%s@%d", d.Labels, d.Timestamp))
+	}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Fatalf("dropped:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if d := dropped(); len(d) != 0 {
+		t.Fatalf("dropped entries reported twice: %d", len(d))
+	}
+	// More than MaxTailDropped in one go: the first MaxTailDropped are kept.
+	many := make([]Entry, MaxTailDropped+50)
+	for i := range many {
+		many[i] = Entry{Timestamp: now + int64(i), Line: "lost"}
+	}
+	if err := push(t, s, "t1", labels.FromStrings("app", "api"), many...); err != nil {
+		t.Fatal(err)
+	}
+	if d := dropped(); len(d) != MaxTailDropped || d[len(d)-1].Timestamp != now+MaxTailDropped-1 {
+		t.Fatalf("dropped %d entries, want the first %d", len(d), MaxTailDropped)
+	}
+	if len(ch) != tailBuffer {
+		t.Fatalf("tail buffer holds %d pushes, want %d", len(ch), tailBuffer)
 	}
 }
 

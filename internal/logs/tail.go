@@ -3,7 +3,7 @@ package logs
 import (
 	"context"
 	"slices"
-	"sync/atomic"
+	"sync"
 
 	"github.com/prometheus/prometheus/model/labels"
 )
@@ -14,7 +14,10 @@ const tailBuffer = 256
 type tailSub struct {
 	matchers []*labels.Matcher
 	ch       chan Stream
-	dropped  atomic.Uint64
+
+	mu      sync.Mutex // serialises keep and guards dropped
+	keep    TailFilter
+	dropped []DroppedEntry
 }
 
 func (t *tenant) notifyTails(s Stream) {
@@ -27,9 +30,37 @@ func (t *tenant) notifyTails(s Stream) {
 		select {
 		case sub.ch <- s:
 		default:
-			sub.dropped.Add(uint64(len(s.Entries)))
+			sub.drop(s)
 		}
 	}
+}
+
+// drop records the entries of s the reader wanted, for the reader to
+// report; only a reader that fell behind pays for keep here.
+func (sub *tailSub) drop(s Stream) {
+	sub.mu.Lock()
+	defer sub.mu.Unlock()
+	for _, e := range s.Entries {
+		if len(sub.dropped) >= MaxTailDropped {
+			return
+		}
+		ls := s.Labels
+		if sub.keep != nil {
+			var ok bool
+			if ls, ok = sub.keep(s.Labels, e); !ok {
+				continue
+			}
+		}
+		sub.dropped = append(sub.dropped, DroppedEntry{Labels: ls, Timestamp: e.Timestamp})
+	}
+}
+
+func (sub *tailSub) takeDropped() []DroppedEntry {
+	sub.mu.Lock()
+	defer sub.mu.Unlock()
+	d := sub.dropped
+	sub.dropped = nil
+	return d
 }
 
 func matchesAll(ms []*labels.Matcher, ls labels.Labels) bool {
@@ -42,12 +73,12 @@ func matchesAll(ms []*labels.Matcher, ls labels.Labels) bool {
 }
 
 // Tail implements Querier.
-func (s *Store) Tail(ctx context.Context, tenantName string, matchers []*labels.Matcher) (<-chan Stream, func() uint64, error) {
+func (s *Store) Tail(ctx context.Context, tenantName string, matchers []*labels.Matcher, keep TailFilter) (<-chan Stream, func() []DroppedEntry, error) {
 	if err := checkSelector(matchers); err != nil {
 		return nil, nil, err
 	}
 	t := s.tenant(tenantName)
-	sub := &tailSub{matchers: matchers, ch: make(chan Stream, tailBuffer)}
+	sub := &tailSub{matchers: matchers, ch: make(chan Stream, tailBuffer), keep: keep}
 	t.mu.Lock()
 	t.tails = append(t.tails, sub)
 	t.mu.Unlock()
@@ -59,5 +90,5 @@ func (s *Store) Tail(ctx context.Context, tenantName string, matchers []*labels.
 		// notifyTails sends under the read lock, so no send can follow this close.
 		close(sub.ch)
 	}()
-	return sub.ch, sub.dropped.Load, nil
+	return sub.ch, sub.takeDropped, nil
 }

@@ -218,8 +218,8 @@ func (m *memQuerier) Volume(_ context.Context, _ string, p logs.VolumeParams) ([
 	return out, nil
 }
 
-func (m *memQuerier) Tail(ctx context.Context, _ string, _ []*labels.Matcher) (<-chan logs.Stream, func() uint64, error) {
+func (m *memQuerier) Tail(ctx context.Context, _ string, _ []*labels.Matcher, _ logs.TailFilter) (<-chan logs.Stream, func() []logs.DroppedEntry, error) {
 	ch := make(chan logs.Stream)
 	go func() { <-ctx.Done(); close(ch) }()
-	return ch, func() uint64 { return 0 }, nil
+	return ch, func() []logs.DroppedEntry { return nil }, nil
 }

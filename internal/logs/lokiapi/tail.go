@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/prometheus/prometheus/model/labels"
 
 	"github.com/vispyr/vispyr/internal/logs"
 	"github.com/vispyr/vispyr/internal/logs/logql"
@@ -106,8 +107,19 @@ func (a *API) tail(w http.ResponseWriter, r *http.Request) {
 	defer release()
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
+	// Lines dropped for a slow reader are reported as the tail would have
+	// shown them; the store runs this second pipeline on its own goroutines.
+	dropPL, err := logql.NewLinePipeline(p.expr.Stages)
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	keep := func(ls labels.Labels, e logs.Entry) (labels.Labels, bool) {
+		row, ok := dropPL.Process(ls, e)
+		return row.All(), ok
+	}
 	// Subscribe before reading history, so no line falls in between.
-	live, dropped, err := a.q.Tail(ctx, ten, p.expr.Matchers)
+	live, dropped, err := a.q.Tail(ctx, ten, p.expr.Matchers, keep)
 	if err != nil {
 		a.writeError(w, r, err)
 		return
@@ -143,8 +155,7 @@ type tailer struct {
 	conn      *websocket.Conn
 	p         tailParams
 	pl        *logql.LinePipeline
-	dropped   func() uint64
-	reported  uint64
+	dropped   func() []logs.DroppedEntry
 	sentUntil int64 // newest timestamp sent from history
 	sent      map[string]bool
 }
@@ -251,17 +262,13 @@ func (t *tailer) sendBatch(batch *[]logql.Row) error {
 	return nil
 }
 
-// send writes one message; lines the store dropped because this tail fell
-// behind are reported as Loki reports them, as dropped_entries (their labels
-// and times are not kept, only how many).
+// send writes one message, with the lines the store dropped since the last
+// one because this tail fell behind, as Loki reports them: dropped_entries
+// with each line's labels and timestamp.
 func (t *tailer) send(rows []logql.Row) error {
 	msg := tailResponse{Streams: streamsJSON(rows, t.p.categorize)}
-	if d := t.dropped(); d > t.reported {
-		now := strconv.FormatInt(time.Now().UnixNano(), 10)
-		for i := t.reported; i < d && len(msg.DroppedEntries) < t.p.limit; i++ {
-			msg.DroppedEntries = append(msg.DroppedEntries, droppedEntry{Labels: map[string]string{}, Timestamp: now})
-		}
-		t.reported = d
+	for _, d := range t.dropped() {
+		msg.DroppedEntries = append(msg.DroppedEntries, droppedEntry{Labels: d.Labels.Map(), Timestamp: strconv.FormatInt(d.Timestamp, 10)})
 	}
 	_ = t.conn.SetWriteDeadline(time.Now().Add(30 * time.Second))
 	return t.conn.WriteJSON(msg)

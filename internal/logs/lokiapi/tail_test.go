@@ -2,9 +2,12 @@ package lokiapi
 
 import (
 	"context"
+	"fmt"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -19,6 +22,10 @@ type tailMsg struct {
 		Stream map[string]string `json:"stream"`
 		Values [][]string        `json:"values"`
 	} `json:"streams"`
+	DroppedEntries []struct {
+		Labels    map[string]string `json:"labels"`
+		Timestamp string            `json:"timestamp"`
+	} `json:"dropped_entries"`
 }
 
 func (m tailMsg) lines() []string {
@@ -65,6 +72,73 @@ func TestTailHistoryThenLive(t *testing.T) {
 	if m.Streams[0].Stream["status"] != "201" || m.Streams[0].Stream["app"] != "shop" {
 		t.Fatalf("live labels %v", m.Streams[0].Stream)
 	}
+}
+
+// TestTailReportsDroppedEntries: a live tail whose client reads too slowly
+// loses lines, and says which, as Loki does: every line the query selects
+// arrives either in a stream or in dropped_entries, with the labels it would
+// have had (the regexp's too) and its timestamp; lines the filter refuses
+// appear in neither.
+func TestTailReportsDroppedEntries(t *testing.T) {
+	f := newFixture(t, logs.QueryLimits{})
+	q := url.Values{"query": {`{app="shop"} |= "keep" | regexp "i=(?P<i>[0-9]+)"`}, "limit": {"100"}}
+	conn, resp, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(f.srv.URL, "http")+"/loki/api/v1/tail?"+q.Encode(), nil)
+	if err != nil {
+		t.Fatalf("dial: %v (%v)", err, resp)
+	}
+	defer conn.Close()
+	// Far more than the store buffers for a tail and the socket holds,
+	// pushed while the client reads nothing.
+	pad := strings.Repeat("x", 64<<10)
+	want := map[string]string{} // "ns|i" of every line the query selects
+	const n, perPush = 800, 12
+	for i := 0; i < n; i += perPush {
+		var lines []line
+		for j := i; j < i+perPush; j++ {
+			word := "keep"
+			if j%10 == 9 {
+				word = "skip"
+			}
+			l := line{fmt.Sprintf(`{"app":"shop","pod":"p%d"}`, j%8), time.Duration(j) * time.Millisecond, fmt.Sprintf("%s i=%d %s", word, j, pad), ""}
+			lines = append(lines, l)
+			if word == "keep" {
+				want[f.ns(l.at)+"|"+strconv.Itoa(j)] = fmt.Sprintf("p%d", j%8)
+			}
+		}
+		f.push(t, "", lines...)
+	}
+	got := map[string]string{}
+	dropped := 0
+	conn.SetReadDeadline(time.Now().Add(60 * time.Second))
+	for len(got) < len(want) {
+		var m tailMsg
+		if err := conn.ReadJSON(&m); err != nil {
+			t.Fatalf("after %d of %d lines (%d dropped): %v", len(got), len(want), dropped, err)
+		}
+		for _, s := range m.Streams {
+			for _, v := range s.Values {
+				got[v[0]+"|"+s.Stream["i"]] = s.Stream["pod"]
+			}
+		}
+		for _, e := range m.DroppedEntries {
+			if e.Labels["app"] != "shop" || e.Labels["service_name"] != "shop" {
+				t.Fatalf("dropped entry labels %v", e.Labels)
+			}
+			key := e.Timestamp + "|" + e.Labels["i"]
+			if _, dup := got[key]; dup {
+				t.Fatalf("line %s both sent and reported dropped", key)
+			}
+			got[key] = e.Labels["pod"]
+			dropped++
+		}
+	}
+	if !maps.Equal(got, want) {
+		t.Fatalf("tail accounted for %d lines, the query selects %d", len(got), len(want))
+	}
+	if dropped == 0 {
+		t.Fatalf("no line was dropped: the test did not make the tail fall behind")
+	}
+	t.Logf("%d of %d lines sent, %d reported dropped", len(want)-dropped, len(want), dropped)
 }
 
 func TestTailLimitPerTenant(t *testing.T) {
