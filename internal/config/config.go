@@ -106,6 +106,22 @@ type Metrics struct {
 	// so samples arriving late still show (VictoriaMetrics'
 	// -search.cacheTimestampOffset). Older writes drop what they touch.
 	ResultsCacheFreshness time.Duration `yaml:"results_cache_freshness"`
+
+	// LongTerm is the long-term tier: old TSDB blocks rewritten into a
+	// format of about VictoriaMetrics' bytes per sample.
+	LongTerm LongTerm `yaml:"longterm"`
+}
+
+// LongTerm configures the long-term metrics tier.
+type LongTerm struct {
+	// Enabled rewrites each UTC day of TSDB blocks, once it ended After
+	// before the newest sample, into a long-term block of about a quarter
+	// of the bytes, still queried by PromQL and the label APIs; retention
+	// applies to it. Blocks holding native histograms stay in the TSDB.
+	Enabled bool `yaml:"enabled"`
+	// After is how old a day of samples must be before it moves: recent
+	// data stays in the TSDB's chunks, which dashboards read most.
+	After time.Duration `yaml:"after"`
 }
 
 // Limits protect the process from oversized or overwhelming input.
@@ -283,6 +299,8 @@ func Default() Config {
 
 			ResultsCacheMaxBytes:  256 << 20,
 			ResultsCacheFreshness: 5 * time.Minute,
+
+			LongTerm: LongTerm{Enabled: false, After: 24 * time.Hour},
 		},
 		Limits: Limits{
 			MaxRequestBytes:     64 << 20,
@@ -368,6 +386,8 @@ func (c Config) Validate() error {
 		return errors.New("metrics.results_cache_max_bytes: must not be negative")
 	case m.ResultsCacheFreshness < 0:
 		return errors.New("metrics.results_cache_freshness: must not be negative")
+	case m.LongTerm.Enabled && m.LongTerm.After <= 0:
+		return errors.New("metrics.longterm.after: must be positive")
 	}
 	l := c.Limits
 	switch {

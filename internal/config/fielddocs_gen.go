@@ -173,6 +173,8 @@ var fieldDocs = map[string]string{
 	"logs.query.timeout":                                         "Ends a query that runs longer (Loki's query_timeout).",
 	"logs.reject_older_than":                                     "Refuses lines older than this (Loki's reject_old_samples_max_age); CreationGracePeriod refuses lines further than this in the future.",
 	"logs.retention":                                             "Deletes chunks whose newest line is older than this.",
+	"metrics.longterm.after":                                     "How old a day of samples must be before it moves: recent data stays in the TSDB's chunks, which dashboards read most.",
+	"metrics.longterm.enabled":                                   "Rewrites each UTC day of TSDB blocks, once it ended After before the newest sample, into a long-term block of about a quarter of the bytes, still queried by PromQL and the label APIs; retention applies to it. Blocks holding native histograms stay in the TSDB.",
 	"metrics.query_max_memory_bytes":                             "Caps the points one query may hold (16 bytes each), estimated before it runs; QueryMemoryBytes caps all running queries.",
 	"metrics.query_memory_bytes":                                 "QueryMaxMemoryBytes caps the points one query may hold (16 bytes each), estimated before it runs; QueryMemoryBytes caps all running queries.",
 	"metrics.results_cache_freshness":                            "How far back from now steps are never cached, so samples arriving late still show (VictoriaMetrics' -search.cacheTimestampOffset). Older writes drop what they touch.",

@@ -46,6 +46,9 @@ type Storage struct {
 	otlpWarnings prometheus.Counter
 
 	watch writeWatch // told the oldest timestamp of every commit (writewatch.go)
+
+	stopLongTerm context.CancelFunc // ends runLongTerm (longterm.go)
+	longTermDone chan struct{}
 }
 
 // Open opens (and replays the WAL of) the default tenant's TSDB under dataDir,
@@ -55,11 +58,11 @@ func Open(cfg config.Metrics, lim config.Limits, dataDir string, logger *slog.Lo
 		tenants: map[string]*tenantDB{}}
 	start := time.Now()
 	logger.Info("opening metrics store; replaying WAL", "dir", s.dir)
-	db, err := tsdb.Open(s.dir, logger.With("component", "tsdb"), reg, s.tsdbOpts(), nil)
+	db, lt, err := s.openTSDB(s.dir, logger.With("component", "tsdb"), reg)
 	if err != nil {
 		return nil, fmt.Errorf("open tsdb: %w", err)
 	}
-	s.def = &tenantDB{id: pipeline.DefaultTenant, db: db, limits: s.newTenantLimiter(pipeline.DefaultTenant)}
+	s.def = &tenantDB{id: pipeline.DefaultTenant, db: db, lt: lt, limits: s.newTenantLimiter(pipeline.DefaultTenant)}
 	if err := s.openExistingTenants(); err != nil {
 		_ = s.Close()
 		return nil, err
@@ -82,6 +85,11 @@ func Open(cfg config.Metrics, lim config.Limits, dataDir string, logger *slog.Lo
 		Help: "Warnings produced while translating OTLP metrics to the Prometheus model.",
 	})
 	s.converters.New = func() any { return otlptranslator.NewPrometheusConverter(nil) }
+	if cfg.LongTerm.Enabled {
+		ctx, cancel := context.WithCancel(context.Background())
+		s.stopLongTerm, s.longTermDone = cancel, make(chan struct{})
+		go s.runLongTerm(ctx)
+	}
 	return s, nil
 }
 
@@ -96,6 +104,7 @@ func (s *Storage) tsdbOpts() *tsdb.Options {
 	opts.MaxExemplars = s.cfg.MaxExemplars
 	// As the Prometheus binary does: snappy roughly halves the WAL's bytes per sample.
 	opts.WALCompression = compression.Snappy
+	opts.BlockReloadInterval = blockReloadInterval
 	return opts
 }
 
@@ -111,11 +120,13 @@ func (s *Storage) Close() error {
 	s.mu.Lock()
 	s.closed = true
 	s.mu.Unlock()
+	if s.stopLongTerm != nil {
+		s.stopLongTerm()
+		<-s.longTermDone
+	}
 	var errs []error
 	for _, t := range s.allTenants() {
-		if err := t.db.Close(); err != nil {
-			errs = append(errs, fmt.Errorf("close tenant %q tsdb: %w", t.id, err))
-		}
+		errs = append(errs, t.close())
 	}
 	return errors.Join(errs...)
 }

@@ -30,14 +30,14 @@ var (
 // Querier returns a querier over [mint, maxt] of the tenant in each call's context.
 func (s *Storage) Querier(mint, maxt int64) (storage.Querier, error) {
 	return &tenantQuerier{lazy: lazy[storage.Querier]{s: s, open: func(t *tenantDB) (storage.Querier, error) {
-		return t.db.Querier(mint, maxt)
+		return t.querier(mint, maxt)
 	}, empty: storage.NoopQuerier}}, nil
 }
 
 // ChunkQuerier is Querier for chunks (remote read).
 func (s *Storage) ChunkQuerier(mint, maxt int64) (storage.ChunkQuerier, error) {
 	return &tenantChunkQuerier{lazy: lazy[storage.ChunkQuerier]{s: s, open: func(t *tenantDB) (storage.ChunkQuerier, error) {
-		return t.db.ChunkQuerier(mint, maxt)
+		return t.chunkQuerier(mint, maxt)
 	}, empty: storage.NoopChunkedQuerier}}, nil
 }
 

@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/prometheus/tsdb"
 
+	"github.com/vispyr/vispyr/internal/metrics/longterm"
 	"github.com/vispyr/vispyr/internal/pipeline"
 )
 
@@ -90,6 +91,7 @@ func tenantFromDirName(name string) (id string, ok bool) {
 type tenantDB struct {
 	id     string
 	db     *tsdb.DB
+	lt     *longterm.Store // nil unless metrics.longterm is on
 	limits *tenantLimiter
 }
 
@@ -140,12 +142,12 @@ func (s *Storage) openTenant(id string) (*tenantDB, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create tenant %q metrics dir: %w", id, err)
 	}
-	db, err := tsdb.Open(dir, s.logger.With("component", "tsdb", "tenant", id), nil, s.tsdbOpts(), nil)
+	db, lt, err := s.openTSDB(dir, s.logger.With("component", "tsdb", "tenant", id), nil)
 	if err != nil {
 		return nil, fmt.Errorf("open tenant %q tsdb: %w", id, err)
 	}
 	s.logger.Info("opened tenant metrics store", "tenant", id, "dir", dir, "series", db.Head().NumSeries())
-	return &tenantDB{id: id, db: db, limits: s.newTenantLimiter(id)}, nil
+	return &tenantDB{id: id, db: db, lt: lt, limits: s.newTenantLimiter(id)}, nil
 }
 
 // openExistingTenants opens every tenant TSDB found under the data dir, so

@@ -32,17 +32,15 @@ func (s *Storage) wrote(tenant string, oldest int64) {
 	}
 }
 
-// MinTime is the oldest timestamp the tenant's TSDB holds (its first block's,
-// else its head's); it rises when retention drops data.
+// MinTime is the oldest timestamp the tenant holds (its first long-term
+// block's, else its first TSDB block's, else its head's); it rises when
+// retention drops data.
 func (s *Storage) MinTime(tenant string) int64 {
 	t := s.lookup(tenant)
 	if t == nil {
 		return math.MinInt64
 	}
-	if blocks := t.db.Blocks(); len(blocks) > 0 {
-		return blocks[0].Meta().MinTime
-	}
-	return t.db.Head().MinTime()
+	return t.minTime()
 }
 
 type writeWatch = atomic.Pointer[func(tenant string, oldest int64)]
