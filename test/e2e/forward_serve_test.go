@@ -139,7 +139,18 @@ func wantSpans(i, spans int) []string {
 // exactly the spans fwTraces made.
 func holdsTraces(t *testing.T, name string, traceURL func(pcommon.TraceID) string, ids []pcommon.TraceID, spans int) {
 	t.Helper()
-	for i, id := range ids {
+	idx := make([]int, len(ids))
+	for i := range idx {
+		idx[i] = i
+	}
+	holdsTracesAt(t, name, traceURL, ids, idx, spans)
+}
+
+// holdsTracesAt is holdsTraces for traces that fwTraces numbered idx[k].
+func holdsTracesAt(t *testing.T, name string, traceURL func(pcommon.TraceID) string, ids []pcommon.TraceID, idx []int, spans int) {
+	t.Helper()
+	for k, id := range ids {
+		i := idx[k]
 		harness.Eventually(t, 30*time.Second, func() (bool, string) {
 			resp, err := http.Get(traceURL(id))
 			if err != nil {
