@@ -47,7 +47,8 @@ var (
 	otlpPaths = []string{"/v1/traces", "/v1/metrics", "/v1/logs"}
 	lokiPaths = []string{"/loki/api/v1/push", "/api/prom/push", "/loki/api/v1/query", "/loki/api/v1/query_range",
 		"/loki/api/v1/labels", "/loki/api/v1/tail", "/ready", "/loki/api/v1/series", "/loki/api/v1/label/app/values",
-		"/loki/api/v1/index/stats", "/loki/api/v1/index/volume", "/loki/api/v1/status/buildinfo", "/loki/api/v1/detected_fields"}
+		"/loki/api/v1/index/stats", "/loki/api/v1/index/volume", "/loki/api/v1/status/buildinfo", "/loki/api/v1/detected_fields",
+		"/api/prom/query", "/api/prom/label", "/api/prom/label/app/values", "/api/prom/series", "/api/prom/tail"}
 	adminPaths = []string{"/", "/metrics", "/-/ready", "/-/healthy", "/-/reload", "/debug/pprof/",
 		"/debug/pprof/cmdline", "/debug/pprof/heap", "/debug/pprof/goroutine", "/debug/pprof/symbol",
 		"/debug/pprof/profile?seconds=1", "/debug/pprof/trace?seconds=1"}

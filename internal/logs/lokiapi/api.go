@@ -86,6 +86,7 @@ func (a *API) Register(mux *http.ServeMux) {
 	}
 	mux.HandleFunc("GET /loki/api/v1/tail", a.tail)
 	mux.HandleFunc("GET /loki/api/v1/drilldown-limits", a.drilldownLimits)
+	a.registerLegacy(mux)
 }
 
 // Handler returns a mux with the query routes only.

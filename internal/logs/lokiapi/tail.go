@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -37,6 +38,7 @@ type tailParams struct {
 	delay      time.Duration
 	start      time.Time
 	categorize bool
+	legacy     bool // /api/prom/tail: answers in the legacy shape
 }
 
 func (a *API) parseTail(r *http.Request) (tailParams, error) {
@@ -45,7 +47,9 @@ func (a *API) parseTail(r *http.Request) (tailParams, error) {
 		return p, err
 	}
 	var err error
-	p.query = r.Form.Get("query")
+	if p.query, err = withRegexp(r); err != nil {
+		return p, err
+	}
 	if p.expr, err = logql.ParseLogSelector(p.query); err != nil {
 		return p, err
 	}
@@ -66,7 +70,8 @@ func (a *API) parseTail(r *http.Request) (tailParams, error) {
 	if p.start, err = parseTime("start", r.Form.Get("start"), now.Add(-defaultQuerySince)); err != nil {
 		return p, err
 	}
-	p.categorize = hasFlag(r.Header.Get(encodingFlagsHeader), "categorize-labels")
+	p.legacy = strings.HasPrefix(r.URL.Path, "/api/prom/")
+	p.categorize = !p.legacy && hasFlag(r.Header.Get(encodingFlagsHeader), "categorize-labels")
 	return p, nil
 }
 
@@ -266,10 +271,13 @@ func (t *tailer) sendBatch(batch *[]logql.Row) error {
 // one because this tail fell behind, as Loki reports them: dropped_entries
 // with each line's labels and timestamp.
 func (t *tailer) send(rows []logql.Row) error {
+	_ = t.conn.SetWriteDeadline(time.Now().Add(30 * time.Second))
+	if t.p.legacy {
+		return t.conn.WriteJSON(legacyTail(rows, t.dropped()))
+	}
 	msg := tailResponse{Streams: streamsJSON(rows, t.p.categorize)}
 	for _, d := range t.dropped() {
 		msg.DroppedEntries = append(msg.DroppedEntries, droppedEntry{Labels: d.Labels.Map(), Timestamp: strconv.FormatInt(d.Timestamp, 10)})
 	}
-	_ = t.conn.SetWriteDeadline(time.Now().Add(30 * time.Second))
 	return t.conn.WriteJSON(msg)
 }
