@@ -1,6 +1,9 @@
 // Command rules measures the CPU that evaluating 1,000 Prometheus rules over
 // 100k series every 15 s costs Vispyr, with Debian's Prometheus on the same
-// rule file and the same samples running beside it in the same run.
+// rule file and the same samples running beside it in the same run: RED rules
+// over span metrics, node_exporter-mixin rules over hosts, and the shipped
+// default rules. It then checks that each one's recorded series are what the
+// other's PromQL says of the same expressions.
 //
 //	go run ./bench/rules            # -h for flags
 package main
@@ -24,14 +27,21 @@ import (
 )
 
 func main() {
-	metricsN := flag.Int("metrics", 100, "metric names; rules are 10 per name")
-	perMetric := flag.Int("series-per-metric", 1000, "series per metric name")
+	services := flag.Int("services", 50, "services writing span metrics (432 series and 16 rules each)")
+	hosts := flag.Int("hosts", 285, "hosts writing node_exporter series (275 each)")
+	clusters := flag.Int("clusters", 5, "clusters the hosts are in (36 node rules each)")
+	history := flag.Duration("history", 35*time.Minute, "samples written before the first round")
 	rounds := flag.Int("rounds", 4, "measured evaluation rounds (after one warm-up round)")
 	interval := flag.Duration("interval", 15*time.Second, "evaluation interval")
 	promBin := flag.String("prometheus", "/usr/bin/prometheus", "Prometheus binary")
 	cpuProfile := flag.String("cpuprofile", "", "write Vispyr's CPU profile of the measured rounds to this file (go tool pprof)")
 	flag.Parse()
-	if err := run(*metricsN, *perMetric, *rounds, *interval, *promBin, *cpuProfile); err != nil {
+	now := time.Now()
+	// Samples 15 s apart up to 9 min ahead (the receivers refuse more than
+	// 10 min), so every round's windows are full and nothing is written while
+	// CPU is measured.
+	l := newLoad(*services, *hosts, *clusters, now.Add(-*history), now.Add(9*time.Minute), 15*time.Second)
+	if err := run(l, *rounds, *interval, *promBin, *cpuProfile); err != nil {
 		log.Fatal(err)
 	}
 }
@@ -41,10 +51,11 @@ type target struct {
 	srv        *proc.Server
 	writeURL   string
 	metricsURL string
+	queryURL   string // the Prometheus API's base URL
 	adminURL   string // Vispyr's admin port (/debug/pprof); empty for Prometheus
 }
 
-func run(metricsN, perMetric, rounds int, interval time.Duration, promBin, cpuProfile string) error {
+func run(load *load, rounds int, interval time.Duration, promBin, cpuProfile string) error {
 	work, err := os.MkdirTemp("", "bench-rules-")
 	if err != nil {
 		return err
@@ -54,8 +65,20 @@ func run(metricsN, perMetric, rounds int, interval time.Duration, promBin, cpuPr
 	if err != nil {
 		return err
 	}
+	groups, err := ruleSet(load, interval)
+	if err != nil {
+		return err
+	}
+	st, err := statsOf(groups)
+	if err != nil {
+		return err
+	}
 	ruleFile := filepath.Join(work, "rules.yml")
-	if err := os.WriteFile(ruleFile, []byte(ruleYAML(metricsN, interval)), 0o644); err != nil {
+	b, err := ruleYAML(groups)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(ruleFile, b, 0o644); err != nil {
 		return err
 	}
 	promCfg := filepath.Join(work, "prometheus.yml")
@@ -81,13 +104,10 @@ func run(metricsN, perMetric, rounds int, interval time.Duration, promBin, cpuPr
 	}
 	targets = append(targets, p)
 
-	// Samples 15 s apart from 6 min ago to 9 min ahead (the receivers refuse
-	// more than 10 min), so every round's rate() windows are full and nothing
-	// is written while CPU is measured.
-	now := time.Now()
-	load := newLoad(metricsN, perMetric, now.Add(-6*time.Minute), now.Add(9*time.Minute), 15*time.Second)
-	fmt.Printf("load: %d series × %d samples = %d samples; %d rules in %d groups every %s\n",
-		load.series(), load.points, load.series()*load.points, metricsN*rulesPerMetric, metricsN, interval)
+	fmt.Printf("load: %d series × %d samples = %d samples (%d services, %d hosts)\n",
+		load.series(), load.points, load.series()*load.points, load.services, load.hosts)
+	fmt.Printf("rules: %d in %d groups of %d to %d, every %s; %d selectors in them, %d distinct\n",
+		st.rules, st.groups, st.minGroup, st.maxGroup, interval, st.selectorReads, st.selectors)
 	errs := make(chan error, len(targets))
 	for _, t := range targets {
 		go func() {
@@ -143,6 +163,30 @@ func run(metricsN, perMetric, rounds int, interval time.Duration, promBin, cpuPr
 			max["prometheus_rule_group_last_duration_seconds"], sum["prometheus_rule_group_rules"],
 			sum["prometheus_rule_evaluation_failures_total"], sum["prometheus_rule_group_iterations_missed_total"])
 	}
+	return checkAgreement(v, p, groups)
+}
+
+// checkAgreement compares a sample of recorded series both ways: a service's
+// RED group, the overview, a cluster's node recording rules.
+func checkAgreement(v, p *target, groups []ruleGroup) error {
+	var sampled []sampledRule
+	for _, g := range groups {
+		m, ok := map[string]string{"red-svc-00": `service="svc-00"`, "red-svc-03": `service="svc-03"`,
+			"red-overview": "", "node-exporter.rules-c0": `cluster="c0"`}[g.Name]
+		for _, r := range g.Rules {
+			if ok {
+				sampled = append(sampled, sampledRule{rule: r, matchers: m})
+			}
+		}
+	}
+	fmt.Println()
+	for _, pair := range [][2]*target{{v, p}, {p, v}} {
+		a, err := checkRecorded(pair[0], pair[1], sampled)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("%s's recorded series vs %s's PromQL at the same instants: %s\n", pair[0].name, pair[1].name, a)
+	}
 	return nil
 }
 
@@ -171,7 +215,8 @@ func startVispyr(bin, work, promCfg string) (*target, error) {
 	if err := srv.WaitReady(admin+"/-/ready", time.Minute); err != nil {
 		return nil, fmt.Errorf("vispyr: %w", err)
 	}
-	return &target{name: "vispyr", srv: srv, writeURL: "http://" + addrs["metrics.listen-address"] + "/api/v1/write",
+	api := "http://" + addrs["metrics.listen-address"]
+	return &target{name: "vispyr", srv: srv, writeURL: api + "/api/v1/write", queryURL: api,
 		metricsURL: admin + "/metrics", adminURL: admin}, nil
 }
 
@@ -190,7 +235,7 @@ func startPrometheus(bin, work, promCfg string) (*target, error) {
 	if err := srv.WaitReady(u+"/-/ready", time.Minute); err != nil {
 		return nil, fmt.Errorf("prometheus: %w", err)
 	}
-	return &target{name: "prometheus", srv: srv, writeURL: u + "/api/v1/write", metricsURL: u + "/metrics"}, nil
+	return &target{name: "prometheus", srv: srv, writeURL: u + "/api/v1/write", queryURL: u, metricsURL: u + "/metrics"}, nil
 }
 
 // scrape sums each metric family of a /metrics page over its series and
