@@ -18,8 +18,9 @@ import (
 
 // load is the same samples for every target, as a small production setup
 // writes them: span metrics of services (Vispyr's generator names) and
-// node_exporter series of hosts, `points` samples `step` apart from start.
-// Values come from a seeded generator, so every target gets the very same.
+// node_exporter series of hosts, up to `points` samples `step` apart from
+// start. Values come from a seeded generator, so every target gets the very
+// same, however many passes it takes to send them.
 type load struct {
 	services, hosts, clusters int
 	start                     time.Time
@@ -30,6 +31,14 @@ type load struct {
 func newLoad(services, hosts, clusters int, from, to time.Time, step time.Duration) *load {
 	return &load{services: services, hosts: hosts, clusters: clusters, start: from, step: step,
 		points: int(to.Sub(from)/step) + 1}
+}
+
+// pointsUntil is how many points are at or before t.
+func (l *load) pointsUntil(t time.Time) int {
+	if t.Before(l.start) {
+		return 0
+	}
+	return min(l.points, int(t.Sub(l.start)/l.step)+1)
 }
 
 // Series per service and per host, as written below.
@@ -380,8 +389,8 @@ func (l *load) host(rng *rand.Rand, h int, emit emitFunc) error {
 	return nil
 }
 
-// send writes every series, 1,000 series per request with all their points.
-func (l *load) send(url string) error {
+// send writes points [from, to) of every series, 1,000 series per request.
+func (l *load) send(url string, from, to int) error {
 	client := &http.Client{Timeout: time.Minute}
 	var ts []prompb.TimeSeries
 	flush := func() error {
@@ -409,13 +418,13 @@ func (l *load) send(url string) error {
 		return nil
 	}
 	err := l.each(func(lv []string, vals []float64) error {
-		s := prompb.TimeSeries{Samples: make([]prompb.Sample, len(vals))}
+		s := prompb.TimeSeries{Samples: make([]prompb.Sample, 0, to-from)}
 		for i := 0; i < len(lv); i += 2 {
 			s.Labels = append(s.Labels, prompb.Label{Name: lv[i], Value: lv[i+1]})
 		}
 		slices.SortFunc(s.Labels, func(a, b prompb.Label) int { return strings.Compare(a.Name, b.Name) })
-		for p, x := range vals {
-			s.Samples[p] = prompb.Sample{Value: x, Timestamp: l.start.Add(time.Duration(p) * l.step).UnixMilli()}
+		for p := from; p < to; p++ {
+			s.Samples = append(s.Samples, prompb.Sample{Value: vals[p], Timestamp: l.start.Add(time.Duration(p) * l.step).UnixMilli()})
 		}
 		ts = append(ts, s)
 		if len(ts) == 1000 {

@@ -36,11 +36,10 @@ func main() {
 	promBin := flag.String("prometheus", "/usr/bin/prometheus", "Prometheus binary")
 	cpuProfile := flag.String("cpuprofile", "", "write Vispyr's CPU profile of the measured rounds to this file (go tool pprof)")
 	flag.Parse()
+	// Samples 15 s apart, from -history before the start to however long
+	// loading takes (at most an hour) plus 9 minutes.
 	now := time.Now()
-	// Samples 15 s apart up to 9 min ahead (the receivers refuse more than
-	// 10 min), so every round's windows are full and nothing is written while
-	// CPU is measured.
-	l := newLoad(*services, *hosts, *clusters, now.Add(-*history), now.Add(9*time.Minute), 15*time.Second)
+	l := newLoad(*services, *hosts, *clusters, now.Add(-*history), now.Add(69*time.Minute), 15*time.Second)
 	if err := run(l, *rounds, *interval, *promBin, *cpuProfile); err != nil {
 		log.Fatal(err)
 	}
@@ -104,34 +103,22 @@ func run(load *load, rounds int, interval time.Duration, promBin, cpuProfile str
 	}
 	targets = append(targets, p)
 
-	fmt.Printf("load: %d series × %d samples = %d samples (%d services, %d hosts)\n",
-		load.series(), load.points, load.series()*load.points, load.services, load.hosts)
+	fmt.Printf("load: %d series, a sample every %s from %s before the start (%d services, %d hosts)\n",
+		load.series(), load.step, time.Since(load.start).Round(time.Second), load.services, load.hosts)
 	fmt.Printf("rules: %d in %d groups of %d to %d, every %s; %d selectors in them, %d distinct\n",
 		st.rules, st.groups, st.minGroup, st.maxGroup, interval, st.selectorReads, st.selectors)
-	errs := make(chan error, len(targets))
-	for _, t := range targets {
-		go func() {
-			start := time.Now()
-			if err := load.send(t.writeURL); err != nil {
-				errs <- fmt.Errorf("%s: %w", t.name, err)
-				return
-			}
-			fmt.Printf("%s: loaded in %v\n", t.name, time.Since(start).Round(time.Millisecond))
-			errs <- nil
-		}()
-	}
-	for range targets {
-		if err := <-errs; err != nil {
-			return err
-		}
+	if err := loadAll(load, targets); err != nil {
+		return err
 	}
 
 	// One warm-up round, then CPU per round for both, side by side.
 	time.Sleep(interval)
 	cpu := map[string][]float64{}
 	last := map[string]time.Duration{}
+	before := map[string]map[string]float64{}
 	for _, t := range targets {
 		last[t.name] = proc.CPUTime(t.srv.Pid())
+		before[t.name], _ = scrape(t.metricsURL)
 	}
 	profiled := make(chan error, 1)
 	if cpuProfile != "" {
@@ -154,14 +141,16 @@ func run(load *load, rounds int, interval time.Duration, promBin, cpuProfile str
 		return err
 	}
 	fmt.Printf("\n%-11s %-38s %-22s %-6s %-9s %s\n", "target", "CPU % of one core (median [min–max])",
-		"slowest group's last s", "rules", "failures", "missed")
+		"slowest group's last s", "rules", "failures", "missed (in the measured rounds)")
 	for _, t := range targets {
 		sum, max := scrape(t.metricsURL)
 		s := stats.Of(cpu[t.name])
+		b := before[t.name]
 		fmt.Printf("%-11s %-38s %-22.3f %-6.0f %-9.0f %.0f\n", t.name,
 			fmt.Sprintf("%.1f [%.1f–%.1f] n=%d", s.Median, s.Min, s.Max, s.N),
 			max["prometheus_rule_group_last_duration_seconds"], sum["prometheus_rule_group_rules"],
-			sum["prometheus_rule_evaluation_failures_total"], sum["prometheus_rule_group_iterations_missed_total"])
+			sum["prometheus_rule_evaluation_failures_total"]-b["prometheus_rule_evaluation_failures_total"],
+			sum["prometheus_rule_group_iterations_missed_total"]-b["prometheus_rule_group_iterations_missed_total"])
 	}
 	return checkAgreement(v, p, groups)
 }
@@ -188,6 +177,42 @@ func checkAgreement(v, p *target, groups []ruleGroup) error {
 		fmt.Printf("%s's recorded series vs %s's PromQL at the same instants: %s\n", pair[0].name, pair[1].name, a)
 	}
 	return nil
+}
+
+// loadAll writes the load to every target at once, in passes: each pass
+// sends the samples from where the last one ended to 8.5 minutes from now
+// (the receivers refuse more than 10 minutes ahead), until a pass has less
+// than a minute to send. Every round then reads full windows, and nothing is
+// written while CPU is measured.
+func loadAll(l *load, targets []*target) error {
+	start, sent := time.Now(), 0
+	for {
+		upto := l.pointsUntil(time.Now().Add(8*time.Minute + 30*time.Second))
+		if upto == l.points {
+			return fmt.Errorf("loading took over %s", time.Since(start).Round(time.Second))
+		}
+		if upto-sent < 4 {
+			fmt.Printf("loaded in %v: %d samples per series, %d in all, to each target\n",
+				time.Since(start).Round(time.Millisecond), sent, sent*l.series())
+			return nil
+		}
+		errs := make(chan error, len(targets))
+		for _, t := range targets {
+			go func() {
+				if err := l.send(t.writeURL, sent, upto); err != nil {
+					errs <- fmt.Errorf("%s: %w", t.name, err)
+					return
+				}
+				errs <- nil
+			}()
+		}
+		for range targets {
+			if err := <-errs; err != nil {
+				return err
+			}
+		}
+		sent = upto
+	}
 }
 
 func startVispyr(bin, work, promCfg string) (*target, error) {
