@@ -207,7 +207,7 @@ func (m *Manager) Reload() (err error) {
 	interval := time.Duration(cfg.GlobalConfig.EvaluationInterval)
 	ext := m.externalURL.String()
 	// Load (and so check) every rule file before anything is applied.
-	if _, errs := m.rules.LoadGroups(interval, cfg.GlobalConfig.ExternalLabels, ext, shareGroupReads, false, files...); len(errs) > 0 {
+	if _, errs := m.rules.LoadGroups(interval, cfg.GlobalConfig.ExternalLabels, ext, m.evalIteration(), false, files...); len(errs) > 0 {
 		return fmt.Errorf("load rules: %w", errors.Join(errs...))
 	}
 
@@ -238,7 +238,7 @@ func (m *Manager) Reload() (err error) {
 	if err := m.notifySD.ApplyConfig(nsd); err != nil {
 		errs = append(errs, fmt.Errorf("apply alertmanager discovery: %w", err))
 	}
-	if err := m.rules.Update(interval, files, cfg.GlobalConfig.ExternalLabels, ext, shareGroupReads); err != nil {
+	if err := m.rules.Update(interval, files, cfg.GlobalConfig.ExternalLabels, ext, m.evalIteration()); err != nil {
 		errs = append(errs, fmt.Errorf("update rules: %w", err))
 	}
 	if len(errs) > 0 {
@@ -251,6 +251,15 @@ func (m *Manager) Reload() (err error) {
 		"scrape_jobs", len(scrapeCfgs), "rule_files", len(files),
 		"alertmanagers", len(cfg.AlertingConfig.AlertmanagerConfigs))
 	return nil
+}
+
+// evalIteration evaluates a group with its rules' reads shared.
+func (m *Manager) evalIteration() rules.GroupEvalIterationFunc {
+	lookback := m.opts.LookbackDelta
+	if lookback == 0 {
+		lookback = 5 * time.Minute // the engine's default
+	}
+	return shareGroupReads(lookback)
 }
 
 // load reads the Prometheus configuration file (or Prometheus's defaults

@@ -40,7 +40,13 @@ type groupReadsKey struct{}
 
 // groupReads is the reads one group evaluation shares.
 type groupReads struct {
-	shared map[string]bool // selectors used twice or more by rules that may share
+	// shared are the selectors used twice or more by rules that may share,
+	// each with the longest reach back in time of its uses (its longest
+	// range, or the lookback delta): its first read reaches that far, so the
+	// rules with shorter windows after it are served from the same read. A
+	// head chunk decodes from its start whatever the window, so the wider
+	// read costs little more than the narrow one.
+	shared map[string]time.Duration
 
 	mu      sync.Mutex
 	reads   map[string][]*sharedRead
@@ -57,35 +63,50 @@ type sharedRead struct {
 	warnings   annotations.Annotations
 }
 
-// shareGroupReads evaluates a group as Prometheus does, with the reads its
-// rules have in common shared.
-func shareGroupReads(ctx context.Context, g *rules.Group, ts time.Time) {
-	if shared := sharedSelectors(g.Rules()); len(shared) > 0 {
-		ctx = context.WithValue(ctx, groupReadsKey{}, &groupReads{shared: shared, reads: map[string][]*sharedRead{}})
+// shareGroupReads returns an evaluation function that evaluates a group as
+// Prometheus does, with the reads its rules have in common shared; lookback
+// is the rules' engine's lookback delta.
+func shareGroupReads(lookback time.Duration) rules.GroupEvalIterationFunc {
+	return func(ctx context.Context, g *rules.Group, ts time.Time) {
+		if shared := sharedSelectors(g.Rules(), lookback); len(shared) > 0 {
+			ctx = context.WithValue(ctx, groupReadsKey{}, &groupReads{shared: shared, reads: map[string][]*sharedRead{}})
+		}
+		rules.DefaultEvalIterationFunc(ctx, g, ts)
 	}
-	rules.DefaultEvalIterationFunc(ctx, g, ts)
 }
 
 // sharedSelectors are the selectors (by label matchers) that occur at least
-// twice in the rules that may share; reading a selector used once through
-// the cache would only cost more.
-func sharedSelectors(rs []rules.Rule) map[string]bool {
+// twice in the rules that may share, with the longest reach of their uses;
+// reading a selector used once through the cache would only cost more.
+func sharedSelectors(rs []rules.Rule, lookback time.Duration) map[string]time.Duration {
 	count := map[string]int{}
+	reach := map[string]time.Duration{}
 	for _, r := range rs {
 		if !r.NoDependencyRules() {
 			continue
 		}
+		var window time.Duration // the range of the matrix selector being walked
 		parser.Inspect(r.Query(), func(node parser.Node, _ []parser.Node) error {
-			if vs, ok := node.(*parser.VectorSelector); ok {
-				count[selectorKey(vs.LabelMatchers)]++
+			switch n := node.(type) {
+			case *parser.MatrixSelector:
+				window = n.Range
+			case *parser.VectorSelector:
+				k := selectorKey(n.LabelMatchers)
+				count[k]++
+				d := window
+				if d == 0 || n.Anchored || n.Smoothed {
+					d += lookback
+				}
+				reach[k] = max(reach[k], d)
+				window = 0
 			}
 			return nil
 		})
 	}
-	shared := map[string]bool{}
+	shared := map[string]time.Duration{}
 	for k, n := range count {
 		if n > 1 {
-			shared[k] = true
+			shared[k] = reach[k]
 		}
 	}
 	return shared
@@ -110,6 +131,16 @@ func (s sharingQueryable) Querier(mint, maxt int64) (storage.Querier, error) {
 	return &sharingQuerier{db: s.db, mint: mint, maxt: maxt}, nil
 }
 
+// open opens a store querier over [mint, maxt], closed with q.
+func (q *sharingQuerier) open(mint, maxt int64) (storage.Querier, error) {
+	u, err := q.db.Querier(mint, maxt)
+	if err != nil {
+		return nil, err
+	}
+	q.opened = append(q.opened, u)
+	return u, nil
+}
+
 // sharingQuerier answers from the group evaluation's shared reads where it
 // may, and from the store otherwise. Store queriers are opened on first use
 // and closed with it.
@@ -122,12 +153,11 @@ type sharingQuerier struct {
 
 func (q *sharingQuerier) store() (storage.Querier, error) {
 	if q.under == nil {
-		u, err := q.db.Querier(q.mint, q.maxt)
+		u, err := q.open(q.mint, q.maxt)
 		if err != nil {
 			return nil, err
 		}
 		q.under = u
-		q.opened = append(q.opened, u)
 	}
 	return q.under, nil
 }
@@ -142,15 +172,29 @@ func (q *sharingQuerier) Select(ctx context.Context, sortSeries bool, hints *sto
 		return under.Select(ctx, sortSeries, hints, ms...)
 	}
 	key := selectorKey(ms)
-	if !reads.shared[key] {
+	reach, ok := reads.shared[key]
+	if !ok || reads.spent() {
 		return under.Select(ctx, sortSeries, hints, ms...)
 	}
 	if r := reads.find(key, sortSeries, hints.Start, hints.End); r != nil {
 		return r.slice(hints.Start, hints.End)
 	}
-	r, rest := reads.load(under.Select(ctx, sortSeries, hints, ms...), sortSeries, hints.Start, hints.End)
-	if rest != nil {
-		return rest
+	// Read as far back as the selector's longest use in the group, through
+	// a store querier opened that far back.
+	wide := *hints
+	wide.Start = min(hints.Start, hints.End-reach.Milliseconds())
+	wideStore := under
+	if wide.Start < q.mint {
+		if wideStore, err = q.open(wide.Start, q.maxt); err != nil {
+			return storage.ErrSeriesSet(err)
+		}
+	}
+	r, err := reads.load(wideStore.Select(ctx, sortSeries, &wide, ms...), sortSeries, wide.Start, wide.End)
+	if err != nil {
+		return storage.ErrSeriesSet(err)
+	}
+	if r == nil { // over budget: the store answers as without sharing
+		return under.Select(ctx, sortSeries, hints, ms...)
 	}
 	reads.add(key, r)
 	return r.slice(hints.Start, hints.End)
@@ -200,6 +244,13 @@ func (g *groupReads) add(key string, r *sharedRead) {
 	g.reads[key] = append(g.reads[key], r)
 }
 
+// spent says whether the evaluation's budget is used up.
+func (g *groupReads) spent() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.samples >= maxSharedSamples
+}
+
 // reserve takes n samples from the evaluation's budget, if it has them.
 func (g *groupReads) reserve(n int) bool {
 	g.mu.Lock()
@@ -212,11 +263,10 @@ func (g *groupReads) reserve(n int) bool {
 	return true
 }
 
-// load decodes ss. If the budget runs out part way, rest is what the engine
-// reads instead: the series decoded so far, then the rest of ss as the store
-// gives it. A failed read is handed on as rest too, and nothing is kept.
-func (g *groupReads) load(ss storage.SeriesSet, sorted bool, mint, maxt int64) (r *sharedRead, rest storage.SeriesSet) {
-	r = &sharedRead{sorted: sorted, mint: mint, maxt: maxt}
+// load decodes ss; nil if the budget runs out part way (what was decoded is
+// dropped).
+func (g *groupReads) load(ss storage.SeriesSet, sorted bool, mint, maxt int64) (*sharedRead, error) {
+	r := &sharedRead{sorted: sorted, mint: mint, maxt: maxt}
 	var it chunkenc.Iterator
 	for ss.Next() {
 		s := ss.At()
@@ -232,15 +282,15 @@ func (g *groupReads) load(ss storage.SeriesSet, sorted bool, mint, maxt int64) (
 			d.Histograms = append(d.Histograms, promql.HPoint{T: t, H: h})
 		}
 		if err := it.Err(); err != nil {
-			return nil, storage.ErrSeriesSet(err)
+			return nil, err
 		}
 		r.series = append(r.series, d)
 		if !g.reserve(len(d.Floats) + len(d.Histograms)) {
-			return nil, &chainedSet{head: r.slice(mint, maxt), tail: ss}
+			return nil, nil
 		}
 	}
 	if err := ss.Err(); err != nil {
-		return nil, storage.ErrSeriesSet(err)
+		return nil, err
 	}
 	r.warnings = ss.Warnings()
 	return r, nil
@@ -292,29 +342,3 @@ func (s *decodedSet) At() storage.Series                { return promql.NewStora
 func (s *decodedSet) Err() error                        { return nil }
 func (s *decodedSet) Warnings() annotations.Annotations { return s.warnings }
 
-// chainedSet is head's series, then tail's.
-type chainedSet struct {
-	head   storage.SeriesSet
-	tail   storage.SeriesSet
-	inTail bool
-}
-
-func (c *chainedSet) Next() bool {
-	if !c.inTail {
-		if c.head.Next() {
-			return true
-		}
-		c.inTail = true
-	}
-	return c.tail.Next()
-}
-
-func (c *chainedSet) At() storage.Series {
-	if c.inTail {
-		return c.tail.At()
-	}
-	return c.head.At()
-}
-
-func (c *chainedSet) Err() error                        { return c.tail.Err() }
-func (c *chainedSet) Warnings() annotations.Annotations { return c.tail.Warnings() }

@@ -160,7 +160,7 @@ func evalRules(t *testing.T, file string, db *tsdb.DB, start time.Time, share bo
 	var q storage.Queryable = counted
 	iterate := rules.DefaultEvalIterationFunc
 	if share {
-		q, iterate = sharingQueryable{db: counted}, shareGroupReads
+		q, iterate = sharingQueryable{db: counted}, shareGroupReads(5*time.Minute)
 	}
 	engine := promql.NewEngine(promql.EngineOpts{MaxSamples: 1e7, Timeout: time.Minute, LookbackDelta: 5 * time.Minute,
 		EnableAtModifier: true, EnableNegativeOffset: true})
