@@ -104,7 +104,7 @@ func (l *load) service(rng *rand.Rand, s int, emit emitFunc) error {
 			kind = "SPAN_KIND_CLIENT"
 		}
 		reqRate := 0.2 + 40*math.Pow(rng.Float64(), 2) // requests per second
-		median := 0.004 * math.Exp(4*rng.Float64())   // 4 ms to 220 ms
+		median := 0.004 * math.Exp(4*rng.Float64())    // 4 ms to 220 ms
 		if s%13 == 5 && o == 0 {
 			median = 1.5
 		}
@@ -334,8 +334,8 @@ func (l *load) host(rng *rand.Rand, h int, emit emitFunc) error {
 	}
 	for _, dev := range disks {
 		for _, s := range []struct {
-			name string
-			step float64
+			name  string
+			step  float64
 			whole bool
 		}{{"reads_completed_total", 50 * sec, true}, {"writes_completed_total", 80 * sec, true},
 			{"read_bytes_total", 4e5 * sec, true}, {"written_bytes_total", 9e5 * sec, true},

@@ -341,4 +341,3 @@ func (s *decodedSet) Next() bool {
 func (s *decodedSet) At() storage.Series                { return promql.NewStorageSeries(s.series[s.i-1]) }
 func (s *decodedSet) Err() error                        { return nil }
 func (s *decodedSet) Warnings() annotations.Annotations { return s.warnings }
-

@@ -23,7 +23,8 @@ import (
 )
 
 // The rules a group records must not change when its reads are shared:
-// counters, native and classic histograms, several windows, offset, @ and a
+// counters, native and classic histograms, several windows (a longer one
+// after shorter ones, so the first read reaches back for it), offset, @ and a
 // subquery, alerts, and rules reading recording rules of the same group
 // written earlier (this evaluation's value) or later (the last one's).
 const sharedReadsRules = `
@@ -43,6 +44,8 @@ groups:
         expr: job:x:rate5m * 2
       - record: instance:x:rate1m
         expr: sum by (instance) (rate(x[1m]))
+      - record: x:rate10m
+        expr: sum(rate(x[10m]))
       - record: instance:x:max
         expr: max by (instance) (x)
       - record: x:offset1m
@@ -111,7 +114,8 @@ func TestSharedReadsRecordWhatPrometheusRecords(t *testing.T) {
 }
 
 // openLoadedTSDB is a TSDB holding 20 minutes of counters, native
-// histograms and classic histogram buckets, 15 s apart, from start.
+// histograms and classic histogram buckets, 5 s apart (two head chunks a
+// series), from start.
 func openLoadedTSDB(t *testing.T, start time.Time) *tsdb.DB {
 	t.Helper()
 	db, err := tsdb.Open(t.TempDir(), nil, nil, tsdb.DefaultOptions(), nil)
@@ -122,13 +126,13 @@ func openLoadedTSDB(t *testing.T, start time.Time) *tsdb.DB {
 	rng := rand.New(rand.NewSource(1))
 	app := db.AppenderV2(context.Background())
 	les := []string{"0.1", "0.5", "1", "5", "+Inf"}
-	for i := 0; i < 80; i++ {
-		ts := start.Add(time.Duration(i) * 15 * time.Second).UnixMilli()
+	for i := 0; i < 240; i++ {
+		ts := start.Add(time.Duration(i) * 5 * time.Second).UnixMilli()
 		for s := 0; s < 20; s++ {
 			lset := labels.FromStrings("__name__", "x", "job", "j"+strconv.Itoa(s%3), "instance", "i"+strconv.Itoa(s))
 			v := float64(i*(s+1)) + float64(rng.Intn(10))
-			if s == 7 && i > 40 {
-				v = float64(i - 40) // a counter reset
+			if s == 7 && i > 120 {
+				v = float64(i - 120) // a counter reset
 			}
 			if _, err := app.Append(0, lset, 0, ts, v, nil, nil, storage.AOptions{}); err != nil {
 				t.Fatal(err)
