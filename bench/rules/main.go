@@ -221,7 +221,7 @@ func startVispyr(bin, work, promCfg string) (*target, error) {
 	args := []string{"serve", "--data-dir=" + dir, "--prometheus.config.file=" + promCfg, "--prometheus.self-scrape=false"}
 	for _, flagName := range []string{"metrics.listen-address", "otlp.grpc-address", "otlp.http-address",
 		"admin.listen-address", "health.listen-address", "tempo.listen-address",
-		"pyroscope.listen-address", "pyroscope.ingest-address", "ui.listen-address", "loki.listen-address"} {
+		"pyroscope.listen-address", "pyroscope.ingest-address", "ui.listen-address", "loki.listen-address", "faro.listen-address"} {
 		a, err := proc.FreeAddr()
 		if err != nil {
 			return nil, err
