@@ -131,16 +131,6 @@ func (s sharingQueryable) Querier(mint, maxt int64) (storage.Querier, error) {
 	return &sharingQuerier{db: s.db, mint: mint, maxt: maxt}, nil
 }
 
-// open opens a store querier over [mint, maxt], closed with q.
-func (q *sharingQuerier) open(mint, maxt int64) (storage.Querier, error) {
-	u, err := q.db.Querier(mint, maxt)
-	if err != nil {
-		return nil, err
-	}
-	q.opened = append(q.opened, u)
-	return u, nil
-}
-
 // sharingQuerier answers from the group evaluation's shared reads where it
 // may, and from the store otherwise. Store queriers are opened on first use
 // and closed with it.
@@ -162,6 +152,16 @@ func (q *sharingQuerier) store() (storage.Querier, error) {
 	return q.under, nil
 }
 
+// open opens a store querier over [mint, maxt], closed with q.
+func (q *sharingQuerier) open(mint, maxt int64) (storage.Querier, error) {
+	u, err := q.db.Querier(mint, maxt)
+	if err != nil {
+		return nil, err
+	}
+	q.opened = append(q.opened, u)
+	return u, nil
+}
+
 func (q *sharingQuerier) Select(ctx context.Context, sortSeries bool, hints *storage.SelectHints, ms ...*labels.Matcher) storage.SeriesSet {
 	under, err := q.store()
 	if err != nil {
@@ -173,11 +173,14 @@ func (q *sharingQuerier) Select(ctx context.Context, sortSeries bool, hints *sto
 	}
 	key := selectorKey(ms)
 	reach, ok := reads.shared[key]
-	if !ok || reads.spent() {
+	if !ok {
 		return under.Select(ctx, sortSeries, hints, ms...)
 	}
 	if r := reads.find(key, sortSeries, hints.Start, hints.End); r != nil {
 		return r.slice(hints.Start, hints.End)
+	}
+	if reads.spent() {
+		return under.Select(ctx, sortSeries, hints, ms...)
 	}
 	// Read as far back as the selector's longest use in the group, through
 	// a store querier opened that far back.
