@@ -69,9 +69,13 @@ func main() {
 		keep      = flag.Bool("keep", false, "keep the data dirs")
 		repeat    = flag.Int("repeat", 1, "runs per mode, interleaved; every figure is reported as median (min–max)")
 		tempoBin  = flag.String("tempo", "", "also run this Grafana Tempo binary (-target=all) on the same load, side by side")
+		gateway   = flag.Bool("gateway", false, "also send the load through vispyr gateway, forwarding by OTLP gRPC to a vispyr serve")
 	)
 	flag.Parse()
 	systems := []*system{vispyrSystem(*vispyrBin)}
+	if *gateway {
+		systems = append(systems, gatewaySystem(*vispyrBin))
+	}
 	if *tempoBin != "" {
 		systems = append(systems, tempoSystem(*tempoBin))
 	}
@@ -91,6 +95,8 @@ type system struct {
 	// disk is the trace storage under the run's dir, split by part.
 	disk      func(dir string) (int64, map[string]int64)
 	diskLabel string
+	// stopped, if set, runs after the run (stops helper processes).
+	stopped func()
 }
 
 func vispyrSystem(bin string) *system {
@@ -126,6 +132,11 @@ func run(requests, senders int, systems []*system, generator bool, lookups, sear
 	if systems[0].bin == "" {
 		if systems[0].bin, err = proc.BuildVispyr(work); err != nil {
 			return err
+		}
+		for _, sys := range systems {
+			if sys.name == "vispyr-gateway" {
+				sys.bin = systems[0].bin
+			}
 		}
 	}
 	t0 := time.Now()
@@ -225,6 +236,9 @@ func startVispyr(bin, dir string, generatorOff bool) (*proc.Server, endpoints, e
 
 func runOnce(sys *system, dir, mode string, load *Load, senders, lookups, searches, probes int, probePrefix uint64) (*result, error) {
 	srv, ep, err := sys.start(sys.bin, dir, mode == "generator-off")
+	if sys.stopped != nil {
+		defer sys.stopped()
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -115,23 +115,30 @@ func newOTLPGRPCSender(d *Destination) (sender, func() error, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("dial %s: %w", target, err)
 	}
-	client := ptraceotlp.NewGRPCClient(conn)
 	send := func(ctx context.Context, tenant string, body []byte) error {
-		req := ptraceotlp.NewExportRequest()
-		if err := req.UnmarshalProto(body); err != nil {
-			return &sendError{reason: "encode", err: fmt.Errorf("decode queued spans: %w", err)}
-		}
 		md := metadata.New(d.Headers)
 		if tenant != "" {
 			md.Set("X-Scope-OrgID", tenant)
 		}
 		ctx, cancel := context.WithTimeout(metadata.NewOutgoingContext(ctx, md), d.Queue.Timeout)
 		defer cancel()
-		_, err := client.Export(ctx, req)
-		return grpcError(err)
+		// The queued body is already an ExportTraceServiceRequest: it goes
+		// out as it is (the answer, a partial-success note, is not read).
+		var reply []byte
+		return grpcError(conn.Invoke(ctx, otlpTraceExport, body, &reply, grpc.ForceCodec(passCodec{})))
 	}
 	return send, conn.Close, nil
 }
+
+// otlpTraceExport is the OTLP gRPC trace export method.
+const otlpTraceExport = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+
+// passCodec sends protobuf bytes as they are and keeps the answer's bytes.
+type passCodec struct{}
+
+func (passCodec) Marshal(v any) ([]byte, error)   { return v.([]byte), nil }
+func (passCodec) Unmarshal(b []byte, v any) error { *(v.(*[]byte)) = b; return nil }
+func (passCodec) Name() string                    { return "proto" }
 
 // grpcError classifies an OTLP gRPC answer as the OTLP specification does:
 // the retryable codes are retried (RetryInfo honoured), the others drop.

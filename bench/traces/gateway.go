@@ -1,0 +1,89 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/vispyr/vispyr/bench/internal/proc"
+)
+
+// gatewaySystem takes the load with vispyr gateway, which forwards it by
+// OTLP gRPC to a vispyr serve: spans/s, CPU and RSS are the gateway's
+// (its acknowledgement: after an fsync of its queue), flushing and queries
+// the destination's, so the run also checks that every span arrived.
+// Compare with the vispyr column, the same load straight to vispyr serve.
+func gatewaySystem(bin string) *system {
+	sys := vispyrSystem(bin)
+	sys.name = "vispyr-gateway"
+	var dest *proc.Server
+	var gwAdmin string
+	sys.start = func(bin, dir string, generatorOff bool) (*proc.Server, endpoints, error) {
+		d, ep, err := startVispyr(bin, dir, generatorOff)
+		if err != nil {
+			return nil, ep, err
+		}
+		dest = d
+		gw, otlp, admin, err := startGateway(bin, filepath.Join(dir, "gateway"), "grpc://"+ep.otlp)
+		ep.otlp, gwAdmin = otlp, admin
+		return gw, ep, err
+	}
+	// Flushed once the gateway delivered its whole queue and the
+	// destination cut its head.
+	sys.flushed = func(ep endpoints, _ string, _ int) (time.Duration, error) {
+		t0 := time.Now()
+		for {
+			n, err := metricSum(gwAdmin, "vispyr_forward_queue_records")
+			if err != nil {
+				return 0, err
+			}
+			if n == 0 {
+				break
+			}
+			if time.Since(t0) > 3*time.Minute {
+				return 0, fmt.Errorf("gateway still holds %v records after %v", n, time.Since(t0))
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		_, err := waitHeadCut(ep.admin, 3*time.Minute)
+		return time.Since(t0), err
+	}
+	sys.stopped = func() {
+		if dest != nil {
+			dest.Stop(syscall.SIGTERM)
+			dest = nil
+		}
+	}
+	return sys
+}
+
+// startGateway runs vispyr gateway forwarding traces to url and returns its
+// OTLP gRPC address and admin URL.
+func startGateway(bin, dir, url string) (*proc.Server, string, string, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, "", "", err
+	}
+	args := []string{"gateway", "--data-dir=" + filepath.Join(dir, "data"), "--forward.traces.url=" + url}
+	addrs := map[string]string{}
+	for _, f := range []string{"metrics.listen-address", "otlp.grpc-address", "otlp.http-address",
+		"admin.listen-address", "health.listen-address", "pyroscope.listen-address", "pyroscope.ingest-address"} {
+		a, err := proc.FreeAddr()
+		if err != nil {
+			return nil, "", "", err
+		}
+		addrs[f] = a
+		args = append(args, "--"+f+"="+a)
+	}
+	srv, err := proc.Start(filepath.Join(dir, "vispyr.log"), bin, args...)
+	if err != nil {
+		return nil, "", "", err
+	}
+	admin := "http://" + addrs["admin.listen-address"]
+	if err := srv.WaitReady(admin+"/-/ready", time.Minute); err != nil {
+		srv.Stop(syscall.SIGKILL)
+		return nil, "", "", err
+	}
+	return srv, addrs["otlp.grpc-address"], admin, nil
+}
