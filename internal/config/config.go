@@ -93,10 +93,15 @@ type Metrics struct {
 	QueryMaxConcurrent int           `yaml:"query_max_concurrent"`
 	LookbackDelta      time.Duration `yaml:"lookback_delta"`
 
-	// QueryMaxMemoryBytes caps the points one query may hold (16 bytes each),
-	// estimated before it runs; QueryMemoryBytes caps all running queries.
+	// QueryMaxMemoryBytes caps the points one PromQL query may hold (16 bytes
+	// each), estimated before it runs.
 	QueryMaxMemoryBytes int64 `yaml:"query_max_memory_bytes"`
-	QueryMemoryBytes    int64 `yaml:"query_memory_bytes"`
+	// QueryMemoryBytes caps the memory of all running queries of every engine
+	// together: PromQL, TraceQL metrics (traces.query_max_memory_bytes each)
+	// and Pyroscope merges (profiles.query_max_memory_bytes each). A query
+	// that finds it spent is answered 503 (PromQL), 429 (Tempo) or
+	// resource_exhausted (Pyroscope) with Retry-After.
+	QueryMemoryBytes int64 `yaml:"query_memory_bytes"`
 
 	// ResultsCacheMaxBytes bounds the cache of range query results (per
 	// step, reused when a dashboard refreshes or a range overlaps); 0 turns

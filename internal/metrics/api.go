@@ -41,6 +41,9 @@ type APIOptions struct {
 	RemoteWrite http.Handler
 	// Managers answer targets, rules, alerts and Alertmanagers; nil: empty lists.
 	Managers Managers
+	// QueryMemory is the budget every running query shares, PromQL's and the
+	// other engines' (metrics.query_memory_bytes); nil: PromQL's own.
+	QueryMemory *limits.Inflight
 }
 
 // NewAPI returns the handler for the Prometheus port: Prometheus's own v1 API
@@ -117,12 +120,16 @@ func (s *Storage) NewAPI(opts APIOptions, logger *slog.Logger, reg prometheus.Re
 	router := route.New()
 	api.Register(router.WithPrefix("/api/v1"))
 
+	queryMemory := opts.QueryMemory
+	if queryMemory == nil {
+		queryMemory = limits.NewInflight(opts.Metrics.QueryMemoryBytes)
+	}
 	mux := http.NewServeMux()
 	mux.Handle("/", &queryGuard{
 		next: router, queryable: s, parser: parser.NewParser(parser.Options{}),
 		lookback: opts.Metrics.LookbackDelta, maxSamples: int64(opts.Metrics.QueryMaxSamples),
 		maxBytes: opts.Metrics.QueryMaxMemoryBytes, sharedMax: opts.Metrics.QueryMemoryBytes,
-		shared: limits.NewInflight(opts.Metrics.QueryMemoryBytes),
+		shared: queryMemory,
 	})
 	if rw := opts.RemoteWrite; rw != nil {
 		// Remote write takes Vispyr's own decoder and append path: the same answers

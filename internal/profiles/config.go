@@ -22,6 +22,14 @@ type Config struct {
 	MaxPendingBytes int64 `yaml:"max_pending_bytes"`
 	// BlockCacheSize is how many decoded blocks queries keep in memory.
 	BlockCacheSize int `yaml:"block_cache_size"`
+	// QueryTimeout ends a merge (flame graph, pprof, diff) or series query
+	// that runs longer, answered deadline_exceeded (504).
+	QueryTimeout time.Duration `yaml:"query_timeout"`
+	// QueryMaxMemoryBytes caps what one query may build (the merged call tree,
+	// the series points), charged as each block is merged and drawn from
+	// metrics.query_memory_bytes, the budget all running queries share; past
+	// it the query is refused with invalid_argument naming this limit.
+	QueryMaxMemoryBytes int64 `yaml:"query_max_memory_bytes"`
 }
 
 // Defaults fills zero fields. Retention of 30 days matches the rest of Vispyr.
@@ -40,6 +48,12 @@ func (c *Config) Defaults() {
 	}
 	if c.BlockCacheSize == 0 {
 		c.BlockCacheSize = 8
+	}
+	if c.QueryTimeout == 0 {
+		c.QueryTimeout = 2 * time.Minute // as metrics.query_timeout
+	}
+	if c.QueryMaxMemoryBytes == 0 {
+		c.QueryMaxMemoryBytes = 1 << 30 // as metrics.query_max_memory_bytes
 	}
 }
 
@@ -63,6 +77,12 @@ func (c Config) Validate() error {
 	}
 	if c.BlockCacheSize < 1 {
 		errs = append(errs, fmt.Errorf("block_cache_size: %d is below 1", c.BlockCacheSize))
+	}
+	if c.QueryTimeout < 0 {
+		errs = append(errs, fmt.Errorf("query_timeout: %s is negative", c.QueryTimeout))
+	}
+	if c.QueryMaxMemoryBytes < 1<<20 {
+		errs = append(errs, fmt.Errorf("query_max_memory_bytes: %d is below 1MiB", c.QueryMaxMemoryBytes))
 	}
 	return errors.Join(errs...)
 }

@@ -11,6 +11,8 @@ import (
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql/parser"
+
+	"github.com/vispyr/vispyr/internal/limits"
 )
 
 // Selector picks series and a time range. Times are Unix nanoseconds, inclusive.
@@ -20,6 +22,34 @@ type Selector struct {
 	// TypeID restricts to one profile type; "" means all.
 	TypeID   string
 	Matchers []*labels.Matcher
+	// Memory is charged with what a merge or series query builds; the query
+	// ends with its refusal. nil: no bound.
+	Memory *limits.QueryMemory
+}
+
+// ErrQueryTimeout ends a merge or series query that outran Config.QueryTimeout.
+var ErrQueryTimeout = errors.New("profile query timed out")
+
+// Memory estimates: a call-tree node with its index entry and its share of
+// the flame graph or pprof answer; a series point with its map entries and
+// answer; a series' labels.
+const (
+	treeNodeBytes   = 192
+	seriesPtBytes   = 96
+	seriesHeadBytes = 512
+)
+
+// withTimeout bounds a query by Config.QueryTimeout; done turns the
+// context's end into the error the API answers with.
+func (s *Store) withTimeout(ctx context.Context) (context.Context, func(error) error) {
+	ctx, cancel := context.WithTimeoutCause(ctx, s.cfg.QueryTimeout, ErrQueryTimeout)
+	return ctx, func(err error) error {
+		defer cancel()
+		if err != nil && context.Cause(ctx) == ErrQueryTimeout {
+			return fmt.Errorf("%w: it ran longer than profiles.query_timeout (%v)", ErrQueryTimeout, s.cfg.QueryTimeout)
+		}
+		return err
+	}
 }
 
 var selectorParser = parser.NewParser(parser.Options{EnableUnquotedUTF8Names: true})
@@ -193,9 +223,16 @@ type SampleFilter struct {
 }
 
 // MergeTree merges every matching sample into one call tree.
-func (s *Store) MergeTree(ctx context.Context, sel Selector, filter *SampleFilter) (*Tree, error) {
+//
+// The tree's growth is charged to sel.Memory as each block is merged, so a
+// merge passes its bound by at most one block's new stacks before it is
+// refused.
+func (s *Store) MergeTree(ctx context.Context, sel Selector, filter *SampleFilter) (_ *Tree, err error) {
+	ctx, done := s.withTimeout(ctx)
+	defer func() { err = done(err) }()
 	tree := NewTree()
-	err := s.forEachTable(ctx, &sel, func(t *table) error {
+	err = s.forEachTable(ctx, &sel, func(t *table) error {
+		before := len(tree.nodes)
 		m := newTableMerger(tree, t)
 		var site *callSite
 		if filter != nil && len(filter.CallSite) > 0 {
@@ -233,7 +270,7 @@ func (s *Store) MergeTree(ctx context.Context, sel Selector, filter *SampleFilte
 			}
 		}
 		m.flush()
-		return nil
+		return sel.Memory.Charge(int64(len(tree.nodes)-before) * treeNodeBytes)
 	})
 	if err != nil {
 		return nil, err
@@ -330,17 +367,19 @@ type SeriesPoints struct {
 
 // SelectSeries sums the total of every matching profile into buckets at
 // sel.Start + k*step, one output series per distinct value of groupBy.
-func (s *Store) SelectSeries(ctx context.Context, sel Selector, step int64, groupBy []string, agg Aggregation) ([]SeriesPoints, error) {
+func (s *Store) SelectSeries(ctx context.Context, sel Selector, step int64, groupBy []string, agg Aggregation) (_ []SeriesPoints, err error) {
 	if step <= 0 {
 		return nil, fmt.Errorf("step must be positive")
 	}
+	ctx, done := s.withTimeout(ctx)
+	defer func() { err = done(err) }()
 	type acc struct {
 		ls     labels.Labels
 		sum    map[int64]float64
 		counts map[int64]int
 	}
 	groups := map[uint64]*acc{}
-	err := s.forEachTable(ctx, &sel, func(t *table) error {
+	err = s.forEachTable(ctx, &sel, func(t *table) error {
 		for _, sr := range t.series {
 			if !sel.matches(sr.labels, sr.minT, sr.maxT) {
 				continue
@@ -348,6 +387,9 @@ func (s *Store) SelectSeries(ctx context.Context, sel Selector, step int64, grou
 			ls := labels.NewBuilder(sr.labels).Keep(groupBy...).Labels()
 			g := groups[ls.Hash()]
 			if g == nil {
+				if err := sel.Memory.Charge(seriesHeadBytes); err != nil {
+					return err
+				}
 				g = &acc{ls: ls, sum: map[int64]float64{}, counts: map[int64]int{}}
 				groups[ls.Hash()] = g
 			}
@@ -361,6 +403,11 @@ func (s *Store) SelectSeries(ctx context.Context, sel Selector, step int64, grou
 				ts := tms
 				if rem := (tms - sel.Start) % step; rem != 0 {
 					ts += step - rem
+				}
+				if _, ok := g.sum[ts]; !ok && sel.Memory != nil {
+					if err := sel.Memory.Charge(seriesPtBytes); err != nil {
+						return err
+					}
 				}
 				g.sum[ts] += float64(p.total)
 				g.counts[ts]++

@@ -168,12 +168,16 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		MaxRequestBytes: cfg.Limits.MaxRequestBytes, MaxSeriesPerRequest: cfg.Limits.MaxSeriesPerRequest,
 		Inflight: inflight,
 	}, ingestLogger.With("component", "remote-write"), reg)
+	// One memory budget for every running query, whatever its engine.
+	queryMemory := limits.NewInflight(cfg.Metrics.QueryMemoryBytes)
 	promAPI := metricStore.NewAPI(metrics.APIOptions{
 		Metrics: cfg.Metrics, OTLP: otlpHTTP.MetricsHandler(), RemoteWrite: remoteWrite,
-		Managers: promMgr,
+		Managers: promMgr, QueryMemory: queryMemory,
 	}, logger, reg)
-	tempoAPI := tempoapi.NewHandler(traceStore, logger.With("component", "tempo-api"))
-	profileAPI := profilesapi.NewHandler(profileStore, logger.With("component", "pyroscope-api"))
+	tempoAPI := tempoapi.NewHandler(traceStore, logger.With("component", "tempo-api"),
+		tempoapi.WithQueryMemory(cfg.Traces.QueryMaxMemoryBytes, queryMemory))
+	profileAPI := profilesapi.NewHandler(profileStore, logger.With("component", "pyroscope-api"),
+		profilesapi.WithQueryMemory(cfg.Profiles.QueryMaxMemoryBytes, queryMemory))
 	lokiAPI := lokiPort(logStore, logSink, cfg, ingestLogger.With("component", "loki-push"), logger.With("component", "loki-api"))
 	webUI := ui.NewHandler(ui.Backends{Prometheus: withoutIngest(promAPI), Tempo: tempoAPI, Pyroscope: profileAPI, Loki: withoutLokiPush(lokiAPI)}, logger.With("component", "ui"))
 

@@ -13,6 +13,8 @@ import (
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/vispyr/vispyr/internal/limits"
 )
 
 // MetricsRequest is the time range of a metrics query. Like Tempo's
@@ -25,6 +27,9 @@ type MetricsRequest struct {
 	Start, End time.Time
 	Step       time.Duration
 	Exemplars  int // maximum exemplars per series; 0 = none
+	// Memory is charged before every series, histogram and exemplar is
+	// built; the query ends with its refusal. nil: no bound.
+	Memory *limits.QueryMemory
 }
 
 // MetricsResult is the answer to a metrics query, series sorted by labels.
@@ -76,7 +81,7 @@ func (q *Query) EvalMetrics(req MetricsRequest, traces iter.Seq[ptrace.Traces]) 
 		return nil, fmt.Errorf("end %s must be after start %s", req.End.Format(time.RFC3339), req.Start.Format(time.RFC3339))
 	}
 	m := newIntervals(req)
-	agg, err := newMetricsAgg(q.metrics, m, req.Exemplars)
+	agg, err := newMetricsAgg(q.metrics, m, req)
 	if err != nil {
 		return nil, err
 	}
@@ -198,6 +203,7 @@ type metricsAgg struct {
 	keyBuf    []byte
 	compare   *compareAcc
 	second    []SecondStage
+	mem       *limits.QueryMemory
 }
 
 type compiledBy struct {
@@ -215,8 +221,38 @@ type seriesAcc struct {
 	exSlots   map[int]bool
 }
 
-func newMetricsAgg(ms *MetricsStage, iv intervals, exemplars int) (*metricsAgg, error) {
-	a := &metricsAgg{fn: ms.Fn, iv: iv, quantiles: ms.Quantiles, exemplars: exemplars, series: map[string]*seriesAcc{}, second: ms.Second}
+// Memory estimates: what one slot of one series costs from accumulation to
+// the answer (the accumulator's float, the result's Sample and its JSON), a
+// series' labels and map entry, a quantile slot's bucket map and one bucket
+// in it, and one exemplar.
+const (
+	bytesPerSlot    = 8 + 16 + 48
+	seriesOverhead  = 256
+	histMapBytes    = 256
+	histBucketBytes = 32
+	exemplarBytes   = 160
+)
+
+// seriesBytes is what one more series costs before any histogram bucket.
+func (a *metricsAgg) seriesBytes() int64 {
+	per := bytesPerSlot
+	switch a.fn {
+	case "avg_over_time":
+		per += 8
+	case "quantile_over_time":
+		per += 8 + (len(a.quantiles)-1)*(bytesPerSlot-8)
+	}
+	return int64(a.iv.n)*int64(per) + seriesOverhead
+}
+
+// newMetricsAgg charges the first series up front, so that a step grid
+// whose single series passes the query's memory bound is refused before any
+// trace is read.
+func newMetricsAgg(ms *MetricsStage, iv intervals, req MetricsRequest) (*metricsAgg, error) {
+	a := &metricsAgg{fn: ms.Fn, iv: iv, quantiles: ms.Quantiles, exemplars: req.Exemplars, series: map[string]*seriesAcc{}, second: ms.Second, mem: req.Memory}
+	if err := a.mem.Charge(a.seriesBytes()); err != nil {
+		return nil, err
+	}
 	for _, b := range ms.By {
 		cf, err := compileField(b)
 		if err != nil {
@@ -239,7 +275,7 @@ func newMetricsAgg(ms *MetricsStage, iv intervals, exemplars int) (*metricsAgg, 
 		if err != nil {
 			return nil, err
 		}
-		a.compare = newCompareAcc(iv, sel, ms, exemplars)
+		a.compare = newCompareAcc(iv, sel, ms, req.Exemplars, req.Memory)
 	}
 	return a, nil
 }
@@ -305,8 +341,7 @@ func (a *metricsAgg) observe(c *traceCtx, r *spanRow) error {
 		return nil
 	}
 	if a.compare != nil {
-		a.compare.observe(c, r, slot)
-		return nil
+		return a.compare.observe(c, r, slot)
 	}
 	var hbucket float64
 	var num float64
@@ -332,6 +367,9 @@ func (a *metricsAgg) observe(c *traceCtx, r *spanRow) error {
 	case "rate", "count_over_time", "histogram_over_time":
 		s.vals[slot]++
 	case "quantile_over_time":
+		if err := a.chargeBucket(s, slot, hbucket); err != nil {
+			return err
+		}
 		if s.hist[slot] == nil {
 			s.hist[slot] = map[float64]float64{}
 		}
@@ -361,7 +399,21 @@ func (a *metricsAgg) observe(c *traceCtx, r *spanRow) error {
 				exValue = n
 			}
 		}
-		s.addExemplar(r, slot, exValue, a.exemplars, a.iv)
+		return s.addExemplar(r, slot, exValue, a.exemplars, a.iv, a.mem)
+	}
+	return nil
+}
+
+// chargeBucket charges a quantile slot's bucket map and a bucket new to it.
+func (a *metricsAgg) chargeBucket(s *seriesAcc, slot int, b float64) error {
+	if a.mem == nil {
+		return nil
+	}
+	if s.hist[slot] == nil {
+		return a.mem.Charge(histMapBytes + histBucketBytes)
+	}
+	if _, ok := s.hist[slot][b]; !ok {
+		return a.mem.Charge(histBucketBytes)
 	}
 	return nil
 }
@@ -388,6 +440,11 @@ func (a *metricsAgg) seriesFor(c *traceCtx, r *spanRow, hbucket float64) (*serie
 	}
 	if len(a.series) >= MaxSeries {
 		return nil, fmt.Errorf("%w: the query builds more than %d series, narrow the filter or the by() fields", ErrTooManySeries, MaxSeries)
+	}
+	if len(a.series) > 0 { // the first was charged by newMetricsAgg
+		if err := a.mem.Charge(a.seriesBytes()); err != nil {
+			return nil, err
+		}
 	}
 	s := &seriesAcc{labels: a.labelsFor(vs, hbucket), vals: make([]float64, a.iv.n)}
 	switch a.fn {
@@ -431,9 +488,9 @@ func (a *metricsAgg) labelsFor(vs []value, hbucket float64) []Attribute {
 
 // addExemplar keeps at most one exemplar per time bucket, spreading up to
 // limit exemplars over the range.
-func (s *seriesAcc) addExemplar(r *spanRow, slot int, v float64, limit int, iv intervals) {
+func (s *seriesAcc) addExemplar(r *spanRow, slot int, v float64, limit int, iv intervals, mem *limits.QueryMemory) error {
 	if len(s.exemplars) >= limit {
-		return
+		return nil
 	}
 	b := slot
 	if iv.n > limit {
@@ -443,7 +500,10 @@ func (s *seriesAcc) addExemplar(r *spanRow, slot int, v float64, limit int, iv i
 		s.exSlots = map[int]bool{}
 	}
 	if s.exSlots[b] {
-		return
+		return nil
+	}
+	if err := mem.Charge(exemplarBytes); err != nil {
+		return err
 	}
 	s.exSlots[b] = true
 	tid, sid := r.span.TraceID(), r.span.SpanID()
@@ -451,6 +511,7 @@ func (s *seriesAcc) addExemplar(r *spanRow, slot int, v float64, limit int, iv i
 		TraceID: hex.EncodeToString(tid[:]), SpanID: hex.EncodeToString(sid[:]),
 		Value: v, TimestampMs: int64(r.start) / int64(time.Millisecond),
 	})
+	return nil
 }
 
 // rawSeries is a series before NaN slots are dropped.

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
+
+	"github.com/vispyr/vispyr/internal/limits"
 )
 
 // compareAcc implements compare({selection}, topN, start, end): for every
@@ -27,6 +29,7 @@ type compareAcc struct {
 	baseEx, selEx   []cmpExemplar
 	// label names for raw attribute keys, so the hot loop does not build strings.
 	spanKeys, resKeys map[string]string
+	mem               *limits.QueryMemory
 }
 
 func cachedKey(cache map[string]string, scope, k string) string {
@@ -48,8 +51,8 @@ type cmpExemplar struct {
 	keys []string
 }
 
-func newCompareAcc(iv intervals, sel predFn, ms *MetricsStage, exemplars int) *compareAcc {
-	return &compareAcc{
+func newCompareAcc(iv intervals, sel predFn, ms *MetricsStage, exemplars int, mem *limits.QueryMemory) *compareAcc {
+	return &compareAcc{mem: mem,
 		iv: iv, sel: sel, topN: ms.TopN, start: ms.CompareStart, end: ms.CompareEnd, exemplars: exemplars,
 		base: map[string]map[groupKey]*cmpCounts{}, selection: map[string]map[groupKey]*cmpCounts{},
 		baseTot: map[string][]float64{}, selTot: map[string][]float64{},
@@ -57,7 +60,11 @@ func newCompareAcc(iv intervals, sel predFn, ms *MetricsStage, exemplars int) *c
 	}
 }
 
-func (a *compareAcc) observe(c *traceCtx, r *spanRow, slot int) {
+// countsBytes is what one more attribute value (or total) costs: its counts
+// and its share of the answer.
+func (a *compareAcc) countsBytes() int64 { return int64(a.iv.n)*bytesPerSlot + seriesOverhead }
+
+func (a *compareAcc) observe(c *traceCtx, r *spanRow, slot int) error {
 	ts := int64(r.start)
 	isSel := (a.start == 0 && a.end == 0 || ts > a.start && ts <= a.end) && a.sel(c, r)
 	dest, tot := a.base, a.baseTot
@@ -65,8 +72,9 @@ func (a *compareAcc) observe(c *traceCtx, r *spanRow, slot int) {
 		dest, tot = a.selection, a.selTot
 	}
 	var keys []string
+	var err error
 	add := func(key string, v value) {
-		if v.t == vNil || v.t == vArr || v.t == vDur {
+		if err != nil || v.t == vNil || v.t == vArr || v.t == vDur {
 			return // no useful grouping on these, as in Tempo
 		}
 		vals := dest[key]
@@ -77,12 +85,18 @@ func (a *compareAcc) observe(c *traceCtx, r *spanRow, slot int) {
 		k := keyOf(v)
 		cc := vals[k]
 		if cc == nil {
+			if err = a.mem.Charge(a.countsBytes()); err != nil {
+				return
+			}
 			cc = &cmpCounts{v: v, counts: make([]float64, a.iv.n)}
 			vals[k] = cc
 		}
 		cc.counts[slot]++
 		t := tot[key]
 		if t == nil {
+			if err = a.mem.Charge(a.countsBytes()); err != nil {
+				return
+			}
 			t = make([]float64, a.iv.n)
 			tot[key] = t
 		}
@@ -106,7 +120,9 @@ func (a *compareAcc) observe(c *traceCtx, r *spanRow, slot int) {
 	c.ensureTraceInfo()
 	add("rootName", c.rootName)
 	add("rootServiceName", c.rootService)
-
+	if err != nil {
+		return err
+	}
 	if a.exemplars > 0 {
 		exs := &a.baseEx
 		if isSel {
@@ -120,6 +136,7 @@ func (a *compareAcc) observe(c *traceCtx, r *spanRow, slot int) {
 			}})
 		}
 	}
+	return nil
 }
 
 func (a *compareAcc) result() *MetricsResult {

@@ -160,7 +160,7 @@ func (q *Query) evalMath(req MetricsRequest, traces iter.Seq[ptrace.Traces]) (*M
 			err = cerr
 			return
 		}
-		agg, aerr := newMetricsAgg(pl.Stages[len(pl.Stages)-1].(*MetricsStage), iv, req.Exemplars)
+		agg, aerr := newMetricsAgg(pl.Stages[len(pl.Stages)-1].(*MetricsStage), iv, req)
 		if aerr != nil {
 			err = aerr
 			return

@@ -47,10 +47,16 @@ type Config struct {
 	// take once read (about 45 bytes per trace); the least recently used are read
 	// again when needed.
 	IndexCacheBytes int64 `yaml:"index_cache_bytes"`
-	// SearchTimeout ends a TraceQL search that runs longer, answered 504 as Tempo's
-	// query timeout is, so one broad search over a long retention cannot hold a
-	// core and its memory for ever.
+	// SearchTimeout ends a TraceQL search or metrics query that runs longer,
+	// answered 504 as Tempo's query timeout is, so one broad query over a long
+	// retention cannot hold a core and its memory for ever.
 	SearchTimeout time.Duration `yaml:"search_timeout"`
+	// QueryMaxMemoryBytes caps what one TraceQL metrics query may hold (its
+	// series over the step grid, histograms, exemplars, the traces it has
+	// seen), charged before each is built and drawn from
+	// metrics.query_memory_bytes, the budget all running queries share; past
+	// it the query is refused with 400 naming this limit.
+	QueryMaxMemoryBytes int64 `yaml:"query_max_memory_bytes"`
 	// IngestionSlack caps a block's newest span end at the time it is cut plus
 	// this, as Tempo's ingestion_time_range_slack does, so a span stamped years
 	// ahead cannot keep its block from retention; the span is stored as sent.
@@ -72,6 +78,9 @@ func (c *Config) Defaults() {
 	}
 	if c.IngestionSlack == 0 {
 		c.IngestionSlack = 2 * time.Minute // Tempo's default
+	}
+	if c.QueryMaxMemoryBytes == 0 {
+		c.QueryMaxMemoryBytes = 1 << 30 // as metrics.query_max_memory_bytes
 	}
 	if c.MaxBlockSpans == 0 {
 		c.MaxBlockSpans = 150_000
@@ -119,6 +128,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("ingestion_time_range_slack: %v is negative", c.IngestionSlack)
 	case c.SearchTimeout < 0:
 		return fmt.Errorf("search_timeout: %v is negative", c.SearchTimeout)
+	case c.QueryMaxMemoryBytes < 1<<20:
+		return fmt.Errorf("query_max_memory_bytes: %d is below 1MiB", c.QueryMaxMemoryBytes)
 	case c.CompactionInterval < time.Second:
 		return fmt.Errorf("compaction_interval: %v is below 1s", c.CompactionInterval)
 	case c.CompactionMaxSpans < c.MaxBlockSpans:

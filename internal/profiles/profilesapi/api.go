@@ -6,6 +6,7 @@ package profilesapi
 import (
 	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math"
@@ -21,14 +22,28 @@ import (
 	typesv1 "github.com/grafana/pyroscope/api/gen/proto/go/types/v1"
 	"github.com/prometheus/prometheus/model/labels"
 
+	"github.com/vispyr/vispyr/internal/limits"
 	"github.com/vispyr/vispyr/internal/pipeline"
 	"github.com/vispyr/vispyr/internal/profiles"
 )
 
+// Option configures the handler.
+type Option func(*querier)
+
+// WithQueryMemory bounds the memory of each merge or series query to max
+// bytes (profiles.query_max_memory_bytes), charged to shared, the budget of
+// all running queries, and held until the answer is written.
+func WithQueryMemory(max int64, shared *limits.Inflight) Option {
+	return func(q *querier) { q.queryMaxBytes, q.queryMemory = max, shared }
+}
+
 // NewHandler serves /querier.v1.QuerierService/* and /settings.v1.SettingsService/*.
-func NewHandler(store *profiles.Store, logger *slog.Logger) http.Handler {
+func NewHandler(store *profiles.Store, logger *slog.Logger, opts ...Option) http.Handler {
 	mux := http.NewServeMux()
 	q := &querier{store: store, logger: logger}
+	for _, o := range opts {
+		o(q)
+	}
 	path, h := querierv1connect.NewQuerierServiceHandler(q)
 	mux.Handle(path, h)
 	path, h = settingsv1connect.NewSettingsServiceHandler(settings{})
@@ -36,6 +51,11 @@ func NewHandler(store *profiles.Store, logger *slog.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if t := r.Header.Get("X-Scope-OrgID"); t != "" {
 			r = r.WithContext(pipeline.WithTenant(r.Context(), t))
+		}
+		if q.queryMaxBytes > 0 {
+			mem := limits.NewQueryMemory(q.queryMaxBytes, "profiles.query_max_memory_bytes", q.queryMemory)
+			defer mem.Release() // once the answer is written
+			r = r.WithContext(context.WithValue(r.Context(), queryMemoryKey{}, mem))
 		}
 		// Grafana datasources pointed at https://host/pyroscope call the same
 		// procedures under that prefix.
@@ -50,8 +70,36 @@ func NewHandler(store *profiles.Store, logger *slog.Logger) http.Handler {
 
 type querier struct {
 	querierv1connect.UnimplementedQuerierServiceHandler
-	store  *profiles.Store
-	logger *slog.Logger
+	store         *profiles.Store
+	logger        *slog.Logger
+	queryMaxBytes int64
+	queryMemory   *limits.Inflight
+}
+
+// queryMemoryKey holds the request's *limits.QueryMemory in its context.
+type queryMemoryKey struct{}
+
+func queryMemory(ctx context.Context) *limits.QueryMemory {
+	m, _ := ctx.Value(queryMemoryKey{}).(*limits.QueryMemory)
+	return m
+}
+
+// queryError gives a merge or series query's failure the code Pyroscope's
+// clients act on: a query past its memory bound must be narrowed
+// (invalid_argument), one that finds the shared budget spent may retry
+// (resource_exhausted), one past profiles.query_timeout is deadline_exceeded.
+func queryError(what string, err error) error {
+	switch {
+	case errors.Is(err, limits.ErrQueryMemory):
+		return connect.NewError(connect.CodeInvalidArgument, err)
+	case errors.Is(err, limits.ErrQueriesBusy):
+		return connect.NewError(connect.CodeResourceExhausted, err)
+	case errors.Is(err, profiles.ErrQueryTimeout):
+		return connect.NewError(connect.CodeDeadlineExceeded, err)
+	case errors.Is(err, context.Canceled):
+		return connect.NewError(connect.CodeCanceled, err)
+	}
+	return fmt.Errorf("%s: %w", what, err)
 }
 
 // timeRange converts the API's Unix milliseconds to inclusive nanoseconds; an
@@ -223,9 +271,10 @@ func (q *querier) mergeTree(ctx context.Context, typeID, labelSelector string, s
 	if err != nil {
 		return nil, pt, err
 	}
+	sel.Memory = queryMemory(ctx)
 	tree, err := q.store.MergeTree(ctx, sel, f)
 	if err != nil {
-		return nil, pt, fmt.Errorf("merge profiles: %w", err)
+		return nil, pt, queryError("merge profiles", err)
 	}
 	return tree, pt, nil
 }
@@ -315,9 +364,10 @@ func (q *querier) SelectSeries(ctx context.Context, req *connect.Request[querier
 	}
 	// Align buckets to whole steps from the request start, in milliseconds.
 	sel.Start = msToNanos(m.Start)
+	sel.Memory = queryMemory(ctx)
 	series, err := q.store.SelectSeries(ctx, sel, step, m.GroupBy, agg)
 	if err != nil {
-		return nil, fmt.Errorf("select series: %w", err)
+		return nil, queryError("select series", err)
 	}
 	if m.Limit != nil && *m.Limit > 0 && int64(len(series)) > *m.Limit {
 		series = topSeries(series, int(*m.Limit))

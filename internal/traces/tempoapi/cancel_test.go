@@ -12,6 +12,7 @@ import (
 
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
+	"github.com/vispyr/vispyr/internal/limits"
 	"github.com/vispyr/vispyr/internal/traces"
 )
 
@@ -59,9 +60,32 @@ func manyBlocks(t *testing.T, cfg traces.Config, n, tracesPerBlock int) *traces.
 // search's work on the store rather than leaving it to read every block.
 func TestClientDisconnectStopsSearch(t *testing.T) {
 	s := manyBlocks(t, traces.Config{}, 30, 1000)
+	// Every span is a candidate and no trace matches, so the search reads every
+	// span of every block.
+	expectStopsOnDisconnect(t, NewHandler(s, slog.New(slog.DiscardHandler)), "/api/search?q="+urlq(`{} | count() > 5`))
+}
+
+// TestClientDisconnectStopsMetricsQuery: the same for a TraceQL metrics
+// panel, whose query reads every span in its range.
+func TestClientDisconnectStopsMetricsQuery(t *testing.T) {
+	s := manyBlocks(t, traces.Config{}, 30, 1000)
+	h := NewHandler(s, slog.New(slog.DiscardHandler), WithQueryMemory(1<<30, limits.NewInflight(1<<30)))
+	expectStopsOnDisconnect(t, h, metricsOverManyBlocks(`{} | quantile_over_time(duration, .5, .9) by (span.http.route)`))
+}
+
+// metricsOverManyBlocks is a query_range over every span manyBlocks stores.
+func metricsOverManyBlocks(q string) string {
+	return fmt.Sprintf("/api/metrics/query_range?start=%d&end=%d&step=15s&q=%s",
+		base.Add(-time.Minute).Unix(), base.Add(2*time.Minute).Unix(), urlq(q))
+}
+
+// expectStopsOnDisconnect runs path once to its end, then again with a client
+// that leaves a tenth of the way in, and fails unless the handler stops (499)
+// rather than running to its end.
+func expectStopsOnDisconnect(t *testing.T, h http.Handler, path string) {
+	t.Helper()
 	entered := make(chan struct{}, 2)
 	finished := make(chan int, 2)
-	h := NewHandler(s, slog.New(slog.DiscardHandler))
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		entered <- struct{}{}
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
@@ -69,22 +93,17 @@ func TestClientDisconnectStopsSearch(t *testing.T) {
 		finished <- rec.status
 	}))
 	defer srv.Close()
-	// Every span is a candidate and no trace matches, so the search reads every
-	// span of every block.
-	url := srv.URL + "/api/search?q=" + urlq(`{} | count() > 5`)
+	url := srv.URL + path
 
-	var full time.Duration
-	for range 1 {
-		t0 := time.Now()
-		code, body, _ := get(t, url)
-		full = time.Since(t0)
-		<-entered
-		<-finished
-		if code != 200 {
-			t.Fatalf("uncancelled search = %d %s", code, body)
-		}
+	t0 := time.Now()
+	code, body, _ := get(t, url)
+	full := time.Since(t0)
+	<-entered
+	<-finished
+	if code != 200 {
+		t.Fatalf("uncancelled query = %d %s", code, body)
 	}
-	t.Logf("a search over every block took %v", full)
+	t.Logf("a query over every block took %v", full)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	req, _ := http.NewRequestWithContext(ctx, "GET", url, nil)
@@ -104,13 +123,13 @@ func TestClientDisconnectStopsSearch(t *testing.T) {
 	select {
 	case status := <-finished:
 		// 499 is answered only when the store gave up on the request's context: a
-		// search that ran to its end would have answered 200.
+		// query that ran to its end would have answered 200.
 		if status != 499 {
-			t.Fatalf("search after the client left answered %d, want the store to stop (499)", status)
+			t.Fatalf("query after the client left answered %d, want the store to stop (499)", status)
 		}
-		t.Logf("the search stopped %v after the client left", time.Since(t1))
+		t.Logf("the query stopped %v after the client left", time.Since(t1))
 	case <-time.After(10 * time.Second):
-		t.Fatal("the search kept running after the client left")
+		t.Fatal("the query kept running after the client left")
 	}
 }
 
@@ -123,5 +142,17 @@ func TestSearchTimeout(t *testing.T) {
 	code, body, _ := get(t, srv.URL+"/api/search?q="+urlq(`{} | count() > 5`))
 	if code != http.StatusGatewayTimeout || !strings.Contains(body, "longer than 50ms") {
 		t.Fatalf("search past its timeout = %d %q, want 504 naming the 50ms bound", code, body)
+	}
+}
+
+// TestMetricsQueryTimeout: a TraceQL metrics query is bounded by
+// traces.search_timeout too, answered 504 naming the bound.
+func TestMetricsQueryTimeout(t *testing.T) {
+	s := manyBlocks(t, traces.Config{SearchTimeout: 50 * time.Millisecond}, 30, 1000)
+	srv := httptest.NewServer(NewHandler(s, slog.New(slog.DiscardHandler)))
+	defer srv.Close()
+	code, body, _ := get(t, srv.URL+metricsOverManyBlocks(`{} | quantile_over_time(duration, .5, .9) by (span.http.route)`))
+	if code != http.StatusGatewayTimeout || !strings.Contains(body, "longer than 50ms") {
+		t.Fatalf("metrics query past its timeout = %d %q, want 504 naming the 50ms bound", code, body)
 	}
 }

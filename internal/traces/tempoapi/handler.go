@@ -14,7 +14,9 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/vispyr/vispyr/internal/limits"
 	"github.com/vispyr/vispyr/internal/pipeline"
+	"github.com/vispyr/vispyr/internal/traceql"
 	"github.com/vispyr/vispyr/internal/traces"
 )
 
@@ -25,11 +27,29 @@ const Version = "2.7.0"
 type api struct {
 	store  *traces.Store
 	logger *slog.Logger
+	// Each metrics query may hold queryMaxBytes, drawn from queryMemory (shared
+	// with every query engine); see WithQueryMemory.
+	queryMaxBytes int64
+	queryMemory   *limits.Inflight
+}
+
+// Option configures the handler.
+type Option func(*api)
+
+// WithQueryMemory bounds the memory of each TraceQL metrics query to max
+// bytes (traces.query_max_memory_bytes), charged to shared, the budget of all
+// running queries. Without it metrics queries are bounded only by their
+// series and step limits.
+func WithQueryMemory(max int64, shared *limits.Inflight) Option {
+	return func(a *api) { a.queryMaxBytes, a.queryMemory = max, shared }
 }
 
 // NewHandler returns the handler for every Tempo route; mount it at the root of :3200.
-func NewHandler(store *traces.Store, logger *slog.Logger) http.Handler {
+func NewHandler(store *traces.Store, logger *slog.Logger, opts ...Option) http.Handler {
 	a := &api{store: store, logger: logger}
+	for _, o := range opts {
+		o(a)
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /api/echo", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "echo") })
 	mux.HandleFunc("GET /ready", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "ready") })
@@ -75,6 +95,14 @@ func (a *api) fail(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	if r.Context().Err() != nil {
 		http.Error(w, "request cancelled", 499)
+		return
+	}
+	switch {
+	case errors.Is(err, limits.ErrQueryMemory), errors.Is(err, traceql.ErrTooManySeries):
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	case errors.Is(err, limits.ErrQueriesBusy):
+		limits.WriteOverloaded(w, err.Error())
 		return
 	}
 	if errors.Is(err, traces.ErrSearchTimeout) {

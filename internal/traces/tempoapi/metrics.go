@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vispyr/vispyr/internal/limits"
 	"github.com/vispyr/vispyr/internal/traceql"
 )
 
@@ -113,11 +114,18 @@ func (a *api) metricsRequest(r *http.Request) (*traceql.Query, traceql.MetricsRe
 	if req.Step, err = parseStep(v.Get("step")); err != nil {
 		return nil, req, err
 	}
-	if req.Step > 0 && req.End.Sub(req.Start)/req.Step > 11000 {
-		return nil, req, badf("invalid step %v: more than 11000 points in the range", req.Step)
+	if req.Step > 0 && req.End.Sub(req.Start)/req.Step > maxIntervals {
+		return nil, req, badf("step of %v is too small, minimum step for given range is %v", req.Step, req.End.Sub(req.Start)/maxIntervals)
+	}
+	if a.queryMaxBytes > 0 {
+		req.Memory = limits.NewQueryMemory(a.queryMaxBytes, "traces.query_max_memory_bytes", a.queryMemory)
 	}
 	return query, req, nil
 }
+
+// maxIntervals bounds the steps of a metrics query, as Tempo's
+// query_frontend.metrics.max_intervals does (with its message).
+const maxIntervals = 11000
 
 func labelsJSON(attrs []traceql.Attribute) []kvJSON {
 	out := make([]kvJSON, 0, len(attrs))
@@ -137,6 +145,7 @@ func (a *api) queryRange(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
+	defer req.Memory.Release() // once the answer is written
 	res, err := a.store.QueryMetrics(r.Context(), tenant(r), query, req)
 	if err != nil {
 		a.fail(w, r, err)
@@ -171,6 +180,7 @@ func (a *api) queryInstant(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	req.Step = req.End.Sub(req.Start)
+	defer req.Memory.Release()
 	res, err := a.store.QueryMetrics(r.Context(), tenant(r), query, req)
 	if err != nil {
 		a.fail(w, r, err)
