@@ -83,7 +83,7 @@ func buildLokiClient(t *testing.T) string {
 	bin := filepath.Join(t.TempDir(), "lokiclient")
 	cmd := exec.Command("go", "build", "-mod=readonly", "-o", bin, ".")
 	cmd.Dir = filepath.Join("testdata", "lokiclient")
-	cmd.Env = append(os.Environ(), "GOFLAGS=-mod=readonly", "GOWORK=off")
+	cmd.Env = append(os.Environ(), "GOWORK=off")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		if os.Getenv("CI") == "true" {
 			t.Fatalf("build loki-client-go (run .ci/install.d/45-logs.sh): %v\n%s", err, out)
