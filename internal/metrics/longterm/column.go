@@ -25,17 +25,14 @@ import (
 //
 //	uvarint n | varint t0 | varint t1-t0 | varint dod...(n-2) | byte kind | values
 //
-// kind decimal: varint exp | byte order (1 delta, 2 delta of delta) |
-// varint mantissa steps (n) | uvarint len(exceptions) | (uvarint index step, 8 bytes float bits)...
+// kind decimal: varint exp | ints mantissas | ints corrections (ints.go) |
+// uvarint len(exceptions) | (uvarint index step, 8 bytes float bits)...
 // kind float:   8 bytes (bits XOR the previous value's bits) per sample.
 //
 // A column on disk is one byte (raw or zstd) and the payload.
 const (
-	kindDecimal = 1
+	kindDecimal = 3
 	kindFloat   = 2
-
-	orderDelta = 1
-	orderDoD   = 2
 
 	packRaw  = 0
 	packZstd = 1

@@ -1,6 +1,7 @@
 package longterm
 
 import (
+	"bytes"
 	"encoding/binary"
 	"math"
 	"strconv"
@@ -18,11 +19,16 @@ var pow10 = func() (p [maxExp + 1]float64) {
 // that are no such decimal (NaN, the stale marker, ±Inf, -0, too many
 // digits) are exceptions kept as their float bits.
 type decimal struct {
-	exp       int
-	mantissas []int64
-	excIdx    []int
-	excBits   []uint64
+	exp         int
+	mantissas   []int64
+	corrections []int64 // float bits of the value minus those of mantissa×10^exp
+	excIdx      []int
+	excBits     []uint64
 }
+
+// maxCorrection bounds a correction: a value further from its decimal is
+// an exception.
+const maxCorrection = 1 << 20
 
 // decimalValues finds the common exponent of vs and their mantissas. It
 // declines (ok false) when more than a quarter of the values are not
@@ -30,7 +36,10 @@ type decimal struct {
 func decimalValues(vs []float64) (d decimal, ok bool) {
 	ms := make([]int64, len(vs))
 	es := make([]int, len(vs))
-	d.exp = maxExp + 1
+	// The common exponent is the one most values have: a value with more
+	// digits is rounded to it and corrected, so one outlier does not make
+	// every other mantissa overflow.
+	count := map[int]int{}
 	for i, v := range vs {
 		m, e, ok := toDecimal(v)
 		if !ok {
@@ -38,20 +47,24 @@ func decimalValues(vs []float64) (d decimal, ok bool) {
 			continue
 		}
 		ms[i], es[i] = m, e
-		d.exp = min(d.exp, e)
+		count[e]++
 	}
-	if d.exp > maxExp {
-		d.exp = 0 // no decimals at all
+	for e, n := range count {
+		if n > count[d.exp] || n == count[d.exp] && e < d.exp {
+			d.exp = e
+		}
 	}
 	var prev int64
+	d.corrections = make([]int64, len(vs))
 	for i, v := range vs {
 		m, ok := rescale(ms[i], es[i], d.exp)
-		if !ok || math.Float64bits(fromDecimal(m, d.exp)) != math.Float64bits(v) {
+		c := int64(math.Float64bits(v)) - int64(math.Float64bits(fromDecimal(m, d.exp)))
+		if !ok || c > maxCorrection || c < -maxCorrection {
 			d.excIdx = append(d.excIdx, i)
 			d.excBits = append(d.excBits, math.Float64bits(v))
-			m = prev // no step in the mantissas where an exception stands
+			m, c = prev, 0 // no step in the mantissas where an exception stands
 		}
-		ms[i], prev = m, m
+		ms[i], prev, d.corrections[i] = m, m, c
 	}
 	d.mantissas = ms
 	return d, len(d.excIdx)*4 <= len(vs)
@@ -65,9 +78,14 @@ func toDecimal(v float64) (m int64, e int, ok bool) {
 	if math.IsNaN(v) || math.IsInf(v, 0) {
 		return 0, 0, false
 	}
-	// The shortest decimal that parses back to v: "-d.ddde±xx".
+	// The shortest decimal that parses back to v: "-d.ddde±xx"; past 15
+	// digits (0.1+0.2), the nearest of 15, which a correction then makes
+	// exact.
 	var buf [32]byte
 	s := strconv.AppendFloat(buf[:0], v, 'e', -1, 64)
+	if digits := bytes.IndexByte(s, 'e') - 1 - bytes.IndexByte(s, '-')&1; digits > 15 {
+		s = strconv.AppendFloat(buf[:0], v, 'e', 11, 64)
+	}
 	neg := s[0] == '-'
 	if neg {
 		s = s[1:]
@@ -89,6 +107,9 @@ func toDecimal(v float64) (m int64, e int, ok bool) {
 		return 0, 0, false
 	}
 	e = x - (digits - 1)
+	for m != 0 && m%10 == 0 {
+		m, e = m/10, e+1
+	}
 	if e < -maxExp || e > maxExp {
 		return 0, 0, false
 	}
@@ -98,10 +119,14 @@ func toDecimal(v float64) (m int64, e int, ok bool) {
 	return m, e, true
 }
 
-// rescale gives m×10^e as a mantissa at exponent to (≤ e), if it stays exact.
+// rescale gives m×10^e as a mantissa at exponent to, rounded when to > e,
+// unless it overflows.
 func rescale(m int64, e, to int) (int64, bool) {
 	if e == math.MaxInt {
 		return 0, false
+	}
+	for ; e < to; e++ {
+		m = (m + 5*sign(m)) / 10
 	}
 	for ; e > to; e-- {
 		if m > maxExact/10 || m < -maxExact/10 {
@@ -122,15 +147,8 @@ func fromDecimal(m int64, exp int) float64 {
 func (d decimal) append(dst []byte) []byte {
 	dst = append(dst, kindDecimal)
 	dst = binary.AppendVarint(dst, int64(d.exp))
-	// Counters rising at a steady rate compress best as delta of delta,
-	// gauges as deltas: keep the shorter.
-	dod := appendDoD([]byte{orderDoD}, d.mantissas)
-	delta := appendDeltas([]byte{orderDelta}, d.mantissas)
-	if len(dod) < len(delta) {
-		dst = append(dst, dod...)
-	} else {
-		dst = append(dst, delta...)
-	}
+	dst = appendInts(dst, d.mantissas)
+	dst = appendInts(dst, d.corrections)
 	dst = binary.AppendUvarint(dst, uint64(len(d.excIdx)))
 	prev := 0
 	for k, i := range d.excIdx {
@@ -141,39 +159,19 @@ func (d decimal) append(dst []byte) []byte {
 	return dst
 }
 
-func appendDeltas(dst []byte, xs []int64) []byte {
-	var prev int64
-	for _, x := range xs {
-		dst = binary.AppendVarint(dst, x-prev)
-		prev = x
-	}
-	return dst
-}
-
 func readDecimal(r *reader, n int, vs []float64) []float64 {
 	exp := r.varint()
 	if exp < -maxExp || exp > maxExp {
 		r.fail()
 		return vs
 	}
-	var ms []int64
-	switch r.byte() {
-	case orderDoD:
-		ms = readDoD(r, n, nil)
-	case orderDelta:
-		var prev int64
-		for i := 0; i < n && r.err == nil; i++ {
-			prev += r.varint()
-			ms = append(ms, prev)
-		}
-	default:
-		r.fail()
-	}
+	ms := readInts(r, n)
+	cs := readInts(r, n)
 	if r.err != nil {
 		return vs
 	}
-	for _, m := range ms {
-		vs = append(vs, fromDecimal(m, int(exp)))
+	for i, m := range ms {
+		vs = append(vs, math.Float64frombits(uint64(int64(math.Float64bits(fromDecimal(m, int(exp))))+cs[i])))
 	}
 	exc := r.uvarint()
 	if exc > uint64(n) {
@@ -191,4 +189,11 @@ func readDecimal(r *reader, n int, vs []float64) []float64 {
 		vs[i] = math.Float64frombits(bits)
 	}
 	return vs
+}
+
+func sign(m int64) int64 {
+	if m < 0 {
+		return -1
+	}
+	return 1
 }
