@@ -31,6 +31,7 @@ type result struct {
 	stored            int64
 	storedErr         error
 	flushNote, runErr string
+	tiers             []tier // -days: disk by storage tier
 }
 
 func main() {
@@ -49,9 +50,19 @@ func main() {
 		keep      = flag.Bool("keep", false, "keep the data dirs")
 		repeat    = flag.Int("repeat", 1, "runs per target, interleaved; every figure is reported as median, min and max")
 		extra     = flag.String("vispyr-args", "", "extra flags for vispyr serve, space-separated")
+		days      = flag.Int("days", 0, "long-retention mode: this many days of back-dated samples (overrides -rounds), Vispyr's long-term tier on, disk reported by tier")
+		after     = flag.Duration("longterm-after", 6*time.Hour, "-days: Vispyr's metrics.longterm.after")
 	)
 	flag.Parse()
 	vispyrExtraArgs = strings.Fields(*extra)
+	longDays, longAfter = *days, *after
+	if longDays > 0 {
+		*rounds = int(time.Duration(longDays) * 24 * time.Hour / *interval)
+		// One sender writes strictly in time order: no target then refuses
+		// a lagging shard's samples as older than a block it just cut.
+		*senders = 1
+		vispyrExtraArgs = append(longTermArgs(), vispyrExtraArgs...)
+	}
 	vmagentBin = *vmagent
 	if err := run(*series, *batch, *senders, *rounds, *interval, strings.Split(*targets, ","),
 		*vispyrBin, *promBin, *vmBin, *startups, *keep, max(*repeat, 1)); err != nil {
@@ -121,6 +132,9 @@ func run(series, batch, senders, rounds int, interval time.Duration, names []str
 		fmt.Printf("\nmedian, min and max of %d runs per target; a median of an even count is the mean of the middle two:\n", repeat)
 	}
 	report(load, names, runs)
+	if longDays > 0 {
+		reportTiers(names, runs)
+	}
 	if slices.Contains(names, "vispyr") && startups > 0 {
 		reportStartup(vispyrBin, filepath.Join(work, "startup"), startups)
 	}
@@ -153,6 +167,10 @@ func runTarget(tg target, dir string, load *rwload.Load) (*result, error) {
 	r.samplesPerSec = float64(load.Samples) / r.run.Elapsed.Seconds()
 	r.cpu = proc.CPUTime(srv.Pid()) - cpu0
 	r.flushNote, r.compacted = tg.flush(apiURL, filepath.Join(dir, "data"))
+	if longDays > 0 && tg.name == "vispyr" {
+		last := load.Start.Add(time.Duration(load.Rounds-1) * load.Interval)
+		r.flushNote += "; " + waitLongTerm(filepath.Join(dir, "data"), last, load.Start)
+	}
 	r.stored, r.storedErr = storedSamples(apiURL, load)
 	_, r.peakRSS = proc.Memory(srv.Pid())
 	if err := srv.Stop(tg.stop); err != nil {
@@ -167,7 +185,10 @@ func runTarget(tg target, dir string, load *rwload.Load) (*result, error) {
 			}
 		}
 	}
-	if tg.afterStop != nil {
+	if longDays > 0 {
+		r.tiers = measureTiers(tg.name, filepath.Join(dir, "data"), r, load.Samples)
+	}
+	if tg.afterStop != nil && longDays == 0 {
 		var err error
 		if r.compacted, err = tg.afterStop(filepath.Join(dir, "data")); err != nil {
 			r.flushNote += "; offline snapshot failed: " + err.Error()
