@@ -37,14 +37,26 @@ func main() {
 		every     = flag.Duration("report", 0, "report interval (default: a thirtieth of -duration, at least 5s)")
 		vispyrBin = flag.String("vispyr", "", "vispyr binary (default: go build ./cmd/vispyr)")
 		keep      = flag.Bool("keep", false, "keep the data dir")
+
+		overload = flag.Float64("overload", 0, "instead of the steady rates: measure each signal's sustainable rate (what is acknowledged flat out for -probe), then offer this many times it for -duration")
+		probe    = flag.Duration("probe", 15*time.Second, "with -overload: how long to send flat out to measure the sustainable rate")
+		clients  = flag.Int("clients", 256, "with -overload: concurrent clients per signal")
+		ceiling  = flag.Int64("max-memory", 1<<30, "with -overload: limits.max_memory_bytes given to vispyr, which its peak RSS must stay under")
 	)
 	flag.Parse()
 	if *every <= 0 {
 		*every = max(*duration/30, 5*time.Second)
 	}
-	rates := map[string]float64{load.Metrics: *writes * *scale, load.Traces: *traces * *scale,
-		load.Profiles: *profiles * *scale, "queries": *queries * *scale}
-	if err := run(*duration, *every, rates, *vispyrBin, *keep); err != nil {
+	var err error
+	if *overload > 0 {
+		err = overloadRun{factor: *overload, probe: *probe, duration: *duration, every: *every, senders: *clients,
+			queries: *queries, ceiling: *ceiling, bin: *vispyrBin, keep: *keep}.run()
+	} else {
+		rates := map[string]float64{load.Metrics: *writes * *scale, load.Traces: *traces * *scale,
+			load.Profiles: *profiles * *scale, "queries": *queries * *scale}
+		err = run(*duration, *every, rates, *vispyrBin, *keep)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "soak:", err)
 		os.Exit(1)
 	}
@@ -55,25 +67,37 @@ type endpoints struct {
 	admin string
 }
 
-func run(duration, every time.Duration, rates map[string]float64, bin string, keep bool) error {
+// startServer builds vispyr unless bin is given and starts it on a fresh data
+// dir with args added; cleanup removes the dir unless keep.
+func startServer(bin string, keep bool, args ...string) (srv *proc.Server, ep endpoints, log string, cleanup func(), err error) {
 	work, err := os.MkdirTemp("", "vispyr-soak-")
 	if err != nil {
-		return err
+		return nil, ep, "", nil, err
 	}
+	cleanup = func() { os.RemoveAll(work) }
 	if keep {
 		fmt.Println("data kept in", work)
-	} else {
-		defer os.RemoveAll(work)
+		cleanup = func() {}
 	}
 	if bin == "" {
 		if bin, err = proc.BuildVispyr(work); err != nil {
-			return err
+			cleanup()
+			return nil, ep, "", nil, err
 		}
 	}
-	srv, ep, err := start(bin, work)
+	if srv, ep, err = start(bin, work, args...); err != nil {
+		cleanup()
+		return nil, ep, "", nil, err
+	}
+	return srv, ep, filepath.Join(work, "vispyr.log"), cleanup, nil
+}
+
+func run(duration, every time.Duration, rates map[string]float64, bin string, keep bool) error {
+	srv, ep, log, cleanup, err := startServer(bin, keep)
 	if err != nil {
 		return err
 	}
+	defer cleanup()
 	defer srv.Stop(syscall.SIGTERM)
 
 	ctx, cancel := context.WithTimeout(context.Background(), duration)
@@ -83,8 +107,8 @@ func run(duration, every time.Duration, rates map[string]float64, bin string, ke
 	shape := load.DefaultShape
 	shape.Fixed = true
 	d := load.New(ep.Target, shape)
-	fmt.Printf("soak: %v of remote write %.1f/s, traces %.1f/s, profiles %.1f/s, queries %.1f/s against %s (log %s)\n",
-		duration, rates[load.Metrics], rates[load.Traces], rates[load.Profiles], rates["queries"], bin, filepath.Join(work, "vispyr.log"))
+	fmt.Printf("soak: %v of remote write %.1f/s, traces %.1f/s, profiles %.1f/s, queries %.1f/s (log %s)\n",
+		duration, rates[load.Metrics], rates[load.Traces], rates[load.Profiles], rates["queries"], log)
 
 	var wg sync.WaitGroup
 	q := &querier{ep: ep, run: d.Run()}
@@ -119,31 +143,42 @@ func run(duration, every time.Duration, rates map[string]float64, bin string, ke
 	wg.Wait()
 	report()
 
+	for _, e := range q.errors() {
+		fmt.Println("failed query:", e)
+	}
+	missing, bad, err := verify(d)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("failed queries %d\n", q.failed.Load())
+	if missing > 0 || bad > 0 || q.failed.Load() > 0 {
+		return fmt.Errorf("%d acknowledged items lost, %d bad answers, %d failed queries", missing, bad, q.failed.Load())
+	}
+	return nil
+}
+
+// verify prints the driver's bad answers and reads back everything it had
+// acknowledged, printing what is lost.
+func verify(d *load.Driver) (missing, bad int, err error) {
 	st := d.Stats()
 	for _, b := range st.Bad {
 		fmt.Println("bad answer:", b)
 	}
-	for _, e := range q.errors() {
-		fmt.Println("failed query:", e)
-	}
 	vctx, vcancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer vcancel()
-	missing, err := d.Verify(vctx)
+	lost, err := d.Verify(vctx)
 	if err != nil {
-		return fmt.Errorf("read back: %w", err)
+		return 0, 0, fmt.Errorf("read back: %w", err)
 	}
-	for i, m := range missing {
+	for i, m := range lost {
 		if i == 20 {
-			fmt.Printf("... and %d more\n", len(missing)-20)
+			fmt.Printf("... and %d more\n", len(lost)-20)
 			break
 		}
 		fmt.Println("lost:", m)
 	}
-	fmt.Printf("acknowledged %v; lost %d; bad answers %d; failed queries %d\n", st.Acked, len(missing), len(st.Bad), q.failed.Load())
-	if len(missing) > 0 || len(st.Bad) > 0 || q.failed.Load() > 0 {
-		return fmt.Errorf("%d acknowledged items lost, %d bad answers, %d failed queries", len(missing), len(st.Bad), q.failed.Load())
-	}
-	return nil
+	fmt.Printf("acknowledged %v; lost %d; bad answers %d\n", st.Acked, len(lost), len(st.Bad))
+	return len(lost), len(st.Bad), nil
 }
 
 // steady calls send rate times a second, evenly spaced, until ctx ends;
@@ -174,7 +209,7 @@ func refused(codes map[int]int) int {
 	return n
 }
 
-func start(bin, work string) (*proc.Server, endpoints, error) {
+func start(bin, work string, extra ...string) (*proc.Server, endpoints, error) {
 	var ep endpoints
 	addrs := map[string]*string{"--metrics.listen-address": &ep.Metrics, "--otlp.http-address": &ep.OTLPHTTP,
 		"--pyroscope.ingest-address": &ep.PyroscopeIngest, "--tempo.listen-address": &ep.Tempo,
@@ -188,14 +223,14 @@ func start(bin, work string) (*proc.Server, endpoints, error) {
 		*p = a
 		args = append(args, flag+"="+a)
 	}
-	for _, flag := range []string{"--otlp.grpc-address", "--health.listen-address", "--loki.listen-address", "--ui.listen-address"} {
+	for _, flag := range []string{"--otlp.grpc-address", "--health.listen-address", "--loki.listen-address", "--ui.listen-address", "--faro.listen-address"} {
 		a, err := proc.FreeAddr()
 		if err != nil {
 			return nil, ep, err
 		}
 		args = append(args, flag+"="+a)
 	}
-	srv, err := proc.Start(filepath.Join(work, "vispyr.log"), bin, args...)
+	srv, err := proc.Start(filepath.Join(work, "vispyr.log"), bin, append(args, extra...)...)
 	if err != nil {
 		return nil, ep, err
 	}
