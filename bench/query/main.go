@@ -229,7 +229,7 @@ func waitStored(api string, load *rwload.Load, end time.Time) error {
 	for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
 		total := 0.0
 		for _, name := range names {
-			n, err := instant(api, fmt.Sprintf(`sum(count_over_time(%s[%ds]))`, name, int(span.Seconds())), end)
+			n, err := peers.Scalar(client, api, fmt.Sprintf(`sum(count_over_time(%s[%ds]))`, name, int(span.Seconds())), end)
 			if err != nil {
 				last = err.Error()
 			}

@@ -1,13 +1,9 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
-	"net/url"
 	"os"
-	"strconv"
-	"time"
 
 	"github.com/vispyr/vispyr/bench/internal/stats"
 )
@@ -81,32 +77,6 @@ func equalAnswers(ts []*timing) {
 			}
 		}
 	}
-}
-
-// instant is the single value of an instant query at t.
-func instant(api, q string, t time.Time) (float64, error) {
-	resp, err := client.Get(api + "/api/v1/query?" + url.Values{"query": {q}, "time": {unix(t)}}.Encode())
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	var r struct {
-		Status string `json:"status"`
-		Error  string `json:"error"`
-		Data   struct {
-			Result []struct {
-				Value [2]any `json:"value"`
-			} `json:"result"`
-		} `json:"data"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
-		return 0, fmt.Errorf("decode: %w", err)
-	}
-	if r.Status != "success" || len(r.Data.Result) != 1 {
-		return 0, fmt.Errorf("%s: %s %s (%d results)", q, r.Status, r.Error, len(r.Data.Result))
-	}
-	s, _ := r.Data.Result[0].Value[1].(string)
-	return strconv.ParseFloat(s, 64)
 }
 
 func saveURL(u, path string) error {

@@ -7,6 +7,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/vispyr/vispyr/bench/internal/peers"
 	"github.com/vispyr/vispyr/bench/internal/proc"
 	"github.com/vispyr/vispyr/bench/internal/rwload"
 )
@@ -64,22 +65,11 @@ func forwardTarget(name, bin, vmBin string, load *rwload.Load, front func(bin, d
 
 func gatewayTarget(bin, vmBin string, load *rwload.Load) target {
 	return forwardTarget("vispyr-gateway", bin, vmBin, load, func(bin, dir, vmWrite string) (*proc.Server, string, string, error) {
-		addrs := map[string]string{}
-		for _, f := range []string{"metrics.listen-address", "otlp.grpc-address", "otlp.http-address",
-			"admin.listen-address", "health.listen-address", "pyroscope.listen-address", "pyroscope.ingest-address"} {
-			a, err := proc.FreeAddr()
-			if err != nil {
-				return nil, "", "", err
-			}
-			addrs[f] = a
+		gw, err := peers.Gateway(bin, dir, append([]string{"--forward.metrics.url=" + vmWrite}, vispyrExtraArgs...)...)
+		if err != nil {
+			return nil, "", "", err
 		}
-		args := []string{"gateway", "--data-dir=" + filepath.Join(dir, "data"), "--forward.metrics.url=" + vmWrite}
-		for f, a := range addrs {
-			args = append(args, "--"+f+"="+a)
-		}
-		args = append(args, vispyrExtraArgs...)
-		srv, err := proc.Start(filepath.Join(dir, "vispyr.log"), bin, args...)
-		return srv, "http://" + addrs["metrics.listen-address"] + "/api/v1/write", "http://" + addrs["admin.listen-address"] + "/-/ready", err
+		return gw.Server, gw.WriteURL, gw.ReadyURL, nil
 	})
 }
 

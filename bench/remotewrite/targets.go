@@ -8,10 +8,8 @@ import (
 	"github.com/vispyr/vispyr/bench/internal/rwload"
 	"io"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
-	"strconv"
 	"syscall"
 	"time"
 )
@@ -112,28 +110,6 @@ func storedSamples(apiURL string, l *rwload.Load) (int64, error) {
 	end := l.Start.Add(time.Duration(l.Rounds-1) * l.Interval)
 	span := time.Duration(l.Rounds) * l.Interval
 	q := fmt.Sprintf(`sum(count_over_time({job="bench"}[%ds]))`, int(span.Seconds()))
-	resp, err := http.Get(apiURL + "/api/v1/query?" + url.Values{
-		"query": {q}, "time": {strconv.FormatInt(end.Unix(), 10)}}.Encode())
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	var r struct {
-		Status string `json:"status"`
-		Error  string `json:"error"`
-		Data   struct {
-			Result []struct {
-				Value [2]any `json:"value"`
-			} `json:"result"`
-		} `json:"data"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
-		return 0, fmt.Errorf("decode query answer: %w", err)
-	}
-	if r.Status != "success" || len(r.Data.Result) != 1 {
-		return 0, fmt.Errorf("query %s: %s %s", q, r.Status, r.Error)
-	}
-	s, _ := r.Data.Result[0].Value[1].(string)
-	f, err := strconv.ParseFloat(s, 64)
+	f, err := peers.Scalar(http.DefaultClient, apiURL, q, end)
 	return int64(f), err
 }

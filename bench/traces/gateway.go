@@ -4,9 +4,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
+	"github.com/vispyr/vispyr/bench/internal/peers"
 	"github.com/vispyr/vispyr/bench/internal/proc"
 )
 
@@ -65,25 +67,13 @@ func startGateway(bin, dir, url string) (*proc.Server, string, string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, "", "", err
 	}
-	args := []string{"gateway", "--data-dir=" + filepath.Join(dir, "data"), "--forward.traces.url=" + url}
-	addrs := map[string]string{}
-	for _, f := range []string{"metrics.listen-address", "otlp.grpc-address", "otlp.http-address",
-		"admin.listen-address", "health.listen-address", "pyroscope.listen-address", "pyroscope.ingest-address"} {
-		a, err := proc.FreeAddr()
-		if err != nil {
-			return nil, "", "", err
-		}
-		addrs[f] = a
-		args = append(args, "--"+f+"="+a)
-	}
-	srv, err := proc.Start(filepath.Join(dir, "vispyr.log"), bin, args...)
+	gw, err := peers.Gateway(bin, dir, "--forward.traces.url="+url)
 	if err != nil {
 		return nil, "", "", err
 	}
-	admin := "http://" + addrs["admin.listen-address"]
-	if err := srv.WaitReady(admin+"/-/ready", time.Minute); err != nil {
-		srv.Stop(syscall.SIGKILL)
+	if err := gw.WaitReady(gw.ReadyURL, time.Minute); err != nil {
+		gw.Stop(syscall.SIGKILL)
 		return nil, "", "", err
 	}
-	return srv, addrs["otlp.grpc-address"], admin, nil
+	return gw.Server, gw.OTLPGRPC, strings.TrimSuffix(gw.ReadyURL, "/-/ready"), nil
 }

@@ -1,6 +1,7 @@
 // Package peers starts the systems the benchmarks compare, each on its own
 // dir (data under <dir>/data) and free loopback ports: `vispyr serve`,
-// Prometheus (2.42, remote-write receiver on) and VictoriaMetrics (1.79).
+// `vispyr gateway`, Prometheus (2.42, remote-write receiver on) and
+// VictoriaMetrics (1.79).
 package peers
 
 import (
@@ -17,6 +18,7 @@ type Started struct {
 	WriteURL string // Prometheus remote write (v1)
 	ReadyURL string // 200 once ready
 	APIURL   string // base of the Prometheus query API
+	OTLPGRPC string // host:port of OTLP gRPC (Vispyr only)
 }
 
 // vispyrListeners are the `vispyr serve` address flags, each given a free port.
@@ -24,11 +26,24 @@ var vispyrListeners = []string{"metrics.listen-address", "otlp.grpc-address", "o
 	"admin.listen-address", "health.listen-address", "tempo.listen-address",
 	"pyroscope.listen-address", "pyroscope.ingest-address", "loki.listen-address", "faro.listen-address", "ui.listen-address"}
 
+// gatewayListeners are the `vispyr gateway` address flags.
+var gatewayListeners = []string{"metrics.listen-address", "otlp.grpc-address", "otlp.http-address",
+	"admin.listen-address", "health.listen-address", "pyroscope.listen-address", "pyroscope.ingest-address"}
+
 // Vispyr starts `bin serve` with extra flags appended.
 func Vispyr(bin, dir string, extra ...string) (*Started, error) {
+	return startVispyr(bin, "serve", vispyrListeners, dir, extra)
+}
+
+// Gateway starts `bin gateway` with extra flags (its forward destinations) appended.
+func Gateway(bin, dir string, extra ...string) (*Started, error) {
+	return startVispyr(bin, "gateway", gatewayListeners, dir, extra)
+}
+
+func startVispyr(bin, command string, listeners []string, dir string, extra []string) (*Started, error) {
 	addrs := map[string]string{}
-	args := []string{"serve", "--data-dir=" + filepath.Join(dir, "data")}
-	for _, f := range vispyrListeners {
+	args := []string{command, "--data-dir=" + filepath.Join(dir, "data")}
+	for _, f := range listeners {
 		a, err := proc.FreeAddr()
 		if err != nil {
 			return nil, err
@@ -41,7 +56,8 @@ func Vispyr(bin, dir string, extra ...string) (*Started, error) {
 		return nil, err
 	}
 	m := "http://" + addrs["metrics.listen-address"]
-	return &Started{Server: srv, WriteURL: m + "/api/v1/write", ReadyURL: "http://" + addrs["admin.listen-address"] + "/-/ready", APIURL: m}, nil
+	return &Started{Server: srv, WriteURL: m + "/api/v1/write", ReadyURL: "http://" + addrs["admin.listen-address"] + "/-/ready",
+		APIURL: m, OTLPGRPC: addrs["otlp.grpc-address"]}, nil
 }
 
 // Prometheus starts bin with an empty configuration, the remote-write
