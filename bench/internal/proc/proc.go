@@ -5,7 +5,6 @@ package proc
 import (
 	"fmt"
 	"io/fs"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -14,6 +13,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/vispyr/vispyr/internal/testpeer"
 )
 
 // Server is a target process started by the benchmark.
@@ -144,15 +145,9 @@ func DiskUsage(dir string, group func(rel string) string) (total int64, parts ma
 	return total, parts
 }
 
-// FreeAddr returns a loopback address with a port nobody listens on.
-func FreeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
-}
+// FreeAddr returns a loopback address with a port nobody listens on and
+// that no earlier call handed out.
+func FreeAddr() (string, error) { return testpeer.FreeAddr() }
 
 // BuildVispyr builds ./cmd/vispyr of the module the benchmark runs in into work/bin.
 func BuildVispyr(work string) (string, error) {
