@@ -35,7 +35,7 @@ type overloadRun struct {
 	keep     bool
 }
 
-var signals = []string{load.Metrics, load.Traces, load.Profiles}
+var signals = []string{load.Metrics, load.Traces, load.Profiles, load.Logs}
 
 func (o overloadRun) run() error {
 	srv, ep, work, cleanup, err := startServer(o.bin, o.keep, fmt.Sprintf("--limits.max-memory-bytes=%d", o.ceiling))
@@ -77,7 +77,7 @@ func (o overloadRun) run() error {
 	octx, ocancel := context.WithTimeout(ctx, o.duration)
 	defer ocancel()
 	q := &querier{ep: ep, run: d.Run()}
-	var sent [3]atomic.Int64
+	sent := make([]atomic.Int64, len(signals))
 	for i, send := range senders(d) {
 		sig := signals[i]
 		if rates[sig] <= 0 {
@@ -142,7 +142,7 @@ func (o overloadRun) run() error {
 }
 
 func senders(d *load.Driver) []func(context.Context) bool {
-	return []func(context.Context) bool{d.RemoteWrite, d.Trace, d.Profile}
+	return []func(context.Context) bool{d.RemoteWrite, d.Trace, d.Profile, d.Log}
 }
 
 // answers prints, per signal, the answers since the probe.

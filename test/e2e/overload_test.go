@@ -25,7 +25,7 @@ func TestOverloadIsAnsweredNotAbsorbed(t *testing.T) {
 		"--limits.max-memory-bytes=1073741824",
 	}})
 	d := load.New(load.Target{Metrics: v.MetricsAddr, OTLPHTTP: v.OTLPHTTPAddr, PyroscopeIngest: v.PyroscopeIngestAddr,
-		Tempo: v.TempoAddr, Pyroscope: v.PyroscopeAddr}, load.Shape{SeriesPerWrite: 2000, SpansPerTrace: 1000, StacksPerProf: 2000})
+		Tempo: v.TempoAddr, Pyroscope: v.PyroscopeAddr, Loki: v.LokiAddr}, load.Shape{SeriesPerWrite: 2000, SpansPerTrace: 1000, StacksPerProf: 2000, LinesPerPush: 2000})
 
 	// 24 senders per signal, flat out, for 8 s: one append slot and 8 MiB in
 	// flight take a fraction of it.
@@ -42,7 +42,7 @@ func TestOverloadIsAnsweredNotAbsorbed(t *testing.T) {
 		}
 	})
 	for range 24 {
-		for _, send := range []func(context.Context) bool{d.RemoteWrite, d.Trace, d.Profile} {
+		for _, send := range []func(context.Context) bool{d.RemoteWrite, d.Trace, d.Profile, d.Log} {
 			wg.Go(func() {
 				for ctx.Err() == nil {
 					send(ctx)

@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -32,6 +33,7 @@ import (
 // Target is where a Vispyr listens (host:port each).
 type Target struct {
 	Metrics, OTLPHTTP, PyroscopeIngest, Tempo, Pyroscope string
+	Loki                                                 string // push and LogQL queries
 }
 
 // Shape is how big each request is.
@@ -39,6 +41,7 @@ type Shape struct {
 	SeriesPerWrite int // remote-write series per request (one sample each)
 	SpansPerTrace  int // spans per OTLP request (one trace)
 	StacksPerProf  int // folded lines per profile
+	LinesPerPush   int // log lines per Loki push (one stream)
 	// Fixed writes every remote-write request to the same SeriesPerWrite
 	// series (a sample each, timestamps increasing) and profiles under ten
 	// service names, as steady clients do: memory then measures the
@@ -49,13 +52,14 @@ type Shape struct {
 
 // DefaultShape is a Prometheus-like remote write, a small trace and a
 // modest profile.
-var DefaultShape = Shape{SeriesPerWrite: 500, SpansPerTrace: 20, StacksPerProf: 50}
+var DefaultShape = Shape{SeriesPerWrite: 500, SpansPerTrace: 20, StacksPerProf: 50, LinesPerPush: 20}
 
 // Signal names, as used in Stats.
 const (
 	Metrics  = "remote write"
 	Traces   = "otlp traces"
 	Profiles = "pyroscope ingest"
+	Logs     = "loki push"
 )
 
 // Driver sends and remembers. Its methods are safe for concurrent use.
@@ -75,8 +79,11 @@ type Driver struct {
 	writes   map[string]bool // acknowledged remote-write request IDs
 	traces   []string        // acknowledged trace IDs, hex
 	services []string        // acknowledged profile service names
+	pushes   int             // acknowledged Loki pushes
 	codes    map[string]map[int]int
-	bad      []string // refusals without the overload contract, and transport errors
+	bad      []string       // refusals without the overload contract, and transport errors
+	gaveUp   map[string]int // requests cancelled in flight by the caller's context
+	stored   map[string]int // what Verify found: samples, log lines
 }
 
 // New returns a driver for t.
@@ -86,12 +93,24 @@ func New(t Target, shape Shape) *Driver {
 	return &Driver{
 		t: t, shape: shape, run: hex.EncodeToString(b), start: time.Now(),
 		client: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}},
-		writes: map[string]bool{}, codes: map[string]map[int]int{},
+		writes: map[string]bool{}, codes: map[string]map[int]int{}, gaveUp: map[string]int{}, stored: map[string]int{},
 	}
 }
 
 // Run is the label value every series of this driver carries (run=...).
 func (d *Driver) Run() string { return d.run }
+
+// cancelled reports whether ctx ended while a request of signal was in
+// flight, and counts it: the server may still store such a request.
+func (d *Driver) cancelled(ctx context.Context, signal string) bool {
+	if ctx.Err() == nil {
+		return false
+	}
+	d.mu.Lock()
+	d.gaveUp[signal]++
+	d.mu.Unlock()
+	return true
+}
 
 // note records one answer: 2xx acknowledges; 429 and 503 must carry
 // Retry-After; anything else is noted as bad.
@@ -161,7 +180,7 @@ func (d *Driver) RemoteWrite(ctx context.Context) bool {
 	raw, _ := wr.Marshal()
 	code, ra, body, err := d.post(ctx, "http://"+d.t.Metrics+"/api/v1/write", "application/x-protobuf", snappy.Encode(nil, raw),
 		map[string]string{"Content-Encoding": "snappy", "X-Prometheus-Remote-Write-Version": "0.1.0"})
-	if ctx.Err() != nil {
+	if d.cancelled(ctx, Metrics) {
 		return false
 	}
 	ok := d.note(Metrics, code, ra, body, err)
@@ -202,7 +221,7 @@ func (d *Driver) Trace(ctx context.Context) bool {
 	}
 	body, _ := ptraceotlp.NewExportRequestFromTraces(td).MarshalProto()
 	code, ra, rbody, err := d.post(ctx, "http://"+d.t.OTLPHTTP+"/v1/traces", "application/x-protobuf", body, nil)
-	if ctx.Err() != nil {
+	if d.cancelled(ctx, Traces) {
 		return false
 	}
 	ok := d.note(Traces, code, ra, rbody, err)
@@ -228,13 +247,41 @@ func (d *Driver) Profile(ctx context.Context) bool {
 	until := time.Now().Unix()
 	u := fmt.Sprintf("http://%s/ingest?name=%s.cpu&from=%d&until=%d", d.t.PyroscopeIngest, svc, until-10, until)
 	code, ra, body, err := d.post(ctx, u, "application/octet-stream", []byte(b.String()), nil)
-	if ctx.Err() != nil {
+	if d.cancelled(ctx, Profiles) {
 		return false
 	}
 	ok := d.note(Profiles, code, ra, body, err)
 	if ok {
 		d.mu.Lock()
 		d.services = append(d.services, svc)
+		d.mu.Unlock()
+	}
+	return ok
+}
+
+// Log pushes LinesPerPush lines by Loki's JSON push API to one of ten
+// streams (labels run and stream), each line naming its push.
+func (d *Driver) Log(ctx context.Context) bool {
+	n := d.seq.Add(1)
+	type stream struct {
+		Stream map[string]string `json:"stream"`
+		Values [][2]string       `json:"values"`
+	}
+	s := stream{Stream: map[string]string{"job": "load", "run": d.run, "stream": strconv.FormatInt(n%10, 10)}}
+	now := time.Now().UnixNano()
+	for i := range d.shape.LinesPerPush {
+		s.Values = append(s.Values, [2]string{strconv.FormatInt(now+int64(i), 10),
+			fmt.Sprintf("level=info push=%d line=%d msg=\"load test line\"", n, i)})
+	}
+	body, _ := json.Marshal(map[string][]stream{"streams": {s}})
+	code, ra, rbody, err := d.post(ctx, "http://"+d.t.Loki+"/loki/api/v1/push", "application/json", body, nil)
+	if d.cancelled(ctx, Logs) {
+		return false
+	}
+	ok := d.note(Logs, code, ra, rbody, err)
+	if ok {
+		d.mu.Lock()
+		d.pushes++
 		d.mu.Unlock()
 	}
 	return ok
@@ -249,6 +296,13 @@ type Stats struct {
 	// Bad lists (up to 20) answers that were neither 2xx nor 429/503 with
 	// Retry-After, and transport errors.
 	Bad []string
+	// Cancelled counts requests left uncounted because the caller's
+	// context ended while they were in flight (the end of a run): the
+	// server may still have stored them.
+	Cancelled map[string]int
+	// Stored is what the last Verify read back: remote-write samples (with
+	// Fixed) and log lines.
+	Stored map[string]int
 }
 
 // Stats returns a copy of what was seen so far.
@@ -256,7 +310,8 @@ func (d *Driver) Stats() Stats {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	s := Stats{Codes: map[string]map[int]int{}, Bad: append([]string(nil), d.bad...),
-		Acked: map[string]int{Metrics: len(d.writes), Traces: len(d.traces), Profiles: len(d.services)}}
+		Cancelled: maps.Clone(d.gaveUp), Stored: maps.Clone(d.stored),
+		Acked: map[string]int{Metrics: len(d.writes), Traces: len(d.traces), Profiles: len(d.services), Logs: d.pushes}}
 	for sig, m := range d.codes {
 		s.Codes[sig] = map[int]int{}
 		for c, n := range m {
@@ -276,6 +331,7 @@ func (d *Driver) Verify(ctx context.Context) ([]string, error) {
 	}
 	traces := append([]string(nil), d.traces...)
 	services := append([]string(nil), d.services...)
+	pushes := d.pushes
 	d.mu.Unlock()
 
 	var missing []string
@@ -284,6 +340,7 @@ func (d *Driver) Verify(ctx context.Context) ([]string, error) {
 		if err != nil {
 			return nil, err
 		}
+		d.noteStored(Metrics, n)
 		// Fewer is loss. More is not: a request answered 503 (or whose answer
 		// was lost with its connection) may still have been stored, and its
 		// retry would be a duplicate the TSDB ignores.
@@ -319,7 +376,24 @@ func (d *Driver) Verify(ctx context.Context) ([]string, error) {
 			missing = append(missing, "profile of service "+s)
 		}
 	}
+	if pushes > 0 {
+		n, err := d.storedLines(ctx)
+		if err != nil {
+			return nil, err
+		}
+		d.noteStored(Logs, n)
+		// Fewer is loss; more is a refused push that was stored anyway.
+		if want := pushes * d.shape.LinesPerPush; n < want {
+			missing = append(missing, fmt.Sprintf("loki push: %d lines stored, %d acknowledged", n, want))
+		}
+	}
 	return missing, nil
+}
+
+func (d *Driver) noteStored(signal string, n int) {
+	d.mu.Lock()
+	d.stored[signal] = n
+	d.mu.Unlock()
 }
 
 func (d *Driver) get(ctx context.Context, u string, into any) (int, error) {
@@ -343,6 +417,22 @@ func (d *Driver) get(ctx context.Context, u string, into any) (int, error) {
 
 // storedSamples counts the samples stored since the driver started, with Fixed.
 func (d *Driver) storedSamples(ctx context.Context) (int, error) {
+	since := int(time.Since(d.start).Seconds()) + 60
+	q := url.Values{"query": {fmt.Sprintf(`sum(count_over_time(load_test{run=%q}[%ds]))`, d.run, since)}, "time": {strconv.FormatInt(time.Now().Unix()+1, 10)}}
+	return d.scalar(ctx, "stored samples", "http://"+d.t.Metrics+"/api/v1/query?"+q.Encode())
+}
+
+// storedLines counts the log lines stored since the driver started, by a
+// LogQL metric query on the Loki port.
+func (d *Driver) storedLines(ctx context.Context) (int, error) {
+	since := int(time.Since(d.start).Seconds()) + 60
+	q := url.Values{"query": {fmt.Sprintf(`sum(count_over_time({run=%q}[%ds]))`, d.run, since)}, "time": {strconv.FormatInt(time.Now().Add(time.Second).UnixNano(), 10)}}
+	return d.scalar(ctx, "stored log lines", "http://"+d.t.Loki+"/loki/api/v1/query?"+q.Encode())
+}
+
+// scalar reads the single value of an instant query's answer (Prometheus's
+// and Loki's share the shape); no series is 0.
+func (d *Driver) scalar(ctx context.Context, what, u string) (int, error) {
 	var res struct {
 		Data struct {
 			Result []struct {
@@ -350,14 +440,12 @@ func (d *Driver) storedSamples(ctx context.Context) (int, error) {
 			} `json:"result"`
 		} `json:"data"`
 	}
-	since := int(time.Since(d.start).Seconds()) + 60
-	q := url.Values{"query": {fmt.Sprintf(`sum(count_over_time(load_test{run=%q}[%ds]))`, d.run, since)}, "time": {strconv.FormatInt(time.Now().Unix()+1, 10)}}
-	code, err := d.get(ctx, "http://"+d.t.Metrics+"/api/v1/query?"+q.Encode(), &res)
+	code, err := d.get(ctx, u, &res)
 	if err != nil {
 		return 0, err
 	}
 	if code != http.StatusOK {
-		return 0, fmt.Errorf("count stored samples: %d", code)
+		return 0, fmt.Errorf("count %s: %d", what, code)
 	}
 	if len(res.Data.Result) == 0 {
 		return 0, nil
