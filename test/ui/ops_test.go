@@ -126,6 +126,11 @@ scrape_configs:
 		t.Fatalf("telemetrygen to the gateway: %v\n%s", err, out)
 	}
 	waitFor(t, "the gateway's queue backlog", 20*time.Second, query(`vispyr_forward_queue_bytes{job="gateway",signal="traces"} > 0`), hasResult)
+	// A destination turns unhealthy only once a send has failed: after the batch's age, a
+	// refused dial and the request timeout, then a scrape. Wait for that here, with room for a
+	// loaded CI machine, so the browser's step checks only that the page shows it.
+	waitFor(t, "the gateway's destination unhealthy", 90*time.Second,
+		query(`vispyr_forward_destination_healthy{job="gateway",signal="traces"} == 0`), hasResult)
 	for _, c := range []string{"vispyr_traces_spans_ingested_total", "vispyr_logs_ingested_lines_total"} {
 		waitFor(t, c+" rising", 20*time.Second, query(`sum(rate(`+c+`{job="vispyr"}[1m])) > 0`), hasResult)
 	}
