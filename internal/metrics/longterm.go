@@ -21,7 +21,7 @@ import (
 
 // The long-term tier (metrics.longterm): TSDB blocks older than
 // LongTerm.After are rewritten, a UTC day at a time, into long-term blocks
-// in <tenant's TSDB dir>/longterm, which take about a quarter of the disk;
+// in <tenant's TSDB dir>/longterm, which take well under half the disk;
 // the TSDB then drops them at its next block reload (BlocksToDelete), so a
 // crash between the two leaves the data in both tiers, which queries merge,
 // never in neither. Queries read both tiers merged (tenantquery.go).
