@@ -19,6 +19,7 @@ import (
 	"math"
 
 	"github.com/klauspost/compress/zstd"
+	"github.com/prometheus/prometheus/tsdb/encoding"
 )
 
 // Column layout, before compression:
@@ -79,16 +80,16 @@ func DecodeColumn(b []byte, ts []int64, vs []float64) ([]int64, []float64, error
 	default:
 		return nil, nil, errCorrupt
 	}
-	r := reader{b: raw}
-	n := r.uvarint()
+	r := encoding.Decbuf{B: raw}
+	n := r.Uvarint64()
 	// Every sample takes at least one byte, which bounds what a corrupt
 	// count can make us allocate.
-	if r.err != nil || n > uint64(len(raw)) {
+	if r.E != nil || n > uint64(len(raw)) {
 		return nil, nil, errCorrupt
 	}
 	ts = readDoD(&r, int(n), ts[:0])
 	vs = readValues(&r, int(n), vs[:0])
-	if r.err != nil || len(r.b) != 0 {
+	if r.E != nil || len(r.B) != 0 {
 		return nil, nil, errCorrupt
 	}
 	return ts, vs, nil
@@ -116,17 +117,17 @@ func appendDoD(dst []byte, xs []int64) []byte {
 	return dst
 }
 
-func readDoD(r *reader, n int, ts []int64) []int64 {
+func readDoD(r *encoding.Decbuf, n int, ts []int64) []int64 {
 	var prev, delta int64
-	for i := 0; i < n && r.err == nil; i++ {
+	for i := 0; i < n && r.E == nil; i++ {
 		switch i {
 		case 0:
-			prev = r.varint()
+			prev = r.Varint64()
 		case 1:
-			delta = r.varint()
+			delta = r.Varint64()
 			prev += delta
 		default:
-			delta += r.varint()
+			delta += r.Varint64()
 			prev += delta
 		}
 		ts = append(ts, prev)
@@ -148,72 +149,19 @@ func appendValues(dst []byte, vs []float64) []byte {
 	return dst
 }
 
-func readValues(r *reader, n int, vs []float64) []float64 {
-	switch r.byte() {
+func readValues(r *encoding.Decbuf, n int, vs []float64) []float64 {
+	switch r.Byte() {
 	case kindDecimal:
 		return readDecimal(r, n, vs)
 	case kindFloat:
 		var prev uint64
-		for i := 0; i < n && r.err == nil; i++ {
-			prev ^= r.uint64()
+		for i := 0; i < n && r.E == nil; i++ {
+			prev ^= r.Be64()
 			vs = append(vs, math.Float64frombits(prev))
 		}
 		return vs
 	default:
-		r.fail()
+		r.E = errCorrupt
 		return vs
 	}
-}
-
-// reader decodes varints from a byte slice, remembering the first error.
-type reader struct {
-	b   []byte
-	err error
-}
-
-func (r *reader) fail() {
-	if r.err == nil {
-		r.err = errCorrupt
-	}
-	r.b = nil
-}
-
-func (r *reader) uvarint() uint64 {
-	v, n := binary.Uvarint(r.b)
-	if n <= 0 {
-		r.fail()
-		return 0
-	}
-	r.b = r.b[n:]
-	return v
-}
-
-func (r *reader) varint() int64 {
-	v, n := binary.Varint(r.b)
-	if n <= 0 {
-		r.fail()
-		return 0
-	}
-	r.b = r.b[n:]
-	return v
-}
-
-func (r *reader) byte() byte {
-	if len(r.b) < 1 {
-		r.fail()
-		return 0
-	}
-	c := r.b[0]
-	r.b = r.b[1:]
-	return c
-}
-
-func (r *reader) uint64() uint64 {
-	if len(r.b) < 8 {
-		r.fail()
-		return 0
-	}
-	v := binary.BigEndian.Uint64(r.b)
-	r.b = r.b[8:]
-	return v
 }

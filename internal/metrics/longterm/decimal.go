@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"math"
 	"strconv"
+
+	"github.com/prometheus/prometheus/tsdb/encoding"
 )
 
 var pow10 = func() (p [maxExp + 1]float64) {
@@ -159,31 +161,31 @@ func (d decimal) append(dst []byte) []byte {
 	return dst
 }
 
-func readDecimal(r *reader, n int, vs []float64) []float64 {
-	exp := r.varint()
+func readDecimal(r *encoding.Decbuf, n int, vs []float64) []float64 {
+	exp := r.Varint64()
 	if exp < -maxExp || exp > maxExp {
-		r.fail()
+		r.E = errCorrupt
 		return vs
 	}
 	ms := readInts(r, n)
 	cs := readInts(r, n)
-	if r.err != nil {
+	if r.E != nil {
 		return vs
 	}
 	for i, m := range ms {
 		vs = append(vs, math.Float64frombits(uint64(int64(math.Float64bits(fromDecimal(m, int(exp))))+cs[i])))
 	}
-	exc := r.uvarint()
+	exc := r.Uvarint64()
 	if exc > uint64(n) {
-		r.fail()
+		r.E = errCorrupt
 		return vs
 	}
 	i := uint64(0)
-	for k := uint64(0); k < exc && r.err == nil; k++ {
-		i += r.uvarint()
-		bits := r.uint64()
+	for k := uint64(0); k < exc && r.E == nil; k++ {
+		i += r.Uvarint64()
+		bits := r.Be64()
 		if i >= uint64(n) {
-			r.fail()
+			r.E = errCorrupt
 			return vs
 		}
 		vs[i] = math.Float64frombits(bits)

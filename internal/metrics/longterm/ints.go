@@ -2,6 +2,8 @@ package longterm
 
 import (
 	"encoding/binary"
+
+	"github.com/prometheus/prometheus/tsdb/encoding"
 )
 
 // A stream of integers (mantissas, corrections) is stored in whichever of
@@ -105,39 +107,39 @@ func planes(dst []byte, ys []int64) []byte {
 	return dst
 }
 
-func readInts(r *reader, n int) []int64 {
-	order, layout := r.byte(), r.byte()
-	if r.err != nil || order > orderDoD {
-		r.fail()
+func readInts(r *encoding.Decbuf, n int) []int64 {
+	order, layout := r.Byte(), r.Byte()
+	if r.E != nil || order > orderDoD {
+		r.E = errCorrupt
 		return nil
 	}
 	ys := make([]int64, n)
 	switch layout {
 	case layoutVarint:
 		for i := range ys {
-			ys[i] = r.varint()
+			ys[i] = r.Varint64()
 		}
 	case layoutPlanes:
-		width := int(r.byte())
-		if width > 8 || len(r.b) < width*n {
-			r.fail()
+		width := int(r.Byte())
+		if width > 8 || len(r.B) < width*n {
+			r.E = errCorrupt
 			return nil
 		}
 		us := make([]uint64, n)
 		for p := 0; p < width; p++ {
 			for i := range us {
-				us[i] |= uint64(r.b[p*n+i]) << (8 * p)
+				us[i] |= uint64(r.B[p*n+i]) << (8 * p)
 			}
 		}
-		r.b = r.b[width*n:]
+		r.B = r.B[width*n:]
 		for i, u := range us {
 			ys[i] = unzigzag(u)
 		}
 	default:
-		r.fail()
+		r.E = errCorrupt
 		return nil
 	}
-	if r.err != nil {
+	if r.E != nil {
 		return nil
 	}
 	untransform(ys, order)
