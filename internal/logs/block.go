@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/tsdb/encoding"
 )
 
 // A block is one flush written to disk: the chunks sealed since the previous
@@ -213,31 +214,31 @@ func readBlockIndex(f *os.File, path string) (*block, []loadedStream, error) {
 }
 
 func decodeBlockIndex(idx []byte, b *block, dataEnd int64) ([]loadedStream, error) {
-	r := reader{b: idx}
+	r := &encoding.Decbuf{B: idx}
 	sb := labels.NewScratchBuilder(8)
 	first := true
 	var out []loadedStream
-	nt := r.uvarint()
-	for i := uint64(0); i < nt && r.err == nil; i++ {
-		ten := r.str()
-		ns := r.uvarint()
-		for j := uint64(0); j < ns && r.err == nil; j++ {
-			ls := loadedStream{tenant: ten, labels: r.labels(&sb)}
-			nc := r.uvarint()
-			for k := uint64(0); k < nc && r.err == nil; k++ {
+	nt := r.Uvarint64()
+	for i := uint64(0); i < nt && r.E == nil; i++ {
+		ten := string(uvarintBytes(r))
+		ns := r.Uvarint64()
+		for j := uint64(0); j < ns && r.E == nil; j++ {
+			ls := loadedStream{tenant: ten, labels: readLabels(r, &sb)}
+			nc := r.Uvarint64()
+			for k := uint64(0); k < nc && r.E == nil; k++ {
 				c := &chunkRef{blk: b}
-				c.meta.MinT, c.meta.MaxT = r.varint(), r.varint()
-				c.meta.Entries, c.meta.RawBytes = uint32(r.uvarint()), uint32(r.uvarint())
-				c.off, c.size = int64(r.uvarint()), int64(r.uvarint())
-				nw := r.uvarint()
-				if nw > uint64(len(r.b))/8 || c.off+c.size > dataEnd {
+				c.meta.MinT, c.meta.MaxT = r.Varint64(), r.Varint64()
+				c.meta.Entries, c.meta.RawBytes = uint32(r.Uvarint64()), uint32(r.Uvarint64())
+				c.off, c.size = int64(r.Uvarint64()), int64(r.Uvarint64())
+				nw := r.Uvarint64()
+				if nw > uint64(len(r.B))/8 || c.off+c.size > dataEnd {
 					return nil, errCorruptBlock
 				}
 				c.meta.Filter = make(trigramFilter, nw)
 				for w := range c.meta.Filter {
-					c.meta.Filter[w] = binary.LittleEndian.Uint64(r.b[w*8:])
+					c.meta.Filter[w] = binary.LittleEndian.Uint64(r.B[w*8:])
 				}
-				r.b = r.b[nw*8:]
+				r.B = r.B[nw*8:]
 				if first {
 					b.minT, b.maxT, first = c.meta.MinT, c.meta.MaxT, false
 				}
@@ -247,7 +248,7 @@ func decodeBlockIndex(idx []byte, b *block, dataEnd int64) ([]loadedStream, erro
 			out = append(out, ls)
 		}
 	}
-	if r.err != nil || len(r.b) != 0 {
+	if r.E != nil || len(r.B) != 0 {
 		return nil, errCorruptBlock
 	}
 	return out, nil

@@ -12,6 +12,7 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/tsdb/encoding"
 )
 
 // A chunk is one stream's entries over a time span, sorted by time. The
@@ -167,30 +168,30 @@ func (c *chunkCols) parse(data []byte) error {
 }
 
 func (c *chunkCols) parseV2(data []byte) error {
-	r := reader{b: data}
-	n := r.uvarint()
-	if r.err != nil || n > uint64(len(r.b)) {
+	r := &encoding.Decbuf{B: data}
+	n := r.Uvarint64()
+	if r.E != nil || n > uint64(len(r.B)) {
 		return errCorruptChunk
 	}
-	raw, err := zdec.DecodeAll(r.b[:n], c.raw[:0])
+	raw, err := zdec.DecodeAll(r.B[:n], c.raw[:0])
 	if err != nil {
 		return fmt.Errorf("decompress chunk columns: %w", err)
 	}
-	c.raw, c.linesZ, c.lines, c.v1 = raw, r.b[n:], nil, false
-	r = reader{b: raw}
-	if err := c.readTimesAndSizes(&r); err != nil {
+	c.raw, c.linesZ, c.lines, c.v1 = raw, r.B[n:], nil, false
+	r = &encoding.Decbuf{B: raw}
+	if err := c.readTimesAndSizes(r); err != nil {
 		return err
 	}
-	if err := c.readNames(&r); err != nil {
+	if err := c.readNames(r); err != nil {
 		return err
 	}
-	ns := r.uvarint()
-	if r.err != nil || ns > uint64(len(r.b)) {
+	ns := r.Uvarint64()
+	if r.E != nil || ns > uint64(len(r.B)) {
 		return errCorruptChunk
 	}
 	c.sets = c.sets[:0]
 	for range ns {
-		rec, err := c.readSet(&r)
+		rec, err := c.readSet(r)
 		if err != nil {
 			return err
 		}
@@ -198,13 +199,13 @@ func (c *chunkCols) parseV2(data []byte) error {
 	}
 	c.set = c.set[:0]
 	for range c.ts {
-		k := r.uvarint()
+		k := r.Uvarint64()
 		if k >= ns {
 			return errCorruptChunk
 		}
 		c.set = append(c.set, uint32(k))
 	}
-	if r.err != nil || len(r.b) != 0 {
+	if r.E != nil || len(r.B) != 0 {
 		return errCorruptChunk
 	}
 	return nil
@@ -216,15 +217,15 @@ func (c *chunkCols) parseV1(data []byte) error {
 		return fmt.Errorf("decompress chunk: %w", err)
 	}
 	c.raw, c.linesZ, c.v1 = raw, nil, true
-	r := reader{b: raw}
-	if err := c.readTimesAndSizes(&r); err != nil {
+	r := &encoding.Decbuf{B: raw}
+	if err := c.readTimesAndSizes(r); err != nil {
 		return err
 	}
-	if c.total > len(r.b) {
+	if c.total > len(r.B) {
 		return errCorruptChunk
 	}
-	c.lines, r.b = r.b[:c.total], r.b[c.total:]
-	if err := c.readNames(&r); err != nil {
+	c.lines, r.B = r.B[:c.total], r.B[c.total:]
+	if err := c.readNames(r); err != nil {
 		return err
 	}
 	if c.setIdx == nil {
@@ -233,7 +234,7 @@ func (c *chunkCols) parseV1(data []byte) error {
 	clear(c.setIdx)
 	c.sets, c.set = c.sets[:0], c.set[:0]
 	for range c.ts {
-		rec, err := c.readSet(&r)
+		rec, err := c.readSet(r)
 		if err != nil {
 			return err
 		}
@@ -245,20 +246,23 @@ func (c *chunkCols) parseV1(data []byte) error {
 		}
 		c.set = append(c.set, k)
 	}
-	return r.err
+	if r.E != nil {
+		return errCorruptChunk
+	}
+	return nil
 }
 
 // readTimesAndSizes reads the timestamp and line length columns: times must
 // not go backwards (the encoder sorts them; readers rely on it).
-func (c *chunkCols) readTimesAndSizes(r *reader) error {
-	n := r.uvarint()
-	if r.err != nil || n > uint64(len(r.b)) {
+func (c *chunkCols) readTimesAndSizes(r *encoding.Decbuf) error {
+	n := r.Uvarint64()
+	if r.E != nil || n > uint64(len(r.B)) {
 		return errCorruptChunk
 	}
 	c.ts, c.sizes, c.total = c.ts[:0], c.sizes[:0], 0
 	prev := int64(0)
 	for i := range n {
-		d := r.varint()
+		d := r.Varint64()
 		if d < 0 && i > 0 {
 			return errCorruptChunk
 		}
@@ -266,54 +270,60 @@ func (c *chunkCols) readTimesAndSizes(r *reader) error {
 		c.ts = append(c.ts, prev)
 	}
 	for range n {
-		l := r.uvarint()
+		l := r.Uvarint64()
 		if l > math.MaxInt32 || uint64(c.total)+l > math.MaxInt32 {
 			return errCorruptChunk
 		}
 		c.sizes = append(c.sizes, int32(l))
 		c.total += int(l)
 	}
-	return r.err
+	if r.E != nil {
+		return errCorruptChunk
+	}
+	return nil
 }
 
-func (c *chunkCols) readNames(r *reader) error {
-	nn := r.uvarint()
-	if r.err != nil || nn > uint64(len(r.b)) {
+func (c *chunkCols) readNames(r *encoding.Decbuf) error {
+	nn := r.Uvarint64()
+	if r.E != nil || nn > uint64(len(r.B)) {
 		return errCorruptChunk
 	}
 	c.names = c.names[:0]
 	for range nn {
-		c.names = append(c.names, r.str())
+		c.names = append(c.names, string(uvarintBytes(r)))
 	}
-	return r.err
+	if r.E != nil {
+		return errCorruptChunk
+	}
+	return nil
 }
 
 // readSet checks one metadata record and returns its bytes.
-func (c *chunkCols) readSet(r *reader) ([]byte, error) {
-	rec := r.b
-	k := r.uvarint()
-	if r.err != nil || k > uint64(len(r.b)) {
+func (c *chunkCols) readSet(r *encoding.Decbuf) ([]byte, error) {
+	rec := r.B
+	k := r.Uvarint64()
+	if r.E != nil || k > uint64(len(r.B)) {
 		return nil, errCorruptChunk
 	}
 	for range k {
-		if ni := r.uvarint(); ni >= uint64(len(c.names)) {
+		if ni := r.Uvarint64(); ni >= uint64(len(c.names)) {
 			return nil, errCorruptChunk
 		}
-		r.bytes()
+		uvarintBytes(r)
 	}
-	if r.err != nil {
+	if r.E != nil {
 		return nil, errCorruptChunk
 	}
-	return rec[:len(rec)-len(r.b)], nil
+	return rec[:len(rec)-len(r.B)], nil
 }
 
 // meta decodes set k's labels.
 func (c *chunkCols) meta(k uint32, sb *labels.ScratchBuilder) labels.Labels {
-	r := reader{b: c.sets[k]}
+	r := &encoding.Decbuf{B: c.sets[k]}
 	sb.Reset()
-	for range int(r.uvarint()) {
-		ni := r.uvarint()
-		sb.Add(c.names[ni], r.str())
+	for range int(r.Uvarint64()) {
+		ni := r.Uvarint64()
+		sb.Add(c.names[ni], string(uvarintBytes(r)))
 	}
 	sb.Sort()
 	return sb.Labels()
@@ -392,57 +402,18 @@ func decodeChunk(data []byte, start, end int64, keep func(string) bool) ([]Entry
 	return out, nil
 }
 
-// reader decodes varints and strings, remembering the first error.
-type reader struct {
-	b   []byte
-	err error
-}
-
-func (r *reader) uvarint() uint64 {
-	v, n := binary.Uvarint(r.b)
-	if n <= 0 {
-		r.fail()
-		return 0
+// uvarintBytes reads a length-prefixed byte string. Decbuf.UvarintBytes is
+// not used: it converts the length to int before checking it, so a corrupt
+// length past MaxInt64 panics instead of failing.
+func uvarintBytes(r *encoding.Decbuf) []byte {
+	n := r.Uvarint64()
+	if r.E == nil && n > uint64(len(r.B)) {
+		r.E = errCorruptChunk
 	}
-	r.b = r.b[n:]
-	return v
-}
-
-func (r *reader) varint() int64 {
-	v, n := binary.Varint(r.b)
-	if n <= 0 {
-		r.fail()
-		return 0
-	}
-	r.b = r.b[n:]
-	return v
-}
-
-func (r *reader) str() string {
-	n := r.uvarint()
-	if n > uint64(len(r.b)) {
-		r.fail()
-		return ""
-	}
-	s := string(r.b[:n])
-	r.b = r.b[n:]
-	return s
-}
-
-func (r *reader) bytes() []byte {
-	n := r.uvarint()
-	if n > uint64(len(r.b)) {
-		r.fail()
+	if r.E != nil {
 		return nil
 	}
-	s := r.b[:n]
-	r.b = r.b[n:]
-	return s
-}
-
-func (r *reader) fail() {
-	if r.err == nil {
-		r.err = errCorruptChunk
-	}
-	r.b = nil
+	b := r.B[:n]
+	r.B = r.B[n:]
+	return b
 }

@@ -14,6 +14,9 @@ func FuzzDecodeRecord(f *testing.F) {
 	f.Add(encodeRecord(nil, "t1", []Stream{{Labels: labels.FromStrings("app", "a"),
 		Entries: []Entry{{Timestamp: 1, Line: "hello", Metadata: labels.FromStrings("trace_id", "abc")}}}}))
 	f.Add([]byte{recordVersion, 0xff, 0xff})
+	// A tenant length past MaxInt64: read as a signed length it slips past the
+	// bounds check and panics.
+	f.Add(binary.AppendUvarint([]byte{recordVersion}, math.MaxUint64))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		tenant, streams, err := decodeRecord(b)
 		if err == nil {

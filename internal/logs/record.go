@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/tsdb/encoding"
 )
 
 // A WAL record is one accepted push of one tenant, after validation and the
@@ -41,16 +42,16 @@ func encodeRecord(b []byte, tenant string, streams []Stream) []byte {
 	return b
 }
 
-func (r *reader) labels(sb *labels.ScratchBuilder) labels.Labels {
-	n := r.uvarint()
-	if n > uint64(len(r.b)) {
-		r.fail()
+func readLabels(r *encoding.Decbuf, sb *labels.ScratchBuilder) labels.Labels {
+	n := r.Uvarint64()
+	if n > uint64(len(r.B)) {
+		r.E = errCorruptChunk
 		return labels.EmptyLabels()
 	}
 	sb.Reset()
-	for i := uint64(0); i < n && r.err == nil; i++ {
-		name := r.str()
-		sb.Add(name, r.str())
+	for i := uint64(0); i < n && r.E == nil; i++ {
+		name := string(uvarintBytes(r))
+		sb.Add(name, string(uvarintBytes(r)))
 	}
 	sb.Sort()
 	return sb.Labels()
@@ -60,30 +61,30 @@ func decodeRecord(b []byte) (string, []Stream, error) {
 	if len(b) == 0 || b[0] != recordVersion {
 		return "", nil, fmt.Errorf("logs wal record: unknown version")
 	}
-	r := reader{b: b[1:]}
-	tenant := r.str()
-	n := r.uvarint()
-	if n > uint64(len(r.b)) {
+	r := &encoding.Decbuf{B: b[1:]}
+	tenant := string(uvarintBytes(r))
+	n := r.Uvarint64()
+	if n > uint64(len(r.B)) {
 		return "", nil, fmt.Errorf("logs wal record: %w", errCorruptChunk)
 	}
 	sb := labels.NewScratchBuilder(8)
 	streams := make([]Stream, 0, n)
-	for i := uint64(0); i < n && r.err == nil; i++ {
-		s := Stream{Labels: r.labels(&sb)}
-		k := r.uvarint()
-		if k > uint64(len(r.b)) {
-			r.fail()
+	for i := uint64(0); i < n && r.E == nil; i++ {
+		s := Stream{Labels: readLabels(r, &sb)}
+		k := r.Uvarint64()
+		if k > uint64(len(r.B)) {
+			r.E = errCorruptChunk
 			break
 		}
 		s.Entries = make([]Entry, 0, k)
-		for j := uint64(0); j < k && r.err == nil; j++ {
-			ts := r.varint()
-			line := r.str()
-			s.Entries = append(s.Entries, Entry{Timestamp: ts, Line: line, Metadata: r.labels(&sb)})
+		for j := uint64(0); j < k && r.E == nil; j++ {
+			ts := r.Varint64()
+			line := string(uvarintBytes(r))
+			s.Entries = append(s.Entries, Entry{Timestamp: ts, Line: line, Metadata: readLabels(r, &sb)})
 		}
 		streams = append(streams, s)
 	}
-	if r.err != nil || len(r.b) != 0 {
+	if r.E != nil || len(r.B) != 0 {
 		return "", nil, fmt.Errorf("logs wal record: %w", errCorruptChunk)
 	}
 	return tenant, streams, nil
