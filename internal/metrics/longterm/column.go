@@ -1,15 +1,17 @@
 // Package longterm is the long-term tier of the metrics store: compacted TSDB
 // blocks old enough to be done with compaction are rewritten into blocks of
-// Vispyr's own format, which keeps float samples in about a quarter of the
-// bytes of Prometheus's XOR chunks, and read back through Prometheus's
-// storage.Querier so PromQL and the label APIs see them as any other block.
+// Vispyr's own format, which keeps float samples losslessly in about the
+// bits of their random part (a counter's step, a gauge's digits), and read
+// back through Prometheus's storage.Querier so PromQL and the label APIs see
+// them as any other block.
 //
 // A series' samples in a block are one column: timestamps as
 // delta-of-delta varints (a regular scrape interval costs about nothing),
 // values as decimal mantissas at a common exponent when they are decimal
 // numbers (most are: counters, gauges of integers, values with a few
-// digits, as VictoriaMetrics finds), else as XOR'd float bits; the column is
-// then zstd-compressed.
+// digits, as VictoriaMetrics finds), else as XOR'd float bits; the
+// mantissas as values, deltas or deltas of deltas, bit-packed or not
+// (ints.go); the column is then zstd-compressed.
 package longterm
 
 import (
@@ -26,14 +28,15 @@ import (
 //
 //	uvarint n | varint t0 | varint t1-t0 | varint dod...(n-2) | byte kind | values
 //
-// kind decimal: varint exp | ints mantissas | ints corrections (ints.go) |
-// uvarint len(exceptions) | (uvarint index step, 8 bytes float bits)...
+// kind decimal, accumulated: varint exp | ints mantissas | ints corrections
+// (ints.go) | uvarint len(exceptions) | (uvarint index step, 8 bytes float bits)...
 // kind float:   8 bytes (bits XOR the previous value's bits) per sample.
 //
 // A column on disk is one byte (raw or zstd) and the payload.
 const (
-	kindDecimal = 3
-	kindFloat   = 2
+	kindDecimal     = 3
+	kindFloat       = 2
+	kindAccumulated = 4 // decimal, each value predicted from the previous one
 
 	packRaw  = 0
 	packZstd = 1
@@ -136,8 +139,16 @@ func readDoD(r *encoding.Decbuf, n int, ts []int64) []int64 {
 }
 
 func appendValues(dst []byte, vs []float64) []byte {
-	if d, ok := decimalValues(vs); ok {
-		return d.append(dst)
+	if d, ok := decimalValues(vs, false); ok {
+		enc := d.append(nil)
+		// A counter's running float sum is cheaper predicted from its
+		// previous value; anything else, from its own decimal.
+		if a, ok := decimalValues(vs, true); ok {
+			if acc := a.append(nil); compressedLen(acc) < compressedLen(enc) {
+				enc = acc
+			}
+		}
+		return append(dst, enc...)
 	}
 	dst = append(dst, kindFloat)
 	var prev uint64
@@ -152,7 +163,9 @@ func appendValues(dst []byte, vs []float64) []byte {
 func readValues(r *encoding.Decbuf, n int, vs []float64) []float64 {
 	switch r.Byte() {
 	case kindDecimal:
-		return readDecimal(r, n, vs)
+		return readDecimal(r, n, false, vs)
+	case kindAccumulated:
+		return readDecimal(r, n, true, vs)
 	case kindFloat:
 		var prev uint64
 		for i := 0; i < n && r.E == nil; i++ {

@@ -20,22 +20,31 @@ var pow10 = func() (p [maxExp + 1]float64) {
 // decimal is a column's values as mantissas at one exponent; the values
 // that are no such decimal (NaN, the stale marker, ±Inf, -0, too many
 // digits) are exceptions kept as their float bits.
+//
+// A value is predicted from its mantissa, and the correction is the float
+// bits of the value minus those of the prediction. Plain decimals predict
+// mantissa×10^exp, which parsing the decimal gives; accumulated ones
+// predict the previous value plus the mantissas' step×10^exp, which is what
+// a float counter that a client adds increments to holds (client_golang's
+// Counter.Add): the rounding noise of its running sum is then no
+// correction at all.
 type decimal struct {
+	accumulated bool
 	exp         int
 	mantissas   []int64
-	corrections []int64 // float bits of the value minus those of mantissa×10^exp
+	corrections []int64
 	excIdx      []int
 	excBits     []uint64
 }
 
-// maxCorrection bounds a correction: a value further from its decimal is
-// an exception.
+// maxCorrection bounds a correction: a value further from its prediction
+// is an exception.
 const maxCorrection = 1 << 20
 
 // decimalValues finds the common exponent of vs and their mantissas. It
 // declines (ok false) when more than a quarter of the values are not
 // decimals: XOR'd float bits cost less then.
-func decimalValues(vs []float64) (d decimal, ok bool) {
+func decimalValues(vs []float64, accumulated bool) (d decimal, ok bool) {
 	ms := make([]int64, len(vs))
 	es := make([]int, len(vs))
 	// The common exponent is the one most values have: a value with more
@@ -56,21 +65,46 @@ func decimalValues(vs []float64) (d decimal, ok bool) {
 			d.exp = e
 		}
 	}
-	var prev int64
+	d.accumulated = accumulated
 	d.corrections = make([]int64, len(vs))
+	p := predictor{d: &d}
 	for i, v := range vs {
 		m, ok := rescale(ms[i], es[i], d.exp)
-		c := int64(math.Float64bits(v)) - int64(math.Float64bits(fromDecimal(m, d.exp)))
+		c := int64(math.Float64bits(v)) - int64(math.Float64bits(p.predict(m)))
 		if !ok || c > maxCorrection || c < -maxCorrection {
 			d.excIdx = append(d.excIdx, i)
 			d.excBits = append(d.excBits, math.Float64bits(v))
-			m, c = prev, 0 // no step in the mantissas where an exception stands
+			m, c = p.prevM, 0 // no step in the mantissas where an exception stands
+			p.exception(m)
+		} else {
+			p.value(m, v)
 		}
-		ms[i], prev, d.corrections[i] = m, m, c
+		ms[i], d.corrections[i] = m, c
 	}
 	d.mantissas = ms
 	return d, len(d.excIdx)*4 <= len(vs)
 }
+
+// predictor predicts each value of a decimal column from its mantissa and
+// what came before, the same way when encoding and decoding.
+type predictor struct {
+	d      *decimal
+	prevM  int64
+	prevV  float64
+	prevOK bool // prevV is a decimal's value, not an exception (nor before the first)
+}
+
+func (p *predictor) predict(m int64) float64 {
+	if p.d.accumulated && p.prevOK {
+		// The conversion keeps the sum from being fused with the
+		// product, which would round differently on some CPUs.
+		return p.prevV + float64(fromDecimal(m-p.prevM, p.d.exp))
+	}
+	return fromDecimal(m, p.d.exp)
+}
+
+func (p *predictor) value(m int64, v float64) { p.prevM, p.prevV, p.prevOK = m, v, true }
+func (p *predictor) exception(m int64)        { p.prevM, p.prevOK = m, false }
 
 // toDecimal splits v into m×10^e with |m| ≤ 2^53, |e| ≤ 22, or fails.
 func toDecimal(v float64) (m int64, e int, ok bool) {
@@ -80,17 +114,13 @@ func toDecimal(v float64) (m int64, e int, ok bool) {
 	if math.IsNaN(v) || math.IsInf(v, 0) {
 		return 0, 0, false
 	}
-	// The shortest decimal that parses back to v: "-d.ddde±xx"; past 15
+	// The shortest decimal that parses back to |v|: "d.ddde±xx"; past 15
 	// digits (0.1+0.2), the nearest of 15, which a correction then makes
 	// exact.
 	var buf [32]byte
-	s := strconv.AppendFloat(buf[:0], v, 'e', -1, 64)
-	if digits := bytes.IndexByte(s, 'e') - 1 - bytes.IndexByte(s, '-')&1; digits > 15 {
-		s = strconv.AppendFloat(buf[:0], v, 'e', 11, 64)
-	}
-	neg := s[0] == '-'
-	if neg {
-		s = s[1:]
+	s := strconv.AppendFloat(buf[:0], math.Abs(v), 'e', -1, 64)
+	if bytes.IndexByte(s, 'e')-1 > 15 { // digits, less the point
+		s = strconv.AppendFloat(buf[:0], math.Abs(v), 'e', 11, 64)
 	}
 	digits := 0
 	i := 0
@@ -115,7 +145,7 @@ func toDecimal(v float64) (m int64, e int, ok bool) {
 	if e < -maxExp || e > maxExp {
 		return 0, 0, false
 	}
-	if neg {
+	if v < 0 {
 		m = -m
 	}
 	return m, e, true
@@ -141,13 +171,17 @@ func rescale(m int64, e, to int) (int64, bool) {
 
 func fromDecimal(m int64, exp int) float64 {
 	if exp >= 0 {
-		return float64(m) * pow10[exp]
+		return float64(float64(m) * pow10[exp])
 	}
-	return float64(m) / pow10[-exp]
+	return float64(float64(m) / pow10[-exp])
 }
 
 func (d decimal) append(dst []byte) []byte {
-	dst = append(dst, kindDecimal)
+	if d.accumulated {
+		dst = append(dst, kindAccumulated)
+	} else {
+		dst = append(dst, kindDecimal)
+	}
 	dst = binary.AppendVarint(dst, int64(d.exp))
 	dst = appendInts(dst, d.mantissas)
 	dst = appendInts(dst, d.corrections)
@@ -161,34 +195,39 @@ func (d decimal) append(dst []byte) []byte {
 	return dst
 }
 
-func readDecimal(r *encoding.Decbuf, n int, vs []float64) []float64 {
-	exp := r.Varint64()
-	if exp < -maxExp || exp > maxExp {
+func readDecimal(r *encoding.Decbuf, n int, accumulated bool, vs []float64) []float64 {
+	d := decimal{accumulated: accumulated, exp: int(r.Varint64())}
+	if d.exp < -maxExp || d.exp > maxExp {
 		r.E = errCorrupt
 		return vs
 	}
 	ms := readInts(r, n)
 	cs := readInts(r, n)
-	if r.E != nil {
-		return vs
-	}
-	for i, m := range ms {
-		vs = append(vs, math.Float64frombits(uint64(int64(math.Float64bits(fromDecimal(m, int(exp))))+cs[i])))
-	}
 	exc := r.Uvarint64()
-	if exc > uint64(n) {
+	if r.E != nil || exc > uint64(n) {
 		r.E = errCorrupt
 		return vs
 	}
+	excBits := make(map[int]uint64, exc)
 	i := uint64(0)
 	for k := uint64(0); k < exc && r.E == nil; k++ {
 		i += r.Uvarint64()
-		bits := r.Be64()
 		if i >= uint64(n) {
 			r.E = errCorrupt
 			return vs
 		}
-		vs[i] = math.Float64frombits(bits)
+		excBits[int(i)] = r.Be64()
+	}
+	p := predictor{d: &d}
+	for i, m := range ms {
+		if bits, ok := excBits[i]; ok {
+			vs = append(vs, math.Float64frombits(bits))
+			p.exception(m)
+			continue
+		}
+		v := math.Float64frombits(uint64(int64(math.Float64bits(p.predict(m))) + cs[i]))
+		vs = append(vs, v)
+		p.value(m, v)
 	}
 	return vs
 }
