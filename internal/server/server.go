@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"syscall"
 	"time"
 
@@ -33,7 +32,6 @@ import (
 	"github.com/vispyr/vispyr/internal/logs/lokiapi"
 	"github.com/vispyr/vispyr/internal/metrics"
 	"github.com/vispyr/vispyr/internal/pipeline"
-	"github.com/vispyr/vispyr/internal/profiles"
 	"github.com/vispyr/vispyr/internal/profiles/profilesapi"
 	"github.com/vispyr/vispyr/internal/prommgr"
 	"github.com/vispyr/vispyr/internal/receiver/faro"
@@ -41,7 +39,6 @@ import (
 	"github.com/vispyr/vispyr/internal/receiver/otlp"
 	"github.com/vispyr/vispyr/internal/receiver/promwrite"
 	"github.com/vispyr/vispyr/internal/receiver/pyroscope"
-	"github.com/vispyr/vispyr/internal/traces"
 	"github.com/vispyr/vispyr/internal/traces/tempoapi"
 	"github.com/vispyr/vispyr/internal/ui"
 )
@@ -76,44 +73,12 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	// kind per 10 s, with a count of the rest.
 	ingestLogger := slog.New(lograte.New(logger.Handler(), 10*time.Second))
 	// Stores first: nothing listens before the WALs are replayed.
-	metricStore, err := metrics.Open(cfg.Metrics, cfg.Limits, cfg.DataDir, logger.With("component", "metrics"), reg)
+	st, err := openStores(cfg, logger, reg)
 	if err != nil {
 		return err
 	}
-	defer func() {
-		if err := metricStore.Close(); err != nil {
-			logger.Error("close metrics store", "err", err)
-		}
-	}()
-
-	traceStore, err := traces.Open(cfg.Traces, cfg.DataDir, logger.With("component", "traces"), reg)
-	if err != nil {
-		return err
-	}
-	traceStore.SetTenantSpansPerTrace(func(tenant string) int { return cfg.Limits.ForTenant(tenant).MaxSpansPerTrace })
-	defer func() {
-		if err := traceStore.Close(); err != nil {
-			logger.Error("close trace store", "err", err)
-		}
-	}()
-	profileStore, err := profiles.Open(cfg.Profiles, cfg.DataDir, logger.With("component", "profiles"), reg)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err := profileStore.Close(); err != nil {
-			logger.Error("close profile store", "err", err)
-		}
-	}()
-	logStore, err := logs.Open(filepath.Join(cfg.DataDir, "logs"), cfg.Logs, logger.With("component", "logs"), logs.WithRegisterer(reg))
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err := logStore.Close(); err != nil {
-			logger.Error("close log store", "err", err)
-		}
-	}()
+	defer st.close(logger)
+	metricStore, traceStore, profileStore, logStore := st.metrics, st.traces, st.profiles, st.logs
 	// A forward: section sends a copy of what the stores accept on.
 	fwd, err := openForwarder(cfg, guard, logger, reg)
 	if err != nil {
