@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/prometheus/storage"
 	otlptranslator "github.com/prometheus/prometheus/storage/remote/otlptranslator/prometheusremotewrite"
 	"github.com/prometheus/prometheus/tsdb"
+	"github.com/prometheus/prometheus/tsdb/fileutil"
 	"github.com/prometheus/prometheus/util/compression"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 
@@ -57,8 +58,11 @@ func Open(cfg config.Metrics, lim config.Limits, dataDir string, logger *slog.Lo
 	s := &Storage{cfg: cfg, limits: lim, dataDir: dataDir, dir: filepath.Join(dataDir, "metrics"), logger: logger,
 		tenants: map[string]*tenantDB{}}
 	start := time.Now()
-	logger.Info("opening metrics store; replaying WAL", "dir", s.dir)
+	walBytes, _ := fileutil.DirSize(filepath.Join(s.dir, "wal"))
+	logger.Info("opening metrics store; replaying WAL", "dir", s.dir, "wal_bytes", walBytes)
+	stopProgress := logOpening(logger, start, openingLogEvery)
 	db, lt, err := s.openTSDB(s.dir, logger.With("component", "tsdb"), reg)
+	stopProgress()
 	if err != nil {
 		return nil, fmt.Errorf("open tsdb: %w", err)
 	}
@@ -91,6 +95,33 @@ func Open(cfg config.Metrics, lim config.Limits, dataDir string, logger *slog.Lo
 		go s.runLongTerm(ctx)
 	}
 	return s, nil
+}
+
+// openingLogEvery is how often a long start-up says it is still replaying.
+const openingLogEvery = 10 * time.Second
+
+// logOpening logs every interval until stop is called that the TSDB is still
+// opening: the TSDB logs a line per phase and per WAL segment, but none while
+// it reads a head snapshot or a long segment, which can take minutes with
+// millions of series.
+func logOpening(logger *slog.Logger, start time.Time, every time.Duration) (stop func()) {
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				logger.Info("metrics store still replaying (head snapshot, mmapped chunks, WAL segments: see the TSDB's lines)",
+					"elapsed", time.Since(start).Round(time.Second))
+			}
+		}
+	}()
+	return func() { close(done); <-finished }
 }
 
 // tsdbOpts are every tenant's TSDB options: retention by time and size
