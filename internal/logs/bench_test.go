@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
@@ -50,4 +53,78 @@ func BenchmarkIngest(b *testing.B) {
 	b.StopTimer()
 	b.ReportMetric(float64(lines)/b.Elapsed().Seconds(), "lines/s")
 	b.ReportMetric(float64(s.DiskBytes())/float64(lines), "disk-bytes/line")
+}
+
+// BenchmarkReplay measures start-up after a crash: Open replaying a WAL of
+// about 100 MB (lines as BenchmarkIngest pushes them, none flushed to a
+// block), and reports the CPU it takes per MB of WAL.
+// Run: go test ./internal/logs -run XXX -bench Replay -benchtime 3x
+func BenchmarkReplay(b *testing.B) {
+	cfg := Config{MaxHeadBytes: 4 << 30, FlushInterval: time.Hour}
+	src := b.TempDir()
+	s, err := Open(src, cfg, discard())
+	if err != nil {
+		b.Fatal(err)
+	}
+	base := time.Now().Add(-time.Hour).UnixNano()
+	for n := 0; walBytes(src) < 100<<20; n++ {
+		req := &logpush.Request{}
+		for st := 0; st < 10; st++ {
+			stream := Stream{Labels: labels.FromStrings("app", fmt.Sprint("svc-", st), "env", "prod")}
+			for j := 0; j < 100; j++ {
+				ts := base + int64(n*1000+st*100+j)*1000
+				stream.Entries = append(stream.Entries, Entry{Timestamp: ts, Line: fmt.Sprintf(
+					"ts=%d level=info method=GET path=/api/cart status=200 duration_ms=%d request_id=%016x", ts, j, n)})
+			}
+			req.Streams = append(req.Streams, stream)
+		}
+		if err := s.ConsumeLogs(context.Background(), req); err != nil {
+			b.Fatal(err)
+		}
+	}
+	wal := walBytes(src)
+	crashed := b.TempDir() // the files as a kill -9 leaves them
+	if err := os.CopyFS(crashed, os.DirFS(src)); err != nil {
+		b.Fatal(err)
+	}
+	_ = s.Close()
+	b.ResetTimer()
+	var cpu time.Duration
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		dir := b.TempDir()
+		if err := os.CopyFS(dir, os.DirFS(crashed)); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		cpu0 := cpuTime()
+		s, err := Open(dir, cfg, discard())
+		if err != nil {
+			b.Fatal(err)
+		}
+		cpu += cpuTime() - cpu0
+		b.StopTimer()
+		_ = s.Close()
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(wal)/(1<<20), "wal-MB")
+	b.ReportMetric(float64(cpu.Milliseconds())/float64(b.N)/(float64(wal)/(1<<20)), "cpu-ms/MB")
+}
+
+func walBytes(dir string) int64 {
+	var n int64
+	es, _ := os.ReadDir(filepath.Join(dir, "wal"))
+	for _, e := range es {
+		if fi, err := e.Info(); err == nil {
+			n += fi.Size()
+		}
+	}
+	return n
+}
+
+// cpuTime is the user+system CPU this process has used.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

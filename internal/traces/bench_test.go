@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"os"
+	"path/filepath"
 	"math/rand/v2"
 	"slices"
 	"sort"
@@ -339,4 +341,50 @@ func BenchmarkHeadSummary(b *testing.B) {
 			b.Fatalf("summaries %+v", sums)
 		}
 	}
+}
+
+// BenchmarkReplay measures start-up after a crash: Open replaying a WAL of
+// about 100 MB (spans as BenchmarkIngest sends them, none cut to a block),
+// and reports the CPU it takes per MB of WAL.
+// Run: go test ./internal/traces -run XXX -bench Replay -benchtime 3x
+func BenchmarkReplay(b *testing.B) {
+	src := b.TempDir()
+	s, err := Open(Config{MaxHeadBytes: 4 << 30}, src, quiet, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	walBytes := func() int64 { return dirSize(b, filepath.Join(src, "traces", "wal")) }
+	for walBytes() < 100<<20 {
+		if err := s.ConsumeTraces(context.Background(), genBatch(rng, 100, 10, time.Now())); err != nil {
+			b.Fatal(err)
+		}
+	}
+	wal := walBytes()
+	crashed := b.TempDir() // the files as a kill -9 leaves them
+	if err := os.CopyFS(crashed, os.DirFS(src)); err != nil {
+		b.Fatal(err)
+	}
+	_ = s.Close()
+	b.ResetTimer()
+	var cpu time.Duration
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		dir := b.TempDir()
+		if err := os.CopyFS(dir, os.DirFS(crashed)); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		cpu0 := cpuTime()
+		s, err := Open(Config{MaxHeadBytes: 4 << 30}, dir, quiet, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		cpu += cpuTime() - cpu0
+		b.StopTimer()
+		_ = s.Close()
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(wal)/(1<<20), "wal-MB")
+	b.ReportMetric(float64(cpu.Milliseconds())/float64(b.N)/(float64(wal)/(1<<20)), "cpu-ms/MB")
 }
