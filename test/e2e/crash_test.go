@@ -111,15 +111,63 @@ func checkWriterAcked(t *testing.T, got map[int64]map[string]float64, base time.
 }
 
 // Every sample Vispyr acknowledged survives kill -9 in the middle of
-// concurrent streams of writes, and a later graceful restart.
+// concurrent streams of writes, and a later graceful restart; and kill -9
+// again in the middle of writes after that graceful restart, when the start-up
+// reads the head snapshot the graceful stop left and replays only the WAL
+// written since.
 func TestCrashSafetyKill9(t *testing.T) {
 	t.Parallel()
 	v := harness.Start(t, harness.Options{})
 	base := time.Now().Add(-5 * time.Minute).Truncate(time.Second)
 
-	// Each writer's samples span base .. base+200s; the kill lands once 300
-	// requests in all have been acknowledged, while all writers are busy.
-	const target, killAfter = 20000, 300
+	acked := killDuringWrites(t, v, base, make([]int, crashWriters))
+	v.Restart()
+	checkAcked(t, storedCrashSamples(t, v, base), base, acked)
+
+	// After recovery the series keep accepting newer samples.
+	for w := range acked {
+		next := nextRequest(acked[w], 0)
+		more, err := writeUntilError(v, base, w, next, next+5, nil)
+		if err != nil {
+			t.Fatalf("writer %d: write after restart: %v", w, err)
+		}
+		acked[w] = append(acked[w], more...)
+	}
+	if err := v.Stop(); err != nil {
+		t.Errorf("graceful stop: %v", err)
+	}
+	v.Restart()
+	checkAcked(t, storedCrashSamples(t, v, base), base, acked)
+
+	from := make([]int, crashWriters)
+	for w := range acked {
+		from[w] = nextRequest(acked[w], 0)
+	}
+	for w, more := range killDuringWrites(t, v, base, from) {
+		acked[w] = append(acked[w], more...)
+	}
+	v.Restart()
+	checkAcked(t, storedCrashSamples(t, v, base), base, acked)
+}
+
+// nextRequest is the index a writer goes on from: past its last
+// acknowledged request and the one whose answer a kill may have cut off.
+func nextRequest(acked []int, from int) int {
+	if n := len(acked); n > 0 {
+		return acked[n-1] + 2
+	}
+	return from
+}
+
+// killDuringWrites runs crashWriters writers, writer w from request from[w]
+// on, and kills Vispyr with SIGKILL once 300 requests in all have been
+// acknowledged, while every writer is busy. It returns each writer's
+// acknowledged requests.
+func killDuringWrites(t *testing.T, v *harness.Vispyr, base time.Time, from []int) [][]int {
+	t.Helper()
+	// Each writer's samples span at most 200s from base; the kill lands
+	// long before a writer gets through its share.
+	const span, killAfter = 20000, 300
 	var (
 		acked   = make([][]int, crashWriters)
 		errs    = make([]error, crashWriters)
@@ -132,7 +180,7 @@ func TestCrashSafetyKill9(t *testing.T) {
 		wg.Add(1)
 		go func(w int) {
 			defer wg.Done()
-			acked[w], errs[w] = writeUntilError(v, base, w, 0, target, func() {
+			acked[w], errs[w] = writeUntilError(v, base, w, from[w], from[w]+span, func() {
 				if total.Add(1) == killAfter {
 					once.Do(func() { close(reached) })
 				}
@@ -155,25 +203,5 @@ func TestCrashSafetyKill9(t *testing.T) {
 	}
 	t.Logf("%d requests (%d samples) acknowledged before kill -9; writer 0's next failed: %v",
 		total.Load(), total.Load()*crashSeries, errs[0])
-
-	v.Restart()
-	checkAcked(t, storedCrashSamples(t, v, base), base, acked)
-
-	// After recovery the series keep accepting newer samples.
-	for w := range acked {
-		next := target + 1
-		if n := len(acked[w]); n > 0 {
-			next = acked[w][n-1] + 2
-		}
-		more, err := writeUntilError(v, base, w, next, next+5, nil)
-		if err != nil {
-			t.Fatalf("writer %d: write after restart: %v", w, err)
-		}
-		acked[w] = append(acked[w], more...)
-	}
-	if err := v.Stop(); err != nil {
-		t.Errorf("graceful stop: %v", err)
-	}
-	v.Restart()
-	checkAcked(t, storedCrashSamples(t, v, base), base, acked)
+	return acked
 }
