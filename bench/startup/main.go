@@ -27,15 +27,17 @@ func main() {
 		vispyrBin = flag.String("vispyr", "", "vispyr binary (default: go build ./cmd/vispyr)")
 		promBin   = flag.String("prometheus", "prometheus", "prometheus binary (\"\": skip)")
 		keep      = flag.Bool("keep", false, "keep the data dirs")
+		cpuProf   = flag.String("cpuprofile", "", "also profile in-process start-ups (on the WAL as written, then after a graceful stop) into <this>.written.pprof and <this>.graceful.pprof")
+		cache     = flag.String("cache", "", "keep the written TSDB under this dir and reuse it in later runs with the same -wal-bytes and -series")
 	)
 	flag.Parse()
-	if err := run(*walBytes, *series, max(*runs, 1), *vispyrBin, *promBin, *keep); err != nil {
+	if err := run(*walBytes, *series, max(*runs, 1), *vispyrBin, *promBin, *keep, *cache, *cpuProf); err != nil {
 		fmt.Fprintln(os.Stderr, "startup:", err)
 		os.Exit(1)
 	}
 }
 
-func run(walBytes int64, series, runs int, vispyrBin, promBin string, keep bool) error {
+func run(walBytes int64, series, runs int, vispyrBin, promBin string, keep bool, cache, cpuProf string) error {
 	work, err := os.MkdirTemp("", "vispyr-bench-startup-")
 	if err != nil {
 		return err
@@ -51,22 +53,20 @@ func run(walBytes int64, series, runs int, vispyrBin, promBin string, keep bool)
 		}
 	}
 	vdir := filepath.Join(work, "vispyr")
-	t0 := time.Now()
-	w, err := writeWAL(filepath.Join(vdir, "data", "metrics"), walBytes, series)
-	if err != nil {
+	if err := writtenTSDB(filepath.Join(vdir, "data", "metrics"), walBytes, series, cache); err != nil {
 		return err
 	}
-	fmt.Printf("wrote %d series × %d rounds = %d samples in %v: WAL %.0f MB, chunks_head %.0f MB\n", series, w.rounds,
-		int64(series)*int64(w.rounds), time.Since(t0).Round(time.Second), mb(w.walBytes), mb(w.headChunkBytes))
 
+	if cpuProf != "" { // before any start-up touches the TSDB
+		if err := profileStartups(filepath.Join(vdir, "data", "metrics"), work, cpuProf); err != nil {
+			return err
+		}
+	}
 	var pdir string
 	if promBin != "" { // Prometheus opens the same TSDB: a copy, before Vispyr touches it
 		pdir = filepath.Join(work, "prometheus")
-		if err := os.MkdirAll(pdir, 0o755); err != nil {
-			return err
-		}
-		if out, err := exec.Command("cp", "-a", filepath.Join(vdir, "data", "metrics"), filepath.Join(pdir, "data")).CombinedOutput(); err != nil {
-			return fmt.Errorf("copy the TSDB for Prometheus: %v %s", err, out)
+		if err := copyDir(filepath.Join(vdir, "data", "metrics"), filepath.Join(pdir, "data")); err != nil {
+			return fmt.Errorf("copy the TSDB for Prometheus: %w", err)
 		}
 	}
 	vispyr := func(dir string) (*peers.Started, error) {
@@ -93,48 +93,56 @@ func run(walBytes int64, series, runs int, vispyrBin, promBin string, keep bool)
 		if err != nil {
 			return fmt.Errorf("%s: %w", c.name, err)
 		}
-		var clean, killed []float64
+		var clean, killed, cleanCPU, killedCPU []float64
 		for i := 0; i < runs; i++ {
 			// The first start-up follows a graceful stop; it ends in kill -9,
-			// which the second one recovers from.
+			// which the second one recovers from. Nothing is written in
+			// between, so that is the best case of a crash: one long after
+			// the last graceful stop replays the WAL written since, up to the
+			// whole of it as on the first start-up.
 			d, err := startOnce(c.start, c.dir, true)
 			if err != nil {
 				return fmt.Errorf("%s: %w", c.name, err)
 			}
-			clean = append(clean, d.Seconds())
+			clean, cleanCPU = append(clean, d.wall.Seconds()), append(cleanCPU, d.cpu.Seconds())
 			if d, err = startOnce(c.start, c.dir, false); err != nil {
 				return fmt.Errorf("%s: %w", c.name, err)
 			}
-			killed = append(killed, d.Seconds())
+			killed, killedCPU = append(killed, d.wall.Seconds()), append(killedCPU, d.cpu.Seconds())
 		}
 		s := func(v float64) string { return fmt.Sprintf("%.2f", v) }
-		fmt.Printf("%-16s exec to ready, s: on the WAL as written %.2f; (median (min–max) of %d) after its own graceful stop %s; after kill -9 %s\n",
-			c.name, first.Seconds(), runs, stats.Of(clean).Format(s), stats.Of(killed).Format(s))
+		fmt.Printf("%-16s exec to ready, s (CPU s): on the WAL as written %.2f (%.2f); (median (min–max) of %d) after its own graceful stop %s (%s); after kill -9 with nothing written since that stop %s (%s); load average %s\n",
+			c.name, first.wall.Seconds(), first.cpu.Seconds(), runs, stats.Of(clean).Format(s), stats.Of(cleanCPU).Format(s),
+			stats.Of(killed).Format(s), stats.Of(killedCPU).Format(s), loadAverage())
 	}
 	fmt.Printf("\nvispyr's start-up log (last run):\n%s", progressLines(filepath.Join(vdir, "vispyr.log")))
 	return nil
 }
 
+// took is one start-up's wall time to ready and the CPU time the process
+// used by then: on a machine shared with other work, CPU time says more.
+type took struct{ wall, cpu time.Duration }
+
 // startOnce times one start-up to ready on dir; it ends the process with
 // SIGTERM, or with SIGKILL when kill is set (the next start-up then
 // recovers from a crash).
-func startOnce(start func(string) (*peers.Started, error), dir string, kill bool) (time.Duration, error) {
+func startOnce(start func(string) (*peers.Started, error), dir string, kill bool) (took, error) {
 	t0 := time.Now()
 	p, err := start(dir)
 	if err != nil {
-		return 0, err
+		return took{}, err
 	}
-	if err := p.WaitReady(p.ReadyURL, 10*time.Minute); err != nil {
+	if err := p.WaitReady(p.ReadyURL, 30*time.Minute); err != nil {
 		p.Kill()
-		return 0, err
+		return took{}, err
 	}
-	took := time.Since(t0)
+	t := took{time.Since(t0), proc.CPUTime(p.Pid())}
 	if kill {
 		p.Kill()
 		time.Sleep(time.Second) // the kernel releases the process's files and locks
-		return took, nil
+		return t, nil
 	}
-	return took, p.Stop(syscall.SIGTERM)
+	return t, p.Stop(syscall.SIGTERM)
 }
 
 // progressLines are the log lines that say how the metrics store's start-up
@@ -149,6 +157,56 @@ func progressLines(log string) string {
 		}
 	}
 	return out.String()
+}
+
+// writtenTSDB writes the benchmark's TSDB into dir, or copies it from
+// cache, where a run with the same walBytes and series left it.
+func writtenTSDB(dir string, walBytes int64, series int, cache string) error {
+	cached := ""
+	if cache != "" {
+		cached = filepath.Join(cache, fmt.Sprintf("wal%d-series%d", walBytes, series))
+		if _, err := os.Stat(filepath.Join(cached, "done")); err == nil {
+			fmt.Println("TSDB copied from", cached)
+			return copyDir(filepath.Join(cached, "metrics"), dir)
+		}
+		if err := os.RemoveAll(cached); err != nil {
+			return err
+		}
+	}
+	t0 := time.Now()
+	w, err := writeWAL(dir, walBytes, series)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("wrote %d series × %d rounds = %d samples in %v: WAL %.0f MB, chunks_head %.0f MB\n", series, w.rounds,
+		int64(series)*int64(w.rounds), time.Since(t0).Round(time.Second), mb(w.walBytes), mb(w.headChunkBytes))
+	if cached == "" {
+		return nil
+	}
+	if err := copyDir(dir, filepath.Join(cached, "metrics")); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(cached, "done"), nil, 0o644)
+}
+
+func copyDir(from, to string) error {
+	if err := os.MkdirAll(filepath.Dir(to), 0o755); err != nil {
+		return err
+	}
+	if out, err := exec.Command("cp", "-a", from, to).CombinedOutput(); err != nil {
+		return fmt.Errorf("copy %s: %v %s", from, err, out)
+	}
+	return nil
+}
+
+// loadAverage is /proc/loadavg's 1, 5 and 15 minute averages.
+func loadAverage() string {
+	b, _ := os.ReadFile("/proc/loadavg")
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
 }
 
 func mb(n int64) float64 { return float64(n) / (1 << 20) }
