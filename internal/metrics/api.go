@@ -26,6 +26,7 @@ import (
 
 	"github.com/vispyr/vispyr/internal/config"
 	"github.com/vispyr/vispyr/internal/limits"
+	"github.com/vispyr/vispyr/internal/metrics/parallel"
 	"github.com/vispyr/vispyr/internal/metrics/resultscache"
 	"github.com/vispyr/vispyr/internal/pipeline"
 	"github.com/vispyr/vispyr/internal/version"
@@ -46,6 +47,11 @@ type APIOptions struct {
 	QueryMemory *limits.Inflight
 }
 
+// parallelMinSteps is the fewest steps a part of a range query computed in
+// parallel has: an hour at a 15 s step is split in two, the steps of a
+// cached query's freshness window are not.
+const parallelMinSteps = 60
+
 // NewAPI returns the handler for the Prometheus port: Prometheus's own v1 API
 // (queries, labels, series, exemplars, metadata, rules, buildinfo, remote write v1
 // and v2, served by opts.RemoteWrite) over the embedded TSDB.
@@ -64,9 +70,12 @@ func (s *Storage) NewAPI(opts APIOptions, logger *slog.Logger, reg prometheus.Re
 		// global evaluation interval.
 		NoStepSubqueryIntervalFn: func(int64) int64 { return subqueryDefaultStep.Milliseconds() },
 	})
-	var queryEngine promql.QueryEngine = engine
+	// Long range queries use every core: their steps are computed in parts
+	// at once (the engine alone runs a query on one goroutine).
+	var queryEngine promql.QueryEngine = parallel.New(engine, parallel.Options{
+		Parts: runtime.GOMAXPROCS(0), MinSteps: parallelMinSteps})
 	if opts.Metrics.ResultsCacheMaxBytes > 0 {
-		cache := resultscache.New(engine, resultscache.Options{
+		cache := resultscache.New(queryEngine, resultscache.Options{
 			MaxBytes: opts.Metrics.ResultsCacheMaxBytes, Freshness: opts.Metrics.ResultsCacheFreshness,
 			LookbackDelta: opts.Metrics.LookbackDelta, Tenant: pipeline.Tenant, MinTime: s.MinTime,
 		}, reg)

@@ -11,6 +11,8 @@ import (
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/util/annotations"
 	"github.com/prometheus/prometheus/util/stats"
+
+	"github.com/vispyr/vispyr/internal/metrics/rangeparts"
 )
 
 // query is a range query served through the cache.
@@ -95,7 +97,7 @@ func (q *query) Exec(ctx context.Context) *promql.Result {
 		q.e.m.record(r.steps, 0)
 		return &r.Result
 	}
-	merged := concat(parts)
+	merged := rangeparts.Join(parts)
 	computed := q.count(pre) + q.count(post)
 	q.e.m.record(computed, (q.end-q.start)/p.stepMs+1-computed)
 	// Results with warnings or infos are not kept, so that a cached step
@@ -123,14 +125,14 @@ func (q *query) keep(merged promql.Matrix, ext *extent, gen uint64, dataMin int6
 	cutoff = q.start + floorDiv(cutoff-q.start, p.stepMs)*p.stepMs
 	to := q.end
 	if ext != nil && ext.to > q.end {
-		merged = concat([]promql.Matrix{merged, ext.slice(q.end+p.stepMs, ext.to)})
+		merged = rangeparts.Join([]promql.Matrix{merged, ext.slice(q.end+p.stepMs, ext.to)})
 		to = ext.to
 	}
 	to = min(to, cutoff)
 	if q.start > to {
 		return
 	}
-	e := newExtent(sliceMatrix(merged, q.start, to), q.start, to, p)
+	e := newExtent(rangeparts.Slice(merged, q.start, to), q.start, to, p)
 	e.dataMin = dataMin
 	q.e.store.put(p.key, p.tenant, gen, e)
 }
@@ -166,7 +168,7 @@ func (q *query) runQuery(ctx context.Context, sub promql.Query) *result {
 	q.stats = sub.Stats()
 	q.mu.Unlock()
 	if m, ok := res.Value.(promql.Matrix); ok && res.Err == nil {
-		res = &promql.Result{Value: copyMatrix(m), Warnings: res.Warnings}
+		res = &promql.Result{Value: rangeparts.Copy(m), Warnings: res.Warnings}
 	}
 	return &result{Result: *res}
 }

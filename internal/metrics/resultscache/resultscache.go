@@ -27,6 +27,8 @@ import (
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/prometheus/prometheus/storage"
+
+	"github.com/vispyr/vispyr/internal/metrics/rangeparts"
 )
 
 // Options configure the cache.
@@ -126,7 +128,7 @@ func (e *Engine) plan(qs string, opts promql.QueryOpts, start time.Time, step ti
 		return plan{}, false
 	}
 	expr, err := e.parser.ParseExpr(qs)
-	if err != nil || !stepSafe(expr) {
+	if err != nil || !rangeparts.StepSafe(expr) {
 		return plan{}, false
 	}
 	lookback := e.opts.LookbackDelta
@@ -143,27 +145,6 @@ func (e *Engine) plan(qs string, opts promql.QueryOpts, start time.Time, step ti
 		key += "\x00st"
 	}
 	return plan{key: key, stepMs: stepMs, behind: behind, ahead: ahead}, true
-}
-
-// stepSafe reports whether every step of a range query equals the instant
-// query at that step: `@` pins selectors to one time (or to the request's
-// start or end), so a query using it is not.
-func stepSafe(expr parser.Expr) bool {
-	safe := true
-	parser.Inspect(expr, func(node parser.Node, _ []parser.Node) error {
-		switch n := node.(type) {
-		case *parser.VectorSelector:
-			if n.Timestamp != nil || n.StartOrEnd != 0 {
-				safe = false
-			}
-		case *parser.SubqueryExpr:
-			if n.Timestamp != nil || n.StartOrEnd != 0 {
-				safe = false
-			}
-		}
-		return nil
-	})
-	return safe
 }
 
 // reach is how far before and after a step the query's selectors read:

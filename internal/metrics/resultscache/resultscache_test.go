@@ -6,7 +6,6 @@ import (
 	"math"
 	"math/rand/v2"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -16,6 +15,8 @@ import (
 	"github.com/prometheus/prometheus/model/value"
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/tsdb"
+
+	"github.com/vispyr/vispyr/internal/metrics/rangeparts/parttest"
 )
 
 // dashboardQueries are the shapes the shipped dashboards and the UI run,
@@ -126,47 +127,12 @@ func (f *fixture) advance(d time.Duration) {
 // difference in series, timestamps, values or annotations.
 func (f *fixture) compare(qs string, start, end time.Time, step time.Duration) {
 	f.t.Helper()
-	ctx := context.Background()
-	want := f.exec(f.plain, qs, start, end, step)
-	got := f.exec(f.cached, qs, start, end, step)
-	_ = ctx
-	if want != got {
-		i := 0
-		for i < len(want) && i < len(got) && want[i] == got[i] {
-			i++
-		}
-		from := max(i-200, 0)
-		f.t.Fatalf("%s over %v..%v step %v (now %v), first difference at byte %d:\ncached:   …%.400s\nuncached: …%.400s", qs,
-			start.Sub(f.now), end.Sub(f.now), step, f.now.Format(time.TimeOnly), i, got[from:], want[from:])
+	want := parttest.Range(f.t, f.plain, f.db, qs, start, end, step)
+	got := parttest.Range(f.t, f.cached, f.db, qs, start, end, step)
+	if d := parttest.Diff(got, want); d != "" {
+		f.t.Fatalf("%s over %v..%v step %v (now %v), cached vs uncached: %s", qs,
+			start.Sub(f.now), end.Sub(f.now), step, f.now.Format(time.TimeOnly), d)
 	}
-}
-
-func (f *fixture) exec(e promql.QueryEngine, qs string, start, end time.Time, step time.Duration) string {
-	f.t.Helper()
-	q, err := e.NewRangeQuery(context.Background(), f.db, nil, qs, start, end, step)
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	defer q.Close()
-	res := q.Exec(context.Background())
-	if res.Err != nil {
-		return "error: " + res.Err.Error()
-	}
-	ws, infos := res.Warnings.AsStrings(qs, 0, 0)
-	// Bit-exact values: NaN and -0 included.
-	var b strings.Builder
-	for _, ser := range res.Value.(promql.Matrix) {
-		b.WriteString(ser.Metric.String() + ":")
-		for _, p := range ser.Floats {
-			fmt.Fprintf(&b, " %d=%x", p.T, math.Float64bits(p.F))
-		}
-		for _, p := range ser.Histograms {
-			fmt.Fprintf(&b, " %d=%s", p.T, p.H.String())
-		}
-		b.WriteByte('\n')
-	}
-	fmt.Fprint(&b, ws, infos)
-	return b.String()
 }
 
 // randomRange draws a request as a dashboard would make one: mostly ending

@@ -2,10 +2,11 @@ package resultscache
 
 import (
 	"container/list"
-	"sort"
 	"sync"
 
 	"github.com/prometheus/prometheus/promql"
+
+	"github.com/vispyr/vispyr/internal/metrics/rangeparts"
 )
 
 // extent is the cached result of one query over the steps from..to: never
@@ -35,7 +36,7 @@ func newExtent(m promql.Matrix, from, to int64, p plan) *extent {
 }
 
 // slice returns the steps from..to, sharing the extent's points.
-func (e *extent) slice(from, to int64) promql.Matrix { return sliceMatrix(e.series, from, to) }
+func (e *extent) slice(from, to int64) promql.Matrix { return rangeparts.Slice(e.series, from, to) }
 
 // afterDataMin drops the steps whose input reached below minT: data the
 // store no longer holds (retention) and that the steps were computed with.
@@ -184,90 +185,6 @@ func (s *store) invalidate(tenant string, ts int64) {
 		}
 	}
 	s.report()
-}
-
-// sliceMatrix returns the points of m from..to (inclusive), sharing m's
-// slices (capped, so an append never writes into them); series left without
-// points are dropped.
-func sliceMatrix(m promql.Matrix, from, to int64) promql.Matrix {
-	out := make(promql.Matrix, 0, len(m))
-	for _, s := range m {
-		i := sort.Search(len(s.Floats), func(i int) bool { return s.Floats[i].T >= from })
-		j := sort.Search(len(s.Floats), func(i int) bool { return s.Floats[i].T > to })
-		k := sort.Search(len(s.Histograms), func(i int) bool { return s.Histograms[i].T >= from })
-		l := sort.Search(len(s.Histograms), func(i int) bool { return s.Histograms[i].T > to })
-		if i == j && k == l {
-			continue
-		}
-		ns := promql.Series{Metric: s.Metric, DropName: s.DropName}
-		if i < j {
-			ns.Floats = s.Floats[i:j:j]
-		}
-		if k < l {
-			ns.Histograms = s.Histograms[k:l:l]
-		}
-		out = append(out, ns)
-	}
-	return out
-}
-
-// copyMatrix copies an engine result out of the engine's pooled memory.
-func copyMatrix(m promql.Matrix) promql.Matrix {
-	out := make(promql.Matrix, len(m))
-	for i, s := range m {
-		out[i] = promql.Series{Metric: s.Metric, DropName: s.DropName}
-		if len(s.Floats) > 0 {
-			out[i].Floats = append([]promql.FPoint(nil), s.Floats...)
-		}
-		if len(s.Histograms) > 0 {
-			out[i].Histograms = make([]promql.HPoint, len(s.Histograms))
-			for j, h := range s.Histograms {
-				out[i].Histograms[j] = promql.HPoint{T: h.T, H: h.H.Copy()}
-			}
-		}
-	}
-	return out
-}
-
-// concat joins results over consecutive, disjoint step ranges (in time
-// order) into one, series sorted by labels as the engine sorts a range
-// query's result.
-func concat(parts []promql.Matrix) promql.Matrix {
-	var nonEmpty []promql.Matrix
-	for _, p := range parts {
-		if len(p) > 0 {
-			nonEmpty = append(nonEmpty, p)
-		}
-	}
-	switch len(nonEmpty) {
-	case 0:
-		return promql.Matrix{}
-	case 1:
-		return nonEmpty[0]
-	}
-	idx := map[string]int{}
-	var out promql.Matrix
-	var buf []byte
-	for _, p := range nonEmpty {
-		for _, s := range p {
-			buf = s.Metric.Bytes(buf)
-			i, ok := idx[string(buf)]
-			if !ok {
-				i = len(out)
-				idx[string(buf)] = i
-				out = append(out, promql.Series{Metric: s.Metric, DropName: s.DropName})
-			}
-			o := &out[i]
-			if len(s.Floats) > 0 {
-				o.Floats = append(o.Floats[:len(o.Floats):len(o.Floats)], s.Floats...)
-			}
-			if len(s.Histograms) > 0 {
-				o.Histograms = append(o.Histograms[:len(o.Histograms):len(o.Histograms)], s.Histograms...)
-			}
-		}
-	}
-	sort.Sort(out)
-	return out
 }
 
 func ceilDiv(a, b int64) int64 { return -floorDiv(-a, b) }

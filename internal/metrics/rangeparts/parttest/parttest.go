@@ -1,0 +1,67 @@
+// Package parttest renders PromQL results for tests that compare an
+// engine built from parts with Prometheus's own, bit for bit.
+package parttest
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/storage"
+)
+
+// Range runs qs over start..end with e and renders the answer: each series'
+// labels and points (float bits, so NaN payloads and -0 count), then the
+// warnings and infos, or the error.
+func Range(t testing.TB, e promql.QueryEngine, q storage.Queryable, qs string, start, end time.Time, step time.Duration) string {
+	t.Helper()
+	qry, err := e.NewRangeQuery(context.Background(), q, nil, qs, start, end, step)
+	if err != nil {
+		return "construction error: " + err.Error()
+	}
+	defer qry.Close()
+	return Render(qs, qry.Exec(context.Background()))
+}
+
+// Render is a result as Range renders it.
+func Render(qs string, res *promql.Result) string {
+	if res.Err != nil {
+		return "error: " + res.Err.Error()
+	}
+	ws, infos := res.Warnings.AsStrings(qs, 0, 0)
+	var b strings.Builder
+	m, ok := res.Value.(promql.Matrix)
+	if !ok {
+		return fmt.Sprintf("%T %v %v %v", res.Value, res.Value, ws, infos)
+	}
+	fmt.Fprintf(&b, "%d series (nil: %v)\n", len(m), m == nil)
+	for _, ser := range m {
+		b.WriteString(ser.Metric.String() + ":")
+		for _, p := range ser.Floats {
+			fmt.Fprintf(&b, " %d=%x", p.T, math.Float64bits(p.F))
+		}
+		for _, p := range ser.Histograms {
+			fmt.Fprintf(&b, " %d=%s", p.T, p.H.String())
+		}
+		b.WriteByte('\n')
+	}
+	fmt.Fprint(&b, ws, infos)
+	return b.String()
+}
+
+// Diff is "" when got equals want, else where they first differ.
+func Diff(got, want string) string {
+	if got == want {
+		return ""
+	}
+	i := 0
+	for i < len(want) && i < len(got) && want[i] == got[i] {
+		i++
+	}
+	from := max(i-200, 0)
+	return fmt.Sprintf("first difference at byte %d:\ngot:  …%.400s\nwant: …%.400s", i, got[from:], want[from:])
+}
