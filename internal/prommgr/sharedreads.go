@@ -48,9 +48,40 @@ type groupReads struct {
 	// read costs little more than the narrow one.
 	shared map[string]time.Duration
 
+	// sizes are what the reads of earlier evaluations held.
+	sizes *readSizes
+
 	mu      sync.Mutex
 	reads   map[string][]*sharedRead
 	samples int
+}
+
+// readSizes remember, across evaluations, how many series and float samples
+// a shared read held, so the next read of the same selector over the same
+// reach decodes into one array of that size instead of growing a slice per
+// series (most of the garbage sharing made, and the collector's work).
+type readSizes struct {
+	mu sync.Mutex
+	m  map[readSizeKey]readSize
+}
+
+type readSizeKey struct {
+	selector string
+	reach    int64 // ms
+}
+
+type readSize struct{ series, floats int }
+
+func (s *readSizes) get(k readSizeKey) readSize {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.m[k]
+}
+
+func (s *readSizes) put(k readSizeKey, n readSize) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.m[k] = n
 }
 
 // sharedRead is one selector's series over [mint, maxt], decoded. Start
@@ -67,9 +98,10 @@ type sharedRead struct {
 // Prometheus does, with the reads its rules have in common shared; lookback
 // is the rules' engine's lookback delta.
 func shareGroupReads(lookback time.Duration) rules.GroupEvalIterationFunc {
+	sizes := &readSizes{m: map[readSizeKey]readSize{}}
 	return func(ctx context.Context, g *rules.Group, ts time.Time) {
 		if shared := sharedSelectors(g.Rules(), lookback); len(shared) > 0 {
-			ctx = context.WithValue(ctx, groupReadsKey{}, &groupReads{shared: shared, reads: map[string][]*sharedRead{}})
+			ctx = context.WithValue(ctx, groupReadsKey{}, &groupReads{shared: shared, sizes: sizes, reads: map[string][]*sharedRead{}})
 		}
 		rules.DefaultEvalIterationFunc(ctx, g, ts)
 	}
@@ -192,7 +224,8 @@ func (q *sharingQuerier) Select(ctx context.Context, sortSeries bool, hints *sto
 			return storage.ErrSeriesSet(err)
 		}
 	}
-	r, err := reads.load(wideStore.Select(ctx, sortSeries, &wide, ms...), sortSeries, wide.Start, wide.End)
+	size := readSizeKey{selector: key, reach: wide.End - wide.Start}
+	r, err := reads.load(wideStore.Select(ctx, sortSeries, &wide, ms...), size, sortSeries, wide.Start, wide.End)
 	if err != nil {
 		return storage.ErrSeriesSet(err)
 	}
@@ -267,18 +300,22 @@ func (g *groupReads) reserve(n int) bool {
 }
 
 // load decodes ss; nil if the budget runs out part way (what was decoded is
-// dropped).
-func (g *groupReads) load(ss storage.SeriesSet, sorted bool, mint, maxt int64) (*sharedRead, error) {
-	r := &sharedRead{sorted: sorted, mint: mint, maxt: maxt}
+// dropped). The float samples of all its series share one array, sized as
+// the last read of the same selector and reach was.
+func (g *groupReads) load(ss storage.SeriesSet, size readSizeKey, sorted bool, mint, maxt int64) (*sharedRead, error) {
+	hint := g.sizes.get(size)
+	r := &sharedRead{sorted: sorted, mint: mint, maxt: maxt, series: make([]promql.Series, 0, hint.series)}
+	floats := make([]promql.FPoint, 0, hint.floats)
 	var it chunkenc.Iterator
 	for ss.Next() {
 		s := ss.At()
 		it = s.Iterator(it)
 		d := promql.Series{Metric: s.Labels().Copy()}
+		first := len(floats)
 		for vt := it.Next(); vt != chunkenc.ValNone; vt = it.Next() {
 			if vt == chunkenc.ValFloat {
 				t, f := it.At()
-				d.Floats = append(d.Floats, promql.FPoint{T: t, F: f})
+				floats = append(floats, promql.FPoint{T: t, F: f})
 				continue
 			}
 			t, h := it.AtFloatHistogram(nil)
@@ -286,6 +323,11 @@ func (g *groupReads) load(ss storage.SeriesSet, sorted bool, mint, maxt int64) (
 		}
 		if err := it.Err(); err != nil {
 			return nil, err
+		}
+		if len(floats) > first {
+			// Capped, so that nothing appended to one series' samples can
+			// overwrite the next one's.
+			d.Floats = floats[first:len(floats):len(floats)]
 		}
 		r.series = append(r.series, d)
 		if !g.reserve(len(d.Floats) + len(d.Histograms)) {
@@ -296,6 +338,7 @@ func (g *groupReads) load(ss storage.SeriesSet, sorted bool, mint, maxt int64) (
 		return nil, err
 	}
 	r.warnings = ss.Warnings()
+	g.sizes.put(size, readSize{series: len(r.series), floats: len(floats)})
 	return r, nil
 }
 
