@@ -20,7 +20,7 @@ func newMetrics(name string, reg prometheus.Registerer) *metrics {
 	l := prometheus.Labels{"wal": name}
 	return &metrics{
 		fsyncs: register(reg, prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "vispyr_wal_fsyncs_total", Help: "WAL fsyncs (one per group commit of concurrent appends).", ConstLabels: l,
+			Name: "vispyr_wal_fsyncs_total", Help: "WAL fsyncs (one per group commit of concurrent appends; several may run at once).", ConstLabels: l,
 		})),
 		writtenBytes: register(reg, prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "vispyr_wal_written_bytes_total", Help: "Bytes made durable in the WAL.", ConstLabels: l,

@@ -192,9 +192,12 @@ func drainedCut(segmentSize int64) int64 { return min(segmentSize/4, 1<<20) }
 // and that segment holds at least minSize bytes; it returns the new
 // segment's number.
 func (w *WAL) cutAt(p Pos, minSize int64) (int, bool) {
+	w.ioMu.Lock()
+	defer w.ioMu.Unlock()
 	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.closed || w.f == nil || p.Segment != w.seg || w.sizes[w.seg] != p.Offset || p.Offset < minSize {
+	drained := !w.closed && p.Segment == w.seg && w.sizes[w.seg] == p.Offset && p.Offset >= minSize
+	w.mu.Unlock()
+	if !drained || w.f == nil {
 		return 0, false
 	}
 	if err := w.rotateLocked(); err != nil {

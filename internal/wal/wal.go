@@ -32,7 +32,6 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -61,6 +60,11 @@ type Options struct {
 	Registerer prometheus.Registerer
 }
 
+// maxSyncs is how many commits may be syncing at once. Concurrent fsyncs of
+// one file cost little more than one (the device flushes once for all), so
+// appends that arrive while one syncs need not wait for it to end.
+const maxSyncs = 4
+
 // WAL is an append-only log of records in numbered segment files. It is safe
 // for concurrent use.
 type WAL struct {
@@ -73,14 +77,26 @@ type WAL struct {
 	quit chan struct{} // closed by Close
 	done chan struct{} // closed when the writer has stopped
 
-	mu      sync.Mutex // guards the fields below; held by the writer during a write+fsync
-	f       *os.File   // segment being written; nil after a failure that could not be repaired
-	seg     int        // its number
-	first   int        // first segment this process wrote: Replay reads the ones before
-	sizes   map[int]int64
-	closed  bool
-	failing bool          // the last commit failed; logged once until one succeeds
-	changed chan struct{} // closed and replaced whenever durable data or segments change
+	// ioMu serialises writes and segment switches. It is not held across an
+	// fsync: the writer goes on writing the next commit while up to
+	// maxSyncs earlier ones are being synced (see commit.go).
+	ioMu    sync.Mutex
+	f       *os.File   // segment being written; nil after a failure that could not be repaired. Guarded by ioMu.
+	syncFDs []*os.File // the segment opened once per sync slot, so each fsync sees every write error (guarded by ioMu)
+	written int64      // bytes written to f, durable or not; guarded by ioMu
+	slots   chan int   // free indexes into syncFDs
+	jobs    chan *syncJob
+	pending sync.WaitGroup // commits written and not yet answered
+	ackDone chan struct{}  // closed when the acker has stopped
+	failing bool           // the last commit failed; logged once until one succeeds. The acker's.
+
+	mu        sync.Mutex // guards the fields below; never held across I/O on the segment being written
+	seg       int        // number of the segment being written; set with ioMu and mu held
+	first     int        // first segment this process wrote: Replay reads the ones before
+	sizes     map[int]int64
+	brokenSeg int // segment whose fsync failed: nothing after its durable end is acknowledged
+	closed    bool
+	changed   chan struct{} // closed and replaced whenever durable data or segments change
 }
 
 type request struct {
@@ -109,7 +125,11 @@ func Open(dir string, opts Options) (*WAL, error) {
 	w := &WAL{
 		dir: dir, opts: opts, logger: opts.Logger.With("wal", opts.Name), m: newMetrics(opts.Name, opts.Registerer),
 		reqs: make(chan *request, 1024), quit: make(chan struct{}), done: make(chan struct{}),
+		slots: make(chan int, maxSyncs), jobs: make(chan *syncJob, maxSyncs), ackDone: make(chan struct{}),
 		sizes: map[int]int64{}, changed: make(chan struct{}),
+	}
+	for i := range maxSyncs {
+		w.slots <- i
 	}
 	for _, n := range segs {
 		fi, err := os.Stat(w.segmentPath(n))
@@ -122,9 +142,9 @@ func Open(dir string, opts Options) (*WAL, error) {
 	if len(segs) > 0 {
 		w.first = segs[len(segs)-1] + 1
 	}
-	w.mu.Lock()
+	w.ioMu.Lock()
 	err = w.openSegment(w.first)
-	w.mu.Unlock()
+	w.ioMu.Unlock()
 	if err != nil {
 		return nil, err
 	}
@@ -137,23 +157,52 @@ func (w *WAL) Dir() string { return w.dir }
 
 func (w *WAL) segmentPath(n int) string { return filepath.Join(w.dir, segmentName(n)) }
 
-// openSegment creates segment n and makes it the one written. Call with mu held.
+// openSegment creates segment n and makes it the one written. Call with ioMu
+// held and no commit pending.
 func (w *WAL) openSegment(n int) error {
-	f, err := os.OpenFile(w.segmentPath(n), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	path := w.segmentPath(n)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return fmt.Errorf("create wal segment: %w", err)
 	}
+	fds := make([]*os.File, maxSyncs)
+	for i := range fds {
+		if fds[i], err = os.OpenFile(path, os.O_WRONLY, 0); err != nil {
+			closeFiles(f, fds)
+			return fmt.Errorf("open wal segment: %w", err)
+		}
+	}
 	if err := syncDir(w.dir); err != nil {
-		f.Close()
+		closeFiles(f, fds)
 		return err
 	}
 	fi, err := f.Stat()
 	if err != nil {
-		f.Close()
+		closeFiles(f, fds)
 		return fmt.Errorf("stat wal segment: %w", err)
 	}
-	w.f, w.seg, w.sizes[n] = f, n, fi.Size()
+	w.f, w.syncFDs, w.written = f, fds, fi.Size()
+	w.mu.Lock()
+	w.seg, w.sizes[n] = n, fi.Size()
 	w.changedLocked()
+	w.mu.Unlock()
+	return nil
+}
+
+// closeFiles closes a segment's files; nil ones are skipped.
+func closeFiles(f *os.File, fds []*os.File) error {
+	var errs []error
+	if f != nil {
+		errs = append(errs, f.Close())
+	}
+	for _, fd := range fds {
+		if fd != nil {
+			errs = append(errs, fd.Close())
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("close wal segment: %w", err)
+	}
 	return nil
 }
 
@@ -188,134 +237,13 @@ func (w *WAL) Append(ctx context.Context, rec []byte) error {
 	}
 }
 
-// writeLoop is the only writer: it takes every append queued while the
-// previous fsync ran and commits them with one write and one fsync.
-func (w *WAL) writeLoop() {
-	defer close(w.done)
-	var batch []*request
-	var buf []byte
-	for {
-		select {
-		case r := <-w.reqs:
-			batch = append(batch[:0], r)
-		case <-w.quit:
-			w.failQueued()
-			return
-		}
-		size := headerSize + len(batch[0].rec)
-	drain:
-		for size < maxCommitBytes {
-			select {
-			case r := <-w.reqs:
-				batch = append(batch, r)
-				size += headerSize + len(r.rec)
-			default:
-				break drain
-			}
-		}
-		buf = buf[:0]
-		for _, r := range batch {
-			buf = append(append(buf, r.hdr[:]...), r.rec...)
-		}
-		err := w.commit(buf)
-		for i, r := range batch {
-			r.done <- err
-			batch[i] = nil
-		}
-		if cap(buf) > 4*maxCommitBytes {
-			buf = nil // do not pin one huge record's memory
-		}
-	}
-}
-
-func (w *WAL) failQueued() {
-	for {
-		select {
-		case r := <-w.reqs:
-			r.done <- ErrClosed
-		default:
-			return
-		}
-	}
-}
-
-// commit writes and fsyncs buf at the end of the current segment.
-func (w *WAL) commit(buf []byte) error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.closed {
-		return ErrClosed
-	}
-	err := w.writeLocked(buf)
-	if err != nil {
-		w.m.writeFailures.Inc()
-		if !w.failing {
-			w.logger.Error("WAL write failed; appends are refused until a write succeeds", "err", err)
-		}
-		w.failing = true
-		return err
-	}
-	if w.failing {
-		w.logger.Info("WAL writes resumed")
-		w.failing = false
-	}
-	return nil
-}
-
-func (w *WAL) writeLocked(buf []byte) error {
-	if w.f == nil {
-		// An earlier failure closed the segment: continue in a new one.
-		if err := w.openSegment(w.seg + 1); err != nil {
-			return err
-		}
-	}
-	if size := w.sizes[w.seg]; size > 0 && size+int64(len(buf)) > w.opts.SegmentSize {
-		if err := w.rotateLocked(); err != nil {
-			return err
-		}
-	}
-	start := time.Now()
-	_, err := w.f.Write(buf)
-	if err == nil {
-		err = w.f.Sync()
-	}
-	if err != nil {
-		w.discardFailedWrite()
-		return fmt.Errorf("write wal: %w", err)
-	}
-	w.sizes[w.seg] += int64(len(buf))
-	w.m.fsyncs.Inc()
-	w.m.writtenBytes.Add(float64(len(buf)))
-	w.m.fsyncDuration.Observe(time.Since(start).Seconds())
-	w.m.bytes.Set(float64(w.sizeLocked()))
-	w.changedLocked()
-	return nil
-}
-
-// discardFailedWrite cuts off what a failed write may have left after the
-// last durable record, so that records written later are not hidden behind a
-// torn one at replay. When that fails, the segment is closed and the next
-// write starts a new one; Replay then repairs the old segment's tail.
-func (w *WAL) discardFailedWrite() {
-	err := w.f.Truncate(w.sizes[w.seg])
-	if err == nil {
-		err = w.f.Sync()
-	}
-	if err == nil {
-		return
-	}
-	w.logger.Warn("cut failed WAL write; continuing in a new segment", "segment", w.seg, "err", err)
-	_ = w.f.Close()
-	w.f = nil
-}
-
 // Cut closes the current segment and starts a new one, and returns the new
 // one's number: every record whose Append returned before Cut was called is in
 // a lower-numbered segment.
 func (w *WAL) Cut() (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.closed {
+	w.ioMu.Lock()
+	defer w.ioMu.Unlock()
+	if w.isClosed() {
 		return 0, ErrClosed
 	}
 	if err := w.rotateLocked(); err != nil {
@@ -324,44 +252,64 @@ func (w *WAL) Cut() (int, error) {
 	return w.seg, nil
 }
 
-// rotateLocked opens the next segment and only then closes the current one,
-// so that a failure leaves the WAL writing where it was.
+// rotateLocked waits for pending commits, opens the next segment and only
+// then closes the current one, so that a failure leaves the WAL writing where
+// it was. Call with ioMu held.
 func (w *WAL) rotateLocked() error {
-	old := w.f
+	// Readers take a segment as complete once a later one exists: its last
+	// commits must be answered (and its size final) first.
+	w.pending.Wait()
+	old, oldFDs := w.f, w.syncFDs
 	if err := w.openSegment(w.seg + 1); err != nil {
 		return err
 	}
-	if old != nil {
-		if err := old.Close(); err != nil {
-			return fmt.Errorf("close wal segment: %w", err)
-		}
-	}
-	return nil
+	return closeFiles(old, oldFDs)
 }
 
 // TruncateBefore deletes the segments numbered below seg (never the one being
-// written): their records are held elsewhere now.
+// written): their records are held elsewhere now. The files are removed
+// without holding mu, so appends and readers are not held up by it.
 func (w *WAL) TruncateBefore(seg int) error {
 	w.mu.Lock()
-	defer w.mu.Unlock()
 	seg = min(seg, w.seg)
-	removed := false
-	for _, n := range slices.Sorted(maps.Keys(w.sizes)) {
-		if n >= seg {
-			break
+	var gone []int
+	for n := range w.sizes {
+		if n < seg {
+			gone = append(gone, n)
 		}
+	}
+	for _, n := range gone {
+		delete(w.sizes, n)
+	}
+	if len(gone) > 0 {
+		w.m.bytes.Set(float64(w.sizeLocked()))
+		w.changedLocked()
+	}
+	w.mu.Unlock()
+	if len(gone) == 0 {
+		return nil
+	}
+	slices.Sort(gone)
+	for i, n := range gone {
 		if err := os.Remove(w.segmentPath(n)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			w.keepSegments(gone[i:])
 			return fmt.Errorf("remove wal segment: %w", err)
 		}
-		delete(w.sizes, n)
-		removed = true
 	}
-	if !removed {
-		return nil
+	return syncDir(w.dir)
+}
+
+// keepSegments puts back segments that TruncateBefore could not remove.
+func (w *WAL) keepSegments(segs []int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, n := range segs {
+		if fi, err := os.Stat(w.segmentPath(n)); err == nil {
+			w.sizes[n] = fi.Size()
+		}
 	}
 	w.m.bytes.Set(float64(w.sizeLocked()))
 	w.changedLocked()
-	return syncDir(w.dir)
 }
 
 // Size returns the bytes the segments hold on disk.
@@ -416,17 +364,11 @@ func (w *WAL) Close() error {
 	w.mu.Unlock()
 	close(w.quit)
 	<-w.done
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.f == nil {
-		return nil
-	}
-	err := w.f.Close()
-	w.f = nil
-	if err != nil {
-		return fmt.Errorf("close wal segment: %w", err)
-	}
-	return nil
+	w.ioMu.Lock()
+	defer w.ioMu.Unlock()
+	err := closeFiles(w.f, w.syncFDs)
+	w.f, w.syncFDs = nil, nil
+	return err
 }
 
 func syncDir(dir string) error {

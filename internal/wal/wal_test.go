@@ -302,3 +302,63 @@ func FuzzReplay(f *testing.F) {
 		}
 	})
 }
+
+// A failed sync refuses its commit and every later one of the segment (they
+// may sit behind bytes that never reached the disk); writing goes on in a new
+// segment, and the next process replays exactly what was acknowledged.
+func TestFailedSyncAcknowledgesNothingAfterIt(t *testing.T) {
+	dir := t.TempDir()
+	w, _ := openReplay(t, dir, 1<<20)
+	appendAll(t, w, "before")
+
+	var mu sync.Mutex
+	fail := true
+	real := fdatasync
+	fdatasync = func(f *os.File) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if fail {
+			return fmt.Errorf("injected EIO")
+		}
+		return real(f)
+	}
+	defer func() { fdatasync = real }()
+	if err := w.Append(context.Background(), []byte("lost")); err == nil {
+		t.Fatal("append acknowledged although its sync failed")
+	}
+	mu.Lock()
+	fail = false
+	mu.Unlock()
+	var wg sync.WaitGroup
+	var acked sync.Map
+	for g := range 4 {
+		wg.Go(func() {
+			for i := range 50 {
+				rec := fmt.Sprintf("after-%d-%d", g, i)
+				if w.Append(context.Background(), []byte(rec)) == nil {
+					acked.Store(rec, true)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	n := 0
+	acked.Range(func(any, any) bool { n++; return true })
+	if n != 200 {
+		t.Fatalf("%d of 200 appends after the failed sync acknowledged, want all (in a new segment)", n)
+	}
+	segs, _ := w.Segments()
+	if len(segs) < 2 {
+		t.Fatalf("%d segments: writing did not move on from the failed one", len(segs))
+	}
+	w.Close()
+	_, got := openReplay(t, dir, 1<<20)
+	if len(got) != 201 || got[0] != "before" {
+		t.Fatalf("replayed %d records starting %q, want 201: before and the acknowledged ones", len(got), got[0])
+	}
+	for _, r := range got[1:] {
+		if _, ok := acked.Load(r); !ok {
+			t.Fatalf("replayed %q, which was never acknowledged", r)
+		}
+	}
+}

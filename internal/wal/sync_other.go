@@ -1,0 +1,7 @@
+//go:build !linux
+
+package wal
+
+import "os"
+
+var fdatasync = (*os.File).Sync
