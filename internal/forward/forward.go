@@ -15,6 +15,7 @@ import (
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/prometheus/prompb"
 )
 
 // Forwarder owns every destination of a forward: configuration.
@@ -71,7 +72,7 @@ func New(cfg Config, dir string, open OpenQueue, logger *slog.Logger, reg promet
 			return nil, err
 		}
 		f.Metrics.queues = append(f.Metrics.queues, q)
-		f.runners = append(f.runners, newPipe[[]byte]("metrics", d, q, rwCodec{v2: d.Protocol == "2.0"}, s.send, m, logger))
+		f.runners = append(f.runners, newPipe[[]byte]("metrics", d, q, &rwCodec{v2: d.Protocol == "2.0", families: map[string]prompb.MetricMetadata{}}, s.send, m, logger))
 	}
 	if len(cfg.Traces) > 0 {
 		f.Traces = &Traces{}

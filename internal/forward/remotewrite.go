@@ -3,10 +3,14 @@ package forward
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
+	"strings"
 	"sync"
 
+	"github.com/cespare/xxhash/v2"
 	"github.com/klauspost/compress/s2"
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/exemplar"
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
@@ -34,27 +38,57 @@ var (
 
 // rwCodec reads queue records holding snappy-compressed v1 WriteRequests
 // and sends each series to one shard, keyed by its labels, so a series'
-// samples stay in order. A unit is one series as it is on the wire (its
-// field tag, length and bytes): a batch of them concatenated is a v1
-// WriteRequest, so forwarding v1 neither decodes nor re-encodes a sample.
-type rwCodec struct{ v2 bool }
+// samples stay in order. A unit is one series, or one metric family's
+// metadata, as it is on the wire (its field tag, length and bytes): a batch
+// of them concatenated is a v1 WriteRequest, so forwarding v1 neither
+// decodes nor re-encodes a sample.
+//
+// Remote write 2.0 carries metadata per series: a v2 codec keeps the last
+// metadata of each family it read and sends it with every series of the
+// family, as Prometheus's queue does from its scrape cache.
+type rwCodec struct {
+	v2       bool
+	mu       sync.Mutex
+	families map[string]prompb.MetricMetadata
+}
 
-func (rwCodec) split(body []byte, emit func(uint64, []byte, int, int64)) error {
+// maxFamilies bounds the metadata a v2 codec keeps.
+const maxFamilies = 1 << 16
+
+func (c *rwCodec) split(body []byte, emit func(uint64, []byte, int, int64)) error {
 	raw, err := s2.Decode(nil, body)
 	if err != nil {
 		return fmt.Errorf("decode snappy: %w", err)
 	}
-	err = remotewrite.SplitV1(raw, func(s remotewrite.SeriesV1) { emit(s.Hash, s.Field, s.Items, s.Newest) })
+	meta := func(field []byte) { emit(xxhash.Sum64(field), field, 0, 0) }
+	if c.v2 {
+		meta = c.keepMetadata
+	}
+	err = remotewrite.SplitV1(raw, func(s remotewrite.SeriesV1) { emit(s.Hash, s.Field, s.Items, s.Newest) }, meta)
 	if err != nil {
 		return fmt.Errorf("decode write request: %w", err)
 	}
 	return nil
 }
 
+// keepMetadata remembers a v1 metadata field for the series sent later.
+func (c *rwCodec) keepMetadata(field []byte) {
+	var req prompb.WriteRequest
+	if req.Unmarshal(field) != nil || len(req.Metadata) != 1 {
+		return // the receiver checked it: never happens
+	}
+	m := req.Metadata[0]
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.families[m.MetricFamilyName]; ok || len(c.families) < maxFamilies {
+		c.families[m.MetricFamilyName] = m
+	}
+}
+
 // rawPool holds the buffers that batches are concatenated in before snappy.
 var rawPool = sync.Pool{New: func() any { return new([]byte) }}
 
-func (c rwCodec) encode(series [][]byte) ([]byte, error) {
+func (c *rwCodec) encode(series [][]byte) ([]byte, error) {
 	bp := rawPool.Get().(*[]byte)
 	defer rawPool.Put(bp)
 	raw := (*bp)[:0]
@@ -67,21 +101,31 @@ func (c rwCodec) encode(series [][]byte) ([]byte, error) {
 		if err := req.Unmarshal(raw); err != nil {
 			return nil, fmt.Errorf("decode queued series: %w", err)
 		}
+		c.mu.Lock()
+		v2 := toV2(req.Timeseries, c.families)
+		c.mu.Unlock()
 		var err error
-		if raw, err = toV2(req.Timeseries).Marshal(); err != nil {
+		if raw, err = v2.Marshal(); err != nil {
 			return nil, fmt.Errorf("marshal write request: %w", err)
 		}
 	}
 	return s2.EncodeSnappy(nil, raw), nil
 }
 
-// toV2 re-encodes v1 series as a remote-write 2.0 request with its symbols table.
-func toV2(series []prompb.TimeSeries) *writev2.Request {
+// toV2 re-encodes v1 series as a remote-write 2.0 request with its symbols
+// table, each series with its family's metadata when known.
+func toV2(series []prompb.TimeSeries, families map[string]prompb.MetricMetadata) *writev2.Request {
 	st := writev2.NewSymbolTable()
 	out := make([]writev2.TimeSeries, len(series))
 	for i, ts := range series {
 		o := &out[i]
 		o.LabelsRefs = symbolize(&st, ts.Labels, nil)
+		if m, ok := familyOf(families, ts.Labels); ok {
+			o.Metadata = writev2.Metadata{
+				Type:    writev2.FromMetadataType(model.MetricType(strings.ToLower(m.Type.String()))),
+				HelpRef: st.Symbolize(m.Help), UnitRef: st.Symbolize(m.Unit),
+			}
+		}
 		o.Samples = make([]writev2.Sample, len(ts.Samples))
 		for j, s := range ts.Samples {
 			o.Samples[j] = writev2.Sample{Value: s.Value, Timestamp: s.Timestamp}
@@ -101,6 +145,35 @@ func toV2(series []prompb.TimeSeries) *writev2.Request {
 	}
 	return &writev2.Request{Symbols: st.Symbols(), Timeseries: out}
 }
+
+// familyOf finds the metadata of a series' metric family: its name, or its
+// name without the suffix a histogram, summary or counter series adds.
+func familyOf(families map[string]prompb.MetricMetadata, ls []prompb.Label) (prompb.MetricMetadata, bool) {
+	if len(families) == 0 {
+		return prompb.MetricMetadata{}, false
+	}
+	var name string
+	for _, l := range ls {
+		if l.Name == labels.MetricName {
+			name = l.Value
+		}
+	}
+	if m, ok := families[name]; ok {
+		return m, true
+	}
+	for _, suffix := range familySuffixes {
+		if base, ok := strings.CutSuffix(name, suffix); ok {
+			if m, ok := families[base]; ok {
+				return m, true
+			}
+		}
+	}
+	return prompb.MetricMetadata{}, false
+}
+
+// familySuffixes are what histogram, summary and counter series add to
+// their family's name.
+var familySuffixes = []string{"_bucket", "_count", "_sum", "_total", "_created"}
 
 func symbolize(st *writev2.SymbolsTable, ls []prompb.Label, buf []uint32) []uint32 {
 	for _, l := range ls {
@@ -139,12 +212,56 @@ func (m *Metrics) newTxn(ctx context.Context) *txn {
 	return &txn{m: m, tenant: tenantOf(ctx), index: map[uint64]int{}}
 }
 
-// txn collects one transaction's samples by series.
+// txn collects one transaction's samples by series, and metadata by metric
+// family.
 type txn struct {
 	m      *Metrics
 	tenant string
 	series []prompb.TimeSeries
 	index  map[uint64]int // labels hash → series; collisions compared
+	meta   map[string]metadata.Metadata
+	// rawMeta is v1 metadata fields as a remote-write client sent them.
+	rawMeta []byte
+}
+
+// setMetadata records the metadata of ls's metric family: family when
+// known, else the series name, without the suffix of a histogram's or
+// summary's series (remote write 1.0 carries metadata per family).
+func (t *txn) setMetadata(ls labels.Labels, family string, m metadata.Metadata) {
+	if m.IsEmpty() {
+		return
+	}
+	if family == "" {
+		family = ls.Get(labels.MetricName)
+		switch m.Type {
+		case model.MetricTypeHistogram, model.MetricTypeGaugeHistogram, model.MetricTypeSummary:
+			for _, suffix := range []string{"_bucket", "_count", "_sum"} {
+				if base, ok := strings.CutSuffix(family, suffix); ok {
+					family = base
+					break
+				}
+			}
+		}
+	}
+	if t.meta == nil {
+		t.meta = map[string]metadata.Metadata{}
+	}
+	t.meta[family] = m
+}
+
+// AppendMetadataV1 takes a v1 request's metadata fields as they came
+// (metrics.MetadataV1Appender): they are queued with the transaction.
+func (t *txn) AppendMetadataV1(fields []byte) { t.rawMeta = append(t.rawMeta, fields...) }
+
+func (t *txn) metadata() []prompb.MetricMetadata {
+	out := make([]prompb.MetricMetadata, 0, len(t.meta))
+	for _, family := range slices.Sorted(maps.Keys(t.meta)) {
+		m := t.meta[family]
+		out = append(out, prompb.MetricMetadata{
+			Type: prompb.FromMetadataType(m.Type), MetricFamilyName: family, Help: m.Help, Unit: m.Unit,
+		})
+	}
+	return out
 }
 
 func (t *txn) get(ls labels.Labels) (*prompb.TimeSeries, storage.SeriesRef) {
@@ -198,7 +315,7 @@ func (t *txn) exemplars(ls labels.Labels, es ...exemplar.Exemplar) storage.Serie
 // does not duplicate it elsewhere.
 func (t *txn) Commit() error {
 	defer t.Rollback()
-	if len(t.series) == 0 {
+	if len(t.series) == 0 && len(t.meta) == 0 && len(t.rawMeta) == 0 {
 		return nil
 	}
 	for _, q := range t.m.queues {
@@ -206,10 +323,12 @@ func (t *txn) Commit() error {
 			return overloaded(ErrQueueFull)
 		}
 	}
-	raw, err := (&prompb.WriteRequest{Timeseries: t.series}).Marshal()
+	raw, err := (&prompb.WriteRequest{Timeseries: t.series, Metadata: t.metadata()}).Marshal()
 	if err != nil {
 		return fmt.Errorf("marshal forwarded samples: %w", err)
 	}
+	// Concatenated fields are one message: the client's metadata joins.
+	raw = append(raw, t.rawMeta...)
 	return appendAll(t.m.queues, t.tenant, s2.EncodeSnappy(nil, raw))
 }
 
@@ -242,6 +361,8 @@ var recPool = sync.Pool{New: func() any { return new([]byte) }}
 func (t *txn) Rollback() error {
 	t.series = t.series[:0]
 	clear(t.index)
+	clear(t.meta)
+	t.rawMeta = t.rawMeta[:0]
 	return nil
 }
 
@@ -270,7 +391,8 @@ func (a *appenderV1) AppendSTZeroSample(_ storage.SeriesRef, ls labels.Labels, _
 	return storage.SeriesRef(ls.Hash()), nil
 }
 
-func (a *appenderV1) UpdateMetadata(_ storage.SeriesRef, ls labels.Labels, _ metadata.Metadata) (storage.SeriesRef, error) {
+func (a *appenderV1) UpdateMetadata(_ storage.SeriesRef, ls labels.Labels, m metadata.Metadata) (storage.SeriesRef, error) {
+	a.setMetadata(ls, "", m)
 	return storage.SeriesRef(ls.Hash()), nil
 }
 
@@ -288,6 +410,7 @@ func (a *appenderV2) Append(_ storage.SeriesRef, ls labels.Labels, _, ts int64, 
 	if len(opts.Exemplars) > 0 {
 		a.exemplars(ls, opts.Exemplars...)
 	}
+	a.setMetadata(ls, opts.MetricFamilyName, opts.Metadata)
 	return ref, nil
 }
 

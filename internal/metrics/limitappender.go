@@ -60,14 +60,14 @@ func (a limitedAppender) checkTime(t int64) error {
 	return nil
 }
 
-func (a limitedAppender) appendFloat(ref storage.SeriesRef, ls labels.Labels, st, t int64, v float64) (storage.SeriesRef, error) {
+func (a limitedAppender) appendFloat(ref storage.SeriesRef, ls labels.Labels, st, t int64, v float64, opts storage.AOptions) (storage.SeriesRef, error) {
 	if err := a.checkTime(t); err != nil {
 		return 0, err
 	}
-	return a.app.Append(ref, ls, st, t, v, nil, nil, storage.AOptions{})
+	return a.app.Append(ref, ls, st, t, v, nil, nil, opts)
 }
 
-func (a limitedAppender) appendHistogram(ref storage.SeriesRef, ls labels.Labels, st, t int64, h *histogram.Histogram, fh *histogram.FloatHistogram) (storage.SeriesRef, error) {
+func (a limitedAppender) appendHistogram(ref storage.SeriesRef, ls labels.Labels, st, t int64, h *histogram.Histogram, fh *histogram.FloatHistogram, opts storage.AOptions) (storage.SeriesRef, error) {
 	if err := a.checkTime(t); err != nil {
 		return 0, err
 	}
@@ -81,7 +81,7 @@ func (a limitedAppender) appendHistogram(ref storage.SeriesRef, ls labels.Labels
 			return 0, err
 		}
 	}
-	return a.app.Append(ref, ls, st, t, 0, h, fh, storage.AOptions{})
+	return a.app.Append(ref, ls, st, t, 0, h, fh, opts)
 }
 
 // appendExemplars appends exemplars sorted by time; those too far in the future

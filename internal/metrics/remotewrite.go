@@ -209,6 +209,13 @@ type RawV1Appendable interface {
 	AppendRawV1(ctx context.Context, raw, compressed []byte) error
 }
 
+// MetadataV1Appender is an appender that takes a v1 request's metadata
+// fields as they came, with its samples (a forwarder's). The TSDB's
+// appender is none: its metadata is dropped, as Prometheus's receiver does.
+type MetadataV1Appender interface {
+	AppendMetadataV1(fields []byte)
+}
+
 // passesAsIs reports whether v1 req may go to a RawV1Appendable as it came.
 func (h *RemoteWriteAppender) passesAsIs(req *remotewrite.Request, entries []*seriesEntry) bool {
 	if req.V2() {
@@ -320,6 +327,9 @@ func (h *RemoteWriteAppender) writeV1(la limitedAppender, req *remotewrite.Reque
 	if err != nil {
 		_ = la.app.Rollback()
 	} else {
+		if m, ok := la.app.(MetadataV1Appender); ok && len(req.MetadataV1()) > 0 {
+			m.AppendMetadataV1(req.MetadataV1())
+		}
 		err = la.app.Commit()
 	}
 	switch {
@@ -368,7 +378,7 @@ func (h *RemoteWriteAppender) appendV1(la limitedAppender, req *remotewrite.Requ
 		var err error
 		smps, hists := req.Samples(i), req.HistogramsV1(i)
 		for _, smp := range smps {
-			ref, err = la.appendFloat(ref, ls, 0, smp.T, smp.V)
+			ref, err = la.appendFloat(ref, ls, 0, smp.T, smp.V, storage.AOptions{})
 			if err != nil && !isPartial(err) {
 				if isRejectedSample(err) {
 					h.logger.Error("Out of order sample from remote write", "err", err.Error(), "series", ls.String(), "timestamp", smp.T)
@@ -378,9 +388,9 @@ func (h *RemoteWriteAppender) appendV1(la limitedAppender, req *remotewrite.Requ
 		}
 		for _, hp := range hists {
 			if hp.IsFloatHistogram() {
-				ref, err = la.appendHistogram(ref, ls, 0, hp.Timestamp, nil, hp.ToFloatHistogram())
+				ref, err = la.appendHistogram(ref, ls, 0, hp.Timestamp, nil, hp.ToFloatHistogram(), storage.AOptions{})
 			} else {
-				ref, err = la.appendHistogram(ref, ls, 0, hp.Timestamp, hp.ToIntHistogram(), nil)
+				ref, err = la.appendHistogram(ref, ls, 0, hp.Timestamp, hp.ToIntHistogram(), nil, storage.AOptions{})
 			}
 			if err != nil && !isPartial(err) {
 				if isRejectedSample(err) {
@@ -490,7 +500,8 @@ func (h *RemoteWriteAppender) appendV2(la limitedAppender, req *remotewrite.Requ
 				continue
 			}
 		}
-		if _, err := (writev2.TimeSeries{Metadata: req.Metadata(i)}).ToMetadata(symbols); err != nil {
+		meta, err := (writev2.TimeSeries{Metadata: req.Metadata(i)}).ToMetadata(symbols)
+		if err != nil {
 			bad = append(bad, fmt.Errorf("parsing metadata for series %v: %w", refs, err))
 			continue
 		}
@@ -515,9 +526,10 @@ func (h *RemoteWriteAppender) appendV2(la limitedAppender, req *remotewrite.Requ
 		}
 
 		ref := e.seriesRef()
-		var err error
+		// Metadata goes with every sample, as Prometheus's receiver passes it.
+		opts := storage.AOptions{Metadata: meta}
 		for _, smp := range smps {
-			ref, err = la.appendFloat(ref, ls, smp.ST, smp.T, smp.V)
+			ref, err = la.appendFloat(ref, ls, smp.ST, smp.T, smp.V, opts)
 			if _, err = handlePartial(err, ls); err == nil {
 				res.Samples++
 				continue
@@ -531,9 +543,9 @@ func (h *RemoteWriteAppender) appendV2(la limitedAppender, req *remotewrite.Requ
 		}
 		for _, hp := range hists {
 			if hp.IsFloatHistogram() {
-				ref, err = la.appendHistogram(ref, ls, hp.StartTimestamp, hp.Timestamp, nil, hp.ToFloatHistogram())
+				ref, err = la.appendHistogram(ref, ls, hp.StartTimestamp, hp.Timestamp, nil, hp.ToFloatHistogram(), opts)
 			} else {
-				ref, err = la.appendHistogram(ref, ls, hp.StartTimestamp, hp.Timestamp, hp.ToIntHistogram(), nil)
+				ref, err = la.appendHistogram(ref, ls, hp.StartTimestamp, hp.Timestamp, hp.ToIntHistogram(), nil, opts)
 			}
 			if _, err = handlePartial(err, ls); err == nil {
 				res.Histograms++

@@ -31,6 +31,9 @@ type Request struct {
 	exs1   []prompb.Exemplar
 	hists2 []writev2.Histogram
 	exs2   []writev2.Exemplar
+	// metaV1 is every v1 metadata field as it came (tag, length, message):
+	// a WriteRequest of its own, for a forwarder.
+	metaV1 []byte
 }
 
 // Label is one v1 label as it came on the wire (not validated, not sorted).
@@ -65,6 +68,7 @@ func (r *Request) reset(v2 bool) {
 	r.exs1 = r.exs1[:0]
 	r.hists2 = r.hists2[:0]
 	r.exs2 = r.exs2[:0]
+	r.metaV1 = r.metaV1[:0]
 }
 
 // NumSamples counts float and histogram samples over all series.
@@ -83,7 +87,8 @@ func str(b []byte) string {
 }
 
 // decodeV1 decodes a prometheus.WriteRequest. Metadata is checked for validity
-// and dropped, as the stock handler does.
+// and kept only as it came (MetadataV1): the stock handler drops it, a
+// forwarder passes it on.
 func (r *Request) decodeV1(b []byte) error {
 	r.reset(false)
 	for i := 0; i < len(b); {
@@ -118,6 +123,7 @@ func (r *Request) decodeV1(b []byte) error {
 			if err := md.Unmarshal(b[start:end]); err != nil {
 				return err
 			}
+			r.metaV1 = append(r.metaV1, b[pre:end]...)
 			i = end
 		default:
 			if i, err = skipField(b, pre); err != nil {

@@ -52,6 +52,14 @@ func FuzzDecode(f *testing.F) {
 			if got, exp := renderV1(&r), renderGogoV1(&want); got != exp {
 				t.Fatalf("v1 decodes differ:\nours: %s\ngogo: %s", got, exp)
 			}
+			// The metadata kept for a forwarder is gogo's metadata.
+			var meta prompb.WriteRequest
+			if err := meta.Unmarshal(r.MetadataV1()); err != nil {
+				t.Fatalf("v1 metadata fields do not decode: %v", err)
+			}
+			if got, exp := fmt.Sprint(meta.Metadata), fmt.Sprint(want.Metadata); got != exp {
+				t.Fatalf("v1 metadata differs:\nours: %s\ngogo: %s", got, exp)
+			}
 		}
 	})
 }

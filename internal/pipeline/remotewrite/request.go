@@ -98,9 +98,14 @@ func (r *Request) ExemplarsV2(i int) []writev2.Exemplar {
 	return r.exs2[s.ex:s.exEnd]
 }
 
-// Metadata returns the v2 metadata of series i (v1 metadata is checked and
-// dropped, as Prometheus's receiver does).
+// Metadata returns the v2 metadata of series i (v1 metadata is per metric
+// family: MetadataV1).
 func (r *Request) Metadata(i int) writev2.Metadata { return r.series[i].meta }
+
+// MetadataV1 is the v1 request's metadata fields as they came: the protobuf
+// body of a WriteRequest holding only that metadata (empty when none).
+// Prometheus's receiver drops it; a forwarder passes it on.
+func (r *Request) MetadataV1() []byte { return r.metaV1 }
 
 // LabelSet builds the sorted labels of series i (v1 or v2) with sb; the result
 // is a copy that may be kept. It does not validate names or values.

@@ -24,11 +24,12 @@ type SeriesV1 struct {
 var labelSep = []byte{0xff}
 
 // SplitV1 calls fn with each series of the v1 WriteRequest b, in order,
-// without decoding samples; metadata and unknown fields are skipped. It
-// walks the fields exactly as Decode does, so it accepts every request that
-// Decode (and the generated gogo code) accepts: a request the receiver
-// acknowledged always splits. Field aliases b.
-func SplitV1(b []byte, fn func(SeriesV1)) error {
+// without decoding samples, and meta (when not nil) with each metadata field
+// (tag, length and MetricMetadata bytes, as they came); unknown fields are
+// skipped. It walks the fields exactly as Decode does, so it accepts every
+// request that Decode (and the generated gogo code) accepts: a request the
+// receiver acknowledged always splits. Field and the metadata fields alias b.
+func SplitV1(b []byte, fn func(SeriesV1), meta func(field []byte)) error {
 	var d xxhash.Digest
 	for i := 0; i < len(b); {
 		pre := i
@@ -37,6 +38,15 @@ func SplitV1(b []byte, fn func(SeriesV1)) error {
 			return err
 		}
 		i = next
+		if num == 3 && wt == 2 && meta != nil {
+			_, end, err := bytesField(b, i)
+			if err != nil {
+				return err
+			}
+			meta(b[pre:end:end])
+			i = end
+			continue
+		}
 		if num != 1 {
 			if i, err = skipField(b, pre); err != nil {
 				return err

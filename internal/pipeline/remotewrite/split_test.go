@@ -35,7 +35,7 @@ func TestSplitV1MalformedAgreesWithDecode(t *testing.T) {
 		if err := checkSplitV1(raw); err != nil {
 			t.Fatalf("request %d (%x): %v", n, raw, err)
 		}
-		if SplitV1(raw, func(SeriesV1) {}) != nil {
+		if SplitV1(raw, func(SeriesV1) {}, nil) != nil {
 			refused++
 		}
 	}
@@ -54,7 +54,7 @@ var gogoQuirk = append([]byte{0x8a, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x
 // dropped later as one that does not split.
 func TestSplitV1TakesWhatGogoTakes(t *testing.T) {
 	var n int
-	if err := SplitV1(gogoQuirk, func(SeriesV1) { n++ }); err != nil || n != 1 {
+	if err := SplitV1(gogoQuirk, func(SeriesV1) { n++ }, nil); err != nil || n != 1 {
 		t.Fatalf("split %d series, err %v; gogo decodes one", n, err)
 	}
 	if err := checkSplitV1(gogoQuirk); err != nil {
@@ -80,10 +80,12 @@ func FuzzSplitV1(f *testing.F) {
 	})
 }
 
-// checkSplitV1 compares SplitV1 on raw with gogo's decode of it.
+// checkSplitV1 compares SplitV1 on raw with gogo's decode of it: the series
+// and the metadata, which a forwarder passes on.
 func checkSplitV1(raw []byte) error {
 	var got []SeriesV1
-	splitErr := SplitV1(raw, func(s SeriesV1) { got = append(got, s) })
+	var meta []byte
+	splitErr := SplitV1(raw, func(s SeriesV1) { got = append(got, s) }, func(f []byte) { meta = append(meta, f...) })
 	var want prompb.WriteRequest
 	if err := want.Unmarshal(raw); err != nil {
 		var r Request
@@ -124,6 +126,13 @@ func checkSplitV1(raw []byte) error {
 	var joined prompb.WriteRequest
 	if err := joined.Unmarshal(all); err != nil {
 		return fmt.Errorf("concatenated series do not decode: %w", err)
+	}
+	var gotMeta prompb.WriteRequest
+	if err := gotMeta.Unmarshal(meta); err != nil {
+		return fmt.Errorf("concatenated metadata fields do not decode: %w", err)
+	}
+	if g, e := fmt.Sprint(gotMeta.Metadata), fmt.Sprint(want.Metadata); g != e {
+		return fmt.Errorf("metadata fields decode to %s, gogo decodes %s", g, e)
 	}
 	want.Metadata = nil
 	if g, e := renderGogoV1(&joined), renderGogoV1(&want); g != e {
