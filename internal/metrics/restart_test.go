@@ -5,12 +5,14 @@ import (
 	"log/slog"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/model/labels"
 
 	"github.com/vispyr/vispyr/internal/config"
+	"github.com/vispyr/vispyr/internal/pipeline"
 )
 
 // A graceful stop leaves a snapshot of the head, so the next start-up need
@@ -96,4 +98,52 @@ func countSamples(t *testing.T, s *Storage) int {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// Every tenant's TSDB is back after a restart, with its own series only:
+// the tenants' TSDBs open at once, beside the default tenant's.
+func TestRestartOpensEveryTenant(t *testing.T) {
+	cfg := config.Default()
+	dir := t.TempDir()
+	open := func() *Storage {
+		s, err := Open(cfg.Metrics, cfg.Limits, dir, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	tenants := []string{"team-a", "team-b", "team-c", "team-d", "team-e"}
+	s := open()
+	for i, id := range append([]string{pipeline.DefaultTenant}, tenants...) {
+		td, err := s.tenant(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		app := td.db.Appender(context.Background())
+		for n := 0; n <= i; n++ { // tenant i has i+1 series
+			if _, err := app.Append(0, labels.FromStrings("__name__", "tenant_test", "n", strconv.Itoa(n)), 1_000_000, 1); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := app.Commit(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = open()
+	defer s.Close()
+	if got := len(s.allTenants()); got != len(tenants)+1 {
+		t.Fatalf("%d tenants after the restart, want %d", got, len(tenants)+1)
+	}
+	for i, id := range append([]string{pipeline.DefaultTenant}, tenants...) {
+		td := s.lookup(id)
+		if td == nil {
+			t.Fatalf("tenant %q not opened at start-up", id)
+		}
+		if got := td.db.Head().NumSeries(); got != uint64(i+1) {
+			t.Errorf("tenant %q: %d series after the restart, want %d", id, got, i+1)
+		}
+	}
 }

@@ -61,15 +61,22 @@ func Open(cfg config.Metrics, lim config.Limits, dataDir string, logger *slog.Lo
 	walBytes, _ := fileutil.DirSize(filepath.Join(s.dir, "wal"))
 	logger.Info("opening metrics store; replaying WAL", "dir", s.dir, "wal_bytes", walBytes)
 	stopProgress := logOpening(logger, start, openingLogEvery)
+	// The other tenants' TSDBs open meanwhile: each replays its own WAL.
+	tenantsErr := make(chan error, 1)
+	go func() { tenantsErr <- s.openExistingTenants() }()
 	db, lt, err := s.openTSDB(s.dir, logger.With("component", "tsdb"), reg)
+	terr := <-tenantsErr
 	stopProgress()
 	if err != nil {
-		return nil, fmt.Errorf("open tsdb: %w", err)
+		for _, t := range s.tenants {
+			_ = t.close()
+		}
+		return nil, errors.Join(fmt.Errorf("open tsdb: %w", err), terr)
 	}
 	s.def = &tenantDB{id: pipeline.DefaultTenant, db: db, lt: lt, limits: s.newTenantLimiter(pipeline.DefaultTenant)}
-	if err := s.openExistingTenants(); err != nil {
+	if terr != nil {
 		_ = s.Close()
-		return nil, err
+		return nil, terr
 	}
 	logger.Info("metrics store ready", "dir", s.dir, "took", time.Since(start).Round(time.Millisecond),
 		"series", db.Head().NumSeries(), "tenants", len(s.tenants)+1)

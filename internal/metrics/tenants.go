@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/prometheus/prometheus/tsdb"
 
@@ -151,7 +153,10 @@ func (s *Storage) openTenant(id string) (*tenantDB, error) {
 }
 
 // openExistingTenants opens every tenant TSDB found under the data dir, so
-// their data is queryable and under retention from the start.
+// their data is queryable and under retention from the start. Each replays
+// its own WAL; up to GOMAXPROCS open at once, since a TSDB's replay has
+// phases that use one core. On an error the tenants that did open stay in
+// s.tenants, for Close.
 func (s *Storage) openExistingTenants() error {
 	entries, err := os.ReadDir(filepath.Join(s.dataDir, tenantsDir))
 	if errors.Is(err, os.ErrNotExist) {
@@ -160,18 +165,32 @@ func (s *Storage) openExistingTenants() error {
 	if err != nil {
 		return fmt.Errorf("list tenant metrics dirs: %w", err)
 	}
-	for _, e := range entries {
+	var (
+		wg   sync.WaitGroup
+		sem  = make(chan struct{}, runtime.GOMAXPROCS(0))
+		errs = make([]error, len(entries))
+	)
+	for i, e := range entries {
 		id, ok := tenantFromDirName(e.Name())
 		if !e.IsDir() || !ok || id == pipeline.DefaultTenant {
 			continue
 		}
-		t, err := s.openTenant(id)
-		if err != nil {
-			return err
-		}
-		s.tenants[id] = t
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			t, err := s.openTenant(id)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			s.mu.Lock()
+			s.tenants[id] = t
+			s.mu.Unlock()
+		}()
 	}
-	return nil
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // allTenants returns every open tenant, the default first.
