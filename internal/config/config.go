@@ -127,6 +127,13 @@ type LongTerm struct {
 	// After is how old a day of samples must be before it moves: recent
 	// data stays in the TSDB's chunks, which dashboards read most.
 	After time.Duration `yaml:"after"`
+	// Downsample also keeps, in each long-term block, 5m and 1h aggregates
+	// (count, sum, min, max, counter points), which range queries whose
+	// step and range span at least 5 windows read instead of the raw
+	// samples for rate, increase and min/max/sum/avg_over_time, answering
+	// as the raw samples do over whole windows. It adds about half to the
+	// tier's disk (bench/remotewrite's series, scraped every 15s).
+	Downsample bool `yaml:"downsample"`
 }
 
 // Limits protect the process from oversized or overwhelming input.

@@ -46,6 +46,7 @@ func bind(fs *flag.FlagSet, c *Config) {
 	fs.Int64Var(&m.ResultsCacheMaxBytes, "metrics.results-cache-max-bytes", m.ResultsCacheMaxBytes, "memory for cached range query results (0: no cache)")
 	fs.BoolVar(&m.LongTerm.Enabled, "metrics.longterm.enabled", m.LongTerm.Enabled, "rewrite old TSDB blocks into the long-term tier (well under half the disk)")
 	fs.DurationVar(&m.LongTerm.After, "metrics.longterm.after", m.LongTerm.After, "how old a day of samples must be before it moves to the long-term tier")
+	fs.BoolVar(&m.LongTerm.Downsample, "metrics.longterm.downsample", m.LongTerm.Downsample, "keep 5m and 1h aggregates in long-term blocks for range queries with a step of at least 5 windows")
 	fs.DurationVar(&m.ResultsCacheFreshness, "metrics.results-cache-freshness", m.ResultsCacheFreshness, "steps newer than this are never cached, so late samples show")
 
 	p := &c.Prometheus

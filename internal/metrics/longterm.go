@@ -31,6 +31,10 @@ const (
 	longTermInterval = time.Minute
 )
 
+// longTermResolutions are the downsampled resolutions of
+// metrics.longterm.downsample, as Thanos keeps.
+var longTermResolutions = []time.Duration{5 * time.Minute, time.Hour}
+
 // blockReloadInterval is how often the TSDB drops the blocks the long-term
 // tier replaced (tsdb's own default; tests shorten it).
 var blockReloadInterval = time.Minute
@@ -42,7 +46,11 @@ func (s *Storage) openTSDB(dir string, logger *slog.Logger, reg prometheus.Regis
 	var lt *longterm.Store
 	if s.cfg.LongTerm.Enabled {
 		var err error
-		if lt, err = longterm.Open(filepath.Join(dir, longTermDir), logger.With("tier", "longterm")); err != nil {
+		var res []time.Duration
+		if s.cfg.LongTerm.Downsample {
+			res = longTermResolutions
+		}
+		if lt, err = longterm.Open(filepath.Join(dir, longTermDir), logger.With("tier", "longterm"), res...); err != nil {
 			return nil, nil, err
 		}
 		var db atomic.Pointer[tsdb.DB]

@@ -2,6 +2,7 @@ package longterm
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -10,9 +11,13 @@ import (
 	"hash/crc32"
 	"os"
 	"path/filepath"
+	"slices"
+	"sort"
 	"sync"
+	"time"
 
 	"github.com/oklog/ulid/v2"
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
@@ -28,6 +33,9 @@ import (
 //	           series has one chunk meta whose Ref is its column's offset in data
 //	data       magic | per series: uvarint len(column) | column | crc32c(column)
 //	meta.json  Meta
+//	downsample-<res>  when downsampled (Meta.Resolutions; downsample.go):
+//	           magic | per series: uvarint len(payload) | payload | crc32c(payload) |
+//	           per series: 8 bytes column offset in data, 8 bytes payload offset | 8 bytes count
 //
 // It is written as <ULID>.tmp and renamed when complete and fsync'd, so a
 // directory without the suffix is always whole; a .tmp left by a crash is
@@ -38,8 +46,14 @@ const (
 	metaFile  = "meta.json"
 	tmpSuffix = ".tmp"
 
-	dataMagic = "VLT1"
+	dataMagic       = "VLT1"
+	downsampleMagic = "VLD1"
 )
+
+// downsampleFile is the name of the file of a resolution's aggregates.
+func downsampleFile(res int64) string {
+	return "downsample-" + model.Duration(time.Duration(res)*time.Millisecond).String()
+}
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
@@ -57,16 +71,26 @@ type Meta struct {
 	NumSamples uint64      `json:"numSamples"`
 	Sources    []ulid.ULID `json:"sources"` // the TSDB blocks it replaces
 	Version    int         `json:"version"`
+	// Resolutions are the downsampled resolutions kept, in milliseconds.
+	Resolutions []int64 `json:"resolutions,omitempty"`
 }
 
 // block is an open long-term block. readers counts the queriers using it, so
 // it is unmapped only after the last one closes.
 type block struct {
-	dir     string
-	meta    Meta
-	ix      *index.Reader
-	data    *fileutil.MmapFile
-	readers sync.WaitGroup
+	dir        string
+	meta       Meta
+	ix         *index.Reader
+	data       *fileutil.MmapFile
+	downsample []*downsampled // coarsest first
+	readers    sync.WaitGroup
+}
+
+// downsampled is an open downsample file: the aggregates at one resolution.
+type downsampled struct {
+	res   int64
+	file  *fileutil.MmapFile
+	table []byte // per series: column offset, payload offset
 }
 
 func openBlock(dir string) (*block, error) {
@@ -89,35 +113,87 @@ func openBlock(dir string) (*block, error) {
 		_ = b.close()
 		return nil, fmt.Errorf("long-term block data %s: bad magic", dir)
 	}
+	for _, res := range b.meta.Resolutions {
+		d, err := openDownsampled(filepath.Join(dir, downsampleFile(res)), res)
+		if err != nil {
+			_ = b.close()
+			return nil, err
+		}
+		b.downsample = append(b.downsample, d)
+	}
+	slices.SortFunc(b.downsample, func(x, y *downsampled) int { return cmp.Compare(y.res, x.res) })
 	return b, nil
 }
 
+func openDownsampled(path string, res int64) (*downsampled, error) {
+	f, err := fileutil.OpenMmapFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("open long-term downsample file: %w", err)
+	}
+	b := f.Bytes()
+	if len(b) < len(downsampleMagic)+8 || string(b[:len(downsampleMagic)]) != downsampleMagic {
+		_ = f.Close()
+		return nil, fmt.Errorf("long-term downsample file %s: bad magic", path)
+	}
+	n := binary.BigEndian.Uint64(b[len(b)-8:])
+	if n > uint64(len(b))/16 {
+		_ = f.Close()
+		return nil, fmt.Errorf("long-term downsample file %s: corrupt table", path)
+	}
+	end := uint64(len(b)) - 8
+	return &downsampled{res: res, file: f, table: b[end-16*n : end]}, nil
+}
+
 func (b *block) close() error {
-	return errors.Join(b.ix.Close(), b.data.Close())
+	errs := []error{b.ix.Close(), b.data.Close()}
+	for _, d := range b.downsample {
+		errs = append(errs, d.file.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// payload returns the aggregates of the series whose raw column is at off.
+func (d *downsampled) payload(off uint64) ([]byte, error) {
+	n := len(d.table) / 16
+	i := sort.Search(n, func(i int) bool { return binary.BigEndian.Uint64(d.table[16*i:]) >= off })
+	if i == n || binary.BigEndian.Uint64(d.table[16*i:]) != off {
+		return nil, fmt.Errorf("long-term downsample: no series at %d", off)
+	}
+	return checkedRecord(d.file.Bytes(), binary.BigEndian.Uint64(d.table[16*i+8:]))
 }
 
 // column returns the bytes of the column at off, checked against its CRC.
 func (b *block) column(off uint64) ([]byte, error) {
-	data := b.data.Bytes()
+	col, err := checkedRecord(b.data.Bytes(), off)
+	if err != nil {
+		return nil, fmt.Errorf("long-term block %s: %w", b.dir, err)
+	}
+	return col, nil
+}
+
+// checkedRecord returns the record (uvarint len | bytes | crc32c) at off
+// in data, checked against its CRC.
+func checkedRecord(data []byte, off uint64) ([]byte, error) {
 	if off >= uint64(len(data)) {
-		return nil, fmt.Errorf("long-term block %s: column offset %d out of range", b.dir, off)
+		return nil, fmt.Errorf("column offset %d out of range", off)
 	}
 	n, k := binary.Uvarint(data[off:])
 	start := off + uint64(k)
 	if k <= 0 || n > uint64(len(data)) || start+n+4 > uint64(len(data)) {
-		return nil, fmt.Errorf("long-term block %s: corrupt column at %d", b.dir, off)
+		return nil, fmt.Errorf("corrupt column at %d", off)
 	}
 	col := data[start : start+n]
 	if crc32.Checksum(col, castagnoli) != binary.BigEndian.Uint32(data[start+n:]) {
-		return nil, fmt.Errorf("long-term block %s: checksum mismatch at %d", b.dir, off)
+		return nil, fmt.Errorf("checksum mismatch at %d", off)
 	}
 	return col, nil
 }
 
 // writeBlock rewrites the TSDB blocks srcs (tombstones applied, overlaps
-// merged) into a new long-term block under parent, and returns its meta.
-func writeBlock(ctx context.Context, parent string, srcs []*tsdb.Block) (Meta, error) {
-	m := Meta{ULID: ulid.Make(), Version: 1}
+// merged) into a new long-term block under parent, downsampled at the
+// resolutions (milliseconds), and returns its meta.
+func writeBlock(ctx context.Context, parent string, srcs []*tsdb.Block, resolutions []int64) (Meta, error) {
+	m := Meta{ULID: ulid.Make(), Version: 1, Resolutions: resolutions}
 	for _, s := range srcs {
 		if s.Meta().Stats.NumHistogramSamples > 0 {
 			return m, fmt.Errorf("%s: %w", s.Meta().ULID, ErrHistograms)
@@ -168,21 +244,32 @@ func writeBlockFiles(ctx context.Context, dir string, srcs []*tsdb.Block, m *Met
 	if err := addSymbols(iw, srcs); err != nil {
 		return err
 	}
-	df, err := os.Create(filepath.Join(dir, dataFile))
+	dw, err := createData(filepath.Join(dir, dataFile), dataMagic)
 	if err != nil {
-		return fmt.Errorf("create long-term data: %w", err)
-	}
-	defer df.Close()
-	dw := &dataWriter{w: bufio.NewWriterSize(df, 1<<20)}
-	dw.write([]byte(dataMagic))
-	if err := writeSeries(storage.NewMergeSeriesSet(sets, 0, storage.ChainedSeriesMerge), iw, dw, m); err != nil {
 		return err
 	}
-	if err := dw.flush(); err != nil {
-		return fmt.Errorf("write long-term data: %w", err)
+	defer dw.f.Close()
+	var dss []*downsampleWriter
+	for _, res := range m.Resolutions {
+		d, err := createData(filepath.Join(dir, downsampleFile(res)), downsampleMagic)
+		if err != nil {
+			return err
+		}
+		defer d.f.Close()
+		dss = append(dss, &downsampleWriter{res: res, w: d})
 	}
-	if err := df.Sync(); err != nil {
-		return fmt.Errorf("sync long-term data: %w", err)
+	if err := writeSeries(storage.NewMergeSeriesSet(sets, 0, storage.ChainedSeriesMerge), iw, dw, dss, m); err != nil {
+		return err
+	}
+	for _, d := range dss {
+		d.w.write(d.table)
+		d.w.write(binary.BigEndian.AppendUint64(nil, uint64(len(d.table)/16)))
+		if err := d.w.sync(); err != nil {
+			return err
+		}
+	}
+	if err := dw.sync(); err != nil {
+		return err
 	}
 	closeErr := iw.Close()
 	iw = nil
@@ -211,7 +298,14 @@ func addSymbols(iw *index.Writer, srcs []*tsdb.Block) error {
 	return it.Err()
 }
 
-func writeSeries(ss storage.SeriesSet, iw *index.Writer, dw *dataWriter, m *Meta) error {
+// downsampleWriter writes one resolution's aggregates and their table.
+type downsampleWriter struct {
+	res   int64
+	w     *dataWriter
+	table []byte
+}
+
+func writeSeries(ss storage.SeriesSet, iw *index.Writer, dw *dataWriter, dss []*downsampleWriter, m *Meta) error {
 	var (
 		ts  []int64
 		vs  []float64
@@ -239,6 +333,10 @@ func writeSeries(ss storage.SeriesSet, iw *index.Writer, dw *dataWriter, m *Meta
 		}
 		col = EncodeColumn(col[:0], ts, vs)
 		off := dw.column(col)
+		for _, d := range dss {
+			d.table = binary.BigEndian.AppendUint64(d.table, off)
+			d.table = binary.BigEndian.AppendUint64(d.table, d.w.column(appendAggregates(nil, downsample(ts, vs, d.res))))
+		}
 		ref++
 		meta := chunks.Meta{Ref: chunks.ChunkRef(off), MinTime: ts[0], MaxTime: ts[len(ts)-1]}
 		if err := iw.AddSeries(ref, s.Labels(), meta); err != nil {
@@ -251,11 +349,23 @@ func writeSeries(ss storage.SeriesSet, iw *index.Writer, dw *dataWriter, m *Meta
 	return ss.Err()
 }
 
-// dataWriter appends columns to the data file, counting the offset.
+// dataWriter appends columns to a data file, counting the offset.
 type dataWriter struct {
+	f   *os.File
 	w   *bufio.Writer
 	off uint64
 	err error
+}
+
+// createData creates a data file starting with magic.
+func createData(path, magic string) (*dataWriter, error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("create long-term data: %w", err)
+	}
+	d := &dataWriter{f: f, w: bufio.NewWriterSize(f, 1<<20)}
+	d.write([]byte(magic))
+	return d, nil
 }
 
 func (d *dataWriter) write(p []byte) {
@@ -273,11 +383,18 @@ func (d *dataWriter) column(col []byte) uint64 {
 	return off
 }
 
-func (d *dataWriter) flush() error {
-	if d.err != nil {
-		return d.err
+// sync flushes and fsyncs the file.
+func (d *dataWriter) sync() error {
+	if d.err == nil {
+		d.err = d.w.Flush()
 	}
-	return d.w.Flush()
+	if d.err == nil {
+		d.err = d.f.Sync()
+	}
+	if d.err != nil {
+		return fmt.Errorf("write long-term data %s: %w", d.f.Name(), d.err)
+	}
+	return nil
 }
 
 // finishBlock writes meta.json, syncs the directory and renames it into place.

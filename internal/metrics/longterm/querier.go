@@ -2,6 +2,8 @@ package longterm
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"slices"
 	"sort"
 
@@ -43,12 +45,54 @@ func (q *querier) Select(ctx context.Context, _ bool, hints *storage.SelectHints
 			return storage.ErrSeriesSet(err)
 		}
 		// Series refs follow the order the series were written in: sorted.
-		sets = append(sets, &blockSeriesSet{b: b, p: p, mint: mint, maxt: maxt})
+		ds, aggr := b.pick(hints)
+		sets = append(sets, &blockSeriesSet{b: b, p: p, mint: mint, maxt: maxt, ds: ds, aggr: aggr})
 	}
 	if len(sets) == 1 {
 		return sets[0]
 	}
 	return storage.NewMergeSeriesSet(sets, 0, storage.ChainedSeriesMerge)
+}
+
+// aggrAvg is avg_over_time's pseudo-aggregate: each window's sum / count.
+const aggrAvg = numAggrs
+
+// aggregateFor is the aggregate over which PromQL's function f answers as
+// over the raw samples (downsample.go); false when there is none.
+func aggregateFor(f string) (int, bool) {
+	switch f {
+	case "rate", "increase":
+		return aggrCounter, true
+	case "min_over_time":
+		return aggrMin, true
+	case "max_over_time":
+		return aggrMax, true
+	case "sum_over_time":
+		return aggrSum, true
+	case "avg_over_time":
+		return aggrAvg, true
+	}
+	return 0, false
+}
+
+// pick chooses the coarsest of b's resolutions that a selection can read
+// instead of the raw samples: its function must have an aggregate, and
+// its range and the query's step must each span downsampleFactor windows
+// (instant queries, step 0, always read the raw samples).
+func (b *block) pick(h *storage.SelectHints) (*downsampled, int) {
+	if h == nil {
+		return nil, 0
+	}
+	aggr, ok := aggregateFor(h.Func)
+	if !ok {
+		return nil, 0
+	}
+	for _, d := range b.downsample {
+		if h.Step >= downsampleFactor*d.res && h.Range >= downsampleFactor*d.res {
+			return d, aggr
+		}
+	}
+	return nil, 0
 }
 
 func (q *querier) LabelValues(ctx context.Context, name string, hints *storage.LabelHints, ms ...*labels.Matcher) ([]string, annotations.Annotations, error) {
@@ -143,6 +187,8 @@ type blockSeriesSet struct {
 	b          *block
 	p          index.Postings
 	mint, maxt int64
+	ds         *downsampled // nil: the raw samples
+	aggr       int
 	builder    labels.ScratchBuilder
 	chks       []chunks.Meta
 	cur        *series
@@ -157,7 +203,7 @@ func (s *blockSeriesSet) Next() bool {
 		if len(s.chks) != 1 || s.chks[0].MaxTime < s.mint || s.chks[0].MinTime > s.maxt {
 			continue
 		}
-		s.cur = &series{b: s.b, lset: s.builder.Labels(), off: uint64(s.chks[0].Ref), mint: s.mint, maxt: s.maxt}
+		s.cur = &series{b: s.b, lset: s.builder.Labels(), off: uint64(s.chks[0].Ref), mint: s.mint, maxt: s.maxt, ds: s.ds, aggr: s.aggr}
 		return true
 	}
 	if s.err == nil {
@@ -175,6 +221,8 @@ type series struct {
 	lset       labels.Labels
 	off        uint64
 	mint, maxt int64
+	ds         *downsampled
+	aggr       int
 }
 
 func (s *series) Labels() labels.Labels { return s.lset }
@@ -200,9 +248,17 @@ type columnIterator struct {
 
 func (it *columnIterator) reset(s *series) {
 	it.err = nil
-	col, err := s.b.column(s.off)
-	if err == nil {
-		it.ts, it.vs, err = DecodeColumn(col, it.ts, it.vs)
+	var err error
+	raw := s.ds == nil
+	if !raw {
+		err = it.decodeAggregate(s)
+		raw = errors.Is(err, errNoAggregate) // a gauge keeps no counter points
+	}
+	if raw {
+		var col []byte
+		if col, err = s.b.column(s.off); err == nil {
+			it.ts, it.vs, err = DecodeColumn(col, it.ts, it.vs)
+		}
 	}
 	it.samples = it.samples[:0]
 	if err != nil {
@@ -219,6 +275,29 @@ func (it *columnIterator) reset(s *series) {
 		return
 	}
 	it.Iterator.(interface{ Reset(storage.Samples) }).Reset(it.samples)
+}
+
+// decodeAggregate decodes the series' aggregate at its resolution.
+func (it *columnIterator) decodeAggregate(s *series) error {
+	p, err := s.ds.payload(s.off)
+	if err != nil {
+		return fmt.Errorf("long-term block %s: %w", s.b.dir, err)
+	}
+	if s.aggr != aggrAvg {
+		it.ts, it.vs, err = readAggregate(p, s.aggr, it.ts, it.vs)
+		return err
+	}
+	if it.ts, it.vs, err = readAggregate(p, aggrSum, it.ts, it.vs); err != nil {
+		return err
+	}
+	_, counts, err := readAggregate(p, aggrCount, nil, nil)
+	if err != nil || len(counts) != len(it.vs) {
+		return errors.Join(err, errCorrupt)
+	}
+	for i, c := range counts {
+		it.vs[i] /= c
+	}
+	return nil
 }
 
 func (it *columnIterator) Err() error { return it.err }
@@ -253,5 +332,11 @@ func (s *Store) ChunkQuerier(mint, maxt int64) storage.ChunkQuerier {
 type chunkQuerier struct{ storage.Querier }
 
 func (q chunkQuerier) Select(ctx context.Context, sortSeries bool, hints *storage.SelectHints, ms ...*labels.Matcher) storage.ChunkSeriesSet {
+	if hints != nil {
+		// Remote read hands out samples, not a function's answer: raw ones.
+		h := *hints
+		h.Func = ""
+		hints = &h
+	}
 	return storage.NewSeriesSetToChunkSet(q.Querier.Select(ctx, sortSeries, hints, ms...))
 }

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/prometheus/storage"
@@ -19,8 +20,9 @@ import (
 
 // Store is one tenant's long-term blocks, in one directory.
 type Store struct {
-	dir    string
-	logger *slog.Logger
+	dir         string
+	logger      *slog.Logger
+	resolutions []int64 // downsampled resolutions of new blocks, ms
 
 	mu       sync.RWMutex
 	blocks   []*block // by MinTime
@@ -29,8 +31,9 @@ type Store struct {
 }
 
 // Open opens the long-term blocks under dir (creating it), removing what a
-// crash left half-written or half-deleted.
-func Open(dir string, logger *slog.Logger) (*Store, error) {
+// crash left half-written or half-deleted. Blocks it writes keep aggregates
+// at the downsample resolutions too (downsample.go).
+func Open(dir string, logger *slog.Logger, downsample ...time.Duration) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create long-term dir: %w", err)
 	}
@@ -42,6 +45,9 @@ func Open(dir string, logger *slog.Logger) (*Store, error) {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Store{dir: dir, logger: logger}
+	for _, res := range downsample {
+		s.resolutions = append(s.resolutions, res.Milliseconds())
+	}
 	for _, e := range entries {
 		path := filepath.Join(dir, e.Name())
 		if strings.HasSuffix(e.Name(), tmpSuffix) {
@@ -126,7 +132,7 @@ func (s *Store) Querier(mint, maxt int64) storage.Querier {
 // Rewrite writes srcs into one long-term block and opens it. Once it
 // returns, Replaces is true for every source.
 func (s *Store) Rewrite(ctx context.Context, srcs []*tsdb.Block) (Meta, error) {
-	m, err := writeBlock(ctx, s.dir, srcs)
+	m, err := writeBlock(ctx, s.dir, srcs, s.resolutions)
 	if err != nil {
 		return m, err
 	}
