@@ -74,13 +74,14 @@ func (s *Storage) NewAPI(opts APIOptions, logger *slog.Logger, reg prometheus.Re
 	// at once (the engine alone runs a query on one goroutine).
 	var queryEngine promql.QueryEngine = parallel.New(engine, parallel.Options{
 		Parts: runtime.GOMAXPROCS(0), MinSteps: parallelMinSteps})
+	var uncached func(context.Context, string, time.Time, time.Time, time.Duration) [][2]time.Time
 	if opts.Metrics.ResultsCacheMaxBytes > 0 {
 		cache := resultscache.New(queryEngine, resultscache.Options{
 			MaxBytes: opts.Metrics.ResultsCacheMaxBytes, Freshness: opts.Metrics.ResultsCacheFreshness,
 			LookbackDelta: opts.Metrics.LookbackDelta, Tenant: pipeline.Tenant, MinTime: s.MinTime,
 		}, reg)
 		s.WatchWrites(cache.Invalidate)
-		queryEngine = cache
+		queryEngine, uncached = cache, cache.Uncached
 	}
 	start := time.Now()
 	mgr := managersOrEmpty(opts.Managers)
@@ -138,7 +139,7 @@ func (s *Storage) NewAPI(opts APIOptions, logger *slog.Logger, reg prometheus.Re
 		next: router, queryable: s, parser: parser.NewParser(parser.Options{}),
 		lookback: opts.Metrics.LookbackDelta, maxSamples: int64(opts.Metrics.QueryMaxSamples),
 		maxBytes: opts.Metrics.QueryMaxMemoryBytes, sharedMax: opts.Metrics.QueryMemoryBytes,
-		shared: queryMemory,
+		shared: queryMemory, uncached: uncached,
 	})
 	if rw := opts.RemoteWrite; rw != nil {
 		// Remote write takes Vispyr's own decoder and append path: the same answers

@@ -43,6 +43,9 @@ type queryGuard struct {
 	maxBytes   int64
 	shared     *limits.Inflight
 	sharedMax  int64
+	// uncached is the steps of a range query the results cache cannot
+	// answer (resultscache.Engine.Uncached); nil: every step is computed.
+	uncached func(ctx context.Context, qs string, start, end time.Time, step time.Duration) [][2]time.Time
 }
 
 func (g *queryGuard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -59,7 +62,7 @@ func (g *queryGuard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.next.ServeHTTP(w, r)
 		return
 	}
-	points, err := g.estimate(r.Context(), r.FormValue("query"), start, end, step)
+	points, err := g.charge(r.Context(), r.FormValue("query"), start, end, step)
 	if err != nil {
 		g.next.ServeHTTP(w, r) // parse errors and the like: the API's own answer
 		return
@@ -86,6 +89,24 @@ func (g *queryGuard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	defer g.shared.Release(bytes)
 	g.next.ServeHTTP(w, r)
+}
+
+// charge is the points a request would hold: for a range query, only over
+// the steps the results cache cannot answer, so a dashboard refresh that the
+// cache answers costs no series lookup here.
+func (g *queryGuard) charge(ctx context.Context, query string, start, end time.Time, step time.Duration) (int64, error) {
+	if step <= 0 || g.uncached == nil {
+		return g.estimate(ctx, query, start, end, step)
+	}
+	var total int64
+	for _, r := range g.uncached(ctx, query, start, end, step) {
+		points, err := g.estimate(ctx, query, r[0], r[1], step)
+		if err != nil {
+			return 0, err
+		}
+		total = satAdd(total, points)
+	}
+	return total, nil
 }
 
 // estimate returns the points the query would hold: the storage samples its

@@ -1,14 +1,19 @@
 package metrics
 
 import (
+	"context"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql/parser"
 
 	"github.com/vispyr/vispyr/internal/config"
@@ -86,4 +91,48 @@ func serve(h http.Handler, target string) *httptest.ResponseRecorder {
 	w := httptest.NewRecorder()
 	h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, target, nil))
 	return w
+}
+
+// A dashboard refresh the results cache answers needs no engine memory: it
+// is answered while other queries hold all of metrics.query_memory_bytes,
+// where a query the cache cannot answer waits (503).
+func TestCachedRefreshNeedsNoQueryMemory(t *testing.T) {
+	s, _ := openTest(t, config.Limits{MaxRequestBytes: 1 << 20, MaxSeriesPerRequest: 100, MaxInflightBytes: 1 << 30})
+	now := time.Now()
+	app := s.DB().Appender(context.Background())
+	for i := 0; i < 20; i++ {
+		ls := labels.FromStrings("__name__", "http_requests_total", "instance", strconv.Itoa(i))
+		for ts := now.Add(-2 * time.Hour); ts.Before(now); ts = ts.Add(15 * time.Second) {
+			if _, err := app.Append(0, ls, ts.UnixMilli(), float64(ts.Unix()%1000)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := app.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	shared := limits.NewInflight(1 << 20)
+	cfg := config.Default()
+	srv := httptest.NewServer(s.NewAPI(APIOptions{Metrics: cfg.Metrics, QueryMemory: shared},
+		slog.New(slog.DiscardHandler), prometheus.NewRegistry()))
+	t.Cleanup(srv.Close)
+	rangeQuery := func(q string) string {
+		return srv.URL + "/api/v1/query_range?" + url.Values{"query": {q}, "step": {"15"},
+			"start": {strconv.FormatInt(now.Add(-2*time.Hour).Unix(), 10)},
+			"end":   {strconv.FormatInt(now.Add(-30*time.Minute).Unix(), 10)}}.Encode()
+	}
+	first := get(t, rangeQuery(`sum(rate(http_requests_total[5m]))`))
+	if first.Status != "success" {
+		t.Fatalf("first request: %+v", first)
+	}
+	if !shared.Acquire(1 << 20) {
+		t.Fatal("acquire")
+	}
+	defer shared.Release(1 << 20)
+	if r := get(t, rangeQuery(`sum(rate(http_requests_total[5m]))`)); r.Status != "success" || string(r.Data) != string(first.Data) {
+		t.Fatalf("the cached refresh while the budget is held: %+v", r)
+	}
+	if r := get(t, rangeQuery(`max(rate(http_requests_total[5m]))`)); r.ErrorType != "unavailable" {
+		t.Fatalf("an uncached query while the budget is held: %+v, want 503", r)
+	}
 }

@@ -155,13 +155,7 @@ func (q *query) Exec(ctx context.Context) *promql.Result {
 		mats = append(mats, m)
 	}
 	q.setStats(merge(parts))
-	joined := rangeparts.Join(mats)
-	if len(joined) == 0 {
-		// Nothing at any step: the engine's own empty value (nil or not,
-		// which the API writes as null or []).
-		joined = mats[0]
-	}
-	return &promql.Result{Value: joined}
+	return &promql.Result{Value: rangeparts.Join(mats)}
 }
 
 // bounds are part i's first and last steps: the steps split as evenly as

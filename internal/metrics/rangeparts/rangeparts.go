@@ -60,11 +60,8 @@ func Slice(m promql.Matrix, from, to int64) promql.Matrix {
 }
 
 // Copy copies an engine result out of the engine's pooled memory, which
-// the query's Close hands back (nil stays nil: the API writes it as null).
+// the query's Close hands back.
 func Copy(m promql.Matrix) promql.Matrix {
-	if m == nil {
-		return nil
-	}
 	out := make(promql.Matrix, len(m))
 	for i, s := range m {
 		out[i] = promql.Series{Metric: s.Metric, DropName: s.DropName}

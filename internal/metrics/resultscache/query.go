@@ -2,7 +2,6 @@ package resultscache
 
 import (
 	"context"
-	"math"
 	"sync"
 	"time"
 
@@ -42,17 +41,7 @@ func (q *query) Exec(ctx context.Context) *promql.Result {
 
 	p := q.plan
 	gen := q.e.store.generation(p.tenant)
-	ext := q.e.store.get(p.key)
-	dataMin := int64(math.MinInt64)
-	if q.e.opts.MinTime != nil {
-		dataMin = q.e.opts.MinTime(p.tenant)
-	}
-	if ext != nil {
-		ext = ext.afterDataMin(dataMin)
-	}
-	if ext != nil && (ext.to < q.start || ext.from > q.end) {
-		ext = nil
-	}
+	ext, dataMin := q.e.usable(q.e.store.get(p.key), p.tenant, q.start, q.end)
 	var pre, post *result
 	var hit promql.Matrix
 	if ext == nil {

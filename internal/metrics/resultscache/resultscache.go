@@ -20,6 +20,7 @@ package resultscache
 
 import (
 	"context"
+	"math"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -102,6 +103,51 @@ func (e *Engine) NewRangeQuery(ctx context.Context, q storage.Queryable, opts pr
 	s, last := start.UnixMilli(), end.UnixMilli()
 	last = s + floorDiv(last-s, plan.stepMs)*plan.stepMs
 	return &query{e: e, q: q, opts: opts, qs: qs, plan: plan, start: s, end: last, whole: whole}, nil
+}
+
+// Uncached is the steps of a range query the cache holds no answer for, as
+// ranges of steps: those Exec would have the engine compute if it ran now;
+// the whole range when the query is not cacheable or nothing is cached. The
+// query guard charges a request for those alone. (When the computed steps
+// give annotations Exec runs the whole query again, which Uncached cannot
+// foresee.)
+func (e *Engine) Uncached(ctx context.Context, qs string, start, end time.Time, step time.Duration) [][2]time.Time {
+	whole := [][2]time.Time{{start, end}}
+	p, ok := e.plan(qs, nil, start, step)
+	if !ok {
+		return whole
+	}
+	p.tenant = e.opts.Tenant(ctx)
+	s := start.UnixMilli()
+	last := s + floorDiv(end.UnixMilli()-s, p.stepMs)*p.stepMs
+	ext, _ := e.usable(e.store.peek(p.tenant+"\x00"+p.key), p.tenant, s, last)
+	if ext == nil {
+		return whole
+	}
+	var out [][2]time.Time
+	if s < ext.from {
+		out = append(out, [2]time.Time{start, time.UnixMilli(ext.from - p.stepMs)})
+	}
+	if last > ext.to {
+		out = append(out, [2]time.Time{time.UnixMilli(ext.to + p.stepMs), end})
+	}
+	return out
+}
+
+// usable is the part of a cached extent that can answer steps from..to of
+// tenant's query now (nil: none), and the store's oldest timestamp.
+func (e *Engine) usable(ext *extent, tenant string, from, to int64) (*extent, int64) {
+	dataMin := int64(math.MinInt64)
+	if e.opts.MinTime != nil {
+		dataMin = e.opts.MinTime(tenant)
+	}
+	if ext != nil {
+		ext = ext.afterDataMin(dataMin)
+	}
+	if ext != nil && (ext.to < from || ext.from > to) {
+		ext = nil
+	}
+	return ext, dataMin
 }
 
 // Invalidate forgets, for tenant, every cached step whose input may hold a

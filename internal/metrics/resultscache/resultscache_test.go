@@ -268,3 +268,55 @@ func TestBudgetEvicts(t *testing.T) {
 		t.Fatal("nothing was evicted")
 	}
 }
+
+// Uncached names exactly the steps Exec then computes (the query guard
+// charges a request for those alone): none for a request the cache answers.
+func TestUncachedNamesTheStepsComputed(t *testing.T) {
+	f := newFixture(t, 5*time.Minute)
+	f.advance(0)
+	cacheable := dashboardQueries[:len(dashboardQueries)-2] // no annotation, no @
+	hits := 0
+	var (
+		qs         string
+		start, end time.Time
+		step       time.Duration
+	)
+	for i := 0; i < 300; i++ {
+		if i%20 == 0 {
+			f.advance(time.Duration(f.rng.IntN(90)) * time.Second)
+		}
+		if i%3 == 0 { // a new panel; otherwise a refresh of the last one
+			qs = cacheable[f.rng.IntN(len(cacheable))]
+			start, end, step = f.randomRange()
+		}
+		var want int64
+		for _, r := range f.cached.Uncached(context.Background(), qs, start, end, step) {
+			want += (r[1].UnixMilli()-r[0].UnixMilli())/step.Milliseconds() + 1
+		}
+		before := testutil.ToFloat64(f.cached.m.steps.WithLabelValues("miss"))
+		f.compare(qs, start, end, step)
+		if f.annotated(qs, start, end, step) {
+			continue // the whole query ran again for its annotations
+		}
+		if got := int64(testutil.ToFloat64(f.cached.m.steps.WithLabelValues("miss")) - before); got != want {
+			t.Fatalf("%s over %v..%v step %v: Uncached named %d steps, Exec computed %d", qs,
+				start.Sub(f.now), end.Sub(f.now), step, want, got)
+		}
+		if want == 0 {
+			hits++
+		}
+	}
+	if hits < 50 {
+		t.Fatalf("only %d of 300 requests were answered from the cache alone", hits)
+	}
+}
+
+// annotated reports whether qs over start..end gives warnings or infos.
+func (f *fixture) annotated(qs string, start, end time.Time, step time.Duration) bool {
+	q, err := f.plain.NewRangeQuery(context.Background(), f.db, nil, qs, start, end, step)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	defer q.Close()
+	return len(q.Exec(context.Background()).Warnings) > 0
+}

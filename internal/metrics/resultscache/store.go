@@ -123,6 +123,16 @@ func (s *store) get(key string) *extent {
 	return el.Value.(*extent)
 }
 
+// peek is get without marking the extent used.
+func (s *store) peek(key string) *extent {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if el := s.byKey[key]; el != nil {
+		return el.Value.(*extent)
+	}
+	return nil
+}
+
 // put stores e unless the tenant saw an invalidation since gen (the result
 // may have read data that changed) or e alone exceeds the budget.
 func (s *store) put(key, tenant string, gen uint64, e *extent) {

@@ -38,7 +38,9 @@ func Render(qs string, res *promql.Result) string {
 	if !ok {
 		return fmt.Sprintf("%T %v %v %v", res.Value, res.Value, ws, infos)
 	}
-	fmt.Fprintf(&b, "%d series (nil: %v)\n", len(m), m == nil)
+	// A nil matrix and an empty one are the same answer: the API writes
+	// both as [].
+	fmt.Fprintf(&b, "%d series\n", len(m))
 	for _, ser := range m {
 		b.WriteString(ser.Metric.String() + ":")
 		for _, p := range ser.Floats {
