@@ -7,6 +7,8 @@ package main
 import (
 	"flag"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -29,7 +31,7 @@ type system struct {
 // result is one system at one series count.
 type result struct {
 	idle, steady, peak int64
-	loadTook           time.Duration
+	loadTook, loadCPU  time.Duration
 }
 
 func main() {
@@ -42,8 +44,10 @@ func main() {
 		vispyrBin = flag.String("vispyr", "", "vispyr binary (default: go build ./cmd/vispyr)")
 		promBin   = flag.String("prometheus", "prometheus", "prometheus binary")
 		vmBin     = flag.String("victoria-metrics", "victoria-metrics", "victoria-metrics binary")
+		heapDir   = flag.String("heap-profile", "", "save Vispyr's heap profile and /metrics (admin port) at the steady RSS reading into this directory")
 	)
 	flag.Parse()
+	heapProfileDir = *heapDir
 	if err := run(*sizes, *rounds, *settle, max(*repeat, 1), strings.Split(*targets, ","), *vispyrBin, *promBin, *vmBin); err != nil {
 		fmt.Fprintln(os.Stderr, "memory:", err)
 		os.Exit(1)
@@ -119,15 +123,25 @@ func measure(sys system, dir string, load *rwload.Load, settle time.Duration) (r
 	time.Sleep(2 * time.Second)
 	var r result
 	r.idle, _ = proc.Memory(p.Pid())
+	cpu := proc.CPUTime(p.Pid())
 	res := load.Run(p.WriteURL)
+	r.loadCPU = proc.CPUTime(p.Pid()) - cpu
 	if res.Failures > 0 {
 		return result{}, fmt.Errorf("load: %d requests refused, first: %s", res.Failures, res.FirstErr)
 	}
 	r.loadTook = res.Elapsed
 	time.Sleep(settle)
 	r.steady, r.peak = proc.Memory(p.Pid())
-	fmt.Printf("  %-17s loaded in %v, RSS idle %.0f MB, steady %.0f MB, peak %.0f MB\n", sys.name,
-		res.Elapsed.Round(time.Millisecond), mb(r.idle), mb(r.steady), mb(r.peak))
+	if heapProfileDir != "" && sys.name == "vispyr" {
+		base := strings.TrimSuffix(p.ReadyURL, "/-/ready")
+		for _, f := range []struct{ path, file string }{{"/debug/pprof/heap", ".heap.pb.gz"}, {"/metrics", ".metrics.txt"}} {
+			if err := save(base+f.path, filepath.Join(heapProfileDir, filepath.Base(dir)+f.file)); err != nil {
+				return result{}, err
+			}
+		}
+	}
+	fmt.Printf("  %-17s loaded in %v (%.1f CPU s), RSS idle %.0f MB, steady %.0f MB, peak %.0f MB\n", sys.name,
+		res.Elapsed.Round(time.Millisecond), r.loadCPU.Seconds(), mb(r.idle), mb(r.steady), mb(r.peak))
 	return r, p.Stop(sys.stop)
 }
 
@@ -151,6 +165,35 @@ func report(n int, names []string, results map[string][]result) {
 			}
 		}
 	}
+}
+
+// heapProfileDir is -heap-profile: where Vispyr's heap profiles go ("" none).
+var heapProfileDir string
+
+// save writes what url answers (Vispyr's admin port: its heap profile, its
+// own metrics with the Go runtime's memory statistics) to path.
+func save(url, path string) error {
+	resp, err := http.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s answered %s", url, resp.Status)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return fmt.Errorf("%s: %w", url, err)
+	}
+	fmt.Printf("  saved %s\n", path)
+	return f.Close()
 }
 
 func mb(n int64) float64 { return float64(n) / (1 << 20) }

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
 	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb"
 
 	"github.com/vispyr/vispyr/internal/pipeline"
 	"github.com/vispyr/vispyr/internal/pipeline/remotewrite"
@@ -83,11 +84,16 @@ func NewRemoteWriteAppender(app storage.AppendableV2, logger *slog.Logger, reg p
 }
 
 func newRemoteWriteAppender(app storage.AppendableV2, logger *slog.Logger, m *rwMetrics, check func(labels.Labels) error) *RemoteWriteAppender {
-	return &RemoteWriteAppender{
+	h := &RemoteWriteAppender{
 		app: app, logger: logger, check: check, rwMetrics: m,
 		cache1: newSeriesCache(cacheGeneration), cache2: newSeriesCache(cacheGeneration),
 		scratch: make(chan *appendScratch, 2*runtime.GOMAXPROCS(0)),
 	}
+	if db, ok := app.(interface{ Head() *tsdb.Head }); ok {
+		size := func() int { return int(db.Head().NumSeries()) }
+		h.cache1.size, h.cache2.size = size, size
+	}
+	return h
 }
 
 func (h *RemoteWriteAppender) cacheLen() int { return h.cache1.len() + h.cache2.len() }

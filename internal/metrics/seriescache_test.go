@@ -1,6 +1,22 @@
 package metrics
 
-import "testing"
+import (
+	"context"
+	"hash/maphash"
+	"log/slog"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/prompb"
+	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
+	"github.com/prometheus/prometheus/tsdb"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
+
+	"github.com/vispyr/vispyr/internal/pipeline/remotewrite"
+)
 
 func TestSeriesCacheBounded(t *testing.T) {
 	c := newSeriesCache(2)
@@ -28,4 +44,108 @@ func TestSeriesCacheBounded(t *testing.T) {
 	if found[0] == nil {
 		t.Fatal("a promoted series was forgotten")
 	}
+}
+
+func TestSeriesCacheGrowsToTheHead(t *testing.T) {
+	c := newSeriesCache(2)
+	head := 0
+	c.size = func() int { return head }
+	keys := make([][]byte, 10)
+	entries := make([]*seriesEntry, len(keys))
+	for i := range keys {
+		keys[i] = []byte{byte(i)}
+		entries[i] = &seriesEntry{}
+		head++
+		c.add(keys[i:i+1], entries[i:i+1])
+	}
+	found := make([]*seriesEntry, len(keys))
+	c.lookup(keys, found)
+	for i := range keys {
+		if found[i] != entries[i] {
+			t.Fatalf("series %d of 10 forgotten by a cache whose head holds 10 series", i)
+		}
+	}
+}
+
+// The cache is keyed by a hash of the wire labels: when two series' keys
+// collide, a sample of one must still go to its own series, never to the
+// series whose entry the key names.
+func TestSeriesCacheCollisionKeepsSeriesApart(t *testing.T) {
+	for _, v2 := range []bool{false, true} {
+		t.Run(map[bool]string{false: "v1", true: "v2"}[v2], func(t *testing.T) {
+			db, err := tsdb.Open(t.TempDir(), nil, nil, tsdb.DefaultOptions(), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			h := newRemoteWriteAppender(db, slog.New(slog.DiscardHandler), newRWMetrics(prometheus.NewRegistry()), nil)
+			now := time.Now().UnixMilli()
+			write := func(name string, ts int64) []byte {
+				t.Helper()
+				req := collisionRequest(t, v2, name, ts)
+				if _, err := h.ConsumeSamples(context.Background(), req); err != nil {
+					t.Fatal(err)
+				}
+				sc := &appendScratch{}
+				sc.prepareKeys(req)
+				return slices.Clone(sc.keys[0])
+			}
+			keyA := write("a", now)
+			keyB := write("b", now)
+			cache := h.cache1
+			if v2 {
+				cache = h.cache2
+			}
+			cache.mu.Lock()
+			cache.cur[maphash.Bytes(cache.seed, keyA)] = cache.cur[maphash.Bytes(cache.seed, keyB)]
+			cache.mu.Unlock()
+			write("a", now+1000)
+
+			q, err := db.Querier(0, now+2000)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer q.Close()
+			got := map[string]int{}
+			set := q.Select(context.Background(), false, nil, labels.MustNewMatcher(labels.MatchRegexp, "__name__", "a|b"))
+			for set.Next() {
+				it := set.At().Iterator(nil)
+				for it.Next() != chunkenc.ValNone {
+					got[set.At().Labels().Get("__name__")]++
+				}
+			}
+			if set.Err() != nil {
+				t.Fatal(set.Err())
+			}
+			if got["a"] != 2 || got["b"] != 1 {
+				t.Fatalf("samples per series after a collision: %v, want a:2 b:1", got)
+			}
+		})
+	}
+}
+
+func collisionRequest(t *testing.T, v2 bool, name string, ts int64) *remotewrite.Request {
+	t.Helper()
+	var (
+		raw []byte
+		err error
+	)
+	if v2 {
+		syms := writev2.NewSymbolTable()
+		refs := syms.SymbolizeLabels(labels.FromStrings("__name__", name, "job", "x"), nil)
+		raw, err = (&writev2.Request{Symbols: syms.Symbols(), Timeseries: []writev2.TimeSeries{
+			{LabelsRefs: refs, Samples: []writev2.Sample{{Value: 1, Timestamp: ts}}}}}).Marshal()
+	} else {
+		raw, err = (&prompb.WriteRequest{Timeseries: []prompb.TimeSeries{{
+			Labels:  []prompb.Label{{Name: "__name__", Value: name}, {Name: "job", Value: "x"}},
+			Samples: []prompb.Sample{{Value: 1, Timestamp: ts}}}}}).Marshal()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := &remotewrite.Request{}
+	if err := req.Decode(raw, v2); err != nil {
+		t.Fatal(err)
+	}
+	return req
 }

@@ -148,6 +148,11 @@ func (s *Storage) tsdbOpts() *tsdb.Options {
 	// that instead of decoding every sample of the WAL again; after a crash
 	// the WAL is replayed as before.
 	opts.EnableMemorySnapshotOnShutdown = true
+	// No isolation, as Mimir's ingesters: a query running while a request
+	// commits may see part of it (it sees all of it once the 2xx is sent),
+	// and the head saves a transaction ring per series (~50 bytes) and the
+	// bookkeeping of every append.
+	opts.IsolationDisabled = true
 	return opts
 }
 
