@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql"
@@ -48,40 +49,70 @@ type groupReads struct {
 	// read costs little more than the narrow one.
 	shared map[string]time.Duration
 
-	// sizes are what the reads of earlier evaluations held.
-	sizes *readSizes
+	// arenas are the arrays the group's last evaluation decoded into.
+	arenas *readArenas
 
 	mu      sync.Mutex
 	reads   map[string][]*sharedRead
 	samples int
 }
 
-// readSizes remember, across evaluations, how many series and float samples
-// a shared read held, so the next read of the same selector over the same
-// reach decodes into one array of that size instead of growing a slice per
-// series (most of the garbage sharing made, and the collector's work).
-type readSizes struct {
-	mu sync.Mutex
-	m  map[readSizeKey]readSize
+// readArenas keep, from one evaluation to the next, the arrays shared reads
+// decoded their float samples into, by selector and reach: the next read of
+// the same selector decodes into the same array instead of growing a slice
+// per series (that garbage, and the collector's work on it, was a fifth of
+// what rule evaluation allocated). Only arrays are kept, never samples: each
+// evaluation reads the store again.
+type readArenas struct {
+	mu   sync.Mutex
+	free map[arenaKey]arena
+	kept int // bytes of the arrays in free
 }
 
-type readSizeKey struct {
+// arena is the arrays of one read: its series and their float samples.
+type arena struct {
+	series []promql.Series
+	floats []promql.FPoint
+}
+
+func (a arena) size() int {
+	return cap(a.series)*int(unsafe.Sizeof(promql.Series{})) + cap(a.floats)*int(unsafe.Sizeof(promql.FPoint{}))
+}
+
+type arenaKey struct {
 	selector string
 	reach    int64 // ms
 }
 
-type readSize struct{ series, floats int }
+// maxKeptBytes bounds what readArenas keep between evaluations; reads beyond
+// it allocate afresh.
+const maxKeptBytes = 64 << 20
 
-func (s *readSizes) get(k readSizeKey) readSize {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.m[k]
+// take hands out k's arrays, emptied, if they are kept.
+func (a *readArenas) take(k arenaKey) arena {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	ar := a.free[k]
+	delete(a.free, k)
+	a.kept -= ar.size()
+	clear(ar.series) // let go of the last read's labels
+	return arena{series: ar.series[:0], floats: ar.floats[:0]}
 }
 
-func (s *readSizes) put(k readSizeKey, n readSize) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.m[k] = n
+// give keeps arena for k's next read, room permitting. Nothing may use it
+// after: it is called once the group evaluation that read it is over.
+func (a *readArenas) give(k arenaKey, ar arena) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if old, ok := a.free[k]; ok { // two groups read k at once: keep one
+		a.kept -= old.size()
+		delete(a.free, k)
+	}
+	if ar.size() == 0 || a.kept+ar.size() > maxKeptBytes {
+		return
+	}
+	a.free[k] = ar
+	a.kept += ar.size()
 }
 
 // sharedRead is one selector's series over [mint, maxt], decoded. Start
@@ -92,18 +123,31 @@ type sharedRead struct {
 	mint, maxt int64
 	series     []promql.Series
 	warnings   annotations.Annotations
+	// arena holds series and the float samples of every one; key names it.
+	arena arena
+	key   arenaKey
 }
 
 // shareGroupReads returns an evaluation function that evaluates a group as
 // Prometheus does, with the reads its rules have in common shared; lookback
 // is the rules' engine's lookback delta.
 func shareGroupReads(lookback time.Duration) rules.GroupEvalIterationFunc {
-	sizes := &readSizes{m: map[readSizeKey]readSize{}}
+	arenas := &readArenas{free: map[arenaKey]arena{}}
 	return func(ctx context.Context, g *rules.Group, ts time.Time) {
-		if shared := sharedSelectors(g.Rules(), lookback); len(shared) > 0 {
-			ctx = context.WithValue(ctx, groupReadsKey{}, &groupReads{shared: shared, sizes: sizes, reads: map[string][]*sharedRead{}})
+		shared := sharedSelectors(g.Rules(), lookback)
+		if len(shared) == 0 {
+			rules.DefaultEvalIterationFunc(ctx, g, ts)
+			return
 		}
-		rules.DefaultEvalIterationFunc(ctx, g, ts)
+		reads := &groupReads{shared: shared, arenas: arenas, reads: map[string][]*sharedRead{}}
+		rules.DefaultEvalIterationFunc(context.WithValue(ctx, groupReadsKey{}, reads), g, ts)
+		// The group's rules are evaluated and their results hold copies of
+		// what they read: the arrays can be decoded into again.
+		for _, rs := range reads.reads {
+			for _, r := range rs {
+				arenas.give(r.key, r.arena)
+			}
+		}
 	}
 }
 
@@ -224,8 +268,7 @@ func (q *sharingQuerier) Select(ctx context.Context, sortSeries bool, hints *sto
 			return storage.ErrSeriesSet(err)
 		}
 	}
-	size := readSizeKey{selector: key, reach: wide.End - wide.Start}
-	r, err := reads.load(wideStore.Select(ctx, sortSeries, &wide, ms...), size, sortSeries, wide.Start, wide.End)
+	r, err := reads.load(wideStore.Select(ctx, sortSeries, &wide, ms...), arenaKey{selector: key, reach: wide.End - wide.Start}, sortSeries, wide.Start, wide.End)
 	if err != nil {
 		return storage.ErrSeriesSet(err)
 	}
@@ -300,12 +343,12 @@ func (g *groupReads) reserve(n int) bool {
 }
 
 // load decodes ss; nil if the budget runs out part way (what was decoded is
-// dropped). The float samples of all its series share one array, sized as
-// the last read of the same selector and reach was.
-func (g *groupReads) load(ss storage.SeriesSet, size readSizeKey, sorted bool, mint, maxt int64) (*sharedRead, error) {
-	hint := g.sizes.get(size)
-	r := &sharedRead{sorted: sorted, mint: mint, maxt: maxt, series: make([]promql.Series, 0, hint.series)}
-	floats := make([]promql.FPoint, 0, hint.floats)
+// dropped). The float samples of all its series share one array: the one the
+// last read of the same selector and reach decoded into, if it was kept.
+func (g *groupReads) load(ss storage.SeriesSet, key arenaKey, sorted bool, mint, maxt int64) (*sharedRead, error) {
+	ar := g.arenas.take(key)
+	r := &sharedRead{sorted: sorted, mint: mint, maxt: maxt, key: key, series: ar.series}
+	floats := ar.floats
 	var it chunkenc.Iterator
 	for ss.Next() {
 		s := ss.At()
@@ -337,8 +380,7 @@ func (g *groupReads) load(ss storage.SeriesSet, size readSizeKey, sorted bool, m
 	if err := ss.Err(); err != nil {
 		return nil, err
 	}
-	r.warnings = ss.Warnings()
-	g.sizes.put(size, readSize{series: len(r.series), floats: len(floats)})
+	r.warnings, r.arena = ss.Warnings(), arena{series: r.series, floats: floats}
 	return r, nil
 }
 

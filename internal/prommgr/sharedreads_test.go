@@ -14,6 +14,7 @@ import (
 
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/model/value"
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/rules"
 	"github.com/prometheus/prometheus/storage"
@@ -81,8 +82,8 @@ func TestSharedReadsRecordWhatPrometheusRecords(t *testing.T) {
 	start := time.UnixMilli(1_000_000)
 	plain, shared := openLoadedTSDB(t, start), openLoadedTSDB(t, start)
 
-	plainReads := evalRules(t, file, plain, start, false)
-	sharedReads := evalRules(t, file, shared, start, true)
+	plainReads := evalRules(t, file, plain, start, false, nil)
+	sharedReads := evalRules(t, file, shared, start, true, nil)
 
 	want, got := dump(t, plain), dump(t, shared)
 	for _, name := range []string{"job:x:rate5m_after", "job:x:rate5m_before", "h:p99", "b:p99", "x:top", "ALERTS", "alerts:count"} {
@@ -90,6 +91,21 @@ func TestSharedReadsRecordWhatPrometheusRecords(t *testing.T) {
 			t.Fatalf("the rules recorded no %s: the test would compare nothing", name)
 		}
 	}
+	compareDumps(t, want, got)
+	// A rule reading an earlier recording rule of its group gets this
+	// evaluation's value.
+	if a, r := samplesOf(want, "job:x:rate5m_after"), samplesOf(want, "job:x:rate5m"); a != r {
+		t.Errorf("job:x:rate5m_after is not job:x:rate5m:\n%s\n%s", a, r)
+	}
+	if sharedReads*3 > plainReads*2 {
+		t.Errorf("the group read the store %d times with sharing, %d without: little shared", sharedReads, plainReads)
+	}
+}
+
+// compareDumps fails t unless got (shared reads) holds the very series and
+// samples of want (each rule reading for itself).
+func compareDumps(t *testing.T, want, got map[string]string) {
+	t.Helper()
 	if len(got) != len(want) {
 		t.Errorf("shared reads recorded %d series, Prometheus's way %d", len(got), len(want))
 	}
@@ -102,14 +118,6 @@ func TestSharedReadsRecordWhatPrometheusRecords(t *testing.T) {
 		if g != w {
 			t.Errorf("%s:\n shared reads: %s\n     each own: %s", series, g, w)
 		}
-	}
-	// A rule reading an earlier recording rule of its group gets this
-	// evaluation's value.
-	if a, r := samplesOf(want, "job:x:rate5m_after"), samplesOf(want, "job:x:rate5m"); a != r {
-		t.Errorf("job:x:rate5m_after is not job:x:rate5m:\n%s\n%s", a, r)
-	}
-	if sharedReads*3 > plainReads*2 {
-		t.Errorf("the group read the store %d times with sharing, %d without: little shared", sharedReads, plainReads)
 	}
 }
 
@@ -157,8 +165,9 @@ func openLoadedTSDB(t *testing.T, start time.Time) *tsdb.DB {
 
 // evalRules evaluates the rule file's group every 15 s for 10 minutes from
 // 6 minutes after start, as Prometheus's rules manager does, with or without
-// shared reads, and says how many times the rules read the store.
-func evalRules(t *testing.T, file string, db *tsdb.DB, start time.Time, share bool) int64 {
+// shared reads, and says how many times the rules read the store. before,
+// if set, runs before each evaluation (the i-th, at ts).
+func evalRules(t *testing.T, file string, db *tsdb.DB, start time.Time, share bool, before func(i int, ts time.Time)) int64 {
 	t.Helper()
 	counted := &countingQueryable{Queryable: db}
 	var q storage.Queryable = counted
@@ -183,7 +192,10 @@ func evalRules(t *testing.T, file string, db *tsdb.DB, start time.Time, share bo
 			a.SetRestored(true) // nothing to restore: a first start
 		}
 	}
-	for ts := start.Add(6 * time.Minute); ts.Before(start.Add(16 * time.Minute)); ts = ts.Add(15 * time.Second) {
+	for i, ts := 0, start.Add(6*time.Minute); ts.Before(start.Add(16 * time.Minute)); i, ts = i+1, ts.Add(15*time.Second) {
+		if before != nil {
+			before(i, ts)
+		}
 		iterate(context.Background(), g, ts)
 	}
 	for _, r := range g.Rules() {
@@ -276,4 +288,134 @@ type countingQuerier struct {
 func (c countingQuerier) Select(ctx context.Context, sortSeries bool, hints *storage.SelectHints, ms ...*labels.Matcher) storage.SeriesSet {
 	c.selects.Add(1)
 	return c.Querier.Select(ctx, sortSeries, hints, ms...)
+}
+
+// Rules over series written to between evaluations record what Prometheus
+// records: samples that arrive late but in order, out-of-order samples inside
+// the window, a stale marker, a series that stops and comes back, series that
+// come and go, and part of the head compacted into a block in between.
+const churnRules = `
+groups:
+  - name: shared
+    interval: 15s
+    rules:
+      - record: instance:y:rate1m
+        expr: sum by (instance) (rate(y[1m]))
+      - record: instance:y:rate5m
+        expr: sum by (instance) (rate(y[5m]))
+      - record: instance:y:max
+        expr: max by (instance) (y)
+      - record: y:count
+        expr: count(y)
+      - record: instance:y:count5m
+        expr: count_over_time(y[5m])
+      - record: instance:y:changes3m
+        expr: changes(y[3m])
+      - record: instance:y:last2m
+        expr: last_over_time(y[2m])
+`
+
+func TestSharedReadsFollowWritesBetweenEvaluations(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "rules.yml")
+	if err := os.WriteFile(file, []byte(churnRules), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	start := time.UnixMilli(1_000_000)
+	plain, shared := openChurnTSDB(t, start), openChurnTSDB(t, start)
+	var ooo, compacted int
+	before := func(db *tsdb.DB) func(int, time.Time) {
+		return func(i int, ts time.Time) {
+			ooo += writeChurn(t, db, start, i, ts)
+			if i == 20 { // the oldest minutes of the head go to a block
+				if err := db.CompactHead(tsdb.NewRangeHead(db.Head(), start.UnixMilli(), ts.Add(-4*time.Minute).UnixMilli())); err != nil {
+					t.Fatal(err)
+				}
+				compacted += len(db.Blocks())
+			}
+		}
+	}
+	plainReads := evalRules(t, file, plain, start, false, before(plain))
+	sharedReads := evalRules(t, file, shared, start, true, before(shared))
+	if ooo == 0 || compacted == 0 {
+		t.Fatalf("%d out-of-order samples accepted, %d blocks compacted: the test would not cover them", ooo, compacted)
+	}
+	if sharedReads >= plainReads {
+		t.Fatalf("the group read the store %d times with sharing, %d without: nothing shared", sharedReads, plainReads)
+	}
+	want, got := dump(t, plain), dump(t, shared)
+	for _, name := range []string{"instance:y:rate5m", "y:count", "instance:y:changes3m"} {
+		if countSeries(want, name) == 0 {
+			t.Fatalf("the rules recorded no %s: the test would compare nothing", name)
+		}
+	}
+	compareDumps(t, want, got)
+}
+
+// openChurnTSDB is a TSDB accepting samples up to 10 minutes out of order (as
+// Vispyr's metrics store does), with 6 minutes of y{instance="i0".."i9"}
+// before start+6m, 15 s apart.
+func openChurnTSDB(t *testing.T, start time.Time) *tsdb.DB {
+	t.Helper()
+	opts := tsdb.DefaultOptions()
+	opts.OutOfOrderTimeWindow = (10 * time.Minute).Milliseconds()
+	db, err := tsdb.Open(t.TempDir(), nil, nil, opts, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	app := db.AppenderV2(context.Background())
+	for ts := start; ts.Before(start.Add(6 * time.Minute)); ts = ts.Add(15 * time.Second) {
+		for k := 0; k < 10; k++ {
+			appendY(t, app, "i"+strconv.Itoa(k), ts.Add(-2*time.Second), float64(ts.Sub(start)/time.Second)*float64(k+1))
+		}
+	}
+	if err := app.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
+// writeChurn writes what arrives before the i-th evaluation, at ts, and says
+// how many samples were out of order.
+func writeChurn(t *testing.T, db *tsdb.DB, start time.Time, i int, ts time.Time) (ooo int) {
+	t.Helper()
+	app := db.AppenderV2(context.Background())
+	v := float64(ts.Sub(start) / time.Second)
+	for k := 0; k < 10; k++ {
+		inst := "i" + strconv.Itoa(k)
+		switch {
+		case k == 1 && i > 0: // late: the last round's sample, in order for its series
+			appendY(t, app, inst, ts.Add(-17*time.Second), (v-15)*2)
+		case k == 1:
+		case k == 3 && i == 8: // goes stale, then comes back at round 14
+			appendY(t, app, inst, ts.Add(-5*time.Second), math.Float64frombits(value.StaleNaN))
+		case k == 3 && i > 8 && i < 14:
+		case k == 5 && i >= 20 && i < 26: // stops without a marker, comes back
+		default:
+			appendY(t, app, inst, ts.Add(-2*time.Second), v*float64(k+1))
+		}
+	}
+	if i%7 == 3 { // out of order, inside every window
+		appendY(t, app, "i7", ts.Add(-2*time.Minute-time.Second), 1e6+v)
+		ooo++
+	}
+	if i%5 == 0 { // a series for three rounds
+		appendY(t, app, "n"+strconv.Itoa(i), ts.Add(-2*time.Second), v)
+	}
+	for j := i - 2; j < i; j++ {
+		if j >= 0 && j%5 == 0 {
+			appendY(t, app, "n"+strconv.Itoa(j), ts.Add(-2*time.Second), v)
+		}
+	}
+	if err := app.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	return ooo
+}
+
+func appendY(t *testing.T, app storage.AppenderV2, instance string, ts time.Time, v float64) {
+	t.Helper()
+	if _, err := app.Append(0, labels.FromStrings("__name__", "y", "instance", instance), 0, ts.UnixMilli(), v, nil, nil, storage.AOptions{}); err != nil {
+		t.Fatalf("append y{instance=%q} at %d: %v", instance, ts.UnixMilli(), err)
+	}
 }
