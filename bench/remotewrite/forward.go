@@ -63,8 +63,8 @@ func forwardTarget(name, bin, vmBin string, load *rwload.Load, front func(bin, d
 	}
 }
 
-func gatewayTarget(bin, vmBin string, load *rwload.Load) target {
-	return forwardTarget("vispyr-gateway", bin, vmBin, load, func(bin, dir, vmWrite string) (*proc.Server, string, string, error) {
+func gatewayTarget(name, bin, vmBin string, load *rwload.Load) target {
+	return forwardTarget(name, bin, vmBin, load, func(bin, dir, vmWrite string) (*proc.Server, string, string, error) {
 		gw, err := peers.Gateway(bin, dir, append([]string{"--forward.metrics.url=" + vmWrite}, vispyrExtraArgs...)...)
 		if err != nil {
 			return nil, "", "", err
@@ -73,9 +73,9 @@ func gatewayTarget(bin, vmBin string, load *rwload.Load) target {
 	})
 }
 
-// vmagentTarget runs vmagent with its persistent queue under the data dir
-// (it fsyncs its queue less often than Vispyr, which acknowledges only what
-// is fsync'd).
+// vmagentTarget runs vmagent with its persistent queue under the data dir,
+// as documented (-remoteWrite.tmpDataPath). Its acknowledgement is weaker
+// than the gateway's: see vmagentNote.
 func vmagentTarget(bin, vmBin string, load *rwload.Load) target {
 	return forwardTarget("vmagent", bin, vmBin, load, func(bin, dir, vmWrite string) (*proc.Server, string, string, error) {
 		addr, err := proc.FreeAddr()
@@ -91,6 +91,13 @@ func vmagentTarget(bin, vmBin string, load *rwload.Load) target {
 		return srv, u + "/api/v1/write", u + "/health", err
 	})
 }
+
+// vmagentNote is printed under the table when vmagent ran: what its
+// acknowledgement means, read in lib/persistentqueue (v1.151.0).
+const vmagentNote = `note: vmagent acknowledges a request once its blocks are in an in-memory queue; they reach
+      its persistent queue file only when that queue overflows, is not read for 5 s, or at
+      shutdown, and the file is flushed without fsync. vispyr gateway acknowledges a request
+      only once it is fdatasync'd in its queue (nothing acknowledged is lost on kill -9).`
 
 // vmagentBin is the vmagent binary (-vmagent).
 var vmagentBin string

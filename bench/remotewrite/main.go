@@ -110,11 +110,16 @@ func run(series, batch, senders, rounds int, interval time.Duration, names []str
 			case "victoria-metrics":
 				tg = victoriaMetricsTarget(peers.LookPath(vmBin))
 			case "vispyr-gateway":
-				tg = gatewayTarget(vispyrBin, peers.LookPath(vmBin), load)
+				tg = gatewayTarget(name, vispyrBin, peers.LookPath(vmBin), load)
 			case "vmagent":
 				tg = vmagentTarget(peers.LookPath(vmagentBin), peers.LookPath(vmBin), load)
 			default:
-				return fmt.Errorf("unknown target %q", name)
+				// vispyr-gateway@BIN: another build's gateway, side by side.
+				other, ok := strings.CutPrefix(name, "vispyr-gateway@")
+				if !ok {
+					return fmt.Errorf("unknown target %q", name)
+				}
+				tg = gatewayTarget(name, other, peers.LookPath(vmBin), load)
 			}
 			fmt.Printf("running %s (%s), run %d of %d…\n", name, tg.bin, i+1, repeat)
 			r, err := runTarget(tg, filepath.Join(work, fmt.Sprintf("%s-%d", name, i)), load)
@@ -242,6 +247,9 @@ func report(load *rwload.Load, names []string, runs map[string][]*result) {
 			line("  min", s, func(x stats.Summary) float64 { return x.Min })
 			line("  max", s, func(x stats.Summary) float64 { return x.Max })
 		}
+	}
+	if slices.Contains(names, "vmagent") {
+		fmt.Println(vmagentNote)
 	}
 	fmt.Println()
 	for _, s := range sums {

@@ -2,8 +2,10 @@ package forward
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/vispyr/vispyr/internal/pipeline"
 )
@@ -27,17 +29,48 @@ func overloaded(err error) error {
 // took the record get it twice; destinations merge such duplicates (same
 // series and timestamp, same span ID).
 func appendAll(queues []Queue, tenant string, body []byte) error {
-	return appendRecord(queues, encodeRecord(nil, tenant, body))
+	bp := recPool.Get().(*[]byte)
+	defer recPool.Put(bp)
+	*bp = encodeRecord(*bp, tenant, body)
+	return appendRecord(queues, *bp)
 }
 
+// appendCounted is appendAll of countedBody(items, raw), built in one buffer.
+func appendCounted(queues []Queue, tenant string, items int, raw []byte) error {
+	bp := recPool.Get().(*[]byte)
+	defer recPool.Put(bp)
+	rec := encodeRecord(*bp, tenant, nil)
+	rec = binary.AppendUvarint(rec, uint64(items))
+	*bp = append(rec, raw...)
+	return appendRecord(queues, *bp)
+}
+
+// appendRecord appends rec to every queue at once: each queue syncs on its
+// own, so destinations cost one sync's wait, not one each.
 func appendRecord(queues []Queue, rec []byte) error {
-	for _, q := range queues {
-		if err := q.Append(rec); err != nil {
-			if errors.Is(err, ErrQueueFull) {
-				return overloaded(err)
-			}
-			return fmt.Errorf("append to forward queue: %w", err)
+	if len(queues) == 1 {
+		return appendOne(queues[0], rec)
+	}
+	errs := make([]error, len(queues))
+	var wg sync.WaitGroup
+	for i, q := range queues {
+		wg.Go(func() { errs[i] = appendOne(q, rec) })
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err // the first queue's error first: an overload before a failure
 		}
+	}
+	return nil
+}
+
+func appendOne(q Queue, rec []byte) error {
+	if err := q.Append(rec); err != nil {
+		if errors.Is(err, ErrQueueFull) {
+			return overloaded(err)
+		}
+		return fmt.Errorf("append to forward queue: %w", err)
 	}
 	return nil
 }

@@ -34,7 +34,7 @@ func (l *Logs) ConsumeLogs(ctx context.Context, req *logpush.Request) error {
 	if n == 0 {
 		return nil
 	}
-	return appendAll(l.queues, tenantOf(ctx), countedBody(n, lokiPush(req)))
+	return appendCounted(l.queues, tenantOf(ctx), n, lokiPush(req))
 }
 
 // lokiPush encodes req as Loki's logproto.PushRequest: streams (1) of

@@ -41,7 +41,7 @@ func (t *Traces) ConsumeTraces(ctx context.Context, td ptrace.Traces) error {
 	if err != nil {
 		return fmt.Errorf("marshal forwarded spans: %w", err)
 	}
-	return appendAll(t.queues, tenantOf(ctx), countedBody(td.SpanCount(), raw))
+	return appendCounted(t.queues, tenantOf(ctx), td.SpanCount(), raw)
 }
 
 // countedBody prefixes a request body with its item count, so that the

@@ -129,7 +129,9 @@ func (p *pipe[U]) read(ctx context.Context) error {
 				case p.shards[i] <- c:
 				case <-ctx.Done():
 				}
-				chunks[i] = nil // the shard owns it now
+				// The shard owns it now; the next record's chunk likely
+				// holds as many units.
+				chunks[i] = make([]unit[U], 0, len(c))
 			}
 		}
 		p.tr.finish(pos, 1)

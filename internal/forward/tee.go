@@ -263,7 +263,7 @@ func TeeLogs(store pipeline.Logs, fwd *Logs) pipeline.Logs {
 			return err
 		}
 		if n > 0 {
-			if ferr := appendAll(fwd.queues, tenantOf(ctx), countedBody(n, body)); ferr != nil {
+			if ferr := appendCounted(fwd.queues, tenantOf(ctx), n, body); ferr != nil {
 				return ferr
 			}
 		}
