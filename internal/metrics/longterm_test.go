@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -21,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/value"
+	"github.com/prometheus/prometheus/tsdb/fileutil"
 
 	"github.com/vispyr/vispyr/internal/config"
 	"github.com/vispyr/vispyr/internal/pipeline"
@@ -202,6 +204,93 @@ func TestLongTermRetentionDropsOldDays(t *testing.T) {
 	if len(metas) != 1 || metas[0].MinTime < ltStart+24*ltHour {
 		t.Fatalf("after retention: %+v, want day 2 only", metas)
 	}
+}
+
+// Size retention counts both tiers and deletes long-term days, oldest
+// first, until they fit; a deleted day's disk comes back once the query
+// reading it ends (no file left, none still mapped), so the tenant's disk
+// is then within 110% of the data retained.
+func TestLongTermRetentionBySizeGivesTheDiskBack(t *testing.T) {
+	s := openLongTerm(t, t.TempDir(), true)
+	defer s.Close()
+	// Enough series that the files are large beside the file system's
+	// 4 KiB blocks, as a real tenant's are.
+	ctx := context.Background()
+	rnd := rand.New(rand.NewPCG(1, 2))
+	for ts := ltStart; ts < ltStart+ltSpan; ts += 60_000 {
+		app := s.Appender(ctx)
+		for i := 0; i < 300; i++ {
+			if _, err := app.Append(0, labels.FromStrings("__name__", "load", "cpu", strconv.Itoa(i)), ts, float64(rnd.IntN(10000))/100); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := app.Commit(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.DB().Compact(ctx); err != nil {
+		t.Fatal(err)
+	}
+	s.moveOld(ctx, s.def)
+	waitMoved(t, s)
+	ltDir := filepath.Join(s.DB().Dir(), longTermDir)
+	metas := s.def.lt.Metas()
+	if len(metas) != 2 {
+		t.Fatalf("%d long-term blocks, want 2", len(metas))
+	}
+	oldest := filepath.Join(ltDir, metas[0].ULID.String())
+	newestBytes, _ := fileutil.DirSize(filepath.Join(ltDir, metas[1].ULID.String()))
+	all, _ := fileutil.DirSize(s.DB().Dir())
+	tsdbBytes := all - s.def.lt.Size()
+	retained := tsdbBytes + newestBytes
+	s.cfg.RetentionSize = retained + newestBytes/2 // room for one day, not two
+
+	q := s.def.lt.Querier(metas[0].MinTime, metas[0].MaxTime) // a query reading the oldest day
+	s.longTermRetention(s.def)
+	if m := s.def.lt.Metas(); len(m) != 1 || m[0].ULID != metas[1].ULID {
+		t.Fatalf("after size retention: %+v, want the newest day only", m)
+	}
+	if _, err := os.Stat(oldest); err != nil {
+		t.Fatalf("the deleted day went while a query read it: %v", err)
+	}
+	if err := q.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(50 * time.Millisecond) {
+		if _, err := os.Stat(oldest); os.IsNotExist(err) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the deleted day's files are still there after its query ended")
+		}
+	}
+	if maps, err := os.ReadFile("/proc/self/maps"); err == nil && strings.Contains(string(maps), metas[0].ULID.String()) {
+		t.Fatal("the deleted day's files are still mapped: their disk is not given back")
+	}
+	disk := allocated(t, s.DB().Dir())
+	t.Logf("disk %d bytes, retained data %d, retention size %d", disk, retained, s.cfg.RetentionSize)
+	if disk*100 > retained*110 {
+		t.Fatalf("disk %d bytes is more than 110%% of the %d bytes retained", disk, retained)
+	}
+}
+
+// allocated is the disk dir's files take, as du counts it.
+func allocated(t *testing.T, dir string) int64 {
+	t.Helper()
+	var n int64
+	err := filepath.Walk(dir, func(_ string, fi os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok && !fi.IsDir() {
+			n += st.Blocks * 512
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
 
 // A child process moving blocks is killed with SIGKILL at a range of
