@@ -52,7 +52,7 @@ func RunGateway(ctx context.Context, cfg config.Config, logger *slog.Logger) err
 	}
 	l := cfg.Listen
 	warnUnauthenticated([]string{l.OTLPGRPC, l.OTLPHTTP, l.Prometheus, l.Pyroscope, l.PyroscopeIngest, l.Loki, l.Admin}, authn, logger)
-	setMemoryLimit(cfg.Limits, logger)
+	setMemoryLimit(ctx, cfg.Limits, logger)
 	serverTLS, certs, err := listenerTLS(cfg, logger)
 	if err != nil {
 		return err

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"log/slog"
 	"net"
 	"net/http"
@@ -95,8 +96,11 @@ func grpcOptions(lim config.Limits) []grpc.ServerOption {
 
 // setMemoryLimit makes limits.max_memory_bytes the Go runtime's soft memory
 // limit, so garbage (a request's buffers once answered) is collected before
-// the heap grows past the ceiling rather than at twice the live heap.
-func setMemoryLimit(lim config.Limits, logger *slog.Logger) {
+// the heap grows past the ceiling rather than at twice the live heap, and
+// keeps the collector's headroom below the ceiling at a quarter of the live
+// heap (limits.TuneGC) until ctx ends.
+func setMemoryLimit(ctx context.Context, lim config.Limits, logger *slog.Logger) {
+	limits.TuneGC(ctx, logger)
 	n := lim.MaxMemoryBytes
 	if n == 0 {
 		n = limits.DefaultMemoryLimit()

@@ -62,7 +62,7 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	}
 	l := cfg.Listen
 	warnUnauthenticated([]string{l.OTLPGRPC, l.OTLPHTTP, l.Prometheus, l.PyroscopeIngest, l.Pyroscope, l.Tempo, l.Loki, l.Faro, l.UI, l.Admin}, authn, logger)
-	setMemoryLimit(cfg.Limits, logger)
+	setMemoryLimit(ctx, cfg.Limits, logger)
 
 	// The disk guard looks before any store opens.
 	guard, err := openDataDir(cfg, ready, logger, reg)
