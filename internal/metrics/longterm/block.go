@@ -136,7 +136,7 @@ func openDownsampled(path string, res int64) (*downsampled, error) {
 		return nil, fmt.Errorf("long-term downsample file %s: bad magic", path)
 	}
 	n := binary.BigEndian.Uint64(b[len(b)-8:])
-	if n > uint64(len(b))/16 {
+	if n > uint64(len(b)-8-len(downsampleMagic))/16 { // the table fits after the magic
 		_ = f.Close()
 		return nil, fmt.Errorf("long-term downsample file %s: corrupt table", path)
 	}

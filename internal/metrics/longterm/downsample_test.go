@@ -2,9 +2,12 @@ package longterm
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"math"
 	"math/rand"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"testing"
@@ -231,4 +234,33 @@ func FuzzReadAggregate(f *testing.F) {
 			t.Fatalf("%d timestamps, %d values", len(ts), len(vs))
 		}
 	})
+}
+
+func TestCorruptDownsampleTableIsAnErrorNotAPanic(t *testing.T) {
+	_, s, _ := downsampledStore(t)
+	m := s.Metas()[0]
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(s.dir, m.ULID.String(), downsampleFile(300_000))
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Tables longer than the file, or reaching into its magic; the last
+	// one in a file cut to a multiple of 16 bytes, with one entry a byte.
+	cut := len(b) / 16 * 16
+	for _, n := range []uint64{1 << 62, 1 << 60, uint64(len(b)-8-len(downsampleMagic))/16 + 1, uint64(cut) / 16} {
+		if n == uint64(cut)/16 {
+			b = b[:cut]
+		}
+		binary.BigEndian.PutUint64(b[len(b)-8:], n)
+		if err := os.WriteFile(path, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if st, err := Open(s.dir, nil); err == nil {
+			_ = st.Close()
+			t.Fatalf("a table of %d series in %d bytes opened", n, len(b))
+		}
+	}
 }
