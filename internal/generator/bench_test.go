@@ -3,11 +3,12 @@ package generator
 import (
 	"context"
 	"fmt"
-	"syscall"
 	"testing"
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/vispyr/vispyr/internal/testpeer"
 )
 
 // benchBatch is a realistic export: requests through the checkout services
@@ -48,7 +49,7 @@ func BenchmarkConsumeTraces(b *testing.B) {
 	ctx := context.Background()
 	b.ReportAllocs()
 	b.ResetTimer()
-	cpu0 := cpuTime()
+	cpu0 := testpeer.CPUTime()
 	n := 0
 	for b.Loop() {
 		if err := g.ConsumeTraces(ctx, batches[n%len(batches)]); err != nil {
@@ -59,15 +60,7 @@ func BenchmarkConsumeTraces(b *testing.B) {
 		g.expire()
 	}
 	b.ReportMetric(float64(spans)*float64(b.N)/b.Elapsed().Seconds(), "spans/s")
-	b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(spans*b.N), "cpu-µs/span")
-}
-
-// cpuTime is the user+system CPU this process has used: unlike wall time it
-// does not depend on what else the machine runs.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	b.ReportMetric(float64((testpeer.CPUTime()-cpu0).Microseconds())/float64(spans*b.N), "cpu-µs/span")
 }
 
 // BenchmarkConsumeTracesSpanMetricsOnly isolates the span-metrics processor,
@@ -81,12 +74,12 @@ func BenchmarkConsumeTracesSpanMetricsOnly(b *testing.B) {
 	ctx := context.Background()
 	b.ReportAllocs()
 	b.ResetTimer()
-	cpu0 := cpuTime()
+	cpu0 := testpeer.CPUTime()
 	for b.Loop() {
 		_ = g.ConsumeTraces(ctx, td)
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(spans*b.N), "ns/span")
-	b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(spans*b.N), "cpu-µs/span")
+	b.ReportMetric(float64((testpeer.CPUTime()-cpu0).Microseconds())/float64(spans*b.N), "cpu-µs/span")
 }
 
 // BenchmarkDecodeOTLP is the baseline: unmarshalling the same spans from

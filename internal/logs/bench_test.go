@@ -6,13 +6,13 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
 
 	"github.com/vispyr/vispyr/internal/pipeline/logpush"
+	"github.com/vispyr/vispyr/internal/testpeer"
 )
 
 // BenchmarkIngest pushes batches of 1000 logfmt lines (~130 bytes) over 10
@@ -97,12 +97,12 @@ func BenchmarkReplay(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.StartTimer()
-		cpu0 := cpuTime()
+		cpu0 := testpeer.CPUTime()
 		s, err := Open(dir, cfg, discard())
 		if err != nil {
 			b.Fatal(err)
 		}
-		cpu += cpuTime() - cpu0
+		cpu += testpeer.CPUTime() - cpu0
 		b.StopTimer()
 		_ = s.Close()
 		b.StartTimer()
@@ -120,11 +120,4 @@ func walBytes(dir string) int64 {
 		}
 	}
 	return n
-}
-
-// cpuTime is the user+system CPU this process has used.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

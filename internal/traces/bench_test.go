@@ -19,6 +19,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/vispyr/vispyr/internal/pipeline"
+	"github.com/vispyr/vispyr/internal/testpeer"
 	"github.com/vispyr/vispyr/internal/traceql"
 )
 
@@ -102,7 +103,7 @@ func BenchmarkIngest(b *testing.B) {
 	var next atomic.Int64
 	b.ResetTimer()
 	start := time.Now()
-	cpu0 := cpuTime()
+	cpu0 := testpeer.CPUTime()
 	var wg sync.WaitGroup
 	for w := 0; w < writers; w++ {
 		wg.Add(1)
@@ -131,17 +132,10 @@ func BenchmarkIngest(b *testing.B) {
 	b.ReportMetric(float64(b.N)*1000/time.Since(start).Seconds(), "spans/s")
 	// CPU per span does not depend on what else the machine runs: on 2 idle cores
 	// the ceiling is about 2e6/cpu-µs spans/s.
-	b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(b.N*1000), "cpu-µs/span")
+	b.ReportMetric(float64((testpeer.CPUTime()-cpu0).Microseconds())/float64(b.N*1000), "cpu-µs/span")
 	var ru syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	b.ReportMetric(float64(ru.Maxrss)/1024, "maxrss-MB")
-}
-
-// cpuTime is the user+system CPU this process has used.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func isOverloaded(err error) bool { return err != nil && errorsIs(err, pipeline.ErrOverloaded) }
@@ -375,12 +369,12 @@ func BenchmarkReplay(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.StartTimer()
-		cpu0 := cpuTime()
+		cpu0 := testpeer.CPUTime()
 		s, err := Open(Config{MaxHeadBytes: 4 << 30}, dir, quiet, nil)
 		if err != nil {
 			b.Fatal(err)
 		}
-		cpu += cpuTime() - cpu0
+		cpu += testpeer.CPUTime() - cpu0
 		b.StopTimer()
 		_ = s.Close()
 		b.StartTimer()

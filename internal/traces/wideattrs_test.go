@@ -10,6 +10,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/vispyr/vispyr/internal/pipeline"
+	"github.com/vispyr/vispyr/internal/testpeer"
 	"github.com/vispyr/vispyr/internal/traceql"
 )
 
@@ -72,9 +73,9 @@ func wideSearchCPU(t *testing.T, attrs int) time.Duration {
 	}
 	least := time.Duration(1<<63 - 1)
 	for range 3 {
-		cpu0 := cpuTime()
+		cpu0 := testpeer.CPUTime()
 		res, _, err := s.Search(ctx, SearchRequest{Tenant: pipeline.DefaultTenant, Query: q, Limit: 20})
-		least = min(least, cpuTime()-cpu0)
+		least = min(least, testpeer.CPUTime()-cpu0)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -8,7 +8,6 @@ package otelcompare
 import (
 	"context"
 	"fmt"
-	"syscall"
 	"testing"
 	"time"
 
@@ -18,6 +17,8 @@ import (
 	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/vispyr/vispyr/internal/testpeer"
 )
 
 type spanSpec struct {
@@ -97,12 +98,6 @@ func benchBatch(first, requests int) ptrace.Traces {
 	return build(specs...)
 }
 
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
 // BenchmarkOTelSpanMetricsConnector: the Collector's spanmetrics connector
 // (default config, exemplars on) on the load of Vispyr's BenchmarkConsumeTraces.
 func BenchmarkOTelSpanMetricsConnector(b *testing.B) {
@@ -125,7 +120,7 @@ func BenchmarkOTelSpanMetricsConnector(b *testing.B) {
 	defer conn.Shutdown(ctx)
 	b.ReportAllocs()
 	b.ResetTimer()
-	cpu0 := cpuTime()
+	cpu0 := testpeer.CPUTime()
 	n := 0
 	for b.Loop() {
 		if err := conn.ConsumeTraces(ctx, batches[n%len(batches)]); err != nil {
@@ -134,5 +129,5 @@ func BenchmarkOTelSpanMetricsConnector(b *testing.B) {
 		n++
 	}
 	b.ReportMetric(float64(spans)*float64(b.N)/b.Elapsed().Seconds(), "spans/s")
-	b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(spans*b.N), "cpu-µs/span")
+	b.ReportMetric(float64((testpeer.CPUTime()-cpu0).Microseconds())/float64(spans*b.N), "cpu-µs/span")
 }

@@ -9,7 +9,6 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -21,6 +20,7 @@ import (
 
 	"github.com/vispyr/vispyr/internal/config"
 	"github.com/vispyr/vispyr/internal/metrics"
+	"github.com/vispyr/vispyr/internal/testpeer"
 )
 
 // The load of bench/remotewrite: 20k series of 5 labels, requests of 2k
@@ -106,7 +106,7 @@ func benchHandler(b *testing.B, impl string, v2, overHTTP bool) {
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
-	cpu0 := cpuTime()
+	cpu0 := testpeer.CPUTime()
 	start := time.Now()
 	var wg sync.WaitGroup
 	errs := make(chan error, benchSenders)
@@ -125,7 +125,7 @@ func benchHandler(b *testing.B, impl string, v2, overHTTP bool) {
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
-	cpu := cpuTime() - cpu0
+	cpu := testpeer.CPUTime() - cpu0
 	b.StopTimer()
 	close(errs)
 	for err := range errs {
@@ -189,15 +189,6 @@ func benchLoad(n int, v2 bool) [][][]byte {
 		}
 	}
 	return out
-}
-
-// cpuTime is the user and system CPU this process has used.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func encodeBench(req *prompb.WriteRequest, v2 bool) []byte {

@@ -7,9 +7,10 @@ import (
 	"net/http/httptest"
 	"os"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/vispyr/vispyr/internal/testpeer"
 )
 
 // BenchmarkIngestPprof posts a real 10-second Go CPU profile (gzipped pprof, as
@@ -25,13 +26,14 @@ func BenchmarkIngestPprof(b *testing.B) {
 	h := server(b, store).Config.Handler
 	var n atomic.Int64
 	b.SetParallelism(16) // 16 × GOMAXPROCS clients
-	start, cpu0 := time.Now(), cpuTime()
+	start, cpu0 := time.Now(), testpeer.CPUTime()
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			i := n.Add(1)
 			url := fmt.Sprintf("/ingest?format=pprof&name=svc-%d{pod=p%d}&from=%d", i%20, i%5, time.Now().Unix())
 			req := httptest.NewRequest(http.MethodPost, url, bytes.NewReader(raw))
+			req.Header.Set("Content-Type", "application/octet-stream") // as the SDKs send a bare profile
 			rec := httptest.NewRecorder()
 			h.ServeHTTP(rec, req)
 			if rec.Code != 200 {
@@ -42,14 +44,7 @@ func BenchmarkIngestPprof(b *testing.B) {
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "profiles/s")
 	// CPU time per profile does not depend on what else the machine runs; 2 cores
 	// can ingest about 2 s / cpu-per-profile profiles per second.
-	perProfile := (cpuTime() - cpu0) / time.Duration(b.N)
+	perProfile := (testpeer.CPUTime() - cpu0) / time.Duration(b.N)
 	b.ReportMetric(float64(perProfile.Microseconds()), "cpu-µs/profile")
 	b.ReportMetric(2*float64(time.Second)/float64(perProfile), "2core-capacity-profiles/s")
-}
-
-// cpuTime is the user+system CPU time this process has used.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
