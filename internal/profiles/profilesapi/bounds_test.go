@@ -75,7 +75,7 @@ func TestQueryMemoryBound(t *testing.T) {
 // TestMergeTimeout: a merge that outruns profiles.query_timeout ends with
 // deadline_exceeded naming the bound, rather than reading every block.
 func TestMergeTimeout(t *testing.T) {
-	store, start := manyBlocks(t, profiles.Config{QueryTimeout: time.Millisecond}, 30)
+	store, start := manyBlocks(t, profiles.Config{QueryTimeout: time.Nanosecond}, 30)
 	srv := httptest.NewServer(profilesapi.NewHandler(store, slog.New(slog.NewTextHandler(io.Discard, nil))))
 	defer srv.Close()
 	c := querierv1connect.NewQuerierServiceClient(http.DefaultClient, srv.URL)
@@ -84,7 +84,7 @@ func TestMergeTimeout(t *testing.T) {
 		ProfileTypeID: cpuType, LabelSelector: `{service_name="shop"}`,
 		Start: start.Add(-time.Minute).UnixMilli(), End: time.Now().UnixMilli(),
 	}))
-	if connect.CodeOf(err) != connect.CodeDeadlineExceeded || !strings.Contains(err.Error(), "profiles.query_timeout (1ms)") {
+	if connect.CodeOf(err) != connect.CodeDeadlineExceeded || !strings.Contains(err.Error(), "profiles.query_timeout (1ns)") {
 		t.Fatalf("merge past its timeout: %v, want deadline_exceeded naming profiles.query_timeout", err)
 	}
 }
