@@ -4,9 +4,11 @@ import (
 	"container/heap"
 	"context"
 	"fmt"
-	"github.com/grafana/regexp"
+	"maps"
 	"slices"
 	"strings"
+
+	"github.com/grafana/regexp"
 
 	"github.com/prometheus/prometheus/model/labels"
 )
@@ -239,7 +241,7 @@ func (s *Store) Labels(_ context.Context, tenantName string, start, end int64, m
 	for _, st := range s.streamsInRange(tenantName, start, end, ms) {
 		st.labels.Range(func(l labels.Label) { set[l.Name] = struct{}{} })
 	}
-	return sortedKeys(set), nil
+	return slices.Sorted(maps.Keys(set)), nil
 }
 
 // LabelValues implements Querier.
@@ -250,7 +252,7 @@ func (s *Store) LabelValues(_ context.Context, tenantName, name string, start, e
 			set[v] = struct{}{}
 		}
 	}
-	return sortedKeys(set), nil
+	return slices.Sorted(maps.Keys(set)), nil
 }
 
 // Series implements Querier.
@@ -341,13 +343,4 @@ func spreadChunk(m chunkMeta, start, end, step int64, add func(t int64, bytes, e
 		frac := (float64(b-a) + 1) / span
 		add(a, frac*float64(m.RawBytes), frac*float64(m.Entries))
 	}
-}
-
-func sortedKeys(m map[string]struct{}) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	slices.Sort(out)
-	return out
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -181,7 +182,7 @@ func (s *Store) LabelNames(sel Selector) []string {
 	s.forEachSeriesLabels(&sel, func(ls labels.Labels) {
 		ls.Range(func(l labels.Label) { seen[l.Name] = struct{}{} })
 	})
-	return sortedKeys(seen)
+	return slices.Sorted(maps.Keys(seen))
 }
 
 // LabelValues lists the values of label name over matching series, sorted.
@@ -192,7 +193,7 @@ func (s *Store) LabelValues(sel Selector, name string) []string {
 			seen[v] = struct{}{}
 		}
 	})
-	return sortedKeys(seen)
+	return slices.Sorted(maps.Keys(seen))
 }
 
 // Series returns the distinct label sets of matching series, reduced to names when
@@ -463,15 +464,6 @@ func (s *Store) Stats(tenant string) (ingested bool, oldest, newest int64) {
 		return false, 0, 0
 	}
 	return true, oldest, newest
-}
-
-func sortedKeys(m map[string]struct{}) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	slices.Sort(out)
-	return out
 }
 
 func compareStrings(a, b string) int {

@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -212,18 +214,9 @@ func TestTenantsAreSeparate(t *testing.T) {
 	}
 	sel := allTime("api")
 	sel.Tenant = "other"
-	if got := s.LabelNames(sel); len(got) == 0 || contains(got, labelTenant) {
+	if got := s.LabelNames(sel); len(got) == 0 || slices.Contains(got, labelTenant) {
 		t.Fatalf("label names = %v: want data, without the hidden tenant label", got)
 	}
-}
-
-func contains(ss []string, s string) bool {
-	for _, x := range ss {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 func TestConfigValidate(t *testing.T) {
@@ -233,13 +226,9 @@ func TestConfigValidate(t *testing.T) {
 		t.Fatalf("defaults invalid: %v", err)
 	}
 	c.Retention = time.Second
-	if err := c.Validate(); err == nil || !containsStr(err.Error(), "retention:") {
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "retention:") {
 		t.Fatalf("want error naming retention, got %v", err)
 	}
-}
-
-func containsStr(s, sub string) bool {
-	return len(sub) == 0 || (len(s) >= len(sub) && (s[:len(sub)] == sub || containsStr(s[1:], sub)))
 }
 
 // TestRunCutsHead runs the background loop with a short block duration and waits

@@ -158,7 +158,7 @@ func (s *Store) loadBlocks(ctx context.Context) error {
 		if len(parts) != 2 {
 			continue
 		}
-		if !contains(files, block.MetaName) {
+		if !slices.Contains(files, block.MetaName) {
 			s.logger.Warn("removing incomplete trace block", "block", dir)
 			for _, f := range files {
 				if err := s.be.Delete(ctx, dir+"/"+f); err != nil {
@@ -192,15 +192,6 @@ func (s *Store) loadBlocks(ctx context.Context) error {
 		sortBlocks(s.blocks[t])
 	}
 	return nil
-}
-
-func contains(list []string, v string) bool {
-	for _, x := range list {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }
 
 func sortBlocks(bs []*block.Reader) {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"net/http"
 	"net/url"
 	"sort"
 	"strconv"
@@ -101,16 +100,7 @@ func exposition(t *testing.T, body []byte, prefix string) map[string]float64 {
 
 func getExposition(t *testing.T, u, prefix string) map[string]float64 {
 	t.Helper()
-	resp, err := http.Get(u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != 200 {
-		t.Fatalf("GET %s: %s %s", u, resp.Status, b)
-	}
-	return exposition(t, b, prefix)
+	return exposition(t, mustGet(t, u), prefix)
 }
 
 // seriesDiff names the series one map has and the other lacks or holds at

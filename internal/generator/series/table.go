@@ -6,6 +6,7 @@ package series
 
 import (
 	"hash/maphash"
+	"slices"
 	"strings"
 )
 
@@ -45,7 +46,7 @@ func (t *Table[T]) Hash(values []string) uint64 {
 // Get returns the entry stored for values, or nil.
 func (t *Table[T]) Get(hash uint64, values []string) *T {
 	for n := t.m[hash]; n != nil; n = n.next {
-		if equal(n.values, values) {
+		if slices.Equal(n.values, values) {
 			return &n.entry
 		}
 	}
@@ -106,16 +107,4 @@ func (t *Table[T]) Range(f func(values []string, e *T) (keep bool)) {
 			t.m[h] = kept
 		}
 	}
-}
-
-func equal(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }

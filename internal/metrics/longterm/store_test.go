@@ -3,9 +3,11 @@ package longterm
 import (
 	"context"
 	"errors"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"testing"
 
@@ -140,7 +142,7 @@ func TestRewrittenBlocksAnswerAsTheTSDB(t *testing.T) {
 		got := s2.Querier(window[0], window[1])
 		for _, ms := range cases {
 			w, g := readAll(t, want, ms...), readAll(t, got, ms...)
-			if len(w) == 0 || !equalSeries(w, g) {
+			if len(w) == 0 || !maps.EqualFunc(w, g, slices.Equal[[]sample]) {
 				t.Errorf("window %v, %v: long-term answers %d series, TSDB %d, or samples differ", window, ms, len(g), len(w))
 			}
 		}
@@ -151,7 +153,7 @@ func TestRewrittenBlocksAnswerAsTheTSDB(t *testing.T) {
 		gn, _, _ := got.LabelNames(ctx, nil, cases[1]...)
 		wf, _, _ := want.LabelValues(ctx, "job", nil, cases[2]...)
 		gf, _, _ := got.LabelValues(ctx, "job", nil, cases[2]...)
-		if !equalStrings(wv, gv) || !equalStrings(wn, gn) || !equalStrings(wf, gf) {
+		if !slices.Equal(wv, gv) || !slices.Equal(wn, gn) || !slices.Equal(wf, gf) {
 			t.Errorf("labels differ: values %v vs %v, names %v vs %v, filtered %v vs %v", gv, wv, gn, wn, gf, wf)
 		}
 		_ = want.Close()
@@ -160,36 +162,6 @@ func TestRewrittenBlocksAnswerAsTheTSDB(t *testing.T) {
 	if q := s2.Querier(maxt+1, maxt+hour); q != nil {
 		t.Error("a querier past the blocks' time must be nil")
 	}
-}
-
-func equalSeries(a, b map[string][]sample) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, sa := range a {
-		sb := b[k]
-		if len(sa) != len(sb) {
-			return false
-		}
-		for i := range sa {
-			if sa[i] != sb[i] {
-				return false
-			}
-		}
-	}
-	return true
-}
-
-func equalStrings(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func TestBlocksWithNativeHistogramsStayInTheTSDB(t *testing.T) {
@@ -266,7 +238,7 @@ func TestDeleteOldestWaitsForReaders(t *testing.T) {
 	}
 	// The open querier still reads the deleted block.
 	after := readAll(t, q, labels.MustNewMatcher(labels.MatchEqual, "__name__", "odd_gauge"))
-	if !equalSeries(before, after) {
+	if !maps.EqualFunc(before, after, slices.Equal[[]sample]) {
 		t.Fatal("a querier lost data deleted under it")
 	}
 	_ = q.Close()
