@@ -2,7 +2,6 @@ package forward
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"sync"
@@ -35,13 +34,12 @@ func appendAll(queues []Queue, tenant string, body []byte) error {
 	return appendRecord(queues, *bp)
 }
 
-// appendCounted is appendAll of countedBody(items, raw), built in one buffer.
+// appendCounted is appendAll of a body counted by appendCountedBody, built
+// in one buffer.
 func appendCounted(queues []Queue, tenant string, items int, raw []byte) error {
 	bp := recPool.Get().(*[]byte)
 	defer recPool.Put(bp)
-	rec := encodeRecord(*bp, tenant, nil)
-	rec = binary.AppendUvarint(rec, uint64(items))
-	*bp = append(rec, raw...)
+	*bp = appendCountedBody(encodeRecord(*bp, tenant, nil), items, raw)
 	return appendRecord(queues, *bp)
 }
 

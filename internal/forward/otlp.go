@@ -44,11 +44,11 @@ func (t *Traces) ConsumeTraces(ctx context.Context, td ptrace.Traces) error {
 	return appendCounted(t.queues, tenantOf(ctx), td.SpanCount(), raw)
 }
 
-// countedBody prefixes a request body with its item count, so that the
-// sender batches by items without decoding.
-func countedBody(items int, raw []byte) []byte {
-	b := binary.AppendUvarint(make([]byte, 0, len(raw)+binary.MaxVarintLen64), uint64(items))
-	return append(b, raw...)
+// appendCountedBody appends a request body prefixed with its item count, so
+// that the sender batches by items without decoding.
+func appendCountedBody(dst []byte, items int, raw []byte) []byte {
+	dst = binary.AppendUvarint(dst, uint64(items))
+	return append(dst, raw...)
 }
 
 // concatCodec batches whole records by concatenating their protobuf bodies:

@@ -2,6 +2,7 @@ package forward
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"strings"
 
@@ -50,7 +51,7 @@ func (p *Profiles) record(b *profile.Batch) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("marshal forwarded profiles: %w", err)
 	}
-	return countedBody(len(b.Profiles), raw), nil
+	return appendCountedBody(make([]byte, 0, len(raw)+binary.MaxVarintLen64), len(b.Profiles), raw), nil
 }
 
 // pushPath is the connect route of Pyroscope's PusherService.Push.
