@@ -110,9 +110,7 @@ type query struct {
 	parts int
 
 	closeOnce sync.Once
-	mu        sync.Mutex
-	cancel    context.CancelFunc
-	stats     *stats.Statistics
+	live      rangeparts.Run
 }
 
 // part is one part's outcome, its matrix copied out of the engine's memory.
@@ -125,11 +123,8 @@ type part struct {
 // instead when a part has annotations or fails for any reason but the
 // request's end (a timeout or cancellation the whole query would meet too).
 func (q *query) Exec(ctx context.Context) *promql.Result {
-	ctx, cancel := context.WithCancel(ctx)
+	ctx, cancel := q.live.Start(ctx)
 	defer cancel()
-	q.mu.Lock()
-	q.cancel = cancel
-	q.mu.Unlock()
 
 	parts := make([]part, q.parts)
 	var wg sync.WaitGroup
@@ -154,7 +149,7 @@ func (q *query) Exec(ctx context.Context) *promql.Result {
 		}
 		mats = append(mats, m)
 	}
-	q.setStats(merge(parts))
+	q.live.SetStats(merge(parts))
 	return &promql.Result{Value: rangeparts.Join(mats)}
 }
 
@@ -187,7 +182,7 @@ func (q *query) run(ctx context.Context, from, to time.Time) part {
 // runWhole runs the query as built, unsplit.
 func (q *query) runWhole(ctx context.Context) *promql.Result {
 	res := q.whole.Exec(ctx)
-	q.setStats(q.whole.Stats())
+	q.live.SetStats(q.whole.Stats())
 	return res
 }
 
@@ -215,12 +210,6 @@ func merge(parts []part) *stats.Statistics {
 	return out
 }
 
-func (q *query) setStats(s *stats.Statistics) {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	q.stats = s
-}
-
 // Close releases the whole query built up front.
 func (q *query) Close() { q.closeOnce.Do(q.whole.Close) }
 
@@ -229,21 +218,10 @@ func (q *query) Statement() parser.Statement { return q.whole.Statement() }
 
 // Stats are the parts' sample counts summed, or the whole query's when it ran.
 func (q *query) Stats() *stats.Statistics {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if q.stats != nil {
-		return q.stats
-	}
-	return q.whole.Stats()
+	return q.live.Stats(q.whole.Stats)
 }
 
 // Cancel stops the parts (or the whole query) running.
-func (q *query) Cancel() {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if q.cancel != nil {
-		q.cancel()
-	}
-}
+func (q *query) Cancel() { q.live.Cancel() }
 
 func (q *query) String() string { return q.qs }

@@ -25,19 +25,14 @@ type query struct {
 	whole      promql.Query // the engine's query over the whole range
 
 	closeOnce sync.Once
-	mu        sync.Mutex
-	cancel    context.CancelFunc
-	stats     *stats.Statistics
+	live      rangeparts.Run
 }
 
 // Exec answers from the cached extent and runs the engine over the steps
 // before and after it.
 func (q *query) Exec(ctx context.Context) *promql.Result {
-	ctx, cancel := context.WithCancel(ctx)
+	ctx, cancel := q.live.Start(ctx)
 	defer cancel()
-	q.mu.Lock()
-	q.cancel = cancel
-	q.mu.Unlock()
 
 	p := q.plan
 	gen := q.e.store.generation(p.tenant)
@@ -153,9 +148,7 @@ func (q *query) runQuery(ctx context.Context, sub promql.Query) *result {
 		defer sub.Close()
 	}
 	res := sub.Exec(ctx)
-	q.mu.Lock()
-	q.stats = sub.Stats()
-	q.mu.Unlock()
+	q.live.SetStats(sub.Stats())
 	if m, ok := res.Value.(promql.Matrix); ok && res.Err == nil {
 		res = &promql.Result{Value: rangeparts.Copy(m), Warnings: res.Warnings}
 	}
@@ -188,21 +181,12 @@ func (q *query) Statement() parser.Statement { return q.whole.Statement() }
 // Stats are the statistics of the last engine query run (an empty set when
 // every step came from the cache).
 func (q *query) Stats() *stats.Statistics {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if q.stats != nil {
-		return q.stats
-	}
-	return &stats.Statistics{Timers: stats.NewQueryTimers(), Samples: stats.NewQuerySamples(false)}
+	return q.live.Stats(func() *stats.Statistics {
+		return &stats.Statistics{Timers: stats.NewQueryTimers(), Samples: stats.NewQuerySamples(false)}
+	})
 }
 
 // Cancel stops the engine query running.
-func (q *query) Cancel() {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if q.cancel != nil {
-		q.cancel()
-	}
-}
+func (q *query) Cancel() { q.live.Cancel() }
 
 func (q *query) String() string { return q.qs }
