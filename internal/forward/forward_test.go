@@ -2,6 +2,7 @@ package forward
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -21,6 +22,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
+	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/vispyr/vispyr/internal/pipeline"
 )
@@ -494,4 +496,45 @@ func TestHealthGauges(t *testing.T) {
 		h, l := gauges()
 		return h == 1 && l > firstOK, fmt.Sprintf("healthy=%v last success=%v (first %v) after recovery", h, l, firstOK)
 	})
+}
+
+// A request the receiver hands on as bytes reaches the destination as those
+// very bytes (a field the gateway knows nothing of included), with the
+// sender's tenant, and its spans count as items.
+func TestRawTracesForwardedAsSent(t *testing.T) {
+	var mu sync.Mutex
+	var bodies [][]byte
+	var tenants []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		defer mu.Unlock()
+		bodies = append(bodies, b)
+		tenants = append(tenants, r.Header.Get("X-Scope-OrgID"))
+	}))
+	defer srv.Close()
+	e := startEnv(t, srv.URL, fastQueue(), "")
+	td := ptrace.NewTraces()
+	spans := td.ResourceSpans().AppendEmpty().ScopeSpans().AppendEmpty().Spans()
+	for i := range 3 {
+		spans.AppendEmpty().SetName(fmt.Sprintf("raw-%d", i))
+	}
+	req, err := ptraceotlp.NewExportRequestFromTraces(td).MarshalProto()
+	if err != nil {
+		t.Fatal(err)
+	}
+	req = protowire.AppendVarint(protowire.AppendTag(req, 99, protowire.VarintType), 7)
+	if err := e.fwd.Traces.ConsumeRawTraces(pipeline.WithTenant(context.Background(), "team-x"), req, 3); err != nil {
+		t.Fatal(err)
+	}
+	// Counted once the destination's answer is in.
+	eventually(t, 10*time.Second, func() (bool, string) {
+		n := e.metric(t, "vispyr_forward_items_total", "signal", "traces")
+		return n == 3, fmt.Sprintf("vispyr_forward_items_total = %v, want 3", n)
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if len(bodies) != 1 || !bytes.Equal(bodies[0], req) || tenants[0] != "team-x" {
+		t.Fatalf("destination got %d requests, the first %x with tenant %q; want %x with team-x", len(bodies), bodies[0], tenants[0], req)
+	}
 }

@@ -28,20 +28,27 @@ type Traces struct {
 	queues []Queue
 }
 
-var _ pipeline.Traces = (*Traces)(nil)
+var _ pipeline.RawTraces = (*Traces)(nil)
 
 // ConsumeTraces queues td as one OTLP export request.
 func (t *Traces) ConsumeTraces(ctx context.Context, td ptrace.Traces) error {
-	for _, q := range t.queues {
-		if q.Full() {
-			return overloaded(ErrQueueFull)
-		}
+	if t.Full() {
+		return overloaded(ErrQueueFull)
 	}
 	raw, err := ptraceotlp.NewExportRequestFromTraces(td).MarshalProto()
 	if err != nil {
 		return fmt.Errorf("marshal forwarded spans: %w", err)
 	}
 	return appendCounted(t.queues, tenantOf(ctx), td.SpanCount(), raw)
+}
+
+// ConsumeRawTraces queues req, an export request the receiver checked, as it
+// came: the queue record holds the bytes the destinations will get.
+func (t *Traces) ConsumeRawTraces(ctx context.Context, req []byte, spans int) error {
+	if t.Full() {
+		return overloaded(ErrQueueFull)
+	}
+	return appendCounted(t.queues, tenantOf(ctx), spans, req)
 }
 
 // appendCountedBody appends a request body prefixed with its item count, so

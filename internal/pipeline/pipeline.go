@@ -22,6 +22,26 @@ type Traces interface {
 	ConsumeTraces(ctx context.Context, td ptrace.Traces) error
 }
 
+// RawTraces is implemented by a Traces consumer that can take an OTLP trace
+// export as the protobuf bytes it came in, sparing the receiver's decode and
+// its own re-encode: the trace forwarder queues the bytes as they are. A
+// consumer that needs decoded spans (a store, the span-metrics generator)
+// does not implement it, and neither does a fan-out to one.
+//
+// Receivers call ConsumeRawTraces instead of ConsumeTraces only with the
+// bytes of an ExportTraceServiceRequest that ptraceotlp's UnmarshalProto
+// accepts, that holds spans spans (pdata's SpanCount) and that uses none of
+// the deprecated fields pdata migrates on decoding
+// (instrumentation_library_spans): decoding req gives exactly the
+// ptrace.Traces ConsumeTraces would get. Unknown fields are kept, as any OTLP receiver ignores them.
+//
+// Ownership: req belongs to the caller and is reused once the call returns;
+// a consumer that keeps it copies it. Durability and errors: as Traces.
+type RawTraces interface {
+	Traces
+	ConsumeRawTraces(ctx context.Context, req []byte, spans int) error
+}
+
 // Metrics consumes decoded OTLP metrics, with the same durability promise as Traces.
 type Metrics interface {
 	ConsumeMetrics(ctx context.Context, md pmetric.Metrics) error

@@ -7,7 +7,9 @@ import (
 	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 
 	"github.com/vispyr/vispyr/internal/limits"
 	"github.com/vispyr/vispyr/internal/pipeline"
@@ -24,7 +26,13 @@ const bytesPerItem = 512
 func RegisterGRPC(srv *grpc.Server, traces pipeline.Traces, metrics pipeline.Metrics, inflight *limits.Inflight, opts ...Option) {
 	tel := newTelemetry(opts)
 	if traces != nil {
-		ptraceotlp.RegisterGRPCServer(srv, &grpcTraces{next: traces, inflight: inflight, tel: tel})
+		g := &grpcTraces{next: traces, inflight: inflight, tel: tel}
+		if raw, ok := traces.(pipeline.RawTraces); ok {
+			g.raw = raw
+			srv.RegisterService(&rawTraceService, g)
+		} else {
+			ptraceotlp.RegisterGRPCServer(srv, g)
+		}
 	}
 	if logs := logsOption(opts); logs != nil {
 		plogotlp.RegisterGRPCServer(srv, &grpcLogs{next: logs, inflight: inflight, tel: tel})
@@ -37,21 +45,49 @@ func RegisterGRPC(srv *grpc.Server, traces pipeline.Traces, metrics pipeline.Met
 type grpcTraces struct {
 	ptraceotlp.UnimplementedGRPCServer
 	next     pipeline.Traces
+	raw      pipeline.RawTraces // next, when it takes requests as bytes
 	inflight *limits.Inflight
 	tel      *telemetry
 }
 
 func (g *grpcTraces) Export(ctx context.Context, req ptraceotlp.ExportRequest) (ptraceotlp.ExportResponse, error) {
 	td := req.Traces()
-	cost := int64(td.SpanCount()) * bytesPerItem
+	return g.consume(ctx, td.SpanCount(), func(ctx context.Context) error { return g.next.ConsumeTraces(ctx, td) })
+}
+
+// exportRaw hands a request the walk accepted to the raw consumer; one the
+// walk sent to pdata takes the decoded path.
+func (g *grpcTraces) exportRaw(ctx context.Context, req *rawTraceRequest) (*rawMessage, error) {
+	var resp ptraceotlp.ExportResponse
+	var err error
+	if req.migrated {
+		resp, err = g.Export(ctx, req.decoded)
+	} else {
+		resp, err = g.consume(ctx, req.spans, func(ctx context.Context) error {
+			return g.raw.ConsumeRawTraces(ctx, req.body, req.spans)
+		})
+	}
+	if err != nil {
+		return nil, err
+	}
+	b, err := resp.MarshalProto()
+	if err != nil {
+		return nil, status.Error(codes.Internal, "encode response: "+err.Error())
+	}
+	return &rawMessage{b: b}, nil
+}
+
+// consume charges spans to the in-flight budget, calls next and answers as
+// OTLP asks: partial success in the response, errors as gRPC statuses.
+func (g *grpcTraces) consume(ctx context.Context, spans int, next func(context.Context) error) (ptraceotlp.ExportResponse, error) {
+	cost := int64(spans) * bytesPerItem
 	if !g.inflight.Acquire(cost) {
 		g.tel.reject("traces", "overloaded")
 		return ptraceotlp.NewExportResponse(), overloadedStatus("too much data being ingested at once; retry later")
 	}
 	defer g.inflight.Release(cost)
-	spans := td.SpanCount()
 	resp := ptraceotlp.NewExportResponse()
-	if err := g.next.ConsumeTraces(tenantContext(ctx), td); err != nil {
+	if err := next(tenantContext(ctx)); err != nil {
 		pe, ok := pipeline.AsPartial(err)
 		if !ok {
 			g.tel.reject("traces", reason(err))

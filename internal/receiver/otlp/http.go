@@ -72,16 +72,38 @@ func (h *HTTP) serveTraces(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer h.inflight.Release(cost)
+	ctx := pipeline.WithTenant(r.Context(), r.Header.Get("X-Scope-OrgID"))
+	if raw, ok := h.traces.(pipeline.RawTraces); ok && enc == encProto {
+		// The consumer takes the bytes: check them, count the spans and
+		// hand them on, unless pdata must migrate a deprecated field.
+		spans, legacy, err := walkTraces(body)
+		if err != nil {
+			h.refuseTraces(w, enc, decodeError(body, err))
+			return
+		}
+		if !legacy {
+			h.answerTraces(w, enc, spans, raw.ConsumeRawTraces(ctx, body, spans))
+			return
+		}
+	}
 	req := ptraceotlp.NewExportRequest()
 	if err := unmarshal(enc, body, req.UnmarshalProto, req.UnmarshalJSON); err != nil {
-		h.tel.reject("traces", "decode")
-		writeStatus(w, enc, http.StatusBadRequest, fmt.Sprintf("decode OTLP traces: %v", err))
+		h.refuseTraces(w, enc, err)
 		return
 	}
-	ctx := pipeline.WithTenant(r.Context(), r.Header.Get("X-Scope-OrgID"))
-	spans := req.Traces().SpanCount()
+	h.answerTraces(w, enc, req.Traces().SpanCount(), h.traces.ConsumeTraces(ctx, req.Traces()))
+}
+
+func (h *HTTP) refuseTraces(w http.ResponseWriter, enc encoding, decodeErr error) {
+	h.tel.reject("traces", "decode")
+	writeStatus(w, enc, http.StatusBadRequest, fmt.Sprintf("decode OTLP traces: %v", decodeErr))
+}
+
+// answerTraces answers the consumer's verdict on spans spans: OK, partial
+// success or an error status.
+func (h *HTTP) answerTraces(w http.ResponseWriter, enc encoding, spans int, err error) {
 	resp := ptraceotlp.NewExportResponse()
-	if err := h.traces.ConsumeTraces(ctx, req.Traces()); err != nil {
+	if err != nil {
 		pe, ok := pipeline.AsPartial(err)
 		if !ok {
 			h.tel.reject("traces", reason(err))

@@ -81,7 +81,13 @@ func sampleMetrics() pmetric.Metrics {
 	return md
 }
 
-func newTestHTTP(t *testing.T, rec *recorder, maxBytes int64, inflight *limits.Inflight) *httptest.Server {
+// tracesAndMetrics is a recorder, raw or not.
+type tracesAndMetrics interface {
+	pipeline.Traces
+	pipeline.Metrics
+}
+
+func newTestHTTP(t *testing.T, rec tracesAndMetrics, maxBytes int64, inflight *limits.Inflight) *httptest.Server {
 	t.Helper()
 	h := NewHTTP(rec, rec, maxBytes, inflight, slog.New(slog.DiscardHandler))
 	srv := httptest.NewServer(h.Handler())
