@@ -28,7 +28,8 @@ var vispyrListeners = []string{"metrics.listen-address", "otlp.grpc-address", "o
 
 // gatewayListeners are the `vispyr gateway` address flags.
 var gatewayListeners = []string{"metrics.listen-address", "otlp.grpc-address", "otlp.http-address",
-	"admin.listen-address", "health.listen-address", "pyroscope.listen-address", "pyroscope.ingest-address"}
+	"admin.listen-address", "health.listen-address", "pyroscope.listen-address", "pyroscope.ingest-address",
+	"loki.listen-address"}
 
 // Vispyr starts `bin serve` with extra flags appended.
 func Vispyr(bin, dir string, extra ...string) (*Started, error) {
