@@ -55,7 +55,10 @@ func New(cfg Config, dir string, open OpenQueue, logger *slog.Logger, reg promet
 		return q, nil
 	}
 	if len(cfg.Metrics) > 0 {
-		f.Metrics = &Metrics{dropFull: m.dropFull("metrics", cfg.Metrics)}
+		f.Metrics = &Metrics{dropFull: m.dropFull("metrics", cfg.Metrics), groups: groupCount(cfg.Metrics), maxItems: cfg.Metrics[0].Queue.MaxBatchItems}
+		for _, d := range cfg.Metrics {
+			f.Metrics.maxItems = min(f.Metrics.maxItems, d.Queue.MaxBatchItems)
+		}
 	}
 	for i := range cfg.Metrics {
 		d := &cfg.Metrics[i]
@@ -72,7 +75,7 @@ func New(cfg Config, dir string, open OpenQueue, logger *slog.Logger, reg promet
 			return nil, err
 		}
 		f.Metrics.queues = append(f.Metrics.queues, q)
-		f.runners = append(f.runners, newPipe[[]byte]("metrics", d, q, &rwCodec{v2: d.Protocol == "2.0", families: map[string]prompb.MetricMetadata{}}, s.send, m, logger))
+		f.runners = append(f.runners, newPipe[[]byte]("metrics", d, q, &rwCodec{v2: d.Protocol == "2.0", shards: d.Queue.Shards, maxItems: d.Queue.MaxBatchItems, families: map[string]prompb.MetricMetadata{}}, s.send, m, logger))
 	}
 	if len(cfg.Traces) > 0 {
 		f.Traces = &Traces{}

@@ -36,18 +36,21 @@ var (
 	}
 )
 
-// rwCodec reads queue records holding snappy-compressed v1 WriteRequests
-// and sends each series to one shard, keyed by its labels, so a series'
-// samples stay in order. A unit is one series, or one metric family's
-// metadata, as it is on the wire (its field tag, length and bytes): a batch
-// of them concatenated is a v1 WriteRequest, so forwarding v1 neither
-// decodes nor re-encodes a sample.
+// rwCodec reads queue records of v1 series and sends each series to one
+// shard, keyed by the hash of its label fields, so a series' samples stay in
+// order. A unit is a snappy block of series (and v1 metadata) fields for one
+// shard: blocks joined are a snappy-compressed v1 WriteRequest, so
+// forwarding v1 neither decodes nor re-encodes a sample. Grouped records
+// (rwgroup.go) are split into blocks already; the others (a
+// snappy-compressed WriteRequest) are decompressed and regrouped.
 //
 // Remote write 2.0 carries metadata per series: a v2 codec keeps the last
 // metadata of each family it read and sends it with every series of the
 // family, as Prometheus's queue does from its scrape cache.
 type rwCodec struct {
 	v2       bool
+	shards   int
+	maxItems int
 	mu       sync.Mutex
 	families map[string]prompb.MetricMetadata
 }
@@ -56,15 +59,71 @@ type rwCodec struct {
 const maxFamilies = 1 << 16
 
 func (c *rwCodec) split(body []byte, emit func(uint64, []byte, int, int64)) error {
-	raw, err := s2.Decode(nil, body)
-	if err != nil {
-		return fmt.Errorf("decode snappy: %w", err)
+	if isGrouped(body) {
+		return c.splitGrouped(body[len(groupedMagic):], emit)
 	}
-	meta := func(field []byte) { emit(xxhash.Sum64(field), field, 0, 0) }
+	raw, err := decodeBlock(nil, body)
+	if err != nil {
+		return err
+	}
+	gr := c.grouper(emit)
+	defer gr.release()
+	if err := c.regroup(gr, raw); err != nil {
+		return err
+	}
+	gr.finish()
+	return nil
+}
+
+// splitGrouped emits the blocks of a grouped body, on the shard of their
+// group when the shard count divides the group count, else regrouped.
+func (c *rwCodec) splitGrouped(body []byte, emit func(uint64, []byte, int, int64)) error {
+	var gr *grouper
+	var err error
+	rerr := readGroups(body, func(groups uint64, g group) {
+		if groups%uint64(c.shards) == 0 {
+			emit(g.g, g.block, g.items, g.newest)
+			return
+		}
+		if gr == nil {
+			gr = c.grouper(emit)
+		}
+		if err != nil {
+			return
+		}
+		var raw []byte
+		if raw, err = decodeBlock(nil, g.block); err == nil {
+			err = c.regroup(gr, raw)
+		}
+	})
+	if gr != nil {
+		defer gr.release()
+		if err == nil && rerr == nil {
+			gr.finish()
+		}
+	}
+	if rerr != nil {
+		return fmt.Errorf("read grouped record: %w", rerr)
+	}
+	return err
+}
+
+// grouper returns a grouper by shard whose blocks emit owns.
+func (c *rwCodec) grouper(emit func(uint64, []byte, int, int64)) *grouper {
+	return getGrouper(c.shards, c.maxItems, func(g int, block []byte, items int, newest int64) {
+		emit(uint64(g), slices.Clone(block), items, newest)
+	})
+}
+
+// regroup adds the series of the v1 WriteRequest raw to gr by shard, and its
+// metadata (kept by a v2 codec, sent on by a v1 one).
+func (c *rwCodec) regroup(gr *grouper, raw []byte) error {
+	n := uint64(c.shards)
+	meta := func(field []byte) { gr.add(int(xxhash.Sum64(field)%n), field, 0, 0) }
 	if c.v2 {
 		meta = c.keepMetadata
 	}
-	err = remotewrite.SplitV1(raw, func(s remotewrite.SeriesV1) { emit(s.Hash, s.Field, s.Items, s.Newest) }, meta)
+	err := remotewrite.SplitV1(raw, func(s remotewrite.SeriesV1) { gr.add(int(s.Hash%n), s.Field, s.Items, s.Newest) }, meta)
 	if err != nil {
 		return fmt.Errorf("decode write request: %w", err)
 	}
@@ -85,31 +144,35 @@ func (c *rwCodec) keepMetadata(field []byte) {
 	}
 }
 
-// rawPool holds the buffers that batches are concatenated in before snappy.
+// rawPool holds the buffers that v2 batches are decompressed in.
 var rawPool = sync.Pool{New: func() any { return new([]byte) }}
 
-func (c *rwCodec) encode(series [][]byte) ([]byte, error) {
+func (c *rwCodec) encode(blocks [][]byte) ([]byte, error) {
+	if !c.v2 {
+		return joinBlocks(blocks)
+	}
 	bp := rawPool.Get().(*[]byte)
 	defer rawPool.Put(bp)
 	raw := (*bp)[:0]
-	for _, s := range series {
-		raw = append(raw, s...)
+	for _, b := range blocks {
+		var err error
+		if raw, err = decodeBlock(raw, b); err != nil {
+			return nil, fmt.Errorf("queued block: %w", err)
+		}
 	}
 	*bp = raw
-	if c.v2 {
-		var req prompb.WriteRequest
-		if err := req.Unmarshal(raw); err != nil {
-			return nil, fmt.Errorf("decode queued series: %w", err)
-		}
-		c.mu.Lock()
-		v2 := toV2(req.Timeseries, c.families)
-		c.mu.Unlock()
-		var err error
-		if raw, err = v2.Marshal(); err != nil {
-			return nil, fmt.Errorf("marshal write request: %w", err)
-		}
+	var req prompb.WriteRequest
+	if err := req.Unmarshal(raw); err != nil {
+		return nil, fmt.Errorf("decode queued series: %w", err)
 	}
-	return s2.EncodeSnappy(nil, raw), nil
+	c.mu.Lock()
+	v2 := toV2(req.Timeseries, c.families)
+	c.mu.Unlock()
+	out, err := v2.Marshal()
+	if err != nil {
+		return nil, fmt.Errorf("marshal write request: %w", err)
+	}
+	return s2.EncodeSnappy(nil, out), nil
 }
 
 // toV2 re-encodes v1 series as a remote-write 2.0 request with its symbols
@@ -188,6 +251,9 @@ func symbolize(st *writev2.SymbolsTable, ls []prompb.Label, buf []uint32) []uint
 // are fsync'd in every destination's queue.
 type Metrics struct {
 	queues []Queue
+	// groups and maxItems shape grouped records: the least common multiple
+	// of the destinations' shard counts, the least max_batch_items.
+	groups, maxItems int
 	// dropFull counts samples whose copy a full queue refused while the
 	// local store kept them (serve's tee).
 	dropFull func(items int)
@@ -332,11 +398,13 @@ func (t *txn) Commit() error {
 	return appendAll(t.m.queues, t.tenant, s2.EncodeSnappy(nil, raw))
 }
 
-// AppendRawV1 queues a v1 WriteRequest's protobuf body as it came (the
-// remote-write receiver checked it: metrics.RawV1Appendable) in every
-// destination's queue, as the client compressed it when known, else
-// compressed once; it returns once that is fsync'd.
-func (m *Metrics) AppendRawV1(ctx context.Context, raw, compressed []byte) error {
+// AppendRawV1 queues the series of a v1 request as they came (the
+// remote-write receiver checked them: metrics.RawV1Appendable) in every
+// destination's queue, grouped for the shards (rwgroup.go); it returns once
+// that is fsync'd. A request with metadata is queued as the client
+// compressed it: remote-write clients send metadata in requests of their
+// own, and a v2 destination reads it before the series it describes.
+func (m *Metrics) AppendRawV1(ctx context.Context, req *remotewrite.Request) error {
 	for _, q := range m.queues {
 		if q.Full() {
 			return overloaded(ErrQueueFull)
@@ -344,11 +412,17 @@ func (m *Metrics) AppendRawV1(ctx context.Context, raw, compressed []byte) error
 	}
 	bp := recPool.Get().(*[]byte)
 	defer recPool.Put(bp)
-	rec := encodeRecord(*bp, tenantOf(ctx), compressed)
-	if compressed == nil {
+	rec := encodeRecord(*bp, tenantOf(ctx), nil)
+	ok := false
+	if len(req.MetadataV1()) == 0 {
+		rec, ok = appendGrouped(rec, req, m.groups, m.maxItems)
+	}
+	if !ok && req.Snappy() != nil {
+		rec = append(rec, req.Snappy()...)
+	} else if !ok {
 		n := len(rec)
-		rec = slices.Grow(rec, s2.MaxEncodedLen(len(raw)))
-		rec = rec[:n+len(s2.EncodeSnappy(rec[n:cap(rec)], raw))]
+		rec = slices.Grow(rec, s2.MaxEncodedLen(len(req.Raw())))
+		rec = rec[:n+len(s2.EncodeSnappy(rec[n:cap(rec)], req.Raw()))]
 	}
 	*bp = rec
 	return appendRecord(m.queues, rec)

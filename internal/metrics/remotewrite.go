@@ -174,7 +174,7 @@ func (h *RemoteWriteAppender) ConsumeSamples(ctx context.Context, req *remotewri
 	}
 
 	if raw, ok := h.app.(RawV1Appendable); ok && h.passesAsIs(req, sc.entries) {
-		if err := raw.AppendRawV1(ctx, req.Raw(), req.Snappy()); err != nil {
+		if err := raw.AppendRawV1(ctx, req); err != nil {
 			return remotewrite.Written{}, err
 		}
 		h.samples.WithLabelValues("sample").Add(float64(req.NumSamples()))
@@ -204,15 +204,15 @@ func (h *RemoteWriteAppender) ConsumeSamples(ctx context.Context, req *remotewri
 	return res.Written, res.err
 }
 
-// RawV1Appendable is an appendable that can take a v1 request's protobuf
-// body as it came (a forwarder's queue). ConsumeSamples hands it the requests
+// RawV1Appendable is an appendable that can take a v1 request's series as
+// they came (a forwarder's queue, which passes on each series' protobuf
+// field: remotewrite.Request.Field). ConsumeSamples hands it the requests
 // that the sample-by-sample path would take whole and unchanged: every series
-// already validated (in the cache), no native histogram (whose schema may be
-// reduced), every timestamp in bounds. compressed is raw snappy-compressed as
-// the client sent it (nil when unknown), so that it need not be compressed
-// again.
+// already validated (in the cache, so its labels are one run of fields:
+// Request.Key), no native histogram (whose schema may be reduced), every
+// timestamp in bounds.
 type RawV1Appendable interface {
-	AppendRawV1(ctx context.Context, raw, compressed []byte) error
+	AppendRawV1(ctx context.Context, req *remotewrite.Request) error
 }
 
 // MetadataV1Appender is an appender that takes a v1 request's metadata

@@ -48,6 +48,7 @@ type Sample struct {
 // series holds index ranges into the request's arenas.
 type series struct {
 	key           []byte // raw v1 label fields, the cache key; nil when not contiguous
+	field         []byte // v1: the whole Timeseries field (tag, length, message)
 	lbl, lblEnd   int    // labels (v1) or refs (v2)
 	smp, smpEnd   int
 	hist, histEnd int
@@ -110,6 +111,7 @@ func (r *Request) decodeV1(b []byte) error {
 			if err := r.decodeSeriesV1(b[start:end]); err != nil {
 				return err
 			}
+			r.series[len(r.series)-1].field = b[pre:end:end]
 			i = end
 		case 3:
 			if wt != 2 {

@@ -42,6 +42,11 @@ func (r *Request) Symbols() []string { return r.symbols }
 // Identical keys always decode to identical labels.
 func (r *Request) Key(i int) []byte { return r.series[i].key }
 
+// Field is the whole Timeseries field of v1 series i as it came (tag,
+// length, message; nil for v2): fields concatenated form a v1 WriteRequest,
+// so a forwarder can regroup series without encoding them again.
+func (r *Request) Field(i int) []byte { return r.series[i].field }
+
 // Labels returns the v1 labels of series i as sent (unsorted, unvalidated),
 // decoding them on first use; a malformed label field is an error.
 func (r *Request) Labels(i int) ([]Label, error) { return r.labelsOf(&r.series[i]) }

@@ -10,9 +10,11 @@ type SeriesV1 struct {
 	// fields concatenated form a v1 WriteRequest, so a forwarder can regroup
 	// series without decoding or re-encoding a sample.
 	Field []byte
-	// Hash is xxhash of the labels in wire order (name, 0xff, value, 0xff
-	// each): the same label set sent in the same order hashes the same in
-	// every request, so a forwarder can shard by it and keep order.
+	// Hash is xxhash of the label fields as they came (tag, length and
+	// Label bytes each, in wire order): the same label set encoded the same
+	// way hashes the same in every request, so a forwarder can shard by it
+	// and keep order. For labels not interrupted by other fields it is
+	// xxhash of Request.Key.
 	Hash uint64
 	// Items counts samples and histograms (not exemplars).
 	Items int
@@ -21,10 +23,8 @@ type SeriesV1 struct {
 	Newest int64
 }
 
-var labelSep = []byte{0xff}
-
 // SplitV1 calls fn with each series of the v1 WriteRequest b, in order,
-// without decoding samples, and meta (when not nil) with each metadata field
+// without decoding labels or samples, and meta (when not nil) with each metadata field
 // (tag, length and MetricMetadata bytes, as they came); unknown fields are
 // skipped. It walks the fields exactly as Decode does, so it accepts every
 // request that Decode (and the generated gogo code) accepts: a request the
@@ -71,8 +71,9 @@ func SplitV1(b []byte, fn func(SeriesV1), meta func(field []byte)) error {
 	return nil
 }
 
-// scanSeriesV1 hashes a TimeSeries' labels and counts its samples and
-// histograms, decoding only the last of each for its timestamp.
+// scanSeriesV1 hashes a TimeSeries' label fields and counts its samples and
+// histograms, decoding only the last of each for its timestamp. Labels are
+// not decoded: the receiver checked them.
 func scanSeriesV1(b []byte, d *xxhash.Digest) (SeriesV1, error) {
 	var s SeriesV1
 	var lastSample, lastHist []byte
@@ -101,14 +102,7 @@ func scanSeriesV1(b []byte, d *xxhash.Digest) (SeriesV1, error) {
 		i = end
 		switch num {
 		case 1:
-			l, err := decodeLabel(field)
-			if err != nil {
-				return s, err
-			}
-			_, _ = d.WriteString(l.Name)
-			_, _ = d.Write(labelSep)
-			_, _ = d.WriteString(l.Value)
-			_, _ = d.Write(labelSep)
+			_, _ = d.Write(b[pre:end])
 		case 2:
 			s.Items++
 			lastSample = field

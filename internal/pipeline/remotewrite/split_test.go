@@ -88,11 +88,11 @@ func checkSplitV1(raw []byte) error {
 	splitErr := SplitV1(raw, func(s SeriesV1) { got = append(got, s) }, func(f []byte) { meta = append(meta, f...) })
 	var want prompb.WriteRequest
 	if err := want.Unmarshal(raw); err != nil {
-		var r Request
-		if splitErr == nil && r.Decode(raw, false) == nil {
-			// SplitV1 may accept more than gogo (it decodes neither samples nor
-			// metadata), never less: Decode must refuse it, as gogo did.
-			return fmt.Errorf("gogo refuses (%v) but Decode accepts", err)
+		if splitErr == nil && receiverAccepts(raw) {
+			// SplitV1 may accept more than gogo (it decodes neither labels,
+			// samples nor metadata), never less: the receiver must refuse
+			// it, as gogo did.
+			return fmt.Errorf("gogo refuses (%v) but the receiver accepts", err)
 		}
 		return nil
 	}
@@ -101,6 +101,18 @@ func checkSplitV1(raw []byte) error {
 	}
 	if len(got) != len(want.Timeseries) {
 		return fmt.Errorf("%d series, gogo decodes %d", len(got), len(want.Timeseries))
+	}
+	var r Request
+	if err := r.Decode(raw, false); err != nil {
+		return fmt.Errorf("gogo decodes, Decode refuses: %w", err)
+	}
+	for i, s := range got {
+		if !bytes.Equal(r.Field(i), s.Field) {
+			return fmt.Errorf("series %d: Request.Field is %x, SplitV1's %x", i, r.Field(i), s.Field)
+		}
+		if k := r.Key(i); k != nil && xxhash.Sum64(k) != s.Hash {
+			return fmt.Errorf("series %d: Request.Key hashes to %x, SplitV1's hash is %x", i, xxhash.Sum64(k), s.Hash)
+		}
 	}
 	var all []byte
 	for i, s := range got {
@@ -112,7 +124,7 @@ func checkSplitV1(raw []byte) error {
 		if g, e := marshalled(&one.Timeseries[0]), marshalled(w); g != e {
 			return fmt.Errorf("series %d: field decodes to %s, gogo to %s", i, g, e)
 		}
-		if e := wireHash(w.Labels); s.Hash != e {
+		if e := wireHash(s.Field); s.Hash != e {
 			return fmt.Errorf("series %d: hash %x, labels hash to %x", i, s.Hash, e)
 		}
 		if e := len(w.Samples) + len(w.Histograms); s.Items != e {
@@ -141,11 +153,42 @@ func checkSplitV1(raw []byte) error {
 	return nil
 }
 
-// wireHash hashes decoded labels as SeriesV1.Hash says.
-func wireHash(ls []prompb.Label) uint64 {
+// receiverAccepts reports whether the receiver takes raw: Decode accepts
+// it and the labels of every series decode (the series cache decodes them
+// for series it does not know).
+func receiverAccepts(raw []byte) bool {
+	var r Request
+	if r.Decode(raw, false) != nil {
+		return false
+	}
+	for i := range r.Len() {
+		if _, err := r.Labels(i); err != nil {
+			return false
+		}
+	}
+	return true
+}
+
+// wireHash hashes the label fields of a Timeseries field as SeriesV1.Hash
+// says: each whole field 1 of the message, walked field by field.
+func wireHash(field []byte) uint64 {
+	_, _, next, _ := tag(field, 0)
+	start, end, _ := bytesField(field, next)
+	ts := field[start:end]
 	var b []byte
-	for _, l := range ls {
-		b = append(append(append(append(b, l.Name...), 0xff), l.Value...), 0xff)
+	for i := 0; i < len(ts); {
+		num, _, _, err := tag(ts, i)
+		if err != nil {
+			return 0
+		}
+		end, err := skipField(ts, i)
+		if err != nil {
+			return 0
+		}
+		if num == 1 {
+			b = append(b, ts[i:end]...)
+		}
+		i = end
 	}
 	return xxhash.Sum64(b)
 }
