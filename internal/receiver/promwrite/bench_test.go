@@ -2,6 +2,7 @@ package promwrite
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -19,6 +20,7 @@ import (
 	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
 
 	"github.com/vispyr/vispyr/internal/config"
+	"github.com/vispyr/vispyr/internal/forward"
 	"github.com/vispyr/vispyr/internal/metrics"
 	"github.com/vispyr/vispyr/internal/testpeer"
 )
@@ -43,7 +45,7 @@ func BenchmarkHandler(b *testing.B) {
 	}{
 		{name: "v1"}, {name: "v2", v2: true}, {name: "v1-http", http: true},
 	} {
-		for _, impl := range []string{"vispyr", "store", "stock"} {
+		for _, impl := range []string{"vispyr", "store", "stock", "gateway"} {
 			b.Run(c.name+"/"+impl, func(b *testing.B) {
 				benchHandler(b, impl, c.v2, c.http)
 			})
@@ -53,8 +55,10 @@ func BenchmarkHandler(b *testing.B) {
 
 // benchHandler runs impl: "vispyr" (this handler over a bare TSDB),
 // "store" (over the metrics store as served: the default tenant's TSDB
-// reached through the tenant dispatch, with the default tenant limits) or
-// "stock" (Prometheus's handler).
+// reached through the tenant dispatch, with the default tenant limits),
+// "stock" (Prometheus's handler) or "gateway" (over a forwarder, as vispyr
+// gateway serves it, whose destination discards what it gets: the CPU is the
+// forwarder's accept and send paths).
 func benchHandler(b *testing.B, impl string, v2, overHTTP bool) {
 	bodies := benchLoad(b.N, v2)
 	opts := Options{MaxRequestBytes: 64 << 20, MaxSeriesPerRequest: 100000}
@@ -71,6 +75,8 @@ func benchHandler(b *testing.B, impl string, v2, overHTTP bool) {
 		b.Cleanup(func() { _ = store.Close() })
 		reg := prometheus.NewRegistry()
 		h = NewHandler(store.RemoteWriteAppender(discard, reg), opts, discard, reg)
+	case "gateway":
+		h = gatewayHandler(b, opts)
 	default:
 		h = newStock(openDB(b, 0), opts)
 	}
@@ -135,6 +141,37 @@ func benchHandler(b *testing.B, impl string, v2, overHTTP bool) {
 	// Other processes share the machine: samples per CPU-second of this
 	// process is the steadier figure.
 	b.ReportMetric(float64(b.N*benchBatch)/cpu.Seconds(), "samples/cpu-s")
+}
+
+// gatewayHandler is the handler over a forwarder with one remote-write
+// destination, running until the benchmark ends.
+func gatewayHandler(b *testing.B, opts Options) http.Handler {
+	dest := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	b.Cleanup(dest.Close)
+	cfg := forward.Config{Metrics: []forward.Destination{{Name: "dest", URL: dest.URL}}}
+	if err := cfg.Validate(); err != nil {
+		b.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	fwd, err := forward.New(cfg, b.TempDir(), forward.OpenWALQueue(discard, reg), discard, reg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = fwd.Run(ctx)
+	}()
+	b.Cleanup(func() {
+		cancel()
+		<-done
+		_ = fwd.Close()
+	})
+	return NewHandler(metrics.NewRemoteWriteAppender(fwd.Metrics, discard, reg), opts, discard, reg)
 }
 
 type nopWriter struct {
