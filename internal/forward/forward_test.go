@@ -211,6 +211,40 @@ func TestRetriesServerErrors(t *testing.T) {
 	}
 }
 
+// The queue's gauges say what the queue holds at the scrape: right after the
+// acknowledgements, with the destination down, they count every request,
+// and once it is back they fall to zero only when the cursor has moved past
+// them (so a 0 can be trusted before a restart).
+func TestQueueGaugesAreLive(t *testing.T) {
+	var down atomic.Bool
+	down.Store(true)
+	c := &collector{spans: map[string]int{}, answer: func(int, http.ResponseWriter) int {
+		if down.Load() {
+			return http.StatusServiceUnavailable
+		}
+		return 0
+	}}
+	srv := httptest.NewServer(c)
+	defer srv.Close()
+	e := startEnv(t, srv.URL, fastQueue(), "")
+	e.send(t, "live", 7)
+	if r := e.metric(t, "vispyr_forward_queue_records"); r != 7 {
+		t.Errorf("vispyr_forward_queue_records right after 7 acknowledged requests = %v, want 7", r)
+	}
+	if b := e.metric(t, "vispyr_forward_queue_bytes"); b == 0 {
+		t.Error("vispyr_forward_queue_bytes = 0 with 7 requests queued")
+	}
+	down.Store(false)
+	e.delivered(t, c, 7)
+	eventually(t, 5*time.Second, func() (bool, string) {
+		r := e.metric(t, "vispyr_forward_queue_records")
+		return r == 0, fmt.Sprintf("queue still holds %v records after delivery", r)
+	})
+	if h := e.metric(t, "vispyr_forward_destination_healthy"); h != 1 {
+		t.Errorf("vispyr_forward_destination_healthy = %v after delivery, want 1", h)
+	}
+}
+
 // Retry-After is honoured: no request comes sooner than the destination
 // asked, whatever the back-off says.
 func TestHonoursRetryAfter(t *testing.T) {

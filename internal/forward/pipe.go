@@ -50,8 +50,6 @@ type pipe[U any] struct {
 	dropped                       *prometheus.CounterVec
 	duration                      prometheus.Observer
 	highestSent                   prometheus.Gauge
-	queueBytes, queueRecs         prometheus.Gauge
-	healthy, lastSuccess          prometheus.Gauge
 
 	loggedMu sync.Mutex
 	logged   map[string]bool // drop reasons already logged
@@ -65,8 +63,6 @@ func newPipe[U any](signal string, d *Destination, q Queue, c codec[U], send sen
 		tr:     newTracker(), logged: map[string]bool{},
 		items: m.items.With(l), failed: m.failed.With(l), retried: m.retried.With(l), bytes: m.bytes.With(l),
 		dropped: m.dropped.MustCurryWith(l), duration: m.duration.With(l), highestSent: m.highestSent.With(l),
-		queueBytes: m.queueBytes.With(l), queueRecs: m.queueRecs.With(l),
-		healthy: m.healthy.With(l), lastSuccess: m.lastSuccess.With(l),
 	}
 	m.shards.With(l).Set(float64(d.Queue.Shards))
 	p.shards = make([]chan []unit[U], d.Queue.Shards)
@@ -74,7 +70,7 @@ func newPipe[U any](signal string, d *Destination, q Queue, c codec[U], send sen
 		// A few records ahead per shard: a backlog stays on disk.
 		p.shards[i] = make(chan []unit[U], shardChunks)
 	}
-	p.updateQueueGauges()
+	m.queues.add(p.status)
 	return p
 }
 
@@ -269,17 +265,6 @@ func (p *pipe[U]) commit() {
 		if err := p.q.Commit(pos); err != nil {
 			p.logger.Error("commit forward queue cursor", "err", err)
 		}
-	}
-	p.updateQueueGauges()
-}
-
-func (p *pipe[U]) updateQueueGauges() {
-	s := p.status()
-	p.queueBytes.Set(float64(s.QueueBytes))
-	p.queueRecs.Set(float64(s.QueueRecords))
-	p.healthy.Set(boolFloat(s.Healthy))
-	if !s.LastSuccess.IsZero() {
-		p.lastSuccess.Set(float64(s.LastSuccess.UnixNano()) / 1e9)
 	}
 }
 
