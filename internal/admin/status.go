@@ -17,6 +17,9 @@ type Status struct {
 	// Destinations, when set, lists the forward destinations (gateway, or
 	// serve with forward:).
 	Destinations func() []Destination
+	// MetricsReplayBytes, when set, says how many bytes of metrics WAL still
+	// replay in the background (their samples are missing from queries).
+	MetricsReplayBytes func() int64
 }
 
 // Destination is one forward destination's health and backlog.
@@ -35,6 +38,7 @@ th{color:#666;font-weight:normal}h1{font-size:1.4em}</style></head>
 <tr><th>ready</th><td>{{.Ready}}</td></tr>
 <tr><th>up since</th><td>{{.Started.UTC.Format "2006-01-02 15:04:05 MST"}} ({{.Uptime}})</td></tr>
 <tr><th>data dir</th><td>{{.DataDir}}</td></tr>
+{{with .Replay}}<tr><th>metrics WAL replay</th><td>{{.}} MB still replaying in the background: recent metrics may be incomplete, rules wait</td></tr>{{end}}
 <tr><th>revision</th><td>{{.Revision}} ({{.GoVersion}})</td></tr>
 </table>
 <h2>Listeners</h2><table>{{range .Listeners}}<tr><th>{{index . 0}}</th><td>{{index . 1}}</td></tr>{{end}}</table>
@@ -56,8 +60,17 @@ func statusHandler(s Status, r *Readiness) http.HandlerFunc {
 			"Version": version.Version, "Revision": version.Revision, "GoVersion": version.GoVersion,
 			"Ready": r.Ready(), "Started": s.Started, "Uptime": time.Since(s.Started).Round(time.Second),
 			"DataDir": s.DataDir, "Listeners": s.Listeners, "Destinations": destinations(s),
+			"Replay": replayMB(s),
 		})
 	}
+}
+
+// replayMB is the metrics WAL still replaying, in MB rounded up; 0 when none.
+func replayMB(s Status) int64 {
+	if s.MetricsReplayBytes == nil {
+		return 0
+	}
+	return (s.MetricsReplayBytes() + 1<<20 - 1) >> 20
 }
 
 func destinations(s Status) []Destination {

@@ -112,6 +112,13 @@ type Metrics struct {
 	// -search.cacheTimestampOffset). Older writes drop what they touch.
 	ResultsCacheFreshness time.Duration `yaml:"results_cache_freshness"`
 
+	// BackgroundReplayMinWALBytes: a TSDB whose WAL, head chunks and head
+	// snapshot hold at least this many bytes at start-up moves them aside
+	// and opens at once with an empty head that takes writes, while they
+	// replay beside it into blocks; queries say the data is incomplete and
+	// rules wait until that ends. 0 always replays before ready.
+	BackgroundReplayMinWALBytes int64 `yaml:"background_replay_min_wal_bytes"`
+
 	// LongTerm is the long-term tier: old TSDB blocks rewritten into a
 	// format of about VictoriaMetrics' bytes per sample.
 	LongTerm LongTerm `yaml:"longterm"`
@@ -312,6 +319,8 @@ func Default() Config {
 			ResultsCacheMaxBytes:  256 << 20,
 			ResultsCacheFreshness: 5 * time.Minute,
 
+			BackgroundReplayMinWALBytes: 32 << 20,
+
 			LongTerm: LongTerm{Enabled: false, After: 24 * time.Hour},
 		},
 		Limits: Limits{
@@ -398,6 +407,8 @@ func (c Config) Validate() error {
 		return errors.New("metrics.results_cache_max_bytes: must not be negative")
 	case m.ResultsCacheFreshness < 0:
 		return errors.New("metrics.results_cache_freshness: must not be negative")
+	case m.BackgroundReplayMinWALBytes < 0:
+		return errors.New("metrics.background_replay_min_wal_bytes: must not be negative")
 	case m.LongTerm.Enabled && m.LongTerm.After <= 0:
 		return errors.New("metrics.longterm.after: must be positive")
 	}

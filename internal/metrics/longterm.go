@@ -177,16 +177,23 @@ func (s *Storage) longTermRetention(t *tenantDB) {
 }
 
 // querier is the tenant's TSDB and long-term blocks over [mint, maxt].
+// While a WAL of the tenant replays in the background, its answers carry a
+// warning (replay.go).
 func (t *tenantDB) querier(mint, maxt int64) (storage.Querier, error) {
+	warning := t.replayWarning()
 	q, err := t.db.Querier(mint, maxt)
-	if err != nil || t.lt == nil {
+	if err != nil {
 		return q, err
 	}
-	lq := t.lt.Querier(mint, maxt)
-	if lq == nil {
-		return q, nil
+	if t.lt != nil {
+		if lq := t.lt.Querier(mint, maxt); lq != nil {
+			q = storage.NewMergeQuerier([]storage.Querier{q, lq}, nil, storage.ChainedSeriesMerge)
+		}
 	}
-	return storage.NewMergeQuerier([]storage.Querier{q, lq}, nil, storage.ChainedSeriesMerge), nil
+	if warning != nil {
+		q = warnQuerier{q, warning}
+	}
+	return q, nil
 }
 
 // chunkQuerier is querier for chunks (remote read).

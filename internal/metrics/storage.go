@@ -19,7 +19,6 @@ import (
 	"github.com/prometheus/prometheus/storage"
 	otlptranslator "github.com/prometheus/prometheus/storage/remote/otlptranslator/prometheusremotewrite"
 	"github.com/prometheus/prometheus/tsdb"
-	"github.com/prometheus/prometheus/tsdb/fileutil"
 	"github.com/prometheus/prometheus/util/compression"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 
@@ -48,23 +47,28 @@ type Storage struct {
 
 	watch writeWatch // told the oldest timestamp of every commit (writewatch.go)
 
+	replays *replays // WALs replaying in the background (replay.go)
+
 	stopLongTerm context.CancelFunc // ends runLongTerm (longterm.go)
 	longTermDone chan struct{}
 }
 
 // Open opens (and replays the WAL of) the default tenant's TSDB under dataDir,
 // and those of the other tenants found there; lim holds the per-tenant limits.
+// A WAL of at least cfg.BackgroundReplayMinWALBytes replays in the
+// background instead (replay.go).
 func Open(cfg config.Metrics, lim config.Limits, dataDir string, logger *slog.Logger, reg prometheus.Registerer) (*Storage, error) {
 	s := &Storage{cfg: cfg, limits: lim, dataDir: dataDir, dir: filepath.Join(dataDir, "metrics"), logger: logger,
-		tenants: map[string]*tenantDB{}}
+		tenants: map[string]*tenantDB{}, replays: newReplays()}
 	start := time.Now()
-	walBytes, _ := fileutil.DirSize(filepath.Join(s.dir, "wal"))
-	logger.Info("opening metrics store; replaying WAL", "dir", s.dir, "wal_bytes", walBytes)
+	walBytes, _ := headBytes(s.dir)
+	logger.Info("opening metrics store", "dir", s.dir, "head_bytes", walBytes,
+		"background_replay_min_wal_bytes", cfg.BackgroundReplayMinWALBytes)
 	stopProgress := logOpening(logger, start, openingLogEvery)
 	// The other tenants' TSDBs open meanwhile: each replays its own WAL.
 	tenantsErr := make(chan error, 1)
 	go func() { tenantsErr <- s.openExistingTenants() }()
-	db, lt, err := s.openTSDB(s.dir, logger.With("component", "tsdb"), reg)
+	def, err := s.openTenantDB(pipeline.DefaultTenant, s.dir, logger.With("component", "tsdb"), reg)
 	terr := <-tenantsErr
 	stopProgress()
 	if err != nil {
@@ -73,13 +77,23 @@ func Open(cfg config.Metrics, lim config.Limits, dataDir string, logger *slog.Lo
 		}
 		return nil, errors.Join(fmt.Errorf("open tsdb: %w", err), terr)
 	}
-	s.def = &tenantDB{id: pipeline.DefaultTenant, db: db, lt: lt, limits: s.newTenantLimiter(pipeline.DefaultTenant)}
+	s.def = def
 	if terr != nil {
 		_ = s.Close()
 		return nil, terr
 	}
+	for _, t := range s.allTenants() {
+		if len(t.replayDirs) > 0 {
+			s.startReplay(t, t.replayDirs)
+		}
+	}
+	s.replays.opened()
+	promauto.With(reg).NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "vispyr_metrics_wal_replay_pending_bytes",
+		Help: "Bytes of metrics WAL (with head chunks and snapshot) still replaying in the background; their samples are missing from queries until then.",
+	}, func() float64 { return float64(s.replays.pending.Load()) })
 	logger.Info("metrics store ready", "dir", s.dir, "took", time.Since(start).Round(time.Millisecond),
-		"series", db.Head().NumSeries(), "tenants", len(s.tenants)+1)
+		"series", def.db.Head().NumSeries(), "tenants", len(s.tenants)+1, "background_replay_bytes", s.replays.pending.Load())
 
 	otlpCfg := promconfig.DefaultOTLPConfig
 	s.otlpSettings = otlptranslator.Settings{
@@ -168,12 +182,16 @@ func (s *Storage) Close() error {
 	s.mu.Lock()
 	s.closed = true
 	s.mu.Unlock()
+	s.replays.stop()
 	if s.stopLongTerm != nil {
 		s.stopLongTerm()
 		<-s.longTermDone
 	}
 	var errs []error
 	for _, t := range s.allTenants() {
+		if err := raiseWALFloor(t.db); err != nil {
+			errs = append(errs, fmt.Errorf("tenant %q: %w", t.id, err))
+		}
 		errs = append(errs, t.close())
 	}
 	return errors.Join(errs...)

@@ -3,13 +3,16 @@ package metrics
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/tsdb"
 
 	"github.com/vispyr/vispyr/internal/metrics/longterm"
@@ -95,6 +98,9 @@ type tenantDB struct {
 	db     *tsdb.DB
 	lt     *longterm.Store // nil unless metrics.longterm is on
 	limits *tenantLimiter
+
+	replayDirs []string     // WALs moved aside at open, oldest first (replay.go)
+	replaying  atomic.Int64 // bytes of them still replaying
 }
 
 // lookup returns the tenant's TSDB, or nil when the tenant never wrote: a read
@@ -133,6 +139,9 @@ func (s *Storage) tenant(id string) (*tenantDB, error) {
 		return nil, err
 	}
 	s.tenants[id] = t
+	if len(t.replayDirs) > 0 { // a tenant dir that appeared since start-up
+		s.startReplay(t, t.replayDirs)
+	}
 	return t, nil
 }
 
@@ -144,12 +153,32 @@ func (s *Storage) openTenant(id string) (*tenantDB, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create tenant %q metrics dir: %w", id, err)
 	}
-	db, lt, err := s.openTSDB(dir, s.logger.With("component", "tsdb", "tenant", id), nil)
+	t, err := s.openTenantDB(id, dir, s.logger.With("component", "tsdb", "tenant", id), nil)
 	if err != nil {
 		return nil, fmt.Errorf("open tenant %q tsdb: %w", id, err)
 	}
-	s.logger.Info("opened tenant metrics store", "tenant", id, "dir", dir, "series", db.Head().NumSeries())
-	return &tenantDB{id: id, db: db, lt: lt, limits: s.newTenantLimiter(id)}, nil
+	s.logger.Info("opened tenant metrics store", "tenant", id, "dir", dir, "series", t.db.Head().NumSeries())
+	return t, nil
+}
+
+// openTenantDB opens a tenant's TSDB in dir, first moving a WAL that is to
+// replay in the background aside (replay.go).
+func (s *Storage) openTenantDB(id, dir string, logger *slog.Logger, reg prometheus.Registerer) (*tenantDB, error) {
+	dirs, err := stageReplay(dir, s.cfg.BackgroundReplayMinWALBytes, logger)
+	if err != nil {
+		return nil, err
+	}
+	db, lt, err := s.openTSDB(dir, logger, reg)
+	if err != nil {
+		return nil, err
+	}
+	t := &tenantDB{id: id, db: db, lt: lt, limits: s.newTenantLimiter(id), replayDirs: dirs}
+	if len(dirs) > 0 {
+		if err := ensureWALFloor(db); err != nil {
+			return nil, errors.Join(err, t.close())
+		}
+	}
+	return t, nil
 }
 
 // openExistingTenants opens every tenant TSDB found under the data dir, so

@@ -55,6 +55,11 @@ type Options struct {
 	// API's, so a rule and the same query in the explorer agree.
 	LookbackDelta time.Duration
 	QueryTimeout  time.Duration
+	// RulesAfter, when set, holds rule evaluation back until it is closed:
+	// the metrics store closes it once the WAL it replays in the
+	// background is in, since rate windows and absent() over the missing
+	// range would record and alert wrongly. Scraping starts at once.
+	RulesAfter <-chan struct{}
 }
 
 // Manager owns the scrape, rules and notifier managers and their discovery.
@@ -76,6 +81,8 @@ type Manager struct {
 	lastReload   time.Time
 	reloadOK     prometheus.Gauge
 	reloadOKTime prometheus.Gauge
+	rulesStarted chan struct{} // closed once rules may evaluate (Options.RulesAfter)
+	loaded       bool          // the first Reload is done
 }
 
 // New builds the managers and loads the configuration once; a bad
@@ -85,7 +92,12 @@ func New(opts Options, db Storage, logger *slog.Logger, reg prometheus.Registere
 	if err != nil {
 		return nil, err
 	}
-	m := &Manager{opts: opts, logger: logger, externalURL: ext}
+	m := &Manager{opts: opts, logger: logger, externalURL: ext, rulesStarted: make(chan struct{})}
+	if m.opts.RulesAfter == nil {
+		open := make(chan struct{})
+		close(open)
+		m.opts.RulesAfter = open
+	}
 
 	sdMetrics, err := discovery.CreateAndRegisterSDMetrics(reg)
 	if err != nil {
@@ -165,7 +177,7 @@ func (m *Manager) Run(ctx context.Context) error {
 		func() { _ = m.notifySD.Run() },
 		func() { _ = m.scrape.Run(m.scrapeSD.SyncCh()) },
 		func() { m.notifier.Run(m.notifySD.SyncCh()) },
-		m.rules.Run,
+		func() { m.runRules(ctx) },
 	} {
 		wg.Add(1)
 		go func() { defer wg.Done(); f() }()
@@ -178,6 +190,24 @@ func (m *Manager) Run(ctx context.Context) error {
 	m.cancelSD()
 	wg.Wait()
 	return nil
+}
+
+// runRules evaluates the rules once Options.RulesAfter is closed. When ctx
+// ends first it starts them all the same: the groups see the stop at once,
+// and the rules manager's Stop waits for groups that started.
+func (m *Manager) runRules(ctx context.Context) {
+	select {
+	case <-m.opts.RulesAfter:
+	default:
+		m.logger.Info("rule evaluation waits for the metrics WAL replaying in the background")
+		select {
+		case <-m.opts.RulesAfter:
+			m.logger.Info("metrics WAL replayed; rule evaluation starts")
+		case <-ctx.Done():
+		}
+	}
+	close(m.rulesStarted)
+	m.rules.Run()
 }
 
 // Reload reads the configuration file and every rule file again and applies
@@ -238,9 +268,21 @@ func (m *Manager) Reload() (err error) {
 	if err := m.notifySD.ApplyConfig(nsd); err != nil {
 		errs = append(errs, fmt.Errorf("apply alertmanager discovery: %w", err))
 	}
+	// Groups that never started cannot be stopped by the rules manager, so
+	// a reload before rule evaluation starts waits for it (the first load
+	// has none to stop).
+	if m.loaded {
+		select {
+		case <-m.rulesStarted:
+		default:
+			m.logger.Info("the rules reload waits until rule evaluation starts, after the metrics WAL replay")
+			<-m.rulesStarted
+		}
+	}
 	if err := m.rules.Update(interval, files, cfg.GlobalConfig.ExternalLabels, ext, m.evalIteration()); err != nil {
 		errs = append(errs, fmt.Errorf("update rules: %w", err))
 	}
+	m.loaded = true
 	if len(errs) > 0 {
 		return errors.Join(errs...)
 	}

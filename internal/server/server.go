@@ -104,6 +104,7 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		Config: promCfg, DataDir: cfg.DataDir, AdminAddr: cfg.Listen.Admin, UIAddr: cfg.Listen.UI,
 		PrometheusAddr: cfg.Listen.Prometheus,
 		LookbackDelta:  cfg.Metrics.LookbackDelta, QueryTimeout: cfg.Metrics.QueryTimeout,
+		RulesAfter: metricStore.Replayed(),
 	}, guardedTSDB{tee.appendableV2(guard.AppendableV2("metrics", metricStore.DefaultAppendable())), metricStore.DB()}, logger.With("component", "prometheus"), reg)
 	if err != nil {
 		return err
@@ -168,7 +169,8 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		// and load-balancer probes (`vispyr healthcheck`) speak plain HTTP.
 		{"health", cfg.Listen.Health, admin.NewHealthHandler(ready, started)},
 	}
-	status := admin.Status{Started: started, DataDir: cfg.DataDir, Destinations: statusRows(fwd)}
+	status := admin.Status{Started: started, DataDir: cfg.DataDir, Destinations: statusRows(fwd),
+		MetricsReplayBytes: metricStore.ReplayPendingBytes}
 	for _, s := range append(servers, httpServer{name: "otlp_grpc", addr: cfg.Listen.OTLPGRPC}) {
 		if s.addr != "" {
 			status.Listeners = append(status.Listeners, [2]string{s.name, s.addr})

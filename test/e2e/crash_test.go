@@ -3,9 +3,11 @@ package e2e
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -60,6 +62,7 @@ func writeUntilError(v *harness.Vispyr, base time.Time, w, from, to int, progres
 // timestamp(ms) -> "w/s" -> value.
 func storedCrashSamples(t *testing.T, v *harness.Vispyr, base time.Time) map[int64]map[string]float64 {
 	t.Helper()
+	waitReplayed(t, v)
 	api := harness.NewAPI(v.MetricsURL(""))
 	at := base.Add(10 * time.Minute)
 	r := api.Get(t, "/api/v1/query", url.Values{"query": {"e2e_crash[15m]"}, "time": {harness.FormatTime(at)}}).MustSucceed(t)
@@ -77,6 +80,34 @@ func storedCrashSamples(t *testing.T, v *harness.Vispyr, base time.Time) map[int
 		}
 	}
 	return got
+}
+
+// waitReplayed waits until no metrics WAL replays in the background: until
+// then its samples are not in the answers.
+func waitReplayed(t *testing.T, v *harness.Vispyr) {
+	t.Helper()
+	const series = "vispyr_metrics_wal_replay_pending_bytes "
+	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(100 * time.Millisecond) {
+		resp, err := v.HTTPClient().Get(v.AdminURL("/metrics"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		i := strings.Index(string(b), "\n"+series)
+		if i < 0 {
+			t.Fatalf("no %s in Vispyr's /metrics", series)
+		}
+		if strings.HasPrefix(string(b[i+1+len(series):]), "0\n") {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the background WAL replay did not end")
+		}
+	}
 }
 
 func checkAcked(t *testing.T, got map[int64]map[string]float64, base time.Time, acked [][]int) {
@@ -117,7 +148,22 @@ func checkWriterAcked(t *testing.T, got map[int64]map[string]float64, base time.
 // written since.
 func TestCrashSafetyKill9(t *testing.T) {
 	t.Parallel()
-	v := harness.Start(t, harness.Options{})
+	crashSafetyKill9(t, harness.Start(t, harness.Options{}))
+}
+
+// The same when every start-up moves the metrics WAL aside and replays it
+// in the background while the fresh head takes the writes: each check runs
+// once the replay has ended, and finds every acknowledged sample.
+func TestCrashSafetyKill9BackgroundReplay(t *testing.T) {
+	t.Parallel()
+	v := harness.Start(t, harness.Options{Args: []string{"--metrics.background-replay-min-wal-bytes=1"}})
+	crashSafetyKill9(t, v)
+	if n := strings.Count(v.Tail(1<<22), "replaying a metrics WAL in the background"); n < 3 {
+		t.Errorf("%d background replays logged, want one per restart (3)", n)
+	}
+}
+
+func crashSafetyKill9(t *testing.T, v *harness.Vispyr) {
 	base := time.Now().Add(-5 * time.Minute).Truncate(time.Second)
 
 	acked := killDuringWrites(t, v, base, make([]int, crashWriters))

@@ -1,0 +1,348 @@
+package metrics
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"log/slog"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/storage"
+
+	"github.com/vispyr/vispyr/internal/config"
+	"github.com/vispyr/vispyr/internal/pipeline"
+)
+
+// replayTenants are the tenants the replay tests write: each has its own
+// TSDB and so its own background replay.
+var replayTenants = []string{pipeline.DefaultTenant, "acme"}
+
+// replayData writes span minutes of samples ending at end, 15 s apart, for
+// 50 series per tenant, a round of all series per commit, then some
+// out-of-order samples (within the default out-of-order window).
+func replayData(t testing.TB, s *Storage, end int64, span int64, name string) {
+	t.Helper()
+	for _, tenant := range replayTenants {
+		ctx := pipeline.WithTenant(context.Background(), tenant)
+		series := make([]labels.Labels, 50)
+		for i := range series {
+			series[i] = labels.FromStrings("__name__", name, "i", fmt.Sprint(i), "tenant", tenant)
+		}
+		commit := func(app storage.Appender) {
+			if err := app.Commit(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for ts := end - span*60_000; ts <= end; ts += 15_000 {
+			app := s.Appender(ctx)
+			for i, ls := range series {
+				if _, err := app.Append(0, ls, ts, math.Sin(float64(ts+int64(i)))*1e3); err != nil {
+					t.Fatal(err)
+				}
+			}
+			commit(app)
+		}
+		app := s.Appender(ctx)
+		for _, ls := range series {
+			for ts := end - 5*60_000 + 7_000; ts < end; ts += 60_000 {
+				if _, err := app.Append(0, ls, ts, float64(ts%1000)/7); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		commit(app)
+	}
+}
+
+// openReplayTest opens a store on dir replaying in the background any head
+// files of at least minBytes; the TSDB reloads its blocks every second.
+func openReplayTest(t testing.TB, dir string, minBytes int64) *Storage {
+	t.Helper()
+	saved := blockReloadInterval
+	blockReloadInterval = time.Second
+	defer func() { blockReloadInterval = saved }()
+	cfg := config.Default()
+	cfg.Metrics.BackgroundReplayMinWALBytes = minBytes
+	s, err := Open(cfg.Metrics, cfg.Limits, dir, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// crashCopy copies a running store's data dir, as a kill -9 would leave it.
+func crashCopy(t testing.TB, dir string) string {
+	t.Helper()
+	dst := t.TempDir()
+	for _, d := range []string{"metrics", tenantsDir} {
+		if out, err := exec.Command("cp", "-a", filepath.Join(dir, d), dst).CombinedOutput(); err != nil {
+			t.Fatalf("copy the running store: %v %s", err, out)
+		}
+	}
+	return dst
+}
+
+type sample struct {
+	t    int64
+	bits uint64
+}
+
+// allSamples is every sample of every tenant, by tenant and series.
+func allSamples(t testing.TB, s *Storage) map[string][]sample {
+	t.Helper()
+	out := map[string][]sample{}
+	for _, tenant := range replayTenants {
+		ctx := pipeline.WithTenant(context.Background(), tenant)
+		q, err := s.Querier(math.MinInt64, math.MaxInt64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		set := q.Select(ctx, true, nil, labels.MustNewMatcher(labels.MatchRegexp, "__name__", ".+"))
+		for set.Next() {
+			key := tenant + set.At().Labels().String()
+			it := set.At().Iterator(nil)
+			for it.Next() != 0 {
+				ts, v := it.At()
+				out[key] = append(out[key], sample{ts, math.Float64bits(v)})
+			}
+		}
+		if err := set.Err(); err != nil {
+			t.Fatal(err)
+		}
+		q.Close()
+	}
+	return out
+}
+
+// rangeQuery runs a PromQL range query over the data's span on the
+// default tenant.
+func rangeQuery(t testing.TB, s *Storage, expr string, end int64) (promql.Matrix, []string) {
+	t.Helper()
+	eng := promql.NewEngine(promql.EngineOpts{MaxSamples: 1e8, Timeout: time.Minute, LookbackDelta: 5 * time.Minute})
+	q, err := eng.NewRangeQuery(context.Background(), s, nil, expr, time.UnixMilli(end-160*60_000), time.UnixMilli(end+10*60_000), 15*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	res := q.Exec(context.Background())
+	if res.Err != nil {
+		t.Fatal(res.Err)
+	}
+	m, err := res.Matrix()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws, _ := res.Warnings.AsStrings(expr, 0, 0)
+	// Close hands the points back to the engine's pools: keep a copy.
+	out := make(promql.Matrix, len(m))
+	for i, s := range m {
+		out[i] = promql.Series{Metric: s.Metric, Floats: slices.Clone(s.Floats), Histograms: slices.Clone(s.Histograms)}
+	}
+	return out, ws
+}
+
+// pauseReplay stops every background replay at stage until the returned
+// func is called.
+func pauseReplay(t *testing.T, stage string) (release func()) {
+	gate := make(chan struct{})
+	saved := replayHook
+	replayHook = func(s string) {
+		if s == stage {
+			<-gate
+		}
+	}
+	var once sync.Once
+	release = func() { once.Do(func() { close(gate) }) }
+	t.Cleanup(func() { release(); replayHook = saved })
+	return release
+}
+
+// A store whose WAL is over the threshold opens with an empty head that
+// takes writes at once, while the WAL replays beside it; queries warn
+// until it has, and then every sample, old and new, answers exactly as
+// after a replay before ready.
+func TestBackgroundReplayAnswersAsForeground(t *testing.T) {
+	end := time.Now().Add(-time.Minute).UnixMilli()
+	dir := t.TempDir()
+	w := openReplayTest(t, dir, 0)
+	replayData(t, w, end, 150, "replay_test")
+	fore, back := crashCopy(t, dir), crashCopy(t, dir)
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	f := openReplayTest(t, fore, 0)
+	defer f.Close()
+	select {
+	case <-f.Replayed():
+	default:
+		t.Fatal("a foreground replay left a background one")
+	}
+	release := pauseReplay(t, "opened")
+	b := openReplayTest(t, back, 1)
+	defer b.Close()
+	if n := b.DB().Head().NumSeries(); n != 0 {
+		t.Fatalf("the fresh head holds %d series at open, want 0", n)
+	}
+	if b.ReplayPendingBytes() <= 0 {
+		t.Fatal("no bytes pending replay")
+	}
+	select {
+	case <-b.Replayed():
+		t.Fatal("replayed before the replay ran")
+	default:
+	}
+	_, ws := rangeQuery(t, b, "count(replay_test)", end)
+	if len(ws) != 1 || !strings.Contains(ws[0], "of WAL still replaying") {
+		t.Errorf("warnings during the replay: %q", ws)
+	}
+	// Writes land at once, in both stores alike.
+	for _, s := range []*Storage{f, b} {
+		replayData(t, s, end, 30, "replay_new")
+	}
+	release()
+	select {
+	case <-b.Replayed():
+	case <-time.After(time.Minute):
+		t.Fatal("the background replay did not end")
+	}
+	if b.ReplayPendingBytes() != 0 {
+		t.Errorf("%d bytes pending after the replay", b.ReplayPendingBytes())
+	}
+	if _, err := os.Stat(filepath.Join(back, "metrics", replayDirName, "1")); !os.IsNotExist(err) {
+		t.Errorf("the replay dir is still there: %v", err)
+	}
+	want, got := allSamples(t, f), allSamples(t, b)
+	if len(want) != 4*50 {
+		t.Fatalf("foreground: %d series, want %d", len(want), 4*50)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("background replay: %d series differ from the foreground replay's %d", len(got), len(want))
+	}
+	for _, expr := range []string{"sum by (i) (rate(replay_test[5m]))", "replay_test", "max_over_time(replay_new[10m])"} {
+		fm, _ := rangeQuery(t, f, expr, end)
+		bm, ws := rangeQuery(t, b, expr, end)
+		if len(fm) == 0 || !reflect.DeepEqual(fm, bm) {
+			t.Errorf("%s: background replay answers %d series, foreground %d, or they differ", expr, len(bm), len(fm))
+		}
+		if len(ws) != 0 {
+			t.Errorf("%s: warnings after the replay: %q", expr, ws)
+		}
+	}
+}
+
+// replayChildEnv makes the test binary a store that stops its background
+// replay at a stage and waits there to be killed.
+const replayChildEnv = "VISPYR_REPLAY_CHILD"
+
+func TestMain(m *testing.M) {
+	if v := os.Getenv(replayChildEnv); v != "" {
+		dir, stage, _ := strings.Cut(v, ",")
+		replayChild(dir, stage)
+		return
+	}
+	os.Exit(m.Run())
+}
+
+// replayChild opens the store, writes newer samples once it is open, says
+// so and waits at stage of the replay for the kill.
+func replayChild(dir, stage string) {
+	reached := make(chan struct{})
+	var once sync.Once
+	replayHook = func(s string) {
+		if s == stage {
+			once.Do(func() { close(reached) })
+			select {}
+		}
+	}
+	blockReloadInterval = time.Second
+	cfg := config.Default()
+	cfg.Metrics.BackgroundReplayMinWALBytes = 1
+	s, err := Open(cfg.Metrics, cfg.Limits, dir, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+	if err != nil {
+		fmt.Println("open:", err)
+		os.Exit(1)
+	}
+	end, _ := time.Parse(time.RFC3339Nano, os.Getenv("VISPYR_REPLAY_END"))
+	replayData(fakeTB{}, s, end.UnixMilli()+60_000, 30, "replay_new")
+	<-reached
+	fmt.Println("READY")
+	select {}
+}
+
+// fakeTB lets the child reuse replayData: any failure exits.
+type fakeTB struct{ testing.TB }
+
+func (fakeTB) Helper()                   {}
+func (fakeTB) Fatal(args ...any)         { fmt.Println(args...); os.Exit(1) }
+func (fakeTB) Fatalf(f string, a ...any) { fmt.Printf(f+"\n", a...); os.Exit(1) }
+
+// kill -9 at any step of a background replay loses nothing: the next start
+// replays the moved WAL again (with the WAL written since), and every
+// sample acknowledged before and during the replay answers.
+func TestBackgroundReplaySurvivesKill(t *testing.T) {
+	end := time.Now().Add(-time.Minute)
+	src := t.TempDir()
+	w := openReplayTest(t, src, 0)
+	replayData(t, w, end.UnixMilli(), 150, "replay_test")
+	ref := crashCopy(t, src)
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// The reference: the same data, replayed before ready, plus the child's writes.
+	r := openReplayTest(t, ref, 0)
+	replayData(t, r, end.UnixMilli()+60_000, 30, "replay_new")
+	want := allSamples(t, r)
+	r.Close()
+
+	for _, stage := range []string{"opened", "block", "loaded"} {
+		t.Run(stage, func(t *testing.T) {
+			dir := crashCopy(t, src)
+			cmd := exec.Command(os.Args[0], "-test.run=^$")
+			cmd.Env = append(os.Environ(), replayChildEnv+"="+dir+","+stage, "VISPYR_REPLAY_END="+end.Format(time.RFC3339Nano))
+			out, err := cmd.StdoutPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			line, _ := bufio.NewReader(out).ReadString('\n')
+			_ = cmd.Process.Kill() // SIGKILL
+			_ = cmd.Wait()
+			if line != "READY\n" {
+				t.Fatalf("child: %q", line)
+			}
+			s := openReplayTest(t, dir, 0)
+			defer s.Close()
+			select {
+			case <-s.Replayed():
+			case <-time.After(time.Minute):
+				t.Fatal("the replay after the kill did not end")
+			}
+			if got := allSamples(t, s); !reflect.DeepEqual(got, want) {
+				t.Errorf("after kill -9 at %q: %d series, want %d, or samples differ", stage, len(got), len(want))
+			}
+			// And once more, as a graceful restart would find it.
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			s = openReplayTest(t, dir, 0)
+			if got := allSamples(t, s); !reflect.DeepEqual(got, want) {
+				t.Errorf("restart after the replay: %d series, want %d, or samples differ", len(got), len(want))
+			}
+		})
+	}
+}
