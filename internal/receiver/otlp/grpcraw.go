@@ -3,6 +3,7 @@ package otlp
 import (
 	"bytes"
 	"context"
+	"sync"
 
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 	"google.golang.org/grpc"
@@ -33,6 +34,7 @@ func rawTraceExportHandler(srv any, ctx context.Context, dec func(any) error, in
 	if err := dec(in); err != nil {
 		return nil, err
 	}
+	defer in.release()
 	export := srv.(rawTraceExporter).exportRaw
 	if interceptor == nil {
 		return export(ctx, in)
@@ -48,12 +50,26 @@ func rawTraceExportHandler(srv any, ctx context.Context, dec func(any) error, in
 // (spans in a deprecated field), its decoded form.
 type rawTraceRequest struct {
 	body     []byte
+	buf      *[]byte // body's buffer, from bodies
 	spans    int
 	migrated bool // decoded holds the request, body nothing
 	decoded  ptraceotlp.ExportRequest
 }
 
-// UnmarshalProto keeps a copy of b: the codec reuses its buffer. A request
+// bodies are the buffers requests are copied into, reused: a request of
+// thousands of spans is hundreds of kB, garbage once the consumer returns
+// (RawTraces' consumers keep nothing).
+var bodies = sync.Pool{New: func() any { return new([]byte) }}
+
+// release gives body's buffer back once the request is answered.
+func (r *rawTraceRequest) release() {
+	if r.buf != nil {
+		bodies.Put(r.buf)
+		r.buf, r.body = nil, nil
+	}
+}
+
+// UnmarshalProto keeps a copy of b: the codec frees its buffer on return. A request
 // the walk refuses gets pdata's error, which gRPC answers as it did before
 // (INTERNAL, "grpc: error unmarshalling request: ...").
 func (r *rawTraceRequest) UnmarshalProto(b []byte) error {
@@ -65,7 +81,9 @@ func (r *rawTraceRequest) UnmarshalProto(b []byte) error {
 		r.migrated, r.decoded = true, ptraceotlp.NewExportRequest()
 		return r.decoded.UnmarshalProto(b)
 	}
-	r.body, r.spans = bytes.Clone(b), spans
+	r.buf = bodies.Get().(*[]byte)
+	*r.buf = append((*r.buf)[:0], b...)
+	r.body, r.spans = *r.buf, spans
 	return nil
 }
 

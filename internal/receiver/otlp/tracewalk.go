@@ -98,16 +98,23 @@ var schema = [...][]kind{
 	kKeyValueList: {kKeyValue},
 }
 
+// fieldKinds is schema as a table indexed by message and field number.
+var fieldKinds = func() (t [len(schema)][17]kind) {
+	for m, fields := range schema {
+		copy(t[m][1:], fields)
+	}
+	return t
+}()
+
 // fieldKind is what field num of message m holds.
 func fieldKind(m kind, num int32) kind {
+	if uint32(num) < uint32(len(fieldKinds[0])) {
+		return fieldKinds[m][num]
+	}
 	if m == kResourceSpans && num == 1000 {
 		return kLegacyScopeSpans
 	}
-	fields := schema[m]
-	if num < 1 || int(num) > len(fields) {
-		return kUnknown
-	}
-	return fields[num-1]
+	return kUnknown
 }
 
 // wireType is the wire type pdata requires of a known field of kind k.
@@ -135,22 +142,32 @@ type traceWalker struct{ resource resourceCount }
 // walk checks b as a message m, recursing into its known message fields.
 func (w *traceWalker) walk(b []byte, m kind) error {
 	for pos := 0; pos < len(b); {
-		num, typ, next, err := consumeTag(b, pos)
-		if err != nil {
+		var num int32
+		var typ protowire.Type
+		var next int
+		var err error
+		if c := b[pos]; c >= 1<<3 && c < 0x80 { // consumeTag's common case, inlined
+			num, typ, next = int32(c>>3), protowire.Type(c&7), pos+1
+		} else if num, typ, next, err = consumeLongTag(b, pos); err != nil {
 			return err
 		}
 		k := fieldKind(m, num)
-		if k == kUnknown {
-			if pos, err = skipField(b, next, typ); err != nil {
-				return err
+		switch {
+		case k == kUnknown:
+			pos, err = skipField(b, next, typ)
+		case typ != k.wireType():
+			return errWireType
+		case typ == protowire.BytesType:
+			// Most fields: strings, IDs and messages, only the last two
+			// of which need a look inside.
+			var v []byte
+			if v, pos, err = consumeBytes(b, next); err == nil && k > kBytes {
+				err = w.check(m, k, v)
 			}
-			continue
+		default:
+			_, pos, err = consumeField(b, next, typ, typ)
 		}
-		var v []byte
-		if v, pos, err = consumeField(b, next, typ, k.wireType()); err != nil {
-			return err
-		}
-		if err := w.check(m, k, v); err != nil {
+		if err != nil {
 			return err
 		}
 	}
@@ -166,12 +183,10 @@ func idLength(v []byte, want int) error {
 	return nil
 }
 
-// check checks the value v of a known field of kind k in message m and
-// counts what SpanCount counts.
+// check checks the value v of a trace or span ID or a message field of kind
+// k in message m, and counts what SpanCount counts.
 func (w *traceWalker) check(m, k kind, v []byte) error {
 	switch k {
-	case kVarint, kFixed32, kFixed64, kBytes:
-		return nil
 	case kTraceID:
 		return idLength(v, 16)
 	case kSpanID:
@@ -201,6 +216,14 @@ var (
 // consumeTag reads a tag as pdata does: the field number is the varint
 // shifted right by 3 and truncated to int32, and must be positive.
 func consumeTag(b []byte, pos int) (int32, protowire.Type, int, error) {
+	if pos < len(b) && b[pos] >= 1<<3 && b[pos] < 0x80 { // fields 1 to 15: inlined
+		return int32(b[pos] >> 3), protowire.Type(b[pos] & 7), pos + 1, nil
+	}
+	return consumeLongTag(b, pos)
+}
+
+//go:noinline
+func consumeLongTag(b []byte, pos int) (int32, protowire.Type, int, error) {
 	t, pos, err := consumeVarint(b, pos)
 	if err != nil {
 		return 0, 0, 0, err
@@ -215,9 +238,14 @@ func consumeTag(b []byte, pos int) (int32, protowire.Type, int, error) {
 // consumeVarint reads up to ten bytes as pdata does: bits past the 64th are
 // dropped, not refused as protowire.ConsumeVarint refuses them.
 func consumeVarint(b []byte, pos int) (uint64, int, error) {
-	if pos < len(b) && b[pos] < 0x80 {
+	if pos < len(b) && b[pos] < 0x80 { // one byte: inlined
 		return uint64(b[pos]), pos + 1, nil
 	}
+	return consumeLongVarint(b, pos)
+}
+
+//go:noinline
+func consumeLongVarint(b []byte, pos int) (uint64, int, error) {
 	var v uint64
 	for shift := uint(0); shift < 64; shift += 7 {
 		if pos >= len(b) {
@@ -248,6 +276,11 @@ func consumeField(b []byte, pos int, typ, want protowire.Type) ([]byte, int, err
 	case protowire.Fixed64Type:
 		return fixed(b, pos, 8)
 	}
+	return consumeBytes(b, pos)
+}
+
+// consumeBytes reads a length-delimited value.
+func consumeBytes(b []byte, pos int) ([]byte, int, error) {
 	n, pos, err := consumeVarint(b, pos)
 	if err != nil {
 		return nil, 0, err
