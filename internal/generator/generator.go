@@ -75,6 +75,13 @@ func (c *Config) Validate() error {
 	return nil
 }
 
+// Enabled reports whether any processor is on: a generator with none
+// derives nothing, so the gateway leaves it out of the trace path (which
+// then forwards requests without decoding them).
+func (c *Config) Enabled() bool {
+	return !c.DisableSpanMetrics || !c.DisableServiceGraph || c.OTelSpanMetrics.Enabled
+}
+
 // expireEvery is how often unpaired service-graph edges are checked, so an
 // edge expires at most this long after its wait.
 const expireEvery = time.Second

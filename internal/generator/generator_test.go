@@ -489,3 +489,25 @@ func TestRestartKeepsRatesRight(t *testing.T) {
 		t.Errorf("increase across the restart = %v, want 15 extrapolated to at most %v", v, 15*40.0/35)
 	}
 }
+
+// A generator whose config is not Enabled writes nothing, whatever it is
+// fed, so leaving it out loses nothing; each processor alone enables it.
+func TestEnabledMeansSomethingIsWritten(t *testing.T) {
+	off := defaultConfig()
+	off.DisableSpanMetrics, off.DisableServiceGraph = true, true
+	graphOnly, spansOnly, otelOnly := off, off, off
+	graphOnly.DisableServiceGraph = false
+	spansOnly.DisableSpanMetrics = false
+	otelOnly.OTelSpanMetrics.Enabled = true
+	for name, cfg := range map[string]Config{"off": off, "service graph": graphOnly, "span metrics": spansOnly, "otel span metrics": otelOnly} {
+		e := newEnv(t, cfg)
+		e.clock.Add(5 * time.Second)
+		e.feedCheckouts(0, 10)
+		e.clock.Set(t0.Add(15 * time.Second))
+		e.flush()
+		written := len(e.query(`{__name__=~".+"}`)) > 0
+		if written != cfg.Enabled() {
+			t.Errorf("%s: Enabled() = %v, but series written = %v", name, cfg.Enabled(), written)
+		}
+	}
+}

@@ -79,9 +79,10 @@ func RunGateway(ctx context.Context, cfg config.Config, logger *slog.Logger) err
 	if fwd.Traces != nil {
 		traceSink = fwd.Traces
 	}
-	if fwd.Metrics != nil {
+	if fwd.Metrics != nil && cfg.Generator.Enabled() {
 		// Span metrics and the service graph are forwarded as metrics; the
 		// queues acknowledge first, so only accepted spans are counted.
+		// Without the generator, trace requests pass as their bytes.
 		gen = generator.New(cfg.Generator, fwd.Metrics, logger.With("component", "generator"), reg)
 		if traceSink != nil {
 			traceSink = pipeline.FanOutTraces{traceSink, gen}
