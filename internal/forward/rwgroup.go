@@ -132,6 +132,9 @@ func (gr *grouper) cut(g int) {
 // (the receiver's series cache knows no such series, so this does not
 // happen on its hot path).
 func appendGrouped(rec []byte, req *remotewrite.Request, groups, maxItems int) ([]byte, bool) {
+	if groups < 1 {
+		return rec, false
+	}
 	for i := range req.Len() {
 		if req.Key(i) == nil {
 			return rec, false
