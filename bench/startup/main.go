@@ -7,9 +7,12 @@ package main
 import (
 	"flag"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -62,34 +65,42 @@ func run(walBytes int64, series, runs int, vispyrBin, promBin string, keep bool,
 			return err
 		}
 	}
-	var pdir string
-	if promBin != "" { // Prometheus opens the same TSDB: a copy, before Vispyr touches it
+	// Each case opens its own copy, taken before any start-up touches it.
+	var fdir, pdir string
+	fdir = filepath.Join(work, "vispyr-foreground")
+	if err := copyDir(filepath.Join(vdir, "data", "metrics"), filepath.Join(fdir, "data", "metrics")); err != nil {
+		return fmt.Errorf("copy the TSDB: %w", err)
+	}
+	if promBin != "" {
 		pdir = filepath.Join(work, "prometheus")
 		if err := copyDir(filepath.Join(vdir, "data", "metrics"), filepath.Join(pdir, "data")); err != nil {
 			return fmt.Errorf("copy the TSDB for Prometheus: %w", err)
 		}
 	}
-	vispyr := func(dir string) (*peers.Started, error) {
-		return peers.Vispyr(vispyrBin, dir, "--prometheus.self-scrape=false")
+	vispyr := func(extra ...string) func(dir string) (*peers.Started, error) {
+		return func(dir string) (*peers.Started, error) {
+			return peers.Vispyr(vispyrBin, dir, append([]string{"--prometheus.self-scrape=false"}, extra...)...)
+		}
 	}
-	cases := []struct {
-		name  string
-		start func(string) (*peers.Started, error)
-		dir   string
-	}{{"vispyr", vispyr, vdir}}
+	type startCase struct {
+		name       string
+		start      func(string) (*peers.Started, error)
+		dir        string
+		waitReplay bool // also time until the background replay ended
+	}
+	cases := []startCase{
+		{"vispyr", vispyr(), vdir, true},
+		{"vispyr (replay before ready)", vispyr("--metrics.background-replay-min-wal-bytes=0"), fdir, false},
+	}
 	if pdir != "" {
-		cases = append(cases, struct {
-			name  string
-			start func(string) (*peers.Started, error)
-			dir   string
-		}{"prometheus 2.42", func(dir string) (*peers.Started, error) {
+		cases = append(cases, startCase{"prometheus 2.42", func(dir string) (*peers.Started, error) {
 			return peers.Prometheus(peers.LookPath(promBin), dir)
-		}, pdir})
+		}, pdir, false})
 	}
 	for _, c := range cases {
 		// The first start-up replays the WAL as written; its graceful stop
 		// leaves what the system's own stops leave (Vispyr: a head snapshot).
-		first, err := startOnce(c.start, c.dir, false)
+		first, err := startOnce(c.start, c.dir, false, c.waitReplay)
 		if err != nil {
 			return fmt.Errorf("%s: %w", c.name, err)
 		}
@@ -100,20 +111,24 @@ func run(walBytes int64, series, runs int, vispyrBin, promBin string, keep bool,
 			// between, so that is the best case of a crash: one long after
 			// the last graceful stop replays the WAL written since, up to the
 			// whole of it as on the first start-up.
-			d, err := startOnce(c.start, c.dir, true)
+			d, err := startOnce(c.start, c.dir, true, c.waitReplay)
 			if err != nil {
 				return fmt.Errorf("%s: %w", c.name, err)
 			}
 			clean, cleanCPU = append(clean, d.wall.Seconds()), append(cleanCPU, d.cpu.Seconds())
-			if d, err = startOnce(c.start, c.dir, false); err != nil {
+			if d, err = startOnce(c.start, c.dir, false, c.waitReplay); err != nil {
 				return fmt.Errorf("%s: %w", c.name, err)
 			}
 			killed, killedCPU = append(killed, d.wall.Seconds()), append(killedCPU, d.cpu.Seconds())
 		}
 		s := func(v float64) string { return fmt.Sprintf("%.2f", v) }
-		fmt.Printf("%-16s exec to ready, s (CPU s): on the WAL as written %.2f (%.2f); (median (min–max) of %d) after its own graceful stop %s (%s); after kill -9 with nothing written since that stop %s (%s); load average %s\n",
+		fmt.Printf("%-28s exec to ready, s (CPU s): on the WAL as written %.2f (%.2f); (median (min–max) of %d) after its own graceful stop %s (%s); after kill -9 with nothing written since that stop %s (%s); load average %s\n",
 			c.name, first.wall.Seconds(), first.cpu.Seconds(), runs, stats.Of(clean).Format(s), stats.Of(cleanCPU).Format(s),
 			stats.Of(killed).Format(s), stats.Of(killedCPU).Format(s), loadAverage())
+		if c.waitReplay {
+			fmt.Printf("%-28s on the WAL as written, the background replay ended (every sample queryable) at %.2f s (%.2f CPU s), %d MB of head files\n",
+				"", first.replayed.Seconds(), first.replayedCPU.Seconds(), first.replayMB)
+		}
 	}
 	fmt.Printf("\nvispyr's start-up log (last run):\n%s", progressLines(filepath.Join(vdir, "vispyr.log")))
 	return nil
@@ -121,12 +136,19 @@ func run(walBytes int64, series, runs int, vispyrBin, promBin string, keep bool,
 
 // took is one start-up's wall time to ready and the CPU time the process
 // used by then: on a machine shared with other work, CPU time says more.
-type took struct{ wall, cpu time.Duration }
+// With a background replay, also when it ended (0 without one) and the
+// bytes it had to replay at ready.
+type took struct {
+	wall, cpu             time.Duration
+	replayed, replayedCPU time.Duration
+	replayMB              int64
+}
 
-// startOnce times one start-up to ready on dir; it ends the process with
-// SIGTERM, or with SIGKILL when kill is set (the next start-up then
-// recovers from a crash).
-func startOnce(start func(string) (*peers.Started, error), dir string, kill bool) (took, error) {
+// startOnce times one start-up to ready on dir, and with waitReplay until
+// Vispyr's background replay ended; it ends the process with SIGTERM, or
+// with SIGKILL when kill is set (the next start-up then recovers from a
+// crash).
+func startOnce(start func(string) (*peers.Started, error), dir string, kill, waitReplay bool) (took, error) {
 	t0 := time.Now()
 	p, err := start(dir)
 	if err != nil {
@@ -136,13 +158,51 @@ func startOnce(start func(string) (*peers.Started, error), dir string, kill bool
 		p.Kill()
 		return took{}, err
 	}
-	t := took{time.Since(t0), proc.CPUTime(p.Pid())}
+	t := took{wall: time.Since(t0), cpu: proc.CPUTime(p.Pid())}
+	if waitReplay {
+		metrics := strings.TrimSuffix(p.ReadyURL, "/-/ready") + "/metrics"
+		for first := true; ; first = false {
+			n, err := replayPending(metrics)
+			if err != nil {
+				p.Kill()
+				return took{}, err
+			}
+			if first {
+				t.replayMB = n >> 20
+			}
+			if n == 0 {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		t.replayed, t.replayedCPU = time.Since(t0), proc.CPUTime(p.Pid())
+	}
 	if kill {
 		p.Kill()
 		time.Sleep(time.Second) // the kernel releases the process's files and locks
 		return t, nil
 	}
 	return t, p.Stop(syscall.SIGTERM)
+}
+
+// replayPending reads vispyr_metrics_wal_replay_pending_bytes from Vispyr's /metrics.
+func replayPending(url string) (int64, error) {
+	resp, err := http.Get(url)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, err
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "vispyr_metrics_wal_replay_pending_bytes "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			return int64(f), err
+		}
+	}
+	return 0, fmt.Errorf("no vispyr_metrics_wal_replay_pending_bytes in %s", url)
 }
 
 // progressLines are the log lines that say how the metrics store's start-up

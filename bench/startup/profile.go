@@ -38,6 +38,8 @@ func profileStartup(dataDir, out string) (time.Duration, error) {
 	cfg := config.Default()
 	cfg.DataDir = dataDir
 	cfg.Prometheus.SelfScrape.Enabled = false
+	// The profiles are of the replay itself, before ready as it used to be.
+	cfg.Metrics.BackgroundReplayMinWALBytes = 0
 	l := &cfg.Listen
 	for _, a := range []*string{&l.OTLPGRPC, &l.OTLPHTTP, &l.Prometheus, &l.PyroscopeIngest, &l.Pyroscope, &l.Tempo,
 		&l.Loki, &l.Faro, &l.UI, &l.Admin, &l.Health} {

@@ -94,7 +94,14 @@ func headBytes(dir string) (int64, error) {
 // WAL's floor, and returns every replay dir waiting, oldest first. A move a
 // crash interrupted is finished first: the main TSDB never opened since, so
 // what is left of its head files belongs to it.
-func stageReplay(dir string, minBytes int64, logger *slog.Logger) ([]string, error) {
+func stageReplay(dir string, minBytes int64, logger *slog.Logger) (_ []string, err error) {
+	// The TSDB's own lock, so a second process on the same dir cannot have
+	// its WAL moved away; released for the TSDB to take.
+	lock, _, err := fileutil.Flock(filepath.Join(dir, "lock"))
+	if err != nil {
+		return nil, fmt.Errorf("lock the metrics dir (is another process using it?): %w", err)
+	}
+	defer func() { err = errors.Join(err, lock.Release()) }()
 	rdir := filepath.Join(dir, replayDirName)
 	nums, moving, err := listReplayDirs(rdir)
 	if err != nil {
@@ -208,14 +215,12 @@ func moveHeadFiles(dir, rdir, name string) error {
 // replayReason says why dir's head files should replay in the background,
 // or "" when they replay at open as usual.
 func replayReason(dir string, minBytes int64) (string, error) {
-	if minBytes > 0 {
-		n, err := headBytes(dir)
-		if err != nil {
-			return "", fmt.Errorf("size the metrics WAL: %w", err)
-		}
-		if n >= minBytes {
-			return "size", nil
-		}
+	n, err := headBytes(dir)
+	if err != nil || n == 0 {
+		return "", err
+	}
+	if minBytes > 0 && n >= minBytes {
+		return "size", nil
 	}
 	floor, ok, err := readWALFloor(dir)
 	if err != nil || !ok {

@@ -20,6 +20,8 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb"
+	"github.com/prometheus/prometheus/tsdb/chunks"
 
 	"github.com/vispyr/vispyr/internal/config"
 	"github.com/vispyr/vispyr/internal/pipeline"
@@ -344,5 +346,55 @@ func TestBackgroundReplaySurvivesKill(t *testing.T) {
 				t.Errorf("restart after the replay: %d series, want %d, or samples differ", len(got), len(want))
 			}
 		})
+	}
+}
+
+// A block the compactor made by merging replayed blocks with in-order ones
+// ends above samples the fresh head took into its WAL; opened as usual,
+// the TSDB would drop those samples as older than its newest block. The
+// WAL's floor sends such a WAL to the background replay, where no block is
+// in the way, and every sample is kept.
+func TestWALFloorKeepsSamplesBelowMergedBlocks(t *testing.T) {
+	end := time.Now().Add(-time.Minute).UnixMilli()
+	dir := t.TempDir()
+	w := openReplayTest(t, dir, 0)
+	replayData(t, w, end, 30, "floor_test")
+	guarded, unguarded := crashCopy(t, dir), crashCopy(t, dir)
+	want := allSamples(t, w)
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	merged := []storage.Series{storage.NewListSeries(labels.FromStrings("__name__", "merged"), chunks.GenerateSamples(int(end+60*60_000), 10))}
+	for _, d := range []string{guarded, unguarded} {
+		if _, err := tsdb.CreateBlock(merged, filepath.Join(d, "metrics"), 2*60*60_000, slog.New(slog.DiscardHandler)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.MkdirAll(filepath.Join(guarded, "metrics", replayDirName), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeWALFloor(filepath.Join(guarded, "metrics"), end-30*60_000-1); err != nil {
+		t.Fatal(err)
+	}
+
+	u := openReplayTest(t, unguarded, 0)
+	key := "single-tenant{__name__=\"floor_test\", i=\"0\", tenant=\"single-tenant\"}"
+	kept := len(allSamples(t, u)[key])
+	u.Close()
+	if len(want[key]) == 0 || kept >= len(want[key]) {
+		t.Fatalf("without a floor the TSDB kept %d of %d samples below the block: the test would prove nothing", kept, len(want[key]))
+	}
+	g := openReplayTest(t, guarded, 0)
+	defer g.Close()
+	select {
+	case <-g.Replayed():
+	case <-time.After(time.Minute):
+		t.Fatal("the background replay did not end")
+	}
+	got := allSamples(t, g)
+	for k, v := range want {
+		if !reflect.DeepEqual(got[k], v) {
+			t.Errorf("%s: %d samples, want %d", k, len(got[k]), len(v))
+		}
 	}
 }
