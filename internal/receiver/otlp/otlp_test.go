@@ -256,26 +256,36 @@ func TestGRPCExportAndErrors(t *testing.T) {
 	}
 }
 
-// FuzzHTTPTraces feeds arbitrary bodies through decoding: never a panic, and
-// anything that is not a valid request is a 4xx.
+// FuzzHTTPTraces feeds arbitrary bodies through decoding: never a panic,
+// anything that is not a valid request is a 4xx, and a consumer that takes
+// requests as bytes gets the very answer a decoding one gets.
 func FuzzHTTPTraces(f *testing.F) {
 	valid, _ := ptraceotlp.NewExportRequestFromTraces(sampleTraces(2)).MarshalProto()
 	js, _ := ptraceotlp.NewExportRequestFromTraces(sampleTraces(1)).MarshalJSON()
 	f.Add(valid, false)
 	f.Add(js, true)
 	f.Add([]byte{0x0a, 0x80}, false)
+	f.Add(legacyRequest(false), false)
 	h := NewHTTP(&recorder{}, &recorder{}, 1<<20, limits.NewInflight(1<<30), slog.New(slog.DiscardHandler)).Handler()
+	raw := NewHTTP(&rawRecorder{}, &recorder{}, 1<<20, limits.NewInflight(1<<30), slog.New(slog.DiscardHandler)).Handler()
 	f.Fuzz(func(t *testing.T, body []byte, asJSON bool) {
 		ct := "application/x-protobuf"
 		if asJSON {
 			ct = "application/json"
 		}
-		req := httptest.NewRequest(http.MethodPost, "/v1/traces", bytes.NewReader(body))
-		req.Header.Set("Content-Type", ct)
-		w := httptest.NewRecorder()
-		h.ServeHTTP(w, req)
+		serve := func(h http.Handler) *httptest.ResponseRecorder {
+			req := httptest.NewRequest(http.MethodPost, "/v1/traces", bytes.NewReader(body))
+			req.Header.Set("Content-Type", ct)
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, req)
+			return w
+		}
+		w, rw := serve(h), serve(raw)
 		if w.Code != http.StatusOK && (w.Code < 400 || w.Code >= 500) {
 			t.Fatalf("status %d for fuzzed body", w.Code)
+		}
+		if rw.Code != w.Code || !bytes.Equal(rw.Body.Bytes(), w.Body.Bytes()) {
+			t.Fatalf("decoding consumer answered %d %q, raw one %d %q", w.Code, w.Body, rw.Code, rw.Body)
 		}
 	})
 }
