@@ -35,12 +35,13 @@ func main() {
 	interval := flag.Duration("interval", 15*time.Second, "evaluation interval")
 	promBin := flag.String("prometheus", "/usr/bin/prometheus", "Prometheus binary")
 	cpuProfile := flag.String("cpuprofile", "", "write Vispyr's CPU profile of the measured rounds to this file (go tool pprof)")
+	vispyrBin := flag.String("vispyr", "", "vispyr binary (default: go build ./cmd/vispyr)")
 	flag.Parse()
 	// Samples 15 s apart, from -history before the start to however long
 	// loading takes (at most an hour) plus 9 minutes.
 	now := time.Now()
 	l := newLoad(*services, *hosts, *clusters, now.Add(-*history), now.Add(69*time.Minute), 15*time.Second)
-	if err := run(l, *rounds, *interval, *promBin, *cpuProfile); err != nil {
+	if err := run(l, *rounds, *interval, *vispyrBin, *promBin, *cpuProfile); err != nil {
 		log.Fatal(err)
 	}
 }
@@ -54,15 +55,16 @@ type target struct {
 	adminURL   string // Vispyr's admin port (/debug/pprof); empty for Prometheus
 }
 
-func run(load *load, rounds int, interval time.Duration, promBin, cpuProfile string) error {
+func run(load *load, rounds int, interval time.Duration, vispyrBin, promBin, cpuProfile string) error {
 	work, err := os.MkdirTemp("", "bench-rules-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(work)
-	vispyrBin, err := proc.BuildVispyr(work)
-	if err != nil {
-		return err
+	if vispyrBin == "" {
+		if vispyrBin, err = proc.BuildVispyr(work); err != nil {
+			return err
+		}
 	}
 	groups, err := ruleSet(load, interval)
 	if err != nil {

@@ -78,6 +78,7 @@ type Manager struct {
 	reloadMu     sync.Mutex // one reload at a time
 	cfgMu        sync.RWMutex
 	cfg          *promconfig.Config
+	iterate      rules.GroupEvalIterationFunc // the last reload's, for EvalRuleGroups
 	lastReload   time.Time
 	reloadOK     prometheus.Gauge
 	reloadOKTime prometheus.Gauge
@@ -279,7 +280,8 @@ func (m *Manager) Reload() (err error) {
 			<-m.rulesStarted
 		}
 	}
-	if err := m.rules.Update(interval, files, cfg.GlobalConfig.ExternalLabels, ext, m.evalIteration()); err != nil {
+	iterate := m.evalIteration()
+	if err := m.rules.Update(interval, files, cfg.GlobalConfig.ExternalLabels, ext, iterate); err != nil {
 		errs = append(errs, fmt.Errorf("update rules: %w", err))
 	}
 	m.loaded = true
@@ -287,12 +289,25 @@ func (m *Manager) Reload() (err error) {
 		return errors.Join(errs...)
 	}
 	m.cfgMu.Lock()
-	m.cfg, m.lastReload = cfg, time.Now()
+	m.cfg, m.lastReload, m.iterate = cfg, time.Now(), iterate
 	m.cfgMu.Unlock()
 	m.logger.Info("prometheus configuration loaded", "file", m.opts.Config.ConfigFile,
 		"scrape_jobs", len(scrapeCfgs), "rule_files", len(files),
 		"alertmanagers", len(cfg.AlertingConfig.AlertmanagerConfigs))
 	return nil
+}
+
+// EvalRuleGroups evaluates every rule group once at ts, one after the other,
+// as the rules manager's schedule would (reads shared the same way), and
+// appends their results: for a benchmark that needs the same timestamps on
+// every run. Not for use while Run runs.
+func (m *Manager) EvalRuleGroups(ctx context.Context, ts time.Time) {
+	m.cfgMu.RLock()
+	iterate := m.iterate
+	m.cfgMu.RUnlock()
+	for _, g := range m.rules.RuleGroups() {
+		iterate(ctx, g, ts)
+	}
 }
 
 // evalIteration evaluates a group with its rules' reads shared.

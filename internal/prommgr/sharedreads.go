@@ -2,12 +2,15 @@ package prommgr
 
 import (
 	"context"
+	"maps"
+	"runtime"
 	"slices"
 	"sort"
 	"strings"
 	"sync"
 	"time"
 	"unsafe"
+	"weak"
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql"
@@ -24,8 +27,9 @@ import (
 // rule; decoding them is most of the CPU that rule evaluation costs. Reads are
 // shared instead: within one evaluation of one group, a selector that two or
 // more rules use is read from the store once, kept decoded, and served to the
-// other rules from memory. The sharing ends with the evaluation, so the next
-// one reads the store again.
+// other rules from memory, as is a narrower selector of the same metric (see
+// readPlan). The sharing ends with the evaluation, so the next one reads the
+// store again.
 //
 // A rule only shares when Prometheus's own dependency analysis of the group
 // (rules.Rule.NoDependencyRules) says no earlier rule of the group writes a
@@ -41,13 +45,7 @@ type groupReadsKey struct{}
 
 // groupReads is the reads one group evaluation shares.
 type groupReads struct {
-	// shared are the selectors used twice or more by rules that may share,
-	// each with the longest reach back in time of its uses (its longest
-	// range, or the lookback delta): its first read reaches that far, so the
-	// rules with shorter windows after it are served from the same read. A
-	// head chunk decodes from its start whatever the window, so the wider
-	// read costs little more than the narrow one.
-	shared map[string]time.Duration
+	plan *readPlan
 
 	// arenas are the arrays the group's last evaluation decoded into.
 	arenas *readArenas
@@ -133,13 +131,14 @@ type sharedRead struct {
 // is the rules' engine's lookback delta.
 func shareGroupReads(lookback time.Duration) rules.GroupEvalIterationFunc {
 	arenas := &readArenas{free: map[arenaKey]arena{}}
+	plans := &readPlans{lookback: lookback}
 	return func(ctx context.Context, g *rules.Group, ts time.Time) {
-		shared := sharedSelectors(g.Rules(), lookback)
-		if len(shared) == 0 {
+		plan := plans.of(g)
+		if len(plan.reach) == 0 {
 			rules.DefaultEvalIterationFunc(ctx, g, ts)
 			return
 		}
-		reads := &groupReads{shared: shared, arenas: arenas, reads: map[string][]*sharedRead{}}
+		reads := &groupReads{plan: plan, arenas: arenas, reads: map[string][]*sharedRead{}}
 		rules.DefaultEvalIterationFunc(context.WithValue(ctx, groupReadsKey{}, reads), g, ts)
 		// The group's rules are evaluated and their results hold copies of
 		// what they read: the arrays can be decoded into again.
@@ -151,12 +150,102 @@ func shareGroupReads(lookback time.Duration) rules.GroupEvalIterationFunc {
 	}
 }
 
-// sharedSelectors are the selectors (by label matchers) that occur at least
-// twice in the rules that may share, with the longest reach of their uses;
-// reading a selector used once through the cache would only cost more.
-func sharedSelectors(rs []rules.Rule, lookback time.Duration) map[string]time.Duration {
-	count := map[string]int{}
-	reach := map[string]time.Duration{}
+// readPlans are the groups' read plans, each worked out on the group's first
+// evaluation: a group's rules never change (a reload that changes them makes
+// a new group), so walking their expressions every evaluation would find the
+// same. A plan is dropped when its group is garbage.
+type readPlans struct {
+	lookback time.Duration
+	byGroup  sync.Map // weak.Pointer[rules.Group] → *readPlan
+}
+
+func (p *readPlans) of(g *rules.Group) *readPlan {
+	key := weak.Make(g)
+	if plan, ok := p.byGroup.Load(key); ok {
+		return plan.(*readPlan)
+	}
+	plan, loaded := p.byGroup.LoadOrStore(key, planReads(g.Rules(), p.lookback))
+	if !loaded {
+		runtime.AddCleanup(g, func(k weak.Pointer[rules.Group]) { p.byGroup.Delete(k) }, key)
+	}
+	return plan.(*readPlan)
+}
+
+// readPlan is which selectors of a group's rules shared reads serve, and how.
+// A selector is served by the read of a root selector whose every matcher one
+// of its own implies: its series are then those of the root's read that its
+// own matchers pick (`calls{service="a", status="error"}` from the read of
+// `calls{service="a"}`). Of the selectors that could serve it, the root is
+// the widest, so that the selectors of one metric share one read where they
+// can.
+type readPlan struct {
+	// root of each selector served (by selectorKey), itself for a root.
+	root map[string]string
+	// matchers each root is read with.
+	matchers map[string][]*labels.Matcher
+	// reach of each root: the longest reach back in time of the uses it
+	// serves (its longest range, or the lookback delta). Its first read
+	// reaches that far, so the rules with shorter windows after it are served
+	// from the same read. A head chunk decodes from its start whatever the
+	// window, so the wider read costs little more than the narrow one.
+	reach map[string]time.Duration
+}
+
+// selectorUse is how the rules that may share use one selector.
+type selectorUse struct {
+	matchers []*labels.Matcher
+	count    int
+	reach    time.Duration
+}
+
+// planReads plans the reads of rules that may share: roots whose reads
+// serve two uses or more (reading a selector used once through a shared
+// read would only cost more).
+func planReads(rs []rules.Rule, lookback time.Duration) *readPlan {
+	uses := selectorUses(rs, lookback)
+	keys := slices.Sorted(maps.Keys(uses))
+	root := map[string]string{}
+	served := map[string]*selectorUse{} // by root: uses served and their reach
+	for _, k := range keys {
+		root[k] = widest(k, keys, uses)
+		r := root[k]
+		u := served[r]
+		if u == nil {
+			u = &selectorUse{matchers: uses[r].matchers}
+			served[r] = u
+		}
+		u.count += uses[k].count
+		u.reach = max(u.reach, uses[k].reach)
+	}
+	plan := &readPlan{root: map[string]string{}, matchers: map[string][]*labels.Matcher{}, reach: map[string]time.Duration{}}
+	for k, r := range root {
+		if served[r].count > 1 {
+			plan.root[k] = r
+			plan.matchers[r], plan.reach[r] = served[r].matchers, served[r].reach
+		}
+	}
+	return plan
+}
+
+// widest is the selector that serves k: k's widest cover, climbing from k
+// to a strictly wider cover until there is none (at each step the first in
+// keys' order, so that the plan does not depend on a map's order).
+func widest(k string, keys []string, uses map[string]*selectorUse) string {
+	for r := k; ; {
+		i := slices.IndexFunc(keys, func(c string) bool {
+			return covers(uses[c].matchers, uses[r].matchers) && !covers(uses[r].matchers, uses[c].matchers)
+		})
+		if i < 0 {
+			return r
+		}
+		r = keys[i]
+	}
+}
+
+// selectorUses are the selectors (by selectorKey) of the rules that may
+// share, with how often and how far back they read.
+func selectorUses(rs []rules.Rule, lookback time.Duration) map[string]*selectorUse {
+	uses := map[string]*selectorUse{}
 	for _, r := range rs {
 		if !r.NoDependencyRules() {
 			continue
@@ -168,24 +257,53 @@ func sharedSelectors(rs []rules.Rule, lookback time.Duration) map[string]time.Du
 				window = n.Range
 			case *parser.VectorSelector:
 				k := selectorKey(n.LabelMatchers)
-				count[k]++
+				u := uses[k]
+				if u == nil {
+					u = &selectorUse{matchers: n.LabelMatchers}
+					uses[k] = u
+				}
+				u.count++
 				d := window
 				if d == 0 || n.Anchored || n.Smoothed {
 					d += lookback
 				}
-				reach[k] = max(reach[k], d)
+				u.reach = max(u.reach, d)
 				window = 0
 			}
 			return nil
 		})
 	}
-	shared := map[string]time.Duration{}
-	for k, n := range count {
-		if n > 1 {
-			shared[k] = reach[k]
+	return uses
+}
+
+// covers says whether every series ms selects is one root selects: each of
+// root's matchers is implied by one of ms.
+func covers(root, ms []*labels.Matcher) bool {
+	for _, r := range root {
+		if !slices.ContainsFunc(ms, func(m *labels.Matcher) bool { return implies(m, r) }) {
+			return false
 		}
 	}
-	return shared
+	return true
+}
+
+// implies says whether every label value m matches, r matches: the same
+// matcher, or m an equality whose value r matches.
+func implies(m, r *labels.Matcher) bool {
+	if m.Name != r.Name {
+		return false
+	}
+	return m.Type == r.Type && m.Value == r.Value || m.Type == labels.MatchEqual && r.Matches(m.Value)
+}
+
+// matchesAll says whether lset is selected by ms.
+func matchesAll(lset labels.Labels, ms []*labels.Matcher) bool {
+	for _, m := range ms {
+		if !m.Matches(lset.Get(m.Name)) {
+			return false
+		}
+	}
+	return true
 }
 
 // selectorKey names a set of label matchers whatever their order.
@@ -248,35 +366,41 @@ func (q *sharingQuerier) Select(ctx context.Context, sortSeries bool, hints *sto
 		return under.Select(ctx, sortSeries, hints, ms...)
 	}
 	key := selectorKey(ms)
-	reach, ok := reads.shared[key]
+	root, ok := reads.plan.root[key]
 	if !ok {
 		return under.Select(ctx, sortSeries, hints, ms...)
 	}
-	if r := reads.find(key, sortSeries, hints.Start, hints.End); r != nil {
-		return r.slice(hints.Start, hints.End)
+	// The selector's own matchers pick its series out of the root's read,
+	// unless it is the root.
+	var pick []*labels.Matcher
+	if root != key {
+		pick = ms
+	}
+	if r := reads.find(root, sortSeries, hints.Start, hints.End); r != nil {
+		return r.slice(hints.Start, hints.End, pick)
 	}
 	if reads.spent() {
 		return under.Select(ctx, sortSeries, hints, ms...)
 	}
-	// Read as far back as the selector's longest use in the group, through
-	// a store querier opened that far back.
+	// Read the root as far back as its longest use in the group, through a
+	// store querier opened that far back.
 	wide := *hints
-	wide.Start = min(hints.Start, hints.End-reach.Milliseconds())
+	wide.Start = min(hints.Start, hints.End-reads.plan.reach[root].Milliseconds())
 	wideStore := under
 	if wide.Start < q.mint {
 		if wideStore, err = q.open(wide.Start, q.maxt); err != nil {
 			return storage.ErrSeriesSet(err)
 		}
 	}
-	r, err := reads.load(wideStore.Select(ctx, sortSeries, &wide, ms...), arenaKey{selector: key, reach: wide.End - wide.Start}, sortSeries, wide.Start, wide.End)
+	r, err := reads.load(wideStore.Select(ctx, sortSeries, &wide, reads.plan.matchers[root]...), arenaKey{selector: root, reach: wide.End - wide.Start}, sortSeries, wide.Start, wide.End)
 	if err != nil {
 		return storage.ErrSeriesSet(err)
 	}
 	if r == nil { // over budget: the store answers as without sharing
 		return under.Select(ctx, sortSeries, hints, ms...)
 	}
-	reads.add(key, r)
-	return r.slice(hints.Start, hints.End)
+	reads.add(root, r)
+	return r.slice(hints.Start, hints.End, pick)
 }
 
 func (q *sharingQuerier) LabelValues(ctx context.Context, name string, hints *storage.LabelHints, ms ...*labels.Matcher) ([]string, annotations.Annotations, error) {
@@ -384,15 +508,28 @@ func (g *groupReads) load(ss storage.SeriesSet, key arenaKey, sorted bool, mint,
 	return r, nil
 }
 
-// slice is the read narrowed to [mint, maxt], as the store would answer a
-// Select over that range: samples outside it trimmed, series without any
-// left out.
-func (r *sharedRead) slice(mint, maxt int64) storage.SeriesSet {
-	set := &decodedSet{warnings: r.warnings, series: make([]promql.Series, 0, len(r.series))}
+// slice is the read narrowed to [mint, maxt], and to the series pick selects
+// if it is given, as the store would answer a Select over that range: samples
+// outside it trimmed, series without any left out.
+func (r *sharedRead) slice(mint, maxt int64, pick []*labels.Matcher) storage.SeriesSet {
+	picked := func(s promql.Series) bool { return pick == nil || matchesAll(s.Metric, pick) }
+	n := len(r.series)
+	if pick != nil { // a few of many, often: an array of the size needed
+		n = 0
+		for _, s := range r.series {
+			if picked(s) {
+				n++
+			}
+		}
+	}
+	set := &decodedSet{warnings: r.warnings, series: make([]decodedSeries, 0, n)}
 	for _, s := range r.series {
+		if !picked(s) {
+			continue
+		}
 		d := promql.Series{Metric: s.Metric, Floats: within(s.Floats, floatT, mint, maxt), Histograms: within(s.Histograms, histogramT, mint, maxt)}
 		if len(d.Floats)+len(d.Histograms) > 0 {
-			set.series = append(set.series, d)
+			set.series = append(set.series, decodedSeries{d})
 		}
 	}
 	return set
@@ -413,7 +550,7 @@ func histogramT(p promql.HPoint) int64 { return p.T }
 
 // decodedSet is a storage.SeriesSet over decoded series.
 type decodedSet struct {
-	series   []promql.Series
+	series   []decodedSeries
 	i        int
 	warnings annotations.Annotations
 }
@@ -426,6 +563,16 @@ func (s *decodedSet) Next() bool {
 	return true
 }
 
-func (s *decodedSet) At() storage.Series                { return promql.NewStorageSeries(s.series[s.i-1]) }
+func (s *decodedSet) At() storage.Series                { return &s.series[s.i-1] }
 func (s *decodedSet) Err() error                        { return nil }
 func (s *decodedSet) Warnings() annotations.Annotations { return s.warnings }
+
+// decodedSeries is a storage.Series of a decodedSet, one of an array rather
+// than one allocation each (promql.NewStorageSeries), with the same iterator.
+type decodedSeries struct{ promql.Series }
+
+func (s *decodedSeries) Labels() labels.Labels { return s.Metric }
+
+func (s *decodedSeries) Iterator(it chunkenc.Iterator) chunkenc.Iterator {
+	return promql.NewStorageSeries(s.Series).Iterator(it)
+}

@@ -3,6 +3,7 @@ package prommgr
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math"
 	"math/rand"
 	"os"
@@ -26,8 +27,11 @@ import (
 // The rules a group records must not change when its reads are shared:
 // counters, native and classic histograms, several windows (a longer one
 // after shorter ones, so the first read reaches back for it), offset, @ and a
-// subquery, alerts, and rules reading recording rules of the same group
-// written earlier (this evaluation's value) or later (the last one's).
+// subquery, alerts, rules reading recording rules of the same group
+// written earlier (this evaluation's value) or later (the last one's), and
+// selectors narrower than others of the same metric, served from the wider
+// one's read (more matchers, an equality where the other has a regex, a
+// label no series has).
 const sharedReadsRules = `
 groups:
   - name: shared
@@ -70,6 +74,16 @@ groups:
       - alert: XFast
         expr: rate(x[5m]) > 0.5
         for: 30s
+      - record: j0:x:rate5m
+        expr: sum(rate(x{job="j0"}[5m]))
+      - record: j01:x:max
+        expr: max(x{job=~"j0|j1"})
+      - record: j1:x:count15m
+        expr: count_over_time(x{job="j1", instance!="i4"}[15m])
+      - record: j1:x:sum
+        expr: sum(x{job="j1", nolabel=""})
+      - record: j2:x:none
+        expr: absent(x{job="j2", instance="i0"})
       - record: alerts:count
         expr: count(ALERTS)
 `
@@ -86,7 +100,8 @@ func TestSharedReadsRecordWhatPrometheusRecords(t *testing.T) {
 	sharedReads := evalRules(t, file, shared, start, true, nil)
 
 	want, got := dump(t, plain), dump(t, shared)
-	for _, name := range []string{"job:x:rate5m_after", "job:x:rate5m_before", "h:p99", "b:p99", "x:top", "ALERTS", "alerts:count"} {
+	for _, name := range []string{"job:x:rate5m_after", "job:x:rate5m_before", "h:p99", "b:p99", "x:top", "ALERTS", "alerts:count",
+		"j0:x:rate5m", "j01:x:max", "j1:x:count15m", "j1:x:sum", "j2:x:none"} {
 		if n := countSeries(want, name); n == 0 {
 			t.Fatalf("the rules recorded no %s: the test would compare nothing", name)
 		}
@@ -99,6 +114,54 @@ func TestSharedReadsRecordWhatPrometheusRecords(t *testing.T) {
 	}
 	if sharedReads*3 > plainReads*2 {
 		t.Errorf("the group read the store %d times with sharing, %d without: little shared", sharedReads, plainReads)
+	}
+}
+
+// A group's selectors of one metric are served by the widest read that
+// selects all of their series, and only if it serves two uses or more.
+func TestPlanReadsServesNarrowSelectorsFromWideOnes(t *testing.T) {
+	group := `
+groups:
+  - name: plan
+    rules:
+      - record: a
+        expr: sum(rate(calls{service="s", kind="server"}[5m]))
+      - record: b
+        expr: sum(rate(calls{service="s", kind="server", status="error"}[30m]))
+      - record: c
+        expr: sum(rate(calls{service="s", kind="client"}[1m]))
+      - record: d
+        expr: count(cpu{mode="idle"})
+      - record: e
+        expr: sum(rate(cpu{mode=~"idle|iowait"}[2m]))
+      - record: f
+        expr: sum(rate(cpu{mode!~"idle|iowait"}[2m]))
+      - record: g
+        expr: load1
+`
+	file := filepath.Join(t.TempDir(), "rules.yml")
+	if err := os.WriteFile(file, []byte(group), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m := rules.NewManager(&rules.ManagerOptions{Context: context.Background()})
+	groups, errs := m.LoadGroups(15*time.Second, labels.EmptyLabels(), "", nil, false, file)
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	plan := planReads(groups[rules.GroupKey(file, "plan")].Rules(), 5*time.Minute)
+	calls := `__name__="calls",kind="server",service="s"`
+	cpu := `__name__="cpu",mode=~"idle|iowait"`
+	want := map[string]string{
+		calls: calls,
+		`__name__="calls",kind="server",service="s",status="error"`: calls,
+		cpu:                          cpu,
+		`__name__="cpu",mode="idle"`: cpu,
+	}
+	if !maps.Equal(plan.root, want) {
+		t.Errorf("roots: %v, want %v", plan.root, want)
+	}
+	if plan.reach[calls] != 30*time.Minute || plan.reach[cpu] != 5*time.Minute {
+		t.Errorf("reach: %v, want 30m for calls (its 30m use), 5m for cpu (the lookback of an instant selector)", plan.reach)
 	}
 }
 
@@ -293,7 +356,8 @@ func (c countingQuerier) Select(ctx context.Context, sortSeries bool, hints *sto
 // Rules over series written to between evaluations record what Prometheus
 // records: samples that arrive late but in order, out-of-order samples inside
 // the window, a stale marker, a series that stops and comes back, series that
-// come and go, and part of the head compacted into a block in between.
+// come and go, and part of the head compacted into a block in between;
+// selectors of a few series among them are served from the read of all.
 const churnRules = `
 groups:
   - name: shared
@@ -313,6 +377,12 @@ groups:
         expr: changes(y[3m])
       - record: instance:y:last2m
         expr: last_over_time(y[2m])
+      - record: y:low:count
+        expr: count(y{instance=~"i[0-4]"})
+      - record: i7:y:rate5m
+        expr: rate(y{instance="i7"}[5m])
+      - record: i3:y:changes3m
+        expr: changes(y{instance="i3"}[3m])
 `
 
 func TestSharedReadsFollowWritesBetweenEvaluations(t *testing.T) {
@@ -343,7 +413,7 @@ func TestSharedReadsFollowWritesBetweenEvaluations(t *testing.T) {
 		t.Fatalf("the group read the store %d times with sharing, %d without: nothing shared", sharedReads, plainReads)
 	}
 	want, got := dump(t, plain), dump(t, shared)
-	for _, name := range []string{"instance:y:rate5m", "y:count", "instance:y:changes3m"} {
+	for _, name := range []string{"instance:y:rate5m", "y:count", "instance:y:changes3m", "y:low:count", "i7:y:rate5m", "i3:y:changes3m"} {
 		if countSeries(want, name) == 0 {
 			t.Fatalf("the rules recorded no %s: the test would compare nothing", name)
 		}
