@@ -69,12 +69,9 @@ func replayData(t testing.TB, s *Storage, end int64, span int64, name string) {
 }
 
 // openReplayTest opens a store on dir replaying in the background any head
-// files of at least minBytes; the TSDB reloads its blocks every second.
+// files of at least minBytes.
 func openReplayTest(t testing.TB, dir string, minBytes int64) *Storage {
 	t.Helper()
-	saved := blockReloadInterval
-	blockReloadInterval = time.Second
-	defer func() { blockReloadInterval = saved }()
 	cfg := config.Default()
 	cfg.Metrics.BackgroundReplayMinWALBytes = minBytes
 	s, err := Open(cfg.Metrics, cfg.Limits, dir, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
@@ -269,7 +266,6 @@ func replayChild(dir, stage string) {
 			select {}
 		}
 	}
-	blockReloadInterval = time.Second
 	cfg := config.Default()
 	cfg.Metrics.BackgroundReplayMinWALBytes = 1
 	s, err := Open(cfg.Metrics, cfg.Limits, dir, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
