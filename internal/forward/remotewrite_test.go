@@ -31,7 +31,6 @@ type rwDest struct {
 	refuse   atomic.Bool // answer 503
 	mu       sync.Mutex
 	ts       map[string][]int64
-	samples  int
 	biggest  int // samples in the largest request
 	problems []string
 }
@@ -66,7 +65,6 @@ func (d *rwDest) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		d.ts[s] = append(d.ts[s], ts...)
 		n += len(ts)
 	}
-	d.samples += n
 	d.biggest = max(d.biggest, n)
 	w.WriteHeader(http.StatusNoContent)
 }
@@ -129,7 +127,11 @@ func (d *rwDest) check(t *testing.T, series, rounds int) {
 	eventually(t, 20*time.Second, func() (bool, string) {
 		d.mu.Lock()
 		defer d.mu.Unlock()
-		return d.samples >= series*rounds, fmt.Sprintf("destination holds %d samples, want %d", d.samples, series*rounds)
+		distinct := 0
+		for _, ts := range d.ts {
+			distinct += len(slices.Compact(slices.Clone(ts)))
+		}
+		return distinct >= series*rounds, fmt.Sprintf("destination holds %d distinct samples, want %d", distinct, series*rounds)
 	})
 	d.mu.Lock()
 	defer d.mu.Unlock()
