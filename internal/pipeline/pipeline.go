@@ -30,10 +30,13 @@ type Traces interface {
 //
 // Receivers call ConsumeRawTraces instead of ConsumeTraces only with the
 // bytes of an ExportTraceServiceRequest that ptraceotlp's UnmarshalProto
-// accepts, that holds spans spans (pdata's SpanCount) and that uses none of
-// the deprecated fields pdata migrates on decoding
-// (instrumentation_library_spans): decoding req gives exactly the
-// ptrace.Traces ConsumeTraces would get. Unknown fields are kept, as any OTLP receiver ignores them.
+// accepts, that holds spans spans (pdata's SpanCount), and that protobuf's
+// own parsers read as pdata does: no deprecated field pdata migrates
+// (instrumentation_library_spans), no group, varint with bits past the
+// 64th or field number past 2^29-1, which pdata reads by rules of its own. Decoding req
+// gives exactly the ptrace.Traces ConsumeTraces would get; unknown fields
+// are kept, as any OTLP receiver ignores them. Requests outside that are
+// decoded, and encoded again by the consumer, as before.
 //
 // Ownership: req belongs to the caller and is reused once the call returns;
 // a consumer that keeps it copies it. Durability and errors: as Traces.

@@ -56,11 +56,11 @@ func (g *grpcTraces) Export(ctx context.Context, req ptraceotlp.ExportRequest) (
 }
 
 // exportRaw hands a request the walk accepted to the raw consumer; one the
-// walk sent to pdata takes the decoded path.
+// walk left to pdata takes the decoded path.
 func (g *grpcTraces) exportRaw(ctx context.Context, req *rawTraceRequest) (*rawMessage, error) {
 	var resp ptraceotlp.ExportResponse
 	var err error
-	if req.migrated {
+	if req.isDecoded {
 		resp, err = g.Export(ctx, req.decoded)
 	} else {
 		resp, err = g.consume(ctx, req.spans, func(ctx context.Context) error {

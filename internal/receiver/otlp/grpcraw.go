@@ -46,14 +46,14 @@ func rawTraceExportHandler(srv any, ctx context.Context, dec func(any) error, in
 }
 
 // rawTraceRequest is an ExportTraceServiceRequest: its bytes and span count
-// once walkTraces accepted them, or, for a request pdata must migrate
-// (spans in a deprecated field), its decoded form.
+// once walkTraces accepted them, or, for a request it left to pdata, its
+// decoded form.
 type rawTraceRequest struct {
-	body     []byte
-	buf      *[]byte // body's buffer, from bodies
-	spans    int
-	migrated bool // decoded holds the request, body nothing
-	decoded  ptraceotlp.ExportRequest
+	body      []byte
+	buf       *[]byte // body's buffer, from bodies
+	spans     int
+	isDecoded bool // decoded holds the request, body nothing
+	decoded   ptraceotlp.ExportRequest
 }
 
 // bodies are the buffers requests are copied into, reused: a request of
@@ -73,12 +73,12 @@ func (r *rawTraceRequest) release() {
 // the walk refuses gets pdata's error, which gRPC answers as it did before
 // (INTERNAL, "grpc: error unmarshalling request: ...").
 func (r *rawTraceRequest) UnmarshalProto(b []byte) error {
-	spans, legacy, err := walkTraces(b)
+	spans, decode, err := walkTraces(b)
 	if err != nil {
 		return decodeError(b, err)
 	}
-	if legacy {
-		r.migrated, r.decoded = true, ptraceotlp.NewExportRequest()
+	if decode {
+		r.isDecoded, r.decoded = true, ptraceotlp.NewExportRequest()
 		return r.decoded.UnmarshalProto(b)
 	}
 	r.buf = bodies.Get().(*[]byte)

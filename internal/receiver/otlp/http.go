@@ -75,13 +75,13 @@ func (h *HTTP) serveTraces(w http.ResponseWriter, r *http.Request) {
 	ctx := pipeline.WithTenant(r.Context(), r.Header.Get("X-Scope-OrgID"))
 	if raw, ok := h.traces.(pipeline.RawTraces); ok && enc == encProto {
 		// The consumer takes the bytes: check them, count the spans and
-		// hand them on, unless pdata must migrate a deprecated field.
-		spans, legacy, err := walkTraces(body)
+		// hand them on, unless the walk leaves them to pdata.
+		spans, decode, err := walkTraces(body)
 		if err != nil {
 			h.refuseTraces(w, enc, decodeError(body, err))
 			return
 		}
-		if !legacy {
+		if !decode {
 			h.answerTraces(w, enc, spans, raw.ConsumeRawTraces(ctx, body, spans))
 			return
 		}

@@ -8,65 +8,47 @@ import (
 
 // walkTraces checks, without decoding, that b is an OTLP
 // ExportTraceServiceRequest that ptraceotlp's ExportRequest.UnmarshalProto
-// accepts, and counts its spans as pdata's SpanCount does. legacy reports
-// spans in the deprecated instrumentation_library_spans field, which pdata
-// migrates on decoding: such a request takes the decoding path.
+// accepts, and counts its spans as pdata's SpanCount does.
 //
 // It follows pdata's generated unmarshal (internal/proto of pdata) rule for
-// rule rather than protobuf's: tags are read as pdata reads them (a field
-// number truncated to int32, varints of up to ten bytes whatever the last
-// holds), unknown fields and groups are skipped as pdata skips them, trace
-// and span IDs must be empty or 16 and 8 bytes, and strings are not checked
-// for UTF-8. FuzzWalkTracesMatchesPdata holds it to that.
-func walkTraces(b []byte) (spans int, legacy bool, err error) {
+// rule: trace and span IDs must be empty or 16 and 8 bytes, unknown fields
+// are skipped, strings are not checked for UTF-8. What pdata accepts by
+// rules of its own and protobuf's parsers refuse (groups, varints past 64
+// bits, field numbers past 2^29-1) and the deprecated
+// instrumentation_library_spans, which pdata migrates, it does not judge:
+// decode is then true and the caller decodes b with pdata, as before the
+// walk. The bytes a forwarder sends on are thus ones protobuf's parsers read
+// as pdata does (but for UTF-8, which pdata checks neither decoding nor
+// encoding). FuzzWalkTracesMatchesPdata holds it to that.
+func walkTraces(b []byte) (spans int, decode bool, err error) {
 	var w traceWalker
-	for pos := 0; pos < len(b); {
-		var num int32
-		var typ protowire.Type
-		if num, typ, pos, err = consumeTag(b, pos); err != nil {
-			return 0, false, err
-		}
-		if num != 1 {
-			if pos, err = skipField(b, pos, typ); err != nil {
-				return 0, false, err
-			}
-			continue
-		}
-		var v []byte
-		if v, pos, err = consumeField(b, pos, typ, protowire.BytesType); err != nil {
-			return 0, false, err
-		}
-		w.resource = resourceCount{}
-		if err = w.walk(v, kResourceSpans); err != nil {
-			return 0, false, err
-		}
-		r := w.resource
-		if r.scopes > 0 {
-			spans += r.spans
-		} else {
-			spans += r.legacySpans // pdata keeps the deprecated field only then
-		}
-		legacy = legacy || r.legacyScopes > 0
+	err = w.walk(b, kRequest)
+	if errors.Is(err, errDecode) {
+		return 0, true, nil
 	}
-	return spans, legacy, nil
+	return w.spans, false, err
 }
+
+// errDecode stops a walk that met something it leaves to pdata.
+var errDecode = errors.New("left to pdata")
 
 // kind is a message of the OTLP trace schema, or the type a field holds.
 type kind uint8
 
 const (
 	kUnknown kind = iota // a field pdata skips
+	kDecode              // a field the walk leaves to pdata
 	kVarint
 	kFixed32
 	kFixed64
 	kBytes   // a string or bytes field: any length, any content
 	kTraceID // empty or 16 bytes
 	kSpanID  // empty or 8 bytes
+	kRequest
 	kResourceSpans
 	kResource
 	kEntityRef
 	kScopeSpans
-	kLegacyScopeSpans // ResourceSpans' deprecated instrumentation_library_spans
 	kScope
 	kSpan
 	kEvent
@@ -81,12 +63,12 @@ const (
 // schema lists, for each message, the kind of its fields 1, 2, ... from the
 // OTLP protos (opentelemetry-proto v1, as pdata compiles them).
 var schema = [...][]kind{
-	kResourceSpans:    {kResource, kScopeSpans, kBytes}, // and 1000: kLegacyScopeSpans
-	kResource:         {kKeyValue, kVarint, kEntityRef},
-	kEntityRef:        {kBytes, kBytes, kBytes, kBytes},
-	kScopeSpans:       {kScope, kSpan, kBytes},
-	kLegacyScopeSpans: {kScope, kSpan, kBytes},
-	kScope:            {kBytes, kBytes, kKeyValue, kVarint},
+	kRequest:       {kResourceSpans},
+	kResourceSpans: {kResource, kScopeSpans, kBytes}, // and 1000: kDecode
+	kResource:      {kKeyValue, kVarint, kEntityRef},
+	kEntityRef:     {kBytes, kBytes, kBytes, kBytes},
+	kScopeSpans:    {kScope, kSpan, kBytes},
+	kScope:         {kBytes, kBytes, kKeyValue, kVarint},
 	kSpan: {kTraceID, kSpanID, kBytes, kSpanID, kBytes, kVarint, kFixed64, kFixed64,
 		kKeyValue, kVarint, kEvent, kVarint, kLink, kVarint, kStatus, kFixed32},
 	kEvent:        {kFixed64, kBytes, kKeyValue, kVarint},
@@ -111,8 +93,8 @@ func fieldKind(m kind, num int32) kind {
 	if uint32(num) < uint32(len(fieldKinds[0])) {
 		return fieldKinds[m][num]
 	}
-	if m == kResourceSpans && num == 1000 {
-		return kLegacyScopeSpans
+	if m == kResourceSpans && num == 1000 { // instrumentation_library_spans
+		return kDecode
 	}
 	return kUnknown
 }
@@ -130,14 +112,7 @@ func (k kind) wireType() protowire.Type {
 	return protowire.BytesType
 }
 
-// resourceCount is what one ResourceSpans holds: SpanCount counts its
-// scope_spans, or its deprecated field's spans when it has no scope_spans.
-type resourceCount struct {
-	scopes, spans             int
-	legacyScopes, legacySpans int
-}
-
-type traceWalker struct{ resource resourceCount }
+type traceWalker struct{ spans int }
 
 // walk checks b as a message m, recursing into its known message fields.
 func (w *traceWalker) walk(b []byte, m kind) error {
@@ -148,13 +123,15 @@ func (w *traceWalker) walk(b []byte, m kind) error {
 		var err error
 		if c := b[pos]; c >= 1<<3 && c < 0x80 { // consumeTag's common case, inlined
 			num, typ, next = int32(c>>3), protowire.Type(c&7), pos+1
-		} else if num, typ, next, err = consumeLongTag(b, pos); err != nil {
+		} else if num, typ, next, err = consumeTag(b, pos); err != nil {
 			return err
 		}
 		k := fieldKind(m, num)
 		switch {
 		case k == kUnknown:
 			pos, err = skipField(b, next, typ)
+		case k == kDecode:
+			return errDecode
 		case typ != k.wireType():
 			return errWireType
 		case typ == protowire.BytesType:
@@ -162,7 +139,7 @@ func (w *traceWalker) walk(b []byte, m kind) error {
 			// of which need a look inside.
 			var v []byte
 			if v, pos, err = consumeBytes(b, next); err == nil && k > kBytes {
-				err = w.check(m, k, v)
+				err = w.check(k, v)
 			}
 		default:
 			_, pos, err = consumeField(b, next, typ, typ)
@@ -184,23 +161,15 @@ func idLength(v []byte, want int) error {
 }
 
 // check checks the value v of a trace or span ID or a message field of kind
-// k in message m, and counts what SpanCount counts.
-func (w *traceWalker) check(m, k kind, v []byte) error {
+// k, and counts the spans.
+func (w *traceWalker) check(k kind, v []byte) error {
 	switch k {
 	case kTraceID:
 		return idLength(v, 16)
 	case kSpanID:
 		return idLength(v, 8)
-	case kScopeSpans:
-		w.resource.scopes++
-	case kLegacyScopeSpans:
-		w.resource.legacyScopes++
 	case kSpan:
-		if m == kScopeSpans {
-			w.resource.spans++
-		} else {
-			w.resource.legacySpans++
-		}
+		w.spans++
 	}
 	return w.walk(v, k)
 }
@@ -210,33 +179,26 @@ var (
 	errOverflow    = errors.New("proto: integer overflow")
 	errFieldNumber = errors.New("proto: illegal field number")
 	errWireType    = errors.New("proto: wrong wire type")
-	errEndGroup    = errors.New("proto: unexpected end of group")
 )
 
 // consumeTag reads a tag as pdata does: the field number is the varint
-// shifted right by 3 and truncated to int32, and must be positive.
+// shifted right by 3 and truncated to int32, and must be positive. Field
+// numbers past protobuf's largest, which pdata truncates, are left to it.
 func consumeTag(b []byte, pos int) (int32, protowire.Type, int, error) {
-	if pos < len(b) && b[pos] >= 1<<3 && b[pos] < 0x80 { // fields 1 to 15: inlined
-		return int32(b[pos] >> 3), protowire.Type(b[pos] & 7), pos + 1, nil
-	}
-	return consumeLongTag(b, pos)
-}
-
-//go:noinline
-func consumeLongTag(b []byte, pos int) (int32, protowire.Type, int, error) {
 	t, pos, err := consumeVarint(b, pos)
-	if err != nil {
+	switch {
+	case err != nil:
 		return 0, 0, 0, err
-	}
-	num := int32(t >> 3)
-	if num <= 0 {
+	case t>>3 > uint64(protowire.MaxValidNumber):
+		return 0, 0, 0, errDecode
+	case t>>3 == 0:
 		return 0, 0, 0, errFieldNumber
 	}
-	return num, protowire.Type(t & 7), pos, nil
+	return int32(t >> 3), protowire.Type(t & 7), pos, nil
 }
 
-// consumeVarint reads up to ten bytes as pdata does: bits past the 64th are
-// dropped, not refused as protowire.ConsumeVarint refuses them.
+// consumeVarint reads up to ten bytes as pdata does. One whose bits past
+// the 64th are set, which pdata drops and protobuf refuses, is left to pdata.
 func consumeVarint(b []byte, pos int) (uint64, int, error) {
 	if pos < len(b) && b[pos] < 0x80 { // one byte: inlined
 		return uint64(b[pos]), pos + 1, nil
@@ -255,6 +217,9 @@ func consumeLongVarint(b []byte, pos int) (uint64, int, error) {
 		pos++
 		v |= uint64(c&0x7f) << shift
 		if c < 0x80 {
+			if shift == 63 && c > 1 {
+				return 0, 0, errDecode
+			}
 			return v, pos, nil
 		}
 	}
@@ -299,33 +264,16 @@ func fixed(b []byte, pos, n int) ([]byte, int, error) {
 	return nil, pos + n, nil
 }
 
-// skipField skips an unknown field as pdata's proto.ConsumeUnknown does,
-// quirks included: a group ends at its first field that is not a group
-// itself, and end-group tags need not match their start.
+// skipField skips an unknown field. Groups, which pdata skips by rules of
+// its own (a group ends at its first field that is not a group), are left
+// to it.
 func skipField(b []byte, pos int, typ protowire.Type) (int, error) {
-	depth := 0
-	for pos < len(b) {
-		switch typ {
-		case protowire.StartGroupType:
-			depth++
-		case protowire.EndGroupType:
-			if depth == 0 {
-				return 0, errEndGroup
-			}
-			depth--
-		case protowire.VarintType, protowire.Fixed32Type, protowire.Fixed64Type, protowire.BytesType:
-			_, end, err := consumeField(b, pos, typ, typ)
-			return end, err
-		default:
-			return 0, errWireType
-		}
-		if depth == 0 {
-			return pos, nil
-		}
-		var err error
-		if _, typ, pos, err = consumeTag(b, pos); err != nil {
-			return 0, err
-		}
+	switch typ {
+	case protowire.VarintType, protowire.Fixed32Type, protowire.Fixed64Type, protowire.BytesType:
+		_, end, err := consumeField(b, pos, typ, typ)
+		return end, err
+	case protowire.StartGroupType, protowire.EndGroupType:
+		return 0, errDecode
 	}
-	return 0, errTruncated
+	return 0, errWireType
 }

@@ -1,13 +1,16 @@
 package otlp
 
 import (
+	"strings"
 	"testing"
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
+	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
 )
 
 // telemetrygenTraces has the shape of telemetrygen's traces: a resource with
@@ -180,16 +183,29 @@ func FuzzWalkTracesMatchesPdata(f *testing.F) {
 	})
 }
 
+// checkWalk fails unless walkTraces refuses b only when pdata does, and
+// accepts it only when pdata does, with pdata's span count, and protobuf's
+// own parser reads it too: what a destination that is not pdata-based
+// gets. What the walk leaves to pdata, pdata decides.
 func checkWalk(t *testing.T, b []byte) {
 	t.Helper()
 	req := ptraceotlp.NewExportRequest()
 	perr := req.UnmarshalProto(b)
-	spans, _, err := walkTraces(b)
+	spans, decode, err := walkTraces(b)
 	switch {
+	case decode && err != nil:
+		t.Fatalf("walk leaves %x to pdata and refuses it: %v", b, err)
+	case decode:
 	case (perr == nil) != (err == nil):
 		t.Fatalf("pdata says %v, walk says %v, for %x", perr, err, b)
 	case err == nil && spans != req.Traces().SpanCount():
 		t.Fatalf("walk counts %d spans, pdata %d, in %x", spans, req.Traces().SpanCount(), b)
+	case err == nil:
+		// protobuf-go checks UTF-8, which pdata never did on decoding nor
+		// encoding again: no change for a destination.
+		if err := proto.Unmarshal(b, &coltracepb.ExportTraceServiceRequest{}); err != nil && !strings.Contains(err.Error(), "UTF-8") {
+			t.Fatalf("walk and pdata accept %x, protobuf refuses it: %v", b, err)
+		}
 	}
 }
 
@@ -197,19 +213,24 @@ func TestWalkTracesSeeds(t *testing.T) {
 	for _, b := range append(oddRequests(), legacyRequest(false), legacyRequest(true)) {
 		checkWalk(t, b)
 	}
+	group := protowire.AppendTag(protowire.AppendTag(nil, 7, protowire.StartGroupType), 7, protowire.EndGroupType)
 	for _, tc := range []struct {
 		name   string
 		req    []byte
 		spans  int
-		legacy bool
+		decode bool
 	}{
 		{"telemetrygen", marshalTraces(t, telemetrygenTraces(5)), 11, false},
-		{"deprecated field", legacyRequest(false), 2, true},
+		{"deprecated field", legacyRequest(false), 0, true},
 		{"deprecated field beside scope_spans", legacyRequest(true), 0, true},
+		{"group", group, 0, true},
+		{"field 2^32+1", []byte{0x8a, 0x80, 0x80, 0x80, 0x80, 0x01, 0x00}, 0, true},
+		{"varint past 64 bits", []byte{0x38, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f}, 0, true},
+		{"ten-byte varint", []byte{0x38, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01}, 0, false},
 	} {
-		spans, legacy, err := walkTraces(tc.req)
-		if err != nil || spans != tc.spans || legacy != tc.legacy {
-			t.Errorf("%s: walk = %d spans, legacy %v, %v; want %d, %v", tc.name, spans, legacy, err, tc.spans, tc.legacy)
+		spans, decode, err := walkTraces(tc.req)
+		if err != nil || spans != tc.spans || decode != tc.decode {
+			t.Errorf("%s: walk = %d spans, decode %v, %v; want %d, %v", tc.name, spans, decode, err, tc.spans, tc.decode)
 		}
 	}
 }
