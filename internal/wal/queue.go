@@ -194,6 +194,11 @@ func drainedCut(segmentSize int64) int64 { return min(segmentSize/4, 1<<20) }
 func (w *WAL) cutAt(p Pos, minSize int64) (int, bool) {
 	w.ioMu.Lock()
 	defer w.ioMu.Unlock()
+	// A write may be in the segment with its sync still running, so that
+	// sizes does not show it yet: its record is acknowledged once the sync
+	// ends, and the caller deletes the segment this cut leaves. With ioMu
+	// held no write starts, so once these are settled sizes is the end.
+	w.pending.Wait()
 	w.mu.Lock()
 	drained := !w.closed && p.Segment == w.seg && w.sizes[w.seg] == p.Offset && p.Offset >= minSize
 	w.mu.Unlock()

@@ -154,3 +154,40 @@ func TestQueueNextWaits(t *testing.T) {
 		t.Fatalf("Next = %q, want late", rec)
 	}
 }
+
+// A commit that drains the queue starts a new segment and deletes the old
+// one. An append written to the old segment but not yet synced when the
+// commit looked must stop that: its record is acknowledged once the sync
+// ends, and deleting its segment would lose it. Appends race commits here
+// until every acknowledged record has been read once, in order.
+func TestQueueDrainedCutKeepsRecordsBeingSynced(t *testing.T) {
+	q := openTestQueue(t, t.TempDir(), 64<<20, 4096) // drained cuts from 1 KiB on
+	const n = 3000
+	done := make(chan error, 1)
+	go func() {
+		for i := range n {
+			if err := q.Append(fmt.Appendf(nil, "record-%05d-%0200d", i, i)); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	for i := range n {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		rec, pos, err := q.Next(ctx)
+		cancel()
+		if err != nil {
+			t.Fatalf("record %d of %d acknowledged ones never came: %v", i, n, err)
+		}
+		if want := fmt.Sprintf("record-%05d-", i); string(rec[:len(want)]) != want {
+			t.Fatalf("read %.12q, want %q: a record was lost", rec, want)
+		}
+		if err := q.Commit(pos); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
