@@ -73,3 +73,17 @@ func TestConditionsSayWhyNotReady(t *testing.T) {
 		t.Errorf("/health/status once space returned: %d %s", code, b)
 	}
 }
+
+// The status page says how much metrics WAL still replays in the
+// background, and nothing once none does.
+func TestStatusShowsBackgroundReplay(t *testing.T) {
+	left := int64(300 << 20)
+	h := NewHandler(prometheus.NewRegistry(), &Readiness{}, Status{Started: time.Now(), MetricsReplayBytes: func() int64 { return left }})
+	if _, b := body(t, h, "/"); !strings.Contains(b, "300 MB still replaying") {
+		t.Errorf("status page during the replay: %s", b)
+	}
+	left = 0
+	if _, b := body(t, h, "/"); strings.Contains(b, "replaying") {
+		t.Errorf("status page after the replay: %s", b)
+	}
+}
