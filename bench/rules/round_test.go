@@ -137,7 +137,16 @@ func (s *roundState) round() {
 var (
 	roundOnce  sync.Once
 	roundSetUp = &roundState{}
+	roundDir   string // the store's directory, removed when the tests end
 )
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if roundDir != "" {
+		os.RemoveAll(roundDir)
+	}
+	os.Exit(code)
+}
 
 // roundSetup loads the bench's series into a metrics store and its rules into
 // a rules manager, once per process (the benchmark function runs more than
@@ -150,6 +159,7 @@ func roundSetup(b *testing.B) *roundState {
 			s.err = err
 			return
 		}
+		roundDir = dir
 		logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 		limits.TuneGC(context.Background(), logger)
 		cfg := config.Default()
