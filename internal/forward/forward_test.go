@@ -468,7 +468,14 @@ type manualEnv struct {
 
 func startEnvManual(t *testing.T, url string, q QueueConfig, dir string) manualEnv {
 	t.Helper()
-	cfg := Config{Traces: []Destination{{Name: "dest", URL: url, Queue: q}}}
+	fwd, reg, stop := runForwarder(t, Config{Traces: []Destination{{Name: "dest", URL: url, Queue: q}}}, dir)
+	return manualEnv{&env{fwd: fwd, reg: reg, dir: dir}, stop}
+}
+
+// runForwarder starts a forwarder for cfg on dir; stop ends its Run (an
+// error of Run fails the test) and closes it, once however often called.
+func runForwarder(t *testing.T, cfg Config, dir string) (*Forwarder, *prometheus.Registry, func()) {
+	t.Helper()
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -481,13 +488,16 @@ func startEnvManual(t *testing.T, url string, q QueueConfig, dir string) manualE
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- fwd.Run(ctx) }()
-	return manualEnv{&env{fwd: fwd, reg: reg, dir: dir}, func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("run: %v", err)
-		}
-		_ = fwd.Close()
-	}}
+	var once sync.Once
+	return fwd, reg, func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("run: %v", err)
+			}
+			_ = fwd.Close()
+		})
+	}
 }
 
 // The health the status page shows reaches /metrics too: healthy while the

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -15,7 +14,6 @@ import (
 
 	"github.com/golang/snappy"
 	"github.com/klauspost/compress/s2"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
 	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
@@ -156,29 +154,8 @@ type rwEnv struct {
 
 func startRW(t *testing.T, url, protocol, dir string, q QueueConfig) *rwEnv {
 	t.Helper()
-	cfg := Config{Metrics: []Destination{{Name: "dest", URL: url, Protocol: protocol, Queue: q}}}
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	logger := slog.New(slog.DiscardHandler)
-	reg := prometheus.NewRegistry()
-	fwd, err := New(cfg, dir, OpenWALQueue(logger, reg), logger, reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- fwd.Run(ctx) }()
-	var once sync.Once
-	e := &rwEnv{fwd: fwd, stop: func() {
-		once.Do(func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("run: %v", err)
-			}
-			_ = fwd.Close()
-		})
-	}}
+	fwd, _, stop := runForwarder(t, Config{Metrics: []Destination{{Name: "dest", URL: url, Protocol: protocol, Queue: q}}}, dir)
+	e := &rwEnv{fwd: fwd, stop: stop}
 	t.Cleanup(e.stop)
 	return e
 }

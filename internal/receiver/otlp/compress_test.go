@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"io"
-	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -56,13 +55,7 @@ func startGRPC(t *testing.T, rec *recorder) (string, *encodings) {
 	enc := &encodings{}
 	srv := grpc.NewServer(grpc.StatsHandler(enc))
 	RegisterGRPC(srv, rec, rec, limits.NewInflight(1<<30))
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(srv.Stop)
-	return ln.Addr().String(), enc
+	return serveGRPC(t, srv), enc
 }
 
 // The OTel Go SDK's gRPC exporters, configured as users configure them

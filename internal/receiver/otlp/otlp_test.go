@@ -221,17 +221,7 @@ func TestGRPCExportAndErrors(t *testing.T) {
 	rec := &recorder{}
 	srv := grpc.NewServer()
 	RegisterGRPC(srv, rec, rec, limits.NewInflight(1<<30))
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(srv.Stop)
-	conn, err := grpc.NewClient(ln.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
+	conn := dialGRPC(t, serveGRPC(t, srv))
 
 	ctx := metadata.AppendToOutgoingContext(context.Background(), "X-Scope-OrgID", "team-b")
 	if _, err := ptraceotlp.NewGRPCClient(conn).Export(ctx, ptraceotlp.NewExportRequestFromTraces(sampleTraces(4))); err != nil {
@@ -245,7 +235,7 @@ func TestGRPCExportAndErrors(t *testing.T) {
 	}
 
 	rec.err = pipeline.ErrOverloaded
-	_, err = ptraceotlp.NewGRPCClient(conn).Export(ctx, ptraceotlp.NewExportRequestFromTraces(sampleTraces(1)))
+	_, err := ptraceotlp.NewGRPCClient(conn).Export(ctx, ptraceotlp.NewExportRequestFromTraces(sampleTraces(1)))
 	if status.Code(err) != codes.ResourceExhausted {
 		t.Fatalf("overloaded consumer: got %v, want RESOURCE_EXHAUSTED", err)
 	}

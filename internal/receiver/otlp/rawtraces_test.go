@@ -44,13 +44,25 @@ func dialTraces(t *testing.T, traces pipeline.Traces, inflight *limits.Inflight)
 	t.Helper()
 	srv := grpc.NewServer()
 	RegisterGRPC(srv, traces, nil, inflight)
+	return dialGRPC(t, serveGRPC(t, srv))
+}
+
+// serveGRPC serves srv on a free loopback port until the test ends.
+func serveGRPC(t *testing.T, srv *grpc.Server) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(srv.Stop)
-	conn, err := grpc.NewClient(ln.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	return ln.Addr().String()
+}
+
+// dialGRPC dials addr without TLS until the test ends.
+func dialGRPC(t *testing.T, addr string) *grpc.ClientConn {
+	t.Helper()
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
