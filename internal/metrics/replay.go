@@ -96,12 +96,20 @@ func headBytes(dir string) (int64, error) {
 // what is left of its head files belongs to it.
 func stageReplay(dir string, minBytes int64, logger *slog.Logger) (_ []string, err error) {
 	// The TSDB's own lock, so a second process on the same dir cannot have
-	// its WAL moved away; released for the TSDB to take.
-	lock, _, err := fileutil.Flock(filepath.Join(dir, "lock"))
+	// its WAL moved away; released for the TSDB to take. A lock file this
+	// made goes too: the TSDB takes one it finds for an unclean shutdown
+	// (its log line and prometheus_tsdb_clean_start).
+	lockPath := filepath.Join(dir, "lock")
+	lock, existed, err := fileutil.Flock(lockPath)
 	if err != nil {
 		return nil, fmt.Errorf("lock the metrics dir (is another process using it?): %w", err)
 	}
-	defer func() { err = errors.Join(err, lock.Release()) }()
+	defer func() {
+		err = errors.Join(err, lock.Release())
+		if !existed {
+			err = errors.Join(err, os.Remove(lockPath))
+		}
+	}()
 	rdir := filepath.Join(dir, replayDirName)
 	nums, moving, err := listReplayDirs(rdir)
 	if err != nil {

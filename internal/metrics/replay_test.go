@@ -394,3 +394,34 @@ func TestWALFloorKeepsSamplesBelowMergedBlocks(t *testing.T) {
 		}
 	}
 }
+
+// Looking for WAL to move aside takes the TSDB's lock but leaves no lock
+// file behind, which the TSDB would take for an unclean shutdown: a fresh
+// dir and a cleanly closed one both start clean.
+func TestStagingLeavesACleanStart(t *testing.T) {
+	dir := t.TempDir()
+	for i := range 2 {
+		cfg := config.Default()
+		reg := prometheus.NewRegistry()
+		s, err := Open(cfg.Metrics, cfg.Limits, dir, slog.New(slog.DiscardHandler), reg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		clean := -1.0
+		for _, mf := range mfs {
+			if mf.GetName() == "prometheus_tsdb_clean_start" {
+				clean = mf.GetMetric()[0].GetGauge().GetValue()
+			}
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if clean != 1 {
+			t.Fatalf("open %d: prometheus_tsdb_clean_start = %v, want 1", i+1, clean)
+		}
+	}
+}
