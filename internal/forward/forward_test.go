@@ -216,16 +216,7 @@ func TestRetriesServerErrors(t *testing.T) {
 // and once it is back they fall to zero only when the cursor has moved past
 // them (so a 0 can be trusted before a restart).
 func TestQueueGaugesAreLive(t *testing.T) {
-	var down atomic.Bool
-	down.Store(true)
-	c := &collector{spans: map[string]int{}, answer: func(int, http.ResponseWriter) int {
-		if down.Load() {
-			return http.StatusServiceUnavailable
-		}
-		return 0
-	}}
-	srv := httptest.NewServer(c)
-	defer srv.Close()
+	down, c, srv := switchableDestination(t, true)
 	e := startEnv(t, srv.URL, fastQueue(), "")
 	e.send(t, "live", 7)
 	if r := e.metric(t, "vispyr_forward_queue_records"); r != 7 {
@@ -375,16 +366,7 @@ func proxy(conn net.Conn, addr string) {
 // instead of growing: nothing acknowledged is dropped, and ingest resumes
 // once the destination drains the queue.
 func TestFullQueueRefusesIngest(t *testing.T) {
-	var down atomic.Bool
-	down.Store(true)
-	c := &collector{spans: map[string]int{}, answer: func(n int, w http.ResponseWriter) int {
-		if down.Load() {
-			return http.StatusServiceUnavailable
-		}
-		return 0
-	}}
-	srv := httptest.NewServer(c)
-	defer srv.Close()
+	down, c, srv := switchableDestination(t, true)
 	q := fastQueue()
 	q.MaxBytes = 1 << 20
 	e := startEnv(t, srv.URL, q, "")
@@ -441,16 +423,7 @@ func TestCorruptRecordIsCounted(t *testing.T) {
 // What was acknowledged but not delivered when the process stopped is
 // delivered by the next process on the same queue directory.
 func TestBacklogSurvivesRestart(t *testing.T) {
-	var down atomic.Bool
-	down.Store(true)
-	c := &collector{spans: map[string]int{}, answer: func(n int, w http.ResponseWriter) int {
-		if down.Load() {
-			return http.StatusServiceUnavailable
-		}
-		return 0
-	}}
-	srv := httptest.NewServer(c)
-	defer srv.Close()
+	down, c, srv := switchableDestination(t, true)
 	dir := t.TempDir()
 	first := startEnvManual(t, srv.URL, fastQueue(), dir)
 	first.send(t, "s", 10)
@@ -504,15 +477,7 @@ func runForwarder(t *testing.T, cfg Config, dir string) (*Forwarder, *prometheus
 // destination answers, 0 with the error on Status while it fails, healthy
 // again (and a newer last success) once it answers.
 func TestHealthGauges(t *testing.T) {
-	var down atomic.Bool
-	c := &collector{spans: map[string]int{}, answer: func(_ int, _ http.ResponseWriter) int {
-		if down.Load() {
-			return http.StatusServiceUnavailable
-		}
-		return 0
-	}}
-	srv := httptest.NewServer(c)
-	defer srv.Close()
+	down, c, srv := switchableDestination(t, false)
 	e := startEnv(t, srv.URL, fastQueue(), "")
 	gauges := func() (healthy, last float64) {
 		return e.metric(t, "vispyr_forward_destination_healthy", "destination", "dest"),
@@ -581,4 +546,21 @@ func TestRawTracesForwardedAsSent(t *testing.T) {
 	if len(bodies) != 1 || !bytes.Equal(bodies[0], req) || tenants[0] != "team-x" {
 		t.Fatalf("destination got %d requests, the first %x with tenant %q; want %x with team-x", len(bodies), bodies[0], tenants[0], req)
 	}
+}
+
+// switchableDestination is a trace destination that answers 503 while down
+// is set (as it starts: down) and takes everything otherwise.
+func switchableDestination(t *testing.T, down bool) (*atomic.Bool, *collector, *httptest.Server) {
+	t.Helper()
+	var d atomic.Bool
+	d.Store(down)
+	c := &collector{spans: map[string]int{}, answer: func(int, http.ResponseWriter) int {
+		if d.Load() {
+			return http.StatusServiceUnavailable
+		}
+		return 0
+	}}
+	srv := httptest.NewServer(c)
+	t.Cleanup(srv.Close)
+	return &d, c, srv
 }

@@ -181,16 +181,9 @@ func (e *rwEnv) sendRounds(t *testing.T, series, from, to int) {
 			if r%3 == 2 {
 				wr.Metadata = []prompb.MetricMetadata{{Type: prompb.MetricMetadata_GAUGE, MetricFamilyName: "m", Help: "h"}}
 			}
-			raw, err := wr.Marshal()
-			if err != nil {
-				t.Fatal(err)
-			}
-			var req remotewrite.Request
-			if err := req.Decode(raw, false); err != nil {
-				t.Fatal(err)
-			}
+			raw, req := decodedRequest(t, &wr)
 			req.SetSnappy(s2.EncodeSnappy(nil, raw))
-			if err := e.fwd.Metrics.AppendRawV1(ctx, &req); err != nil {
+			if err := e.fwd.Metrics.AppendRawV1(ctx, req); err != nil {
 				t.Fatalf("round %d: %v", r, err)
 			}
 		case 1:
@@ -294,15 +287,8 @@ func TestGroupedAndPlainRecordsShardAlike(t *testing.T) {
 			Samples: []prompb.Sample{{Timestamp: int64(s), Value: 1}},
 		})
 	}
-	raw, err := wr.Marshal()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var req remotewrite.Request
-	if err := req.Decode(raw, false); err != nil {
-		t.Fatal(err)
-	}
-	grouped, ok := appendGrouped(nil, &req, 6, 30)
+	raw, req := decodedRequest(t, &wr)
+	grouped, ok := appendGrouped(nil, req, 6, 30)
 	if !ok {
 		t.Fatal("a request of contiguous labels was not grouped")
 	}
@@ -354,15 +340,8 @@ func FuzzSplitRecord(f *testing.F) {
 		Labels:  []prompb.Label{{Name: "__name__", Value: "up"}},
 		Samples: []prompb.Sample{{Timestamp: 1, Value: 1}},
 	}}}
-	raw, err := wr.Marshal()
-	if err != nil {
-		f.Fatal(err)
-	}
-	var req remotewrite.Request
-	if err := req.Decode(raw, false); err != nil {
-		f.Fatal(err)
-	}
-	grouped, _ := appendGrouped(nil, &req, 4, 10)
+	raw, req := decodedRequest(f, &wr)
+	grouped, _ := appendGrouped(nil, req, 4, 10)
 	f.Add(grouped)
 	f.Add(s2.EncodeSnappy(nil, raw))
 	f.Add(append(slices.Clone(groupedMagic), 3, 7))
@@ -371,4 +350,18 @@ func FuzzSplitRecord(f *testing.F) {
 			_ = c.split(body, func(uint64, []byte, int, int64) {})
 		}
 	})
+}
+
+// decodedRequest marshals wr and decodes it as the receiver does.
+func decodedRequest(t testing.TB, wr *prompb.WriteRequest) ([]byte, *remotewrite.Request) {
+	t.Helper()
+	raw, err := wr.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := &remotewrite.Request{}
+	if err := req.Decode(raw, false); err != nil {
+		t.Fatal(err)
+	}
+	return raw, req
 }
