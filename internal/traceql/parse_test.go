@@ -154,3 +154,24 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// Parentheses nested past maxNesting are refused at once with the position
+// of the "(" that goes too deep, instead of a parse whose time grows with
+// the cube of the depth; as deep as allowed still parses.
+func TestParseRefusesDeepNesting(t *testing.T) {
+	deep := strings.Repeat("(", maxNesting+1) + "{}" + strings.Repeat(")", maxNesting+1)
+	for _, parse := range []func(string) (*Query, error){Parse, ParseLenient} {
+		_, err := parse(strings.Repeat("(", 2400))
+		var pe *ParseError
+		if !errors.As(err, &pe) || pe.Col != maxNesting+1 || !strings.Contains(pe.Msg, "nest") {
+			t.Errorf("2400 open parentheses: got %v, want a parse error at col %d about nesting", err, maxNesting+1)
+		}
+		if _, err := parse(deep); !errors.As(err, &pe) {
+			t.Errorf("%d levels: got %v, want a parse error", maxNesting+1, err)
+		}
+	}
+	ok := strings.Repeat("(", maxNesting) + "{ .a = 1 }" + strings.Repeat(")", maxNesting)
+	if _, err := Parse(ok); err != nil {
+		t.Errorf("%d levels: %v", maxNesting, err)
+	}
+}
