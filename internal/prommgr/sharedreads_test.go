@@ -89,10 +89,7 @@ groups:
 `
 
 func TestSharedReadsRecordWhatPrometheusRecords(t *testing.T) {
-	file := filepath.Join(t.TempDir(), "rules.yml")
-	if err := os.WriteFile(file, []byte(sharedReadsRules), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	file := writeRules(t, sharedReadsRules)
 	start := time.UnixMilli(1_000_000)
 	plain, shared := openLoadedTSDB(t, start), openLoadedTSDB(t, start)
 
@@ -139,10 +136,7 @@ groups:
       - record: g
         expr: load1
 `
-	file := filepath.Join(t.TempDir(), "rules.yml")
-	if err := os.WriteFile(file, []byte(group), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	file := writeRules(t, group)
 	m := rules.NewManager(&rules.ManagerOptions{Context: context.Background()})
 	groups, errs := m.LoadGroups(15*time.Second, labels.EmptyLabels(), "", nil, false, file)
 	if len(errs) > 0 {
@@ -386,10 +380,7 @@ groups:
 `
 
 func TestSharedReadsFollowWritesBetweenEvaluations(t *testing.T) {
-	file := filepath.Join(t.TempDir(), "rules.yml")
-	if err := os.WriteFile(file, []byte(churnRules), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	file := writeRules(t, churnRules)
 	start := time.UnixMilli(1_000_000)
 	plain, shared := openChurnTSDB(t, start), openChurnTSDB(t, start)
 	var ooo, compacted int
@@ -488,4 +479,14 @@ func appendY(t *testing.T, app storage.AppenderV2, instance string, ts time.Time
 	if _, err := app.Append(0, labels.FromStrings("__name__", "y", "instance", instance), 0, ts.UnixMilli(), v, nil, nil, storage.AOptions{}); err != nil {
 		t.Fatalf("append y{instance=%q} at %d: %v", instance, ts.UnixMilli(), err)
 	}
+}
+
+// writeRules writes a rule file of text into the test's temp dir.
+func writeRules(t *testing.T, text string) string {
+	t.Helper()
+	file := filepath.Join(t.TempDir(), "rules.yml")
+	if err := os.WriteFile(file, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return file
 }

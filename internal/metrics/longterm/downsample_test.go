@@ -64,11 +64,7 @@ func TestDownsampleWindowsAndCounterPoints(t *testing.T) {
 // the TSDB they came from.
 func downsampledStore(t *testing.T) (*tsdb.DB, *Store, int64) {
 	t.Helper()
-	db, err := tsdb.Open(t.TempDir(), nil, nil, tsdb.DefaultOptions(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = db.Close() })
+	db := emptyTSDB(t)
 	ctx := context.Background()
 	rnd := rand.New(rand.NewSource(4))
 	const start = int64(1_700_006_400_000) // a UTC midnight

@@ -25,11 +25,7 @@ const hour = int64(3600_000)
 // compacted into 2 h blocks.
 func testDB(t *testing.T, withHistograms bool) *tsdb.DB {
 	t.Helper()
-	db, err := tsdb.Open(t.TempDir(), nil, nil, tsdb.DefaultOptions(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = db.Close() })
+	db := emptyTSDB(t)
 	ctx := context.Background()
 	stale := math.Float64frombits(value.StaleNaN)
 	for ts := int64(0); ts < 8*hour; ts += 15_000 {
@@ -250,4 +246,16 @@ func TestDeleteOldestWaitsForReaders(t *testing.T) {
 	if len(entries) != len(metas)-1 {
 		t.Fatalf("%d entries on disk, want %d", len(entries), len(metas)-1)
 	}
+}
+
+// emptyTSDB is an empty TSDB with the default options, closed when the
+// test ends.
+func emptyTSDB(t *testing.T) *tsdb.DB {
+	t.Helper()
+	db, err := tsdb.Open(t.TempDir(), nil, nil, tsdb.DefaultOptions(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	return db
 }
