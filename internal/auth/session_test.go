@@ -148,7 +148,7 @@ func TestSessionRequests(t *testing.T) {
 		{map[string]string{CSRFHeader: csrf, "Sec-Fetch-Site": "same-origin", "Origin": "http://vispyr.test"}, 200},
 		{map[string]string{CSRFHeader: csrf}, 200}, // an older browser sending neither
 		{map[string]string{}, 403},
-		{map[string]string{CSRFHeader: "0" + csrf[1:]}, 403},
+		{map[string]string{CSRFHeader: wrongFirst(csrf)}, 403},
 		{map[string]string{CSRFHeader: csrf, "Sec-Fetch-Site": "cross-site"}, 403},
 		{map[string]string{CSRFHeader: csrf, "Sec-Fetch-Site": "same-site"}, 403},
 		{map[string]string{CSRFHeader: csrf, "Origin": "http://evil.example"}, 403},
@@ -245,4 +245,13 @@ func TestPasswordChecksBusyOverGRPC(t *testing.T) {
 	if _, err := a.authorizeGRPC(ctx, ScopeRead); status.Code(err) != codes.Unauthenticated {
 		t.Errorf("a slot free again: %v, want Unauthenticated", err)
 	}
+}
+
+// wrongFirst is token with its first character changed: prefixing "0" left a
+// token that starts with "0" (one in sixteen) as it was.
+func wrongFirst(token string) string {
+	if strings.HasPrefix(token, "0") {
+		return "1" + token[1:]
+	}
+	return "0" + token[1:]
 }
