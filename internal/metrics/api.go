@@ -26,6 +26,7 @@ import (
 
 	"github.com/vispyr/vispyr/internal/config"
 	"github.com/vispyr/vispyr/internal/limits"
+	"github.com/vispyr/vispyr/internal/metrics/fastrate"
 	"github.com/vispyr/vispyr/internal/metrics/parallel"
 	"github.com/vispyr/vispyr/internal/metrics/resultscache"
 	"github.com/vispyr/vispyr/internal/pipeline"
@@ -71,8 +72,10 @@ func (s *Storage) NewAPI(opts APIOptions, logger *slog.Logger, reg prometheus.Re
 		NoStepSubqueryIntervalFn: func(int64) int64 { return subqueryDefaultStep.Milliseconds() },
 	})
 	// Long range queries use every core: their steps are computed in parts
-	// at once (the engine alone runs a query on one goroutine).
-	var queryEngine promql.QueryEngine = parallel.New(engine, parallel.Options{
+	// at once (the engine alone runs a query on one goroutine); each part's
+	// rate sums are computed without the engine's per-step window walk.
+	fast := fastrate.New(engine, fastrate.Options{MaxSamples: opts.Metrics.QueryMaxSamples})
+	var queryEngine promql.QueryEngine = parallel.New(fast, parallel.Options{
 		Parts: runtime.GOMAXPROCS(0), MinSteps: parallelMinSteps})
 	var uncached func(context.Context, string, time.Time, time.Time, time.Duration) [][2]time.Time
 	if opts.Metrics.ResultsCacheMaxBytes > 0 {
