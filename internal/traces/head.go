@@ -2,6 +2,8 @@ package traces
 
 import (
 	"bytes"
+	"cmp"
+	"encoding/binary"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -50,24 +52,16 @@ const (
 	spanPtrBytes    = 8
 )
 
-// add inserts rows and returns how many bytes they added. The head keeps pointers
-// into rows (the batch slice), so spans are not copied; rows must not be reused.
-// Spans are grouped by trace through a sorted index so that each trace takes its
-// shard lock once per batch.
-func (h *head) add(tenant string, rows []spanrow.Span) int64 {
+// add inserts rows, whose traceOrder is order, and returns how many bytes they
+// added. The head keeps pointers into rows (the batch slice), so spans are not
+// copied; rows must not be reused. Grouped by trace, each trace takes its shard
+// lock once per batch.
+func (h *head) add(tenant string, rows []spanrow.Span, order []int32) int64 {
 	added := batchMemSize(rows)
-	idx := make([]int32, len(rows))
-	for i := range rows {
-		idx[i] = int32(i)
-	}
-	slices.SortStableFunc(idx, func(a, b int32) int { return bytes.Compare(rows[a].TraceID[:], rows[b].TraceID[:]) })
 	h.created.CompareAndSwap(0, time.Now().UnixNano())
-	for start := 0; start < len(idx); {
-		id := rows[idx[start]].TraceID
-		end := start + 1
-		for end < len(idx) && rows[idx[end]].TraceID == id {
-			end++
-		}
+	for start := 0; start < len(order); {
+		id := rows[order[start]].TraceID
+		end := start + traceRun(rows, order, start)
 		sh := &h.shards[shardOf(id)]
 		sh.mu.Lock()
 		traces := sh.tenants[tenant]
@@ -81,7 +75,7 @@ func (h *head) add(tenant string, rows []spanrow.Span) int64 {
 		}
 		oldCap := cap(t)
 		t = slices.Grow(t, end-start) // exact for a trace's first batch, the usual case
-		for _, i := range idx[start:end] {
+		for _, i := range order[start:end] {
 			t = append(t, &rows[i])
 		}
 		added += int64(cap(t)-oldCap) * spanPtrBytes
@@ -92,6 +86,52 @@ func (h *head) add(tenant string, rows []spanrow.Span) int64 {
 	h.spans.Add(int64(len(rows)))
 	h.bytes.Add(added)
 	return added
+}
+
+// traceOrder returns the indexes of rows grouped by trace: sorted by trace ID,
+// the rows of one trace in batch order. SDKs and forwarders mostly send a
+// trace's spans next to each other, so the runs of one ID are sorted rather
+// than the rows, each by its ID as two integers and its position.
+func traceOrder(rows []spanrow.Span) []int32 {
+	type run struct {
+		hi, lo   uint64
+		start, n int32
+	}
+	var runs []run
+	for i := range rows {
+		if i > 0 && rows[i].TraceID == rows[i-1].TraceID {
+			runs[len(runs)-1].n++
+			continue
+		}
+		id := &rows[i].TraceID
+		runs = append(runs, run{binary.BigEndian.Uint64(id[:8]), binary.BigEndian.Uint64(id[8:]), int32(i), 1})
+	}
+	slices.SortFunc(runs, func(a, b run) int {
+		switch {
+		case a.hi != b.hi:
+			return cmp.Compare(a.hi, b.hi)
+		case a.lo != b.lo:
+			return cmp.Compare(a.lo, b.lo)
+		}
+		return cmp.Compare(a.start, b.start)
+	})
+	order := make([]int32, 0, len(rows))
+	for _, r := range runs {
+		for i := r.start; i < r.start+r.n; i++ {
+			order = append(order, i)
+		}
+	}
+	return order
+}
+
+// traceRun is how many entries of order from start belong to one trace.
+func traceRun(rows []spanrow.Span, order []int32, start int) int {
+	id := &rows[order[start]].TraceID
+	n := 1
+	for start+n < len(order) && rows[order[start+n]].TraceID == *id {
+		n++
+	}
+	return n
 }
 
 // batchMemSize is the heap a batch of rows holds: every span's own cost, plus each
@@ -155,12 +195,16 @@ func (h *head) eachSorted(tenant string, fn func(spans []spanrow.Span) error) er
 	}
 	slices.SortFunc(traces, func(a, b trace) int { return bytes.Compare(a.id[:], b.id[:]) })
 	var buf []spanrow.Span
+	var ptrs []*spanrow.Span
 	for i := range traces {
-		buf = copyRows(buf[:0], traces[i].spans)
+		// Sorting pointers moves 8 bytes a swap instead of a whole row; the
+		// trace's own slice is left alone, as readers may be copying it.
+		ptrs = append(ptrs[:0], traces[i].spans...)
+		spanrow.SortPtrs(ptrs)
+		buf = copyRows(buf[:0], ptrs)
 		if len(buf) == 0 {
 			continue
 		}
-		spanrow.Sort(buf)
 		if err := fn(spanrow.Dedupe(buf)); err != nil {
 			return err
 		}

@@ -3,6 +3,8 @@ package traces
 import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/vispyr/vispyr/internal/traces/spanrow"
 )
 
 // spanCount is how many spans of one trace the head holds.
@@ -11,6 +13,32 @@ func (h *head) spanCount(tenant string, id [16]byte) int {
 	sh.mu.RLock()
 	defer sh.mu.RUnlock()
 	return len(sh.tenants[tenant][id])
+}
+
+// overSpanLimit reports whether a trace of rows (grouped by order, as
+// traceOrder returns them) would hold more than max spans in h.
+func overSpanLimit(h *head, tenant string, rows []spanrow.Span, order []int32, max int) bool {
+	for start := 0; start < len(order); {
+		n := traceRun(rows, order, start)
+		if n > max || h.spanCount(tenant, rows[order[start]].TraceID)+n > max {
+			return true
+		}
+		start += n
+	}
+	return false
+}
+
+// hasBlobOver reports whether a row holds an encoded attribute blob longer than
+// max bytes: only then can one of its string values be (each is a part of its
+// blob), so only then need truncateAttributes walk the request.
+func hasBlobOver(rows []spanrow.Span, max int) bool {
+	for i := range rows {
+		r := &rows[i]
+		if len(r.Attrs) > max || len(r.Extra) > max || len(r.Resource) > max || len(r.Scope) > max {
+			return true
+		}
+	}
+	return false
 }
 
 // limitSpansPerTrace removes from td the spans of traces that would hold more

@@ -44,6 +44,8 @@ func TestLongAttributesAreTruncated(t *testing.T) {
 	spansOf(td, 3, "svc", 0, 1, time.Now())
 	span := td.ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0)
 	span.Attributes().PutStr("db.statement", strings.Repeat("é", 100)) // 200 bytes
+	td.ResourceSpans().At(0).Resource().Attributes().PutStr("k8s.pod.labels", strings.Repeat("x", 65))
+	span.Events().AppendEmpty().Attributes().PutStr("exception.stacktrace", strings.Repeat("y", 300))
 	if err := s.ConsumeTraces(context.Background(), td); err != nil {
 		t.Fatal(err)
 	}
@@ -51,8 +53,16 @@ func TestLongAttributesAreTruncated(t *testing.T) {
 	if err != nil || !ok {
 		t.Fatalf("find: %v %v", ok, err)
 	}
-	v, _ := got.ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0).Attributes().Get("db.statement")
+	rs := got.ResourceSpans().At(0)
+	gotSpan := rs.ScopeSpans().At(0).Spans().At(0)
+	v, _ := gotSpan.Attributes().Get("db.statement")
 	if v.Str() != strings.Repeat("é", 32) {
 		t.Errorf("db.statement = %q (%d bytes), want 32 whole runes", v.Str(), len(v.Str()))
+	}
+	if v, _ := rs.Resource().Attributes().Get("k8s.pod.labels"); v.Str() != strings.Repeat("x", 64) {
+		t.Errorf("resource attribute kept %d bytes, want 64", len(v.Str()))
+	}
+	if v, _ := gotSpan.Events().At(0).Attributes().Get("exception.stacktrace"); v.Str() != strings.Repeat("y", 64) {
+		t.Errorf("event attribute kept %d bytes, want 64", len(v.Str()))
 	}
 }

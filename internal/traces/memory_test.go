@@ -44,7 +44,7 @@ func TestHeadBytesTrackRealHeap(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				h.add("t", rows)
+				h.add("t", rows, traceOrder(rows))
 			}
 			real := heapInUse() - before
 			_, est := h.size()

@@ -99,7 +99,7 @@ func Open(cfg Config, dataDir string, logger *slog.Logger, reg prometheus.Regist
 			return err
 		}
 		spans += len(rows)
-		s.memBytes.Add(s.head.add(tenant, rows))
+		s.memBytes.Add(s.head.add(tenant, rows, traceOrder(rows)))
 		return nil
 	})
 	if err != nil {
@@ -220,14 +220,12 @@ func (s *Store) ConsumeTraces(ctx context.Context, td ptrace.Traces) error {
 		return fmt.Errorf("trace head over its %d byte budget: %w", s.cfg.MaxHeadBytes, pipeline.ErrOverloaded)
 	}
 	tenant := pipeline.Tenant(ctx)
-	if n := truncateAttributes(td, s.cfg.MaxAttributeBytes); n > 0 {
-		s.m.truncatedAttrs.Add(float64(n))
-	}
 	max := s.spansPerTrace(tenant)
-	s.mu.RLock()
-	refused, first := limitSpansPerTrace(s.head, tenant, td, max)
-	s.mu.RUnlock()
-	if err := s.append(ctx, tenant, td); err != nil {
+	rows, order, refused, first, err := s.rowsOf(tenant, td, max)
+	if err != nil {
+		return pipeline.Invalid(err)
+	}
+	if err := s.append(ctx, tenant, rows, order); err != nil {
 		return err
 	}
 	if refused > 0 {
@@ -238,6 +236,39 @@ func (s *Store) ConsumeTraces(ctx context.Context, td ptrace.Traces) error {
 			max, refused, hex.EncodeToString(first[:]), tenant)}
 	}
 	return nil
+}
+
+// rowsOf turns td into rows grouped by trace (traceOrder), first applying the
+// limits to td itself, so that what the consumers after the store see is what
+// it kept: string attributes cut to max_attribute_bytes, and spans past max
+// per trace removed (counted in refused, first naming the first such trace).
+// Both are rare, so the rows are built first and checked cheaply; td is
+// walked and the rows built again only when a limit applies.
+func (s *Store) rowsOf(tenant string, td ptrace.Traces, max int) (rows []spanrow.Span, order []int32, refused int64, first [16]byte, err error) {
+	if rows, err = spanrow.FromTraces(td, nil); err != nil {
+		return nil, nil, 0, first, err
+	}
+	order = traceOrder(rows)
+	again := false
+	if hasBlobOver(rows, s.cfg.MaxAttributeBytes) {
+		if n := truncateAttributes(td, s.cfg.MaxAttributeBytes); n > 0 {
+			s.m.truncatedAttrs.Add(float64(n))
+			again = true
+		}
+	}
+	s.mu.RLock()
+	if overSpanLimit(s.head, tenant, rows, order, max) {
+		refused, first = limitSpansPerTrace(s.head, tenant, td, max)
+		again = true
+	}
+	s.mu.RUnlock()
+	if again {
+		if rows, err = spanrow.FromTraces(td, nil); err != nil {
+			return nil, nil, 0, first, err
+		}
+		order = traceOrder(rows)
+	}
+	return rows, order, refused, first, nil
 }
 
 // SetTenantSpansPerTrace gives each tenant its own spans-per-trace limit;
@@ -253,19 +284,15 @@ func (s *Store) spansPerTrace(tenant string) int {
 	return s.cfg.MaxSpansPerTrace
 }
 
-// append makes td durable in the WAL, then visible in the head.
-func (s *Store) append(ctx context.Context, tenant string, td ptrace.Traces) error {
-	rows, err := spanrow.FromTraces(td, nil)
-	if err != nil {
-		return pipeline.Invalid(err)
-	}
+// append makes rows (grouped by order) durable in the WAL, then visible in the head.
+func (s *Store) append(ctx context.Context, tenant string, rows []spanrow.Span, order []int32) error {
 	if len(rows) == 0 {
 		return nil
 	}
 	rec := encodeWALRecord(tenant, rows)
 	s.appendMu.RLock()
 	defer s.appendMu.RUnlock()
-	err = s.wal.Append(ctx, rec) // copies rec
+	err := s.wal.Append(ctx, rec) // copies rec
 	putBuf(rec)
 	if err != nil {
 		return fmt.Errorf("append trace wal: %w", err)
@@ -273,7 +300,7 @@ func (s *Store) append(ctx context.Context, tenant string, td ptrace.Traces) err
 	s.mu.RLock()
 	h := s.head
 	s.mu.RUnlock()
-	s.memBytes.Add(h.add(tenant, rows))
+	s.memBytes.Add(h.add(tenant, rows, order))
 	s.m.spans.Add(float64(len(rows)))
 	if n, _ := h.size(); n >= s.cfg.MaxBlockSpans {
 		s.requestCut()

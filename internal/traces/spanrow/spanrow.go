@@ -7,6 +7,7 @@ package spanrow
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"slices"
@@ -321,15 +322,21 @@ func Sort(rows []Span) {
 	sort.Slice(rows, func(i, j int) bool { return Less(&rows[i], &rows[j]) })
 }
 
+// SortPtrs orders spans by Less.
+func SortPtrs(spans []*Span) { slices.SortFunc(spans, Compare) }
+
 // Less is the block order.
-func Less(a, b *Span) bool {
+func Less(a, b *Span) bool { return Compare(a, b) < 0 }
+
+// Compare is the block order as a three-way comparison.
+func Compare(a, b *Span) int {
 	if c := bytes.Compare(a.TraceID[:], b.TraceID[:]); c != 0 {
-		return c < 0
+		return c
 	}
 	if a.Start != b.Start {
-		return a.Start < b.Start
+		return cmp.Compare(a.Start, b.Start)
 	}
-	return bytes.Compare(a.SpanID[:], b.SpanID[:]) < 0
+	return bytes.Compare(a.SpanID[:], b.SpanID[:])
 }
 
 // Dedupe removes rows with the same trace ID, span ID and start from rows sorted with
