@@ -29,7 +29,7 @@ func gatewaySystem(bin string) *system {
 		}
 		dest = d
 		gw, otlp, admin, err := startGateway(bin, filepath.Join(dir, "gateway"), "grpc://"+ep.otlp)
-		ep.otlp, gwAdmin = otlp, admin
+		ep.otlp, ep.gatewayAdmin, gwAdmin = otlp, admin, admin
 		return gw, ep, err
 	}
 	// Flushed once the gateway delivered its whole queue and the
@@ -52,6 +52,7 @@ func gatewaySystem(bin string) *system {
 		_, err := waitHeadCut(ep.admin, 3*time.Minute)
 		return time.Since(t0), err
 	}
+	sys.destCPU = func() time.Duration { return proc.CPUTime(dest.Pid()) }
 	sys.stopped = func() {
 		if dest != nil {
 			dest.Stop(syscall.SIGTERM)

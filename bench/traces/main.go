@@ -39,12 +39,20 @@ import (
 
 const cutInterval = 5 * time.Second
 
+// cpuProfile, if set, is the prefix of the CPU profiles of each run's load.
+var (
+	cpuProfile     string
+	profileSeconds time.Duration
+)
+
 type result struct {
 	name             string
 	system           *system
 	run              *RunResult
 	spansPerSec      float64
 	cpu              time.Duration
+	cpuChain         time.Duration // cpu plus, through a gateway, the destination's
+	walSync          float64       // mean ms of a WAL group commit (write and fsync) during the load; NaN for Tempo
 	cpuFlushed       time.Duration // from the load's start until every span is in a block
 	idleRSS, peakRSS int64
 	cutWait          time.Duration
@@ -70,6 +78,8 @@ func main() {
 		repeat    = flag.Int("repeat", 1, "runs per mode, interleaved; every figure is reported as median (min–max)")
 		tempoBin  = flag.String("tempo", "", "also run this Grafana Tempo binary (-target=all) on the same load, side by side")
 		gateway   = flag.Bool("gateway", false, "also send the load through vispyr gateway, forwarding by OTLP gRPC to a vispyr serve")
+		profile   = flag.String("cpuprofile", "", "write CPU profiles of each run's load to PREFIX-<run>-<process>.pprof (vispyr processes for -profile-seconds from the load's start, the senders for the whole load)")
+		profileD  = flag.Duration("profile-seconds", 3*time.Second, "length of the vispyr processes' CPU profiles (keep it under the load's wall time)")
 	)
 	flag.Parse()
 	systems := []*system{vispyrSystem(*vispyrBin)}
@@ -79,6 +89,7 @@ func main() {
 	if *tempoBin != "" {
 		systems = append(systems, tempoSystem(*tempoBin))
 	}
+	cpuProfile, profileSeconds = *profile, *profileD
 	if err := run(*requests, *senders, systems, *generator, *lookups, *searches, *probes, *keep, max(*repeat, 1)); err != nil {
 		fmt.Fprintln(os.Stderr, "traces:", err)
 		os.Exit(1)
@@ -97,6 +108,9 @@ type system struct {
 	diskLabel string
 	// stopped, if set, runs after the run (stops helper processes).
 	stopped func()
+	// destCPU, if set, is the CPU time the processes behind the one measured
+	// (a gateway's destination) have used so far.
+	destCPU func() time.Duration
 }
 
 func vispyrSystem(bin string) *system {
@@ -168,7 +182,7 @@ func run(requests, senders int, systems []*system, generator bool, lookups, sear
 				fmt.Printf("running %s (%s), %s, run %d of %d…\n", sys.name, sys.bin, mode, k+1, repeat)
 				dir := filepath.Join(work, fmt.Sprintf("%s-%s-%d", sys.name, mode, k))
 				n++
-				r, err := runOnce(sys, dir, mode, load, senders, lookups, searches, probes, prefix^uint64(n))
+				r, err := runOnce(sys, dir, mode, load, senders, lookups, searches, probes, prefix^uint64(n), fmt.Sprintf("%s-%s-%s-%d", cpuProfile, sys.name, mode, k))
 				if err != nil {
 					return fmt.Errorf("%s %s: %w", sys.name, mode, err)
 				}
@@ -194,7 +208,10 @@ func run(requests, senders int, systems []*system, generator bool, lookups, sear
 	return nil
 }
 
-type endpoints struct{ otlp, tempo, admin string }
+type endpoints struct {
+	otlp, tempo, admin string
+	gatewayAdmin       string // with -gateway: the gateway's admin URL (admin is the destination's)
+}
 
 func startVispyr(bin, dir string, generatorOff bool) (*proc.Server, endpoints, error) {
 	var ep endpoints
@@ -234,7 +251,7 @@ func startVispyr(bin, dir string, generatorOff bool) (*proc.Server, endpoints, e
 	return srv, ep, nil
 }
 
-func runOnce(sys *system, dir, mode string, load *Load, senders, lookups, searches, probes int, probePrefix uint64) (*result, error) {
+func runOnce(sys *system, dir, mode string, load *Load, senders, lookups, searches, probes int, probePrefix uint64, profile string) (*result, error) {
 	srv, ep, err := sys.start(sys.bin, dir, mode == "generator-off")
 	if sys.stopped != nil {
 		defer sys.stopped()
@@ -248,10 +265,38 @@ func runOnce(sys *system, dir, mode string, load *Load, senders, lookups, search
 	r.idleRSS, _ = proc.Memory(srv.Pid())
 
 	cpu0 := proc.CPUTime(srv.Pid())
-	if r.run, err = load.Run(ep.otlp, senders); err != nil {
+	walAdmin := ep.admin // the process measured: with -gateway, the gateway (its queue)
+	if ep.gatewayAdmin != "" {
+		walAdmin = ep.gatewayAdmin
+	}
+	sync0, n0 := walSyncs(walAdmin)
+	var dest0 time.Duration
+	if sys.destCPU != nil {
+		dest0 = sys.destCPU()
+	}
+	run := func() (err error) { r.run, err = load.Run(ep.otlp, senders); return err }
+	if cpuProfile == "" {
+		err = run()
+	} else {
+		admins := map[string]string{"serve": ep.admin}
+		if ep.gatewayAdmin != "" {
+			admins["gateway"] = ep.gatewayAdmin
+		}
+		if sys.name == "tempo" {
+			admins = nil
+		}
+		err = profileLoad(profile, profileSeconds, admins, run)
+	}
+	if err != nil {
 		return nil, err
 	}
 	r.cpu = proc.CPUTime(srv.Pid()) - cpu0
+	r.cpuChain = r.cpu
+	sync1, n1 := walSyncs(walAdmin)
+	r.walSync = 1000 * (sync1 - sync0) / (n1 - n0)
+	if sys.destCPU != nil {
+		r.cpuChain += sys.destCPU() - dest0
+	}
 	r.spansPerSec = float64(load.Spans) / r.run.Wall.Seconds()
 
 	// Read-after-write while the head is full, as a user would see it.
@@ -411,6 +456,9 @@ func report(load *Load, cols []column, generator bool) {
 	row("retries", func(r *result) float64 { return float64(r.run.Retries) }, num("%.0f"))
 	row("CPU s (load)", func(r *result) float64 { return r.cpu.Seconds() }, num("%.1f"))
 	row("spans/CPU-s", func(r *result) float64 { return float64(load.Spans) / r.cpu.Seconds() }, num("%.0f"))
+	row("CPU s (load, + destination)", func(r *result) float64 { return r.cpuChain.Seconds() }, num("%.1f"))
+	row("spans/CPU-s (+ destination)", func(r *result) float64 { return float64(load.Spans) / r.cpuChain.Seconds() }, num("%.0f"))
+	row("WAL sync mean ms (load)", func(r *result) float64 { return r.walSync }, num("%.1f"))
 	row("CPU s (load to flushed)", func(r *result) float64 { return r.cpuFlushed.Seconds() }, num("%.1f"))
 	row("idle RSS MB", func(r *result) float64 { return mb(r.idleRSS) }, num("%.0f"))
 	row("peak RSS (ingest) MB", func(r *result) float64 { return mb(r.peakRSS) }, num("%.0f"))

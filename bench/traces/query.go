@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -138,4 +139,18 @@ func waitHeadCut(admin string, timeout time.Duration) (time.Duration, error) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	return 0, fmt.Errorf("head not cut within %v", timeout)
+}
+
+// walSyncs is the total seconds and count of the WAL group commits (write and
+// fsync) of a vispyr process so far, every WAL summed; NaN when it has none.
+func walSyncs(admin string) (seconds, count float64) {
+	sum, err := metricSum(admin, "vispyr_wal_fsync_duration_seconds_sum")
+	if err != nil {
+		return math.NaN(), math.NaN()
+	}
+	n, err := metricSum(admin, "vispyr_wal_fsync_duration_seconds_count")
+	if err != nil {
+		return math.NaN(), math.NaN()
+	}
+	return sum, n
 }
