@@ -2,6 +2,7 @@ package promwrite
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -26,8 +27,8 @@ import (
 )
 
 // The load of bench/remotewrite: 20k series of 5 labels, requests of 2k
-// samples (one per series), 4 senders each owning a quarter of the series so
-// every series' samples arrive in order.
+// samples (one per series), 4 senders (or 16: its -senders 16) each owning
+// a share of the series so every series' samples arrive in order.
 const (
 	benchSeries  = 20000
 	benchBatch   = 2000
@@ -39,15 +40,19 @@ const (
 // pre-encoded requests. b.N is the number of requests; samples/s is the figure
 // to compare.
 func BenchmarkHandler(b *testing.B) {
+	all := []string{"vispyr", "store", "stock", "gateway"}
 	for _, c := range []struct {
 		name     string
 		v2, http bool
+		senders  int
+		impls    []string
 	}{
-		{name: "v1"}, {name: "v2", v2: true}, {name: "v1-http", http: true},
+		{name: "v1", impls: all}, {name: "v2", v2: true, impls: all}, {name: "v1-http", http: true, impls: all},
+		{name: "v1-16senders", senders: 16, impls: []string{"gateway"}},
 	} {
-		for _, impl := range []string{"vispyr", "store", "stock", "gateway"} {
+		for _, impl := range c.impls {
 			b.Run(c.name+"/"+impl, func(b *testing.B) {
-				benchHandler(b, impl, c.v2, c.http)
+				benchHandler(b, impl, c.v2, c.http, cmp.Or(c.senders, benchSenders))
 			})
 		}
 	}
@@ -59,8 +64,8 @@ func BenchmarkHandler(b *testing.B) {
 // "stock" (Prometheus's handler) or "gateway" (over a forwarder, as vispyr
 // gateway serves it, whose destination discards what it gets: the CPU is the
 // forwarder's accept and send paths).
-func benchHandler(b *testing.B, impl string, v2, overHTTP bool) {
-	bodies := benchLoad(b.N, v2)
+func benchHandler(b *testing.B, impl string, v2, overHTTP bool, senders int) {
+	bodies := benchLoad(b.N, v2, senders)
 	opts := Options{MaxRequestBytes: 64 << 20, MaxSeriesPerRequest: 100000}
 	var h http.Handler
 	switch impl {
@@ -96,7 +101,7 @@ func benchHandler(b *testing.B, impl string, v2, overHTTP bool) {
 	if overHTTP {
 		srv := httptest.NewServer(h)
 		defer srv.Close()
-		client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: benchSenders, DisableCompression: true}}
+		client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: senders, DisableCompression: true}}
 		send = func(_ *nopWriter, body []byte) int {
 			req, _ := http.NewRequest(http.MethodPost, srv.URL+"/api/v1/write", bytes.NewReader(body))
 			req.Header.Set("Content-Type", contentType)
@@ -115,7 +120,7 @@ func benchHandler(b *testing.B, impl string, v2, overHTTP bool) {
 	cpu0 := testpeer.CPUTime()
 	start := time.Now()
 	var wg sync.WaitGroup
-	errs := make(chan error, benchSenders)
+	errs := make(chan error, senders)
 	for k := range bodies {
 		wg.Add(1)
 		go func(bodies [][]byte) {
@@ -189,8 +194,8 @@ func (w *nopWriter) Write(p []byte) (int, error) {
 func (w *nopWriter) WriteHeader(code int) { w.code = code }
 
 // benchLoad encodes n requests (v1 or v2), dealt to the senders in turn.
-func benchLoad(n int, v2 bool) [][][]byte {
-	out := make([][][]byte, benchSenders)
+func benchLoad(n int, v2 bool, senders int) [][][]byte {
+	out := make([][][]byte, senders)
 	ls := make([][]prompb.Label, benchSeries)
 	for s := range ls {
 		ls[s] = []prompb.Label{
@@ -202,11 +207,11 @@ func benchLoad(n int, v2 bool) [][][]byte {
 		}
 	}
 	start := time.Now().Add(-2 * time.Hour).UnixMilli()
-	per := (n + benchSenders - 1) / benchSenders
-	for k := 0; k < benchSenders && k < n; k++ {
+	per := (n + senders - 1) / senders
+	for k := 0; k < senders && k < n; k++ {
 		rng := rand.New(rand.NewPCG(uint64(k), 42))
 		var own []int
-		for s := k; s < benchSeries; s += benchSenders {
+		for s := k; s < benchSeries; s += senders {
 			own = append(own, s)
 		}
 		var req prompb.WriteRequest
