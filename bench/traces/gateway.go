@@ -32,22 +32,13 @@ func gatewaySystem(bin string) *system {
 		ep.otlp, ep.gatewayAdmin, gwAdmin = otlp, admin, admin
 		return gw, ep, err
 	}
+	sys.drained = func() error { return waitQueueEmpty(gwAdmin, 50*time.Millisecond) }
 	// Flushed once the gateway delivered its whole queue and the
 	// destination cut its head.
 	sys.flushed = func(ep endpoints, _ string, _ int) (time.Duration, error) {
 		t0 := time.Now()
-		for {
-			n, err := metricSum(gwAdmin, "vispyr_forward_queue_records")
-			if err != nil {
-				return 0, err
-			}
-			if n == 0 {
-				break
-			}
-			if time.Since(t0) > 3*time.Minute {
-				return 0, fmt.Errorf("gateway still holds %v records after %v", n, time.Since(t0))
-			}
-			time.Sleep(200 * time.Millisecond)
+		if err := waitQueueEmpty(gwAdmin, 200*time.Millisecond); err != nil {
+			return 0, err
 		}
 		_, err := waitHeadCut(ep.admin, 3*time.Minute)
 		return time.Since(t0), err
@@ -77,4 +68,23 @@ func startGateway(bin, dir, url string) (*proc.Server, string, string, error) {
 		return nil, "", "", err
 	}
 	return gw.Server, gw.OTLPGRPC, strings.TrimSuffix(gw.ReadyURL, "/-/ready"), nil
+}
+
+// waitQueueEmpty polls the gateway every poll until its queue holds no record:
+// the destination acknowledged every span. It gives up after 3 minutes.
+func waitQueueEmpty(gwAdmin string, poll time.Duration) error {
+	t0 := time.Now()
+	for {
+		n, err := metricSum(gwAdmin, "vispyr_forward_queue_records")
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return nil
+		}
+		if time.Since(t0) > 3*time.Minute {
+			return fmt.Errorf("gateway still holds %v records after %v", n, time.Since(t0))
+		}
+		time.Sleep(poll)
+	}
 }

@@ -177,6 +177,7 @@ func (rawCodec) Name() string                    { return "proto" }
 
 // RunResult is what the senders saw.
 type RunResult struct {
+	Start     time.Time // the first request
 	Wall      time.Duration
 	Retries   int64
 	Latencies []time.Duration // per request, including retries
@@ -238,7 +239,7 @@ func (l *Load) Run(addr string, senders int) (*RunResult, error) {
 		}()
 	}
 	wg.Wait()
-	res.Wall = time.Since(start)
+	res.Start, res.Wall = start, time.Since(start)
 	select {
 	case err := <-errs:
 		return nil, err
