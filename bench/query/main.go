@@ -177,6 +177,12 @@ func measure(sys system, dir string, load *rwload.Load, start, end time.Time, o 
 				if err := p.WaitReady(p.ReadyURL, 5*time.Minute); err != nil {
 					return nil, err
 				}
+				// Vispyr is ready before a large WAL is replayed (it
+				// replays in the background): time queries over all the
+				// data, as after the load.
+				if err := waitStored(p.APIURL, load, end); err != nil {
+					return nil, err
+				}
 			}
 			if err := queryRuns(t, p.APIURL, start, end, o); err != nil {
 				return nil, fmt.Errorf("%s: %w", c.label, err)
