@@ -2,6 +2,7 @@ package remotewrite
 
 import (
 	"fmt"
+	"math"
 	"unsafe"
 
 	"github.com/prometheus/prometheus/prompb"
@@ -21,8 +22,9 @@ type Request struct {
 	snappy  []byte   // raw compressed, as it came (SetSnappy)
 	symbols []string // v2 symbol table
 	series  []series
-	labels  []Label  // v1 labels of every series
-	refs    []uint32 // v2 label refs of every series
+	metas   []writev2.Metadata // v2 metadata of every series
+	labels  []Label            // v1 labels of every series
+	refs    []uint32           // v2 label refs of every series
 	samples []Sample
 
 	// Rarely used parts are decoded with the generated gogo code, whose
@@ -45,23 +47,29 @@ type Sample struct {
 	T, ST int64
 }
 
-// series holds index ranges into the request's arenas.
+// series holds index ranges into the body and the request's arenas. It holds
+// no pointer and is small (a request's series are written and read once per
+// series on the hot path); int32 suffices since a body is at most maxBody.
 type series struct {
-	key           []byte // raw v1 label fields, the cache key; nil when not contiguous
-	field         []byte // v1: the whole Timeseries field (tag, length, message)
-	lbl, lblEnd   int    // labels (v1) or refs (v2)
-	smp, smpEnd   int
-	hist, histEnd int
-	ex, exEnd     int
-	meta          writev2.Metadata
-	decoded       bool // v1: labels are in r.labels[lbl:lblEnd]
+	key, keyEnd     int32 // raw v1 label fields in raw, the cache key; empty when not contiguous
+	field, fieldEnd int32 // v1: the whole Timeseries field (tag, length, message) in raw
+	lbl, lblEnd     int32 // labels (v1) or refs (v2)
+	smp, smpEnd     int32
+	hist, histEnd   int32
+	ex, exEnd       int32
+	decoded         bool // v1: labels are in r.labels[lbl:lblEnd]
 }
+
+// maxBody bounds a decoded body, so that series can index it with int32
+// (the receiver's own limit is far lower).
+const maxBody = math.MaxInt32
 
 func (r *Request) reset(v2 bool) {
 	r.v2 = v2
 	r.raw, r.snappy = nil, nil
 	r.symbols = r.symbols[:0]
 	r.series = r.series[:0]
+	r.metas = r.metas[:0]
 	r.labels = r.labels[:0]
 	r.refs = r.refs[:0]
 	r.samples = r.samples[:0]
@@ -92,6 +100,7 @@ func str(b []byte) string {
 // forwarder passes it on.
 func (r *Request) decodeV1(b []byte) error {
 	r.reset(false)
+	r.raw = b // decodeSeriesV1's offsets index it
 	for i := 0; i < len(b); {
 		pre := i
 		num, wt, next, err := tag(b, i)
@@ -108,10 +117,11 @@ func (r *Request) decodeV1(b []byte) error {
 			if err != nil {
 				return err
 			}
-			if err := r.decodeSeriesV1(b[start:end]); err != nil {
+			if err := r.decodeSeriesV1(start, end); err != nil {
 				return err
 			}
-			r.series[len(r.series)-1].field = b[pre:end:end]
+			s := &r.series[len(r.series)-1]
+			s.field, s.fieldEnd = int32(pre), int32(end)
 			i = end
 		case 3:
 			if wt != 2 {
@@ -136,8 +146,10 @@ func (r *Request) decodeV1(b []byte) error {
 	return nil
 }
 
-func (r *Request) decodeSeriesV1(b []byte) error {
-	s := series{smp: len(r.samples), hist: len(r.hists1), ex: len(r.exs1)}
+// decodeSeriesV1 decodes the Timeseries message at r.raw[base:end].
+func (r *Request) decodeSeriesV1(base, end int) error {
+	b := r.raw[base:end]
+	s := series{smp: int32(len(r.samples)), hist: int32(len(r.hists1)), ex: int32(len(r.exs1))}
 	// Label fields not interrupted by other fields form the cache key.
 	firstLabel, lastLabelEnd, interrupted := -1, 0, false
 	for i := 0; i < len(b); {
@@ -194,7 +206,7 @@ func (r *Request) decodeSeriesV1(b []byte) error {
 	case firstLabel < 0:
 		s.decoded = true
 	case !interrupted:
-		s.key = b[firstLabel:lastLabelEnd]
+		s.key, s.keyEnd = int32(base+firstLabel), int32(base+lastLabelEnd)
 	default:
 		// Other fields between the labels: decode them now, and leave this
 		// series out of the cache.
@@ -202,7 +214,7 @@ func (r *Request) decodeSeriesV1(b []byte) error {
 			return err
 		}
 	}
-	s.smpEnd, s.histEnd, s.exEnd = len(r.samples), len(r.hists1), len(r.exs1)
+	s.smpEnd, s.histEnd, s.exEnd = int32(len(r.samples)), int32(len(r.hists1)), int32(len(r.exs1))
 	r.series = append(r.series, s)
 	return nil
 }
@@ -210,7 +222,7 @@ func (r *Request) decodeSeriesV1(b []byte) error {
 // decodeLabels decodes the label fields (field 1) among the fields in b into
 // r.labels.
 func (r *Request) decodeLabels(s *series, b []byte) error {
-	s.lbl = len(r.labels)
+	s.lbl = int32(len(r.labels))
 	for i := 0; i < len(b); {
 		pre := i
 		num, wt, next, err := tag(b, i)
@@ -235,14 +247,14 @@ func (r *Request) decodeLabels(s *series, b []byte) error {
 		r.labels = append(r.labels, l)
 		i = end
 	}
-	s.lblEnd, s.decoded = len(r.labels), true
+	s.lblEnd, s.decoded = int32(len(r.labels)), true
 	return nil
 }
 
 // labelsOf returns the labels of a v1 series, decoding them on first use.
 func (r *Request) labelsOf(s *series) ([]Label, error) {
 	if !s.decoded {
-		if err := r.decodeLabels(s, s.key); err != nil {
+		if err := r.decodeLabels(s, r.raw[s.key:s.keyEnd]); err != nil {
 			return nil, fmt.Errorf("decode protobuf: %w", err)
 		}
 	}
@@ -361,7 +373,8 @@ func (r *Request) decodeV2(b []byte) error {
 }
 
 func (r *Request) decodeSeriesV2(b []byte) error {
-	s := series{lbl: len(r.refs), smp: len(r.samples), hist: len(r.hists2), ex: len(r.exs2)}
+	s := series{lbl: int32(len(r.refs)), smp: int32(len(r.samples)), hist: int32(len(r.hists2)), ex: int32(len(r.exs2))}
+	var meta writev2.Metadata
 	for i := 0; i < len(b); {
 		pre := i
 		num, wt, next, err := tag(b, i)
@@ -409,13 +422,14 @@ func (r *Request) decodeSeriesV2(b []byte) error {
 			}
 		case 5:
 			// A message field seen twice is merged, field by field.
-			if err := s.meta.Unmarshal(field); err != nil {
+			if err := meta.Unmarshal(field); err != nil {
 				return err
 			}
 		}
 	}
-	s.lblEnd, s.smpEnd, s.histEnd, s.exEnd = len(r.refs), len(r.samples), len(r.hists2), len(r.exs2)
+	s.lblEnd, s.smpEnd, s.histEnd, s.exEnd = int32(len(r.refs)), int32(len(r.samples)), int32(len(r.hists2)), int32(len(r.exs2))
 	r.series = append(r.series, s)
+	r.metas = append(r.metas, meta)
 	return nil
 }
 
@@ -453,12 +467,17 @@ func (r *Request) decodeRefs(b []byte, i, wt int) (int, error) {
 // the bytes the generated gogo code does. r keeps pointing into b.
 func (r *Request) Decode(b []byte, v2 bool) error {
 	var err error
-	if v2 {
+	switch {
+	case len(b) > maxBody:
+		r.reset(v2)
+		err = fmt.Errorf("a body of %d bytes is over %d", len(b), maxBody)
+	case v2:
 		err = r.decodeV2(b)
-	} else {
+	default:
 		err = r.decodeV1(b)
 	}
 	if err != nil {
+		r.raw = nil
 		return fmt.Errorf("decode protobuf: %w", err)
 	}
 	r.raw = b

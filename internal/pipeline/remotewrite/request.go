@@ -40,12 +40,24 @@ func (r *Request) Symbols() []string { return r.symbols }
 // Key identifies series i by its wire bytes: the raw label fields for v1 (nil when
 // other fields interrupt them), nil for v2 (whose key is built from LabelRefs).
 // Identical keys always decode to identical labels.
-func (r *Request) Key(i int) []byte { return r.series[i].key }
+func (r *Request) Key(i int) []byte {
+	s := &r.series[i]
+	if s.key == s.keyEnd {
+		return nil
+	}
+	return r.raw[s.key:s.keyEnd:s.keyEnd]
+}
 
 // Field is the whole Timeseries field of v1 series i as it came (tag,
 // length, message; nil for v2): fields concatenated form a v1 WriteRequest,
 // so a forwarder can regroup series without encoding them again.
-func (r *Request) Field(i int) []byte { return r.series[i].field }
+func (r *Request) Field(i int) []byte {
+	s := &r.series[i]
+	if r.v2 {
+		return nil
+	}
+	return r.raw[s.field:s.fieldEnd:s.fieldEnd]
+}
 
 // Labels returns the v1 labels of series i as sent (unsorted, unvalidated),
 // decoding them on first use; a malformed label field is an error.
@@ -105,7 +117,12 @@ func (r *Request) ExemplarsV2(i int) []writev2.Exemplar {
 
 // Metadata returns the v2 metadata of series i (v1 metadata is per metric
 // family: MetadataV1).
-func (r *Request) Metadata(i int) writev2.Metadata { return r.series[i].meta }
+func (r *Request) Metadata(i int) writev2.Metadata {
+	if !r.v2 {
+		return writev2.Metadata{}
+	}
+	return r.metas[i]
+}
 
 // MetadataV1 is the v1 request's metadata fields as they came: the protobuf
 // body of a WriteRequest holding only that metadata (empty when none).
