@@ -4,6 +4,7 @@ import (
 	"context"
 	"hash/maphash"
 	"log/slog"
+	"math/rand/v2"
 	"slices"
 	"testing"
 	"time"
@@ -148,4 +149,102 @@ func collisionRequest(t *testing.T, v2 bool, name string, ts int64) *remotewrite
 		t.Fatal(err)
 	}
 	return req
+}
+
+// The cache follows each series to the one that came after it last time
+// instead of looking it up: whatever the order of the requests, it must find
+// exactly what lookups in its two generations find, and forget what they
+// forget. The reference here is the plain two-generation map.
+func TestSeriesCacheFollowingMatchesLookups(t *testing.T) {
+	const max = 5
+	c := newSeriesCache(max)
+	ref := struct{ cur, old map[string]*seriesEntry }{map[string]*seriesEntry{}, map[string]*seriesEntry{}}
+	refPut := func(k string, e *seriesEntry) {
+		if len(ref.cur) >= max {
+			ref.old, ref.cur = ref.cur, map[string]*seriesEntry{}
+		}
+		ref.cur[k] = e
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	pool := make([][]byte, 16)
+	for i := range pool {
+		pool[i] = []byte{'k', byte(i)}
+	}
+	var order []int
+	for round := range 2000 {
+		// Mostly the last order again, sometimes shifted, shuffled or cut,
+		// sometimes new keys from the pool.
+		switch r := rng.IntN(10); {
+		case round == 0 || r == 0:
+			order = rng.Perm(len(pool))[:1+rng.IntN(8)]
+		case r == 1:
+			rng.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
+		case r == 2 && len(order) > 1:
+			order = order[1:]
+		case r == 4 && len(order) > 1:
+			order = order[:len(order)-1]
+		case r == 3:
+			order = append(order, rng.IntN(len(pool)))
+		}
+		keys := make([][]byte, len(order))
+		for i, o := range order {
+			keys[i] = pool[o]
+		}
+		found := make([]*seriesEntry, len(keys))
+		fromOld := c.lookup(keys, found)
+		wantOld := 0
+		for i, k := range keys {
+			want := ref.cur[string(k)]
+			if want == nil {
+				if want = ref.old[string(k)]; want != nil {
+					wantOld++
+				}
+			}
+			if found[i] != want {
+				t.Fatalf("round %d: key %d of %v: found %p, the generations hold %p", round, i, order, found[i], want)
+			}
+		}
+		if fromOld != wantOld {
+			t.Fatalf("round %d: %d found in the old generation, want %d", round, fromOld, wantOld)
+		}
+		if fromOld > 0 {
+			c.promote(keys, found)
+			for i, k := range keys {
+				if found[i] != nil && ref.cur[string(k)] == nil {
+					refPut(string(k), found[i])
+				}
+			}
+		}
+		var newKeys [][]byte
+		var newEntries []*seriesEntry
+		for i, k := range keys {
+			if found[i] == nil && !slices.ContainsFunc(newKeys, func(n []byte) bool { return string(n) == string(k) }) {
+				newKeys, newEntries = append(newKeys, k), append(newEntries, &seriesEntry{})
+				refPut(string(k), newEntries[len(newEntries)-1])
+			}
+		}
+		c.add(newKeys, newEntries)
+	}
+}
+
+// A forgotten series must not keep the series that followed it alive (a
+// series still cached may keep one forgotten series, which the test above
+// checks is never found through it).
+func TestSeriesCacheForgottenEntriesLetGo(t *testing.T) {
+	c := newSeriesCache(2)
+	a, b := []byte("a"), []byte("b")
+	ea, eb := &seriesEntry{}, &seriesEntry{}
+	c.add([][]byte{a, b}, []*seriesEntry{ea, eb})
+	found := make([]*seriesEntry, 2)
+	c.lookup([][]byte{a, b}, found) // a → b
+	// Two generations later neither is in the cache.
+	for i := range 4 {
+		c.add([][]byte{{'y', byte(i)}}, []*seriesEntry{{}})
+	}
+	if c.lookup([][]byte{a, b}, found); found[0] != nil || found[1] != nil {
+		t.Fatalf("forgotten series found: %v", found)
+	}
+	if ea.next.Load() != nil {
+		t.Fatal("a forgotten series still points to the next one")
+	}
 }
