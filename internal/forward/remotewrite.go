@@ -275,7 +275,7 @@ func (m *Metrics) AppenderV2(ctx context.Context) storage.AppenderV2 {
 }
 
 func (m *Metrics) newTxn(ctx context.Context) *txn {
-	return &txn{m: m, tenant: tenantOf(ctx), index: map[uint64]int{}}
+	return &txn{m: m, tenant: tenantOf(ctx)}
 }
 
 // txn collects one transaction's samples by series, and metadata by metric
@@ -283,8 +283,7 @@ func (m *Metrics) newTxn(ctx context.Context) *txn {
 type txn struct {
 	m      *Metrics
 	tenant string
-	series []prompb.TimeSeries
-	index  map[uint64]int // labels hash → series; collisions compared
+	s      *txnSeries // nil until the first series
 	meta   map[string]metadata.Metadata
 	// rawMeta is v1 metadata fields as a remote-write client sent them.
 	rawMeta []byte
@@ -330,14 +329,59 @@ func (t *txn) metadata() []prompb.MetricMetadata {
 	return out
 }
 
+// txnSeries are a transaction's series, reused by the next transaction: a
+// remote-write 2.0 request of 2,000 series otherwise grew its index map
+// (rehashing), a label slice per series and a samples slice per series anew.
+type txnSeries struct {
+	series []prompb.TimeSeries
+	index  map[uint64]int // labels hash → series; collisions compared
+	labels []prompb.Label // the series' labels, one after the other
+}
+
+var txnSeriesPool = sync.Pool{New: func() any { return &txnSeries{index: map[uint64]int{}} }}
+
+// maxPooledSeries keeps one huge transaction's map and slices out of the
+// pool (clearing a map costs its capacity, not its length).
+const maxPooledSeries = 1 << 14
+
 func (t *txn) get(ls labels.Labels) (*prompb.TimeSeries, storage.SeriesRef) {
-	h := ls.Hash()
-	if i, ok := t.index[h]; ok && labelsEqual(t.series[i].Labels, ls) {
-		return &t.series[i], storage.SeriesRef(h)
+	if t.s == nil {
+		t.s = txnSeriesPool.Get().(*txnSeries)
 	}
-	t.series = append(t.series, prompb.TimeSeries{Labels: prompb.FromLabels(ls, nil)})
-	t.index[h] = len(t.series) - 1
-	return &t.series[len(t.series)-1], storage.SeriesRef(h)
+	ts := t.s
+	h := ls.Hash()
+	if i, ok := ts.index[h]; ok && labelsEqual(ts.series[i].Labels, ls) {
+		return &ts.series[i], storage.SeriesRef(h)
+	}
+	n := len(ts.labels)
+	ts.labels = slices.Grow(ts.labels, ls.Len())
+	lbls := prompb.FromLabels(ls, ts.labels[n:n])
+	ts.labels = ts.labels[:n+len(lbls)]
+	if len(ts.series) < cap(ts.series) {
+		ts.series = ts.series[:len(ts.series)+1]
+	} else {
+		ts.series = append(ts.series, prompb.TimeSeries{})
+	}
+	s := &ts.series[len(ts.series)-1]
+	// The slot's samples array, if any, is reused; the rest starts empty.
+	*s = prompb.TimeSeries{Labels: lbls[:len(lbls):len(lbls)], Samples: s.Samples[:0]}
+	ts.index[h] = len(ts.series) - 1
+	return s, storage.SeriesRef(h)
+}
+
+// release returns the series to the pool; the transaction holds none after.
+func (t *txn) release() {
+	ts := t.s
+	if ts == nil {
+		return
+	}
+	t.s = nil
+	if len(ts.series) > maxPooledSeries {
+		return
+	}
+	ts.series, ts.labels = ts.series[:0], ts.labels[:0]
+	clear(ts.index)
+	txnSeriesPool.Put(ts)
 }
 
 func labelsEqual(pl []prompb.Label, ls labels.Labels) bool {
@@ -381,7 +425,11 @@ func (t *txn) exemplars(ls labels.Labels, es ...exemplar.Exemplar) storage.Serie
 // does not duplicate it elsewhere.
 func (t *txn) Commit() error {
 	defer t.Rollback()
-	if len(t.series) == 0 && len(t.meta) == 0 && len(t.rawMeta) == 0 {
+	var series []prompb.TimeSeries
+	if t.s != nil {
+		series = t.s.series
+	}
+	if len(series) == 0 && len(t.meta) == 0 && len(t.rawMeta) == 0 {
 		return nil
 	}
 	for _, q := range t.m.queues {
@@ -389,7 +437,7 @@ func (t *txn) Commit() error {
 			return overloaded(ErrQueueFull)
 		}
 	}
-	raw, err := (&prompb.WriteRequest{Timeseries: t.series, Metadata: t.metadata()}).Marshal()
+	raw, err := (&prompb.WriteRequest{Timeseries: series, Metadata: t.metadata()}).Marshal()
 	if err != nil {
 		return fmt.Errorf("marshal forwarded samples: %w", err)
 	}
@@ -433,8 +481,7 @@ func (m *Metrics) AppendRawV1(ctx context.Context, req *remotewrite.Request) err
 var recPool = sync.Pool{New: func() any { return new([]byte) }}
 
 func (t *txn) Rollback() error {
-	t.series = t.series[:0]
-	clear(t.index)
+	t.release()
 	clear(t.meta)
 	t.rawMeta = t.rawMeta[:0]
 	return nil

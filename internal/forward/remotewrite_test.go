@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -14,9 +15,11 @@ import (
 
 	"github.com/golang/snappy"
 	"github.com/klauspost/compress/s2"
+	"github.com/prometheus/prometheus/model/exemplar"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
 	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
+	"github.com/prometheus/prometheus/storage"
 
 	"github.com/vispyr/vispyr/internal/pipeline/remotewrite"
 )
@@ -364,4 +367,66 @@ func decodedRequest(t testing.TB, wr *prompb.WriteRequest) ([]byte, *remotewrite
 		t.Fatal(err)
 	}
 	return raw, req
+}
+
+// Appender transactions reuse their series buffers: each commit sends
+// exactly its own samples, whatever an earlier (larger, rolled back, or
+// with exemplars) transaction held.
+func TestAppenderTransactionsDoNotMix(t *testing.T) {
+	d := &rwDest{ts: map[string][]int64{}}
+	srv := httptest.NewServer(d)
+	defer srv.Close()
+	e := startRW(t, srv.URL, "1.0", t.TempDir(), rwQueue(2))
+	ctx := context.Background()
+	want := map[string][]int64{}
+	txn := func(name string, series int, stamps []int64, commit bool) {
+		t.Helper()
+		app := e.fwd.Metrics.AppenderV2(ctx)
+		for s := range series {
+			ls := labels.FromStrings("__name__", name, "s", fmt.Sprint(s))
+			for _, ts := range stamps {
+				opts := storage.AppendV2Options{}
+				if s%5 == 0 {
+					opts.Exemplars = []exemplar.Exemplar{{Labels: labels.FromStrings("trace_id", "t"), Value: 1, Ts: ts, HasTs: true}}
+				}
+				if _, err := app.Append(0, ls, 0, ts, 1, nil, nil, opts); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if commit {
+				want[ls.String()] = append(want[ls.String()], stamps...)
+			}
+		}
+		if !commit {
+			if err := app.Rollback(); err != nil {
+				t.Fatal(err)
+			}
+			return
+		}
+		if err := app.Commit(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	txn("m", 50, []int64{1000, 2000}, true)
+	txn("n", 10, []int64{3000}, true)
+	txn("r", 30, []int64{4000, 5000, 6000}, false)
+	txn("m", 5, []int64{7000}, true)
+	total := 50*2 + 10 + 5
+	eventually(t, 20*time.Second, func() (bool, string) {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		n := 0
+		for _, ts := range d.ts {
+			n += len(ts)
+		}
+		return n >= total, fmt.Sprintf("destination holds %d samples, want %d", n, total)
+	})
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if len(d.problems) > 0 {
+		t.Fatalf("destination refused requests: %v", d.problems)
+	}
+	if !maps.EqualFunc(d.ts, want, slices.Equal) {
+		t.Fatalf("destination holds %v, want %v", d.ts, want)
+	}
 }
