@@ -67,14 +67,17 @@ type readArenas struct {
 	kept int // bytes of the arrays in free
 }
 
-// arena is the arrays of one read: its series and their float samples.
+// arena is the arrays of one read: its series, their float samples, and the
+// series of the selects it served (sharedRead.slice).
 type arena struct {
 	series []promql.Series
 	floats []promql.FPoint
+	served []decodedSeries
 }
 
 func (a arena) size() int {
-	return cap(a.series)*int(unsafe.Sizeof(promql.Series{})) + cap(a.floats)*int(unsafe.Sizeof(promql.FPoint{}))
+	return cap(a.series)*int(unsafe.Sizeof(promql.Series{})) + cap(a.floats)*int(unsafe.Sizeof(promql.FPoint{})) +
+		cap(a.served)*int(unsafe.Sizeof(decodedSeries{}))
 }
 
 type arenaKey struct {
@@ -94,7 +97,8 @@ func (a *readArenas) take(k arenaKey) arena {
 	delete(a.free, k)
 	a.kept -= ar.size()
 	clear(ar.series) // let go of the last read's labels
-	return arena{series: ar.series[:0], floats: ar.floats[:0]}
+	clear(ar.served)
+	return arena{series: ar.series[:0], floats: ar.floats[:0], served: ar.served[:0]}
 }
 
 // give keeps arena for k's next read, room permitting. Nothing may use it
@@ -124,6 +128,8 @@ type sharedRead struct {
 	// arena holds series and the float samples of every one; key names it.
 	arena arena
 	key   arenaKey
+	// mu guards arena.served, which the selects served from the read share.
+	mu sync.Mutex
 }
 
 // shareGroupReads returns an evaluation function that evaluates a group as
@@ -471,13 +477,17 @@ func (g *groupReads) reserve(n int) bool {
 // last read of the same selector and reach decoded into, if it was kept.
 func (g *groupReads) load(ss storage.SeriesSet, key arenaKey, sorted bool, mint, maxt int64) (*sharedRead, error) {
 	ar := g.arenas.take(key)
-	r := &sharedRead{sorted: sorted, mint: mint, maxt: maxt, key: key, series: ar.series}
+	r := &sharedRead{sorted: sorted, mint: mint, maxt: maxt, key: key, series: ar.series, arena: arena{served: ar.served}}
 	floats := ar.floats
 	var it chunkenc.Iterator
 	for ss.Next() {
 		s := ss.At()
 		it = s.Iterator(it)
-		d := promql.Series{Metric: s.Labels().Copy()}
+		// Not copied: the labels a store querier hands out outlive it (the
+		// head's are its series', a block's are built afresh for each), as
+		// Prometheus's own rules rely on when a rule's result is a selector's
+		// series.
+		d := promql.Series{Metric: s.Labels()}
 		first := len(floats)
 		for vt := it.Next(); vt != chunkenc.ValNone; vt = it.Next() {
 			if vt == chunkenc.ValFloat {
@@ -504,7 +514,7 @@ func (g *groupReads) load(ss storage.SeriesSet, key arenaKey, sorted bool, mint,
 	if err := ss.Err(); err != nil {
 		return nil, err
 	}
-	r.warnings, r.arena = ss.Warnings(), arena{series: r.series, floats: floats}
+	r.warnings, r.arena.series, r.arena.floats = ss.Warnings(), r.series, floats
 	return r, nil
 }
 
@@ -522,17 +532,26 @@ func (r *sharedRead) slice(mint, maxt int64, pick []*labels.Matcher) storage.Ser
 			}
 		}
 	}
-	set := &decodedSet{warnings: r.warnings, series: make([]decodedSeries, 0, n)}
+	// The set's series are carved from one array the read's selects share,
+	// kept in its arena for the next evaluation.
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	served := r.arena.served
+	if cap(served)-len(served) < n { // a new array; sets served before keep the old one
+		served = make([]decodedSeries, 0, max(2*cap(served), n))
+	}
+	first := len(served)
 	for _, s := range r.series {
 		if !picked(s) {
 			continue
 		}
 		d := promql.Series{Metric: s.Metric, Floats: within(s.Floats, floatT, mint, maxt), Histograms: within(s.Histograms, histogramT, mint, maxt)}
 		if len(d.Floats)+len(d.Histograms) > 0 {
-			set.series = append(set.series, decodedSeries{d})
+			served = append(served, decodedSeries{d})
 		}
 	}
-	return set
+	r.arena.served = served
+	return &decodedSet{warnings: r.warnings, series: served[first:len(served):len(served)]}
 }
 
 // within is the part of points, in time order, from mint to maxt.
