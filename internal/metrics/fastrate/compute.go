@@ -27,8 +27,9 @@ type grid struct{ start, end, interval int64 }
 
 func (g grid) steps() int { return int((g.end-g.start)/g.interval) + 1 }
 
-// group is one output series of a target's sum: per step the engine's
-// Kahan sum and its compensation, in the order its series reach it.
+// group is one output series of a target's sum or count: per step the
+// engine's Kahan sum and its compensation, in the order its series reach
+// it, or the count.
 type group struct {
 	labels labels.Labels
 	sum, c []float64
@@ -36,24 +37,20 @@ type group struct {
 }
 
 // compute evaluates t over g's steps from q, as the engine's
-// `sum (rate(...))` would: the groups in the order the engine creates
-// them, each a series with a point at the steps it has a value and a
-// staleness marker at the others (so the engine, reading it as a selector,
-// sees exactly those values). samples is the engine's count of the samples
-// the selector's windows held (its TotalSamples).
+// `sum (rate(...))` or `count (sel)` would: the groups in the order the
+// engine creates them, each a series with a point at the steps it has a
+// value and a staleness marker at the others (so the engine, reading it as
+// a selector, sees exactly those values). samples is the engine's count of
+// the samples the selector's windows held, or of its values (its
+// TotalSamples).
 func (t *target) compute(ctx context.Context, q storage.Querier, g grid, maxSamples int) ([]promql.Series, int64, error) {
-	// The engine's hints for the selector: the blocks and chunks read,
-	// and so the samples, are the engine's.
-	hints := &storage.SelectHints{
-		Start: g.start - (t.rng - 1) - t.offset, End: g.end - t.offset,
-		Step: g.interval, Range: t.rng, Func: t.fn,
-	}
-	set := q.Select(ctx, false, hints, t.vs.LabelMatchers...)
+	set := q.Select(ctx, false, t.hints(g), t.vs.LabelMatchers...)
 	sums := &sums{t: t, steps: g.steps(), byKey: map[uint64]int{}}
 	var (
 		it      chunkenc.Iterator
 		r       reader
-		points  int // the rate matrix's points, as the engine counts them
+		vr      = storage.NewMemoizedEmptyIterator(t.lookback)
+		points  int // the rate matrix's or the selector's points, as the engine counts them
 		samples int64
 	)
 	for set.Next() {
@@ -62,13 +59,24 @@ func (t *target) compute(ctx context.Context, q storage.Querier, g grid, maxSamp
 		}
 		s := set.At()
 		it = s.Iterator(it)
-		r.reset(it)
-		n, read, err := t.rates(&r, g, s.Labels(), sums, maxSamples-points)
+		var (
+			n    int
+			read int64
+			err  error
+		)
+		if t.instant {
+			vr.Reset(it)
+			n, err = t.values(vr, g, s.Labels(), sums)
+			read = int64(n)
+		} else {
+			r.reset(it)
+			n, read, err = t.rates(&r, g, s.Labels(), sums, maxSamples-points)
+			if err == nil && n > 0 && !counterName(s.Labels()) {
+				err = errFallback // the engine's info annotation
+			}
+		}
 		if err != nil {
 			return nil, 0, err
-		}
-		if n > 0 && !counterName(s.Labels()) {
-			return nil, 0, errFallback // the engine's info annotation
 		}
 		if points += n; points > maxSamples {
 			return nil, 0, errFallback // the engine's sample limit
@@ -85,6 +93,72 @@ func (t *target) compute(ctx context.Context, q storage.Querier, g grid, maxSamp
 		return nil, 0, errFallback
 	}
 	return t.output(sums.groups, g), samples, nil
+}
+
+// hints are the engine's for t's selector: the blocks and chunks read,
+// and so the samples, are the engine's.
+func (t *target) hints(g grid) *storage.SelectHints {
+	if t.instant {
+		return &storage.SelectHints{
+			Start: g.start - (t.lookback - 1) - t.offset, End: g.end - t.offset,
+			Step: g.interval, Func: t.fn, By: t.by, Grouping: t.byLabels,
+		}
+	}
+	return &storage.SelectHints{
+		Start: g.start - (t.rng - 1) - t.offset, End: g.end - t.offset,
+		Step: g.interval, Range: t.rng, Func: t.fn,
+	}
+}
+
+// values adds one series' value at each step to its group, or counts it:
+// n is the steps with a value. The value is the engine's
+// vectorSelectorSingle's, read with the same calls of the same memoized
+// iterator (so a merged series yields the same sample): the latest sample
+// in (t − lookback, t], none if it is a staleness marker.
+func (t *target) values(it *storage.MemoizedSeriesIterator, g grid, ls labels.Labels, sums *sums) (n int, err error) {
+	var grp *group
+	for k, ts := 0, g.start; ts <= g.end; k, ts = k+1, ts+g.interval {
+		refTime := ts - t.offset
+		var (
+			at   int64
+			v    float64
+			hist bool
+		)
+		vt := it.Seek(refTime)
+		switch vt {
+		case chunkenc.ValNone:
+			if it.Err() != nil {
+				return 0, errFallback // the engine's own error
+			}
+		case chunkenc.ValFloat:
+			at, v = it.At()
+		default:
+			at, hist = it.AtT(), true
+		}
+		if vt == chunkenc.ValNone || at > refTime {
+			_, pt, pv, ph, ok := it.PeekPrev()
+			if !ok || pt <= refTime-t.lookback {
+				continue
+			}
+			v, hist = pv, ph != nil
+		}
+		if hist {
+			return 0, errFallback // histograms: the engine's
+		}
+		if value.IsStaleNaN(v) {
+			continue
+		}
+		n++
+		if grp == nil {
+			grp = sums.group(ls)
+		}
+		if t.count {
+			grp.inc(k)
+		} else {
+			grp.add(k, v)
+		}
+	}
+	return n, nil
 }
 
 // rates adds one series' rate at each step to its group: n is the steps
@@ -156,6 +230,12 @@ func (s *sums) group(ls labels.Labels) *group {
 	s.byKey[key] = len(s.groups)
 	s.groups = append(s.groups, grp)
 	return grp
+}
+
+// inc counts a value at step k as the engine's count does.
+func (grp *group) inc(k int) {
+	grp.sum[k]++
+	grp.seen[k] = true
 }
 
 // add adds v at step k as the engine's sum does: the first value as is,

@@ -13,6 +13,14 @@
 // is the engine's expressions in its order, and the sum is its Kahan sum
 // over the series in the order the engine's selector returns them.
 //
+// It also answers `count|sum by/without (...) (x)` of an instant vector
+// selector, the engine's `count({__name__=~".+"})` costing it a matrix of
+// every series' value at every step before it counts them: here each
+// series is read once, through the engine's own memoized iterator with
+// the engine's calls (the latest sample in each step's lookback, none if
+// it is a staleness marker), and counted or Kahan-summed into its group
+// as it is read.
+//
 // Everything around the sum stays the engine's: the query is rewritten
 // with each such sum replaced by a placeholder selector, which the engine
 // evaluates through a querier that computes the sum when selected, as a
@@ -93,6 +101,9 @@ func (e *Engine) NewRangeQuery(ctx context.Context, q storage.Queryable, opts pr
 	rewritten, targets := rewrite(e.opts.Parser, qs)
 	if len(targets) == 0 {
 		return whole, nil
+	}
+	for i := range targets { // the engine's, or the query's own
+		targets[i].lookback = stmt.LookbackDelta.Milliseconds()
 	}
 	mint, maxt := promql.FindMinMaxTime(stmt)
 	fq := &query{whole: whole, maxSamples: e.opts.MaxSamples}

@@ -57,7 +57,17 @@ var queries = []struct {
 	{`sum(rate(http_requests_total[5m])) + on() group_left(job) sum by (job) (rate(http_requests_total[5m]))`, false},
 	{`rate(http_requests_total[5m])`, false},
 	{`sum by (__name__) (rate(http_requests_total[5m]))`, false},
-	{`count({__name__=~".+"})`, false},
+	{`count({__name__=~"http_requests_total|temperature|odd_total"})`, true},
+	{`count by (job) (http_requests_total)`, true},
+	{`count without (instance) (http_requests_total offset 5m)`, true},
+	{`sum by (job) (odd_total)`, true}, // NaN, ±Inf, negative values
+	{`sum without (sensor) (temperature offset -3m)`, true},
+	{`sum(http_requests_total) / count(http_requests_total)`, true},
+	{`topk(3, count by (i) (ties_total))`, true},
+	{`count by (__name__) ({__name__=~"http_requests_total|odd_total"})`, false},
+	{`count({__name__=~".+"})`, false},    // native histograms
+	{`sum by (job) (mixed_total)`, false}, // floats and histograms
+	{`count(http_requests_total @ end())`, false},
 }
 
 type fixture struct {
@@ -216,7 +226,8 @@ func commit(t *testing.T, app storage.Appender) {
 
 // randomRange draws a range query over the data, steps on and off the
 // grid (longer and shorter than the windows), sometimes reaching past
-// either end.
+// either end; a quarter start on the samples' 15 s grid, so windows and
+// lookbacks begin and end exactly at samples.
 func (f *fixture) randomRange() (time.Time, time.Time, time.Duration) {
 	steps := []time.Duration{15 * time.Second, 30 * time.Second, time.Minute, 7 * time.Second, 5 * time.Minute, 1234 * time.Millisecond, 10 * time.Minute}
 	step := steps[f.rng.IntN(len(steps))]
@@ -225,19 +236,29 @@ func (f *fixture) randomRange() (time.Time, time.Time, time.Duration) {
 		length /= 10
 	}
 	end := f.end.Add(time.Duration(f.rng.Int64N(int64(9*time.Hour))) - 8*time.Hour).Add(time.Duration(f.rng.IntN(1000)) * time.Millisecond)
+	if f.rng.IntN(4) == 0 {
+		return end.Add(-length).Truncate(15 * time.Second), end, step
+	}
 	return end.Add(-length), end, step
 }
 
 // Every query over random ranges answers bit for bit as the engine alone,
-// with the same warnings and the same count of samples read.
+// with the same warnings and the same count of samples read, with the
+// engine's lookback delta or the query's own.
 func TestAnswersAsTheEngine(t *testing.T) {
 	f := newFixture(t, true)
 	e := New(f.plain, Options{MaxSamples: 50_000_000})
 	fast := 0
-	for i := 0; i < 600; i++ {
+	const runs = 800
+	for i := 0; i < runs; i++ {
 		c := queries[i%len(queries)]
 		start, end, step := f.randomRange()
-		q, err := e.NewRangeQuery(context.Background(), f.db, nil, c.qs, start, end, step)
+		var opts promql.QueryOpts
+		if i%3 == 2 {
+			lookbacks := []time.Duration{time.Minute, 90 * time.Second, 10 * time.Minute}
+			opts = promql.NewPrometheusQueryOpts(false, lookbacks[f.rng.IntN(len(lookbacks))], nil)
+		}
+		q, err := e.NewRangeQuery(context.Background(), f.db, opts, c.qs, start, end, step)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -256,22 +277,22 @@ func TestAnswersAsTheEngine(t *testing.T) {
 		gotSamples := q.Stats().Samples.TotalSamples
 		q.Close()
 
-		want, wantSamples := run(t, f.plain, f.db, c.qs, start, end, step)
+		want, wantSamples := run(t, f.plain, f.db, opts, c.qs, start, end, step)
 		if d := parttest.Diff(got, want); d != "" {
-			t.Fatalf("%s over %v..%v step %v: %s", c.qs, start.Sub(f.end), end.Sub(f.end), step, d)
+			t.Fatalf("%s over %v..%v step %v (opts %v): %s", c.qs, start.Sub(f.end), end.Sub(f.end), step, opts, d)
 		}
 		if gotSamples != wantSamples {
-			t.Errorf("%s over %v..%v step %v: %d samples counted, the engine %d", c.qs, start.Sub(f.end), end.Sub(f.end), step, gotSamples, wantSamples)
+			t.Errorf("%s over %v..%v step %v (opts %v): %d samples counted, the engine %d", c.qs, start.Sub(f.end), end.Sub(f.end), step, opts, gotSamples, wantSamples)
 		}
 	}
-	if fast < 300 {
-		t.Fatalf("only %d of 600 queries were computed here", fast)
+	if fast < runs/2 {
+		t.Fatalf("only %d of %d queries were computed here", fast, runs)
 	}
 }
 
 // run is the engine's answer, rendered, and its count of samples.
-func run(t *testing.T, e promql.QueryEngine, q storage.Queryable, qs string, start, end time.Time, step time.Duration) (string, int64) {
-	qry, err := e.NewRangeQuery(context.Background(), q, nil, qs, start, end, step)
+func run(t *testing.T, e promql.QueryEngine, q storage.Queryable, opts promql.QueryOpts, qs string, start, end time.Time, step time.Duration) (string, int64) {
+	qry, err := e.NewRangeQuery(context.Background(), q, opts, qs, start, end, step)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -284,24 +305,26 @@ func run(t *testing.T, e promql.QueryEngine, q storage.Queryable, qs string, sta
 // it the answer; a cancelled one the engine's cancellation.
 func TestLimitsAndCancellation(t *testing.T) {
 	f := newFixture(t, false)
-	qs := `sum by (job) (rate(http_requests_total[5m]))`
 	start, end := f.end.Add(-6*time.Hour), f.end
-	answers := func(limit int) bool {
-		res := parttest.Range(t, newEngine(limit), f.db, qs, start, end, 15*time.Second)
-		return !strings.HasPrefix(res, "error:")
-	}
-	least := sort.Search(1_000_000, answers) // the engine's least sufficient limit
-	if least == 1_000_000 || least < 1000 {
-		t.Fatalf("the engine's least sufficient limit is %d", least)
-	}
-	for _, limit := range []int{least / 2, least - 1, least, least + 1} {
-		limited := newEngine(limit)
-		want := parttest.Range(t, limited, f.db, qs, start, end, 15*time.Second)
-		if got := parttest.Range(t, New(limited, Options{MaxSamples: limit}), f.db, qs, start, end, 15*time.Second); got != want {
-			t.Fatalf("with the sample limit at %d (the least %d): %s", limit, least, parttest.Diff(got, want))
+	for _, qs := range []string{`sum by (job) (rate(http_requests_total[5m]))`, `count by (job) (http_requests_total)`} {
+		answers := func(limit int) bool {
+			res := parttest.Range(t, newEngine(limit), f.db, qs, start, end, 15*time.Second)
+			return !strings.HasPrefix(res, "error:")
+		}
+		least := sort.Search(1_000_000, answers) // the engine's least sufficient limit
+		if least == 1_000_000 || least < 1000 {
+			t.Fatalf("%s: the engine's least sufficient limit is %d", qs, least)
+		}
+		for _, limit := range []int{least / 2, least - 1, least, least + 1} {
+			limited := newEngine(limit)
+			want := parttest.Range(t, limited, f.db, qs, start, end, 15*time.Second)
+			if got := parttest.Range(t, New(limited, Options{MaxSamples: limit}), f.db, qs, start, end, 15*time.Second); got != want {
+				t.Fatalf("%s with the sample limit at %d (the least %d): %s", qs, limit, least, parttest.Diff(got, want))
+			}
 		}
 	}
 
+	qs := `sum by (job) (rate(http_requests_total[5m]))`
 	q, err := New(f.plain, Options{MaxSamples: 50_000_000}).NewRangeQuery(context.Background(), f.db, nil, qs, start, end, 15*time.Second)
 	if err != nil {
 		t.Fatal(err)

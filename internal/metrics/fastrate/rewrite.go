@@ -14,14 +14,23 @@ import (
 // the query the engine runs; its value is the target's index.
 const placeholderLabel = "__fastrate__"
 
-// target is one `sum by/without (...) (rate|increase(sel[w]))` of a query,
-// computed by this package instead of the engine.
+// target is one `sum by/without (...) (rate|increase(sel[w]))` or one
+// `count|sum by/without (...) (sel)` of a query, computed by this package
+// instead of the engine.
 type target struct {
 	without  bool
 	grouping []string // sorted, as the engine sorts them
 	isRate   bool
-	fn       string // rate or increase: the selector's hint
+	fn       string // rate or increase, or count or sum: the selector's hint
 	vs       *parser.VectorSelector
+	// instant: the sum or count of an instant vector selector (rng is 0),
+	// whose values are its latest samples in each step's lookback.
+	instant bool
+	count   bool
+	// by and byLabels are the selector's grouping hints, the engine's.
+	by       bool
+	byLabels []string
+	lookback int64 // the query's lookback delta, ms: set once parsed
 	rng      int64 // the range, ms
 	rangeDur float64
 	offset   int64 // ms
@@ -75,17 +84,24 @@ func rewrite(p parser.Parser, qs string) (string, []target) {
 	return expr.String(), targets
 }
 
-// asTarget recognises `sum by/without (...) (rate|increase(sel[w]))` over a
-// plain selector: no @, no anchored or smoothed modifier, no duration
-// expressions, no grouping by the metric name or its metadata labels.
+// asTarget recognises `sum by/without (...) (rate|increase(sel[w]))` and
+// `count|sum by/without (...) (sel)` over a plain selector: no @, no
+// anchored or smoothed modifier, no duration expressions, no grouping by
+// the metric name or its metadata labels.
 func asTarget(a *parser.AggregateExpr) (target, bool) {
-	if a.Op != parser.SUM || a.Param != nil {
+	if (a.Op != parser.SUM && a.Op != parser.COUNT) || a.Param != nil {
 		return target{}, false
 	}
 	for _, l := range a.Grouping {
 		if l == model.MetricNameLabel || l == model.MetricTypeLabel || l == model.MetricUnitLabel {
 			return target{}, false
 		}
+	}
+	if vs, ok := a.Expr.(*parser.VectorSelector); ok {
+		return instantTarget(a, vs)
+	}
+	if a.Op != parser.SUM {
+		return target{}, false
 	}
 	call, ok := unparen(a.Expr).(*parser.Call)
 	if !ok || (call.Func.Name != "rate" && call.Func.Name != "increase") || len(call.Args) != 1 {
@@ -96,19 +112,44 @@ func asTarget(a *parser.AggregateExpr) (target, bool) {
 		return target{}, false
 	}
 	vs, ok := ms.VectorSelector.(*parser.VectorSelector)
-	if !ok || vs.Timestamp != nil || vs.StartOrEnd != 0 || vs.Anchored || vs.Smoothed || vs.OriginalOffsetExpr != nil {
+	if !ok || !plain(vs) {
 		return target{}, false
 	}
+	return target{
+		without: a.Without, grouping: sortedGrouping(a), isRate: call.Func.Name == "rate", fn: call.Func.Name, vs: vs,
+		rng: ms.Range.Milliseconds(), rangeDur: ms.Range.Seconds(), offset: vs.OriginalOffset.Milliseconds(),
+		rangeOffset: (ms.Range + vs.OriginalOffset).Milliseconds(),
+	}, true
+}
+
+// instantTarget is `count|sum by/without (...) (vs)`: the selector directly
+// under the aggregation, so the engine's hints name it.
+func instantTarget(a *parser.AggregateExpr, vs *parser.VectorSelector) (target, bool) {
+	if !plain(vs) {
+		return target{}, false
+	}
+	return target{
+		without: a.Without, grouping: sortedGrouping(a), fn: a.Op.String(), vs: vs,
+		instant: true, count: a.Op == parser.COUNT, by: !a.Without, byLabels: a.Grouping,
+		offset: vs.OriginalOffset.Milliseconds(),
+	}, true
+}
+
+// plain reports whether vs has no @, no anchored or smoothed modifier and
+// no duration expression.
+func plain(vs *parser.VectorSelector) bool {
+	return vs.Timestamp == nil && vs.StartOrEnd == 0 && !vs.Anchored && !vs.Smoothed && vs.OriginalOffsetExpr == nil
+}
+
+// sortedGrouping is the engine's grouping of a: sorted, and for without
+// with the metric name and its metadata labels.
+func sortedGrouping(a *parser.AggregateExpr) []string {
 	grouping := append([]string(nil), a.Grouping...)
 	if a.Without {
 		grouping = append(grouping, model.MetricNameLabel, model.MetricTypeLabel, model.MetricUnitLabel)
 	}
 	slices.Sort(grouping)
-	return target{
-		without: a.Without, grouping: grouping, isRate: call.Func.Name == "rate", fn: call.Func.Name, vs: vs,
-		rng: ms.Range.Milliseconds(), rangeDur: ms.Range.Seconds(), offset: vs.OriginalOffset.Milliseconds(),
-		rangeOffset: (ms.Range + vs.OriginalOffset).Milliseconds(),
-	}, true
+	return grouping
 }
 
 func unparen(e parser.Expr) parser.Expr {
