@@ -114,7 +114,12 @@ func run(series, batch, senders, rounds int, interval time.Duration, names []str
 			case "vmagent":
 				tg = vmagentTarget(peers.LookPath(vmagentBin), peers.LookPath(vmBin), load)
 			default:
-				// vispyr-gateway@BIN: another build's gateway, side by side.
+				// vispyr@BIN, vispyr-gateway@BIN: another build, side by side.
+				if other, ok := strings.CutPrefix(name, "vispyr@"); ok {
+					tg = vispyrTarget(other)
+					tg.name = name
+					break
+				}
 				other, ok := strings.CutPrefix(name, "vispyr-gateway@")
 				if !ok {
 					return fmt.Errorf("unknown target %q", name)
@@ -172,7 +177,7 @@ func runTarget(tg target, dir string, load *rwload.Load) (*result, error) {
 	r.samplesPerSec = float64(load.Samples) / r.run.Elapsed.Seconds()
 	r.cpu = proc.CPUTime(srv.Pid()) - cpu0
 	r.flushNote, r.compacted = tg.flush(apiURL, filepath.Join(dir, "data"))
-	if longDays > 0 && tg.name == "vispyr" {
+	if longDays > 0 && isVispyr(tg.name) {
 		last := load.Start.Add(time.Duration(load.Rounds-1) * load.Interval)
 		r.flushNote += "; " + waitLongTerm(filepath.Join(dir, "data"), last, load.Start)
 	}
@@ -191,7 +196,11 @@ func runTarget(tg target, dir string, load *rwload.Load) (*result, error) {
 		}
 	}
 	if longDays > 0 {
-		r.tiers = measureTiers(tg.name, filepath.Join(dir, "data"), r, load.Samples)
+		kind := tg.name
+		if isVispyr(kind) {
+			kind = "vispyr"
+		}
+		r.tiers = measureTiers(kind, filepath.Join(dir, "data"), r, load.Samples)
 	}
 	if tg.afterStop != nil && longDays == 0 {
 		var err error
@@ -258,7 +267,7 @@ func report(load *rwload.Load, names []string, runs map[string][]*result) {
 		}
 	}
 	for _, v := range sums {
-		if v.name != "vispyr" {
+		if !isVispyr(v.name) {
 			continue
 		}
 		fmt.Println()
@@ -270,11 +279,15 @@ func report(load *rwload.Load, names []string, runs map[string][]*result) {
 			if v.c.Median > 0 && o.c.Median > 0 {
 				compact = fmt.Sprintf("×%.2f", v.c.Median/o.c.Median)
 			}
-			fmt.Printf("vispyr / %-16s (medians) samples/s ×%.2f   samples/CPU-s ×%.2f   peak RSS ×%.2f   bytes/sample ×%.2f (compacted %s)\n", o.name,
+			fmt.Printf("%s / %-16s (medians) samples/s ×%.2f   samples/CPU-s ×%.2f   peak RSS ×%.2f   bytes/sample ×%.2f (compacted %s)\n", v.name, o.name,
 				v.sps.Median/o.sps.Median, v.spcpu.Median/o.spcpu.Median, v.peak.Median/o.peak.Median, v.bps.Median/o.bps.Median, compact)
 		}
 	}
 }
+
+// isVispyr reports whether target name is vispyr serve, of this checkout or
+// another build (vispyr@BIN).
+func isVispyr(name string) bool { return name == "vispyr" || strings.HasPrefix(name, "vispyr@") }
 
 // reportRun prints what one run's table row does not hold.
 func reportRun(load *rwload.Load, label string, r *result) {
