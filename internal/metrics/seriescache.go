@@ -124,6 +124,9 @@ func (c *seriesCache) find(h uint64, check uint32) *seriesEntry {
 // add stores entries under keys; an entry under the same first hash is
 // replaced.
 func (c *seriesCache) add(keys [][]byte, entries []*seriesEntry) {
+	if len(keys) == 0 {
+		return // most requests: no write lock for the others' lookups to wait on
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for i, k := range keys {
