@@ -7,8 +7,6 @@ package main
 import (
 	"flag"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -135,9 +133,11 @@ func measure(sys system, dir string, load *rwload.Load, settle time.Duration) (r
 	if heapProfileDir != "" && sys.name == "vispyr" {
 		base := strings.TrimSuffix(p.ReadyURL, "/-/ready")
 		for _, f := range []struct{ path, file string }{{"/debug/pprof/heap", ".heap.pb.gz"}, {"/metrics", ".metrics.txt"}} {
-			if err := save(base+f.path, filepath.Join(heapProfileDir, filepath.Base(dir)+f.file)); err != nil {
+			path := filepath.Join(heapProfileDir, filepath.Base(dir)+f.file)
+			if err := proc.Save(base+f.path, path, time.Minute); err != nil {
 				return result{}, err
 			}
+			fmt.Printf("  saved %s\n", path)
 		}
 	}
 	fmt.Printf("  %-17s loaded in %v (%.1f CPU s), RSS idle %.0f MB, steady %.0f MB, peak %.0f MB\n", sys.name,
@@ -169,31 +169,5 @@ func report(n int, names []string, results map[string][]result) {
 
 // heapProfileDir is -heap-profile: where Vispyr's heap profiles go ("" none).
 var heapProfileDir string
-
-// save writes what url answers (Vispyr's admin port: its heap profile, its
-// own metrics with the Go runtime's memory statistics) to path.
-func save(url, path string) error {
-	resp, err := http.Get(url)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s answered %s", url, resp.Status)
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
-	}
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(f, resp.Body); err != nil {
-		f.Close()
-		return fmt.Errorf("%s: %w", url, err)
-	}
-	fmt.Printf("  saved %s\n", path)
-	return f.Close()
-}
 
 func mb(n int64) float64 { return float64(n) / (1 << 20) }

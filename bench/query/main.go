@@ -254,7 +254,7 @@ func profile(p *peers.Started, start, end time.Time, o options) error {
 	admin := strings.TrimSuffix(p.ReadyURL, "/-/ready")
 	const secs = 20
 	done := make(chan error, 1)
-	go func() { done <- saveURL(fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", admin, secs), o.cpuProfile) }()
+	go func() { done <- proc.CPUProfile(admin, o.cpuProfile, secs*time.Second) }()
 	for deadline := time.Now().Add(secs * time.Second); time.Now().Before(deadline); {
 		for _, q := range dashboardQueries() {
 			ask(p.APIURL, q, start, end, o.step)

@@ -2,8 +2,6 @@ package main
 
 import (
 	"fmt"
-	"io"
-	"os"
 
 	"github.com/vispyr/vispyr/bench/internal/stats"
 )
@@ -77,21 +75,4 @@ func equalAnswers(ts []*timing) {
 			}
 		}
 	}
-}
-
-func saveURL(u, path string) error {
-	resp, err := client.Get(u)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(f, resp.Body); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
 }

@@ -3,12 +3,12 @@ package main
 import (
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"runtime/pprof"
 	"sync"
 	"time"
+
+	"github.com/vispyr/vispyr/bench/internal/proc"
 )
 
 // profileLoad takes CPU profiles while load runs: of each vispyr process
@@ -24,7 +24,7 @@ func profileLoad(prefix string, d time.Duration, admins map[string]string, load 
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			errs[i] = fetchProfile(admin, fmt.Sprintf("%s-%s.pprof", prefix, name), d)
+			errs[i] = proc.CPUProfile(admin, fmt.Sprintf("%s-%s.pprof", prefix, name), d)
 		}(i)
 		i++
 	}
@@ -40,26 +40,4 @@ func profileLoad(prefix string, d time.Duration, admins map[string]string, load 
 	pprof.StopCPUProfile()
 	wg.Wait()
 	return errors.Join(append(errs, err, f.Close())...)
-}
-
-// fetchProfile saves a CPU profile of d from admin's /debug/pprof/profile.
-func fetchProfile(admin, file string, d time.Duration) error {
-	client := &http.Client{Timeout: d + time.Minute}
-	resp, err := client.Get(fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", admin, max(int(d.Seconds()), 1)))
-	if err != nil {
-		return fmt.Errorf("cpu profile: %w", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("cpu profile: %s", resp.Status)
-	}
-	f, err := os.Create(file)
-	if err != nil {
-		return fmt.Errorf("cpu profile: %w", err)
-	}
-	if _, err := io.Copy(f, resp.Body); err != nil {
-		f.Close()
-		return fmt.Errorf("cpu profile: %w", err)
-	}
-	return f.Close()
 }

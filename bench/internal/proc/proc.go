@@ -4,6 +4,7 @@ package proc
 
 import (
 	"fmt"
+	"io"
 	"io/fs"
 	"net/http"
 	"os"
@@ -160,4 +161,40 @@ func BuildVispyr(work string) (string, error) {
 		return "", fmt.Errorf("build vispyr: %w\n%s", err, b)
 	}
 	return out, nil
+}
+
+// Save writes what url answers (a profile, a /metrics page) to path,
+// creating its directory; waiting at most timeout.
+func Save(url, path string, timeout time.Duration) error {
+	client := &http.Client{Timeout: timeout}
+	resp, err := client.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s answered %s", url, resp.Status)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return fmt.Errorf("%s: %w", url, err)
+	}
+	return f.Close()
+}
+
+// CPUProfile saves a CPU profile of the next d (at least a second) from a
+// Vispyr admin URL, whose /debug/pprof serves net/http/pprof.
+func CPUProfile(admin, path string, d time.Duration) error {
+	url := fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", admin, max(int(d.Seconds()), 1))
+	if err := Save(url, path, d+time.Minute); err != nil {
+		return fmt.Errorf("cpu profile: %w", err)
+	}
+	return nil
 }
