@@ -85,14 +85,8 @@ type fixture struct {
 // out-of-order samples have the timestamps of samples in blocks, with
 // other values.
 func newFixture(t *testing.T, dups bool) *fixture {
-	opts := tsdb.DefaultOptions()
-	opts.OutOfOrderTimeWindow = (24 * time.Hour).Milliseconds()
-	db, err := tsdb.Open(t.TempDir(), nil, nil, opts, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	f := &fixture{db: db, rng: rand.New(rand.NewPCG(3, 5)), plain: newEngine(50_000_000)}
+	db := parttest.OpenDB(t)
+	f := &fixture{db: db, rng: rand.New(rand.NewPCG(3, 5)), plain: parttest.Engine(50_000_000)}
 	f.end = time.UnixMilli(1_700_000_000_000).Truncate(time.Hour)
 	start := f.end.Add(-8 * time.Hour)
 	series := f.series()
@@ -107,13 +101,8 @@ func newFixture(t *testing.T, dups bool) *fixture {
 		}
 		f.write(t, app, ls, i, from, to)
 	}
-	commit(t, app)
-	if err := db.Compact(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	if len(db.Blocks()) == 0 {
-		t.Fatal("no block was cut")
-	}
+	parttest.Commit(t, app)
+	parttest.Compact(t, db)
 	app = db.Appender(context.Background())
 	for i, ls := range series[:12] {
 		// Off the 15 s grid: two values at one timestamp, one in a block
@@ -133,14 +122,8 @@ func newFixture(t *testing.T, dups bool) *fixture {
 	}
 	late := labels.FromStrings("__name__", "http_requests_total", "job", "job-late", "instance", "late")
 	f.write(t, app, late, 1, f.end.Add(-5*time.Hour), f.end.Add(-4*time.Hour))
-	commit(t, app)
+	parttest.Commit(t, app)
 	return f
-}
-
-func newEngine(maxSamples int) *promql.Engine {
-	return promql.NewEngine(promql.EngineOpts{MaxSamples: maxSamples, Timeout: time.Minute,
-		LookbackDelta: 5 * time.Minute, EnableAtModifier: true, EnableNegativeOffset: true, EnableDelayedNameRemoval: true,
-		NoStepSubqueryIntervalFn: func(int64) int64 { return time.Minute.Milliseconds() }})
 }
 
 func (f *fixture) series() []labels.Labels {
@@ -215,12 +198,6 @@ func (f *fixture) write(t *testing.T, app storage.Appender, ls labels.Labels, i 
 		if err != nil && name != "rpc_duration_seconds" && name != "mixed_total" && !f.dup {
 			t.Fatal(err)
 		}
-	}
-}
-
-func commit(t *testing.T, app storage.Appender) {
-	if err := app.Commit(); err != nil {
-		t.Fatal(err)
 	}
 }
 
@@ -308,7 +285,7 @@ func TestLimitsAndCancellation(t *testing.T) {
 	start, end := f.end.Add(-6*time.Hour), f.end
 	for _, qs := range []string{`sum by (job) (rate(http_requests_total[5m]))`, `count by (job) (http_requests_total)`} {
 		answers := func(limit int) bool {
-			res := parttest.Range(t, newEngine(limit), f.db, qs, start, end, 15*time.Second)
+			res := parttest.Range(t, parttest.Engine(limit), f.db, qs, start, end, 15*time.Second)
 			return !strings.HasPrefix(res, "error:")
 		}
 		least := sort.Search(1_000_000, answers) // the engine's least sufficient limit
@@ -316,7 +293,7 @@ func TestLimitsAndCancellation(t *testing.T) {
 			t.Fatalf("%s: the engine's least sufficient limit is %d", qs, least)
 		}
 		for _, limit := range []int{least / 2, least - 1, least, least + 1} {
-			limited := newEngine(limit)
+			limited := parttest.Engine(limit)
 			want := parttest.Range(t, limited, f.db, qs, start, end, 15*time.Second)
 			if got := parttest.Range(t, New(limited, Options{MaxSamples: limit}), f.db, qs, start, end, 15*time.Second); got != want {
 				t.Fatalf("%s with the sample limit at %d (the least %d): %s", qs, limit, least, parttest.Diff(got, want))

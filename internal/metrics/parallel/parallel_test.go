@@ -65,17 +65,8 @@ type fixture struct {
 // then writes out-of-order samples into them and a series back-dated into
 // the head: queries read blocks, the head and the out-of-order head merged.
 func newFixture(t *testing.T) *fixture {
-	opts := tsdb.DefaultOptions()
-	opts.OutOfOrderTimeWindow = (24 * time.Hour).Milliseconds()
-	db, err := tsdb.Open(t.TempDir(), nil, nil, opts, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	f := &fixture{db: db, rng: rand.New(rand.NewPCG(7, 11)),
-		plain: promql.NewEngine(promql.EngineOpts{MaxSamples: 50_000_000, Timeout: time.Minute,
-			LookbackDelta: 5 * time.Minute, EnableAtModifier: true, EnableNegativeOffset: true, EnableDelayedNameRemoval: true,
-			NoStepSubqueryIntervalFn: func(int64) int64 { return time.Minute.Milliseconds() }})}
+	db := parttest.OpenDB(t)
+	f := &fixture{db: db, rng: rand.New(rand.NewPCG(7, 11)), plain: parttest.Engine(50_000_000)}
 	f.end = time.UnixMilli(1_700_000_000_000).Truncate(time.Hour)
 	start := f.end.Add(-8 * time.Hour)
 	series := f.series()
@@ -85,13 +76,8 @@ func newFixture(t *testing.T) *fixture {
 	for i, ls := range series {
 		f.write(t, app, ls, i, start, f.end)
 	}
-	commit(t, app)
-	if err := db.Compact(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	if len(db.Blocks()) == 0 {
-		t.Fatal("no block was cut")
-	}
+	parttest.Commit(t, app)
+	parttest.Compact(t, db)
 	app = db.Appender(context.Background())
 	for i, ls := range series[:10] {
 		// Off the 15 s grid: two different values at one timestamp, one in
@@ -102,7 +88,7 @@ func newFixture(t *testing.T) *fixture {
 	}
 	late := labels.FromStrings("__name__", "http_requests_total", "job", "job-late", "instance", "late")
 	f.write(t, app, late, 1, f.end.Add(-5*time.Hour), f.end.Add(-4*time.Hour))
-	commit(t, app)
+	parttest.Commit(t, app)
 	return f
 }
 
@@ -165,12 +151,6 @@ func (f *fixture) write(t *testing.T, app storage.Appender, ls labels.Labels, i 
 		if err != nil && name != "rpc_duration_seconds" {
 			t.Fatal(err)
 		}
-	}
-}
-
-func commit(t *testing.T, app storage.Appender) {
-	if err := app.Commit(); err != nil {
-		t.Fatal(err)
 	}
 }
 

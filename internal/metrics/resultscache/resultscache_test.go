@@ -54,16 +54,8 @@ type fixture struct {
 }
 
 func newFixture(t *testing.T, freshness time.Duration) *fixture {
-	opts := tsdb.DefaultOptions()
-	opts.OutOfOrderTimeWindow = (24 * time.Hour).Milliseconds()
-	db, err := tsdb.Open(t.TempDir(), nil, nil, opts, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	eng := promql.NewEngine(promql.EngineOpts{MaxSamples: 50_000_000, Timeout: time.Minute,
-		LookbackDelta: 5 * time.Minute, EnableAtModifier: true, EnableNegativeOffset: true, EnableDelayedNameRemoval: true,
-		NoStepSubqueryIntervalFn: func(int64) int64 { return time.Minute.Milliseconds() }})
+	db := parttest.OpenDB(t)
+	eng := parttest.Engine(50_000_000)
 	f := &fixture{t: t, db: db, plain: eng, reg: prometheus.NewRegistry(), lastT: map[string]int64{},
 		rng: rand.New(rand.NewPCG(1, 2)), interval: 15 * time.Second, minTime: math.MinInt64}
 	f.now = time.UnixMilli(1_700_000_000_000).Truncate(time.Hour)

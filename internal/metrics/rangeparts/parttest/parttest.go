@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb"
 )
 
 // Range runs qs over start..end with e and renders the answer: each series'
@@ -66,4 +67,45 @@ func Diff(got, want string) string {
 	}
 	from := max(i-200, 0)
 	return fmt.Sprintf("first difference at byte %d:\ngot:  …%.400s\nwant: …%.400s", i, got[from:], want[from:])
+}
+
+// OpenDB opens an empty TSDB in t's temporary dir that takes out-of-order
+// samples a day back, so fixtures can write into blocks already cut.
+func OpenDB(t testing.TB) *tsdb.DB {
+	t.Helper()
+	opts := tsdb.DefaultOptions()
+	opts.OutOfOrderTimeWindow = (24 * time.Hour).Milliseconds()
+	db, err := tsdb.Open(t.TempDir(), nil, nil, opts, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// Engine is Prometheus's engine as Vispyr configures it (the reference the
+// tests compare with), refusing queries past maxSamples.
+func Engine(maxSamples int) *promql.Engine {
+	return promql.NewEngine(promql.EngineOpts{MaxSamples: maxSamples, Timeout: time.Minute,
+		LookbackDelta: 5 * time.Minute, EnableAtModifier: true, EnableNegativeOffset: true, EnableDelayedNameRemoval: true,
+		NoStepSubqueryIntervalFn: func(int64) int64 { return time.Minute.Milliseconds() }})
+}
+
+// Commit commits app, failing t on an error.
+func Commit(t testing.TB, app storage.Appender) {
+	t.Helper()
+	if err := app.Commit(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Compact cuts what db's head holds into blocks, failing t when none is cut.
+func Compact(t testing.TB, db *tsdb.DB) {
+	t.Helper()
+	if err := db.Compact(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(db.Blocks()) == 0 {
+		t.Fatal("no block was cut")
+	}
 }
