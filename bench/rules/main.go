@@ -12,7 +12,6 @@ import (
 	"bufio"
 	"flag"
 	"fmt"
-	"io"
 	"log"
 	"net/http"
 	"os"
@@ -124,7 +123,7 @@ func run(load *load, rounds int, interval time.Duration, vispyrBin, promBin, cpu
 	}
 	profiled := make(chan error, 1)
 	if cpuProfile != "" {
-		go func() { profiled <- profileCPU(v.adminURL, cpuProfile, time.Duration(rounds)*interval) }()
+		go func() { profiled <- proc.CPUProfile(v.adminURL, cpuProfile, time.Duration(rounds)*interval) }()
 	} else {
 		profiled <- nil
 	}
@@ -141,6 +140,9 @@ func run(load *load, rounds int, interval time.Duration, vispyrBin, promBin, cpu
 
 	if err := <-profiled; err != nil {
 		return err
+	}
+	if cpuProfile != "" {
+		fmt.Printf("vispyr: CPU profile of the measured rounds in %s\n", cpuProfile)
 	}
 	fmt.Printf("\n%-11s %-38s %-22s %-6s %-9s %s\n", "target", "CPU % of one core (median [min–max])",
 		"slowest group's last s", "rules", "failures", "missed (in the measured rounds)")
@@ -297,27 +299,4 @@ func scrape(u string) (sum, max map[string]float64) {
 		}
 	}
 	return sum, max
-}
-
-// profileCPU saves Vispyr's CPU profile over d (its admin port serves net/http/pprof).
-func profileCPU(admin, file string, d time.Duration) error {
-	client := &http.Client{Timeout: d + time.Minute}
-	resp, err := client.Get(fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", admin, int(d.Seconds())))
-	if err != nil {
-		return fmt.Errorf("cpu profile: %w", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("cpu profile: %s", resp.Status)
-	}
-	f, err := os.Create(file)
-	if err != nil {
-		return fmt.Errorf("cpu profile: %w", err)
-	}
-	if _, err := io.Copy(f, resp.Body); err != nil {
-		f.Close()
-		return fmt.Errorf("cpu profile: %w", err)
-	}
-	fmt.Printf("vispyr: CPU profile of the measured rounds in %s\n", file)
-	return f.Close()
 }
