@@ -3,14 +3,18 @@ package metrics
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"math"
+	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -424,4 +428,77 @@ func TestStagingLeavesACleanStart(t *testing.T) {
 			t.Fatalf("open %d: prometheus_tsdb_clean_start = %v, want 1", i+1, clean)
 		}
 	}
+}
+
+// The series API answers in label order, as Prometheus's does, whether the
+// series are in the head (which keeps them in the order they came) or in
+// the blocks a background replay wrote them to after a restart: the same
+// request gets the same answer across the restart.
+func TestSeriesAPIInLabelOrderAcrossReplay(t *testing.T) {
+	end := time.Now().Add(-time.Minute).UnixMilli()
+	dir := t.TempDir()
+	ctx := pipeline.WithTenant(context.Background(), pipeline.DefaultTenant)
+	scrambled := []int{2, 6, 0, 4, 8, 1, 5, 9, 3, 7}
+	write := func(s *Storage, instance string) (want []labels.Labels) {
+		for _, d := range scrambled {
+			want = append(want, labels.FromStrings("__name__", "order_test", "device", fmt.Sprintf("dev%d", d), "instance", instance))
+		}
+		for ts := end - 30*60_000; ts <= end; ts += 15_000 {
+			app := s.Appender(ctx)
+			for _, ls := range want {
+				if _, err := app.Append(0, ls, ts, float64(ts)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := app.Commit(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return want
+	}
+	check := func(s *Storage, when string, want []labels.Labels) {
+		t.Helper()
+		want = slices.Clone(want)
+		slices.SortFunc(want, labels.Compare)
+		got := seriesAPI(t, s, `order_test`, end)
+		if !slices.EqualFunc(got, want, labels.Equal) {
+			t.Errorf("%s: the series API answers\n%v\nwant, in label order,\n%v", when, got, want)
+		}
+	}
+
+	w := openReplayTest(t, dir, 0)
+	want := write(w, "a")
+	check(w, "series in the head", want)
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s := openReplayTest(t, dir, 1)
+	defer s.Close()
+	select {
+	case <-s.Replayed():
+	case <-time.After(time.Minute):
+		t.Fatal("the background replay did not end")
+	}
+	check(s, "series in the replayed blocks", want)
+	want = append(want, write(s, "b")...)
+	check(s, "series in the replayed blocks and the fresh head", want)
+}
+
+// seriesAPI is the series the series API answers for match over the hour
+// before end, in its order.
+func seriesAPI(t *testing.T, s *Storage, match string, end int64) []labels.Labels {
+	t.Helper()
+	cfg := config.Default()
+	srv := httptest.NewServer(s.NewAPI(APIOptions{Metrics: cfg.Metrics}, slog.New(slog.DiscardHandler), prometheus.NewRegistry()))
+	defer srv.Close()
+	v := url.Values{"match[]": {match}, "start": {strconv.FormatInt(end/1000-3600, 10)}, "end": {strconv.FormatInt(end/1000+1, 10)}}
+	var resp struct{ Data []map[string]string }
+	if err := json.Unmarshal([]byte(httpGet(t, srv.URL+"/api/v1/series?"+v.Encode())), &resp); err != nil {
+		t.Fatal(err)
+	}
+	out := make([]labels.Labels, len(resp.Data))
+	for i, m := range resp.Data {
+		out[i] = labels.FromMap(m)
+	}
+	return out
 }

@@ -129,13 +129,27 @@ func (l *lazy[Q]) Close() error {
 
 type tenantQuerier struct{ lazy[storage.Querier] }
 
+// Select asks the TSDB for sorted series for the series API too (its
+// hint's Func "series"): for one matcher set the API asks for them unsorted
+// and answers in the order it gets. The TSDB's blocks hand them out in label
+// order but its head in the order the series were created, so the same
+// series would come back in another order once the head is written to blocks
+// (after a restart with a background replay, or a head compaction), and a
+// limit would keep other series. The PromQL engine sorts what it returns
+// itself, so its selections stay unsorted, without the cost.
 func (q *tenantQuerier) Select(ctx context.Context, sortSeries bool, hints *storage.SelectHints, ms ...*labels.Matcher) storage.SeriesSet {
 	inner, err := q.get(ctx)
 	if err != nil {
 		return storage.ErrSeriesSet(err)
 	}
+	if hints != nil && hints.Func == seriesLookup {
+		sortSeries = true
+	}
 	return inner.Select(ctx, sortSeries, hints, ms...)
 }
+
+// seriesLookup is the Func of the hints of the series API's selections.
+const seriesLookup = "series"
 
 type tenantChunkQuerier struct{ lazy[storage.ChunkQuerier] }
 
