@@ -112,8 +112,9 @@ type Metrics struct {
 	// -search.cacheTimestampOffset). Older writes drop what they touch.
 	ResultsCacheFreshness time.Duration `yaml:"results_cache_freshness"`
 
-	// BackgroundReplayMinWALBytes: a TSDB whose WAL, head chunks and head
-	// snapshot hold at least this many bytes at start-up moves them aside
+	// BackgroundReplayMinWALBytes: a TSDB whose head would read at least
+	// this many bytes at start-up (head chunks, head snapshot, and the WAL
+	// past that snapshot: all of it after a crash) moves its head files aside
 	// and opens at once with an empty head that takes writes, while they
 	// replay beside it into blocks; queries say the data is incomplete and
 	// rules wait until that ends. 0 always replays before ready.

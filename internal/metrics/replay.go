@@ -28,8 +28,9 @@ import (
 // Background replay (metrics.background_replay_min_wal_bytes). Replaying a
 // TSDB's WAL costs about 0.5 µs of CPU per sample, minutes for a WAL of a
 // GiB, and the head takes no write and answers no query until it ends. So
-// when a TSDB's head files (WAL, out-of-order WAL, m-mapped head chunks,
-// head snapshot) are that large at start-up, they move into
+// when what a TSDB's head would read at start-up (out-of-order WAL,
+// m-mapped head chunks, head snapshot, and the WAL past that snapshot:
+// headBytes) is that large, its head files move into
 // <dir>/replay/<n>/ and the TSDB opens with an empty head at once: writes
 // go to that head and its WAL, acknowledged as always. Beside it a second
 // TSDB opens on the replay dir (the TSDB's own replay), its head is written
@@ -72,7 +73,8 @@ func headFiles(dir string) ([]string, error) {
 	return names, nil
 }
 
-// headBytes is what a TSDB's head would read at open.
+// headBytes is what a TSDB's head would read at open: its head files, but
+// of the WAL only what a head snapshot does not cover.
 func headBytes(dir string) (int64, error) {
 	names, err := headFiles(dir)
 	if err != nil {
@@ -80,11 +82,58 @@ func headBytes(dir string) (int64, error) {
 	}
 	var n int64
 	for _, name := range names {
-		b, err := fileutil.DirSize(filepath.Join(dir, name))
+		var b int64
+		if name == "wal" {
+			b, err = walReplayBytes(dir)
+		} else {
+			b, err = fileutil.DirSize(filepath.Join(dir, name))
+		}
 		if err != nil {
 			return 0, err
 		}
 		n += b
+	}
+	return n, nil
+}
+
+// walReplayBytes is what the head reads of dir's WAL at open. After a
+// graceful stop the head loads its snapshot (chunk_snapshot.<segment>.<offset>)
+// and replays only the WAL written after that point, and the checkpoint only
+// when it is newer, as the TSDB's Head.Init does; so a restart does not
+// count a large WAL that it will not read. Without a snapshot the TSDB can
+// use (none, or the WAL ends before it), the whole WAL counts.
+func walReplayBytes(dir string) (int64, error) {
+	walDir := filepath.Join(dir, "wal")
+	whole := func() (int64, error) { return fileutil.DirSize(walDir) }
+	_, snapSeg, snapOff, err := tsdb.LastChunkSnapshot(dir)
+	if err != nil {
+		return whole()
+	}
+	first, last, err := wlog.Segments(walDir)
+	if err != nil || last < snapSeg {
+		return whole()
+	}
+	var n int64
+	from := snapSeg
+	if cp, cpSeg, err := wlog.LastCheckpoint(walDir); err == nil && cpSeg >= snapSeg {
+		if n, err = fileutil.DirSize(cp); err != nil {
+			return 0, err
+		}
+		from = cpSeg + 1
+	}
+	for i := max(first, from); i <= last; i++ {
+		fi, err := os.Stat(wlog.SegmentName(walDir, i))
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return 0, err
+		}
+		size := fi.Size()
+		if i == snapSeg {
+			size = max(size-int64(snapOff), 0)
+		}
+		n += size
 	}
 	return n, nil
 }

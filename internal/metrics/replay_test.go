@@ -502,3 +502,60 @@ func seriesAPI(t *testing.T, s *Storage, match string, end int64) []labels.Label
 	}
 	return out
 }
+
+// After a graceful stop the head reads its snapshot and only the WAL written
+// after it, so a WAL over the threshold that the snapshot covers replays
+// before ready (every sample answers at once); after a crash the same WAL
+// is read whole and replays in the background.
+func TestGracefulRestartReplaysSnapshotBeforeReady(t *testing.T) {
+	end := time.Now().Add(-time.Minute).UnixMilli()
+	dir := t.TempDir()
+	w := openReplayTest(t, dir, 0)
+	replayData(t, w, end, 150, "replay_test")
+	crashed, reference := crashCopy(t, dir), crashCopy(t, dir)
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	tsdbDirs := func(data string) []string {
+		return []string{filepath.Join(data, "metrics"), filepath.Join(data, tenantsDir, tenantDirName("acme"))}
+	}
+	// The threshold: what the smallest TSDB reads after the crash.
+	threshold := int64(math.MaxInt64)
+	for _, d := range tsdbDirs(crashed) {
+		n, err := headBytes(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		threshold = min(threshold, n)
+	}
+	for _, d := range tsdbDirs(dir) {
+		if snaps, _ := filepath.Glob(filepath.Join(d, "chunk_snapshot.*")); len(snaps) == 0 {
+			t.Fatalf("%s: no head snapshot after a graceful stop", d)
+		}
+		if n, _ := headBytes(d); n >= threshold {
+			t.Fatalf("%s: %d bytes to read after a graceful stop, not below the %d after a crash", d, n, threshold)
+		}
+	}
+
+	g := openReplayTest(t, dir, threshold)
+	defer g.Close()
+	select {
+	case <-g.Replayed():
+	default:
+		t.Fatal("after a graceful stop the WAL the snapshot covers replays in the background")
+	}
+	c := openReplayTest(t, crashed, threshold)
+	defer c.Close()
+	if c.ReplayPendingBytes() <= 0 {
+		t.Fatal("after a crash the whole WAL replays before ready, want in the background")
+	}
+	r := openReplayTest(t, reference, 0)
+	defer r.Close()
+	want := allSamples(t, r)
+	if len(want) != len(replayTenants)*50 {
+		t.Fatalf("reference: %d series, want %d", len(want), len(replayTenants)*50)
+	}
+	if got := allSamples(t, g); !reflect.DeepEqual(got, want) {
+		t.Errorf("after the graceful restart: %d series, or samples differ from the full replay's %d", len(got), len(want))
+	}
+}
