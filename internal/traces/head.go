@@ -175,11 +175,11 @@ func (h *head) age() time.Duration {
 }
 
 // eachSorted calls fn with every trace of the tenant in ascending trace ID order,
-// its spans in block order (spanrow.Sort) and deduplicated, until fn returns an
-// error. Traces are copied one at a time into a reused slice, so a cut head is
-// written without a second copy of all its spans. Only called on a head that no
-// longer receives writes.
-func (h *head) eachSorted(tenant string, fn func(spans []spanrow.Span) error) error {
+// its spans in block order (spanrow.SortTrace) and deduplicated, until fn returns
+// an error. fn gets pointers to the head's spans in a reused slice, so a cut head
+// is written without a copy of its spans. Only called on a head that no longer
+// receives writes.
+func (h *head) eachSorted(tenant string, fn func(spans []*spanrow.Span) error) error {
 	type trace struct {
 		id    [16]byte
 		spans []*spanrow.Span
@@ -194,18 +194,15 @@ func (h *head) eachSorted(tenant string, fn func(spans []spanrow.Span) error) er
 		sh.mu.RUnlock()
 	}
 	slices.SortFunc(traces, func(a, b trace) int { return bytes.Compare(a.id[:], b.id[:]) })
-	var buf []spanrow.Span
 	var ptrs []*spanrow.Span
 	for i := range traces {
-		// Sorting pointers moves 8 bytes a swap instead of a whole row; the
-		// trace's own slice is left alone, as readers may be copying it.
+		// The trace's own slice is left alone, as readers may be copying it.
 		ptrs = append(ptrs[:0], traces[i].spans...)
-		spanrow.SortPtrs(ptrs)
-		buf = copyRows(buf[:0], ptrs)
-		if len(buf) == 0 {
+		if len(ptrs) == 0 {
 			continue
 		}
-		if err := fn(spanrow.Dedupe(buf)); err != nil {
+		spanrow.SortTrace(ptrs)
+		if err := fn(spanrow.DedupePtrs(ptrs)); err != nil {
 			return err
 		}
 	}

@@ -414,7 +414,7 @@ func (s *Store) flush(ctx context.Context, h *head) error {
 		w.LatestEnd = time.Now().Add(s.cfg.IngestionSlack).UnixNano()
 		// One trace at a time: the head is already sorted into traces, so the block
 		// costs only its encoded form on top of the head, not a second copy of it.
-		if err := h.eachSorted(tenant, w.AddTrace); err != nil {
+		if err := h.eachSorted(tenant, w.AddTracePtrs); err != nil {
 			return fmt.Errorf("write block from head: %w", err)
 		}
 		if w.Spans() == 0 {

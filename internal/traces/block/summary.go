@@ -21,9 +21,13 @@ type Summarizer struct {
 	services map[string]bool
 	names    map[string]bool
 	seenRes  map[string]bool
-	values   map[string]bool // scope, key, 0, value
-	text     []byte
-	vkey     []byte
+	// The resource and service of the last span added, if resSeen.
+	lastRes     []byte
+	lastService string
+	resSeen     bool
+	values      map[string]bool // scope, key, 0, value
+	text        []byte
+	vkey        []byte
 }
 
 func NewSummarizer() *Summarizer {
@@ -48,76 +52,91 @@ func addCapped(set map[string]bool, list *[]string, complete *bool, v string, li
 	*list = append(*list, v)
 }
 
-// AddTrace adds the spans of one trace.
-func (z *Summarizer) AddTrace(spans []spanrow.Span) {
-	minStart, maxEnd := spans[0].Start, spans[0].End()
-	for i := range spans {
-		minStart, maxEnd = min(minStart, spans[i].Start), max(maxEnd, spans[i].End())
-		z.AddSpan(&spans[i])
-	}
-	z.AddTraceDuration(maxEnd - minStart)
-}
-
 // AddTraceDuration records the length of a trace whose spans were added by AddSpan.
 func (z *Summarizer) AddTraceDuration(d int64) {
 	z.s.MaxTraceDuration = max(z.s.MaxTraceDuration, d)
 }
 
-// AddSpan adds one span.
+// AddSpan adds one span. Its bytes must stay unchanged while z is in use: the
+// last span's resource is kept for comparison, not copied.
 func (z *Summarizer) AddSpan(sp *spanrow.Span) {
-	addCapped(z.services, &z.s.Services, &z.s.ServicesComplete, sp.Service, maxServices)
-	addCapped(z.names, &z.s.SpanNames, &z.s.NamesComplete, sp.Name, maxSpanNames)
+	z.addFields(sp, true)
+	err := spanrow.EachScalar(sp.Attrs, z.addSpanScalar)
+	if err != nil {
+		z.s.SpanTagsComplete = false
+	}
+}
+
+// addFields adds all of a span but its attributes; its name only if name is set
+// (a caller that knows the name was added before skips the lookup).
+func (z *Summarizer) addFields(sp *spanrow.Span, name bool) {
+	// Neighbouring spans mostly share a service, and a resource blob: comparing
+	// with the last one (equal pointers compare at once) spares the map lookups.
+	if !z.resSeen || sp.Service != z.lastService {
+		addCapped(z.services, &z.s.Services, &z.s.ServicesComplete, sp.Service, maxServices)
+	}
+	if name {
+		addCapped(z.names, &z.s.SpanNames, &z.s.NamesComplete, sp.Name, maxSpanNames)
+	}
 	z.s.MaxSpanDuration = max(z.s.MaxSpanDuration, sp.Duration)
 	if sp.StatusCode == 2 {
 		z.s.HasErrors = true
 	}
-	z.addAttrs('s', z.s.SpanTags, &z.s.SpanTagsComplete, sp.Attrs)
+	if z.resSeen && string(sp.Resource) == string(z.lastRes) {
+		z.lastService = sp.Service
+		return
+	}
+	z.lastRes, z.lastService, z.resSeen = sp.Resource, sp.Service, true
 	if !z.seenRes[string(sp.Resource)] {
 		z.seenRes[string(sp.Resource)] = true // string(bytes) copies
-		if attrs, ok := spanrow.ResourceAttrs(sp.Resource); ok {
-			z.addAttrs('r', z.s.ResourceTags, &z.s.ResTagsComplete, attrs)
-		} else {
+		attrs, ok := spanrow.ResourceAttrs(sp.Resource)
+		if ok {
+			ok = spanrow.EachScalar(attrs, func(key []byte, v spanrow.Scalar) {
+				z.addScalar(z.s.ResourceTags, &z.s.ResTagsComplete, ScopeResource, key, v)
+			}) == nil
+		}
+		if !ok {
 			z.s.ResTagsComplete = false
 		}
 	}
 }
 
-func (z *Summarizer) addAttrs(scope byte, tags map[string]*TagValues, complete *bool, attrs []byte) {
-	err := spanrow.EachScalar(attrs, func(key []byte, v spanrow.Scalar) {
-		tv := tags[string(key)]
-		if tv == nil {
-			if len(tags) >= maxTagKeys {
-				*complete = false
-				return
-			}
-			tv = &TagValues{Complete: true}
-			tags[string(key)] = tv
-		}
-		if !tv.Complete {
+// addSpanScalar adds one span attribute. Adding a value again changes nothing.
+func (z *Summarizer) addSpanScalar(key []byte, v spanrow.Scalar) {
+	z.addScalar(z.s.SpanTags, &z.s.SpanTagsComplete, ScopeSpan, key, v)
+}
+
+func (z *Summarizer) addScalar(tags map[string]*TagValues, complete *bool, scope byte, key []byte, v spanrow.Scalar) {
+	tv := tags[string(key)]
+	if tv == nil {
+		if len(tags) >= maxTagKeys {
+			*complete = false
 			return
 		}
-		typ, text := scalarText(z.text[:0], v)
-		z.text = text
-		if typ == "" { // not a scalar: the value list can no longer rule anything out
-			tv.Complete = false
-			return
-		}
-		// One set for all keys, keyed by scope, key and value, built in a reused
-		// buffer so that a value already seen costs no allocation.
-		z.vkey = append(append(append(append(z.vkey[:0], scope), key...), 0), text...)
-		if z.values[string(z.vkey)] {
-			return
-		}
-		if len(tv.Values) >= maxValuesPerKey {
-			tv.Complete = false
-			return
-		}
-		z.values[string(z.vkey)] = true
-		tv.Values = append(tv.Values, TagValue{Type: typ, Value: string(text)})
-	})
-	if err != nil {
-		*complete = false
+		tv = &TagValues{Complete: true}
+		tags[string(key)] = tv
 	}
+	if !tv.Complete {
+		return
+	}
+	typ, text := scalarText(z.text[:0], v)
+	z.text = text
+	if typ == "" { // not a scalar: the value list can no longer rule anything out
+		tv.Complete = false
+		return
+	}
+	// One set for all keys, keyed by scope, key and value, built in a reused
+	// buffer so that a value already seen costs no allocation.
+	z.vkey = append(append(append(append(z.vkey[:0], scope), key...), 0), text...)
+	if z.values[string(z.vkey)] {
+		return
+	}
+	if len(tv.Values) >= maxValuesPerKey {
+		tv.Complete = false
+		return
+	}
+	z.values[string(z.vkey)] = true
+	tv.Values = append(tv.Values, TagValue{Type: typ, Value: string(text)})
 }
 
 // scalarText renders a scalar as its TraceQL type and canonical text, appending

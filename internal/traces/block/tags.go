@@ -94,16 +94,26 @@ func StatusText(code int32) string {
 	return "unset"
 }
 
-func (x *tagIndexer) addTrace(ord uint32, rows []spanrow.Span) {
-	onSpan := func(key []byte, v spanrow.Scalar) { x.addScalar(ord, ScopeSpan, key, v) }
+// addTrace indexes the spans of trace ord and adds them to z. One pass over
+// their attributes serves both, and z is handed only the values the index did
+// not hold yet: z has seen all the others, and adding a value again changes
+// nothing in a summary.
+func (x *tagIndexer) addTrace(ord uint32, rows []spanrow.Span, z *Summarizer) {
+	onSpan := func(key []byte, v spanrow.Scalar) {
+		if !x.addScalar(ord, ScopeSpan, key, v) {
+			z.addSpanScalar(key, v)
+		}
+	}
 	onRes := func(key []byte, v spanrow.Scalar) { x.addScalar(ord, ScopeResource, key, v) }
 	x.lastRes = nil
 	for i := range rows {
 		r := &rows[i]
-		x.add(ord, ScopeName, nil, kindString, []byte(r.Name))
+		known := x.add(ord, ScopeName, nil, kindString, []byte(r.Name))
+		z.addFields(r, !known)
 		x.add(ord, ScopeStatus, nil, kindString, []byte(StatusText(r.StatusCode)))
 		if spanrow.EachScalar(r.Attrs, onSpan) != nil {
 			x.keysComplete = false
+			z.s.SpanTagsComplete = false
 		}
 		if i > 0 && string(r.Resource) == string(x.lastRes) {
 			continue // the trace's spans of one resource share it
@@ -116,52 +126,57 @@ func (x *tagIndexer) addTrace(ord uint32, rows []spanrow.Span) {
 	}
 }
 
-func (x *tagIndexer) addScalar(ord uint32, scope byte, key []byte, v spanrow.Scalar) {
+// addScalar is add for an attribute value; it reports whether the index held
+// the value already.
+func (x *tagIndexer) addScalar(ord uint32, scope byte, key []byte, v spanrow.Scalar) bool {
 	var num [32]byte
 	switch v.Kind {
 	case spanrow.KindString:
-		x.add(ord, scope, key, kindString, v.Str)
+		return x.add(ord, scope, key, kindString, v.Str)
 	case spanrow.KindInt:
-		x.add(ord, scope, key, kindInt, strconv.AppendInt(num[:0], v.Int, 10))
+		return x.add(ord, scope, key, kindInt, strconv.AppendInt(num[:0], v.Int, 10))
 	case spanrow.KindFloat:
-		x.add(ord, scope, key, kindFloat, strconv.AppendFloat(num[:0], v.Float, 'g', -1, 64))
+		return x.add(ord, scope, key, kindFloat, strconv.AppendFloat(num[:0], v.Float, 'g', -1, 64))
 	case spanrow.KindBool:
-		x.add(ord, scope, key, kindBool, strconv.AppendBool(num[:0], v.Bool))
+		return x.add(ord, scope, key, kindBool, strconv.AppendBool(num[:0], v.Bool))
 	default:
-		x.add(ord, scope, key, 0, nil)
+		return x.add(ord, scope, key, 0, nil)
 	}
 }
 
 // add records that trace ord holds the value. kind 0 marks a non-scalar value.
-// Keys and values are copied only when first seen: they alias span data.
-func (x *tagIndexer) add(ord uint32, scope byte, key []byte, kind byte, text []byte) {
+// Keys and values are copied only when first seen: they alias span data. It
+// reports whether the key's values held this one already (false for a key the
+// index gave up on).
+func (x *tagIndexer) add(ord uint32, scope byte, key []byte, kind byte, text []byte) bool {
 	keys := x.keys[scope]
 	kb := keys[string(key)]
 	if kb == nil {
 		if x.nkeys >= maxIndexedKeys {
 			x.keysComplete = false
-			return
+			return false
 		}
 		kb = &keyBuild{complete: true, values: map[string][]uint32{}}
 		keys[string(key)] = kb
 		x.nkeys++
 	}
 	if !kb.complete {
-		return
+		return false
 	}
 	if kind == 0 || len(text) > maxIndexedValue {
 		kb.drop()
-		return
+		return false
 	}
 	x.buf = append(append(x.buf[:0], kind), text...)
 	post, ok := kb.values[string(x.buf)]
 	if !ok && len(kb.values) >= maxIndexedValues {
 		kb.drop()
-		return
+		return false
 	}
 	if n := len(post); n == 0 || post[n-1] != ord {
 		kb.values[string(x.buf)] = append(post, ord)
 	}
+	return ok
 }
 
 func (kb *keyBuild) drop() {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/bits-and-blooms/bloom/v3"
 	"github.com/parquet-go/parquet-go"
+	"github.com/parquet-go/parquet-go/compress/zstd"
 
 	"github.com/vispyr/vispyr/internal/traces/backend"
 	"github.com/vispyr/vispyr/internal/traces/spanrow"
@@ -23,6 +24,12 @@ const RowsPerGroup = 20000
 // bloomFPR is the trace-ID bloom filter's false-positive rate: 1% costs ~1.2 bytes
 // per trace and saves an index lookup in 99 of 100 blocks that lack the trace.
 const bloomFPR = 0.01
+
+// pageCodec compresses every column's pages, at zstd's fastest level: at the
+// default level compression took about a third of a head cut's CPU; the fastest
+// level cuts the cut's CPU by about 8% for 1.5% more bytes (BenchmarkBytesPerSpan).
+// Readers take the codec from each column chunk, so blocks of either level read alike.
+var pageCodec = zstd.Codec{Level: zstd.SpeedFastest}
 
 // Dir is the object prefix of a block.
 func Dir(tenant, id string) string { return tenant + "/" + id + "/" }
@@ -60,6 +67,7 @@ func NewWriter(tenant, id string, level int) *Writer {
 	w.pw = parquet.NewGenericWriter[spanrow.Span](&w.data,
 		parquet.MaxRowsPerRowGroup(RowsPerGroup),
 		parquet.PageBufferSize(16<<10),
+		parquet.Compression(&pageCodec),
 	)
 	w.index = binary.LittleEndian.AppendUint32(w.index, 0) // trace count, set by Finish
 	return w
@@ -73,19 +81,52 @@ func (w *Writer) AddTrace(rows []spanrow.Span) error {
 	if len(rows) == 0 {
 		return nil
 	}
-	id := rows[0].TraceID
-	if n := w.meta.Traces; n > 0 {
-		prev := w.index[4+(n-1)*indexEntry:]
+	if err := w.reserve(rows[0].TraceID, len(rows)); err != nil {
+		return err
+	}
+	n := len(w.rows)
+	w.rows = append(w.rows, rows...)
+	w.indexTrace(w.rows[n:])
+	return nil
+}
+
+// AddTracePtrs is AddTrace for spans given by pointer, as a head holds them
+// (sorted by spanrow.SortTrace, deduplicated by spanrow.DedupePtrs): each span
+// is copied once, straight into the rows buffered for the encoder.
+func (w *Writer) AddTracePtrs(spans []*spanrow.Span) error {
+	if len(spans) == 0 {
+		return nil
+	}
+	if err := w.reserve(spans[0].TraceID, len(spans)); err != nil {
+		return err
+	}
+	n := len(w.rows)
+	for _, sp := range spans {
+		w.rows = append(w.rows, *sp)
+	}
+	w.indexTrace(w.rows[n:])
+	return nil
+}
+
+// reserve checks that trace id comes after the last one added and makes room
+// for its n spans in the buffered rows.
+func (w *Writer) reserve(id [16]byte, n int) error {
+	if t := w.meta.Traces; t > 0 {
+		prev := w.index[4+(t-1)*indexEntry:]
 		if bytes.Compare(prev[:16], id[:]) >= 0 {
 			return fmt.Errorf("write block: trace %x out of order", id)
 		}
 	}
-	if len(w.rows)+len(rows) > writeBatch {
-		if err := w.flushRows(); err != nil {
-			return err
-		}
+	if len(w.rows)+n > writeBatch {
+		return w.flushRows()
 	}
-	w.rows = append(w.rows, rows...)
+	return nil
+}
+
+// indexTrace records a trace whose rows were just buffered: its index entry,
+// summary, tags and the block's time range.
+func (w *Writer) indexTrace(rows []spanrow.Span) {
+	id := rows[0].TraceID
 	start, end := rows[0].Start, rows[0].End()
 	var maxSpan int64
 	for i := range rows {
@@ -98,8 +139,8 @@ func (w *Writer) AddTrace(rows []spanrow.Span) error {
 	}
 	w.index = appendIndexEntry(w.index, indexRecord{ID: id, First: w.meta.Spans, Count: len(rows), Split: split,
 		Start: start, Duration: end - start, MaxSpan: maxSpan})
-	w.z.AddTrace(rows)
-	w.tags.addTrace(uint32(w.meta.Traces), rows)
+	w.tags.addTrace(uint32(w.meta.Traces), rows, w.z)
+	w.z.AddTraceDuration(end - start)
 	if w.LatestEnd != 0 {
 		start, end = min(start, w.LatestEnd), min(end, w.LatestEnd)
 	}
@@ -109,7 +150,6 @@ func (w *Writer) AddTrace(rows []spanrow.Span) error {
 	w.meta.MinStart, w.meta.MaxEnd = min(w.meta.MinStart, start), max(w.meta.MaxEnd, end)
 	w.meta.Spans += len(rows)
 	w.meta.Traces++
-	return nil
 }
 
 func (w *Writer) flushRows() error {

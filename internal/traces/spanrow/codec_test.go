@@ -1,6 +1,8 @@
 package spanrow
 
 import (
+	"encoding/binary"
+	"math/rand/v2"
 	"slices"
 	"strconv"
 	"testing"
@@ -97,6 +99,38 @@ func TestDedupeDropsRepeatedSpans(t *testing.T) {
 	Sort(rows)
 	if got := len(Dedupe(rows)); got != 2 {
 		t.Fatalf("dedupe kept %d spans, want 2", got)
+	}
+}
+
+// The head sorts a trace's spans by pointer with SortTrace and DedupePtrs; the
+// block must get the order and the spans that Sort and Dedupe give.
+func TestSortTraceAgreesWithSort(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 200 {
+		var rows []Span
+		for range 1 + rng.IntN(30) {
+			r := Span{TraceID: [16]byte{7}, Start: int64(rng.IntN(4))}
+			// Few distinct span IDs and start times, so that duplicates and
+			// ties on start are common; IDs differ in high and low bytes.
+			r.SpanID[rng.IntN(8)] = byte(1 + rng.IntN(3))
+			rows = append(rows, r)
+		}
+		ptrs := make([]*Span, len(rows))
+		for i := range rows {
+			ptrs[i] = &rows[i]
+		}
+		SortTrace(ptrs)
+		var got []Span
+		for _, p := range DedupePtrs(ptrs) {
+			got = append(got, *p)
+		}
+		want := slices.Clone(rows)
+		Sort(want)
+		want = Dedupe(want)
+		key := func(r Span) [2]int64 { return [2]int64{r.Start, int64(binary.BigEndian.Uint64(r.SpanID[:]))} }
+		if len(got) != len(want) || !slices.EqualFunc(got, want, func(a, b Span) bool { return key(a) == key(b) }) {
+			t.Fatalf("SortTrace+DedupePtrs\n got %v\nwant %v", got, want)
+		}
 	}
 }
 

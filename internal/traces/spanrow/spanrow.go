@@ -8,6 +8,7 @@ package spanrow
 import (
 	"bytes"
 	"cmp"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
@@ -23,22 +24,22 @@ import (
 // and repeat for every span of a trace, so dictionary encoding stores each once;
 // resource and scope blobs repeat across a whole batch and are dictionary encoded too.
 type Span struct {
-	TraceID       [16]byte `parquet:"trace_id,dict,zstd"`
-	SpanID        [8]byte  `parquet:"span_id,zstd"`
-	ParentSpanID  [8]byte  `parquet:"parent_span_id,zstd"`
-	Service       string   `parquet:"service,dict,zstd"`
-	Name          string   `parquet:"name,dict,zstd"`
-	Kind          int32    `parquet:"kind,dict,zstd"`
-	StatusCode    int32    `parquet:"status_code,dict,zstd"`
-	StatusMessage string   `parquet:"status_message,dict,zstd"`
-	Start         int64    `parquet:"start,delta,zstd"`
-	Duration      int64    `parquet:"duration,zstd"`
-	TraceState    string   `parquet:"trace_state,dict,zstd"`
-	Flags         uint32   `parquet:"flags,dict,zstd"`
-	Resource      []byte   `parquet:"resource,dict,zstd"`
-	Scope         []byte   `parquet:"scope,dict,zstd"`
-	Attrs         []byte   `parquet:"attrs,zstd"`
-	Extra         []byte   `parquet:"extra,zstd"`
+	TraceID       [16]byte `parquet:"trace_id,dict"`
+	SpanID        [8]byte  `parquet:"span_id"`
+	ParentSpanID  [8]byte  `parquet:"parent_span_id"`
+	Service       string   `parquet:"service,dict"`
+	Name          string   `parquet:"name,dict"`
+	Kind          int32    `parquet:"kind,dict"`
+	StatusCode    int32    `parquet:"status_code,dict"`
+	StatusMessage string   `parquet:"status_message,dict"`
+	Start         int64    `parquet:"start,delta"`
+	Duration      int64    `parquet:"duration"`
+	TraceState    string   `parquet:"trace_state,dict"`
+	Flags         uint32   `parquet:"flags,dict"`
+	Resource      []byte   `parquet:"resource,dict"`
+	Scope         []byte   `parquet:"scope,dict"`
+	Attrs         []byte   `parquet:"attrs"`
+	Extra         []byte   `parquet:"extra"`
 }
 
 // End is the span's end time in Unix nanoseconds.
@@ -322,8 +323,19 @@ func Sort(rows []Span) {
 	sort.Slice(rows, func(i, j int) bool { return Less(&rows[i], &rows[j]) })
 }
 
-// SortPtrs orders spans by Less.
-func SortPtrs(spans []*Span) { slices.SortFunc(spans, Compare) }
+// SortTrace orders the spans of one trace by Less. As they share a trace ID,
+// it compares only start times and span IDs, as integers: sorting the spans
+// of every trace of a head cut to a block spent most of its time in
+// bytes.Compare of trace IDs that were always equal.
+func SortTrace(spans []*Span) { slices.SortFunc(spans, compareInTrace) }
+
+func compareInTrace(a, b *Span) int {
+	if a.Start != b.Start {
+		return cmp.Compare(a.Start, b.Start)
+	}
+	// Big-endian, so that the order is bytes.Compare's, as in Compare.
+	return cmp.Compare(binary.BigEndian.Uint64(a.SpanID[:]), binary.BigEndian.Uint64(b.SpanID[:]))
+}
 
 // Less is the block order.
 func Less(a, b *Span) bool { return Compare(a, b) < 0 }
@@ -348,11 +360,29 @@ func Dedupe(rows []Span) []Span {
 	}
 	out := rows[:1]
 	for i := 1; i < len(rows); i++ {
-		p, r := &out[len(out)-1], &rows[i]
-		if r.TraceID == p.TraceID && r.SpanID == p.SpanID && r.Start == p.Start {
+		if sameSpan(&out[len(out)-1], &rows[i]) {
 			continue
 		}
-		out = append(out, *r)
+		out = append(out, rows[i])
 	}
 	return out
+}
+
+// DedupePtrs is Dedupe for spans given by pointer (sorted with SortTrace).
+func DedupePtrs(spans []*Span) []*Span {
+	if len(spans) < 2 {
+		return spans
+	}
+	out := spans[:1]
+	for _, r := range spans[1:] {
+		if !sameSpan(out[len(out)-1], r) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// sameSpan reports whether a and b are one span stored twice.
+func sameSpan(a, b *Span) bool {
+	return a.TraceID == b.TraceID && a.SpanID == b.SpanID && a.Start == b.Start
 }
