@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/util/annotations"
 
+	"github.com/vispyr/vispyr/internal/metrics/fastrate"
 	"github.com/vispyr/vispyr/internal/pipeline"
 )
 
@@ -24,6 +25,7 @@ var (
 	_ storage.SampleAndChunkQueryable = (*Storage)(nil)
 	_ storage.ExemplarQueryable       = (*Storage)(nil)
 	_ storage.Appendable              = (*Storage)(nil)
+	_ fastrate.DisjointChunkQueryable = (*Storage)(nil)
 	_ storage.AppendableV2            = (*Storage)(nil)
 )
 
@@ -39,6 +41,25 @@ func (s *Storage) ChunkQuerier(mint, maxt int64) (storage.ChunkQuerier, error) {
 	return &tenantChunkQuerier{lazy: lazy[storage.ChunkQuerier]{s: s, open: func(t *tenantDB) (storage.ChunkQuerier, error) {
 		return t.chunkQuerier(mint, maxt)
 	}, empty: storage.NoopChunkedQuerier}}, nil
+}
+
+// DisjointChunkQuerier is a chunk querier over [mint, maxt] of ctx's
+// tenant when its TSDB's blocks, head and out-of-order head do not overlap
+// there and no long-term block holds any of it (fastrate then reads rate
+// windows from whole chunks); nil otherwise.
+func (s *Storage) DisjointChunkQuerier(ctx context.Context, mint, maxt int64) storage.ChunkQuerier {
+	t := s.lookup(pipeline.Tenant(ctx))
+	if t == nil {
+		return nil
+	}
+	if t.lt != nil {
+		for _, m := range t.lt.Metas() {
+			if m.MaxTime >= mint && m.MinTime <= maxt {
+				return nil
+			}
+		}
+	}
+	return fastrate.DisjointChunkQuerier(t.db, mint, maxt)
 }
 
 // ExemplarQuerier returns the exemplars of ctx's tenant.

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/prometheus/schema"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
+	"github.com/prometheus/prometheus/util/annotations"
 	"github.com/prometheus/prometheus/util/kahansum"
 )
 
@@ -42,16 +43,28 @@ type group struct {
 // value and a staleness marker at the others (so the engine, reading it as
 // a selector, sees exactly those values). samples is the engine's count of
 // the samples the selector's windows held, or of its values (its
-// TotalSamples).
-func (t *target) compute(ctx context.Context, q storage.Querier, g grid, maxSamples int) ([]promql.Series, int64, error) {
+// TotalSamples). A rate target reads whole chunks from cq when it can
+// (nil: never), the series' iterators of q otherwise.
+func (t *target) compute(ctx context.Context, q storage.Querier, cq storage.ChunkQuerier, g grid, maxSamples int) (out []promql.Series, samples int64, chunks bool, err error) {
+	if cq != nil && !t.instant {
+		out, samples, err := t.computeChunks(ctx, cq, g, maxSamples)
+		if !errors.Is(err, errNotPlain) {
+			return out, samples, true, err
+		}
+	}
+	out, samples, err = t.computeIterators(ctx, q, g, maxSamples)
+	return out, samples, false, err
+}
+
+// computeIterators is compute reading each series through its iterator.
+func (t *target) computeIterators(ctx context.Context, q storage.Querier, g grid, maxSamples int) ([]promql.Series, int64, error) {
 	set := q.Select(ctx, false, t.hints(g), t.vs.LabelMatchers...)
-	sums := &sums{t: t, steps: g.steps(), byKey: map[uint64]int{}}
+	sums := t.newSums(g)
 	var (
-		it      chunkenc.Iterator
-		r       reader
-		vr      = storage.NewMemoizedEmptyIterator(t.lookback)
-		points  int // the rate matrix's or the selector's points, as the engine counts them
-		samples int64
+		it     chunkenc.Iterator
+		r      reader
+		vr     = storage.NewMemoizedEmptyIterator(t.lookback)
+		points int // the rate matrix's or the selector's points, as the engine counts them
 	)
 	for set.Next() {
 		if err := ctx.Err(); err != nil {
@@ -59,40 +72,64 @@ func (t *target) compute(ctx context.Context, q storage.Querier, g grid, maxSamp
 		}
 		s := set.At()
 		it = s.Iterator(it)
-		var (
-			n    int
-			read int64
-			err  error
-		)
+		var err error
 		if t.instant {
 			vr.Reset(it)
+			var n int
 			n, err = t.values(vr, g, s.Labels(), sums)
-			read = int64(n)
+			sums.samples += int64(n)
+			if points += n; points > maxSamples {
+				err = errFallback // the engine's sample limit
+			}
 		} else {
 			r.reset(it)
-			n, read, err = t.rates(&r, g, s.Labels(), sums, maxSamples-points)
-			if err == nil && n > 0 && !counterName(s.Labels()) {
-				err = errFallback // the engine's info annotation
-			}
+			err = sums.rates(&r, s.Labels(), &points, maxSamples)
 		}
 		if err != nil {
 			return nil, 0, err
 		}
-		if points += n; points > maxSamples {
-			return nil, 0, errFallback // the engine's sample limit
-		}
-		samples += read
 	}
-	if err := set.Err(); err != nil {
+	return sums.finish(ctx, set.Err(), set.Warnings())
+}
+
+func (t *target) newSums(g grid) *sums {
+	return &sums{t: t, g: g, steps: g.steps(), byKey: map[uint64]int{}}
+}
+
+// rates adds the rates of the series of labels ls, read by r, to its
+// group; points are the rates of the series before (the engine's sample
+// limit counts them).
+func (s *sums) rates(r *reader, ls labels.Labels, points *int, maxSamples int) error {
+	n, read, last, err := s.t.rates(r, s.g, ls, s, maxSamples-*points)
+	if err == nil && n > 0 && !counterName(ls) {
+		err = errFallback // the engine's info annotation
+	}
+	if err != nil {
+		return err
+	}
+	// The engine adds a series' rates while it still holds the samples of
+	// its last window.
+	if n > 0 && *points+last+n > maxSamples {
+		return errFallback // the engine's sample limit
+	}
+	*points += n
+	s.samples += read
+	return nil
+}
+
+// finish is the groups as series once the selector's set ended with err
+// and warnings.
+func (s *sums) finish(ctx context.Context, err error, warnings annotations.Annotations) ([]promql.Series, int64, error) {
+	if err != nil {
 		if ctx.Err() != nil {
 			return nil, 0, contextErr(ctx.Err())
 		}
 		return nil, 0, errFallback
 	}
-	if len(set.Warnings()) > 0 {
+	if len(warnings) > 0 {
 		return nil, 0, errFallback
 	}
-	return t.output(sums.groups, g), samples, nil
+	return s.t.output(s.groups, s.g), s.samples, nil
 }
 
 // hints are the engine's for t's selector: the blocks and chunks read,
@@ -162,23 +199,24 @@ func (t *target) values(it *storage.MemoizedSeriesIterator, g grid, ls labels.La
 }
 
 // rates adds one series' rate at each step to its group: n is the steps
-// with a rate, read the samples its windows held; a window over room
-// (the engine's sample limit less the rates of the series before) falls
-// back.
-func (t *target) rates(r *reader, g grid, ls labels.Labels, sums *sums, room int) (n int, read int64, err error) {
+// with a rate, read the samples its windows held, last the samples of its
+// last window; a window over room (the engine's sample limit less the
+// rates of the series before) falls back.
+func (t *target) rates(r *reader, g grid, ls labels.Labels, sums *sums, room int) (n int, read int64, last int, err error) {
 	var grp *group
 	for k, ts := 0, g.start; ts <= g.end; k, ts = k+1, ts+g.interval {
 		maxt := ts - t.offset
 		lo, hi, err := r.window(maxt-t.rng, maxt)
 		if err != nil {
-			return 0, 0, err
+			return 0, 0, 0, err
 		}
+		last = hi - lo
 		if hi == lo {
 			continue
 		}
 		read += int64(hi - lo)
 		if hi-lo > room {
-			return 0, 0, errFallback
+			return 0, 0, 0, errFallback
 		}
 		if hi-lo < 2 {
 			continue // no rate from one sample
@@ -190,16 +228,18 @@ func (t *target) rates(r *reader, g grid, ls labels.Labels, sums *sums, room int
 		}
 		grp.add(k, v)
 	}
-	return n, read, nil
+	return n, read, last, nil
 }
 
 // sums are a target's groups, in the order the engine makes them.
 type sums struct {
-	t      *target
-	steps  int
-	groups []*group
-	byKey  map[uint64]int
-	buf    []byte
+	t       *target
+	g       grid
+	steps   int
+	samples int64 // the engine's count of the samples read
+	groups  []*group
+	byKey   map[uint64]int
+	buf     []byte
 }
 
 // group is the group of a series with labels ls, made on its first
@@ -282,9 +322,14 @@ func (t *target) extrapolate(result float64, first, last promql.FPoint, n int, t
 	if durationToStart >= extrapolationThreshold {
 		durationToStart = averageDurationBetweenSamples / 2
 	}
-	// Counters cannot be negative: the zero point clamps the start.
+	// Counters cannot be negative: the zero point clamps the start. When
+	// first.F ≥ 2·result the zero point lies at least 2·sampledInterval
+	// back (each rounding is monotonic), beyond durationToStart (under
+	// 1.1·averageDurationBetweenSamples ≤ 1.1·sampledInterval): the engine's
+	// division changes nothing then, and most windows of a counter that
+	// has run a while skip it.
 	durationToZero := durationToStart
-	if result > 0 && first.F >= 0 {
+	if result > 0 && first.F >= 0 && first.F < 2*result {
 		durationToZero = sampledInterval * (first.F / result)
 	}
 	if durationToZero < durationToStart {

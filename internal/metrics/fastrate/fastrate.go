@@ -130,6 +130,9 @@ type query struct {
 	mu      sync.Mutex
 	samples int64 // the targets' windows' samples, as the engine counts them
 	points  int64 // the placeholders' points the engine counted instead
+	// read counts the rate targets by how their samples were read, for
+	// tests: whole chunks, or the series' iterators.
+	read struct{ chunks, iterators int }
 }
 
 // Exec runs the rewritten query; the original when it falls back or has
@@ -172,11 +175,17 @@ func (q *query) fastStats() *stats.Statistics {
 	return &out
 }
 
-func (q *query) counted(samples, points int64) {
+func (q *query) counted(samples, points int64, rate, chunks bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.samples += samples
 	q.points += points
+	switch {
+	case rate && chunks:
+		q.read.chunks++
+	case rate:
+		q.read.iterators++
+	}
 }
 
 // Close releases both queries.
@@ -221,6 +230,45 @@ func (s *source) Querier(int64, int64) (storage.Querier, error) {
 type querier struct {
 	storage.Querier
 	src *source
+
+	mu sync.Mutex
+	cq storage.ChunkQuerier // opened on a rate target's first Select
+}
+
+// chunkQuerier is the storage's chunk querier over the querier's time
+// range when its sources are disjoint there, or nil.
+func (q *querier) chunkQuerier(ctx context.Context) storage.ChunkQuerier {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.cq == nil {
+		d, ok := q.src.Queryable.(DisjointChunkQueryable)
+		if !ok {
+			return nil
+		}
+		q.cq = d.DisjointChunkQuerier(ctx, q.src.mint, q.src.maxt)
+	}
+	return q.cq
+}
+
+// warned reports whether the querier the engine reads through adds
+// warnings to every answer (the storage's, such as a WAL still replaying),
+// asked with a selector no series matches.
+func (q *querier) warned(ctx context.Context) bool {
+	set := q.Querier.Select(ctx, false, nil, labels.MustNewMatcher(labels.MatchEqual, placeholderLabel, "none"))
+	for set.Next() {
+	}
+	return len(set.Warnings()) > 0 || set.Err() != nil
+}
+
+// Close closes the storage's queriers.
+func (q *querier) Close() error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	err := q.Querier.Close()
+	if q.cq != nil {
+		err = errors.Join(err, q.cq.Close())
+	}
+	return err
 }
 
 // Select answers a placeholder with its target's sums, computed when the
@@ -234,7 +282,12 @@ func (q *querier) Select(ctx context.Context, sorted bool, hints *storage.Select
 		return storage.ErrSeriesSet(errFallback)
 	}
 	return &lazySet{compute: func() ([]promql.Series, error) {
-		series, samples, err := q.src.targets[i].compute(ctx, q.Querier, q.src.grid, q.src.q.maxSamples)
+		t := &q.src.targets[i]
+		var cq storage.ChunkQuerier
+		if !t.instant && !q.warned(ctx) {
+			cq = q.chunkQuerier(ctx)
+		}
+		series, samples, chunks, err := t.compute(ctx, q.Querier, cq, q.src.grid, q.src.q.maxSamples)
 		if err != nil {
 			return nil, err
 		}
@@ -246,7 +299,7 @@ func (q *querier) Select(ctx context.Context, sorted bool, hints *storage.Select
 				}
 			}
 		}
-		q.src.q.counted(samples, points)
+		q.src.q.counted(samples, points, !t.instant, chunks)
 		return series, nil
 	}}
 }

@@ -70,8 +70,17 @@ var queries = []struct {
 	{`count(http_requests_total @ end())`, false},
 }
 
+// Fixture modes: samples in blocks and the head only, plus out-of-order
+// ones, plus out-of-order ones at timestamps already held.
+const (
+	inOrder = iota
+	outOfOrder
+	duplicates
+)
+
 type fixture struct {
 	db    *tsdb.DB
+	store disjointDB // db, as DisjointChunkQueryable
 	plain promql.QueryEngine
 	rng   *rand.Rand
 	end   time.Time
@@ -79,14 +88,14 @@ type fixture struct {
 }
 
 // newFixture writes 8 hours of samples, series starting and ending at
-// random times, compacts the oldest into blocks, then writes out-of-order
-// samples into them and a series back-dated into the head: queries read
-// blocks, the head and the out-of-order head merged. With dups, some
-// out-of-order samples have the timestamps of samples in blocks, with
-// other values.
-func newFixture(t *testing.T, dups bool) *fixture {
+// random times, and compacts the oldest into blocks. Unless mode is
+// inOrder it then writes out-of-order samples into them and a series
+// back-dated into the head: queries read blocks, the head and the
+// out-of-order head merged. With duplicates, some out-of-order samples
+// have the timestamps of samples in blocks, with other values.
+func newFixture(t *testing.T, mode int) *fixture {
 	db := parttest.OpenDB(t)
-	f := &fixture{db: db, rng: rand.New(rand.NewPCG(3, 5)), plain: parttest.Engine(50_000_000)}
+	f := &fixture{db: db, store: disjointDB{db}, rng: rand.New(rand.NewPCG(3, 5)), plain: parttest.Engine(50_000_000)}
 	f.end = time.UnixMilli(1_700_000_000_000).Truncate(time.Hour)
 	start := f.end.Add(-8 * time.Hour)
 	series := f.series()
@@ -103,13 +112,16 @@ func newFixture(t *testing.T, dups bool) *fixture {
 	}
 	parttest.Commit(t, app)
 	parttest.Compact(t, db)
+	if mode == inOrder {
+		return f
+	}
 	app = db.Appender(context.Background())
 	for i, ls := range series[:12] {
 		// Off the 15 s grid: two values at one timestamp, one in a block
 		// and one in the out-of-order head.
 		from := start.Add(time.Duration(f.rng.IntN(6*240)) * 15 * time.Second).Add(7 * time.Second)
 		f.write(t, app, ls, i, from, from.Add(20*time.Minute))
-		if !dups {
+		if mode != duplicates {
 			continue
 		}
 		// On the grid: a second value at timestamps a block holds, which
@@ -219,11 +231,43 @@ func (f *fixture) randomRange() (time.Time, time.Time, time.Duration) {
 	return end.Add(-length), end, step
 }
 
+// disjointDB is a TSDB that offers its chunks when its sources are
+// disjoint, as the metrics storage does.
+type disjointDB struct{ *tsdb.DB }
+
+func (d disjointDB) DisjointChunkQuerier(_ context.Context, mint, maxt int64) storage.ChunkQuerier {
+	return DisjointChunkQuerier(d.DB, mint, maxt)
+}
+
 // Every query over random ranges answers bit for bit as the engine alone,
 // with the same warnings and the same count of samples read, with the
-// engine's lookback delta or the query's own.
+// engine's lookback delta or the query's own: over blocks and the head,
+// whose rate targets read whole chunks, and with out-of-order data and
+// two values at one timestamp, where those over it read the series'
+// iterators as the engine does.
 func TestAnswersAsTheEngine(t *testing.T) {
-	f := newFixture(t, true)
+	for _, c := range []struct {
+		name string
+		mode int
+	}{{"in order", inOrder}, {"out of order with duplicates", duplicates}} {
+		t.Run(c.name, func(t *testing.T) {
+			f := newFixture(t, c.mode)
+			byChunks, byIterators := answersAsTheEngine(t, f)
+			t.Logf("rate targets read from chunks %d times, from iterators %d", byChunks, byIterators)
+			if byChunks == 0 {
+				t.Error("no rate target read whole chunks")
+			}
+			if c.mode == inOrder && byIterators > 0 {
+				t.Errorf("%d rate targets over floats read from iterators without out-of-order data", byIterators)
+			}
+			if c.mode != inOrder && byIterators == 0 {
+				t.Error("no rate target over out-of-order data read from iterators")
+			}
+		})
+	}
+}
+
+func answersAsTheEngine(t *testing.T, f *fixture) (byChunks, byIterators int) {
 	e := New(f.plain, Options{MaxSamples: 50_000_000})
 	fast := 0
 	const runs = 800
@@ -235,7 +279,7 @@ func TestAnswersAsTheEngine(t *testing.T) {
 			lookbacks := []time.Duration{time.Minute, 90 * time.Second, 10 * time.Minute}
 			opts = promql.NewPrometheusQueryOpts(false, lookbacks[f.rng.IntN(len(lookbacks))], nil)
 		}
-		q, err := e.NewRangeQuery(context.Background(), f.db, opts, c.qs, start, end, step)
+		q, err := e.NewRangeQuery(context.Background(), f.store, opts, c.qs, start, end, step)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -244,6 +288,10 @@ func TestAnswersAsTheEngine(t *testing.T) {
 		fq, rewritten := q.(*query)
 		if rewritten && !fq.fellBack {
 			fast++
+		}
+		if c.fast && rewritten { // no histograms, whose chunks send rate targets to the iterators
+			byChunks += fq.read.chunks
+			byIterators += fq.read.iterators
 		}
 		if c.fast && (!rewritten || fq.fellBack) {
 			t.Errorf("%s fell back to the engine", c.qs)
@@ -265,6 +313,7 @@ func TestAnswersAsTheEngine(t *testing.T) {
 	if fast < runs/2 {
 		t.Fatalf("only %d of %d queries were computed here", fast, runs)
 	}
+	return byChunks, byIterators
 }
 
 // run is the engine's answer, rendered, and its count of samples.
@@ -281,7 +330,7 @@ func run(t *testing.T, e promql.QueryEngine, q storage.Queryable, opts promql.Qu
 // A query over the sample limit gets the engine's error, one just under
 // it the answer; a cancelled one the engine's cancellation.
 func TestLimitsAndCancellation(t *testing.T) {
-	f := newFixture(t, false)
+	f := newFixture(t, inOrder) // rate targets read whole chunks
 	start, end := f.end.Add(-6*time.Hour), f.end
 	for _, qs := range []string{`sum by (job) (rate(http_requests_total[5m]))`, `count by (job) (http_requests_total)`} {
 		answers := func(limit int) bool {
@@ -295,14 +344,14 @@ func TestLimitsAndCancellation(t *testing.T) {
 		for _, limit := range []int{least / 2, least - 1, least, least + 1} {
 			limited := parttest.Engine(limit)
 			want := parttest.Range(t, limited, f.db, qs, start, end, 15*time.Second)
-			if got := parttest.Range(t, New(limited, Options{MaxSamples: limit}), f.db, qs, start, end, 15*time.Second); got != want {
-				t.Fatalf("%s with the sample limit at %d (the least %d): %s", qs, limit, least, parttest.Diff(got, want))
+			if got := parttest.Range(t, New(limited, Options{MaxSamples: limit}), f.store, qs, start, end, 15*time.Second); got != want {
+				t.Fatalf("%s with the sample limit at %d (the least %d): %s\n%.300s\n%.300s", qs, limit, least, parttest.Diff(got, want), got, want)
 			}
 		}
 	}
 
 	qs := `sum by (job) (rate(http_requests_total[5m]))`
-	q, err := New(f.plain, Options{MaxSamples: 50_000_000}).NewRangeQuery(context.Background(), f.db, nil, qs, start, end, 15*time.Second)
+	q, err := New(f.plain, Options{MaxSamples: 50_000_000}).NewRangeQuery(context.Background(), f.store, nil, qs, start, end, 15*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -322,15 +371,17 @@ func TestLimitsAndCancellation(t *testing.T) {
 // timestamp: a part starts with a Seek where the whole query reads on, so
 // it may pick the other one, as the parallel engine alone does.
 func TestInPartsAnswersAsTheEngine(t *testing.T) {
-	f := newFixture(t, false)
-	e := parallel.New(New(f.plain, Options{MaxSamples: 50_000_000}), parallel.Options{Parts: 3, MinSteps: 1})
-	for i := 0; i < 150; i++ {
-		qs := queries[i%len(queries)].qs
-		start, end, step := f.randomRange()
-		got := parttest.Range(t, e, f.db, qs, start, end, step)
-		want := parttest.Range(t, f.plain, f.db, qs, start, end, step)
-		if d := parttest.Diff(got, want); d != "" {
-			t.Fatalf("%s over %v..%v step %v: %s", qs, start.Sub(f.end), end.Sub(f.end), step, d)
+	for _, mode := range []int{inOrder, outOfOrder} {
+		f := newFixture(t, mode)
+		e := parallel.New(New(f.plain, Options{MaxSamples: 50_000_000}), parallel.Options{Parts: 3, MinSteps: 1})
+		for i := 0; i < 100; i++ {
+			qs := queries[i%len(queries)].qs
+			start, end, step := f.randomRange()
+			got := parttest.Range(t, e, f.store, qs, start, end, step)
+			want := parttest.Range(t, f.plain, f.db, qs, start, end, step)
+			if d := parttest.Diff(got, want); d != "" {
+				t.Fatalf("%s over %v..%v step %v (mode %d): %s", qs, start.Sub(f.end), end.Sub(f.end), step, mode, d)
+			}
 		}
 	}
 }

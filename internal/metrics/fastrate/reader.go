@@ -19,7 +19,8 @@ import (
 // head) may pick a different one of two samples at one timestamp after a
 // Seek than after a Next, so only the same calls read the same samples.
 type reader struct {
-	it   chunkenc.Iterator
+	it   chunkenc.Iterator // nil: the samples were loaded whole
+	cit  chunkenc.Iterator // a chunk's, reused
 	vt   chunkenc.ValueType
 	last int64 // the buffered iterator's lastTime
 	pts  []promql.FPoint
@@ -41,6 +42,7 @@ func (r *reader) reset(it chunkenc.Iterator) {
 	switch {
 	case r.vt != chunkenc.ValNone:
 		r.err = r.take()
+		r.last = math.MinInt64
 	case it.Err() != nil:
 		r.err = errFallback
 	}
@@ -86,29 +88,36 @@ func (r *reader) advanced() error {
 		}
 		return nil
 	}
-	r.last = r.it.AtT()
 	return r.take()
 }
 
-// take keeps the current sample unless it is a staleness marker or was
+// take notes the current sample's time as the buffered iterator's
+// lastTime and keeps the sample unless it is a staleness marker or was
 // taken already (a Seek to before it stays on it).
 func (r *reader) take() error {
 	if r.vt != chunkenc.ValFloat {
 		return errFallback // histograms: the engine's
 	}
 	t, f := r.it.At()
+	r.last = t
+	r.add(t, f)
+	return nil
+}
+
+// add keeps a sample unless it is a staleness marker or not after the
+// last one kept.
+func (r *reader) add(t int64, f float64) {
 	n := len(r.pts)
 	if n > 0 && t <= r.pts[n-1].T {
-		return nil
+		return
 	}
 	if value.IsStaleNaN(f) {
-		return nil
+		return
 	}
 	if n > 0 && f < r.pts[n-1].F {
 		r.resets = append(r.resets, n)
 	}
 	r.pts = append(r.pts, promql.FPoint{T: t, F: f})
-	return nil
 }
 
 // increase is extrapolatedRate's unextrapolated increase over pts[lo:hi]:

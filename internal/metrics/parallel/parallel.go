@@ -97,6 +97,18 @@ func (p pinned) Querier(int64, int64) (storage.Querier, error) {
 	return p.Queryable.Querier(p.mint, p.maxt)
 }
 
+// DisjointChunkQuerier is the storage's (fastrate.DisjointChunkQueryable)
+// over the whole query's range, as Querier; nil when it has none.
+func (p pinned) DisjointChunkQuerier(ctx context.Context, _, _ int64) storage.ChunkQuerier {
+	d, ok := p.Queryable.(interface {
+		DisjointChunkQuerier(ctx context.Context, mint, maxt int64) storage.ChunkQuerier
+	})
+	if !ok {
+		return nil
+	}
+	return d.DisjointChunkQuerier(ctx, p.mint, p.maxt)
+}
+
 // query is a range query run in parts.
 type query struct {
 	e     *Engine
