@@ -56,7 +56,7 @@ func main() {
 		step      = flag.Duration("step", 15*time.Second, "range query step")
 		runs      = flag.Int("runs", 10, "warm runs of every query per configuration")
 		repeat    = flag.Int("repeat", 1, "cold start-ups (and warm series) per configuration")
-		targets   = flag.String("targets", "victoria-metrics,prometheus,vispyr", "systems, in order")
+		targets   = flag.String("targets", "victoria-metrics,prometheus,vispyr", "systems, in order; vispyr@BIN: vispyr serve of another build")
 		vispyrBin = flag.String("vispyr", "", "vispyr binary (default: go build ./cmd/vispyr)")
 		promBin   = flag.String("prometheus", "prometheus", "prometheus binary")
 		vmBin     = flag.String("victoria-metrics", "victoria-metrics", "victoria-metrics binary")
@@ -121,12 +121,18 @@ func run(series, rounds int, names []string, vispyrBin, promBin, vmBin string, o
 
 	all := systems(vispyrBin, promBin, vmBin)
 	var timings []*timing
-	for _, name := range names {
+	for i, name := range names {
 		sys, ok := all[name]
+		if bin, another := strings.CutPrefix(name, "vispyr@"); another {
+			// Another build, for a before/after in one run.
+			sys, ok = systems(bin, promBin, vmBin)["vispyr"], true
+			sys.name = name
+		}
 		if !ok {
 			return fmt.Errorf("unknown target %q", name)
 		}
-		ts, err := measure(sys, filepath.Join(work, name), load, start, end, o)
+		// A data dir per target, the same system twice included.
+		ts, err := measure(sys, filepath.Join(work, fmt.Sprintf("%d-%s", i, filepath.Base(name))), load, start, end, o)
 		if err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}

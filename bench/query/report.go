@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/vispyr/vispyr/bench/internal/stats"
 )
@@ -37,17 +38,24 @@ func ratios(ts []*timing) {
 		}
 		return nil
 	}
-	pairs := [][2]*timing{
-		{find("vispyr", "results cache off"), find("victoria-metrics", "cache off")},
-		{find("vispyr", "results cache on"), find("victoria-metrics", "cache on")},
-		{find("vispyr", "results cache off"), find("prometheus", "no cache")},
+	var pairs [][2]*timing
+	for _, t := range ts {
+		if t.system != "vispyr" && !strings.HasPrefix(t.system, "vispyr@") {
+			continue
+		}
+		switch t.config {
+		case "results cache off":
+			pairs = append(pairs, [2]*timing{t, find("victoria-metrics", "cache off")}, [2]*timing{t, find("prometheus", "no cache")})
+		case "results cache on":
+			pairs = append(pairs, [2]*timing{t, find("victoria-metrics", "cache on")})
+		}
 	}
 	fmt.Println()
 	for _, p := range pairs {
 		if p[0] == nil || p[1] == nil {
 			continue
 		}
-		fmt.Printf("vispyr (%s) / %s (%s), warm medians:\n", p[0].config, p[1].system, p[1].config)
+		fmt.Printf("%s (%s) / %s (%s), warm medians:\n", p[0].system, p[0].config, p[1].system, p[1].config)
 		for _, q := range dashboardQueries() {
 			v, o := stats.Of(stats.Ms(p[0].warm[q.name])).Median, stats.Of(stats.Ms(p[1].warm[q.name])).Median
 			fmt.Printf("  ×%-6.2f %s\n", v/o, q.name)

@@ -62,15 +62,8 @@ func (r *reader) load(it chunks.Iterator) error {
 			return errNotPlain
 		}
 		maxt = m.MaxTime
-		r.cit = m.Chunk.Iterator(r.cit)
-		for vt := r.cit.Next(); vt != chunkenc.ValNone; vt = r.cit.Next() {
-			if vt != chunkenc.ValFloat {
-				return errNotPlain // a histogram: the iterators decide
-			}
-			r.add(r.cit.At())
-		}
-		if r.cit.Err() != nil {
-			return errNotPlain
+		if !r.addChunk(m.Chunk) {
+			return errNotPlain // a histogram or an error: the iterators decide
 		}
 	}
 	if it.Err() != nil {
