@@ -227,6 +227,20 @@ func (h *head) tenantNames() []string {
 	return out
 }
 
+// tenantSpans counts the spans the head holds for the tenant.
+func (h *head) tenantSpans(tenant string) int {
+	n := 0
+	for i := range h.shards {
+		sh := &h.shards[i]
+		sh.mu.RLock()
+		for _, spans := range sh.tenants[tenant] {
+			n += len(spans)
+		}
+		sh.mu.RUnlock()
+	}
+	return n
+}
+
 // each calls fn with a copy of every trace of the tenant until fn returns false.
 // Copies are made one at a time so that no lock is held during fn.
 func (h *head) each(tenant string, fn func(spans []spanrow.Span) bool) {

@@ -94,13 +94,16 @@ func (s *Store) compactGroup(ctx context.Context, g []*block.Reader) error {
 	tenant := g[0].Meta.Tenant
 	level, inSpans := 0, 0
 	latestEnd := int64(math.MinInt64)
+	inBytes := int64(0)
 	for _, b := range g {
 		level = max(level, b.Meta.Level+1)
 		inSpans += b.Meta.Spans
+		inBytes += b.Meta.DataBytes
 		latestEnd = max(latestEnd, b.Meta.MaxEnd)
 	}
 	s.logger.Info("compacting trace blocks", "tenant", tenant, "inputs", len(g), "spans", inSpans, "level", level)
 	w := block.NewWriter(tenant, newBlockID(), level)
+	w.ExpectBytes(int(inBytes))
 	// The inputs' ends were clamped when they were cut; blocks cut before the
 	// clamp existed are healed here (every span was acknowledged before now).
 	w.LatestEnd = min(latestEnd, time.Now().Add(s.cfg.IngestionSlack).UnixNano())

@@ -409,6 +409,7 @@ func (s *Store) flush(ctx context.Context, h *head) error {
 		start := time.Now()
 		dir := tenantDir(tenant)
 		w := block.NewWriter(dir, newBlockID(), 0)
+		w.ExpectBytes(h.tenantSpans(tenant) * expectedBytesPerSpan)
 		w.Shared = s.sharedTest(tenant, h)
 		// Every span was acknowledged before now, so a later end is a wrong clock.
 		w.LatestEnd = time.Now().Add(s.cfg.IngestionSlack).UnixNano()
@@ -430,6 +431,10 @@ func (s *Store) flush(ctx context.Context, h *head) error {
 	}
 	return nil
 }
+
+// expectedBytesPerSpan is about what a span takes in a block's Parquet file
+// (BenchmarkBytesPerSpan: 28 with typical HTTP attributes).
+const expectedBytesPerSpan = 32
 
 // finishBlock stores a block and makes it visible to queries.
 func (s *Store) finishBlock(ctx context.Context, w *block.Writer) (*block.Reader, error) {
