@@ -2,6 +2,7 @@ package traces
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"maps"
 	"math/rand/v2"
@@ -83,6 +84,8 @@ func binaryRand(rng *rand.Rand, b []byte) {
 
 // BenchmarkIngest measures durable ingest through ConsumeTraces with 4 concurrent
 // writers sending 100 traces × 10 spans per request (the load shape).
+// Every request's traces are new (restamped IDs), so that the blocks cut meanwhile
+// hold every span sent, as a real load's do.
 func BenchmarkIngest(b *testing.B) {
 	dir := b.TempDir()
 	s, err := Open(Config{}, dir, quiet, nil)
@@ -94,8 +97,8 @@ func BenchmarkIngest(b *testing.B) {
 	runDone := make(chan struct{})
 	go func() { s.Run(ctx); close(runDone) }() // cuts blocks as it would in production
 	defer func() { cancel(); <-runDone }()
-	const writers = 4
-	batches := make([]ptrace.Traces, 16)
+	const writers, perWriter = 4, 4
+	batches := make([]ptrace.Traces, writers*perWriter)
 	rng := rand.New(rand.NewPCG(1, 2))
 	for i := range batches {
 		batches[i] = genBatch(rng, 100, 10, time.Now())
@@ -107,6 +110,7 @@ func BenchmarkIngest(b *testing.B) {
 	var wg sync.WaitGroup
 	for w := 0; w < writers; w++ {
 		wg.Add(1)
+		own := batches[w*perWriter : (w+1)*perWriter]
 		go func() {
 			defer wg.Done()
 			for {
@@ -114,8 +118,10 @@ func BenchmarkIngest(b *testing.B) {
 				if i > int64(b.N) {
 					return
 				}
+				td := own[i%perWriter]
+				restampTraceIDs(td, uint64(i))
 				for {
-					err := s.ConsumeTraces(ctx, batches[i%int64(len(batches))])
+					err := s.ConsumeTraces(ctx, td)
 					if err == nil {
 						break
 					}
@@ -136,6 +142,24 @@ func BenchmarkIngest(b *testing.B) {
 	var ru syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	b.ReportMetric(float64(ru.Maxrss)/1024, "maxrss-MB")
+}
+
+// restampTraceIDs puts n in the first half of every trace ID of td, keeping
+// the spans of a trace together.
+func restampTraceIDs(td ptrace.Traces, n uint64) {
+	rss := td.ResourceSpans()
+	for i := 0; i < rss.Len(); i++ {
+		sss := rss.At(i).ScopeSpans()
+		for j := 0; j < sss.Len(); j++ {
+			spans := sss.At(j).Spans()
+			for k := 0; k < spans.Len(); k++ {
+				sp := spans.At(k)
+				id := sp.TraceID()
+				binary.BigEndian.PutUint64(id[:8], n)
+				sp.SetTraceID(id)
+			}
+		}
+	}
 }
 
 func isOverloaded(err error) bool { return err != nil && errorsIs(err, pipeline.ErrOverloaded) }
