@@ -17,14 +17,13 @@ const (
 
 // Summarizer accumulates a Summary over spans.
 type Summarizer struct {
-	s        Summary
-	services map[string]bool
-	names    map[string]bool
-	seenRes  map[string]bool
-	// The resource and service of the last span added, if resSeen.
-	lastRes     []byte
-	lastService string
-	resSeen     bool
+	s           Summary
+	services    map[string]bool
+	names       map[string]bool
+	seenRes     map[string]bool
+	recentRes   recentBlobs
+	lastService string // of the last span added, if any was
+	anySpan     bool
 	values      map[string]bool // scope, key, 0, value
 	text        []byte
 	vkey        []byte
@@ -58,7 +57,7 @@ func (z *Summarizer) AddTraceDuration(d int64) {
 }
 
 // AddSpan adds one span. Its bytes must stay unchanged while z is in use: the
-// last span's resource is kept for comparison, not copied.
+// last spans' resources are kept for comparison, not copied.
 func (z *Summarizer) AddSpan(sp *spanrow.Span) {
 	z.addFields(sp, true)
 	err := spanrow.EachScalar(sp.Attrs, z.addSpanScalar)
@@ -70,11 +69,13 @@ func (z *Summarizer) AddSpan(sp *spanrow.Span) {
 // addFields adds all of a span but its attributes; its name only if name is set
 // (a caller that knows the name was added before skips the lookup).
 func (z *Summarizer) addFields(sp *spanrow.Span, name bool) {
-	// Neighbouring spans mostly share a service, and a resource blob: comparing
-	// with the last one (equal pointers compare at once) spares the map lookups.
-	if !z.resSeen || sp.Service != z.lastService {
+	// Neighbouring spans mostly share a service, and one of a few resources:
+	// comparing with those (equal pointers compare at once) spares the map
+	// lookups, which hash the whole resource blob.
+	if !z.anySpan || sp.Service != z.lastService {
 		addCapped(z.services, &z.s.Services, &z.s.ServicesComplete, sp.Service, maxServices)
 	}
+	z.lastService, z.anySpan = sp.Service, true
 	if name {
 		addCapped(z.names, &z.s.SpanNames, &z.s.NamesComplete, sp.Name, maxSpanNames)
 	}
@@ -82,11 +83,9 @@ func (z *Summarizer) addFields(sp *spanrow.Span, name bool) {
 	if sp.StatusCode == 2 {
 		z.s.HasErrors = true
 	}
-	if z.resSeen && string(sp.Resource) == string(z.lastRes) {
-		z.lastService = sp.Service
+	if z.recentRes.seen(sp.Resource) {
 		return
 	}
-	z.lastRes, z.lastService, z.resSeen = sp.Resource, sp.Service, true
 	if !z.seenRes[string(sp.Resource)] {
 		z.seenRes[string(sp.Resource)] = true // string(bytes) copies
 		attrs, ok := spanrow.ResourceAttrs(sp.Resource)

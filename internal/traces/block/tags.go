@@ -61,7 +61,9 @@ var kindNames = map[byte]string{kindString: "string", kindInt: "int", kindFloat:
 
 type keyBuild struct {
 	complete bool
-	values   map[string][]uint32 // kind byte + text -> trace ordinals
+	// kind byte + text -> trace ordinals, by pointer so that adding an
+	// ordinal costs one map lookup, not a lookup and a store.
+	values map[string]*[]uint32
 }
 
 // tagIndexer accumulates postings while a block is written. It runs for every span
@@ -72,7 +74,7 @@ type tagIndexer struct {
 	nkeys        int
 	keysComplete bool
 	buf          []byte
-	lastRes      []byte
+	traceRes     recentBlobs // resources of the trace being added
 	lastSpanKeys [][]byte
 }
 
@@ -105,7 +107,7 @@ func (x *tagIndexer) addTrace(ord uint32, rows []spanrow.Span, z *Summarizer) {
 		}
 	}
 	onRes := func(key []byte, v spanrow.Scalar) { x.addScalar(ord, ScopeResource, key, v) }
-	x.lastRes = nil
+	x.traceRes = recentBlobs{}
 	for i := range rows {
 		r := &rows[i]
 		known := x.add(ord, ScopeName, nil, kindString, []byte(r.Name))
@@ -115,10 +117,9 @@ func (x *tagIndexer) addTrace(ord uint32, rows []spanrow.Span, z *Summarizer) {
 			x.keysComplete = false
 			z.s.SpanTagsComplete = false
 		}
-		if i > 0 && string(r.Resource) == string(x.lastRes) {
-			continue // the trace's spans of one resource share it
+		if x.traceRes.seen(r.Resource) {
+			continue // indexed for this trace already
 		}
-		x.lastRes = r.Resource
 		attrs, ok := spanrow.ResourceAttrs(r.Resource)
 		if !ok || spanrow.EachScalar(attrs, onRes) != nil {
 			x.keysComplete = false
@@ -156,7 +157,7 @@ func (x *tagIndexer) add(ord uint32, scope byte, key []byte, kind byte, text []b
 			x.keysComplete = false
 			return false
 		}
-		kb = &keyBuild{complete: true, values: map[string][]uint32{}}
+		kb = &keyBuild{complete: true, values: map[string]*[]uint32{}}
 		keys[string(key)] = kb
 		x.nkeys++
 	}
@@ -169,14 +170,40 @@ func (x *tagIndexer) add(ord uint32, scope byte, key []byte, kind byte, text []b
 	}
 	x.buf = append(append(x.buf[:0], kind), text...)
 	post, ok := kb.values[string(x.buf)]
-	if !ok && len(kb.values) >= maxIndexedValues {
-		kb.drop()
-		return false
+	if !ok {
+		if len(kb.values) >= maxIndexedValues {
+			kb.drop()
+			return false
+		}
+		post = new([]uint32)
+		kb.values[string(x.buf)] = post
 	}
-	if n := len(post); n == 0 || post[n-1] != ord {
-		kb.values[string(x.buf)] = append(post, ord)
+	if n := len(*post); n == 0 || (*post)[n-1] != ord {
+		*post = append(*post, ord)
 	}
 	return ok
+}
+
+// recentBlobs remembers the last few distinct blobs it was asked about, so
+// that spans which interleave a few resources (a trace crossing services)
+// have each scanned once rather than at every change. A blob shared by
+// pointer, as a batch's spans share their resource, compares at once.
+type recentBlobs struct {
+	b       [8][]byte
+	n, next int
+}
+
+// seen reports whether b is among the remembered blobs, remembering it if not.
+func (r *recentBlobs) seen(b []byte) bool {
+	for i := range r.n {
+		if string(r.b[i]) == string(b) {
+			return true
+		}
+	}
+	r.b[r.next] = b
+	r.next = (r.next + 1) % len(r.b)
+	r.n = min(r.n+1, len(r.b))
+	return false
 }
 
 func (kb *keyBuild) drop() {
@@ -216,7 +243,7 @@ func (x *tagIndexer) encode() []byte {
 		vals := slices.Sorted(maps.Keys(kb.values))
 		b = binary.AppendUvarint(b, uint64(len(vals)))
 		for _, v := range vals {
-			ords := kb.values[v]
+			ords := *kb.values[v]
 			b = appendTagString(b, kindNames[v[0]])
 			b = appendTagString(b, v[1:])
 			b = binary.AppendUvarint(b, uint64(len(ords)))
