@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 
-	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 	"github.com/prometheus/prometheus/tsdb/chunks"
@@ -20,30 +19,29 @@ var errNotPlain = errors.New("fastrate: chunks overlap")
 // overlapping another, hold exactly the samples the engine's iterators
 // yield, whatever their calls. Each chunk is read through its own
 // iterator, which keeps the head's isolation.
-func (t *target) computeChunks(ctx context.Context, q storage.ChunkQuerier, g grid, maxSamples int) ([]promql.Series, int64, error) {
+func (t *target) computeChunks(ctx context.Context, q storage.ChunkQuerier, g grid, maxSamples int) (computed, error) {
 	// Untrimmed: a chunk reaching past the range (the head's open one
 	// always does) comes as stored instead of re-encoded, and windows
 	// leave out the samples outside it.
 	hints := t.hints(g)
 	hints.DisableTrimming = true
 	set := q.Select(ctx, false, hints, t.vs.LabelMatchers...)
-	sums := t.newSums(g)
+	sums := t.newSums(g, maxSamples)
 	var (
-		r      reader
-		it     chunks.Iterator
-		points int
+		r  reader
+		it chunks.Iterator
 	)
 	for set.Next() {
 		if err := ctx.Err(); err != nil {
-			return nil, 0, contextErr(err)
+			return computed{}, contextErr(err)
 		}
 		s := set.At()
 		it = s.Iterator(it)
 		if err := r.load(it); err != nil {
-			return nil, 0, err
+			return computed{}, err
 		}
-		if err := sums.rates(&r, s.Labels(), &points, maxSamples); err != nil {
-			return nil, 0, err
+		if err := sums.rates(&r, s.Labels()); err != nil {
+			return computed{}, err
 		}
 	}
 	return sums.finish(ctx, set.Err(), set.Warnings())

@@ -37,38 +37,47 @@ type group struct {
 	seen   []bool
 }
 
+// computed is a target's series and what the engine would have counted
+// reading it.
+type computed struct {
+	series []promql.Series
+	// samples is the engine's count of the samples the selector's windows
+	// held, or of its values (its TotalSamples); peak the most it held at
+	// once for the target (under its sample limit).
+	samples int64
+	peak    int
+	chunks  bool // a rate target read whole chunks
+}
+
 // compute evaluates t over g's steps from q, as the engine's
 // `sum (rate(...))` or `count (sel)` would: the groups in the order the
 // engine creates them, each a series with a point at the steps it has a
 // value and a staleness marker at the others (so the engine, reading it as
-// a selector, sees exactly those values). samples is the engine's count of
-// the samples the selector's windows held, or of its values (its
-// TotalSamples). A rate target reads whole chunks from cq when it can
-// (nil: never), the series' iterators of q otherwise.
-func (t *target) compute(ctx context.Context, q storage.Querier, cq storage.ChunkQuerier, g grid, maxSamples int) (out []promql.Series, samples int64, chunks bool, err error) {
+// a selector, sees exactly those values). A rate target reads whole chunks
+// from cq when it can (nil: never), the series' iterators of q otherwise.
+func (t *target) compute(ctx context.Context, q storage.Querier, cq storage.ChunkQuerier, g grid, maxSamples int) (computed, error) {
 	if cq != nil && !t.instant {
-		out, samples, err := t.computeChunks(ctx, cq, g, maxSamples)
+		c, err := t.computeChunks(ctx, cq, g, maxSamples)
 		if !errors.Is(err, errNotPlain) {
-			return out, samples, true, err
+			c.chunks = true
+			return c, err
 		}
 	}
-	out, samples, err = t.computeIterators(ctx, q, g, maxSamples)
-	return out, samples, false, err
+	return t.computeIterators(ctx, q, g, maxSamples)
 }
 
 // computeIterators is compute reading each series through its iterator.
-func (t *target) computeIterators(ctx context.Context, q storage.Querier, g grid, maxSamples int) ([]promql.Series, int64, error) {
+func (t *target) computeIterators(ctx context.Context, q storage.Querier, g grid, maxSamples int) (computed, error) {
 	set := q.Select(ctx, false, t.hints(g), t.vs.LabelMatchers...)
-	sums := t.newSums(g)
+	sums := t.newSums(g, maxSamples)
 	var (
-		it     chunkenc.Iterator
-		r      reader
-		vr     = storage.NewMemoizedEmptyIterator(t.lookback)
-		points int // the rate matrix's or the selector's points, as the engine counts them
+		it chunkenc.Iterator
+		r  reader
+		vr = storage.NewMemoizedEmptyIterator(t.lookback)
 	)
 	for set.Next() {
 		if err := ctx.Err(); err != nil {
-			return nil, 0, contextErr(err)
+			return computed{}, contextErr(err)
 		}
 		s := set.At()
 		it = s.Iterator(it)
@@ -76,60 +85,69 @@ func (t *target) computeIterators(ctx context.Context, q storage.Querier, g grid
 		if t.instant {
 			vr.Reset(it)
 			var n int
-			n, err = t.values(vr, g, s.Labels(), sums)
-			sums.samples += int64(n)
-			if points += n; points > maxSamples {
-				err = errFallback // the engine's sample limit
+			if n, err = t.values(vr, g, s.Labels(), sums); err == nil {
+				sums.samples += int64(n)
+				err = sums.hold(n, 0)
 			}
 		} else {
 			r.reset(it)
-			err = sums.rates(&r, s.Labels(), &points, maxSamples)
+			err = sums.rates(&r, s.Labels())
 		}
 		if err != nil {
-			return nil, 0, err
+			return computed{}, err
 		}
 	}
 	return sums.finish(ctx, set.Err(), set.Warnings())
 }
 
-func (t *target) newSums(g grid) *sums {
-	return &sums{t: t, g: g, steps: g.steps(), byKey: map[uint64]int{}}
+func (t *target) newSums(g grid, maxSamples int) *sums {
+	return &sums{t: t, g: g, steps: g.steps(), max: maxSamples, byKey: map[uint64]int{}}
 }
 
 // rates adds the rates of the series of labels ls, read by r, to its
-// group; points are the rates of the series before (the engine's sample
-// limit counts them).
-func (s *sums) rates(r *reader, ls labels.Labels, points *int, maxSamples int) error {
-	n, read, last, err := s.t.rates(r, s.g, ls, s, maxSamples-*points)
-	if err == nil && n > 0 && !counterName(ls) {
+// group.
+func (s *sums) rates(r *reader, ls labels.Labels) error {
+	sr, err := s.t.rates(r, s.g, ls, s, s.max-s.points)
+	if err == nil && sr.n > 0 && !counterName(ls) {
 		err = errFallback // the engine's info annotation
 	}
 	if err != nil {
 		return err
 	}
+	s.samples += sr.read
+	s.peak = max(s.peak, s.points+sr.widest)
+	if sr.n == 0 {
+		return nil
+	}
 	// The engine adds a series' rates while it still holds the samples of
 	// its last window.
-	if n > 0 && *points+last+n > maxSamples {
+	return s.hold(sr.n, sr.last)
+}
+
+// hold counts n more points the engine keeps (rates or values), beside
+// extra samples it holds at that moment: errFallback past its limit.
+func (s *sums) hold(n, extra int) error {
+	if s.points+n+extra > s.max {
 		return errFallback // the engine's sample limit
 	}
-	*points += n
-	s.samples += read
+	s.peak = max(s.peak, s.points+n+extra)
+	s.points += n
 	return nil
 }
 
 // finish is the groups as series once the selector's set ended with err
 // and warnings.
-func (s *sums) finish(ctx context.Context, err error, warnings annotations.Annotations) ([]promql.Series, int64, error) {
+func (s *sums) finish(ctx context.Context, err error, warnings annotations.Annotations) (computed, error) {
 	if err != nil {
 		if ctx.Err() != nil {
-			return nil, 0, contextErr(ctx.Err())
+			return computed{}, contextErr(ctx.Err())
 		}
-		return nil, 0, errFallback
+		return computed{}, errFallback
 	}
 	if len(warnings) > 0 {
-		return nil, 0, errFallback
+		return computed{}, errFallback
 	}
-	return s.t.output(s.groups, s.g), s.samples, nil
+	return computed{series: s.t.output(s.groups, s.g), samples: s.samples, peak: s.peak}, nil
 }
 
 // hints are the engine's for t's selector: the blocks and chunks read,
@@ -198,37 +216,48 @@ func (t *target) values(it *storage.MemoizedSeriesIterator, g grid, ls labels.La
 	return n, nil
 }
 
-// rates adds one series' rate at each step to its group: n is the steps
-// with a rate, read the samples its windows held, last the samples of its
-// last window; a window over room (the engine's sample limit less the
-// rates of the series before) falls back.
-func (t *target) rates(r *reader, g grid, ls labels.Labels, sums *sums, room int) (n int, read int64, last int, err error) {
-	var grp *group
+// seriesRates is what rates read of one series: the steps with a rate,
+// the samples its windows held, those of its last and of its widest.
+type seriesRates struct {
+	n            int
+	read         int64
+	last, widest int
+}
+
+// rates adds one series' rate at each step to its group; a window over
+// room (the engine's sample limit less the rates of the series before)
+// falls back.
+func (t *target) rates(r *reader, g grid, ls labels.Labels, sums *sums, room int) (seriesRates, error) {
+	var (
+		grp *group
+		sr  seriesRates
+	)
 	for k, ts := 0, g.start; ts <= g.end; k, ts = k+1, ts+g.interval {
 		maxt := ts - t.offset
 		lo, hi, err := r.window(maxt-t.rng, maxt)
 		if err != nil {
-			return 0, 0, 0, err
+			return sr, err
 		}
-		last = hi - lo
+		sr.last = hi - lo
 		if hi == lo {
 			continue
 		}
-		read += int64(hi - lo)
+		sr.read += int64(hi - lo)
 		if hi-lo > room {
-			return 0, 0, 0, errFallback
+			return sr, errFallback
 		}
+		sr.widest = max(sr.widest, hi-lo)
 		if hi-lo < 2 {
 			continue // no rate from one sample
 		}
 		v := t.extrapolate(r.increase(lo, hi), r.pts[lo], r.pts[hi-1], hi-lo, ts)
-		n++
+		sr.n++
 		if grp == nil {
 			grp = sums.group(ls)
 		}
 		grp.add(k, v)
 	}
-	return n, read, last, nil
+	return sr, nil
 }
 
 // sums are a target's groups, in the order the engine makes them.
@@ -237,6 +266,9 @@ type sums struct {
 	g       grid
 	steps   int
 	samples int64 // the engine's count of the samples read
+	points  int   // the rate matrix's or the selector's points, as the engine counts them
+	peak    int   // the most samples the engine held at once
+	max     int   // the engine's sample limit
 	groups  []*group
 	byKey   map[uint64]int
 	buf     []byte

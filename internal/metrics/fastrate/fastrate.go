@@ -130,6 +130,7 @@ type query struct {
 	mu      sync.Mutex
 	samples int64 // the targets' windows' samples, as the engine counts them
 	points  int64 // the placeholders' points the engine counted instead
+	peaks   int   // the sum of the most samples the engine would hold for each target
 	// read counts the rate targets by how their samples were read, for
 	// tests: whole chunks, or the series' iterators.
 	read struct{ chunks, iterators int }
@@ -141,7 +142,7 @@ func (q *query) Exec(ctx context.Context) *promql.Result {
 	ctx, cancel := q.live.Start(ctx)
 	defer cancel()
 	res := q.fast.Exec(ctx)
-	if res.Err == nil && len(res.Warnings) == 0 {
+	if res.Err == nil && len(res.Warnings) == 0 && q.underLimit() {
 		q.live.SetStats(q.fastStats())
 		return res
 	}
@@ -156,6 +157,21 @@ func (q *query) Exec(ctx context.Context) *promql.Result {
 	res = q.whole.Exec(ctx)
 	q.live.SetStats(q.whole.Stats())
 	return res
+}
+
+// underLimit reports whether the original query stays under the engine's
+// sample limit, conservatively: each target's own count is exact, but
+// beside it the engine holds what the rest of the query holds (other
+// selectors, other targets' results), which the rewritten query's peak
+// bounds. Over it, the engine answers the original, or refuses it.
+func (q *query) underLimit() bool {
+	s := q.fast.Stats()
+	if s == nil || s.Samples == nil {
+		return false
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return s.Samples.PeakSamples+q.peaks <= q.maxSamples
 }
 
 // fastStats are the rewritten query's statistics with the samples of the
@@ -175,13 +191,22 @@ func (q *query) fastStats() *stats.Statistics {
 	return &out
 }
 
-func (q *query) counted(samples, points int64, rate, chunks bool) {
+func (q *query) counted(c computed, rate bool) {
+	var points int64 // the engine counts the values it selects
+	for _, s := range c.series {
+		for _, p := range s.Floats {
+			if !value.IsStaleNaN(p.F) {
+				points++
+			}
+		}
+	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	q.samples += samples
+	q.samples += c.samples
 	q.points += points
+	q.peaks += c.peak
 	switch {
-	case rate && chunks:
+	case rate && c.chunks:
 		q.read.chunks++
 	case rate:
 		q.read.iterators++
@@ -287,20 +312,12 @@ func (q *querier) Select(ctx context.Context, sorted bool, hints *storage.Select
 		if !t.instant && !q.warned(ctx) {
 			cq = q.chunkQuerier(ctx)
 		}
-		series, samples, chunks, err := t.compute(ctx, q.Querier, cq, q.src.grid, q.src.q.maxSamples)
+		c, err := t.compute(ctx, q.Querier, cq, q.src.grid, q.src.q.maxSamples)
 		if err != nil {
 			return nil, err
 		}
-		var points int64 // the engine counts the values it selects
-		for _, s := range series {
-			for _, p := range s.Floats {
-				if !value.IsStaleNaN(p.F) {
-					points++
-				}
-			}
-		}
-		q.src.q.counted(samples, points, !t.instant, chunks)
-		return series, nil
+		q.src.q.counted(c, !t.instant)
+		return c.series, nil
 	}}
 }
 

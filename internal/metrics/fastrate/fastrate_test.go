@@ -57,6 +57,7 @@ var queries = []struct {
 	{`sum(rate(http_requests_total[5m])) + on() group_left(job) sum by (job) (rate(http_requests_total[5m]))`, false},
 	{`rate(http_requests_total[5m])`, false},
 	{`sum by (__name__) (rate(http_requests_total[5m]))`, false},
+	{otherSamples, true},
 	{`count({__name__=~"http_requests_total|temperature|odd_total"})`, true},
 	{`count by (job) (http_requests_total)`, true},
 	{`count without (instance) (http_requests_total offset 5m)`, true},
@@ -77,6 +78,10 @@ const (
 	outOfOrder
 	duplicates
 )
+
+// otherSamples is a rate sum evaluated while the engine holds the many
+// samples of another operand: its sample limit counts both.
+const otherSamples = `max_over_time(temperature[10m]) * on() group_left() sum(rate(http_requests_total[5m]))`
 
 type fixture struct {
 	db    *tsdb.DB
@@ -332,7 +337,8 @@ func run(t *testing.T, e promql.QueryEngine, q storage.Queryable, opts promql.Qu
 func TestLimitsAndCancellation(t *testing.T) {
 	f := newFixture(t, inOrder) // rate targets read whole chunks
 	start, end := f.end.Add(-6*time.Hour), f.end
-	for _, qs := range []string{`sum by (job) (rate(http_requests_total[5m]))`, `count by (job) (http_requests_total)`} {
+	for _, qs := range []string{`sum by (job) (rate(http_requests_total[5m]))`, `count by (job) (http_requests_total)`,
+		otherSamples, `sum(rate(http_requests_total[5m])) / sum(rate(http_requests_total[1m]))`} {
 		answers := func(limit int) bool {
 			res := parttest.Range(t, parttest.Engine(limit), f.db, qs, start, end, 15*time.Second)
 			return !strings.HasPrefix(res, "error:")
