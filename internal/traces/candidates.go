@@ -305,8 +305,12 @@ func (s *Store) sharedTest(tenant string, exclude ...any) func(id [16]byte) bool
 				return true
 			}
 		}
+		if len(blocks) == 0 {
+			return false
+		}
+		key := block.NewBloomKey(id)
 		for _, b := range blocks {
-			if b.MayContain(id) {
+			if b.MayContainKey(key) {
 				return true
 			}
 		}

@@ -3,8 +3,10 @@ package block
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"testing"
 
+	"github.com/bits-and-blooms/bloom/v3"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
@@ -92,5 +94,47 @@ func TestWriteThenFindEveryTrace(t *testing.T) {
 	}
 	if left, _ := be.List(ctx, ""); len(left) != 0 {
 		t.Fatalf("objects left after delete: %q", left)
+	}
+}
+
+// MayContainKey, which hashes a trace ID once for many blocks, must answer as
+// MayContain does, for filters of any size and for one made with other
+// parameters than Finish uses.
+func TestMayContainKeyAgreesWithMayContain(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	id := func() (v [16]byte) {
+		for i := range v {
+			v[i] = byte(rng.Uint32())
+		}
+		return v
+	}
+	var readers []*Reader
+	var ids [][16]byte // the members, then as many others
+	for _, f := range []*bloom.BloomFilter{bloom.NewWithEstimates(10, bloomFPR), bloom.NewWithEstimates(50000, bloomFPR), bloom.New(2000, 3)} {
+		for range 300 {
+			v := id()
+			f.Add(v[:])
+			ids = append(ids, v)
+		}
+		readers = append(readers, &Reader{bloom: f})
+	}
+	for range 20000 {
+		ids = append(ids, id())
+	}
+	yes := 0
+	for _, v := range ids {
+		k := NewBloomKey(v)
+		for _, r := range readers {
+			got, want := r.MayContainKey(k), r.MayContain(v)
+			if got != want {
+				t.Fatalf("filter k=%d m=%d: MayContainKey %v, MayContain %v", r.bloom.K(), r.bloom.Cap(), got, want)
+			}
+			if want {
+				yes++
+			}
+		}
+	}
+	if yes < 900 {
+		t.Fatalf("%d positive answers: fewer than the members", yes)
 	}
 }

@@ -101,6 +101,28 @@ func OpenMeta(ctx context.Context, be backend.Raw, cache *IndexCache, meta *Meta
 // MayContain consults the bloom filter.
 func (r *Reader) MayContain(id [16]byte) bool { return r.bloom.Test(id[:]) }
 
+// BloomKey is a trace ID hashed once for the bloom filters of many blocks: a
+// head cut asks every block about each of its traces, and hashing the ID
+// again for every block was most of that cost.
+type BloomKey struct {
+	id   [16]byte
+	locs []uint64
+}
+
+// bloomK is the number of hash functions of the filters Finish writes.
+var _, bloomK = bloom.EstimateParameters(RowsPerGroup, bloomFPR)
+
+// NewBloomKey hashes id for MayContainKey.
+func NewBloomKey(id [16]byte) BloomKey { return BloomKey{id, bloom.Locations(id[:], bloomK)} }
+
+// MayContainKey is MayContain for a hashed trace ID.
+func (r *Reader) MayContainKey(k BloomKey) bool {
+	if r.bloom.K() != uint(len(k.locs)) { // a filter made with other parameters
+		return r.bloom.Test(k.id[:])
+	}
+	return r.bloom.TestLocations(k.locs)
+}
+
 // load opens the Parquet file and reads its footer, once.
 func (r *Reader) load(ctx context.Context) (*parquet.File, error) {
 	r.fileMu.Lock()
