@@ -46,7 +46,7 @@ func OpenWALQueue(logger *slog.Logger, reg prometheus.Registerer) OpenQueue {
 	return func(dir string, maxBytes int64) (Queue, error) {
 		name := "forward/" + filepath.Base(filepath.Dir(dir)) + "/" + filepath.Base(dir)
 		q, err := wal.OpenQueue(dir, wal.QueueOptions{
-			Options:  wal.Options{Name: name, Logger: logger, Registerer: reg},
+			Options:  wal.Options{Name: name, Logger: logger, Registerer: reg, Preallocate: true},
 			MaxBytes: maxBytes,
 		})
 		if err != nil {

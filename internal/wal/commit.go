@@ -131,7 +131,7 @@ func (w *WAL) write(buf []byte) (seg int, end int64, err error) {
 			return 0, 0, err
 		}
 	}
-	if _, err := w.f.Write(buf); err != nil {
+	if _, err := w.f.WriteAt(buf, w.written); err != nil {
 		w.discardFailedWrite()
 		return 0, 0, fmt.Errorf("write wal: %w", err)
 	}
@@ -167,6 +167,9 @@ func (w *WAL) durableSize() int64 {
 func (w *WAL) discardFailedWrite() {
 	err := w.f.Truncate(w.written)
 	if err == nil {
+		w.mu.Lock()
+		w.curAlloc = 0 // the zeros after written went too
+		w.mu.Unlock()
 		return
 	}
 	w.logger.Warn("cut failed WAL write; continuing in a new segment", "segment", w.seg, "err", err)

@@ -8,12 +8,13 @@ import (
 
 // metrics are one WAL's self-metrics, labelled wal="<Options.Name>".
 type metrics struct {
-	fsyncs        prometheus.Counter
-	writtenBytes  prometheus.Counter
-	fsyncDuration prometheus.Observer
-	writeFailures prometheus.Counter
-	corruptions   prometheus.Counter
-	bytes         prometheus.Gauge
+	fsyncs           prometheus.Counter
+	writtenBytes     prometheus.Counter
+	fsyncDuration    prometheus.Observer
+	writeFailures    prometheus.Counter
+	corruptions      prometheus.Counter
+	preallocFailures prometheus.Counter
+	bytes            prometheus.Gauge
 }
 
 func newMetrics(name string, reg prometheus.Registerer) *metrics {
@@ -37,8 +38,11 @@ func newMetrics(name string, reg prometheus.Registerer) *metrics {
 			Help:        "Damaged records found in the WAL (torn by a crash or corrupt); the rest of their segment was cut off.",
 			ConstLabels: l,
 		})),
+		preallocFailures: register(reg, prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "vispyr_wal_preallocation_failures_total", Help: "Failed attempts to preallocate the next segment (for example on a full disk); segments grew by appends meanwhile.", ConstLabels: l,
+		})),
 		bytes: register(reg, prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "vispyr_wal_bytes", Help: "Bytes the WAL's segments hold on disk.", ConstLabels: l,
+			Name: "vispyr_wal_bytes", Help: "Bytes the WAL's segments hold on disk, preallocated ones included.", ConstLabels: l,
 		})),
 	}
 }

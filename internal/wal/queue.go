@@ -19,9 +19,9 @@ var ErrFull = errors.New("queue is full")
 // QueueOptions configure a Queue.
 type QueueOptions struct {
 	Options
-	// MaxBytes bounds the bytes on disk not yet delivered: Append refuses a
-	// record that would go past it with ErrFull (a first record is always
-	// taken). SegmentSize defaults to a 64th of it, within 256 KiB..16 MiB,
+	// MaxBytes bounds the bytes on disk not yet delivered, with the space
+	// held by preallocation: Append refuses a record that would go past it
+	// with ErrFull (a first record is always taken). SegmentSize defaults to a 64th of it, within 256 KiB..16 MiB,
 	// so that delivered segments are deleted early.
 	MaxBytes int64
 }
@@ -110,7 +110,7 @@ func openQueue(w *WAL, maxBytes int64) (*Queue, error) {
 func (q *Queue) Append(rec []byte) error {
 	n := int64(headerSize + len(rec))
 	q.mu.Lock()
-	used := q.w.bytesFrom(q.committed) + q.reserved
+	used := q.usedLocked() + q.reserved
 	if used > 0 && used+n > q.maxBytes {
 		q.full = true
 		q.mu.Unlock()
@@ -178,7 +178,7 @@ func (q *Queue) Commit(pos uint64) error {
 		q.read = q.read[1:]
 		q.records--
 	}
-	if q.full && q.w.bytesFrom(p) < q.maxBytes-q.maxBytes/10 {
+	if q.full && q.usedLocked() < q.maxBytes-q.maxBytes/10 {
 		q.full = false
 	}
 	return nil
@@ -190,7 +190,8 @@ func drainedCut(segmentSize int64) int64 { return min(segmentSize/4, 1<<20) }
 
 // cutAt starts a new segment when p is the end of the segment being written
 // and that segment holds at least minSize bytes; it returns the new
-// segment's number.
+// segment's number. A preallocated segment is not cut: its disk is held
+// whatever it holds, and cutting it would only cost another preallocation.
 func (w *WAL) cutAt(p Pos, minSize int64) (int, bool) {
 	w.ioMu.Lock()
 	defer w.ioMu.Unlock()
@@ -200,7 +201,7 @@ func (w *WAL) cutAt(p Pos, minSize int64) (int, bool) {
 	// held no write starts, so once these are settled sizes is the end.
 	w.pending.Wait()
 	w.mu.Lock()
-	drained := !w.closed && p.Segment == w.seg && w.sizes[w.seg] == p.Offset && p.Offset >= minSize
+	drained := !w.closed && p.Segment == w.seg && w.sizes[w.seg] == p.Offset && p.Offset >= minSize && w.curAlloc == 0
 	w.mu.Unlock()
 	if !drained || w.f == nil {
 		return 0, false
@@ -223,7 +224,21 @@ func (q *Queue) Size() (bytes, records int64) {
 func (q *Queue) Full() bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return q.full || q.w.bytesFrom(q.committed) >= q.maxBytes
+	return q.full || q.usedLocked() >= q.maxBytes
+}
+
+// usedLocked is what counts against MaxBytes: the undelivered bytes and,
+// when there are any, room for preallocation (an empty queue takes a record
+// whatever it). Call with mu held.
+func (q *Queue) usedLocked() int64 {
+	n := q.w.bytesFrom(q.committed)
+	if n > 0 && q.w.opts.Preallocate {
+		// The segment being written may be a full preallocated file, and a
+		// spare of the same size is made whenever the writer takes one:
+		// counting both in full bounds the disk whenever that happens.
+		n += 2 * q.w.opts.SegmentSize
+	}
+	return n
 }
 
 // Close closes the queue; a blocked Next returns ErrClosed.

@@ -88,6 +88,9 @@ func (r *Reader) Next(ctx context.Context) ([]byte, Pos, error) {
 			return bytes.Clone(rec), r.pos, nil
 		case errors.Is(err, io.EOF):
 			continue
+		case errors.Is(err, errZeroEnd):
+			// A preallocated segment of an earlier run, not replayed.
+			r.moveTo(Pos{Segment: r.pos.Segment, Offset: st.limit})
 		case errors.Is(err, ErrTorn) || errors.Is(err, ErrCorrupt):
 			// Damage below the durable limit is bit rot: skip what cannot be
 			// framed any more and count it.

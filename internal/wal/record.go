@@ -38,8 +38,9 @@ func AppendRecord(dst, payload []byte) []byte {
 }
 
 // payloadSize validates a frame header and returns its payload length. A zero
-// length is refused: Append never writes one, and a run of zero bytes (what a
-// file system may show after an OS crash) would otherwise decode as records.
+// length is refused: Append never writes one, and a run of zero bytes (the
+// rest of a preallocated segment, or what a file system may show after an OS
+// crash) would otherwise decode as records.
 func payloadSize(hdr []byte) (int, error) {
 	size := binary.LittleEndian.Uint32(hdr)
 	if size == 0 || size > MaxRecordSize {

@@ -101,6 +101,8 @@ func (w *WAL) replaySegment(n int, off int64, fn func([]byte, Pos) error, p *rep
 		case err == nil:
 		case errors.Is(err, io.EOF):
 			return nil
+		case errors.Is(err, errZeroEnd):
+			return w.cutSegment(n, r.pos()) // give the unused zeros back
 		case errors.Is(err, ErrTorn) || errors.Is(err, ErrCorrupt):
 			p.damaged++
 			return w.repair(n, r.pos(), err)
@@ -118,15 +120,19 @@ func (w *WAL) replaySegment(n int, off int64, fn func([]byte, Pos) error, p *rep
 // that is no longer written is repaired.
 func (w *WAL) repair(n int, off int64, damage error) error {
 	w.m.corruptions.Inc()
-	path := w.segmentPath(n)
 	w.mu.Lock()
 	size := w.sizes[n]
 	w.mu.Unlock()
 	w.logger.Warn("WAL segment damaged (a crash tore its last write, or the disk corrupted it); cutting the segment there and going on with the next one",
 		"segment", n, "offset", off, "dropped_bytes", size-off, "err", damage)
-	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	return w.cutSegment(n, off)
+}
+
+// cutSegment truncates segment n, no longer written, to off bytes.
+func (w *WAL) cutSegment(n int, off int64) error {
+	f, err := os.OpenFile(w.segmentPath(n), os.O_WRONLY, 0)
 	if err != nil {
-		return fmt.Errorf("repair wal segment: %w", err)
+		return fmt.Errorf("cut wal segment: %w", err)
 	}
 	err = f.Truncate(off)
 	if err == nil {
@@ -136,7 +142,7 @@ func (w *WAL) repair(n int, off int64, damage error) error {
 		err = cerr
 	}
 	if err != nil {
-		return fmt.Errorf("repair wal segment: %w", err)
+		return fmt.Errorf("cut wal segment: %w", err)
 	}
 	w.mu.Lock()
 	if _, ok := w.sizes[n]; ok {

@@ -90,6 +90,8 @@ func (r *segmentReader) next(limit int64) ([]byte, error) {
 	switch {
 	case len(hdr) == 0:
 		return nil, io.EOF
+	case isZero(hdr): // even a short one: records may end a few bytes before a preallocated end
+		return nil, r.zeroTail(limit)
 	case len(hdr) < headerSize:
 		return nil, ErrTorn
 	}
@@ -110,6 +112,41 @@ func (r *segmentReader) next(limit int64) ([]byte, error) {
 	}
 	r.rd += len(b)
 	return payload, nil
+}
+
+// errZeroEnd means the records end where zeros start that run to the end of
+// the file (or the limit): the not yet written rest of a preallocated
+// segment, or what an OS crash leaves of a write never acknowledged.
+var errZeroEnd = errors.New("records end in zero bytes")
+
+// zeroTail checks the bytes from a zero header on: all zero is errZeroEnd,
+// anything else is damage (a record whose header did not reach the disk).
+// The read position stays at the header.
+func (r *segmentReader) zeroTail(limit int64) error {
+	start := r.pos()
+	defer func() { r.off, r.buf, r.rd = start, r.buf[:0], 0 }()
+	for {
+		b, err := r.peek(readAhead, limit)
+		if err != nil {
+			return err
+		}
+		if len(b) == 0 {
+			return errZeroEnd
+		}
+		if !isZero(b) {
+			return fmt.Errorf("%w: data after a zero header", ErrCorrupt)
+		}
+		r.rd += len(b)
+	}
+}
+
+func isZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // peek returns the n bytes at the read position, fewer when the file or

@@ -58,6 +58,13 @@ type Options struct {
 	Logger      *slog.Logger
 	// Registerer takes the WAL's metrics; nil leaves them unregistered.
 	Registerer prometheus.Registerer
+	// Preallocate keeps the next segment ready: a file written with zeros
+	// to SegmentSize and synced, in the background, which appends then
+	// overwrite. On ext4 the fdatasync of an overwrite of written blocks
+	// needs no journal commit (an append changes the file size and does),
+	// so the sync that every acknowledgement waits for is shorter. The cost
+	// is a second write of each segment, and SegmentSize of disk held ahead.
+	Preallocate bool
 }
 
 // maxSyncs is how many commits may be syncing at once. Concurrent fsyncs of
@@ -80,23 +87,28 @@ type WAL struct {
 	// ioMu serialises writes and segment switches. It is not held across an
 	// fsync: the writer goes on writing the next commit while up to
 	// maxSyncs earlier ones are being synced (see commit.go).
-	ioMu    sync.Mutex
-	f       *os.File   // segment being written; nil after a failure that could not be repaired. Guarded by ioMu.
-	syncFDs []*os.File // the segment opened once per sync slot, so each fsync sees every write error (guarded by ioMu)
-	written int64      // bytes written to f, durable or not; guarded by ioMu
-	slots   chan int   // free indexes into syncFDs
-	jobs    chan *syncJob
-	pending sync.WaitGroup // commits written and not yet answered
-	ackDone chan struct{}  // closed when the acker has stopped
-	failing bool           // the last commit failed; logged once until one succeeds. The acker's.
+	ioMu      sync.Mutex
+	f         *os.File   // segment being written; nil after a failure that could not be repaired. Guarded by ioMu.
+	syncFDs   []*os.File // the segment opened once per sync slot, so each fsync sees every write error (guarded by ioMu)
+	written   int64      // bytes written to f, durable or not; guarded by ioMu
+	slots     chan int   // free indexes into syncFDs
+	jobs      chan *syncJob
+	pending   sync.WaitGroup // commits written and not yet answered
+	ackDone   chan struct{}  // closed when the acker has stopped
+	failing   bool           // the last commit failed; logged once until one succeeds. The acker's.
+	spare     chan *os.File  // a preallocated file ready to become the next segment (see prealloc.go)
+	kick      chan struct{}  // asks the spare maker to try again after a failure
+	spareDone chan struct{}  // closed when the spare maker has stopped
 
-	mu        sync.Mutex // guards the fields below; never held across I/O on the segment being written
-	seg       int        // number of the segment being written; set with ioMu and mu held
-	first     int        // first segment this process wrote: Replay reads the ones before
-	sizes     map[int]int64
-	brokenSeg int // segment whose fsync failed: nothing after its durable end is acknowledged
-	closed    bool
-	changed   chan struct{} // closed and replaced whenever durable data or segments change
+	mu         sync.Mutex // guards the fields below; never held across I/O on the segment being written
+	seg        int        // number of the segment being written; set with ioMu and mu held
+	first      int        // first segment this process wrote: Replay reads the ones before
+	sizes      map[int]int64
+	brokenSeg  int   // segment whose fsync failed: nothing after its durable end is acknowledged
+	curAlloc   int64 // preallocated size of the segment being written, 0 for a plain one
+	spareAlloc int64 // disk held by spare files made or being made
+	closed     bool
+	changed    chan struct{} // closed and replaced whenever durable data or segments change
 }
 
 type request struct {
@@ -127,6 +139,10 @@ func Open(dir string, opts Options) (*WAL, error) {
 		reqs: make(chan *request, 1024), quit: make(chan struct{}), done: make(chan struct{}),
 		slots: make(chan int, maxSyncs), jobs: make(chan *syncJob, maxSyncs), ackDone: make(chan struct{}),
 		sizes: map[int]int64{}, changed: make(chan struct{}),
+		spare: make(chan *os.File), kick: make(chan struct{}, 1), spareDone: make(chan struct{}),
+	}
+	if err := removeSpares(dir); err != nil {
+		return nil, err
 	}
 	for i := range maxSyncs {
 		w.slots <- i
@@ -143,12 +159,17 @@ func Open(dir string, opts Options) (*WAL, error) {
 		w.first = segs[len(segs)-1] + 1
 	}
 	w.ioMu.Lock()
-	err = w.openSegment(w.first)
+	err = w.openSegment(w.first, nil)
 	w.ioMu.Unlock()
 	if err != nil {
 		return nil, err
 	}
 	go w.writeLoop()
+	if opts.Preallocate {
+		go w.spareLoop()
+	} else {
+		close(w.spareDone)
+	}
 	return w, nil
 }
 
@@ -157,33 +178,44 @@ func (w *WAL) Dir() string { return w.dir }
 
 func (w *WAL) segmentPath(n int) string { return filepath.Join(w.dir, segmentName(n)) }
 
-// openSegment creates segment n and makes it the one written. Call with ioMu
-// held and no commit pending.
-func (w *WAL) openSegment(n int) error {
+// openSegment makes segment n, new, the one written: the preallocated file
+// spare renamed, or an empty file when spare is nil. Call with ioMu held and
+// no commit pending.
+func (w *WAL) openSegment(n int, spare *os.File) error {
 	path := w.segmentPath(n)
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return fmt.Errorf("create wal segment: %w", err)
+	f, alloc := spare, w.opts.SegmentSize
+	if f == nil {
+		// A file of that number can only be left by a failed earlier
+		// attempt: it holds no record.
+		var err error
+		if f, err = os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644); err != nil {
+			return fmt.Errorf("create wal segment: %w", err)
+		}
+		alloc = 0
 	}
 	fds := make([]*os.File, maxSyncs)
+	var err error
 	for i := range fds {
-		if fds[i], err = os.OpenFile(path, os.O_WRONLY, 0); err != nil {
-			closeFiles(f, fds)
-			return fmt.Errorf("open wal segment: %w", err)
+		if fds[i], err = os.OpenFile(f.Name(), os.O_WRONLY, 0); err != nil {
+			break
 		}
 	}
-	if err := syncDir(w.dir); err != nil {
-		closeFiles(f, fds)
-		return err
+	if err == nil && spare != nil {
+		err = os.Rename(spare.Name(), path)
 	}
-	fi, err := f.Stat()
+	if err == nil {
+		err = syncDir(w.dir)
+	}
 	if err != nil {
 		closeFiles(f, fds)
-		return fmt.Errorf("stat wal segment: %w", err)
+		if spare != nil {
+			w.removeSpare(spare.Name())
+		}
+		return fmt.Errorf("open wal segment: %w", err)
 	}
-	w.f, w.syncFDs, w.written = f, fds, fi.Size()
+	w.f, w.syncFDs, w.written = f, fds, 0
 	w.mu.Lock()
-	w.seg, w.sizes[n] = n, fi.Size()
+	w.seg, w.sizes[n], w.curAlloc = n, 0, alloc
 	w.changedLocked()
 	w.mu.Unlock()
 	return nil
@@ -259,8 +291,9 @@ func (w *WAL) rotateLocked() error {
 	// Readers take a segment as complete once a later one exists: its last
 	// commits must be answered (and its size final) first.
 	w.pending.Wait()
+	w.trimLocked()
 	old, oldFDs := w.f, w.syncFDs
-	if err := w.openSegment(w.seg + 1); err != nil {
+	if err := w.openSegment(w.seg+1, w.takeSpare()); err != nil {
 		return err
 	}
 	return closeFiles(old, oldFDs)
@@ -320,7 +353,7 @@ func (w *WAL) Size() int64 {
 }
 
 func (w *WAL) sizeLocked() int64 {
-	var n int64
+	n := w.preallocatedLocked()
 	for _, s := range w.sizes {
 		n += s
 	}
@@ -364,8 +397,10 @@ func (w *WAL) Close() error {
 	w.mu.Unlock()
 	close(w.quit)
 	<-w.done
+	<-w.spareDone
 	w.ioMu.Lock()
 	defer w.ioMu.Unlock()
+	w.trimLocked()
 	err := closeFiles(w.f, w.syncFDs)
 	w.f, w.syncFDs = nil, nil
 	return err
