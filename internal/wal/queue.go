@@ -19,10 +19,11 @@ var ErrFull = errors.New("queue is full")
 // QueueOptions configure a Queue.
 type QueueOptions struct {
 	Options
-	// MaxBytes bounds the bytes on disk not yet delivered, with the space
-	// held by preallocation: Append refuses a record that would go past it
-	// with ErrFull (a first record is always taken). SegmentSize defaults to a 64th of it, within 256 KiB..16 MiB,
-	// so that delivered segments are deleted early.
+	// MaxBytes bounds the bytes on disk not yet delivered, with room for
+	// preallocation (two segments): Append refuses a record that would go
+	// past it with ErrFull (a first record is always taken). SegmentSize
+	// defaults to a 64th of it, within 256 KiB..16 MiB, so that delivered
+	// segments are deleted early.
 	MaxBytes int64
 }
 

@@ -18,8 +18,11 @@
 //
 // Replay repairs what a crash left: a torn or corrupt record ends its
 // segment, which is cut there (counted in vispyr_wal_corruptions_total and
-// logged); later segments are still read. Queue (queue.go) is a bounded
-// durable FIFO on a WAL with a persisted read cursor, for forwarders.
+// logged); later segments are still read. With Options.Preallocate, new
+// segments are files already written with zeros, which appends overwrite
+// (prealloc.go); a zero header followed by zeros ends a segment's records.
+// Queue (queue.go) is a bounded durable FIFO on a WAL with a persisted read
+// cursor, for forwarders.
 package wal
 
 import (
