@@ -224,6 +224,8 @@ func FuzzReadAggregate(f *testing.F) {
 	f.Add(appendAggregates(nil, downsample(regular(100, 0, 15_000), make([]float64, 100), 300_000)), 4)
 	f.Add(appendAggregates(nil, downsample([]int64{1, 2, 900_000}, []float64{5, 1, math.NaN()}, 300_000)), 0)
 	f.Add([]byte{1, 0, 200, 1}, 1)
+	// A length past MaxInt64, as CI's fuzzing once found.
+	f.Add(binary.AppendUvarint([]byte{1, 0}, math.MaxUint64-1), 1)
 	f.Fuzz(func(t *testing.T, b []byte, k int) {
 		ts, vs, err := readAggregate(b, k%numAggrs, nil, nil)
 		if err == nil && len(ts) != len(vs) {
