@@ -59,11 +59,31 @@ const (
 
 var kindNames = map[byte]string{kindString: "string", kindInt: "int", kindFloat: "float", kindBool: "bool"}
 
+// kindOrder lists the value kinds in byte order, the order values are
+// encoded in (by kind, then text); keyBuild keeps one map per kind in it.
+var kindOrder = [...]byte{kindBool, kindFloat, kindInt, kindString}
+
+func kindSlot(kind byte) int {
+	switch kind {
+	case kindBool:
+		return 0
+	case kindFloat:
+		return 1
+	case kindInt:
+		return 2
+	default:
+		return 3
+	}
+}
+
 type keyBuild struct {
 	complete bool
-	// kind byte + text -> trace ordinals, by pointer so that adding an
-	// ordinal costs one map lookup, not a lookup and a store.
-	values map[string]*[]uint32
+	n        int // distinct values, all kinds
+	// text -> trace ordinals, one map per kind (kindSlot), by pointer so
+	// that adding an ordinal costs one map lookup, not a lookup and a store.
+	// Keyed by the text alone, a lookup reads the span's bytes where they
+	// are: a key of kind byte and text had to be copied together first.
+	values [len(kindOrder)]map[string]*[]uint32
 }
 
 // tagIndexer accumulates postings while a block is written. It runs for every span
@@ -73,9 +93,7 @@ type tagIndexer struct {
 	keys         [256]map[string]*keyBuild // by scope byte
 	nkeys        int
 	keysComplete bool
-	buf          []byte
 	traceRes     recentBlobs // resources of the trace being added
-	lastSpanKeys [][]byte
 }
 
 func newTagIndexer() *tagIndexer {
@@ -157,7 +175,7 @@ func (x *tagIndexer) add(ord uint32, scope byte, key []byte, kind byte, text []b
 			x.keysComplete = false
 			return false
 		}
-		kb = &keyBuild{complete: true, values: map[string]*[]uint32{}}
+		kb = &keyBuild{complete: true}
 		keys[string(key)] = kb
 		x.nkeys++
 	}
@@ -168,15 +186,20 @@ func (x *tagIndexer) add(ord uint32, scope byte, key []byte, kind byte, text []b
 		kb.drop()
 		return false
 	}
-	x.buf = append(append(x.buf[:0], kind), text...)
-	post, ok := kb.values[string(x.buf)]
+	values := kb.values[kindSlot(kind)]
+	post, ok := values[string(text)]
 	if !ok {
-		if len(kb.values) >= maxIndexedValues {
+		if kb.n >= maxIndexedValues {
 			kb.drop()
 			return false
 		}
+		if values == nil {
+			values = map[string]*[]uint32{}
+			kb.values[kindSlot(kind)] = values
+		}
 		post = new([]uint32)
-		kb.values[string(x.buf)] = post
+		values[string(text)] = post
+		kb.n++
 	}
 	if n := len(*post); n == 0 || (*post)[n-1] != ord {
 		*post = append(*post, ord)
@@ -208,7 +231,7 @@ func (r *recentBlobs) seen(b []byte) bool {
 
 func (kb *keyBuild) drop() {
 	kb.complete = false
-	kb.values = nil
+	kb.n, kb.values = 0, [len(kindOrder)]map[string]*[]uint32{}
 }
 
 func appendTagString(dst []byte, s string) []byte {
@@ -240,24 +263,31 @@ func (x *tagIndexer) encode() []byte {
 		b = append(b, k.scope)
 		b = appendTagString(b, k.key)
 		b = append(b, boolByte(kb.complete))
-		vals := slices.Sorted(maps.Keys(kb.values))
-		b = binary.AppendUvarint(b, uint64(len(vals)))
-		for _, v := range vals {
-			ords := *kb.values[v]
-			b = appendTagString(b, kindNames[v[0]])
-			b = appendTagString(b, v[1:])
-			b = binary.AppendUvarint(b, uint64(len(ords)))
-			post = post[:0]
-			prev := uint32(0)
-			for _, o := range ords {
-				post = binary.AppendUvarint(post, uint64(o-prev))
-				prev = o
+		b = binary.AppendUvarint(b, uint64(kb.n))
+		for slot, kind := range kindOrder {
+			values := kb.values[slot]
+			for _, v := range slices.Sorted(maps.Keys(values)) {
+				b, post = appendPosting(b, post, kindNames[kind], v, *values[v])
 			}
-			b = binary.AppendUvarint(b, uint64(len(post)))
-			b = append(b, post...)
 		}
 	}
 	return zstdEncoder.EncodeAll(b, nil)
+}
+
+// appendPosting appends one value of a key and its trace ordinals, delta
+// encoded in post (a reused buffer).
+func appendPosting(b, post []byte, kind, text string, ords []uint32) ([]byte, []byte) {
+	b = appendTagString(b, kind)
+	b = appendTagString(b, text)
+	b = binary.AppendUvarint(b, uint64(len(ords)))
+	post = post[:0]
+	prev := uint32(0)
+	for _, o := range ords {
+		post = binary.AppendUvarint(post, uint64(o-prev))
+		prev = o
+	}
+	b = binary.AppendUvarint(b, uint64(len(post)))
+	return append(b, post...), post
 }
 
 func boolByte(v bool) byte {

@@ -244,3 +244,60 @@ func BenchmarkWrite(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(rows)), "ns/span")
 }
+
+// TestTagValuesOfEachKindAreApart indexes one key whose values share a text
+// across kinds (string "1", int 1, float 1; bool true, string "true"): each
+// kind keeps its own postings.
+func TestTagValuesOfEachKindAreApart(t *testing.T) {
+	ctx := context.Background()
+	td := ptrace.NewTraces()
+	spans := td.ResourceSpans().AppendEmpty().ScopeSpans().AppendEmpty().Spans()
+	set := []func(pcommon.Map){
+		func(m pcommon.Map) { m.PutStr("v", "1") },
+		func(m pcommon.Map) { m.PutInt("v", 1) },
+		func(m pcommon.Map) { m.PutDouble("v", 1) },
+		func(m pcommon.Map) { m.PutBool("v", true) },
+		func(m pcommon.Map) { m.PutStr("v", "true") },
+		func(m pcommon.Map) { m.PutInt("v", 1) },
+	}
+	for i, f := range set {
+		sp := spans.AppendEmpty()
+		sp.SetTraceID(pcommon.TraceID{byte(i + 1)})
+		sp.SetSpanID(pcommon.SpanID{1})
+		sp.SetStartTimestamp(1_700_000_000_000_000_000)
+		f(sp.Attributes())
+	}
+	rows, err := spanrow.FromTraces(td, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spanrow.Sort(rows)
+	be, _ := backend.NewLocal(t.TempDir())
+	if _, err := Write(ctx, be, "t", "b1", 0, rows); err != nil {
+		t.Fatal(err)
+	}
+	r, err := Open(ctx, be, nil, "t", "b1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	tags, err := r.Tags(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		typ, text string
+		want      []uint32
+	}{
+		{"string", "1", []uint32{0}},
+		{"int", "1", []uint32{1, 5}},
+		{"float", "1", []uint32{2}},
+		{"bool", "true", []uint32{3}},
+		{"string", "true", []uint32{4}},
+	} {
+		got, ok := tags.Postings(ScopeSpan, "v", func(typ, text string) bool { return typ == tc.typ && text == tc.text })
+		if !ok || !slices.Equal(got, tc.want) {
+			t.Errorf("%s %q: postings %v (ok %v), want %v", tc.typ, tc.text, got, ok, tc.want)
+		}
+	}
+}
