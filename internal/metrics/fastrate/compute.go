@@ -33,8 +33,14 @@ func (g grid) steps() int { return int((g.end-g.start)/g.interval) + 1 }
 // it, or the count.
 type group struct {
 	labels labels.Labels
-	sum, c []float64
-	seen   []bool
+	steps  []step
+}
+
+// step is a group's sum at one step: together, as each addition reads
+// and writes all three.
+type step struct {
+	sum, c float64
+	seen   bool
 }
 
 // computed is a target's series and what the engine would have counted
@@ -250,7 +256,7 @@ func (t *target) rates(r *reader, g grid, ls labels.Labels, sums *sums, room int
 		if hi-lo < 2 {
 			continue // no rate from one sample
 		}
-		v := t.extrapolate(r.increase(lo, hi), r.pts[lo], r.pts[hi-1], hi-lo, ts)
+		v := t.extrapolate(r.increase(lo, hi), r.pts[lo], r.pts[hi-1], hi-lo, ts, &sums.memo)
 		sr.n++
 		if grp == nil {
 			grp = sums.group(ls)
@@ -272,6 +278,7 @@ type sums struct {
 	groups  []*group
 	byKey   map[uint64]int
 	buf     []byte
+	memo    factorMemo // rates' last extrapolation factor
 }
 
 // group is the group of a series with labels ls, made on its first
@@ -298,7 +305,7 @@ func (s *sums) group(ls labels.Labels) *group {
 	default:
 		lb.Reset(labels.EmptyLabels())
 	}
-	grp := &group{labels: lb.Labels(), sum: make([]float64, s.steps), c: make([]float64, s.steps), seen: make([]bool, s.steps)}
+	grp := &group{labels: lb.Labels(), steps: make([]step, s.steps)}
 	s.byKey[key] = len(s.groups)
 	s.groups = append(s.groups, grp)
 	return grp
@@ -306,18 +313,20 @@ func (s *sums) group(ls labels.Labels) *group {
 
 // inc counts a value at step k as the engine's count does.
 func (grp *group) inc(k int) {
-	grp.sum[k]++
-	grp.seen[k] = true
+	st := &grp.steps[k]
+	st.sum++
+	st.seen = true
 }
 
 // add adds v at step k as the engine's sum does: the first value as is,
 // the next ones by Kahan summation.
 func (grp *group) add(k int, v float64) {
-	if !grp.seen[k] {
-		grp.sum[k], grp.c[k], grp.seen[k] = v, 0, true
+	st := &grp.steps[k]
+	if !st.seen {
+		*st = step{sum: v, seen: true}
 		return
 	}
-	grp.sum[k], grp.c[k] = kahansum.Inc(v, grp.sum[k], grp.c[k])
+	st.sum, st.c = kahansum.Inc(v, st.sum, st.c)
 }
 
 // output is the groups as series: the engine's final `sum + c` at each
@@ -325,11 +334,11 @@ func (grp *group) add(k int, v float64) {
 func (t *target) output(groups []*group, g grid) []promql.Series {
 	out := make([]promql.Series, len(groups))
 	for i, grp := range groups {
-		fs := make([]promql.FPoint, 0, len(grp.sum))
-		for k, seen := range grp.seen {
+		fs := make([]promql.FPoint, 0, len(grp.steps))
+		for k, st := range grp.steps {
 			ts := g.start + int64(k)*g.interval
-			if seen {
-				fs = append(fs, promql.FPoint{T: ts, F: grp.sum[k] + grp.c[k]})
+			if st.seen {
+				fs = append(fs, promql.FPoint{T: ts, F: st.sum + st.c})
 			} else {
 				fs = append(fs, promql.FPoint{T: ts, F: math.Float64frombits(value.StaleNaN)})
 			}
@@ -341,9 +350,47 @@ func (t *target) output(groups []*group, g grid) []promql.Series {
 
 // extrapolate is the engine's extrapolatedRate for a counter's float
 // window of n ≥ 2 samples from first to last whose increase is result,
-// evaluated at ts: the same expressions in the same order, so the floats
-// round the same.
-func (t *target) extrapolate(result float64, first, last promql.FPoint, n int, ts int64) float64 {
+// evaluated at ts: result times the factor that factor computes with the
+// engine's expressions in its order, so the floats round the same.
+//
+// Unless the counter's zero point clamps the start, the factor depends on
+// the window's times and n alone, which are the same from step to step
+// of a series scraped at the step's interval: m keeps the last one, and
+// the engine's six divisions are skipped while the key repeats (the
+// factor is the very float they give, so the product is the engine's).
+func (t *target) extrapolate(result float64, first, last promql.FPoint, n int, ts int64, m *factorMemo) float64 {
+	// When first.F ≥ 2·result the zero point lies at least
+	// 2·sampledInterval back (each rounding is monotonic), beyond
+	// durationToStart (under 1.1·averageDurationBetweenSamples ≤
+	// 1.1·sampledInterval): the engine's division changes nothing then,
+	// and most windows of a counter that has run a while skip it.
+	if result > 0 && first.F >= 0 && first.F < 2*result {
+		return result * t.factor(first, last, n, ts, result)
+	}
+	key := factorKey{first: first.T - ts, last: last.T - ts, n: n}
+	if !m.ok || m.key != key {
+		m.key, m.f, m.ok = key, t.factor(first, last, n, ts, 0), true
+	}
+	return result * m.f
+}
+
+// factorKey is what the factor depends on when no zero point clamps it:
+// the window's first and last times relative to its step, and n.
+type factorKey struct {
+	first, last int64
+	n           int
+}
+
+// factorMemo is the last factor computed without a zero-point clamp.
+type factorMemo struct {
+	key factorKey
+	f   float64
+	ok  bool
+}
+
+// factor is extrapolatedRate's factor for the window: with result > 0, the
+// counter's zero point may clamp its start; with result 0 it does not.
+func (t *target) factor(first, last promql.FPoint, n int, ts int64, result float64) float64 {
 	rangeStart := ts - t.rangeOffset
 	rangeEnd := ts - t.offset
 	durationToStart := float64(first.T-rangeStart) / 1000
@@ -354,14 +401,9 @@ func (t *target) extrapolate(result float64, first, last promql.FPoint, n int, t
 	if durationToStart >= extrapolationThreshold {
 		durationToStart = averageDurationBetweenSamples / 2
 	}
-	// Counters cannot be negative: the zero point clamps the start. When
-	// first.F ≥ 2·result the zero point lies at least 2·sampledInterval
-	// back (each rounding is monotonic), beyond durationToStart (under
-	// 1.1·averageDurationBetweenSamples ≤ 1.1·sampledInterval): the engine's
-	// division changes nothing then, and most windows of a counter that
-	// has run a while skip it.
+	// Counters cannot be negative: the zero point clamps the start.
 	durationToZero := durationToStart
-	if result > 0 && first.F >= 0 && first.F < 2*result {
+	if result > 0 {
 		durationToZero = sampledInterval * (first.F / result)
 	}
 	if durationToZero < durationToStart {
@@ -377,7 +419,7 @@ func (t *target) extrapolate(result float64, first, last promql.FPoint, n int, t
 	if t.isRate {
 		factor /= t.rangeDur
 	}
-	return result * factor
+	return factor
 }
 
 // counterName reports whether rate over a series of this name raises no

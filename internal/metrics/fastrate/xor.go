@@ -106,6 +106,24 @@ func (r *reader) decodeXOR(b []byte) bool {
 			vb ^= (br.buf << 2 >> (64 - mbits)) << trailing
 			br.buf <<= 2 + mbits
 			br.n -= 2 + mbits
+		case br.n >= 13 && br.buf>>62 == 0b11:
+			// New leading zeros and meaningful bits ('11', 5 bits, 6
+			// bits; counters that grow by varying amounts take this
+			// often), read at once when the buffer holds the bits too.
+			l, m := uint(br.buf>>57&0x1f), uint(br.buf>>51&0x3f)
+			if m == 0 {
+				m = 64
+			}
+			if l+m > 64 || br.n < 13+m || m > 51 {
+				if vb, ok = br.xorValue(vb, &leading, &trailing); !ok {
+					return false
+				}
+				break
+			}
+			leading, trailing = uint8(l), uint8(64-l-m)
+			vb ^= (br.buf << 13 >> (64 - m)) << trailing
+			br.buf <<= 13 + m
+			br.n -= 13 + m
 		default:
 			if vb, ok = br.xorValue(vb, &leading, &trailing); !ok {
 				return false
