@@ -39,6 +39,11 @@ func genRows(t testing.TB, nTraces, spansPer int) []spanrow.Span {
 			}
 		}
 	}
+	return sortedRows(t, td)
+}
+
+// sortedRows are td's spans as the head hands them to Write.
+func sortedRows(t testing.TB, td ptrace.Traces) []spanrow.Span {
 	rows, err := spanrow.FromTraces(td, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -11,7 +11,6 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/vispyr/vispyr/internal/traces/backend"
-	"github.com/vispyr/vispyr/internal/traces/spanrow"
 )
 
 // A block's summary is built in the same pass as its tag index, which hands the
@@ -61,11 +60,7 @@ func TestWriterSummaryMatchesSummarizer(t *testing.T) {
 			}
 		}
 	}
-	rows, err := spanrow.FromTraces(td, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	spanrow.Sort(rows)
+	rows := sortedRows(t, td)
 	be, _ := backend.NewLocal(t.TempDir())
 	meta, err := Write(context.Background(), be, "t", "b", 0, rows)
 	if err != nil {

@@ -43,12 +43,7 @@ func tagRows(t testing.TB, n int) []spanrow.Span {
 			}
 		}
 	}
-	rows, err := spanrow.FromTraces(td, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	spanrow.Sort(rows)
-	return rows
+	return sortedRows(t, td)
 }
 
 // bruteForce lists the ordinals of traces that have a span (scope 's') or
@@ -267,11 +262,7 @@ func TestTagValuesOfEachKindAreApart(t *testing.T) {
 		sp.SetStartTimestamp(1_700_000_000_000_000_000)
 		f(sp.Attributes())
 	}
-	rows, err := spanrow.FromTraces(td, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	spanrow.Sort(rows)
+	rows := sortedRows(t, td)
 	be, _ := backend.NewLocal(t.TempDir())
 	if _, err := Write(ctx, be, "t", "b1", 0, rows); err != nil {
 		t.Fatal(err)
