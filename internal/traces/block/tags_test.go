@@ -70,18 +70,9 @@ func bruteForce(rows []spanrow.Span, scope byte, key string, match func(typ, tex
 
 func TestTagPostingsMatchTheSpans(t *testing.T) {
 	ctx := context.Background()
-	be, _ := backend.NewLocal(t.TempDir())
 	const n = 3000
 	rows := tagRows(t, n)
-	if _, err := Write(ctx, be, "t", "b1", 0, rows); err != nil {
-		t.Fatal(err)
-	}
-	r, err := Open(ctx, be, nil, "t", "b1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	tags, err := r.Tags(ctx)
+	tags, err := writeAndOpen(t, rows).Tags(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,13 +146,7 @@ func TestHighCardinalityKeyIsLeftUnindexed(t *testing.T) {
 
 func TestIndexRecordsTraceTimes(t *testing.T) {
 	ctx := context.Background()
-	be, _ := backend.NewLocal(t.TempDir())
-	rows := tagRows(t, 50)
-	if _, err := Write(ctx, be, "t", "b1", 0, rows); err != nil {
-		t.Fatal(err)
-	}
-	r, _ := Open(ctx, be, nil, "t", "b1")
-	defer r.Close()
+	r := writeAndOpen(t, tagRows(t, 50))
 	idx, err := r.Index(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -262,17 +247,7 @@ func TestTagValuesOfEachKindAreApart(t *testing.T) {
 		sp.SetStartTimestamp(1_700_000_000_000_000_000)
 		f(sp.Attributes())
 	}
-	rows := sortedRows(t, td)
-	be, _ := backend.NewLocal(t.TempDir())
-	if _, err := Write(ctx, be, "t", "b1", 0, rows); err != nil {
-		t.Fatal(err)
-	}
-	r, err := Open(ctx, be, nil, "t", "b1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	tags, err := r.Tags(ctx)
+	tags, err := writeAndOpen(t, sortedRows(t, td)).Tags(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -291,4 +266,19 @@ func TestTagValuesOfEachKindAreApart(t *testing.T) {
 			t.Errorf("%s %q: postings %v (ok %v), want %v", tc.typ, tc.text, got, ok, tc.want)
 		}
 	}
+}
+
+// writeAndOpen writes rows as a block of a fresh local backend and opens it.
+func writeAndOpen(t testing.TB, rows []spanrow.Span) *Reader {
+	ctx := context.Background()
+	be, _ := backend.NewLocal(t.TempDir())
+	if _, err := Write(ctx, be, "t", "b1", 0, rows); err != nil {
+		t.Fatal(err)
+	}
+	r, err := Open(ctx, be, nil, "t", "b1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return r
 }
