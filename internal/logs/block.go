@@ -15,6 +15,8 @@ import (
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/tsdb/encoding"
+
+	"github.com/vispyr/vispyr/internal/decbuf"
 )
 
 // A block is one flush written to disk: the chunks sealed since the previous
@@ -220,7 +222,7 @@ func decodeBlockIndex(idx []byte, b *block, dataEnd int64) ([]loadedStream, erro
 	var out []loadedStream
 	nt := r.Uvarint64()
 	for i := uint64(0); i < nt && r.E == nil; i++ {
-		ten := string(uvarintBytes(r))
+		ten := string(decbuf.UvarintBytes(r))
 		ns := r.Uvarint64()
 		for j := uint64(0); j < ns && r.E == nil; j++ {
 			ls := loadedStream{tenant: ten, labels: readLabels(r, &sb)}

@@ -13,6 +13,8 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/tsdb/encoding"
+
+	"github.com/vispyr/vispyr/internal/decbuf"
 )
 
 // A chunk is one stream's entries over a time span, sorted by time. The
@@ -290,7 +292,7 @@ func (c *chunkCols) readNames(r *encoding.Decbuf) error {
 	}
 	c.names = c.names[:0]
 	for range nn {
-		c.names = append(c.names, string(uvarintBytes(r)))
+		c.names = append(c.names, string(decbuf.UvarintBytes(r)))
 	}
 	if r.E != nil {
 		return errCorruptChunk
@@ -309,7 +311,7 @@ func (c *chunkCols) readSet(r *encoding.Decbuf) ([]byte, error) {
 		if ni := r.Uvarint64(); ni >= uint64(len(c.names)) {
 			return nil, errCorruptChunk
 		}
-		uvarintBytes(r)
+		decbuf.UvarintBytes(r)
 	}
 	if r.E != nil {
 		return nil, errCorruptChunk
@@ -323,7 +325,7 @@ func (c *chunkCols) meta(k uint32, sb *labels.ScratchBuilder) labels.Labels {
 	sb.Reset()
 	for range int(r.Uvarint64()) {
 		ni := r.Uvarint64()
-		sb.Add(c.names[ni], string(uvarintBytes(r)))
+		sb.Add(c.names[ni], string(decbuf.UvarintBytes(r)))
 	}
 	sb.Sort()
 	return sb.Labels()
@@ -400,20 +402,4 @@ func decodeChunk(data []byte, start, end int64, keep func(string) bool) ([]Entry
 		out = append(out, Entry{Timestamp: c.ts[i], Line: line, Metadata: metas[k]})
 	}
 	return out, nil
-}
-
-// uvarintBytes reads a length-prefixed byte string. Decbuf.UvarintBytes is
-// not used: it converts the length to int before checking it, so a corrupt
-// length past MaxInt64 panics instead of failing.
-func uvarintBytes(r *encoding.Decbuf) []byte {
-	n := r.Uvarint64()
-	if r.E == nil && n > uint64(len(r.B)) {
-		r.E = errCorruptChunk
-	}
-	if r.E != nil {
-		return nil
-	}
-	b := r.B[:n]
-	r.B = r.B[n:]
-	return b
 }

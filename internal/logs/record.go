@@ -6,6 +6,8 @@ import (
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/tsdb/encoding"
+
+	"github.com/vispyr/vispyr/internal/decbuf"
 )
 
 // A WAL record is one accepted push of one tenant, after validation and the
@@ -50,8 +52,8 @@ func readLabels(r *encoding.Decbuf, sb *labels.ScratchBuilder) labels.Labels {
 	}
 	sb.Reset()
 	for i := uint64(0); i < n && r.E == nil; i++ {
-		name := string(uvarintBytes(r))
-		sb.Add(name, string(uvarintBytes(r)))
+		name := string(decbuf.UvarintBytes(r))
+		sb.Add(name, string(decbuf.UvarintBytes(r)))
 	}
 	sb.Sort()
 	return sb.Labels()
@@ -62,7 +64,7 @@ func decodeRecord(b []byte) (string, []Stream, error) {
 		return "", nil, fmt.Errorf("logs wal record: unknown version")
 	}
 	r := &encoding.Decbuf{B: b[1:]}
-	tenant := string(uvarintBytes(r))
+	tenant := string(decbuf.UvarintBytes(r))
 	n := r.Uvarint64()
 	if n > uint64(len(r.B)) {
 		return "", nil, fmt.Errorf("logs wal record: %w", errCorruptChunk)
@@ -79,7 +81,7 @@ func decodeRecord(b []byte) (string, []Stream, error) {
 		s.Entries = make([]Entry, 0, k)
 		for j := uint64(0); j < k && r.E == nil; j++ {
 			ts := r.Varint64()
-			line := string(uvarintBytes(r))
+			line := string(decbuf.UvarintBytes(r))
 			s.Entries = append(s.Entries, Entry{Timestamp: ts, Line: line, Metadata: readLabels(r, &sb)})
 		}
 		streams = append(streams, s)

@@ -6,6 +6,9 @@ import (
 	"math"
 
 	"github.com/prometheus/prometheus/model/value"
+	"github.com/prometheus/prometheus/tsdb/encoding"
+
+	"github.com/vispyr/vispyr/internal/decbuf"
 )
 
 // Downsampling, as Thanos does it (its semantics, our own code and format):
@@ -146,15 +149,13 @@ var errNoAggregate = errors.New("no such aggregate")
 
 // readAggregate decodes the aggregate k of an appendAggregates payload.
 func readAggregate(b []byte, k int, ts []int64, vs []float64) ([]int64, []float64, error) {
-	// Lengths are checked as uint64: Decbuf.UvarintBytes converts them to int
-	// first, so a corrupt length past MaxInt64 would panic instead of failing.
+	r := encoding.Decbuf{B: b}
 	var col []byte
 	for i := 0; i <= k; i++ {
-		n, w := binary.Uvarint(b)
-		if w <= 0 || n > uint64(len(b)-w) {
-			return nil, nil, errCorrupt
-		}
-		col, b = b[w:w+int(n)], b[w+int(n):]
+		col = decbuf.UvarintBytes(&r)
+	}
+	if r.E != nil {
+		return nil, nil, errCorrupt
 	}
 	if len(col) == 0 {
 		return nil, nil, errNoAggregate
