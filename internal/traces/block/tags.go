@@ -49,7 +49,7 @@ type tagKey struct {
 	key   string
 }
 
-// Value kinds as the builder keys them: one byte in front of the value's text.
+// Value kinds, as add takes them and kindOrder orders them.
 const (
 	kindString byte = 's'
 	kindInt    byte = 'i'
@@ -63,6 +63,7 @@ var kindNames = map[byte]string{kindString: "string", kindInt: "int", kindFloat:
 // encoded in (by kind, then text); keyBuild keeps one map per kind in it.
 var kindOrder = [...]byte{kindBool, kindFloat, kindInt, kindString}
 
+// kindSlot is kind's index in kindOrder.
 func kindSlot(kind byte) int {
 	switch kind {
 	case kindBool:
@@ -71,7 +72,7 @@ func kindSlot(kind byte) int {
 		return 1
 	case kindInt:
 		return 2
-	default:
+	default: // kindString: add takes no other kind
 		return 3
 	}
 }
