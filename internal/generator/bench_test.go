@@ -3,12 +3,14 @@ package generator
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"testing"
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/vispyr/vispyr/internal/testpeer"
+	"github.com/vispyr/vispyr/internal/traces/spanrow"
 )
 
 // benchBatch is a realistic export: requests through the checkout services
@@ -37,30 +39,57 @@ func benchBatch(first, requests int) ptrace.Traces {
 // while a clock advances 1s per batch, so root spans wait, expire and
 // become user→frontend edges as in production. Compare cpu-µs/span with
 // internal/traces' BenchmarkIngest (durable trace ingest) for the overhead
-// the generator adds to trace ingest.
+// the generator adds to trace ingest. ConsumeTraces converts each batch to
+// rows first, as the gateway's path does; BenchmarkConsumeRows is the rest.
 func BenchmarkConsumeTraces(b *testing.B) {
 	batches := make([]ptrace.Traces, 16)
 	for i := range batches {
 		batches[i] = benchBatch(i*100, 100) // 600 spans
 	}
-	spans := batches[0].SpanCount()
+	benchConsume(b, batches[0].SpanCount(), func(g *Generator, n int) error {
+		return g.ConsumeTraces(context.Background(), batches[n%len(batches)])
+	})
+}
+
+// BenchmarkConsumeRows is BenchmarkConsumeTraces on rows built beforehand,
+// as serve passes the rows its trace store made: the generator's own cost.
+func BenchmarkConsumeRows(b *testing.B) {
+	batches := make([][]spanrow.Span, 16)
+	for i := range batches {
+		rows, err := spanrow.FromTraces(benchBatch(i*100, 100), nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		batches[i] = rows
+	}
+	benchConsume(b, len(batches[0]), func(g *Generator, n int) error {
+		return g.ConsumeRows(context.Background(), batches[n%len(batches)])
+	})
+}
+
+func benchConsume(b *testing.B, spans int, consume func(g *Generator, n int) error) {
 	clock := &fakeClock{t: time.Now()}
 	g := newGenerator(defaultConfig(), nil, nil, nil, clock.Now)
-	ctx := context.Background()
 	b.ReportAllocs()
 	b.ResetTimer()
 	cpu0 := testpeer.CPUTime()
 	n := 0
+	var ms0, ms1 runtime.MemStats
+	runtime.ReadMemStats(&ms0)
 	for b.Loop() {
-		if err := g.ConsumeTraces(ctx, batches[n%len(batches)]); err != nil {
+		if err := consume(g, n); err != nil {
 			b.Fatal(err)
 		}
 		n++
 		clock.Add(time.Second)
 		g.expire()
 	}
-	b.ReportMetric(float64(spans)*float64(b.N)/b.Elapsed().Seconds(), "spans/s")
-	b.ReportMetric(float64((testpeer.CPUTime()-cpu0).Microseconds())/float64(spans*b.N), "cpu-µs/span")
+	runtime.ReadMemStats(&ms1)
+	total := float64(spans) * float64(b.N)
+	b.ReportMetric(total/b.Elapsed().Seconds(), "spans/s")
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/total, "ns/span")
+	b.ReportMetric(float64(ms1.Mallocs-ms0.Mallocs)/total, "allocs/span")
+	b.ReportMetric(float64((testpeer.CPUTime()-cpu0).Microseconds())/total, "cpu-µs/span")
 }
 
 // BenchmarkConsumeTracesSpanMetricsOnly isolates the span-metrics processor,

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/prometheus/model/exemplar"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
+	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 )
 
@@ -36,6 +37,7 @@ func FuzzConsumeTraces(f *testing.F) {
 		if err != nil {
 			return
 		}
+		giveIDs(td)
 		clock := &fakeClock{t: t0}
 		app := &checkingAppendable{t: t}
 		g := newGenerator(cfg, app, nil, nil, clock.Now)
@@ -51,6 +53,30 @@ func FuzzConsumeTraces(f *testing.F) {
 			t.Fatalf("%d edges still pending after the wait", g.graph.Pending())
 		}
 	})
+}
+
+// giveIDs gives spans without a trace or span ID one: the generator derives
+// nothing from a request with such a span (the store refuses it), and most
+// fuzzed requests would have one. Some IDs repeat, so that edges pair.
+func giveIDs(td ptrace.Traces) {
+	n := 0
+	rss := td.ResourceSpans()
+	for i := 0; i < rss.Len(); i++ {
+		sss := rss.At(i).ScopeSpans()
+		for j := 0; j < sss.Len(); j++ {
+			spans := sss.At(j).Spans()
+			for k := 0; k < spans.Len(); k++ {
+				sp := spans.At(k)
+				n++
+				if sp.TraceID().IsEmpty() {
+					sp.SetTraceID(pcommon.TraceID{15: byte(n % 3)})
+				}
+				if sp.SpanID().IsEmpty() {
+					sp.SetSpanID(pcommon.SpanID{7: byte(n)})
+				}
+			}
+		}
+	}
 }
 
 // checkingAppendable accepts what a Prometheus TSDB accepts and fails the

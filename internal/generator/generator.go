@@ -20,6 +20,7 @@ import (
 	"github.com/vispyr/vispyr/internal/generator/servicegraph"
 	"github.com/vispyr/vispyr/internal/generator/spanmetrics"
 	"github.com/vispyr/vispyr/internal/pipeline"
+	"github.com/vispyr/vispyr/internal/traces/spanrow"
 )
 
 // Config configures the generator.
@@ -251,22 +252,55 @@ func fillZero(c *Config) {
 	}
 }
 
-// ConsumeTraces aggregates td into the in-memory series. It does no I/O and
-// never waits on storage; it keeps nothing that aliases td.
-func (g *Generator) ConsumeTraces(ctx context.Context, td ptrace.Traces) error {
+// ConsumeRows aggregates rows into the tenant's in-memory series (the tenant
+// of ctx). It does no I/O and never waits on storage. It keeps nothing that
+// aliases rows: label values are copied into the series tables, and the
+// service graph copies (or interns) what its waiting edges hold, so rows may
+// live in the trace head's arenas, or be overwritten, once it returns.
+func (g *Generator) ConsumeRows(ctx context.Context, rows []spanrow.Span) error {
 	now := g.now().UnixMilli()
 	p := g.processors(pipeline.Tenant(ctx))
 	if p.spans != nil {
-		p.spans.Consume(td, now)
+		p.spans.Consume(rows, now)
 	}
 	if p.otel != nil {
-		p.otel.Consume(td, now)
+		p.otel.Consume(rows, now)
 	}
 	if p.graph != nil {
-		p.graph.Consume(td, now)
+		p.graph.Consume(rows, now)
 	}
 	return nil
 }
+
+// rowScratch holds ConsumeTraces' rows between requests.
+var rowScratch = sync.Pool{New: func() any { return new([]spanrow.Span) }}
+
+// ConsumeTraces is ConsumeRows for pdata, for the paths that have no rows
+// (the gateway, Faro). A request with a span lacking its trace or span ID
+// derives nothing: the trace store refuses the whole request (so serve never
+// passes it on), and Tempo's distributor refuses it too, so neither would
+// count its spans; counting them here would give metrics for spans that were
+// never stored. That is no error of the generator's, whose callers have
+// already accepted the request.
+func (g *Generator) ConsumeTraces(ctx context.Context, td ptrace.Traces) error {
+	buf := rowScratch.Get().(*[]spanrow.Span)
+	rows, err := spanrow.FromTraces(td, (*buf)[:0])
+	if err != nil {
+		g.logger.Debug("spans without IDs: nothing derived from the request", "err", err)
+		rows = rows[:cap(rows)] // FromTraces filled rows past those it returned
+	} else {
+		_ = g.ConsumeRows(ctx, rows)
+	}
+	clear(rows) // drop the blobs and strings before the slice is pooled
+	if cap(rows) <= maxPooledRows {
+		*buf = rows[:0]
+		rowScratch.Put(buf)
+	}
+	return nil
+}
+
+// maxPooledRows keeps a rare huge request's rows out of the pool.
+const maxPooledRows = 1 << 14
 
 // Run writes the series every collection interval and expires unpaired
 // edges, until ctx is done; then it writes once more and returns.

@@ -56,7 +56,9 @@ func (t *Table[T]) Get(hash uint64, values []string) *T {
 // Insert stores a zero entry for values, which must not be present yet, and
 // returns it. The values are copied: callers may pass strings that alias a
 // request buffer.
-func (t *Table[T]) Insert(hash uint64, values []string) *T {
+func (t *Table[T]) Insert(hash uint64, values []string) *T { return &t.insert(hash, values).entry }
+
+func (t *Table[T]) insert(hash uint64, values []string) *node[T] {
 	owned := make([]string, len(values))
 	for i, v := range values {
 		owned[i] = strings.Clone(v)
@@ -64,12 +66,13 @@ func (t *Table[T]) Insert(hash uint64, values []string) *T {
 	n := &node[T]{values: owned, next: t.m[hash]}
 	t.m[hash] = n
 	t.n++
-	return &n.entry
+	return n
 }
 
 // GetOrInsert returns the entry for values, inserting it when the limit admits
-// cost more series (init then fills it in). It returns nil when the limit
-// refuses: the caller drops the observation, which the limit has counted.
+// cost more series (init then fills it in, given the table's own copy of the
+// values, so labels it builds never alias the caller's). It returns nil when
+// the limit refuses: the caller drops the observation, which the limit has counted.
 func (t *Table[T]) GetOrInsert(values []string, limit *Limit, cost int, nowMs int64, init func(e *T, values []string)) *T {
 	h := t.Hash(values)
 	if e := t.Get(h, values); e != nil {
@@ -78,9 +81,9 @@ func (t *Table[T]) GetOrInsert(values []string, limit *Limit, cost int, nowMs in
 	if !limit.TryAdd(cost, nowMs) {
 		return nil
 	}
-	e := t.Insert(h, values)
-	init(e, values)
-	return e
+	n := t.insert(h, values)
+	init(&n.entry, n.values)
+	return &n.entry
 }
 
 // Len returns the number of entries.

@@ -5,16 +5,16 @@ package servicegraph
 
 import (
 	"log/slog"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/prometheus/prometheus/model/labels"
-	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/vispyr/vispyr/internal/generator/series"
+	"github.com/vispyr/vispyr/internal/traces/spanrow"
 )
 
 // Metric names written by the processor (Tempo's).
@@ -126,58 +126,69 @@ func (p *Processor) intern(s string) string {
 // seriesPerEdge is request and failed totals plus two histograms.
 func seriesPerEdge(bounds []float64) int { return 2 + 2*series.Series(bounds) }
 
-// Consume pairs the client/server and producer/consumer spans of td, as seen
-// at nowMs (unix ms). Spans of resources without service.name are ignored,
-// as Tempo does: they cannot name a node.
-func (p *Processor) Consume(td ptrace.Traces, nowMs int64) {
+// Consume pairs the client/server and producer/consumer spans of rows, as
+// seen at nowMs (unix ms). Spans of resources without service.name are
+// ignored, as Tempo does: they cannot name a node. Strings read from rows are
+// owned (copied or interned) before an edge or series keeps them.
+func (p *Processor) Consume(rows []spanrow.Span, nowMs int64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	rss := td.ResourceSpans()
-	for i := 0; i < rss.Len(); i++ {
-		rs := rss.At(i)
-		res := rs.Resource().Attributes()
-		sv, ok := res.Get("service.name")
-		if !ok {
+	var res resource
+	for i := range rows {
+		r := &rows[i]
+		switch ptrace.SpanKind(r.Kind) {
+		case ptrace.SpanKindClient, ptrace.SpanKindProducer,
+			ptrace.SpanKindServer, ptrace.SpanKindConsumer:
+		default:
 			continue
 		}
-		service := ""
-		sss := rs.ScopeSpans()
-		for j := 0; j < sss.Len(); j++ {
-			spans := sss.At(j).Spans()
-			for s := 0; s < spans.Len(); s++ {
-				span := spans.At(s)
-				switch span.Kind() {
-				case ptrace.SpanKindClient, ptrace.SpanKindProducer,
-					ptrace.SpanKindServer, ptrace.SpanKindConsumer:
-				default:
-					continue
-				}
-				if service == "" {
-					service = attrString(sv)
-				}
-				p.consumeSpan(service, res, span, nowMs)
-			}
+		if !res.is(r.Resource) {
+			res.load(r.Resource)
 		}
+		if !res.hasService {
+			continue
+		}
+		p.consumeSpan(&res, r, nowMs)
 	}
 }
 
-func (p *Processor) consumeSpan(service string, res pcommon.Map, span ptrace.Span, nowMs int64) {
-	kind := span.Kind()
+// resource is what the spans of one resource share, read once per resource
+// blob (which every row of the resource shares), not once per span.
+type resource struct {
+	blob       []byte
+	loaded     bool
+	attrs      []byte // the encoded attribute map
+	hasService bool
+	service    string
+}
+
+func (res *resource) is(blob []byte) bool {
+	return res.loaded && len(blob) == len(res.blob) && unsafe.SliceData(blob) == unsafe.SliceData(res.blob)
+}
+
+func (res *resource) load(blob []byte) {
+	*res = resource{blob: blob, loaded: true}
+	res.attrs, _ = spanrow.ResourceAttrs(blob) // a corrupt blob reads as no attributes
+	res.service, res.hasService = spanrow.LookupString(res.attrs, "service.name")
+}
+
+func (p *Processor) consumeSpan(res *resource, r *spanrow.Span, nowMs int64) {
+	kind := ptrace.SpanKind(r.Kind)
 	isClient := kind == ptrace.SpanKindClient || kind == ptrace.SpanKindProducer
-	key := edgeKey{trace: span.TraceID()}
+	key := edgeKey{trace: r.TraceID}
 	if isClient {
-		key.span = span.SpanID()
+		key.span = r.SpanID
 	} else {
-		key.span = span.ParentSpanID()
+		key.span = r.ParentSpanID
 	}
 	e, stored := p.store.m[key]
 	if !stored {
 		e = p.store.newEdge(key, nowMs)
 	}
 	if isClient {
-		p.updateClient(e, service, res, span)
+		p.updateClient(e, res, r)
 	} else {
-		p.updateServer(e, service, res, span)
+		p.updateServer(e, res, r)
 	}
 	switch {
 	case e.complete():
@@ -198,49 +209,47 @@ func (p *Processor) consumeSpan(service string, res pcommon.Map, span ptrace.Spa
 	}
 }
 
-func (p *Processor) updateClient(e *edge, service string, res pcommon.Map, span ptrace.Span) {
+func (p *Processor) updateClient(e *edge, res *resource, r *spanrow.Span) {
 	// As in Tempo, the side seen last sets the connection type.
-	e.kind = span.Kind()
+	e.kind = ptrace.SpanKind(r.Kind)
 	e.connType = ""
 	if e.kind == ptrace.SpanKindProducer {
 		e.connType = ConnMessagingSystem
 	}
-	e.client = service
-	e.clientLatency = durationSeconds(span)
-	e.failed = e.failed || span.Status().Code() == ptrace.StatusCodeError
-	e.traceID = span.TraceID()
-	e.spanID = span.SpanID()
-	attrs := span.Attributes()
-	p.fillDims(e.clientDims, res, attrs)
-	for _, k := range p.cfg.PeerAttributes {
-		if v, ok := attrs.Get(k); ok {
-			e.peer = attrString(v)
-			break
-		}
-	}
-	p.detectDatabase(e, res, attrs)
+	e.client = res.service
+	e.clientLatency = durationSeconds(r)
+	e.failed = e.failed || ptrace.StatusCode(r.StatusCode) == ptrace.StatusCodeError
+	e.traceID = r.TraceID
+	e.spanID = r.SpanID
+	p.fillDims(e.clientDims, res.attrs, r.Attrs)
+	p.findPeer(e, r.Attrs)
+	p.detectDatabase(e, res.attrs, r.Attrs)
 }
 
-func (p *Processor) updateServer(e *edge, service string, res pcommon.Map, span ptrace.Span) {
-	e.kind = span.Kind()
+func (p *Processor) updateServer(e *edge, res *resource, r *spanrow.Span) {
+	e.kind = ptrace.SpanKind(r.Kind)
 	e.connType = ""
 	if e.kind == ptrace.SpanKindConsumer {
 		e.connType = ConnMessagingSystem
 	}
-	e.server = service
-	e.serverLatency = durationSeconds(span)
-	e.failed = e.failed || span.Status().Code() == ptrace.StatusCodeError
-	e.root = span.ParentSpanID().IsEmpty()
-	e.traceID = span.TraceID()
+	e.server = res.service
+	e.serverLatency = durationSeconds(r)
+	e.failed = e.failed || ptrace.StatusCode(r.StatusCode) == ptrace.StatusCodeError
+	e.root = r.IsRoot()
+	e.traceID = r.TraceID
 	if e.spanID == ([8]byte{}) {
-		e.spanID = span.SpanID()
+		e.spanID = r.SpanID
 	}
-	attrs := span.Attributes()
-	p.fillDims(e.serverDims, res, attrs)
+	p.fillDims(e.serverDims, res.attrs, r.Attrs)
+	p.findPeer(e, r.Attrs)
+}
+
+// findPeer sets the edge's peer from the first peer attribute the span has.
+func (p *Processor) findPeer(e *edge, attrs []byte) {
 	for _, k := range p.cfg.PeerAttributes {
-		if v, ok := attrs.Get(k); ok {
-			e.peer = attrString(v)
-			break
+		if v, ok := spanrow.LookupString(attrs, k); ok {
+			e.peer = v
+			return
 		}
 	}
 }
@@ -248,7 +257,7 @@ func (p *Processor) updateServer(e *edge, service string, res pcommon.Map, span 
 // detectDatabase turns a client span with a database attribute into a
 // complete edge to the database node, named as Tempo names it: peer.service,
 // server.address, network.peer.address[:port], else the database attribute.
-func (p *Processor) detectDatabase(e *edge, res, attrs pcommon.Map) {
+func (p *Processor) detectDatabase(e *edge, res, attrs []byte) {
 	dbName, ok := "", false
 	for _, k := range p.cfg.DatabaseNameAttributes {
 		if dbName, ok = lookup(k, res, attrs); ok {
@@ -275,7 +284,7 @@ func (p *Processor) detectDatabase(e *edge, res, attrs pcommon.Map) {
 	}
 }
 
-func (p *Processor) fillDims(dst []string, res, attrs pcommon.Map) {
+func (p *Processor) fillDims(dst []string, res, attrs []byte) {
 	for i, d := range p.cfg.Dimensions {
 		if v, ok := lookup(d, res, attrs); ok {
 			dst[i] = v
@@ -283,15 +292,13 @@ func (p *Processor) fillDims(dst []string, res, attrs pcommon.Map) {
 	}
 }
 
-// lookup finds key among the resource attributes, then the span's.
-func lookup(key string, res, attrs pcommon.Map) (string, bool) {
-	if v, ok := res.Get(key); ok {
-		return attrString(v), true
+// lookup finds key among the resource attributes, then the span's (both
+// encoded); a string found aliases the row.
+func lookup(key string, res, attrs []byte) (string, bool) {
+	if v, ok := spanrow.LookupString(res, key); ok {
+		return v, true
 	}
-	if v, ok := attrs.Get(key); ok {
-		return attrString(v), true
-	}
-	return "", false
+	return spanrow.LookupString(attrs, key)
 }
 
 // Expire ends the wait of edges older than the configured wait at nowMs. An
@@ -378,12 +385,12 @@ func (p *Processor) initEdgeSeries(s *edgeSeries, vals []string) {
 func (p *Processor) count(metric, client, server, connType string, nowMs int64) {
 	vals := append(p.vals[:0], metric, client, server, connType)
 	p.vals = vals
-	c := p.counters.GetOrInsert(vals, p.limit, 1, nowMs, func(c *counter, _ []string) {
+	c := p.counters.GetOrInsert(vals, p.limit, 1, nowMs, func(c *counter, owned []string) {
 		c.lbls = labels.New(
-			labels.Label{Name: labels.MetricName, Value: metric},
-			labels.Label{Name: LabelClient, Value: series.CleanValue(client)},
-			labels.Label{Name: LabelServer, Value: series.CleanValue(server)},
-			labels.Label{Name: LabelConnectionType, Value: connType},
+			labels.Label{Name: labels.MetricName, Value: owned[0]},
+			labels.Label{Name: LabelClient, Value: series.CleanValue(owned[1])},
+			labels.Label{Name: LabelServer, Value: series.CleanValue(owned[2])},
+			labels.Label{Name: LabelConnectionType, Value: owned[3]},
 		).WithoutEmpty()
 		c.isNew = true
 	})
@@ -431,20 +438,7 @@ func (p *Processor) Pending() int {
 	return len(p.store.m)
 }
 
-func durationSeconds(span ptrace.Span) float64 {
-	if start, end := span.StartTimestamp(), span.EndTimestamp(); end > start {
-		return float64(end-start) / 1e9
-	}
-	return 0
-}
-
-func attrString(v pcommon.Value) string {
-	switch v.Type() {
-	case pcommon.ValueTypeStr:
-		return v.Str()
-	case pcommon.ValueTypeInt:
-		return strconv.FormatInt(v.Int(), 10)
-	default:
-		return v.AsString()
-	}
-}
+// durationSeconds is the span's duration; rows keep a span that ends before
+// it starts as an instant, which Tempo counts as 0 too. Read unsigned, as
+// FromTraces stores the unsigned difference of end and start.
+func durationSeconds(r *spanrow.Span) float64 { return float64(uint64(r.Duration)) / 1e9 }

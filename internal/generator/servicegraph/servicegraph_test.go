@@ -14,6 +14,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/vispyr/vispyr/internal/generator/series"
+	"github.com/vispyr/vispyr/internal/traces/spanrow"
 )
 
 const t0 = int64(1_800_000_000_000) // ms
@@ -74,7 +75,11 @@ func (f *fixture) consume(spans ...span) {
 		}
 		putAll(sp.Attributes(), s.attrs)
 	}
-	f.p.Consume(td, f.now)
+	rows, err := spanrow.FromTraces(td, nil)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	f.p.Consume(rows, f.now)
 }
 
 func putAll(m pcommon.Map, attrs map[string]any) {

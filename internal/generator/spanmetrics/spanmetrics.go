@@ -6,16 +6,16 @@ package spanmetrics
 
 import (
 	"log/slog"
-	"strconv"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/util/strutil"
-	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/vispyr/vispyr/internal/generator/series"
+	"github.com/vispyr/vispyr/internal/traces/spanrow"
 )
 
 // Metric names written by the processor.
@@ -41,7 +41,6 @@ type Processor struct {
 	vals     []string
 	resVals  []string
 	resFound []bool
-	sizer    ptrace.ProtoMarshaler
 }
 
 // settings are what differs between Tempo's names and the connector's.
@@ -144,57 +143,71 @@ func seriesPerEntry(bounds []float64, size bool) int {
 	return 1 + series.Series(bounds)
 }
 
-// Consume adds the spans of td, as seen at nowMs (unix ms).
-func (p *Processor) Consume(td ptrace.Traces, nowMs int64) {
+// Consume adds the spans of rows, as seen at nowMs (unix ms). It keeps no
+// string of rows: the series table copies the label values it stores.
+func (p *Processor) Consume(rows []spanrow.Span, nowMs int64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	rss := td.ResourceSpans()
-	for i := 0; i < rss.Len(); i++ {
-		rs := rss.At(i)
-		res := rs.Resource().Attributes()
-		service := ""
-		v, ok := res.Get("service.name")
-		if ok {
-			service = attrString(v)
-		} else if p.needService {
+	var res resource
+	for i := range rows {
+		r := &rows[i]
+		if !res.is(r.Resource) {
+			p.loadResource(&res, r.Resource)
+		}
+		if res.skip {
 			continue
 		}
-		job, instance := "", ""
-		if p.jobInstance {
-			job, instance = jobInstance(res)
-		}
-		for k, key := range p.attrKeys {
-			v, ok := res.Get(key)
-			p.resFound[k] = ok
-			if ok {
-				p.resVals[k] = attrString(v)
-			}
-		}
-		sss := rs.ScopeSpans()
-		for j := 0; j < sss.Len(); j++ {
-			spans := sss.At(j).Spans()
-			for s := 0; s < spans.Len(); s++ {
-				p.consumeSpan(service, job, instance, spans.At(s), nowMs)
-			}
-		}
+		p.consumeSpan(&res, r, nowMs)
+	}
+	// The scratch values alias the last resource's blob: let it go.
+	clear(p.resVals)
+}
+
+// resource is what the spans of one resource share. Rows of a resource share
+// its blob, so it is read once per resource, not once per span.
+type resource struct {
+	blob                   []byte
+	loaded, skip           bool
+	service, job, instance string
+}
+
+// is reports whether blob is the one res was loaded from: the same memory,
+// which FromTraces and the head give every span of a resource.
+func (res *resource) is(blob []byte) bool {
+	return res.loaded && len(blob) == len(res.blob) && unsafe.SliceData(blob) == unsafe.SliceData(res.blob)
+}
+
+// loadResource reads the service, job, instance and the dimensions' values
+// from a resource blob into res and the processor's scratch.
+func (p *Processor) loadResource(res *resource, blob []byte) {
+	*res = resource{blob: blob, loaded: true}
+	attrs, _ := spanrow.ResourceAttrs(blob) // a corrupt blob reads as no attributes
+	v, ok := spanrow.Lookup(attrs, "service.name")
+	if ok {
+		res.service = v.AsString()
+	} else if p.needService {
+		res.skip = true
+		return
+	}
+	if p.jobInstance {
+		res.job, res.instance = jobInstance(attrs)
+	}
+	for k, key := range p.attrKeys {
+		p.resVals[k], p.resFound[k] = spanrow.LookupString(attrs, key)
 	}
 }
 
-func (p *Processor) consumeSpan(service, job, instance string, span ptrace.Span, nowMs int64) {
+func (p *Processor) consumeSpan(res *resource, r *spanrow.Span, nowMs int64) {
 	vals := p.vals[:0]
-	status := span.Status()
 	vals = append(vals,
-		pick(p.intrinsic.Service, service),
-		pick(p.intrinsic.SpanName, span.Name()),
-		pick(p.intrinsic.SpanKind, KindString(span.Kind())),
-		pick(p.intrinsic.StatusCode, StatusString(status.Code())),
-		pick(p.intrinsic.StatusMessage, status.Message()),
-		job, instance)
-	if len(p.dims) > 0 {
-		attrs := span.Attributes()
-		for _, d := range p.dims {
-			vals = append(vals, p.dimValue(d, attrs))
-		}
+		pick(p.intrinsic.Service, res.service),
+		pick(p.intrinsic.SpanName, r.Name),
+		pick(p.intrinsic.SpanKind, KindString(ptrace.SpanKind(r.Kind))),
+		pick(p.intrinsic.StatusCode, StatusString(ptrace.StatusCode(r.StatusCode))),
+		pick(p.intrinsic.StatusMessage, r.StatusMessage),
+		res.job, res.instance)
+	for _, d := range p.dims {
+		vals = append(vals, p.dimValue(d, r.Attrs))
 	}
 	p.vals = vals
 
@@ -205,32 +218,32 @@ func (p *Processor) consumeSpan(service, job, instance string, span ptrace.Span,
 	e.lastUpdated = nowMs
 	e.calls++
 	if p.names.size != "" {
-		e.size += float64(p.sizer.SpanSize(span))
+		e.size += float64(spanrow.ProtoSize(r))
 	}
-	latency := 0.0 // spans ending before they start count as instant, as in Tempo
-	if start, end := span.StartTimestamp(), span.EndTimestamp(); end > start {
-		latency = float64(end-start) / p.unitNs
-	}
-	e.latency.Observe(p.bounds, latency, span.TraceID(), span.SpanID())
+	// Rows keep spans that end before they start as instants, which Tempo
+	// counts as 0 too. Read unsigned: FromTraces stores the unsigned
+	// difference, which passes MaxInt64 only for an end past 2262.
+	latency := float64(uint64(r.Duration)) / p.unitNs
+	e.latency.Observe(p.bounds, latency, r.TraceID, r.SpanID)
 }
 
-// dimValue is d's value for a span with attrs, looked up in the order of the
-// naming (the resource's attributes were read by Consume).
-func (p *Processor) dimValue(d dimension, attrs pcommon.Map) string {
+// dimValue is d's value for a span with attrs (encoded), looked up in the
+// order of the naming (the resource's attributes were read by loadResource).
+func (p *Processor) dimValue(d dimension, attrs []byte) string {
 	val, found := "", false
 	for _, k := range d.keys {
 		switch {
 		case p.spanFirst:
-			if v, ok := attrs.Get(p.attrKeys[k]); ok {
-				val, found = attrString(v), true
+			if v, ok := spanrow.LookupString(attrs, p.attrKeys[k]); ok {
+				val, found = v, true
 			} else if p.resFound[k] {
 				val, found = p.resVals[k], true
 			}
 		case p.resFound[k]:
 			val, found = p.resVals[k], true
 		default:
-			if v, ok := attrs.Get(p.attrKeys[k]); ok {
-				val, found = attrString(v), true
+			if v, ok := spanrow.LookupString(attrs, p.attrKeys[k]); ok {
+				val, found = v, true
 			}
 		}
 	}
@@ -241,16 +254,16 @@ func (p *Processor) dimValue(d dimension, attrs pcommon.Map) string {
 }
 
 // jobInstance are the job and instance labels Prometheus's OTLP translation
-// derives from a resource.
-func jobInstance(res pcommon.Map) (job, instance string) {
-	if v, ok := res.Get("service.name"); ok {
-		job = v.AsString()
-		if ns, ok := res.Get("service.namespace"); ok {
-			job = ns.AsString() + "/" + job
+// derives from a resource's attributes (encoded).
+func jobInstance(res []byte) (job, instance string) {
+	if v, ok := spanrow.LookupString(res, "service.name"); ok {
+		job = v
+		if ns, ok := spanrow.LookupString(res, "service.namespace"); ok {
+			job = ns + "/" + job
 		}
 	}
-	if v, ok := res.Get("service.instance.id"); ok {
-		instance = v.AsString()
+	if v, ok := spanrow.LookupString(res, "service.instance.id"); ok {
+		instance = v
 	}
 	return job, instance
 }
@@ -305,21 +318,6 @@ func (p *Processor) Collect(b *series.Batch, nowMs int64) {
 		return true
 	})
 	p.limit.Report()
-}
-
-// attrString renders an attribute value as a label value; strings are
-// returned without copying.
-func attrString(v pcommon.Value) string {
-	switch v.Type() {
-	case pcommon.ValueTypeStr:
-		return v.Str()
-	case pcommon.ValueTypeInt:
-		return strconv.FormatInt(v.Int(), 10)
-	case pcommon.ValueTypeBool:
-		return strconv.FormatBool(v.Bool())
-	default:
-		return v.AsString()
-	}
 }
 
 // KindString names a span kind as Tempo's labels do (the OTLP enum names).

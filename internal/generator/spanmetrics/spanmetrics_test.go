@@ -13,6 +13,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/vispyr/vispyr/internal/generator/series"
+	"github.com/vispyr/vispyr/internal/traces/spanrow"
 )
 
 const t0 = int64(1_800_000_000_000) // ms
@@ -31,8 +32,21 @@ func newProcessor(t *testing.T, cfg Config) *Processor {
 	return New(cfg, 15*time.Minute, series.NewSelfMetrics(prometheus.NewRegistry()), nil)
 }
 
-// oneSpan returns a trace with one span of service "svc" named "op".
-func oneSpan(setup func(res pcommon.Map, sp ptrace.Span)) ptrace.Traces {
+// oneSpan returns the row of oneTrace's span.
+func oneSpan(setup func(res pcommon.Map, sp ptrace.Span)) []spanrow.Span {
+	return mustRows(oneTrace(setup))
+}
+
+func mustRows(td ptrace.Traces) []spanrow.Span {
+	rows, err := spanrow.FromTraces(td, nil)
+	if err != nil {
+		panic(err)
+	}
+	return rows
+}
+
+// oneTrace returns a trace with one span of service "svc" named "op".
+func oneTrace(setup func(res pcommon.Map, sp ptrace.Span)) ptrace.Traces {
 	td := ptrace.NewTraces()
 	rs := td.ResourceSpans().AppendEmpty()
 	rs.Resource().Attributes().PutStr("service.name", "svc")
@@ -156,7 +170,7 @@ func TestLatencyBucketsAndSize(t *testing.T) {
 		}
 	}
 	var m ptrace.ProtoMarshaler
-	if size := m.SpanSize(oneSpan(nil).ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0)); got["traces_spanmetrics_size_total"] != float64(3*size) {
+	if size := m.SpanSize(oneTrace(nil).ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0)); got["traces_spanmetrics_size_total"] != float64(3*size) {
 		t.Errorf("size_total = %v, want 3 × %d bytes", got["traces_spanmetrics_size_total"], size)
 	}
 }
@@ -184,4 +198,68 @@ func TestConfigValidate(t *testing.T) {
 	f(func(c *Config) { c.Dimensions = []string{""} }, "dimensions")
 	f(func(c *Config) { c.HistogramBuckets = []float64{0.1, 0.1} }, "histogram_buckets")
 	f(func(c *Config) { c.MaxActiveSeries = 10 }, "max_active_series")
+}
+
+// Resources are read once per blob: spans that switch between resources,
+// and resources with equal content in distinct blobs, each get their own
+// resource's labels. A resource without service.name counts under an empty
+// service for Tempo's names and is skipped for the connector's, while an
+// empty service.name counts for both.
+func TestResourcesSwitchBetweenSpans(t *testing.T) {
+	td := ptrace.NewTraces()
+	add := func(res map[string]any, names ...string) {
+		rs := td.ResourceSpans().AppendEmpty()
+		if err := rs.Resource().Attributes().FromRaw(res); err != nil {
+			t.Fatal(err)
+		}
+		for _, scope := range names {
+			sp := rs.ScopeSpans().AppendEmpty().Spans().AppendEmpty()
+			sp.SetName(scope)
+			sp.SetTraceID(pcommon.TraceID{1})
+			sp.SetSpanID(pcommon.SpanID{2})
+			sp.Attributes().PutStr("env", "span")
+		}
+	}
+	add(map[string]any{"service.name": "a", "env": "prod"}, "x", "y")
+	add(map[string]any{"env": "dev"}, "x")
+	add(map[string]any{"service.name": "a", "env": "prod"}, "x")
+	add(map[string]any{"service.name": "", "service.namespace": "ns", "service.instance.id": int64(7)}, "z")
+	rows := mustRows(td)
+
+	cfg := defaults()
+	cfg.IntrinsicDimensions = IntrinsicDimensions{Service: true, SpanName: true}
+	cfg.Dimensions = []string{"env"}
+	p := newProcessor(t, cfg)
+	p.Consume(rows, t0)
+	want := `{__name__="traces_spanmetrics_calls_total", env="dev", span_name="x"} 1
+{__name__="traces_spanmetrics_calls_total", env="prod", service="a", span_name="x"} 2
+{__name__="traces_spanmetrics_calls_total", env="prod", service="a", span_name="y"} 1
+{__name__="traces_spanmetrics_calls_total", env="span", span_name="z"} 1`
+	if got := calls(p); got != want {
+		t.Errorf("tempo names: got\n%s\nwant\n%s", got, want)
+	}
+
+	var oc OTelConfig
+	oc.Defaults()
+	oc.Namespace = ""
+	oc.ExcludeDimensions = []string{"span.kind", "status.code"}
+	oc.Dimensions = []Dimension{{Name: "env"}}
+	o := NewOTel(oc, 15*time.Minute, series.NewSelfMetrics(prometheus.NewRegistry()), nil)
+	o.Consume(rows, t0)
+	var b series.Batch
+	o.Collect(&b, t0)
+	var got []string
+	b.Each(func(l labels.Labels, v float64) {
+		if l.Get(labels.MetricName) == "calls_total" {
+			got = append(got, fmt.Sprintf("%s %g", l, v))
+		}
+	})
+	sort.Strings(got)
+	want = `{__name__="calls_total", env="span", instance="7", job="ns/", span_name="z"} 1
+{__name__="calls_total", env="span", instance="", job="a", service_name="a", span_name="x"} 2
+{__name__="calls_total", env="span", instance="", job="a", service_name="a", span_name="y"} 1`
+	want = strings.ReplaceAll(want, `instance="", `, "")
+	if g := strings.Join(got, "\n"); g != want {
+		t.Errorf("connector names: got\n%s\nwant\n%s", g, want)
+	}
 }
