@@ -45,11 +45,30 @@ func rowsInput(first, n int, at time.Time) ptrace.Traces {
 				start: at, dur: 30 * time.Millisecond, attrs: map[string]string{"peer.service": "stripe", "http.method": "POST"}},
 			spanSpec{service: "frontend", name: "GET /lost", kind: ptrace.SpanKindClient, trace: traceID(2000 + i), id: spanID(i, 8),
 				start: at, dur: time.Millisecond, failed: true})
+		// Database calls named by the span, the resource or both.
+		for j, attrs := range []map[string]string{
+			{"db.system": "pg"},
+			{"db.system": "pg", "peer.service": "pg-main"},
+			{"db.namespace": "ledger", "network.peer.address": "10.0.0.9", "network.peer.port": "5432"},
+			{"db.system": "pg", "network.peer.address": "10.0.0.8"},
+		} {
+			for k, svc := range []string{"batch", "report"} {
+				specs = append(specs, spanSpec{service: svc, name: "query", kind: ptrace.SpanKindClient, trace: traceID(3000 + i), id: spanID(i, 10+j+4*k),
+					start: at, dur: time.Millisecond, attrs: attrs})
+			}
+		}
 	}
 	td := build(specs...)
 	rss := td.ResourceSpans()
 	for i := 0; i < rss.Len(); i++ {
 		res := rss.At(i).Resource().Attributes()
+		switch v, _ := res.Get("service.name"); v.Str() {
+		case "batch":
+			res.PutStr("db.name", "warehouse")
+			res.PutStr("server.address", "db-host")
+		case "report":
+			res.PutStr("db.name", "warehouse")
+		}
 		res.PutStr("deployment.environment", fmt.Sprintf("env-%d", i))
 		res.PutStr("service.namespace", "shop")
 		res.PutInt("service.instance.id", int64(i))
@@ -136,7 +155,7 @@ func TestConsumeRowsMatchesConsumeTraces(t *testing.T) {
 		t.Fatalf("only %d samples: the input exercises too little", len(want))
 	}
 	for _, s := range []string{`deployment_environment="env-0"`, `http_method="GET"`, `retries="2"`, `cached="true"`,
-		`job="shop/frontend"`, `instance="1"`, `server="stripe"`, `server="orders"`, `client="user"`, `traces_service_graph_unpaired_spans_total`} {
+		`job="shop/frontend"`, `instance="1"`, `server="stripe"`, `server="orders"`, `server="db-host"`, `server="pg-main"`, `server="10.0.0.9:5432"`, `server="10.0.0.8"`, `server="warehouse"`, `client="user"`, `traces_service_graph_unpaired_spans_total`} {
 		if !slices.ContainsFunc(want, func(l string) bool { return strings.Contains(l, s) }) {
 			t.Errorf("no series with %s", s)
 		}

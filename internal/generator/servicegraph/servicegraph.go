@@ -143,7 +143,7 @@ func (p *Processor) Consume(rows []spanrow.Span, nowMs int64) {
 			continue
 		}
 		if !res.is(r.Resource) {
-			res.load(r.Resource)
+			p.loadResource(&res, r.Resource)
 		}
 		if !res.hasService {
 			continue
@@ -155,21 +155,24 @@ func (p *Processor) Consume(rows []spanrow.Span, nowMs int64) {
 // resource is what the spans of one resource share, read once per resource
 // blob (which every row of the resource shares), not once per span.
 type resource struct {
-	blob       []byte
-	loaded     bool
-	attrs      []byte // the encoded attribute map
-	hasService bool
-	service    string
+	blob           []byte
+	loaded         bool
+	attrs          []byte // the encoded attribute map
+	hasService     bool
+	service        string
+	db, serverName found // the resource's database and database node names
 }
 
 func (res *resource) is(blob []byte) bool {
 	return res.loaded && len(blob) == len(res.blob) && unsafe.SliceData(blob) == unsafe.SliceData(res.blob)
 }
 
-func (res *resource) load(blob []byte) {
+func (p *Processor) loadResource(res *resource, blob []byte) {
 	*res = resource{blob: blob, loaded: true}
 	res.attrs, _ = spanrow.ResourceAttrs(blob) // a corrupt blob reads as no attributes
 	res.service, res.hasService = spanrow.LookupString(res.attrs, "service.name")
+	res.db.i, res.db.v = spanrow.LookupFirst(res.attrs, p.cfg.DatabaseNameAttributes)
+	res.serverName.i, res.serverName.v = spanrow.LookupFirst(res.attrs, serverNameKeys)
 }
 
 func (p *Processor) consumeSpan(res *resource, r *spanrow.Span, nowMs int64) {
@@ -223,7 +226,7 @@ func (p *Processor) updateClient(e *edge, res *resource, r *spanrow.Span) {
 	e.spanID = r.SpanID
 	p.fillDims(e.clientDims, res.attrs, r.Attrs)
 	p.findPeer(e, r.Attrs)
-	p.detectDatabase(e, res.attrs, r.Attrs)
+	p.detectDatabase(e, res, r.Attrs)
 }
 
 func (p *Processor) updateServer(e *edge, res *resource, r *spanrow.Span) {
@@ -246,42 +249,59 @@ func (p *Processor) updateServer(e *edge, res *resource, r *spanrow.Span) {
 
 // findPeer sets the edge's peer from the first peer attribute the span has.
 func (p *Processor) findPeer(e *edge, attrs []byte) {
-	for _, k := range p.cfg.PeerAttributes {
-		if v, ok := spanrow.LookupString(attrs, k); ok {
-			e.peer = v
-			return
-		}
+	if i, v := spanrow.LookupFirst(attrs, p.cfg.PeerAttributes); i >= 0 {
+		e.peer = v.AsString()
 	}
 }
+
+// serverNameKeys name a database's node, first present wins; a host from
+// network.peer.address gets network.peer.port appended.
+var serverNameKeys = []string{"peer.service", "server.address", "network.peer.address"}
+
+const peerAddress = 2 // index of network.peer.address in serverNameKeys
 
 // detectDatabase turns a client span with a database attribute into a
 // complete edge to the database node, named as Tempo names it: peer.service,
 // server.address, network.peer.address[:port], else the database attribute.
-func (p *Processor) detectDatabase(e *edge, res, attrs []byte) {
-	dbName, ok := "", false
-	for _, k := range p.cfg.DatabaseNameAttributes {
-		if dbName, ok = lookup(k, res, attrs); ok {
-			break
-		}
-	}
+// Each key is looked up in the resource, then in the span, before the next.
+func (p *Processor) detectDatabase(e *edge, res *resource, attrs []byte) {
+	_, db, ok := firstOf(p.cfg.DatabaseNameAttributes, res.db, attrs)
 	if !ok {
 		return
 	}
 	e.connType = ConnDatabase
 	e.serverLatency = e.clientLatency
-	if v, ok := lookup("peer.service", res, attrs); ok {
-		e.server = v
-	} else if v, ok := lookup("server.address", res, attrs); ok {
-		e.server = v
-	} else if host, ok := lookup("network.peer.address", res, attrs); ok {
-		if port, ok := lookup("network.peer.port", res, attrs); ok {
-			e.server = host + ":" + port
-		} else {
-			e.server = host
+	i, name, ok := firstOf(serverNameKeys, res.serverName, attrs)
+	switch {
+	case !ok:
+		e.server = db.AsString()
+	case i == peerAddress:
+		e.server = name.AsString()
+		if port, ok := lookup("network.peer.port", res.attrs, attrs); ok {
+			e.server += ":" + port
 		}
-	} else {
-		e.server = dbName
+	default:
+		e.server = name.AsString()
 	}
+}
+
+// found is a resource's answer to LookupFirst over a list of keys.
+type found struct {
+	i int // -1: none of the keys
+	v spanrow.Value
+}
+
+// firstOf is the first of keys that the resource (whose answer is res) or
+// the span has, the resource winning for the same key.
+func firstOf(keys []string, res found, attrs []byte) (int, spanrow.Value, bool) {
+	limit := keys
+	if res.i >= 0 {
+		limit = keys[:res.i] // only keys before the resource's can beat it
+	}
+	if i, v := spanrow.LookupFirst(attrs, limit); i >= 0 {
+		return i, v, true
+	}
+	return res.i, res.v, res.i >= 0
 }
 
 func (p *Processor) fillDims(dst []string, res, attrs []byte) {

@@ -1,6 +1,7 @@
 package spanrow
 
 import (
+	"encoding/binary"
 	"strconv"
 	"unsafe"
 
@@ -16,20 +17,97 @@ type Value []byte
 // entry with that key. A malformed blob reports the key as absent: lookups feed
 // metric labels, and a corrupt row must not stop the spans after it.
 func Lookup(b []byte, key string) (Value, bool) {
-	d := decoder{b: b}
-	n := d.count()
-	for i := 0; i < n && d.err == nil; i++ {
-		k := d.bytes()
-		v := d.b
-		d.skip(d.byte1(), 0)
-		if d.err != nil {
-			return nil, false
-		}
-		if string(k) == key { // compared in place: no allocation
-			return Value(v[:len(v)-len(d.b)]), true
-		}
+	keys := [1]string{key}
+	i, v := LookupFirst(b, keys[:])
+	return v, i == 0
+}
+
+// LookupFirst finds, in one pass over the map encoded in b, the first of keys
+// (in the order of keys) that the map has, and returns its index in keys and
+// its value, or -1. It is a loop of Lookup over keys that reads the map once.
+func LookupFirst(b []byte, keys []string) (int, Value) {
+	best, val := -1, Value(nil)
+	n, b, ok := uvarintFast(b)
+	if !ok {
+		return -1, nil
 	}
-	return nil, false
+	for ; n > 0 && best != 0; n-- {
+		var kl uint64
+		if kl, b, ok = uvarintFast(b); !ok || kl > uint64(len(b)) {
+			return -1, nil
+		}
+		k := b[:kl]
+		b = b[kl:]
+		vl := valueLen(b)
+		if vl < 0 {
+			return -1, nil
+		}
+		limit := best
+		if limit < 0 {
+			limit = len(keys)
+		}
+		for i := range limit { // compared in place: no allocation
+			if string(k) == keys[i] {
+				best, val = i, Value(b[:vl])
+				break
+			}
+		}
+		b = b[vl:]
+	}
+	return best, val
+}
+
+// uvarintFast is binary.Uvarint with the one-byte case (lengths and counts
+// of attributes nearly always) inline.
+func uvarintFast(b []byte) (uint64, []byte, bool) {
+	if len(b) > 0 && b[0] < 0x80 {
+		return uint64(b[0]), b[1:], true
+	}
+	v, n := binary.Uvarint(b)
+	if n <= 0 {
+		return 0, nil, false
+	}
+	return v, b[n:], true
+}
+
+// valueLen is the length of the encoded value at the start of b (type byte
+// included), or -1 if it is malformed.
+func valueLen(b []byte) int {
+	if len(b) == 0 {
+		return -1
+	}
+	switch b[0] {
+	case tEmpty:
+		return 1
+	case tStr, tBytes:
+		l, rest, ok := uvarintFast(b[1:])
+		if !ok || l > uint64(len(rest)) {
+			return -1
+		}
+		return len(b) - len(rest) + int(l)
+	case tInt:
+		_, n := binary.Varint(b[1:])
+		if n <= 0 {
+			return -1
+		}
+		return 1 + n
+	case tDouble:
+		if len(b) < 9 {
+			return -1
+		}
+		return 9
+	case tBool:
+		if len(b) < 2 {
+			return -1
+		}
+		return 2
+	}
+	d := decoder{b: b[1:]} // slices and maps: rare enough for the general walk
+	d.skip(b[0], 0)
+	if d.err != nil {
+		return -1
+	}
+	return len(b) - len(d.b)
 }
 
 // LookupString is Lookup followed by Value.AsString.

@@ -1,8 +1,10 @@
 package spanrow
 
 import (
+	"bytes"
 	"encoding/binary"
 	"math"
+	"slices"
 	"testing"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -183,6 +185,27 @@ func checkLookups(t *testing.T, b []byte, m pcommon.Map) {
 	})
 	if _, ok := Lookup(b, "no such key, not even in a fuzzed map"); ok {
 		t.Fatal("found a missing key")
+	}
+	// LookupFirst is Lookup over its keys in order: try the map's keys from
+	// the last, behind one it lacks.
+	keys := []string{"missing"}
+	m.Range(func(k string, _ pcommon.Value) bool {
+		keys = append(keys, k)
+		return true
+	})
+	slices.Reverse(keys[1:])
+	for len(keys) > 0 {
+		wantI, wantV := -1, Value(nil)
+		for i, k := range keys {
+			if v, ok := Lookup(b, k); ok {
+				wantI, wantV = i, v
+				break
+			}
+		}
+		if i, v := LookupFirst(b, keys); i != wantI || !bytes.Equal(v, wantV) {
+			t.Fatalf("LookupFirst(%q) = %d, %x; Lookup finds %d, %x", keys, i, v, wantI, wantV)
+		}
+		keys = keys[1:]
 	}
 }
 
