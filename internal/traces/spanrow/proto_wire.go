@@ -1,0 +1,188 @@
+package spanrow
+
+import (
+	"encoding/binary"
+
+	"google.golang.org/protobuf/encoding/protowire"
+)
+
+// FromProto's protobuf reading follows pdata's generated unmarshal
+// (pdata/internal/generated_proto_*.go and internal/proto) rule for rule,
+// as the OTLP receiver's tracewalk.go does: a tag's field number is its
+// varint shifted right by 3 and must be positive; varints take up to ten
+// bytes; lengths must fit in the message; unknown fields are skipped; a
+// known field of the wrong wire type is an error; strings are not checked
+// for UTF-8. Where pdata's rules are its own (groups, varints whose bits
+// past the 64th are set, field numbers past protobuf's largest, which it
+// truncates to int32), FromProto leaves the request to it.
+
+// wfield is one field read from the wire. b aliases the request.
+type wfield struct {
+	num int32
+	typ protowire.Type
+	u   uint64 // a varint's, fixed32's or fixed64's value
+	b   []byte // a length-delimited value
+}
+
+// readField reads the field at b[pos:], which must not be empty, and
+// returns where the next one starts.
+func readField(b []byte, pos int) (f wfield, next int, err error) {
+	var tag uint64
+	if c := b[pos]; c < 0x80 { // the common case, inlined
+		tag, pos = uint64(c), pos+1
+	} else if tag, pos, err = readLongVarint(b, pos); err != nil {
+		return f, 0, err
+	}
+	switch {
+	case tag>>3 == 0, tag>>3 > uint64(protowire.MaxValidNumber):
+		return f, 0, errFieldNumber
+	}
+	f.num, f.typ = int32(tag>>3), protowire.Type(tag&7)
+	switch f.typ {
+	case wVarint:
+		f.u, pos, err = readVarint(b, pos)
+	case wFixed64:
+		if len(b)-pos < 8 {
+			return f, 0, errTruncated
+		}
+		f.u, pos = binary.LittleEndian.Uint64(b[pos:]), pos+8
+	case wFixed32:
+		if len(b)-pos < 4 {
+			return f, 0, errTruncated
+		}
+		f.u, pos = uint64(binary.LittleEndian.Uint32(b[pos:])), pos+4
+	case wBytes:
+		var n uint64
+		if n, pos, err = readVarint(b, pos); err == nil && n > uint64(len(b)-pos) {
+			err = errTruncated
+		}
+		if err == nil {
+			end := pos + int(n)
+			f.b, pos = b[pos:end:end], end
+		}
+	case protowire.StartGroupType, protowire.EndGroupType:
+		err = errGroup
+	default:
+		err = errWireType
+	}
+	return f, pos, err
+}
+
+func readVarint(b []byte, pos int) (uint64, int, error) {
+	if pos < len(b) && b[pos] < 0x80 {
+		return uint64(b[pos]), pos + 1, nil
+	}
+	return readLongVarint(b, pos)
+}
+
+// readLongVarint reads up to ten bytes as pdata does. One whose bits past
+// the 64th are set, which pdata drops and protobuf refuses, is left to pdata.
+func readLongVarint(b []byte, pos int) (uint64, int, error) {
+	var v uint64
+	for shift := uint(0); shift < 64; shift += 7 {
+		if pos >= len(b) {
+			return 0, 0, errTruncated
+		}
+		c := b[pos]
+		pos++
+		v |= uint64(c&0x7f) << shift
+		if c < 0x80 {
+			if shift == 63 && c > 1 {
+				return 0, 0, errVarint64
+			}
+			return v, pos, nil
+		}
+	}
+	return 0, 0, errOverflow
+}
+
+// fieldSet records which singular fields (numbers below 64) a message gave.
+type fieldSet uint64
+
+// once checks that f, a singular field whose wire type must be want, is
+// the first of its number: pdata keeps the last scalar and merges messages
+// and FromProto does neither.
+func (s *fieldSet) once(f wfield, want protowire.Type) error {
+	if f.typ != want {
+		return errWireType
+	}
+	bit := fieldSet(1) << (uint(f.num) & 63)
+	if *s&bit != 0 {
+		return errTwice
+	}
+	*s |= bit
+	return nil
+}
+
+// repeated records where the values of one repeated field of a message
+// lie: n of them from lo to hi. Other fields may lie between them, as
+// protobuf allows; iter skips those.
+type repeated struct{ n, lo, hi int }
+
+// add records the field read at b[pos:next].
+func (r *repeated) add(pos, next int) {
+	if r.n == 0 {
+		r.lo = pos
+	}
+	r.hi = next
+	r.n++
+}
+
+// iter walks the values of field num recorded in r from message b, whose
+// fields from r.lo to r.hi have been read without error before.
+func (r repeated) iter(b []byte, num int32) fieldIter {
+	return fieldIter{b: b[:r.hi], pos: r.lo, num: num}
+}
+
+type fieldIter struct {
+	b   []byte
+	pos int
+	num int32
+	v   []byte
+}
+
+// more advances to the next value and reports whether there is one.
+func (it *fieldIter) more() bool {
+	for it.pos < len(it.b) {
+		f, next, err := readField(it.b, it.pos)
+		if err != nil {
+			return false // cannot happen: the fields were read before
+		}
+		it.pos = next
+		if f.num == it.num {
+			it.v = f.b
+			return true
+		}
+	}
+	return false
+}
+
+// next is the value more found.
+func (it *fieldIter) next() []byte { return it.v }
+
+// scanRepeated reads message b, whose only known field is the repeated
+// length-delimited field num (an ArrayValue, a KeyValueList, the spans of
+// a ScopeSpans as counted), and records where its values lie.
+func scanRepeated(b []byte, num int32) (repeated, error) {
+	var r repeated
+	for pos := 0; pos < len(b); {
+		f, next, err := readField(b, pos)
+		if err != nil {
+			return r, err
+		}
+		if f.num == num {
+			if f.typ != wBytes {
+				return r, errWireType
+			}
+			r.add(pos, next)
+		}
+		pos = next
+	}
+	return r, nil
+}
+
+// appendRaw appends b as the codec's string.
+func appendRaw(dst, b []byte) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(b)))
+	return append(dst, b...)
+}
