@@ -1,13 +1,8 @@
 package spanrow
 
 import (
-	"errors"
+	"encoding/binary"
 	"math/bits"
-)
-
-var (
-	errNested      = errors.New("attributes nested too deeply")
-	errUnknownType = errors.New("unknown attribute value type")
 )
 
 // ProtoSize is the size of the span r was built from in OTLP protobuf, as
@@ -18,7 +13,7 @@ var (
 // start. FromTraces keeps it as an instant ending at its start, so the row has
 // an end time and ProtoSize counts its 9 bytes where pdata counted none.
 func ProtoSize(r *Span) int {
-	n := idSize(r.TraceID[:]) + idSize(r.SpanID[:]) + idSize(r.ParentSpanID[:])
+	n := idSizes(r)
 	n += stringSize(len(r.TraceState)) + stringSize(len(r.Name))
 	if r.Flags != 0 {
 		n += 6 // two-byte tag, fixed32
@@ -65,6 +60,21 @@ func idSize(id []byte) int {
 	return embedded(0)
 }
 
+// idSizes are the span's own IDs, compared as arrays rather than byte by byte.
+func idSizes(r *Span) int {
+	n := 3 * embedded(0)
+	if r.TraceID != [16]byte{} {
+		n += 16
+	}
+	if r.SpanID != [8]byte{} {
+		n += 8
+	}
+	if r.ParentSpanID != [8]byte{} {
+		n += 8
+	}
+	return n
+}
+
 func uintField(v uint64) int {
 	if v == 0 {
 		return 0
@@ -74,59 +84,104 @@ func uintField(v uint64) int {
 
 // attrsSize is the repeated KeyValue field of the map encoded in b.
 func attrsSize(b []byte) int {
-	d := decoder{b: b}
-	n := d.mapSize(0)
+	n, _, ok := mapSize(b, 0)
+	if !ok {
+		return 0
+	}
+	return n
+}
+
+// mapSize reads a map from the start of b and returns the size of its entries
+// as repeated KeyValue messages (the same for a span's attributes and a
+// kvlist's values), and the rest of b. It slices b directly rather than going
+// through a decoder: it runs for every span of span metrics.
+func mapSize(b []byte, depth int) (int, []byte, bool) {
+	c, b, ok := uvarintFast(b)
+	if !ok || c > uint64(len(b)) {
+		return 0, nil, false
+	}
+	n := 0
+	for ; c > 0; c-- {
+		var kl uint64
+		if kl, b, ok = uvarintFast(b); !ok || kl > uint64(len(b)) {
+			return 0, nil, false
+		}
+		b = b[kl:]
+		var vs int
+		if vs, b, ok = valueSize(b, depth); !ok {
+			return 0, nil, false
+		}
+		n += embedded(stringSize(int(kl)) + embedded(vs)) // the value is always written
+	}
+	return n, b, true
+}
+
+// valueSize reads one value from the start of b and returns the size of its
+// AnyValue message and the rest of b.
+func valueSize(b []byte, depth int) (int, []byte, bool) {
+	if len(b) == 0 || depth > maxDepth {
+		return 0, nil, false
+	}
+	t := b[0]
+	b = b[1:]
+	switch t {
+	case tEmpty:
+		return 0, b, true
+	case tStr, tBytes:
+		l, b, ok := uvarintFast(b)
+		if !ok || l > uint64(len(b)) {
+			return 0, nil, false
+		}
+		return embedded(int(l)), b[l:], true // a oneof member is written even when empty
+	case tInt:
+		v, n := binary.Varint(b)
+		if n <= 0 {
+			return 0, nil, false
+		}
+		return 1 + sov(uint64(v)), b[n:], true
+	case tDouble:
+		if len(b) < 8 {
+			return 0, nil, false
+		}
+		return 9, b[8:], true
+	case tBool:
+		if len(b) < 1 {
+			return 0, nil, false
+		}
+		return 2, b[1:], true
+	case tSlice:
+		c, b, ok := uvarintFast(b)
+		if !ok || c > uint64(len(b)) {
+			return 0, nil, false
+		}
+		n := 0
+		for ; c > 0; c-- {
+			var es int
+			if es, b, ok = valueSize(b, depth+1); !ok {
+				return 0, nil, false
+			}
+			n += embedded(es)
+		}
+		return embedded(n), b, true
+	case tMap:
+		n, b, ok := mapSize(b, depth+1)
+		return embedded(n), b, ok
+	}
+	return 0, nil, false
+}
+
+// mapSize is the package-level mapSize on the decoder's input.
+func (d *decoder) mapSize() int {
 	if d.err != nil {
 		return 0
 	}
+	n, rest, ok := mapSize(d.b, 0)
+	if !ok {
+		d.fail(errShort)
+		return 0
+	}
+	d.b = rest
 	return n
-}
-
-// mapSize reads a map and returns the size of its entries as repeated KeyValue
-// messages (the same for a span's attributes and a kvlist's values).
-func (d *decoder) mapSize(depth int) int {
-	n := 0
-	c := d.count()
-	for i := 0; i < c && d.err == nil; i++ {
-		kv := stringSize(len(d.bytes()))
-		kv += embedded(d.valueSize(depth)) // the value is always written
-		n += embedded(kv)
-	}
-	return n
-}
-
-// valueSize reads one value and returns the size of its AnyValue message.
-func (d *decoder) valueSize(depth int) int {
-	if depth > maxDepth {
-		d.fail(errNested)
-		return 0
-	}
-	switch t := d.byte1(); t {
-	case tEmpty:
-		return 0
-	case tStr, tBytes:
-		return embedded(len(d.bytes())) // a oneof member is written even when empty
-	case tInt:
-		return 1 + sov(uint64(d.varint()))
-	case tDouble:
-		d.fixed(8)
-		return 9
-	case tBool:
-		d.byte1()
-		return 2
-	case tSlice:
-		n := 0
-		c := d.count()
-		for i := 0; i < c && d.err == nil; i++ {
-			n += embedded(d.valueSize(depth + 1))
-		}
-		return embedded(n)
-	case tMap:
-		return embedded(d.mapSize(depth + 1))
-	default:
-		d.fail(errUnknownType)
-		return 0
-	}
 }
 
 // extraSize sizes what encodeExtra keeps: dropped counts, events and links.
@@ -144,7 +199,7 @@ func extraSize(b []byte) int {
 		}
 		ev += stringSize(len(d.bytes()))
 		ev += uintField(d.uvarint())
-		ev += d.mapSize(0)
+		ev += d.mapSize()
 		n += embedded(ev)
 	}
 	c = d.count()
@@ -155,7 +210,7 @@ func extraSize(b []byte) int {
 			ln += 5 // fixed32 flags
 		}
 		ln += uintField(d.uvarint())
-		ln += d.mapSize(0)
+		ln += d.mapSize()
 		n += embedded(ln)
 	}
 	if d.err != nil {
