@@ -3,6 +3,7 @@ package generator
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"slices"
 	"sort"
 	"strings"
@@ -263,4 +264,33 @@ func TestSpansWithoutIDsDeriveNothing(t *testing.T) {
 	if len(rec.lines) != 0 || g.graph.Pending() != 0 {
 		t.Errorf("derived %d samples and %d waiting edges from a request the store refuses", len(rec.lines), g.graph.Pending())
 	}
+}
+
+// Nothing the generator keeps points into rows once ConsumeRows returns,
+// not even scratch space: rows may be the trace head's, and a label value
+// or lookup left behind would keep a whole arena of the head alive.
+func TestConsumeRowsKeepsNoMemoryOfRows(t *testing.T) {
+	clock := &fakeClock{t: t0}
+	g := newGenerator(rowsConfig(), &recorder{}, nil, nil, clock.Now)
+	freed := make(chan struct{})
+	func() {
+		rows, mem := rowsIn(rowsOf(t, rowsInput(0, 3, t0)))
+		runtime.AddCleanup(&mem[0], func(ch chan struct{}) { close(ch) }, freed)
+		if err := g.ConsumeRows(context.Background(), rows); err != nil {
+			t.Fatal(err)
+		}
+	}()
+	for i := 0; i < 20; i++ {
+		runtime.GC()
+		select {
+		case <-freed:
+			if g.graph.Pending() == 0 {
+				t.Fatal("no edge is waiting: the test proves nothing about them")
+			}
+			runtime.KeepAlive(g)
+			return
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	t.Fatal("the rows' memory is still reachable after ConsumeRows returned")
 }

@@ -150,6 +150,9 @@ func (p *Processor) Consume(rows []spanrow.Span, nowMs int64) {
 		}
 		p.consumeSpan(&res, r, nowMs)
 	}
+	// The scratch values may alias the rows: let them go, or they would
+	// keep the memory of rows (a head's arena) alive until the next call.
+	clear(p.vals[:cap(p.vals)])
 }
 
 // resource is what the spans of one resource share, read once per resource

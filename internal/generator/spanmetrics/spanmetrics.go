@@ -159,8 +159,10 @@ func (p *Processor) Consume(rows []spanrow.Span, nowMs int64) {
 		}
 		p.consumeSpan(&res, r, nowMs)
 	}
-	// The scratch values alias the last resource's blob: let it go.
+	// The scratch values alias the last rows: let them go, or they would
+	// keep the memory of rows (a head's arena) alive until the next call.
 	clear(p.resVals)
+	clear(p.vals)
 }
 
 // resource is what the spans of one resource share. Rows of a resource share
