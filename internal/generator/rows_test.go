@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/prometheus/storage"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 
 	"github.com/vispyr/vispyr/internal/generator/spanmetrics"
 	"github.com/vispyr/vispyr/internal/pipeline"
@@ -181,6 +182,25 @@ func TestConsumeRowsMatchesConsumeTraces(t *testing.T) {
 		})
 		diff(t, got, want)
 	})
+	t.Run("FromProto", func(t *testing.T) {
+		got := run(t, func(g *Generator, ctx context.Context, td ptrace.Traces) {
+			req, err := ptraceotlp.NewExportRequestFromTraces(td).MarshalProto()
+			if err != nil {
+				t.Fatal(err)
+			}
+			rows, err := spanrow.FromProto(req, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if blobs := resourceBlobs(rows); blobs != td.ResourceSpans().Len() {
+				t.Fatalf("%d resource blobs for %d resources: the generator reads each once per blob", blobs, td.ResourceSpans().Len())
+			}
+			if err := g.ConsumeRows(ctx, rows); err != nil {
+				t.Fatal(err)
+			}
+		})
+		diff(t, got, want)
+	})
 	t.Run("OverwrittenAfterwards", func(t *testing.T) {
 		got := run(t, func(g *Generator, ctx context.Context, td ptrace.Traces) {
 			rows, mem := rowsIn(rowsOf(t, td))
@@ -193,6 +213,17 @@ func TestConsumeRowsMatchesConsumeTraces(t *testing.T) {
 		})
 		diff(t, got, want)
 	})
+}
+
+// resourceBlobs counts the changes of resource blob memory along rows.
+func resourceBlobs(rows []spanrow.Span) int {
+	n := 0
+	for i := range rows {
+		if i == 0 || unsafe.SliceData(rows[i].Resource) != unsafe.SliceData(rows[i-1].Resource) {
+			n++
+		}
+	}
+	return n
 }
 
 // rowsIn copies rows so that every string and blob lives in the one
