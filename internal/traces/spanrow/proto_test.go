@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"reflect"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 	"unsafe"
@@ -450,6 +451,9 @@ func FuzzFromProtoMatchesPdata(f *testing.F) {
 	f.Add([]byte{0x0a, 0x02, 0x12, 0x00})
 	f.Add([]byte{0xff, 0xff, 0xff})
 	rng := rand.New(rand.NewPCG(1, 2))
+	for range 6 {
+		f.Add(marshalRequest(f, randomTraces(rng)))
+	}
 	for range 4 {
 		garbage := make([]byte, 64)
 		for i := range garbage {
@@ -504,4 +508,142 @@ func BenchmarkFromProto(b *testing.B) {
 			return rows, err
 		})
 	})
+}
+
+// randomTraces builds traces with random content of every kind a row keeps.
+func randomTraces(rng *rand.Rand) ptrace.Traces {
+	td := ptrace.NewTraces()
+	for range rng.IntN(3) + 1 {
+		rs := td.ResourceSpans().AppendEmpty()
+		randomAttrs(rng, rs.Resource().Attributes(), 0)
+		// FromProto leaves a service.name that is not a string to pdata.
+		if v, ok := rs.Resource().Attributes().Get("service.name"); ok || rng.IntN(3) > 0 {
+			if !ok {
+				v = rs.Resource().Attributes().PutEmpty("service.name")
+			}
+			v.SetStr(randomString(rng))
+		}
+		rs.Resource().SetDroppedAttributesCount(randomUint32(rng))
+		rs.SetSchemaUrl(randomString(rng))
+		for range rng.IntN(3) {
+			ss := rs.ScopeSpans().AppendEmpty()
+			ss.SetSchemaUrl(randomString(rng))
+			ss.Scope().SetName(randomString(rng))
+			ss.Scope().SetVersion(randomString(rng))
+			ss.Scope().SetDroppedAttributesCount(randomUint32(rng))
+			randomAttrs(rng, ss.Scope().Attributes(), 0)
+			for range rng.IntN(4) {
+				randomSpan(rng, ss.Spans().AppendEmpty())
+			}
+		}
+	}
+	return td
+}
+
+func randomSpan(rng *rand.Rand, sp ptrace.Span) {
+	var tid pcommon.TraceID
+	var sid, parent pcommon.SpanID
+	binary.LittleEndian.PutUint64(tid[:], rng.Uint64()|1)
+	binary.LittleEndian.PutUint64(sid[:], rng.Uint64()|1)
+	if rng.IntN(2) == 0 {
+		binary.LittleEndian.PutUint64(parent[:], rng.Uint64())
+	}
+	sp.SetTraceID(tid)
+	sp.SetSpanID(sid)
+	sp.SetParentSpanID(parent)
+	sp.SetName(randomString(rng))
+	sp.SetKind(ptrace.SpanKind(rng.IntN(7) - 1))
+	sp.SetStartTimestamp(pcommon.Timestamp(rng.Uint64()))
+	sp.SetEndTimestamp(pcommon.Timestamp(rng.Uint64()))
+	sp.SetFlags(randomUint32(rng))
+	sp.TraceState().FromRaw(randomString(rng))
+	sp.Status().SetCode(ptrace.StatusCode(rng.IntN(4) - 1))
+	sp.Status().SetMessage(randomString(rng))
+	sp.SetDroppedAttributesCount(randomUint32(rng))
+	sp.SetDroppedEventsCount(randomUint32(rng))
+	sp.SetDroppedLinksCount(randomUint32(rng))
+	randomAttrs(rng, sp.Attributes(), 0)
+	for range rng.IntN(3) {
+		e := sp.Events().AppendEmpty()
+		e.SetName(randomString(rng))
+		e.SetTimestamp(pcommon.Timestamp(rng.Uint64()))
+		e.SetDroppedAttributesCount(randomUint32(rng))
+		randomAttrs(rng, e.Attributes(), 0)
+	}
+	for range rng.IntN(3) {
+		l := sp.Links().AppendEmpty()
+		if rng.IntN(2) == 0 {
+			l.SetTraceID(tid)
+			l.SetSpanID(parent)
+		}
+		l.TraceState().FromRaw(randomString(rng))
+		l.SetFlags(randomUint32(rng))
+		l.SetDroppedAttributesCount(randomUint32(rng))
+		randomAttrs(rng, l.Attributes(), 0)
+	}
+}
+
+// randomUint32 is zero half the time, as most counts are.
+func randomUint32(rng *rand.Rand) uint32 {
+	if rng.IntN(2) == 0 {
+		return 0
+	}
+	return rng.Uint32() >> rng.IntN(32)
+}
+
+func randomString(rng *rand.Rand) string {
+	words := []string{"", "a", "GET /api", "naïve ☃", "service.name", string([]byte{0xff, 0}), strings.Repeat("x", 200)}
+	return words[rng.IntN(len(words))]
+}
+
+func randomAttrs(rng *rand.Rand, m pcommon.Map, depth int) {
+	for range rng.IntN(5) {
+		randomValue(rng, m.PutEmpty(randomString(rng)), depth)
+	}
+}
+
+func randomValue(rng *rand.Rand, v pcommon.Value, depth int) {
+	kinds := 6
+	if depth < 3 {
+		kinds = 8
+	}
+	switch rng.IntN(kinds) {
+	case 0:
+		v.SetStr(randomString(rng))
+	case 1:
+		v.SetInt(int64(rng.Uint64()) >> rng.IntN(64))
+	case 2:
+		v.SetDouble(math.Float64frombits(rng.Uint64()))
+	case 3:
+		v.SetBool(rng.IntN(2) == 0)
+	case 4:
+		v.SetEmptyBytes().FromRaw([]byte(randomString(rng)))
+	case 5: // empty
+	case 6:
+		s := v.SetEmptySlice()
+		for range rng.IntN(4) {
+			randomValue(rng, s.AppendEmpty(), depth+1)
+		}
+	case 7:
+		randomAttrs(rng, v.SetEmptyMap(), depth+1)
+	}
+}
+
+// TestFromProtoMatchesPdataOnRandomTraces checks the fast path on what the
+// byte fuzzer rarely builds: many valid requests of random content.
+func TestFromProtoMatchesPdataOnRandomTraces(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	fast := 0
+	for range 300 {
+		req := marshalRequest(t, randomTraces(rng))
+		if checkAgainstPdata(t, req) {
+			fast++
+		} else {
+			_, err := FromProto(req, nil)
+			t.Error(err)
+		}
+	}
+	if fast != 300 {
+		t.Fatalf("%d of 300 requests took the fast path", fast)
+	}
 }
