@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 
 	"github.com/vispyr/vispyr/internal/testpeer"
 	"github.com/vispyr/vispyr/internal/traces/spanrow"
@@ -127,6 +128,27 @@ func BenchmarkDecodeOTLP(b *testing.B) {
 	b.ResetTimer()
 	for b.Loop() {
 		if _, err := u.UnmarshalTraces(buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(spans*b.N), "ns/span")
+}
+
+// BenchmarkDecodeRows is BenchmarkDecodeOTLP for spanrow.FromProto, the
+// decoder from request bytes to the rows ConsumeRows reads.
+func BenchmarkDecodeRows(b *testing.B) {
+	td := benchBatch(0, 100)
+	spans := td.SpanCount()
+	buf, err := ptraceotlp.NewExportRequestFromTraces(td).MarshalProto()
+	if err != nil {
+		b.Fatal(err)
+	}
+	rows := make([]spanrow.Span, 0, spans)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(buf)))
+	b.ResetTimer()
+	for b.Loop() {
+		if rows, err = spanrow.FromProto(buf, rows[:0]); err != nil {
 			b.Fatal(err)
 		}
 	}
