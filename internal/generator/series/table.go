@@ -54,8 +54,8 @@ func (t *Table[T]) Get(hash uint64, values []string) *T {
 }
 
 // Insert stores a zero entry for values, which must not be present yet, and
-// returns it. The values are copied: callers may pass strings that alias a
-// request buffer.
+// returns it. The values are copied: callers may pass strings that alias
+// rows (a trace head's arenas, or a request's buffer).
 func (t *Table[T]) Insert(hash uint64, values []string) *T { return &t.insert(hash, values).entry }
 
 func (t *Table[T]) insert(hash uint64, values []string) *node[T] {

@@ -10,8 +10,9 @@ type edgeKey struct {
 }
 
 // edge is one request, half or fully seen. While a span updates it, its
-// strings alias the span's; own copies them before the edge is kept, since
-// a request buffer may be reused after ConsumeTraces returns.
+// strings alias the row's; own copies them before the edge is kept, since
+// the rows' memory may be reused (or be a trace head's arena, which a kept
+// string would pin) once Consume returns.
 type edge struct {
 	key        edgeKey
 	expiresAt  int64 // unix ms
@@ -64,7 +65,7 @@ func (s *store) newEdge(k edgeKey, nowMs int64) *edge {
 }
 
 // release blanks and recycles an edge that is not in the store; blanking
-// drops strings that may alias a request buffer. The free list is bounded by
+// drops strings that may alias rows. The free list is bounded by
 // max, as is the store, so it cannot grow without limit.
 func (s *store) release(e *edge) {
 	cd, sd := e.clientDims, e.serverDims
