@@ -437,8 +437,9 @@ func (d *protoDecoder) scopeSpans(b, resBlob []byte, service string) error {
 	if err != nil {
 		return err
 	}
+	tmpl := Span{Service: service, Resource: resBlob, Scope: scopeBlob}
 	for it := spans.iter(b, pSSSpans); it.more(); {
-		if err := d.span(it.next(), Span{Service: service, Resource: resBlob, Scope: scopeBlob}); err != nil {
+		if err := d.span(it.next(), &tmpl); err != nil {
 			return err
 		}
 	}

@@ -25,18 +25,28 @@ type spanFields struct {
 	events, links                             repeated
 }
 
-// span appends the row of one span to d.rows; row holds its resource's and
-// scope's parts.
-func (d *protoDecoder) span(b []byte, row Span) error {
+// span appends the row of one span to d.rows, filled in place; tmpl holds
+// its resource's and scope's parts.
+func (d *protoDecoder) span(b []byte, tmpl *Span) error {
+	d.rows = append(d.rows, *tmpl)
+	row := &d.rows[len(d.rows)-1]
 	var s spanFields
 	var seen fieldSet
 	// The span's attributes, the most of its fields, are kept as they are
 	// read rather than read again as events and links are.
 	d.attrs = d.attrs[:0]
 	for pos := 0; pos < len(b); {
-		f, next, err := readField(b, pos)
-		if err != nil {
-			return err
+		var f wfield
+		var next int
+		if num, end, ok := shortBytes(b, pos); ok {
+			f, next = wfield{num: num, typ: wBytes, b: b[pos+2 : end : end]}, end
+		} else if c := b[pos]; c&7 == 1 && c < 0x80 && c >= 1<<3 && pos+9 <= len(b) { // timestamps
+			f, next = wfield{num: int32(c >> 3), typ: wFixed64, u: binary.LittleEndian.Uint64(b[pos+1:])}, pos+9
+		} else {
+			var err error
+			if f, next, err = readField(b, pos); err != nil {
+				return err
+			}
 		}
 		switch f.num {
 		case pSpanAttributes, pSpanEvents, pSpanLinks:
@@ -53,7 +63,7 @@ func (d *protoDecoder) span(b []byte, row Span) error {
 				if err := seen.once(f, spanWire[f.num]); err != nil {
 					return err
 				}
-				if err := s.scalar(f, &row); err != nil {
+				if err := s.scalar(f, row); err != nil {
 					return err
 				}
 			}
@@ -147,7 +157,7 @@ func (s *spanFields) status(b []byte, row *Span) error {
 
 // appendRow encodes the span's attributes and extras into the arena and
 // appends its row, as FromTraces does.
-func (d *protoDecoder) appendRow(b []byte, s *spanFields, row Span) error {
+func (d *protoDecoder) appendRow(b []byte, s *spanFields, row *Span) error {
 	row.Name = d.intern(s.name)
 	row.StatusMessage = d.intern(s.statusMessage)
 	row.TraceState = d.intern(s.traceState)
@@ -171,7 +181,6 @@ func (d *protoDecoder) appendRow(b []byte, s *spanFields, row Span) error {
 			return err
 		}
 	}
-	d.rows = append(d.rows, row)
 	return nil
 }
 

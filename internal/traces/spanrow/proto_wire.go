@@ -68,6 +68,19 @@ func readField(b []byte, pos int) (f wfield, next int, err error) {
 	return f, pos, err
 }
 
+// shortBytes reports whether the field at b[pos:] is the common case, a
+// string or message of under 128 bytes with a one-byte tag, and if so its
+// number and where it ends; its value is b[pos+2:end]. Hot loops inline it
+// before falling back to readField.
+func shortBytes(b []byte, pos int) (num int32, end int, ok bool) {
+	if pos+1 >= len(b) {
+		return 0, 0, false
+	}
+	c, n := b[pos], b[pos+1]
+	end = pos + 2 + int(n)
+	return int32(c >> 3), end, c < 0x80 && c&7 == 2 && c >= 1<<3 && n < 0x80 && end <= len(b)
+}
+
 func readVarint(b []byte, pos int) (uint64, int, error) {
 	if pos < len(b) && b[pos] < 0x80 {
 		return uint64(b[pos]), pos + 1, nil
