@@ -31,6 +31,16 @@ func (m *Metrics) Full() bool { return anyFull(m.queues) }
 // Full reports whether a traces destination's queue is full.
 func (t *Traces) Full() bool { return anyFull(t.queues) }
 
+// Admit refuses a request while a traces destination's queue is full, as
+// TeeTraces does before the store sees it: the check of a path that stores
+// spans before it forwards their bytes (pipeline.RowTraces).
+func (t *Traces) Admit(context.Context) error {
+	if t.Full() {
+		return overloaded(ErrQueueFull)
+	}
+	return nil
+}
+
 // Full reports whether a profiles destination's queue is full.
 func (p *Profiles) Full() bool { return anyFull(p.queues) }
 

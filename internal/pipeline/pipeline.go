@@ -23,10 +23,10 @@ type Traces interface {
 }
 
 // RawTraces is implemented by a Traces consumer that can take an OTLP trace
-// export as the protobuf bytes it came in, sparing the receiver's decode and
-// its own re-encode: the trace forwarder queues the bytes as they are. A
-// consumer that needs decoded spans (a store, the span-metrics generator)
-// does not implement it, and neither does a fan-out to one.
+// export as the protobuf bytes it came in, sparing the receiver's decode into
+// pdata: the trace forwarder queues the bytes as they are, and RowTraces
+// decodes them straight into the rows the trace store and the span-metrics
+// generator keep and read.
 //
 // Receivers call ConsumeRawTraces instead of ConsumeTraces only with the
 // bytes of an ExportTraceServiceRequest that ptraceotlp's UnmarshalProto

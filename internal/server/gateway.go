@@ -84,11 +84,13 @@ func RunGateway(ctx context.Context, cfg config.Config, logger *slog.Logger) err
 		// queues acknowledge first, so only accepted spans are counted.
 		// Without the generator, trace requests pass as their bytes.
 		gen = generator.New(cfg.Generator, fwd.Metrics, logger.With("component", "generator"), reg)
-		if traceSink != nil {
-			traceSink = pipeline.FanOutTraces{traceSink, gen}
-		} else {
-			traceSink = gen
+		// With it, they are decoded once, straight into the rows it reads.
+		rows := &pipeline.RowTraces{After: gen, Traces: gen}
+		if fwd.Traces != nil {
+			rows.Forward = fwd.Traces
+			rows.Traces = pipeline.FanOutTraces{fwd.Traces, gen}
 		}
+		traceSink = rows
 	}
 	var metricSink pipeline.Metrics
 	var rw http.Handler

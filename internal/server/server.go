@@ -112,7 +112,10 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 
 	// Receivers: the trace store acknowledges first, so the generator only counts
 	// spans that were durably accepted.
-	traceSink := pipeline.FanOutTraces{tee.traces(guard.Traces("trace", traceStore)), gen}
+	// Requests that come as bytes are decoded once, straight into the store's
+	// rows, which the generator reads too.
+	traceSink := tee.rowTraces(guard, traceStore, gen,
+		pipeline.FanOutTraces{tee.traces(guard.Traces("trace", traceStore)), gen})
 	metricSink := tee.metrics(guard.Metrics("metrics", metricStore), cfg.Metrics.LookbackDelta)
 	logSink := tee.logs(guard.Logs("logs", logStore))
 	otlpHTTP := otlp.NewHTTP(traceSink, metricSink, cfg.Limits.MaxRequestBytes, inflight, ingestLogger.With("component", "otlp"), otlp.WithRegisterer(prometheus.WrapRegistererWith(prometheus.Labels{"transport": "http"}, reg)), otlp.WithLogs(logSink))

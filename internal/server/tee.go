@@ -1,11 +1,13 @@
 package server
 
 import (
+	"context"
 	"log/slog"
 	"time"
 
 	"github.com/prometheus/prometheus/storage"
 
+	"github.com/vispyr/vispyr/internal/diskguard"
 	"github.com/vispyr/vispyr/internal/forward"
 	"github.com/vispyr/vispyr/internal/metrics"
 	"github.com/vispyr/vispyr/internal/pipeline"
@@ -24,6 +26,24 @@ func (t serveTee) traces(store pipeline.Traces) pipeline.Traces {
 		return store
 	}
 	return forward.TeeTraces(store, t.fwd.Traces)
+}
+
+// rowTraces is serve's trace path for requests that come as their bytes:
+// the store, the forward copy and the generator from one decode into rows,
+// with slow, the same path over pdata, for everything else.
+func (t serveTee) rowTraces(guard *diskguard.Guard, store, gen pipeline.Rows, slow pipeline.Traces) *pipeline.RowTraces {
+	r := &pipeline.RowTraces{Store: store, After: gen, Traces: slow,
+		Admit: func(context.Context) error { return guard.Check("trace") }}
+	if f := t.fwd.Traces; f != nil {
+		r.Forward = f
+		r.Admit = func(ctx context.Context) error {
+			if err := f.Admit(ctx); err != nil {
+				return err
+			}
+			return guard.Check("trace")
+		}
+	}
+	return r
 }
 
 func (t serveTee) metrics(store pipeline.Metrics, lookback time.Duration) pipeline.Metrics {

@@ -211,13 +211,8 @@ func (s *Store) blockCount() int {
 // ConsumeTraces implements pipeline.Traces: it returns nil only once the spans are
 // fsync'd in the WAL, and they are visible to queries from then on.
 func (s *Store) ConsumeTraces(ctx context.Context, td ptrace.Traces) error {
-	if s.closed.Load() {
-		return errors.New("trace store closed")
-	}
-	if s.memBytes.Load() > s.cfg.MaxHeadBytes {
-		s.m.overloaded.Inc()
-		s.requestCut()
-		return fmt.Errorf("trace head over its %d byte budget: %w", s.cfg.MaxHeadBytes, pipeline.ErrOverloaded)
+	if err := s.admit(); err != nil {
+		return err
 	}
 	tenant := pipeline.Tenant(ctx)
 	max := s.spansPerTrace(tenant)
@@ -234,6 +229,45 @@ func (s *Store) ConsumeTraces(ctx context.Context, td ptrace.Traces) error {
 		return &pipeline.PartialError{Rejected: refused, Err: fmt.Errorf(
 			"TRACE_TOO_LARGE: max size of trace (%d spans, max_spans_per_trace) exceeded while adding %d spans to trace %s for tenant %s",
 			max, refused, hex.EncodeToString(first[:]), tenant)}
+	}
+	return nil
+}
+
+// ConsumeRows implements pipeline.Rows: it stores rows, a request decoded
+// straight into rows (spanrow.FromProto), as ConsumeTraces stores the
+// request decoded into pdata, and keeps them in the head. A batch that one of
+// the store's limits would change (an attribute value over
+// max_attribute_bytes, a trace over max_spans_per_trace) is refused with
+// pipeline.ErrWantTraces: the limits cut pdata, so the caller hands it over
+// through ConsumeTraces. Both are rare, and cheap to rule out on rows.
+func (s *Store) ConsumeRows(ctx context.Context, rows []spanrow.Span) error {
+	if err := s.admit(); err != nil {
+		return err
+	}
+	if hasBlobOver(rows, s.cfg.MaxAttributeBytes) {
+		return pipeline.ErrWantTraces
+	}
+	tenant := pipeline.Tenant(ctx)
+	order := traceOrder(rows)
+	s.mu.RLock()
+	over := overSpanLimit(s.head, tenant, rows, order, s.spansPerTrace(tenant))
+	s.mu.RUnlock()
+	if over {
+		return pipeline.ErrWantTraces
+	}
+	return s.append(ctx, tenant, rows, order)
+}
+
+// admit refuses writes to a closed store, and to a head over its memory
+// budget (asking for a cut, which frees it).
+func (s *Store) admit() error {
+	if s.closed.Load() {
+		return errors.New("trace store closed")
+	}
+	if s.memBytes.Load() > s.cfg.MaxHeadBytes {
+		s.m.overloaded.Inc()
+		s.requestCut()
+		return fmt.Errorf("trace head over its %d byte budget: %w", s.cfg.MaxHeadBytes, pipeline.ErrOverloaded)
 	}
 	return nil
 }
