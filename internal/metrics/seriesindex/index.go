@@ -1,0 +1,230 @@
+// Package seriesindex is an in-memory index of a TSDB head's series, built
+// for bytes per series and for the garbage collector: label names and values
+// are interned once in a symbol table, each series' labels are varint symbol
+// IDs in a byte arena, and the tables from labels to series and from label
+// values to series are flat integer slices, so the index holds no Go object
+// and no pointer per series.
+//
+// It is step 1 of Vispyr's own head (issue 16: RSS per active series) and is
+// not wired into the store yet; the store still uses Prometheus's tsdb.Head.
+// Series are never removed yet either: a head's garbage collection of
+// inactive series is a later step.
+package seriesindex
+
+import (
+	"bytes"
+	"encoding/binary"
+	"hash/maphash"
+	"sync"
+
+	"github.com/prometheus/prometheus/model/labels"
+)
+
+const shardBits = 4
+
+// Index maps label sets to dense series refs (from 1) and back, and answers
+// postings queries. All methods are safe for concurrent use.
+//
+// Locks, taken in this order: a shard's mu (Add, Lookup), Index.mu, then
+// symbols.mu; Add takes symbols.mu on its own before the others.
+type Index struct {
+	syms   *symbols
+	seed   maphash.Seed
+	shards [1 << shardBits]shard
+
+	mu     sync.RWMutex
+	series arena
+	offs   []uint32           // offs[ref-1]: the series' encoded labels in series
+	names  map[uint32]*values // label name symbol → its values' postings
+	lists  [][]uint32         // postings of values held by more than one series
+}
+
+// shard holds the refs of the series whose label hash falls in it, in an
+// open-addressing table (0 for an empty slot) keyed by that hash; a hit is
+// confirmed by comparing encoded labels.
+type shard struct {
+	mu    sync.Mutex
+	table []uint32
+	n     int
+	_     [40]byte // keeps shards' locks on separate cache lines
+}
+
+// New returns an empty index.
+func New() *Index {
+	ix := &Index{syms: newSymbols(), seed: maphash.MakeSeed(), names: map[uint32]*values{}}
+	for i := range ix.shards {
+		ix.shards[i].table = make([]uint32, 64)
+	}
+	return ix
+}
+
+// Len is the number of series.
+func (ix *Index) Len() int {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	return len(ix.offs)
+}
+
+// Add returns the ref of the series lset, creating it if new (created is
+// then true). Labels with an empty value are dropped, as Prometheus treats
+// them as absent.
+func (ix *Index) Add(lset labels.Labels) (ref uint32, created bool) {
+	var buf [256]byte
+	enc := ix.encode(buf[:0], lset)
+	h := maphash.Bytes(ix.seed, enc)
+	sh := &ix.shards[h>>(64-shardBits)]
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	ix.mu.RLock()
+	slot, ref := ix.find(sh, enc, h)
+	ix.mu.RUnlock()
+	if ref != 0 {
+		return ref, false
+	}
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	ref = ix.create(enc)
+	sh.table[slot] = ref
+	sh.n++
+	if sh.n*4 > len(sh.table)*3 {
+		ix.grow(sh)
+	}
+	return ref, true
+}
+
+// Lookup returns the ref of the series lset if it exists.
+func (ix *Index) Lookup(lset labels.Labels) (uint32, bool) {
+	var buf [256]byte
+	ix.syms.mu.RLock()
+	enc, ok := ix.encodeExisting(buf[:0], lset)
+	ix.syms.mu.RUnlock()
+	if !ok {
+		return 0, false
+	}
+	h := maphash.Bytes(ix.seed, enc)
+	sh := &ix.shards[h>>(64-shardBits)]
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	_, ref := ix.find(sh, enc, h)
+	return ref, ref != 0
+}
+
+// Labels returns series ref's labels, empty if there is no such series.
+func (ix *Index) Labels(ref uint32) labels.Labels {
+	var b labels.ScratchBuilder
+	ix.AppendLabels(&b, ref)
+	return b.Labels()
+}
+
+// AppendLabels resets b and fills it with series ref's labels.
+func (ix *Index) AppendLabels(b *labels.ScratchBuilder, ref uint32) {
+	b.Reset()
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	if ref == 0 || int(ref) > len(ix.offs) {
+		return
+	}
+	ix.syms.mu.RLock()
+	defer ix.syms.mu.RUnlock()
+	ix.eachLabel(ref, func(n, v uint32) { b.Add(ix.syms.str(n), ix.syms.str(v)) })
+}
+
+// encode appends lset as uvarint pairs of name and value symbols, interning
+// those not seen yet.
+func (ix *Index) encode(buf []byte, lset labels.Labels) []byte {
+	ix.syms.mu.RLock()
+	enc, ok := ix.encodeExisting(buf, lset)
+	ix.syms.mu.RUnlock()
+	if ok {
+		return enc
+	}
+	ix.syms.mu.Lock()
+	defer ix.syms.mu.Unlock()
+	enc = buf[:0]
+	lset.Range(func(l labels.Label) {
+		if l.Value != "" {
+			enc = binary.AppendUvarint(enc, uint64(ix.syms.intern(l.Name)))
+			enc = binary.AppendUvarint(enc, uint64(ix.syms.intern(l.Value)))
+		}
+	})
+	return enc
+}
+
+// encodeExisting is encode without interning: ok is false if a symbol is
+// missing. The caller holds syms.mu.
+func (ix *Index) encodeExisting(buf []byte, lset labels.Labels) (enc []byte, ok bool) {
+	enc, ok = buf, true
+	lset.Range(func(l labels.Label) {
+		if !ok || l.Value == "" {
+			return
+		}
+		n, okn := ix.syms.get(l.Name)
+		v, okv := ix.syms.get(l.Value)
+		ok = okn && okv
+		enc = binary.AppendUvarint(enc, uint64(n))
+		enc = binary.AppendUvarint(enc, uint64(v))
+	})
+	return enc, ok
+}
+
+// find returns the ref of the series encoded as enc in sh, or 0 and the
+// empty slot where it belongs. The caller holds sh.mu and ix.mu.
+func (ix *Index) find(sh *shard, enc []byte, h uint64) (slot int, ref uint32) {
+	mask := len(sh.table) - 1
+	for i := int(h) & mask; ; i = (i + 1) & mask {
+		r := sh.table[i]
+		if r == 0 || bytes.Equal(ix.series.bytes(ix.offs[r-1]), enc) {
+			return i, r
+		}
+	}
+}
+
+// grow doubles sh's table, hashing each series' encoded labels again. The
+// caller holds sh.mu and ix.mu.
+func (ix *Index) grow(sh *shard) {
+	old := sh.table
+	sh.table = make([]uint32, 2*len(old))
+	mask := len(sh.table) - 1
+	for _, r := range old {
+		if r == 0 {
+			continue
+		}
+		i := int(maphash.Bytes(ix.seed, ix.series.bytes(ix.offs[r-1]))) & mask
+		for sh.table[i] != 0 {
+			i = (i + 1) & mask
+		}
+		sh.table[i] = r
+	}
+}
+
+// create stores a new series and its postings. The caller holds ix.mu.
+func (ix *Index) create(enc []byte) uint32 {
+	if len(ix.offs) >= listBit-1 {
+		panic("seriesindex: more than 2^31-1 series")
+	}
+	ix.offs = append(ix.offs, ix.series.add(enc))
+	ref := uint32(len(ix.offs))
+	ix.eachLabel(ref, func(n, v uint32) {
+		t := ix.names[n]
+		if t == nil {
+			t = newValues()
+			ix.names[n] = t
+		}
+		t.add(v, ref, &ix.lists)
+	})
+	return ref
+}
+
+// eachLabel calls f with the name and value symbols of series ref's labels,
+// in label order. The caller holds ix.mu.
+func (ix *Index) eachLabel(ref uint32, f func(n, v uint32)) {
+	b := ix.series.bytes(ix.offs[ref-1])
+	for len(b) > 0 {
+		n, k := binary.Uvarint(b)
+		v, k2 := binary.Uvarint(b[k:])
+		b = b[k+k2:]
+		f(uint32(n), uint32(v))
+	}
+}
