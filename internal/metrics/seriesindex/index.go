@@ -209,10 +209,10 @@ func (ix *Index) create(enc []byte) uint32 {
 	ix.eachLabel(ref, func(n, v uint32) {
 		t := ix.names[n]
 		if t == nil {
-			t = newValues()
+			t = newValues(n)
 			ix.names[n] = t
 		}
-		t.add(v, ref, &ix.lists)
+		ix.addPosting(t, v, ref)
 	})
 	return ref
 }
@@ -222,9 +222,9 @@ func (ix *Index) create(enc []byte) uint32 {
 func (ix *Index) eachLabel(ref uint32, f func(n, v uint32)) {
 	b := ix.series.bytes(ix.offs[ref-1])
 	for len(b) > 0 {
-		n, k := binary.Uvarint(b)
-		v, k2 := binary.Uvarint(b[k:])
+		n, k := uvarint(b)
+		v, k2 := uvarint(b[k:])
 		b = b[k+k2:]
-		f(uint32(n), uint32(v))
+		f(n, v)
 	}
 }

@@ -307,3 +307,28 @@ func TestConcurrentAdd(t *testing.T) {
 		}
 	}
 }
+
+// TestManySymbols checks symbol IDs of three varint bytes (past 2^14) and
+// tables grown many times.
+func TestManySymbols(t *testing.T) {
+	const n = 40_000
+	ix := New()
+	for s := range n {
+		ix.Add(labels.FromStrings("s", strconv.Itoa(s), "m", strconv.Itoa(s%3)))
+	}
+	for s := 0; s < n; s += 997 {
+		want := labels.FromStrings("s", strconv.Itoa(s), "m", strconv.Itoa(s%3))
+		if p := ix.Postings("s", strconv.Itoa(s)); !slices.Equal(p, []uint32{uint32(s + 1)}) {
+			t.Fatalf("postings of s=%d: %v", s, p)
+		}
+		if got := ix.Labels(uint32(s + 1)); !labels.Equal(got, want) {
+			t.Fatalf("Labels(%d) = %s, want %s", s+1, got, want)
+		}
+	}
+	if got := len(ix.LabelValues("s")); got != n {
+		t.Fatalf("%d values of s, want %d", got, n)
+	}
+	if got := len(ix.Postings("m", "2")); got != n/3 {
+		t.Fatalf("%d series with m=2, want %d", got, n/3)
+	}
+}

@@ -1,78 +1,131 @@
 package seriesindex
 
-import "math/bits"
-
 // listBit marks a posting that indexes a list; without it the posting is the
 // single series that has the value, kept inline: most values of a label
 // unique per series (an ID, a path) need no list.
 const listBit = 1 << 31
 
-// values maps one label name's value symbols to their postings: open
-// addressing over 8-byte slots, value ID+1 in the high half and the posting
-// in the low half, 0 for an empty slot.
+// values maps one label name's values to their postings: open addressing
+// over 4-byte slots that hold only the posting (0 for an empty slot),
+// hashed by value symbol. A slot's value is not stored: it is read from the
+// labels of the posting's first series, which saves half the table for a
+// label with a value per series at the price of decoding a series per probe.
 type values struct {
-	slots []uint64
+	name  uint32
+	slots []uint32
 	n     int
 }
 
-func newValues() *values { return &values{slots: make([]uint64, 8)} }
+func newValues(name uint32) *values { return &values{name: name, slots: make([]uint32, 8)} }
 
-func (t *values) slot(v uint32) int {
+// first is the first series of posting p.
+func (ix *Index) first(p uint32) uint32 {
+	if p&listBit != 0 {
+		return ix.lists[p&^listBit][0]
+	}
+	return p
+}
+
+// valueOf is the value symbol that t's posting p stands for. The caller
+// holds ix.mu.
+func (ix *Index) valueOf(t *values, p uint32) uint32 {
+	b := ix.series.bytes(ix.offs[ix.first(p)-1])
+	for {
+		n, k := uvarint(b)
+		v, k2 := uvarint(b[k:])
+		if n == t.name {
+			return v
+		}
+		b = b[k+k2:]
+	}
+}
+
+// home is value v's first slot in a table of len(slots) = mask+1.
+func home(v uint32, mask int) int {
+	// Fibonacci hashing spreads dense IDs over the table's high bits.
+	return int((uint64(v)*0x9E3779B97F4A7C15)>>32) & mask
+}
+
+// slot returns the slot holding value v's posting, or the empty slot where
+// it belongs. The caller holds ix.mu.
+func (ix *Index) slot(t *values, v uint32) int {
 	mask := len(t.slots) - 1
-	key := uint64(v) + 1
-	// Fibonacci hashing spreads dense IDs over the table.
-	i := int((key*0x9E3779B97F4A7C15)>>(64-bits.Len(uint(mask)))) & mask
-	for ; ; i = (i + 1) & mask {
-		if e := t.slots[i]; e == 0 || e>>32 == key {
+	for i := home(v, mask); ; i = (i + 1) & mask {
+		if p := t.slots[i]; p == 0 || ix.valueOf(t, p) == v {
 			return i
 		}
 	}
 }
 
-// get returns the posting of value v.
-func (t *values) get(v uint32) (uint32, bool) {
-	e := t.slots[t.slot(v)]
-	return uint32(e), e != 0
+// get returns value v's posting. The caller holds ix.mu.
+func (ix *Index) get(t *values, v uint32) (uint32, bool) {
+	p := t.slots[ix.slot(t, v)]
+	return p, p != 0
 }
 
-// add records that series ref, newer than every series recorded so far, has
-// value v, so lists stay sorted by appending.
-func (t *values) add(v, ref uint32, lists *[][]uint32) {
-	i := t.slot(v)
-	e := t.slots[i]
+// addPosting records that series ref, newer than every series recorded so
+// far, has value v, so lists stay sorted by appending. The caller holds
+// ix.mu (write).
+func (ix *Index) addPosting(t *values, v, ref uint32) {
+	i := ix.slot(t, v)
+	p := t.slots[i]
 	switch {
-	case e == 0:
-		t.slots[i] = (uint64(v)+1)<<32 | uint64(ref)
+	case p == 0:
+		t.slots[i] = ref
 		t.n++
 		if t.n*4 > len(t.slots)*3 {
-			t.grow()
+			ix.growValues(t)
 		}
-	case uint32(e)&listBit != 0:
-		l := uint32(e) &^ listBit
-		(*lists)[l] = append((*lists)[l], ref)
+	case p&listBit != 0:
+		ix.lists[p&^listBit] = append(ix.lists[p&^listBit], ref)
 	default:
-		*lists = append(*lists, []uint32{uint32(e), ref})
-		t.slots[i] = e>>32<<32 | uint64(len(*lists)-1) | listBit
+		ix.lists = append(ix.lists, []uint32{p, ref})
+		t.slots[i] = uint32(len(ix.lists)-1) | listBit
 	}
 }
 
-func (t *values) grow() {
+func (ix *Index) growValues(t *values) {
 	old := t.slots
-	t.slots = make([]uint64, 2*len(old))
-	for _, e := range old {
-		if e != 0 {
-			t.slots[t.slot(uint32(e>>32)-1)] = e
+	t.slots = make([]uint32, 2*len(old))
+	mask := len(t.slots) - 1
+	for _, p := range old {
+		if p == 0 {
+			continue
+		}
+		i := home(ix.valueOf(t, p), mask)
+		for t.slots[i] != 0 {
+			i = (i + 1) & mask
+		}
+		t.slots[i] = p
+	}
+}
+
+// eachValue calls f with every value symbol of t and its posting. The
+// caller holds ix.mu.
+func (ix *Index) eachValue(t *values, f func(v, posting uint32)) {
+	for _, p := range t.slots {
+		if p != 0 {
+			f(ix.valueOf(t, p), p)
 		}
 	}
 }
 
-// each calls f with every value ID and its posting.
-func (t *values) each(f func(v, posting uint32)) {
-	for _, e := range t.slots {
-		if e != 0 {
-			f(uint32(e>>32)-1, uint32(e))
-		}
+// uvarint decodes a symbol ID, with a fast path for the one-byte IDs most
+// labels have.
+func uvarint(b []byte) (uint32, int) {
+	if b[0] < 0x80 {
+		return uint32(b[0]), 1
 	}
+	var x uint32
+	var s uint
+	for i, c := range b {
+		if c < 0x80 {
+			return x | uint32(c)<<s, i + 1
+		}
+		x |= uint32(c&0x7f) << s
+		s += 7
+	}
+	panic("seriesindex: truncated varint")
 }
 
 // appendPosting appends the series of posting p to out.

@@ -61,7 +61,7 @@ func (ix *Index) LabelValues(name string, ms ...*labels.Matcher) []string {
 	}
 	seen := map[uint32]struct{}{}
 	if len(ms) == 0 {
-		t.each(func(v, _ uint32) { seen[v] = struct{}{} })
+		ix.eachValue(t, func(v, _ uint32) { seen[v] = struct{}{} })
 	} else {
 		for _, ref := range ix.postingsForMatchers(ms) {
 			ix.eachLabel(ref, func(n, v uint32) {
@@ -137,7 +137,7 @@ func (ix *Index) matching(m *labels.Matcher, want bool) []uint32 {
 	}
 	var out []uint32
 	lists := 0
-	t.each(func(v, p uint32) {
+	ix.eachValue(t, func(v, p uint32) {
 		if m.Matches(ix.syms.str(v)) == want {
 			out = appendPosting(out, p, ix.lists)
 			lists++
@@ -182,7 +182,7 @@ func (ix *Index) valuePostings(out []uint32, name, value string) []uint32 {
 	if t == nil {
 		return out
 	}
-	p, ok := t.get(vid)
+	p, ok := ix.get(t, vid)
 	if !ok {
 		return out
 	}

@@ -1,0 +1,146 @@
+package seriesindex
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"runtime"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb"
+	"github.com/prometheus/prometheus/tsdb/index"
+)
+
+var benchSeries = flag.Int("series", 1_000_000, "series BenchmarkBytesPerSeries adds")
+
+// benchLabels builds series s of bench/internal/rwload's node_exporter-like
+// load (its seriesLabels, which this package may not import): 200 metric
+// names, 1,000 instances, one job, 4 modes and a label unique per series.
+func benchLabels(b *labels.ScratchBuilder, s int) labels.Labels {
+	b.Reset()
+	b.Add("__name__", "bench_metric_"+strconv.Itoa(s%200))
+	b.Add("instance", fmt.Sprintf("host-%02d:9100", s/1000))
+	b.Add("job", "bench")
+	b.Add("mode", [...]string{"idle", "user", "system", "iowait"}[s%4])
+	b.Add("series", strconv.Itoa(s))
+	return b.Labels()
+}
+
+// BenchmarkBytesPerSeries adds -series series, built one by one as a
+// receiver would, and reports the live heap they leave (HeapAlloc after a
+// collection, minus before) and the time per series, for this index and,
+// on the same load in the same run, for Prometheus: a tsdb.Head holding one
+// sample per series (what Vispyr's store runs today, isolation off as in
+// Vispyr) and its index.MemPostings with the labels alone. labels-only is
+// the cost of building the label sets, included in every other figure's
+// time. Run it with -benchtime 1x.
+func BenchmarkBytesPerSeries(b *testing.B) {
+	n := *benchSeries
+	b.Run("labels-only", func(b *testing.B) {
+		measure(b, n, func() any {
+			var sb labels.ScratchBuilder
+			var keep labels.Labels
+			for s := range n {
+				keep = benchLabels(&sb, s)
+			}
+			return keep
+		})
+	})
+	b.Run("seriesindex", func(b *testing.B) {
+		measure(b, n, func() any {
+			ix := New()
+			var sb labels.ScratchBuilder
+			for s := range n {
+				ix.Add(benchLabels(&sb, s))
+			}
+			return ix
+		})
+	})
+	b.Run("prometheus-head", func(b *testing.B) {
+		measure(b, n, func() any { return fillHead(b, n) })
+	})
+	b.Run("prometheus-postings+labels", func(b *testing.B) {
+		measure(b, n, func() any {
+			p := index.NewMemPostings()
+			lsets := make([]labels.Labels, n)
+			var sb labels.ScratchBuilder
+			for s := range n {
+				lsets[s] = benchLabels(&sb, s)
+				p.Add(storage.SeriesRef(s+1), lsets[s])
+			}
+			return []any{p, lsets}
+		})
+	})
+}
+
+// measure runs build b.N times and reports, for the last run, the heap its
+// result holds and the time it took, per series.
+func measure(b *testing.B, n int, build func() any) {
+	var before, after runtime.MemStats
+	for range b.N {
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		start := time.Now()
+		kept := build()
+		took := time.Since(start)
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/float64(n), "B/series")
+		b.ReportMetric(float64(took.Nanoseconds())/float64(n), "ns/series")
+		if ix, ok := kept.(*Index); ok {
+			b.Logf("seriesindex parts, bytes per series: %s", ix.sizes(n))
+		}
+		runtime.KeepAlive(kept)
+	}
+}
+
+// fillHead appends one sample for each of n series to a new head, in
+// commits of 5,000 as remote-write requests would.
+func fillHead(b *testing.B, n int) *tsdb.Head {
+	opts := tsdb.DefaultHeadOptions()
+	opts.ChunkDirRoot = b.TempDir()
+	opts.IsolationDisabled = true
+	h, err := tsdb.NewHead(nil, nil, nil, nil, opts, nil)
+	if err != nil {
+		b.Fatalf("open head: %v", err)
+	}
+	b.Cleanup(func() { h.Close() })
+	var sb labels.ScratchBuilder
+	app := h.Appender(context.Background())
+	for s := range n {
+		if _, err := app.Append(0, benchLabels(&sb, s), 1000, 1); err != nil {
+			b.Fatalf("append: %v", err)
+		}
+		if s%5000 == 4999 || s == n-1 {
+			if err := app.Commit(); err != nil {
+				b.Fatalf("commit: %v", err)
+			}
+			app = h.Appender(context.Background())
+		}
+	}
+	return h
+}
+
+// sizes breaks the index's memory down by part, per series.
+func (ix *Index) sizes(n int) string {
+	var shardSlots, valueSlots, listCap int
+	for i := range ix.shards {
+		shardSlots += len(ix.shards[i].table)
+	}
+	for _, t := range ix.names {
+		valueSlots += len(t.slots)
+	}
+	for _, l := range ix.lists {
+		listCap += cap(l)
+	}
+	per := func(bytes int) string { return fmt.Sprintf("%.1f", float64(bytes)/float64(n)) }
+	return fmt.Sprintf("symbol strings %s, symbol offsets %s, symbol table %s, series labels %s, "+
+		"series offsets %s, series tables %s, value tables %s, postings lists %s (%d lists)",
+		per(ix.syms.data.size()), per(4*cap(ix.syms.offs)), per(4*len(ix.syms.table)),
+		per(ix.series.size()), per(4*cap(ix.offs)), per(4*shardSlots), per(4*valueSlots),
+		per(4*listCap+24*cap(ix.lists)), len(ix.lists))
+}
