@@ -37,7 +37,9 @@ func benchLabels(b *labels.ScratchBuilder, s int) labels.Labels {
 // sample per series (what Vispyr's store runs today, isolation off as in
 // Vispyr) and its index.MemPostings with the labels alone. labels-only is
 // the cost of building the label sets, included in every other figure's
-// time. Run it with -benchtime 1x.
+// time; seriesindex-existing adds the same series again (the path of every
+// sample after a series' first), its B/series the garbage it leaves. Run it
+// with -benchtime 1x.
 func BenchmarkBytesPerSeries(b *testing.B) {
 	n := *benchSeries
 	b.Run("labels-only", func(b *testing.B) {
@@ -58,6 +60,19 @@ func BenchmarkBytesPerSeries(b *testing.B) {
 				ix.Add(benchLabels(&sb, s))
 			}
 			return ix
+		})
+	})
+	b.Run("seriesindex-existing", func(b *testing.B) {
+		ix := New()
+		var sb labels.ScratchBuilder
+		for s := range n {
+			ix.Add(benchLabels(&sb, s))
+		}
+		measure(b, n, func() any {
+			for s := range n {
+				ix.Add(benchLabels(&sb, s))
+			}
+			return nil
 		})
 	})
 	b.Run("prometheus-head", func(b *testing.B) {
@@ -140,7 +155,7 @@ func (ix *Index) sizes(n int) string {
 	per := func(bytes int) string { return fmt.Sprintf("%.1f", float64(bytes)/float64(n)) }
 	return fmt.Sprintf("symbol strings %s, symbol offsets %s, symbol table %s, series labels %s, "+
 		"series offsets %s, series tables %s, value tables %s, postings lists %s (%d lists)",
-		per(ix.syms.data.size()), per(4*cap(ix.syms.offs)), per(4*len(ix.syms.table)),
-		per(ix.series.size()), per(4*cap(ix.offs)), per(4*shardSlots), per(4*valueSlots),
+		per(ix.syms.data.size()), per(4*cap(ix.syms.offs)), per(5*len(ix.syms.table)),
+		per(ix.series.size()), per(4*cap(ix.offs)), per(5*shardSlots), per(4*valueSlots),
 		per(4*listCap+24*cap(ix.lists)), len(ix.lists))
 }

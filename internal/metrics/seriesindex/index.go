@@ -40,13 +40,14 @@ type Index struct {
 }
 
 // shard holds the refs of the series whose label hash falls in it, in an
-// open-addressing table (0 for an empty slot) keyed by that hash; a hit is
-// confirmed by comparing encoded labels.
+// open-addressing table (0 for an empty slot) keyed by that hash, with a
+// byte of the hash beside each slot (see symbols); a hit is confirmed by
+// comparing encoded labels.
 type shard struct {
 	mu    sync.Mutex
 	table []uint32
+	tags  []uint8
 	n     int
-	_     [40]byte // keeps shards' locks on separate cache lines
 }
 
 // New returns an empty index.
@@ -54,6 +55,7 @@ func New() *Index {
 	ix := &Index{syms: newSymbols(), seed: maphash.MakeSeed(), names: map[uint32]*values{}}
 	for i := range ix.shards {
 		ix.shards[i].table = make([]uint32, 64)
+		ix.shards[i].tags = make([]uint8, 64)
 	}
 	return ix
 }
@@ -85,6 +87,7 @@ func (ix *Index) Add(lset labels.Labels) (ref uint32, created bool) {
 	defer ix.mu.Unlock()
 	ref = ix.create(enc)
 	sh.table[slot] = ref
+	sh.tags[slot] = tag(h)
 	sh.n++
 	if sh.n*4 > len(sh.table)*3 {
 		ix.grow(sh)
@@ -175,7 +178,7 @@ func (ix *Index) find(sh *shard, enc []byte, h uint64) (slot int, ref uint32) {
 	mask := len(sh.table) - 1
 	for i := int(h) & mask; ; i = (i + 1) & mask {
 		r := sh.table[i]
-		if r == 0 || bytes.Equal(ix.series.bytes(ix.offs[r-1]), enc) {
+		if r == 0 || sh.tags[i] == tag(h) && bytes.Equal(ix.series.bytes(ix.offs[r-1]), enc) {
 			return i, r
 		}
 	}
@@ -186,16 +189,19 @@ func (ix *Index) find(sh *shard, enc []byte, h uint64) (slot int, ref uint32) {
 func (ix *Index) grow(sh *shard) {
 	old := sh.table
 	sh.table = make([]uint32, 2*len(old))
+	sh.tags = make([]uint8, len(sh.table))
 	mask := len(sh.table) - 1
 	for _, r := range old {
 		if r == 0 {
 			continue
 		}
-		i := int(maphash.Bytes(ix.seed, ix.series.bytes(ix.offs[r-1]))) & mask
+		h := maphash.Bytes(ix.seed, ix.series.bytes(ix.offs[r-1]))
+		i := int(h) & mask
 		for sh.table[i] != 0 {
 			i = (i + 1) & mask
 		}
 		sh.table[i] = r
+		sh.tags[i] = tag(h)
 	}
 }
 

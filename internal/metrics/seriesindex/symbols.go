@@ -8,17 +8,21 @@ import (
 // symbols interns strings (label names and values): each is stored once in
 // an arena and named by a dense ID, in order of first use, so the strings
 // most series share get the shortest varints. The lookup table is open
-// addressing over IDs (ID+1, 0 for an empty slot), 4 bytes a slot.
+// addressing over IDs (ID+1, 0 for an empty slot), 4 bytes a slot, with a
+// byte of each symbol's hash beside it so that a probe reads another
+// symbol's string (a cache miss, as strings sit in the arena) only once in
+// 256 collisions.
 type symbols struct {
 	mu    sync.RWMutex
 	seed  maphash.Seed
 	data  arena
 	offs  []uint32 // by ID
 	table []uint32
+	tags  []uint8
 }
 
 func newSymbols() *symbols {
-	return &symbols{seed: maphash.MakeSeed(), table: make([]uint32, 1024)}
+	return &symbols{seed: maphash.MakeSeed(), table: make([]uint32, 1024), tags: make([]uint8, 1024)}
 }
 
 // str is symbol id's string; the caller holds mu (read).
@@ -33,7 +37,7 @@ func (s *symbols) find(str string, h uint64) (slot int, id uint32, ok bool) {
 		if e == 0 {
 			return i, 0, false
 		}
-		if s.str(e-1) == str {
+		if s.tags[i] == tag(h) && s.str(e-1) == str {
 			return i, e - 1, true
 		}
 	}
@@ -55,6 +59,7 @@ func (s *symbols) intern(str string) uint32 {
 	id = uint32(len(s.offs))
 	s.offs = append(s.offs, s.data.addString(str))
 	s.table[slot] = id + 1
+	s.tags[slot] = tag(h)
 	if len(s.offs)*4 > len(s.table)*3 {
 		s.grow()
 	}
@@ -63,12 +68,19 @@ func (s *symbols) intern(str string) uint32 {
 
 func (s *symbols) grow() {
 	s.table = make([]uint32, 2*len(s.table))
+	s.tags = make([]uint8, len(s.table))
 	mask := len(s.table) - 1
 	for id := range s.offs {
-		i := int(maphash.String(s.seed, s.str(uint32(id)))) & mask
+		h := maphash.String(s.seed, s.str(uint32(id)))
+		i := int(h) & mask
 		for s.table[i] != 0 {
 			i = (i + 1) & mask
 		}
 		s.table[i] = uint32(id) + 1
+		s.tags[i] = tag(h)
 	}
 }
+
+// tag is the byte of hash h kept beside a table slot: bits that neither the
+// slot (the low bits) nor the series shard (the top bits) depend on.
+func tag(h uint64) uint8 { return uint8(h >> 48) }
