@@ -104,7 +104,7 @@ func measure(b *testing.B, n int, build func() any) {
 		took := time.Since(start)
 		runtime.GC()
 		runtime.ReadMemStats(&after)
-		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/float64(n), "B/series")
+		b.ReportMetric(float64(int64(after.HeapAlloc)-int64(before.HeapAlloc))/float64(n), "B/series")
 		b.ReportMetric(float64(took.Nanoseconds())/float64(n), "ns/series")
 		if ix, ok := kept.(*Index); ok {
 			b.Logf("seriesindex parts, bytes per series: %s", ix.sizes(n))
@@ -150,12 +150,66 @@ func (ix *Index) sizes(n int) string {
 		valueSlots += len(t.slots)
 	}
 	for _, l := range ix.lists {
-		listCap += cap(l)
+		listCap += cap(l.data)
 	}
 	per := func(bytes int) string { return fmt.Sprintf("%.1f", float64(bytes)/float64(n)) }
 	return fmt.Sprintf("symbol strings %s, symbol offsets %s, symbol table %s, series labels %s, "+
 		"series offsets %s, series tables %s, value tables %s, postings lists %s (%d lists)",
 		per(ix.syms.data.size()), per(4*cap(ix.syms.offs)), per(5*len(ix.syms.table)),
 		per(ix.series.size()), per(4*cap(ix.offs)), per(5*shardSlots), per(4*valueSlots),
-		per(4*listCap+24*cap(ix.lists)), len(ix.lists))
+		per(listCap+32*cap(ix.lists)), len(ix.lists))
+}
+
+// BenchmarkPostingsForMatchers answers the same matchers over 100,000
+// series of the benchmark's shape from this index and, as the store does
+// today, from Prometheus's head (tsdb.PostingsForMatchers, expanded).
+func BenchmarkPostingsForMatchers(b *testing.B) {
+	const n = 100_000
+	ix := New()
+	var sb labels.ScratchBuilder
+	for s := range n {
+		ix.Add(benchLabels(&sb, s))
+	}
+	h := fillHead(b, n)
+	hix, err := h.Index()
+	if err != nil {
+		b.Fatalf("head index: %v", err)
+	}
+	defer hix.Close()
+	m := labels.MustNewMatcher
+	for _, c := range []struct {
+		name string
+		ms   []*labels.Matcher
+	}{
+		{"name", []*labels.Matcher{m(labels.MatchEqual, "__name__", "bench_metric_7")}},
+		{"name,instance", []*labels.Matcher{m(labels.MatchEqual, "__name__", "bench_metric_7"),
+			m(labels.MatchEqual, "instance", "host-42:9100")}},
+		{"name,mode!=", []*labels.Matcher{m(labels.MatchEqual, "__name__", "bench_metric_7"),
+			m(labels.MatchNotEqual, "mode", "idle")}},
+		{"job,regexp-set", []*labels.Matcher{m(labels.MatchEqual, "job", "bench"),
+			m(labels.MatchRegexp, "__name__", "bench_metric_(1|2|3)")}},
+		{"name-regexp,series-regexp", []*labels.Matcher{m(labels.MatchRegexp, "__name__", "bench_metric_1.*"),
+			m(labels.MatchRegexp, "series", "1.*")}},
+	} {
+		want := len(ix.PostingsForMatchers(c.ms...))
+		b.Run(c.name+"/seriesindex", func(b *testing.B) {
+			for b.Loop() {
+				if got := len(ix.PostingsForMatchers(c.ms...)); got != want {
+					b.Fatalf("%d series, want %d", got, want)
+				}
+			}
+		})
+		b.Run(c.name+"/prometheus-head", func(b *testing.B) {
+			for b.Loop() {
+				p, err := tsdb.PostingsForMatchers(context.Background(), hix, c.ms...)
+				if err != nil {
+					b.Fatal(err)
+				}
+				refs, err := index.ExpandPostings(p)
+				if err != nil || len(refs) != want {
+					b.Fatalf("%d series (%v), want %d", len(refs), err, want)
+				}
+			}
+		})
+	}
 }

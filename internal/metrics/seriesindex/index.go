@@ -36,7 +36,7 @@ type Index struct {
 	series arena
 	offs   []uint32           // offs[ref-1]: the series' encoded labels in series
 	names  map[uint32]*values // label name symbol → its values' postings
-	lists  [][]uint32         // postings of values held by more than one series
+	lists  []list             // postings of values held by more than one series
 }
 
 // shard holds the refs of the series whose label hash falls in it, in an

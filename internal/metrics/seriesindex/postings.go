@@ -1,9 +1,83 @@
 package seriesindex
 
+import (
+	"encoding/binary"
+	"slices"
+)
+
 // listBit marks a posting that indexes a list; without it the posting is the
 // single series that has the value, kept inline: most values of a label
 // unique per series (an ID, a path) need no list.
 const listBit = 1 << 31
+
+// list is the postings of a value more than one series has: the gaps
+// between sorted refs as varints, a byte or two each where a ref in four or
+// in a hundred has the value (4 bytes as []uint32).
+type list struct {
+	data []byte
+	last uint32
+	n    uint32
+}
+
+func (l *list) add(ref uint32) {
+	l.data = binary.AppendUvarint(l.data, uint64(ref-l.last))
+	l.last = ref
+	l.n++
+}
+
+// intersect keeps in a, sorted, the refs also in the list, decoding the
+// list once and copying none of it.
+func (l *list) intersect(a []uint32) []uint32 {
+	out := a[:0]
+	b, r := l.data, uint32(0)
+	for _, x := range a {
+		for r < x && len(b) > 0 {
+			d, k := uvarint(b)
+			r, b = r+d, b[k:]
+		}
+		if r == x {
+			out = append(out, x)
+		} else if r < x {
+			break // the list ended
+		}
+	}
+	return out
+}
+
+// subtract keeps in a, sorted, the refs not in the list.
+func (l *list) subtract(a []uint32) []uint32 {
+	out := a[:0]
+	b, r := l.data, uint32(0)
+	for _, x := range a {
+		for r < x && len(b) > 0 {
+			d, k := uvarint(b)
+			r, b = r+d, b[k:]
+		}
+		if r != x {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// first is the list's first ref.
+func (l *list) first() uint32 {
+	r, _ := uvarint(l.data)
+	return r
+}
+
+// appendTo appends the list's refs to out.
+func (l *list) appendTo(out []uint32) []uint32 {
+	out = slices.Grow(out, int(l.n))
+	var r uint32
+	for b := l.data; len(b) > 0; {
+		d, k := uvarint(b)
+		r += d
+		out = append(out, r)
+		b = b[k:]
+	}
+	return out
+}
 
 // values maps one label name's values to their postings: open addressing
 // over 4-byte slots that hold only the posting (0 for an empty slot),
@@ -21,7 +95,7 @@ func newValues(name uint32) *values { return &values{name: name, slots: make([]u
 // first is the first series of posting p.
 func (ix *Index) first(p uint32) uint32 {
 	if p&listBit != 0 {
-		return ix.lists[p&^listBit][0]
+		return ix.lists[p&^listBit].first()
 	}
 	return p
 }
@@ -77,9 +151,12 @@ func (ix *Index) addPosting(t *values, v, ref uint32) {
 			ix.growValues(t)
 		}
 	case p&listBit != 0:
-		ix.lists[p&^listBit] = append(ix.lists[p&^listBit], ref)
+		ix.lists[p&^listBit].add(ref)
 	default:
-		ix.lists = append(ix.lists, []uint32{p, ref})
+		var l list
+		l.add(p)
+		l.add(ref)
+		ix.lists = append(ix.lists, l)
 		t.slots[i] = uint32(len(ix.lists)-1) | listBit
 	}
 }
@@ -129,9 +206,9 @@ func uvarint(b []byte) (uint32, int) {
 }
 
 // appendPosting appends the series of posting p to out.
-func appendPosting(out []uint32, p uint32, lists [][]uint32) []uint32 {
+func appendPosting(out []uint32, p uint32, lists []list) []uint32 {
 	if p&listBit != 0 {
-		return append(out, lists[p&^listBit]...)
+		return lists[p&^listBit].appendTo(out)
 	}
 	return append(out, p)
 }

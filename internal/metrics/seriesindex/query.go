@@ -12,7 +12,11 @@ func (ix *Index) Postings(name, value string) []uint32 {
 	defer ix.mu.RUnlock()
 	ix.syms.mu.RLock()
 	defer ix.syms.mu.RUnlock()
-	return ix.valuePostings(nil, name, value)
+	p, ok := ix.posting(name, value)
+	if !ok {
+		return nil
+	}
+	return appendPosting(nil, p, ix.lists)
 }
 
 // PostingsForMatchers returns the refs of the series all matchers select,
@@ -89,16 +93,16 @@ func (ix *Index) sortedStrings(ids map[uint32]struct{}) []string {
 // the others (or all series if there are none), as Prometheus does. The
 // caller holds ix.mu and syms.mu.
 func (ix *Index) postingsForMatchers(ms []*labels.Matcher) []uint32 {
-	var with, without [][]uint32
+	var with, without []refSet
 	for _, m := range ms {
 		if m.Matches("") {
 			without = append(without, ix.matching(m, false))
 		} else {
-			p := ix.matching(m, true)
-			if len(p) == 0 {
+			s := ix.matching(m, true)
+			if ix.size(s) == 0 {
 				return nil
 			}
-			with = append(with, p)
+			with = append(with, s)
 		}
 	}
 	var out []uint32
@@ -108,32 +112,82 @@ func (ix *Index) postingsForMatchers(ms []*labels.Matcher) []uint32 {
 			out[i] = uint32(i + 1)
 		}
 	} else {
-		slices.SortFunc(with, func(a, b []uint32) int { return len(a) - len(b) })
-		out = with[0]
-		for _, p := range with[1:] {
-			out = intersect(out, p)
+		slices.SortFunc(with, func(a, b refSet) int { return ix.size(a) - ix.size(b) })
+		out = with[0].refs
+		if with[0].lazy {
+			out = appendPosting(nil, with[0].post, ix.lists)
+		}
+		for _, s := range with[1:] {
+			out = ix.intersect(out, s)
 		}
 	}
-	for _, p := range without {
-		out = subtract(out, p)
+	for _, s := range without {
+		out = ix.subtract(out, s)
 	}
 	return out
 }
 
-// matching returns, sorted, the series with a value of m's label for which
+// refSet is the series a matcher selects: sorted refs or, when they are
+// one value's, its posting as it is (lazy), so that a long list is walked
+// once during an intersection instead of being copied out first.
+type refSet struct {
+	refs []uint32
+	post uint32
+	lazy bool
+}
+
+func (ix *Index) size(s refSet) int {
+	switch {
+	case !s.lazy:
+		return len(s.refs)
+	case s.post&listBit != 0:
+		return int(ix.lists[s.post&^listBit].n)
+	}
+	return 1
+}
+
+// intersect keeps in out, sorted, the refs also in s.
+func (ix *Index) intersect(out []uint32, s refSet) []uint32 {
+	switch {
+	case !s.lazy:
+		return intersect(out, s.refs)
+	case s.post&listBit != 0:
+		return ix.lists[s.post&^listBit].intersect(out)
+	}
+	return intersect(out, []uint32{s.post})
+}
+
+// subtract keeps in out, sorted, the refs not in s.
+func (ix *Index) subtract(out []uint32, s refSet) []uint32 {
+	switch {
+	case !s.lazy:
+		return subtract(out, s.refs)
+	case s.post&listBit != 0:
+		return ix.lists[s.post&^listBit].subtract(out)
+	}
+	return subtract(out, []uint32{s.post})
+}
+
+// matching returns the series with a value of m's label for which
 // m.Matches is want.
-func (ix *Index) matching(m *labels.Matcher, want bool) []uint32 {
+func (ix *Index) matching(m *labels.Matcher, want bool) refSet {
 	if vs, ok := exactValues(m, want); ok {
+		if len(vs) == 1 {
+			p, ok := ix.posting(m.Name, vs[0])
+			return refSet{post: p, lazy: ok}
+		}
 		var out []uint32
 		for _, v := range vs {
-			out = ix.valuePostings(out, m.Name, v)
+			if p, ok := ix.posting(m.Name, v); ok {
+				out = appendPosting(out, p, ix.lists)
+			}
 		}
-		return sortIfMany(out, len(vs))
+		return refSet{refs: sortIfMany(out, len(vs))}
 	}
 	nid, ok := ix.syms.get(m.Name)
 	t := ix.names[nid]
 	if !ok || t == nil {
-		return nil
+		return refSet{}
 	}
 	var out []uint32
 	lists := 0
@@ -143,7 +197,7 @@ func (ix *Index) matching(m *labels.Matcher, want bool) []uint32 {
 			lists++
 		}
 	})
-	return sortIfMany(out, lists)
+	return refSet{refs: sortIfMany(out, lists)}
 }
 
 // exactValues lists the values for which m.Matches is want when they are few
@@ -170,21 +224,17 @@ func sortIfMany(refs []uint32, lists int) []uint32 {
 	return refs
 }
 
-// valuePostings appends the series with name=value to out. The caller holds
-// ix.mu and syms.mu.
-func (ix *Index) valuePostings(out []uint32, name, value string) []uint32 {
+// posting returns the posting of name=value. The caller holds ix.mu and
+// syms.mu.
+func (ix *Index) posting(name, value string) (uint32, bool) {
 	nid, okn := ix.syms.get(name)
 	vid, okv := ix.syms.get(value)
 	if !okn || !okv {
-		return out
+		return 0, false
 	}
 	t := ix.names[nid]
 	if t == nil {
-		return out
+		return 0, false
 	}
-	p, ok := ix.get(t, vid)
-	if !ok {
-		return out
-	}
-	return appendPosting(out, p, ix.lists)
+	return ix.get(t, vid)
 }
