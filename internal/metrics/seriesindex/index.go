@@ -23,7 +23,11 @@ import (
 const shardBits = 4
 
 // Index maps label sets to dense series refs (from 1) and back, and answers
-// postings queries. All methods are safe for concurrent use.
+// postings queries. All methods are safe for concurrent use: Adds of
+// existing series (every sample after a series' first) run in parallel under
+// a shard's lock and read locks; creating a series takes Index.mu for
+// writing, so creations are serialized (refs are dense and postings lists
+// stay sorted by appending).
 //
 // Locks, taken in this order: a shard's mu (Add, Lookup), Index.mu, then
 // symbols.mu; Add takes symbols.mu on its own before the others.
@@ -69,7 +73,8 @@ func (ix *Index) Len() int {
 
 // Add returns the ref of the series lset, creating it if new (created is
 // then true). Labels with an empty value are dropped, as Prometheus treats
-// them as absent.
+// them as absent. Validating label sets (names, an empty set, which
+// Prometheus's head refuses) is the caller's part.
 func (ix *Index) Add(lset labels.Labels) (ref uint32, created bool) {
 	var buf [256]byte
 	enc := ix.encode(buf[:0], lset)
