@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"runtime"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -212,4 +213,28 @@ func BenchmarkPostingsForMatchers(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkAddExisting adds series an index already holds (100,000 of the
+// benchmark's shape, label sets built beforehand) from b's parallel
+// goroutines: run with -cpu 1,2 to see whether lookups scale across cores.
+func BenchmarkAddExisting(b *testing.B) {
+	const n = 100_000
+	ix := New()
+	lsets := make([]labels.Labels, n)
+	var sb labels.ScratchBuilder
+	for s := range n {
+		lsets[s] = benchLabels(&sb, s)
+		ix.Add(lsets[s])
+	}
+	var next atomic.Uint64
+	b.RunParallel(func(pb *testing.PB) {
+		s := int(next.Add(7919))
+		for pb.Next() {
+			if _, created := ix.Add(lsets[s%n]); created {
+				b.Fatal("created an existing series")
+			}
+			s++
+		}
+	})
 }
