@@ -218,38 +218,29 @@ const (
 // countSpans counts req's spans, so that the rows are allocated once.
 func countSpans(req []byte) (int, error) {
 	n := 0
-	for pos := 0; pos < len(req); {
-		f, next, err := readField(req, pos)
-		if err != nil {
-			return 0, err
-		}
-		pos = next
+	err := eachField(req, func(f wfield, _, _ int) error {
 		if f.num != pReqResourceSpans {
-			continue
+			return nil
 		}
-		if f.typ != wBytes {
-			return 0, errWireType
+		if err := wantBytes(f); err != nil {
+			return err
 		}
-		for rpos := 0; rpos < len(f.b); {
-			g, next, err := readField(f.b, rpos)
-			if err != nil {
-				return 0, err
-			}
-			rpos = next
+		return eachField(f.b, func(g wfield, _, _ int) error {
 			switch {
 			case g.num == pRSDeprecated:
-				return 0, errDeprecated
+				return errDeprecated
 			case g.num != pRSScopeSpans:
-				continue
+				return nil
 			case g.typ != wBytes:
-				return 0, errWireType
+				return errWireType
 			}
 			c, err := countField(g.b, pSSSpans)
-			if err != nil {
-				return 0, err
-			}
 			n += c
-		}
+			return err
+		})
+	})
+	if err != nil {
+		return 0, err
 	}
 	return n, nil
 }
@@ -262,22 +253,15 @@ func countField(b []byte, num int32) (int, error) {
 
 // request decodes the request's resource spans in order.
 func (d *protoDecoder) request(req []byte) error {
-	for pos := 0; pos < len(req); {
-		f, next, err := readField(req, pos)
-		if err != nil {
+	return eachField(req, func(f wfield, _, _ int) error {
+		if f.num != pReqResourceSpans {
+			return nil
+		}
+		if err := wantBytes(f); err != nil {
 			return err
 		}
-		pos = next
-		if f.num == pReqResourceSpans {
-			if f.typ != wBytes {
-				return errWireType
-			}
-			if err := d.resourceSpans(f.b); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
+		return d.resourceSpans(f.b)
+	})
 }
 
 // resourceSpans decodes one ResourceSpans. Its resource and schema URL may
@@ -286,30 +270,23 @@ func (d *protoDecoder) resourceSpans(b []byte) error {
 	var res, schema []byte
 	var scopes repeated
 	var seen fieldSet
-	for pos := 0; pos < len(b); {
-		f, next, err := readField(b, pos)
-		if err != nil {
-			return err
-		}
+	err := eachField(b, func(f wfield, pos, next int) error {
 		switch f.num {
-		case pRSResource, pRSSchemaURL:
-			if err := seen.once(f, wBytes); err != nil {
-				return err
-			}
-			if f.num == pRSResource {
-				res = f.b
-			} else {
-				schema = f.b
-			}
+		case pRSResource:
+			res = f.b
+			return seen.once(f, wBytes)
+		case pRSSchemaURL:
+			schema = f.b
+			return seen.once(f, wBytes)
 		case pRSScopeSpans:
-			if f.typ != wBytes {
-				return errWireType
-			}
-			scopes.add(pos, next)
+			return scopes.addBytes(f, pos, next)
 		case pRSDeprecated:
 			return errDeprecated
 		}
-		pos = next
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	resBlob, service, err := d.resource(schema, res)
 	if err != nil {
@@ -329,36 +306,28 @@ func (d *protoDecoder) resource(schema, b []byte) ([]byte, string, error) {
 	var attrs repeated
 	var dropped uint64
 	var seen fieldSet
-	for pos := 0; pos < len(b); {
-		f, next, err := readField(b, pos)
-		if err != nil {
-			return nil, "", err
-		}
+	err := eachField(b, func(f wfield, pos, next int) error {
 		switch f.num {
 		case pResAttributes:
-			if f.typ != wBytes {
-				return nil, "", errWireType
-			}
-			attrs.add(pos, next)
+			return attrs.addBytes(f, pos, next)
 		case pResDropped:
-			if err := seen.once(f, wVarint); err != nil {
-				return nil, "", err
-			}
 			dropped = f.u
+			return seen.once(f, wVarint)
 		case pResEntityRefs: // FromTraces ignores them; pdata checks their fields
-			if f.typ != wBytes {
-				return nil, "", errWireType
+			if err := wantBytes(f); err != nil {
+				return err
 			}
-			if err := checkStrings(f.b, 4); err != nil {
-				return nil, "", err
-			}
+			return checkStrings(f.b, 4)
 		}
-		pos = next
+		return nil
+	})
+	if err != nil {
+		return nil, "", err
 	}
 	blob := appendRaw(d.blob[:0], schema)
 	blob = appendUvarint(blob, uint64(uint32(dropped)))
 	mapAt := len(blob)
-	blob, err := d.appendMap(blob, b, attrs, pResAttributes, 0)
+	blob, err = d.appendMap(blob, b, attrs, pResAttributes, 0)
 	d.blob = blob
 	if err != nil {
 		return nil, "", err
@@ -392,17 +361,12 @@ func serviceName(m []byte) ([]byte, error) {
 // checkStrings checks message b whose fields 1 to n are strings, as pdata
 // does an EntityRef's.
 func checkStrings(b []byte, n int32) error {
-	for pos := 0; pos < len(b); {
-		f, next, err := readField(b, pos)
-		if err != nil {
-			return err
+	return eachField(b, func(f wfield, _, _ int) error {
+		if f.num <= n {
+			return wantBytes(f)
 		}
-		if f.num <= n && f.typ != wBytes {
-			return errWireType
-		}
-		pos = next
-	}
-	return nil
+		return nil
+	})
 }
 
 // scopeSpans decodes one ScopeSpans, its scope and schema URL first.
@@ -410,28 +374,21 @@ func (d *protoDecoder) scopeSpans(b, resBlob []byte, service string) error {
 	var scope, schema []byte
 	var spans repeated
 	var seen fieldSet
-	for pos := 0; pos < len(b); {
-		f, next, err := readField(b, pos)
-		if err != nil {
-			return err
-		}
+	err := eachField(b, func(f wfield, pos, next int) error {
 		switch f.num {
-		case pSSScope, pSSSchemaURL:
-			if err := seen.once(f, wBytes); err != nil {
-				return err
-			}
-			if f.num == pSSScope {
-				scope = f.b
-			} else {
-				schema = f.b
-			}
+		case pSSScope:
+			scope = f.b
+			return seen.once(f, wBytes)
+		case pSSSchemaURL:
+			schema = f.b
+			return seen.once(f, wBytes)
 		case pSSSpans:
-			if f.typ != wBytes {
-				return errWireType
-			}
-			spans.add(pos, next)
+			return spans.addBytes(f, pos, next)
 		}
-		pos = next
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	scopeBlob, err := d.scope(schema, scope)
 	if err != nil {
@@ -452,39 +409,30 @@ func (d *protoDecoder) scope(schema, b []byte) ([]byte, error) {
 	var attrs repeated
 	var dropped uint64
 	var seen fieldSet
-	for pos := 0; pos < len(b); {
-		f, next, err := readField(b, pos)
-		if err != nil {
-			return nil, err
-		}
+	err := eachField(b, func(f wfield, pos, next int) error {
 		switch f.num {
-		case pScopeName, pScopeVersion:
-			if err := seen.once(f, wBytes); err != nil {
-				return nil, err
-			}
-			if f.num == pScopeName {
-				name = f.b
-			} else {
-				version = f.b
-			}
+		case pScopeName:
+			name = f.b
+			return seen.once(f, wBytes)
+		case pScopeVersion:
+			version = f.b
+			return seen.once(f, wBytes)
 		case pScopeAttributes:
-			if f.typ != wBytes {
-				return nil, errWireType
-			}
-			attrs.add(pos, next)
+			return attrs.addBytes(f, pos, next)
 		case pScopeDropped:
-			if err := seen.once(f, wVarint); err != nil {
-				return nil, err
-			}
 			dropped = f.u
+			return seen.once(f, wVarint)
 		}
-		pos = next
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	blob := appendRaw(d.blob[:0], schema)
 	blob = appendRaw(blob, name)
 	blob = appendRaw(blob, version)
 	blob = appendUvarint(blob, uint64(uint32(dropped)))
-	blob, err := d.appendMap(blob, b, attrs, pScopeAttributes, 0)
+	blob, err = d.appendMap(blob, b, attrs, pScopeAttributes, 0)
 	d.blob = blob
 	if err != nil {
 		return nil, err

@@ -224,8 +224,7 @@ func (d *protoDecoder) appendEvent(dst, b []byte) ([]byte, error) {
 			err = seen.once(f, wBytes)
 			name = f.b
 		case pEventAttributes:
-			err = wantBytes(f)
-			attrs.add(pos, next)
+			err = attrs.addBytes(f, pos, next)
 		case pEventDropped:
 			err = seen.once(f, wVarint)
 			dropped = uint32(f.u)
@@ -266,8 +265,7 @@ func (d *protoDecoder) appendLink(dst, b []byte) ([]byte, error) {
 			err = seen.once(f, wBytes)
 			traceState = f.b
 		case pLinkAttributes:
-			err = wantBytes(f)
-			attrs.add(pos, next)
+			err = attrs.addBytes(f, pos, next)
 		case pLinkDropped:
 			err = seen.once(f, wVarint)
 			dropped = uint32(f.u)
@@ -286,13 +284,6 @@ func (d *protoDecoder) appendLink(dst, b []byte) ([]byte, error) {
 	dst = appendUvarint(dst, uint64(flags))
 	dst = appendUvarint(dst, uint64(dropped))
 	return d.appendMap(dst, b, attrs, pLinkAttributes, 0)
-}
-
-func wantBytes(f wfield) error {
-	if f.typ != wBytes {
-		return errWireType
-	}
-	return nil
 }
 
 // appendMap appends, as AppendMap does, the map whose entries are the

@@ -68,6 +68,35 @@ func readField(b []byte, pos int) (f wfield, next int, err error) {
 	return f, pos, err
 }
 
+// eachField calls fn with each field of message b and where it lies,
+// b[pos:next], until readField or fn fails. What fn stores before failing
+// does not matter: the decode stops.
+//
+// The decoders of the request, resource spans, resources and scopes use it.
+// Those run for every span, status, event, link or attribute keep their
+// loops inline: fn's indirect call and the variables it captures cost them
+// about 9% more instructions in FromProto on spans with events and links.
+func eachField(b []byte, fn func(f wfield, pos, next int) error) error {
+	for pos := 0; pos < len(b); {
+		f, next, err := readField(b, pos)
+		if err != nil {
+			return err
+		}
+		if err := fn(f, pos, next); err != nil {
+			return err
+		}
+		pos = next
+	}
+	return nil
+}
+
+func wantBytes(f wfield) error {
+	if f.typ != wBytes {
+		return errWireType
+	}
+	return nil
+}
+
 // shortBytes reports whether the field at b[pos:] is the common case, a
 // string or message of under 128 bytes with a one-byte tag, and if so its
 // number and where it ends; its value is b[pos+2:end]. Hot loops inline it
@@ -141,6 +170,16 @@ func (r *repeated) add(pos, next int) {
 	r.n++
 }
 
+// addBytes records f, read at b[pos:next], a value of a repeated message
+// or string field.
+func (r *repeated) addBytes(f wfield, pos, next int) error {
+	if f.typ != wBytes {
+		return errWireType
+	}
+	r.add(pos, next)
+	return nil
+}
+
 // iter walks the values of field num recorded in r from message b, whose
 // fields from r.lo to r.hi have been read without error before.
 func (r repeated) iter(b []byte, num int32) fieldIter {
@@ -178,16 +217,15 @@ func (it *fieldIter) next() []byte { return it.v }
 // a ScopeSpans as counted), and records where its values lie.
 func scanRepeated(b []byte, num int32) (repeated, error) {
 	var r repeated
-	for pos := 0; pos < len(b); {
+	for pos := 0; pos < len(b); { // not eachField: countSpans calls it for every span
 		f, next, err := readField(b, pos)
 		if err != nil {
 			return r, err
 		}
 		if f.num == num {
-			if f.typ != wBytes {
-				return r, errWireType
+			if err := r.addBytes(f, pos, next); err != nil {
+				return r, err
 			}
-			r.add(pos, next)
 		}
 		pos = next
 	}
