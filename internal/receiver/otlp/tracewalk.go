@@ -4,6 +4,8 @@ import (
 	"errors"
 
 	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/vispyr/vispyr/internal/pdatawire"
 )
 
 // walkTraces checks, without decoding, that b is an OTLP
@@ -11,10 +13,10 @@ import (
 // accepts, and counts its spans as pdata's SpanCount does.
 //
 // It follows pdata's generated unmarshal (internal/proto of pdata) rule for
-// rule: trace and span IDs must be empty or 16 and 8 bytes, unknown fields
-// are skipped, strings are not checked for UTF-8. What pdata accepts by
-// rules of its own and protobuf's parsers refuse (groups, varints past 64
-// bits, field numbers past 2^29-1) and the deprecated
+// rule: tags, varints and lengths are read by pdatawire, trace and span IDs
+// must be empty or 16 and 8 bytes, unknown fields are skipped, strings are
+// not checked for UTF-8. What pdata accepts by rules of its own and
+// protobuf's parsers refuse (groups, pdatawire.ErrOwnRule) and the deprecated
 // instrumentation_library_spans, which pdata migrates, it does not judge:
 // decode is then true and the caller decodes b with pdata, as before the
 // walk. The bytes a forwarder sends on are thus ones protobuf's parsers read
@@ -23,7 +25,7 @@ import (
 func walkTraces(b []byte) (spans int, decode bool, err error) {
 	var w traceWalker
 	err = w.walk(b, kRequest)
-	if errors.Is(err, errDecode) {
+	if errors.Is(err, errDecode) || errors.Is(err, pdatawire.ErrOwnRule) {
 		return 0, true, nil
 	}
 	return w.spans, false, err
@@ -121,9 +123,9 @@ func (w *traceWalker) walk(b []byte, m kind) error {
 		var typ protowire.Type
 		var next int
 		var err error
-		if c := b[pos]; c >= 1<<3 && c < 0x80 { // consumeTag's common case, inlined
+		if c := b[pos]; c >= 1<<3 && c < 0x80 { // pdatawire.Tag's common case, inlined
 			num, typ, next = int32(c>>3), protowire.Type(c&7), pos+1
-		} else if num, typ, next, err = consumeTag(b, pos); err != nil {
+		} else if num, typ, next, err = pdatawire.Tag(b, pos); err != nil {
 			return err
 		}
 		k := fieldKind(m, num)
@@ -138,7 +140,7 @@ func (w *traceWalker) walk(b []byte, m kind) error {
 			// Most fields: strings, IDs and messages, only the last two
 			// of which need a look inside.
 			var v []byte
-			if v, pos, err = consumeBytes(b, next); err == nil && k > kBytes {
+			if v, pos, err = pdatawire.Bytes(b, next); err == nil && k > kBytes {
 				err = w.check(k, v)
 			}
 		default:
@@ -174,57 +176,7 @@ func (w *traceWalker) check(k kind, v []byte) error {
 	return w.walk(v, k)
 }
 
-var (
-	errTruncated   = errors.New("proto: unexpected end of data")
-	errOverflow    = errors.New("proto: integer overflow")
-	errFieldNumber = errors.New("proto: illegal field number")
-	errWireType    = errors.New("proto: wrong wire type")
-)
-
-// consumeTag reads a tag as pdata does: the field number is the varint
-// shifted right by 3 and truncated to int32, and must be positive. Field
-// numbers past protobuf's largest, which pdata truncates, are left to it.
-func consumeTag(b []byte, pos int) (int32, protowire.Type, int, error) {
-	t, pos, err := consumeVarint(b, pos)
-	switch {
-	case err != nil:
-		return 0, 0, 0, err
-	case t>>3 > uint64(protowire.MaxValidNumber):
-		return 0, 0, 0, errDecode
-	case t>>3 == 0:
-		return 0, 0, 0, errFieldNumber
-	}
-	return int32(t >> 3), protowire.Type(t & 7), pos, nil
-}
-
-// consumeVarint reads up to ten bytes as pdata does. One whose bits past
-// the 64th are set, which pdata drops and protobuf refuses, is left to pdata.
-func consumeVarint(b []byte, pos int) (uint64, int, error) {
-	if pos < len(b) && b[pos] < 0x80 { // one byte: inlined
-		return uint64(b[pos]), pos + 1, nil
-	}
-	return consumeLongVarint(b, pos)
-}
-
-//go:noinline
-func consumeLongVarint(b []byte, pos int) (uint64, int, error) {
-	var v uint64
-	for shift := uint(0); shift < 64; shift += 7 {
-		if pos >= len(b) {
-			return 0, 0, errTruncated
-		}
-		c := b[pos]
-		pos++
-		v |= uint64(c&0x7f) << shift
-		if c < 0x80 {
-			if shift == 63 && c > 1 {
-				return 0, 0, errDecode
-			}
-			return v, pos, nil
-		}
-	}
-	return 0, 0, errOverflow
-}
+var errWireType = errors.New("proto: wrong wire type")
 
 // consumeField reads the value of a known field whose wire type must be want;
 // for a length-delimited one it returns the bytes.
@@ -234,32 +186,19 @@ func consumeField(b []byte, pos int, typ, want protowire.Type) ([]byte, int, err
 	}
 	switch typ {
 	case protowire.VarintType:
-		_, pos, err := consumeVarint(b, pos)
+		_, pos, err := pdatawire.Varint(b, pos)
 		return nil, pos, err
 	case protowire.Fixed32Type:
 		return fixed(b, pos, 4)
 	case protowire.Fixed64Type:
 		return fixed(b, pos, 8)
 	}
-	return consumeBytes(b, pos)
-}
-
-// consumeBytes reads a length-delimited value.
-func consumeBytes(b []byte, pos int) ([]byte, int, error) {
-	n, pos, err := consumeVarint(b, pos)
-	if err != nil {
-		return nil, 0, err
-	}
-	if n > uint64(len(b)-pos) {
-		return nil, 0, errTruncated
-	}
-	end := pos + int(n)
-	return b[pos:end], end, nil
+	return pdatawire.Bytes(b, pos)
 }
 
 func fixed(b []byte, pos, n int) ([]byte, int, error) {
 	if len(b)-pos < n {
-		return nil, 0, errTruncated
+		return nil, 0, pdatawire.ErrTruncated
 	}
 	return nil, pos + n, nil
 }

@@ -24,8 +24,8 @@ func (e leaveError) Unwrap() error { return ErrLeaveToPdata }
 var (
 	errTruncated   error = leaveError("truncated field")
 	errOverflow    error = leaveError("varint longer than 10 bytes")
-	errVarint64    error = leaveError("varint past 64 bits")
-	errFieldNumber error = leaveError("field number 0 or past 2^29-1")
+	errFieldNumber error = leaveError("field number 0")
+	errOwnRule     error = leaveError("varint past 64 bits or field number past 2^29-1")
 	errGroup       error = leaveError("group")
 	errWireType    error = leaveError("wrong wire type")
 	errTwice       error = leaveError("singular field or oneof given twice")

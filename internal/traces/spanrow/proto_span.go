@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 
 	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/vispyr/vispyr/internal/pdatawire"
 )
 
 // spanWire is the wire type of each singular field of Span; the repeated
@@ -445,7 +447,7 @@ func appendCommonKeyValue(dst, b []byte) ([]byte, bool) {
 		dst = appendRaw(dst, key)
 		return appendRaw(append(dst, tStr), v[2:]), true
 	case intTag:
-		u, n, err := readVarint(v, 1)
+		u, n, err := pdatawire.Varint(v, 1)
 		if err != nil || n != len(v) {
 			return dst, false
 		}

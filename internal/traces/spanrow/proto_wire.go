@@ -4,17 +4,17 @@ import (
 	"encoding/binary"
 
 	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/vispyr/vispyr/internal/pdatawire"
 )
 
 // FromProto's protobuf reading follows pdata's generated unmarshal
 // (pdata/internal/generated_proto_*.go and internal/proto) rule for rule,
-// as the OTLP receiver's tracewalk.go does: a tag's field number is its
-// varint shifted right by 3 and must be positive; varints take up to ten
-// bytes; lengths must fit in the message; unknown fields are skipped; a
-// known field of the wrong wire type is an error; strings are not checked
-// for UTF-8. Where pdata's rules are its own (groups, varints whose bits
-// past the 64th are set, field numbers past protobuf's largest, which it
-// truncates to int32), FromProto leaves the request to it.
+// as the OTLP receiver's tracewalk.go does: tags, varints and lengths are
+// read by pdatawire; unknown fields are skipped; a known field of the wrong
+// wire type is an error; strings are not checked for UTF-8. Where pdata's
+// rules are its own (groups and what pdatawire gives ErrOwnRule for),
+// FromProto leaves the request to it.
 
 // wfield is one field read from the wire. b aliases the request.
 type wfield struct {
@@ -27,20 +27,14 @@ type wfield struct {
 // readField reads the field at b[pos:], which must not be empty, and
 // returns where the next one starts.
 func readField(b []byte, pos int) (f wfield, next int, err error) {
-	var tag uint64
-	if c := b[pos]; c < 0x80 { // the common case, inlined
-		tag, pos = uint64(c), pos+1
-	} else if tag, pos, err = readLongVarint(b, pos); err != nil {
-		return f, 0, err
+	if c := b[pos]; c >= 1<<3 && c < 0x80 { // the common case, inlined
+		f.num, f.typ, pos = int32(c>>3), protowire.Type(c&7), pos+1
+	} else if f.num, f.typ, pos, err = pdatawire.Tag(b, pos); err != nil {
+		return f, 0, leave(err)
 	}
-	switch {
-	case tag>>3 == 0, tag>>3 > uint64(protowire.MaxValidNumber):
-		return f, 0, errFieldNumber
-	}
-	f.num, f.typ = int32(tag>>3), protowire.Type(tag&7)
 	switch f.typ {
 	case wVarint:
-		f.u, pos, err = readVarint(b, pos)
+		f.u, pos, err = pdatawire.Varint(b, pos)
 	case wFixed64:
 		if len(b)-pos < 8 {
 			return f, 0, errTruncated
@@ -52,20 +46,31 @@ func readField(b []byte, pos int) (f wfield, next int, err error) {
 		}
 		f.u, pos = uint64(binary.LittleEndian.Uint32(b[pos:])), pos+4
 	case wBytes:
-		var n uint64
-		if n, pos, err = readVarint(b, pos); err == nil && n > uint64(len(b)-pos) {
-			err = errTruncated
-		}
-		if err == nil {
-			end := pos + int(n)
-			f.b, pos = b[pos:end:end], end
-		}
+		f.b, pos, err = pdatawire.Bytes(b, pos)
 	case protowire.StartGroupType, protowire.EndGroupType:
 		err = errGroup
 	default:
 		err = errWireType
 	}
-	return f, pos, err
+	if err != nil {
+		return f, 0, leave(err)
+	}
+	return f, pos, nil
+}
+
+// leave gives pdatawire's errors as FromProto's, which wrap ErrLeaveToPdata.
+func leave(err error) error {
+	switch err {
+	case pdatawire.ErrTruncated:
+		return errTruncated
+	case pdatawire.ErrOverflow:
+		return errOverflow
+	case pdatawire.ErrFieldNumber:
+		return errFieldNumber
+	case pdatawire.ErrOwnRule:
+		return errOwnRule
+	}
+	return err
 }
 
 // eachField calls fn with each field of message b and where it lies,
@@ -108,34 +113,6 @@ func shortBytes(b []byte, pos int) (num int32, end int, ok bool) {
 	c, n := b[pos], b[pos+1]
 	end = pos + 2 + int(n)
 	return int32(c >> 3), end, c < 0x80 && c&7 == 2 && c >= 1<<3 && n < 0x80 && end <= len(b)
-}
-
-func readVarint(b []byte, pos int) (uint64, int, error) {
-	if pos < len(b) && b[pos] < 0x80 {
-		return uint64(b[pos]), pos + 1, nil
-	}
-	return readLongVarint(b, pos)
-}
-
-// readLongVarint reads up to ten bytes as pdata does. One whose bits past
-// the 64th are set, which pdata drops and protobuf refuses, is left to pdata.
-func readLongVarint(b []byte, pos int) (uint64, int, error) {
-	var v uint64
-	for shift := uint(0); shift < 64; shift += 7 {
-		if pos >= len(b) {
-			return 0, 0, errTruncated
-		}
-		c := b[pos]
-		pos++
-		v |= uint64(c&0x7f) << shift
-		if c < 0x80 {
-			if shift == 63 && c > 1 {
-				return 0, 0, errVarint64
-			}
-			return v, pos, nil
-		}
-	}
-	return 0, 0, errOverflow
 }
 
 // fieldSet records which singular fields (numbers below 64) a message gave.
