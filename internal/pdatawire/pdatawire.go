@@ -74,6 +74,12 @@ func Bytes(b []byte, pos int) ([]byte, int, error) {
 	if err != nil {
 		return nil, 0, err
 	}
+	return Value(b, pos, n)
+}
+
+// Value is the value of length n, read before it, that starts at b[pos:].
+// It inlines, for loops that read the length themselves.
+func Value(b []byte, pos int, n uint64) ([]byte, int, error) {
 	if n > uint64(len(b)-pos) {
 		return nil, 0, ErrTruncated
 	}

@@ -374,21 +374,28 @@ func (d *protoDecoder) scopeSpans(b, resBlob []byte, service string) error {
 	var scope, schema []byte
 	var spans repeated
 	var seen fieldSet
-	err := eachField(b, func(f wfield, pos, next int) error {
-		switch f.num {
-		case pSSScope:
-			scope = f.b
-			return seen.once(f, wBytes)
-		case pSSSchemaURL:
-			schema = f.b
-			return seen.once(f, wBytes)
-		case pSSSpans:
-			return spans.addBytes(f, pos, next)
+	for pos := 0; pos < len(b); { // not eachField: the loop runs for every span
+		f, next, err := readField(b, pos)
+		if err != nil {
+			return err
 		}
-		return nil
-	})
-	if err != nil {
-		return err
+		switch f.num {
+		case pSSScope, pSSSchemaURL:
+			if err := seen.once(f, wBytes); err != nil {
+				return err
+			}
+			if f.num == pSSScope {
+				scope = f.b
+			} else {
+				schema = f.b
+			}
+		case pSSSpans:
+			if f.typ != wBytes {
+				return errWireType
+			}
+			spans.add(pos, next)
+		}
+		pos = next
 	}
 	scopeBlob, err := d.scope(schema, scope)
 	if err != nil {
