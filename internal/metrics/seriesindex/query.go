@@ -32,7 +32,8 @@ func (ix *Index) PostingsForMatchers(ms ...*labels.Matcher) []uint32 {
 }
 
 // LabelNames returns the label names of the series the matchers select
-// (of all series without matchers), sorted.
+// (of all series without matchers), sorted. Like LabelValues' strings, they
+// share the index's memory, which it never changes once written.
 func (ix *Index) LabelNames(ms ...*labels.Matcher) []string {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
