@@ -25,39 +25,33 @@ func (l *list) add(ref uint32) {
 	l.n++
 }
 
-// intersect keeps in a, sorted, the refs also in the list, decoding the
-// list once and copying none of it.
-func (l *list) intersect(a []uint32) []uint32 {
+// filter keeps in a, sorted, the refs also in the list (in) or the refs
+// not in it (!in), decoding the list once and copying none of it.
+func (l *list) filter(a []uint32, in bool) []uint32 {
 	out := a[:0]
 	b, r := l.data, uint32(0)
-	for _, x := range a {
+	for i, x := range a {
 		for r < x && len(b) > 0 {
 			d, k := uvarint(b)
 			r, b = r+d, b[k:]
 		}
-		if r == x {
+		if r < x { // the list ended: the rest of a is not in it
+			return keepRest(out, a[i:], in)
+		}
+		if (r == x) == in {
 			out = append(out, x)
-		} else if r < x {
-			break // the list ended
 		}
 	}
 	return out
 }
 
-// subtract keeps in a, sorted, the refs not in the list.
-func (l *list) subtract(a []uint32) []uint32 {
-	out := a[:0]
-	b, r := l.data, uint32(0)
-	for _, x := range a {
-		for r < x && len(b) > 0 {
-			d, k := uvarint(b)
-			r, b = r+d, b[k:]
-		}
-		if r != x {
-			out = append(out, x)
-		}
+// keepRest ends a filter whose other side ended before rest: none of rest
+// is in it.
+func keepRest(out, rest []uint32, in bool) []uint32 {
+	if in {
+		return out
 	}
-	return out
+	return append(out, rest...)
 }
 
 // first is the list's first ref.
@@ -213,33 +207,19 @@ func appendPosting(out []uint32, p uint32, lists []list) []uint32 {
 	return append(out, p)
 }
 
-// intersect keeps in a the refs also in b; both sorted.
-func intersect(a, b []uint32) []uint32 {
+// filter keeps in a the refs also in b (in) or the refs not in b (!in);
+// both sorted.
+func filter(a, b []uint32, in bool) []uint32 {
 	out := a[:0]
 	j := 0
-	for _, r := range a {
+	for i, r := range a {
 		for j < len(b) && b[j] < r {
 			j++
 		}
 		if j == len(b) {
-			break
+			return keepRest(out, a[i:], in)
 		}
-		if b[j] == r {
-			out = append(out, r)
-		}
-	}
-	return out
-}
-
-// subtract keeps in a the refs not in b; both sorted.
-func subtract(a, b []uint32) []uint32 {
-	out := a[:0]
-	j := 0
-	for _, r := range a {
-		for j < len(b) && b[j] < r {
-			j++
-		}
-		if j == len(b) || b[j] != r {
+		if (b[j] == r) == in {
 			out = append(out, r)
 		}
 	}

@@ -119,11 +119,11 @@ func (ix *Index) postingsForMatchers(ms []*labels.Matcher) []uint32 {
 			out = appendPosting(nil, with[0].post, ix.lists)
 		}
 		for _, s := range with[1:] {
-			out = ix.intersect(out, s)
+			out = ix.filter(out, s, true)
 		}
 	}
 	for _, s := range without {
-		out = ix.subtract(out, s)
+		out = ix.filter(out, s, false)
 	}
 	return out
 }
@@ -147,26 +147,16 @@ func (ix *Index) size(s refSet) int {
 	return 1
 }
 
-// intersect keeps in out, sorted, the refs also in s.
-func (ix *Index) intersect(out []uint32, s refSet) []uint32 {
+// filter keeps in out, sorted, the refs also in s (in) or the refs not in
+// s (!in).
+func (ix *Index) filter(out []uint32, s refSet, in bool) []uint32 {
 	switch {
 	case !s.lazy:
-		return intersect(out, s.refs)
+		return filter(out, s.refs, in)
 	case s.post&listBit != 0:
-		return ix.lists[s.post&^listBit].intersect(out)
+		return ix.lists[s.post&^listBit].filter(out, in)
 	}
-	return intersect(out, []uint32{s.post})
-}
-
-// subtract keeps in out, sorted, the refs not in s.
-func (ix *Index) subtract(out []uint32, s refSet) []uint32 {
-	switch {
-	case !s.lazy:
-		return subtract(out, s.refs)
-	case s.post&listBit != 0:
-		return ix.lists[s.post&^listBit].subtract(out)
-	}
-	return subtract(out, []uint32{s.post})
+	return filter(out, []uint32{s.post}, in)
 }
 
 // matching returns the series with a value of m's label for which
