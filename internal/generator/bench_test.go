@@ -148,7 +148,7 @@ func BenchmarkDecodeRows(b *testing.B) {
 	b.SetBytes(int64(len(buf)))
 	b.ResetTimer()
 	for b.Loop() {
-		if rows, err = spanrow.FromProto(buf, rows[:0]); err != nil {
+		if rows, err = spanrow.FromProto(buf, 0, rows[:0]); err != nil {
 			b.Fatal(err)
 		}
 	}

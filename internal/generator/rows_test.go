@@ -188,7 +188,7 @@ func TestConsumeRowsMatchesConsumeTraces(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			rows, err := spanrow.FromProto(req, nil)
+			rows, err := spanrow.FromProto(req, 0, nil)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -57,7 +57,7 @@ func (r *RowTraces) ConsumeTraces(ctx context.Context, td ptrace.Traces) error {
 
 // ConsumeRawTraces implements RawTraces.
 func (r *RowTraces) ConsumeRawTraces(ctx context.Context, req []byte, spans int) error {
-	rows, err := spanrow.FromProto(req, nil)
+	rows, err := spanrow.FromProto(req, spans, nil)
 	if err != nil {
 		return r.viaTraces(ctx, req)
 	}

@@ -73,41 +73,11 @@ func uvarintFast(b []byte) (uint64, []byte, bool) {
 // valueLen is the length of the encoded value at the start of b (type byte
 // included), or -1 if it is malformed.
 func valueLen(b []byte) int {
-	if len(b) == 0 {
+	_, rest, ok := valueSize(b, 0)
+	if !ok {
 		return -1
 	}
-	switch b[0] {
-	case tEmpty:
-		return 1
-	case tStr, tBytes:
-		l, rest, ok := uvarintFast(b[1:])
-		if !ok || l > uint64(len(rest)) {
-			return -1
-		}
-		return len(b) - len(rest) + int(l)
-	case tInt:
-		_, n := binary.Varint(b[1:])
-		if n <= 0 {
-			return -1
-		}
-		return 1 + n
-	case tDouble:
-		if len(b) < 9 {
-			return -1
-		}
-		return 9
-	case tBool:
-		if len(b) < 2 {
-			return -1
-		}
-		return 2
-	}
-	d := decoder{b: b[1:]} // slices and maps: rare enough for the general walk
-	d.skip(b[0], 0)
-	if d.err != nil {
-		return -1
-	}
-	return len(b) - len(d.b)
+	return len(b) - len(rest)
 }
 
 // LookupString is Lookup followed by Value.AsString.

@@ -2,6 +2,7 @@ package spanrow
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 
@@ -14,27 +15,23 @@ import (
 // the right error message.
 var ErrLeaveToPdata = errors.New("request left to pdata")
 
-// leaveError is why FromProto left a request to pdata. The reasons are
-// constants, so that failing costs no allocation.
+// leaveError is why FromProto left a request to pdata, where the reason is
+// its own; the wire reader's (pdatawire's) are wrapped by leaveToPdata.
 type leaveError string
 
 func (e leaveError) Error() string { return "spanrow: " + string(e) + ": " + ErrLeaveToPdata.Error() }
 func (e leaveError) Unwrap() error { return ErrLeaveToPdata }
 
 var (
-	errTruncated   error = leaveError("truncated field")
-	errOverflow    error = leaveError("varint longer than 10 bytes")
-	errFieldNumber error = leaveError("field number 0")
-	errOwnRule     error = leaveError("varint past 64 bits or field number past 2^29-1")
-	errGroup       error = leaveError("group")
-	errWireType    error = leaveError("wrong wire type")
-	errTwice       error = leaveError("singular field or oneof given twice")
-	errDeprecated  error = leaveError("instrumentation_library_spans")
-	errIDLength    error = leaveError("trace or span ID of a wrong length")
-	errNoID        error = leaveError("empty trace or span ID")
-	errStrindex    error = leaveError("string table index")
-	errDeep        error = leaveError("attributes nested too deeply")
-	errService     error = leaveError("service.name is not a string")
+	errGroup      error = leaveError("group")
+	errWireType   error = leaveError("wrong wire type")
+	errTwice      error = leaveError("singular field or oneof given twice")
+	errDeprecated error = leaveError("instrumentation_library_spans")
+	errIDLength   error = leaveError("trace or span ID of a wrong length")
+	errNoID       error = leaveError("empty trace or span ID")
+	errStrindex   error = leaveError("string table index")
+	errDeep       error = leaveError("attributes nested too deeply")
+	errService    error = leaveError("service.name is not a string")
 )
 
 // FromProto appends one row per span of req, the protobuf bytes of an OTLP
@@ -61,10 +58,17 @@ var (
 // The rows keep no reference into req, whose buffer the caller may reuse.
 // Repeated span names, service names, status messages and trace states
 // share one string per call.
-func FromProto(req []byte, dst []Span) ([]Span, error) {
-	n, err := countSpans(req)
-	if err != nil {
-		return dst, err
+//
+// spans sizes the rows: the request's span count where the caller has it
+// (the OTLP receiver's walk counted them), or 0 to have FromProto count
+// them first. A wrong count costs a reallocation, never a wrong row.
+func FromProto(req []byte, spans int, dst []Span) ([]Span, error) {
+	n := spans
+	if n <= 0 {
+		var err error
+		if n, err = countSpans(req); err != nil {
+			return dst, leaveToPdata(err)
+		}
 	}
 	d := protoDecoders.Get().(*protoDecoder)
 	defer d.release()
@@ -74,9 +78,18 @@ func FromProto(req []byte, dst []Span) ([]Span, error) {
 	// its count cannot make us allocate a hundred times its size.
 	d.rows = slices.Grow(dst, min(n, len(req)/minSpanSize))
 	if err := d.request(req); err != nil {
-		return dst[:first], err
+		return dst[:first], leaveToPdata(err)
 	}
 	return d.finish(first), nil
+}
+
+// leaveToPdata makes err, FromProto's own reason or the wire reader's
+// (pdatawire's), wrap ErrLeaveToPdata.
+func leaveToPdata(err error) error {
+	if errors.Is(err, ErrLeaveToPdata) {
+		return err
+	}
+	return fmt.Errorf("spanrow: %w: %w", err, ErrLeaveToPdata)
 }
 
 // minSpanSize is the size of the smallest span with IDs: a tag and length,

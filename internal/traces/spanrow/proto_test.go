@@ -317,7 +317,7 @@ func wellFormed(t testing.TB) map[string][]byte {
 // of the pdata path.
 func checkAgainstPdata(t *testing.T, req []byte) (fast bool) {
 	t.Helper()
-	got, err := FromProto(req, nil)
+	got, err := FromProto(req, 0, nil)
 	if err != nil {
 		if !errors.Is(err, ErrLeaveToPdata) {
 			t.Fatalf("error does not wrap ErrLeaveToPdata: %v", err)
@@ -336,6 +336,13 @@ func checkAgainstPdata(t *testing.T, req []byte) (fast bool) {
 		}
 		t.Fatalf("got %d rows, want %d", len(got), len(want))
 	}
+	// A count from the caller only sizes the rows, right or wrong.
+	for _, spans := range []int{len(want), 1, 2*len(want) + 1} {
+		again, err := FromProto(req, spans, nil)
+		if same := len(again) == 0 && len(want) == 0 || reflect.DeepEqual(again, want); err != nil || !same {
+			t.Fatalf("with a span count of %d (the request has %d): err %v, same rows %v", spans, len(want), err, same)
+		}
+	}
 	return true
 }
 
@@ -348,7 +355,7 @@ func TestFromProtoTakesTheFastPath(t *testing.T) {
 				t.Fatalf("the test's request is bad: %v", err)
 			}
 			if !checkAgainstPdata(t, req) {
-				_, err := FromProto(req, nil)
+				_, err := FromProto(req, 0, nil)
 				t.Fatalf("left to pdata: %v", err)
 			}
 		})
@@ -359,7 +366,7 @@ func TestFromProtoLeavesUnusualFormsToPdata(t *testing.T) {
 	for name, req := range refused() {
 		t.Run(name, func(t *testing.T) {
 			prefix := []Span{{Name: "kept"}}
-			got, err := FromProto(req, prefix)
+			got, err := FromProto(req, 0, prefix)
 			if !errors.Is(err, ErrLeaveToPdata) {
 				t.Fatalf("err = %v, want ErrLeaveToPdata", err)
 			}
@@ -376,7 +383,7 @@ func TestFromProtoAppendsToDst(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := FromProto(req, []Span{{Name: "before"}})
+	got, err := FromProto(req, 0, []Span{{Name: "before"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -393,7 +400,7 @@ func TestFromProtoKeepsNoReferenceToReq(t *testing.T) {
 			t.Fatal(err)
 		}
 		buf := bytes.Clone(req)
-		got, err := FromProto(buf, nil)
+		got, err := FromProto(buf, 0, nil)
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
@@ -410,7 +417,7 @@ func TestFromProtoKeepsNoReferenceToReq(t *testing.T) {
 // blobs of a request take a handful of allocations, not some per span.
 func TestFromProtoInternsStrings(t *testing.T) {
 	req := marshalRequest(t, loadRequest(0, 100))
-	rows, err := FromProto(req, nil)
+	rows, err := FromProto(req, 0, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -424,7 +431,7 @@ func TestFromProtoInternsStrings(t *testing.T) {
 		}
 	}
 	allocs := testing.AllocsPerRun(20, func() {
-		if _, err := FromProto(req, nil); err != nil {
+		if _, err := FromProto(req, 0, nil); err != nil {
 			t.Fatal(err)
 		}
 	})
@@ -497,14 +504,18 @@ func BenchmarkFromProto(b *testing.B) {
 	}
 	b.Run("pdata+FromTraces", func(b *testing.B) { run(b, viaPdata) })
 	b.Run("FromProto", func(b *testing.B) {
-		run(b, func(req []byte) ([]Span, error) { return FromProto(req, nil) })
+		run(b, func(req []byte) ([]Span, error) { return FromProto(req, 0, nil) })
+	})
+	// With the count the receiver's walk gives, as serve calls it.
+	b.Run("FromProto-counted", func(b *testing.B) {
+		run(b, func(req []byte) ([]Span, error) { return FromProto(req, spans, nil) })
 	})
 	// Without the first writes to a fresh row slice, which the store pays
 	// for as long as it keeps every request's rows.
 	b.Run("FromProto-reused-rows", func(b *testing.B) {
 		var rows []Span
 		run(b, func(req []byte) (_ []Span, err error) {
-			rows, err = FromProto(req, rows[:0])
+			rows, err = FromProto(req, 0, rows[:0])
 			return rows, err
 		})
 	})
@@ -639,7 +650,7 @@ func TestFromProtoMatchesPdataOnRandomTraces(t *testing.T) {
 		if checkAgainstPdata(t, req) {
 			fast++
 		} else {
-			_, err := FromProto(req, nil)
+			_, err := FromProto(req, 0, nil)
 			t.Error(err)
 		}
 	}

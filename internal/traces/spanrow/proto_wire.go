@@ -30,19 +30,19 @@ func readField(b []byte, pos int) (f wfield, next int, err error) {
 	if c := b[pos]; c >= 1<<3 && c < 0x80 { // the common case, inlined
 		f.num, f.typ, pos = int32(c>>3), protowire.Type(c&7), pos+1
 	} else if f.num, f.typ, pos, err = pdatawire.Tag(b, pos); err != nil {
-		return f, 0, leave(err)
+		return f, 0, err
 	}
 	switch f.typ {
 	case wVarint:
 		f.u, pos, err = pdatawire.Varint(b, pos)
 	case wFixed64:
 		if len(b)-pos < 8 {
-			return f, 0, errTruncated
+			return f, 0, pdatawire.ErrTruncated
 		}
 		f.u, pos = binary.LittleEndian.Uint64(b[pos:]), pos+8
 	case wFixed32:
 		if len(b)-pos < 4 {
-			return f, 0, errTruncated
+			return f, 0, pdatawire.ErrTruncated
 		}
 		f.u, pos = uint64(binary.LittleEndian.Uint32(b[pos:])), pos+4
 	case wBytes: // pdatawire.Bytes, with one call less
@@ -56,24 +56,9 @@ func readField(b []byte, pos int) (f wfield, next int, err error) {
 		err = errWireType
 	}
 	if err != nil {
-		return f, 0, leave(err)
+		return f, 0, err
 	}
 	return f, pos, nil
-}
-
-// leave gives pdatawire's errors as FromProto's, which wrap ErrLeaveToPdata.
-func leave(err error) error {
-	switch err {
-	case pdatawire.ErrTruncated:
-		return errTruncated
-	case pdatawire.ErrOverflow:
-		return errOverflow
-	case pdatawire.ErrFieldNumber:
-		return errFieldNumber
-	case pdatawire.ErrOwnRule:
-		return errOwnRule
-	}
-	return err
 }
 
 // eachField calls fn with each field of message b and where it lies,

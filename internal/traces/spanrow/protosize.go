@@ -2,7 +2,8 @@ package spanrow
 
 import (
 	"encoding/binary"
-	"math/bits"
+
+	"google.golang.org/protobuf/encoding/protowire"
 )
 
 // ProtoSize is the size of the span r was built from in OTLP protobuf, as
@@ -19,7 +20,7 @@ func ProtoSize(r *Span) int {
 		n += 6 // two-byte tag, fixed32
 	}
 	if r.Kind != 0 {
-		n += 1 + sov(uint64(r.Kind))
+		n += 1 + protowire.SizeVarint(uint64(r.Kind))
 	}
 	if r.Start != 0 {
 		n += 9
@@ -31,24 +32,21 @@ func ProtoSize(r *Span) int {
 	n += extraSize(r.Extra)
 	status := stringSize(len(r.StatusMessage))
 	if r.StatusCode != 0 {
-		status += 1 + sov(uint64(r.StatusCode))
+		status += 1 + protowire.SizeVarint(uint64(r.StatusCode))
 	}
-	return n + 1 + sov(uint64(status)) + status // the status message is always written
+	return n + 1 + protowire.SizeVarint(uint64(status)) + status // the status message is always written
 }
-
-// sov is the length of v as a protobuf varint.
-func sov(v uint64) int { return (bits.Len64(v|1) + 6) / 7 }
 
 // stringSize is an optional string or bytes field: absent when empty.
 func stringSize(l int) int {
 	if l == 0 {
 		return 0
 	}
-	return 1 + sov(uint64(l)) + l
+	return 1 + protowire.SizeVarint(uint64(l)) + l
 }
 
 // embedded is a field holding a message of l bytes, written even when empty.
-func embedded(l int) int { return 1 + sov(uint64(l)) + l }
+func embedded(l int) int { return 1 + protowire.SizeVarint(uint64(l)) + l }
 
 // idSize is a trace or span ID: pdata always writes the field, empty for a zero ID.
 func idSize(id []byte) int {
@@ -79,7 +77,7 @@ func uintField(v uint64) int {
 	if v == 0 {
 		return 0
 	}
-	return 1 + sov(v)
+	return 1 + protowire.SizeVarint(v)
 }
 
 // attrsSize is the repeated KeyValue field of the map encoded in b.
@@ -138,7 +136,7 @@ func valueSize(b []byte, depth int) (int, []byte, bool) {
 		if n <= 0 {
 			return 0, nil, false
 		}
-		return 1 + sov(uint64(v)), b[n:], true
+		return 1 + protowire.SizeVarint(uint64(v)), b[n:], true
 	case tDouble:
 		if len(b) < 8 {
 			return 0, nil, false
