@@ -8,7 +8,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unsafe"
 
 	"github.com/prometheus/prometheus/model/labels"
 	"go.opentelemetry.io/collector/pdata/ptrace"
@@ -167,7 +166,7 @@ type resource struct {
 }
 
 func (res *resource) is(blob []byte) bool {
-	return res.loaded && len(blob) == len(res.blob) && unsafe.SliceData(blob) == unsafe.SliceData(res.blob)
+	return res.loaded && spanrow.SameBlob(blob, res.blob)
 }
 
 func (p *Processor) loadResource(res *resource, blob []byte) {

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"sync"
 	"time"
-	"unsafe"
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/util/strutil"
@@ -176,7 +175,7 @@ type resource struct {
 // is reports whether blob is the one res was loaded from: the same memory,
 // which FromTraces and the head give every span of a resource.
 func (res *resource) is(blob []byte) bool {
-	return res.loaded && len(blob) == len(res.blob) && unsafe.SliceData(blob) == unsafe.SliceData(res.blob)
+	return res.loaded && spanrow.SameBlob(blob, res.blob)
 }
 
 // loadResource reads the service, job, instance and the dimensions' values

@@ -80,6 +80,13 @@ func valueLen(b []byte) int {
 	return len(b) - len(rest)
 }
 
+// SameBlob reports whether a and b are the same memory. Every row of one
+// resource (or scope) shares its blob, as FromTraces, FromProto and the head
+// give them, so readers do per-resource work once per run of such rows.
+func SameBlob(a, b []byte) bool {
+	return len(a) == len(b) && unsafe.SliceData(a) == unsafe.SliceData(b)
+}
+
 // LookupString is Lookup followed by Value.AsString.
 func LookupString(b []byte, key string) (string, bool) {
 	v, ok := Lookup(b, key)
