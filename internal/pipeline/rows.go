@@ -57,14 +57,14 @@ func (r *RowTraces) ConsumeTraces(ctx context.Context, td ptrace.Traces) error {
 
 // ConsumeRawTraces implements RawTraces.
 func (r *RowTraces) ConsumeRawTraces(ctx context.Context, req []byte, spans int) error {
-	rows, err := spanrow.FromProto(req, spans, nil)
-	if err != nil {
-		return r.viaTraces(ctx, req)
-	}
-	if r.Admit != nil {
+	if r.Admit != nil { // before the decode: a refused request costs nothing
 		if err := r.Admit(ctx); err != nil {
 			return err
 		}
+	}
+	rows, err := spanrow.FromProto(req, spans, nil)
+	if err != nil {
+		return r.viaTraces(ctx, req)
 	}
 	if r.Store != nil {
 		if err := r.Store.ConsumeRows(ctx, rows); errors.Is(err, ErrWantTraces) {
