@@ -7,6 +7,7 @@
 //
 // It is step 1 of Vispyr's own head (issue 16: RSS per active series) and is
 // not wired into the store yet; the store still uses Prometheus's tsdb.Head.
+// Reader answers as a tsdb.IndexReader (all but Series) over it.
 // Series are never removed yet either: a head's garbage collection of
 // inactive series is a later step.
 package seriesindex
@@ -30,7 +31,11 @@ const shardBits = 4
 // stay sorted by appending).
 //
 // Locks, taken in this order: a shard's mu (Add, Lookup), Index.mu, then
-// symbols.mu; Add takes symbols.mu on its own before the others.
+// symbols.mu; Add takes symbols.mu on its own before the others. None is
+// held while another method of the Index runs (a waiting writer would
+// deadlock a second read lock). Reader's walks over many series run on a
+// view, a snapshot of the append-only offsets and arenas read without
+// locks; only the value tables and postings lists need Index.mu.
 type Index struct {
 	syms   *symbols
 	seed   maphash.Seed

@@ -77,6 +77,7 @@ func openHead(t testing.TB, series []labels.Labels) *tsdb.Head {
 	t.Helper()
 	opts := tsdb.DefaultHeadOptions()
 	opts.ChunkDirRoot = t.TempDir()
+	opts.EnableSharding = true // for ShardedPostings
 	h, err := tsdb.NewHead(nil, nil, nil, nil, opts, nil)
 	if err != nil {
 		t.Fatalf("open head: %v", err)
@@ -273,6 +274,7 @@ func TestConcurrentAdd(t *testing.T) {
 				if i%500 == 0 {
 					ix.PostingsForMatchers(labels.MustNewMatcher(labels.MatchRegexp, "__name__", "m1|m2"))
 					ix.LabelValues("__name__")
+					readAll(t, ix.Reader())
 				}
 			}
 		})

@@ -1,0 +1,191 @@
+package seriesindex
+
+import (
+	"context"
+	"slices"
+
+	"github.com/prometheus/prometheus/tsdb/index"
+)
+
+// Postings returns the series with label name set to any of values, sorted
+// by ref. ("", "") is the all-postings key: every series.
+func (r *Reader) Postings(_ context.Context, name string, values ...string) (index.Postings, error) {
+	if name == "" && slices.Contains(values, "") {
+		return r.all(), nil
+	}
+	return merged(r.ix.valuePostings(name, values)), nil
+}
+
+// PostingsForAllLabelValues returns the series that have label name, sorted
+// by ref.
+func (r *Reader) PostingsForAllLabelValues(_ context.Context, name string) index.Postings {
+	if name == "" {
+		return r.all()
+	}
+	return merged(r.ix.allValuePostings(name))
+}
+
+// PostingsForLabelMatching returns the series whose value of label name
+// match accepts, sorted by ref. As in Prometheus's head, match runs without
+// the index's lock, which a slow regexp over many values would otherwise
+// hold against the creation of series: the values are listed under the
+// lock, matched, and their postings read under it again.
+func (r *Reader) PostingsForLabelMatching(ctx context.Context, name string, match func(string) bool) index.Postings {
+	if name == "" {
+		if match("") {
+			return r.all()
+		}
+		return index.EmptyPostings()
+	}
+	nid, slots, cands := r.ix.candidates(name)
+	v := r.ix.view() // after candidates, so that it has their symbols
+	kept := cands[:0]
+	for i, c := range cands {
+		if i%checkEvery == 0 && ctx.Err() != nil {
+			return index.ErrPostings(ctx.Err())
+		}
+		if match(v.str(c.value)) {
+			kept = append(kept, c)
+		}
+	}
+	if len(kept) == 0 {
+		return index.EmptyPostings()
+	}
+	return merged(r.ix.matchedPostings(nid, slots, kept))
+}
+
+// all is every series that exists now.
+func (r *Reader) all() index.Postings {
+	n := r.ix.Len()
+	if n == 0 {
+		return index.EmptyPostings()
+	}
+	return &allPostings{n: uint32(n), next: 1}
+}
+
+// merged is what gather returned as one postings: one list as it was, or
+// several lists' refs once sorted (a series has one value of a name, so
+// they never repeat a ref).
+func merged(one index.Postings, refs []uint32) index.Postings {
+	if one != nil {
+		return one
+	}
+	slices.Sort(refs)
+	return postingsOf(refs)
+}
+
+// gather turns postings words into postings: one is walked where it lies,
+// several are expanded, unsorted, for the caller to sort after letting the
+// lock go. The caller holds ix.mu.
+func (ix *Index) gather(ps []uint32) (one index.Postings, refs []uint32) {
+	switch {
+	case len(ps) == 0:
+		return index.EmptyPostings(), nil
+	case len(ps) > 1:
+		for _, p := range ps {
+			refs = appendPosting(refs, p, ix.lists)
+		}
+		return nil, refs
+	case ps[0]&listBit != 0:
+		return &gapPostings{data: ix.lists[ps[0]&^listBit].data}, nil
+	}
+	return &refPostings{refs: []uint32{ps[0]}}, nil
+}
+
+// valuePostings gathers the postings of name=value for each of values.
+func (ix *Index) valuePostings(name string, values []string) (index.Postings, []uint32) {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	ix.syms.mu.RLock()
+	defer ix.syms.mu.RUnlock()
+	ps := make([]uint32, 0, len(values))
+	for _, val := range values {
+		if p, ok := ix.posting(name, val); ok {
+			ps = append(ps, p)
+		}
+	}
+	slices.Sort(ps) // values may repeat
+	return ix.gather(slices.Compact(ps))
+}
+
+// allValuePostings gathers the postings of every value of name.
+func (ix *Index) allValuePostings(name string) (index.Postings, []uint32) {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	t := ix.valuesOf(name)
+	if t == nil {
+		return index.EmptyPostings(), nil
+	}
+	ps := make([]uint32, 0, t.n)
+	for _, p := range t.slots {
+		if p != 0 {
+			ps = append(ps, p)
+		}
+	}
+	return ix.gather(ps)
+}
+
+// valuesOf returns the values table of label name, nil if no series has
+// it. The caller holds ix.mu.
+func (ix *Index) valuesOf(name string) *values {
+	ix.syms.mu.RLock()
+	nid, ok := ix.syms.get(name)
+	ix.syms.mu.RUnlock()
+	if !ok {
+		return nil
+	}
+	return ix.names[nid]
+}
+
+// candidate is a value of a label and the slot of its posting.
+type candidate struct {
+	slot  int
+	value uint32
+}
+
+// candidates lists the values of label name with their slots, and returns
+// the name's symbol and its slots as they were, so that matchedPostings
+// can tell whether the slots still are where they were.
+func (ix *Index) candidates(name string) (nid uint32, slots []uint32, cands []candidate) {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	t := ix.valuesOf(name)
+	if t == nil {
+		return 0, nil, nil
+	}
+	cands = make([]candidate, 0, t.n)
+	for i, p := range t.slots {
+		if p != 0 {
+			cands = append(cands, candidate{slot: i, value: ix.valueOf(t, p)})
+		}
+	}
+	return t.name, t.slots, cands
+}
+
+// matchedPostings gathers the postings of the values kept of those
+// candidates listed. A slot holds the same value until its table is
+// replaced (a table grows into a new one, and values never leave), so the
+// postings are read from the slots while the table is the one the slots
+// came from, and else looked up again.
+func (ix *Index) matchedPostings(nid uint32, slots []uint32, kept []candidate) (index.Postings, []uint32) {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	t := ix.names[nid]
+	if t == nil {
+		return index.EmptyPostings(), nil
+	}
+	same := len(t.slots) == len(slots) && &t.slots[0] == &slots[0]
+	ps := make([]uint32, 0, len(kept))
+	for _, c := range kept {
+		var p uint32
+		if same {
+			p = t.slots[c.slot]
+		} else {
+			p, _ = ix.get(t, c.value)
+		}
+		if p != 0 {
+			ps = append(ps, p)
+		}
+	}
+	return ix.gather(ps)
+}
