@@ -9,13 +9,15 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/klauspost/compress/snappy"
+	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
+
+	"github.com/vispyr/vispyr/internal/metrics/nodeshape"
 )
 
 // Load is a pre-encoded remote-write workload: every request body is built
@@ -43,7 +45,7 @@ type Shape struct {
 
 // NodeShape is node_exporter-like: 200 names, 20 instances per 20,000 series,
 // job "bench"; values as NewLoad says.
-var NodeShape = Shape{Labels: seriesLabels, Next: nextValue}
+var NodeShape = Shape{Labels: seriesLabels, Next: nodeshape.Next}
 
 // NewLoad builds series×rounds samples: series s gets one sample per
 // round, timestamped start + round*interval. Values mix what node_exporter
@@ -86,32 +88,14 @@ func NewShaped(shape Shape, series, batch, senders, rounds int, interval time.Du
 	return l, nil
 }
 
+// seriesLabels is nodeshape's series s, as remote write sends it.
 func seriesLabels(s int) []prompb.Label {
-	// Sorted by name, as remote write requires.
-	return []prompb.Label{
-		{Name: "__name__", Value: "bench_metric_" + strconv.Itoa(s%200)},
-		{Name: "instance", Value: fmt.Sprintf("host-%02d:9100", s/1000)},
-		{Name: "job", Value: "bench"},
-		{Name: "mode", Value: [...]string{"idle", "user", "system", "iowait"}[s%4]},
-		{Name: "series", Value: strconv.Itoa(s)},
-	}
-}
-
-// nextValue is series s's next sample after v.
-func nextValue(s int, v float64, rng *rand.Rand) float64 {
-	switch s % 4 {
-	case 0:
-		return v + float64(rng.IntN(1000))
-	case 1:
-		return v + float64(rng.IntN(1500))/100
-	case 2:
-		return float64(rng.IntN(100000)) / 100
-	default:
-		if v == 0 || rng.IntN(100) == 0 {
-			return float64(rng.IntN(1 << 30))
-		}
-		return v
-	}
+	var b labels.ScratchBuilder
+	var out []prompb.Label
+	nodeshape.Labels(&b, s).Range(func(l labels.Label) {
+		out = append(out, prompb.Label{Name: l.Name, Value: l.Value})
+	})
+	return out
 }
 
 // encodeSender encodes the requests of sender k, which owns the series

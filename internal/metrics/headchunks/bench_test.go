@@ -1,17 +1,13 @@
 package headchunks
 
 import (
-	"context"
 	"flag"
 	"math/rand/v2"
 	"runtime"
-	"strconv"
 	"testing"
 	"time"
 
-	"github.com/prometheus/prometheus/model/labels"
-	"github.com/prometheus/prometheus/storage"
-	"github.com/prometheus/prometheus/tsdb"
+	"github.com/vispyr/vispyr/internal/metrics/nodeshape"
 )
 
 var (
@@ -19,31 +15,12 @@ var (
 	benchRounds = flag.Int("rounds", 8, "samples per series, 15 s apart")
 )
 
-// nodeValue is series s's next value after v, in the four kinds
-// bench/internal/rwload's node_exporter-like load mixes: integer counters,
-// two-decimal counters, two-decimal gauges and gauges that rarely change.
-func nodeValue(s int, v float64, rng *rand.Rand) float64 {
-	switch s % 4 {
-	case 0:
-		return v + float64(rng.IntN(1000))
-	case 1:
-		return v + float64(rng.IntN(1500))/100
-	case 2:
-		return float64(rng.IntN(100000)) / 100
-	}
-	if v == 0 || rng.IntN(100) == 0 {
-		return float64(rng.IntN(1 << 30))
-	}
-	return v
-}
-
 // BenchmarkBytesPerSeries fills -series series with -rounds samples each,
 // round by round as scrapes arrive, and reports the live heap left per
 // series (HeapAlloc after a collection, minus before) and the time per
-// sample: for Buffer alone (the samples' part of a head; seriesindex's
-// bench gives the labels' part) and, in the same run, for Prometheus's whole
-// head (labels and samples, isolation off as in Vispyr). Run it with
-// -benchtime 1x.
+// sample, for Buffer alone: the samples' part of a head (seriesindex's
+// bench gives the labels' part; the head package's bench compares the two
+// together with Prometheus's head). Run it with -benchtime 1x.
 func BenchmarkBytesPerSeries(b *testing.B) {
 	n, rounds := *benchSeries, *benchRounds
 	b.Run("headchunks", func(b *testing.B) {
@@ -60,44 +37,6 @@ func BenchmarkBytesPerSeries(b *testing.B) {
 			return buf
 		})
 	})
-	b.Run("prometheus-head", func(b *testing.B) {
-		measure(b, n, rounds, func() any {
-			opts := tsdb.DefaultHeadOptions()
-			opts.ChunkDirRoot = b.TempDir()
-			opts.IsolationDisabled = true
-			h, err := tsdb.NewHead(nil, nil, nil, nil, opts, nil)
-			if err != nil {
-				b.Fatal(err)
-			}
-			refs := make([]uint64, n)
-			var sb labels.ScratchBuilder
-			app := h.Appender(context.Background())
-			fill(n, rounds, func(s int, t int64, v float64) {
-				var lset labels.Labels
-				if refs[s] == 0 {
-					sb.Reset()
-					sb.Add("__name__", "bench_metric_"+strconv.Itoa(s%200))
-					sb.Add("series", strconv.Itoa(s))
-					lset = sb.Labels()
-				}
-				ref, err := app.Append(storage.SeriesRef(refs[s]), lset, t, v)
-				if err != nil {
-					b.Fatal(err)
-				}
-				refs[s] = uint64(ref)
-				if s%5000 == 4999 {
-					if err := app.Commit(); err != nil {
-						b.Fatal(err)
-					}
-					app = h.Appender(context.Background())
-				}
-			})
-			if err := app.Commit(); err != nil {
-				b.Fatal(err)
-			}
-			return h
-		})
-	})
 }
 
 // fill calls add for rounds rounds of one sample per series.
@@ -107,7 +46,7 @@ func fill(n, rounds int, add func(s int, t int64, v float64)) {
 	start := time.Now().Add(-time.Duration(rounds) * 15 * time.Second).UnixMilli()
 	for r := range rounds {
 		for s := range n {
-			values[s] = nodeValue(s, values[s], rng)
+			values[s] = nodeshape.Next(s, values[s], rng)
 			add(s, start+int64(r)*15000, values[s])
 		}
 	}

@@ -1,0 +1,128 @@
+package head
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+
+	"github.com/prometheus/prometheus/model/exemplar"
+	"github.com/prometheus/prometheus/model/histogram"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/model/metadata"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb"
+)
+
+// errNotYet refuses what this step of the head does not store yet.
+var errNotYet = errors.New("head: histograms, exemplars and start timestamps are not stored yet")
+
+// Appender returns an appender whose samples become visible, all at once,
+// on Commit. Like Prometheus's head, it checks each sample against what is
+// committed when it is appended, and creates series at once.
+func (h *Head) Appender(context.Context) storage.Appender { return &appender{head: h} }
+
+type pending struct {
+	ref  uint32
+	t    int64
+	v    float64
+	drop bool
+}
+
+type appender struct {
+	head          *Head
+	samples       []pending
+	minValid      int64
+	minValidKnown bool
+}
+
+func (a *appender) Append(ref storage.SeriesRef, lset labels.Labels, t int64, v float64) (storage.SeriesRef, error) {
+	if !a.minValidKnown {
+		a.minValid, a.minValidKnown = a.head.appendableMinValidTime(), true
+	}
+	if t < a.minValid {
+		return 0, storage.ErrOutOfBounds
+	}
+	id, err := a.series(ref, lset)
+	if err != nil {
+		return 0, err
+	}
+	if err := a.head.samples.Appendable(id, t, v); err != nil {
+		return 0, err
+	}
+	a.samples = append(a.samples, pending{ref: id, t: t, v: v})
+	return storage.SeriesRef(id), nil
+}
+
+// series resolves an appender's ref, or the labels if the ref is not one
+// of this head's, to a series ref, creating the series if new.
+func (a *appender) series(ref storage.SeriesRef, lset labels.Labels) (uint32, error) {
+	if ref != 0 && ref <= math.MaxUint32 && int(ref) <= a.head.index.Len() {
+		return uint32(ref), nil
+	}
+	lset = lset.WithoutEmpty()
+	if lset.IsEmpty() {
+		return 0, fmt.Errorf("empty labelset: %w", tsdb.ErrInvalidSample)
+	}
+	if l, dup := lset.HasDuplicateLabelNames(); dup {
+		return 0, fmt.Errorf(`label name "%s" is not unique: %w`, l, tsdb.ErrInvalidSample)
+	}
+	id, _ := a.head.index.Add(lset)
+	return id, nil
+}
+
+// Commit adds the samples in the order appended. A sample another
+// appender made out of order since is dropped, as Prometheus's head drops
+// it; Commit reports the first such.
+func (a *appender) Commit() error {
+	mint, maxt := int64(math.MaxInt64), int64(math.MinInt64)
+	var first error
+	for _, s := range a.samples {
+		if err := a.head.samples.Append(s.ref, s.t, s.v); err != nil {
+			if first == nil {
+				first = fmt.Errorf("head: series %d at %d: %w", s.ref, s.t, err)
+			}
+			continue
+		}
+		mint, maxt = min(mint, s.t), max(maxt, s.t)
+	}
+	if mint <= maxt {
+		a.head.widen(mint, maxt)
+	}
+	a.samples = a.samples[:0]
+	a.minValidKnown = false
+	if first != nil && !errors.Is(first, storage.ErrOutOfOrderSample) && !errors.Is(first, storage.ErrDuplicateSampleForTimestamp) {
+		return first
+	}
+	return nil
+}
+
+func (a *appender) Rollback() error {
+	a.samples = a.samples[:0]
+	a.minValidKnown = false
+	return nil
+}
+
+var _ storage.Appender = (*appender)(nil)
+
+func (a *appender) SetOptions(*storage.AppendOptions) {}
+
+func (a *appender) AppendExemplar(storage.SeriesRef, labels.Labels, exemplar.Exemplar) (storage.SeriesRef, error) {
+	return 0, errNotYet
+}
+
+func (a *appender) AppendHistogram(storage.SeriesRef, labels.Labels, int64, *histogram.Histogram, *histogram.FloatHistogram) (storage.SeriesRef, error) {
+	return 0, errNotYet
+}
+
+func (a *appender) AppendHistogramSTZeroSample(storage.SeriesRef, labels.Labels, int64, int64, *histogram.Histogram, *histogram.FloatHistogram) (storage.SeriesRef, error) {
+	return 0, errNotYet
+}
+
+func (a *appender) UpdateMetadata(ref storage.SeriesRef, _ labels.Labels, _ metadata.Metadata) (storage.SeriesRef, error) {
+	return ref, nil // metadata is kept by the WAL's step
+}
+
+func (a *appender) AppendSTZeroSample(storage.SeriesRef, labels.Labels, int64, int64) (storage.SeriesRef, error) {
+	return 0, errNotYet
+}
