@@ -15,10 +15,12 @@ const (
 // or change once written, so a string handed out by str stays valid without a
 // copy, and the garbage collector sees a few large pointer-free pages instead
 // of one object per entry. An offset is page<<pageBits | position (4 GiB in
-// all); an entry longer than a page gets a page of its own.
+// all, less a page so that no offset is deadOff); an entry longer than a
+// page gets a page of its own.
 type arena struct {
 	pages [][]byte
 	used  int // bytes used in the last page
+	total int // bytes of all entries
 }
 
 // add appends b with its length and returns its offset.
@@ -35,7 +37,7 @@ func (a *arena) addString(b string) uint32 {
 	k := binary.PutUvarint(pre[:], uint64(len(b)))
 	need := k + len(b)
 	if len(a.pages) == 0 || a.used+need > len(a.pages[len(a.pages)-1]) {
-		if len(a.pages) == maxPages {
+		if len(a.pages) == maxPages-1 {
 			panic("seriesindex: arena full (4 GiB)")
 		}
 		a.pages = append(a.pages, make([]byte, max(pageSize, need)))
@@ -46,7 +48,14 @@ func (a *arena) addString(b string) uint32 {
 	copy(page[a.used:], pre[:k])
 	copy(page[a.used+k:], b)
 	a.used += need
+	a.total += need
 	return off
+}
+
+// entrySize is the arena bytes an entry of n bytes takes.
+func entrySize(n int) int {
+	var pre [binary.MaxVarintLen64]byte
+	return binary.PutUvarint(pre[:], uint64(n)) + n
 }
 
 // bytes returns the entry at off.

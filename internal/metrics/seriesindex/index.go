@@ -8,8 +8,7 @@
 // It is step 1 of Vispyr's own head (issue 16: RSS per active series) and is
 // not wired into the store yet; the store still uses Prometheus's tsdb.Head.
 // Reader answers as a tsdb.IndexReader (all but Series) over it.
-// Series are never removed yet either: a head's garbage collection of
-// inactive series is a later step.
+// Delete removes series, for a head's garbage collection of inactive ones.
 package seriesindex
 
 import (
@@ -23,29 +22,33 @@ import (
 
 const shardBits = 4
 
-// Index maps label sets to dense series refs (from 1) and back, and answers
-// postings queries. All methods are safe for concurrent use: Adds of
-// existing series (every sample after a series' first) run in parallel under
-// a shard's lock and read locks; creating a series takes Index.mu for
-// writing, so creations are serialized (refs are dense and postings lists
-// stay sorted by appending).
+// Index maps label sets to series refs (from 1, in order of creation, never
+// given twice, so dense until Delete) and back, and answers postings
+// queries. All methods are safe for concurrent use: Adds of existing series
+// (every sample after a series' first) run in parallel under a shard's lock
+// and read locks; creating a series takes Index.mu for writing, so
+// creations are serialized (postings lists stay sorted by appending).
 //
-// Locks, taken in this order: a shard's mu (Add, Lookup), Index.mu, then
-// symbols.mu; Add takes symbols.mu on its own before the others. None is
-// held while another method of the Index runs (a waiting writer would
-// deadlock a second read lock). Reader's walks over many series run on a
-// view, a snapshot of the append-only offsets and arenas read without
-// locks; only the value tables and postings lists need Index.mu.
+// Locks, taken in this order: a shard's mu (Add, Lookup; Delete takes
+// every shard's, in order), Index.mu, then symbols.mu; Add takes
+// symbols.mu on its own before the others. None is held while another
+// method of the Index runs (a waiting writer would deadlock a second read
+// lock). Reader's walks over many series run on a view, a snapshot of the
+// offsets and arenas read without locks; only the value tables and
+// postings lists need Index.mu.
 type Index struct {
 	syms   *symbols
 	seed   maphash.Seed
 	shards [1 << shardBits]shard
 
-	mu     sync.RWMutex
-	series arena
-	offs   []uint32           // offs[ref-1]: the series' encoded labels in series
-	names  map[uint32]*values // label name symbol → its values' postings
-	lists  []list             // postings of values held by more than one series
+	mu        sync.RWMutex
+	series    arena
+	offs      []uint32           // offs[ref-1]: the series' encoded labels in series, or deadOff
+	names     map[uint32]*values // label name symbol → its values' postings
+	lists     []list             // postings of values held by more than one series
+	freeLists []uint32           // indexes in lists that Delete emptied
+	removed   int                // series removed
+	garbage   int                // bytes of removed series in series
 }
 
 // shard holds the refs of the series whose label hash falls in it, in an
@@ -69,11 +72,11 @@ func New() *Index {
 	return ix
 }
 
-// Len is the number of series.
+// Len is the number of series (not counting removed ones).
 func (ix *Index) Len() int {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
-	return len(ix.offs)
+	return len(ix.offs) - ix.removed
 }
 
 // Add returns the ref of the series lset, creating it if new (created is
@@ -131,17 +134,19 @@ func (ix *Index) Labels(ref uint32) labels.Labels {
 	return b.Labels()
 }
 
-// AppendLabels resets b and fills it with series ref's labels.
-func (ix *Index) AppendLabels(b *labels.ScratchBuilder, ref uint32) {
+// AppendLabels resets b and fills it with series ref's labels; it reports
+// whether there is such a series (a removed one is not).
+func (ix *Index) AppendLabels(b *labels.ScratchBuilder, ref uint32) bool {
 	b.Reset()
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
-	if ref == 0 || int(ref) > len(ix.offs) {
-		return
+	if ref == 0 || int(ref) > len(ix.offs) || ix.offs[ref-1] == deadOff {
+		return false
 	}
 	ix.syms.mu.RLock()
 	defer ix.syms.mu.RUnlock()
 	ix.eachLabel(ref, func(n, v uint32) { b.Add(ix.syms.str(n), ix.syms.str(v)) })
+	return true
 }
 
 // encode appends lset as uvarint pairs of name and value symbols, interning

@@ -94,20 +94,23 @@ func (p *gapPostings) At() storage.SeriesRef { return storage.SeriesRef(p.cur) }
 
 func (*gapPostings) Err() error { return nil }
 
-// allPostings is every series of a view, the refs 1 to len(offs), without
-// a list.
+// allPostings is every series of a snapshot of the offsets, the refs 1 to
+// len(offs) but removed ones, without a list.
 type allPostings struct {
-	n, next, cur uint32
+	offs      []uint32
+	next, cur uint32
 }
 
 func (p *allPostings) Next() bool {
-	if p.next > p.n {
-		p.cur = 0
-		return false
+	for int(p.next) <= len(p.offs) {
+		p.cur = p.next
+		p.next++
+		if p.offs[p.cur-1] != deadOff {
+			return true
+		}
 	}
-	p.cur = p.next
-	p.next++
-	return true
+	p.cur = 0
+	return false
 }
 
 func (p *allPostings) Seek(v storage.SeriesRef) bool {
@@ -115,7 +118,7 @@ func (p *allPostings) Seek(v storage.SeriesRef) bool {
 		return true
 	}
 	if v > storage.SeriesRef(p.next) {
-		p.next = uint32(min(v, storage.SeriesRef(p.n)+1))
+		p.next = uint32(min(v, storage.SeriesRef(len(p.offs))+1))
 	}
 	return p.Next()
 }

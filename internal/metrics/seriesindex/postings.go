@@ -150,9 +150,21 @@ func (ix *Index) addPosting(t *values, v, ref uint32) {
 		var l list
 		l.add(p)
 		l.add(ref)
-		ix.lists = append(ix.lists, l)
-		t.slots[i] = uint32(len(ix.lists)-1) | listBit
+		t.slots[i] = ix.newList(l) | listBit
 	}
+}
+
+// newList stores l, in a place Delete freed if there is one, and returns
+// its index. The caller holds ix.mu (write).
+func (ix *Index) newList(l list) uint32 {
+	if n := len(ix.freeLists); n > 0 {
+		i := ix.freeLists[n-1]
+		ix.freeLists = ix.freeLists[:n-1]
+		ix.lists[i] = l
+		return i
+	}
+	ix.lists = append(ix.lists, l)
+	return uint32(len(ix.lists) - 1)
 }
 
 func (ix *Index) growValues(t *values) {

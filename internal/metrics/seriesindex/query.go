@@ -108,9 +108,11 @@ func (ix *Index) postingsForMatchers(ms []*labels.Matcher) []uint32 {
 	}
 	var out []uint32
 	if len(with) == 0 {
-		out = make([]uint32, len(ix.offs))
-		for i := range out {
-			out[i] = uint32(i + 1)
+		out = make([]uint32, 0, len(ix.offs)-ix.removed)
+		for i, off := range ix.offs {
+			if off != deadOff {
+				out = append(out, uint32(i+1))
+			}
 		}
 	} else {
 		slices.SortFunc(with, func(a, b refSet) int { return ix.size(a) - ix.size(b) })

@@ -41,16 +41,18 @@ func (*Reader) Close() error { return nil }
 // Prometheus's head does. It walks the series on a snapshot, without lock.
 func (r *Reader) Symbols() index.StringIter {
 	v := r.ix.view()
-	if len(v.offs) == 0 {
-		return index.NewStringListIter(nil)
-	}
 	used := make([]uint64, (len(v.symOffs)+63)/64)
+	live := false
 	for ref := range v.offs {
-		enc, _ := v.labelsOf(storage.SeriesRef(ref + 1))
+		enc, ok := v.labelsOf(storage.SeriesRef(ref + 1))
+		live = live || ok
 		eachPair(enc, func(n, val uint32) {
 			used[n/64] |= 1 << (n % 64)
 			used[val/64] |= 1 << (val % 64)
 		})
+	}
+	if !live {
+		return index.NewStringListIter(nil)
 	}
 	out := []string{""}
 	for id := range v.symOffs {

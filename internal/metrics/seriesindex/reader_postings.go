@@ -37,7 +37,7 @@ func (r *Reader) PostingsForLabelMatching(ctx context.Context, name string, matc
 		}
 		return index.EmptyPostings()
 	}
-	nid, slots, cands := r.ix.candidates(name)
+	nid, cands := r.ix.candidates(name)
 	v := r.ix.view() // after candidates, so that it has their symbols
 	kept := cands[:0]
 	for i, c := range cands {
@@ -51,16 +51,17 @@ func (r *Reader) PostingsForLabelMatching(ctx context.Context, name string, matc
 	if len(kept) == 0 {
 		return index.EmptyPostings()
 	}
-	return merged(r.ix.matchedPostings(nid, slots, kept))
+	return merged(r.ix.matchedPostings(nid, kept))
 }
 
 // all is every series that exists now.
 func (r *Reader) all() index.Postings {
-	n := r.ix.Len()
-	if n == 0 {
+	r.ix.mu.RLock()
+	defer r.ix.mu.RUnlock()
+	if len(r.ix.offs) == r.ix.removed {
 		return index.EmptyPostings()
 	}
-	return &allPostings{n: uint32(n), next: 1}
+	return &allPostings{offs: r.ix.offs, next: 1}
 }
 
 // merged is what gather returned as one postings: one list as it was, or
@@ -144,14 +145,13 @@ type candidate struct {
 }
 
 // candidates lists the values of label name with their slots, and returns
-// the name's symbol and its slots as they were, so that matchedPostings
-// can tell whether the slots still are where they were.
-func (ix *Index) candidates(name string) (nid uint32, slots []uint32, cands []candidate) {
+// the name's symbol.
+func (ix *Index) candidates(name string) (nid uint32, cands []candidate) {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
 	t := ix.valuesOf(name)
 	if t == nil {
-		return 0, nil, nil
+		return 0, nil
 	}
 	cands = make([]candidate, 0, t.n)
 	for i, p := range t.slots {
@@ -159,33 +159,36 @@ func (ix *Index) candidates(name string) (nid uint32, slots []uint32, cands []ca
 			cands = append(cands, candidate{slot: i, value: ix.valueOf(t, p)})
 		}
 	}
-	return t.name, t.slots, cands
+	return t.name, cands
 }
 
-// matchedPostings gathers the postings of the values kept of those
-// candidates listed. A slot holds the same value until its table is
-// replaced (a table grows into a new one, and values never leave), so the
-// postings are read from the slots while the table is the one the slots
-// came from, and else looked up again.
-func (ix *Index) matchedPostings(nid uint32, slots []uint32, kept []candidate) (index.Postings, []uint32) {
+// matchedPostings gathers the postings of the candidates kept, values that
+// may have left (Delete) or moved since they were listed.
+func (ix *Index) matchedPostings(nid uint32, kept []candidate) (index.Postings, []uint32) {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
 	t := ix.names[nid]
 	if t == nil {
 		return index.EmptyPostings(), nil
 	}
-	same := len(t.slots) == len(slots) && &t.slots[0] == &slots[0]
 	ps := make([]uint32, 0, len(kept))
 	for _, c := range kept {
-		var p uint32
-		if same {
-			p = t.slots[c.slot]
-		} else {
-			p, _ = ix.get(t, c.value)
-		}
-		if p != 0 {
+		if p := ix.candidatePosting(t, c); p != 0 {
 			ps = append(ps, p)
 		}
 	}
 	return ix.gather(ps)
+}
+
+// candidatePosting is the posting of candidate c: read from its slot if
+// the slot still holds its value (a table grows into a new one, and Delete
+// moves values back), else looked up. The caller holds ix.mu.
+func (ix *Index) candidatePosting(t *values, c candidate) uint32 {
+	if c.slot < len(t.slots) {
+		if p := t.slots[c.slot]; p != 0 && ix.valueOf(t, p) == c.value {
+			return p
+		}
+	}
+	p, _ := ix.get(t, c.value)
+	return p
 }

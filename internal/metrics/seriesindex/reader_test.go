@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"strconv"
@@ -23,10 +24,9 @@ type headReader struct{ *Reader }
 var _ tsdb.IndexReader = headReader{}
 
 func (r headReader) Series(ref storage.SeriesRef, b *labels.ScratchBuilder, chks *[]chunks.Meta) error {
-	if ref == 0 || ref > storage.SeriesRef(r.ix.Len()) {
+	if ref > math.MaxUint32 || !r.ix.AppendLabels(b, uint32(ref)) {
 		return storage.ErrNotFound
 	}
-	r.ix.AppendLabels(b, uint32(ref))
 	if chks != nil {
 		*chks = (*chks)[:0]
 	}
@@ -297,10 +297,6 @@ func TestPostingsIterators(t *testing.T) {
 			l.add(r)
 		}
 		n := uint32(rng.IntN(40))
-		all := make([]uint32, n)
-		for i := range all {
-			all[i] = uint32(i + 1)
-		}
 		hi := n
 		if len(refs) > 0 {
 			hi = max(hi, refs[len(refs)-1])
@@ -308,8 +304,23 @@ func TestPostingsIterators(t *testing.T) {
 		calls := randomCalls(rng, int(hi)+2)
 		checkIter(t, "refPostings", &refPostings{refs: refs}, refs, calls)
 		checkIter(t, "gapPostings", &gapPostings{data: l.data}, refs, calls)
-		checkIter(t, "allPostings", &allPostings{n: n, next: 1}, all, calls)
+		offs, live := removedSome(rng, n)
+		checkIter(t, "allPostings", &allPostings{offs: offs, next: 1}, live, calls)
 	}
+}
+
+// removedSome returns the offsets of n series, some removed, and the refs
+// of the others.
+func removedSome(rng *rand.Rand, n uint32) (offs, live []uint32) {
+	offs = make([]uint32, n)
+	for i := range offs {
+		if rng.IntN(3) == 0 {
+			offs[i] = deadOff
+		} else {
+			live = append(live, uint32(i+1))
+		}
+	}
+	return offs, live
 }
 
 // randomCalls returns calls to make of a postings: 0 for Next, else Seek

@@ -10,7 +10,8 @@ import (
 // view is a snapshot of the series' encoded labels and of the symbols'
 // strings that is read without locks. Series creation only appends to the
 // offsets and arenas it copies, which never writes memory a snapshot can
-// reach, so a long walk over many series (sorting, sharding, collecting
+// reach, and Delete writes new offsets and a new arena instead of changing
+// them, so a long walk over many series (sorting, sharding, collecting
 // symbols) need not hold Index.mu and stall the creation of series.
 type view struct {
 	offs    []uint32
@@ -32,7 +33,7 @@ func (ix *Index) view() view {
 // labelsOf returns series ref's encoded labels; ok is false if there is no
 // such series.
 func (v *view) labelsOf(ref storage.SeriesRef) (enc []byte, ok bool) {
-	if ref == 0 || ref > storage.SeriesRef(len(v.offs)) {
+	if ref == 0 || ref > storage.SeriesRef(len(v.offs)) || v.offs[ref-1] == deadOff {
 		return nil, false
 	}
 	return v.series.bytes(v.offs[ref-1]), true

@@ -1,0 +1,183 @@
+package seriesindex
+
+import (
+	"hash/maphash"
+	"math"
+	"slices"
+)
+
+// deadOff marks a removed series in Index.offs; no arena offset reaches it
+// (an arena stops a page short of 4 GiB).
+const deadOff = math.MaxUint32
+
+// Delete removes the series for which drop returns true and returns how
+// many it removed. The refs of the others do not change, and a removed ref
+// is never given again (a head's samples are indexed by ref): adding a
+// removed series again creates it under a new ref.
+//
+// drop runs with every lock of the index held, so no Add returns a ref
+// between drop choosing it and its removal; drop must not call the Index.
+// Queries and Adds wait for Delete, whose work is the removed series'
+// labels and the postings lists of their values, plus a copy of the
+// series offsets (4 B a ref).
+//
+// A removed series still costs its 4 B in the offsets, for good, and the
+// symbols of its names and values (the string, a 4-byte offset and 5
+// bytes of table a symbol), which are never removed: strings handed out
+// share their memory. Its encoded labels stay in the series arena until
+// removed series hold a quarter of it; then the live series are copied to
+// new pages and the old ones freed once no snapshot (Reader call) uses them.
+func (ix *Index) Delete(drop func(ref uint32) bool) int {
+	for i := range ix.shards {
+		ix.shards[i].mu.Lock()
+		defer ix.shards[i].mu.Unlock()
+	}
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	var gone []uint32
+	for i, off := range ix.offs {
+		if off != deadOff && drop(uint32(i+1)) {
+			gone = append(gone, uint32(i+1))
+		}
+	}
+	if len(gone) == 0 {
+		return 0
+	}
+	// Both read the removed series' labels, and the value tables read
+	// values through their postings' first series, so the offsets and
+	// arena change last.
+	ix.removeFromShards(gone)
+	ix.removePostings(gone)
+	ix.removeSeries(gone)
+	return len(gone)
+}
+
+// removeFromShards forgets the gone series in the series hash tables. The
+// caller holds every shard's mu and ix.mu.
+func (ix *Index) removeFromShards(gone []uint32) {
+	for _, ref := range gone {
+		enc := ix.series.bytes(ix.offs[ref-1])
+		h := maphash.Bytes(ix.seed, enc)
+		sh := &ix.shards[h>>(64-shardBits)]
+		slot, r := ix.find(sh, enc, h)
+		if r != ref {
+			panic("seriesindex: a series is missing from its shard")
+		}
+		ix.unslotSeries(sh, slot)
+	}
+}
+
+// unslotSeries empties slot i of sh and moves back the entries after it
+// that their hash lets move, so that linear probing still finds every
+// series without tombstones.
+func (ix *Index) unslotSeries(sh *shard, i int) {
+	mask := len(sh.table) - 1
+	for j := (i + 1) & mask; sh.table[j] != 0; j = (j + 1) & mask {
+		h := maphash.Bytes(ix.seed, ix.series.bytes(ix.offs[sh.table[j]-1]))
+		if canMove(int(h)&mask, i, j) {
+			sh.table[i], sh.tags[i] = sh.table[j], sh.tags[j]
+			i = j
+		}
+	}
+	sh.table[i], sh.tags[i] = 0, 0
+	sh.n--
+}
+
+// canMove reports whether the entry at slot j, whose home slot is h, may
+// move to the hole at i: unless h lies cyclically in (i, j], the probe for
+// the entry passes i before j.
+func canMove(h, i, j int) bool {
+	if i <= j {
+		return h <= i || h > j
+	}
+	return h <= i && h > j
+}
+
+// removePostings takes the gone series out of the postings of each value
+// they have, and values no series has any more out of their tables. The
+// caller holds ix.mu.
+func (ix *Index) removePostings(gone []uint32) {
+	pairs := map[[2]uint32]struct{}{}
+	for _, ref := range gone {
+		ix.eachLabel(ref, func(n, v uint32) { pairs[[2]uint32{n, v}] = struct{}{} })
+	}
+	for nv := range pairs {
+		t := ix.names[nv[0]]
+		i := ix.slot(t, nv[1])
+		if p := ix.without(t.slots[i], gone); p != 0 {
+			t.slots[i] = p
+		} else {
+			ix.unslotValue(t, i)
+		}
+		if t.n == 0 {
+			delete(ix.names, nv[0])
+		}
+	}
+}
+
+// without returns posting p without the gone series: 0 if none is left, a
+// single series inline, else a list, rewritten into new memory so that
+// walks of the old one (gapPostings) are not disturbed.
+func (ix *Index) without(p uint32, gone []uint32) uint32 {
+	if p&listBit == 0 {
+		if _, found := slices.BinarySearch(gone, p); found {
+			return 0
+		}
+		return p
+	}
+	l := &ix.lists[p&^listBit]
+	kept := filter(l.appendTo(nil), gone, false)
+	switch {
+	case len(kept) == int(l.n):
+		return p
+	case len(kept) > 1:
+		*l = list{}
+		for _, r := range kept {
+			l.add(r)
+		}
+		return p
+	}
+	*l = list{}
+	ix.freeLists = append(ix.freeLists, p&^listBit)
+	if len(kept) == 1 {
+		return kept[0]
+	}
+	return 0
+}
+
+// unslotValue empties slot i of t as unslotSeries does for a shard.
+func (ix *Index) unslotValue(t *values, i int) {
+	mask := len(t.slots) - 1
+	for j := (i + 1) & mask; t.slots[j] != 0; j = (j + 1) & mask {
+		if canMove(home(ix.valueOf(t, t.slots[j]), mask), i, j) {
+			t.slots[i] = t.slots[j]
+			i = j
+		}
+	}
+	t.slots[i] = 0
+	t.n--
+}
+
+// removeSeries marks the gone series removed in a new copy of the offsets
+// (a snapshot may be reading the old one) and, once removed series hold a
+// quarter of the series arena, copies the live ones to a new arena. The
+// caller holds ix.mu.
+func (ix *Index) removeSeries(gone []uint32) {
+	offs := slices.Clone(ix.offs)
+	for _, ref := range gone {
+		ix.garbage += entrySize(len(ix.series.bytes(offs[ref-1])))
+		offs[ref-1] = deadOff
+	}
+	ix.offs = offs
+	ix.removed += len(gone)
+	if ix.garbage*4 < ix.series.total {
+		return
+	}
+	var a arena
+	for i, off := range offs {
+		if off != deadOff {
+			offs[i] = a.add(ix.series.bytes(off))
+		}
+	}
+	ix.series, ix.garbage = a, 0
+}
