@@ -246,18 +246,36 @@ func closeFiles(f *os.File, fds []*os.File) error {
 // record is written even if ctx ends, and Append waits for the outcome so that
 // it never reports a failure for data that became durable.
 func (w *WAL) Append(ctx context.Context, rec []byte) error {
+	wait, err := w.Enqueue(ctx, rec)
+	if err != nil {
+		return err
+	}
+	return wait()
+}
+
+// Enqueue is Append in two halves: it queues rec and returns, and wait
+// returns once rec is fsync'd (or failed). Records are written in the order
+// Enqueue returned for them, so a caller that must write one record before
+// another (a series before its samples) enqueues both under its own lock
+// and waits for durability outside it. rec is retained until wait returns.
+func (w *WAL) Enqueue(ctx context.Context, rec []byte) (wait func() error, err error) {
 	if len(rec) == 0 || len(rec) > MaxRecordSize {
-		return fmt.Errorf("wal record of %d bytes: want 1 to %d", len(rec), MaxRecordSize)
+		return nil, fmt.Errorf("wal record of %d bytes: want 1 to %d", len(rec), MaxRecordSize)
 	}
 	r := &request{rec: rec, done: make(chan error, 1)}
 	appendHeader(r.hdr[:0], rec)
 	select {
 	case w.reqs <- r:
 	case <-w.quit:
-		return ErrClosed
+		return nil, ErrClosed
 	case <-ctx.Done():
-		return ctx.Err()
+		return nil, ctx.Err()
 	}
+	return func() error { return w.outcome(r) }, nil
+}
+
+// outcome waits for a queued record's write and sync.
+func (w *WAL) outcome(r *request) error {
 	select {
 	case err := <-r.done:
 		return err
