@@ -14,6 +14,7 @@ package seriesindex
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"hash/maphash"
 	"sync"
 
@@ -99,13 +100,49 @@ func (ix *Index) Add(lset labels.Labels) (ref uint32, created bool) {
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
 	ref = ix.create(enc)
+	ix.insert(sh, slot, h, ref)
+	return ref, true
+}
+
+// insert puts a new series' ref in its shard's empty slot. The caller holds
+// sh.mu and ix.mu.
+func (ix *Index) insert(sh *shard, slot int, h uint64, ref uint32) {
 	sh.table[slot] = ref
 	sh.tags[slot] = tag(h)
 	sh.n++
 	if sh.n*4 > len(sh.table)*3 {
 		ix.grow(sh)
 	}
-	return ref, true
+}
+
+// AddAt creates series lset under ref, for a head replaying its WAL, where
+// series come with the refs an earlier run gave them, in ascending order:
+// ref must exceed every ref the index has given, and the refs skipped
+// (series that run removed) count as removed. If lset exists already (a
+// series removed and added again, whose old record the WAL still holds),
+// AddAt returns its ref and created false, and the caller maps ref to it.
+func (ix *Index) AddAt(lset labels.Labels, ref uint32) (got uint32, created bool, err error) {
+	var buf [256]byte
+	enc := ix.encode(buf[:0], lset)
+	h := maphash.Bytes(ix.seed, enc)
+	sh := &ix.shards[h>>(64-shardBits)]
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	slot, got := ix.find(sh, enc, h)
+	if got != 0 {
+		return got, false, nil
+	}
+	if int(ref) <= len(ix.offs) || ref >= listBit {
+		return 0, false, fmt.Errorf("seriesindex: series ref %d at or below the last given, %d", ref, len(ix.offs))
+	}
+	for len(ix.offs) < int(ref)-1 {
+		ix.offs = append(ix.offs, deadOff)
+		ix.removed++
+	}
+	ix.insert(sh, slot, h, ix.create(enc))
+	return ref, true, nil
 }
 
 // Lookup returns the ref of the series lset if it exists.
