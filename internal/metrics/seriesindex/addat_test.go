@@ -31,8 +31,8 @@ func TestAddAtKeepsTheRefsAWALGives(t *testing.T) {
 		t.Fatalf("Len %d, postings %v; want 2 series, refs 3 and 7", ix.Len(), ix.Postings("__name__", "up"))
 	}
 	var sb labels.ScratchBuilder
-	if ix.AppendLabels(&sb, 5) {
-		t.Fatal("ref 5, skipped, has labels")
+	if ix.AppendLabels(&sb, 5) || ix.Has(5) || !ix.Has(3) || ix.Has(0) || ix.Has(8) {
+		t.Fatal("Has or AppendLabels are wrong about refs 0, 3, 5 (skipped) or 8 (not given yet)")
 	}
 	if ref, created := ix.Add(labels.FromStrings("job", "c")); !created || ref != 8 {
 		t.Fatalf("the next new series got ref %d (created %v), want 8", ref, created)

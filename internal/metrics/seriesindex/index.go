@@ -164,6 +164,13 @@ func (ix *Index) Lookup(lset labels.Labels) (uint32, bool) {
 	return ref, ref != 0
 }
 
+// Has reports whether series ref exists (was given and not removed).
+func (ix *Index) Has(ref uint32) bool {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	return ref != 0 && int(ref) <= len(ix.offs) && ix.offs[ref-1] != deadOff
+}
+
 // Labels returns series ref's labels, empty if there is no such series.
 func (ix *Index) Labels(ref uint32) labels.Labels {
 	var b labels.ScratchBuilder
