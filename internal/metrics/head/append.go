@@ -20,7 +20,7 @@ var errNotYet = errors.New("head: histograms, exemplars and start timestamps are
 // Appender returns an appender whose samples become visible, all at once,
 // on Commit. Like Prometheus's head, it checks each sample against what is
 // committed when it is appended, and creates series at once.
-func (h *Head) Appender(context.Context) storage.Appender { return &appender{head: h} }
+func (h *Head) Appender(ctx context.Context) storage.Appender { return &appender{head: h, ctx: ctx} }
 
 type pending struct {
 	ref  uint32
@@ -31,6 +31,7 @@ type pending struct {
 
 type appender struct {
 	head          *Head
+	ctx           context.Context // bounds the wait to queue the WAL write
 	samples       []pending
 	minValid      int64
 	minValidKnown bool
@@ -67,14 +68,23 @@ func (a *appender) series(ref storage.SeriesRef, lset labels.Labels) (uint32, er
 	if l, dup := lset.HasDuplicateLabelNames(); dup {
 		return 0, fmt.Errorf(`label name "%s" is not unique: %w`, l, tsdb.ErrInvalidSample)
 	}
-	id, _ := a.head.index.Add(lset)
-	return id, nil
+	if id, ok := a.head.index.Lookup(lset); ok {
+		return id, nil
+	}
+	return a.head.create(lset), nil
 }
 
-// Commit adds the samples in the order appended. A sample another
-// appender made out of order since is dropped, as Prometheus's head drops
-// it; Commit reports the first such.
+// Commit writes the samples to the WAL and, once they are durable, adds
+// them in the order appended. A sample another appender made out of order
+// since is dropped, as Prometheus's head drops it (it is in the WAL, and
+// dropped again on replay).
 func (a *appender) Commit() error {
+	if a.head.log != nil && len(a.samples) > 0 {
+		if err := a.head.logCommit(a.ctx, a.samples); err != nil {
+			a.Rollback()
+			return err
+		}
+	}
 	mint, maxt := int64(math.MaxInt64), int64(math.MinInt64)
 	var first error
 	for _, s := range a.samples {

@@ -8,22 +8,27 @@
 // against about 730 bytes in Prometheus's head.
 //
 // This is step 3 of the own head and not wired into the store yet: float
-// samples only (histograms and exemplars are refused), no WAL and no
-// out-of-order window. See DESIGN notes in bench/README.md, "memory".
+// samples only (histograms and exemplars are refused) and no out-of-order
+// window. See DESIGN notes in bench/README.md, "memory".
 package head
 
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
+	"os"
 	"sync/atomic"
+	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 	"github.com/prometheus/prometheus/tsdb/chunks"
 
 	"github.com/vispyr/vispyr/internal/metrics/headchunks"
 	"github.com/vispyr/vispyr/internal/metrics/seriesindex"
+	"github.com/vispyr/vispyr/internal/wal"
 )
 
 // Options configure a Head.
@@ -35,6 +40,12 @@ type Options struct {
 	ChunkRange int64
 	// OnWriteError hears of closed chunks that could not be written.
 	OnWriteError func(error)
+	// WALDir is the head's write-ahead log; empty for none (tests). With
+	// one, a Commit returns once its samples are fsync'd, and New replays it.
+	WALDir string
+	Logger *slog.Logger
+	// Registerer takes the WAL's metrics; nil leaves them unregistered.
+	Registerer prometheus.Registerer
 }
 
 // Head holds the series and samples not yet in blocks.
@@ -42,17 +53,26 @@ type Head struct {
 	index      *seriesindex.Index
 	samples    *headchunks.Buffer
 	disk       *chunks.ChunkDiskMapper
+	log        *walLog // nil without a WAL
 	chunkRange int64
 
 	mint, maxt   atomic.Int64 // of the samples taken; mint > maxt while empty
 	minValidTime atomic.Int64 // samples before it are refused (set by truncation)
 }
 
-// New opens an empty head. Closed chunks already in opts.ChunkDir are not
-// read back yet (a later step, with the WAL).
+// New opens the head and replays its WAL. The chunk files a former run
+// wrote are removed first: the WAL holds every sample they do (reading
+// them back instead of re-encoding is a later step), and their series refs
+// would not be checked against the WAL's.
 func New(opts Options) (*Head, error) {
 	if opts.ChunkRange == 0 {
 		opts.ChunkRange = 2 * 3600 * 1000
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if err := os.RemoveAll(opts.ChunkDir); err != nil {
+		return nil, fmt.Errorf("head: remove old chunk files: %w", err)
 	}
 	disk, err := chunks.NewChunkDiskMapper(nil, opts.ChunkDir, chunkenc.NewPool(), chunks.DefaultWriteBufferSize, chunks.DefaultWriteQueueSize)
 	if err != nil {
@@ -66,11 +86,39 @@ func New(opts Options) (*Head, error) {
 	h.mint.Store(math.MaxInt64)
 	h.maxt.Store(math.MinInt64)
 	h.minValidTime.Store(math.MinInt64)
+	if opts.WALDir != "" {
+		if err := h.openWAL(opts); err != nil {
+			return nil, errors.Join(err, disk.Close())
+		}
+	}
 	return h, nil
 }
 
-// Close closes the chunk files.
-func (h *Head) Close() error { return h.disk.Close() }
+func (h *Head) openWAL(opts Options) error {
+	w, err := wal.Open(opts.WALDir, wal.Options{Name: "metrics_head", Logger: opts.Logger, Registerer: opts.Registerer})
+	if err != nil {
+		return fmt.Errorf("head: open WAL: %w", err)
+	}
+	h.log = &walLog{w: w}
+	start := time.Now()
+	st, err := h.replay(opts.Logger)
+	if err != nil {
+		return errors.Join(err, w.Close())
+	}
+	opts.Logger.Info("metrics head replayed", "series", st.series, "samples", st.samples,
+		"remapped_series", st.remapped, "samples_of_unknown_series", st.unknownRefs,
+		"samples_refused", st.refused, "bad_records", st.badRecords, "took", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// Close closes the WAL and the chunk files.
+func (h *Head) Close() error {
+	var err error
+	if h.log != nil {
+		err = h.log.w.Close()
+	}
+	return errors.Join(err, h.disk.Close())
+}
 
 // NumSeries is the number of series in the head.
 func (h *Head) NumSeries() int { return h.index.Len() }
