@@ -119,6 +119,11 @@ func measure(b *testing.B, n int, build func() any) {
 func fillHead(b *testing.B, n int) *tsdb.Head {
 	opts := tsdb.DefaultHeadOptions()
 	opts.ChunkDirRoot = b.TempDir()
+	return fillHeadWith(b, n, opts)
+}
+
+// fillHeadWith is fillHead with opts (isolation off, as in Vispyr).
+func fillHeadWith(b *testing.B, n int, opts *tsdb.HeadOptions) *tsdb.Head {
 	opts.IsolationDisabled = true
 	h, err := tsdb.NewHead(nil, nil, nil, nil, opts, nil)
 	if err != nil {
@@ -200,6 +205,19 @@ func BenchmarkPostingsForMatchers(b *testing.B) {
 				}
 			}
 		})
+		b.Run(c.name+"/seriesindex-reader", func(b *testing.B) {
+			r := headReader{ix.Reader()}
+			for b.Loop() {
+				p, err := tsdb.PostingsForMatchers(context.Background(), r, c.ms...)
+				if err != nil {
+					b.Fatal(err)
+				}
+				refs, err := index.ExpandPostings(p)
+				if err != nil || len(refs) != want {
+					b.Fatalf("%d series (%v), want %d", len(refs), err, want)
+				}
+			}
+		})
 		b.Run(c.name+"/prometheus-head", func(b *testing.B) {
 			for b.Loop() {
 				p, err := tsdb.PostingsForMatchers(context.Background(), hix, c.ms...)
@@ -237,4 +255,98 @@ func BenchmarkAddExisting(b *testing.B) {
 			s++
 		}
 	})
+}
+
+// BenchmarkReaderWalks times the IndexReader calls that walk every series,
+// on 100,000 series of the benchmark's shape, for Reader and Prometheus's
+// head: all postings sorted by labels (what compaction writes a block
+// from), sharded (a query split in 4), and the symbols.
+func BenchmarkReaderWalks(b *testing.B) {
+	const n = 100_000
+	ix := New()
+	var sb labels.ScratchBuilder
+	for s := range n {
+		ix.Add(benchLabels(&sb, s))
+	}
+	opts := tsdb.DefaultHeadOptions()
+	opts.ChunkDirRoot = b.TempDir()
+	opts.EnableSharding = true
+	h := fillHeadWith(b, n, opts)
+	hix, err := h.Index()
+	if err != nil {
+		b.Fatalf("head index: %v", err)
+	}
+	for _, r := range []struct {
+		name string
+		ir   tsdb.IndexReader
+	}{{"seriesindex-reader", headReader{ix.Reader()}}, {"prometheus-head", hix}} {
+		b.Run("sorted-all/"+r.name, func(b *testing.B) {
+			for b.Loop() {
+				expandN(b, tsdb.AllSortedPostings(context.Background(), r.ir), n)
+			}
+		})
+		b.Run("sharded-1-of-4/"+r.name, func(b *testing.B) {
+			for b.Loop() {
+				k, v := index.AllPostingsKey()
+				all, _ := r.ir.Postings(context.Background(), k, v)
+				expandN(b, r.ir.ShardedPostings(all, 1, 4), -1)
+			}
+		})
+		b.Run("symbols/"+r.name, func(b *testing.B) {
+			for b.Loop() {
+				for it := r.ir.Symbols(); it.Next(); {
+				}
+			}
+		})
+	}
+}
+
+// expandN walks p and fails unless it holds n refs (any number for -1).
+func expandN(b *testing.B, p index.Postings, n int) {
+	got := 0
+	for p.Next() {
+		got++
+	}
+	if p.Err() != nil || n >= 0 && got != n {
+		b.Fatalf("%d refs (%v), want %d", got, p.Err(), n)
+	}
+}
+
+// BenchmarkDelete adds -series series, then removes a tenth of them
+// (every tenth ref: no arena copy) and then four more tenths (the arena is
+// copied), reporting each Delete's time and the live heap per series left
+// after it. Run it with -benchtime 1x.
+func BenchmarkDelete(b *testing.B) {
+	n := *benchSeries
+	for range b.N {
+		ix := New()
+		var sb labels.ScratchBuilder
+		for s := range n {
+			ix.Add(benchLabels(&sb, s))
+		}
+		heap := liveHeap()
+		b.ReportMetric(float64(heap)/float64(n), "B/series-before")
+		for _, step := range []struct {
+			name string
+			drop func(ref uint32) bool
+		}{
+			{"tenth", func(ref uint32) bool { return ref%10 == 0 }},
+			{"half", func(ref uint32) bool { return ref%10 < 5 }},
+		} {
+			start := time.Now()
+			removed := ix.Delete(step.drop)
+			b.ReportMetric(float64(time.Since(start).Milliseconds()), "ms-"+step.name)
+			b.ReportMetric(float64(liveHeap())/float64(ix.Len()), "B/series-after-"+step.name)
+			b.Logf("%s: removed %d, %d left", step.name, removed, ix.Len())
+		}
+		runtime.KeepAlive(ix)
+	}
+}
+
+// liveHeap is HeapAlloc after a collection.
+func liveHeap() uint64 {
+	var m runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc
 }

@@ -35,9 +35,11 @@ func (ix *Index) Delete(drop func(ref uint32) bool) int {
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
 	var gone []uint32
+	isGone := make(bitset, len(ix.offs)/64+1)
 	for i, off := range ix.offs {
 		if off != deadOff && drop(uint32(i+1)) {
 			gone = append(gone, uint32(i+1))
+			isGone.set(uint32(i + 1))
 		}
 	}
 	if len(gone) == 0 {
@@ -46,11 +48,18 @@ func (ix *Index) Delete(drop func(ref uint32) bool) int {
 	// Both read the removed series' labels, and the value tables read
 	// values through their postings' first series, so the offsets and
 	// arena change last.
+	ix.deletes++
 	ix.removeFromShards(gone)
-	ix.removePostings(gone)
+	ix.removePostings(gone, isGone)
 	ix.removeSeries(gone)
 	return len(gone)
 }
+
+// bitset is a set of refs, a bit each.
+type bitset []uint64
+
+func (b bitset) set(r uint32)      { b[r/64] |= 1 << (r % 64) }
+func (b bitset) has(r uint32) bool { return b[r/64]&(1<<(r%64)) != 0 }
 
 // removeFromShards forgets the gone series in the series hash tables. The
 // caller holds every shard's mu and ix.mu.
@@ -96,15 +105,15 @@ func canMove(h, i, j int) bool {
 // removePostings takes the gone series out of the postings of each value
 // they have, and values no series has any more out of their tables. The
 // caller holds ix.mu.
-func (ix *Index) removePostings(gone []uint32) {
-	pairs := map[[2]uint32]struct{}{}
+func (ix *Index) removePostings(gone []uint32, isGone bitset) {
+	pairs := map[[2]uint32]uint32{} // name and value → a gone series with them
 	for _, ref := range gone {
-		ix.eachLabel(ref, func(n, v uint32) { pairs[[2]uint32{n, v}] = struct{}{} })
+		ix.eachLabel(ref, func(n, v uint32) { pairs[[2]uint32{n, v}] = ref })
 	}
-	for nv := range pairs {
+	for nv, ref := range pairs {
 		t := ix.names[nv[0]]
-		i := ix.slot(t, nv[1])
-		if p := ix.without(t.slots[i], gone); p != 0 {
+		i := ix.slotHeld(t, nv[1], ref)
+		if p := ix.without(t.slots[i], isGone); p != 0 {
 			t.slots[i] = p
 		} else {
 			ix.unslotValue(t, i)
@@ -115,18 +124,36 @@ func (ix *Index) removePostings(gone []uint32) {
 	}
 }
 
+// slotHeld is slot(t, v) for a value v that series ref has: a slot holding
+// another single series cannot be v's (whose posting is ref or a list), so
+// only lists' values are read, which spares a read of a series (a cache
+// miss) per slot probed in tables of values unique per series.
+func (ix *Index) slotHeld(t *values, v, ref uint32) int {
+	mask := len(t.slots) - 1
+	for i := home(v, mask); ; i = (i + 1) & mask {
+		p := t.slots[i]
+		if p == ref || p&listBit != 0 && ix.valueOf(t, p) == v {
+			return i
+		}
+		if p == 0 {
+			panic("seriesindex: a series' value is missing from its table")
+		}
+	}
+}
+
 // without returns posting p without the gone series: 0 if none is left, a
 // single series inline, else a list, rewritten into new memory so that
 // walks of the old one (gapPostings) are not disturbed.
-func (ix *Index) without(p uint32, gone []uint32) uint32 {
+func (ix *Index) without(p uint32, isGone bitset) uint32 {
 	if p&listBit == 0 {
-		if _, found := slices.BinarySearch(gone, p); found {
+		if isGone.has(p) {
 			return 0
 		}
 		return p
 	}
 	l := &ix.lists[p&^listBit]
-	kept := filter(l.appendTo(nil), gone, false)
+	kept := l.appendTo(make([]uint32, 0, l.n))
+	kept = slices.DeleteFunc(kept, isGone.has)
 	switch {
 	case len(kept) == int(l.n):
 		return p

@@ -49,6 +49,7 @@ type Index struct {
 	lists     []list             // postings of values held by more than one series
 	freeLists []uint32           // indexes in lists that Delete emptied
 	removed   int                // series removed
+	deletes   int                // calls of Delete that removed series
 	garbage   int                // bytes of removed series in series
 }
 

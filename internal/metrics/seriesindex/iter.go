@@ -82,12 +82,22 @@ func (p *gapPostings) Seek(v storage.SeriesRef) bool {
 	if storage.SeriesRef(p.cur) >= v {
 		return true
 	}
-	for p.Next() {
-		if storage.SeriesRef(p.cur) >= v {
-			return true
+	sum, data := p.sum, p.data
+	for len(data) > 0 && storage.SeriesRef(sum) < v {
+		if c := data[0]; c < 0x80 { // most gaps take a byte
+			sum, data = sum+uint32(c), data[1:]
+			continue
 		}
+		d, k := uvarint(data)
+		sum, data = sum+d, data[k:]
 	}
-	return false
+	p.sum, p.data = sum, data
+	if storage.SeriesRef(sum) < v {
+		p.cur = 0
+		return false
+	}
+	p.cur = sum
+	return true
 }
 
 func (p *gapPostings) At() storage.SeriesRef { return storage.SeriesRef(p.cur) }

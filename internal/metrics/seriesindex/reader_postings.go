@@ -37,7 +37,7 @@ func (r *Reader) PostingsForLabelMatching(ctx context.Context, name string, matc
 		}
 		return index.EmptyPostings()
 	}
-	nid, cands := r.ix.candidates(name)
+	nid, at, cands := r.ix.candidates(name)
 	v := r.ix.view() // after candidates, so that it has their symbols
 	kept := cands[:0]
 	for i, c := range cands {
@@ -51,7 +51,7 @@ func (r *Reader) PostingsForLabelMatching(ctx context.Context, name string, matc
 	if len(kept) == 0 {
 		return index.EmptyPostings()
 	}
-	return merged(r.ix.matchedPostings(nid, kept))
+	return merged(r.ix.matchedPostings(nid, at, kept))
 }
 
 // all is every series that exists now.
@@ -144,14 +144,26 @@ type candidate struct {
 	value uint32
 }
 
+// tableAt is where a values table's slots were when candidates listed
+// them: while the same slots are in place and no Delete has moved values
+// back, each value is still in its slot.
+type tableAt struct {
+	slots   []uint32
+	deletes int
+}
+
+func (a tableAt) same(ix *Index, t *values) bool {
+	return ix.deletes == a.deletes && len(t.slots) == len(a.slots) && &t.slots[0] == &a.slots[0]
+}
+
 // candidates lists the values of label name with their slots, and returns
-// the name's symbol.
-func (ix *Index) candidates(name string) (nid uint32, cands []candidate) {
+// the name's symbol and where its table was.
+func (ix *Index) candidates(name string) (nid uint32, at tableAt, cands []candidate) {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
 	t := ix.valuesOf(name)
 	if t == nil {
-		return 0, nil
+		return 0, tableAt{}, nil
 	}
 	cands = make([]candidate, 0, t.n)
 	for i, p := range t.slots {
@@ -159,21 +171,28 @@ func (ix *Index) candidates(name string) (nid uint32, cands []candidate) {
 			cands = append(cands, candidate{slot: i, value: ix.valueOf(t, p)})
 		}
 	}
-	return t.name, cands
+	return t.name, tableAt{slots: t.slots, deletes: ix.deletes}, cands
 }
 
 // matchedPostings gathers the postings of the candidates kept, values that
-// may have left (Delete) or moved since they were listed.
-func (ix *Index) matchedPostings(nid uint32, kept []candidate) (index.Postings, []uint32) {
+// may have moved (the table grew) or left (Delete) since they were listed.
+func (ix *Index) matchedPostings(nid uint32, at tableAt, kept []candidate) (index.Postings, []uint32) {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
 	t := ix.names[nid]
 	if t == nil {
 		return index.EmptyPostings(), nil
 	}
+	same := at.same(ix, t)
 	ps := make([]uint32, 0, len(kept))
 	for _, c := range kept {
-		if p := ix.candidatePosting(t, c); p != 0 {
+		var p uint32
+		if same {
+			p = t.slots[c.slot]
+		} else {
+			p = ix.candidatePosting(t, c)
+		}
+		if p != 0 {
 			ps = append(ps, p)
 		}
 	}
