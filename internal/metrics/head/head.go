@@ -43,7 +43,10 @@ type Options struct {
 	// WALDir is the head's write-ahead log; empty for none (tests). With
 	// one, a Commit returns once its samples are fsync'd, and New replays it.
 	WALDir string
-	Logger *slog.Logger
+	// WALSegmentSize is the size of a WAL segment file; 0 is 128 MiB.
+	// TruncateWAL drops whole segments.
+	WALSegmentSize int64
+	Logger         *slog.Logger
 	// Registerer takes the WAL's metrics; nil leaves them unregistered.
 	Registerer prometheus.Registerer
 }
@@ -54,6 +57,7 @@ type Head struct {
 	samples    *headchunks.Buffer
 	disk       *chunks.ChunkDiskMapper
 	log        *walLog // nil without a WAL
+	logger     *slog.Logger
 	chunkRange int64
 
 	mint, maxt   atomic.Int64 // of the samples taken; mint > maxt while empty
@@ -82,7 +86,7 @@ func New(opts Options) (*Head, error) {
 	if err != nil {
 		return nil, errors.Join(err, disk.Close())
 	}
-	h := &Head{index: seriesindex.New(), samples: samples, disk: disk, chunkRange: opts.ChunkRange}
+	h := &Head{index: seriesindex.New(), samples: samples, disk: disk, chunkRange: opts.ChunkRange, logger: opts.Logger}
 	h.mint.Store(math.MaxInt64)
 	h.maxt.Store(math.MinInt64)
 	h.minValidTime.Store(math.MinInt64)
@@ -95,7 +99,7 @@ func New(opts Options) (*Head, error) {
 }
 
 func (h *Head) openWAL(opts Options) error {
-	w, err := wal.Open(opts.WALDir, wal.Options{Name: "metrics_head", Logger: opts.Logger, Registerer: opts.Registerer})
+	w, err := wal.Open(opts.WALDir, wal.Options{Name: "metrics_head", SegmentSize: opts.WALSegmentSize, Logger: opts.Logger, Registerer: opts.Registerer})
 	if err != nil {
 		return fmt.Errorf("head: open WAL: %w", err)
 	}

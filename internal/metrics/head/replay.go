@@ -13,40 +13,63 @@ type replayStats struct {
 	series, samples, remapped, unknownRefs, refused, badRecords int
 }
 
-// replay rebuilds the head from its WAL: series take the refs they had
-// (seriesindex.AddAt), samples are appended as they were committed. A
-// series whose record came below refs already replayed (a record repeated
-// after a failed write) gets a new ref, and its samples follow it there.
+// replayer carries a replay's state from record to record.
+type replayer struct {
+	h       *Head
+	logger  *slog.Logger
+	dec     record.Decoder
+	remap   map[chunks.HeadSeriesRef]uint32
+	series  []record.RefSeries
+	samples []record.RefSample
+	st      replayStats
+}
+
+// replay rebuilds the head from its WAL, the newest checkpoint first:
+// series take the refs they had (seriesindex.AddAt), samples are appended
+// as they were committed. A series whose record came below refs already
+// replayed (a record repeated after a failed write) gets a new ref, and its
+// samples follow it there.
 func (h *Head) replay(logger *slog.Logger) (replayStats, error) {
-	var st replayStats
-	dec := record.NewDecoder(nil, logger)
-	remap := map[chunks.HeadSeriesRef]uint32{}
-	var series []record.RefSeries
-	var samples []record.RefSample
-	err := h.log.w.Replay(func(seg int, rec []byte) error {
-		var err error
-		switch dec.Type(rec) {
-		case record.Series:
-			if series, err = dec.Series(rec, series[:0]); err == nil {
-				for _, s := range series {
-					h.replaySeries(s, remap, &st)
-				}
-			}
-		case record.Samples:
-			if samples, err = dec.Samples(rec, samples[:0]); err == nil {
-				h.replaySamples(samples, remap, &st)
-			}
+	r := &replayer{h: h, logger: logger, dec: record.NewDecoder(nil, logger), remap: map[chunks.HeadSeriesRef]uint32{}}
+	cp, from, err := lastCheckpoint(h.log.w.Dir())
+	if err != nil {
+		return r.st, err
+	}
+	if cp != "" {
+		if err := replayDir(cp, logger, func(rec []byte) error { r.record(-1, rec); return nil }); err != nil {
+			return r.st, fmt.Errorf("head: replay WAL checkpoint %s: %w", cp, err)
 		}
-		if err != nil {
-			st.badRecords++
-			logger.Warn("skipping an undecodable record of the head's WAL", "segment", seg, "err", err)
+	}
+	err = h.log.w.Replay(func(seg int, rec []byte) error {
+		if seg >= from { // below, the checkpoint has what is needed
+			r.record(seg, rec)
 		}
 		return nil
 	})
 	if err != nil {
-		return st, fmt.Errorf("head: replay WAL: %w", err)
+		return r.st, fmt.Errorf("head: replay WAL: %w", err)
 	}
-	return st, nil
+	return r.st, removeCheckpointsBefore(h.log.w.Dir(), from)
+}
+
+func (r *replayer) record(seg int, rec []byte) {
+	var err error
+	switch r.dec.Type(rec) {
+	case record.Series:
+		if r.series, err = r.dec.Series(rec, r.series[:0]); err == nil {
+			for _, s := range r.series {
+				r.h.replaySeries(s, r.remap, &r.st)
+			}
+		}
+	case record.Samples:
+		if r.samples, err = r.dec.Samples(rec, r.samples[:0]); err == nil {
+			r.h.replaySamples(r.samples, r.remap, &r.st)
+		}
+	}
+	if err != nil {
+		r.st.badRecords++
+		r.logger.Warn("skipping an undecodable record of the head's WAL", "segment", seg, "err", err)
+	}
 }
 
 func (h *Head) replaySeries(s record.RefSeries, remap map[chunks.HeadSeriesRef]uint32, st *replayStats) {

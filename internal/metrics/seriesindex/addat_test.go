@@ -34,6 +34,9 @@ func TestAddAtKeepsTheRefsAWALGives(t *testing.T) {
 	if ix.AppendLabels(&sb, 5) || ix.Has(5) || !ix.Has(3) || ix.Has(0) || ix.Has(8) {
 		t.Fatal("Has or AppendLabels are wrong about refs 0, 3, 5 (skipped) or 8 (not given yet)")
 	}
+	if ix.MaxRef() != 7 {
+		t.Fatalf("MaxRef %d, want 7", ix.MaxRef())
+	}
 	if ref, created := ix.Add(labels.FromStrings("job", "c")); !created || ref != 8 {
 		t.Fatalf("the next new series got ref %d (created %v), want 8", ref, created)
 	}

@@ -165,6 +165,14 @@ func (ix *Index) Lookup(lset labels.Labels) (uint32, bool) {
 	return ref, ref != 0
 }
 
+// MaxRef is the highest ref given so far; the live refs are those up to
+// it that Has.
+func (ix *Index) MaxRef() uint32 {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	return uint32(len(ix.offs))
+}
+
 // Has reports whether series ref exists (was given and not removed).
 func (ix *Index) Has(ref uint32) bool {
 	ix.mu.RLock()
