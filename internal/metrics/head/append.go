@@ -79,6 +79,8 @@ func (a *appender) series(ref storage.SeriesRef, lset labels.Labels) (uint32, er
 // since is dropped, as Prometheus's head drops it (it is in the WAL, and
 // dropped again on replay).
 func (a *appender) Commit() error {
+	release, first := a.head.settle(&a.samples) // against truncation, before the WAL has them
+	defer release()
 	if a.head.log != nil && len(a.samples) > 0 {
 		if err := a.head.logCommit(a.ctx, a.samples); err != nil {
 			a.Rollback()
@@ -86,7 +88,6 @@ func (a *appender) Commit() error {
 		}
 	}
 	mint, maxt := int64(math.MaxInt64), int64(math.MinInt64)
-	var first error
 	for _, s := range a.samples {
 		if err := a.head.samples.Append(s.ref, s.t, s.v); err != nil {
 			if first == nil {

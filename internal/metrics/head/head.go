@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"math"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -62,6 +63,10 @@ type Head struct {
 
 	mint, maxt   atomic.Int64 // of the samples taken; mint > maxt while empty
 	minValidTime atomic.Int64 // samples before it are refused (set by truncation)
+
+	truncMu  sync.Mutex   // one truncation or compaction at a time
+	commitMu sync.RWMutex // held by commits, and by truncation against them (truncate.go)
+	readers  readers      // open index readers, which truncation waits for
 }
 
 // New opens the head and replays its WAL. The chunk files a former run

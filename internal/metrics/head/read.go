@@ -27,7 +27,9 @@ func (h *Head) Range(mint, maxt int64) *RangeHead { return &RangeHead{head: h, m
 
 // Index lists the head's series with their chunks in the range.
 func (r *RangeHead) Index() (tsdb.IndexReader, error) {
-	return &indexReader{Reader: r.head.index.Reader(), head: r.head, mint: r.mint, maxt: r.maxt}, nil
+	ir := &indexReader{Reader: r.head.index.Reader(), head: r.head, mint: r.mint, maxt: r.maxt}
+	r.head.readers.add(ir, r.mint) // until Close, truncation keeps what it reads
+	return ir, nil
 }
 
 // Chunks reads the chunks Index lists.

@@ -1,0 +1,168 @@
+package head
+
+import (
+	"context"
+	"errors"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/oklog/ulid/v2"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
+)
+
+func newOwnRange(t testing.TB, chunkRange int64) (*Head, string) {
+	t.Helper()
+	dir := t.TempDir()
+	h, err := New(Options{ChunkDir: dir, ChunkRange: chunkRange, OnWriteError: func(err error) { t.Error(err) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	return h, dir
+}
+
+func newPrometheusRange(t testing.TB, chunkRange int64) *tsdb.Head {
+	t.Helper()
+	opts := tsdb.DefaultHeadOptions()
+	opts.ChunkDirRoot = t.TempDir()
+	opts.ChunkRange = chunkRange
+	opts.IsolationDisabled = true
+	h, err := tsdb.NewHead(nil, nil, nil, nil, opts, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	if err := h.Init(math.MinInt64); err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// alive says whether series s is scraped at ts: some stop at 1.5 h, some
+// start at 1 h, some live from 2 h to 2.5 h only.
+func alive(s int, ts int64) bool {
+	switch {
+	case s%7 == 3:
+		return ts < 3*hour/2
+	case s%11 == 5:
+		return ts >= hour
+	case s%13 == 2:
+		return ts >= 2*hour && ts < 5*hour/2
+	}
+	return true
+}
+
+// churnLoad appends five hours of scrapes of churning series to both
+// heads, as load does, fails if they take or refuse a sample differently,
+// and calls between after each scrape's commit.
+func churnLoad(t *testing.T, own *Head, prom *tsdb.Head, between func(ts int64)) {
+	rng := rand.New(rand.NewPCG(3, 7))
+	ctx := context.Background()
+	var sb labels.ScratchBuilder
+	for ts := int64(0); ts < 5*hour; ts += 15000 {
+		oa, pa := own.Appender(ctx), prom.Appender(ctx)
+		for s := range 400 {
+			if !alive(s, ts) {
+				continue
+			}
+			st := ts + int64(rng.IntN(3000)) - 1500
+			if rng.IntN(200) == 0 {
+				st -= 40000
+			}
+			v := float64(ts/1000)*float64(s%13) + float64(rng.IntN(3))
+			lset := seriesLabels(&sb, s)
+			_, perr := pa.Append(0, lset, st, v)
+			_, oerr := oa.Append(0, lset, st, v)
+			if kind(perr) != kind(oerr) {
+				t.Fatalf("series %d at %d: Prometheus's head says %v, ours %v", s, st, perr, oerr)
+			}
+		}
+		if err := errors.Join(pa.Commit(), oa.Commit()); err != nil {
+			t.Fatal(err)
+		}
+		between(ts)
+	}
+}
+
+// TestCompactOldestAnswersAsPrometheusHead compacts the head as Prometheus's
+// DB does, after every scrape, and wants PromQL over the blocks and the head
+// to answer as over a Prometheus head that kept every sample, with the
+// series that stopped gone from the head and the head chunk files they
+// were in deleted.
+func TestCompactOldestAnswersAsPrometheusHead(t *testing.T) {
+	own, chunkDir := newOwnRange(t, hour)
+	prom := newPrometheusRange(t, hour)
+	c, err := tsdb.NewLeveledCompactor(context.Background(), nil, nil, []int64{hour}, chunkenc.NewPool(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blockDir := t.TempDir()
+	var blocks []*tsdb.Block
+	churnLoad(t, own, prom, func(int64) {
+		blocks = append(blocks, compactAll(t, own, c, blockDir)...)
+	})
+	for i, b := range blocks {
+		if m := b.Meta(); m.MaxTime != int64(i+1)*hour || m.MinTime < int64(i)*hour-hour/2 {
+			t.Errorf("block %d spans [%d, %d), want the hour before %d", i, m.MinTime, m.MaxTime, m.MaxTime)
+		}
+	}
+	if len(blocks) != 4 || own.MinTime() < 4*hour || own.MinTime() > 4*hour+15000 {
+		t.Fatalf("%d blocks, head from %d; want 4 blocks and the head from 4h", len(blocks), own.MinTime())
+	}
+	sameAnswers(t, withBlocks(own, func() []*tsdb.Block { return blocks }), blockQueryable(func(mint, maxt int64) tsdb.BlockReader {
+		return tsdb.NewRangeHead(prom, mint, maxt)
+	}))
+	if _, err := os.Stat(filepath.Join(chunkDir, "000001")); !os.IsNotExist(err) {
+		t.Errorf("the first head chunk file is still there (%v)", err)
+	}
+}
+
+// compactAll compacts the head until it is not compactable and opens the
+// blocks written.
+func compactAll(t *testing.T, h *Head, c *tsdb.LeveledCompactor, dir string) (blocks []*tsdb.Block) {
+	t.Helper()
+	for {
+		_, ok, err := h.CompactOldest(context.Background(), c, dir, func(id ulid.ULID) error {
+			b, err := tsdb.OpenBlock(nil, filepath.Join(dir, id.String()), chunkenc.NewPool(), nil)
+			if err != nil {
+				return err
+			}
+			t.Cleanup(func() { b.Close() })
+			blocks = append(blocks, b)
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ok {
+			return blocks
+		}
+	}
+}
+
+// withBlocks queries the head and the blocks merged, as Prometheus's DB
+// queries its head and blocks. The head's querier is taken first: what is
+// before its MinTime then was in blocks already.
+func withBlocks(h *Head, blocks func() []*tsdb.Block) storage.Queryable {
+	return storage.QueryableFunc(func(mint, maxt int64) (storage.Querier, error) {
+		hq, err := h.Querier(mint, maxt)
+		if err != nil {
+			return nil, err
+		}
+		qs := []storage.Querier{hq}
+		for _, b := range blocks() {
+			bq, err := tsdb.NewBlockQuerier(b, mint, maxt)
+			if err != nil {
+				return nil, errors.Join(err, storage.NewMergeQuerier(qs, nil, storage.ChainedSeriesMerge).Close())
+			}
+			qs = append(qs, bq)
+		}
+		return storage.NewMergeQuerier(qs, nil, storage.ChainedSeriesMerge), nil
+	})
+}

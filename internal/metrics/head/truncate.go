@@ -1,0 +1,195 @@
+package head
+
+// Truncation drops the samples blocks now hold, as Prometheus's
+// Head.Truncate does. Three things run against it:
+//
+//   - Commits. A commit holds commitMu for reading and checks its samples
+//     against minValidTime under it (settle); truncation raises
+//     minValidTime first and then takes commitMu for writing, so once it
+//     holds it no commit can add a sample before the truncation time. A
+//     sample appended before the raise and committed after it is refused
+//     with storage.ErrOutOfBounds instead of being added and dropped.
+//     Prometheus instead waits for such appenders to commit; refusing
+//     needs no registry of open appenders and cannot hang on one never
+//     committed.
+//   - Readers. Queriers and the compactor read chunks truncation frees, so
+//     it waits, as Prometheus's does, for the index readers open on ranges
+//     before the truncation time to close. It first raises MinTime, so that
+//     queriers built from MinTime (Querier) do not start on what it drops.
+//   - Other truncations and compactions, by truncMu.
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"sync"
+	"sync/atomic"
+
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb"
+)
+
+// Truncate drops the head's samples before mint, as Prometheus's head does
+// once they are in a block: appends before mint are refused from now on
+// (storage.ErrOutOfBounds), chunks that end before mint are dropped with
+// the head chunk files only they were in, and MinTime rises to the oldest
+// sample left. It waits for the readers open on ranges before mint.
+func (h *Head) Truncate(mint int64) error {
+	h.truncMu.Lock()
+	defer h.truncMu.Unlock()
+	return h.truncate(context.Background(), mint)
+}
+
+// truncate is Truncate with truncMu held.
+func (h *Head) truncate(ctx context.Context, mint int64) error {
+	h.fence(mint)
+	if h.MinTime() >= mint { // nothing before mint, or empty
+		return nil
+	}
+	raise(&h.mint, mint)
+	raise(&h.maxt, mint) // as Prometheus's: MaxTime is never below MinTime
+	if err := h.readers.wait(ctx, mint); err != nil {
+		return fmt.Errorf("head: truncate at %d: wait for readers: %w", mint, err)
+	}
+	h.commitMu.Lock()
+	defer h.commitMu.Unlock()
+	if _, err := h.samples.Truncate(mint); err != nil {
+		return fmt.Errorf("head: truncate at %d: %w", mint, err)
+	}
+	h.settleMinTime()
+	return nil
+}
+
+// fence makes mint the oldest time a commit may add and waits for the
+// commits in flight, which checked their samples against an older one.
+func (h *Head) fence(mint int64) {
+	raise(&h.minValidTime, mint)
+	h.commitMu.Lock()
+	h.commitMu.Unlock() //nolint:staticcheck // a barrier: the lock is the point
+}
+
+// settleMinTime raises MinTime, after a truncation, to the oldest sample
+// left, but, as Prometheus's head, not into the window appends may still
+// fill (where an empty head's MinTime goes); minValidTime rises with it so
+// that later blocks do not overlap the ones written.
+func (h *Head) settleMinTime() {
+	oldest, ok := h.samples.Oldest()
+	if !ok {
+		oldest = math.MaxInt64
+	}
+	if oldest > h.mint.Load() {
+		t := min(oldest, h.appendableMinValidTime())
+		raise(&h.mint, t)
+		raise(&h.minValidTime, t)
+	}
+}
+
+// settle holds truncation off while a commit adds samples (release lets
+// it go) and removes from ps the samples before minValidTime, which a
+// truncation may have raised since they were appended; err is about the
+// first.
+func (h *Head) settle(ps *[]pending) (release func(), err error) {
+	h.commitMu.RLock()
+	minValid := h.minValidTime.Load()
+	kept := (*ps)[:0]
+	for _, p := range *ps {
+		if p.t >= minValid {
+			kept = append(kept, p)
+		} else if err == nil {
+			err = fmt.Errorf("head: series %d at %d: truncated to %d since appended: %w", p.ref, p.t, minValid, storage.ErrOutOfBounds)
+		}
+	}
+	*ps = kept
+	return h.commitMu.RUnlock, err
+}
+
+// raise sets v to t if t is greater.
+func raise(v *atomic.Int64, t int64) {
+	for old := v.Load(); t > old && !v.CompareAndSwap(old, t); old = v.Load() {
+	}
+}
+
+// readers are the index readers open on the head, by the mint of their
+// range, so that truncation waits for those that may read what it drops.
+type readers struct {
+	mu      sync.Mutex
+	open    map[*indexReader]int64
+	changed chan struct{} // closed when a reader closes; nil while none waits
+}
+
+func (r *readers) add(ir *indexReader, mint int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.open == nil {
+		r.open = map[*indexReader]int64{}
+	}
+	r.open[ir] = mint
+}
+
+func (r *readers) remove(ir *indexReader) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.open, ir)
+	if r.changed != nil {
+		close(r.changed)
+		r.changed = nil
+	}
+}
+
+// wait returns once no reader open on a range starting before mint is.
+func (r *readers) wait(ctx context.Context, mint int64) error {
+	for {
+		ch := r.overlapping(mint)
+		if ch == nil {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// overlapping returns a channel closed when a reader next closes if a
+// reader on a range before mint is open, else nil.
+func (r *readers) overlapping(mint int64) chan struct{} {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, m := range r.open {
+		if m < mint {
+			if r.changed == nil {
+				r.changed = make(chan struct{})
+			}
+			return r.changed
+		}
+	}
+	return nil
+}
+
+// Close lets truncation drop what the reader's range holds.
+func (ir *indexReader) Close() error {
+	ir.head.readers.remove(ir)
+	return nil
+}
+
+// Querier queries the head's samples in [mint, maxt] from MinTime on, as
+// Prometheus's DB queries its head: what is before MinTime is in blocks, or
+// being dropped by a truncation in progress. If a truncation raised
+// MinTime before it saw the querier's reader, it may drop what the querier
+// reads; the querier is then opened again from the new MinTime.
+func (h *Head) Querier(mint, maxt int64) (storage.Querier, error) {
+	for {
+		from := max(mint, h.MinTime())
+		q, err := tsdb.NewBlockQuerier(h.Range(from, maxt), from, maxt)
+		if err != nil {
+			return nil, fmt.Errorf("head: querier [%d, %d]: %w", from, maxt, err)
+		}
+		if max(mint, h.MinTime()) == from {
+			return q, nil
+		}
+		if err := q.Close(); err != nil {
+			return nil, fmt.Errorf("head: close querier: %w", err)
+		}
+	}
+}
