@@ -51,8 +51,45 @@ func (ix *Index) Delete(drop func(ref uint32) bool) int {
 	ix.deletes++
 	ix.removeFromShards(gone)
 	ix.removePostings(gone, isGone)
+	ix.shrinkTables()
 	ix.removeSeries(gone)
 	return len(gone)
+}
+
+// shrinkTables halves (or more) the hash tables of series and of values
+// that removals left at most a quarter full, so that a head's memory
+// follows its active series down as it does up. A table grows when three
+// quarters full, to three eighths, so only removing a third of its entries
+// or more shrinks it, and it is then at most half full. The caller holds
+// every shard's mu and ix.mu.
+func (ix *Index) shrinkTables() {
+	for i := range ix.shards {
+		sh := &ix.shards[i]
+		if size := shrunk(sh.n, len(sh.table), 64); size > 0 {
+			ix.resize(sh, size)
+		}
+	}
+	for _, t := range ix.names {
+		if size := shrunk(t.n, len(t.slots), 8); size > 0 {
+			ix.resizeValues(t, size)
+		}
+	}
+}
+
+// shrunk returns the size, at least least, to which a table of size slots
+// holding n entries shrinks, 0 if it stays.
+func shrunk(n, size, least int) int {
+	if n*4 > size || size <= least {
+		return 0
+	}
+	to := least
+	for to < n*2 {
+		to *= 2
+	}
+	if to >= size {
+		return 0
+	}
+	return to
 }
 
 // bitset is a set of refs, a bit each.
@@ -141,23 +178,18 @@ func (ix *Index) slotHeld(t *values, v, ref uint32) int {
 	}
 }
 
-// without returns posting p without the gone series: 0 if none is left, a
-// single series inline, else a list, rewritten into new memory so that
-// walks of the old one (gapPostings) are not disturbed.
+// without returns posting p, of a value a gone series has, without the
+// gone series: 0 if none is left, a single series inline, else a list,
+// rewritten into new memory so that walks of the old one (gapPostings) are
+// not disturbed.
 func (ix *Index) without(p uint32, isGone bitset) uint32 {
-	if p&listBit == 0 {
-		if isGone.has(p) {
-			return 0
-		}
-		return p
+	if p&listBit == 0 { // the gone series alone had the value
+		return 0
 	}
 	l := &ix.lists[p&^listBit]
 	kept := l.appendTo(make([]uint32, 0, l.n))
 	kept = slices.DeleteFunc(kept, isGone.has)
-	switch {
-	case len(kept) == int(l.n):
-		return p
-	case len(kept) > 1:
+	if len(kept) > 1 {
 		*l = list{}
 		for _, r := range kept {
 			l.add(r)

@@ -254,10 +254,14 @@ func (ix *Index) find(sh *shard, enc []byte, h uint64) (slot int, ref uint32) {
 
 // grow doubles sh's table, hashing each series' encoded labels again. The
 // caller holds sh.mu and ix.mu.
-func (ix *Index) grow(sh *shard) {
+func (ix *Index) grow(sh *shard) { ix.resize(sh, 2*len(sh.table)) }
+
+// resize moves sh's series to a table of size slots, a power of two. The
+// caller holds sh.mu and ix.mu.
+func (ix *Index) resize(sh *shard, size int) {
 	old := sh.table
-	sh.table = make([]uint32, 2*len(old))
-	sh.tags = make([]uint8, len(sh.table))
+	sh.table = make([]uint32, size)
+	sh.tags = make([]uint8, size)
 	mask := len(sh.table) - 1
 	for _, r := range old {
 		if r == 0 {

@@ -167,9 +167,13 @@ func (ix *Index) newList(l list) uint32 {
 	return uint32(len(ix.lists) - 1)
 }
 
-func (ix *Index) growValues(t *values) {
+func (ix *Index) growValues(t *values) { ix.resizeValues(t, 2*len(t.slots)) }
+
+// resizeValues moves t's postings to a table of size slots, a power of
+// two. The caller holds ix.mu (write).
+func (ix *Index) resizeValues(t *values, size int) {
 	old := t.slots
-	t.slots = make([]uint32, 2*len(old))
+	t.slots = make([]uint32, size)
 	mask := len(t.slots) - 1
 	for _, p := range old {
 		if p == 0 {
