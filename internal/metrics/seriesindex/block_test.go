@@ -54,8 +54,10 @@ func (sampleBlock) Chunks() (tsdb.ChunkReader, error) { return sampleChunks{}, n
 func (sampleBlock) Tombstones() (tombstones.Reader, error) {
 	return tombstones.NewMemTombstones(), nil
 }
-func (sampleBlock) Meta() tsdb.BlockMeta { return tsdb.BlockMeta{MinTime: sampleT, MaxTime: sampleT + 1} }
-func (sampleBlock) Size() int64          { return 0 }
+func (sampleBlock) Meta() tsdb.BlockMeta {
+	return tsdb.BlockMeta{MinTime: sampleT, MaxTime: sampleT + 1}
+}
+func (sampleBlock) Size() int64 { return 0 }
 
 // TestQuerierAndCompactorOverReader runs Prometheus's block querier and
 // leveled compactor over a Reader whose index had series removed, and
