@@ -49,12 +49,24 @@ func (b *Buffer) Chunks(ref uint32, mint, maxt int64, dst []chunks.Meta) []chunk
 	return dst
 }
 
+// sharedChunk is a closed chunk as the chunk files hand it out: it may be
+// the very object their write queue or buffer holds, so it is wrapped to
+// keep chunkenc.Pool.Put, which a compactor calls on the chunks it read and
+// which skips types it does not know, from emptying it for every later
+// reader (and for the write, if still queued). Prometheus's head wraps its
+// chunks alike.
+type sharedChunk struct{ chunkenc.Chunk }
+
 // Chunk returns the chunk m names, m being from Chunks. An open chunk is
 // copied with the samples it had when listed; if it has been closed since,
 // the closed chunk is found by its first timestamp.
 func (b *Buffer) Chunk(m chunks.Meta) (chunkenc.Chunk, error) {
 	if uint64(m.Ref)&openFlag == 0 {
-		return b.disk.Chunk(chunks.ChunkDiskMapperRef(m.Ref))
+		c, err := b.disk.Chunk(chunks.ChunkDiskMapperRef(m.Ref))
+		if err != nil {
+			return nil, err
+		}
+		return sharedChunk{c}, nil
 	}
 	ref, num := uint32(uint64(m.Ref)>>16), uint16(m.Ref)
 	data, diskRef, err := b.openOrClosed(ref, m.MinTime)
