@@ -27,6 +27,7 @@ type pending struct {
 	t    int64
 	v    float64
 	drop bool
+	lset labels.Labels // as given, to find the series again if removed before Commit
 }
 
 type appender struct {
@@ -35,11 +36,13 @@ type appender struct {
 	samples       []pending
 	minValid      int64
 	minValidKnown bool
+	removals      uint64 // the head's removals when minValid was taken
 }
 
 func (a *appender) Append(ref storage.SeriesRef, lset labels.Labels, t int64, v float64) (storage.SeriesRef, error) {
 	if !a.minValidKnown {
 		a.minValid, a.minValidKnown = a.head.appendableMinValidTime(), true
+		a.removals = a.head.removals.Load()
 	}
 	if t < a.minValid {
 		return 0, storage.ErrOutOfBounds
@@ -51,16 +54,22 @@ func (a *appender) Append(ref storage.SeriesRef, lset labels.Labels, t int64, v 
 	if err := a.head.samples.Appendable(id, t, v); err != nil {
 		return 0, err
 	}
-	a.samples = append(a.samples, pending{ref: id, t: t, v: v})
+	a.samples = append(a.samples, pending{ref: id, t: t, v: v, lset: lset})
 	return storage.SeriesRef(id), nil
 }
 
 // series resolves an appender's ref, or the labels if the ref is not one
-// of this head's, to a series ref, creating the series if new.
+// of this head's series (or one truncation removed), to a series ref,
+// creating the series if new.
 func (a *appender) series(ref storage.SeriesRef, lset labels.Labels) (uint32, error) {
-	if ref != 0 && ref <= math.MaxUint32 && int(ref) <= a.head.index.Len() {
+	if ref <= math.MaxUint32 && a.head.index.Has(uint32(ref)) {
 		return uint32(ref), nil
 	}
+	return a.head.seriesOf(lset)
+}
+
+// seriesOf returns the ref of series lset, creating it if new.
+func (h *Head) seriesOf(lset labels.Labels) (uint32, error) {
 	lset = lset.WithoutEmpty()
 	if lset.IsEmpty() {
 		return 0, fmt.Errorf("empty labelset: %w", tsdb.ErrInvalidSample)
@@ -68,10 +77,10 @@ func (a *appender) series(ref storage.SeriesRef, lset labels.Labels) (uint32, er
 	if l, dup := lset.HasDuplicateLabelNames(); dup {
 		return 0, fmt.Errorf(`label name "%s" is not unique: %w`, l, tsdb.ErrInvalidSample)
 	}
-	if id, ok := a.head.index.Lookup(lset); ok {
+	if id, ok := h.index.Lookup(lset); ok {
 		return id, nil
 	}
-	return a.head.create(lset), nil
+	return h.create(lset), nil
 }
 
 // Commit writes the samples to the WAL and, once they are durable, adds
@@ -79,7 +88,7 @@ func (a *appender) series(ref storage.SeriesRef, lset labels.Labels) (uint32, er
 // since is dropped, as Prometheus's head drops it (it is in the WAL, and
 // dropped again on replay).
 func (a *appender) Commit() error {
-	release, first := a.head.settle(&a.samples) // against truncation, before the WAL has them
+	release, first := a.head.settle(&a.samples, a.removals) // against truncation, before the WAL has them
 	defer release()
 	if a.head.log != nil && len(a.samples) > 0 {
 		if err := a.head.logCommit(a.ctx, a.samples); err != nil {

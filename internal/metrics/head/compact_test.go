@@ -115,6 +115,13 @@ func TestCompactOldestAnswersAsPrometheusHead(t *testing.T) {
 	if len(blocks) != 4 || own.MinTime() < 4*hour || own.MinTime() > 4*hour+15000 {
 		t.Fatalf("%d blocks, head from %d; want 4 blocks and the head from 4h", len(blocks), own.MinTime())
 	}
+	live := 0
+	for s := range 400 {
+		live += btoi(alive(s, 5*hour-15000))
+	}
+	if own.NumSeries() != live {
+		t.Errorf("%d series in the head, %d still scraped", own.NumSeries(), live)
+	}
 	sameAnswers(t, withBlocks(own, func() []*tsdb.Block { return blocks }), blockQueryable(func(mint, maxt int64) tsdb.BlockReader {
 		return tsdb.NewRangeHead(prom, mint, maxt)
 	}))
@@ -165,4 +172,11 @@ func withBlocks(h *Head, blocks func() []*tsdb.Block) storage.Queryable {
 		}
 		return storage.NewMergeQuerier(qs, nil, storage.ChainedSeriesMerge), nil
 	})
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

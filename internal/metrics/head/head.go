@@ -64,9 +64,10 @@ type Head struct {
 	mint, maxt   atomic.Int64 // of the samples taken; mint > maxt while empty
 	minValidTime atomic.Int64 // samples before it are refused (set by truncation)
 
-	truncMu  sync.Mutex   // one truncation or compaction at a time
-	commitMu sync.RWMutex // held by commits, and by truncation against them (truncate.go)
-	readers  readers      // open index readers, which truncation waits for
+	truncMu  sync.Mutex    // one truncation or compaction at a time
+	commitMu sync.RWMutex  // held by commits, and by truncation against them (truncate.go)
+	readers  readers       // open index readers, which truncation waits for
+	removals atomic.Uint64 // truncations that removed series, for appenders holding refs (settle)
 }
 
 // New opens the head and replays its WAL. The chunk files a former run

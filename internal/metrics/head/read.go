@@ -2,6 +2,7 @@ package head
 
 import (
 	"fmt"
+	"math"
 
 	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/prometheus/model/labels"
@@ -76,10 +77,9 @@ type indexReader struct {
 
 // Series gives series ref's labels and its chunks in the range.
 func (ir *indexReader) Series(ref storage.SeriesRef, builder *labels.ScratchBuilder, chks *[]chunks.Meta) error {
-	if ref == 0 || int(ref) > ir.head.index.Len() {
-		return storage.ErrNotFound
+	if ref > math.MaxUint32 || !ir.head.index.AppendLabels(builder, uint32(ref)) {
+		return storage.ErrNotFound // removed since the postings were read
 	}
-	ir.head.index.AppendLabels(builder, uint32(ref))
 	*chks = ir.head.samples.Chunks(uint32(ref), ir.mint, ir.maxt, (*chks)[:0])
 	return nil
 }

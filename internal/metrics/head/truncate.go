@@ -16,6 +16,14 @@ package head
 //     it waits, as Prometheus's does, for the index readers open on ranges
 //     before the truncation time to close. It first raises MinTime, so that
 //     queriers built from MinTime (Querier) do not start on what it drops.
+//   - Appenders holding refs of series it removes. Refs are never given
+//     twice, so a removed ref is refused by Append (which then goes by the
+//     labels, as for a ref not of this head); Prometheus does the same. A
+//     ref Append took before the removal is checked again at Commit, under
+//     commitMu, if a removal happened since the appender's first Append
+//     (Head.removals): its sample goes to the series of its labels, created
+//     again (revive). Prometheus keeps series with pending samples from
+//     removal instead, which costs a counter per series.
 //   - Other truncations and compactions, by truncMu.
 
 import (
@@ -32,8 +40,8 @@ import (
 // Truncate drops the head's samples before mint, as Prometheus's head does
 // once they are in a block: appends before mint are refused from now on
 // (storage.ErrOutOfBounds), chunks that end before mint are dropped with
-// the head chunk files only they were in, and MinTime rises to the oldest
-// sample left. It waits for the readers open on ranges before mint.
+// the head chunk files only they were in, series left without samples are
+// removed, and MinTime rises to the oldest sample left. It waits for the readers open on ranges before mint.
 func (h *Head) Truncate(mint int64) error {
 	h.truncMu.Lock()
 	defer h.truncMu.Unlock()
@@ -56,6 +64,7 @@ func (h *Head) truncate(ctx context.Context, mint int64) error {
 	if _, err := h.samples.Truncate(mint); err != nil {
 		return fmt.Errorf("head: truncate at %d: %w", mint, err)
 	}
+	h.removeEmpty()
 	h.settleMinTime()
 	return nil
 }
@@ -85,22 +94,57 @@ func (h *Head) settleMinTime() {
 }
 
 // settle holds truncation off while a commit adds samples (release lets
-// it go) and removes from ps the samples before minValidTime, which a
-// truncation may have raised since they were appended; err is about the
-// first.
-func (h *Head) settle(ps *[]pending) (release func(), err error) {
+// it go), and readies ps, appended when the head had had removals
+// truncations removing series: it drops from ps the samples before
+// minValidTime, which a truncation may have raised since they were
+// appended, and moves those of series removed since to the series of their
+// labels (revive); err is about the first sample dropped.
+func (h *Head) settle(ps *[]pending, removals uint64) (release func(), err error) {
 	h.commitMu.RLock()
 	minValid := h.minValidTime.Load()
+	removed := h.removals.Load() != removals
 	kept := (*ps)[:0]
 	for _, p := range *ps {
-		if p.t >= minValid {
+		var perr error
+		if p.t < minValid {
+			perr = fmt.Errorf("head: series %d at %d: truncated to %d since appended: %w", p.ref, p.t, minValid, storage.ErrOutOfBounds)
+		} else if removed && !h.index.Has(p.ref) {
+			p.ref, perr = h.revive(p)
+		}
+		if perr == nil {
 			kept = append(kept, p)
 		} else if err == nil {
-			err = fmt.Errorf("head: series %d at %d: truncated to %d since appended: %w", p.ref, p.t, minValid, storage.ErrOutOfBounds)
+			err = perr
 		}
 	}
 	*ps = kept
 	return h.commitMu.RUnlock, err
+}
+
+// revive returns the ref of the live series of a pending sample's labels,
+// creating it, when a truncation removed the series the sample was
+// appended to: as in Prometheus's head (lockForAppend), the sample goes to
+// the series of its labels instead of one no query finds. A sample
+// appended by ref alone is refused: its labels are gone.
+func (h *Head) revive(p pending) (uint32, error) {
+	if p.lset.IsEmpty() {
+		return 0, fmt.Errorf("head: series %d was removed before the commit and its sample came without labels: %w", p.ref, storage.ErrNotFound)
+	}
+	ref, err := h.seriesOf(p.lset)
+	if err != nil {
+		return 0, fmt.Errorf("head: find series %d again by labels: %w", p.ref, err)
+	}
+	return ref, nil
+}
+
+// removeEmpty removes from the index the series holding no sample: those
+// the truncation dropped every chunk of, and those created and never
+// given one. The caller holds commitMu for writing, so no commit gives
+// them a sample meanwhile.
+func (h *Head) removeEmpty() {
+	if h.index.Delete(func(ref uint32) bool { return !h.samples.Holds(ref) }) > 0 {
+		h.removals.Add(1)
+	}
 }
 
 // raise sets v to t if t is greater.

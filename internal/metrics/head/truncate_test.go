@@ -88,6 +88,75 @@ func TestCommitAfterTruncationRefusesDroppedTimes(t *testing.T) {
 	if len(got["c"]) != 0 || len(got["a"]) != 2 || got["a"][1] != 3*hour+15000 {
 		t.Fatalf("after the commit the head holds %v; want c empty, a at 3h and the new sample", got)
 	}
+	if err := h.Truncate(3*hour + 1); err != nil {
+		t.Fatal(err)
+	}
+	if h.NumSeries() != 1 {
+		t.Fatalf("%d series after a truncation; c, created without a sample, should be gone", h.NumSeries())
+	}
+}
+
+// TestRemovedSeriesDoNotSwallowSamples removes a series by truncation
+// while an appender holds its ref, and after: a sample appended with the
+// labels goes to the live series of those labels, one by ref alone is
+// refused, never added where no query finds it; by ref alone after the
+// removal, as Prometheus's head refuses it.
+func TestRemovedSeriesDoNotSwallowSamples(t *testing.T) {
+	own, _ := newOwnRange(t, hour)
+	prom := newPrometheusRange(t, hour)
+	ctx := context.Background()
+	x, y := labels.FromStrings("s", "x"), labels.FromStrings("s", "y")
+	var xref [2]storage.SeriesRef
+	for i, db := range []storage.Appendable{own, prom} {
+		app := db.Appender(ctx)
+		for ts := int64(0); ts <= 3*hour; ts += 15000 {
+			if ts < hour {
+				xref[i], _ = app.Append(0, x, ts, 1)
+			}
+			if _, err := app.Append(0, y, ts, 1); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := app.Commit(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	byLabels, byRef := own.Appender(ctx), own.Appender(ctx)
+	for _, app := range []storage.Appender{byLabels, byRef} {
+		if _, err := app.Append(0, y, 3*hour+15000, 2); err != nil { // fixes the appendable window
+			t.Fatal(err)
+		}
+	}
+	if _, err := byLabels.Append(0, x, 3*hour-hour/4, 2); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := byRef.Append(xref[0], labels.EmptyLabels(), 3*hour-hour/4+1, 3); err != nil {
+		t.Fatal(err)
+	}
+	if err := errors.Join(own.Truncate(2*hour), prom.Truncate(2*hour)); err != nil {
+		t.Fatal(err)
+	}
+	if own.NumSeries() != 1 || prom.NumSeries() != 1 {
+		t.Fatalf("%d series left (Prometheus's head %d), want y alone", own.NumSeries(), prom.NumSeries())
+	}
+	if err := byLabels.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if err := byRef.Commit(); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("commit of a sample by a removed ref alone: %v, want ErrNotFound", err)
+	}
+	if got := selectAll(t, own)["x"]; len(got) != 1 || got[0] != 3*hour-hour/4 {
+		t.Fatalf("x holds %v after the commit, want the sample appended by labels", got)
+	}
+	var errs [2]error
+	for i, db := range []storage.Appendable{own, prom} {
+		app := db.Appender(ctx)
+		_, errs[i] = app.Append(xref[i], labels.EmptyLabels(), 3*hour, 4)
+		app.Rollback()
+	}
+	if kind(errs[0]) != kind(errs[1]) || errs[0] == nil {
+		t.Fatalf("a sample by a removed ref alone: ours says %v, Prometheus's %v", errs[0], errs[1])
+	}
 }
 
 // selectAll returns the timestamps of each series' samples in the head by

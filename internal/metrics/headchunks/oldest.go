@@ -43,3 +43,12 @@ func (b *Buffer) first(s *series) (int64, bool) {
 	}
 	return 0, false
 }
+
+// Holds reports whether series ref has a sample in the buffer. A head
+// removes the series that hold none after a truncation: those it dropped
+// every chunk of, and those created but never given a sample.
+func (b *Buffer) Holds(ref uint32) bool {
+	defer b.lock(ref)()
+	s := b.existing(ref)
+	return s != nil && (s.loc != 0 || s.lastClosed != 0)
+}

@@ -5,7 +5,7 @@ import (
 	"testing"
 )
 
-// TestOldestIsFirstSampleLeft checks Oldest against the samples the buffer
+// TestOldestIsFirstSampleLeft checks Oldest and Holds against the samples the buffer
 // reads back, before and after truncations, with series that start late,
 // stop early, and have closed and open chunks.
 func TestOldestIsFirstSampleLeft(t *testing.T) {
@@ -31,6 +31,11 @@ func TestOldestIsFirstSampleLeft(t *testing.T) {
 		for ref := uint32(1); ref <= 20; ref++ {
 			if ts := readAll(t, b, ref, math.MinInt64, math.MaxInt64); len(ts) > 0 {
 				want, wantOK = min(want, ts[0]), true
+			}
+		}
+		for ref := uint32(1); ref <= 21; ref++ { // 21 never had a sample
+			if has := len(readAll(t, b, ref, math.MinInt64, math.MaxInt64)) > 0; b.Holds(ref) != has {
+				t.Errorf("after Truncate(%d): Holds(%d) is %v, but it reads back %v", mint, ref, !has, has)
 			}
 		}
 		if got, ok := b.Oldest(); got != want || ok != wantOK {
