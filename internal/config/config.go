@@ -82,6 +82,12 @@ type Listen struct {
 	Health          string `yaml:"health"`           // 13133
 }
 
+// The heads metrics.head chooses between.
+const (
+	HeadPrometheus = "prometheus"
+	HeadVispyr     = "vispyr"
+)
+
 // Metrics configures the embedded Prometheus TSDB and the PromQL engine.
 type Metrics struct {
 	Retention          time.Duration `yaml:"retention"`
@@ -123,6 +129,12 @@ type Metrics struct {
 	// LongTerm is the long-term tier: old TSDB blocks rewritten into a
 	// format of about VictoriaMetrics' bytes per sample.
 	LongTerm LongTerm `yaml:"longterm"`
+
+	// Head chooses where float samples wait before they are written into
+	// blocks: "prometheus", Prometheus's TSDB head, or "vispyr", Vispyr's
+	// own head (experimental: a sixth of the memory a series, fsync'd WAL),
+	// with histograms still in Prometheus's head beside it.
+	Head string `yaml:"head"`
 }
 
 // LongTerm configures the long-term metrics tier.
@@ -321,6 +333,7 @@ func Default() Config {
 			ResultsCacheFreshness: 5 * time.Minute,
 
 			BackgroundReplayMinWALBytes: 32 << 20,
+			Head:                        HeadPrometheus,
 
 			LongTerm: LongTerm{Enabled: false, After: 24 * time.Hour},
 		},
@@ -412,6 +425,8 @@ func (c Config) Validate() error {
 		return errors.New("metrics.background_replay_min_wal_bytes: must not be negative")
 	case m.LongTerm.Enabled && m.LongTerm.After <= 0:
 		return errors.New("metrics.longterm.after: must be positive")
+	case m.Head != HeadPrometheus && m.Head != HeadVispyr:
+		return fmt.Errorf("metrics.head: %q is neither %q nor %q", m.Head, HeadPrometheus, HeadVispyr)
 	}
 	l := c.Limits
 	switch {

@@ -185,10 +185,21 @@ func (t *tenantDB) querier(mint, maxt int64) (storage.Querier, error) {
 	if err != nil {
 		return q, err
 	}
+	qs := []storage.Querier{q}
+	if t.own != nil {
+		oq, err := t.own.querier(mint, maxt)
+		if err != nil {
+			return nil, errors.Join(err, q.Close())
+		}
+		qs = append(qs, oq)
+	}
 	if t.lt != nil {
 		if lq := t.lt.Querier(mint, maxt); lq != nil {
-			q = storage.NewMergeQuerier([]storage.Querier{q, lq}, nil, storage.ChainedSeriesMerge)
+			qs = append(qs, lq)
 		}
+	}
+	if len(qs) > 1 {
+		q = storage.NewMergeQuerier(qs, nil, storage.ChainedSeriesMerge)
 	}
 	if warning != nil {
 		q = warnQuerier{q, warning}
@@ -199,15 +210,26 @@ func (t *tenantDB) querier(mint, maxt int64) (storage.Querier, error) {
 // chunkQuerier is querier for chunks (remote read).
 func (t *tenantDB) chunkQuerier(mint, maxt int64) (storage.ChunkQuerier, error) {
 	q, err := t.db.ChunkQuerier(mint, maxt)
-	if err != nil || t.lt == nil {
+	if err != nil {
 		return q, err
 	}
-	lq := t.lt.ChunkQuerier(mint, maxt)
-	if lq == nil {
+	qs := []storage.ChunkQuerier{q}
+	if t.own != nil {
+		oq, err := t.own.chunkQuerier(mint, maxt)
+		if err != nil {
+			return nil, errors.Join(err, q.Close())
+		}
+		qs = append(qs, oq)
+	}
+	if t.lt != nil {
+		if lq := t.lt.ChunkQuerier(mint, maxt); lq != nil {
+			qs = append(qs, lq)
+		}
+	}
+	if len(qs) == 1 {
 		return q, nil
 	}
-	return storage.NewMergeChunkQuerier([]storage.ChunkQuerier{q, lq}, nil,
-		storage.NewCompactingChunkSeriesMerger(storage.ChainedSeriesMerge)), nil
+	return storage.NewMergeChunkQuerier(qs, nil, storage.NewCompactingChunkSeriesMerger(storage.ChainedSeriesMerge)), nil
 }
 
 // minTime is the oldest timestamp the tenant holds in either tier.
@@ -225,7 +247,7 @@ func (t *tenantDB) minTime() int64 {
 
 // close closes the tenant's TSDB and long-term store.
 func (t *tenantDB) close() error {
-	err := t.db.Close()
+	err := errors.Join(t.own.close(), t.db.Close())
 	if t.lt != nil {
 		err = errors.Join(err, t.lt.Close())
 	}

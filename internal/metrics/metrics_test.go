@@ -24,9 +24,14 @@ import (
 	"github.com/vispyr/vispyr/internal/receiver/promwrite"
 )
 
+// testHead is the metrics.head openTest opens the store with;
+// TestOwnHeadServesTheAPI runs tests again with it set to vispyr.
+var testHead = config.HeadPrometheus
+
 func openTest(t *testing.T, lim config.Limits) (*Storage, *httptest.Server) {
 	t.Helper()
 	cfg := config.Default()
+	cfg.Metrics.Head = testHead
 	reg := prometheus.NewRegistry()
 	logger := slog.New(slog.DiscardHandler)
 	s, err := Open(cfg.Metrics, cfg.Limits, t.TempDir(), logger, reg)

@@ -97,11 +97,11 @@ func truncated(s string) (_, more string) {
 // checkSeries refuses a series the head does not hold yet once the tenant
 // has max_active_series of them (429). Below the limit it costs one load; at
 // the limit, an index lookup tells a known series from a new one.
-func (l *tenantLimiter) checkSeries(db *tsdb.DB, ls labels.Labels) error {
-	if l == nil || l.cfg.MaxActiveSeries <= 0 || db.Head().NumSeries() < uint64(l.cfg.MaxActiveSeries) {
+func (l *tenantLimiter) checkSeries(t *tenantDB, ls labels.Labels) error {
+	if l == nil || l.cfg.MaxActiveSeries <= 0 || t.numSeries() < uint64(l.cfg.MaxActiveSeries) {
 		return nil
 	}
-	if headHas(db, ls) {
+	if headHas(t.db, ls) || t.own != nil && t.own.head.HasSeries(ls) {
 		return nil
 	}
 	return &pipeline.LimitError{Msg: fmt.Sprintf("per-user series limit of %d exceeded", l.cfg.MaxActiveSeries) +
@@ -135,5 +135,14 @@ func (t *tenantDB) check(ls labels.Labels) error {
 	if err := t.limits.checkLabels(ls); err != nil {
 		return err
 	}
-	return t.limits.checkSeries(t.db, ls)
+	return t.limits.checkSeries(t, ls)
+}
+
+// numSeries is the series in the tenant's heads.
+func (t *tenantDB) numSeries() uint64 {
+	n := t.db.Head().NumSeries()
+	if t.own != nil {
+		n += uint64(t.own.head.NumSeries())
+	}
+	return n
 }

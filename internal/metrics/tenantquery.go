@@ -49,7 +49,7 @@ func (s *Storage) ChunkQuerier(mint, maxt int64) (storage.ChunkQuerier, error) {
 // windows from whole chunks); nil otherwise.
 func (s *Storage) DisjointChunkQuerier(ctx context.Context, mint, maxt int64) storage.ChunkQuerier {
 	t := s.lookup(pipeline.Tenant(ctx))
-	if t == nil {
+	if t == nil || t.own != nil { // the own head's chunks are not checked for overlaps yet
 		return nil
 	}
 	if t.lt != nil {
@@ -68,7 +68,15 @@ func (s *Storage) ExemplarQuerier(ctx context.Context) (storage.ExemplarQuerier,
 	if t == nil {
 		return noExemplars{}, nil
 	}
-	return t.db.ExemplarQuerier(ctx)
+	q, err := t.db.ExemplarQuerier(ctx)
+	if err != nil || t.own == nil {
+		return q, err
+	}
+	oq, err := t.own.exemplars.ExemplarQuerier(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return mergedExemplars{q, oq}, nil
 }
 
 // Appender appends to ctx's tenant's TSDB (the generator writes span metrics

@@ -94,10 +94,14 @@ func tenantFromDirName(name string) (id string, ok bool) {
 
 // tenantDB is one tenant's TSDB; its ingest limits live beside it.
 type tenantDB struct {
-	id     string
-	db     *tsdb.DB
-	lt     *longterm.Store // nil unless metrics.longterm is on
-	limits *tenantLimiter
+	id  string
+	db  *tsdb.DB
+	lt  *longterm.Store // nil unless metrics.longterm is on
+	own *ownHead        // nil unless metrics.head is vispyr (ownhead.go)
+	// oooWindow is metrics.out_of_order_window in ms: the own head sends the
+	// TSDB's head what it refuses as out of order.
+	oooWindow int64
+	limits    *tenantLimiter
 
 	replayDirs []string     // WALs moved aside at open, oldest first (replay.go)
 	replaying  atomic.Int64 // bytes of them still replaying
@@ -172,7 +176,12 @@ func (s *Storage) openTenantDB(id, dir string, logger *slog.Logger, reg promethe
 	if err != nil {
 		return nil, err
 	}
-	t := &tenantDB{id: id, db: db, lt: lt, limits: s.newTenantLimiter(id), replayDirs: dirs}
+	own, err := s.openOwnHead(dir, logger)
+	if err != nil {
+		return nil, errors.Join(err, db.Close())
+	}
+	t := &tenantDB{id: id, db: db, lt: lt, own: own, oooWindow: s.cfg.OutOfOrderWindow.Milliseconds(),
+		limits: s.newTenantLimiter(id), replayDirs: dirs}
 	if len(dirs) > 0 {
 		if err := ensureWALFloor(db); err != nil {
 			return nil, errors.Join(err, t.close())

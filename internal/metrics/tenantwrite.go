@@ -38,7 +38,7 @@ func (s *Storage) RemoteWriteAppender(logger *slog.Logger, reg prometheus.Regist
 }
 
 func (ts *tenantSamples) newAppender(t *tenantDB) *RemoteWriteAppender {
-	a := newRemoteWriteAppender(t.db, ts.logger.With("tenant", t.id), ts.m, t.check)
+	a := newRemoteWriteAppender(t.appendable(), ts.logger.With("tenant", t.id), ts.m, t.check)
 	a.retention = ts.s.cfg.Retention
 	return a
 }

@@ -135,6 +135,10 @@ func (a *watchedAppenderV2) Commit() error {
 	return err
 }
 
+// DefaultQueryable reads the default tenant's metrics, every head and tier
+// of them, for scraping and rules.
+func (s *Storage) DefaultQueryable() storage.Queryable { return storage.QueryableFunc(s.def.querier) }
+
 // DefaultAppendable is the default tenant's TSDB for scraping and rules:
 // its commits are watched like every other write path's.
 func (s *Storage) DefaultAppendable() storage.AppendableV2 { return defaultAppendable{s} }
@@ -154,7 +158,7 @@ func (s *Storage) watchedAppender(ctx context.Context, t *tenantDB) storage.Appe
 }
 
 func (s *Storage) watchedAppenderV2(ctx context.Context, t *tenantDB) storage.AppenderV2 {
-	app := t.db.AppenderV2(ctx)
+	app := t.appenderV2(ctx)
 	if s.watch.Load() == nil {
 		return app
 	}

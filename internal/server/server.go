@@ -105,7 +105,7 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		PrometheusAddr: cfg.Listen.Prometheus,
 		LookbackDelta:  cfg.Metrics.LookbackDelta, QueryTimeout: cfg.Metrics.QueryTimeout,
 		RulesAfter: metricStore.Replayed(),
-	}, guardedTSDB{tee.appendableV2(guard.AppendableV2("metrics", metricStore.DefaultAppendable())), metricStore.DB()}, logger.With("component", "prometheus"), reg)
+	}, guardedTSDB{tee.appendableV2(guard.AppendableV2("metrics", metricStore.DefaultAppendable())), metricStore.DefaultQueryable()}, logger.With("component", "prometheus"), reg)
 	if err != nil {
 		return err
 	}

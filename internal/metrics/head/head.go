@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 	"github.com/prometheus/prometheus/tsdb/chunks"
@@ -128,6 +129,12 @@ func (h *Head) Close() error {
 		err = h.log.w.Close()
 	}
 	return errors.Join(err, h.disk.Close())
+}
+
+// HasSeries reports whether the head holds series lset.
+func (h *Head) HasSeries(lset labels.Labels) bool {
+	_, ok := h.index.Lookup(lset)
+	return ok
 }
 
 // NumSeries is the number of series in the head.

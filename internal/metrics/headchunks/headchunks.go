@@ -145,7 +145,9 @@ func (b *Buffer) lock(ref uint32) func() {
 func (b *Buffer) Appendable(ref uint32, t int64, v float64) error {
 	defer b.lock(ref)()
 	if s := b.existing(ref); s != nil {
-		return appendable(s, t, v)
+		if err := appendable(s, t, v); err != errDuplicate {
+			return err
+		}
 	}
 	return nil
 }

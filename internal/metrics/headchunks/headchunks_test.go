@@ -69,6 +69,9 @@ func appendBoth(t *testing.T, b *Buffer, h *tsdb.Head, samples []sample) {
 		if errors.Is(herr, storage.ErrOutOfBounds) || errors.Is(herr, storage.ErrTooOldSample) {
 			continue
 		}
+		if aerr := b.Appendable(uint32(s.series+1), s.t, s.v); kind(aerr) != kind(herr) {
+			t.Fatalf("sample %+v: head says %v, Appendable %v", s, herr, aerr)
+		}
 		if berr := b.Append(uint32(s.series+1), s.t, s.v); kind(berr) != kind(herr) {
 			t.Fatalf("sample %+v: head says %v, buffer %v", s, herr, berr)
 		}

@@ -1,0 +1,210 @@
+package metrics
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+
+	"github.com/prometheus/prometheus/model/exemplar"
+	"github.com/prometheus/prometheus/model/histogram"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb"
+
+	"github.com/vispyr/vispyr/internal/config"
+	"github.com/vispyr/vispyr/internal/metrics/head"
+)
+
+// With metrics.head: vispyr, a tenant's float samples go to Vispyr's own
+// head (internal/metrics/head) instead of the TSDB's: a sixth of the memory
+// a series. Histogram samples still go to the TSDB's head, and so do float
+// samples the own head refuses as out of order when an out-of-order window
+// is configured (the TSDB's head keeps those); queries merge both heads and
+// the blocks. The exemplars of float samples are kept beside the own head.
+//
+// Not yet (so the switch is experimental): the own head is not written
+// into blocks, series metadata of its samples is not kept, and the start
+// timestamps of samples are ignored (as the TSDB, configured as Vispyr
+// configures it, ignores them).
+const ownHeadDir = "vispyr_head"
+
+// ownHead is a tenant's own head and the exemplars of its series.
+type ownHead struct {
+	head      *head.Head
+	exemplars tsdb.ExemplarStorage
+}
+
+// ownRef marks a series ref as the own head's, so refs callers cache (the
+// remote-write series cache) go back to the head that gave them.
+const ownRef = storage.SeriesRef(1) << 62
+
+// openOwnHead opens the tenant's own head in dir/vispyr_head if the config
+// asks for one; nil otherwise.
+func (s *Storage) openOwnHead(dir string, logger *slog.Logger) (*ownHead, error) {
+	if s.cfg.Head != config.HeadVispyr {
+		return nil, nil
+	}
+	hd := filepath.Join(dir, ownHeadDir)
+	h, err := head.New(head.Options{
+		ChunkDir: filepath.Join(hd, "chunks_head"),
+		WALDir:   filepath.Join(hd, "wal"),
+		Logger:   logger.With("head", "vispyr"),
+		OnWriteError: func(err error) {
+			logger.Error("writing a closed chunk of the own head failed; its samples stay in the WAL", "err", err)
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open own head: %w", err)
+	}
+	ex, err := tsdb.NewCircularExemplarStorage(s.cfg.MaxExemplars, tsdb.NewExemplarMetrics(nil), 0)
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("own head exemplars: %w", err), h.Close())
+	}
+	return &ownHead{head: h, exemplars: ex}, nil
+}
+
+func (o *ownHead) close() error {
+	if o == nil {
+		return nil
+	}
+	return o.head.Close()
+}
+
+// querier reads the own head over [mint, maxt].
+func (o *ownHead) querier(mint, maxt int64) (storage.Querier, error) {
+	return tsdb.NewBlockQuerier(o.head.Range(mint, maxt), mint, maxt)
+}
+
+func (o *ownHead) chunkQuerier(mint, maxt int64) (storage.ChunkQuerier, error) {
+	return tsdb.NewBlockChunkQuerier(o.head.Range(mint, maxt), mint, maxt)
+}
+
+// appenderV2 is the tenant's appender: the TSDB's, or one that sends float
+// samples to the own head.
+func (t *tenantDB) appenderV2(ctx context.Context) storage.AppenderV2 {
+	if t.own == nil {
+		return t.db.AppenderV2(ctx)
+	}
+	return &splitAppender{db: t.db.AppenderV2(ctx), own: t.own.head.Appender(ctx), exemplarsTo: t.own.exemplars, oooToDB: t.oooWindow > 0}
+}
+
+// appendable is the tenant as a storage.AppendableV2, for the receivers
+// that take one.
+func (t *tenantDB) appendable() storage.AppendableV2 {
+	if t.own == nil {
+		return t.db
+	}
+	return tenantAppendable{t}
+}
+
+type tenantAppendable struct{ t *tenantDB }
+
+func (a tenantAppendable) AppenderV2(ctx context.Context) storage.AppenderV2 {
+	return a.t.appenderV2(ctx)
+}
+
+// splitAppender sends float samples and their exemplars to the own head,
+// the rest to the TSDB, and commits both.
+type splitAppender struct {
+	db          storage.AppenderV2
+	own         storage.Appender
+	exemplarsTo tsdb.ExemplarStorage
+	oooToDB     bool // the TSDB takes out-of-order samples the own head refuses
+	exemplars   []ownExemplars
+}
+
+// ownExemplars waits for Commit: exemplars are kept with their samples.
+type ownExemplars struct {
+	ls labels.Labels
+	es []exemplar.Exemplar
+}
+
+var _ storage.ExemplarAppenderV2 = (*splitAppender)(nil)
+
+func (a *splitAppender) Append(ref storage.SeriesRef, ls labels.Labels, st, t int64, v float64, h *histogram.Histogram, fh *histogram.FloatHistogram, opts storage.AOptions) (storage.SeriesRef, error) {
+	if h != nil || fh != nil {
+		return a.db.Append(dbRef(ref), ls, st, t, v, h, fh, opts)
+	}
+	got, err := a.own.Append(ownRefOf(ref), ls, t, v)
+	if a.oooToDB && (errors.Is(err, storage.ErrOutOfOrderSample) || errors.Is(err, storage.ErrOutOfBounds)) {
+		return a.db.Append(0, ls, st, t, v, nil, nil, opts)
+	}
+	if err != nil {
+		return 0, err
+	}
+	a.keepExemplars(ls, opts.Exemplars)
+	return got | ownRef, nil
+}
+
+func (a *splitAppender) AppendExemplars(ref storage.SeriesRef, ls labels.Labels, es []exemplar.Exemplar) (storage.SeriesRef, error) {
+	if ref&ownRef == 0 && ref != 0 {
+		if ea, ok := a.db.(storage.ExemplarAppenderV2); ok {
+			return ea.AppendExemplars(ref, ls, es)
+		}
+	}
+	a.keepExemplars(ls, es)
+	return ref, nil
+}
+
+// keepExemplars copies es (the caller may reuse it) for Commit.
+func (a *splitAppender) keepExemplars(ls labels.Labels, es []exemplar.Exemplar) {
+	if len(es) > 0 {
+		a.exemplars = append(a.exemplars, ownExemplars{ls: ls.Copy(), es: append([]exemplar.Exemplar(nil), es...)})
+	}
+}
+
+// Commit commits the own head first: its WAL is fsync'd when it returns.
+// Exemplars that are duplicates or out of order are dropped, as the TSDB
+// drops them.
+func (a *splitAppender) Commit() error {
+	err := a.own.Commit()
+	if err != nil {
+		_ = a.db.Rollback()
+		return err
+	}
+	for _, e := range a.exemplars {
+		for _, ex := range e.es {
+			_ = a.exemplarsTo.AddExemplar(e.ls, ex)
+		}
+	}
+	a.exemplars = nil
+	return a.db.Commit()
+}
+
+func (a *splitAppender) Rollback() error {
+	a.exemplars = nil
+	return errors.Join(a.own.Rollback(), a.db.Rollback())
+}
+
+// dbRef is ref for the TSDB: 0 if it is the own head's.
+func dbRef(ref storage.SeriesRef) storage.SeriesRef {
+	if ref&ownRef != 0 {
+		return 0
+	}
+	return ref
+}
+
+// ownRefOf is ref for the own head: 0 if it is the TSDB's.
+func ownRefOf(ref storage.SeriesRef) storage.SeriesRef {
+	if ref&ownRef == 0 {
+		return 0
+	}
+	return ref &^ ownRef
+}
+
+// mergedExemplars answers from the TSDB's exemplars and the own head's.
+type mergedExemplars []storage.ExemplarQuerier
+
+func (m mergedExemplars) Select(start, end int64, ms ...[]*labels.Matcher) ([]exemplar.QueryResult, error) {
+	var out []exemplar.QueryResult
+	for _, q := range m {
+		res, err := q.Select(start, end, ms...)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, res...)
+	}
+	return out, nil
+}

@@ -1,0 +1,110 @@
+package metrics
+
+import (
+	"context"
+	"log/slog"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/storage"
+
+	"github.com/vispyr/vispyr/internal/config"
+)
+
+// TestOwnHeadServesTheAPI runs the store's write and query tests with
+// metrics.head: vispyr: remote write, OTLP with histograms and exemplars,
+// the query API's shapes and its refusals of bad input answer as with the
+// TSDB's head.
+func TestOwnHeadServesTheAPI(t *testing.T) {
+	testHead = config.HeadVispyr
+	defer func() { testHead = config.HeadPrometheus }()
+	for name, test := range map[string]func(*testing.T){
+		"OTLPSpanMetricsGetPrometheusNames": TestOTLPSpanMetricsGetPrometheusNames,
+		"RemoteWriteAndAlloyAlias":          TestRemoteWriteAndAlloyAlias,
+		"RemoteWriteRejectsBadInput":        TestRemoteWriteRejectsBadInput,
+		"QueryAPIShapesForGrafana":          TestQueryAPIShapesForGrafana,
+	} {
+		t.Run(name, test)
+	}
+}
+
+// TestOwnHeadHoldsFloatsAndKeepsThemAcrossRestarts writes float samples
+// through remote write with metrics.head: vispyr and finds them in the own
+// head, not the TSDB's, answered by PromQL, and again after a restart (from
+// the own head's WAL).
+func TestOwnHeadHoldsFloatsAndKeepsThemAcrossRestarts(t *testing.T) {
+	cfg := config.Default()
+	cfg.Metrics.Head = config.HeadVispyr
+	dir := t.TempDir()
+	open := func() *Storage {
+		s, err := Open(cfg.Metrics, cfg.Limits, dir, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	s := open()
+	base := time.Now().Add(-time.Hour).Truncate(time.Second)
+	app := s.AppenderV2(context.Background())
+	for i := range 50 {
+		ls := labels.FromStrings("__name__", "own_head_test", "i", strconv.Itoa(i))
+		var ref = uint64(0)
+		for j := range 100 {
+			r, err := app.Append(0, ls, 0, base.Add(time.Duration(j)*15*time.Second).UnixMilli(), float64(i*j), nil, nil, storage.AOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ref = uint64(r)
+		}
+		if ref&uint64(ownRef) == 0 {
+			t.Fatalf("series %d got ref %x, not the own head's", i, ref)
+		}
+	}
+	if err := app.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	check := func(when string) {
+		t.Helper()
+		if n := s.def.db.Head().NumSeries(); n != 0 {
+			t.Errorf("%s: the TSDB's head holds %d series; floats belong in the own head", when, n)
+		}
+		if n := s.def.own.head.NumSeries(); n != 50 {
+			t.Errorf("%s: the own head holds %d series, want 50", when, n)
+		}
+		if got := countOwnTestSamples(t, s); got != 50*100 {
+			t.Errorf("%s: %d samples, want %d", when, got, 50*100)
+		}
+	}
+	check("before the restart")
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = open()
+	defer s.Close()
+	check("after the restart")
+}
+
+// countOwnTestSamples counts the samples of own_head_test the default
+// tenant's queries see.
+func countOwnTestSamples(t *testing.T, s *Storage) int {
+	t.Helper()
+	q, err := s.DefaultQueryable().Querier(0, 1<<62)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	n := 0
+	set := q.Select(context.Background(), false, nil, labels.MustNewMatcher(labels.MatchEqual, "__name__", "own_head_test"))
+	for set.Next() {
+		for it := set.At().Iterator(nil); it.Next() != 0; {
+			n++
+		}
+	}
+	if err := set.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
