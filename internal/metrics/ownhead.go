@@ -5,13 +5,18 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"path/filepath"
+	"slices"
+	"time"
 
+	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/prometheus/model/exemplar"
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
 
 	"github.com/vispyr/vispyr/internal/config"
 	"github.com/vispyr/vispyr/internal/metrics/head"
@@ -24,10 +29,15 @@ import (
 // is configured (the TSDB's head keeps those); queries merge both heads and
 // the blocks. The exemplars of float samples are kept beside the own head.
 //
-// Not yet (so the switch is experimental): the own head is not written
-// into blocks, series metadata of its samples is not kept, and the start
-// timestamps of samples are ignored (as the TSDB, configured as Vispyr
-// configures it, ignores them).
+// Its oldest chunk range is written into a block in the tenant's TSDB once
+// it spans one and a half ranges (runOwnHeads), as the TSDB does with its
+// own head, and the TSDB's retention and compaction take it from there.
+//
+// Not yet (so the switch is experimental): series metadata of its samples
+// is not kept, start timestamps are ignored (as the TSDB, configured as
+// Vispyr configures it, ignores them), its chunk files are re-encoded from
+// the WAL at start-up rather than read back, and it answers none of the
+// TSDB status API's head statistics.
 const ownHeadDir = "vispyr_head"
 
 // ownHead is a tenant's own head and the exemplars of its series.
@@ -48,9 +58,10 @@ func (s *Storage) openOwnHead(dir string, logger *slog.Logger) (*ownHead, error)
 	}
 	hd := filepath.Join(dir, ownHeadDir)
 	h, err := head.New(head.Options{
-		ChunkDir: filepath.Join(hd, "chunks_head"),
-		WALDir:   filepath.Join(hd, "wal"),
-		Logger:   logger.With("head", "vispyr"),
+		ChunkRange: s.tsdbOpts().MinBlockDuration,
+		ChunkDir:   filepath.Join(hd, "chunks_head"),
+		WALDir:     filepath.Join(hd, "wal"),
+		Logger:     logger.With("head", "vispyr"),
 		OnWriteError: func(err error) {
 			logger.Error("writing a closed chunk of the own head failed; its samples stay in the WAL", "err", err)
 		},
@@ -207,4 +218,76 @@ func (m mergedExemplars) Select(start, end int64, ms ...[]*labels.Matcher) ([]ex
 		out = append(out, res...)
 	}
 	return out, nil
+}
+
+// ownHeadInterval is how often own heads are checked for a chunk range to
+// write into a block, as the TSDB checks its head each minute, and give back
+// the chunk slots their series outgrew (tests shorten it): series that
+// start together outgrow their slots together, and the memory should come
+// back within a scrape or two.
+var ownHeadInterval = 10 * time.Second
+
+// runOwnHeads writes the oldest chunk range of every tenant's own head into
+// a block in the tenant's TSDB once the head spans one and a half ranges,
+// as the TSDB does with its head, until ctx ends.
+func (s *Storage) runOwnHeads(ctx context.Context) {
+	defer close(s.ownHeadsDone)
+	c, err := tsdb.NewLeveledCompactor(ctx, nil, s.logger, []int64{s.tsdbOpts().MinBlockDuration}, chunkenc.NewPool(), nil)
+	if err != nil {
+		s.logger.Error("own heads: no compactor; they will not be written into blocks", "err", err)
+		return
+	}
+	tick := time.NewTicker(ownHeadInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		for _, t := range s.allTenants() {
+			if t.own != nil {
+				if err := t.compactOwnHead(ctx, c, s.logger); err != nil && ctx.Err() == nil {
+					s.logger.Error("writing the own head into blocks failed; it keeps its samples and tries again", "tenant", t.id, "err", err)
+				}
+			}
+		}
+	}
+}
+
+// compactOwnHead writes the own head's due chunk ranges into blocks, each
+// loaded by the TSDB before the head drops it, then checkpoints the own
+// head's WAL and gives back chunk memory.
+func (t *tenantDB) compactOwnHead(ctx context.Context, c *tsdb.LeveledCompactor, logger *slog.Logger) error {
+	loaded := func(id ulid.ULID) error { return waitLoaded(ctx, t.db, []ulid.ULID{id}) }
+	truncatedTo := int64(math.MinInt64)
+	for {
+		start := time.Now()
+		id, compacted, err := t.own.head.CompactOldest(ctx, c, t.db.Dir(), loaded)
+		if err != nil {
+			return err
+		}
+		if !compacted {
+			break
+		}
+		truncatedTo = max(truncatedTo, blockMaxTime(t.db, id))
+		logger.Info("own head range written into a block", "tenant", t.id, "block", id, "took", time.Since(start).Round(time.Millisecond))
+	}
+	if truncatedTo != math.MinInt64 {
+		if err := t.own.head.TruncateWAL(ctx, truncatedTo); err != nil {
+			return err
+		}
+	}
+	t.own.head.Compact()
+	return nil
+}
+
+// blockMaxTime is the end of the loaded block made of id, MinInt64 if none.
+func blockMaxTime(db *tsdb.DB, id ulid.ULID) int64 {
+	for _, b := range db.Blocks() {
+		if slices.Contains(b.Meta().Compaction.Sources, id) {
+			return b.Meta().MaxTime
+		}
+	}
+	return math.MinInt64
 }

@@ -108,3 +108,60 @@ func countOwnTestSamples(t *testing.T, s *Storage) int {
 	}
 	return n
 }
+
+// TestOwnHeadIsWrittenIntoBlocks fills the own head with five hours of
+// samples and finds its oldest ranges written into the TSDB's blocks, the
+// own head left with the newest samples only, and every sample answered,
+// before and after a restart.
+func TestOwnHeadIsWrittenIntoBlocks(t *testing.T) {
+	ownHeadInterval = 50 * time.Millisecond
+	defer func(was time.Duration) { ownHeadInterval = was }(ownHeadInterval)
+	cfg := config.Default()
+	cfg.Metrics.Head = config.HeadVispyr
+	dir := t.TempDir()
+	open := func() *Storage {
+		s, err := Open(cfg.Metrics, cfg.Limits, dir, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	s := open()
+	const series, samples = 20, 5 * 240 // five hours, a sample every 15 s
+	start := time.Now().Add(-5 * time.Hour).UnixMilli()
+	for j := 0; j < samples; j += 40 {
+		app := s.AppenderV2(context.Background())
+		for i := range series {
+			ls := labels.FromStrings("__name__", "own_head_test", "i", strconv.Itoa(i))
+			for k := j; k < j+40; k++ {
+				if _, err := app.Append(0, ls, 0, start+int64(k)*15000, float64(k), nil, nil, storage.AOptions{}); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		if err := app.Commit(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for len(s.def.db.Blocks()) == 0 || s.def.own.head.Compactable() {
+		if time.Now().After(deadline) {
+			t.Fatalf("after 30 s: %d blocks, own head still spans [%d, %d]", len(s.def.db.Blocks()), s.def.own.head.MinTime(), s.def.own.head.MaxTime())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if mint := s.def.own.head.MinTime(); mint <= start+2*3600*1000-15000 {
+		t.Errorf("own head still starts at %d, %d ms after the first sample", mint, mint-start)
+	}
+	if got := countOwnTestSamples(t, s); got != series*samples {
+		t.Errorf("with blocks written: %d samples, want %d", got, series*samples)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = open()
+	defer s.Close()
+	if got := countOwnTestSamples(t, s); got != series*samples {
+		t.Errorf("after a restart: %d samples, want %d", got, series*samples)
+	}
+}

@@ -51,6 +51,9 @@ type Storage struct {
 
 	stopLongTerm context.CancelFunc // ends runLongTerm (longterm.go)
 	longTermDone chan struct{}
+
+	stopOwnHeads context.CancelFunc // ends runOwnHeads (ownhead.go)
+	ownHeadsDone chan struct{}
 }
 
 // Open opens (and replays the WAL of) the default tenant's TSDB under dataDir,
@@ -110,6 +113,11 @@ func Open(cfg config.Metrics, lim config.Limits, dataDir string, logger *slog.Lo
 		Help: "Warnings produced while translating OTLP metrics to the Prometheus model.",
 	})
 	s.converters.New = func() any { return otlptranslator.NewPrometheusConverter(nil) }
+	if cfg.Head == config.HeadVispyr {
+		ctx, cancel := context.WithCancel(context.Background())
+		s.stopOwnHeads, s.ownHeadsDone = cancel, make(chan struct{})
+		go s.runOwnHeads(ctx)
+	}
 	if cfg.LongTerm.Enabled {
 		ctx, cancel := context.WithCancel(context.Background())
 		s.stopLongTerm, s.longTermDone = cancel, make(chan struct{})
@@ -186,6 +194,10 @@ func (s *Storage) Close() error {
 	if s.stopLongTerm != nil {
 		s.stopLongTerm()
 		<-s.longTermDone
+	}
+	if s.stopOwnHeads != nil {
+		s.stopOwnHeads()
+		<-s.ownHeadsDone
 	}
 	var errs []error
 	for _, t := range s.allTenants() {
