@@ -1,0 +1,90 @@
+package head
+
+import (
+	"context"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/storage"
+
+	"github.com/vispyr/vispyr/internal/metrics/nodeshape"
+)
+
+// BenchmarkChurn measures what series churn leaves in a head: -series
+// series of nodeshape's load (-rounds samples each), then as many new ones
+// (the next -series indexes: new instances, as after a redeploy) an hour
+// later, then a truncation at the new series' first sample, which drops
+// the old ones' samples and removes them. It reports the live heap per
+// live series (see measure), beside a head that only ever held the new
+// series (fresh): the difference is what the removed series still cost.
+// For this head and, in the same run, Prometheus's (isolation off). Run it
+// with -benchtime 1x; ns/sample counts the samples of one set.
+func BenchmarkChurn(b *testing.B) {
+	n := *benchSeries
+	t1 := time.Now().Add(-time.Hour).UnixMilli()
+	t0 := t1 - 3600*1000
+	b.Run("own-fresh", func(b *testing.B) {
+		measure(b, func() any { h := newOwn(b); fillAt(b, h, n, t1); h.Compact(); return h })
+	})
+	b.Run("own-churned", func(b *testing.B) {
+		measure(b, func() any {
+			h := newOwn(b)
+			fillAt(b, h, 0, t0)
+			fillAt(b, h, n, t1)
+			if err := h.Truncate(t1); err != nil {
+				b.Fatal(err)
+			}
+			h.Compact()
+			b.ReportMetric(float64(h.NumSeries()), "series-left")
+			return h
+		})
+	})
+	b.Run("prometheus-fresh", func(b *testing.B) {
+		measure(b, func() any { h := newPrometheus(b); fillAt(b, h, n, t1); return h })
+	})
+	b.Run("prometheus-churned", func(b *testing.B) {
+		measure(b, func() any {
+			h := newPrometheus(b)
+			fillAt(b, h, 0, t0)
+			fillAt(b, h, n, t1)
+			if err := h.Truncate(t1); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportMetric(float64(h.NumSeries()), "series-left")
+			return h
+		})
+	})
+}
+
+// fillAt appends -rounds samples, 15 s apart from start, to -series
+// series from index first on, as fill does.
+func fillAt(b *testing.B, db storage.Appendable, first int, start int64) {
+	n := *benchSeries
+	rng := rand.New(rand.NewPCG(uint64(first), 2))
+	values := make([]float64, n)
+	refs := make([]storage.SeriesRef, n)
+	var sb labels.ScratchBuilder
+	for r := range *benchRounds {
+		app := db.Appender(context.Background())
+		for s := range n {
+			var lset labels.Labels
+			if refs[s] == 0 {
+				lset = nodeshape.Labels(&sb, first+s)
+			}
+			values[s] = nodeshape.Next(s, values[s], rng)
+			ref, err := app.Append(refs[s], lset, start+int64(r)*15000, values[s])
+			if err != nil {
+				b.Fatal(err)
+			}
+			refs[s] = ref
+			if s%5000 == 4999 || s == n-1 {
+				if err := app.Commit(); err != nil {
+					b.Fatal(err)
+				}
+				app = db.Appender(context.Background())
+			}
+		}
+	}
+}
