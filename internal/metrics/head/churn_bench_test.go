@@ -16,7 +16,8 @@ import (
 // series of nodeshape's load (-rounds samples each), then as many new ones
 // (the next -series indexes: new instances, as after a redeploy) an hour
 // later, then a truncation at the new series' first sample, which drops
-// the old ones' samples and removes them. It reports the live heap per
+// the old ones' samples and removes them (truncate-ms: how long, appends
+// waiting). It reports the live heap per
 // live series (see measure), beside a head that only ever held the new
 // series (fresh): the difference is what the removed series still cost.
 // For this head and, in the same run, Prometheus's (isolation off). Run it
@@ -33,9 +34,11 @@ func BenchmarkChurn(b *testing.B) {
 			h := newOwn(b)
 			fillAt(b, h, 0, t0)
 			fillAt(b, h, n, t1)
+			start := time.Now()
 			if err := h.Truncate(t1); err != nil {
 				b.Fatal(err)
 			}
+			b.ReportMetric(float64(time.Since(start).Milliseconds()), "truncate-ms")
 			h.Compact()
 			b.ReportMetric(float64(h.NumSeries()), "series-left")
 			return h
@@ -49,9 +52,11 @@ func BenchmarkChurn(b *testing.B) {
 			h := newPrometheus(b)
 			fillAt(b, h, 0, t0)
 			fillAt(b, h, n, t1)
+			start := time.Now()
 			if err := h.Truncate(t1); err != nil {
 				b.Fatal(err)
 			}
+			b.ReportMetric(float64(time.Since(start).Milliseconds()), "truncate-ms")
 			b.ReportMetric(float64(h.NumSeries()), "series-left")
 			return h
 		})

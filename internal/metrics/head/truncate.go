@@ -139,11 +139,20 @@ func (h *Head) revive(p pending) (uint32, error) {
 
 // removeEmpty removes from the index the series holding no sample: those
 // the truncation dropped every chunk of, and those created and never
-// given one. The caller holds commitMu for writing, so no commit gives
-// them a sample meanwhile.
+// given one; their records in the samples go too (Forget). The caller
+// holds commitMu for writing, so no commit gives them a sample meanwhile.
 func (h *Head) removeEmpty() {
-	if h.index.Delete(func(ref uint32) bool { return !h.samples.Holds(ref) }) > 0 {
+	var gone []uint32
+	h.index.Delete(func(ref uint32) bool {
+		if h.samples.Holds(ref) {
+			return false
+		}
+		gone = append(gone, ref)
+		return true
+	})
+	if len(gone) > 0 {
 		h.removals.Add(1)
+		h.samples.Forget(gone)
 	}
 }
 

@@ -34,6 +34,9 @@ func (b *Buffer) compact() (freed int) {
 		return 0
 	}
 	for _, page := range *b.pages.Load() {
+		if page == nil {
+			continue
+		}
 		for i := range page {
 			s := &page[i]
 			if s.loc == 0 {

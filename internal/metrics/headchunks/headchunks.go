@@ -38,6 +38,7 @@ type series struct {
 	leading    uint8
 	trailing   uint8
 	has        bool // the series has had a sample, so t is its last
+	gone       bool // the head removed the series (Forget)
 }
 
 const (
@@ -107,26 +108,28 @@ func New(disk *chunks.ChunkDiskMapper, opts Options) (*Buffer, error) {
 	return b, nil
 }
 
-// record returns series ref's record, creating its page if needed.
+// record returns series ref's record, creating its page if needed (or
+// again, if Forget freed it).
 func (b *Buffer) record(ref uint32) *series {
-	pages := *b.pages.Load()
-	if p := int(ref >> pageBits); p < len(pages) {
-		return &pages[p][ref&(pageSize-1)]
+	if s := b.existing(ref); s != nil {
+		return s
 	}
 	b.pagesMu.Lock()
 	defer b.pagesMu.Unlock()
-	pages = *b.pages.Load()
-	for int(ref>>pageBits) >= len(pages) {
-		pages = append(pages[:len(pages):len(pages)], new([pageSize]series))
+	pages := *b.pages.Load()
+	p := int(ref >> pageBits)
+	pages = append(pages[:len(pages):len(pages)], make([]*[pageSize]series, max(0, p+1-len(pages)))...)
+	if pages[p] == nil {
+		pages[p] = new([pageSize]series)
 	}
 	b.pages.Store(&pages)
-	return &pages[ref>>pageBits][ref&(pageSize-1)]
+	return &pages[p][ref&(pageSize-1)]
 }
 
-// existing returns series ref's record, nil if it has no page yet.
+// existing returns series ref's record, nil if it has no page.
 func (b *Buffer) existing(ref uint32) *series {
 	pages := *b.pages.Load()
-	if p := int(ref >> pageBits); p < len(pages) {
+	if p := int(ref >> pageBits); p < len(pages) && pages[p] != nil {
 		return &pages[p][ref&(pageSize-1)]
 	}
 	return nil

@@ -20,6 +20,9 @@ func (b *Buffer) Oldest() (t int64, ok bool) {
 	defer b.closedMu.RUnlock()
 	t = math.MaxInt64
 	for _, page := range *b.pages.Load() {
+		if page == nil {
+			continue
+		}
 		for i := range page {
 			if first, has := b.first(&page[i]); has {
 				t, ok = min(t, first), true

@@ -25,6 +25,9 @@ func (b *Buffer) Truncate(mint int64) (empty []uint32, err error) {
 	kept := make([]closedChunk, 1, len(b.closed))
 	oldestFile := uint32(math.MaxUint32)
 	for p, page := range *b.pages.Load() {
+		if page == nil {
+			continue
+		}
 		for i := range page {
 			s := &page[i]
 			if !s.has {
@@ -82,5 +85,11 @@ func (b *Buffer) Bytes() int {
 	b.closedMu.RLock()
 	closed := cap(b.closed) * 32
 	b.closedMu.RUnlock()
-	return len(*b.pages.Load())*pageSize*40 + b.slabs.inUse() + closed
+	pages := 0
+	for _, page := range *b.pages.Load() {
+		if page != nil {
+			pages++
+		}
+	}
+	return pages*pageSize*40 + b.slabs.inUse() + closed
 }
