@@ -14,8 +14,10 @@ package head
 //     committed.
 //   - Readers. Queriers and the compactor read chunks truncation frees, so
 //     it waits, as Prometheus's does, for the index readers open on ranges
-//     before the truncation time to close. It first raises MinTime, so that
-//     queriers built from MinTime (Querier) do not start on what it drops.
+//     before the truncation time to close: those open when it starts, so
+//     that a stream of queries cannot hold it off. It first raises MinTime,
+//     so that queriers built from MinTime (Querier, ChunkQuerier) do not
+//     start on what it drops.
 //   - Appenders holding refs of series it removes. Refs are never given
 //     twice, so a removed ref is refused by Append (which then goes by the
 //     labels, as for a ref not of this head); Prometheus does the same. A
@@ -189,10 +191,14 @@ func (r *readers) remove(ir *indexReader) {
 	}
 }
 
-// wait returns once no reader open on a range starting before mint is.
+// wait returns once the readers open now on ranges starting before mint
+// have closed. Readers opened later are not waited for (so a stream of
+// queries cannot hold truncation off): MinTime was raised before, so
+// Querier's and ChunkQuerier's readers start after what is dropped.
 func (r *readers) wait(ctx context.Context, mint int64) error {
+	waitFor := r.overlapping(mint)
 	for {
-		ch := r.overlapping(mint)
+		ch := r.stillOpen(waitFor)
 		if ch == nil {
 			return nil
 		}
@@ -204,13 +210,26 @@ func (r *readers) wait(ctx context.Context, mint int64) error {
 	}
 }
 
-// overlapping returns a channel closed when a reader next closes if a
-// reader on a range before mint is open, else nil.
-func (r *readers) overlapping(mint int64) chan struct{} {
+// overlapping returns the readers open on ranges starting before mint.
+func (r *readers) overlapping(mint int64) []*indexReader {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for _, m := range r.open {
+	var irs []*indexReader
+	for ir, m := range r.open {
 		if m < mint {
+			irs = append(irs, ir)
+		}
+	}
+	return irs
+}
+
+// stillOpen returns a channel closed when a reader next closes if one of
+// irs is still open, else nil.
+func (r *readers) stillOpen(irs []*indexReader) chan struct{} {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, ir := range irs {
+		if _, ok := r.open[ir]; ok {
 			if r.changed == nil {
 				r.changed = make(chan struct{})
 			}
@@ -228,21 +247,39 @@ func (ir *indexReader) Close() error {
 
 // Querier queries the head's samples in [mint, maxt] from MinTime on, as
 // Prometheus's DB queries its head: what is before MinTime is in blocks, or
-// being dropped by a truncation in progress. If a truncation raised
-// MinTime before it saw the querier's reader, it may drop what the querier
-// reads; the querier is then opened again from the new MinTime.
+// being dropped by a truncation in progress, which waits only for the
+// readers open when it started. Merged with the blocks' queriers, it is to
+// be taken before them: a block then holds what a truncation dropped before
+// MinTime was read. Querying through Range instead may read what a
+// truncation drops.
 func (h *Head) Querier(mint, maxt int64) (storage.Querier, error) {
+	return fromMinTime(h, mint, maxt, func(r *RangeHead, from int64) (storage.Querier, error) {
+		return tsdb.NewBlockQuerier(r, from, maxt)
+	})
+}
+
+// ChunkQuerier is Querier for chunks.
+func (h *Head) ChunkQuerier(mint, maxt int64) (storage.ChunkQuerier, error) {
+	return fromMinTime(h, mint, maxt, func(r *RangeHead, from int64) (storage.ChunkQuerier, error) {
+		return tsdb.NewBlockChunkQuerier(r, from, maxt)
+	})
+}
+
+// fromMinTime opens a querier on the head from max(mint, MinTime). If a
+// truncation raised MinTime before it saw the querier's reader, it may
+// drop what the querier reads; the querier is then opened again.
+func fromMinTime[Q interface{ Close() error }](h *Head, mint, maxt int64, open func(*RangeHead, int64) (Q, error)) (Q, error) {
 	for {
 		from := max(mint, h.MinTime())
-		q, err := tsdb.NewBlockQuerier(h.Range(from, maxt), from, maxt)
+		q, err := open(h.Range(from, maxt), from)
 		if err != nil {
-			return nil, fmt.Errorf("head: querier [%d, %d]: %w", from, maxt, err)
+			return q, fmt.Errorf("head: querier [%d, %d]: %w", from, maxt, err)
 		}
 		if max(mint, h.MinTime()) == from {
 			return q, nil
 		}
 		if err := q.Close(); err != nil {
-			return nil, fmt.Errorf("head: close querier: %w", err)
+			return q, fmt.Errorf("head: close querier: %w", err)
 		}
 	}
 }

@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
 )
 
 // TestTruncateAsPrometheusHead truncates both heads alike and wants the
@@ -185,4 +188,64 @@ func selectAll(t *testing.T, h *Head) map[string][]int64 {
 		t.Fatal(ss.Err())
 	}
 	return got
+}
+
+// TestTruncateWaitsForOpenReaders truncates while a querier reads the
+// range dropped: truncation waits for it to close, and it reads every
+// sample; a reader opened once the truncation started is not waited for.
+func TestTruncateWaitsForOpenReaders(t *testing.T) {
+	h, _ := newOwnRange(t, hour)
+	app := h.Appender(context.Background())
+	for ts := int64(0); ts <= 3*hour; ts += 15000 {
+		for _, s := range []string{"a", "b"} {
+			if _, err := app.Append(0, labels.FromStrings("s", s), ts, 1); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := app.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	q, err := h.Querier(0, 3*hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ss := q.Select(context.Background(), false, nil, labels.MustNewMatcher(labels.MatchRegexp, "s", ".+"))
+	done := make(chan error)
+	go func() { done <- h.Truncate(2 * hour) }()
+	for h.MinTime() != 2*hour {
+		time.Sleep(time.Millisecond)
+	}
+	late, err := tsdb.NewBlockQuerier(h.Range(0, 3*hour), 0, 3*hour) // not waited for
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer late.Close()
+	n := 0
+	for ss.Next() {
+		it := ss.At().Iterator(nil)
+		for it.Next() != chunkenc.ValNone {
+			n++
+		}
+		if it.Err() != nil {
+			t.Fatal(it.Err())
+		}
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("Truncate returned (%v) while a querier read what it drops", err)
+	default:
+	}
+	if n != 2*(3*hour/15000+1) {
+		t.Fatalf("the querier read %d samples, want all %d", n, 2*(3*hour/15000+1))
+	}
+	q.Close()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Truncate still waits after the querier closed")
+	}
 }
