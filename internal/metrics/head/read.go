@@ -30,6 +30,9 @@ func (h *Head) Range(mint, maxt int64) *RangeHead { return &RangeHead{head: h, m
 func (r *RangeHead) Index() (tsdb.IndexReader, error) {
 	ir := &indexReader{Reader: r.head.index.Reader(), head: r.head, mint: r.mint, maxt: r.maxt}
 	r.head.readers.add(ir, r.mint) // until Close, truncation keeps what it reads
+	// A truncation that started before it was added, and does not wait for
+	// it, raised MinTime first: the reader lists no chunk before it.
+	ir.mint = max(r.mint, r.head.MinTime())
 	return ir, nil
 }
 

@@ -15,9 +15,11 @@ package head
 //   - Readers. Queriers and the compactor read chunks truncation frees, so
 //     it waits, as Prometheus's does, for the index readers open on ranges
 //     before the truncation time to close: those open when it starts, so
-//     that a stream of queries cannot hold it off. It first raises MinTime,
-//     so that queriers built from MinTime (Querier, ChunkQuerier) do not
-//     start on what it drops.
+//     that a stream of queries cannot hold it off. It raises MinTime
+//     first, and a reader lists no chunk before the MinTime it saw once
+//     open (RangeHead.Index), so one opened later does not read what the
+//     truncation drops: it is in a block by then (CompactOldest's loaded),
+//     which a query sees if it takes the blocks after the head's querier.
 //   - Appenders holding refs of series it removes. Refs are never given
 //     twice, so a removed ref is refused by Append (which then goes by the
 //     labels, as for a ref not of this head); Prometheus does the same. A
@@ -245,41 +247,24 @@ func (ir *indexReader) Close() error {
 	return nil
 }
 
-// Querier queries the head's samples in [mint, maxt] from MinTime on, as
-// Prometheus's DB queries its head: what is before MinTime is in blocks, or
-// being dropped by a truncation in progress, which waits only for the
-// readers open when it started. Merged with the blocks' queriers, it is to
-// be taken before them: a block then holds what a truncation dropped before
-// MinTime was read. Querying through Range instead may read what a
-// truncation drops.
+// Querier queries the head's samples in [mint, maxt], as
+// tsdb.NewBlockQuerier(h.Range(mint, maxt), mint, maxt) does: what a
+// truncation drops meanwhile is read from the head if the querier was
+// open before it started, and else not at all (it is in a block). Merged
+// with the blocks' queriers, it is to be taken before them.
 func (h *Head) Querier(mint, maxt int64) (storage.Querier, error) {
-	return fromMinTime(h, mint, maxt, func(r *RangeHead, from int64) (storage.Querier, error) {
-		return tsdb.NewBlockQuerier(r, from, maxt)
-	})
+	q, err := tsdb.NewBlockQuerier(h.Range(mint, maxt), mint, maxt)
+	if err != nil {
+		return nil, fmt.Errorf("head: querier [%d, %d]: %w", mint, maxt, err)
+	}
+	return q, nil
 }
 
 // ChunkQuerier is Querier for chunks.
 func (h *Head) ChunkQuerier(mint, maxt int64) (storage.ChunkQuerier, error) {
-	return fromMinTime(h, mint, maxt, func(r *RangeHead, from int64) (storage.ChunkQuerier, error) {
-		return tsdb.NewBlockChunkQuerier(r, from, maxt)
-	})
-}
-
-// fromMinTime opens a querier on the head from max(mint, MinTime). If a
-// truncation raised MinTime before it saw the querier's reader, it may
-// drop what the querier reads; the querier is then opened again.
-func fromMinTime[Q interface{ Close() error }](h *Head, mint, maxt int64, open func(*RangeHead, int64) (Q, error)) (Q, error) {
-	for {
-		from := max(mint, h.MinTime())
-		q, err := open(h.Range(from, maxt), from)
-		if err != nil {
-			return q, fmt.Errorf("head: querier [%d, %d]: %w", from, maxt, err)
-		}
-		if max(mint, h.MinTime()) == from {
-			return q, nil
-		}
-		if err := q.Close(); err != nil {
-			return q, fmt.Errorf("head: close querier: %w", err)
-		}
+	q, err := tsdb.NewBlockChunkQuerier(h.Range(mint, maxt), mint, maxt)
+	if err != nil {
+		return nil, fmt.Errorf("head: chunk querier [%d, %d]: %w", mint, maxt, err)
 	}
+	return q, nil
 }

@@ -192,7 +192,8 @@ func selectAll(t *testing.T, h *Head) map[string][]int64 {
 
 // TestTruncateWaitsForOpenReaders truncates while a querier reads the
 // range dropped: truncation waits for it to close, and it reads every
-// sample; a reader opened once the truncation started is not waited for.
+// sample; a reader opened once the truncation started is not waited for,
+// and reads from the truncation's time on.
 func TestTruncateWaitsForOpenReaders(t *testing.T) {
 	h, _ := newOwnRange(t, hour)
 	app := h.Appender(context.Background())
@@ -221,6 +222,10 @@ func TestTruncateWaitsForOpenReaders(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer late.Close()
+	lateSS := late.Select(context.Background(), false, nil, labels.MustNewMatcher(labels.MatchRegexp, "s", ".+"))
+	if !lateSS.Next() { // lists the first series' chunks while the truncation waits
+		t.Fatal("the late reader finds no series")
+	}
 	n := 0
 	for ss.Next() {
 		it := ss.At().Iterator(nil)
@@ -247,5 +252,22 @@ func TestTruncateWaitsForOpenReaders(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("Truncate still waits after the querier closed")
+	}
+	for more := true; more; more = lateSS.Next() { // read after the truncation: from its time on
+		it := lateSS.At().Iterator(nil)
+		if it.Next() == chunkenc.ValNone {
+			t.Fatal("the late reader reads nothing")
+		}
+		if ts, _ := it.At(); ts < 2*hour {
+			t.Fatalf("the late reader reads from %d, before the truncation at %d", ts, 2*hour)
+		}
+		for it.Next() != chunkenc.ValNone {
+		}
+		if it.Err() != nil {
+			t.Fatal(it.Err())
+		}
+	}
+	if lateSS.Err() != nil {
+		t.Fatal(lateSS.Err())
 	}
 }
