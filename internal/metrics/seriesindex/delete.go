@@ -19,14 +19,17 @@ const deadOff = math.MaxUint32
 // between drop choosing it and its removal; drop must not call the Index.
 // Queries and Adds wait for Delete, whose work is the removed series'
 // labels and the postings lists of their values, plus a copy of the
-// series offsets (4 B a ref).
+// series offsets (4 B a ref); and, now and then, resizing hash tables and
+// renumbering the symbols, which reads and rewrites every series.
 //
-// A removed series still costs its 4 B in the offsets, for good, and the
-// symbols of its names and values (the string, a 4-byte offset and 5
-// bytes of table a symbol), which are never removed: strings handed out
-// share their memory. Its encoded labels stay in the series arena until
-// removed series hold a quarter of it; then the live series are copied to
-// new pages and the old ones freed once no snapshot (Reader call) uses them.
+// A removed series still costs its 4 B in the offsets, for good. The
+// symbols of its names and values that no other series has (the string, a
+// 4-byte offset and 5 bytes of table a symbol) stay until such symbols are
+// half of all; then the others are renumbered and every series encoded
+// again. Its encoded labels stay in the series arena until removed series
+// hold a quarter of it; then the live series are copied to new pages. Old
+// pages are freed once no snapshot (Reader call) and no string handed out
+// uses them.
 func (ix *Index) Delete(drop func(ref uint32) bool) int {
 	for i := range ix.shards {
 		ix.shards[i].mu.Lock()
@@ -53,6 +56,7 @@ func (ix *Index) Delete(drop func(ref uint32) bool) int {
 	ix.removePostings(gone, isGone)
 	ix.shrinkTables()
 	ix.removeSeries(gone)
+	ix.collectSymbols()
 	return len(gone)
 }
 

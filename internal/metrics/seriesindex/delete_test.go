@@ -1,6 +1,7 @@
 package seriesindex
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"strconv"
@@ -197,5 +198,64 @@ func TestConcurrentDelete(t *testing.T) {
 	}
 	if n != ix.Len() {
 		t.Fatalf("%d series in all postings, Len %d", n, ix.Len())
+	}
+}
+
+// TestConcurrentRenumber adds, looks up and queries series while Delete
+// removes batches of others whose values no other series has, so that
+// each Delete renumbers the symbols under them, and checks every answer
+// against the labels added. Run it with -race.
+func TestConcurrentRenumber(t *testing.T) {
+	const workers, perWorker = 3, 1000
+	ix := New()
+	r := ix.Reader()
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := range perWorker {
+				lset := labels.FromStrings("w", strconv.Itoa(w), "i", strconv.Itoa(w*perWorker+i))
+				ref, created := ix.Add(lset)
+				if got := ix.Labels(ref); !created || !labels.Equal(got, lset) {
+					t.Errorf("Add(%s) = %d, %v, whose labels are %s", lset, ref, created, got)
+					return
+				}
+				if got, ok := ix.Lookup(lset); !ok || got != ref {
+					t.Errorf("Lookup(%s) = %d, %v; want %d", lset, got, ok, ref)
+					return
+				}
+				if i%50 == 0 {
+					checkMatching(t, r, strconv.Itoa(w))
+				}
+			}
+		})
+	}
+	wg.Go(func() {
+		for round := range 30 {
+			victims := map[uint32]bool{}
+			for i := range 4000 { // more than the workers' symbols
+				ref, _ := ix.Add(labels.FromStrings("victim", "v"+strconv.Itoa(round*4000+i)))
+				victims[ref] = true
+			}
+			ix.Delete(func(ref uint32) bool { return victims[ref] })
+		}
+	})
+	wg.Wait()
+	if ix.Len() != workers*perWorker {
+		t.Fatalf("Len %d, want %d", ix.Len(), workers*perWorker)
+	}
+	if ix.syms.gen != 30 {
+		t.Fatalf("symbols renumbered %d times, want 30", ix.syms.gen)
+	}
+}
+
+// checkMatching checks that the series PostingsForLabelMatching selects
+// by label i have the values it accepted.
+func checkMatching(t *testing.T, r *Reader, prefix string) {
+	p := r.PostingsForLabelMatching(context.Background(), "i", func(v string) bool { return v[0] == prefix[0] })
+	for p.Next() {
+		if v := r.ix.Labels(uint32(p.At())).Get("i"); v == "" || v[0] != prefix[0] {
+			t.Errorf("PostingsForLabelMatching(i starts with %s) selected i=%q", prefix, v)
+			return
+		}
 	}
 }

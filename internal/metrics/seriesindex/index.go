@@ -36,7 +36,9 @@ const shardBits = 4
 // method of the Index runs (a waiting writer would deadlock a second read
 // lock). Reader's walks over many series run on a view, a snapshot of the
 // offsets and arenas read without locks; only the value tables and
-// postings lists need Index.mu.
+// postings lists need Index.mu. Symbol IDs are valid while Index.mu or a
+// shard's mu is held, or within a view: Delete renumbers the symbols
+// holding every lock, and an Add that encoded before encodes again.
 type Index struct {
 	syms   *symbols
 	seed   maphash.Seed
@@ -87,10 +89,7 @@ func (ix *Index) Len() int {
 // Prometheus's head refuses) is the caller's part.
 func (ix *Index) Add(lset labels.Labels) (ref uint32, created bool) {
 	var buf [256]byte
-	enc := ix.encode(buf[:0], lset)
-	h := maphash.Bytes(ix.seed, enc)
-	sh := &ix.shards[h>>(64-shardBits)]
-	sh.mu.Lock()
+	enc, h, sh := ix.encodeLocked(buf[:0], lset)
 	defer sh.mu.Unlock()
 	ix.mu.RLock()
 	slot, ref := ix.find(sh, enc, h)
@@ -124,10 +123,7 @@ func (ix *Index) insert(sh *shard, slot int, h uint64, ref uint32) {
 // AddAt returns its ref and created false, and the caller maps ref to it.
 func (ix *Index) AddAt(lset labels.Labels, ref uint32) (got uint32, created bool, err error) {
 	var buf [256]byte
-	enc := ix.encode(buf[:0], lset)
-	h := maphash.Bytes(ix.seed, enc)
-	sh := &ix.shards[h>>(64-shardBits)]
-	sh.mu.Lock()
+	enc, h, sh := ix.encodeLocked(buf[:0], lset)
 	defer sh.mu.Unlock()
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
@@ -149,20 +145,50 @@ func (ix *Index) AddAt(lset labels.Labels, ref uint32) (got uint32, created bool
 // Lookup returns the ref of the series lset if it exists.
 func (ix *Index) Lookup(lset labels.Labels) (uint32, bool) {
 	var buf [256]byte
-	ix.syms.mu.RLock()
-	enc, ok := ix.encodeExisting(buf[:0], lset)
-	ix.syms.mu.RUnlock()
-	if !ok {
-		return 0, false
+	for {
+		ix.syms.mu.RLock()
+		enc, ok := ix.encodeExisting(buf[:0], lset)
+		gen := ix.syms.gen
+		ix.syms.mu.RUnlock()
+		if !ok {
+			return 0, false
+		}
+		if ref, ok := ix.lookupAs(enc, gen); ok {
+			return ref, ref != 0
+		}
 	}
+}
+
+// lookupAs finds the series encoded as enc in symbols of generation gen;
+// ok is false if Delete renumbered the symbols since.
+func (ix *Index) lookupAs(enc []byte, gen uint64) (ref uint32, ok bool) {
 	h := maphash.Bytes(ix.seed, enc)
 	sh := &ix.shards[h>>(64-shardBits)]
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
+	if ix.syms.gen != gen {
+		return 0, false
+	}
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
-	_, ref := ix.find(sh, enc, h)
-	return ref, ref != 0
+	_, ref = ix.find(sh, enc, h)
+	return ref, true
+}
+
+// encodeLocked encodes lset and locks the shard of its hash, encoding again
+// if Delete renumbered the symbols in between; holding a shard's mu keeps
+// them as they are.
+func (ix *Index) encodeLocked(buf []byte, lset labels.Labels) (enc []byte, h uint64, sh *shard) {
+	for {
+		enc, gen := ix.encode(buf, lset)
+		h = maphash.Bytes(ix.seed, enc)
+		sh = &ix.shards[h>>(64-shardBits)]
+		sh.mu.Lock()
+		if ix.syms.gen == gen {
+			return enc, h, sh
+		}
+		sh.mu.Unlock()
+	}
 }
 
 // MaxRef is the highest ref given so far; the live refs are those up to
@@ -203,13 +229,14 @@ func (ix *Index) AppendLabels(b *labels.ScratchBuilder, ref uint32) bool {
 }
 
 // encode appends lset as uvarint pairs of name and value symbols, interning
-// those not seen yet.
-func (ix *Index) encode(buf []byte, lset labels.Labels) []byte {
+// those not seen yet, and returns the symbols' generation it used.
+func (ix *Index) encode(buf []byte, lset labels.Labels) ([]byte, uint64) {
 	ix.syms.mu.RLock()
 	enc, ok := ix.encodeExisting(buf, lset)
+	gen := ix.syms.gen
 	ix.syms.mu.RUnlock()
 	if ok {
-		return enc
+		return enc, gen
 	}
 	ix.syms.mu.Lock()
 	defer ix.syms.mu.Unlock()
@@ -220,7 +247,7 @@ func (ix *Index) encode(buf []byte, lset labels.Labels) []byte {
 			enc = binary.AppendUvarint(enc, uint64(ix.syms.intern(l.Value)))
 		}
 	})
-	return enc
+	return enc, ix.syms.gen
 }
 
 // encodeExisting is encode without interning: ok is false if a symbol is

@@ -115,13 +115,10 @@ func (*Reader) allKeyValue(selected bool) []string {
 
 // valuesFor returns the values of label name among the series p holds.
 func (r *Reader) valuesFor(ctx context.Context, name string, p index.Postings) ([]string, error) {
-	r.ix.syms.mu.RLock()
-	nid, ok := r.ix.syms.get(name)
-	r.ix.syms.mu.RUnlock()
+	v, nid, ok := r.ix.viewWith(name)
 	if !ok {
 		return nil, nil
 	}
-	v := r.ix.view()
 	seen := map[uint32]struct{}{}
 	for i := 0; p.Next(); i++ {
 		if i%checkEvery == 0 && ctx.Err() != nil {

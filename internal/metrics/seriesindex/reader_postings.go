@@ -37,21 +37,24 @@ func (r *Reader) PostingsForLabelMatching(ctx context.Context, name string, matc
 		}
 		return index.EmptyPostings()
 	}
-	nid, at, cands := r.ix.candidates(name)
-	v := r.ix.view() // after candidates, so that it has their symbols
-	kept := cands[:0]
-	for i, c := range cands {
-		if i%checkEvery == 0 && ctx.Err() != nil {
-			return index.ErrPostings(ctx.Err())
+	for { // again if Delete renumbered the symbols meanwhile
+		at, cands, v := r.ix.candidates(name)
+		kept := cands[:0]
+		for i, c := range cands {
+			if i%checkEvery == 0 && ctx.Err() != nil {
+				return index.ErrPostings(ctx.Err())
+			}
+			if match(v.str(c.value)) {
+				kept = append(kept, c)
+			}
 		}
-		if match(v.str(c.value)) {
-			kept = append(kept, c)
+		if len(kept) == 0 {
+			return index.EmptyPostings()
+		}
+		if one, refs, ok := r.ix.matchedPostings(at, kept); ok {
+			return merged(one, refs)
 		}
 	}
-	if len(kept) == 0 {
-		return index.EmptyPostings()
-	}
-	return merged(r.ix.matchedPostings(nid, at, kept))
 }
 
 // all is every series that exists now.
@@ -113,6 +116,8 @@ func (ix *Index) valuePostings(name string, values []string) (index.Postings, []
 func (ix *Index) allValuePostings(name string) (index.Postings, []uint32) {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
+	ix.syms.mu.RLock()
+	defer ix.syms.mu.RUnlock()
 	t := ix.valuesOf(name)
 	if t == nil {
 		return index.EmptyPostings(), nil
@@ -127,11 +132,9 @@ func (ix *Index) allValuePostings(name string) (index.Postings, []uint32) {
 }
 
 // valuesOf returns the values table of label name, nil if no series has
-// it. The caller holds ix.mu.
+// it. The caller holds ix.mu and syms.mu.
 func (ix *Index) valuesOf(name string) *values {
-	ix.syms.mu.RLock()
 	nid, ok := ix.syms.get(name)
-	ix.syms.mu.RUnlock()
 	if !ok {
 		return nil
 	}
@@ -144,10 +147,13 @@ type candidate struct {
 	value uint32
 }
 
-// tableAt is where a values table's slots were when candidates listed
-// them: while the same slots are in place and no Delete has moved values
-// back, each value is still in its slot.
+// tableAt is a values table as candidates listed it: its name's symbol
+// and the symbols' generation (the candidates' value symbols hold until
+// Delete renumbers the symbols), and its slots: while the same slots are in
+// place and no Delete has moved values back, each value is in its slot.
 type tableAt struct {
+	name    uint32
+	gen     uint64
 	slots   []uint32
 	deletes int
 }
@@ -157,13 +163,15 @@ func (a tableAt) same(ix *Index, t *values) bool {
 }
 
 // candidates lists the values of label name with their slots, and returns
-// the name's symbol and where its table was.
-func (ix *Index) candidates(name string) (nid uint32, at tableAt, cands []candidate) {
+// where its table was and a view to read the values' strings in.
+func (ix *Index) candidates(name string) (at tableAt, cands []candidate, v view) {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
+	ix.syms.mu.RLock()
+	defer ix.syms.mu.RUnlock()
 	t := ix.valuesOf(name)
 	if t == nil {
-		return 0, tableAt{}, nil
+		return tableAt{}, nil, v
 	}
 	cands = make([]candidate, 0, t.n)
 	for i, p := range t.slots {
@@ -171,17 +179,22 @@ func (ix *Index) candidates(name string) (nid uint32, at tableAt, cands []candid
 			cands = append(cands, candidate{slot: i, value: ix.valueOf(t, p)})
 		}
 	}
-	return t.name, tableAt{slots: t.slots, deletes: ix.deletes}, cands
+	at = tableAt{name: t.name, gen: ix.syms.gen, slots: t.slots, deletes: ix.deletes}
+	return at, cands, ix.viewLocked()
 }
 
 // matchedPostings gathers the postings of the candidates kept, values that
-// may have moved (the table grew) or left (Delete) since they were listed.
-func (ix *Index) matchedPostings(nid uint32, at tableAt, kept []candidate) (index.Postings, []uint32) {
+// may have moved (the table grew) or left (Delete) since they were listed;
+// ok is false if their symbols are no longer the index's.
+func (ix *Index) matchedPostings(at tableAt, kept []candidate) (one index.Postings, refs []uint32, ok bool) {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
-	t := ix.names[nid]
+	if ix.syms.gen != at.gen {
+		return nil, nil, false
+	}
+	t := ix.names[at.name]
 	if t == nil {
-		return index.EmptyPostings(), nil
+		return index.EmptyPostings(), nil, true
 	}
 	same := at.same(ix, t)
 	ps := make([]uint32, 0, len(kept))
@@ -196,7 +209,8 @@ func (ix *Index) matchedPostings(nid uint32, at tableAt, kept []candidate) (inde
 			ps = append(ps, p)
 		}
 	}
-	return ix.gather(ps)
+	one, refs = ix.gather(ps)
+	return one, refs, true
 }
 
 // candidatePosting is the posting of candidate c: read from its slot if

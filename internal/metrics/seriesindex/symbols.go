@@ -13,7 +13,10 @@ import (
 // symbol's string (a cache miss, as strings sit in the arena) only once in
 // 256 collisions.
 type symbols struct {
-	mu    sync.RWMutex
+	mu sync.RWMutex
+	// gen counts the renumberings of Delete, which holds every lock of the
+	// index to change it, so that any one of them keeps it.
+	gen   uint64
 	seed  maphash.Seed
 	data  arena
 	offs  []uint32 // by ID

@@ -23,11 +23,26 @@ type view struct {
 func (ix *Index) view() view {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
-	// The symbols are copied after the series so that every symbol a copied
-	// series refers to is in the copy.
 	ix.syms.mu.RLock()
 	defer ix.syms.mu.RUnlock()
+	return ix.viewLocked()
+}
+
+// viewLocked is view for a caller that holds ix.mu and syms.mu, to take
+// symbol IDs that match the view's (Delete renumbers them) in the same
+// hold.
+func (ix *Index) viewLocked() view {
 	return view{offs: ix.offs, series: ix.series, symOffs: ix.syms.offs, symData: ix.syms.data}
+}
+
+// viewWith is view and the symbol of label name, if there is one.
+func (ix *Index) viewWith(name string) (v view, nid uint32, ok bool) {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	ix.syms.mu.RLock()
+	defer ix.syms.mu.RUnlock()
+	nid, ok = ix.syms.get(name)
+	return ix.viewLocked(), nid, ok
 }
 
 // labelsOf returns series ref's encoded labels; ok is false if there is no
