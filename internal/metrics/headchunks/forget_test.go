@@ -8,17 +8,18 @@ import (
 
 // TestForgetFreesPagesOfRemovedSeries removes the first of two pages'
 // worth of series after truncating their samples away: their page is
-// freed, the others read and append as before, and a ref still holding a
-// chunk keeps its record.
+// freed, the others read and append as before, a ref still holding a
+// chunk keeps its record, and a removed series on a page kept is not
+// reported empty again by later truncations.
 func TestForgetFreesPagesOfRemovedSeries(t *testing.T) {
 	if size := unsafe.Sizeof(series{}); size != 40 {
 		t.Fatalf("a series record takes %d bytes; Bytes counts 40", size)
 	}
 	b := newBuffer(t, 3600*1000)
 	const n = 2 * pageSize
-	for ref := uint32(1); ref < n; ref++ {
+	for ref := uint32(1); ref <= n; ref++ { // n, on a page of its own, stops early too
 		start := int64(0)
-		if ref >= pageSize {
+		if ref >= pageSize && ref < n {
 			start = 2 * 3600 * 1000
 		}
 		for ts := start; ts < start+10*15000; ts += 15000 {
@@ -32,8 +33,8 @@ func TestForgetFreesPagesOfRemovedSeries(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := b.Bytes()
-	if len(empty) != pageSize-1 {
-		t.Fatalf("%d series left empty, want the first page's %d", len(empty), pageSize-1)
+	if len(empty) != pageSize {
+		t.Fatalf("%d series left empty, want the first page's %d and n", len(empty), pageSize-1)
 	}
 	b.Forget(append(empty, pageSize)) // pageSize holds a chunk: kept
 	if got := before - b.Bytes(); got != pageSize*40 {
@@ -41,6 +42,9 @@ func TestForgetFreesPagesOfRemovedSeries(t *testing.T) {
 	}
 	if !b.Holds(pageSize) || b.Holds(1) || len(readAll(t, b, n-1, math.MinInt64, math.MaxInt64)) != 10 {
 		t.Fatal("series left are not read as before")
+	}
+	if empty, err := b.Truncate(2 * 3600 * 1000); err != nil || len(empty) != 0 { // n's page is kept
+		t.Fatalf("a truncation that drops nothing reports %v empty (%v)", empty, err)
 	}
 	if err := b.Append(n-1, 3*3600*1000, 1); err != nil {
 		t.Fatal(err)

@@ -30,7 +30,7 @@ func (b *Buffer) Truncate(mint int64) (empty []uint32, err error) {
 		}
 		for i := range page {
 			s := &page[i]
-			if !s.has {
+			if !s.has || s.gone {
 				continue
 			}
 			ref := uint32(p<<pageBits | i)
