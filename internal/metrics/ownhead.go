@@ -145,8 +145,7 @@ func (a *splitAppender) Append(ref storage.SeriesRef, ls labels.Labels, st, t in
 	if err != nil {
 		return 0, err
 	}
-	a.keepExemplars(ls, opts.Exemplars)
-	return got | ownRef, nil
+	return got | ownRef, a.keepExemplars(ls, opts.Exemplars)
 }
 
 func (a *splitAppender) AppendExemplars(ref storage.SeriesRef, ls labels.Labels, es []exemplar.Exemplar) (storage.SeriesRef, error) {
@@ -155,15 +154,36 @@ func (a *splitAppender) AppendExemplars(ref storage.SeriesRef, ls labels.Labels,
 			return ea.AppendExemplars(ref, ls, es)
 		}
 	}
-	a.keepExemplars(ls, es)
-	return ref, nil
+	return ref, a.keepExemplars(ls, es)
 }
 
-// keepExemplars copies es (the caller may reuse it) for Commit.
-func (a *splitAppender) keepExemplars(ls labels.Labels, es []exemplar.Exemplar) {
-	if len(es) > 0 {
-		a.exemplars = append(a.exemplars, ownExemplars{ls: ls.Copy(), es: append([]exemplar.Exemplar(nil), es...)})
+// keepExemplars checks es against the exemplars kept, as the TSDB's
+// appender does (a duplicate is dropped quietly, any other refusal reported
+// in a storage.AppendPartialError), and copies the rest for Commit (the
+// caller may reuse es).
+func (a *splitAppender) keepExemplars(ls labels.Labels, es []exemplar.Exemplar) error {
+	if len(es) == 0 {
+		return nil
 	}
+	kept := ownExemplars{ls: ls.Copy()}
+	var errs []storage.ExemplarError
+	for i, e := range es {
+		e.Labels = e.Labels.WithoutEmpty()
+		if err := a.exemplarsTo.ValidateExemplar(kept.ls, e); err != nil {
+			if !errors.Is(err, storage.ErrDuplicateExemplar) && !errors.Is(err, storage.ErrExemplarsDisabled) {
+				errs = append(errs, storage.ExemplarError{Index: i, Err: err})
+			}
+			continue
+		}
+		kept.es = append(kept.es, e)
+	}
+	if len(kept.es) > 0 {
+		a.exemplars = append(a.exemplars, kept)
+	}
+	if len(errs) > 0 {
+		return &storage.AppendPartialError{ExemplarErrors: errs}
+	}
+	return nil
 }
 
 // Commit commits the own head first: its WAL is fsync'd when it returns.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -163,5 +164,36 @@ func TestOwnHeadIsWrittenIntoBlocks(t *testing.T) {
 	defer s.Close()
 	if got := countOwnTestSamples(t, s); got != series*samples {
 		t.Errorf("after a restart: %d samples, want %d", got, series*samples)
+	}
+}
+
+// TestOwnHeadLeanCacheSurvivesGC writes a series by remote write (its
+// cache entry keeps no labels with the own head), has the own head drop it
+// as garbage collection does, and writes it again: the stale ref is retried
+// with the labels of the request, and the series is back.
+func TestOwnHeadLeanCacheSurvivesGC(t *testing.T) {
+	testHead = config.HeadVispyr
+	defer func() { testHead = config.HeadPrometheus }()
+	s, srv := openTest(t, config.Default().Limits)
+	base := time.Now().Add(-3 * time.Hour).Truncate(time.Second)
+	if code, body := postWrite(t, srv.URL+"/api/v1/write", "application/x-protobuf", writeRequest(t, 3, 2, base)); code != 204 {
+		t.Fatalf("first write: %d %s", code, body)
+	}
+	later := base.Add(2 * time.Hour)
+	if err := s.def.own.head.Truncate(later.UnixMilli()); err != nil {
+		t.Fatal(err)
+	}
+	if n := s.def.own.head.NumSeries(); n != 0 {
+		t.Fatalf("the own head holds %d series after truncation, want 0", n)
+	}
+	if code, body := postWrite(t, srv.URL+"/api/v1/write", "application/x-protobuf", writeRequest(t, 3, 2, later)); code != 204 {
+		t.Fatalf("write after GC: %d %s", code, body)
+	}
+	if n := s.def.own.head.NumSeries(); n != 3 {
+		t.Fatalf("the own head holds %d series after the second write, want 3", n)
+	}
+	r := get(t, srv.URL+"/api/v1/query?time="+strconv.FormatInt(later.Unix()+1, 10)+"&query=count(bench_metric)")
+	if !strings.Contains(string(r.Data), `"3"`) {
+		t.Fatalf("count(bench_metric) after GC = %s", r.Data)
 	}
 }

@@ -39,6 +39,10 @@ type RemoteWriteAppender struct {
 	check func(labels.Labels) error
 	// retention, when set, refuses samples older than it (the store's).
 	retention time.Duration
+	// lean: cache entries keep no labels, as the head (Vispyr's own) keeps
+	// them itself and finds a series by its ref; a stale ref is retried
+	// with the labels decoded from the request.
+	lean bool
 
 	*rwMetrics
 	// scratch is a free list rather than a sync.Pool: a pool is emptied by every
@@ -94,6 +98,15 @@ func newRemoteWriteAppender(app storage.AppendableV2, logger *slog.Logger, m *rw
 		h.cache1.size, h.cache2.size = size, size
 	}
 	return h
+}
+
+// newEntry is the cache entry of a new series: without its labels when the
+// head keeps them itself and finds the series by ref (lean).
+func (h *RemoteWriteAppender) newEntry(ls labels.Labels) *seriesEntry {
+	if h.lean {
+		return &seriesEntry{}
+	}
+	return &seriesEntry{lset: ls}
 }
 
 func (h *RemoteWriteAppender) cacheLen() int { return h.cache1.len() + h.cache2.len() }
@@ -377,22 +390,32 @@ func (h *RemoteWriteAppender) appendV1(la limitedAppender, req *remotewrite.Requ
 					continue
 				}
 			}
-			e = &seriesEntry{lset: ls}
+			e = h.newEntry(ls)
 			sc.remember(req.Key(i), e)
 		}
 		ls, ref := e.lset, e.seriesRef()
+		full := func() labels.Labels { // a lean entry's labels, decoded when needed
+			if ls.IsEmpty() {
+				ls, _ = req.LabelSet(i, &sc.sb)
+			}
+			return ls
+		}
 		var err error
 		smps, hists := req.Samples(i), req.HistogramsV1(i)
 		for _, smp := range smps {
 			ref, err = la.appendFloat(ref, ls, 0, smp.T, smp.V, storage.AOptions{})
+			if err != nil && ls.IsEmpty() { // the series left the head: go by its labels
+				ref, err = la.appendFloat(0, full(), 0, smp.T, smp.V, storage.AOptions{})
+			}
 			if err != nil && !isPartial(err) {
 				if isRejectedSample(err) {
-					h.logger.Error("Out of order sample from remote write", "err", err.Error(), "series", ls.String(), "timestamp", smp.T)
+					h.logger.Error("Out of order sample from remote write", "err", err.Error(), "series", full().String(), "timestamp", smp.T)
 				}
 				return res, err
 			}
 		}
 		for _, hp := range hists {
+			ls = full() // histograms go to the TSDB's head, which wants labels with a stale ref
 			if hp.IsFloatHistogram() {
 				ref, err = la.appendHistogram(ref, ls, 0, hp.Timestamp, nil, hp.ToFloatHistogram(), storage.AOptions{})
 			} else {
@@ -418,7 +441,7 @@ func (h *RemoteWriteAppender) appendV1(la limitedAppender, req *remotewrite.Requ
 		}
 		sc.exemplars = exs
 		slices.SortFunc(exs, exemplar.Compare)
-		_, err = la.appendExemplars(ref, ls, exs)
+		_, err = la.appendExemplars(ref, full(), exs)
 		if err == nil {
 			res.Exemplars += len(exs)
 		} else {
@@ -469,7 +492,7 @@ func (h *RemoteWriteAppender) appendV2(la limitedAppender, req *remotewrite.Requ
 		h.invalidLabels.Add(float64(invalid))
 	}()
 	// handlePartial counts exemplar errors that come with an appended sample.
-	handlePartial := func(err error, ls labels.Labels) (failed int, _ error) {
+	handlePartial := func(err error, full func() labels.Labels) (failed int, _ error) {
 		if err == nil || !isPartial(err) {
 			return 0, err
 		}
@@ -480,10 +503,10 @@ func (h *RemoteWriteAppender) appendV2(la limitedAppender, req *remotewrite.Requ
 		for _, eErr := range pErr.ExemplarErrors {
 			if errors.Is(eErr, storage.ErrOutOfOrderExemplar) {
 				oooExemplars++
-				bad = append(bad, fmt.Errorf("%w for series %v", eErr, ls.String()))
+				bad = append(bad, fmt.Errorf("%w for series %v", eErr, full().String()))
 				continue
 			}
-			h.logger.Error("failed to ingest exemplar, emitting error log, but no error for PRW caller", "err", eErr.Error(), "series", ls.String())
+			h.logger.Error("failed to ingest exemplar, emitting error log, but no error for PRW caller", "err", eErr.Error(), "series", full().String())
 		}
 		return len(pErr.ExemplarErrors), nil
 	}
@@ -523,12 +546,21 @@ func (h *RemoteWriteAppender) appendV2(la limitedAppender, req *remotewrite.Requ
 			}
 		}
 		if nSamples == 0 {
+			if ls.IsEmpty() { // a lean cache entry
+				ls, _ = writev2.TimeSeries{LabelsRefs: refs}.ToLabels(&sc.sb, symbols)
+			}
 			bad = append(bad, fmt.Errorf("TimeSeries must contain at least one sample or histogram for series %v", ls.String()))
 			continue
 		}
 		if e == nil {
-			e = &seriesEntry{lset: ls}
+			e = h.newEntry(ls)
 			sc.remember(sc.keys[i], e)
+		}
+		full := func() labels.Labels { // a lean entry's labels, decoded when needed
+			if ls.IsEmpty() {
+				ls, _ = writev2.TimeSeries{LabelsRefs: refs}.ToLabels(&sc.sb, symbols)
+			}
+			return ls
 		}
 
 		ref := e.seriesRef()
@@ -536,35 +568,39 @@ func (h *RemoteWriteAppender) appendV2(la limitedAppender, req *remotewrite.Requ
 		opts := storage.AOptions{Metadata: meta}
 		for _, smp := range smps {
 			ref, err = la.appendFloat(ref, ls, smp.ST, smp.T, smp.V, opts)
-			if _, err = handlePartial(err, ls); err == nil {
+			if err != nil && ls.IsEmpty() { // the series left the head: go by its labels
+				ref, err = la.appendFloat(0, full(), smp.ST, smp.T, smp.V, opts)
+			}
+			if _, err = handlePartial(err, full); err == nil {
 				res.Samples++
 				continue
 			}
 			if isRejectedSample(err) {
-				h.logger.Error("Out of order sample from remote write", "err", err.Error(), "series", ls.String(), "timestamp", smp.T)
-				bad = append(bad, fmt.Errorf("%w for series %v", err, ls.String()))
+				h.logger.Error("Out of order sample from remote write", "err", err.Error(), "series", full().String(), "timestamp", smp.T)
+				bad = append(bad, fmt.Errorf("%w for series %v", err, full().String()))
 				continue
 			}
 			return result{}, nil, err
 		}
 		for _, hp := range hists {
+			ls = full() // histograms go to the TSDB's head, which wants labels with a stale ref
 			if hp.IsFloatHistogram() {
 				ref, err = la.appendHistogram(ref, ls, hp.StartTimestamp, hp.Timestamp, nil, hp.ToFloatHistogram(), opts)
 			} else {
 				ref, err = la.appendHistogram(ref, ls, hp.StartTimestamp, hp.Timestamp, hp.ToIntHistogram(), nil, opts)
 			}
-			if _, err = handlePartial(err, ls); err == nil {
+			if _, err = handlePartial(err, full); err == nil {
 				res.Histograms++
 				continue
 			}
 			if isRejectedSample(err) {
-				h.logger.Error("Out of order histogram from remote write", "err", err.Error(), "series", ls.String(), "timestamp", hp.Timestamp)
-				bad = append(bad, fmt.Errorf("%w for series %v", err, ls.String()))
+				h.logger.Error("Out of order histogram from remote write", "err", err.Error(), "series", full().String(), "timestamp", hp.Timestamp)
+				bad = append(bad, fmt.Errorf("%w for series %v", err, full().String()))
 				continue
 			}
 			if isHistogramValidationError(err) {
-				h.logger.Error("Invalid histogram received", "err", err.Error(), "series", ls.String(), "timestamp", hp.Timestamp)
-				bad = append(bad, fmt.Errorf("%w for series %v", err, ls.String()))
+				h.logger.Error("Invalid histogram received", "err", err.Error(), "series", full().String(), "timestamp", hp.Timestamp)
+				bad = append(bad, fmt.Errorf("%w for series %v", err, full().String()))
 				continue
 			}
 			return result{}, nil, err
@@ -575,11 +611,12 @@ func (h *RemoteWriteAppender) appendV2(la limitedAppender, req *remotewrite.Requ
 		if len(exs2) == 0 {
 			continue
 		}
+		ls = full()
 		exs := sc.exemplars[:0]
 		for _, ep := range exs2 {
 			ex, err := ep.ToExemplar(&sc.sb, symbols)
 			if err != nil {
-				bad = append(bad, fmt.Errorf("parsing exemplar for series %v: %w", ls.String(), err))
+				bad = append(bad, fmt.Errorf("parsing exemplar for series %v: %w", full().String(), err))
 				continue
 			}
 			exs = append(exs, ex)
@@ -590,9 +627,9 @@ func (h *RemoteWriteAppender) appendV2(la limitedAppender, req *remotewrite.Requ
 		}
 		slices.SortFunc(exs, exemplar.Compare)
 		_, err = la.appendExemplars(ref, ls, exs)
-		failed, err := handlePartial(err, ls)
+		failed, err := handlePartial(err, full)
 		if err != nil {
-			h.logger.Error("failed to ingest exemplars, emitting error log, but no error for PRW caller", "err", err.Error(), "series", ls.String())
+			h.logger.Error("failed to ingest exemplars, emitting error log, but no error for PRW caller", "err", err.Error(), "series", full().String())
 		} else {
 			res.Exemplars += max(0, len(exs)-failed)
 		}

@@ -40,6 +40,11 @@ func (s *Storage) RemoteWriteAppender(logger *slog.Logger, reg prometheus.Regist
 func (ts *tenantSamples) newAppender(t *tenantDB) *RemoteWriteAppender {
 	a := newRemoteWriteAppender(t.appendable(), ts.logger.With("tenant", t.id), ts.m, t.check)
 	a.retention = ts.s.cfg.Retention
+	if t.own != nil {
+		a.lean = true
+		size := func() int { return int(t.numSeries()) }
+		a.cache1.size, a.cache2.size = size, size
+	}
 	return a
 }
 

@@ -27,7 +27,7 @@ func TestSimpleRequestsRefused(t *testing.T) {
 			t.Errorf("Content-Type %q: %d %q, want 415 naming application/x-protobuf", ct, rec.Code, rec.Body.String())
 		}
 	}
-	if got := dump(t, p.mineDB); got != "" {
+	if got := dump(t, p.mineData); got != "" {
 		t.Fatalf("refused requests stored data:\n%s", got)
 	}
 	if r := post(p.mine, good, "application/x-protobuf", ""); r.code != http.StatusNoContent {

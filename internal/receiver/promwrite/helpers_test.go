@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/klauspost/compress/snappy"
 	remoteapi "github.com/prometheus/client_golang/exp/api/remote"
@@ -23,6 +24,7 @@ import (
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 	"google.golang.org/protobuf/encoding/protowire"
 
+	"github.com/vispyr/vispyr/internal/config"
 	"github.com/vispyr/vispyr/internal/limits"
 	"github.com/vispyr/vispyr/internal/metrics"
 )
@@ -127,24 +129,61 @@ func defaultOpts() Options {
 }
 
 // pair is our handler and the stock one, each over its own fresh TSDB.
+// With mineHead vispyr, ours is the metrics store with Vispyr's own head
+// (mineDB its TSDB, mineData the whole store).
 type pair struct {
 	mine, stock     http.Handler
 	mineDB, stockDB *tsdb.DB
+	mineData        queryDB
 }
+
+// queryDB is what dump reads.
+type queryDB interface {
+	storage.Queryable
+	storage.ExemplarQueryable
+}
+
+// mineHead is the metrics.head our side runs; TestParityWithOwnHead runs the
+// parity tests again with vispyr.
+var mineHead = config.HeadPrometheus
 
 // newPair builds both sides; a positive inflight gives each side its own
 // in-flight budget of that many bytes.
 func newPair(t *testing.T, opts Options, oooWindow, inflight int64) *pair {
 	t.Helper()
-	p := &pair{mineDB: openDB(t, oooWindow), stockDB: openDB(t, oooWindow)}
+	p := &pair{stockDB: openDB(t, oooWindow)}
 	mineOpts, stockOpts := opts, opts
 	if inflight > 0 {
 		mineOpts.Inflight = limits.NewInflight(inflight)
 		stockOpts.Inflight = limits.NewInflight(inflight)
 	}
-	p.mine = newHandler(p.mineDB, mineOpts, discard, prometheus.NewRegistry())
+	if mineHead == config.HeadVispyr {
+		s := openStore(t, oooWindow)
+		p.mineDB, p.mineData = s.DB(), s
+		p.mine = NewHandler(s.RemoteWriteAppender(discard, prometheus.NewRegistry()), mineOpts, discard, prometheus.NewRegistry())
+	} else {
+		p.mineDB = openDB(t, oooWindow)
+		p.mineData = p.mineDB
+		p.mine = newHandler(p.mineDB, mineOpts, discard, prometheus.NewRegistry())
+	}
 	p.stock = newStock(p.stockDB, stockOpts)
 	return p
+}
+
+// openStore opens the metrics store with Vispyr's own head, configured as
+// openDB configures a TSDB.
+func openStore(tb testing.TB, oooWindow int64) *metrics.Storage {
+	tb.Helper()
+	cfg := config.Default()
+	cfg.Metrics.Head = config.HeadVispyr
+	cfg.Metrics.MaxExemplars = 10000
+	cfg.Metrics.OutOfOrderWindow = time.Duration(oooWindow) * time.Millisecond
+	s, err := metrics.Open(cfg.Metrics, cfg.Limits, tb.TempDir(), discard, prometheus.NewRegistry())
+	if err != nil {
+		tb.Fatalf("open metrics store: %v", err)
+	}
+	tb.Cleanup(func() { _ = s.Close() })
+	return s
 }
 
 type reply struct {
@@ -185,7 +224,7 @@ func (p *pair) send(t *testing.T, body []byte, contentType, encoding string) rep
 }
 
 // dump renders everything stored in db: samples and exemplars of every series.
-func dump(t *testing.T, db *tsdb.DB) string {
+func dump(t *testing.T, db queryDB) string {
 	t.Helper()
 	q, err := db.Querier(math.MinInt64, math.MaxInt64)
 	if err != nil {
@@ -242,7 +281,7 @@ func dump(t *testing.T, db *tsdb.DB) string {
 // sameData checks both TSDBs hold the same data and returns it.
 func (p *pair) sameData(t *testing.T) string {
 	t.Helper()
-	mine, stock := dump(t, p.mineDB), dump(t, p.stockDB)
+	mine, stock := dump(t, p.mineData), dump(t, p.stockDB)
 	if mine != stock {
 		t.Fatalf("stored data differs:\nvispyr:\n%s\nstock:\n%s", mine, stock)
 	}

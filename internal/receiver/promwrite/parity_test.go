@@ -20,8 +20,10 @@ import (
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
+
 	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
 	"github.com/prometheus/prometheus/tsdb"
+	"github.com/vispyr/vispyr/internal/config"
 	"google.golang.org/protobuf/encoding/protowire"
 )
 
@@ -464,5 +466,22 @@ func TestAcknowledgedIsInWAL(t *testing.T) {
 	data := dump(t, reopened)
 	if !strings.Contains(data, fmt.Sprintf(`{__name__="durable", job="x"}: %d=`, base)) || !strings.Contains(data, fmt.Sprintf(" %d=", base+1000)) {
 		t.Fatalf("acknowledged samples missing after a crash:\n%s", data)
+	}
+}
+
+// TestParityWithOwnHead runs the parity tests with the metrics store on
+// Vispyr's own head (metrics.head: vispyr): float samples in the own head,
+// histograms and what it refuses as out of order in the TSDB's, its series
+// cache without labels; every answer and every stored sample and exemplar
+// must still be the stock receiver's.
+func TestParityWithOwnHead(t *testing.T) {
+	mineHead = config.HeadVispyr
+	defer func() { mineHead = config.HeadPrometheus }()
+	for name, test := range map[string]func(*testing.T){
+		"V1": TestV1Parity, "V2": TestV2Parity, "OutOfOrderWindow": TestOutOfOrderWindowParity,
+		"BadRequests": TestBadRequestsParity, "NaNAndStaleMarkers": TestNaNAndStaleMarkers,
+		"More": TestMoreParity, "ConcurrentWriters": TestConcurrentWriters, "RejectedMetric": TestRejectedMetric,
+	} {
+		t.Run(name, test)
 	}
 }
