@@ -201,10 +201,9 @@ func (r *Reader) ShardedPostings(p index.Postings, shardIndex, shardCount uint64
 		return index.ErrPostings(errors.New("seriesindex: shard count 0"))
 	}
 	v := r.ix.view()
-	var b labels.ScratchBuilder
-	var ls labels.Labels
+	var buf []byte
 	refs, err := v.existing(p, func(enc []byte) bool {
-		return v.stableHash(&b, &ls, enc)%shardCount == shardIndex
+		return v.stableHash(&buf, enc)%shardCount == shardIndex
 	})
 	if err != nil {
 		return index.ErrPostings(err)

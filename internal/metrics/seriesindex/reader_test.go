@@ -382,3 +382,24 @@ func readAll(t *testing.T, r *Reader) {
 		t.Errorf("all values: %v", err)
 	}
 }
+
+// TestStableHash checks the hash ShardedPostings shards by against
+// labels.StableHash, on labels short and longer than its 1 KiB buffer.
+func TestStableHash(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 5))
+	ix := New()
+	series := randomSeries(rng, 300)
+	series = append(series, labels.FromStrings("a", string(make([]byte, 600)), "b", string(make([]byte, 700))))
+	for _, lset := range series {
+		ix.Add(lset)
+	}
+	v := ix.view()
+	var buf []byte
+	for _, lset := range series {
+		ref, _ := ix.Lookup(lset)
+		enc, _ := v.labelsOf(storage.SeriesRef(ref))
+		if got, want := v.stableHash(&buf, enc), labels.StableHash(lset); got != want {
+			t.Fatalf("hash of %.40s… = %x, labels.StableHash %x", lset, got, want)
+		}
+	}
+}

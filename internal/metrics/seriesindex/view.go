@@ -3,7 +3,7 @@ package seriesindex
 import (
 	"strings"
 
-	"github.com/prometheus/prometheus/model/labels"
+	"github.com/cespare/xxhash/v2"
 	"github.com/prometheus/prometheus/storage"
 )
 
@@ -96,11 +96,15 @@ func (v *view) compare(a, b []byte) int {
 	return len(a) - len(b)
 }
 
-// stableHash is labels.StableHash of encoded labels, built in b and ls,
-// which are reused from series to series so that no series allocates.
-func (v *view) stableHash(b *labels.ScratchBuilder, ls *labels.Labels, enc []byte) uint64 {
-	b.Reset()
-	eachPair(enc, func(n, val uint32) { b.Add(v.str(n), v.str(val)) })
-	b.Overwrite(ls)
-	return labels.StableHash(*ls)
+// stableHash is labels.StableHash of encoded labels, whose bytes that
+// function promises never to change: xxhash of each name and value followed
+// by a 0xff byte. They are gathered in buf, reused from series to series.
+func (v *view) stableHash(buf *[]byte, enc []byte) uint64 {
+	b := (*buf)[:0]
+	eachPair(enc, func(n, val uint32) {
+		b = append(append(b, v.str(n)...), 0xff)
+		b = append(append(b, v.str(val)...), 0xff)
+	})
+	*buf = b
+	return xxhash.Sum64(b)
 }
