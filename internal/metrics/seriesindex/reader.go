@@ -41,27 +41,32 @@ func (*Reader) Close() error { return nil }
 // Prometheus's head does. It walks the series on a snapshot, without lock.
 func (r *Reader) Symbols() index.StringIter {
 	v := r.ix.view()
-	used := make([]uint64, (len(v.symOffs)+63)/64)
-	live := false
-	for ref := range v.offs {
-		enc, ok := v.labelsOf(storage.SeriesRef(ref + 1))
-		live = live || ok
-		eachPair(enc, func(n, val uint32) {
-			used[n/64] |= 1 << (n % 64)
-			used[val/64] |= 1 << (val % 64)
-		})
-	}
+	used, live := v.usedSymbols()
 	if !live {
 		return index.NewStringListIter(nil)
 	}
 	out := []string{""}
 	for id := range v.symOffs {
-		if used[id/64]&(1<<(id%64)) != 0 {
+		if used.has(uint32(id)) {
 			out = append(out, v.str(uint32(id)))
 		}
 	}
 	slices.Sort(out)
 	return index.NewStringListIter(slices.Compact(out))
+}
+
+// usedSymbols marks the symbols v's series use; live is whether it has any.
+func (v *view) usedSymbols() (used bitset, live bool) {
+	used = make(bitset, len(v.symOffs)/64+1)
+	for ref := range v.offs {
+		enc, ok := v.labelsOf(storage.SeriesRef(ref + 1))
+		live = live || ok
+		eachPair(enc, func(n, val uint32) {
+			used.set(n)
+			used.set(val)
+		})
+	}
+	return used, live
 }
 
 // SortedLabelValues is LabelValues, sorted; a limit in hints then keeps the

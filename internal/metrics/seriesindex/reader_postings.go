@@ -39,14 +39,9 @@ func (r *Reader) PostingsForLabelMatching(ctx context.Context, name string, matc
 	}
 	for { // again if Delete renumbered the symbols meanwhile
 		at, cands, v := r.ix.candidates(name)
-		kept := cands[:0]
-		for i, c := range cands {
-			if i%checkEvery == 0 && ctx.Err() != nil {
-				return index.ErrPostings(ctx.Err())
-			}
-			if match(v.str(c.value)) {
-				kept = append(kept, c)
-			}
+		kept, err := matching(ctx, cands, &v, match)
+		if err != nil {
+			return index.ErrPostings(err)
 		}
 		if len(kept) == 0 {
 			return index.EmptyPostings()
@@ -55,6 +50,20 @@ func (r *Reader) PostingsForLabelMatching(ctx context.Context, name string, matc
 			return merged(one, refs)
 		}
 	}
+}
+
+// matching keeps the candidates whose value, read in v, match accepts.
+func matching(ctx context.Context, cands []candidate, v *view, match func(string) bool) ([]candidate, error) {
+	kept := cands[:0]
+	for i, c := range cands {
+		if i%checkEvery == 0 && ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		if match(v.str(c.value)) {
+			kept = append(kept, c)
+		}
+	}
+	return kept, nil
 }
 
 // all is every series that exists now.
