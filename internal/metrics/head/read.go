@@ -78,10 +78,14 @@ type indexReader struct {
 	mint, maxt int64
 }
 
-// Series gives series ref's labels and its chunks in the range.
+// Series gives series ref's labels and its chunks in the range; with chks
+// nil only the labels, as Prometheus's head reader does.
 func (ir *indexReader) Series(ref storage.SeriesRef, builder *labels.ScratchBuilder, chks *[]chunks.Meta) error {
 	if ref > math.MaxUint32 || !ir.head.index.AppendLabels(builder, uint32(ref)) {
 		return storage.ErrNotFound // removed since the postings were read
+	}
+	if chks == nil {
+		return nil
 	}
 	*chks = ir.head.samples.Chunks(uint32(ref), ir.mint, ir.maxt, (*chks)[:0])
 	return nil
