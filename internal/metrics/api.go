@@ -105,7 +105,7 @@ func (s *Storage) NewAPI(opts APIOptions, logger *slog.Logger, reg prometheus.Re
 		map[string]string{},
 		mgr.GlobalURLOptions(),
 		func(f http.HandlerFunc) http.HandlerFunc { return f },
-		adminStats{s.def.db}, s.dir,
+		adminStats{db: s.def.db, t: s.def}, s.dir,
 		false, // admin endpoints (delete series, snapshot) stay off
 		false, 0,
 		logger.With("component", "api"),
@@ -193,8 +193,12 @@ func (noScrape) DroppedAlertmanagers() []*url.URL                          { ret
 func (noScrape) RuleGroups() []*rules.Group                                { return nil }
 func (noScrape) AlertingRules() []*rules.AlertingRule                      { return nil }
 
-// adminStats exposes the TSDB's head statistics to /api/v1/status/tsdb.
-type adminStats struct{ db *tsdb.DB }
+// adminStats exposes the default tenant's head statistics (headStats) to
+// /api/v1/status/tsdb.
+type adminStats struct {
+	db *tsdb.DB
+	t  *tenantDB
+}
 
 func (a adminStats) CleanTombstones() error { return a.db.CleanTombstones() }
 func (a adminStats) Delete(ctx context.Context, mint, maxt int64, ms ...*labels.Matcher) error {
@@ -202,7 +206,7 @@ func (a adminStats) Delete(ctx context.Context, mint, maxt int64, ms ...*labels.
 }
 func (a adminStats) Snapshot(dir string, withHead bool) error { return a.db.Snapshot(dir, withHead) }
 func (a adminStats) Stats(name string, limit int) (*tsdb.Stats, error) {
-	return a.db.Head().Stats(name, limit), nil
+	return a.t.headStats(context.Background(), name, limit)
 }
 func (a adminStats) WALReplayStatus() (tsdb.WALReplayStatus, error) {
 	return tsdb.WALReplayStatus{}, nil

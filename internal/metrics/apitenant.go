@@ -43,8 +43,9 @@ func isIngestPath(p string) bool {
 	return false
 }
 
-// tsdbStatus answers /api/v1/status/tsdb from the tenant's own head; the
-// default tenant's goes to Prometheus's handler (next).
+// tsdbStatus answers /api/v1/status/tsdb from the tenant's heads
+// (headStats); the default tenant's goes to Prometheus's handler (next),
+// which asks adminStats.
 func (s *Storage) tsdbStatus(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := pipeline.Tenant(r.Context())
@@ -66,7 +67,11 @@ func (s *Storage) tsdbStatus(next http.Handler) http.Handler {
 			MemoryInBytesByLabelName: []apiv1.TSDBStat{}, SeriesCountByLabelValuePair: []apiv1.TSDBStat{},
 		}
 		if t := s.lookup(id); t != nil {
-			hs := t.db.Head().Stats(labels.MetricName, limit)
+			hs, err := t.headStats(r.Context(), labels.MetricName, limit)
+			if err != nil {
+				writeAPIError(w, http.StatusInternalServerError, "internal", err.Error())
+				return
+			}
 			st.HeadStats = apiv1.HeadStats{NumSeries: hs.NumSeries, MinTime: hs.MinTime, MaxTime: hs.MaxTime,
 				NumLabelPairs: hs.IndexPostingStats.NumLabelPairs}
 			st.SeriesCountByMetricName = apiv1.TSDBStatsFromIndexStats(hs.IndexPostingStats.CardinalityMetricsStats)

@@ -36,8 +36,8 @@ import (
 // Not yet (so the switch is experimental): series metadata of its samples
 // is not kept, start timestamps are ignored (as the TSDB, configured as
 // Vispyr configures it, ignores them), its chunk files are re-encoded from
-// the WAL at start-up rather than read back, and it answers none of the
-// TSDB status API's head statistics.
+// the WAL at start-up rather than read back, and the TSDB status API counts
+// its series (headstats.go) but not its chunks.
 const ownHeadDir = "vispyr_head"
 
 // ownHead is a tenant's own head and the exemplars of its series.

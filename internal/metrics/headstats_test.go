@@ -1,0 +1,136 @@
+package metrics
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"net/http"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb/tsdbutil"
+	apiv1 "github.com/prometheus/prometheus/web/api/v1"
+
+	"github.com/vispyr/vispyr/internal/config"
+	"github.com/vispyr/vispyr/internal/pipeline"
+)
+
+// TestTSDBStatusCoversOwnHead feeds a store with metrics.head: vispyr and
+// one with metrics.head: prometheus the same float and histogram series,
+// for the default tenant and another, and wants /api/v1/status/tsdb to
+// answer the same from both: the own head's series counted with the TSDB
+// head's histograms, a label value both heads hold counted once.
+func TestTSDBStatusCoversOwnHead(t *testing.T) {
+	var srvs [2]string
+	base := time.Now().Add(-10 * time.Minute).UnixMilli()
+	for i, h := range []string{config.HeadVispyr, config.HeadPrometheus} {
+		testHead = h
+		s, srv := openTest(t, config.Limits{})
+		testHead = config.HeadPrometheus
+		for _, tenant := range []string{pipeline.DefaultTenant, "team-a"} {
+			writeStatusSeries(t, s, tenant, base)
+		}
+		srvs[i] = srv.URL
+	}
+	for _, tenant := range []string{"", "team-a"} {
+		for _, limit := range []int{1000, 3} {
+			own, prom := tsdbStatus(t, srvs[0], tenant, limit), tsdbStatus(t, srvs[1], tenant, limit)
+			what := "tenant " + strconv.Quote(tenant) + " limit " + strconv.Itoa(limit)
+			// The chunk count is the TSDB head's alone (headStats).
+			own.HeadStats.ChunkCount, prom.HeadStats.ChunkCount = 0, 0
+			if own.HeadStats != prom.HeadStats || prom.HeadStats.NumSeries != 31 {
+				t.Errorf("%s: head stats %+v, with the TSDB head alone %+v (31 series)", what, own.HeadStats, prom.HeadStats)
+			}
+			sameTSDBStats(t, what, own, prom, limit < 1000)
+		}
+	}
+}
+
+// writeStatusSeries writes 30 float series of three metrics and a
+// histogram series whose job value the floats share and whose instance
+// they do not.
+func writeStatusSeries(t *testing.T, s *Storage, tenant string, base int64) {
+	t.Helper()
+	app := s.AppenderV2(pipeline.WithTenant(context.Background(), tenant))
+	for j := range 5 {
+		ts := base + int64(j)*15000
+		for i := range 30 {
+			ls := labels.FromStrings("__name__", "m_"+strconv.Itoa(i%3), "job", []string{"api", "db"}[i%2], "instance", "host-"+strconv.Itoa(i))
+			if _, err := app.Append(0, ls, 0, ts, float64(i+j), nil, nil, storage.AOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		hist := labels.FromStrings("__name__", "req_seconds", "job", "api", "instance", "proxy")
+		if _, err := app.Append(0, hist, 0, ts, 0, tsdbutil.GenerateTestHistogram(int64(j)), nil, storage.AOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := app.Commit(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func tsdbStatus(t *testing.T, base, tenant string, limit int) apiv1.TSDBStatus {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, base+"/api/v1/status/tsdb?limit="+strconv.Itoa(limit), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tenant != "" {
+		req.Header.Set("X-Scope-OrgID", tenant)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var r struct {
+		Status string           `json:"status"`
+		Data   apiv1.TSDBStatus `json:"data"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil || r.Status != "success" {
+		t.Fatalf("status of tenant %q: %s, %v", tenant, r.Status, err)
+	}
+	return r.Data
+}
+
+// sameTSDBStats compares the four lists; Prometheus orders equal counts at
+// random, so whole lists are compared in a stable order and lists cut to a
+// limit by their counts alone.
+func sameTSDBStats(t *testing.T, what string, own, prom apiv1.TSDBStatus, cut bool) {
+	t.Helper()
+	for _, l := range []struct {
+		name      string
+		got, want []apiv1.TSDBStat
+	}{
+		{"seriesCountByMetricName", own.SeriesCountByMetricName, prom.SeriesCountByMetricName},
+		{"labelValueCountByLabelName", own.LabelValueCountByLabelName, prom.LabelValueCountByLabelName},
+		{"memoryInBytesByLabelName", own.MemoryInBytesByLabelName, prom.MemoryInBytesByLabelName},
+		{"seriesCountByLabelValuePair", own.SeriesCountByLabelValuePair, prom.SeriesCountByLabelValuePair},
+	} {
+		if !slices.IsSortedFunc(l.got, func(a, b apiv1.TSDBStat) int { return cmp.Compare(b.Value, a.Value) }) {
+			t.Errorf("%s, %s: not by count descending: %v", what, l.name, l.got)
+		}
+		g, w := stableTSDBStats(l.got, cut), stableTSDBStats(l.want, cut)
+		if !slices.Equal(g, w) || len(w) == 0 {
+			t.Errorf("%s, %s:\nwith the own head %v\nTSDB head alone   %v", what, l.name, g, w)
+		}
+	}
+}
+
+func stableTSDBStats(s []apiv1.TSDBStat, countsOnly bool) []apiv1.TSDBStat {
+	s = slices.Clone(s)
+	for i := range s {
+		if countsOnly {
+			s[i].Name = ""
+		}
+	}
+	slices.SortFunc(s, func(a, b apiv1.TSDBStat) int {
+		return cmp.Or(cmp.Compare(b.Value, a.Value), cmp.Compare(a.Name, b.Name))
+	})
+	return s
+}
