@@ -2,9 +2,13 @@ package metrics
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
+	"github.com/prometheus/prometheus/tsdb/index"
 
 	"github.com/vispyr/vispyr/internal/metrics/head"
 	"github.com/vispyr/vispyr/internal/metrics/seriesindex"
@@ -18,9 +22,8 @@ import (
 // Prometheus reckons it on its head's.
 //
 // A series with samples in both heads (floats and histograms under the
-// same labels, or out-of-order floats the own head refused) counts in
-// each: telling them apart would mean looking every series of one head up
-// in the other. The chunk count stays Prometheus's (the TSDB head's, from
+// same labels, or out-of-order floats the own head refused) counts once,
+// as in one head. The chunk count stays Prometheus's (the TSDB head's, from
 // its metrics, default tenant only): the own head keeps no count of its
 // chunks.
 func (t *tenantDB) headStats(ctx context.Context, statsByLabelName string, limit int) (*tsdb.Stats, error) {
@@ -30,14 +33,14 @@ func (t *tenantDB) headStats(ctx context.Context, statsByLabelName string, limit
 	}
 	// The TSDB head holds only histograms and refused floats next to an
 	// own head: walking its postings for exact counts is cheap.
-	pairs, err := tsdbHeadPairs(ctx, h)
+	own := t.own.head
+	pairs, both, err := tsdbHeadPairs(ctx, h, own)
 	if err != nil {
 		return nil, err
 	}
-	own := t.own.head
 	pairs = own.LabelPairs(pairs)
 	st := &tsdb.Stats{
-		NumSeries:         h.NumSeries() + uint64(own.NumSeries()),
+		NumSeries:         uint64(max(int(h.NumSeries())+own.NumSeries()-both, 0)), // either may have dropped series since
 		MinTime:           h.MinTime(),
 		MaxTime:           h.MaxTime(),
 		IndexPostingStats: head.PostingsStats(pairs, statsByLabelName, limit),
@@ -54,42 +57,76 @@ func (t *tenantDB) headStats(ctx context.Context, statsByLabelName string, limit
 
 // tsdbHeadPairs lists the label pairs of the TSDB head's series with their
 // numbers of series, as the head's postings hold them (the figures of its
-// own Stats).
-func tsdbHeadPairs(ctx context.Context, h *tsdb.Head) ([]seriesindex.LabelPair, error) {
+// own Stats), leaving out the both series the own head holds too.
+func tsdbHeadPairs(ctx context.Context, h *tsdb.Head, own *head.Head) (pairs []seriesindex.LabelPair, both int, err error) {
 	ir, err := h.Index()
 	if err != nil {
-		return nil, fmt.Errorf("tsdb head stats: %w", err)
+		return nil, 0, fmt.Errorf("tsdb head stats: %w", err)
 	}
 	defer ir.Close()
+	inOwn, err := alsoInOwnHead(ctx, ir, own)
+	if err != nil {
+		return nil, 0, err
+	}
 	names, err := ir.LabelNames(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("tsdb head stats: label names: %w", err)
+		return nil, 0, fmt.Errorf("tsdb head stats: label names: %w", err)
 	}
-	var pairs []seriesindex.LabelPair
 	for _, name := range names {
 		values, err := ir.LabelValues(ctx, name, nil)
 		if err != nil {
-			return nil, fmt.Errorf("tsdb head stats: values of %q: %w", name, err)
+			return nil, 0, fmt.Errorf("tsdb head stats: values of %q: %w", name, err)
 		}
 		for _, v := range values {
-			n, err := countPostings(ctx, ir, name, v)
+			n, err := countPostings(ctx, ir, name, v, inOwn)
 			if err != nil {
-				return nil, err
+				return nil, 0, err
 			}
-			pairs = append(pairs, seriesindex.LabelPair{Name: name, Value: v, Series: n})
+			if n > 0 {
+				pairs = append(pairs, seriesindex.LabelPair{Name: name, Value: v, Series: n})
+			}
 		}
 	}
-	return pairs, nil
+	return pairs, len(inOwn), nil
 }
 
-func countPostings(ctx context.Context, ir tsdb.IndexReader, name, value string) (int, error) {
+// alsoInOwnHead returns the TSDB head's series the own head holds too.
+func alsoInOwnHead(ctx context.Context, ir tsdb.IndexReader, own *head.Head) (map[storage.SeriesRef]struct{}, error) {
+	name, value := index.AllPostingsKey()
+	p, err := ir.Postings(ctx, name, value)
+	if err != nil {
+		return nil, fmt.Errorf("tsdb head stats: all series: %w", err)
+	}
+	both := map[storage.SeriesRef]struct{}{}
+	var sb labels.ScratchBuilder
+	for p.Next() {
+		if err := ir.Series(p.At(), &sb, nil); err != nil {
+			if errors.Is(err, storage.ErrNotFound) { // removed since
+				continue
+			}
+			return nil, fmt.Errorf("tsdb head stats: series: %w", err)
+		}
+		if own.HasSeries(sb.Labels()) {
+			both[p.At()] = struct{}{}
+		}
+	}
+	if err := p.Err(); err != nil {
+		return nil, fmt.Errorf("tsdb head stats: all series: %w", err)
+	}
+	return both, nil
+}
+
+// countPostings counts the series with name=value but those to skip.
+func countPostings(ctx context.Context, ir tsdb.IndexReader, name, value string, skip map[storage.SeriesRef]struct{}) (int, error) {
 	p, err := ir.Postings(ctx, name, value)
 	if err != nil {
 		return 0, fmt.Errorf("tsdb head stats: postings of %s=%q: %w", name, value, err)
 	}
 	n := 0
 	for p.Next() {
-		n++
+		if _, ok := skip[p.At()]; !ok {
+			n++
+		}
 	}
 	if err := p.Err(); err != nil {
 		return 0, fmt.Errorf("tsdb head stats: postings of %s=%q: %w", name, value, err)

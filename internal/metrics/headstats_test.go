@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb/tsdbutil"
@@ -23,7 +24,8 @@ import (
 // one with metrics.head: prometheus the same float and histogram series,
 // for the default tenant and another, and wants /api/v1/status/tsdb to
 // answer the same from both: the own head's series counted with the TSDB
-// head's histograms, a label value both heads hold counted once.
+// head's histograms, a label value or a series both heads hold counted
+// once.
 func TestTSDBStatusCoversOwnHead(t *testing.T) {
 	var srvs [2]string
 	base := time.Now().Add(-10 * time.Minute).UnixMilli()
@@ -42,17 +44,17 @@ func TestTSDBStatusCoversOwnHead(t *testing.T) {
 			what := "tenant " + strconv.Quote(tenant) + " limit " + strconv.Itoa(limit)
 			// The chunk count is the TSDB head's alone (headStats).
 			own.HeadStats.ChunkCount, prom.HeadStats.ChunkCount = 0, 0
-			if own.HeadStats != prom.HeadStats || prom.HeadStats.NumSeries != 31 {
-				t.Errorf("%s: head stats %+v, with the TSDB head alone %+v (31 series)", what, own.HeadStats, prom.HeadStats)
+			if own.HeadStats != prom.HeadStats || prom.HeadStats.NumSeries != 32 {
+				t.Errorf("%s: head stats %+v, with the TSDB head alone %+v (32 series)", what, own.HeadStats, prom.HeadStats)
 			}
 			sameTSDBStats(t, what, own, prom, limit < 1000)
 		}
 	}
 }
 
-// writeStatusSeries writes 30 float series of three metrics and a
-// histogram series whose job value the floats share and whose instance
-// they do not.
+// writeStatusSeries writes 30 float series of three metrics, a histogram
+// series whose job value the floats share and whose instance they do not,
+// and a series of floats then histograms.
 func writeStatusSeries(t *testing.T, s *Storage, tenant string, base int64) {
 	t.Helper()
 	app := s.AppenderV2(pipeline.WithTenant(context.Background(), tenant))
@@ -66,6 +68,15 @@ func writeStatusSeries(t *testing.T, s *Storage, tenant string, base int64) {
 		}
 		hist := labels.FromStrings("__name__", "req_seconds", "job", "api", "instance", "proxy")
 		if _, err := app.Append(0, hist, 0, ts, 0, tsdbutil.GenerateTestHistogram(int64(j)), nil, storage.AOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		// Floats, then histograms: a series in both heads, one series in one.
+		mixed := labels.FromStrings("__name__", "mixed", "job", "db", "instance", "host-0")
+		var h *histogram.Histogram
+		if j >= 3 {
+			h = tsdbutil.GenerateTestHistogram(int64(j))
+		}
+		if _, err := app.Append(0, mixed, 0, ts, float64(j), h, nil, storage.AOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	}
