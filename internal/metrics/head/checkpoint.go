@@ -105,7 +105,7 @@ func (h *Head) checkpointSeries(ctx context.Context, cp *wal.WAL) error {
 		if len(batch) == 0 {
 			return nil
 		}
-		err := cp.Append(ctx, enc.Series(batch, nil))
+		err := cp.Append(ctx, encodeRecord(enc.Series(batch, nil)))
 		batch = batch[:0]
 		return err
 	}
@@ -128,11 +128,16 @@ func (h *Head) checkpointSamples(ctx context.Context, cp *wal.WAL, mint int64, r
 	var enc record.Encoder
 	dec := record.NewDecoder(nil, h.logger)
 	var samples []record.RefSample
+	var buf []byte
 	return read(func(rec []byte) error {
+		var err error
+		if buf, err = decodeRecord(buf, rec); err != nil {
+			return nil // replay skips it too
+		}
+		rec = buf
 		if dec.Type(rec) != record.Samples {
 			return nil
 		}
-		var err error
 		if samples, err = dec.Samples(rec, samples[:0]); err != nil {
 			return nil // replay skips it too
 		}
@@ -142,7 +147,7 @@ func (h *Head) checkpointSamples(ctx context.Context, cp *wal.WAL, mint int64, r
 		if len(kept) == 0 {
 			return nil
 		}
-		return cp.Append(ctx, enc.Samples(kept, nil))
+		return cp.Append(ctx, encodeRecord(enc.Samples(kept, nil)))
 	})
 }
 

@@ -41,7 +41,7 @@ func TestTruncateWALKeepsWhatTheHeadNeeds(t *testing.T) {
 	dir := t.TempDir()
 	open := func() *Head {
 		h, err := New(Options{ChunkDir: filepath.Join(dir, "chunks_head"), WALDir: filepath.Join(dir, "wal"),
-			WALSegmentSize: 32 << 10, ChunkRange: 3600 * 1000, OnWriteError: func(err error) { t.Error(err) }})
+			WALSegmentSize: 4 << 10, ChunkRange: 3600 * 1000, OnWriteError: func(err error) { t.Error(err) }})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -21,6 +21,7 @@ type replayer struct {
 	remap   map[chunks.HeadSeriesRef]uint32
 	series  []record.RefSeries
 	samples []record.RefSample
+	buf     []byte // the record being replayed, decompressed
 	st      replayStats
 }
 
@@ -54,6 +55,12 @@ func (h *Head) replay(logger *slog.Logger) (replayStats, error) {
 
 func (r *replayer) record(seg int, rec []byte) {
 	var err error
+	if r.buf, err = decodeRecord(r.buf, rec); err != nil {
+		r.st.badRecords++
+		r.logger.Warn("skipping an undecodable record of the head's WAL", "segment", seg, "err", err)
+		return
+	}
+	rec = r.buf // series labels point into it until the next record
 	switch r.dec.Type(rec) {
 	case record.Series:
 		if r.series, err = r.dec.Series(rec, r.series[:0]); err == nil {

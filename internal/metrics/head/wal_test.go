@@ -170,7 +170,7 @@ func TestReplayMovesASeriesRecordedBelowLaterRefs(t *testing.T) {
 		enc.Series([]record.RefSeries{{Ref: 5, Labels: b}}, nil),
 		enc.Samples([]record.RefSample{{Ref: 5, T: 1000, V: 2}, {Ref: 7, T: 2000, V: 3}}, nil),
 	} {
-		if err := w.Append(context.Background(), rec); err != nil {
+		if err := w.Append(context.Background(), encodeRecord(rec)); err != nil {
 			t.Fatal(err)
 		}
 	}
