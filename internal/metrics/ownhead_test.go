@@ -37,16 +37,7 @@ func TestOwnHeadServesTheAPI(t *testing.T) {
 // head, not the TSDB's, answered by PromQL, and again after a restart (from
 // the own head's WAL).
 func TestOwnHeadHoldsFloatsAndKeepsThemAcrossRestarts(t *testing.T) {
-	cfg := config.Default()
-	cfg.Metrics.Head = config.HeadVispyr
-	dir := t.TempDir()
-	open := func() *Storage {
-		s, err := Open(cfg.Metrics, cfg.Limits, dir, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s
-	}
+	open := ownHeadOpener(t, t.TempDir())
 	s := open()
 	base := time.Now().Add(-time.Hour).Truncate(time.Second)
 	app := s.AppenderV2(context.Background())
@@ -91,23 +82,20 @@ func TestOwnHeadHoldsFloatsAndKeepsThemAcrossRestarts(t *testing.T) {
 // countOwnTestSamples counts the samples of own_head_test the default
 // tenant's queries see.
 func countOwnTestSamples(t *testing.T, s *Storage) int {
-	t.Helper()
-	q, err := s.DefaultQueryable().Querier(0, 1<<62)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer q.Close()
-	n := 0
-	set := q.Select(context.Background(), false, nil, labels.MustNewMatcher(labels.MatchEqual, "__name__", "own_head_test"))
-	for set.Next() {
-		for it := set.At().Iterator(nil); it.Next() != 0; {
-			n++
+	return countSamplesOf(t, s.DefaultQueryable(), "own_head_test")
+}
+
+// ownHeadOpener opens the store in dir with metrics.head: vispyr.
+func ownHeadOpener(t *testing.T, dir string) func() *Storage {
+	cfg := config.Default()
+	cfg.Metrics.Head = config.HeadVispyr
+	return func() *Storage {
+		s, err := Open(cfg.Metrics, cfg.Limits, dir, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+		if err != nil {
+			t.Fatal(err)
 		}
+		return s
 	}
-	if err := set.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return n
 }
 
 // TestOwnHeadIsWrittenIntoBlocks fills the own head with five hours of
@@ -117,16 +105,7 @@ func countOwnTestSamples(t *testing.T, s *Storage) int {
 func TestOwnHeadIsWrittenIntoBlocks(t *testing.T) {
 	ownHeadInterval = 50 * time.Millisecond
 	defer func(was time.Duration) { ownHeadInterval = was }(ownHeadInterval)
-	cfg := config.Default()
-	cfg.Metrics.Head = config.HeadVispyr
-	dir := t.TempDir()
-	open := func() *Storage {
-		s, err := Open(cfg.Metrics, cfg.Limits, dir, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s
-	}
+	open := ownHeadOpener(t, t.TempDir())
 	s := open()
 	const series, samples = 20, 5 * 240 // five hours, a sample every 15 s
 	start := time.Now().Add(-5 * time.Hour).UnixMilli()

@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/storage"
 
 	"github.com/vispyr/vispyr/internal/config"
 	"github.com/vispyr/vispyr/internal/pipeline"
@@ -80,17 +81,21 @@ func TestRestartKeepsHeadThroughSnapshot(t *testing.T) {
 }
 
 func countSamples(t *testing.T, s *Storage) int {
+	return countSamplesOf(t, s.DB(), "restart_test")
+}
+
+// countSamplesOf counts the samples of the series named name that q holds.
+func countSamplesOf(t *testing.T, q storage.Queryable, name string) int {
 	t.Helper()
-	q, err := s.DB().Querier(0, 1<<62)
+	qr, err := q.Querier(0, 1<<62)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer q.Close()
+	defer qr.Close()
 	n := 0
-	set := q.Select(context.Background(), false, nil, labels.MustNewMatcher(labels.MatchEqual, "__name__", "restart_test"))
+	set := qr.Select(context.Background(), false, nil, labels.MustNewMatcher(labels.MatchEqual, "__name__", name))
 	for set.Next() {
-		it := set.At().Iterator(nil)
-		for it.Next() != 0 {
+		for it := set.At().Iterator(nil); it.Next() != 0; {
 			n++
 		}
 	}

@@ -3,7 +3,6 @@ package headchunks
 import (
 	"flag"
 	"math/rand/v2"
-	"runtime"
 	"testing"
 	"time"
 
@@ -52,20 +51,8 @@ func fill(n, rounds int, add func(s int, t int64, v float64)) {
 	}
 }
 
-// measure runs build b.N times and reports, for the last run, the heap its
-// result holds per series and its time per sample.
+// measure reports the heap build's result holds per series and its time
+// per sample.
 func measure(b *testing.B, n, rounds int, build func() any) {
-	var before, after runtime.MemStats
-	for range b.N {
-		runtime.GC()
-		runtime.ReadMemStats(&before)
-		start := time.Now()
-		kept := build()
-		took := time.Since(start)
-		runtime.GC()
-		runtime.ReadMemStats(&after)
-		b.ReportMetric(float64(int64(after.HeapAlloc)-int64(before.HeapAlloc))/float64(n), "B/series")
-		b.ReportMetric(float64(took.Nanoseconds())/float64(n*rounds), "ns/sample")
-		runtime.KeepAlive(kept)
-	}
+	nodeshape.MeasureHeap(b, n, n*rounds, "sample", build)
 }

@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"runtime"
-	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -14,22 +13,13 @@ import (
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/prometheus/prometheus/tsdb/index"
+	"github.com/vispyr/vispyr/internal/metrics/nodeshape"
 )
 
 var benchSeries = flag.Int("series", 1_000_000, "series BenchmarkBytesPerSeries adds")
 
-// benchLabels builds series s of bench/internal/rwload's node_exporter-like
-// load (its seriesLabels, which this package may not import): 200 metric
-// names, 1,000 instances, one job, 4 modes and a label unique per series.
-func benchLabels(b *labels.ScratchBuilder, s int) labels.Labels {
-	b.Reset()
-	b.Add("__name__", "bench_metric_"+strconv.Itoa(s%200))
-	b.Add("instance", fmt.Sprintf("host-%02d:9100", s/1000))
-	b.Add("job", "bench")
-	b.Add("mode", [...]string{"idle", "user", "system", "iowait"}[s%4])
-	b.Add("series", strconv.Itoa(s))
-	return b.Labels()
-}
+// benchLabels is nodeshape's series s.
+var benchLabels = nodeshape.Labels
 
 // BenchmarkBytesPerSeries adds -series series, built one by one as a
 // receiver would, and reports the live heap they leave (HeapAlloc after a
@@ -93,24 +83,11 @@ func BenchmarkBytesPerSeries(b *testing.B) {
 	})
 }
 
-// measure runs build b.N times and reports, for the last run, the heap its
-// result holds and the time it took, per series.
+// measure reports the heap build's result holds and its time, per series,
+// with the index's parts logged.
 func measure(b *testing.B, n int, build func() any) {
-	var before, after runtime.MemStats
-	for range b.N {
-		runtime.GC()
-		runtime.ReadMemStats(&before)
-		start := time.Now()
-		kept := build()
-		took := time.Since(start)
-		runtime.GC()
-		runtime.ReadMemStats(&after)
-		b.ReportMetric(float64(int64(after.HeapAlloc)-int64(before.HeapAlloc))/float64(n), "B/series")
-		b.ReportMetric(float64(took.Nanoseconds())/float64(n), "ns/series")
-		if ix, ok := kept.(*Index); ok {
-			b.Logf("seriesindex parts, bytes per series: %s", ix.sizes(n))
-		}
-		runtime.KeepAlive(kept)
+	if ix, ok := nodeshape.MeasureHeap(b, n, n, "series", build).(*Index); ok {
+		b.Logf("seriesindex parts, bytes per series: %s", ix.sizes(n))
 	}
 }
 
