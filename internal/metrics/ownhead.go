@@ -8,6 +8,7 @@ import (
 	"math"
 	"path/filepath"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/oklog/ulid/v2"
@@ -69,11 +70,51 @@ func (s *Storage) openOwnHead(dir string, logger *slog.Logger) (*ownHead, error)
 	if err != nil {
 		return nil, fmt.Errorf("open own head: %w", err)
 	}
-	ex, err := tsdb.NewCircularExemplarStorage(s.cfg.MaxExemplars, tsdb.NewExemplarMetrics(nil), 0)
+	ex, err := newGrowingExemplars(s.cfg.MaxExemplars)
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("own head exemplars: %w", err), h.Close())
 	}
 	return &ownHead{head: h, exemplars: ex}, nil
+}
+
+// firstExemplars is how many exemplars the own head has room for at first.
+const firstExemplars = 4096
+
+// growingExemplars is Prometheus's circular exemplar storage, started
+// small and doubled, up to metrics.max_exemplars, each time it fills: the
+// TSDB's takes all of its room at once (12.7 MB at the default 100,000),
+// which a store without exemplars would hold for nothing.
+type growingExemplars struct {
+	tsdb.ExemplarStorage
+	resize func(int64) int
+
+	mu                  sync.Mutex
+	capacity, max, adds int64
+}
+
+func newGrowingExemplars(max int64) (*growingExemplars, error) {
+	capacity := min(max, firstExemplars)
+	ex, err := tsdb.NewCircularExemplarStorage(capacity, tsdb.NewExemplarMetrics(nil), 0)
+	if err != nil {
+		return nil, err
+	}
+	resizer, ok := ex.(interface{ Resize(int64) int })
+	if !ok {
+		return nil, fmt.Errorf("exemplar storage %T cannot be resized", ex)
+	}
+	return &growingExemplars{ExemplarStorage: ex, resize: resizer.Resize, capacity: capacity, max: max}, nil
+}
+
+// AddExemplar adds e, doubling the room first when it is full.
+func (g *growingExemplars) AddExemplar(l labels.Labels, e exemplar.Exemplar) error {
+	g.mu.Lock()
+	if g.adds >= g.capacity && g.capacity < g.max {
+		g.capacity = min(2*g.capacity, g.max)
+		g.resize(g.capacity)
+	}
+	g.adds++
+	g.mu.Unlock()
+	return g.ExemplarStorage.AddExemplar(l, e)
 }
 
 func (o *ownHead) close() error {

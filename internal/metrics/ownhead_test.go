@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/prometheus/model/exemplar"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
 
@@ -174,5 +175,44 @@ func TestOwnHeadLeanCacheSurvivesGC(t *testing.T) {
 	r := get(t, srv.URL+"/api/v1/query?time="+strconv.FormatInt(later.Unix()+1, 10)+"&query=count(bench_metric)")
 	if !strings.Contains(string(r.Data), `"3"`) {
 		t.Fatalf("count(bench_metric) after GC = %s", r.Data)
+	}
+}
+
+// TestOwnHeadExemplarsGrowToTheirLimit adds more exemplars than the own
+// head's first room and finds them all kept up to metrics.max_exemplars,
+// the newest when over it.
+func TestOwnHeadExemplarsGrowToTheirLimit(t *testing.T) {
+	const max = 3 * firstExemplars
+	g, err := newGrowingExemplars(max)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ls := labels.FromStrings("__name__", "with_exemplars")
+	count := func() int {
+		q, err := g.ExemplarQuerier(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := q.Select(0, 1<<62, []*labels.Matcher{labels.MustNewMatcher(labels.MatchEqual, "__name__", "with_exemplars")})
+		if err != nil || len(res) != 1 {
+			t.Fatalf("select: %v, %d series", err, len(res))
+		}
+		return len(res[0].Exemplars)
+	}
+	for i := range 2*firstExemplars + 10 {
+		if err := g.AddExemplar(ls, exemplar.Exemplar{Labels: labels.FromStrings("trace_id", strconv.Itoa(i)), Value: 1, Ts: int64(i + 1), HasTs: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := count(); n != 2*firstExemplars+10 {
+		t.Fatalf("%d exemplars kept of %d added, below the limit of %d", n, 2*firstExemplars+10, max)
+	}
+	for i := 2*firstExemplars + 10; i < 2*max; i++ {
+		if err := g.AddExemplar(ls, exemplar.Exemplar{Labels: labels.FromStrings("trace_id", strconv.Itoa(i)), Value: 1, Ts: int64(i + 1), HasTs: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := count(); n != max {
+		t.Fatalf("%d exemplars kept, want the limit %d", n, max)
 	}
 }

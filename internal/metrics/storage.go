@@ -175,6 +175,11 @@ func (s *Storage) tsdbOpts() *tsdb.Options {
 	// and the head saves a transaction ring per series (~50 bytes) and the
 	// bookkeeping of every append.
 	opts.IsolationDisabled = true
+	if s.cfg.Head == config.HeadVispyr {
+		// Beside the own head the TSDB's holds few series (histograms):
+		// 1,024 stripes of its series map instead of 16,384 save ~5 MB.
+		opts.StripeSize = 1 << 10
+	}
 	return opts
 }
 
