@@ -372,8 +372,10 @@ func (h *RemoteWriteAppender) appendV1(la limitedAppender, req *remotewrite.Requ
 	}()
 	for i := range req.Len() {
 		e := sc.entries[i]
+		var decoded labels.Labels // a new series' labels
 		if e == nil {
 			ls, _ := req.LabelSet(i, &sc.sb) // decoded, without error, by ConsumeSamples
+			decoded = ls
 			if err := validLabels(ls); err != nil {
 				h.logger.Warn("Invalid metric names or labels", "err", err)
 				invalid++
@@ -394,6 +396,9 @@ func (h *RemoteWriteAppender) appendV1(la limitedAppender, req *remotewrite.Requ
 			sc.remember(req.Key(i), e)
 		}
 		ls, ref := e.lset, e.seriesRef()
+		if ls.IsEmpty() {
+			ls = decoded // a new lean entry's, or empty
+		}
 		full := func() labels.Labels { // a lean entry's labels, decoded when needed
 			if ls.IsEmpty() {
 				ls, _ = req.LabelSet(i, &sc.sb)

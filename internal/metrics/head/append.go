@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"sync"
 
 	"github.com/prometheus/prometheus/model/exemplar"
 	"github.com/prometheus/prometheus/model/histogram"
@@ -53,6 +54,9 @@ func (a *appender) Append(ref storage.SeriesRef, lset labels.Labels, t int64, v 
 	}
 	if err := a.head.samples.Appendable(id, t, v); err != nil {
 		return 0, err
+	}
+	if a.samples == nil {
+		a.samples = *pendingPool.Get().(*[]pending)
 	}
 	a.samples = append(a.samples, pending{ref: id, t: t, v: v, lset: lset})
 	return storage.SeriesRef(id), nil
@@ -109,8 +113,7 @@ func (a *appender) Commit() error {
 	if mint <= maxt {
 		a.head.widen(mint, maxt)
 	}
-	a.samples = a.samples[:0]
-	a.minValidKnown = false
+	a.release()
 	if first != nil && !errors.Is(first, storage.ErrOutOfOrderSample) && !errors.Is(first, storage.ErrDuplicateSampleForTimestamp) {
 		return first
 	}
@@ -118,9 +121,24 @@ func (a *appender) Commit() error {
 }
 
 func (a *appender) Rollback() error {
-	a.samples = a.samples[:0]
-	a.minValidKnown = false
+	a.release()
 	return nil
+}
+
+// pendingPool keeps appenders' sample lists: a remote-write request's
+// thousands of samples would otherwise grow a new one each time.
+var pendingPool = sync.Pool{New: func() any { s := make([]pending, 0, 512); return &s }}
+
+// release gives the sample list back (the appender takes another if used
+// again) and forgets the minimum valid time.
+func (a *appender) release() {
+	if a.samples != nil {
+		clear(a.samples) // the labels
+		s := a.samples[:0]
+		pendingPool.Put(&s)
+		a.samples = nil
+	}
+	a.minValidKnown = false
 }
 
 var _ storage.Appender = (*appender)(nil)

@@ -72,17 +72,21 @@ func (h *Head) create(lset labels.Labels) uint32 {
 // created since the last commit and of those whose record is not durable
 // yet, and returns once they are durable.
 func (h *Head) logCommit(ctx context.Context, samples []pending) error {
+	bufs := commitBufsPool.Get().(*commitBufs)
+	defer commitBufsPool.Put(bufs)
 	var enc record.Encoder
-	refSamples := make([]record.RefSample, len(samples))
-	for i, s := range samples {
-		refSamples[i] = record.RefSample{Ref: chunks.HeadSeriesRef(s.ref), T: s.t, V: s.v}
+	bufs.samples = bufs.samples[:0]
+	for _, s := range samples {
+		bufs.samples = append(bufs.samples, record.RefSample{Ref: chunks.HeadSeriesRef(s.ref), T: s.t, V: s.v})
 	}
-	samplesRec := enc.Samples(refSamples, nil)
+	bufs.record = enc.Samples(bufs.samples, bufs.record[:0])
+	bufs.compressed = snappy.Encode(bufs.compressed[:cap(bufs.compressed)], bufs.record)
+	samplesRec := bufs.compressed
 
 	h.log.mu.Lock()
 	series := h.unlogged(samples)
 	var waits []func() error
-	err := h.enqueue(ctx, &waits, h.seriesRecord(series))
+	err := h.enqueue(ctx, &waits, encodeRecord(h.seriesRecord(series)))
 	if err == nil {
 		err = h.enqueue(ctx, &waits, samplesRec)
 	}
@@ -118,12 +122,22 @@ func (h *Head) unlogged(samples []pending) []uint32 {
 	return slices.Compact(series)
 }
 
-// enqueue queues rec, if any, and keeps its wait. The caller holds log.mu.
+// commitBufs are a commit's WAL buffers, kept from commit to commit: the
+// WAL holds a record until its wait returns, and logCommit waits.
+type commitBufs struct {
+	samples            []record.RefSample
+	record, compressed []byte
+}
+
+var commitBufsPool = sync.Pool{New: func() any { return &commitBufs{} }}
+
+// enqueue queues rec (compressed), if any, and keeps its wait. The caller
+// holds log.mu.
 func (h *Head) enqueue(ctx context.Context, waits *[]func() error, rec []byte) error {
 	if len(rec) == 0 {
 		return nil
 	}
-	wait, err := h.log.w.Enqueue(ctx, encodeRecord(rec))
+	wait, err := h.log.w.Enqueue(ctx, rec)
 	if err == nil {
 		*waits = append(*waits, wait)
 	}
@@ -152,7 +166,12 @@ func (h *Head) seriesRecord(refs []uint32) []byte {
 
 // encodeRecord compresses a record for the WAL with snappy, as Prometheus's
 // WAL does: a samples record takes about a fifth of the bytes.
-func encodeRecord(rec []byte) []byte { return snappy.Encode(nil, rec) }
+func encodeRecord(rec []byte) []byte {
+	if rec == nil {
+		return nil
+	}
+	return snappy.Encode(nil, rec)
+}
 
 // decodeRecord is encodeRecord undone, into dst's memory.
 func decodeRecord(dst, rec []byte) ([]byte, error) {

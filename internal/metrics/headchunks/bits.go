@@ -5,33 +5,37 @@ import (
 	"math/bits"
 )
 
-// bitWriter appends bits to a chunk's bytes, most significant bit first,
-// the way Prometheus's XOR chunks are laid out. b's capacity is the chunk's
-// slot, which the caller has made big enough for one more sample, so append
-// never allocates.
+// bitWriter writes one sample's bits, most significant bit first, the way
+// Prometheus's XOR chunks are laid out, into buf, starting from the chunk's
+// last, partly written byte (see Buffer.write). A fixed array, not a slice
+// of the chunk, keeps it on the stack.
 type bitWriter struct {
-	b    []byte
-	free uint8 // bits not yet written in b's last byte
+	buf  [maxSampleBytes + 1]byte
+	n    int   // bytes of buf written
+	free uint8 // bits not yet written in buf[n-1]
 }
 
 func (w *bitWriter) bit(one bool) {
 	if w.free == 0 {
-		w.b = append(w.b, 0)
+		w.buf[w.n] = 0
+		w.n++
 		w.free = 8
 	}
 	w.free--
 	if one {
-		w.b[len(w.b)-1] |= 1 << w.free
+		w.buf[w.n-1] |= 1 << w.free
 	}
 }
 
 func (w *bitWriter) byte(c byte) {
 	if w.free == 0 {
-		w.b = append(w.b, c)
+		w.buf[w.n] = c
+		w.n++
 		return
 	}
-	w.b[len(w.b)-1] |= c >> (8 - w.free)
-	w.b = append(w.b, c<<w.free)
+	w.buf[w.n-1] |= c >> (8 - w.free)
+	w.buf[w.n] = c << w.free
+	w.n++
 }
 
 // bits writes u's n lowest bits.

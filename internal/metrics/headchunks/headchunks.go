@@ -135,18 +135,17 @@ func (b *Buffer) existing(ref uint32) *series {
 	return nil
 }
 
-func (b *Buffer) lock(ref uint32) func() {
-	m := &b.stripes[ref&(1<<stripeBits-1)]
-	m.Lock()
-	return m.Unlock
-}
+// stripe is the lock of series ref's record and slot.
+func (b *Buffer) stripe(ref uint32) *sync.Mutex { return &b.stripes[ref&(1<<stripeBits-1)] }
 
 // Appendable reports whether Append(ref, t, v) would take the sample, with
 // the errors Prometheus's head gives: storage.ErrOutOfOrderSample before the
 // series' last timestamp, storage.ErrDuplicateSampleForTimestamp for another
 // value at it. The same value at the same timestamp is taken and ignored.
 func (b *Buffer) Appendable(ref uint32, t int64, v float64) error {
-	defer b.lock(ref)()
+	m := b.stripe(ref)
+	m.Lock()
+	defer m.Unlock()
 	if s := b.existing(ref); s != nil {
 		if err := appendable(s, t, v); err != errDuplicate {
 			return err
@@ -175,7 +174,9 @@ func (b *Buffer) Append(ref uint32, t int64, v float64) error {
 	if ref == 0 {
 		return errors.New("headchunks: series ref 0")
 	}
-	defer b.lock(ref)()
+	m := b.stripe(ref)
+	m.Lock()
+	defer m.Unlock()
 	s := b.record(ref)
 	if err := appendable(s, t, v); err != nil {
 		if err == errDuplicate {
@@ -237,20 +238,19 @@ func (b *Buffer) start(s *series, t int64) {
 func (b *Buffer) write(s *series, t int64, v float64) {
 	chunk := b.slabs.bytes(s.loc)
 	num := binary.BigEndian.Uint16(chunk)
-	var tmp [maxSampleBytes + 1]byte
-	w := bitWriter{b: tmp[:0], free: s.free}
+	w := bitWriter{free: s.free}
 	from := int(s.n)
 	if s.free > 0 {
 		from--
-		w.b = append(w.b, chunk[from])
+		w.buf[0], w.n = chunk[from], 1
 	}
 	w.appendSample(s, num, t, v)
-	if need := from + len(w.b); need > len(chunk) {
+	if need := from + w.n; need > len(chunk) {
 		chunk = b.grow(s, need)
 	}
-	copy(chunk[from:], w.b)
+	copy(chunk[from:], w.buf[:w.n])
 	binary.BigEndian.PutUint16(chunk, num+1)
-	s.n, s.free, s.has = uint16(from+len(w.b)), w.free, true
+	s.n, s.free, s.has = uint16(from+w.n), w.free, true
 }
 
 // grow moves the open chunk to a slot of at least need bytes.

@@ -51,7 +51,9 @@ func (b *Buffer) first(s *series) (int64, bool) {
 // removes the series that hold none after a truncation: those it dropped
 // every chunk of, and those created but never given a sample.
 func (b *Buffer) Holds(ref uint32) bool {
-	defer b.lock(ref)()
+	m := b.stripe(ref)
+	m.Lock()
+	defer m.Unlock()
 	s := b.existing(ref)
 	return s != nil && (s.loc != 0 || s.lastClosed != 0)
 }

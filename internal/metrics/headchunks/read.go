@@ -22,7 +22,9 @@ func openRef(ref uint32, num uint16) chunks.ChunkRef {
 // Chunks appends to dst the metas of series ref's chunks that overlap
 // [mint, maxt], oldest first, and returns it.
 func (b *Buffer) Chunks(ref uint32, mint, maxt int64, dst []chunks.Meta) []chunks.Meta {
-	defer b.lock(ref)()
+	m := b.stripe(ref)
+	m.Lock()
+	defer m.Unlock()
 	s := b.existing(ref)
 	if s == nil {
 		return dst
@@ -87,7 +89,9 @@ func (b *Buffer) Chunk(m chunks.Meta) (chunkenc.Chunk, error) {
 // openOrClosed returns a copy of series ref's open chunk if it starts at
 // mint, or else the closed chunk that does.
 func (b *Buffer) openOrClosed(ref uint32, mint int64) ([]byte, chunks.ChunkDiskMapperRef, error) {
-	defer b.lock(ref)()
+	m := b.stripe(ref)
+	m.Lock()
+	defer m.Unlock()
 	s := b.existing(ref)
 	if s == nil {
 		return nil, 0, fmt.Errorf("headchunks: series %d has no chunks", ref)

@@ -40,7 +40,7 @@ const (
 // pre-encoded requests. b.N is the number of requests; samples/s is the figure
 // to compare.
 func BenchmarkHandler(b *testing.B) {
-	all := []string{"vispyr", "store", "stock", "gateway"}
+	all := []string{"vispyr", "store", "ownhead", "stock", "gateway"}
 	for _, c := range []struct {
 		name     string
 		v2, http bool
@@ -61,6 +61,7 @@ func BenchmarkHandler(b *testing.B) {
 // benchHandler runs impl: "vispyr" (this handler over a bare TSDB),
 // "store" (over the metrics store as served: the default tenant's TSDB
 // reached through the tenant dispatch, with the default tenant limits),
+// "ownhead" (the store with metrics.head: vispyr),
 // "stock" (Prometheus's handler) or "gateway" (over a forwarder, as vispyr
 // gateway serves it, whose destination discards what it gets: the CPU is the
 // forwarder's accept and send paths).
@@ -71,8 +72,11 @@ func benchHandler(b *testing.B, impl string, v2, overHTTP bool, senders int) {
 	switch impl {
 	case "vispyr":
 		h = newHandler(openDB(b, 0), opts, discard, prometheus.NewRegistry())
-	case "store":
+	case "store", "ownhead":
 		cfg := config.Default()
+		if impl == "ownhead" {
+			cfg.Metrics.Head = config.HeadVispyr
+		}
 		store, err := metrics.Open(cfg.Metrics, cfg.Limits, b.TempDir(), discard, nil)
 		if err != nil {
 			b.Fatal(err)
