@@ -38,7 +38,7 @@ func main() {
 		rounds    = flag.Int("rounds", 8, "samples per series (15 s apart, ending a minute ago)")
 		settle    = flag.Duration("settle", 30*time.Second, "wait after the load before reading RSS")
 		repeat    = flag.Int("repeat", 1, "runs per system and size, interleaved")
-		targets   = flag.String("targets", "victoria-metrics,prometheus,vispyr", "systems, in order")
+		targets   = flag.String("targets", "victoria-metrics,prometheus,vispyr,vispyr-ownhead", "systems, in order (vispyr-ownhead: vispyr with --metrics.head=vispyr)")
 		vispyrBin = flag.String("vispyr", "", "vispyr binary (default: go build ./cmd/vispyr)")
 		promBin   = flag.String("prometheus", "prometheus", "prometheus binary")
 		vmBin     = flag.String("victoria-metrics", "victoria-metrics", "victoria-metrics binary")
@@ -66,6 +66,9 @@ func run(sizes string, rounds int, settle time.Duration, repeat int, names []str
 	all := map[string]system{
 		"vispyr": {"vispyr", func(dir string) (*peers.Started, error) {
 			return peers.Vispyr(vispyrBin, dir, "--prometheus.self-scrape=false")
+		}, syscall.SIGTERM},
+		"vispyr-ownhead": {"vispyr-ownhead", func(dir string) (*peers.Started, error) {
+			return peers.Vispyr(vispyrBin, dir, "--prometheus.self-scrape=false", "--metrics.head=vispyr")
 		}, syscall.SIGTERM},
 		"prometheus": {"prometheus", func(dir string) (*peers.Started, error) {
 			return peers.Prometheus(peers.LookPath(promBin), dir)
@@ -130,9 +133,9 @@ func measure(sys system, dir string, load *rwload.Load, settle time.Duration) (r
 	r.loadTook = res.Elapsed
 	time.Sleep(settle)
 	r.steady, r.peak = proc.Memory(p.Pid())
-	if heapProfileDir != "" && sys.name == "vispyr" {
+	if heapProfileDir != "" && strings.HasPrefix(sys.name, "vispyr") {
 		base := strings.TrimSuffix(p.ReadyURL, "/-/ready")
-		for _, f := range []struct{ path, file string }{{"/debug/pprof/heap", ".heap.pb.gz"}, {"/metrics", ".metrics.txt"}} {
+		for _, f := range []struct{ path, file string }{{"/debug/pprof/heap?gc=1", ".heap.pb.gz"}, {"/metrics", ".metrics.txt"}} {
 			path := filepath.Join(heapProfileDir, filepath.Base(dir)+f.file)
 			if err := proc.Save(base+f.path, path, time.Minute); err != nil {
 				return result{}, err
@@ -158,10 +161,14 @@ func report(n int, names []string, results map[string][]result) {
 			stats.Collect(rs, func(r result) float64 { return perSeries(r.steady - r.idle) }).Format(kb),
 			stats.Collect(rs, func(r result) float64 { return perSeries(r.peak) }).Format(kb))
 	}
-	if v, ok := steady["vispyr"]; ok {
+	for _, ours := range []string{"vispyr", "vispyr-ownhead"} {
+		v, ok := steady[ours]
+		if !ok {
+			continue
+		}
 		for _, name := range names {
-			if name != "vispyr" && steady[name] > 0 {
-				fmt.Printf("  vispyr / %s steady RSS per series: ×%.2f\n", name, v/steady[name])
+			if !strings.HasPrefix(name, "vispyr") && steady[name] > 0 {
+				fmt.Printf("  %s / %s steady RSS per series: ×%.2f\n", ours, name, v/steady[name])
 			}
 		}
 	}
