@@ -34,6 +34,9 @@ import (
 // it spans one and a half ranges (runOwnHeads), as the TSDB does with its
 // own head, and the TSDB's retention and compaction take it from there.
 //
+// Appends through the V1 storage.Appender (the span-metrics generator's)
+// still go to the TSDB's head.
+//
 // Not yet (so the switch is experimental): series metadata of its samples
 // is not kept, start timestamps are ignored (as the TSDB, configured as
 // Vispyr configures it, ignores them), its chunk files are re-encoded from

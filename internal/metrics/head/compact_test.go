@@ -10,7 +10,6 @@ import (
 	"testing"
 
 	"github.com/oklog/ulid/v2"
-	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
@@ -62,32 +61,7 @@ func alive(s int, ts int64) bool {
 // heads, as load does, fails if they take or refuse a sample differently,
 // and calls between after each scrape's commit.
 func churnLoad(t *testing.T, own *Head, prom *tsdb.Head, between func(ts int64)) {
-	rng := rand.New(rand.NewPCG(3, 7))
-	ctx := context.Background()
-	var sb labels.ScratchBuilder
-	for ts := int64(0); ts < 5*hour; ts += 15000 {
-		oa, pa := own.Appender(ctx), prom.Appender(ctx)
-		for s := range 400 {
-			if !alive(s, ts) {
-				continue
-			}
-			st := ts + int64(rng.IntN(3000)) - 1500
-			if rng.IntN(200) == 0 {
-				st -= 40000
-			}
-			v := float64(ts/1000)*float64(s%13) + float64(rng.IntN(3))
-			lset := seriesLabels(&sb, s)
-			_, perr := pa.Append(0, lset, st, v)
-			_, oerr := oa.Append(0, lset, st, v)
-			if kind(perr) != kind(oerr) {
-				t.Fatalf("series %d at %d: Prometheus's head says %v, ours %v", s, st, perr, oerr)
-			}
-		}
-		if err := errors.Join(pa.Commit(), oa.Commit()); err != nil {
-			t.Fatal(err)
-		}
-		between(ts)
-	}
+	scrapes(t, own, prom, rand.New(rand.NewPCG(3, 7)), alive, false, between)
 }
 
 // TestCompactOldestAnswersAsPrometheusHead compacts the head as Prometheus's

@@ -50,14 +50,22 @@ func newPrometheus(t testing.TB) *tsdb.Head {
 // samples, and fails if they take or refuse a sample differently. Series
 // come and go, some samples repeat, arrive late or out of order.
 func load(t *testing.T, own *Head, prom *tsdb.Head, seed uint64) {
-	rng := rand.New(rand.NewPCG(seed, 7))
+	churn := func(s int, ts int64) bool { return (s%7 == 3 && ts > 2*hour) || (s%11 == 5 && ts < hour) }
+	scrapes(t, own, prom, rand.New(rand.NewPCG(seed, 7)), func(s int, ts int64) bool { return !churn(s, ts) }, true, nil)
+}
+
+// scrapes appends five hours of scrapes of 400 series, those alive at each
+// scrape, to both heads, a commit a scrape, and fails if the heads take or
+// refuse a sample differently: samples are jittered, one in 200 late (out
+// of order); values are counters, or with gauges a fifth two-decimal
+// gauges. between, if set, runs after each scrape's commit.
+func scrapes(t *testing.T, own *Head, prom *tsdb.Head, rng *rand.Rand, alive func(s int, ts int64) bool, gauges bool, between func(ts int64)) {
 	ctx := context.Background()
-	oa, pa := own.Appender(ctx), prom.Appender(ctx)
 	var sb labels.ScratchBuilder
-	const series = 400
 	for ts := int64(0); ts < 5*hour; ts += 15000 {
-		for s := range series {
-			if (s%7 == 3 && ts > 2*hour) || (s%11 == 5 && ts < hour) { // churn
+		oa, pa := own.Appender(ctx), prom.Appender(ctx)
+		for s := range 400 {
+			if !alive(s, ts) {
 				continue
 			}
 			st := ts + int64(rng.IntN(3000)) - 1500
@@ -65,7 +73,7 @@ func load(t *testing.T, own *Head, prom *tsdb.Head, seed uint64) {
 				st -= 40000 // late: out of order
 			}
 			v := float64(ts/1000)*float64(s%13) + float64(rng.IntN(3))
-			if s%5 == 0 {
+			if gauges && s%5 == 0 {
 				v = math.Round(rng.NormFloat64()*100) / 100
 			}
 			lset := seriesLabels(&sb, s)
@@ -78,7 +86,9 @@ func load(t *testing.T, own *Head, prom *tsdb.Head, seed uint64) {
 		if err := errors.Join(pa.Commit(), oa.Commit()); err != nil {
 			t.Fatal(err)
 		}
-		oa, pa = own.Appender(ctx), prom.Appender(ctx)
+		if between != nil {
+			between(ts)
+		}
 	}
 }
 
