@@ -24,7 +24,7 @@ import (
 )
 
 // With metrics.head: vispyr, a tenant's float samples go to Vispyr's own
-// head (internal/metrics/head) instead of the TSDB's: a sixth of the memory
+// head (internal/metrics/head) instead of the TSDB's: a fifth of the heap
 // a series. Histogram samples still go to the TSDB's head, and so do float
 // samples the own head refuses as out of order when an out-of-order window
 // is configured (the TSDB's head keeps those); queries merge both heads and
