@@ -42,6 +42,10 @@ func (h *Head) CompactOldest(ctx context.Context, c *tsdb.LeveledCompactor, dir 
 	mint := h.MinTime()
 	maxt := rangeEnd(mint, h.chunkRange)
 	h.fence(maxt)
+	// A commit the fence waited for may have added samples older than the
+	// MinTime read before it: the block must hold them too, or truncation
+	// drops them.
+	mint = min(mint, h.MinTime())
 	ids, err := c.Write(dir, h.Range(mint, maxt-1), mint, maxt, nil)
 	if err != nil {
 		return ulid.ULID{}, false, fmt.Errorf("head: write block [%d, %d): %w", mint, maxt, err)
