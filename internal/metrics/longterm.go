@@ -187,7 +187,7 @@ func (t *tenantDB) querier(mint, maxt int64) (storage.Querier, error) {
 	}
 	qs := []storage.Querier{q}
 	if t.own != nil {
-		oq, err := t.own.querier(mint, maxt)
+		oq, err := t.own.head.Querier(mint, maxt)
 		if err != nil {
 			return nil, errors.Join(err, q.Close())
 		}
@@ -215,7 +215,7 @@ func (t *tenantDB) chunkQuerier(mint, maxt int64) (storage.ChunkQuerier, error) 
 	}
 	qs := []storage.ChunkQuerier{q}
 	if t.own != nil {
-		oq, err := t.own.chunkQuerier(mint, maxt)
+		oq, err := t.own.head.ChunkQuerier(mint, maxt)
 		if err != nil {
 			return nil, errors.Join(err, q.Close())
 		}

@@ -127,15 +127,6 @@ func (o *ownHead) close() error {
 	return o.head.Close()
 }
 
-// querier reads the own head over [mint, maxt].
-func (o *ownHead) querier(mint, maxt int64) (storage.Querier, error) {
-	return tsdb.NewBlockQuerier(o.head.Range(mint, maxt), mint, maxt)
-}
-
-func (o *ownHead) chunkQuerier(mint, maxt int64) (storage.ChunkQuerier, error) {
-	return tsdb.NewBlockChunkQuerier(o.head.Range(mint, maxt), mint, maxt)
-}
-
 // appenderV2 is the tenant's appender: the TSDB's, or one that sends float
 // samples to the own head.
 func (t *tenantDB) appenderV2(ctx context.Context) storage.AppenderV2 {

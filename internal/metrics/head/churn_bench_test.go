@@ -32,13 +32,7 @@ func BenchmarkChurn(b *testing.B) {
 	b.Run("own-churned", func(b *testing.B) {
 		measure(b, func() any {
 			h := newOwn(b)
-			fillAt(b, h, 0, t0)
-			fillAt(b, h, n, t1)
-			start := time.Now()
-			if err := h.Truncate(t1); err != nil {
-				b.Fatal(err)
-			}
-			b.ReportMetric(float64(time.Since(start).Milliseconds()), "truncate-ms")
+			churn(b, h, h.Truncate, t0, t1)
 			h.Compact()
 			b.ReportMetric(float64(h.NumSeries()), "series-left")
 			return h
@@ -50,17 +44,23 @@ func BenchmarkChurn(b *testing.B) {
 	b.Run("prometheus-churned", func(b *testing.B) {
 		measure(b, func() any {
 			h := newPrometheus(b)
-			fillAt(b, h, 0, t0)
-			fillAt(b, h, n, t1)
-			start := time.Now()
-			if err := h.Truncate(t1); err != nil {
-				b.Fatal(err)
-			}
-			b.ReportMetric(float64(time.Since(start).Milliseconds()), "truncate-ms")
+			churn(b, h, h.Truncate, t0, t1)
 			b.ReportMetric(float64(h.NumSeries()), "series-left")
 			return h
 		})
 	})
+}
+
+// churn fills db with the first -series series at t0 and the next ones at
+// t1, then truncates at t1 and reports how long that took.
+func churn(b *testing.B, db storage.Appendable, truncate func(int64) error, t0, t1 int64) {
+	fillAt(b, db, 0, t0)
+	fillAt(b, db, *benchSeries, t1)
+	start := time.Now()
+	if err := truncate(t1); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(time.Since(start).Milliseconds()), "truncate-ms")
 }
 
 // fillAt appends -rounds samples, 15 s apart from start, to -series

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
@@ -108,23 +107,11 @@ func TestCompactOldestAnswersAsPrometheusHead(t *testing.T) {
 // blocks written.
 func compactAll(t *testing.T, h *Head, c *tsdb.LeveledCompactor, dir string) (blocks []*tsdb.Block) {
 	t.Helper()
-	for {
-		_, ok, err := h.CompactOldest(context.Background(), c, dir, func(id ulid.ULID) error {
-			b, err := tsdb.OpenBlock(nil, filepath.Join(dir, id.String()), chunkenc.NewPool(), nil)
-			if err != nil {
-				return err
-			}
-			t.Cleanup(func() { b.Close() })
-			blocks = append(blocks, b)
-			return nil
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !ok {
-			return blocks
-		}
+	compactAllLoaded(t, h, c, dir, func(b *tsdb.Block) { blocks = append(blocks, b) })
+	if t.Failed() {
+		t.FailNow()
 	}
+	return blocks
 }
 
 // withBlocks queries the head and the blocks merged, as Prometheus's DB

@@ -99,8 +99,3 @@ func (cr chunkReader) ChunkOrIterable(m chunks.Meta) (chunkenc.Chunk, chunkenc.I
 }
 
 func (chunkReader) Close() error { return nil }
-
-// querier is a block querier over the range, for tests and the store.
-func (r *RangeHead) querier() (storage.Querier, error) {
-	return tsdb.NewBlockQuerier(r, r.mint, r.maxt)
-}

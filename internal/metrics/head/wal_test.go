@@ -93,7 +93,7 @@ func TestKillDuringCommitsLosesNothing(t *testing.T) {
 
 	h := openWithWAL(t, dir)
 	defer h.Close()
-	q, err := h.Range(math.MinInt64, math.MaxInt64).querier()
+	q, err := h.Querier(math.MinInt64, math.MaxInt64)
 	if err != nil {
 		t.Fatal(err)
 	}
