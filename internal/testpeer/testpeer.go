@@ -7,8 +7,6 @@ package testpeer
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"net"
 	"net/http"
 	"os"
@@ -112,8 +110,9 @@ func goBinDirs() []string {
 	return goBin
 }
 
-// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
-// Another process may take it before the caller binds it; tests that start
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago and
+// that no other test process will be handed (see freePort). A process outside
+// the tests may still take it before the caller binds it; tests that start
 // peers accept that small race because peers cannot be handed a listener.
 func FreePort(t testing.TB) int {
 	t.Helper()
@@ -132,34 +131,6 @@ func FreeAddr() (string, error) {
 		return "", err
 	}
 	return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), nil
-}
-
-// handedOut holds every port freePort returned in this process: the kernel
-// may hand a just-released port out again, and two listeners of one server
-// under test then collide ("bind: address already in use").
-var handedOut = struct {
-	sync.Mutex
-	ports map[int]bool
-}{ports: map[int]bool{}}
-
-func freePort() (int, error) {
-	handedOut.Lock()
-	defer handedOut.Unlock()
-	for range 1000 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return 0, err
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		if err := l.Close(); err != nil {
-			return 0, fmt.Errorf("release free port: %w", err)
-		}
-		if !handedOut.ports[port] {
-			handedOut.ports[port] = true
-			return port, nil
-		}
-	}
-	return 0, errors.New("no free port that was not handed out before")
 }
 
 // WaitHTTP polls url with GET until it answers 200 or timeout passes, then

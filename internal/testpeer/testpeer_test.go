@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -130,5 +131,38 @@ func TestPollHTTPTimesOutWithLastStatus(t *testing.T) {
 	err := PollHTTP(context.Background(), srv.URL, 300*time.Millisecond)
 	if err == nil || !strings.Contains(err.Error(), "503") {
 		t.Fatalf("err = %v, want one naming status 503", err)
+	}
+}
+
+// A port handed out lies below the ephemeral range, where no bind(":0") or
+// outgoing connection takes it, and its lock refuses every other claim, as
+// it does another test process's.
+func TestFreePortClaimed(t *testing.T) {
+	if ephemeralLow()-portsFrom < minRange {
+		t.Skip("no room below the ephemeral range; ports come from the kernel")
+	}
+	seen := map[int]bool{}
+	for range 50 {
+		p := FreePort(t)
+		if p < portsFrom || p >= ephemeralLow() {
+			t.Fatalf("port %d outside [%d, %d)", p, portsFrom, ephemeralLow())
+		}
+		if seen[p] {
+			t.Fatalf("port %d handed out twice", p)
+		}
+		seen[p] = true
+		lock, err := claim(filepath.Join(os.TempDir(), "vispyr-test-ports"), p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if lock != nil {
+			lock.Close()
+			t.Fatalf("port %d: a second claim took its lock", p)
+		}
+		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
+		if err != nil {
+			t.Fatalf("port %d handed out but not bindable: %v", p, err)
+		}
+		l.Close()
 	}
 }
