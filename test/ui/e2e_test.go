@@ -49,10 +49,27 @@ type server struct {
 	ui, otlpGRPC, pyroscope, admin, prom, tempo string
 }
 
-// extra flags are appended to the serve command line.
+// extra flags are appended to the serve command line. A port picked free can
+// be taken by another test package before vispyr binds it: vispyr then exits
+// with "address already in use", and the start is retried on new ports.
 func startVispyr(t *testing.T, root string, extra ...string) server {
 	t.Helper()
 	bin := vispyrBinary(t, root)
+	for attempt := 1; ; attempt++ {
+		s, logs, err := launchVispyr(t, bin, extra)
+		if err == nil {
+			return s
+		}
+		if attempt == 3 || !strings.Contains(logs, "address already in use") {
+			t.Fatalf("start vispyr: %v\n%s", err, logs)
+		}
+		t.Logf("start vispyr (attempt %d): a port was taken; retrying on new ones", attempt)
+	}
+}
+
+// launchVispyr starts vispyr serve on fresh ports and waits until it is
+// ready; on failure it returns the process's output, the process gone.
+func launchVispyr(t *testing.T, bin string, extra []string) (server, string, error) {
 	addr := func() string { return fmt.Sprintf("127.0.0.1:%d", testpeer.FreePort(t)) }
 	s := server{ui: addr(), otlpGRPC: addr(), pyroscope: addr(), admin: addr(), prom: addr(), tempo: addr()}
 	args := []string{"serve",
@@ -70,29 +87,55 @@ func startVispyr(t *testing.T, root string, extra ...string) server {
 		"-health.listen-address", addr(),
 	}
 	args = append(args, extra...)
-	var logs bytes.Buffer
+	// A file, not a buffer: the output is read while the process writes it.
+	logPath := filepath.Join(t.TempDir(), "vispyr.log")
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		t.Fatalf("create vispyr log: %v", err)
+	}
+	defer logFile.Close()
+	output := func() string { b, _ := os.ReadFile(logPath); return string(b) }
 	cmd := exec.Command(bin, args...)
-	cmd.Stdout, cmd.Stderr = &logs, &logs
+	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start vispyr: %v", err)
 	}
-	t.Cleanup(func() {
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	stop := func() {
 		_ = cmd.Process.Signal(os.Interrupt)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
 		select {
 		case <-done:
 		case <-time.After(10 * time.Second):
 			_ = cmd.Process.Kill()
 			<-done
 		}
+	}
+	// Stop polling as soon as the process exits: a lost port race ends it.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-done:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	err = testpeer.PollHTTP(ctx, "http://"+s.admin+"/-/ready", 30*time.Second)
+	if err == nil {
+		err = testpeer.PollHTTP(ctx, "http://"+s.ui+"/", 10*time.Second)
+	}
+	if err != nil {
+		stop()
+		return s, output(), fmt.Errorf("not ready: %w", err)
+	}
+	t.Cleanup(func() {
+		stop()
 		if t.Failed() {
-			t.Logf("vispyr output:\n%s", logs.String())
+			t.Logf("vispyr output:\n%s", output())
 		}
 	})
-	testpeer.WaitHTTP(t, "http://"+s.admin+"/-/ready", 30*time.Second)
-	testpeer.WaitHTTP(t, "http://"+s.ui+"/", 10*time.Second)
-	return s
+	return s, "", nil
 }
 
 // The UI and the binary are built once for every test of the package.
