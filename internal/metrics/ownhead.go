@@ -221,7 +221,7 @@ func (a *splitAppender) keepExemplars(ls labels.Labels, es []exemplar.Exemplar) 
 	return nil
 }
 
-// Commit commits the own head first: its WAL is fsync'd when it returns.
+// Commit commits the own head first: its WAL holds the samples when it returns.
 // Exemplars that are duplicates or out of order are dropped, as the TSDB
 // drops them.
 func (a *splitAppender) Commit() error {

@@ -83,13 +83,13 @@ func (w *WAL) failQueued() {
 }
 
 // commit writes buf at the end of the current segment and starts its sync;
-// the acker answers batch once the sync is done.
+// the acker answers batch once the sync is done (at once with AckOnWrite).
 func (w *WAL) commit(buf []byte, batch []*request) {
 	job := &syncJob{batch: batch, bytes: len(buf), start: time.Now(), done: make(chan struct{})}
 	w.ioMu.Lock()
 	defer w.ioMu.Unlock()
 	job.seg, job.end, job.err = w.write(buf)
-	if job.err == nil {
+	if job.err == nil && !w.opts.AckOnWrite {
 		job.synced = true
 		slot := <-w.slots
 		fd := w.syncFDs[slot]
@@ -194,9 +194,11 @@ func (w *WAL) ackLoop() {
 				w.logger.Info("WAL writes resumed")
 				w.failing = false
 			}
-			w.m.fsyncs.Inc()
 			w.m.writtenBytes.Add(float64(job.bytes))
-			w.m.fsyncDuration.Observe(time.Since(job.start).Seconds())
+			if job.synced {
+				w.m.fsyncs.Inc()
+				w.m.fsyncDuration.Observe(time.Since(job.start).Seconds())
+			}
 		}
 		for _, r := range job.batch {
 			r.done <- err

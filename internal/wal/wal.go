@@ -35,6 +35,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -68,6 +69,14 @@ type Options struct {
 	// so the sync that every acknowledgement waits for is shorter. The cost
 	// is a second write of each segment, and SegmentSize of disk held ahead.
 	Preallocate bool
+	// AckOnWrite acknowledges an append once its record is written to the
+	// segment file, i.e. in the kernel's page cache, instead of once it is
+	// fsync'd: it survives a kill -9 of the process, not a crash of the
+	// machine. That is Prometheus's WAL's guarantee, and the metrics store's
+	// with its default head; a head of our own keeps it rather than making
+	// every remote-write request wait for a sync. A segment is fsync'd when
+	// the next one starts and on Close.
+	AckOnWrite bool
 }
 
 // maxSyncs is how many commits may be syncing at once. Concurrent fsyncs of
@@ -313,6 +322,7 @@ func (w *WAL) rotateLocked() error {
 	// commits must be answered (and its size final) first.
 	w.pending.Wait()
 	w.trimLocked()
+	w.syncUnsynced()
 	old, oldFDs := w.f, w.syncFDs
 	if err := w.openSegment(w.seg+1, w.takeSpare()); err != nil {
 		return err
@@ -422,9 +432,28 @@ func (w *WAL) Close() error {
 	w.ioMu.Lock()
 	defer w.ioMu.Unlock()
 	w.trimLocked()
+	w.syncUnsynced()
 	err := closeFiles(w.f, w.syncFDs)
 	w.f, w.syncFDs = nil, nil
 	return err
+}
+
+// syncUnsynced fsyncs the segment being written when appends were
+// acknowledged without a sync (AckOnWrite), before it is closed. A failure
+// cannot take back an acknowledgement: it is logged and counted. Call with
+// ioMu held and no commit pending.
+func (w *WAL) syncUnsynced() {
+	if !w.opts.AckOnWrite || w.f == nil {
+		return
+	}
+	start := time.Now()
+	if err := fdatasync(w.f); err != nil {
+		w.m.writeFailures.Inc()
+		w.logger.Error("sync wal segment written without syncs", "segment", w.seg, "err", err)
+		return
+	}
+	w.m.fsyncs.Inc()
+	w.m.fsyncDuration.Observe(time.Since(start).Seconds())
 }
 
 func syncDir(dir string) error {

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -363,5 +364,56 @@ func TestFailedSyncAcknowledgesNothingAfterIt(t *testing.T) {
 		if _, ok := acked.Load(r); !ok {
 			t.Fatalf("replayed %q, which was never acknowledged", r)
 		}
+	}
+}
+
+// With AckOnWrite an append is answered without an fsync, and what was
+// answered is replayed after the process dies (its writes are in the page
+// cache); a segment is synced when the next one starts and on Close.
+func TestAckOnWriteSyncsOnlySegments(t *testing.T) {
+	var syncs atomic.Int64
+	real := fdatasync
+	fdatasync = func(f *os.File) error { syncs.Add(1); return real(f) }
+	t.Cleanup(func() { fdatasync = real })
+
+	dir := t.TempDir()
+	opts := testOptions(1 << 20)
+	opts.AckOnWrite = true
+	w, err := Open(dir, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			for i := range 100 {
+				if err := w.Append(context.Background(), fmt.Appendf(nil, "g%d-r%d", g, i)); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if n := syncs.Load(); n != 0 {
+		t.Fatalf("400 appends acknowledged on write took %d fsyncs, want none", n)
+	}
+	_, got := openReplay(t, dir, 1<<20) // w still open: kill -9
+	if len(got) != 400 {
+		t.Fatalf("replayed %d records after a kill, want the 400 acknowledged", len(got))
+	}
+	before := syncs.Load()
+	if _, err := w.Cut(); err != nil {
+		t.Fatal(err)
+	}
+	if n := syncs.Load() - before; n != 1 {
+		t.Fatalf("Cut synced the finished segment %d times, want once", n)
+	}
+	appendAll(t, w, "last")
+	before = syncs.Load()
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n := syncs.Load() - before; n != 1 {
+		t.Fatalf("Close synced the segment %d times, want once", n)
 	}
 }

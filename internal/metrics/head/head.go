@@ -43,7 +43,8 @@ type Options struct {
 	// OnWriteError hears of closed chunks that could not be written.
 	OnWriteError func(error)
 	// WALDir is the head's write-ahead log; empty for none (tests). With
-	// one, a Commit returns once its samples are fsync'd, and New replays it.
+	// one, a Commit returns once its samples are written to it (a kill -9
+	// loses none, as with the TSDB's WAL), and New replays it.
 	WALDir string
 	// WALSegmentSize is the size of a WAL segment file; 0 is 128 MiB.
 	// TruncateWAL drops whole segments.
@@ -106,7 +107,11 @@ func New(opts Options) (*Head, error) {
 }
 
 func (h *Head) openWAL(opts Options) error {
-	w, err := wal.Open(opts.WALDir, wal.Options{Name: "metrics_head", SegmentSize: opts.WALSegmentSize, Logger: opts.Logger, Registerer: opts.Registerer})
+	// Acknowledged once written, as the TSDB's head acknowledges: with an
+	// fsync per commit, four remote-write senders spent most of their time
+	// waiting for the disk (bench/README.md, "The own head wired in").
+	w, err := wal.Open(opts.WALDir, wal.Options{Name: "metrics_head", SegmentSize: opts.WALSegmentSize,
+		Logger: opts.Logger, Registerer: opts.Registerer, AckOnWrite: true})
 	if err != nil {
 		return fmt.Errorf("head: open WAL: %w", err)
 	}

@@ -14,8 +14,9 @@ import (
 	"github.com/vispyr/vispyr/internal/wal"
 )
 
-// The head's write-ahead log is Vispyr's one WAL (internal/wal: a commit
-// returns once fsync'd) holding records in Prometheus's WAL encoding
+// The head's write-ahead log is Vispyr's one WAL (internal/wal, with
+// AckOnWrite: a commit returns once written, segments are fsync'd whole)
+// holding records in Prometheus's WAL encoding
 // (tsdb/record): series records (ref and labels) and samples records.
 //
 // Refs are the head's series refs, and a replay gives every series the ref
