@@ -100,13 +100,12 @@ func newRemoteWriteAppender(app storage.AppendableV2, logger *slog.Logger, m *rw
 	return h
 }
 
-// newEntry is the cache entry of a new series: without its labels when the
-// head keeps them itself and finds the series by ref (lean).
-func (h *RemoteWriteAppender) newEntry(ls labels.Labels) *seriesEntry {
-	if h.lean {
-		return &seriesEntry{}
+// newEntry makes e the cache entry of a new series: without its labels when
+// the head keeps them itself and finds the series by ref (lean).
+func (h *RemoteWriteAppender) newEntry(e *seriesEntry, ls labels.Labels) {
+	if !h.lean {
+		e.lset = ls
 	}
-	return &seriesEntry{lset: ls}
 }
 
 func (h *RemoteWriteAppender) cacheLen() int { return h.cache1.len() + h.cache2.len() }
@@ -120,25 +119,22 @@ type result struct {
 
 // appendScratch is the per-series bookkeeping of one request, reused.
 type appendScratch struct {
-	keys       [][]byte
-	keyBuf     []byte
-	keyStarts  []int
-	entries    []*seriesEntry
-	newKeys    [][]byte
-	newEntries []*seriesEntry
-	exemplars  []exemplar.Exemplar
-	sb         labels.ScratchBuilder
+	keys      [][]byte
+	keyBuf    []byte
+	keyStarts []int
+	entries   []seriesEntry
+	newSeries []int // entries to add to the cache
+	exemplars []exemplar.Exemplar
+	sb        labels.ScratchBuilder
 }
 
 // release drops references to entries and request bytes kept in the free list.
 func (a *appendScratch) release() {
 	clear(a.keys)
 	clear(a.entries)
-	clear(a.newKeys)
-	clear(a.newEntries)
 	clear(a.exemplars)
 	a.keys, a.entries = a.keys[:0], a.entries[:0]
-	a.newKeys, a.newEntries, a.exemplars = a.newKeys[:0], a.newEntries[:0], a.exemplars[:0]
+	a.newSeries, a.exemplars = a.newSeries[:0], a.exemplars[:0]
 }
 
 func (h *RemoteWriteAppender) getScratch() *appendScratch {
@@ -171,13 +167,13 @@ func (h *RemoteWriteAppender) ConsumeSamples(ctx context.Context, req *remotewri
 	}
 	sc.prepareKeys(req)
 	if cache.lookup(sc.keys, sc.entries) > 0 {
-		cache.promote(sc.keys, sc.entries)
+		cache.promote(sc.entries)
 	}
 	if !req.V2() {
 		// Labels of series the cache does not know, before anything is
 		// appended: malformed ones refuse the whole request.
 		for i := range req.Len() {
-			if sc.entries[i] == nil {
+			if !sc.entries[i].found() {
 				if _, err := req.Labels(i); err != nil {
 					h.logger.Error("decoding remote write request", "v2", false, "err", err)
 					return remotewrite.Written{}, pipeline.Invalid(err)
@@ -212,8 +208,9 @@ func (h *RemoteWriteAppender) ConsumeSamples(ctx context.Context, req *remotewri
 		h.samples.WithLabelValues("sample").Add(float64(res.Samples))
 		h.samples.WithLabelValues("histogram").Add(float64(res.Histograms))
 		h.samples.WithLabelValues("exemplar").Add(float64(res.Exemplars))
-		cache.add(sc.newKeys, sc.newEntries)
+		cache.add(sc.entries, sc.newSeries)
 	}
+	cache.setRefs(sc.entries) // the refs the head changed, even if rolled back, as it keeps the series
 	return res.Written, res.err
 }
 
@@ -236,13 +233,13 @@ type MetadataV1Appender interface {
 }
 
 // passesAsIs reports whether v1 req may go to a RawV1Appendable as it came.
-func (h *RemoteWriteAppender) passesAsIs(req *remotewrite.Request, entries []*seriesEntry) bool {
+func (h *RemoteWriteAppender) passesAsIs(req *remotewrite.Request, entries []seriesEntry) bool {
 	if req.V2() {
 		return false
 	}
 	la := newLimitedAppender(nil, time.Now(), h.retention)
 	for i := range req.Len() {
-		if entries[i] == nil || len(req.HistogramsV1(i)) > 0 {
+		if !entries[i].found() || len(req.HistogramsV1(i)) > 0 {
 			return false
 		}
 		for _, smp := range req.Samples(i) {
@@ -266,6 +263,7 @@ func (a *appendScratch) prepareKeys(req *remotewrite.Request) {
 	n := req.Len()
 	a.keys = slices.Grow(a.keys[:0], n)[:n]
 	a.entries = slices.Grow(a.entries[:0], n)[:n]
+	a.newSeries = a.newSeries[:0]
 	if !req.V2() {
 		for i := range n {
 			a.keys[i] = req.Key(i)
@@ -330,11 +328,10 @@ func isHistogramValidationError(err error) bool {
 
 func isPartial(err error) bool { return errors.Is(err, (*storage.AppendPartialError)(nil)) }
 
-// remember queues a new series for the cache once the request is committed.
-func (a *appendScratch) remember(key []byte, e *seriesEntry) {
-	if key != nil {
-		a.newKeys = append(a.newKeys, key)
-		a.newEntries = append(a.newEntries, e)
+// remember queues new series i for the cache once the request is committed.
+func (a *appendScratch) remember(i int) {
+	if a.keys[i] != nil {
+		a.newSeries = append(a.newSeries, i)
 	}
 }
 
@@ -371,9 +368,9 @@ func (h *RemoteWriteAppender) appendV1(la limitedAppender, req *remotewrite.Requ
 		h.invalidLabels.Add(float64(invalid))
 	}()
 	for i := range req.Len() {
-		e := sc.entries[i]
+		e := &sc.entries[i]
 		var decoded labels.Labels // a new series' labels
-		if e == nil {
+		if !e.found() {
 			ls, _ := req.LabelSet(i, &sc.sb) // decoded, without error, by ConsumeSamples
 			decoded = ls
 			if err := validLabels(ls); err != nil {
@@ -392,8 +389,8 @@ func (h *RemoteWriteAppender) appendV1(la limitedAppender, req *remotewrite.Requ
 					continue
 				}
 			}
-			e = h.newEntry(ls)
-			sc.remember(req.Key(i), e)
+			h.newEntry(e, ls)
+			sc.remember(i)
 		}
 		ls, ref := e.lset, e.seriesRef()
 		if ls.IsEmpty() {
@@ -521,9 +518,9 @@ func (h *RemoteWriteAppender) appendV2(la limitedAppender, req *remotewrite.Requ
 		refs := req.LabelRefs(i)
 		smps, hists := req.Samples(i), req.HistogramsV2(i)
 		nSamples := len(smps) + len(hists)
-		e := sc.entries[i]
+		e := &sc.entries[i]
 		var ls labels.Labels
-		if e != nil {
+		if e.found() {
 			ls = e.lset
 		} else {
 			var err error
@@ -539,7 +536,7 @@ func (h *RemoteWriteAppender) appendV2(la limitedAppender, req *remotewrite.Requ
 			bad = append(bad, fmt.Errorf("parsing metadata for series %v: %w", refs, err))
 			continue
 		}
-		if e == nil {
+		if !e.found() {
 			err := validLabels(ls)
 			if err == nil && h.check != nil {
 				err = h.check(ls)
@@ -557,9 +554,9 @@ func (h *RemoteWriteAppender) appendV2(la limitedAppender, req *remotewrite.Requ
 			bad = append(bad, fmt.Errorf("TimeSeries must contain at least one sample or histogram for series %v", ls.String()))
 			continue
 		}
-		if e == nil {
-			e = h.newEntry(ls)
-			sc.remember(sc.keys[i], e)
+		if !e.found() {
+			h.newEntry(e, ls)
+			sc.remember(i)
 		}
 		full := func() labels.Labels { // a lean entry's labels, decoded when needed
 			if ls.IsEmpty() {
