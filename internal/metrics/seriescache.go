@@ -126,11 +126,7 @@ func (c *seriesCache) genBit() uint32 { return (c.gen & 1) * slotGenBit }
 
 // holds reports whether slot id holds the series of both hashes.
 func (c *seriesCache) holds(id uint32, h uint64, check uint32) bool {
-	if id == 0 || id > c.slots {
-		return false
-	}
-	s := c.slot(id)
-	return s.hash == h && s.check == check && s.meta.Load()&slotLive != 0
+	return c.follow(id, h, check) != nil
 }
 
 // lookup fills entries[i] for every key: its hashes, and what the cache holds
@@ -140,6 +136,7 @@ func (c *seriesCache) holds(id uint32, h uint64, check uint32) bool {
 func (c *seriesCache) lookup(keys [][]byte, entries []seriesEntry) (fromOld int) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
+	cur := c.genBit()
 	var prev *cacheSlot
 	for i, k := range keys {
 		e := &entries[i]
@@ -150,31 +147,45 @@ func (c *seriesCache) lookup(keys [][]byte, entries []seriesEntry) (fromOld int)
 		}
 		e.hash, e.check = c.hashes(k)
 		var id uint32
+		var s *cacheSlot
 		if prev != nil {
 			id = prev.meta.Load() & slotNext
-		}
-		if !c.holds(id, e.hash, e.check) {
-			id = c.find(e.hash, e.check)
-			if prev != nil {
+			if s = c.follow(id, e.hash, e.check); s == nil {
+				id = c.find(e.hash, e.check)
 				setNext(prev, id)
 			}
+		} else {
+			id = c.find(e.hash, e.check)
 		}
 		if id == 0 {
 			prev = nil
 			continue
 		}
-		s := c.slot(id)
+		if s == nil {
+			s = c.slot(id)
+		}
 		e.id, e.ref = id, storage.SeriesRef(s.ref.Load())
 		if c.lsets != nil {
 			e.lset = c.lsets[(id-1)>>pageBits][(id-1)&pageMask]
 		}
-		if s.meta.Load()&slotGenBit != c.genBit() {
+		if s.meta.Load()&slotGenBit != cur {
 			e.old = true
 			fromOld++
 		}
 		prev = s
 	}
 	return fromOld
+}
+
+// follow is slot id if it holds the series of both hashes, else nil.
+func (c *seriesCache) follow(id uint32, h uint64, check uint32) *cacheSlot {
+	if id == 0 || id > c.slots {
+		return nil
+	}
+	if s := c.slot(id); s.hash == h && s.check == check && s.meta.Load()&slotLive != 0 {
+		return s
+	}
+	return nil
 }
 
 // setNext makes id the series following s; lookups do it concurrently, the
