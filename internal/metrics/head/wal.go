@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/klauspost/compress/s2"
 	"github.com/klauspost/compress/snappy"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/tsdb/chunks"
@@ -81,7 +82,7 @@ func (h *Head) logCommit(ctx context.Context, samples []pending) error {
 		bufs.samples = append(bufs.samples, record.RefSample{Ref: chunks.HeadSeriesRef(s.ref), T: s.t, V: s.v})
 	}
 	bufs.record = enc.Samples(bufs.samples, bufs.record[:0])
-	bufs.compressed = snappy.Encode(bufs.compressed[:cap(bufs.compressed)], bufs.record)
+	bufs.compressed = s2.EncodeSnappy(bufs.compressed[:cap(bufs.compressed)], bufs.record)
 	samplesRec := bufs.compressed
 
 	h.log.mu.Lock()
@@ -166,12 +167,15 @@ func (h *Head) seriesRecord(refs []uint32) []byte {
 }
 
 // encodeRecord compresses a record for the WAL with snappy, as Prometheus's
-// WAL does: a samples record takes about a fifth of the bytes.
+// WAL does: a samples record takes about a fifth of the bytes. s2's plain
+// snappy encoder, as Prometheus's fast one: klauspost's snappy.Encode is its
+// "better" mode, which took an eighth of the remote-write path's CPU for a
+// few percent fewer bytes.
 func encodeRecord(rec []byte) []byte {
 	if rec == nil {
 		return nil
 	}
-	return snappy.Encode(nil, rec)
+	return s2.EncodeSnappy(nil, rec)
 }
 
 // decodeRecord is encodeRecord undone, into dst's memory.
