@@ -132,7 +132,7 @@ type Metrics struct {
 
 	// Head chooses where float samples wait before they are written into
 	// blocks: "prometheus", Prometheus's TSDB head, or "vispyr", Vispyr's
-	// own head (experimental: a fifth of the heap a series, fsync'd WAL),
+	// own head (experimental: a fifth of the heap a series, faster ingest),
 	// with histograms still in Prometheus's head beside it.
 	Head string `yaml:"head"`
 }
