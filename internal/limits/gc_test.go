@@ -18,7 +18,8 @@ func TestGCPercent(t *testing.T) {
 	}{
 		{0, 1, 100},
 		{16 << 20, 1, 100}, // a small heap keeps Go's default
-		{128 << 20, 1, 50}, // the 64 MiB floor
+		{32 << 20, 1, 50},  // the 16 MiB floor
+		{128 << 20, 1, 25},
 		{256 << 20, 1, 25}, // a quarter from here on
 		{4 << 30, 1, 25},
 		{256 << 20, 2, 50},  // scaled: 128 MiB
