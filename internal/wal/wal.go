@@ -74,8 +74,8 @@ type Options struct {
 	// fsync'd: it survives a kill -9 of the process, not a crash of the
 	// machine. That is Prometheus's WAL's guarantee, and the metrics store's
 	// with its default head; a head of our own keeps it rather than making
-	// every remote-write request wait for a sync. A segment is fsync'd when
-	// the next one starts and on Close.
+	// every remote-write request wait for a sync. A segment is fsync'd in
+	// the background once the next one starts, and on Close.
 	AckOnWrite bool
 }
 
@@ -111,6 +111,7 @@ type WAL struct {
 	spare     chan *os.File  // a preallocated file ready to become the next segment (see prealloc.go)
 	kick      chan struct{}  // asks the spare maker to try again after a failure
 	spareDone chan struct{}  // closed when the spare maker has stopped
+	segSyncs  sync.WaitGroup // finished segments being synced (AckOnWrite)
 
 	mu         sync.Mutex // guards the fields below; never held across I/O on the segment being written
 	seg        int        // number of the segment being written; set with ioMu and mu held
@@ -322,10 +323,18 @@ func (w *WAL) rotateLocked() error {
 	// commits must be answered (and its size final) first.
 	w.pending.Wait()
 	w.trimLocked()
-	w.syncUnsynced()
-	old, oldFDs := w.f, w.syncFDs
+	old, oldFDs, oldSeg := w.f, w.syncFDs, w.seg
 	if err := w.openSegment(w.seg+1, w.takeSpare()); err != nil {
 		return err
+	}
+	if w.opts.AckOnWrite && old != nil {
+		// Synced behind the appends, which need not wait for a whole
+		// segment's flush, as Prometheus's WAL syncs a finished segment.
+		w.segSyncs.Go(func() {
+			w.syncUnsynced(old, oldSeg)
+			_ = closeFiles(old, oldFDs)
+		})
+		return nil
 	}
 	return closeFiles(old, oldFDs)
 }
@@ -431,25 +440,24 @@ func (w *WAL) Close() error {
 	<-w.spareDone
 	w.ioMu.Lock()
 	defer w.ioMu.Unlock()
+	w.segSyncs.Wait() // under ioMu: no rotation starts another
 	w.trimLocked()
-	w.syncUnsynced()
+	if w.opts.AckOnWrite && w.f != nil {
+		w.syncUnsynced(w.f, w.seg)
+	}
 	err := closeFiles(w.f, w.syncFDs)
 	w.f, w.syncFDs = nil, nil
 	return err
 }
 
-// syncUnsynced fsyncs the segment being written when appends were
-// acknowledged without a sync (AckOnWrite), before it is closed. A failure
-// cannot take back an acknowledgement: it is logged and counted. Call with
-// ioMu held and no commit pending.
-func (w *WAL) syncUnsynced() {
-	if !w.opts.AckOnWrite || w.f == nil {
-		return
-	}
+// syncUnsynced fsyncs segment seg, written with appends acknowledged
+// without a sync (AckOnWrite). A failure cannot take back an
+// acknowledgement: it is logged and counted.
+func (w *WAL) syncUnsynced(f *os.File, seg int) {
 	start := time.Now()
-	if err := fdatasync(w.f); err != nil {
+	if err := fdatasync(f); err != nil {
 		w.m.writeFailures.Inc()
-		w.logger.Error("sync wal segment written without syncs", "segment", w.seg, "err", err)
+		w.logger.Error("sync wal segment written without syncs", "segment", seg, "err", err)
 		return
 	}
 	w.m.fsyncs.Inc()

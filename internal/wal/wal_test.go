@@ -405,6 +405,7 @@ func TestAckOnWriteSyncsOnlySegments(t *testing.T) {
 	if _, err := w.Cut(); err != nil {
 		t.Fatal(err)
 	}
+	w.segSyncs.Wait() // the finished segment syncs behind the appends
 	if n := syncs.Load() - before; n != 1 {
 		t.Fatalf("Cut synced the finished segment %d times, want once", n)
 	}
