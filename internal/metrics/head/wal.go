@@ -7,7 +7,6 @@ import (
 	"sync"
 
 	"github.com/klauspost/compress/s2"
-	"github.com/klauspost/compress/snappy"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/tsdb/chunks"
 	"github.com/prometheus/prometheus/tsdb/record"
@@ -180,7 +179,7 @@ func encodeRecord(rec []byte) []byte {
 
 // decodeRecord is encodeRecord undone, into dst's memory.
 func decodeRecord(dst, rec []byte) ([]byte, error) {
-	out, err := snappy.Decode(dst[:cap(dst)], rec)
+	out, err := s2.Decode(dst[:cap(dst)], rec)
 	if err != nil {
 		return nil, fmt.Errorf("decompress WAL record: %w", err)
 	}
