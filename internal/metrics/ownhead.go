@@ -66,6 +66,13 @@ func (s *Storage) openOwnHead(dir string, logger *slog.Logger) (*ownHead, error)
 		ChunkDir:   filepath.Join(hd, "chunks_head"),
 		WALDir:     filepath.Join(hd, "wal"),
 		Logger:     logger.With("head", "vispyr"),
+		// The TSDB's head holds the histograms (and out-of-order
+		// floats) of the same ranges until it compacts them itself. The
+		// hint goes only when the compactor merges an own head's block
+		// with one of the TSDB's, and Vispyr's TSDB writes 2 h blocks
+		// only (MaxBlockDuration), so it merges blocks only where they
+		// overlap: ranges the TSDB's head has compacted.
+		OutOfOrderBlocks: true,
 		OnWriteError: func(err error) {
 			logger.Error("writing a closed chunk of the own head failed; its samples stay in the WAL", "err", err)
 		},

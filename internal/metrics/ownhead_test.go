@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/prometheus/model/exemplar"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb/tsdbutil"
 
 	"github.com/vispyr/vispyr/internal/config"
 )
@@ -215,4 +216,72 @@ func TestOwnHeadExemplarsGrowToTheirLimit(t *testing.T) {
 	if n := count(); n != max {
 		t.Fatalf("%d exemplars kept, want the limit %d", n, max)
 	}
+}
+
+// TestOwnHeadBlocksKeepTheTSDBHeadsSamples: the own head writes its ranges
+// into blocks in the TSDB's dir, which the TSDB reads at open as the time
+// below which its own WAL's samples are already in blocks. They are not:
+// its head's histograms of that range stay in its WAL until the TSDB
+// compacts them itself. They must come back after a crash and after a
+// graceful restart.
+func TestOwnHeadBlocksKeepTheTSDBHeadsSamples(t *testing.T) {
+	ownHeadInterval = 50 * time.Millisecond
+	defer func(was time.Duration) { ownHeadInterval = was }(ownHeadInterval)
+	dir := t.TempDir()
+	open := ownHeadOpener(t, dir)
+	s := open()
+	start := time.Now().Add(-5 * time.Hour).UnixMilli()
+	app := s.AppenderV2(context.Background())
+	hist := labels.FromStrings("__name__", "own_head_hist")
+	const hists = 120 // half an hour of histograms, in the first block's range
+	for k := range hists {
+		if _, err := app.Append(0, hist, 0, start+int64(k)*15000, 0, tsdbutil.GenerateTestHistogram(int64(k)), nil, storage.AOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const floats = 5 * 240 // five hours: the own head writes a block
+	for k := range floats {
+		if _, err := app.Append(0, labels.FromStrings("__name__", "own_head_test"), 0, start+int64(k)*15000, float64(k), nil, nil, storage.AOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := app.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for s.def.own.head.Compactable() || len(s.def.db.Blocks()) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the own head wrote no block in 30 s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	crashed := crashCopy(t, dir)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for name, d := range map[string]string{"graceful restart": dir, "kill -9": crashed} {
+		s := ownHeadOpener(t, d)()
+		if got := countSamplesOf(t, s.DefaultQueryable(), "own_head_hist"); got != hists {
+			t.Errorf("after a %s: %d histogram samples, want %d", name, got, hists)
+		}
+		if got := countOwnTestSamples(t, s); got != floats {
+			t.Errorf("after a %s: %d float samples, want %d", name, got, floats)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// openOwnHeadReplayed opens the store in dir with the own head and waits
+// until whatever it replays in the background is in its blocks.
+func openOwnHeadReplayed(t *testing.T, dir string) *Storage {
+	t.Helper()
+	s := ownHeadOpener(t, dir)()
+	select {
+	case <-s.Replayed():
+	case <-time.After(time.Minute):
+		t.Fatal("background replay still running after a minute")
+	}
+	return s
 }

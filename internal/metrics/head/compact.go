@@ -46,7 +46,7 @@ func (h *Head) CompactOldest(ctx context.Context, c *tsdb.LeveledCompactor, dir 
 	// MinTime read before it: the block must hold them too, or truncation
 	// drops them.
 	mint = min(mint, h.MinTime())
-	ids, err := c.Write(dir, h.Range(mint, maxt-1), mint, maxt, nil)
+	ids, err := c.Write(dir, h.Range(mint, maxt-1), mint, maxt, h.blockMeta)
 	if err != nil {
 		return ulid.ULID{}, false, fmt.Errorf("head: write block [%d, %d): %w", mint, maxt, err)
 	}

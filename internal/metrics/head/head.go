@@ -52,6 +52,11 @@ type Options struct {
 	Logger         *slog.Logger
 	// Registerer takes the WAL's metrics; nil leaves them unregistered.
 	Registerer prometheus.Registerer
+	// OutOfOrderBlocks marks the blocks CompactOldest writes as the TSDB
+	// marks those of its out-of-order head. For a head beside a TSDB's:
+	// the TSDB takes its in-order blocks' end, at open, as the time below
+	// which its own WAL's samples are in blocks, and drops them.
+	OutOfOrderBlocks bool
 }
 
 // Head holds the series and samples not yet in blocks.
@@ -62,6 +67,7 @@ type Head struct {
 	log        *walLog // nil without a WAL
 	logger     *slog.Logger
 	chunkRange int64
+	blockMeta  *tsdb.BlockMeta // the base of the blocks CompactOldest writes, or nil
 
 	mint, maxt   atomic.Int64 // of the samples taken; mint > maxt while empty
 	minValidTime atomic.Int64 // samples before it are refused (set by truncation)
@@ -95,6 +101,10 @@ func New(opts Options) (*Head, error) {
 		return nil, errors.Join(err, disk.Close())
 	}
 	h := &Head{index: seriesindex.New(), samples: samples, disk: disk, chunkRange: opts.ChunkRange, logger: opts.Logger}
+	if opts.OutOfOrderBlocks { // as the TSDB's own compaction of its out-of-order head
+		h.blockMeta = &tsdb.BlockMeta{}
+		h.blockMeta.Compaction.SetOutOfOrder()
+	}
 	h.mint.Store(math.MaxInt64)
 	h.maxt.Store(math.MinInt64)
 	h.minValidTime.Store(math.MinInt64)
