@@ -35,7 +35,7 @@ import (
 // own head, and the TSDB's retention and compaction take it from there.
 //
 // Appends through the V1 storage.Appender (the span-metrics generator's)
-// still go to the TSDB's head.
+// take the same route (ownheadv1.go).
 //
 // Not yet (so the switch is experimental): series metadata of its samples
 // is not kept, start timestamps are ignored (as the TSDB, configured as
@@ -80,7 +80,7 @@ func (s *Storage) openOwnHead(dir string, logger *slog.Logger) (*ownHead, error)
 	if err != nil {
 		return nil, fmt.Errorf("open own head: %w", err)
 	}
-	ex, err := newGrowingExemplars(s.cfg.MaxExemplars)
+	ex, err := newGrowingExemplars(s.cfg.MaxExemplars, s.cfg.OutOfOrderWindow.Milliseconds())
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("own head exemplars: %w", err), h.Close())
 	}
@@ -93,7 +93,8 @@ const firstExemplars = 4096
 // growingExemplars is Prometheus's circular exemplar storage, started
 // small and doubled, up to metrics.max_exemplars, each time it fills: the
 // TSDB's takes all of its room at once (12.7 MB at the default 100,000),
-// which a store without exemplars would hold for nothing.
+// which a store without exemplars would hold for nothing. Like the TSDB's,
+// it takes exemplars out of order within the out-of-order window.
 type growingExemplars struct {
 	tsdb.ExemplarStorage
 	resize func(int64) int
@@ -102,9 +103,9 @@ type growingExemplars struct {
 	capacity, max, adds int64
 }
 
-func newGrowingExemplars(max int64) (*growingExemplars, error) {
+func newGrowingExemplars(max, oooWindow int64) (*growingExemplars, error) {
 	capacity := min(max, firstExemplars)
-	ex, err := tsdb.NewCircularExemplarStorage(capacity, tsdb.NewExemplarMetrics(nil), 0)
+	ex, err := tsdb.NewCircularExemplarStorage(capacity, tsdb.NewExemplarMetrics(nil), oooWindow)
 	if err != nil {
 		return nil, err
 	}
@@ -140,6 +141,11 @@ func (t *tenantDB) appenderV2(ctx context.Context) storage.AppenderV2 {
 	if t.own == nil {
 		return t.db.AppenderV2(ctx)
 	}
+	return t.split(ctx)
+}
+
+// split is the appender of a tenant with an own head.
+func (t *tenantDB) split(ctx context.Context) *splitAppender {
 	return &splitAppender{db: t.db.AppenderV2(ctx), own: t.own.head.Appender(ctx), exemplarsTo: t.own.exemplars, oooToDB: t.oooWindow > 0}
 }
 
@@ -164,7 +170,7 @@ type splitAppender struct {
 	db          storage.AppenderV2
 	own         storage.Appender
 	exemplarsTo tsdb.ExemplarStorage
-	oooToDB     bool // the TSDB takes out-of-order samples the own head refuses
+	oooToDB     bool // the TSDB takes out-of-order samples the own head refuses (unless RejectOutOfOrder)
 	exemplars   []ownExemplars
 }
 
@@ -181,7 +187,7 @@ func (a *splitAppender) Append(ref storage.SeriesRef, ls labels.Labels, st, t in
 		return a.db.Append(dbRef(ref), ls, st, t, v, h, fh, opts)
 	}
 	got, err := a.own.Append(ownRefOf(ref), ls, t, v)
-	if a.oooToDB && (errors.Is(err, storage.ErrOutOfOrderSample) || errors.Is(err, storage.ErrOutOfBounds)) {
+	if a.oooToDB && !opts.RejectOutOfOrder && (errors.Is(err, storage.ErrOutOfOrderSample) || errors.Is(err, storage.ErrOutOfBounds)) {
 		return a.db.Append(0, ls, st, t, v, nil, nil, opts)
 	}
 	if err != nil {

@@ -184,7 +184,7 @@ func TestOwnHeadLeanCacheSurvivesGC(t *testing.T) {
 // the newest when over it.
 func TestOwnHeadExemplarsGrowToTheirLimit(t *testing.T) {
 	const max = 3 * firstExemplars
-	g, err := newGrowingExemplars(max)
+	g, err := newGrowingExemplars(max, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

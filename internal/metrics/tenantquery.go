@@ -79,8 +79,8 @@ func (s *Storage) ExemplarQuerier(ctx context.Context) (storage.ExemplarQuerier,
 	return mergedExemplars{q, oq}, nil
 }
 
-// Appender appends to ctx's tenant's TSDB (the generator writes span metrics
-// with the tenant of the spans).
+// Appender appends to ctx's tenant's TSDB, and its own head if it has one
+// (the generator writes span metrics with the tenant of the spans).
 func (s *Storage) Appender(ctx context.Context) storage.Appender {
 	t, err := s.tenant(pipeline.Tenant(ctx))
 	if err != nil {

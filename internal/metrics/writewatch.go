@@ -150,7 +150,7 @@ func (d defaultAppendable) AppenderV2(ctx context.Context) storage.AppenderV2 {
 }
 
 func (s *Storage) watchedAppender(ctx context.Context, t *tenantDB) storage.Appender {
-	app := t.db.Appender(ctx)
+	app := t.appender(ctx)
 	if s.watch.Load() == nil {
 		return app
 	}

@@ -28,8 +28,18 @@ import (
 	"github.com/vispyr/vispyr/internal/metrics"
 )
 
+// TestGrafanaSeesGeneratedMetricsThroughPrometheusAPI runs with each
+// metrics head: with Vispyr's own, the generated series (floats, written
+// through the V1 appender) must be in it, not in the TSDB's head.
 func TestGrafanaSeesGeneratedMetricsThroughPrometheusAPI(t *testing.T) {
+	for _, head := range []string{config.HeadPrometheus, config.HeadVispyr} {
+		t.Run(head, func(t *testing.T) { grafanaSeesGeneratedMetrics(t, head) })
+	}
+}
+
+func grafanaSeesGeneratedMetrics(t *testing.T, head string) {
 	cfg := config.Default()
+	cfg.Metrics.Head = head
 	logger := slog.New(slog.DiscardHandler)
 	reg := prometheus.NewRegistry()
 	store, err := metrics.Open(cfg.Metrics, cfg.Limits, t.TempDir(), logger, reg)
@@ -49,6 +59,9 @@ func TestGrafanaSeesGeneratedMetricsThroughPrometheusAPI(t *testing.T) {
 	}
 	if err := gen.Flush(context.Background()); err != nil {
 		t.Fatal(err)
+	}
+	if n := store.DB().Head().NumSeries(); head == config.HeadVispyr && n != 0 {
+		t.Errorf("the TSDB's head holds %d generated series; they belong in the own head", n)
 	}
 	at := strconv.FormatFloat(float64(time.Now().UnixMilli())/1000, 'f', 3, 64)
 
