@@ -38,6 +38,10 @@ func BenchmarkChurn(b *testing.B) {
 			return h
 		})
 	})
+	b.Run("own-churned-appending", func(b *testing.B) {
+		h := newOwn(b)
+		churnAppending(b, h, h.Truncate, t0, t1)
+	})
 	b.Run("prometheus-fresh", func(b *testing.B) {
 		measure(b, func() any { h := newPrometheus(b); fillAt(b, h, n, t1); return h })
 	})
@@ -48,6 +52,10 @@ func BenchmarkChurn(b *testing.B) {
 			b.ReportMetric(float64(h.NumSeries()), "series-left")
 			return h
 		})
+	})
+	b.Run("prometheus-churned-appending", func(b *testing.B) {
+		h := newPrometheus(b)
+		churnAppending(b, h, h.Truncate, t0, t1)
 	})
 }
 
@@ -61,6 +69,74 @@ func churn(b *testing.B, db storage.Appendable, truncate func(int64) error, t0, 
 		b.Fatal(err)
 	}
 	b.ReportMetric(float64(time.Since(start).Milliseconds()), "truncate-ms")
+}
+
+// churnAppending is churn with two writers of new series running while the
+// truncation does: one appends samples and commits them only at the end,
+// the other commits each sample. It reports the longest an Append
+// (append-wait-ms) and a Commit (commit-wait-ms) took meanwhile, and how
+// many samples the first appended (appended).
+func churnAppending(b *testing.B, db storage.Appendable, truncate func(int64) error, t0, t1 int64) {
+	fillAt(b, db, 0, t0)
+	fillAt(b, db, *benchSeries, t1)
+	t := t1 + 3600*1000
+	stop := make(chan struct{})
+	var appendWait, commitWait time.Duration
+	appended := 0
+	errs := make(chan error, 2)
+	go func() { // appends
+		var sb labels.ScratchBuilder
+		app := db.Appender(context.Background())
+		for s := 2 * *benchSeries; !stopped(stop); s++ {
+			start := time.Now()
+			if _, err := app.Append(0, nodeshape.Labels(&sb, s), t, 1); err != nil {
+				errs <- err
+				return
+			}
+			appendWait = max(appendWait, time.Since(start))
+			appended++
+		}
+		errs <- app.Commit()
+	}()
+	go func() { // commits
+		var sb labels.ScratchBuilder
+		for s := 3 * *benchSeries; !stopped(stop); s++ {
+			app := db.Appender(context.Background())
+			if _, err := app.Append(0, nodeshape.Labels(&sb, s), t, 1); err != nil {
+				errs <- err
+				return
+			}
+			start := time.Now()
+			if err := app.Commit(); err != nil {
+				errs <- err
+				return
+			}
+			commitWait = max(commitWait, time.Since(start))
+		}
+		errs <- nil
+	}()
+	start := time.Now()
+	err := truncate(t1)
+	took := time.Since(start)
+	close(stop)
+	for _, werr := range []error{<-errs, <-errs, err} {
+		if werr != nil {
+			b.Fatal(werr)
+		}
+	}
+	b.ReportMetric(float64(took.Milliseconds()), "truncate-ms")
+	b.ReportMetric(float64(appendWait.Milliseconds()), "append-wait-ms")
+	b.ReportMetric(float64(commitWait.Milliseconds()), "commit-wait-ms")
+	b.ReportMetric(float64(appended), "appended")
+}
+
+func stopped(stop chan struct{}) bool {
+	select {
+	case <-stop:
+		return true
+	default:
+		return false
+	}
 }
 
 // fillAt appends -rounds samples, 15 s apart from start, to -series

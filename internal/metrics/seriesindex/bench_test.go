@@ -329,3 +329,58 @@ func liveHeap() uint64 {
 	runtime.ReadMemStats(&m)
 	return m.HeapAlloc
 }
+
+// BenchmarkDeletePause adds 2×-series series of the benchmark's shape and
+// removes the first -series, as a head truncation after a redeploy does,
+// while a goroutine adds new series and looks up live ones: it reports the
+// Delete's time (delete-ms) and the longest an Add (add-wait-ms) and a
+// Lookup (lookup-wait-ms) took meanwhile, what appends to a head wait.
+// Run it with -benchtime 1x.
+func BenchmarkDeletePause(b *testing.B) {
+	n := *benchSeries
+	for range b.N {
+		b.StopTimer()
+		ix := New()
+		var sb labels.ScratchBuilder
+		for s := range 2 * n {
+			ix.Add(benchLabels(&sb, s))
+		}
+		runtime.GC()
+		b.StartTimer()
+		var addWait, lookupWait time.Duration
+		stop := make(chan struct{})
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			var sb labels.ScratchBuilder
+			for s := 2 * n; ; s++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				lset := benchLabels(&sb, s)
+				start := time.Now()
+				ix.Add(lset)
+				addWait = max(addWait, time.Since(start))
+				lset = benchLabels(&sb, n+s%n)
+				start = time.Now()
+				if _, ok := ix.Lookup(lset); !ok {
+					panic(fmt.Sprintf("live series %s not found", lset))
+				}
+				lookupWait = max(lookupWait, time.Since(start))
+			}
+		}()
+		start := time.Now()
+		removed := ix.Delete(func(ref uint32) bool { return ref <= uint32(n) })
+		took := time.Since(start)
+		close(stop)
+		<-done
+		if removed != n {
+			b.Fatalf("removed %d series, want %d", removed, n)
+		}
+		b.ReportMetric(float64(took.Milliseconds()), "delete-ms")
+		b.ReportMetric(float64(addWait.Milliseconds()), "add-wait-ms")
+		b.ReportMetric(float64(lookupWait.Milliseconds()), "lookup-wait-ms")
+	}
+}

@@ -3,127 +3,202 @@ package seriesindex
 import (
 	"hash/maphash"
 	"math"
+	"math/bits"
+	"runtime"
 	"slices"
+
+	"github.com/prometheus/prometheus/storage"
 )
 
 // deadOff marks a removed series in Index.offs; no arena offset reaches it
 // (an arena stops a page short of 4 GiB).
 const deadOff = math.MaxUint32
 
+// batch is how much work (series unslotted, values or 16 refs of their
+// postings removed) a step of Delete does under a lock before it lets the
+// lock go: a millisecond or two.
+const batch = 1024
+
+// longList is the length from which a postings list is filtered without
+// lock (rewriteList); a variable so that tests reach that with few series.
+var longList = 16 * batch
+
 // Delete removes the series for which drop returns true and returns how
 // many it removed. The refs of the others do not change, and a removed ref
 // is never given again (a head's samples are indexed by ref): adding a
 // removed series again creates it under a new ref.
 //
-// drop runs with every lock of the index held, so no Add returns a ref
-// between drop choosing it and its removal; drop must not call the Index.
-// Queries and Adds wait for Delete, whose work is the removed series'
-// labels and the postings lists of their values, plus a copy of the
-// series offsets (4 B a ref); and, now and then, resizing hash tables and
-// renumbering the symbols, which reads and rewrites every series.
+// drop runs with Index.mu held for writing, so no Add or Lookup returns a
+// ref between drop choosing it and its removal; drop must not call the
+// Index. Then the chosen series are marked removed, in a new copy of the
+// offsets (4 B a ref), and from then on no Add, Lookup, Has, AppendLabels
+// or walk of all series finds them. That is the only step that stops the
+// whole index: the rest runs in batches of about a millisecond, each under
+// one shard's lock (Adds of that shard wait) or Index.mu (creations and
+// queries wait), so that a removal of a million series does not stall
+// appends for seconds. Meanwhile removed series are still in the hash
+// tables and postings lists, their labels read in the offsets from before
+// the mark (Index.pending): a query may then get postings holding refs of
+// removed series, as it may when it reads postings before a Delete (a
+// head's Series skips them with storage.ErrNotFound, as Prometheus's
+// querier does for series its head collected), and label values only
+// removed series had. Deletes run one at a time.
 //
 // A removed series still costs its 4 B in the offsets, for good. The
 // symbols of its names and values that no other series has (the string, a
 // 4-byte offset and 5 bytes of table a symbol) stay until such symbols are
 // half of all; then the others are renumbered and every series encoded
-// again. Its encoded labels stay in the series arena until removed series
-// hold a quarter of it; then the live series are copied to new pages. Old
-// pages are freed once no snapshot (Reader call) and no string handed out
-// uses them.
+// again, with every lock held. Its encoded labels stay in the series arena
+// until removed series hold a quarter of it; then the live series are
+// copied to new pages. Old pages are freed once no snapshot (Reader call)
+// and no string handed out uses them.
 func (ix *Index) Delete(drop func(ref uint32) bool) int {
-	for i := range ix.shards {
-		ix.shards[i].mu.Lock()
-		defer ix.shards[i].mu.Unlock()
-	}
-	ix.mu.Lock()
-	defer ix.mu.Unlock()
-	var gone []uint32
-	isGone := make(bitset, len(ix.offs)/64+1)
-	for i, off := range ix.offs {
-		if off != deadOff && drop(uint32(i+1)) {
-			gone = append(gone, uint32(i+1))
-			isGone.set(uint32(i + 1))
-		}
-	}
+	ix.delMu.Lock()
+	defer ix.delMu.Unlock()
+	gone, isGone := ix.mark(drop)
 	if len(gone) == 0 {
 		return 0
 	}
-	// Both read the removed series' labels, and the value tables read
-	// values through their postings' first series, so the offsets and
-	// arena change last.
-	ix.deletes++
+	ix.pause()
 	ix.removeFromShards(gone)
 	ix.removePostings(gone, isGone)
-	ix.shrinkTables()
-	ix.removeSeries(gone)
+	ix.shrinkValues()
+	ix.finish(gone)
 	ix.collectSymbols()
 	return len(gone)
 }
 
-// shrinkTables halves (or more) the hash tables of series and of values
-// that removals left at most a quarter full, so that a head's memory
-// follows its active series down as it does up. A table grows when three
-// quarters full, to three eighths, so only removing a third of its entries
-// or more shrinks it, and it is then at most half full. The caller holds
-// every shard's mu and ix.mu.
-func (ix *Index) shrinkTables() {
-	for i := range ix.shards {
-		sh := &ix.shards[i]
-		if size := shrunk(sh.n, len(sh.table), 64); size > 0 {
-			ix.resize(sh, size)
-		}
-	}
-	for _, t := range ix.names {
-		if size := shrunk(t.n, len(t.slots), 8); size > 0 {
-			ix.resizeValues(t, size)
-		}
+// removal is what Delete keeps while it removes series: the offsets from
+// before the mark, where the removed series' labels are still read (in
+// the arena of then, whose pages never change).
+type removal struct {
+	offs   []uint32
+	series arena
+}
+
+// pause lets the Adds and queries waiting for a lock Delete just let go
+// run before it takes one again (on few cores they would otherwise often
+// find it taken again), and runs the test hook; Delete holds no lock.
+func (ix *Index) pause() {
+	runtime.Gosched()
+	if ix.deleteHook != nil {
+		ix.deleteHook()
 	}
 }
 
-// shrunk returns the size, at least least, to which a table of size slots
-// holding n entries shrinks, 0 if it stays.
-func shrunk(n, size, least int) int {
-	if n*4 > size || size <= least {
-		return 0
+// mark chooses the series to remove and marks them removed in a new copy
+// of the offsets (a snapshot may be reading the old one), keeping the old
+// one in ix.pending until they are out of the tables.
+func (ix *Index) mark(drop func(ref uint32) bool) (gone []uint32, isGone bitset) {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	for i, off := range ix.offs {
+		if off != deadOff && drop(uint32(i+1)) {
+			gone = append(gone, uint32(i+1))
+		}
 	}
-	to := least
-	for to < n*2 {
-		to *= 2
+	if len(gone) == 0 {
+		return nil, nil
 	}
-	if to >= size {
-		return 0
+	isGone = make(bitset, len(ix.offs)/64+1)
+	offs := slices.Clone(ix.offs)
+	for _, ref := range gone {
+		isGone.set(ref)
+		offs[ref-1] = deadOff
 	}
-	return to
+	ix.pending = &removal{offs: ix.offs, series: ix.series}
+	ix.offs = offs
+	ix.removed += len(gone)
+	return gone, isGone
+}
+
+// labelsAt returns series ref's encoded labels, those of a series Delete
+// is removing too. The caller holds ix.mu.
+func (ix *Index) labelsAt(ref uint32) []byte {
+	if off := ix.offs[ref-1]; off != deadOff {
+		return ix.series.bytes(off)
+	}
+	return ix.pending.series.bytes(ix.pending.offs[ref-1])
 }
 
 // bitset is a set of refs, a bit each.
 type bitset []uint64
 
 func (b bitset) set(r uint32)      { b[r/64] |= 1 << (r % 64) }
-func (b bitset) has(r uint32) bool { return b[r/64]&(1<<(r%64)) != 0 }
+func (b bitset) has(r uint32) bool { return int(r/64) < len(b) && b[r/64]&(1<<(r%64)) != 0 }
 
-// removeFromShards forgets the gone series in the series hash tables. The
-// caller holds every shard's mu and ix.mu.
+// count is the number of refs in b.
+func (b bitset) count() int {
+	n := 0
+	for _, w := range b {
+		n += bits.OnesCount64(w)
+	}
+	return n
+}
+
+// removeFromShards forgets the gone series in the series hash tables,
+// shard by shard, in batches under the shard's mu and ix.mu (read), and
+// shrinks each table removals left at most a quarter full. Their hashes
+// are computed first, without lock, from the labels of before the mark.
 func (ix *Index) removeFromShards(gone []uint32) {
+	var byShard [1 << shardBits][]goneSeries
 	for _, ref := range gone {
-		enc := ix.series.bytes(ix.offs[ref-1])
-		h := maphash.Bytes(ix.seed, enc)
-		sh := &ix.shards[h>>(64-shardBits)]
-		slot, r := ix.find(sh, enc, h)
-		if r != ref {
+		h := maphash.Bytes(ix.seed, ix.pending.series.bytes(ix.pending.offs[ref-1]))
+		s := h >> (64 - shardBits)
+		byShard[s] = append(byShard[s], goneSeries{ref: ref, h: h})
+	}
+	for i := range ix.shards {
+		for todo := byShard[i]; len(todo) > 0; ix.pause() {
+			todo = ix.unslotBatch(&ix.shards[i], todo)
+		}
+	}
+}
+
+// goneSeries is a series Delete removes and the hash of its labels.
+type goneSeries struct {
+	ref uint32
+	h   uint64
+}
+
+// unslotBatch removes a batch of todo's series from sh, and shrinks it
+// after the last, and returns the rest.
+func (ix *Index) unslotBatch(sh *shard, todo []goneSeries) []goneSeries {
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	n := min(len(todo), batch)
+	for _, g := range todo[:n] {
+		ix.unslotSeries(sh, slotOf(sh, g))
+	}
+	if n == len(todo) {
+		if size := shrunk(sh.n, len(sh.table), 64); size > 0 {
+			ix.resize(sh, size)
+		}
+	}
+	return todo[n:]
+}
+
+// slotOf is the slot of sh that holds series g. The caller holds sh.mu.
+func slotOf(sh *shard, g goneSeries) int {
+	mask := len(sh.table) - 1
+	for i := int(g.h) & mask; ; i = (i + 1) & mask {
+		switch sh.table[i] {
+		case g.ref:
+			return i
+		case 0:
 			panic("seriesindex: a series is missing from its shard")
 		}
-		ix.unslotSeries(sh, slot)
 	}
 }
 
 // unslotSeries empties slot i of sh and moves back the entries after it
 // that their hash lets move, so that linear probing still finds every
-// series without tombstones.
+// series without tombstones. The caller holds sh.mu and ix.mu.
 func (ix *Index) unslotSeries(sh *shard, i int) {
 	mask := len(sh.table) - 1
 	for j := (i + 1) & mask; sh.table[j] != 0; j = (j + 1) & mask {
-		h := maphash.Bytes(ix.seed, ix.series.bytes(ix.offs[sh.table[j]-1]))
+		h := maphash.Bytes(ix.seed, ix.labelsAt(sh.table[j]))
 		if canMove(int(h)&mask, i, j) {
 			sh.table[i], sh.tags[i] = sh.table[j], sh.tags[j]
 			i = j
@@ -143,25 +218,130 @@ func canMove(h, i, j int) bool {
 	return h <= i && h > j
 }
 
-// removePostings takes the gone series out of the postings of each value
-// they have, and values no series has any more out of their tables. The
-// caller holds ix.mu.
-func (ix *Index) removePostings(gone []uint32, isGone bitset) {
-	pairs := map[[2]uint32]uint32{} // name and value → a gone series with them
-	for _, ref := range gone {
-		ix.eachLabel(ref, func(n, v uint32) { pairs[[2]uint32{n, v}] = ref })
+// shrunk returns the size, at least least, to which a table of size slots
+// holding n entries shrinks, 0 if it stays. A table grows when three
+// quarters full, to three eighths, so only removing a third of its entries
+// or more shrinks it (to at most half full): a head's memory follows its
+// active series down as it does up.
+func shrunk(n, size, least int) int {
+	if n*4 > size || size <= least {
+		return 0
 	}
+	to := least
+	for to < n*2 {
+		to *= 2
+	}
+	if to >= size {
+		return 0
+	}
+	return to
+}
+
+// removePostings takes the gone series out of the postings of each value
+// they have, and values no series has any more out of their tables, in
+// batches under ix.mu. Which values those are is read first, without
+// lock, from the labels of before the mark; lists longer than a batch are
+// filtered without lock too (rewriteList).
+func (ix *Index) removePostings(gone []uint32, isGone bitset) {
+	pairs := make(map[[2]uint32]uint32, len(gone)) // name and value → a gone series with them
+	for _, ref := range gone {
+		eachPair(ix.pending.series.bytes(ix.pending.offs[ref-1]), func(n, v uint32) {
+			pairs[[2]uint32{n, v}] = ref
+		})
+	}
+	todo := make([]goneValue, 0, len(pairs))
 	for nv, ref := range pairs {
-		t := ix.names[nv[0]]
-		i := ix.slotHeld(t, nv[1], ref)
+		todo = append(todo, goneValue{name: nv[0], value: nv[1], ref: ref})
+	}
+	clear(pairs)
+	var long []goneValue
+	for len(todo) > 0 {
+		todo, long = ix.unpostBatch(todo, long, isGone)
+		ix.pause()
+	}
+	for _, g := range long {
+		ix.rewriteList(g, isGone)
+	}
+}
+
+// goneValue is a label value of a series Delete removes.
+type goneValue struct {
+	name, value, ref uint32
+}
+
+// unpostBatch takes the gone series out of the postings of a batch of
+// todo's values and returns the rest, and long with the values whose
+// lists are longer than a batch added. Values move back in their tables,
+// so ix.deletes changes (see tableAt).
+func (ix *Index) unpostBatch(todo, long []goneValue, isGone bitset) (rest, longer []goneValue) {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	ix.deletes++
+	work := 0
+	for len(todo) > 0 && work < batch {
+		g := todo[0]
+		todo = todo[1:]
+		t := ix.names[g.name]
+		i := ix.slotHeld(t, g.value, g.ref)
+		n := ix.seriesOf(t.slots[i])
+		if n > longList {
+			long = append(long, g)
+			continue
+		}
+		work += 1 + n/16
 		if p := ix.without(t.slots[i], isGone); p != 0 {
 			t.slots[i] = p
 		} else {
 			ix.unslotValue(t, i)
 		}
 		if t.n == 0 {
-			delete(ix.names, nv[0])
+			delete(ix.names, g.name)
 		}
+	}
+	return todo, long
+}
+
+// rewriteList takes the gone series out of the long list of value g: it
+// reads the list under ix.mu (read), filters it without lock, and puts it
+// back under ix.mu with the series added meanwhile (appended: they are
+// newer than any in the list), so that creations and queries wait for
+// neither the decoding nor the encoding of a million refs.
+func (ix *Index) rewriteList(g goneValue, isGone bitset) {
+	ix.mu.RLock()
+	t := ix.names[g.name]
+	p := t.slots[ix.slotHeld(t, g.value, g.ref)]
+	was := ix.lists[p&^listBit]
+	ix.mu.RUnlock()
+	ix.pause()
+	kept := was.appendTo(nil)
+	kept = slices.DeleteFunc(kept, isGone.has)
+	var l list
+	for _, r := range kept {
+		l.add(r)
+	}
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	ix.deletes++
+	now := &ix.lists[p&^listBit]
+	added := list{data: now.data[len(was.data):]} // gaps from was.last on
+	for _, r := range added.appendTo(nil) {
+		l.add(was.last + r)
+	}
+	if l.n > 1 {
+		*now = l
+		return
+	}
+	t = ix.names[g.name]
+	i := ix.slotHeld(t, g.value, g.ref)
+	*now = list{}
+	ix.freeLists = append(ix.freeLists, p&^listBit)
+	if l.n == 1 {
+		t.slots[i] = l.first()
+		return
+	}
+	ix.unslotValue(t, i)
+	if t.n == 0 {
+		delete(ix.names, g.name)
 	}
 }
 
@@ -192,7 +372,7 @@ func (ix *Index) without(p uint32, isGone bitset) uint32 {
 	}
 	l := &ix.lists[p&^listBit]
 	kept := l.appendTo(make([]uint32, 0, l.n))
-	kept = slices.DeleteFunc(kept, isGone.has)
+	kept = slices.DeleteFunc(kept, isGone.has) // refs created since the mark are past its end
 	if len(kept) > 1 {
 		*l = list{}
 		for _, r := range kept {
@@ -221,26 +401,125 @@ func (ix *Index) unslotValue(t *values, i int) {
 	t.n--
 }
 
-// removeSeries marks the gone series removed in a new copy of the offsets
-// (a snapshot may be reading the old one) and, once removed series hold a
-// quarter of the series arena, copies the live ones to a new arena. The
-// caller holds ix.mu.
-func (ix *Index) removeSeries(gone []uint32) {
-	offs := slices.Clone(ix.offs)
-	for _, ref := range gone {
-		ix.garbage += entrySize(len(ix.series.bytes(offs[ref-1])))
-		offs[ref-1] = deadOff
+// shrinkValues shrinks the values tables removals left at most a quarter
+// full.
+func (ix *Index) shrinkValues() {
+	for _, t := range ix.shrinkable() {
+		ix.shrinkTable(t)
+		ix.pause()
 	}
-	ix.offs = offs
-	ix.removed += len(gone)
-	if ix.garbage*4 < ix.series.total {
+}
+
+// shrinkable lists the values tables to shrink.
+func (ix *Index) shrinkable() []*values {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	var out []*values
+	for _, t := range ix.names {
+		if shrunk(t.n, len(t.slots), 8) > 0 {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// shrinkTable moves t's postings to a smaller table, hashed without lock
+// from a copy of its slots (reading a series per value, a cache miss
+// each); under ix.mu the slots that changed meanwhile, values created
+// (a slot filled) and values whose single series became a list (the
+// series replaced by the list), are put in. It gives up if t grew.
+func (ix *Index) shrinkTable(t *values) {
+	ix.mu.RLock()
+	size := shrunk(t.n, len(t.slots), 8)
+	was, old := t.slots, slices.Clone(t.slots)
+	firsts := map[uint32]uint32{} // list → its first series
+	for _, p := range old {
+		if p&listBit != 0 {
+			firsts[p] = ix.lists[p&^listBit].first()
+		}
+	}
+	v := view{offs: ix.offs, series: ix.series}
+	ix.mu.RUnlock()
+	if size == 0 {
+		return
+	}
+	ix.pause()
+	slots, mask := make([]uint32, size), size-1
+	for _, p := range old {
+		if p == 0 {
+			continue
+		}
+		first := p
+		if p&listBit != 0 {
+			first = firsts[p]
+		}
+		enc, _ := v.labelsOf(storage.SeriesRef(first))
+		val, _ := valueIn(enc, t.name)
+		putValue(slots, home(val, mask), 0, p)
+	}
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	if len(t.slots) != len(was) || &t.slots[0] != &was[0] {
+		return
+	}
+	for i, p := range t.slots {
+		if p != old[i] {
+			putValue(slots, home(ix.valueOf(t, p), mask), old[i], p)
+		}
+	}
+	t.slots = slots
+	ix.deletes++
+	if t.n*4 > len(t.slots)*3 {
+		ix.growValues(t)
+	}
+}
+
+// putValue puts posting p in the first slot from i on that holds was (0
+// for an empty one).
+func putValue(slots []uint32, i int, was, p uint32) {
+	mask := len(slots) - 1
+	for slots[i] != was {
+		i = (i + 1) & mask
+	}
+	slots[i] = p
+}
+
+// finish ends a removal: the tables no longer hold the gone series, so
+// their labels need not be read any more, and once removed series hold a
+// quarter of the series arena the live ones are copied to a new one,
+// without lock; only those created meanwhile are copied under ix.mu.
+func (ix *Index) finish(gone []uint32) {
+	garbage := 0
+	for _, ref := range gone {
+		garbage += entrySize(len(ix.pending.series.bytes(ix.pending.offs[ref-1])))
+	}
+	ix.mu.Lock()
+	ix.pending = nil
+	ix.garbage += garbage
+	compact := ix.garbage*4 >= ix.series.total
+	v := view{offs: ix.offs, series: ix.series}
+	ix.mu.Unlock()
+	if !compact {
 		return
 	}
 	var a arena
-	for i, off := range offs {
+	offs := make([]uint32, 0, len(v.offs)+len(v.offs)/16)
+	offs = v.copySeries(&a, offs)
+	ix.pause()
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	offs = view{offs: ix.offs[len(v.offs):], series: ix.series}.copySeries(&a, offs)
+	ix.series, ix.offs, ix.garbage = a, offs, 0
+}
+
+// copySeries copies v's series to a and appends their offsets in a to
+// offs, deadOff for removed ones.
+func (v view) copySeries(a *arena, offs []uint32) []uint32 {
+	for _, off := range v.offs {
 		if off != deadOff {
-			offs[i] = a.add(ix.series.bytes(off))
+			off = a.add(v.series.bytes(off))
 		}
+		offs = append(offs, off)
 	}
-	ix.series, ix.garbage = a, 0
+	return offs
 }

@@ -30,9 +30,9 @@ const shardBits = 4
 // and read locks; creating a series takes Index.mu for writing, so
 // creations are serialized (postings lists stay sorted by appending).
 //
-// Locks, taken in this order: a shard's mu (Add, Lookup; Delete takes
-// every shard's, in order), Index.mu, then symbols.mu; Add takes
-// symbols.mu on its own before the others. None is held while another
+// Locks, taken in this order: Index.delMu (Delete), a shard's mu (Add,
+// Lookup; renumbering the symbols takes every shard's, in order), Index.mu,
+// then symbols.mu; Add takes symbols.mu on its own before the others. None is held while another
 // method of the Index runs (a waiting writer would deadlock a second read
 // lock). Reader's walks over many series run on a view, a snapshot of the
 // offsets and arenas read without locks; only the value tables and
@@ -51,8 +51,12 @@ type Index struct {
 	lists     []list             // postings of values held by more than one series
 	freeLists []uint32           // indexes in lists that Delete emptied
 	removed   int                // series removed
-	deletes   int                // calls of Delete that removed series
+	deletes   int                // batches of Delete that moved values in their tables
 	garbage   int                // bytes of removed series in series
+
+	delMu      sync.Mutex // one Delete at a time
+	pending    *removal   // while a Delete takes its series out of the tables
+	deleteHook func()     // tests: run between Delete's steps
 }
 
 // shard holds the refs of the series whose label hash falls in it, in an
@@ -268,13 +272,19 @@ func (ix *Index) encodeExisting(buf []byte, lset labels.Labels) (enc []byte, ok 
 }
 
 // find returns the ref of the series encoded as enc in sh, or 0 and the
-// empty slot where it belongs. The caller holds sh.mu and ix.mu.
+// empty slot where it belongs; a series Delete marked removed is not
+// found. The caller holds sh.mu and ix.mu.
 func (ix *Index) find(sh *shard, enc []byte, h uint64) (slot int, ref uint32) {
 	mask := len(sh.table) - 1
 	for i := int(h) & mask; ; i = (i + 1) & mask {
 		r := sh.table[i]
-		if r == 0 || sh.tags[i] == tag(h) && bytes.Equal(ix.series.bytes(ix.offs[r-1]), enc) {
-			return i, r
+		if r == 0 {
+			return i, 0
+		}
+		if sh.tags[i] == tag(h) {
+			if off := ix.offs[r-1]; off != deadOff && bytes.Equal(ix.series.bytes(off), enc) {
+				return i, r
+			}
 		}
 	}
 }
@@ -294,7 +304,7 @@ func (ix *Index) resize(sh *shard, size int) {
 		if r == 0 {
 			continue
 		}
-		h := maphash.Bytes(ix.seed, ix.series.bytes(ix.offs[r-1]))
+		h := maphash.Bytes(ix.seed, ix.labelsAt(r))
 		i := int(h) & mask
 		for sh.table[i] != 0 {
 			i = (i + 1) & mask
@@ -324,12 +334,4 @@ func (ix *Index) create(enc []byte) uint32 {
 
 // eachLabel calls f with the name and value symbols of series ref's labels,
 // in label order. The caller holds ix.mu.
-func (ix *Index) eachLabel(ref uint32, f func(n, v uint32)) {
-	b := ix.series.bytes(ix.offs[ref-1])
-	for len(b) > 0 {
-		n, k := uvarint(b)
-		v, k2 := uvarint(b[k:])
-		b = b[k+k2:]
-		f(n, v)
-	}
-}
+func (ix *Index) eachLabel(ref uint32, f func(n, v uint32)) { eachPair(ix.labelsAt(ref), f) }

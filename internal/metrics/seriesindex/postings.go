@@ -97,7 +97,7 @@ func (ix *Index) first(p uint32) uint32 {
 // valueOf is the value symbol that t's posting p stands for. The caller
 // holds ix.mu.
 func (ix *Index) valueOf(t *values, p uint32) uint32 {
-	b := ix.series.bytes(ix.offs[ix.first(p)-1])
+	b := ix.labelsAt(ix.first(p))
 	for {
 		n, k := uvarint(b)
 		v, k2 := uvarint(b[k:])

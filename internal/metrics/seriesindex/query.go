@@ -16,7 +16,16 @@ func (ix *Index) Postings(name, value string) []uint32 {
 	if !ok {
 		return nil
 	}
-	return appendPosting(nil, p, ix.lists)
+	return ix.live(appendPosting(nil, p, ix.lists))
+}
+
+// live drops from refs the series a Delete under way marked removed but
+// has not yet taken out of the postings. The caller holds ix.mu.
+func (ix *Index) live(refs []uint32) []uint32 {
+	if ix.pending == nil {
+		return refs
+	}
+	return slices.DeleteFunc(refs, func(r uint32) bool { return ix.offs[r-1] == deadOff })
 }
 
 // PostingsForMatchers returns the refs of the series all matchers select,
@@ -127,7 +136,7 @@ func (ix *Index) postingsForMatchers(ms []*labels.Matcher) []uint32 {
 	for _, s := range without {
 		out = ix.filter(out, s, false)
 	}
-	return out
+	return ix.live(out)
 }
 
 // refSet is the series a matcher selects: sorted refs or, when they are

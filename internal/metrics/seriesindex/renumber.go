@@ -9,11 +9,29 @@ import (
 // and values) once they are half of all: the others get new IDs, dense in
 // their old order, and every series is encoded again with them. Strings
 // handed out keep the old symbols' pages alive, unchanged, until dropped.
-// The caller holds every shard's mu and ix.mu; Adds encoding meanwhile
-// intern symbols under syms.mu alone, which it takes too.
+// Whether they are half is first counted on a view, without lock (symbols
+// interned since count as used); the renumbering holds every lock: Adds
+// encoding meanwhile intern symbols under syms.mu alone, which it takes
+// too.
 func (ix *Index) collectSymbols() {
+	v := ix.view()
+	used, _ := v.usedSymbols()
+	if used.count()*2 > len(v.symOffs) {
+		return
+	}
+	for i := range ix.shards {
+		ix.shards[i].mu.Lock()
+		defer ix.shards[i].mu.Unlock()
+	}
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
 	ix.syms.mu.Lock()
 	defer ix.syms.mu.Unlock()
+	ix.renumber()
+}
+
+// renumber is collectSymbols under every lock.
+func (ix *Index) renumber() {
 	used, n := ix.usedSymbols()
 	if n*2 > len(ix.syms.offs) {
 		return
