@@ -2,8 +2,8 @@ package seriesindex
 
 import (
 	"context"
-	"math/rand/v2"
 	"maps"
+	"math/rand/v2"
 	"slices"
 	"strconv"
 	"testing"
