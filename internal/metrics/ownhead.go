@@ -37,10 +37,16 @@ import (
 // Appends through the V1 storage.Appender (the span-metrics generator's)
 // take the same route (ownheadv1.go).
 //
+// At start-up its WAL replays with the TSDB's: before ready when small,
+// else moved aside with the TSDB's head files and written into blocks in
+// the background (replay.go). A WAL left by a run with the own head when
+// metrics.head is no longer vispyr goes the same way.
+//
 // Not yet (so the switch is experimental): series metadata of its samples
 // is not kept, start timestamps are ignored (as the TSDB, configured as
 // Vispyr configures it, ignores them), its chunk files are re-encoded from
-// the WAL at start-up rather than read back, and the TSDB status API counts
+// the WAL at start-up rather than read back (so a graceful stop does not
+// shorten the next start-up's replay), and the TSDB status API counts
 // its series (headstats.go) but not its chunks.
 const ownHeadDir = "vispyr_head"
 

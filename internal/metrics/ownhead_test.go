@@ -3,6 +3,8 @@ package metrics
 import (
 	"context"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -284,4 +286,50 @@ func openOwnHeadReplayed(t *testing.T, dir string) *Storage {
 		t.Fatal("background replay still running after a minute")
 	}
 	return s
+}
+
+// TestOwnHeadReplaysInTheBackground runs the background replay's tests
+// with the own head: its WAL moves aside with the TSDB's, the store is
+// ready with both heads empty, and once the replay has written it into
+// blocks every sample answers as after a replay before ready, after a kill
+// -9 at any step of it too.
+func TestOwnHeadReplaysInTheBackground(t *testing.T) {
+	testHead = config.HeadVispyr
+	defer func() { testHead = config.HeadPrometheus }()
+	t.Run("AnswersAsForeground", TestBackgroundReplayAnswersAsForeground)
+	t.Run("SurvivesKill", TestBackgroundReplaySurvivesKill)
+}
+
+// TestOwnHeadSwitchedOffKeepsItsSamples: a store that ran with the own
+// head and restarts with metrics.head: prometheus replays the own head's
+// WAL in the background into blocks instead of leaving it unread.
+func TestOwnHeadSwitchedOffKeepsItsSamples(t *testing.T) {
+	dir := t.TempDir()
+	s := ownHeadOpener(t, dir)()
+	start := time.Now().Add(-time.Hour).UnixMilli()
+	app := s.AppenderV2(context.Background())
+	for k := range 200 {
+		if _, err := app.Append(0, labels.FromStrings("__name__", "own_head_test"), 0, start+int64(k)*15000, float64(k), nil, nil, storage.AOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := app.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openReplayTest(t, dir, 0) // metrics.head: prometheus, nothing replays for size
+	defer s.Close()
+	select {
+	case <-s.Replayed():
+	case <-time.After(time.Minute):
+		t.Fatal("the own head's WAL did not replay")
+	}
+	if got := countOwnTestSamples(t, s); got != 200 {
+		t.Errorf("after switching the own head off: %d samples, want 200", got)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "metrics", ownHeadDir)); !os.IsNotExist(err) {
+		t.Errorf("the own head's dir is still there: %v", err)
+	}
 }

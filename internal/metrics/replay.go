@@ -23,6 +23,8 @@ import (
 	"github.com/prometheus/prometheus/tsdb/fileutil"
 	"github.com/prometheus/prometheus/tsdb/wlog"
 	"github.com/prometheus/prometheus/util/annotations"
+
+	"github.com/vispyr/vispyr/internal/metrics/head"
 )
 
 // Background replay (metrics.background_replay_min_wal_bytes). Replaying a
@@ -37,7 +39,9 @@ import (
 // as blocks into the main dir, and once the main TSDB has loaded them the
 // replay dir goes. Queries merge overlapping blocks and the head, and the
 // compactor merges overlapping blocks, so a crash at any point replays the
-// dir again at the next start: nothing acknowledged is lost.
+// dir again at the next start: nothing acknowledged is lost. The own head's
+// dir (metrics.head: vispyr) moves with the TSDB's files, and its WAL
+// replays into an own head beside the replay TSDB, written out alike.
 //
 // The blocks carry the TSDB's out-of-order hint: they are not the head's
 // own compactions, so they must not raise the time below which the main
@@ -53,10 +57,11 @@ const (
 	walFloorFile  = "wal-floor"
 )
 
-// headFiles are the entries of a TSDB dir that its head reads at open.
+// headFiles are the entries of a TSDB dir that its head reads at open, and
+// the own head's dir (ownhead.go): they move aside together.
 func headFiles(dir string) ([]string, error) {
 	var names []string
-	for _, n := range []string{"wal", "wbl", "chunks_head"} {
+	for _, n := range []string{"wal", "wbl", "chunks_head", ownHeadDir} {
 		if _, err := os.Stat(filepath.Join(dir, n)); err == nil {
 			names = append(names, n)
 		} else if !errors.Is(err, os.ErrNotExist) {
@@ -83,9 +88,15 @@ func headBytes(dir string) (int64, error) {
 	var n int64
 	for _, name := range names {
 		var b int64
-		if name == "wal" {
+		switch name {
+		case "wal":
 			b, err = walReplayBytes(dir)
-		} else {
+		case ownHeadDir:
+			// It reads its WAL whole; its chunk files it removes.
+			if b, err = fileutil.DirSize(filepath.Join(dir, name, "wal")); errors.Is(err, os.ErrNotExist) {
+				b, err = 0, nil
+			}
+		default:
 			b, err = fileutil.DirSize(filepath.Join(dir, name))
 		}
 		if err != nil {
@@ -139,11 +150,12 @@ func walReplayBytes(dir string) (int64, error) {
 }
 
 // stageReplay moves dir's head files into a new replay dir when they are
-// at least minBytes (0: never for size) or when the blocks reach above the
-// WAL's floor, and returns every replay dir waiting, oldest first. A move a
-// crash interrupted is finished first: the main TSDB never opened since, so
-// what is left of its head files belongs to it.
-func stageReplay(dir string, minBytes int64, logger *slog.Logger) (_ []string, err error) {
+// at least minBytes (0: never for size), when the blocks reach above the
+// WAL's floor or when an own head's files are there and ownHead is off
+// (metrics.head switched back), and returns every replay dir waiting,
+// oldest first. A move a crash interrupted is finished first: the main
+// TSDB never opened since, so what is left of its head files belongs to it.
+func stageReplay(dir string, minBytes int64, ownHead bool, logger *slog.Logger) (_ []string, err error) {
 	// The TSDB's own lock, so a second process on the same dir cannot have
 	// its WAL moved away; released for the TSDB to take. A lock file this
 	// made goes too: the TSDB takes one it finds for an unclean shutdown
@@ -174,7 +186,7 @@ func stageReplay(dir string, minBytes int64, logger *slog.Logger) (_ []string, e
 	}
 	slices.Sort(nums)
 	if len(moving) == 0 {
-		why, err := replayReason(dir, minBytes)
+		why, err := replayReason(dir, minBytes, ownHead)
 		if err != nil {
 			return nil, err
 		}
@@ -271,7 +283,10 @@ func moveHeadFiles(dir, rdir, name string) error {
 
 // replayReason says why dir's head files should replay in the background,
 // or "" when they replay at open as usual.
-func replayReason(dir string, minBytes int64) (string, error) {
+func replayReason(dir string, minBytes int64, ownHead bool) (string, error) {
+	if _, err := os.Stat(filepath.Join(dir, ownHeadDir)); err == nil && !ownHead {
+		return "metrics.head is no longer vispyr: the own head's samples go into blocks", nil
+	}
 	n, err := headBytes(dir)
 	if err != nil || n == 0 {
 		return "", err
@@ -534,7 +549,17 @@ func (s *Storage) replayDir(t *tenantDB, dir string, size int64) error {
 	// Its head goes into the main TSDB's dir, never into blocks of its own.
 	rdb.DisableCompactions()
 	replayHook("opened")
-	ids, err := s.writeReplayBlocks(rdb, t.db.Dir(), opts.MinBlockDuration, logger)
+	w, err := s.newBlockWriter(t.db.Dir(), opts.MinBlockDuration, logger)
+	if err == nil {
+		err = w.writeReplayBlocks(rdb)
+	}
+	if err == nil {
+		err = w.replayOwnHead(dir, logger)
+	}
+	var ids []ulid.ULID
+	if w != nil {
+		ids = w.ids
+	}
 	if err == nil && len(ids) > 0 {
 		// The TSDB loads new blocks every blockReloadInterval, and at once
 		// after compacting its out-of-order head (what its next head
@@ -558,49 +583,96 @@ func (s *Storage) replayDir(t *tenantDB, dir string, size int64) error {
 	return nil
 }
 
-// writeReplayBlocks writes the replay TSDB's head, in-order and out-of-order
-// samples alike, as blocks aligned to the block range into dest, each
-// marked out-of-order (see the top of this file).
-func (s *Storage) writeReplayBlocks(rdb *tsdb.DB, dest string, blockSize int64, logger *slog.Logger) ([]ulid.ULID, error) {
-	ctx := s.replays.ctx
-	comp, err := tsdb.NewLeveledCompactorWithOptions(ctx, nil, logger, []int64{blockSize}, nil,
+// blockWriter writes replayed heads into a main TSDB's dir as blocks
+// aligned to the block range, each marked out-of-order (see the top of
+// this file).
+type blockWriter struct {
+	s    *Storage
+	comp *tsdb.LeveledCompactor
+	dest string
+	size int64
+	base *tsdb.BlockMeta
+	ids  []ulid.ULID // the blocks written
+}
+
+func (s *Storage) newBlockWriter(dest string, size int64, logger *slog.Logger) (*blockWriter, error) {
+	comp, err := tsdb.NewLeveledCompactorWithOptions(s.replays.ctx, nil, logger, []int64{size}, nil,
 		tsdb.LeveledCompactorOptions{EnableOverlappingCompaction: true})
 	if err != nil {
 		return nil, fmt.Errorf("create the replay compactor: %w", err)
 	}
 	base := &tsdb.BlockMeta{}
 	base.Compaction.SetOutOfOrder()
-	var ids []ulid.ULID
-	write := func(b tsdb.BlockReader, mint int64) error {
-		s.replays.mu.Lock()
-		defer s.replays.mu.Unlock()
-		if err := ctx.Err(); err != nil {
+	return &blockWriter{s: s, comp: comp, dest: dest, size: size, base: base}, nil
+}
+
+// writeRanges writes the block ranges from the one mint is in to the one
+// maxt is in, each read through rangeOf (inclusive bounds); nothing when
+// mint > maxt (an empty head).
+func (w *blockWriter) writeRanges(mint, maxt int64, rangeOf func(mint, maxt int64) tsdb.BlockReader) error {
+	for t := alignDown(mint, w.size); mint <= maxt && t <= maxt; t += w.size {
+		if err := w.write(rangeOf(t, t+w.size-1), t); err != nil {
 			return err
 		}
-		uids, err := comp.Write(dest, b, mint, mint+blockSize, base)
+	}
+	return nil
+}
+
+func (w *blockWriter) write(b tsdb.BlockReader, mint int64) error {
+	w.s.replays.mu.Lock()
+	defer w.s.replays.mu.Unlock()
+	if err := w.s.replays.ctx.Err(); err != nil {
+		return err
+	}
+	uids, err := w.comp.Write(w.dest, b, mint, mint+w.size, w.base)
+	if err != nil {
+		return fmt.Errorf("write a replayed block: %w", err)
+	}
+	w.ids = append(w.ids, uids...)
+	replayHook("block")
+	return nil
+}
+
+// writeReplayBlocks writes the replay TSDB's head, in-order and out-of-order
+// samples alike.
+func (w *blockWriter) writeReplayBlocks(rdb *tsdb.DB) error {
+	rh := rdb.Head()
+	if rh.NumSeries() > 0 {
+		err := w.writeRanges(rh.MinTime(), rh.MaxTime(), func(mint, maxt int64) tsdb.BlockReader {
+			return tsdb.NewRangeHeadWithIsolationDisabled(rh, mint, maxt)
+		})
 		if err != nil {
-			return fmt.Errorf("write a replayed block: %w", err)
+			return err
 		}
-		ids = append(ids, uids...)
-		replayHook("block")
+	}
+	ooo, err := tsdb.NewOOOCompactionHead(w.s.replays.ctx, rh)
+	if err != nil {
+		return fmt.Errorf("read the replayed out-of-order head: %w", err)
+	}
+	return w.writeRanges(ooo.MinTime(), ooo.MaxTime(), func(mint, maxt int64) tsdb.BlockReader {
+		return ooo.CloneForTimeRange(mint, maxt)
+	})
+}
+
+// replayOwnHead opens the own head moved into the replay dir, if any (its
+// WAL replays as it opens, with the progress lines of a store opening),
+// and writes it as blocks.
+func (w *blockWriter) replayOwnHead(dir string, logger *slog.Logger) error {
+	hd := filepath.Join(dir, ownHeadDir)
+	if _, err := os.Stat(hd); errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
-	head := rdb.Head()
-	for t := alignDown(head.MinTime(), blockSize); head.NumSeries() > 0 && t <= head.MaxTime(); t += blockSize {
-		if err := write(tsdb.NewRangeHeadWithIsolationDisabled(head, t, t+blockSize-1), t); err != nil {
-			return ids, err
-		}
-	}
-	ooo, err := tsdb.NewOOOCompactionHead(ctx, head)
+	logger = logger.With("head", "vispyr")
+	stopProgress := logOpening(logger, time.Now(), openingLogEvery)
+	h, err := head.New(head.Options{ChunkRange: w.size, ChunkDir: filepath.Join(hd, "chunks_head"),
+		WALDir: filepath.Join(hd, "wal"), Logger: logger})
+	stopProgress()
 	if err != nil {
-		return ids, fmt.Errorf("read the replayed out-of-order head: %w", err)
+		return fmt.Errorf("open the replayed own head: %w", err)
 	}
-	for t := alignDown(ooo.MinTime(), blockSize); t <= ooo.MaxTime(); t += blockSize {
-		if err := write(ooo.CloneForTimeRange(t, t+blockSize-1), t); err != nil {
-			return ids, err
-		}
-	}
-	return ids, nil
+	replayHook("opened own head")
+	err = w.writeRanges(h.MinTime(), h.MaxTime(), func(mint, maxt int64) tsdb.BlockReader { return h.Range(mint, maxt) })
+	return errors.Join(err, h.Close())
 }
 
 // alignDown is the start of the block range t falls in.

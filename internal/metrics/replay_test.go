@@ -52,13 +52,16 @@ func replaySeries(t testing.TB, s *Storage, end int64, span int64, name string, 
 		for i := range series {
 			series[i] = labels.FromStrings("__name__", name, "i", fmt.Sprint(i), "tenant", tenant)
 		}
-		commit := func(app storage.Appender) {
+		commit := func(app storage.AppenderTransaction) {
 			if err := app.Commit(); err != nil {
 				t.Fatal(err)
 			}
 		}
+		// Through the V2 appender, as remote write and OTLP write: with
+		// the own head its floats go there.
+		appender := func() storage.LimitedAppenderV1 { return storage.AppenderV2AsLimitedV1(s.AppenderV2(ctx)) }
 		for ts := end - span*60_000; ts <= end; ts += 15_000 {
-			app := s.Appender(ctx)
+			app := appender()
 			for i, ls := range series {
 				// A counter, as most real series are: its chunks take a
 				// byte or two a sample where the WAL takes a float's eight.
@@ -68,7 +71,7 @@ func replaySeries(t testing.TB, s *Storage, end int64, span int64, name string, 
 			}
 			commit(app)
 		}
-		app := s.Appender(ctx)
+		app := appender()
 		for _, ls := range series {
 			for ts := end - 5*60_000 + 7_000; ts < end; ts += 60_000 {
 				if _, err := app.Append(0, ls, ts, float64(ts%1000)/7); err != nil {
@@ -86,6 +89,7 @@ func openReplayTest(t testing.TB, dir string, minBytes int64) *Storage {
 	t.Helper()
 	cfg := config.Default()
 	cfg.Metrics.BackgroundReplayMinWALBytes = minBytes
+	cfg.Metrics.Head = testHead
 	s, err := Open(cfg.Metrics, cfg.Limits, dir, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
@@ -210,6 +214,9 @@ func TestBackgroundReplayAnswersAsForeground(t *testing.T) {
 	if n := b.DB().Head().NumSeries(); n != 0 {
 		t.Fatalf("the fresh head holds %d series at open, want 0", n)
 	}
+	if b.def.own != nil && b.def.own.head.NumSeries() != 0 {
+		t.Fatalf("the fresh own head holds %d series at open, want 0", b.def.own.head.NumSeries())
+	}
 	if b.ReplayPendingBytes() <= 0 {
 		t.Fatal("no bytes pending replay")
 	}
@@ -261,6 +268,9 @@ func TestBackgroundReplayAnswersAsForeground(t *testing.T) {
 // replay at a stage and waits there to be killed.
 const replayChildEnv = "VISPYR_REPLAY_CHILD"
 
+// replayHeadEnv is the child's metrics.head.
+const replayHeadEnv = "VISPYR_REPLAY_HEAD"
+
 func TestMain(m *testing.M) {
 	if v := os.Getenv(replayChildEnv); v != "" {
 		dir, stage, _ := strings.Cut(v, ",")
@@ -283,6 +293,7 @@ func replayChild(dir, stage string) {
 	}
 	cfg := config.Default()
 	cfg.Metrics.BackgroundReplayMinWALBytes = 1
+	cfg.Metrics.Head = os.Getenv(replayHeadEnv)
 	s, err := Open(cfg.Metrics, cfg.Limits, dir, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
 	if err != nil {
 		fmt.Println("open:", err)
@@ -320,11 +331,16 @@ func TestBackgroundReplaySurvivesKill(t *testing.T) {
 	want := allSamples(t, r)
 	r.Close()
 
-	for _, stage := range []string{"opened", "block", "loaded"} {
+	stages := []string{"opened", "block", "loaded"}
+	if testHead == config.HeadVispyr {
+		stages = append(stages, "opened own head")
+	}
+	for _, stage := range stages {
 		t.Run(stage, func(t *testing.T) {
 			dir := crashCopy(t, src)
 			cmd := exec.Command(os.Args[0], "-test.run=^$")
-			cmd.Env = append(os.Environ(), replayChildEnv+"="+dir+","+stage, "VISPYR_REPLAY_END="+end.Format(time.RFC3339Nano))
+			cmd.Env = append(os.Environ(), replayChildEnv+"="+dir+","+stage, "VISPYR_REPLAY_END="+end.Format(time.RFC3339Nano),
+				replayHeadEnv+"="+testHead)
 			out, err := cmd.StdoutPipe()
 			if err != nil {
 				t.Fatal(err)
@@ -332,7 +348,10 @@ func TestBackgroundReplaySurvivesKill(t *testing.T) {
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
 			}
+			// A child that never reaches the stage is killed too.
+			timeout := time.AfterFunc(2*time.Minute, func() { _ = cmd.Process.Kill() })
 			line, _ := bufio.NewReader(out).ReadString('\n')
+			timeout.Stop()
 			_ = cmd.Process.Kill() // SIGKILL
 			_ = cmd.Wait()
 			if line != "READY\n" {

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/tsdb"
 
+	"github.com/vispyr/vispyr/internal/config"
 	"github.com/vispyr/vispyr/internal/metrics/longterm"
 	"github.com/vispyr/vispyr/internal/pipeline"
 )
@@ -168,7 +169,7 @@ func (s *Storage) openTenant(id string) (*tenantDB, error) {
 // openTenantDB opens a tenant's TSDB in dir, first moving a WAL that is to
 // replay in the background aside (replay.go).
 func (s *Storage) openTenantDB(id, dir string, logger *slog.Logger, reg prometheus.Registerer) (*tenantDB, error) {
-	dirs, err := stageReplay(dir, s.cfg.BackgroundReplayMinWALBytes, logger)
+	dirs, err := stageReplay(dir, s.cfg.BackgroundReplayMinWALBytes, s.cfg.Head == config.HeadVispyr, logger)
 	if err != nil {
 		return nil, err
 	}
