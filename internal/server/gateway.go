@@ -180,6 +180,7 @@ func RunGateway(ctx context.Context, cfg config.Config, logger *slog.Logger) err
 		go certs.Prefetch()
 	}
 	ready.SetReady(true)
+	releaseStartupPages(logger)
 	logger.Info("vispyr gateway is ready", "took", time.Since(started).Round(time.Millisecond), "data_dir", cfg.DataDir)
 	err = g.Run()
 	ready.SetReady(false)

@@ -2,10 +2,12 @@ package server
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net"
 	"net/http"
 	"runtime/debug"
+	"syscall"
 	"time"
 
 	"google.golang.org/grpc"
@@ -110,4 +112,13 @@ func setMemoryLimit(ctx context.Context, lim config.Limits, logger *slog.Logger)
 	}
 	debug.SetMemoryLimit(n)
 	logger.Info("memory ceiling", "max_memory_bytes", n)
+}
+
+// releaseStartupPages gives back the binary's pages once start-up is over
+// (limits.ReleaseBinaryPages): what serving runs comes back at its next
+// use.
+func releaseStartupPages(logger *slog.Logger) {
+	if _, err := limits.ReleaseBinaryPages(logger); err != nil && !errors.Is(err, syscall.EINVAL) {
+		logger.Warn("could not release the binary's start-up pages; it only costs memory", "err", err)
+	}
 }

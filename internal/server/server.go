@@ -216,6 +216,7 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		go certs.Prefetch()
 	}
 	ready.SetReady(true)
+	releaseStartupPages(logger)
 	logger.Info("vispyr is ready", "took", time.Since(started).Round(time.Millisecond), "data_dir", cfg.DataDir)
 	err = g.Run()
 	ready.SetReady(false)
