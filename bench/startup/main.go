@@ -31,16 +31,24 @@ func main() {
 		promBin   = flag.String("prometheus", "prometheus", "prometheus binary (\"\": skip)")
 		keep      = flag.Bool("keep", false, "keep the data dirs")
 		cpuProf   = flag.String("cpuprofile", "", "also profile in-process start-ups (on the WAL as written, then after a graceful stop) into <this>.written.pprof and <this>.graceful.pprof")
+		ownHead   = flag.Bool("own-head", false, "write the WAL of Vispyr's own head and start vispyr with --metrics.head=vispyr (Prometheus is skipped: it cannot read that WAL)")
 		cache     = flag.String("cache", "", "keep the written TSDB under this dir and reuse it in later runs with the same -wal-bytes and -series")
 	)
 	flag.Parse()
-	if err := run(*walBytes, *series, max(*runs, 1), *vispyrBin, *promBin, *keep, *cache, *cpuProf); err != nil {
+	if *ownHead {
+		*promBin = ""
+		if *cpuProf != "" {
+			fmt.Fprintln(os.Stderr, "startup: -cpuprofile profiles the TSDB's head only")
+			os.Exit(2)
+		}
+	}
+	if err := run(*walBytes, *series, max(*runs, 1), *vispyrBin, *promBin, *keep, *cache, *cpuProf, *ownHead); err != nil {
 		fmt.Fprintln(os.Stderr, "startup:", err)
 		os.Exit(1)
 	}
 }
 
-func run(walBytes int64, series, runs int, vispyrBin, promBin string, keep bool, cache, cpuProf string) error {
+func run(walBytes int64, series, runs int, vispyrBin, promBin string, keep bool, cache, cpuProf string, ownHead bool) error {
 	work, err := os.MkdirTemp("", "vispyr-bench-startup-")
 	if err != nil {
 		return err
@@ -56,7 +64,7 @@ func run(walBytes int64, series, runs int, vispyrBin, promBin string, keep bool,
 		}
 	}
 	vdir := filepath.Join(work, "vispyr")
-	if err := writtenTSDB(filepath.Join(vdir, "data", "metrics"), walBytes, series, cache); err != nil {
+	if err := writtenTSDB(filepath.Join(vdir, "data", "metrics"), walBytes, series, cache, ownHead); err != nil {
 		return err
 	}
 
@@ -79,7 +87,11 @@ func run(walBytes int64, series, runs int, vispyrBin, promBin string, keep bool,
 	}
 	vispyr := func(extra ...string) func(dir string) (*peers.Started, error) {
 		return func(dir string) (*peers.Started, error) {
-			return peers.Vispyr(vispyrBin, dir, append([]string{"--prometheus.self-scrape=false"}, extra...)...)
+			args := []string{"--prometheus.self-scrape=false"}
+			if ownHead {
+				args = append(args, "--metrics.head=vispyr")
+			}
+			return peers.Vispyr(vispyrBin, dir, append(args, extra...)...)
 		}
 	}
 	type startCase struct {
@@ -221,10 +233,13 @@ func progressLines(log string) string {
 
 // writtenTSDB writes the benchmark's TSDB into dir, or copies it from
 // cache, where a run with the same walBytes and series left it.
-func writtenTSDB(dir string, walBytes int64, series int, cache string) error {
+func writtenTSDB(dir string, walBytes int64, series int, cache string, ownHead bool) error {
 	cached := ""
 	if cache != "" {
 		cached = filepath.Join(cache, fmt.Sprintf("wal%d-series%d", walBytes, series))
+		if ownHead {
+			cached += "-own-head"
+		}
 		if _, err := os.Stat(filepath.Join(cached, "done")); err == nil {
 			fmt.Println("TSDB copied from", cached)
 			return copyDir(filepath.Join(cached, "metrics"), dir)
@@ -234,7 +249,7 @@ func writtenTSDB(dir string, walBytes int64, series int, cache string) error {
 		}
 	}
 	t0 := time.Now()
-	w, err := writeWAL(dir, walBytes, series)
+	w, err := writeWAL(dir, walBytes, series, ownHead)
 	if err != nil {
 		return err
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/prometheus/util/compression"
 
 	"github.com/vispyr/vispyr/bench/internal/proc"
+	"github.com/vispyr/vispyr/internal/metrics/head"
 )
 
 type written struct {
@@ -27,12 +28,13 @@ type written struct {
 // it with, until its WAL holds walBytes, then closes it (a graceful stop:
 // the head stays in the WAL, as when the process stops before its first
 // compaction).
-func writeWAL(dir string, walBytes int64, series int) (written, error) {
-	opts := tsdb.DefaultOptions()
-	opts.WALCompression = compression.Snappy // as internal/metrics opens it
-	db, err := tsdb.Open(dir, slog.New(slog.DiscardHandler), nil, opts, nil)
+//
+// With ownHead, the samples go to Vispyr's own head (metrics.head: vispyr)
+// in dir/vispyr_head instead, as the store writes them there.
+func writeWAL(dir string, walBytes int64, series int, ownHead bool) (written, error) {
+	db, walDir, err := openWriter(dir, ownHead)
 	if err != nil {
-		return written{}, fmt.Errorf("open tsdb: %w", err)
+		return written{}, err
 	}
 	lsets := make([]labels.Labels, series)
 	for s := range lsets {
@@ -64,14 +66,40 @@ func writeWAL(dir string, walBytes int64, series int) (written, error) {
 			}
 		}
 		w.rounds++
-		if w.walBytes, _ = proc.DiskUsage(filepath.Join(dir, "wal"), func(string) string { return "" }); w.walBytes >= walBytes {
+		if w.walBytes, _ = proc.DiskUsage(walDir, func(string) string { return "" }); w.walBytes >= walBytes {
 			break
 		}
 	}
 	if err := db.Close(); err != nil {
-		return w, fmt.Errorf("close tsdb: %w", err)
+		return w, fmt.Errorf("close the head: %w", err)
 	}
-	w.walBytes, _ = proc.DiskUsage(filepath.Join(dir, "wal"), func(string) string { return "" })
-	w.headChunkBytes, _ = proc.DiskUsage(filepath.Join(dir, "chunks_head"), func(string) string { return "" })
+	w.walBytes, _ = proc.DiskUsage(walDir, func(string) string { return "" })
+	w.headChunkBytes, _ = proc.DiskUsage(filepath.Join(filepath.Dir(walDir), "chunks_head"), func(string) string { return "" })
 	return w, nil
+}
+
+// appendCloser is what writeWAL needs of a TSDB or an own head.
+type appendCloser interface {
+	storage.Appendable
+	Close() error
+}
+
+// openWriter opens the TSDB in dir with the options Vispyr opens it with,
+// or the own head in dir/vispyr_head, and says where its WAL is.
+func openWriter(dir string, ownHead bool) (appendCloser, string, error) {
+	if ownHead {
+		hd := filepath.Join(dir, "vispyr_head")
+		h, err := head.New(head.Options{ChunkDir: filepath.Join(hd, "chunks_head"), WALDir: filepath.Join(hd, "wal")})
+		if err != nil {
+			return nil, "", fmt.Errorf("open own head: %w", err)
+		}
+		return h, filepath.Join(hd, "wal"), nil
+	}
+	opts := tsdb.DefaultOptions()
+	opts.WALCompression = compression.Snappy // as internal/metrics opens it
+	db, err := tsdb.Open(dir, slog.New(slog.DiscardHandler), nil, opts, nil)
+	if err != nil {
+		return nil, "", fmt.Errorf("open tsdb: %w", err)
+	}
+	return db, filepath.Join(dir, "wal"), nil
 }
