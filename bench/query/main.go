@@ -56,7 +56,7 @@ func main() {
 		step      = flag.Duration("step", 15*time.Second, "range query step")
 		runs      = flag.Int("runs", 10, "warm runs of every query per configuration")
 		repeat    = flag.Int("repeat", 1, "cold start-ups (and warm series) per configuration")
-		targets   = flag.String("targets", "victoria-metrics,prometheus,vispyr", "systems, in order; vispyr@BIN: vispyr serve of another build")
+		targets   = flag.String("targets", "victoria-metrics,prometheus,vispyr", "systems, in order; vispyr@BIN: vispyr serve of another build; vispyr-ownhead: vispyr with --metrics.head=vispyr")
 		vispyrBin = flag.String("vispyr", "", "vispyr binary (default: go build ./cmd/vispyr)")
 		promBin   = flag.String("prometheus", "prometheus", "prometheus binary")
 		vmBin     = flag.String("victoria-metrics", "victoria-metrics", "victoria-metrics binary")
@@ -72,12 +72,16 @@ func main() {
 }
 
 func systems(vispyrBin, promBin, vmBin string) map[string]system {
-	return map[string]system{
-		"vispyr": {name: "vispyr", stop: syscall.SIGTERM,
+	vispyr := func(name string, args ...string) system {
+		return system{name: name, stop: syscall.SIGTERM,
 			start: func(dir string, extra ...string) (*peers.Started, error) {
-				return peers.Vispyr(vispyrBin, dir, append([]string{"--prometheus.self-scrape=false"}, extra...)...)
+				return peers.Vispyr(vispyrBin, dir, append(append([]string{"--prometheus.self-scrape=false"}, args...), extra...)...)
 			},
-			configs: []config{{"results cache off", []string{"--metrics.results-cache-max-bytes=0"}}, {"results cache on", nil}}},
+			configs: []config{{"results cache off", []string{"--metrics.results-cache-max-bytes=0"}}, {"results cache on", nil}}}
+	}
+	return map[string]system{
+		"vispyr":         vispyr("vispyr"),
+		"vispyr-ownhead": vispyr("vispyr-ownhead", "--metrics.head=vispyr"),
 		"prometheus": {name: "prometheus", stop: syscall.SIGTERM,
 			start: func(dir string, extra ...string) (*peers.Started, error) {
 				return peers.Prometheus(peers.LookPath(promBin), dir, extra...)

@@ -40,7 +40,7 @@ func ratios(ts []*timing) {
 	}
 	var pairs [][2]*timing
 	for _, t := range ts {
-		if t.system != "vispyr" && !strings.HasPrefix(t.system, "vispyr@") {
+		if !strings.HasPrefix(t.system, "vispyr") {
 			continue
 		}
 		switch t.config {
