@@ -331,56 +331,80 @@ func liveHeap() uint64 {
 }
 
 // BenchmarkDeletePause adds 2×-series series of the benchmark's shape and
-// removes the first -series, as a head truncation after a redeploy does,
-// while a goroutine adds new series and looks up live ones: it reports the
-// Delete's time (delete-ms) and the longest an Add (add-wait-ms) and a
-// Lookup (lookup-wait-ms) took meanwhile, what appends to a head wait.
-// Run it with -benchtime 1x.
+// removes the first -series, as a head truncation after a redeploy does:
+// alone, reporting the Delete's time (delete-ms), and while a goroutine
+// adds new series and looks up live ones, reporting also the longest an
+// Add (add-wait-ms) and a Lookup (lookup-wait-ms) took meanwhile, what
+// appends to a head wait. Run it with -benchtime 1x.
 func BenchmarkDeletePause(b *testing.B) {
 	n := *benchSeries
-	for range b.N {
-		b.StopTimer()
-		ix := New()
-		var sb labels.ScratchBuilder
-		for s := range 2 * n {
-			ix.Add(benchLabels(&sb, s))
-		}
-		runtime.GC()
-		b.StartTimer()
-		var addWait, lookupWait time.Duration
-		stop := make(chan struct{})
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			var sb labels.ScratchBuilder
-			for s := 2 * n; ; s++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				lset := benchLabels(&sb, s)
-				start := time.Now()
-				ix.Add(lset)
-				addWait = max(addWait, time.Since(start))
-				lset = benchLabels(&sb, n+s%n)
-				start = time.Now()
-				if _, ok := ix.Lookup(lset); !ok {
-					panic(fmt.Sprintf("live series %s not found", lset))
-				}
-				lookupWait = max(lookupWait, time.Since(start))
+	b.Run("alone", func(b *testing.B) {
+		for range b.N {
+			ix := filled(b, 2*n)
+			start := time.Now()
+			if removed := ix.Delete(func(ref uint32) bool { return ref <= uint32(n) }); removed != n {
+				b.Fatalf("removed %d series, want %d", removed, n)
 			}
-		}()
-		start := time.Now()
-		removed := ix.Delete(func(ref uint32) bool { return ref <= uint32(n) })
-		took := time.Since(start)
-		close(stop)
-		<-done
-		if removed != n {
-			b.Fatalf("removed %d series, want %d", removed, n)
+			b.ReportMetric(float64(time.Since(start).Milliseconds()), "delete-ms")
 		}
-		b.ReportMetric(float64(took.Milliseconds()), "delete-ms")
-		b.ReportMetric(float64(addWait.Milliseconds()), "add-wait-ms")
-		b.ReportMetric(float64(lookupWait.Milliseconds()), "lookup-wait-ms")
+	})
+	b.Run("with-writer", func(b *testing.B) {
+		for range b.N {
+			ix := filled(b, 2*n)
+			stop, done := make(chan struct{}), make(chan struct{})
+			var addWait, lookupWait time.Duration
+			go func() {
+				defer close(done)
+				addWait, lookupWait = addAndLookUp(ix, n, stop)
+			}()
+			start := time.Now()
+			removed := ix.Delete(func(ref uint32) bool { return ref <= uint32(n) })
+			took := time.Since(start)
+			close(stop)
+			<-done
+			if removed != n {
+				b.Fatalf("removed %d series, want %d", removed, n)
+			}
+			b.ReportMetric(float64(took.Milliseconds()), "delete-ms")
+			b.ReportMetric(float64(addWait.Milliseconds()), "add-wait-ms")
+			b.ReportMetric(float64(lookupWait.Milliseconds()), "lookup-wait-ms")
+		}
+	})
+}
+
+// filled returns an index holding n series of the benchmark's shape, with
+// b's timer stopped meanwhile and the heap collected.
+func filled(b *testing.B, n int) *Index {
+	b.StopTimer()
+	defer b.StartTimer()
+	ix := New()
+	var sb labels.ScratchBuilder
+	for s := range n {
+		ix.Add(benchLabels(&sb, s))
+	}
+	runtime.GC()
+	return ix
+}
+
+// addAndLookUp adds series from 2n on and looks up series n to 2n, one
+// each in turn, until stop closes, and returns the longest each took.
+func addAndLookUp(ix *Index, n int, stop chan struct{}) (addWait, lookupWait time.Duration) {
+	var sb labels.ScratchBuilder
+	for s := 2 * n; ; s++ {
+		select {
+		case <-stop:
+			return addWait, lookupWait
+		default:
+		}
+		lset := benchLabels(&sb, s)
+		start := time.Now()
+		ix.Add(lset)
+		addWait = max(addWait, time.Since(start))
+		lset = benchLabels(&sb, n+s%n)
+		start = time.Now()
+		if _, ok := ix.Lookup(lset); !ok {
+			panic(fmt.Sprintf("live series %s not found", lset))
+		}
+		lookupWait = max(lookupWait, time.Since(start))
 	}
 }

@@ -88,28 +88,50 @@ func (ix *Index) pause() {
 
 // mark chooses the series to remove and marks them removed in a new copy
 // of the offsets (a snapshot may be reading the old one), keeping the old
-// one in ix.pending until they are out of the tables.
+// one in ix.pending until they are out of the tables. Its memory is taken
+// before the lock: allocating megabytes while the collector runs makes
+// the allocator help it mark, which would lengthen the hold.
 func (ix *Index) mark(drop func(ref uint32) bool) (gone []uint32, isGone bitset) {
-	ix.mu.Lock()
-	defer ix.mu.Unlock()
-	for i, off := range ix.offs {
-		if off != deadOff && drop(uint32(i+1)) {
-			gone = append(gone, uint32(i+1))
-		}
-	}
-	if len(gone) == 0 {
+	n := ix.MaxRef()
+	n += n/16 + 64 // room for the series created meanwhile, and after
+	offs, isGone := make([]uint32, 0, n), make(bitset, n/64+1)
+	removed := ix.markLocked(drop, &offs, &isGone)
+	if removed == 0 {
 		return nil, nil
 	}
-	isGone = make(bitset, len(ix.offs)/64+1)
-	offs := slices.Clone(ix.offs)
-	for _, ref := range gone {
-		isGone.set(ref)
-		offs[ref-1] = deadOff
+	gone = make([]uint32, 0, removed)
+	for i, w := range isGone {
+		for ; w != 0; w &= w - 1 {
+			gone = append(gone, uint32(i*64+bits.TrailingZeros64(w)))
+		}
 	}
-	ix.pending = &removal{offs: ix.offs, series: ix.series}
-	ix.offs = offs
-	ix.removed += len(gone)
 	return gone, isGone
+}
+
+// markLocked is mark's part under ix.mu: it fills offs and isGone and
+// returns how many series it marked.
+func (ix *Index) markLocked(drop func(ref uint32) bool, offs *[]uint32, isGone *bitset) int {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	if len(ix.offs)/64 >= len(*isGone) {
+		*isGone = make(bitset, len(ix.offs)/64+1)
+	}
+	o := append(*offs, ix.offs...)
+	removed := 0
+	for i, off := range o {
+		if off != deadOff && drop(uint32(i+1)) {
+			o[i] = deadOff
+			isGone.set(uint32(i + 1))
+			removed++
+		}
+	}
+	if removed > 0 {
+		ix.pending = &removal{offs: ix.offs, series: ix.series}
+		ix.offs = o
+		ix.removed += removed
+	}
+	*offs = o
+	return removed
 }
 
 // labelsAt returns series ref's encoded labels, those of a series Delete
@@ -160,23 +182,35 @@ type goneSeries struct {
 	h   uint64
 }
 
-// unslotBatch removes a batch of todo's series from sh, and shrinks it
-// after the last, and returns the rest.
+// unslotBatch removes a batch of todo's series from sh and returns the
+// rest; after the last it shrinks sh if due.
 func (ix *Index) unslotBatch(sh *shard, todo []goneSeries) []goneSeries {
+	n := min(len(todo), batch)
+	sh.mu.Lock()
+	ix.mu.RLock()
+	for _, g := range todo[:n] {
+		ix.unslotSeries(sh, slotOf(sh, g))
+	}
+	size := shrunk(sh.n, len(sh.table), 64)
+	ix.mu.RUnlock()
+	sh.mu.Unlock()
+	if n == len(todo) && size > 0 {
+		ix.shrinkShard(sh, size)
+	}
+	return todo[n:]
+}
+
+// shrinkShard moves sh's series to a table of size slots, taken before
+// the locks (see mark), if sh is still to shrink to that size.
+func (ix *Index) shrinkShard(sh *shard, size int) {
+	table, tags := make([]uint32, size), make([]uint8, size)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
-	n := min(len(todo), batch)
-	for _, g := range todo[:n] {
-		ix.unslotSeries(sh, slotOf(sh, g))
+	if shrunk(sh.n, len(sh.table), 64) == size {
+		ix.rehash(sh, table, tags)
 	}
-	if n == len(todo) {
-		if size := shrunk(sh.n, len(sh.table), 64); size > 0 {
-			ix.resize(sh, size)
-		}
-	}
-	return todo[n:]
 }
 
 // slotOf is the slot of sh that holds series g. The caller holds sh.mu.
@@ -250,18 +284,40 @@ func (ix *Index) removePostings(gone []uint32, isGone bitset) {
 		})
 	}
 	todo := make([]goneValue, 0, len(pairs))
+	perName := map[uint32]int{}
 	for nv, ref := range pairs {
 		todo = append(todo, goneValue{name: nv[0], value: nv[1], ref: ref})
+		perName[nv[0]]++
 	}
 	clear(pairs)
+	rebuild := ix.toRebuild(perName)
 	var long []goneValue
 	for len(todo) > 0 {
-		todo, long = ix.unpostBatch(todo, long, isGone)
+		todo, long = ix.unpostBatch(todo, long, isGone, rebuild)
 		ix.pause()
 	}
 	for _, g := range long {
 		ix.rewriteList(g, isGone)
 	}
+	for name := range rebuild {
+		ix.rebuildTable(name, isGone)
+		ix.pause()
+	}
+}
+
+// toRebuild returns the names of which gone series have a quarter of the
+// values or more: their tables are rebuilt without the values only a gone
+// series had (rebuildTable), instead of unslotting each.
+func (ix *Index) toRebuild(perName map[uint32]int) map[uint32]bool {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	out := map[uint32]bool{}
+	for name, n := range perName {
+		if n*4 >= ix.names[name].n {
+			out[name] = true
+		}
+	}
+	return out
 }
 
 // goneValue is a label value of a series Delete removes.
@@ -271,9 +327,10 @@ type goneValue struct {
 
 // unpostBatch takes the gone series out of the postings of a batch of
 // todo's values and returns the rest, and long with the values whose
-// lists are longer than a batch added. Values move back in their tables,
-// so ix.deletes changes (see tableAt).
-func (ix *Index) unpostBatch(todo, long []goneValue, isGone bitset) (rest, longer []goneValue) {
+// lists are longer than a batch added; it leaves the values of tables to
+// rebuild that only a gone series has to rebuildTable. Values move back
+// in their tables, so ix.deletes changes (see tableAt).
+func (ix *Index) unpostBatch(todo, long []goneValue, isGone bitset, rebuild map[uint32]bool) (rest, longer []goneValue) {
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
 	ix.deletes++
@@ -283,6 +340,10 @@ func (ix *Index) unpostBatch(todo, long []goneValue, isGone bitset) (rest, longe
 		todo = todo[1:]
 		t := ix.names[g.name]
 		i := ix.slotHeld(t, g.value, g.ref)
+		if rebuild[g.name] && t.slots[i] == g.ref {
+			work++
+			continue
+		}
 		n := ix.seriesOf(t.slots[i])
 		if n > longList {
 			long = append(long, g)
@@ -404,49 +465,75 @@ func (ix *Index) unslotValue(t *values, i int) {
 // shrinkValues shrinks the values tables removals left at most a quarter
 // full.
 func (ix *Index) shrinkValues() {
-	for _, t := range ix.shrinkable() {
-		ix.shrinkTable(t)
+	for _, name := range ix.shrinkable() {
+		ix.rebuildTable(name, nil)
 		ix.pause()
 	}
 }
 
-// shrinkable lists the values tables to shrink.
-func (ix *Index) shrinkable() []*values {
+// shrinkable lists the names whose values tables are to shrink.
+func (ix *Index) shrinkable() []uint32 {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
-	var out []*values
-	for _, t := range ix.names {
+	var out []uint32
+	for name, t := range ix.names {
 		if shrunk(t.n, len(t.slots), 8) > 0 {
-			out = append(out, t)
+			out = append(out, name)
 		}
 	}
 	return out
 }
 
-// shrinkTable moves t's postings to a smaller table, hashed without lock
-// from a copy of its slots (reading a series per value, a cache miss
-// each); under ix.mu the slots that changed meanwhile, values created
-// (a slot filled) and values whose single series became a list (the
-// series replaced by the list), are put in. It gives up if t grew.
-func (ix *Index) shrinkTable(t *values) {
-	ix.mu.RLock()
-	size := shrunk(t.n, len(t.slots), 8)
-	was, old := t.slots, slices.Clone(t.slots)
+// rebuildTable moves the postings of name's values to a new table, without
+// the values only a gone series had (isGone; nil for none), shrunk if
+// that leaves it at most a quarter full. The table is built without lock
+// from a copy of the slots, reading a series per value (a cache miss
+// each) where unslotting each gone value would read several; then, under
+// ix.mu, the slots that changed meanwhile are put in: values created (a
+// slot filled) and values whose single series became a list (the series
+// replaced by the list, or, if it is gone, the list without it, as for
+// the lists a gone series' value became before the copy). If the table
+// grew meanwhile it starts again.
+func (ix *Index) rebuildTable(name uint32, isGone bitset) {
+	for !ix.tryRebuild(name, isGone) {
+	}
+}
+
+// tryRebuild is rebuildTable; it reports false if the table grew.
+func (ix *Index) tryRebuild(name uint32, isGone bitset) bool {
+	t, was, old, lists, v := ix.copyTable(name)
+	if t == nil {
+		return true
+	}
+	ix.pause()
 	firsts := map[uint32]uint32{} // list → its first series
 	for _, p := range old {
 		if p&listBit != 0 {
-			firsts[p] = ix.lists[p&^listBit].first()
+			firsts[p] = lists[p&^listBit].first()
 		}
 	}
-	v := view{offs: ix.offs, series: ix.series}
-	ix.mu.RUnlock()
-	if size == 0 {
-		return
-	}
-	ix.pause()
-	slots, mask := make([]uint32, size), size-1
+	n, changes := 0, 0
 	for _, p := range old {
-		if p == 0 {
+		switch {
+		case p&listBit == 0 && isGone.has(p):
+			changes++
+		case p != 0:
+			n++
+			if p&listBit != 0 && isGone.has(firsts[p]) {
+				changes++
+			}
+		}
+	}
+	size := len(old)
+	if s := shrunk(n, size, 8); s > 0 {
+		size = s
+	} else if changes == 0 {
+		return true
+	}
+	slots, mask := make([]uint32, size), size-1
+	var stale []uint32 // lists that hold a gone series
+	for _, p := range old {
+		if p == 0 || p&listBit == 0 && isGone.has(p) {
 			continue
 		}
 		first := p
@@ -454,22 +541,75 @@ func (ix *Index) shrinkTable(t *values) {
 			first = firsts[p]
 		}
 		enc, _ := v.labelsOf(storage.SeriesRef(first))
-		val, _ := valueIn(enc, t.name)
+		if isGone.has(first) { // a gone series' value, a list since it was left here
+			enc = ix.pending.series.bytes(ix.pending.offs[first-1])
+			stale = append(stale, p)
+		}
+		val, _ := valueIn(enc, name)
 		putValue(slots, home(val, mask), 0, p)
 	}
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
 	if len(t.slots) != len(was) || &t.slots[0] != &was[0] {
-		return
+		return false
 	}
+	for _, p := range stale {
+		putValue(slots, home(ix.valueOf(t, p), mask), p, ix.without(p, isGone))
+	}
+	ix.putChanged(t, slots, old, isGone, n)
+	return true
+}
+
+// copyTable returns name's values table, its slots and a copy of them,
+// and copies of the lists' headers (their data before their ends never
+// changes) and of the series offsets to read them without lock; t is nil
+// if no series has name. The copies' memory is taken before the lock
+// (see mark).
+func (ix *Index) copyTable(name uint32) (t *values, was, old []uint32, lists []list, v view) {
+	for {
+		ix.mu.RLock()
+		t = ix.names[name]
+		if t == nil {
+			ix.mu.RUnlock()
+			return nil, nil, nil, nil, v
+		}
+		size, nlists := len(t.slots), len(ix.lists)
+		if len(old) == size && cap(lists) >= nlists {
+			was, lists = t.slots, append(lists[:0], ix.lists...)
+			copy(old, was)
+			v = view{offs: ix.offs, series: ix.series}
+			ix.mu.RUnlock()
+			return t, was, old, lists, v
+		}
+		ix.mu.RUnlock()
+		old, lists = make([]uint32, size), make([]list, 0, nlists+nlists/8+8)
+	}
+}
+
+// putChanged puts in slots, t's new table holding n values, those of t's
+// slots that changed since they were old, and installs it. The caller
+// holds ix.mu.
+func (ix *Index) putChanged(t *values, slots, old []uint32, isGone bitset, n int) {
+	mask := len(slots) - 1
 	for i, p := range t.slots {
-		if p != old[i] {
+		switch {
+		case p == old[i]:
+		case old[i] != 0 && isGone.has(old[i]): // a gone series' value, a list since
+			p = ix.without(p, isGone)
+			putValue(slots, home(ix.valueOf(t, p), mask), 0, p)
+			n++
+		default:
 			putValue(slots, home(ix.valueOf(t, p), mask), old[i], p)
+			if old[i] == 0 {
+				n++
+			}
 		}
 	}
-	t.slots = slots
+	t.slots, t.n = slots, n
 	ix.deletes++
-	if t.n*4 > len(t.slots)*3 {
+	if t.n == 0 {
+		delete(ix.names, t.name)
+	} else if t.n*4 > len(t.slots)*3 {
 		ix.growValues(t)
 	}
 }

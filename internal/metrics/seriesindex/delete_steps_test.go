@@ -2,6 +2,7 @@ package seriesindex
 
 import (
 	"context"
+	"fmt"
 	"maps"
 	"math/rand/v2"
 	"slices"
@@ -29,12 +30,28 @@ func withLongList(t testing.TB, n int) {
 // against the series that exist at that point, and in the end the index
 // and its Reader against a Prometheus head holding them.
 func TestDeleteLetsAddsThrough(t *testing.T) {
+	checkAddsThrough(t, rand.New(rand.NewPCG(7, 7)), 6000, 20)
+}
+
+func FuzzDeleteLetsAddsThrough(f *testing.F) {
+	for seed := range uint64(4) {
+		f.Add(seed, uint16(seed*97))
+	}
+	f.Fuzz(func(t *testing.T, seed uint64, n uint16) {
+		checkAddsThrough(t, rand.New(rand.NewPCG(seed, uint64(n))), 30+int(n%1500), 1)
+	})
+}
+
+// checkAddsThrough is TestDeleteLetsAddsThrough over a pool of n random
+// series, two thirds of them added first; Delete must pause at least
+// minSteps times.
+func checkAddsThrough(t *testing.T, rng *rand.Rand, n, minSteps int) {
 	withLongList(t, 4)
-	rng := rand.New(rand.NewPCG(7, 7))
-	pool := randomSeries(rng, 6000)
+	pool := randomSeries(rng, n)
 	ix := New()
 	live := map[uint32]labels.Labels{}
-	for _, lset := range pool[:4000] {
+	first := len(pool) * 2 / 3
+	for _, lset := range pool[:first] {
 		ref, _ := ix.Add(lset)
 		live[ref] = lset
 	}
@@ -44,7 +61,7 @@ func TestDeleteLetsAddsThrough(t *testing.T) {
 			drop[ref] = true
 		}
 	}
-	next, steps, readded := 4000, 0, 0
+	next, steps, readded := first, 0, 0
 	ix.deleteHook = func() {
 		steps++
 		done := make(chan struct{})
@@ -54,7 +71,8 @@ func TestDeleteLetsAddsThrough(t *testing.T) {
 				addNew(t, ix, live, pool[next])
 				next++
 			}
-			addTwin(t, ix, live, drop, steps, rng)
+			addTwin(t, ix, live, drop, steps, rng, false)
+			addTwin(t, ix, live, drop, steps, rng, true)
 			if steps%7 == 0 { // a series being removed, added again
 				for ref := range drop {
 					if lset, ok := live[ref]; ok {
@@ -80,8 +98,8 @@ func TestDeleteLetsAddsThrough(t *testing.T) {
 	for ref := range drop {
 		delete(live, ref)
 	}
-	if steps < 20 || readded == 0 {
-		t.Fatalf("Delete paused %d times, %d series added again meanwhile; want 20 or more and some", steps, readded)
+	if len(drop) > 0 && (steps < minSteps || readded == 0) {
+		t.Fatalf("Delete paused %d times, %d series added again meanwhile; want %d or more and some", steps, readded, minSteps)
 	}
 	checkMidDelete(t, ix, live, nil, rng)
 	var survivors []labels.Labels
@@ -93,26 +111,26 @@ func TestDeleteLetsAddsThrough(t *testing.T) {
 	checkReader(t, ix, h, rng, 100)
 }
 
-// addTwin adds a series with a label of a series that exists, its id on
-// even steps, which turns that id's posting from the series into a list,
-// and any label on odd ones, which likely appends to a list Delete is
-// rewriting.
-func addTwin(t testing.TB, ix *Index, live map[uint32]labels.Labels, drop map[uint32]bool, step int, rng *rand.Rand) {
+// addTwin adds a series with a label of a series that exists (or, if
+// gone, the id of one Delete removes), its id on even steps, which turns
+// that id's posting from the series into a list, and any label on odd
+// ones, which likely appends to a list Delete is rewriting.
+func addTwin(t testing.TB, ix *Index, live map[uint32]labels.Labels, drop map[uint32]bool, step int, rng *rand.Rand, gone bool) {
 	refs := slices.Sorted(maps.Keys(live))
 	for range 100 {
 		ref := refs[rng.IntN(len(refs))]
 		lset := live[ref]
-		if drop[ref] || lset.Has("twin") {
+		if drop[ref] != gone || lset.Has("twin") {
 			continue
 		}
 		name := "id"
-		if step%2 == 1 {
+		if step%2 == 1 && !gone {
 			var names []string
 			lset.Range(func(l labels.Label) { names = append(names, l.Name) })
 			name = names[rng.IntN(len(names))]
 		}
 		if lset.Has(name) {
-			addNew(t, ix, live, labels.FromStrings(name, lset.Get(name), "twin", strconv.Itoa(step)))
+			addNew(t, ix, live, labels.FromStrings(name, lset.Get(name), "twin", fmt.Sprint(step, gone)))
 			return
 		}
 	}

@@ -296,9 +296,14 @@ func (ix *Index) grow(sh *shard) { ix.resize(sh, 2*len(sh.table)) }
 // resize moves sh's series to a table of size slots, a power of two. The
 // caller holds sh.mu and ix.mu.
 func (ix *Index) resize(sh *shard, size int) {
+	ix.rehash(sh, make([]uint32, size), make([]uint8, size))
+}
+
+// rehash moves sh's series to table and tags, empty, of a power of two
+// slots. The caller holds sh.mu and ix.mu.
+func (ix *Index) rehash(sh *shard, table []uint32, tags []uint8) {
 	old := sh.table
-	sh.table = make([]uint32, size)
-	sh.tags = make([]uint8, size)
+	sh.table, sh.tags = table, tags
 	mask := len(sh.table) - 1
 	for _, r := range old {
 		if r == 0 {
