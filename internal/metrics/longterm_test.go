@@ -22,6 +22,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/value"
+	"github.com/prometheus/prometheus/tsdb"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
 	"github.com/prometheus/prometheus/tsdb/fileutil"
 
 	"github.com/vispyr/vispyr/internal/config"
@@ -46,6 +48,7 @@ func openLongTerm(t *testing.T, dir string, enabled bool) *Storage {
 	cfg := config.Default()
 	cfg.Metrics.Retention = 10 * 365 * 24 * time.Hour
 	cfg.Metrics.LongTerm = config.LongTerm{Enabled: enabled, After: 6 * time.Hour}
+	cfg.Metrics.Head = testHead
 	s, err := Open(cfg.Metrics, cfg.Limits, dir, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
@@ -75,7 +78,26 @@ func fillThreeDays(t *testing.T, s *Storage) {
 			t.Fatal(err)
 		}
 	}
+	compactHeads(t, s)
+}
+
+// compactHeads writes what the TSDB's head and the own head (if any) hold
+// of ranges due into blocks, as the store's minute's and ten seconds' runs
+// would.
+func compactHeads(t *testing.T, s *Storage) {
+	t.Helper()
+	ctx := context.Background()
 	if err := s.DB().Compact(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if s.def.own == nil {
+		return
+	}
+	c, err := tsdb.NewLeveledCompactor(ctx, nil, s.logger, []int64{s.tsdbOpts().MinBlockDuration}, chunkenc.NewPool(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.def.compactOwnHead(ctx, c, s.logger); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -228,9 +250,7 @@ func TestLongTermRetentionBySizeGivesTheDiskBack(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := s.DB().Compact(ctx); err != nil {
-		t.Fatal(err)
-	}
+	compactHeads(t, s)
 	s.moveOld(ctx, s.def)
 	waitMoved(t, s)
 	ltDir := filepath.Join(s.DB().Dir(), longTermDir)

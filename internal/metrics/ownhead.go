@@ -333,7 +333,17 @@ func (s *Storage) runOwnHeads(ctx context.Context) {
 // loaded by the TSDB before the head drops it, then checkpoints the own
 // head's WAL and gives back chunk memory.
 func (t *tenantDB) compactOwnHead(ctx context.Context, c *tsdb.LeveledCompactor, logger *slog.Logger) error {
-	loaded := func(id ulid.ULID) error { return waitLoaded(ctx, t.db, []ulid.ULID{id}) }
+	loaded := func(id ulid.ULID) error {
+		// The TSDB reloads its blocks after compacting its out-of-order
+		// head (what it does each minute anyway when it has one): the
+		// block is queried at once and the head may drop its range,
+		// rather than after the next periodic reload, up to a minute
+		// later for each of a backlog's ranges.
+		if err := t.db.CompactOOOHead(ctx); err != nil {
+			logger.Warn("compact the out-of-order head to load the own head's block", "tenant", t.id, "err", err)
+		}
+		return waitLoaded(ctx, t.db, []ulid.ULID{id})
+	}
 	truncatedTo := int64(math.MinInt64)
 	for {
 		start := time.Now()

@@ -22,7 +22,7 @@ import (
 // TestOwnHeadServesTheAPI runs the store's write and query tests with
 // metrics.head: vispyr: remote write, OTLP with histograms and exemplars,
 // the query API's shapes and its refusals of bad input answer as with the
-// TSDB's head.
+// TSDB's head, and so does the long-term tier over its blocks.
 func TestOwnHeadServesTheAPI(t *testing.T) {
 	testHead = config.HeadVispyr
 	defer func() { testHead = config.HeadPrometheus }()
@@ -31,6 +31,9 @@ func TestOwnHeadServesTheAPI(t *testing.T) {
 		"RemoteWriteAndAlloyAlias":          TestRemoteWriteAndAlloyAlias,
 		"RemoteWriteRejectsBadInput":        TestRemoteWriteRejectsBadInput,
 		"QueryAPIShapesForGrafana":          TestQueryAPIShapesForGrafana,
+		"LongTermTierAnswersAsTheTSDB":      TestLongTermTierAnswersAsTheTSDB,
+		"LongTermRetentionDropsOldDays":     TestLongTermRetentionDropsOldDays,
+		"LongTermRetentionBySize":           TestLongTermRetentionBySizeGivesTheDiskBack,
 	} {
 		t.Run(name, test)
 	}
