@@ -61,7 +61,7 @@ func (ix *Index) Delete(drop func(ref uint32) bool) int {
 	}
 	ix.pause()
 	ix.removeFromShards(gone)
-	ix.removePostings(gone, isGone)
+	ix.unused += ix.removePostings(gone, isGone)
 	ix.shrinkValues()
 	ix.finish(gone)
 	ix.collectSymbols()
@@ -275,8 +275,10 @@ func shrunk(n, size, least int) int {
 // they have, and values no series has any more out of their tables, in
 // batches under ix.mu. Which values those are is read first, without
 // lock, from the labels of before the mark; lists longer than a batch are
-// filtered without lock too (rewriteList).
-func (ix *Index) removePostings(gone []uint32, isGone bitset) {
+// filtered without lock too (rewriteList). It returns how many names and
+// values the gone series had, which bounds how many symbols they leave
+// unused.
+func (ix *Index) removePostings(gone []uint32, isGone bitset) int {
 	pairs := make(map[[2]uint32]uint32, len(gone)) // name and value → a gone series with them
 	for _, ref := range gone {
 		eachPair(ix.pending.series.bytes(ix.pending.offs[ref-1]), func(n, v uint32) {
@@ -289,6 +291,7 @@ func (ix *Index) removePostings(gone []uint32, isGone bitset) {
 		todo = append(todo, goneValue{name: nv[0], value: nv[1], ref: ref})
 		perName[nv[0]]++
 	}
+	values := len(pairs)
 	clear(pairs)
 	rebuild := ix.toRebuild(perName)
 	var long []goneValue
@@ -303,6 +306,7 @@ func (ix *Index) removePostings(gone []uint32, isGone bitset) {
 		ix.rebuildTable(name, isGone)
 		ix.pause()
 	}
+	return len(perName) + values
 }
 
 // toRebuild returns the names of which gone series have a quarter of the

@@ -56,6 +56,7 @@ type Index struct {
 
 	delMu      sync.Mutex // one Delete at a time
 	pending    *removal   // while a Delete takes its series out of the tables
+	unused     int        // symbols removals may have left unused, at most (Delete's)
 	deleteHook func()     // tests: run between Delete's steps
 }
 

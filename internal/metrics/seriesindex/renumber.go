@@ -9,11 +9,18 @@ import (
 // and values) once they are half of all: the others get new IDs, dense in
 // their old order, and every series is encoded again with them. Strings
 // handed out keep the old symbols' pages alive, unchanged, until dropped.
-// Whether they are half is first counted on a view, without lock (symbols
-// interned since count as used); the renumbering holds every lock: Adds
-// encoding meanwhile intern symbols under syms.mu alone, which it takes
-// too.
+// Whether they are half is known not to be when the names and values of
+// the series removed since the last renumbering (ix.unused) are fewer;
+// else it is counted on a view, without lock (symbols interned since count
+// as used). The renumbering holds every lock: Adds encoding meanwhile
+// intern symbols under syms.mu alone, which it takes too. Delete calls it.
 func (ix *Index) collectSymbols() {
+	ix.syms.mu.RLock()
+	all := len(ix.syms.offs)
+	ix.syms.mu.RUnlock()
+	if ix.unused*2 < all {
+		return
+	}
 	v := ix.view()
 	used, _ := v.usedSymbols()
 	if used.count()*2 > len(v.symOffs) {
@@ -36,6 +43,7 @@ func (ix *Index) renumber() {
 	if n*2 > len(ix.syms.offs) {
 		return
 	}
+	ix.unused = 0
 	vals := ix.tableValues() // read before the series change encoding
 	remap := ix.syms.keep(used, n)
 	ix.reencode(remap)
