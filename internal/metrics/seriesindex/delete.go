@@ -33,10 +33,12 @@ var longList = 16 * batch
 // Index. Then the chosen series are marked removed, in a new copy of the
 // offsets (4 B a ref), and from then on no Add, Lookup, Has, AppendLabels
 // or walk of all series finds them. That is the only step that stops the
-// whole index: the rest runs in batches of about a millisecond, each under
-// one shard's lock (Adds of that shard wait) or Index.mu (creations and
-// queries wait), so that a removal of a million series does not stall
-// appends for seconds. Meanwhile removed series are still in the hash
+// whole index for all series (the drop calls and the copy); the rest runs
+// without lock or in batches of a millisecond or two, each under one
+// shard's lock and Index.mu for reading (Adds and Lookups of that shard
+// and creations wait) or under Index.mu (Adds, Lookups and queries wait),
+// so that a removal of a million series does not stall appends for
+// seconds. Meanwhile removed series are still in the hash
 // tables and postings lists, their labels read in the offsets from before
 // the mark (Index.pending): a query may then get postings holding refs of
 // removed series, as it may when it reads postings before a Delete (a
