@@ -28,7 +28,11 @@ import (
 // a series. Histogram samples still go to the TSDB's head, and so do float
 // samples the own head refuses as out of order when an out-of-order window
 // is configured (the TSDB's head keeps those); queries merge both heads and
-// the blocks. The exemplars of float samples are kept beside the own head.
+// the blocks. The exemplars of float samples are kept beside the own head,
+// in Prometheus's exemplar storage, and written into its WAL with their
+// samples, from which they come back at start-up, as the TSDB keeps those
+// of its head (not those of a WAL replayed into blocks in the background:
+// blocks hold no exemplars, there as with the TSDB).
 //
 // Its oldest chunk range is written into a block in the tenant's TSDB once
 // it spans one and a half ranges (runOwnHeads), as the TSDB does with its
@@ -66,6 +70,10 @@ func (s *Storage) openOwnHead(dir string, logger *slog.Logger) (*ownHead, error)
 	if s.cfg.Head != config.HeadVispyr {
 		return nil, nil
 	}
+	ex, err := newGrowingExemplars(s.cfg.MaxExemplars, s.cfg.OutOfOrderWindow.Milliseconds())
+	if err != nil {
+		return nil, fmt.Errorf("own head exemplars: %w", err)
+	}
 	hd := filepath.Join(dir, ownHeadDir)
 	h, err := head.New(head.Options{
 		ChunkRange: s.tsdbOpts().MinBlockDuration,
@@ -82,13 +90,13 @@ func (s *Storage) openOwnHead(dir string, logger *slog.Logger) (*ownHead, error)
 		OnWriteError: func(err error) {
 			logger.Error("writing a closed chunk of the own head failed; its samples stay in the WAL", "err", err)
 		},
+		// As the TSDB's head at replay: refusals (out of order, or
+		// duplicates of a commit the storage had refused the same way)
+		// drop the exemplar.
+		OnExemplar: func(l labels.Labels, e exemplar.Exemplar) { _ = ex.AddExemplar(l, e) },
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open own head: %w", err)
-	}
-	ex, err := newGrowingExemplars(s.cfg.MaxExemplars, s.cfg.OutOfOrderWindow.Milliseconds())
-	if err != nil {
-		return nil, errors.Join(fmt.Errorf("own head exemplars: %w", err), h.Close())
 	}
 	return &ownHead{head: h, exemplars: ex}, nil
 }
@@ -152,7 +160,7 @@ func (t *tenantDB) appenderV2(ctx context.Context) storage.AppenderV2 {
 
 // split is the appender of a tenant with an own head.
 func (t *tenantDB) split(ctx context.Context) *splitAppender {
-	return &splitAppender{db: t.db.AppenderV2(ctx), own: t.own.head.Appender(ctx), exemplarsTo: t.own.exemplars, oooToDB: t.oooWindow > 0}
+	return &splitAppender{db: t.db.AppenderV2(ctx), own: t.own.head.Appender(ctx), ownHead: t.own.head, exemplarsTo: t.own.exemplars, oooToDB: t.oooWindow > 0}
 }
 
 // appendable is the tenant as a storage.AppendableV2, for the receivers
@@ -171,10 +179,13 @@ func (a tenantAppendable) AppenderV2(ctx context.Context) storage.AppenderV2 {
 }
 
 // splitAppender sends float samples and their exemplars to the own head,
-// the rest to the TSDB, and commits both.
+// the rest to the TSDB, and commits both. The own head's appender logs the
+// exemplars in its WAL with the samples; its exemplar storage takes them
+// once that commit returns.
 type splitAppender struct {
 	db          storage.AppenderV2
 	own         storage.Appender
+	ownHead     *head.Head
 	exemplarsTo tsdb.ExemplarStorage
 	oooToDB     bool // the TSDB takes out-of-order samples the own head refuses (unless RejectOutOfOrder)
 	exemplars   []ownExemplars
@@ -199,23 +210,25 @@ func (a *splitAppender) Append(ref storage.SeriesRef, ls labels.Labels, st, t in
 	if err != nil {
 		return 0, err
 	}
-	return got | ownRef, a.keepExemplars(ls, opts.Exemplars)
+	return got | ownRef, a.keepExemplars(got, ls, opts.Exemplars)
 }
 
+// AppendExemplars sends es to the head of the series: the own head's for a
+// ref of it or, without a ref, for labels it holds.
 func (a *splitAppender) AppendExemplars(ref storage.SeriesRef, ls labels.Labels, es []exemplar.Exemplar) (storage.SeriesRef, error) {
-	if ref&ownRef == 0 && ref != 0 {
+	if (ref != 0 && ref&ownRef == 0) || (ref == 0 && !a.ownHead.HasSeries(ls.WithoutEmpty())) {
 		if ea, ok := a.db.(storage.ExemplarAppenderV2); ok {
 			return ea.AppendExemplars(ref, ls, es)
 		}
 	}
-	return ref, a.keepExemplars(ls, es)
+	return ref, a.keepExemplars(ownRefOf(ref), ls, es)
 }
 
 // keepExemplars checks es against the exemplars kept, as the TSDB's
 // appender does (a duplicate is dropped quietly, any other refusal reported
-// in a storage.AppendPartialError), and copies the rest for Commit (the
-// caller may reuse es).
-func (a *splitAppender) keepExemplars(ls labels.Labels, es []exemplar.Exemplar) error {
+// in a storage.AppendPartialError), and hands the rest to the own head's
+// appender for its WAL and copies them for Commit (the caller may reuse es).
+func (a *splitAppender) keepExemplars(ref storage.SeriesRef, ls labels.Labels, es []exemplar.Exemplar) error {
 	if len(es) == 0 {
 		return nil
 	}
@@ -229,6 +242,10 @@ func (a *splitAppender) keepExemplars(ls labels.Labels, es []exemplar.Exemplar) 
 			}
 			continue
 		}
+		if _, err := a.own.AppendExemplar(ref, kept.ls, e); err != nil {
+			errs = append(errs, storage.ExemplarError{Index: i, Err: err})
+			continue
+		}
 		kept.es = append(kept.es, e)
 	}
 	if len(kept.es) > 0 {
@@ -240,9 +257,9 @@ func (a *splitAppender) keepExemplars(ls labels.Labels, es []exemplar.Exemplar) 
 	return nil
 }
 
-// Commit commits the own head first: its WAL holds the samples when it returns.
-// Exemplars that are duplicates or out of order are dropped, as the TSDB
-// drops them.
+// Commit commits the own head first: its WAL holds the samples and
+// exemplars when it returns. Exemplars that are duplicates or out of order
+// by then are dropped, as the TSDB drops them (at replay too).
 func (a *splitAppender) Commit() error {
 	err := a.own.Commit()
 	if err != nil {

@@ -16,7 +16,7 @@ import (
 )
 
 // errNotYet refuses what this step of the head does not store yet.
-var errNotYet = errors.New("head: histograms, exemplars and start timestamps are not stored yet")
+var errNotYet = errors.New("head: histograms and start timestamps are not stored yet")
 
 // Appender returns an appender whose samples become visible, all at once,
 // on Commit. Like Prometheus's head, it checks each sample against what is
@@ -31,10 +31,18 @@ type pending struct {
 	lset labels.Labels // as given, to find the series again if removed before Commit
 }
 
+// pendingExemplar is an exemplar waiting for Commit.
+type pendingExemplar struct {
+	ref  uint32
+	e    exemplar.Exemplar
+	lset labels.Labels // as given, to find the series again if removed before Commit
+}
+
 type appender struct {
 	head          *Head
 	ctx           context.Context // bounds the wait to queue the WAL write
 	samples       []pending
+	exemplars     []pendingExemplar
 	minValid      int64
 	minValidKnown bool
 	removals      uint64 // the head's removals when minValid was taken
@@ -91,11 +99,17 @@ func (h *Head) seriesOf(lset labels.Labels) (uint32, error) {
 // them in the order appended. A sample another appender made out of order
 // since is dropped, as Prometheus's head drops it (it is in the WAL, and
 // dropped again on replay).
+//
+// Its exemplars are written to the WAL after its samples, in the same
+// commit, as the TSDB's head writes them; the head keeps none in memory
+// (the caller's exemplar storage does, and Options.OnExemplar hears of
+// them again at replay).
 func (a *appender) Commit() error {
 	release, first := a.head.settle(&a.samples, a.removals) // against truncation, before the WAL has them
 	defer release()
-	if a.head.log != nil && len(a.samples) > 0 {
-		if err := a.head.logCommit(a.ctx, a.samples); err != nil {
+	a.head.settleExemplars(&a.exemplars, a.removals)
+	if a.head.log != nil && len(a.samples)+len(a.exemplars) > 0 {
+		if err := a.head.logCommit(a.ctx, a.samples, a.exemplars); err != nil {
 			a.Rollback()
 			return err
 		}
@@ -138,6 +152,8 @@ func (a *appender) release() {
 		pendingPool.Put(&s)
 		a.samples = nil
 	}
+	clear(a.exemplars)
+	a.exemplars = a.exemplars[:0]
 	a.minValidKnown = false
 }
 
@@ -145,8 +161,27 @@ var _ storage.Appender = (*appender)(nil)
 
 func (a *appender) SetOptions(*storage.AppendOptions) {}
 
-func (a *appender) AppendExemplar(storage.SeriesRef, labels.Labels, exemplar.Exemplar) (storage.SeriesRef, error) {
-	return 0, errNotYet
+// AppendExemplar logs e with the commit's samples, for a series the head
+// holds (by ref, else by labels). It takes e as given: the caller's
+// exemplar storage checks it (ValidateExemplar) and keeps it once Commit
+// returns, as the TSDB's head checks and keeps its own.
+func (a *appender) AppendExemplar(ref storage.SeriesRef, lset labels.Labels, e exemplar.Exemplar) (storage.SeriesRef, error) {
+	id, ok := uint32(0), false
+	if ref <= math.MaxUint32 && a.head.index.Has(uint32(ref)) {
+		id, ok = uint32(ref), true
+	} else {
+		id, ok = a.head.index.Lookup(lset.WithoutEmpty())
+	}
+	if !ok {
+		return 0, fmt.Errorf("head: exemplar of a series the head does not hold (ref %d): %w", ref, storage.ErrNotFound)
+	}
+	if !a.minValidKnown { // for settle: a removal since is checked at Commit
+		a.minValid, a.minValidKnown = a.head.appendableMinValidTime(), true
+		a.removals = a.head.removals.Load()
+	}
+	e.Labels = e.Labels.WithoutEmpty()
+	a.exemplars = append(a.exemplars, pendingExemplar{ref: id, e: e, lset: lset})
+	return storage.SeriesRef(id), nil
 }
 
 func (a *appender) AppendHistogram(storage.SeriesRef, labels.Labels, int64, *histogram.Histogram, *histogram.FloatHistogram) (storage.SeriesRef, error) {
@@ -163,4 +198,28 @@ func (a *appender) UpdateMetadata(ref storage.SeriesRef, _ labels.Labels, _ meta
 
 func (a *appender) AppendSTZeroSample(storage.SeriesRef, labels.Labels, int64, int64) (storage.SeriesRef, error) {
 	return 0, errNotYet
+}
+
+// settleExemplars finds again, by their labels, the series of exemplars
+// that truncation removed since they were appended (see settle). An
+// exemplar whose series is gone, with no sample of this commit to bring it
+// back, is left out of the WAL: its series has nothing left in the head.
+// The caller holds commitMu for reading (settle's).
+func (h *Head) settleExemplars(es *[]pendingExemplar, removals uint64) {
+	if len(*es) == 0 || h.removals.Load() == removals {
+		return
+	}
+	kept := (*es)[:0]
+	for _, p := range *es {
+		if !h.index.Has(p.ref) {
+			ref, ok := h.index.Lookup(p.lset.WithoutEmpty())
+			if !ok {
+				continue
+			}
+			p.ref = ref
+		}
+		kept = append(kept, p)
+	}
+	clear((*es)[len(kept):])
+	*es = kept
 }

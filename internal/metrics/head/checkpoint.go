@@ -21,8 +21,8 @@ import (
 // before some time mint are in blocks, as Prometheus's WAL checkpoints do:
 // checkpoint.N, a directory in the WAL's, is a WAL of its own holding what
 // of segments below N (and of the checkpoint before) the head still needs,
-// the records of its live series and the samples from mint on. Replay reads
-// the newest checkpoint, then the segments from N on.
+// the records of its live series and their samples and exemplars from mint
+// on. Replay reads the newest checkpoint, then the segments from N on.
 
 const checkpointPrefix = "checkpoint."
 
@@ -122,12 +122,16 @@ func (h *Head) checkpointSeries(ctx context.Context, cp *wal.WAL) error {
 	return flush()
 }
 
-// checkpointSamples copies the samples records read gives, keeping the
-// samples from mint on of live series.
+// checkpointSamples copies the samples and exemplars records read gives,
+// keeping the samples and exemplars from mint on of live series. That is
+// the rule of Prometheus's checkpoint (tsdb/wlog/checkpoint.go) for both,
+// except that it keeps the exemplars of series gone too: replay skips
+// those, so leaving them out changes nothing but the checkpoint's size.
 func (h *Head) checkpointSamples(ctx context.Context, cp *wal.WAL, mint int64, read func(func([]byte) error) error) error {
 	var enc record.Encoder
 	dec := record.NewDecoder(nil, h.logger)
 	var samples []record.RefSample
+	var exemplars []record.RefExemplar
 	var buf []byte
 	return read(func(rec []byte) error {
 		var err error
@@ -135,20 +139,33 @@ func (h *Head) checkpointSamples(ctx context.Context, cp *wal.WAL, mint int64, r
 			return nil // replay skips it too
 		}
 		rec = buf
-		if dec.Type(rec) != record.Samples {
+		var out []byte
+		switch dec.Type(rec) {
+		case record.Samples:
+			if samples, err = dec.Samples(rec, samples[:0]); err != nil {
+				return nil // replay skips it too
+			}
+			if kept := slices.DeleteFunc(samples, func(s record.RefSample) bool { return !h.keep(s.Ref, s.T, mint) }); len(kept) > 0 {
+				out = enc.Samples(kept, nil)
+			}
+		case record.Exemplars:
+			if exemplars, err = dec.Exemplars(rec, exemplars[:0]); err != nil {
+				return nil // replay skips it too
+			}
+			if kept := slices.DeleteFunc(exemplars, func(e record.RefExemplar) bool { return !h.keep(e.Ref, e.T, mint) }); len(kept) > 0 {
+				out = enc.Exemplars(kept, nil)
+			}
+		}
+		if out == nil {
 			return nil
 		}
-		if samples, err = dec.Samples(rec, samples[:0]); err != nil {
-			return nil // replay skips it too
-		}
-		kept := slices.DeleteFunc(samples, func(s record.RefSample) bool {
-			return s.T < mint || !h.index.Has(uint32(s.Ref))
-		})
-		if len(kept) == 0 {
-			return nil
-		}
-		return cp.Append(ctx, encodeRecord(enc.Samples(kept, nil)))
+		return cp.Append(ctx, encodeRecord(out))
 	})
+}
+
+// keep says whether a checkpoint keeps a sample or exemplar of series ref at t.
+func (h *Head) keep(ref chunks.HeadSeriesRef, t, mint int64) bool {
+	return t >= mint && h.index.Has(uint32(ref))
 }
 
 // readSegments reads the records of the WAL's segments below to.

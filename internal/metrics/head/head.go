@@ -7,9 +7,10 @@
 // 67 bytes of index and 40 of encoder state a series, plus its chunk,
 // against about 730 bytes in Prometheus's head.
 //
-// This is step 3 of the own head and not wired into the store yet: float
-// samples only (histograms and exemplars are refused) and no out-of-order
-// window. See DESIGN notes in bench/README.md, "memory".
+// It takes float samples only (histograms are refused) and has no
+// out-of-order window; exemplars it logs in its WAL with their samples but
+// keeps none (Options.OnExemplar). See DESIGN notes in bench/README.md,
+// "memory".
 package head
 
 import (
@@ -23,6 +24,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/prometheus/model/exemplar"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
@@ -57,6 +59,12 @@ type Options struct {
 	// the TSDB takes its in-order blocks' end, at open, as the time below
 	// which its own WAL's samples are in blocks, and drops them.
 	OutOfOrderBlocks bool
+	// OnExemplar hears, while New replays the WAL, of each exemplar the
+	// WAL holds for a series still in the head, with the series' labels,
+	// in the order committed: the caller keeps exemplars (the head only
+	// logs them, Appender's AppendExemplar), as the TSDB's head refills
+	// its exemplar storage from its WAL. Nil skips them.
+	OnExemplar func(labels.Labels, exemplar.Exemplar)
 }
 
 // Head holds the series and samples not yet in blocks.
@@ -127,13 +135,14 @@ func (h *Head) openWAL(opts Options) error {
 	}
 	h.log = &walLog{w: w}
 	start := time.Now()
-	st, err := h.replay(opts.Logger)
+	st, err := h.replay(opts.Logger, opts.OnExemplar)
 	if err != nil {
 		return errors.Join(err, w.Close())
 	}
 	opts.Logger.Info("metrics head replayed", "series", st.series, "samples", st.samples,
 		"remapped_series", st.remapped, "samples_of_unknown_series", st.unknownRefs,
-		"samples_refused", st.refused, "bad_records", st.badRecords, "took", time.Since(start).Round(time.Millisecond))
+		"samples_refused", st.refused, "exemplars", st.exemplars, "exemplars_of_unknown_series", st.exemplarsOfUnknownSeries,
+		"bad_records", st.badRecords, "took", time.Since(start).Round(time.Millisecond))
 	return nil
 }
 

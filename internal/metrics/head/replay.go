@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"log/slog"
 
+	"github.com/prometheus/prometheus/model/exemplar"
+	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/tsdb/chunks"
 	"github.com/prometheus/prometheus/tsdb/record"
 )
@@ -11,6 +13,7 @@ import (
 // replayStats counts what a replay did, for its log line.
 type replayStats struct {
 	series, samples, remapped, unknownRefs, refused, badRecords int
+	exemplars, exemplarsOfUnknownSeries                         int
 }
 
 // replayer carries a replay's state from record to record.
@@ -23,6 +26,10 @@ type replayer struct {
 	samples []record.RefSample
 	buf     []byte // the record being replayed, decompressed
 	st      replayStats
+
+	onExemplar func(labels.Labels, exemplar.Exemplar) // nil: exemplars records are skipped
+	exemplars  []record.RefExemplar
+	sb         labels.ScratchBuilder
 }
 
 // replay rebuilds the head from its WAL, the newest checkpoint first:
@@ -30,8 +37,8 @@ type replayer struct {
 // as they were committed. A series whose record came below refs already
 // replayed (a record repeated after a failed write) gets a new ref, and its
 // samples follow it there.
-func (h *Head) replay(logger *slog.Logger) (replayStats, error) {
-	r := &replayer{h: h, logger: logger, dec: record.NewDecoder(nil, logger), remap: map[chunks.HeadSeriesRef]uint32{}}
+func (h *Head) replay(logger *slog.Logger, onExemplar func(labels.Labels, exemplar.Exemplar)) (replayStats, error) {
+	r := &replayer{h: h, logger: logger, dec: record.NewDecoder(nil, logger), remap: map[chunks.HeadSeriesRef]uint32{}, onExemplar: onExemplar}
 	cp, from, err := lastCheckpoint(h.log.w.Dir())
 	if err != nil {
 		return r.st, err
@@ -71,6 +78,13 @@ func (r *replayer) record(seg int, rec []byte) {
 	case record.Samples:
 		if r.samples, err = r.dec.Samples(rec, r.samples[:0]); err == nil {
 			r.h.replaySamples(r.samples, r.remap, &r.st)
+		}
+	case record.Exemplars:
+		if r.onExemplar == nil {
+			break
+		}
+		if r.exemplars, err = r.dec.Exemplars(rec, r.exemplars[:0]); err == nil {
+			r.replayExemplars()
 		}
 	}
 	if err != nil {
@@ -112,4 +126,24 @@ func (h *Head) replaySamples(samples []record.RefSample, remap map[chunks.HeadSe
 		h.widen(s.T, s.T)
 		st.samples++
 	}
+}
+
+// replayExemplars hands each exemplar to onExemplar with its series'
+// labels, as the TSDB's head adds its WAL's exemplars to its exemplar
+// storage at open (without HasTs, which the record does not keep). An
+// exemplar of a series removed since (or never replayed) is skipped.
+func (r *replayer) replayExemplars() {
+	for _, e := range r.exemplars {
+		ref, ok := r.remap[e.Ref]
+		if !ok {
+			ref = uint32(e.Ref)
+		}
+		if !r.h.index.AppendLabels(&r.sb, ref) {
+			r.st.exemplarsOfUnknownSeries++
+			continue
+		}
+		r.onExemplar(r.sb.Labels(), exemplar.Exemplar{Labels: e.Labels, Value: e.V, Ts: e.T})
+		r.st.exemplars++
+	}
+	clear(r.exemplars) // the labels
 }

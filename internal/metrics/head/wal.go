@@ -17,7 +17,8 @@ import (
 // The head's write-ahead log is Vispyr's one WAL (internal/wal, with
 // AckOnWrite: a commit returns once written, segments are fsync'd whole)
 // holding records in Prometheus's WAL encoding
-// (tsdb/record): series records (ref and labels) and samples records.
+// (tsdb/record): series records (ref and labels), samples records and, after
+// the samples of the same commit as in the TSDB's WAL, exemplars records.
 //
 // Refs are the head's series refs, and a replay gives every series the ref
 // it had (seriesindex.AddAt), so that what names series by ref (the head
@@ -69,27 +70,23 @@ func (h *Head) create(lset labels.Labels) uint32 {
 	return ref
 }
 
-// logCommit writes a commit's samples, after the records of the series
-// created since the last commit and of those whose record is not durable
-// yet, and returns once they are durable.
-func (h *Head) logCommit(ctx context.Context, samples []pending) error {
+// logCommit writes a commit's samples and then its exemplars, after the
+// records of the series created since the last commit and of those whose
+// record is not durable yet, and returns once they are durable.
+func (h *Head) logCommit(ctx context.Context, samples []pending, exemplars []pendingExemplar) error {
 	bufs := commitBufsPool.Get().(*commitBufs)
 	defer commitBufsPool.Put(bufs)
-	var enc record.Encoder
-	bufs.samples = bufs.samples[:0]
-	for _, s := range samples {
-		bufs.samples = append(bufs.samples, record.RefSample{Ref: chunks.HeadSeriesRef(s.ref), T: s.t, V: s.v})
-	}
-	bufs.record = enc.Samples(bufs.samples, bufs.record[:0])
-	bufs.compressed = s2.EncodeSnappy(bufs.compressed[:cap(bufs.compressed)], bufs.record)
-	samplesRec := bufs.compressed
+	samplesRec, exemplarsRec := bufs.encode(samples, exemplars)
 
 	h.log.mu.Lock()
-	series := h.unlogged(samples)
+	series := h.unlogged(samples, exemplars)
 	var waits []func() error
 	err := h.enqueue(ctx, &waits, encodeRecord(h.seriesRecord(series)))
 	if err == nil {
 		err = h.enqueue(ctx, &waits, samplesRec)
+	}
+	if err == nil {
+		err = h.enqueue(ctx, &waits, exemplarsRec)
 	}
 	h.log.mu.Unlock()
 
@@ -109,14 +106,19 @@ func (h *Head) logCommit(ctx context.Context, samples []pending) error {
 	return nil
 }
 
-// unlogged takes the pending series and adds those of samples whose record
-// is not durable, ascending. The caller holds log.mu.
-func (h *Head) unlogged(samples []pending) []uint32 {
+// unlogged takes the pending series and adds those of samples and
+// exemplars whose record is not durable, ascending. The caller holds log.mu.
+func (h *Head) unlogged(samples []pending, exemplars []pendingExemplar) []uint32 {
 	series := h.log.pending
 	h.log.pending = nil
 	for _, s := range samples {
 		if !h.log.isDurable(s.ref) {
 			series = append(series, s.ref)
+		}
+	}
+	for _, e := range exemplars {
+		if !h.log.isDurable(e.ref) {
+			series = append(series, e.ref)
 		}
 	}
 	slices.Sort(series)
@@ -126,8 +128,36 @@ func (h *Head) unlogged(samples []pending) []uint32 {
 // commitBufs are a commit's WAL buffers, kept from commit to commit: the
 // WAL holds a record until its wait returns, and logCommit waits.
 type commitBufs struct {
-	samples            []record.RefSample
-	record, compressed []byte
+	samples                  []record.RefSample
+	exemplars                []record.RefExemplar
+	record, compressed       []byte
+	exemplarsRec, exemplarsC []byte
+}
+
+// encode encodes and compresses the samples and exemplars records, each
+// nil if there are none.
+func (b *commitBufs) encode(samples []pending, exemplars []pendingExemplar) (samplesRec, exemplarsRec []byte) {
+	var enc record.Encoder
+	if len(samples) > 0 {
+		b.samples = b.samples[:0]
+		for _, s := range samples {
+			b.samples = append(b.samples, record.RefSample{Ref: chunks.HeadSeriesRef(s.ref), T: s.t, V: s.v})
+		}
+		b.record = enc.Samples(b.samples, b.record[:0])
+		b.compressed = s2.EncodeSnappy(b.compressed[:cap(b.compressed)], b.record)
+		samplesRec = b.compressed
+	}
+	if len(exemplars) > 0 {
+		b.exemplars = b.exemplars[:0]
+		for _, e := range exemplars {
+			b.exemplars = append(b.exemplars, record.RefExemplar{Ref: chunks.HeadSeriesRef(e.ref), T: e.e.Ts, V: e.e.Value, Labels: e.e.Labels})
+		}
+		b.exemplarsRec = enc.Exemplars(b.exemplars, b.exemplarsRec[:0])
+		clear(b.exemplars) // the labels
+		b.exemplarsC = s2.EncodeSnappy(b.exemplarsC[:cap(b.exemplarsC)], b.exemplarsRec)
+		exemplarsRec = b.exemplarsC
+	}
+	return samplesRec, exemplarsRec
 }
 
 var commitBufsPool = sync.Pool{New: func() any { return &commitBufs{} }}
