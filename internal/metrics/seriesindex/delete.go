@@ -202,17 +202,91 @@ func (ix *Index) unslotBatch(sh *shard, todo []goneSeries) []goneSeries {
 	return todo[n:]
 }
 
-// shrinkShard moves sh's series to a table of size slots, taken before
-// the locks (see mark), if sh is still to shrink to that size.
+// shrinkShard moves sh's series to a table of size slots, rehashed
+// without lock from a copy of sh's table (a read of each series' labels,
+// a cache miss each), if sh is still to shrink; under the locks the series
+// created meanwhile, in slots that were empty, are put in. If sh grew
+// meanwhile it starts again.
 func (ix *Index) shrinkShard(sh *shard, size int) {
-	table, tags := make([]uint32, size), make([]uint8, size)
+	var old []uint32
+	for {
+		was, v, ok := ix.copyShard(sh, &old, size)
+		if !ok {
+			return
+		}
+		ix.pause()
+		table, tags := make([]uint32, size), make([]uint8, size)
+		for _, r := range old {
+			if r != 0 {
+				enc, ok := v.labelsOf(storage.SeriesRef(r))
+				if !ok {
+					panic("seriesindex: a removed series is left in its shard")
+				}
+				putSeries(table, tags, maphash.Bytes(ix.seed, enc), r)
+			}
+		}
+		if ix.putCreated(sh, was, old, table, tags) {
+			return
+		}
+	}
+}
+
+// copyShard copies sh's table into *old, taken before the locks (see
+// mark), and returns the table and a view to read its series' labels in;
+// ok is false if sh is no longer to shrink to size.
+func (ix *Index) copyShard(sh *shard, old *[]uint32, size int) (was []uint32, v view, ok bool) {
+	for {
+		sh.mu.Lock()
+		ix.mu.RLock()
+		n, to := len(sh.table), shrunk(sh.n, len(sh.table), 64)
+		if to == size && len(*old) == n {
+			was = sh.table
+			copy(*old, was)
+			v = view{offs: ix.offs, series: ix.series}
+		}
+		ix.mu.RUnlock()
+		sh.mu.Unlock()
+		switch {
+		case to != size:
+			return nil, v, false
+		case was != nil:
+			return was, v, true
+		}
+		*old = make([]uint32, n)
+	}
+}
+
+// putCreated installs table and tags as sh's, with the series created
+// since sh's table was old put in, unless sh grew (false).
+func (ix *Index) putCreated(sh *shard, was, old, table []uint32, tags []uint8) bool {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
-	if shrunk(sh.n, len(sh.table), 64) == size {
-		ix.rehash(sh, table, tags)
+	if &sh.table[0] != &was[0] {
+		return false
 	}
+	for i, r := range sh.table {
+		if r != old[i] { // only Adds changed it: a slot filled
+			putSeries(table, tags, maphash.Bytes(ix.seed, ix.labelsAt(r)), r)
+		}
+	}
+	sh.table, sh.tags = table, tags
+	if sh.n*4 > len(sh.table)*3 {
+		ix.grow(sh)
+	}
+	return true
+}
+
+// putSeries puts series r, whose labels hash to h, in the first empty
+// slot of its probe.
+func putSeries(table []uint32, tags []uint8, h uint64, r uint32) {
+	mask := len(table) - 1
+	i := int(h) & mask
+	for table[i] != 0 {
+		i = (i + 1) & mask
+	}
+	table[i], tags[i] = r, tag(h)
 }
 
 // slotOf is the slot of sh that holds series g. The caller holds sh.mu.

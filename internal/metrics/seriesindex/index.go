@@ -297,26 +297,12 @@ func (ix *Index) grow(sh *shard) { ix.resize(sh, 2*len(sh.table)) }
 // resize moves sh's series to a table of size slots, a power of two. The
 // caller holds sh.mu and ix.mu.
 func (ix *Index) resize(sh *shard, size int) {
-	ix.rehash(sh, make([]uint32, size), make([]uint8, size))
-}
-
-// rehash moves sh's series to table and tags, empty, of a power of two
-// slots. The caller holds sh.mu and ix.mu.
-func (ix *Index) rehash(sh *shard, table []uint32, tags []uint8) {
 	old := sh.table
-	sh.table, sh.tags = table, tags
-	mask := len(sh.table) - 1
+	sh.table, sh.tags = make([]uint32, size), make([]uint8, size)
 	for _, r := range old {
-		if r == 0 {
-			continue
+		if r != 0 {
+			putSeries(sh.table, sh.tags, maphash.Bytes(ix.seed, ix.labelsAt(r)), r)
 		}
-		h := maphash.Bytes(ix.seed, ix.labelsAt(r))
-		i := int(h) & mask
-		for sh.table[i] != 0 {
-			i = (i + 1) & mask
-		}
-		sh.table[i] = r
-		sh.tags[i] = tag(h)
 	}
 }
 
