@@ -143,8 +143,12 @@ func (a *appender) Rollback() error {
 // thousands of samples would otherwise grow a new one each time.
 var pendingPool = sync.Pool{New: func() any { s := make([]pending, 0, 512); return &s }}
 
-// release gives the sample list back (the appender takes another if used
-// again) and forgets the minimum valid time.
+// exemplarPool keeps appenders' exemplar lists, as pendingPool their
+// samples: a request with an exemplar a sample grew one of a megabyte.
+var exemplarPool = sync.Pool{New: func() any { var s []pendingExemplar; return &s }}
+
+// release gives the sample and exemplar lists back (the appender takes
+// others if used again) and forgets the minimum valid time.
 func (a *appender) release() {
 	if a.samples != nil {
 		clear(a.samples) // the labels
@@ -152,8 +156,12 @@ func (a *appender) release() {
 		pendingPool.Put(&s)
 		a.samples = nil
 	}
-	clear(a.exemplars)
-	a.exemplars = a.exemplars[:0]
+	if a.exemplars != nil {
+		clear(a.exemplars) // the labels
+		e := a.exemplars[:0]
+		exemplarPool.Put(&e)
+		a.exemplars = nil
+	}
 	a.minValidKnown = false
 }
 
@@ -180,6 +188,9 @@ func (a *appender) AppendExemplar(ref storage.SeriesRef, lset labels.Labels, e e
 		a.removals = a.head.removals.Load()
 	}
 	e.Labels = e.Labels.WithoutEmpty()
+	if a.exemplars == nil {
+		a.exemplars = *exemplarPool.Get().(*[]pendingExemplar)
+	}
 	a.exemplars = append(a.exemplars, pendingExemplar{ref: id, e: e, lset: lset})
 	return storage.SeriesRef(id), nil
 }
