@@ -269,3 +269,54 @@ func TestTruncateWALKeepsExemplarsFromMint(t *testing.T) {
 	}
 	h.Close()
 }
+
+// TestExemplarsOfSeriesRemovedBeforeCommit appends exemplars of two series
+// that truncation then removes, one of them created again before the
+// commit: the exemplar of the series created again is logged under its new
+// ref, the other's is left out of the WAL, and the commit succeeds.
+func TestExemplarsOfSeriesRemovedBeforeCommit(t *testing.T) {
+	dir := t.TempDir()
+	h, _ := openReplaying(t, dir, 0)
+	ctx := context.Background()
+	back, gone := labels.FromStrings("__name__", "back"), labels.FromStrings("__name__", "gone")
+	refs := map[string]storage.SeriesRef{}
+	app := h.Appender(ctx)
+	for _, l := range []labels.Labels{back, gone} {
+		ref, err := app.Append(0, l, 1000, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		refs[l.Get("__name__")] = ref
+	}
+	if err := app.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	app = h.Appender(ctx)
+	for _, l := range []labels.Labels{back, gone} {
+		if _, err := app.AppendExemplar(refs[l.Get("__name__")], l, traceExemplar(l.Get("__name__"), 1000, 1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := h.Truncate(5000); err != nil {
+		t.Fatal(err)
+	}
+	if h.HasSeries(back) || h.HasSeries(gone) {
+		t.Fatal("truncation kept series without samples")
+	}
+	again := h.Appender(ctx)
+	if _, err := again.Append(0, back, 6000, 2); err != nil {
+		t.Fatal(err)
+	}
+	if err := again.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if err := app.Commit(); err != nil {
+		t.Fatalf("commit of exemplars of removed series: %v", err)
+	}
+	h.Close()
+	h, got := openReplaying(t, dir, 0)
+	defer h.Close()
+	if want := []string{exemplarLine(back, traceExemplar("back", 1000, 1))}; !slices.Equal(got.lines(), want) {
+		t.Fatalf("replayed %q, want %q", got.lines(), want)
+	}
+}
