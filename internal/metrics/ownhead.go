@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/oklog/ulid/v2"
@@ -58,6 +59,33 @@ const ownHeadDir = "vispyr_head"
 type ownHead struct {
 	head      *head.Head
 	exemplars tsdb.ExemplarStorage
+	// floatsInDB spans the float samples sent to the TSDB's head beside
+	// it (those the own head refused), and what that head held at open:
+	// where the TSDB's head may hold floats, a series may have samples in
+	// both heads, and fastrate must not read chunks there.
+	floatsInDB timeSpan
+}
+
+// timeSpan is a span of timestamps that only widens; empty at first.
+type timeSpan struct{ mint, maxt atomic.Int64 }
+
+func (s *timeSpan) init() {
+	s.mint.Store(math.MaxInt64)
+	s.maxt.Store(math.MinInt64)
+}
+
+func (s *timeSpan) widen(mint, maxt int64) {
+	for old := s.mint.Load(); mint < old && !s.mint.CompareAndSwap(old, mint); old = s.mint.Load() {
+	}
+	for old := s.maxt.Load(); maxt > old && !s.maxt.CompareAndSwap(old, maxt); old = s.maxt.Load() {
+	}
+}
+
+// floatsInDBHead reports whether floats sent to the TSDB's head may still
+// be in it (not yet in its blocks) within [mint, maxt].
+func (o *ownHead) floatsInDBHead(db *tsdb.DB, mint, maxt int64) bool {
+	fmin, fmax := o.floatsInDB.mint.Load(), o.floatsInDB.maxt.Load()
+	return fmin <= maxt && mint <= fmax && fmax >= db.Head().MinTime()
 }
 
 // ownRef marks a series ref as the own head's, so refs callers cache (the
@@ -98,7 +126,9 @@ func (s *Storage) openOwnHead(dir string, logger *slog.Logger) (*ownHead, error)
 	if err != nil {
 		return nil, fmt.Errorf("open own head: %w", err)
 	}
-	return &ownHead{head: h, exemplars: ex}, nil
+	o := &ownHead{head: h, exemplars: ex}
+	o.floatsInDB.init()
+	return o, nil
 }
 
 // firstExemplars is how many exemplars the own head has room for at first.
@@ -160,7 +190,8 @@ func (t *tenantDB) appenderV2(ctx context.Context) storage.AppenderV2 {
 
 // split is the appender of a tenant with an own head.
 func (t *tenantDB) split(ctx context.Context) *splitAppender {
-	return &splitAppender{db: t.db.AppenderV2(ctx), own: t.own.head.Appender(ctx), ownHead: t.own.head, exemplarsTo: t.own.exemplars, oooToDB: t.oooWindow > 0}
+	return &splitAppender{db: t.db.AppenderV2(ctx), own: t.own.head.Appender(ctx), ownHead: t.own.head, exemplarsTo: t.own.exemplars, oooToDB: t.oooWindow > 0,
+		floatsInDB: &t.own.floatsInDB}
 }
 
 // appendable is the tenant as a storage.AppendableV2, for the receivers
@@ -188,6 +219,7 @@ type splitAppender struct {
 	ownHead     *head.Head
 	exemplarsTo tsdb.ExemplarStorage
 	oooToDB     bool // the TSDB takes out-of-order samples the own head refuses (unless RejectOutOfOrder)
+	floatsInDB  *timeSpan
 	exemplars   []ownExemplars
 }
 
@@ -205,6 +237,7 @@ func (a *splitAppender) Append(ref storage.SeriesRef, ls labels.Labels, st, t in
 	}
 	got, err := a.own.Append(ownRefOf(ref), ls, t, v)
 	if a.oooToDB && !opts.RejectOutOfOrder && (errors.Is(err, storage.ErrOutOfOrderSample) || errors.Is(err, storage.ErrOutOfBounds)) {
+		a.floatsInDB.widen(t, t) // before it can be read there
 		return a.db.Append(0, ls, st, t, v, nil, nil, opts)
 	}
 	if err != nil {

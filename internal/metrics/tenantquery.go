@@ -49,7 +49,7 @@ func (s *Storage) ChunkQuerier(mint, maxt int64) (storage.ChunkQuerier, error) {
 // windows from whole chunks); nil otherwise.
 func (s *Storage) DisjointChunkQuerier(ctx context.Context, mint, maxt int64) storage.ChunkQuerier {
 	t := s.lookup(pipeline.Tenant(ctx))
-	if t == nil || t.own != nil { // the own head's chunks are not checked for overlaps yet
+	if t == nil {
 		return nil
 	}
 	if t.lt != nil {
@@ -59,7 +59,29 @@ func (s *Storage) DisjointChunkQuerier(ctx context.Context, mint, maxt int64) st
 			}
 		}
 	}
-	return fastrate.DisjointChunkQuerier(t.db, mint, maxt)
+	if t.own == nil {
+		return fastrate.DisjointChunkQuerier(t.db, mint, maxt)
+	}
+	return t.ownDisjointChunkQuerier(mint, maxt)
+}
+
+// ownDisjointChunkQuerier is DisjointChunkQuerier beside an own head: the
+// TSDB's blocks must not overlap each other nor the own head, and the
+// TSDB's head must hold no floats in the range (floats the own head refused
+// went there). Its histograms may overlap anything: a series' histogram
+// chunks send fastrate back to the iterators, which merge them.
+func (t *tenantDB) ownDisjointChunkQuerier(mint, maxt int64) storage.ChunkQuerier {
+	// Opened first: whatever compaction changes after, no two sources
+	// overlapped when it took its blocks, or the checks below see one.
+	q, err := t.chunkQuerier(mint, maxt)
+	if err != nil {
+		return nil
+	}
+	if t.own.floatsInDBHead(t.db, mint, maxt) || !fastrate.Disjoint(t.db, mint, maxt, t.own.head.MinTime()) {
+		q.Close()
+		return nil
+	}
+	return q
 }
 
 // ExemplarQuerier returns the exemplars of ctx's tenant.

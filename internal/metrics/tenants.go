@@ -181,6 +181,10 @@ func (s *Storage) openTenantDB(id, dir string, logger *slog.Logger, reg promethe
 	if err != nil {
 		return nil, errors.Join(err, db.Close())
 	}
+	if own != nil && db.Head().NumSeries() > 0 {
+		// Its replayed WAL may hold floats the own head refused.
+		own.floatsInDB.widen(db.Head().MinTime(), db.Head().MaxTime())
+	}
 	t := &tenantDB{id: id, db: db, lt: lt, own: own, oooWindow: s.cfg.OutOfOrderWindow.Milliseconds(),
 		limits: s.newTenantLimiter(id), replayDirs: dirs}
 	if len(dirs) > 0 {

@@ -32,14 +32,19 @@ func DisjointChunkQuerier(db *tsdb.DB, mint, maxt int64) storage.ChunkQuerier {
 	if err != nil {
 		return nil
 	}
-	if !disjoint(db, mint, maxt) {
+	if !Disjoint(db, mint, maxt, db.Head().MinTime()) {
 		q.Close()
 		return nil
 	}
 	return q
 }
 
-func disjoint(db *tsdb.DB, mint, maxt int64) bool {
+// Disjoint reports whether, over [mint, maxt], db's blocks overlap neither
+// each other nor the in-order head data from headMint on (the TSDB's head's
+// MinTime, or that of a head beside it), and no out-of-order head data of
+// db falls in it. Open the querier before checking, so that a compaction
+// in between is seen.
+func Disjoint(db *tsdb.DB, mint, maxt, headMint int64) bool {
 	h := db.Head()
 	if h.MinOOOTime() <= maxt && mint <= h.MaxOOOTime() {
 		return false
@@ -56,5 +61,5 @@ func disjoint(db *tsdb.DB, mint, maxt int64) bool {
 		}
 		end, seen = m.MaxTime, true
 	}
-	return !seen || maxt < h.MinTime() || h.MinTime() >= end
+	return !seen || maxt < headMint || headMint >= end
 }
