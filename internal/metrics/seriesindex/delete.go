@@ -110,29 +110,33 @@ func (ix *Index) mark(drop func(ref uint32) bool) (gone []uint32, isGone bitset)
 	return gone, isGone
 }
 
-// markLocked is mark's part under ix.mu: it fills offs and isGone and
-// returns how many series it marked.
+// markLocked is mark's part under ix.mu: it fills isGone and, if it
+// marked any series, offs, and returns how many it marked.
 func (ix *Index) markLocked(drop func(ref uint32) bool, offs *[]uint32, isGone *bitset) int {
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
 	if len(ix.offs)/64 >= len(*isGone) {
 		*isGone = make(bitset, len(ix.offs)/64+1)
 	}
-	o := append(*offs, ix.offs...)
 	removed := 0
-	for i, off := range o {
+	for i, off := range ix.offs {
 		if off != deadOff && drop(uint32(i+1)) {
-			o[i] = deadOff
 			isGone.set(uint32(i + 1))
 			removed++
 		}
 	}
-	if removed > 0 {
-		ix.pending = &removal{offs: ix.offs, series: ix.series}
-		ix.offs = o
-		ix.removed += removed
+	if removed == 0 {
+		return 0
 	}
-	*offs = o
+	o := append(*offs, ix.offs...)
+	for i, w := range *isGone {
+		for ; w != 0; w &= w - 1 {
+			o[i*64+bits.TrailingZeros64(w)-1] = deadOff
+		}
+	}
+	ix.pending = &removal{offs: ix.offs, series: ix.series}
+	ix.offs, *offs = o, o
+	ix.removed += removed
 	return removed
 }
 
