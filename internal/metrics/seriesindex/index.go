@@ -31,14 +31,15 @@ const shardBits = 4
 // creations are serialized (postings lists stay sorted by appending).
 //
 // Locks, taken in this order: Index.delMu (Delete), a shard's mu (Add,
-// Lookup; renumbering the symbols takes every shard's, in order), Index.mu,
-// then symbols.mu; Add takes symbols.mu on its own before the others. None is held while another
-// method of the Index runs (a waiting writer would deadlock a second read
-// lock). Reader's walks over many series run on a view, a snapshot of the
-// offsets and arenas read without locks; only the value tables and
-// postings lists need Index.mu. Symbol IDs are valid while Index.mu or a
-// shard's mu is held, or within a view: Delete renumbers the symbols
-// holding every lock, and an Add that encoded before encodes again.
+// Lookup; renumbering the symbols takes every shard's, in order),
+// Index.mu, then symbols.mu; Add takes symbols.mu on its own before the
+// others. None is held while another method of the Index runs (a waiting
+// writer would deadlock a second read lock). Reader's walks over many
+// series run on a view, a snapshot of the offsets and arenas read without
+// locks; only the value tables and postings lists need Index.mu. Symbol
+// IDs are valid while Index.mu or a shard's mu is held, or within a view:
+// Delete renumbers the symbols holding every lock, and an Add that encoded
+// before encodes again.
 type Index struct {
 	syms   *symbols
 	seed   maphash.Seed
@@ -294,8 +295,8 @@ func (ix *Index) find(sh *shard, enc []byte, h uint64) (slot int, ref uint32) {
 // caller holds sh.mu and ix.mu.
 func (ix *Index) grow(sh *shard) { ix.resize(sh, 2*len(sh.table)) }
 
-// resize moves sh's series to a table of size slots, a power of two. The
-// caller holds sh.mu and ix.mu.
+// resize moves sh's series (those a Delete is removing too) to a table of
+// size slots, a power of two. The caller holds sh.mu and ix.mu.
 func (ix *Index) resize(sh *shard, size int) {
 	old := sh.table
 	sh.table, sh.tags = make([]uint32, size), make([]uint8, size)
