@@ -150,7 +150,9 @@ func httpGet(t *testing.T, u string) string {
 }
 
 // waitMoved waits until the TSDB has dropped every block the long-term tier
-// replaced (its next block reload).
+// replaced (its next block reload), and their files are gone: the reload
+// deletes them after it stops serving them, so until then the dir's size
+// still counts them.
 func waitMoved(t *testing.T, s *Storage) {
 	t.Helper()
 	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(100 * time.Millisecond) {
@@ -159,6 +161,9 @@ func waitMoved(t *testing.T, s *Storage) {
 			if s.def.lt.Replaces(b.Meta().ULID) {
 				left++
 			}
+		}
+		if deleting, _ := filepath.Glob(filepath.Join(s.DB().Dir(), "*.tmp-for-deletion")); len(deleting) > 0 {
+			left++
 		}
 		if left == 0 {
 			return
@@ -299,6 +304,9 @@ func allocated(t *testing.T, dir string) int64 {
 	t.Helper()
 	var n int64
 	err := filepath.Walk(dir, func(_ string, fi os.FileInfo, err error) error {
+		if os.IsNotExist(err) {
+			return nil // deleted while walked (a block the TSDB replaced)
+		}
 		if err != nil {
 			return err
 		}
