@@ -62,7 +62,7 @@ func (ix *Index) Delete(drop func(ref uint32) bool) int {
 		return 0
 	}
 	ix.pause()
-	ix.removeFromShards(gone)
+	ix.removeFromShards(gone, isGone)
 	ix.unused += ix.removePostings(gone, isGone)
 	ix.shrinkValues()
 	ix.finish(gone)
@@ -165,10 +165,19 @@ func (b bitset) count() int {
 }
 
 // removeFromShards forgets the gone series in the series hash tables,
-// shard by shard, in batches under the shard's mu and ix.mu (read), and
-// shrinks each table removals left at most a quarter full. Their hashes
-// are computed first, without lock, from the labels of before the mark.
-func (ix *Index) removeFromShards(gone []uint32) {
+// shard by shard, and shrinks each table removals left at most a quarter
+// full. When they are a quarter of the series or more, each table is
+// rebuilt without them (rebuildShard), which reads the labels of each
+// series left once; else they are removed in batches under the shard's mu
+// and ix.mu (read), their hashes computed first, without lock, from the
+// labels of before the mark.
+func (ix *Index) removeFromShards(gone []uint32, isGone bitset) {
+	if len(gone)*4 >= ix.Len()+len(gone) {
+		for i := range ix.shards {
+			ix.rebuildShard(&ix.shards[i], isGone)
+		}
+		return
+	}
 	var byShard [1 << shardBits][]goneSeries
 	for _, ref := range gone {
 		h := maphash.Bytes(ix.seed, ix.pending.series.bytes(ix.pending.offs[ref-1]))
@@ -197,72 +206,81 @@ func (ix *Index) unslotBatch(sh *shard, todo []goneSeries) []goneSeries {
 	for _, g := range todo[:n] {
 		ix.unslotSeries(sh, slotOf(sh, g))
 	}
-	size := shrunk(sh.n, len(sh.table), 64)
+	shrink := shrunk(sh.n, len(sh.table), 64) > 0
 	ix.mu.RUnlock()
 	sh.mu.Unlock()
-	if n == len(todo) && size > 0 {
-		ix.shrinkShard(sh, size)
+	if n == len(todo) && shrink {
+		ix.rebuildShard(sh, nil)
 	}
 	return todo[n:]
 }
 
-// shrinkShard moves sh's series to a table of size slots, rehashed
-// without lock from a copy of sh's table (a read of each series' labels,
-// a cache miss each), if sh is still to shrink; under the locks the series
-// created meanwhile, in slots that were empty, are put in. If sh grew
-// meanwhile it starts again.
-func (ix *Index) shrinkShard(sh *shard, size int) {
+// rebuildShard moves sh's series but the gone ones (isGone; nil for
+// none) to a new table, shrunk if that leaves it at most a quarter full,
+// rehashed without lock from a copy of sh's table (a read of each series'
+// labels, a cache miss each); under the locks the series created
+// meanwhile, in slots that were empty, are put in. If sh grew meanwhile it
+// starts again.
+func (ix *Index) rebuildShard(sh *shard, isGone bitset) {
 	var old []uint32
 	for {
-		was, v, ok := ix.copyShard(sh, &old, size)
-		if !ok {
+		was, n, v := ix.copyShard(sh, &old)
+		dropped := 0
+		for _, r := range old {
+			if isGone.has(r) {
+				dropped++
+			}
+		}
+		size := len(old)
+		if s := shrunk(n-dropped, size, 64); s > 0 {
+			size = s
+		} else if dropped == 0 {
 			return
 		}
 		ix.pause()
 		table, tags := make([]uint32, size), make([]uint8, size)
 		for _, r := range old {
-			if r != 0 {
-				enc, ok := v.labelsOf(storage.SeriesRef(r))
-				if !ok {
-					panic("seriesindex: a removed series is left in its shard")
-				}
-				putSeries(table, tags, maphash.Bytes(ix.seed, enc), r)
+			if r == 0 || isGone.has(r) {
+				continue
 			}
+			enc, ok := v.labelsOf(storage.SeriesRef(r))
+			if !ok {
+				panic("seriesindex: a removed series is left in its shard")
+			}
+			putSeries(table, tags, maphash.Bytes(ix.seed, enc), r)
 		}
-		if ix.putCreated(sh, was, old, table, tags) {
+		if ix.putCreated(sh, was, old, table, tags, dropped) {
 			return
 		}
 	}
 }
 
 // copyShard copies sh's table into *old, taken before the locks (see
-// mark), and returns the table and a view to read its series' labels in;
-// ok is false if sh is no longer to shrink to size.
-func (ix *Index) copyShard(sh *shard, old *[]uint32, size int) (was []uint32, v view, ok bool) {
+// mark), and returns the table, its number of series and a view to read
+// their labels in.
+func (ix *Index) copyShard(sh *shard, old *[]uint32) (was []uint32, n int, v view) {
 	for {
 		sh.mu.Lock()
 		ix.mu.RLock()
-		n, to := len(sh.table), shrunk(sh.n, len(sh.table), 64)
-		if to == size && len(*old) == n {
-			was = sh.table
+		size := len(sh.table)
+		if len(*old) == size {
+			was, n = sh.table, sh.n
 			copy(*old, was)
 			v = view{offs: ix.offs, series: ix.series}
 		}
 		ix.mu.RUnlock()
 		sh.mu.Unlock()
-		switch {
-		case to != size:
-			return nil, v, false
-		case was != nil:
-			return was, v, true
+		if was != nil {
+			return was, n, v
 		}
-		*old = make([]uint32, n)
+		*old = make([]uint32, size)
 	}
 }
 
 // putCreated installs table and tags as sh's, with the series created
-// since sh's table was old put in, unless sh grew (false).
-func (ix *Index) putCreated(sh *shard, was, old, table []uint32, tags []uint8) bool {
+// since sh's table was old put in and dropped series fewer, unless sh
+// grew (false).
+func (ix *Index) putCreated(sh *shard, was, old, table []uint32, tags []uint8, dropped int) bool {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	ix.mu.RLock()
@@ -275,7 +293,7 @@ func (ix *Index) putCreated(sh *shard, was, old, table []uint32, tags []uint8) b
 			putSeries(table, tags, maphash.Bytes(ix.seed, ix.labelsAt(r)), r)
 		}
 	}
-	sh.table, sh.tags = table, tags
+	sh.table, sh.tags, sh.n = table, tags, sh.n-dropped
 	if sh.n*4 > len(sh.table)*3 {
 		ix.grow(sh)
 	}
