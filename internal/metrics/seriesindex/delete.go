@@ -91,12 +91,13 @@ func (ix *Index) pause() {
 // mark chooses the series to remove and marks them removed in a new copy
 // of the offsets (a snapshot may be reading the old one), keeping the old
 // one in ix.pending until they are out of the tables. Its memory is taken
-// before the lock: allocating megabytes while the collector runs makes
-// the allocator help it mark, which would lengthen the hold.
+// (and touched) before the lock: allocating megabytes while the collector
+// runs makes the allocator help it mark, which would lengthen the hold.
 func (ix *Index) mark(drop func(ref uint32) bool) (gone []uint32, isGone bitset) {
 	n := ix.MaxRef()
 	n += n/16 + 64 // room for the series created meanwhile, and after
 	offs, isGone := make([]uint32, 0, n), make(bitset, n/64+1)
+	touch(offs[:n])
 	removed := ix.markLocked(drop, &offs, &isGone)
 	if removed == 0 {
 		return nil, nil
@@ -274,6 +275,7 @@ func (ix *Index) copyShard(sh *shard, old *[]uint32) (was []uint32, n int, v vie
 			return was, n, v
 		}
 		*old = make([]uint32, size)
+		touch(*old)
 	}
 }
 
@@ -685,6 +687,16 @@ func (ix *Index) copyTable(name uint32) (t *values, was, old []uint32, lists []l
 		}
 		ix.mu.RUnlock()
 		old, lists = make([]uint32, size), make([]list, 0, nlists+nlists/8+8)
+		touch(old)
+	}
+}
+
+// touch writes a word of each page of b, so that the kernel maps them in
+// before a copy under a lock writes b: a fresh page faults on first write,
+// and a fault can take long (tens of milliseconds were seen for 16 MB).
+func touch(b []uint32) {
+	for i := 0; i < len(b); i += 1024 {
+		b[i] = 0
 	}
 }
 
