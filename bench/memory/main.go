@@ -38,7 +38,7 @@ func main() {
 		rounds    = flag.Int("rounds", 8, "samples per series (15 s apart, ending a minute ago)")
 		settle    = flag.Duration("settle", 30*time.Second, "wait after the load before reading RSS")
 		repeat    = flag.Int("repeat", 1, "runs per system and size, interleaved")
-		targets   = flag.String("targets", "victoria-metrics,prometheus,vispyr,vispyr-ownhead", "systems, in order (vispyr-ownhead: vispyr with --metrics.head=vispyr)")
+		targets   = flag.String("targets", "victoria-metrics,prometheus,vispyr,vispyr-tsdbhead", "systems, in order (vispyr-ownhead, vispyr-tsdbhead: vispyr with --metrics.head=vispyr or prometheus)")
 		vispyrBin = flag.String("vispyr", "", "vispyr binary (default: go build ./cmd/vispyr)")
 		promBin   = flag.String("prometheus", "prometheus", "prometheus binary")
 		vmBin     = flag.String("victoria-metrics", "victoria-metrics", "victoria-metrics binary")
@@ -69,6 +69,9 @@ func run(sizes string, rounds int, settle time.Duration, repeat int, names []str
 		}, syscall.SIGTERM},
 		"vispyr-ownhead": {"vispyr-ownhead", func(dir string) (*peers.Started, error) {
 			return peers.Vispyr(vispyrBin, dir, "--prometheus.self-scrape=false", "--metrics.head=vispyr")
+		}, syscall.SIGTERM},
+		"vispyr-tsdbhead": {"vispyr-tsdbhead", func(dir string) (*peers.Started, error) {
+			return peers.Vispyr(vispyrBin, dir, "--prometheus.self-scrape=false", "--metrics.head=prometheus")
 		}, syscall.SIGTERM},
 		"prometheus": {"prometheus", func(dir string) (*peers.Started, error) {
 			return peers.Prometheus(peers.LookPath(promBin), dir)
@@ -161,7 +164,7 @@ func report(n int, names []string, results map[string][]result) {
 			stats.Collect(rs, func(r result) float64 { return perSeries(r.steady - r.idle) }).Format(kb),
 			stats.Collect(rs, func(r result) float64 { return perSeries(r.peak) }).Format(kb))
 	}
-	for _, ours := range []string{"vispyr", "vispyr-ownhead"} {
+	for _, ours := range []string{"vispyr", "vispyr-ownhead", "vispyr-tsdbhead"} {
 		v, ok := steady[ours]
 		if !ok {
 			continue

@@ -56,7 +56,7 @@ func main() {
 		step      = flag.Duration("step", 15*time.Second, "range query step")
 		runs      = flag.Int("runs", 10, "warm runs of every query per configuration")
 		repeat    = flag.Int("repeat", 1, "cold start-ups (and warm series) per configuration")
-		targets   = flag.String("targets", "victoria-metrics,prometheus,vispyr", "systems, in order; vispyr@BIN: vispyr serve of another build; vispyr-ownhead: vispyr with --metrics.head=vispyr")
+		targets   = flag.String("targets", "victoria-metrics,prometheus,vispyr", "systems, in order; vispyr@BIN: vispyr serve of another build; vispyr-ownhead, vispyr-tsdbhead: vispyr with --metrics.head=vispyr or prometheus")
 		vispyrBin = flag.String("vispyr", "", "vispyr binary (default: go build ./cmd/vispyr)")
 		promBin   = flag.String("prometheus", "prometheus", "prometheus binary")
 		vmBin     = flag.String("victoria-metrics", "victoria-metrics", "victoria-metrics binary")
@@ -80,8 +80,9 @@ func systems(vispyrBin, promBin, vmBin string) map[string]system {
 			configs: []config{{"results cache off", []string{"--metrics.results-cache-max-bytes=0"}}, {"results cache on", nil}}}
 	}
 	return map[string]system{
-		"vispyr":         vispyr("vispyr"),
-		"vispyr-ownhead": vispyr("vispyr-ownhead", "--metrics.head=vispyr"),
+		"vispyr":          vispyr("vispyr"),
+		"vispyr-ownhead":  vispyr("vispyr-ownhead", "--metrics.head=vispyr"),
+		"vispyr-tsdbhead": vispyr("vispyr-tsdbhead", "--metrics.head=prometheus"),
 		"prometheus": {name: "prometheus", stop: syscall.SIGTERM,
 			start: func(dir string, extra ...string) (*peers.Started, error) {
 				return peers.Prometheus(peers.LookPath(promBin), dir, extra...)

@@ -131,9 +131,11 @@ type Metrics struct {
 	LongTerm LongTerm `yaml:"longterm"`
 
 	// Head chooses where float samples wait before they are written into
-	// blocks: "prometheus", Prometheus's TSDB head, or "vispyr", Vispyr's
-	// own head (experimental: a fifth of the heap a series, faster ingest),
-	// with histograms still in Prometheus's head beside it.
+	// blocks: "vispyr", Vispyr's own head (a third of the memory a series
+	// and faster ingest), with histograms in Prometheus's head beside it,
+	// or "prometheus", Prometheus's TSDB head for every sample. Switching
+	// from vispyr to prometheus writes the own head's samples into blocks
+	// at the next start.
 	Head string `yaml:"head"`
 }
 
@@ -333,7 +335,7 @@ func Default() Config {
 			ResultsCacheFreshness: 5 * time.Minute,
 
 			BackgroundReplayMinWALBytes: 32 << 20,
-			Head:                        HeadPrometheus,
+			Head:                        HeadVispyr,
 
 			LongTerm: LongTerm{Enabled: false, After: 24 * time.Hour},
 		},

@@ -48,7 +48,7 @@ func bind(fs *flag.FlagSet, c *Config) {
 	fs.DurationVar(&m.LongTerm.After, "metrics.longterm.after", m.LongTerm.After, "how old a day of samples must be before it moves to the long-term tier")
 	fs.BoolVar(&m.LongTerm.Downsample, "metrics.longterm.downsample", m.LongTerm.Downsample, "keep 5m and 1h aggregates in long-term blocks for range queries with a step of at least 5 windows")
 	fs.DurationVar(&m.ResultsCacheFreshness, "metrics.results-cache-freshness", m.ResultsCacheFreshness, "steps newer than this are never cached, so late samples show")
-	fs.StringVar(&m.Head, "metrics.head", m.Head, "where float samples wait before blocks: prometheus (Prometheus's TSDB head) or vispyr (Vispyr's own head, experimental)")
+	fs.StringVar(&m.Head, "metrics.head", m.Head, "where float samples wait before blocks: vispyr (Vispyr's own head, histograms in Prometheus's beside it) or prometheus (Prometheus's TSDB head for all)")
 	fs.Int64Var(&m.BackgroundReplayMinWALBytes, "metrics.background-replay-min-wal-bytes", m.BackgroundReplayMinWALBytes, "a head that would read this many bytes at start-up (head chunks, snapshot, the WAL past the snapshot) replays in the background while a fresh head takes writes (0: always before ready)")
 
 	p := &c.Prometheus

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/oklog/ulid/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/prometheus/prometheus/model/exemplar"
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
@@ -24,9 +26,9 @@ import (
 	"github.com/vispyr/vispyr/internal/metrics/head"
 )
 
-// With metrics.head: vispyr, a tenant's float samples go to Vispyr's own
-// head (internal/metrics/head) instead of the TSDB's: a fifth of the heap
-// a series. Histogram samples still go to the TSDB's head, and so do float
+// With metrics.head: vispyr (the default), a tenant's float samples go to
+// Vispyr's own head (internal/metrics/head) instead of the TSDB's: a fifth
+// of the heap a series. Histogram samples still go to the TSDB's head, and so do float
 // samples the own head refuses as out of order when an out-of-order window
 // is configured (the TSDB's head keeps those); queries merge both heads and
 // the blocks. The exemplars of float samples are kept beside the own head,
@@ -47,12 +49,13 @@ import (
 // the background (replay.go). A WAL left by a run with the own head when
 // metrics.head is no longer vispyr goes the same way.
 //
-// Not yet (so the switch is experimental): series metadata of its samples
-// is not kept, start timestamps are ignored (as the TSDB, configured as
-// Vispyr configures it, ignores them), its chunk files are re-encoded from
-// the WAL at start-up rather than read back (so a graceful stop does not
-// shorten the next start-up's replay), and the TSDB status API counts
-// its series (headstats.go) but not its chunks.
+// Where it differs from the TSDB's head: it keeps no series metadata
+// (Prometheus's API reads metadata from the scrape targets), start
+// timestamps are ignored (as the TSDB, configured as Vispyr configures it,
+// ignores them), its chunk files are re-encoded from the WAL at start-up
+// rather than read back (so a graceful stop does not shorten the next
+// start-up's replay), and the TSDB status API counts its series
+// (headstats.go) but not its chunks.
 const ownHeadDir = "vispyr_head"
 
 // ownHead is a tenant's own head and the exemplars of its series.
@@ -93,8 +96,9 @@ func (o *ownHead) floatsInDBHead(db *tsdb.DB, mint, maxt int64) bool {
 const ownRef = storage.SeriesRef(1) << 62
 
 // openOwnHead opens the tenant's own head in dir/vispyr_head if the config
-// asks for one; nil otherwise.
-func (s *Storage) openOwnHead(dir string, logger *slog.Logger) (*ownHead, error) {
+// asks for one; nil otherwise. reg (the default tenant's only, as with its
+// TSDB) takes its WAL's metrics and its series count.
+func (s *Storage) openOwnHead(dir string, logger *slog.Logger, reg prometheus.Registerer) (*ownHead, error) {
 	if s.cfg.Head != config.HeadVispyr {
 		return nil, nil
 	}
@@ -108,6 +112,7 @@ func (s *Storage) openOwnHead(dir string, logger *slog.Logger) (*ownHead, error)
 		ChunkDir:   filepath.Join(hd, "chunks_head"),
 		WALDir:     filepath.Join(hd, "wal"),
 		Logger:     logger.With("head", "vispyr"),
+		Registerer: reg,
 		// The TSDB's head holds the histograms (and out-of-order
 		// floats) of the same ranges until it compacts them itself. The
 		// hint goes only when the compactor merges an own head's block
@@ -126,6 +131,18 @@ func (s *Storage) openOwnHead(dir string, logger *slog.Logger) (*ownHead, error)
 	if err != nil {
 		return nil, fmt.Errorf("open own head: %w", err)
 	}
+	// prometheus_tsdb_head_series and _samples_appended_total count the
+	// TSDB's head beside it, which holds only histograms then: dashboards
+	// add the two.
+	f := promauto.With(reg)
+	f.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "vispyr_metrics_head_series",
+		Help: "Series in Vispyr's own metrics head (metrics.head: vispyr); prometheus_tsdb_head_series counts those of the TSDB's head beside it.",
+	}, func() float64 { return float64(h.NumSeries()) })
+	f.NewCounterFunc(prometheus.CounterOpts{
+		Name: "vispyr_metrics_head_samples_appended_total",
+		Help: "Samples appended to Vispyr's own metrics head (metrics.head: vispyr); prometheus_tsdb_head_samples_appended_total counts those of the TSDB's head beside it.",
+	}, func() float64 { return float64(h.SamplesAppended()) })
 	o := &ownHead{head: h, exemplars: ex}
 	o.floatsInDB.init()
 	return o, nil

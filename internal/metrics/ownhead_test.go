@@ -336,3 +336,52 @@ func TestOwnHeadSwitchedOffKeepsItsSamples(t *testing.T) {
 		t.Errorf("the own head's dir is still there: %v", err)
 	}
 }
+
+// TestOwnHeadCountsItsSeriesAndSamples: the own head's series and samples
+// are in the store's metrics (the self-monitoring page adds them to the
+// TSDB head's), a sample it refuses is not counted.
+func TestOwnHeadCountsItsSeriesAndSamples(t *testing.T) {
+	cfg := config.Default()
+	cfg.Metrics.Head = config.HeadVispyr
+	reg := prometheus.NewRegistry()
+	s, err := Open(cfg.Metrics, cfg.Limits, t.TempDir(), slog.New(slog.DiscardHandler), reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	base := time.Now().Add(-time.Minute).UnixMilli()
+	app := s.AppenderV2(context.Background())
+	for i := range 3 {
+		for k := range 4 {
+			if _, err := app.Append(0, labels.FromStrings("__name__", "own_head_test", "i", strconv.Itoa(i)), 0, base+int64(k)*1000, 1, nil, nil, storage.AOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := app.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if got := gathered(t, reg, "vispyr_metrics_head_series"); got != 3 {
+		t.Errorf("vispyr_metrics_head_series %v, want 3", got)
+	}
+	if got := gathered(t, reg, "vispyr_metrics_head_samples_appended_total"); got != 12 {
+		t.Errorf("vispyr_metrics_head_samples_appended_total %v, want 12", got)
+	}
+}
+
+// gathered is the value of reg's metric name (a gauge or a counter).
+func gathered(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
+			m := mf.GetMetric()[0]
+			return m.GetGauge().GetValue() + m.GetCounter().GetValue()
+		}
+	}
+	t.Fatalf("%s not registered", name)
+	return 0
+}

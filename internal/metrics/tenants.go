@@ -177,7 +177,7 @@ func (s *Storage) openTenantDB(id, dir string, logger *slog.Logger, reg promethe
 	if err != nil {
 		return nil, err
 	}
-	own, err := s.openOwnHead(dir, logger)
+	own, err := s.openOwnHead(dir, logger, reg)
 	if err != nil {
 		return nil, errors.Join(err, db.Close())
 	}

@@ -115,6 +115,7 @@ func (a *appender) Commit() error {
 		}
 	}
 	mint, maxt := int64(math.MaxInt64), int64(math.MinInt64)
+	appended := 0
 	for _, s := range a.samples {
 		if err := a.head.samples.Append(s.ref, s.t, s.v); err != nil {
 			if first == nil {
@@ -123,10 +124,12 @@ func (a *appender) Commit() error {
 			continue
 		}
 		mint, maxt = min(mint, s.t), max(maxt, s.t)
+		appended++
 	}
 	if mint <= maxt {
 		a.head.widen(mint, maxt)
 	}
+	a.head.appended.Add(uint64(appended))
 	a.release()
 	if first != nil && !errors.Is(first, storage.ErrOutOfOrderSample) && !errors.Is(first, storage.ErrDuplicateSampleForTimestamp) {
 		return first

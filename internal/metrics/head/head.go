@@ -84,6 +84,7 @@ type Head struct {
 	commitMu sync.RWMutex  // held by commits, and by truncation against them (truncate.go)
 	readers  readers       // open index readers, which truncation waits for
 	removals atomic.Uint64 // truncations that removed series, for appenders holding refs (settle)
+	appended atomic.Uint64 // samples committed, for the store's metrics
 }
 
 // New opens the head and replays its WAL. The chunk files a former run
@@ -160,6 +161,10 @@ func (h *Head) HasSeries(lset labels.Labels) bool {
 	_, ok := h.index.Lookup(lset)
 	return ok
 }
+
+// SamplesAppended is the number of samples commits have added to the head
+// (what Prometheus's head counts in prometheus_tsdb_head_samples_appended_total).
+func (h *Head) SamplesAppended() uint64 { return h.appended.Load() }
 
 // NumSeries is the number of series in the head.
 func (h *Head) NumSeries() int { return h.index.Len() }

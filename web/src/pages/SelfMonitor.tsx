@@ -37,7 +37,13 @@ export const CHARTS: ChartDef[] = [
     title: 'Ingest per signal (items/s)',
     fmt: fmtRate,
     queries: (w) => [
-      q(`sum(rate(prometheus_tsdb_head_samples_appended_total{${J}}[${w}]))`, fixed('metric samples')),
+      // Vispyr's own head (metrics.head: vispyr) takes the floats, the TSDB's head the histograms.
+      // Either counter may be missing (the TSDB's appears with its first sample); `or` keeps both,
+      // as the TSDB's carries a type label the other has not.
+      q(
+        `sum(rate(prometheus_tsdb_head_samples_appended_total{${J}}[${w}]) or rate(vispyr_metrics_head_samples_appended_total{${J}}[${w}]))`,
+        fixed('metric samples'),
+      ),
       q(`sum(rate(vispyr_traces_spans_ingested_total{${J}}[${w}]))`, fixed('spans')),
       q(`sum(rate(vispyr_profiles_ingested_profiles_total{${J}}[${w}]))`, fixed('profiles')),
       q(`sum(rate(vispyr_logs_ingested_lines_total{${J}}[${w}]))`, fixed('log lines')),
@@ -64,8 +70,12 @@ export const CHARTS: ChartDef[] = [
     title: 'WAL size',
     fmt: fmtBytes,
     queries: () => [
-      q(`sum(prometheus_tsdb_wal_storage_size_bytes{${J}})`, fixed('metrics')),
-      q(`sum by (wal) (vispyr_wal_bytes{${J}})`, (l) => l.wal ?? 'wal'),
+      // The metrics store's: the TSDB's WAL and, with metrics.head: vispyr, the own head's.
+      q(
+        `sum(prometheus_tsdb_wal_storage_size_bytes{${J}}) + (sum(vispyr_wal_bytes{${J}, wal="metrics_head"}) or vector(0))`,
+        fixed('metrics'),
+      ),
+      q(`sum by (wal) (vispyr_wal_bytes{${J}, wal!="metrics_head"})`, (l) => l.wal ?? 'wal'),
     ],
   },
   {
@@ -79,7 +89,8 @@ export const CHARTS: ChartDef[] = [
     title: 'Head series (in memory)',
     fmt: (v) => fmtNum(v),
     queries: () => [
-      q(`sum(prometheus_tsdb_head_series{${J}})`, fixed('metrics')),
+      // With Vispyr's own head (metrics.head: vispyr) the TSDB's head holds only histograms.
+      q(`sum(prometheus_tsdb_head_series{${J}}) + (sum(vispyr_metrics_head_series{${J}}) or vector(0))`, fixed('metrics')),
       q(`sum(vispyr_profiles_head_series{${J}})`, fixed('profiles')),
       q(`sum by (processor) (vispyr_generator_active_series{${J}})`, (l) => `generator ${l.processor}`),
     ],
