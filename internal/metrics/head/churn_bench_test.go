@@ -74,15 +74,16 @@ func churn(b *testing.B, db storage.Appendable, truncate func(int64) error, t0, 
 // churnAppending is churn with two writers of new series running while the
 // truncation does: one appends samples and commits them only at the end,
 // the other commits each sample. It reports the longest an Append
-// (append-wait-ms) and a Commit (commit-wait-ms) took meanwhile, and how
-// many samples the first appended (appended).
+// (append-wait-ms) and a Commit (commit-wait-ms) took meanwhile, how many
+// samples the first appended (appended) and how many the second committed
+// (committed).
 func churnAppending(b *testing.B, db storage.Appendable, truncate func(int64) error, t0, t1 int64) {
 	fillAt(b, db, 0, t0)
 	fillAt(b, db, *benchSeries, t1)
 	t := t1 + 3600*1000
 	stop := make(chan struct{})
 	var appendWait, commitWait time.Duration
-	appended := 0
+	appended, committed := 0, 0
 	errs := make(chan error, 2)
 	go func() { // appends
 		var sb labels.ScratchBuilder
@@ -112,6 +113,7 @@ func churnAppending(b *testing.B, db storage.Appendable, truncate func(int64) er
 				return
 			}
 			commitWait = max(commitWait, time.Since(start))
+			committed++
 		}
 		errs <- nil
 	}()
@@ -128,6 +130,7 @@ func churnAppending(b *testing.B, db storage.Appendable, truncate func(int64) er
 	b.ReportMetric(float64(appendWait.Milliseconds()), "append-wait-ms")
 	b.ReportMetric(float64(commitWait.Milliseconds()), "commit-wait-ms")
 	b.ReportMetric(float64(appended), "appended")
+	b.ReportMetric(float64(committed), "committed")
 }
 
 func stopped(stop chan struct{}) bool {

@@ -64,14 +64,27 @@ func (h *Head) truncate(ctx context.Context, mint int64) error {
 		return fmt.Errorf("head: truncate at %d: wait for readers: %w", mint, err)
 	}
 	h.commitMu.Lock()
-	defer h.commitMu.Unlock()
+	unlock := sync.OnceFunc(h.commitMu.Unlock)
+	defer unlock()
 	if _, err := h.samples.Truncate(mint); err != nil {
 		return fmt.Errorf("head: truncate at %d: %w", mint, err)
 	}
-	h.removeEmpty()
+	gone := h.removeEmpty(unlock)
+	unlock()
+	// Commits run again from here: the removed series are marked, so a
+	// commit holding one of their refs takes the series of its labels
+	// (settle); their records are of no series a commit can reach.
+	truncateHook()
+	h.samples.Forget(gone)
+	h.commitMu.Lock()
 	h.settleMinTime()
+	h.commitMu.Unlock()
 	return nil
 }
+
+// truncateHook runs once a truncation lets commits through again (tests
+// commit there).
+var truncateHook = func() {}
 
 // fence makes mint the oldest time a commit may add and waits for the
 // commits in flight, which checked their samples against an older one.
@@ -145,19 +158,25 @@ func (h *Head) revive(p pending) (uint32, error) {
 // the truncation dropped every chunk of, and those created and never
 // given one; their records in the samples go too (Forget). The caller
 // holds commitMu for writing, so no commit gives them a sample meanwhile.
-func (h *Head) removeEmpty() {
+//
+// Commits wait (the caller holds commitMu) until the series are marked
+// removed; then removals counts them and release lets commits go while
+// the index takes them out of its tables, which at a million series takes
+// seconds. It returns the series removed, whose records the caller
+// forgets.
+func (h *Head) removeEmpty(release func()) []uint32 {
 	var gone []uint32
-	h.index.Delete(func(ref uint32) bool {
+	h.index.DeleteThen(func(ref uint32) bool {
 		if h.samples.Holds(ref) {
 			return false
 		}
 		gone = append(gone, ref)
 		return true
-	})
-	if len(gone) > 0 {
+	}, func() {
 		h.removals.Add(1)
-		h.samples.Forget(gone)
-	}
+		release()
+	})
+	return gone
 }
 
 // raise sets v to t if t is greater.

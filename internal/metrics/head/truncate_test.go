@@ -271,3 +271,56 @@ func TestTruncateWaitsForOpenReaders(t *testing.T) {
 		t.Fatal(lateSS.Err())
 	}
 }
+
+// TestCommitsRunWhileRemovedSeriesAreTakenOut: once a truncation has
+// marked the series it removes, commits run again while the index takes
+// them out of its tables (seconds at a million series); a commit holding
+// a removed series' ref then goes to the series of its labels, created
+// again.
+func TestCommitsRunWhileRemovedSeriesAreTakenOut(t *testing.T) {
+	own, _ := newOwnRange(t, hour)
+	ctx := context.Background()
+	x, y := labels.FromStrings("s", "x"), labels.FromStrings("s", "y")
+	app := own.Appender(ctx)
+	for ts := int64(0); ts <= 3*hour; ts += 15000 {
+		if ts < hour {
+			if _, err := app.Append(0, x, ts, 1); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := app.Append(0, y, ts, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := app.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	pending := own.Appender(ctx)
+	if _, err := pending.Append(0, x, 3*hour-hour/4, 2); err != nil { // x's ref, removed by the truncation
+		t.Fatal(err)
+	}
+	ran := false
+	truncateHook = func() {
+		ran = true
+		done := make(chan error, 1)
+		go func() { done <- pending.Commit() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("commit during the truncation: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatal("a commit waited for the rest of the truncation")
+		}
+	}
+	defer func() { truncateHook = func() {} }()
+	if err := own.Truncate(2 * hour); err != nil {
+		t.Fatal(err)
+	}
+	if !ran {
+		t.Fatal("the truncation removed no series; the test sets up nothing")
+	}
+	if got := selectAll(t, own)["x"]; len(got) != 1 || got[0] != 3*hour-hour/4 {
+		t.Fatalf("x holds %v, want the sample committed during the truncation", got)
+	}
+}

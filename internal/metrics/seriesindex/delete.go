@@ -55,11 +55,23 @@ var longList = 16 * batch
 // copied to new pages. Old pages are freed once no snapshot (Reader call)
 // and no string handed out uses them.
 func (ix *Index) Delete(drop func(ref uint32) bool) int {
+	return ix.DeleteThen(drop, nil)
+}
+
+// DeleteThen is Delete calling marked, if it removes any series, as soon
+// as they are marked removed: from then on no Add, Lookup, Has or walk of
+// the series returns them, though Delete has yet to take them out of its
+// tables. marked runs holding no lock of the index. A head lets its
+// commits through from there (head/truncate.go).
+func (ix *Index) DeleteThen(drop func(ref uint32) bool, marked func()) int {
 	ix.delMu.Lock()
 	defer ix.delMu.Unlock()
 	gone, isGone := ix.mark(drop)
 	if len(gone) == 0 {
 		return 0
+	}
+	if marked != nil {
+		marked()
 	}
 	ix.pause()
 	ix.removeFromShards(gone, isGone)
