@@ -50,27 +50,11 @@ func TestTruncateWALKeepsWhatTheHeadNeeds(t *testing.T) {
 	h := open()
 	ctx := context.Background()
 	const rounds = 3000
-	appendRounds := func(from, to int, names ...string) { // ten rounds a commit
-		for r := from; r < to; r += 10 {
-			app := h.Appender(ctx)
-			for rr := r; rr < r+10; rr++ {
-				for _, name := range names {
-					if _, err := app.Append(0, labels.FromStrings("__name__", name), int64(rr)*1000, float64(rr)); err != nil {
-						t.Fatal(err)
-					}
-				}
-			}
-			if err := app.Commit(); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	appendRounds(0, 200, "gone")
-	appendRounds(0, rounds, "a", "b")
+	appendRounds(t, h, 0, 200, false, "gone")
+	appendRounds(t, h, 0, rounds, false, "a", "b")
 	for i, mint := range []int64{1000 * 1000, 2000 * 1000} {
-		if i == 0 { // a series the head removed, as its GC would
-			ref, _ := h.index.Lookup(labels.FromStrings("__name__", "gone"))
-			h.index.Delete(func(r uint32) bool { return r == ref })
+		if i == 0 {
+			removeSeries(h, "gone")
 		}
 		if err := h.TruncateWAL(ctx, mint); err != nil {
 			t.Fatal(err)
@@ -103,4 +87,39 @@ func TestTruncateWALKeepsWhatTheHeadNeeds(t *testing.T) {
 		}
 	}
 	h.Close()
+}
+
+// appendRounds appends to each series named a sample at second r for r in
+// [from, to), ten rounds a commit, and with exemplars an exemplar with
+// each.
+func appendRounds(t *testing.T, h *Head, from, to int, exemplars bool, names ...string) {
+	t.Helper()
+	for r := from; r < to; r += 10 {
+		app := h.Appender(context.Background())
+		for rr := r; rr < r+10; rr++ {
+			for _, name := range names {
+				l := labels.FromStrings("__name__", name)
+				ref, err := app.Append(0, l, int64(rr)*1000, float64(rr))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !exemplars {
+					continue
+				}
+				if _, err := app.AppendExemplar(ref, l, traceExemplar(strconv.Itoa(rr), int64(rr)*1000, float64(rr))); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		if err := app.Commit(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// removeSeries removes the series named from the index, as the head's
+// truncation would.
+func removeSeries(h *Head, name string) {
+	ref, _ := h.index.Lookup(labels.FromStrings("__name__", name))
+	h.index.Delete(func(r uint32) bool { return r == ref })
 }

@@ -208,32 +208,11 @@ func TestTruncateWALKeepsExemplarsFromMint(t *testing.T) {
 	h, _ := openReplaying(t, dir, 4<<10)
 	ctx := context.Background()
 	const rounds = 2000
-	appendRounds := func(from, to int, names ...string) { // ten rounds a commit, an exemplar every round
-		for r := from; r < to; r += 10 {
-			app := h.Appender(ctx)
-			for rr := r; rr < r+10; rr++ {
-				for _, name := range names {
-					l := labels.FromStrings("__name__", name)
-					ref, err := app.Append(0, l, int64(rr)*1000, float64(rr))
-					if err != nil {
-						t.Fatal(err)
-					}
-					if _, err := app.AppendExemplar(ref, l, traceExemplar(strconv.Itoa(rr), int64(rr)*1000, float64(rr))); err != nil {
-						t.Fatal(err)
-					}
-				}
-			}
-			if err := app.Commit(); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	appendRounds(0, 200, "gone")
-	appendRounds(0, rounds, "a", "b")
+	appendRounds(t, h, 0, 200, true, "gone")
+	appendRounds(t, h, 0, rounds, true, "a", "b")
 	for i, mint := range []int64{700 * 1000, 1400 * 1000} {
-		if i == 0 { // a series the head removed, as its truncation would
-			ref, _ := h.index.Lookup(labels.FromStrings("__name__", "gone"))
-			h.index.Delete(func(r uint32) bool { return r == ref })
+		if i == 0 {
+			removeSeries(h, "gone")
 		}
 		if err := h.TruncateWAL(ctx, mint); err != nil {
 			t.Fatal(err)
