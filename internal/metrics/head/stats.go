@@ -14,8 +14,8 @@ import (
 
 // Stats is the head's statistics as Prometheus's tsdb.Head.Stats gives
 // them to the TSDB status API: series, time bounds, and the cardinality
-// lists of PostingsStats. Chunks are not counted: the samples buffer keeps
-// no count, and walking every series for one would stall appends.
+// lists of PostingsStats. Its chunks are NumChunks: Prometheus's API reads
+// its head's from a metric, tsdb.Stats has no place for them.
 func (h *Head) Stats(statsByLabelName string, limit int) *tsdb.Stats {
 	return &tsdb.Stats{
 		NumSeries:         uint64(h.NumSeries()),
@@ -23,6 +23,15 @@ func (h *Head) Stats(statsByLabelName string, limit int) *tsdb.Stats {
 		MaxTime:           h.MaxTime(),
 		IndexPostingStats: PostingsStats(h.LabelPairs(nil), statsByLabelName, limit),
 	}
+}
+
+// NumChunks is the number of chunks in the head, each series' open one and
+// the closed ones not yet truncated, as Prometheus's head counts them in
+// prometheus_tsdb_head_chunks (the TSDB status API's chunkCount). Appends
+// wait while it counts, for a look at each slab class, not at each series.
+func (h *Head) NumChunks() int {
+	open, closed := h.samples.Count()
+	return open + closed
 }
 
 // LabelPairs appends every label pair of the head's series, with its number

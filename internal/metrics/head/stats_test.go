@@ -3,10 +3,13 @@ package head
 import (
 	"cmp"
 	"fmt"
+	"math"
 	"slices"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/tsdb"
 	"github.com/prometheus/prometheus/tsdb/index"
 
 	"github.com/vispyr/vispyr/internal/metrics/seriesindex"
@@ -26,6 +29,60 @@ func TestStatsAsPrometheusHead(t *testing.T) {
 		}
 		sameStats(t, fmt.Sprint("limit ", limit), got.IndexPostingStats, want.IndexPostingStats, limit < 10000)
 	}
+}
+
+// TestNumChunksAsPrometheusHead feeds both heads the same five hours of
+// scrapes and wants NumChunks to be the prometheus_tsdb_head_chunks of
+// Prometheus's head, before and after both truncate their oldest range.
+func TestNumChunksAsPrometheusHead(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	own, prom := newOwn(t), newPrometheusWith(t, reg)
+	load(t, own, prom, 5)
+	want := gaugeValue(t, reg, "prometheus_tsdb_head_chunks")
+	if got := own.NumChunks(); got != want || int64(got) <= int64(own.NumSeries()) {
+		t.Errorf("own head has %d chunks, Prometheus's %d (of %d series; the test wants closed chunks)", got, want, own.NumSeries())
+	}
+	mint := prom.MinTime() + 2*hour
+	if err := prom.Truncate(mint); err != nil {
+		t.Fatal(err)
+	}
+	if err := own.Truncate(mint); err != nil {
+		t.Fatal(err)
+	}
+	if got, want2 := own.NumChunks(), gaugeValue(t, reg, "prometheus_tsdb_head_chunks"); got != want2 || want2 >= want {
+		t.Errorf("truncated at %d: own head has %d chunks, Prometheus's %d (%d before)", mint, got, want2, want)
+	}
+}
+
+func newPrometheusWith(t testing.TB, reg prometheus.Registerer) *tsdb.Head {
+	t.Helper()
+	opts := tsdb.DefaultHeadOptions()
+	opts.ChunkDirRoot = t.TempDir()
+	opts.IsolationDisabled = true
+	h, err := tsdb.NewHead(reg, nil, nil, nil, opts, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	if err := h.Init(math.MinInt64); err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+func gaugeValue(t *testing.T, g prometheus.Gatherer, name string) int {
+	t.Helper()
+	mfs, err := g.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			return int(mf.GetMetric()[0].GetGauge().GetValue())
+		}
+	}
+	t.Fatalf("no %s gathered", name)
+	return 0
 }
 
 // sameStats compares PostingsStats whose ties Prometheus orders at random:
