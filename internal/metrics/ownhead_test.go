@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/prometheus/model/exemplar"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb"
 	"github.com/prometheus/prometheus/tsdb/tsdbutil"
 
 	"github.com/vispyr/vispyr/internal/config"
@@ -384,4 +385,68 @@ func gathered(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	}
 	t.Fatalf("%s not registered", name)
 	return 0
+}
+
+// TestWriteOwnHeadBlocksOfAStoppedStore: the own head a stopped store left
+// is written into blocks, one a block range, out-of-order like those of a
+// background replay, holding every sample; a running store's dir is
+// refused, and a dir without an own head gives no block.
+func TestWriteOwnHeadBlocksOfAStoppedStore(t *testing.T) {
+	dir := t.TempDir()
+	s := ownHeadOpener(t, dir)()
+	// Two and a half hours: across a block range's end, and short of what
+	// the store writes into blocks itself (one and a half ranges).
+	const series, samples = 20, 600
+	start := time.Now().Add(-150 * time.Minute).UnixMilli()
+	app := s.AppenderV2(context.Background())
+	for i := range series {
+		ls := labels.FromStrings("__name__", "own_head_test", "i", strconv.Itoa(i))
+		for k := range samples {
+			if _, err := app.Append(0, ls, 0, start+int64(k)*15000, float64(k), nil, nil, storage.AOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := app.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	mdir, dest := filepath.Join(dir, "metrics"), t.TempDir()
+	logger := slog.New(slog.DiscardHandler)
+	if _, err := WriteOwnHeadBlocks(context.Background(), mdir, dest, logger); err == nil {
+		t.Error("the dir of a running store was not refused")
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ids, err := WriteOwnHeadBlocks(context.Background(), mdir, dest, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ids) != 2 {
+		t.Fatalf("%d blocks, want 2 (the data crosses one block range's end)", len(ids))
+	}
+	const blockRange = 2 * 3600 * 1000
+	total := 0
+	for _, id := range ids {
+		b, err := tsdb.OpenBlock(logger, filepath.Join(dest, id.String()), nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := b.Meta()
+		if m.MinTime/blockRange != (m.MaxTime-1)/blockRange || !m.Compaction.FromOutOfOrder() {
+			t.Errorf("block %s [%d, %d): not within one block range, or not marked out-of-order", id, m.MinTime, m.MaxTime)
+		}
+		total += countSamplesOf(t, storage.QueryableFunc(func(mint, maxt int64) (storage.Querier, error) {
+			return tsdb.NewBlockQuerier(b, mint, maxt)
+		}), "own_head_test")
+		if err := b.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if total != series*samples {
+		t.Errorf("the blocks hold %d samples, want %d", total, series*samples)
+	}
+	if ids, err := WriteOwnHeadBlocks(context.Background(), t.TempDir(), dest, logger); err != nil || len(ids) != 0 {
+		t.Errorf("a dir without an own head: %d blocks, err %v", len(ids), err)
+	}
 }

@@ -156,21 +156,13 @@ func walReplayBytes(dir string) (int64, error) {
 // oldest first. A move a crash interrupted is finished first: the main
 // TSDB never opened since, so what is left of its head files belongs to it.
 func stageReplay(dir string, minBytes int64, ownHead bool, logger *slog.Logger) (_ []string, err error) {
-	// The TSDB's own lock, so a second process on the same dir cannot have
-	// its WAL moved away; released for the TSDB to take. A lock file this
-	// made goes too: the TSDB takes one it finds for an unclean shutdown
-	// (its log line and prometheus_tsdb_clean_start).
-	lockPath := filepath.Join(dir, "lock")
-	lock, existed, err := fileutil.Flock(lockPath)
+	// So that a second process on the same dir cannot have its WAL moved
+	// away; released for the TSDB to take.
+	unlock, err := lockMetricsDir(dir)
 	if err != nil {
-		return nil, fmt.Errorf("lock the metrics dir (is another process using it?): %w", err)
+		return nil, err
 	}
-	defer func() {
-		err = errors.Join(err, lock.Release())
-		if !existed {
-			err = errors.Join(err, os.Remove(lockPath))
-		}
-	}()
+	defer func() { err = errors.Join(err, unlock()) }()
 	rdir := filepath.Join(dir, replayDirName)
 	nums, moving, err := listReplayDirs(rdir)
 	if err != nil {
@@ -226,6 +218,24 @@ func stageReplay(dir string, minBytes int64, ownHead bool, logger *slog.Logger) 
 		dirs[i] = filepath.Join(rdir, strconv.Itoa(n))
 	}
 	return dirs, nil
+}
+
+// lockMetricsDir takes the TSDB's own lock on dir, which a running store
+// holds. A lock file this made goes at unlock: the TSDB takes one it finds
+// for an unclean shutdown (its log line and prometheus_tsdb_clean_start).
+func lockMetricsDir(dir string) (unlock func() error, err error) {
+	lockPath := filepath.Join(dir, "lock")
+	lock, existed, err := fileutil.Flock(lockPath)
+	if err != nil {
+		return nil, fmt.Errorf("lock the metrics dir (is another process using it?): %w", err)
+	}
+	return func() error {
+		err := lock.Release()
+		if !existed {
+			err = errors.Join(err, os.Remove(lockPath))
+		}
+		return err
+	}, nil
 }
 
 // listReplayDirs returns the numbers of the complete replay dirs and the
@@ -587,7 +597,8 @@ func (s *Storage) replayDir(t *tenantDB, dir string, size int64) error {
 // aligned to the block range, each marked out-of-order (see the top of
 // this file).
 type blockWriter struct {
-	s    *Storage
+	ctx  context.Context // ends the writing between blocks
+	mu   *sync.Mutex     // held while a block is written into dest
 	comp *tsdb.LeveledCompactor
 	dest string
 	size int64
@@ -596,14 +607,18 @@ type blockWriter struct {
 }
 
 func (s *Storage) newBlockWriter(dest string, size int64, logger *slog.Logger) (*blockWriter, error) {
-	comp, err := tsdb.NewLeveledCompactorWithOptions(s.replays.ctx, nil, logger, []int64{size}, nil,
+	return newBlockWriter(s.replays.ctx, &s.replays.mu, dest, size, logger)
+}
+
+func newBlockWriter(ctx context.Context, mu *sync.Mutex, dest string, size int64, logger *slog.Logger) (*blockWriter, error) {
+	comp, err := tsdb.NewLeveledCompactorWithOptions(ctx, nil, logger, []int64{size}, nil,
 		tsdb.LeveledCompactorOptions{EnableOverlappingCompaction: true})
 	if err != nil {
 		return nil, fmt.Errorf("create the replay compactor: %w", err)
 	}
 	base := &tsdb.BlockMeta{}
 	base.Compaction.SetOutOfOrder()
-	return &blockWriter{s: s, comp: comp, dest: dest, size: size, base: base}, nil
+	return &blockWriter{ctx: ctx, mu: mu, comp: comp, dest: dest, size: size, base: base}, nil
 }
 
 // writeRanges writes the block ranges from the one mint is in to the one
@@ -619,9 +634,9 @@ func (w *blockWriter) writeRanges(mint, maxt int64, rangeOf func(mint, maxt int6
 }
 
 func (w *blockWriter) write(b tsdb.BlockReader, mint int64) error {
-	w.s.replays.mu.Lock()
-	defer w.s.replays.mu.Unlock()
-	if err := w.s.replays.ctx.Err(); err != nil {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if err := w.ctx.Err(); err != nil {
 		return err
 	}
 	uids, err := w.comp.Write(w.dest, b, mint, mint+w.size, w.base)
@@ -645,7 +660,7 @@ func (w *blockWriter) writeReplayBlocks(rdb *tsdb.DB) error {
 			return err
 		}
 	}
-	ooo, err := tsdb.NewOOOCompactionHead(w.s.replays.ctx, rh)
+	ooo, err := tsdb.NewOOOCompactionHead(w.ctx, rh)
 	if err != nil {
 		return fmt.Errorf("read the replayed out-of-order head: %w", err)
 	}
@@ -673,6 +688,28 @@ func (w *blockWriter) replayOwnHead(dir string, logger *slog.Logger) error {
 	replayHook("opened own head")
 	err = w.writeRanges(h.MinTime(), h.MaxTime(), func(mint, maxt int64) tsdb.BlockReader { return h.Range(mint, maxt) })
 	return errors.Join(err, h.Close())
+}
+
+// WriteOwnHeadBlocks writes the own head (metrics.head: vispyr) that the
+// stopped store's metrics dir holds, if any, into blocks in dest, as a
+// start-up writes an own head it replays in the background: its WAL
+// replayed, cut at the block range, each block marked out-of-order. For
+// tools on a stopped store (the remote-write bench's compacted size); it
+// takes the dir's lock, since the replay rewrites the own head's chunk
+// files. It returns the blocks written, none for a dir without an own head.
+func WriteOwnHeadBlocks(ctx context.Context, dir, dest string, logger *slog.Logger) (_ []ulid.ULID, err error) {
+	unlock, err := lockMetricsDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { err = errors.Join(err, unlock()) }()
+	// The store's block range (tsdbOpts keeps the TSDB's default).
+	w, err := newBlockWriter(ctx, &sync.Mutex{}, dest, tsdb.DefaultOptions().MinBlockDuration, logger)
+	if err != nil {
+		return nil, err
+	}
+	err = w.replayOwnHead(dir, logger)
+	return w.ids, err
 }
 
 // alignDown is the start of the block range t falls in.
