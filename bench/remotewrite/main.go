@@ -207,7 +207,7 @@ func runTarget(tg target, dir string, load *rwload.Load) (*result, error) {
 		if r.compacted, err = tg.afterStop(filepath.Join(dir, "data")); err != nil {
 			r.flushNote += "; offline snapshot failed: " + err.Error()
 		} else {
-			r.flushNote += "; compacted size from an offline TSDB snapshot of the stopped data dir"
+			r.flushNote += "; compacted size: an offline TSDB snapshot of the stopped data dir with its head, and the own head's WAL written into blocks"
 		}
 	}
 	return r, nil
