@@ -114,22 +114,18 @@ func (a *appender) Commit() error {
 			return err
 		}
 	}
-	mint, maxt := int64(math.MaxInt64), int64(math.MinInt64)
-	appended := 0
+	bt := a.head.samples.Batch()
 	for _, s := range a.samples {
-		if err := a.head.samples.Append(s.ref, s.t, s.v); err != nil {
-			if first == nil {
-				first = fmt.Errorf("head: series %d at %d: %w", s.ref, s.t, err)
-			}
-			continue
-		}
-		mint, maxt = min(mint, s.t), max(maxt, s.t)
-		appended++
+		bt.Add(s.ref, s.t, s.v)
 	}
-	if mint <= maxt {
-		a.head.widen(mint, maxt)
+	bt.Flush()
+	if bt.Err != nil && first == nil {
+		first = fmt.Errorf("head: %w", bt.Err)
 	}
-	a.head.appended.Add(uint64(appended))
+	if bt.Appended > 0 {
+		a.head.widen(bt.Mint, bt.Maxt)
+	}
+	a.head.appended.Add(uint64(bt.Appended))
 	a.release()
 	if first != nil && !errors.Is(first, storage.ErrOutOfOrderSample) && !errors.Is(first, storage.ErrDuplicateSampleForTimestamp) {
 		return first

@@ -110,6 +110,7 @@ func (h *Head) replaySeries(s record.RefSeries, remap map[chunks.HeadSeriesRef]u
 }
 
 func (h *Head) replaySamples(samples []record.RefSample, remap map[chunks.HeadSeriesRef]uint32, st *replayStats) {
+	bt := h.samples.Batch()
 	for _, s := range samples {
 		ref, ok := remap[s.Ref]
 		if !ok {
@@ -119,13 +120,14 @@ func (h *Head) replaySamples(samples []record.RefSample, remap map[chunks.HeadSe
 			st.unknownRefs++
 			continue
 		}
-		if err := h.samples.Append(ref, s.T, s.V); err != nil {
-			st.refused++
-			continue
-		}
-		h.widen(s.T, s.T)
-		st.samples++
+		bt.Add(ref, s.T, s.V)
 	}
+	bt.Flush()
+	if bt.Appended > 0 {
+		h.widen(bt.Mint, bt.Maxt)
+	}
+	st.samples += bt.Appended
+	st.refused += bt.Refused
 }
 
 // replayExemplars hands each exemplar to onExemplar with its series'

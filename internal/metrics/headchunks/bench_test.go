@@ -2,6 +2,7 @@ package headchunks
 
 import (
 	"flag"
+	"fmt"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -55,4 +56,60 @@ func fill(n, rounds int, add func(s int, t int64, v float64)) {
 // per sample.
 func measure(b *testing.B, n, rounds int, build func() any) {
 	nodeshape.MeasureHeap(b, n, n*rounds, "sample", build)
+}
+
+// BenchmarkAppend times a round of one sample per series, in ref order as
+// a remote-write request brings them, to a buffer already holding ten
+// rounds: sample by sample (Append) and a window at a time (Batch), side
+// by side, for a head that fits in the CPU's caches and two that do not.
+func BenchmarkAppend(b *testing.B) {
+	for _, n := range []int{20_000, 200_000, 1_000_000} {
+		for _, mode := range []string{"each", "batch"} {
+			b.Run(fmt.Sprintf("series=%d/%s", n, mode), func(b *testing.B) { benchAppend(b, n, mode == "batch") })
+		}
+	}
+}
+
+func benchAppend(b *testing.B, n int, batched bool) {
+	buf := newBuffer(b, testRange)
+	rng := rand.New(rand.NewPCG(1, 2))
+	values := make([]float64, n)
+	start := time.Now().Add(-24 * time.Hour).UnixMilli()
+	round := 0
+	next := func() {
+		for s := range values {
+			values[s] = nodeshape.Next(s, values[s], rng)
+		}
+		round++
+	}
+	appendRound := func() {
+		t := start + int64(round)*15000
+		if !batched {
+			for s, v := range values {
+				if err := buf.Append(uint32(s+1), t, v); err != nil {
+					b.Fatal(err)
+				}
+			}
+			return
+		}
+		bt := buf.Batch()
+		for s, v := range values {
+			bt.Add(uint32(s+1), t, v)
+		}
+		bt.Flush()
+		if bt.Err != nil {
+			b.Fatal(bt.Err)
+		}
+	}
+	for range 10 {
+		next()
+		appendRound()
+	}
+	for b.Loop() {
+		b.StopTimer()
+		next()
+		b.StartTimer()
+		appendRound()
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/sample")
 }

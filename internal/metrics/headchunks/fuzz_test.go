@@ -10,7 +10,7 @@ import (
 // of samples: each 11 bytes of input are a series (of 4), a timestamp step
 // (which may go back) and a value drawn from the input's bits or a few
 // special ones; the two must take and refuse the same samples and end with
-// the same chunks, byte for byte.
+// the same chunks, byte for byte, and so must a Batch of the same samples.
 func FuzzChunksAreTheHeads(f *testing.F) {
 	f.Add([]byte("\x00\x10\x27\x00\x00\x00\x00\x00\x00\xf0\x3f\x01\x10\x27\x00\x00\x00\x00\x00\x00\x00\x40"), int64(7200000))
 	f.Add(make([]byte, 11*300), int64(1000))
@@ -37,7 +37,14 @@ func FuzzChunksAreTheHeads(f *testing.F) {
 			samples = append(samples, sample{s, last[s], v})
 		}
 		b, h := newBuffer(t, chunkRange), newHead(t, chunkRange)
-		appendBoth(t, b, h, samples)
+		given := appendBoth(t, b, h, samples)
 		sameChunks(t, b, h, 4)
+		batched := newBuffer(t, chunkRange)
+		bt := batched.Batch()
+		for _, s := range given {
+			bt.Add(uint32(s.series+1), s.t, s.v)
+		}
+		bt.Flush()
+		sameBuffers(t, batched, b, 4)
 	})
 }

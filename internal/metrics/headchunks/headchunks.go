@@ -172,12 +172,16 @@ var errDuplicate = errors.New("same sample again")
 // first where Prometheus's head would.
 func (b *Buffer) Append(ref uint32, t int64, v float64) error {
 	if ref == 0 {
-		return errors.New("headchunks: series ref 0")
+		return errRefZero
 	}
 	m := b.stripe(ref)
 	m.Lock()
 	defer m.Unlock()
-	s := b.record(ref)
+	return b.appendLocked(ref, b.record(ref), t, v)
+}
+
+// appendLocked is Append with the stripe of series ref (record s) held.
+func (b *Buffer) appendLocked(ref uint32, s *series, t int64, v float64) error {
 	if err := appendable(s, t, v); err != nil {
 		if err == errDuplicate {
 			return nil

@@ -55,8 +55,8 @@ type sample struct {
 
 // appendBoth appends each sample to the head and, unless the head refuses
 // it as out of its bounds (a head rule, not a chunk rule), to b, and fails
-// when the two disagree about taking it.
-func appendBoth(t *testing.T, b *Buffer, h *tsdb.Head, samples []sample) {
+// when the two disagree about taking it. It returns the samples given to b.
+func appendBoth(t *testing.T, b *Buffer, h *tsdb.Head, samples []sample) (given []sample) {
 	t.Helper()
 	for _, s := range samples {
 		app := h.Appender(context.Background())
@@ -69,6 +69,7 @@ func appendBoth(t *testing.T, b *Buffer, h *tsdb.Head, samples []sample) {
 		if errors.Is(herr, storage.ErrOutOfBounds) || errors.Is(herr, storage.ErrTooOldSample) {
 			continue
 		}
+		given = append(given, s)
 		if aerr := b.Appendable(uint32(s.series+1), s.t, s.v); kind(aerr) != kind(herr) {
 			t.Fatalf("sample %+v: head says %v, Appendable %v", s, herr, aerr)
 		}
@@ -76,6 +77,7 @@ func appendBoth(t *testing.T, b *Buffer, h *tsdb.Head, samples []sample) {
 			t.Fatalf("sample %+v: head says %v, buffer %v", s, herr, berr)
 		}
 	}
+	return given
 }
 
 // kind is the error among those a head's append gives that err is.
