@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"testing"
 	"time"
 
@@ -112,4 +113,77 @@ func benchAppend(b *testing.B, n int, batched bool) {
 		appendRound()
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/sample")
+}
+
+// BenchmarkTruncateAppendWait truncates -series series while a writer
+// appends to them: each series has a sample every 15 s in one-minute chunk
+// ranges (so four samples a chunk) for three minutes, and the truncation
+// drops the first minute's chunk of each, keeping the second and the open
+// third, while the writer appends the series' next samples, round after
+// round, each first one cutting the open chunk. It reports the longest an
+// Append took meanwhile (append-wait-ms), how many it made (appended) and
+// how long the truncation took (truncate-ms); alone is the same writer for
+// half a second without truncation, the floor that the machine (the
+// scheduler, the collector, the chunk files' write queue) sets. Run it
+// with -benchtime 1x.
+func BenchmarkTruncateAppendWait(b *testing.B) {
+	const chunkRange = 60_000
+	b.Run("truncating", func(b *testing.B) {
+		for range b.N {
+			appendWaitDuring(b, chunkRange, func(buf *Buffer) {
+				start := time.Now()
+				if _, err := buf.Truncate(chunkRange); err != nil {
+					b.Fatal(err)
+				}
+				b.ReportMetric(float64(time.Since(start).Milliseconds()), "truncate-ms")
+			})
+		}
+	})
+	b.Run("alone", func(b *testing.B) {
+		for range b.N {
+			appendWaitDuring(b, chunkRange, func(*Buffer) { time.Sleep(500 * time.Millisecond) })
+		}
+	})
+}
+
+// appendWaitDuring fills a buffer for BenchmarkTruncateAppendWait and runs
+// during while the writer appends.
+func appendWaitDuring(b *testing.B, chunkRange int64, during func(*Buffer)) {
+	n := uint32(*benchSeries)
+	const step = 15_000
+	buf := newBuffer(b, chunkRange)
+	for ts := int64(0); ts < 3*chunkRange; ts += step {
+		for ref := uint32(1); ref <= n; ref++ {
+			if err := buf.Append(ref, ts, float64(ts)); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	runtime.GC()
+	stop, done := make(chan struct{}), make(chan struct{})
+	var wait time.Duration
+	appended := 0
+	go func() {
+		defer close(done)
+		for ts := 3 * chunkRange; ; ts += step {
+			for ref := uint32(1); ref <= n; ref++ {
+				if ref%1024 == 0 && stopped(stop) {
+					return
+				}
+				start := time.Now()
+				if err := buf.Append(ref, ts, float64(ts)); err != nil {
+					b.Error(err)
+					return
+				}
+				wait = max(wait, time.Since(start))
+				appended++
+			}
+		}
+	}()
+	time.Sleep(10 * time.Millisecond) // the writer is running
+	during(buf)
+	close(stop)
+	<-done
+	b.ReportMetric(float64(wait.Microseconds())/1000, "append-wait-ms")
+	b.ReportMetric(float64(appended), "appended")
 }

@@ -10,7 +10,11 @@ package headchunks
 // over a million series. The stripe locks are taken, in Truncate's order,
 // so that no slot is between two chunks (grow), no chunk between its slot
 // and the closed list (cut), and no Compact halfway through its moves.
+// A truncation running is waited for: until its pass is over, the closed
+// list holds the chunks it has moved twice and those it drops.
 func (b *Buffer) Count() (open, closed int) {
+	b.truncMu.Lock()
+	defer b.truncMu.Unlock()
 	for i := range b.stripes {
 		b.stripes[i].Lock()
 	}

@@ -32,7 +32,7 @@ type series struct {
 	tDelta     uint32 // last timestamp delta; chunks span less than 2^31 ms
 	nextAt     uint32 // the open chunk is cut at its first timestamp + nextAt
 	loc        uint32 // the open chunk's slot; 0 without one
-	lastClosed uint32 // the newest closed chunk in Buffer.closed; 0 without one
+	lastClosed uint32 // the newest closed chunk in Buffer.closedOf(ref); 0 without one
 	n          uint16 // bytes written in the open chunk, header included
 	free       uint8  // bits not yet written in its last byte
 	leading    uint8
@@ -81,6 +81,9 @@ type Buffer struct {
 
 	closedMu sync.RWMutex
 	closed   []closedChunk // [0] unused, so 0 means none
+
+	truncMu sync.Mutex // one Truncate at a time; taken before any stripe
+	moving  moving     // a truncation's lists in the making (truncate.go)
 }
 
 // closedChunk is a chunk in the head chunk files; a series' closed chunks
@@ -279,10 +282,7 @@ func (b *Buffer) cut(ref uint32, s *series) {
 	mint := firstTimestamp(data)
 	chk, _ := chunkenc.FromData(chunkenc.EncXOR, data)
 	diskRef := b.disk.WriteChunk(chunks.HeadSeriesRef(ref), mint, s.t, chk, false, b.writeDone)
-	b.closedMu.Lock()
-	b.closed = append(b.closed, closedChunk{ref: diskRef, mint: mint, maxt: s.t, prev: s.lastClosed, series: ref})
-	s.lastClosed = uint32(len(b.closed) - 1)
-	b.closedMu.Unlock()
+	b.link(ref, s, closedChunk{ref: diskRef, mint: mint, maxt: s.t})
 	b.slabs.release(s.loc)
 	s.loc, s.n, s.free = 0, 0, 0
 }

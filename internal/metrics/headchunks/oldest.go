@@ -6,40 +6,45 @@ import "math"
 // first of the oldest chunk kept; ok is false if it holds none. A head sets
 // its MinTime from it after Truncate, so that it is not compacted again
 // from a time where no sample is left. It is one pass over the series and
-// their closed chunks, with appends and reads stopped.
+// their closed chunks, stripe by stripe, so an append or a read waits at
+// most for one stripe's series; a series is read when the pass reaches it.
 func (b *Buffer) Oldest() (t int64, ok bool) {
-	for i := range b.stripes {
-		b.stripes[i].Lock()
-	}
-	defer func() {
-		for i := range b.stripes {
-			b.stripes[i].Unlock()
-		}
-	}()
-	b.closedMu.RLock()
-	defer b.closedMu.RUnlock()
 	t = math.MaxInt64
-	for _, page := range *b.pages.Load() {
-		if page == nil {
-			continue
-		}
-		for i := range page {
-			if first, has := b.first(&page[i]); has {
-				t, ok = min(t, first), true
-			}
+	for i := range b.stripes {
+		if first, has := b.oldestIn(i); has {
+			t, ok = min(t, first), true
 		}
 	}
 	return t, ok
 }
 
-// first is the timestamp of series s's oldest sample still held. The
-// caller holds its stripe lock and closedMu.
-func (b *Buffer) first(s *series) (int64, bool) {
-	if c := s.lastClosed; c != 0 {
-		for b.closed[c].prev != 0 {
-			c = b.closed[c].prev
+// oldestIn is Oldest for the series of stripe i.
+func (b *Buffer) oldestIn(i int) (t int64, ok bool) {
+	b.stripes[i].Lock()
+	defer b.stripes[i].Unlock()
+	b.closedMu.RLock()
+	defer b.closedMu.RUnlock()
+	t = math.MaxInt64
+	for p, page := range *b.pages.Load() {
+		if page == nil {
+			continue
 		}
-		return b.closed[c].mint, true
+		if first, has := b.first(uint32(p<<pageBits|i), &page[i]); has {
+			t, ok = min(t, first), true
+		}
+	}
+	return t, ok
+}
+
+// first is the timestamp of series ref's oldest sample still held; s is
+// its record. The caller holds its stripe lock and closedMu.
+func (b *Buffer) first(ref uint32, s *series) (int64, bool) {
+	if c := s.lastClosed; c != 0 {
+		closed := b.closedOf(ref)
+		for closed[c].prev != 0 {
+			c = closed[c].prev
+		}
+		return closed[c].mint, true
 	}
 	if s.loc != 0 {
 		return firstTimestamp(b.slabs.bytes(s.loc)), true

@@ -31,8 +31,9 @@ func (b *Buffer) Chunks(ref uint32, mint, maxt int64, dst []chunks.Meta) []chunk
 	}
 	from := len(dst)
 	b.closedMu.RLock()
-	for i := s.lastClosed; i != 0; i = b.closed[i].prev {
-		c := &b.closed[i]
+	closed := b.closedOf(ref)
+	for i := s.lastClosed; i != 0; i = closed[i].prev {
+		c := &closed[i]
 		if c.maxt < mint {
 			break // the rest are older
 		}
@@ -103,8 +104,9 @@ func (b *Buffer) openOrClosed(ref uint32, mint int64) ([]byte, chunks.ChunkDiskM
 	}
 	b.closedMu.RLock()
 	defer b.closedMu.RUnlock()
-	for i := s.lastClosed; i != 0; i = b.closed[i].prev {
-		if c := &b.closed[i]; c.mint == mint {
+	closed := b.closedOf(ref)
+	for i := s.lastClosed; i != 0; i = closed[i].prev {
+		if c := &closed[i]; c.mint == mint {
 			return nil, c.ref, nil
 		}
 	}
