@@ -121,7 +121,7 @@ func (s *Storage) NewAPI(opts APIOptions, logger *slog.Logger, reg prometheus.Re
 		// empty list, and 204 for the live stream, as Prometheus with none.
 		func() []notifications.Notification { return []notifications.Notification{} },
 		func() (<-chan notifications.Notification, func(), bool) { return nil, nil, false },
-		prometheus.NewRegistry(), reg, nil,
+		headChunksGatherer(s.def), reg, nil,
 		true, remoteapi.MessageTypes{remoteapi.WriteV1MessageType, remoteapi.WriteV2MessageType},
 		false, false, false, // OTLP is served by Vispyr's receiver (opts.OTLP)
 		opts.Metrics.LookbackDelta,

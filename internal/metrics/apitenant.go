@@ -44,8 +44,8 @@ func isIngestPath(p string) bool {
 }
 
 // tsdbStatus answers /api/v1/status/tsdb from the tenant's heads
-// (headStats); the default tenant's goes to Prometheus's handler (next),
-// which asks adminStats.
+// (headStats, headChunks); the default tenant's goes to Prometheus's
+// handler (next), which asks adminStats and headChunksGatherer.
 func (s *Storage) tsdbStatus(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := pipeline.Tenant(r.Context())
@@ -72,8 +72,13 @@ func (s *Storage) tsdbStatus(next http.Handler) http.Handler {
 				writeAPIError(w, http.StatusInternalServerError, "internal", err.Error())
 				return
 			}
+			chunks, err := t.headChunks()
+			if err != nil {
+				writeAPIError(w, http.StatusInternalServerError, "internal", err.Error())
+				return
+			}
 			st.HeadStats = apiv1.HeadStats{NumSeries: hs.NumSeries, MinTime: hs.MinTime, MaxTime: hs.MaxTime,
-				NumLabelPairs: hs.IndexPostingStats.NumLabelPairs}
+				NumLabelPairs: hs.IndexPostingStats.NumLabelPairs, ChunkCount: chunks}
 			st.SeriesCountByMetricName = apiv1.TSDBStatsFromIndexStats(hs.IndexPostingStats.CardinalityMetricsStats)
 			st.LabelValueCountByLabelName = apiv1.TSDBStatsFromIndexStats(hs.IndexPostingStats.CardinalityLabelStats)
 			st.MemoryInBytesByLabelName = apiv1.TSDBStatsFromIndexStats(hs.IndexPostingStats.LabelValueStats)

@@ -23,9 +23,8 @@ import (
 //
 // A series with samples in both heads (floats and histograms under the
 // same labels, or out-of-order floats the own head refused) counts once,
-// as in one head. The chunk count stays Prometheus's (the TSDB head's, from
-// its metrics, default tenant only): the own head keeps no count of its
-// chunks.
+// as in one head. Chunks are counted apart (headChunks): Prometheus's API
+// reads its head's from a metric, not from its Stats.
 func (t *tenantDB) headStats(ctx context.Context, statsByLabelName string, limit int) (*tsdb.Stats, error) {
 	h := t.db.Head()
 	if t.own == nil {

@@ -99,6 +99,9 @@ type tenantDB struct {
 	db  *tsdb.DB
 	lt  *longterm.Store // nil unless metrics.longterm is on
 	own *ownHead        // nil unless metrics.head is vispyr (ownhead.go)
+	// tsdbGauges has the TSDB's gauges, its head's chunk count among them
+	// (chunkcount.go).
+	tsdbGauges *tsdbGauges
 	// oooWindow is metrics.out_of_order_window in ms: the own head sends the
 	// TSDB's head what it refuses as out of order.
 	oooWindow int64
@@ -173,7 +176,8 @@ func (s *Storage) openTenantDB(id, dir string, logger *slog.Logger, reg promethe
 	if err != nil {
 		return nil, err
 	}
-	db, lt, err := s.openTSDB(dir, logger, reg)
+	gauges := newTSDBGauges(reg)
+	db, lt, err := s.openTSDB(dir, logger, gauges)
 	if err != nil {
 		return nil, err
 	}
@@ -185,7 +189,7 @@ func (s *Storage) openTenantDB(id, dir string, logger *slog.Logger, reg promethe
 		// Its replayed WAL may hold floats the own head refused.
 		own.floatsInDB.widen(db.Head().MinTime(), db.Head().MaxTime())
 	}
-	t := &tenantDB{id: id, db: db, lt: lt, own: own, oooWindow: s.cfg.OutOfOrderWindow.Milliseconds(),
+	t := &tenantDB{id: id, db: db, lt: lt, own: own, tsdbGauges: gauges, oooWindow: s.cfg.OutOfOrderWindow.Milliseconds(),
 		limits: s.newTenantLimiter(id), replayDirs: dirs}
 	if len(dirs) > 0 {
 		if err := ensureWALFloor(db); err != nil {
