@@ -187,3 +187,27 @@ func appendWaitDuring(b *testing.B, chunkRange int64, during func(*Buffer)) {
 	b.ReportMetric(float64(wait.Microseconds())/1000, "append-wait-ms")
 	b.ReportMetric(float64(appended), "appended")
 }
+
+// BenchmarkCount times Count on a buffer of -series series, against Oldest,
+// a pass over the same series under the same locks: what counting open
+// chunks series by series would cost appends.
+func BenchmarkCount(b *testing.B) {
+	buf := newBuffer(b, testRange)
+	fill(*benchSeries, *benchRounds, func(s int, t int64, v float64) {
+		if err := buf.Append(uint32(s+1), t, v); err != nil {
+			b.Fatal(err)
+		}
+	})
+	b.Run("Count", func(b *testing.B) {
+		for b.Loop() {
+			if open, _ := buf.Count(); open != *benchSeries {
+				b.Fatalf("%d open chunks of %d series", open, *benchSeries)
+			}
+		}
+	})
+	b.Run("pass over series (Oldest)", func(b *testing.B) {
+		for b.Loop() {
+			buf.Oldest()
+		}
+	})
+}
