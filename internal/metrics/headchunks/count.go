@@ -7,7 +7,7 @@ package headchunks
 // Open chunks are counted from the slabs, not the series: each has exactly
 // one slot, and a class's slots in use are those handed out less those
 // given back, so the count costs a look at each class rather than a pass
-// over a million series. The stripe locks are taken, in Truncate's order,
+// over a million series. Every stripe lock is taken, as Compact takes them,
 // so that no slot is between two chunks (grow), no chunk between its slot
 // and the closed list (cut), and no Compact halfway through its moves.
 // A truncation running is waited for: until its pass is over, the closed
