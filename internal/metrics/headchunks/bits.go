@@ -38,16 +38,19 @@ func (w *bitWriter) byte(c byte) {
 	w.n++
 }
 
-// bits writes u's n lowest bits.
+// bits writes u's n lowest bits, as many at a time as the last byte has
+// room for.
 func (w *bitWriter) bits(u uint64, n int) {
-	u <<= 64 - uint(n)
-	for ; n >= 8; n -= 8 {
-		w.byte(byte(u >> 56))
-		u <<= 8
-	}
-	for ; n > 0; n-- {
-		w.bit(u>>63 == 1)
-		u <<= 1
+	for n > 0 {
+		if w.free == 0 {
+			w.buf[w.n] = 0
+			w.n++
+			w.free = 8
+		}
+		k := min(int(w.free), n)
+		n -= k
+		w.free -= uint8(k)
+		w.buf[w.n-1] |= byte(u>>uint(n)) & byte(1<<k-1) << w.free
 	}
 }
 
