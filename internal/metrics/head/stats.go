@@ -28,7 +28,8 @@ func (h *Head) Stats(statsByLabelName string, limit int) *tsdb.Stats {
 // NumChunks is the number of chunks in the head, each series' open one and
 // the closed ones not yet truncated, as Prometheus's head counts them in
 // prometheus_tsdb_head_chunks (the TSDB status API's chunkCount). Appends
-// wait while it counts, for a look at each slab class, not at each series.
+// wait while it counts, for a look at each slab class, not at each series;
+// it waits for a truncation under way (headchunks.Buffer.Count).
 func (h *Head) NumChunks() int {
 	open, closed := h.samples.Count()
 	return open + closed
