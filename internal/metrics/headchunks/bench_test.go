@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"runtime"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -116,75 +118,95 @@ func benchAppend(b *testing.B, n int, batched bool) {
 }
 
 // BenchmarkTruncateAppendWait truncates -series series while a writer
-// appends to them: each series has a sample every 15 s in one-minute chunk
-// ranges (so four samples a chunk) for three minutes, and the truncation
-// drops the first minute's chunk of each, keeping the second and the open
-// third, while the writer appends the series' next samples, round after
-// round, each first one cutting the open chunk. It reports the longest an
-// Append took meanwhile (append-wait-ms), how many it made (appended) and
-// how long the truncation took (truncate-ms); alone is the same writer for
-// half a second without truncation, the floor that the machine (the
-// scheduler, the collector, the chunk files' write queue) sets. Run it
-// with -benchtime 1x.
+// appends to them. Each series has a sample every 15 s in one-minute chunk
+// ranges (four samples a chunk) for four minutes, half of them only for the
+// first two; the truncation, at two minutes, drops the first two chunks of
+// each, keeps the third (closed) and fourth (open) of the others, and
+// frees the open chunks of the half that stopped, whose slabs Compact then
+// gives back. The writer meanwhile appends to the series that go on, a
+// millisecond after their last sample and on, so that it cuts no chunk.
+// It reports the longest an Append begun while Truncate ran took
+// (append-wait-ms), and one begun while the Compact after it ran
+// (compact-append-wait-ms), how many it made during the truncation
+// (appended), and how long the two took (truncate-ms, compact-ms); alone
+// is the same writer for half a second without either, the floor the
+// machine (the scheduler, the collector) sets, and quiet the truncation
+// with no writer, with the CPU time it took (truncate-cpu-ms), which other
+// load on the machine changes less than its wall time. Run it with -benchtime 1x.
 func BenchmarkTruncateAppendWait(b *testing.B) {
-	const chunkRange = 60_000
 	b.Run("truncating", func(b *testing.B) {
 		for range b.N {
-			appendWaitDuring(b, chunkRange, func(buf *Buffer) {
+			appendWaitDuring(b, func(buf *Buffer, phase *atomic.Int32) {
 				start := time.Now()
-				if _, err := buf.Truncate(chunkRange); err != nil {
+				if _, err := buf.Truncate(2 * benchChunkRange); err != nil {
 					b.Fatal(err)
 				}
-				b.ReportMetric(float64(time.Since(start).Milliseconds()), "truncate-ms")
+				b.ReportMetric(float64(time.Since(start).Microseconds())/1000, "truncate-ms")
+				phase.Store(1)
+				start = time.Now()
+				buf.Compact()
+				b.ReportMetric(float64(time.Since(start).Microseconds())/1000, "compact-ms")
 			})
+		}
+	})
+	b.Run("quiet", func(b *testing.B) {
+		for range b.N {
+			buf := fillForTruncate(b)
+			runtime.LockOSThread() // so that the thread's CPU time is the truncation's
+			start, cpu := time.Now(), threadCPU(b)
+			if _, err := buf.Truncate(2 * benchChunkRange); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportMetric(float64(time.Since(start).Microseconds())/1000, "truncate-ms")
+			b.ReportMetric(float64((threadCPU(b)-cpu).Microseconds())/1000, "truncate-cpu-ms")
+			runtime.UnlockOSThread()
 		}
 	})
 	b.Run("alone", func(b *testing.B) {
 		for range b.N {
-			appendWaitDuring(b, chunkRange, func(*Buffer) { time.Sleep(500 * time.Millisecond) })
+			appendWaitDuring(b, func(*Buffer, *atomic.Int32) { time.Sleep(500 * time.Millisecond) })
 		}
 	})
 }
 
+const benchChunkRange = 60_000
+
 // appendWaitDuring fills a buffer for BenchmarkTruncateAppendWait and runs
-// during while the writer appends.
-func appendWaitDuring(b *testing.B, chunkRange int64, during func(*Buffer)) {
+// during while the writer appends; during moves phase to 1 when it goes
+// from truncating to compacting.
+func appendWaitDuring(b *testing.B, during func(buf *Buffer, phase *atomic.Int32)) {
 	n := uint32(*benchSeries)
 	const step = 15_000
-	buf := newBuffer(b, chunkRange)
-	for ts := int64(0); ts < 3*chunkRange; ts += step {
-		for ref := uint32(1); ref <= n; ref++ {
-			if err := buf.Append(ref, ts, float64(ts)); err != nil {
-				b.Fatal(err)
-			}
-		}
-	}
-	runtime.GC()
+	buf := fillForTruncate(b)
 	stop, done := make(chan struct{}), make(chan struct{})
-	var wait time.Duration
+	var phase atomic.Int32
+	var wait [2]time.Duration
 	appended := 0
 	go func() {
 		defer close(done)
-		for ts := 3 * chunkRange; ; ts += step {
-			for ref := uint32(1); ref <= n; ref++ {
-				if ref%1024 == 0 && stopped(stop) {
+		for ts := int64(4*benchChunkRange - step + 1); ; ts++ {
+			for ref := uint32(1); ref <= n; ref += 2 {
+				if ref%1024 == 1 && stopped(stop) {
 					return
 				}
-				start := time.Now()
+				p, start := phase.Load(), time.Now() // a wait counts for the phase it began in
 				if err := buf.Append(ref, ts, float64(ts)); err != nil {
 					b.Error(err)
 					return
 				}
-				wait = max(wait, time.Since(start))
-				appended++
+				wait[p] = max(wait[p], time.Since(start))
+				if p == 0 {
+					appended++
+				}
 			}
 		}
 	}()
 	time.Sleep(10 * time.Millisecond) // the writer is running
-	during(buf)
+	during(buf, &phase)
 	close(stop)
 	<-done
-	b.ReportMetric(float64(wait.Microseconds())/1000, "append-wait-ms")
+	b.ReportMetric(float64(wait[0].Microseconds())/1000, "append-wait-ms")
+	b.ReportMetric(float64(wait[1].Microseconds())/1000, "compact-append-wait-ms")
 	b.ReportMetric(float64(appended), "appended")
 }
 
@@ -235,4 +257,32 @@ func openBySeries(b *Buffer) (open int) {
 		}
 	}
 	return open
+}
+
+// fillForTruncate fills a buffer as BenchmarkTruncateAppendWait describes.
+func fillForTruncate(b *testing.B) *Buffer {
+	n := uint32(*benchSeries)
+	const step = 15_000
+	buf := newBuffer(b, benchChunkRange)
+	for ts := int64(0); ts < 4*benchChunkRange; ts += step {
+		for ref := uint32(1); ref <= n; ref++ {
+			if ref%2 == 1 || ts < 2*benchChunkRange {
+				if err := buf.Append(ref, ts, float64(ts)); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+	}
+	runtime.GC()
+	return buf
+}
+
+// threadCPU is the CPU time the calling thread has used (Linux).
+func threadCPU(b *testing.B) time.Duration {
+	const rusageThread = 1 // RUSAGE_THREAD
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(rusageThread, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -120,8 +120,8 @@ func truncateAppending(t *testing.T, b *Buffer, lastT []int64, mint, keptFrom, h
 	}()
 
 	ran := false
-	passHook = func(stripe int) {
-		if stripe == len(b.stripes)/2 {
+	passHook = func(passed int) {
+		if passed == len(b.stripes)/2 {
 			ran = true
 			b.disk.CutNewFile() // chunks cut from here on go to a file of their own
 			done := make(chan error, 1)
@@ -260,20 +260,21 @@ func stopped(stop chan struct{}) bool {
 // must stay all the same.
 func TestTruncateKeepsFilesOfChunksCutDuringIt(t *testing.T) {
 	b := newBuffer(t, concRange)
+	passed, ahead := uint32(1), uint32(passStripes+1) // in the first group of stripes passed, and the second
 	for ts := int64(0); ts < 20*concStep; ts += concStep {
-		mustAppend(t, b, 1, ts)
-		mustAppend(t, b, 2, ts)
+		mustAppend(t, b, passed, ts)
+		mustAppend(t, b, ahead, ts)
 	}
-	passHook = func(stripe int) {
-		if stripe != 1 { // series 1's stripe is passed, series 2's not
+	passHook = func(stripes int) {
+		if stripes != passStripes {
 			return
 		}
 		for ts := int64(20 * concStep); ts <= 30*concStep; ts += concStep {
-			mustAppend(t, b, 1, ts) // cuts [20 s, 30 s) into the first file
+			mustAppend(t, b, passed, ts) // cuts [20 s, 30 s) into the first file
 		}
 		b.disk.CutNewFile()
 		for ts := int64(20 * concStep); ts <= 30*concStep; ts += concStep {
-			mustAppend(t, b, 2, ts) // cuts [10 s, 20 s) and [20 s, 30 s) into the second
+			mustAppend(t, b, ahead, ts) // cuts [10 s, 20 s) and [20 s, 30 s) into the second
 		}
 		for !b.disk.IsQueueEmpty() {
 			time.Sleep(time.Millisecond)
@@ -283,7 +284,7 @@ func TestTruncateKeepsFilesOfChunksCutDuringIt(t *testing.T) {
 	if _, err := b.Truncate(20 * concStep); err != nil {
 		t.Fatal(err)
 	}
-	for ref := uint32(1); ref <= 2; ref++ {
+	for _, ref := range []uint32{passed, ahead} {
 		ts, _, err := readValues(b, ref, math.MinInt64, math.MaxInt64)
 		if err != nil {
 			t.Fatal(err)
