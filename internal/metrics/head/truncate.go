@@ -5,8 +5,11 @@ package head
 //
 //   - Commits. A commit holds commitMu for reading and checks its samples
 //     against minValidTime under it (settle); truncation raises
-//     minValidTime first and then takes commitMu for writing, so once it
-//     holds it no commit can add a sample before the truncation time. A
+//     minValidTime first and then takes commitMu for writing (fence), so
+//     once it has held it no commit can add a sample before the truncation
+//     time. Commits then go on while the samples are truncated (the buffer
+//     takes them beside its pass), and wait again only while the series
+//     left without samples are chosen and marked removed. A
 //     sample appended before the raise and committed after it is refused
 //     with storage.ErrOutOfBounds instead of being added and dropped.
 //     Prometheus instead waits for such appenders to commit; refusing
@@ -63,12 +66,14 @@ func (h *Head) truncate(ctx context.Context, mint int64) error {
 	if err := h.readers.wait(ctx, mint); err != nil {
 		return fmt.Errorf("head: truncate at %d: wait for readers: %w", mint, err)
 	}
-	h.commitMu.Lock()
-	unlock := sync.OnceFunc(h.commitMu.Unlock)
-	defer unlock()
+	// Commits go on while the samples are truncated: fence made them add
+	// none before mint, and the buffer takes the others beside its pass.
 	if _, err := h.samples.Truncate(mint); err != nil {
 		return fmt.Errorf("head: truncate at %d: %w", mint, err)
 	}
+	h.commitMu.Lock()
+	unlock := sync.OnceFunc(h.commitMu.Unlock)
+	defer unlock()
 	gone := h.removeEmpty(unlock)
 	unlock()
 	// Commits run again from here: the removed series are marked, so a

@@ -6,22 +6,29 @@ import "math"
 // first of the oldest chunk kept; ok is false if it holds none. A head sets
 // its MinTime from it after Truncate, so that it is not compacted again
 // from a time where no sample is left. It is one pass over the series and
-// their closed chunks, stripe by stripe, so an append or a read waits at
-// most for one stripe's series; a series is read when the pass reaches it.
+// their closed chunks, passStripes stripes at a time as Truncate's, so an
+// append or a read waits at most for those stripes' series; a series is
+// read when the pass reaches it.
 func (b *Buffer) Oldest() (t int64, ok bool) {
 	t = math.MaxInt64
-	for i := range b.stripes {
-		if first, has := b.oldestIn(i); has {
+	for lo := 0; lo < len(b.stripes); lo += passStripes {
+		if first, has := b.oldestIn(lo, lo+passStripes); has {
 			t, ok = min(t, first), true
 		}
 	}
 	return t, ok
 }
 
-// oldestIn is Oldest for the series of stripe i.
-func (b *Buffer) oldestIn(i int) (t int64, ok bool) {
-	b.stripes[i].Lock()
-	defer b.stripes[i].Unlock()
+// oldestIn is Oldest for the series of stripes lo to hi-1.
+func (b *Buffer) oldestIn(lo, hi int) (t int64, ok bool) {
+	for i := lo; i < hi; i++ {
+		b.stripes[i].Lock()
+	}
+	defer func() {
+		for i := lo; i < hi; i++ {
+			b.stripes[i].Unlock()
+		}
+	}()
 	b.closedMu.RLock()
 	defer b.closedMu.RUnlock()
 	t = math.MaxInt64
@@ -29,8 +36,10 @@ func (b *Buffer) oldestIn(i int) (t int64, ok bool) {
 		if page == nil {
 			continue
 		}
-		if first, has := b.first(uint32(p<<pageBits|i), &page[i]); has {
-			t, ok = min(t, first), true
+		for i := lo; i < hi; i++ {
+			if first, has := b.first(uint32(p<<pageBits|i), &page[i]); has {
+				t, ok = min(t, first), true
+			}
 		}
 	}
 	return t, ok
