@@ -149,6 +149,7 @@ func (ix *Index) markLocked(drop func(ref uint32) bool, offs *[]uint32, isGone *
 	}
 	ix.pending = &removal{offs: ix.offs, series: ix.series}
 	ix.offs, *offs = o, o
+	ix.publish()
 	ix.removed += removed
 	return removed
 }
@@ -776,6 +777,7 @@ func (ix *Index) finish(gone []uint32) {
 	defer ix.mu.Unlock()
 	offs = view{offs: ix.offs[len(v.offs):], series: ix.series}.copySeries(&a, offs)
 	ix.series, ix.offs, ix.garbage = a, offs, 0
+	ix.publish()
 }
 
 // copySeries copies v's series to a and appends their offsets in a to

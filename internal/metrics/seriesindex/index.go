@@ -17,6 +17,8 @@ import (
 	"fmt"
 	"hash/maphash"
 	"sync"
+	"sync/atomic"
+	"unsafe"
 
 	"github.com/prometheus/prometheus/model/labels"
 )
@@ -48,6 +50,10 @@ type Index struct {
 	mu        sync.RWMutex
 	series    arena
 	offs      []uint32           // offs[ref-1]: the series' encoded labels in series, or deadOff
+	// liveOffs and liveLen publish offs for Has, which reads them without
+	// ix.mu (see publish).
+	liveOffs atomic.Pointer[[]uint32]
+	liveLen  atomic.Uint32
 	names     map[uint32]*values // label name symbol → its values' postings
 	lists     []list             // postings of values held by more than one series
 	freeLists []uint32           // indexes in lists that Delete emptied
@@ -205,11 +211,31 @@ func (ix *Index) MaxRef() uint32 {
 	return uint32(len(ix.offs))
 }
 
-// Has reports whether series ref exists (was given and not removed).
+// Has reports whether series ref exists (was given and not removed). A
+// head asks it for every sample appended by ref, from every request at
+// once, so it takes no lock: a read lock's shared counter, written by
+// each call, would move between the cores' caches on every sample.
 func (ix *Index) Has(ref uint32) bool {
-	ix.mu.RLock()
-	defer ix.mu.RUnlock()
-	return ref != 0 && int(ref) <= len(ix.offs) && ix.offs[ref-1] != deadOff
+	n := ix.liveLen.Load()
+	if ref == 0 || ref > n {
+		return false
+	}
+	return (*ix.liveOffs.Load())[ref-1] != deadOff
+}
+
+// publish makes offs, as now set, what Has reads; the caller holds ix.mu
+// for writing and calls it after every change of offs. An element of offs
+// below its length is never written again (Add appends; Delete, its
+// compaction and the renumbering of symbols build a new slice), so Has may
+// read any array published since it loaded the length: lengths only grow.
+// The whole backing array is published once, when it changes, so that an
+// Add stores only the new length.
+func (ix *Index) publish() {
+	if p := ix.liveOffs.Load(); p == nil || unsafe.SliceData(*p) != unsafe.SliceData(ix.offs) || cap(*p) != cap(ix.offs) {
+		all := ix.offs[:cap(ix.offs)]
+		ix.liveOffs.Store(&all)
+	}
+	ix.liveLen.Store(uint32(len(ix.offs)))
 }
 
 // Labels returns series ref's labels, empty if there is no such series.
@@ -313,6 +339,7 @@ func (ix *Index) create(enc []byte) uint32 {
 		panic("seriesindex: more than 2^31-1 series")
 	}
 	ix.offs = append(ix.offs, ix.series.add(enc))
+	ix.publish()
 	ref := uint32(len(ix.offs))
 	ix.eachLabel(ref, func(n, v uint32) {
 		t := ix.names[n]

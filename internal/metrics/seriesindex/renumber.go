@@ -123,6 +123,7 @@ func (ix *Index) reencode(remap []uint32) {
 		offs[i] = a.add(buf)
 	}
 	ix.series, ix.offs, ix.garbage = a, offs, 0
+	ix.publish()
 }
 
 // renumberTables gives the values tables their new name and value IDs,
