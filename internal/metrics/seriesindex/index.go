@@ -47,13 +47,13 @@ type Index struct {
 	seed   maphash.Seed
 	shards [1 << shardBits]shard
 
-	mu        sync.RWMutex
-	series    arena
-	offs      []uint32           // offs[ref-1]: the series' encoded labels in series, or deadOff
+	mu     sync.RWMutex
+	series arena
+	offs   []uint32 // offs[ref-1]: the series' encoded labels in series, or deadOff
 	// liveOffs and liveLen publish offs for Has, which reads them without
 	// ix.mu (see publish).
-	liveOffs atomic.Pointer[[]uint32]
-	liveLen  atomic.Uint32
+	liveOffs  atomic.Pointer[[]uint32]
+	liveLen   atomic.Uint32
 	names     map[uint32]*values // label name symbol → its values' postings
 	lists     []list             // postings of values held by more than one series
 	freeLists []uint32           // indexes in lists that Delete emptied
