@@ -16,7 +16,8 @@ import (
 // series of nodeshape's load (-rounds samples each), then as many new ones
 // (the next -series indexes: new instances, as after a redeploy) an hour
 // later, then a truncation at the new series' first sample, which drops
-// the old ones' samples and removes them (truncate-ms: how long, appends
+// the old ones' samples and removes them (truncate-ms: how long), and
+// for our head the Compact after it (compact-ms, appends and reads
 // waiting). It reports the live heap per
 // live series (see measure), beside a head that only ever held the new
 // series (fresh): the difference is what the removed series still cost.
@@ -33,7 +34,9 @@ func BenchmarkChurn(b *testing.B) {
 		measure(b, func() any {
 			h := newOwn(b)
 			churn(b, h, h.Truncate, t0, t1)
-			h.Compact()
+			start := time.Now()
+			h.Compact() // every stripe held: what appends and reads wait for
+			b.ReportMetric(float64(time.Since(start).Microseconds())/1000, "compact-ms")
 			b.ReportMetric(float64(h.NumSeries()), "series-left")
 			return h
 		})

