@@ -7,11 +7,12 @@ package headchunks
 // Open chunks are counted from the slabs, not the series: each has exactly
 // one slot, and a class's slots in use are those handed out less those
 // given back, so the count costs a look at each class rather than a pass
-// over a million series. Every stripe lock is taken, as Compact takes them,
-// so that no slot is between two chunks (grow), no chunk between its slot
-// and the closed list (cut), and no Compact halfway through its moves.
-// A truncation running is waited for: until its pass is over, the closed
-// list holds the chunks it has moved twice and those it drops.
+// over a million series. Every stripe lock is taken so that no slot is
+// between two chunks (grow) and no chunk between its slot and the closed
+// list (cut). A truncation or a Compact running is waited for: until a
+// truncation's pass is over, the closed list holds the chunks it has moved
+// twice and those it drops, and until a Compact's is, the slots it is to
+// drop are neither free nor in use.
 func (b *Buffer) Count() (open, closed int) {
 	b.truncMu.Lock()
 	defer b.truncMu.Unlock()

@@ -25,9 +25,10 @@ type slabClass struct {
 	perSlab uint32
 	slabs   atomic.Pointer[[]*[slabBytes]byte] // replaced, never changed, when a slab is added
 
-	mu   sync.Mutex
-	free []uint32 // slots given back, reused first
-	next uint32   // slots below it have been handed out
+	mu         sync.Mutex
+	free       []uint32   // slots given back, reused first
+	next       uint32     // slots below it have been handed out
+	compacting compaction // while Compact runs (compact.go)
 }
 
 type slabs struct {
@@ -81,7 +82,9 @@ func (s *slabs) alloc(c int) uint32 {
 func (s *slabs) release(loc uint32) {
 	cl := &s.classes[loc>>classShift]
 	cl.mu.Lock()
-	cl.free = append(cl.free, loc&slotMask)
+	if slot := loc & slotMask; !cl.released(slot) {
+		cl.free = append(cl.free, slot)
+	}
 	cl.mu.Unlock()
 }
 
