@@ -116,13 +116,15 @@ func (s *slabs) plan(c int) bool {
 func (s *slabs) moveTo(loc uint32) (uint32, bool) {
 	c := loc >> classShift
 	cl := &s.classes[c]
-	cl.mu.Lock()
-	defer cl.mu.Unlock()
 	cp := &cl.compacting
+	// Read without the class's lock: only Compact's goroutine, this one,
+	// changes them. Most chunks stay, and are passed by without it.
 	slot := loc & slotMask
 	if !cp.on || slot < cp.limit || slot >= cp.top {
 		return 0, false
 	}
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
 	n := len(cl.free)
 	if n == 0 {
 		return 0, false // allocs took them all: the class keeps its slabs
