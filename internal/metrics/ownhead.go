@@ -254,6 +254,13 @@ func (a *splitAppender) Append(ref storage.SeriesRef, ls labels.Labels, st, t in
 	}
 	got, err := a.own.Append(ownRefOf(ref), ls, t, v)
 	if a.oooToDB && !opts.RejectOutOfOrder && (errors.Is(err, storage.ErrOutOfOrderSample) || errors.Is(err, storage.ErrOutOfBounds)) {
+		if ls.IsEmpty() {
+			// Appended by ref alone (the remote-write path's known series):
+			// the TSDB's head finds the series by labels, which the own head
+			// has. Without them the TSDB refuses, and the caller tries again
+			// with the labels it decodes, for every sample of a backlog.
+			ls = a.ownHead.SeriesLabels(uint32(ownRefOf(ref)))
+		}
 		a.floatsInDB.widen(t, t) // before it can be read there
 		return a.db.Append(0, ls, st, t, v, nil, nil, opts)
 	}

@@ -343,3 +343,40 @@ func dumpExemplars(t *testing.T, s *Storage) string {
 	slices.Sort(out)
 	return strings.Join(out, "; ")
 }
+
+// TestOwnHeadOutOfOrderByRefGoesToTheTSDB appends an out-of-order float by
+// the ref the first sample got and no labels, as the remote-write path
+// appends a series it knows: the own head refuses it, and the TSDB's head,
+// which finds series by labels, takes it with the labels the own head
+// holds, without an error for the caller to try again on.
+func TestOwnHeadOutOfOrderByRefGoesToTheTSDB(t *testing.T) {
+	cfg := config.Default()
+	cfg.Metrics.Head = config.HeadVispyr
+	s, err := Open(cfg.Metrics, cfg.Limits, t.TempDir(), slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	t1 := time.Now().Add(-time.Minute).Truncate(time.Second).UnixMilli()
+	a := labels.FromStrings("__name__", "by_ref", "s", "a")
+	app := s.AppenderV2(ctx)
+	ref, err := app.Append(0, a, 0, t1, 1, nil, nil, storage.AOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := app.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	app = s.AppenderV2(ctx)
+	if _, err := app.Append(ref, labels.EmptyLabels(), 0, t1-30_000, 2, nil, nil, storage.AOptions{}); err != nil {
+		t.Fatalf("out-of-order sample by ref: %v", err)
+	}
+	if err := app.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	got := dumpSeries(t, s)
+	if want := fmt.Sprintf(`{__name__="by_ref", s="a"}: %d=2 %d=1`+"\n", t1-30_000, t1); got != want {
+		t.Fatalf("store holds\n%s\nwant %s", got, want)
+	}
+}

@@ -80,11 +80,16 @@ func (a *appender) series(ref storage.SeriesRef, lset labels.Labels) (uint32, er
 	return a.head.seriesOf(lset)
 }
 
+// errEmptyLabels is made once: a caller appending by a ref the head does
+// not hold, without labels, gets it for every sample until it retries with
+// them.
+var errEmptyLabels = fmt.Errorf("empty labelset: %w", tsdb.ErrInvalidSample)
+
 // seriesOf returns the ref of series lset, creating it if new.
 func (h *Head) seriesOf(lset labels.Labels) (uint32, error) {
 	lset = lset.WithoutEmpty()
 	if lset.IsEmpty() {
-		return 0, fmt.Errorf("empty labelset: %w", tsdb.ErrInvalidSample)
+		return 0, errEmptyLabels
 	}
 	if l, dup := lset.HasDuplicateLabelNames(); dup {
 		return 0, fmt.Errorf(`label name "%s" is not unique: %w`, l, tsdb.ErrInvalidSample)

@@ -162,6 +162,10 @@ func (h *Head) HasSeries(lset labels.Labels) bool {
 	return ok
 }
 
+// SeriesLabels returns series ref's labels, empty if the head does not
+// hold it.
+func (h *Head) SeriesLabels(ref uint32) labels.Labels { return h.index.Labels(ref) }
+
 // SamplesAppended is the number of samples commits have added to the head
 // (what Prometheus's head counts in prometheus_tsdb_head_samples_appended_total).
 func (h *Head) SamplesAppended() uint64 { return h.appended.Load() }
