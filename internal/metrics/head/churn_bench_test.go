@@ -3,6 +3,7 @@ package head
 import (
 	"context"
 	"math/rand/v2"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -43,7 +44,7 @@ func BenchmarkChurn(b *testing.B) {
 	})
 	b.Run("own-churned-appending", func(b *testing.B) {
 		h := newOwn(b)
-		churnAppending(b, h, h.Truncate, t0, t1)
+		churnAppending(b, h, h.Truncate, func() { h.Compact() }, t0, t1)
 	})
 	b.Run("prometheus-fresh", func(b *testing.B) {
 		measure(b, func() any { h := newPrometheus(b); fillAt(b, h, n, t1); return h })
@@ -58,7 +59,7 @@ func BenchmarkChurn(b *testing.B) {
 	})
 	b.Run("prometheus-churned-appending", func(b *testing.B) {
 		h := newPrometheus(b)
-		churnAppending(b, h, h.Truncate, t0, t1)
+		churnAppending(b, h, h.Truncate, nil, t0, t1)
 	})
 }
 
@@ -77,28 +78,34 @@ func churn(b *testing.B, db storage.Appendable, truncate func(int64) error, t0, 
 // churnAppending is churn with two writers of new series running while the
 // truncation does: one appends samples and commits them only at the end,
 // the other commits each sample. It reports the longest an Append
-// (append-wait-ms) and a Commit (commit-wait-ms) took meanwhile, how many
-// samples the first appended (appended) and how many the second committed
-// (committed).
-func churnAppending(b *testing.B, db storage.Appendable, truncate func(int64) error, t0, t1 int64) {
+// (append-wait-ms) and a Commit (commit-wait-ms) begun during the
+// truncation took, how many samples the first appended (appended) and how
+// many the second committed (committed) meanwhile; then, if compact is
+// given, the same waits while it runs after the truncation, as our head's
+// store runs Compact after its compactions (compact-append-wait-ms,
+// compact-commit-wait-ms), and how long it took (compact-ms).
+func churnAppending(b *testing.B, db storage.Appendable, truncate func(int64) error, compact func(), t0, t1 int64) {
 	fillAt(b, db, 0, t0)
 	fillAt(b, db, *benchSeries, t1)
 	t := t1 + 3600*1000
 	stop := make(chan struct{})
-	var appendWait, commitWait time.Duration
+	var phase atomic.Int32 // 1 once the truncation is over; a wait counts for the phase it began in
+	var appendWait, commitWait [2]time.Duration
 	appended, committed := 0, 0
 	errs := make(chan error, 2)
 	go func() { // appends
 		var sb labels.ScratchBuilder
 		app := db.Appender(context.Background())
 		for s := 2 * *benchSeries; !stopped(stop); s++ {
-			start := time.Now()
+			p, start := phase.Load(), time.Now()
 			if _, err := app.Append(0, nodeshape.Labels(&sb, s), t, 1); err != nil {
 				errs <- err
 				return
 			}
-			appendWait = max(appendWait, time.Since(start))
-			appended++
+			appendWait[p] = max(appendWait[p], time.Since(start))
+			if p == 0 {
+				appended++
+			}
 		}
 		errs <- app.Commit()
 	}()
@@ -110,19 +117,28 @@ func churnAppending(b *testing.B, db storage.Appendable, truncate func(int64) er
 				errs <- err
 				return
 			}
-			start := time.Now()
+			p, start := phase.Load(), time.Now()
 			if err := app.Commit(); err != nil {
 				errs <- err
 				return
 			}
-			commitWait = max(commitWait, time.Since(start))
-			committed++
+			commitWait[p] = max(commitWait[p], time.Since(start))
+			if p == 0 {
+				committed++
+			}
 		}
 		errs <- nil
 	}()
 	start := time.Now()
 	err := truncate(t1)
 	took := time.Since(start)
+	phase.Store(1)
+	var compactTook time.Duration
+	if compact != nil && err == nil {
+		start = time.Now()
+		compact()
+		compactTook = time.Since(start)
+	}
 	close(stop)
 	for _, werr := range []error{<-errs, <-errs, err} {
 		if werr != nil {
@@ -130,10 +146,15 @@ func churnAppending(b *testing.B, db storage.Appendable, truncate func(int64) er
 		}
 	}
 	b.ReportMetric(float64(took.Milliseconds()), "truncate-ms")
-	b.ReportMetric(float64(appendWait.Milliseconds()), "append-wait-ms")
-	b.ReportMetric(float64(commitWait.Milliseconds()), "commit-wait-ms")
+	b.ReportMetric(float64(appendWait[0].Milliseconds()), "append-wait-ms")
+	b.ReportMetric(float64(commitWait[0].Milliseconds()), "commit-wait-ms")
 	b.ReportMetric(float64(appended), "appended")
 	b.ReportMetric(float64(committed), "committed")
+	if compact != nil {
+		b.ReportMetric(float64(compactTook.Microseconds())/1000, "compact-ms")
+		b.ReportMetric(float64(appendWait[1].Microseconds())/1000, "compact-append-wait-ms")
+		b.ReportMetric(float64(commitWait[1].Microseconds())/1000, "compact-commit-wait-ms")
+	}
 }
 
 func stopped(stop chan struct{}) bool {
