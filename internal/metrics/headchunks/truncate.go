@@ -30,6 +30,10 @@ type moving struct {
 
 const stripeMask = 1<<stripeBits - 1
 
+// The passes (Truncate's, Oldest's, Compact's) find stripe i's series at
+// index i of each page: a page holds one series of each stripe.
+var _ [pageBits - stripeBits]struct{} = [stripeBits - pageBits]struct{}{}
+
 // Truncate drops every chunk that ends before mint, as Prometheus's head
 // does once those samples are in a block, deletes the head chunk files no
 // kept chunk is in, and returns, in order, the refs of the series left
@@ -103,7 +107,7 @@ func (b *Buffer) finishMoving() uint32 {
 
 // truncateStripes passes the series of stripes lo to hi-1: it copies the
 // closed chunks they keep into moving.next, frees their open chunks that
-// end before mint, and adds those left without a chunk to p.empty. It
+// end before mint, and adds those left without a chunk to ps.empty. It
 // returns the oldest file of a chunk kept.
 func (b *Buffer) truncateStripes(lo, hi int, mint int64, ps *pass) uint32 {
 	for i := lo; i < hi; i++ {
