@@ -3,7 +3,6 @@ package head
 import (
 	"context"
 	"errors"
-	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -23,23 +22,6 @@ func newOwnRange(t testing.TB, chunkRange int64) (*Head, string) {
 	}
 	t.Cleanup(func() { h.Close() })
 	return h, dir
-}
-
-func newPrometheusRange(t testing.TB, chunkRange int64) *tsdb.Head {
-	t.Helper()
-	opts := tsdb.DefaultHeadOptions()
-	opts.ChunkDirRoot = t.TempDir()
-	opts.ChunkRange = chunkRange
-	opts.IsolationDisabled = true
-	h, err := tsdb.NewHead(nil, nil, nil, nil, opts, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { h.Close() })
-	if err := h.Init(math.MinInt64); err != nil {
-		t.Fatal(err)
-	}
-	return h
 }
 
 // alive says whether series s is scraped at ts: some stop at 1.5 h, some
@@ -70,7 +52,7 @@ func churnLoad(t *testing.T, own *Head, prom *tsdb.Head, between func(ts int64))
 // were in deleted.
 func TestCompactOldestAnswersAsPrometheusHead(t *testing.T) {
 	own, chunkDir := newOwnRange(t, hour)
-	prom := newPrometheusRange(t, hour)
+	prom := newPrometheusHead(t, nil, hour)
 	c, err := tsdb.NewLeveledCompactor(context.Background(), nil, nil, []int64{hour}, chunkenc.NewPool(), nil)
 	if err != nil {
 		t.Fatal(err)

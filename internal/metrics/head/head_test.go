@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/storage"
@@ -30,17 +31,25 @@ func newOwn(t testing.TB) *Head {
 	return h
 }
 
-func newPrometheus(t testing.TB) *tsdb.Head {
+func newPrometheus(t testing.TB) *tsdb.Head { return newPrometheusHead(t, nil, 0) }
+
+// newPrometheusHead is Prometheus's head as a DB without blocks opens it,
+// its metrics registered with reg (nil: none), with chunkRange (0: the
+// default).
+func newPrometheusHead(t testing.TB, reg prometheus.Registerer, chunkRange int64) *tsdb.Head {
 	t.Helper()
 	opts := tsdb.DefaultHeadOptions()
 	opts.ChunkDirRoot = t.TempDir()
+	if chunkRange > 0 {
+		opts.ChunkRange = chunkRange
+	}
 	opts.IsolationDisabled = true
-	h, err := tsdb.NewHead(nil, nil, nil, nil, opts, nil)
+	h, err := tsdb.NewHead(reg, nil, nil, nil, opts, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { h.Close() })
-	if err := h.Init(math.MinInt64); err != nil { // as a DB without blocks does
+	if err := h.Init(math.MinInt64); err != nil {
 		t.Fatal(err)
 	}
 	return h

@@ -3,13 +3,11 @@ package head
 import (
 	"cmp"
 	"fmt"
-	"math"
 	"slices"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/model/labels"
-	"github.com/prometheus/prometheus/tsdb"
 	"github.com/prometheus/prometheus/tsdb/index"
 
 	"github.com/vispyr/vispyr/internal/metrics/seriesindex"
@@ -36,7 +34,7 @@ func TestStatsAsPrometheusHead(t *testing.T) {
 // Prometheus's head, before and after both truncate their oldest range.
 func TestNumChunksAsPrometheusHead(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	own, prom := newOwn(t), newPrometheusWith(t, reg)
+	own, prom := newOwn(t), newPrometheusHead(t, reg, 0)
 	load(t, own, prom, 5)
 	want := gaugeValue(t, reg, "prometheus_tsdb_head_chunks")
 	if got := own.NumChunks(); got != want || int64(got) <= int64(own.NumSeries()) {
@@ -52,22 +50,6 @@ func TestNumChunksAsPrometheusHead(t *testing.T) {
 	if got, want2 := own.NumChunks(), gaugeValue(t, reg, "prometheus_tsdb_head_chunks"); got != want2 || want2 >= want {
 		t.Errorf("truncated at %d: own head has %d chunks, Prometheus's %d (%d before)", mint, got, want2, want)
 	}
-}
-
-func newPrometheusWith(t testing.TB, reg prometheus.Registerer) *tsdb.Head {
-	t.Helper()
-	opts := tsdb.DefaultHeadOptions()
-	opts.ChunkDirRoot = t.TempDir()
-	opts.IsolationDisabled = true
-	h, err := tsdb.NewHead(reg, nil, nil, nil, opts, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { h.Close() })
-	if err := h.Init(math.MinInt64); err != nil {
-		t.Fatal(err)
-	}
-	return h
 }
 
 func gaugeValue(t *testing.T, g prometheus.Gatherer, name string) int {

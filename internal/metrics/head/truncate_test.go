@@ -17,7 +17,7 @@ import (
 // before, at and after the truncation times.
 func TestTruncateAsPrometheusHead(t *testing.T) {
 	own, _ := newOwnRange(t, hour)
-	prom := newPrometheusRange(t, hour)
+	prom := newPrometheusHead(t, nil, hour)
 	ctx := context.Background()
 	series := []labels.Labels{labels.FromStrings("s", "a"), labels.FromStrings("s", "b")}
 	for _, db := range []storage.Appendable{own, prom} {
@@ -106,7 +106,7 @@ func TestCommitAfterTruncationRefusesDroppedTimes(t *testing.T) {
 // removal, as Prometheus's head refuses it.
 func TestRemovedSeriesDoNotSwallowSamples(t *testing.T) {
 	own, _ := newOwnRange(t, hour)
-	prom := newPrometheusRange(t, hour)
+	prom := newPrometheusHead(t, nil, hour)
 	ctx := context.Background()
 	x, y := labels.FromStrings("s", "x"), labels.FromStrings("s", "y")
 	var xref [2]storage.SeriesRef

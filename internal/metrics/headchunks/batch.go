@@ -13,9 +13,10 @@ const window = 16
 // for its series' record and then its open chunk to come from memory, and
 // the unlock after it (a fenced instruction) waits again for its writes to
 // those lines: the misses queue up one behind the other. A Batch takes the
-// window's stripe locks at once (in ascending order, as Truncate and Compact
-// take them all), reads the records, then the chunks' lines, so that their
-// misses overlap, and only then encodes the samples into lines in cache.
+// window's stripe locks at once (in ascending order, as the passes of
+// Truncate, Oldest and Compact take theirs), reads the records, then the
+// chunks' lines, so that their misses overlap, and only then encodes the
+// samples into lines in cache.
 //
 // A Batch is used by one goroutine; its zero value is not ready, Buffer.Batch
 // makes one. Call Flush once every sample is added.
